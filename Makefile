@@ -1,0 +1,28 @@
+# Two commands do all the set-up on a fresh Debian machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench fuzz clean
+
+$(BIN)/appliance: pyproject.toml
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,fuzz]'
+	touch $@
+
+demo: $(BIN)/appliance
+	$(BIN)/appliance demo
+
+test: $(BIN)/appliance
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/appliance
+	$(BIN)/python benchmarks/run.py
+
+fuzz: $(BIN)/appliance
+	$(BIN)/python tests/fuzz/fuzz_verify.py -max_total_time=3600
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

@@ -1,0 +1,72 @@
+"""The ``appliance`` command: a thin layer over the Python API.
+
+Exit statuses follow spec LC1 s.7: usage errors and unreadable trust data exit 64
+(argparse's default of 2 would collide with UNVERIFIABLE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from appliance import __version__
+from appliance.commands import COMMAND_MODULES
+from appliance.errors import ApplianceError, UsageError
+
+EXIT_USAGE = 64
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser that raises instead of exiting 2 on bad usage."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="appliance", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # command not built yet on this branch
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"appliance {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ApplianceError as e:
+        print(f"appliance {args.command}: {e}", file=sys.stderr)
+        return getattr(e, "exit_status", 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

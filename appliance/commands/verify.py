@@ -1,0 +1,126 @@
+"""``appliance verify``: the command-line contract of spec LC1 s.7."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from appliance.errors import UsageError
+from appliance.reasons import Outcome, Reason
+from appliance.verifier import Verdict
+
+EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE = 0, 1, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "verify", help="verify QR texts or images of QR codes",
+        description="Verify licence QR texts offline. Exit 0 all PASS, 1 any FAIL, "
+        "2 any UNVERIFIABLE and none FAIL, 64 bad usage or unreadable trust data.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--trust-source", type=Path, metavar="FILE",
+                     help="trust source JSON (authoring check: no staleness, not audited)")
+    src.add_argument("--config", type=Path, metavar="FILE",
+                     help="device configuration: use the synced trust store, audit")
+    p.add_argument("--at", metavar="ISO8601", help="evaluate at this instant (clock trusted)")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.add_argument("--image", action="extend", nargs="+", type=Path, default=[],
+                   metavar="PATH", help="decode the QR codes in an image file first")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="QR text; '-' reads lines from stdin")
+    p.set_defaults(func=run)
+
+
+def parse_instant(value: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(f"--at is not an ISO 8601 time: {value!r}") from e
+    if parsed.tzinfo is None:
+        raise UsageError("--at needs a time zone, e.g. 2026-05-28T20:26:40Z")
+    return parsed.timestamp()
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[tuple[str | None, str | None]]:
+    """(file, text) pairs in input order; text None means an image with no code."""
+    for path in args.image:
+        from appliance.scanner import decode_image_file
+
+        texts = decode_image_file(path)
+        if not texts:
+            yield str(path), None
+        for text in texts:
+            yield str(path), text
+    for text in args.texts:
+        if text == "-":
+            for line in sys.stdin:
+                line = line.rstrip("\r\n")
+                if line:
+                    yield None, line
+        else:
+            yield None, text
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.texts and not args.image:
+        raise UsageError("give at least one TEXT, '-' or --image PATH")
+    if args.trust_source is None and args.config is None:
+        raise UsageError("give --trust-source FILE or --config FILE")
+    at = parse_instant(args.at) if args.at else None
+    verify_one = _verifier(args, at)
+    # Decode every image before printing anything, so an unreadable file exits 64 cleanly.
+    inputs = list(_inputs(args))
+    worst = EXIT_PASS
+    for file, text in inputs:
+        verdict = Verdict(Outcome.FAIL, Reason.NO_QR_FOUND) if text is None else verify_one(text)
+        _print(verdict, file, args.json)
+        if verdict.outcome is Outcome.FAIL:
+            worst = EXIT_FAIL
+        elif verdict.outcome is Outcome.UNVERIFIABLE and worst == EXIT_PASS:
+            worst = EXIT_UNVERIFIABLE
+    return worst
+
+
+def _verifier(args: argparse.Namespace, at: float | None):  # noqa: ANN202
+    from appliance.clock import FixedClock
+
+    if args.trust_source is not None:
+        from appliance.trust import load_trust_source
+        from appliance.verifier import Checkpoint, verify
+
+        trust = load_trust_source(args.trust_source)
+        checkpoint = Checkpoint(check_staleness=False)
+        if at is None:
+            import time
+
+            at = time.time()
+        now = at
+        return lambda text: verify(text, trust, now, checkpoint=checkpoint)
+
+    from appliance.compose import build_service
+    from appliance.config import load_config
+
+    config = load_config(args.config)
+    service = build_service(config)
+    if at is not None:
+        service._clock = FixedClock(at)  # noqa: SLF001 - --at fixes the instant by contract
+    return lambda text: service.verify(text, source="cli")
+
+
+def _print(verdict: Verdict, file: str | None, as_json: bool) -> None:
+    if as_json:
+        obj = verdict.to_json()
+        if file is not None:
+            obj["file"] = file
+        print(json.dumps(obj, ensure_ascii=False), flush=False)
+        return
+    parts = [str(verdict.outcome), str(verdict.reason), verdict.profile or "-"]
+    if verdict.credential is not None:
+        parts += [verdict.iss or "-", verdict.credential.typ, verdict.credential.no]
+    if file is not None:
+        parts.append(file)
+    print("\t".join(parts))

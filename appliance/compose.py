@@ -1,0 +1,51 @@
+"""The one place that picks adapters by name from the configuration.
+
+Everything else receives its collaborators; only this module knows which concrete
+trust store, clock and audit log a device uses.
+"""
+
+from __future__ import annotations
+
+from appliance.clock import FileTimeFloor, FloorClock
+from appliance.config import Config
+from appliance.service import AuditSink, VerificationService
+from appliance.trust_store import CurrentTrust
+from appliance.verifier import Checkpoint
+
+
+def device_checkpoint(config: Config) -> Checkpoint:
+    return Checkpoint(
+        accepted_types=frozenset(config.policy.accepted_types),
+        require_presentation_types=frozenset(config.policy.require_presentation_types),
+    )
+
+
+def device_clock(config: Config, trust: CurrentTrust) -> FloorClock:
+    floor = FileTimeFloor(config.paths.state_dir / "clock.json")
+
+    def sources() -> tuple[float | None, float | None]:
+        try:
+            published = trust().published_at
+        except Exception:  # noqa: BLE001 - no data yet: the build time still bounds the clock
+            published = None
+        return floor.last_synchronised(), published
+
+    return FloorClock(sources)
+
+
+def open_audit(config: Config) -> AuditSink:
+    from appliance.audit import open_audit_log
+
+    return open_audit_log(config)
+
+
+def build_service(config: Config, audit: AuditSink | None = None) -> VerificationService:
+    trust = CurrentTrust(config.trust_dir)
+    trust()  # fail early with a clear message when nothing is installed
+    return VerificationService(
+        trust=trust,
+        clock=device_clock(config, trust),
+        checkpoint=device_checkpoint(config),
+        audit=audit if audit is not None else open_audit(config),
+        audit_required=config.audit.required,
+    )

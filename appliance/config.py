@@ -1,0 +1,214 @@
+"""One TOML configuration read into frozen dataclasses with validated defaults.
+
+Units live in key names (``interval_minutes``, ``clock_skew_s``). Unknown keys are
+rejected with the dotted key named, so a typo never silently falls back to a default.
+Secrets (fleet audit key, admin password hash) live in separate root-only files that
+the configuration names by path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str = "demo-device"
+    name: str = "Demo checkpoint"
+    # "kiosk": walk-up, pass/fail only; "inspector": holder details shown to an officer.
+    mode: str = "kiosk"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    state_dir: Path = Path("/var/lib/appliance")
+    # Root-only files: device signing key, fleet audit secret.
+    secrets_dir: Path = Path("/etc/appliance/secrets")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    # Licence types accepted at this checkpoint; empty means any (spec LC1 s.5 step 7).
+    accepted_types: tuple[str, ...] = ()
+    # Types that must be shown as live LP1 presentations, added to the trust data's list.
+    require_presentation_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    # "picamera2" (Pi), "images" (a folder of pictures, looped), "video" (a file), "none".
+    source: str = "images"
+    images_dir: Path = Path("demo/frames")
+    video_file: Path | None = None
+    width: int = 640
+    height: int = 480
+    fps: float = 10.0
+    loop: bool = True
+    # "images": how many frames each picture stays in view.
+    frames_per_image: int = 10
+    # "picamera2": continuous autofocus where the module has it (Camera Module 3).
+    autofocus: bool = True
+    # "picamera2": stops below auto exposure, so bright phone screens keep their modules.
+    exposure_ev_down: float = 1.0
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    # "zxing" (zxing-cpp), "zbar" (pyzbar) or "both" (one, then the other).
+    backend: str = "zxing"
+    # A code held in view gives one verdict; after it left the view this long it counts anew.
+    repeat_after_absent_s: float = 2.0
+    # Optional keyboard-wedge or CDC serial scanner, e.g. "/dev/ttyACM0"; empty: none.
+    serial_device: str = ""
+
+
+@dataclass(frozen=True)
+class IndicatorConfig:
+    # "gpiozero" (real or mock pins chosen by gpiozero), "mock" (gpiozero MockFactory), "none".
+    backend: str = "mock"
+    green_pin: int = 17
+    red_pin: int = 27
+    amber_pin: int | None = 22
+    buzzer_pin: int | None = None
+    relay_pin: int | None = None
+    relay_pulse_s: float = 1.0
+    active_high: bool = True
+    verdict_hold_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    required: bool = True
+    checkpoint_every: int = 100
+    checkpoint_interval_s: float = 300.0
+    retention_days: int = 90
+    max_db_mb: int = 512
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    url: str = ""
+    root: Path | None = None
+    interval_minutes: float = 15.0
+    jitter_s: float = 60.0
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class UploadConfig:
+    url: str = ""
+    interval_minutes: float = 10.0
+    batch_size: int = 500
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    language: str = "th"
+    show_holder_details: bool = False
+    idle_after_s: float = 6.0
+    trusted_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    # Name of a file under secrets_dir holding the admin password hash (werkzeug format).
+    admin_password_file: str = "admin_password_hash"
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    indicator: IndicatorConfig = field(default_factory=IndicatorConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+
+    @property
+    def trust_dir(self) -> Path:
+        """Where sync installs trust data and verifiers read it."""
+        return self.paths.state_dir / "trust"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.paths.state_dir / "audit.db"
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a TOML configuration; relative paths resolve against its folder."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"configuration {path} is not valid TOML: {e}") from e
+    return config_from_mapping(raw, base_dir=Path(path).resolve().parent)
+
+
+def config_from_mapping(raw: dict[str, Any], base_dir: Path | None = None) -> Config:
+    return _build(Config, raw, prefix="", base_dir=base_dir)
+
+
+def _build(cls: type, raw: Any, prefix: str, base_dir: Path | None) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'} must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown configuration key '{prefix}{key}'")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        dotted = prefix + f.name
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = _build(hint, raw[f.name], dotted + ".", base_dir)
+        else:
+            values[f.name] = _coerce(hint, raw[f.name], dotted, base_dir)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, dotted: str, base_dir: Path | None) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(options[0], value, dotted, base_dir)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"configuration key '{dotted}' must be a list of strings")
+        return tuple(value)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"configuration key '{dotted}' must be a path string")
+        p = Path(value)
+        return base_dir / p if base_dir is not None and not p.is_absolute() else p
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"configuration key '{dotted}' must be true or false")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"configuration key '{dotted}' must be a non-negative number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"configuration key '{dotted}' must be a non-negative integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"configuration key '{dotted}' must be a string")
+        return value
+    raise ConfigError(f"configuration key '{dotted}' has an unsupported type")  # pragma: no cover

@@ -1,0 +1,99 @@
+"""COSE_Sign1 (RFC 9052) parsing with the structural limits of spec LC1 s.1.
+
+Verification is over the bytes received: the Sig_structure is built from the protected
+header and payload byte strings exactly as they arrived, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from appliance.credential.limits import MAX_CBOR_DEPTH
+
+ALG_ES256, ALG_EDDSA, ALG_PS256 = -7, -8, -37
+ALG_NAMES = {ALG_ES256: "ES256", ALG_EDDSA: "EdDSA", ALG_PS256: "PS256"}
+HEADER_ALG, HEADER_KID = 1, 4
+TAG_SIGN1, TAG_CWT = 18, 61
+
+
+class CoseError(ValueError):
+    """The bytes are not an acceptable COSE_Sign1."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sign1:
+    protected: bytes
+    protected_map: Mapping[Any, Any]
+    unprotected: Mapping[Any, Any]
+    payload: bytes
+    signature: bytes
+
+    def to_be_signed(self) -> bytes:
+        """``["Signature1", protected, h'', payload]`` in CBOR, from the received bytes."""
+        return b"".join((
+            b"\x84\x6aSignature1",
+            _bstr_head(len(self.protected)), self.protected,
+            b"\x40",
+            _bstr_head(len(self.payload)), self.payload,
+        ))
+
+
+def loads_exact(data: bytes, max_depth: int = MAX_CBOR_DEPTH) -> Any:
+    """Decode one CBOR item that spans all of ``data`` (trailing bytes are an error)."""
+    stream = io.BytesIO(data)
+    try:
+        item = cbor2.CBORDecoder(
+            stream, max_depth=max_depth, allow_duplicate_keys=False
+        ).decode()
+    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as e:
+        raise CoseError(f"not valid CBOR: {e}") from e
+    if stream.tell() != len(data):
+        raise CoseError("bytes after the CBOR item")
+    return item
+
+
+def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
+    """Parse an untagged or tag-18 COSE_Sign1 (and 61(18(...)) where a profile allows it)."""
+    item = loads_exact(data)
+    if allow_cwt_tag and isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
+        item = item.value
+        if not (isinstance(item, cbor2.CBORTag) and item.tag == TAG_SIGN1):
+            raise CoseError("CWT tag 61 must wrap a tag-18 COSE_Sign1")
+    if isinstance(item, cbor2.CBORTag):
+        if item.tag != TAG_SIGN1:
+            raise CoseError(f"unexpected CBOR tag {item.tag}")
+        item = item.value
+    if not isinstance(item, list | tuple) or len(item) != 4:
+        raise CoseError("COSE_Sign1 must be an array of four items")
+    protected, unprotected, payload, signature = item
+    if not isinstance(protected, bytes) or not isinstance(unprotected, Mapping):
+        raise CoseError("COSE_Sign1 headers have the wrong types")
+    if not isinstance(payload, bytes) or not isinstance(signature, bytes):
+        raise CoseError("COSE_Sign1 payload and signature must be byte strings")
+    protected_map = loads_exact(protected) if protected else {}
+    if not isinstance(protected_map, Mapping):
+        raise CoseError("protected header is not a map")
+    return Sign1(protected, protected_map, unprotected, payload, signature)
+
+
+def _bstr_head(n: int) -> bytes:
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    return b"\x5a" + n.to_bytes(4, "big")
+
+
+def encode_sign1(protected: Mapping[int, Any], payload: bytes, sign: Any) -> bytes:
+    """Build a tag-18 COSE_Sign1; ``sign(to_be_signed) -> signature`` (issuer tools, tests)."""
+    protected_bytes = cbor2.dumps(dict(protected))
+    envelope = Sign1(protected_bytes, protected, {}, payload, b"")
+    signature = sign(envelope.to_be_signed())
+    return cbor2.dumps(cbor2.CBORTag(TAG_SIGN1, [protected_bytes, {}, payload, signature]))

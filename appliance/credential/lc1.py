@@ -1,0 +1,202 @@
+"""LC1: the project's licence credential (spec ``lc1-credential.md``).
+
+CWT claims in a COSE_Sign1, zlib-compressed, Base45-encoded behind ``LC1:``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from appliance.credential.cose import (
+    ALG_EDDSA,
+    ALG_ES256,
+    HEADER_ALG,
+    HEADER_KID,
+    CoseError,
+    Sign1,
+    loads_exact,
+    parse_sign1,
+)
+from appliance.credential.limits import INT64_MAX, INT64_MIN, MAX_PHOTO_BYTES
+from appliance.credential.model import Credential, HolderKey, Opened, Rejection
+from appliance.credential.qrtext import decode_base45_zlib
+from appliance.reasons import Reason
+
+PREFIX = "LC1:"
+KID_BYTES = 8
+CTI_BYTES = 16
+SUPPORTED_ALGS = (ALG_ES256, ALG_EDDSA)
+
+CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_CNF = 1, 4, 5, 6, 7, 8
+CLAIM_STATUS, CLAIM_LICENCE = 65535, -65537
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+def open_sign1(cose_bytes: bytes) -> tuple[Sign1, int, bytes]:
+    """Parse the issuer's COSE_Sign1 and its protected alg and kid (spec LC1 s.1)."""
+    try:
+        sign1 = parse_sign1(cose_bytes)
+    except CoseError as e:
+        raise Rejection(Reason.MALFORMED_STRUCTURE, str(e)) from e
+    alg = sign1.protected_map.get(HEADER_ALG)
+    kid = sign1.protected_map.get(HEADER_KID)
+    if not isinstance(kid, bytes) or len(kid) != KID_BYTES:
+        raise Rejection(Reason.MALFORMED_STRUCTURE, "protected kid missing or not 8 bytes")
+    if alg is None or isinstance(alg, bool) or not isinstance(alg, int | str):
+        raise Rejection(Reason.MALFORMED_STRUCTURE, "protected alg missing")
+    if alg not in SUPPORTED_ALGS:
+        raise Rejection(Reason.UNSUPPORTED_ALGORITHM, f"alg {alg!r}")
+    return sign1, alg, kid
+
+
+def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
+    """CWT claims -> Credential; anything off gives ``MALFORMED_CLAIMS`` (spec LC1 s.2, s.3)."""
+    try:
+        claims = loads_exact(payload)
+    except CoseError as e:
+        raise _malformed(str(e)) from e
+    if not isinstance(claims, Mapping):
+        raise _malformed("payload is not a map")
+    iss = claims.get(CLAIM_ISS)
+    if iss is not None and not isinstance(iss, str):
+        raise _malformed("iss is not text")
+    cti = claims.get(CLAIM_CTI)
+    if not isinstance(cti, bytes) or len(cti) != CTI_BYTES:
+        raise _malformed("cti missing or not 16 bytes")
+    nbf = claims.get(CLAIM_NBF)
+    licence = claims.get(CLAIM_LICENCE)
+    if not isinstance(licence, Mapping):
+        raise _malformed("licence data missing")
+    status_uri, status_idx = _status(claims.get(CLAIM_STATUS))
+    cnf = claims.get(CLAIM_CNF)
+    return Credential(
+        profile=profile,
+        iss=iss,
+        exp=_int64(claims.get(CLAIM_EXP), "exp"),
+        iat=_int64(claims.get(CLAIM_IAT), "iat"),
+        nbf=None if nbf is None else _int64(nbf, "nbf"),
+        cti=cti,
+        typ=_text(licence, "typ", required=True),
+        no=_text(licence, "no", required=True),
+        nm=_text(licence, "nm", required=True),
+        nml=_text(licence, "nml"),
+        dob=_date(licence, "dob"),
+        cls=_text_list(licence.get("cls")),
+        vf=_date(licence, "vf"),
+        vu=_date(licence, "vu"),
+        ph=_photo(licence.get("ph")),
+        ext=_text_map(licence.get("ext")),
+        status_uri=status_uri,
+        status_idx=status_idx,
+        holder_key=None if cnf is None else parse_cnf(cnf),
+    )
+
+
+def parse_cnf(cnf: Any) -> HolderKey:
+    """Claim 8: ``{1: COSE_Key}``, P-256 (ES256) or Ed25519 (EdDSA) only (spec LP1 s.1)."""
+    if not isinstance(cnf, Mapping) or set(cnf) != {1} or not isinstance(cnf[1], Mapping):
+        raise _malformed("cnf is not {1: COSE_Key}")
+    key = cnf[1]
+    try:
+        if key.get(1) == 2 and set(key) == {1, -1, -2, -3} and key[-1] == 1:
+            x, y = key[-2], key[-3]
+            if not (isinstance(x, bytes) and isinstance(y, bytes) and len(x) == len(y) == 32):
+                raise _malformed("cnf EC2 coordinates are not 32 bytes")
+            numbers = ec.EllipticCurvePublicNumbers(
+                int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
+            )
+            return HolderKey("ES256", numbers.public_key())
+        if key.get(1) == 1 and set(key) == {1, -1, -2} and key[-1] == 6:
+            x = key[-2]
+            if not isinstance(x, bytes) or len(x) != 32:
+                raise _malformed("cnf OKP key is not 32 bytes")
+            return HolderKey("EdDSA", ed25519.Ed25519PublicKey.from_public_bytes(x))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise _malformed(f"cnf key invalid: {e}") from e
+    raise _malformed("cnf key is neither EC2 P-256 nor OKP Ed25519")
+
+
+def _status(value: Any) -> tuple[str | None, int | None]:
+    if value is None:
+        return None, None
+    entry = value.get("status_list") if isinstance(value, Mapping) else None
+    if not isinstance(entry, Mapping):
+        raise _malformed("status claim is not {'status_list': {...}}")
+    idx, uri = entry.get("idx"), entry.get("uri")
+    if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx <= INT64_MAX:
+        raise _malformed("status_list idx is not an unsigned integer")
+    if not isinstance(uri, str):
+        raise _malformed("status_list uri is not text")
+    return uri, idx
+
+
+def _int64(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _malformed(f"{name} missing or not an integer")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _malformed(f"{name} outside the signed 64-bit range")
+    return value
+
+
+def _text(licence: Mapping[Any, Any], key: str, required: bool = False) -> str | None:
+    value = licence.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise _malformed(f"licence {key} missing or not text")
+    return value
+
+
+def _date(licence: Mapping[Any, Any], key: str) -> str | None:
+    value = _text(licence, key)
+    if value is not None and not _DATE.match(value):
+        raise _malformed(f"licence {key} is not YYYY-MM-DD")
+    return value
+
+
+def _text_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise _malformed("licence cls is not a list of text")
+    return tuple(value)
+
+
+def _text_map(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise _malformed("licence ext is not a map of text to text")
+    return tuple(value.items())
+
+
+def _photo(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, bytes) or len(value) > MAX_PHOTO_BYTES:
+        raise _malformed("licence ph is not a byte string of at most 2,048 bytes")
+    return value
+
+
+def _malformed(detail: str) -> Rejection:
+    return Rejection(Reason.MALFORMED_CLAIMS, detail)
+
+
+class Lc1Profile:
+    name = "LC1"
+    prefix = PREFIX
+
+    def open(self, text: str) -> Opened:
+        sign1, alg, kid = open_sign1(decode_base45_zlib(text, PREFIX))
+        return Opened(self.name, sign1, alg, kid, parse_claims)
+
+
+PROFILE = Lc1Profile()

@@ -1,0 +1,37 @@
+"""Profiles register by QR-text prefix, so new formats never touch the verifier."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Protocol
+
+from appliance.credential.model import Opened
+
+
+class Profile(Protocol):
+    name: str
+    prefix: str
+
+    def open(self, text: str) -> Opened:
+        """Decode the outer layers; raise ``Rejection`` with the reason on failure."""
+        ...
+
+
+# One line per profile module; each exposes ``PROFILE``.
+PROFILE_MODULES: tuple[str, ...] = (
+    "appliance.credential.lc1",
+    # "appliance.credential.lp1",  (added with LP1)
+)
+
+
+@cache
+def profiles() -> tuple[Profile, ...]:
+    return tuple(importlib.import_module(name).PROFILE for name in PROFILE_MODULES)
+
+
+def find_profile(text: str) -> Profile | None:
+    for profile in profiles():
+        if text.startswith(profile.prefix):
+            return profile
+    return None

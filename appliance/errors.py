@@ -1,0 +1,40 @@
+"""One exception tree for real faults (bad config, corrupt trust data, lost camera, ...).
+
+Credential outcomes are never exceptions: they are verdicts with a reason code.
+Adapters wrap foreign exceptions with ``raise ... from e``; the CLI turns any
+``ApplianceError`` into one line and an exit status.
+"""
+
+
+class ApplianceError(Exception):
+    """Root of every fault the appliance reports to a person."""
+
+    exit_status = 1
+
+
+class ConfigError(ApplianceError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class TrustDataError(ApplianceError):
+    """A trust source or installed trust store is unreadable or invalid."""
+
+    exit_status = 64  # spec LC1 s.7: unreadable trust source
+
+
+class CameraError(ApplianceError):
+    """The frame source failed (missing, lost, unreadable)."""
+
+
+class AuditError(ApplianceError):
+    """The audit log could not be written or read."""
+
+
+class SyncError(ApplianceError):
+    """Trust-data sync or audit upload failed; the last good state is kept."""
+
+
+class UsageError(ApplianceError):
+    """The command line was used wrongly (exit status 64)."""
+
+    exit_status = 64

@@ -1,0 +1,1 @@
+"""sync: trust-data publishing and sync, audit upload, the receiving hub (import name appliance_sync)."""

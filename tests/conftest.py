@@ -1,0 +1,23 @@
+"""Shared fixtures: the external test data, a fake clock, temporary state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only shared test data (env APPLIANCE_SHARED_DATA, default ../shared/data).
+
+    Skips with a clear reason where it is absent, so a checkout without it still tests
+    everything else.
+    """
+    root = Path(os.environ.get("APPLIANCE_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if not root.is_dir():
+        pytest.skip(f"shared test data not found at {root} (set APPLIANCE_SHARED_DATA)")
+    return root

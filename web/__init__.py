@@ -1,0 +1,1 @@
+"""web: the Flask screens (import name appliance_web)."""
