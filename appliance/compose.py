@@ -6,8 +6,9 @@ trust store, clock and audit log a device uses.
 
 from __future__ import annotations
 
-from appliance.clock import FileTimeFloor, FloorClock
+from appliance.clock import Clock, FileTimeFloor, FloorClock
 from appliance.config import Config
+from appliance.errors import TrustDataError
 from appliance.service import AuditSink, VerificationService
 from appliance.trust_store import CurrentTrust
 from appliance.verifier import Checkpoint
@@ -26,7 +27,7 @@ def device_clock(config: Config, trust: CurrentTrust) -> FloorClock:
     def sources() -> tuple[float | None, float | None]:
         try:
             published = trust().published_at
-        except Exception:  # noqa: BLE001 - no data yet: the build time still bounds the clock
+        except TrustDataError:
             published = None
         return floor.last_synchronised(), published
 
@@ -39,12 +40,15 @@ def open_audit(config: Config) -> AuditSink:
     return open_audit_log(config)
 
 
-def build_service(config: Config, audit: AuditSink | None = None) -> VerificationService:
+def build_service(
+    config: Config, audit: AuditSink | None = None, clock: Clock | None = None
+) -> VerificationService:
+    """The device's verification service; ``clock`` overrides the trusted system clock."""
     trust = CurrentTrust(config.trust_dir)
     trust()  # fail early with a clear message when nothing is installed
     return VerificationService(
         trust=trust,
-        clock=device_clock(config, trust),
+        clock=clock if clock is not None else device_clock(config, trust),
         checkpoint=device_checkpoint(config),
         audit=audit if audit is not None else open_audit(config),
         audit_required=config.audit.required,

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from appliance.credential.signature import verify_signature
 from appliance.errors import TrustDataError
 from appliance.revocation import HashSet, StatusList
 
@@ -32,8 +32,6 @@ MAX_STATUS_LIST_BYTES = 128 * 1024 * 1024  # 1 billion 1-bit entries, or 128 mil
 UNKNOWN_STATUS_CHOICES = ("fail", "unverifiable", "pass")
 KEY_ALGS = ("ES256", "EdDSA", "PS256")
 
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,23 +49,7 @@ class IssuerKey:
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Check a COSE signature (raw r||s for ES256) over ``message``; never raises."""
-        try:
-            if self.alg == "EdDSA":
-                self.public_key.verify(signature, message)
-            elif self.alg == "ES256":
-                if len(signature) != 64:
-                    return False
-                der = encode_dss_signature(
-                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-                )
-                self.public_key.verify(der, message, _ECDSA_SHA256)
-            elif self.alg == "PS256":
-                self.public_key.verify(signature, message, _PSS, hashes.SHA256())
-            else:
-                return False
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return verify_signature(self.alg, self.public_key, message, signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +239,9 @@ def _parse_status_list(entry: Any, where: str) -> tuple[str, StatusList]:
     except (binascii.Error, ValueError, zlib.error) as e:
         raise TrustDataError(f"{where} ({uri}): lst is not base64url of zlib bytes") from e
     if len(data) > MAX_STATUS_LIST_BYTES or not inflater.eof:
-        raise TrustDataError(f"{where} ({uri}): lst is truncated or above {MAX_STATUS_LIST_BYTES} bytes")
+        raise TrustDataError(
+            f"{where} ({uri}): lst is truncated or above {MAX_STATUS_LIST_BYTES} bytes"
+        )
     return uri, StatusList(data, bits)
 
 

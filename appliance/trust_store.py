@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -81,7 +80,7 @@ class CurrentTrust:
 
     def __call__(self) -> TrustSnapshot:
         try:
-            target = os.readlink(self._trust_dir / CURRENT)
+            target = str((self._trust_dir / CURRENT).readlink())
         except OSError as e:
             if self._snapshot is not None:
                 return self._snapshot  # keep the last good data

@@ -129,7 +129,10 @@ def _verify_opened(
     if outcome is Outcome.FAIL:
         return fail(reason, cred)
     if opened.binding is not None:
-        holder_reason = opened.binding(cred, now, policy)
+        try:
+            holder_reason = opened.binding(cred, now, policy)
+        except Rejection as r:
+            holder_reason = r.reason
         if holder_reason is not None:
             return fail(holder_reason, cred)
     return Verdict(outcome, reason, opened.profile, opened.kid, key, cred, live)
@@ -162,9 +165,12 @@ def _decide(
 def _status(cred: Credential, trust: TrustSnapshot) -> Reason | None:
     if cred.cti is not None and hashlib.sha256(cred.cti).digest() in trust.revoked_cti:
         return Reason.REVOKED
-    if cred.iss is not None and len(trust.revoked_licences):
-        if licence_digest(cred.iss, cred.typ, cred.no) in trust.revoked_licences:
-            return Reason.REVOKED
+    if (
+        cred.iss is not None
+        and len(trust.revoked_licences)
+        and licence_digest(cred.iss, cred.typ, cred.no) in trust.revoked_licences
+    ):
+        return Reason.REVOKED
     if cred.status_uri is None:
         return None
     status_list = trust.status_lists.get(cred.status_uri)

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return worst
 
 
-def _verifier(args: argparse.Namespace, at: float | None):  # noqa: ANN202
+def _verifier(args: argparse.Namespace, at: float | None):
     from appliance.clock import FixedClock
 
     if args.trust_source is not None:
@@ -105,9 +105,7 @@ def _verifier(args: argparse.Namespace, at: float | None):  # noqa: ANN202
     from appliance.config import load_config
 
     config = load_config(args.config)
-    service = build_service(config)
-    if at is not None:
-        service._clock = FixedClock(at)  # noqa: SLF001 - --at fixes the instant by contract
+    service = build_service(config, clock=FixedClock(at) if at is not None else None)
     return lambda text: service.verify(text, source="cli")
 
 

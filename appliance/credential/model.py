@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from appliance.trust import Policy
 
 
-class Rejection(Exception):  # noqa: N818 - an outcome carried out of a stage, not a fault
+class Rejection(Exception):
     """Private to the core: a stage rejects a credential with one reason code."""
 
     def __init__(self, reason: Reason, detail: str = "") -> None:

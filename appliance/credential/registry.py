@@ -21,7 +21,7 @@ class Profile(Protocol):
 # One line per profile module; each exposes ``PROFILE``.
 PROFILE_MODULES: tuple[str, ...] = (
     "appliance.credential.lc1",
-    # "appliance.credential.lp1",  (added with LP1)
+    "appliance.credential.lp1",
 )
 
 

@@ -1,0 +1,134 @@
+"""``appliance trust-source``: build or extend a trust source file without editing JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from appliance.errors import UsageError
+
+if TYPE_CHECKING:
+    from appliance.trust_source import TrustSourceEditor
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("trust-source", help="build or extend a trust source file")
+    sub = p.add_subparsers(dest="ts_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        a = sub.add_parser(name, help=help_text)
+        a.add_argument("file", type=Path, metavar="TRUST.json")
+        return a
+
+    a = action("add-key", "add an issuer key (entry written by 'issuer keygen')")
+    a.add_argument("--entry", type=Path, required=True, help="KEY.trust.json from issuer keygen")
+    a.set_defaults(func=run_add_key)
+    a = action("key-status", "mark a key active or revoked")
+    a.add_argument("--kid", required=True)
+    a.add_argument("--status", choices=("active", "revoked"), required=True)
+    a.set_defaults(func=run_key_status)
+    a = action("revoke-credential", "revoke one credential (by QR text or cti)")
+    g = a.add_mutually_exclusive_group(required=True)
+    g.add_argument("--text", help="the credential's LC1 QR text")
+    g.add_argument("--cti", help="credential id, 32 hex digits")
+    a.set_defaults(func=run_revoke_credential)
+    a = action("revoke-licence", "revoke every credential of one licence")
+    for name in ("iss", "typ", "no"):
+        a.add_argument(f"--{name}", required=True)
+    a.set_defaults(func=run_revoke_licence)
+    a = action("set-status", "set one status-list entry (creates the list if new)")
+    a.add_argument("--uri", required=True)
+    a.add_argument("--index", type=int, required=True)
+    a.add_argument("--value", type=int, required=True, help="0 valid, 1 revoked, 2 suspended")
+    a.add_argument("--bits", type=int, choices=(1, 2, 4, 8), default=2)
+    a.set_defaults(func=run_set_status)
+    a = action("set-policy", "set policy values")
+    a.add_argument("--max-age-hours", type=float)
+    a.add_argument("--unknown-status", choices=("fail", "unverifiable", "pass"))
+    a.add_argument("--clock-skew-s", type=int)
+    a.add_argument("--presentation-window-s", type=int)
+    a.add_argument("--require-presentation-types", help="comma-separated licence types")
+    a.set_defaults(func=run_set_policy)
+
+
+def _edit(path: Path) -> TrustSourceEditor:
+    from appliance.trust_source import TrustSourceEditor
+
+    return TrustSourceEditor.open(path)
+
+
+def run_add_key(args: argparse.Namespace) -> int:
+    try:
+        entry = json.loads(args.entry.read_text())
+        iss, key = entry["iss"], entry["key"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{args.entry} is not a key entry from 'issuer keygen': {e}") from e
+    editor = _edit(args.file)
+    editor.add_key(iss, key, entry.get("name"))
+    editor.save(args.file)
+    return 0
+
+
+def run_key_status(args: argparse.Namespace) -> int:
+    editor = _edit(args.file)
+    editor.set_key_status(args.kid, args.status)
+    editor.save(args.file)
+    return 0
+
+
+def run_revoke_credential(args: argparse.Namespace) -> int:
+    if args.cti:
+        try:
+            cti = bytes.fromhex(args.cti)
+        except ValueError as e:
+            raise UsageError("--cti must be hex") from e
+    else:
+        cti = _cti_of(args.text)
+    editor = _edit(args.file)
+    editor.revoke_cti(cti)
+    editor.save(args.file)
+    return 0
+
+
+def _cti_of(text: str) -> bytes:
+    """The cti of an LC1 text, read without checking its signature (authoring only)."""
+    from appliance.credential import lc1
+    from appliance.credential.model import Rejection
+    from appliance.credential.qrtext import decode_base45_zlib
+
+    try:
+        sign1, _, _ = lc1.open_sign1(decode_base45_zlib(text, lc1.PREFIX))
+        cred = lc1.parse_claims(sign1.payload)
+    except Rejection as e:
+        raise UsageError(f"--text is not a readable LC1 credential: {e.reason}") from e
+    assert cred.cti is not None
+    return cred.cti
+
+
+def run_revoke_licence(args: argparse.Namespace) -> int:
+    editor = _edit(args.file)
+    editor.revoke_licence(args.iss, args.typ, args.no)
+    editor.save(args.file)
+    return 0
+
+
+def run_set_status(args: argparse.Namespace) -> int:
+    editor = _edit(args.file)
+    editor.set_status(args.uri, args.index, args.value, args.bits)
+    editor.save(args.file)
+    return 0
+
+
+def run_set_policy(args: argparse.Namespace) -> int:
+    editor = _edit(args.file)
+    types = None
+    if args.require_presentation_types is not None:
+        types = [t for t in args.require_presentation_types.split(",") if t]
+    editor.set_policy(max_age_hours=args.max_age_hours, unknown_status=args.unknown_status,
+                      clock_skew_s=args.clock_skew_s,
+                      presentation_window_s=args.presentation_window_s,
+                      require_presentation_types=types)
+    editor.save(args.file)
+    return 0
