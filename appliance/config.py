@@ -62,8 +62,9 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class ScannerConfig:
-    # "zxing" (zxing-cpp), "zbar" (pyzbar) or "both" (one, then the other).
-    backend: str = "zxing"
+    # "both" (zxing-cpp, then second looks incl. pyzbar: the measured winner, ADR 0003),
+    # "zxing" (zxing-cpp alone) or "zbar" (pyzbar alone).
+    backend: str = "both"
     # A code held in view gives one verdict; after it left the view this long it counts anew.
     repeat_after_absent_s: float = 2.0
     # Optional keyboard-wedge or CDC serial scanner, e.g. "/dev/ttyACM0"; empty: none.
@@ -120,6 +121,13 @@ class WebConfig:
     trusted_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     # Name of a file under secrets_dir holding the admin password hash (werkzeug format).
     admin_password_file: str = "admin_password_hash"
+    # Failed admin logins allowed per window before the login answers 429.
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
+    # Largest image accepted by "verify by image" (kilobytes).
+    max_upload_kb: int = 10240
+    # Verdicts of this session held in memory for the inspector view (never written).
+    history_size: int = 50
 
 
 @dataclass(frozen=True)
