@@ -49,7 +49,7 @@ _NOT_APPLICABLE = {
 }
 
 
-def _public_key(jwk: dict):  # noqa: ANN202 - cryptography key of either kind
+def _public_key(jwk: dict):
     def b(name: str) -> bytes:
         if name + "_hex" in jwk:
             return bytes.fromhex(jwk[name + "_hex"])
@@ -76,7 +76,7 @@ def _cose_cases(vectors: Path) -> list[tuple[str, dict]]:
     return out
 
 
-def _verify_cose(data: bytes, public_key, alg_name: str) -> bool:  # noqa: ANN001
+def _verify_cose(data: bytes, public_key, alg_name: str) -> bool:
     try:
         sign1 = parse_sign1(data)
     except CoseError:

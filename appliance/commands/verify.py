@@ -48,9 +48,12 @@ def parse_instant(value: str) -> float:
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[str | None, str | None]]:
     """(file, text) pairs in input order; text None means an image with no code."""
     for path in args.image:
-        from appliance.scanner import decode_image_file
+        from appliance.scanner import ImageReadError, decode_image_file
 
-        texts = decode_image_file(path)
+        try:
+            texts = decode_image_file(path)
+        except ImageReadError as e:
+            raise UsageError(str(e)) from e
         if not texts:
             yield str(path), None
         for text in texts:

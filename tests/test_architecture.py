@@ -1,0 +1,25 @@
+"""The core imports nothing from the adapters (architecture: arrows point inwards)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE = ["appliance.verifier", "appliance.credential.lc1", "appliance.credential.lp1",
+        "appliance.trust", "appliance.revocation", "appliance.credential.registry"]
+ADAPTERS = ("picamera2", "pyzbar", "zxingcpp", "gpiozero", "flask", "sqlite_utils", "tuf",
+            "urllib3", "httpx", "numpy", "PIL", "appliance_web", "appliance_sync",
+            "appliance.camera", "appliance.scanner", "appliance.audit", "appliance.kiosk")
+
+
+def test_core_imports_no_adapter() -> None:
+    code = (
+        "import sys\n"
+        f"for m in {CORE!r}: __import__(m)\n"
+        "from appliance.credential.registry import profiles; profiles()\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {ADAPTERS!r} or m in {ADAPTERS!r}]\n"
+        "print(','.join(sorted(bad)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.strip()
+    assert out == "", f"core imported adapters: {out}"

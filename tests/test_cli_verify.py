@@ -1,0 +1,103 @@
+"""``appliance verify``: exit statuses, input forms and usage errors (spec LC1 s.7)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import segno
+from support import NOW, World
+
+from appliance.cli import main
+
+AT = "2027-01-15T08:00:00Z"  # NOW
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, Path]:
+    w = World()
+    w.editor.set_status("s", 1, 0)
+    path = tmp_path_factory.mktemp("trust") / "trust.json"
+    w.editor.save(path)
+    return w, path
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_exit_statuses(setup: tuple[World, Path]) -> None:
+    w, ts = setup
+    ok, expired = w.issue(), w.issue(exp=NOW - 10_000)
+    unknown = w.issue(status_uri="s", status_idx=99_999)
+    base = ["verify", "--trust-source", str(ts), "--at", AT]
+    assert main([*base, ok, ok]) == 0
+    assert main([*base, ok, unknown]) == 2
+    assert main([*base, unknown, expired]) == 1
+    assert main([*base, "garbage"]) == 1
+
+
+def test_stdin_lines_and_json_order(setup: tuple[World, Path]) -> None:
+    w, ts = setup
+    texts = [w.issue(), "nonsense", w.issue(exp=NOW - 10_000)]
+    proc = run("verify", "--trust-source", str(ts), "--at", AT, "--json", "-",
+               stdin="\n".join(texts) + "\n")
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["reason"] for r in rows] == ["OK", "UNKNOWN_FORMAT", "EXPIRED"]
+    assert proc.returncode == 1
+
+
+@pytest.mark.parametrize("args", [
+    [], ["verify"], ["verify", "--trust-source"], ["verify", "--nope", "x"],
+    ["verify", "--at", "yesterday", "--trust-source", "t.json", "LC1:A"],
+    ["verify", "--at", "2026-01-01T00:00:00", "--trust-source", "t.json", "LC1:A"],
+    ["verify", "--trust-source", "a.json", "--config", "b.toml", "LC1:A"],
+    ["verify", "--trust-source", "a.json"],
+    ["decode"],
+])
+def test_usage_errors_exit_64(args: list[str]) -> None:
+    proc = run(*args)
+    assert proc.returncode == 64, proc.stderr
+    assert proc.stderr.strip()
+
+
+def test_image_inputs(setup: tuple[World, Path], tmp_path: Path) -> None:
+    w, ts = setup
+    good = tmp_path / "good.png"
+    segno.make(w.issue(), error="m", micro=False).save(str(good), scale=5)
+    blank = tmp_path / "blank.png"
+    segno.make("x").save(str(tmp_path / "tmp.png"))
+    from PIL import Image
+
+    Image.new("L", (200, 200), 255).save(blank)
+    proc = run("verify", "--trust-source", str(ts), "--at", AT, "--json",
+               "--image", str(good), str(blank))
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["verdict"], r["reason"], r["file"]) for r in rows] == [
+        ("PASS", "OK", str(good)), ("FAIL", "NO_QR_FOUND", str(blank))]
+    assert proc.returncode == 1
+
+
+def test_unreadable_image_is_usage_error(setup: tuple[World, Path], tmp_path: Path) -> None:
+    _, ts = setup
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not an image")
+    proc = run("verify", "--trust-source", str(ts), "--image", str(bad))
+    assert proc.returncode == 64 and proc.stdout == ""
+    assert main(["verify", "--trust-source", str(ts), "--image",
+                 str(tmp_path / "missing.png")]) == 64
+
+
+def test_every_command_has_help() -> None:
+    from appliance.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, p in sub.choices.items():
+        assert p.description or p.format_help(), name
+        assert sub._choices_actions and any(c.dest == name and c.help for c in
+                                            sub._choices_actions), name
