@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from appliance.clock import Clock
-from appliance.errors import AuditError
+from appliance.errors import AuditError, TrustDataError
 from appliance.trust import TrustSnapshot
 from appliance.verifier import Checkpoint, Verdict, verify
 
@@ -53,6 +53,18 @@ class VerificationService:
         self._audit = audit or NullAudit()
         self._audit_required = audit_required
         self.audit_fault: str | None = None
+
+    def trust_is_stale(self) -> bool:
+        """Whether the installed trust data is past ``policy.max_age_hours`` on the trusted
+        clock (or missing): the indicator shows it before anyone presents a code."""
+        try:
+            trust = self._trust()
+        except TrustDataError:
+            return True
+        if trust.published_at is None:
+            return False  # a trust source file: authoring, never stale
+        reading = self._clock.read()
+        return reading.now - trust.published_at > trust.policy.max_age_hours * 3600
 
     def verify(self, text: str, source: str) -> Verdict:
         """Verify and audit; raises ``AuditUnavailable`` (no verdict) when audit is required."""

@@ -73,3 +73,22 @@ def cose(key: SigningKey, payload: bytes, *, protected: Any = None,
 
 def text(cose_bytes: bytes, prefix: str = "LC1:", compress: bool = True) -> str:
     return prefix + b45encode(zlib.compress(cose_bytes) if compress else cose_bytes)
+
+
+def qr_frame(text: str | None, width: int = 640, height: int = 480):
+    """A grey camera-sized frame (numpy uint8) showing ``text`` as a QR code, or empty."""
+    import io
+
+    import numpy as np
+    import segno
+    from PIL import Image
+
+    canvas = Image.new("L", (width, height), 200)
+    if text is not None:
+        buf = io.BytesIO()
+        segno.make(text, error="m", micro=False).save(buf, kind="png", scale=4, border=4)
+        code = Image.open(io.BytesIO(buf.getvalue())).convert("L")
+        side = min(width, height) - 40
+        code = code.resize((side, side), Image.NEAREST)
+        canvas.paste(code, ((width - side) // 2, (height - side) // 2))
+    return np.asarray(canvas, dtype=np.uint8).copy()

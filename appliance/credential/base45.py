@@ -1,13 +1,12 @@
 """Base45 (RFC 9285), written for speed on the verifier's hot path.
 
 The pure-Python ``base45`` package loops per character; this decoder maps characters
-with ``bytes.translate`` and builds 16-bit values from three strided slices, which is
-several times faster on a 400-character QR text (docs/adr/0004).
+with ``bytes.translate`` and does the arithmetic on big integers, so that no Python-level
+loop runs per triplet: about 3.8 us instead of 8.5 us for a 355-character QR text
+(docs/adr/0004).
 """
 
 from __future__ import annotations
-
-import struct
 
 ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _INVALID = 0xFF
@@ -29,18 +28,26 @@ def b45decode(text: str | bytes) -> bytes:
     if _INVALID in values:
         raise Base45Error("character outside the Base45 alphabet")
     full = n - n % 3
-    c0, c1, c2 = values[0:full:3], values[1:full:3], values[2:full:3]
-    words = [a + 45 * b + 2025 * c for a, b, c in zip(c0, c1, c2, strict=True)]
-    try:
-        out = struct.pack(f">{len(words)}H", *words)
-    except struct.error as e:
-        raise Base45Error("triplet value above 65535") from e
+    # Spread each triplet's three digits into 24-bit slots of three big integers, combine
+    # them with two multiplications (no slot can carry: 44 + 45*44 + 2025*44 < 2**24),
+    # then read the 16-bit words back out of the slots. All loops run in C.
+    slots = bytearray(full)
+    digits = []
+    for offset in range(3):
+        slots[2::3] = values[offset:full:3]
+        digits.append(int.from_bytes(slots, "big"))
+    words = (digits[0] + 45 * digits[1] + 2025 * digits[2]).to_bytes(full, "big")
+    if any(words[0::3]):
+        raise Base45Error("triplet value above 65535")
+    out = bytearray(2 * (full // 3))
+    out[0::2] = words[1::3]
+    out[1::2] = words[2::3]
     if n % 3 == 2:
         last = values[full] + 45 * values[full + 1]
         if last > 255:
             raise Base45Error("final pair value above 255")
-        out += bytes((last,))
-    return out
+        out.append(last)
+    return bytes(out)
 
 
 def b45encode(data: bytes) -> str:

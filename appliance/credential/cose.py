@@ -20,6 +20,11 @@ ALG_NAMES = {ALG_ES256: "ES256", ALG_EDDSA: "EdDSA", ALG_PS256: "PS256"}
 HEADER_ALG, HEADER_KID = 1, 4
 TAG_SIGN1, TAG_CWT = 18, 61
 
+# Concrete CBOR container types (cbor2 6 gives frozendict/tuple inside tags). Checking
+# concrete types is several times cheaper than the Mapping/Sequence ABCs on the hot path.
+MAP_TYPES: tuple[type, ...] = (dict, getattr(cbor2, "frozendict", dict))
+ARRAY_TYPES: tuple[type, ...] = (list, tuple)
+
 
 class CoseError(ValueError):
     """The bytes are not an acceptable COSE_Sign1."""
@@ -68,15 +73,15 @@ def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
         if item.tag != TAG_SIGN1:
             raise CoseError(f"unexpected CBOR tag {item.tag}")
         item = item.value
-    if not isinstance(item, list | tuple) or len(item) != 4:
+    if not isinstance(item, ARRAY_TYPES) or len(item) != 4:
         raise CoseError("COSE_Sign1 must be an array of four items")
     protected, unprotected, payload, signature = item
-    if not isinstance(protected, bytes) or not isinstance(unprotected, Mapping):
+    if not isinstance(protected, bytes) or not isinstance(unprotected, MAP_TYPES):
         raise CoseError("COSE_Sign1 headers have the wrong types")
     if not isinstance(payload, bytes) or not isinstance(signature, bytes):
         raise CoseError("COSE_Sign1 payload and signature must be byte strings")
     protected_map = loads_exact(protected) if protected else {}
-    if not isinstance(protected_map, Mapping):
+    if not isinstance(protected_map, MAP_TYPES):
         raise CoseError("protected header is not a map")
     return Sign1(protected, protected_map, unprotected, payload, signature)
 

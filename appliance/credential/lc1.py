@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from appliance.credential.cose import (
     ALG_EDDSA,
     ALG_ES256,
+    ARRAY_TYPES,
     HEADER_ALG,
     HEADER_KID,
+    MAP_TYPES,
     CoseError,
     Sign1,
     loads_exact,
@@ -61,7 +63,7 @@ def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
         claims = loads_exact(payload)
     except CoseError as e:
         raise _malformed(str(e)) from e
-    if not isinstance(claims, Mapping):
+    if not isinstance(claims, MAP_TYPES):
         raise _malformed("payload is not a map")
     iss = claims.get(CLAIM_ISS)
     if iss is not None and not isinstance(iss, str):
@@ -71,7 +73,7 @@ def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
         raise _malformed("cti missing or not 16 bytes")
     nbf = claims.get(CLAIM_NBF)
     licence = claims.get(CLAIM_LICENCE)
-    if not isinstance(licence, Mapping):
+    if not isinstance(licence, MAP_TYPES):
         raise _malformed("licence data missing")
     status_uri, status_idx = _status(claims.get(CLAIM_STATUS))
     cnf = claims.get(CLAIM_CNF)
@@ -100,7 +102,7 @@ def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
 
 def parse_cnf(cnf: Any) -> HolderKey:
     """Claim 8: ``{1: COSE_Key}``, P-256 (ES256) or Ed25519 (EdDSA) only (spec LP1 s.1)."""
-    if not isinstance(cnf, Mapping) or set(cnf) != {1} or not isinstance(cnf[1], Mapping):
+    if not isinstance(cnf, MAP_TYPES) or set(cnf) != {1} or not isinstance(cnf[1], MAP_TYPES):
         raise _malformed("cnf is not {1: COSE_Key}")
     key = cnf[1]
     try:
@@ -125,8 +127,8 @@ def parse_cnf(cnf: Any) -> HolderKey:
 def _status(value: Any) -> tuple[str | None, int | None]:
     if value is None:
         return None, None
-    entry = value.get("status_list") if isinstance(value, Mapping) else None
-    if not isinstance(entry, Mapping):
+    entry = value.get("status_list") if isinstance(value, MAP_TYPES) else None
+    if not isinstance(entry, MAP_TYPES):
         raise _malformed("status claim is not {'status_list': {...}}")
     idx, uri = entry.get("idx"), entry.get("uri")
     if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx <= INT64_MAX:
@@ -163,7 +165,7 @@ def _date(licence: Mapping[Any, Any], key: str) -> str | None:
 def _text_list(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, ARRAY_TYPES) or not all(isinstance(v, str) for v in value):
         raise _malformed("licence cls is not a list of text")
     return tuple(value)
 
@@ -171,7 +173,7 @@ def _text_list(value: Any) -> tuple[str, ...]:
 def _text_map(value: Any) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
-    if not isinstance(value, Mapping) or not all(
+    if not isinstance(value, MAP_TYPES) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise _malformed("licence ext is not a map of text to text")

@@ -8,11 +8,18 @@ and a freshness window, checked by the binding the verifier calls after the LC1 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from appliance.credential import lc1
-from appliance.credential.cose import ALG_NAMES, HEADER_ALG, CoseError, loads_exact, parse_sign1
+from appliance.credential.cose import (
+    ALG_NAMES,
+    ARRAY_TYPES,
+    HEADER_ALG,
+    MAP_TYPES,
+    CoseError,
+    loads_exact,
+    parse_sign1,
+)
 from appliance.credential.limits import INT64_MAX, INT64_MIN
 from appliance.credential.model import BindingCheck, Credential, Opened, Rejection
 from appliance.credential.qrtext import decode_base45_zlib
@@ -35,7 +42,7 @@ def split(inflated: bytes) -> tuple[bytes, bytes]:
     except CoseError as e:
         raise Rejection(Reason.MALFORMED_STRUCTURE, str(e)) from e
     if (
-        not isinstance(pair, list | tuple)
+        not isinstance(pair, ARRAY_TYPES)
         or len(pair) != 2
         or not all(isinstance(part, bytes) for part in pair)
     ):
@@ -78,7 +85,7 @@ def _payload(payload: bytes) -> tuple[int, bytes]:
         claims = loads_exact(payload)
     except CoseError as e:
         raise Rejection(Reason.MALFORMED_CLAIMS, f"presentation payload: {e}") from e
-    if not isinstance(claims, Mapping) or claims.get(KEY_TYPE) != PAYLOAD_TYPE:
+    if not isinstance(claims, MAP_TYPES) or claims.get(KEY_TYPE) != PAYLOAD_TYPE:
         raise Rejection(Reason.MALFORMED_CLAIMS, "presentation payload is not an LP1 map")
     t, digest, nonce = claims.get(KEY_TIME), claims.get(KEY_HASH), claims.get(KEY_NONCE)
     if isinstance(t, bool) or not isinstance(t, int) or not INT64_MIN <= t <= INT64_MAX:
