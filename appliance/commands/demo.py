@@ -1,0 +1,212 @@
+"""``appliance demo``: the kiosk on this machine (see ``appliance.demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo", help="run a whole demo checkpoint on this machine (make demo)",
+        description="Generate demo keys and trust data (first run), publish and sync them "
+        "over loopback, print sample verdicts, then run the kiosk with a simulated camera, "
+        "simulated LEDs on a terminal line and the web screen.")
+    p.add_argument("--dir", type=Path, default=Path("demo"), help="demo workspace (default demo/)")
+    p.add_argument("--port", type=int, default=8080, help="web screen port on 127.0.0.1")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--no-web", action="store_true", help="do not start the web screen")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from appliance.demo import prepare_world, table
+
+    root: Path = args.dir.resolve()
+    world = prepare_world(root)
+    server, url = _serve_repository(root)
+    try:
+        config = _publish_and_sync(root, world, url, args.port)
+        service, audit = _service(config)
+        samples = world.samples()
+        rows = []
+        for sample in samples:
+            text = sample.make(time.time())
+            if text is None:
+                continue
+            v = service.verify(text, source="demo")
+            rows.append((sample.label, f"{v.outcome} {v.reason}", sample.expected))
+        print(table(rows), flush=True)
+        mismatches = [r for r in rows if r[1] != r[2]]
+        if mismatches:
+            print(f"\n{len(mismatches)} sample(s) did not give the expected verdict",
+                  file=sys.stderr)
+        return _run_kiosk(args, config, service, audit, samples, root)
+    finally:
+        server.shutdown()
+
+
+def _serve_repository(root: Path) -> tuple[Any, str]:
+    """Serve the signed repository as plain static files on loopback, as a CDN would."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    repo = root / "repo"
+    repo.mkdir(parents=True, exist_ok=True)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(Quiet, directory=str(repo)))
+    threading.Thread(target=server.serve_forever, daemon=True, name="demo-repo").start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def _publish_and_sync(root: Path, world: Any, url: str, web_port: int) -> Any:
+    from appliance.config import load_config
+    from appliance.demo import ensure_secrets, write_config
+    from appliance_sync.client import client_from_config
+    from appliance_sync.publisher import init_repository, load_source, update_repository
+
+    repo, keys, pin = root / "repo", root / "tuf-keys", root / "root.json"
+    if not (repo / "metadata").is_dir() or not any((repo / "metadata").iterdir()):
+        init_repository(repo, keys, pin)
+    version = update_repository(repo, keys, load_source(world.trust_source), expires_hours=72)
+    ensure_secrets(root)
+    config = load_config(write_config(root, url, web_port))
+    result = client_from_config(config).sync_once()
+    print(f"published trust data version {version}; {result.describe()}", flush=True)
+    return config
+
+
+def _service(config: Any) -> tuple[Any, Any]:
+    from appliance.audit import open_audit_log
+    from appliance.compose import build_service
+
+    audit = open_audit_log(config)
+    return build_service(config, audit=audit), audit
+
+
+def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
+               samples: list, root: Path) -> int:
+    from appliance.demo import DemoCamera
+    from appliance.events import EventBus
+    from appliance.indicator import open_indicator
+    from appliance.kiosk import Kiosk, latency_percentiles
+    from appliance.scanner import FrameScanner, PresenceGate, make_decoder
+
+    bus = EventBus()
+    indicator = open_indicator(config.indicator)
+    camera = DemoCamera(samples)
+    kiosk = Kiosk(camera, FrameScanner(make_decoder(config.scanner.backend, live=True),
+                                       PresenceGate()),
+                  service, indicator, bus, show_holder=True,
+                  repeat_after_absent_s=config.scanner.repeat_after_absent_s)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    web = None if args.no_web else _start_web(config, service, bus, kiosk, audit)
+    status = threading.Thread(target=_status_line, args=(stop, kiosk, indicator, camera, bus),
+                              daemon=True, name="demo-status")
+    status.start()
+    if args.duration is not None:
+        threading.Timer(args.duration, stop.set).start()
+    print(f"\nkiosk running{'' if web is None else f'; web screen on {web}'} "
+          "(Ctrl-C to stop)", flush=True)
+    try:
+        kiosk.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        indicator.close()
+    p = latency_percentiles(kiosk.stats.latencies_s)
+    print(f"\n{kiosk.stats.verdicts} verdicts from {kiosk.stats.frames} frames; "
+          f"scan-to-LED p50 {p.get('p50_ms', 0):.1f} ms, p99 {p.get('p99_ms', 0):.1f} ms; "
+          f"audit log {root / 'state' / 'audit.db'}", flush=True)
+    return 0
+
+
+def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> str | None:
+    """The screens in this process, reading the kiosk through the in-process port."""
+    from werkzeug.serving import make_server
+
+    from appliance.compose import device_clock
+    from appliance.trust_store import CurrentTrust
+    from appliance_web import create_app
+    from appliance_web.ports import LocalKioskPort
+
+    trust = CurrentTrust(config.trust_dir)
+    port = LocalKioskPort(
+        service, bus,
+        device={"id": config.device.id, "name": config.device.name,
+                "mode": config.device.mode, "camera": "demo (simulated)"},
+        trust=trust, clock=device_clock(config, trust), show_holder=True,
+        decoder_backend=config.scanner.backend, history_size=config.web.history_size,
+        providers=_providers(config, kiosk, audit),
+        export=lambda since, until: _export(audit, since),
+    )
+    app = create_app(port, config)
+    try:
+        server = make_server(config.web.host, config.web.port, app, threaded=True)
+    except OSError as e:
+        print(f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
+              file=sys.stderr)
+        return None
+    threading.Thread(target=server.serve_forever, daemon=True, name="demo-web").start()
+    return f"http://{config.web.host}:{server.server_port}/"
+
+
+def _export(audit: Any, since: float | None) -> bytes:
+    import io
+
+    buf = io.StringIO()
+    audit.export(buf, since=since, fmt="jsonl")
+    return buf.getvalue().encode()
+
+
+def _providers(config: Any, kiosk: Any, audit: Any) -> dict[str, Any]:
+    try:
+        from appliance.device_status import device_providers
+    except ImportError:
+        def camera() -> dict[str, Any]:
+            return {"fps": round(kiosk.stats.fps, 1), "frames": kiosk.stats.frames}
+
+        return {"camera": camera}
+    return device_providers(config, kiosk=kiosk, audit=audit)
+
+
+_LAMP = {True: "\x1b[1m●\x1b[0m", False: "○"}
+
+
+def _status_line(stop: threading.Event, kiosk: Any, indicator: Any, camera: Any,
+                 bus: Any) -> None:
+    """LEDs and the last verdict on one live terminal line (a line per verdict if no TTY)."""
+    from appliance.indicator import lamp_states
+
+    last: dict[str, Any] = {}
+    bus.listen(lambda e: last.update(e) if e.get("type") == "verdict" else None)
+    tty = sys.stdout.isatty()
+    shown = None
+    colours = {"green": "\x1b[32m", "amber": "\x1b[33m", "red": "\x1b[31m"}
+    while not stop.wait(0.1):
+        lamps = lamp_states(indicator)
+        verdict = f"{last.get('outcome', '-')} {last.get('reason', '')}".strip()
+        in_view = camera.current.label if camera.current else "nothing in view"
+        if tty:
+            leds = " ".join(f"{colours[n]}{_LAMP[on]}\x1b[0m {n}" for n, on in lamps.items())
+            line = (f"\r\x1b[K[{leds}]  camera: {in_view:<34} last verdict: {verdict:<34} "
+                    f"{kiosk.stats.fps:4.1f} fps")
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        elif last.get("id") != shown and last:
+            shown = last.get("id")
+            print(f"verdict: {verdict} ({in_view})", flush=True)
