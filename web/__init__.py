@@ -1,1 +1,119 @@
-"""web: the Flask screens (import name appliance_web)."""
+"""The appliance's screens (import name ``appliance_web``): kiosk, inspector, status, admin.
+
+``create_app(port, config)`` builds the Flask application. It reads the kiosk only through
+``port`` (``appliance_web.ports.KioskPort``), so the same app runs against the real kiosk,
+the demo and tests. Holder details reach a page only where
+``appliance.events.holder_details_allowed`` says so for this device's configuration.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from appliance_web import security, system, views
+from appliance_web.ports import KioskPort
+from flask import Flask, render_template, request
+from flask_babel import Babel
+from werkzeug.exceptions import HTTPException
+
+from appliance import __version__
+from appliance.config import Config
+from appliance.events import holder_details_allowed
+
+LANGUAGES = {"th": "ไทย", "en": "English"}
+LANG_COOKIE = "lang"
+
+
+def select_locale() -> str:
+    from flask import current_app
+
+    asked = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    if asked in LANGUAGES:
+        return asked
+    default = current_app.config["APPLIANCE"].web.language
+    return default if default in LANGUAGES else "en"
+
+
+def create_app(
+    port: KioskPort,
+    config: Config,
+    *,
+    secret_key: bytes | None = None,
+    system_info: Callable[[], dict[str, Any]] | None = None,
+    testing: bool = False,
+) -> Flask:
+    app = Flask(__name__)
+    web = config.web
+    app.config.update(
+        APPLIANCE=config,
+        # A fresh key per start: admin sessions end with the process, nothing to store.
+        SECRET_KEY=secret_key or secrets.token_bytes(32),
+        TESTING=testing,
+        TRUSTED_HOSTS=list(web.trusted_hosts),
+        MAX_CONTENT_LENGTH=web.max_upload_kb * 1024 + 64 * 1024,
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        SESSION_COOKIE_NAME="appliance_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        # Secure: browsers keep Secure cookies on http://127.0.0.1 and localhost (secure
+        # contexts); another address must be served over TLS for the login to work.
+        SESSION_COOKIE_SECURE=True,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=30),
+        BABEL_DEFAULT_LOCALE=web.language if web.language in LANGUAGES else "en",
+        BABEL_DEFAULT_TIMEZONE="Asia/Bangkok",
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    Babel(app, locale_selector=select_locale)
+    app.extensions["kiosk_port"] = port
+    app.extensions["system_info"] = system_info or (
+        lambda: system.snapshot(config.paths.state_dir))
+    app.extensions["login_limiter"] = security.LoginLimiter(
+        web.login_max_failures, web.login_window_s)
+    security.install(app)
+
+    app.jinja_env.filters.update(
+        qr=views.qr_text, when=views.when, duration=views.duration,
+        licence_date=views.licence_date, outcome_word=views.outcome_word,
+        reason_text=views.reason_text, outcome_class=views.outcome_class,
+    )
+
+    app.jinja_env.globals["photo_data_url"] = views.photo_data_url
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {
+            "LANGUAGES": LANGUAGES, "current_lang": select_locale(), "version": __version__,
+            "device": config.device, "show_holder": holder_allowed(app),
+            "is_admin": security.is_admin(),
+        }
+
+    from appliance_web import admin, inspector, kiosk, status
+
+    app.register_blueprint(kiosk.bp)
+    app.register_blueprint(inspector.bp)
+    app.register_blueprint(status.bp)
+    app.register_blueprint(admin.bp)
+
+    @app.errorhandler(HTTPException)
+    def _error(e: HTTPException) -> Any:
+        if request.path.startswith(("/api/", "/healthz", "/metrics")):
+            return {"error": e.name, "status": e.code}, e.code
+        try:
+            return render_template("error.html", error=e), e.code
+        except Exception:
+            return f"{e.code} {e.name}", e.code, {"Content-Type": "text/plain; charset=utf-8"}
+
+    return app
+
+
+def holder_allowed(app: Flask) -> bool:
+    config: Config = app.config["APPLIANCE"]
+    return holder_details_allowed(config.device.mode, config.web.show_holder_details)
+
+
+def port_of(app: Flask) -> KioskPort:
+    return app.extensions["kiosk_port"]

@@ -1,0 +1,198 @@
+"""Admin screens: login, rate limit, CSRF on every POST, actions through the kiosk port."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from appliance_web.security import LoginLimiter
+from web_support import PASSWORD, Kit, make_app, make_kit
+
+ACTIONS = ["/admin/sync", "/admin/upload", "/admin/export", "/admin/types", "/admin/logout"]
+
+
+def token_from(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def calls() -> list[tuple]:
+    return []
+
+
+@pytest.fixture
+def kit(tmp_path: Path, calls: list[tuple]) -> Kit:
+    def export(since: float | None, until: float | None) -> bytes:
+        calls.append(("export", since, until))
+        return b'{"seq":1,"verdict":"PASS"}\n'
+
+    return make_kit(tmp_path, sync=lambda: calls.append(("sync",)) or "Sync started.",
+                    upload=lambda: calls.append(("upload",)) or "", export=export,
+                    on_accepted_types=lambda types: calls.append(("types", types)))
+
+
+@pytest.fixture
+def client(kit: Kit):
+    return make_app(kit).test_client()
+
+
+def login(client, password: str = PASSWORD):
+    token = token_from(client.get("/admin/login").get_data(as_text=True))
+    return client.post("/admin/login", data={"csrf_token": token, "password": password})
+
+
+def admin_token(client) -> str:
+    return token_from(client.get("/admin/").get_data(as_text=True))
+
+
+def test_admin_needs_login(client) -> None:
+    r = client.get("/admin/")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/admin/login")
+
+
+@pytest.mark.parametrize("path", ACTIONS)
+def test_admin_posts_need_login(client, calls: list, path: str) -> None:
+    client.get("/admin/login")
+    with client.session_transaction() as s:
+        token = s["csrf"]
+    r = client.post(path, data={"csrf_token": token})
+    assert r.status_code == 302 and r.headers["Location"].endswith(
+        "/admin/login" if path != "/admin/logout" else "/")
+    assert calls == []
+
+
+def test_wrong_password_then_right(client) -> None:
+    r = login(client, "wrong")
+    assert r.status_code == 401 and "Wrong password." in r.get_data(as_text=True)
+    r = login(client)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/admin/")
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "pi-bkk-007" in html and "Test checkpoint" in html
+
+
+def test_login_post_without_csrf_is_refused(client) -> None:
+    client.get("/admin/login")
+    r = client.post("/admin/login", data={"password": PASSWORD})
+    assert r.status_code == 400
+    assert client.get("/admin/").status_code == 302
+
+
+def test_login_rotates_the_session(client) -> None:
+    client.get("/admin/login")
+    with client.session_transaction() as s:
+        before = s["csrf"]
+    login(client)
+    with client.session_transaction() as s:
+        assert s.get("admin") is True
+        assert s.get("csrf") != before
+
+
+def test_login_rate_limit(client) -> None:
+    for _ in range(5):
+        assert login(client, "guess").status_code == 401
+    r = login(client)  # even the right password waits now
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) > 0
+    assert "Too many failed attempts" in r.get_data(as_text=True)
+
+
+def test_limiter_window_passes() -> None:
+    now = [0.0]
+    limiter = LoginLimiter(2, 60, clock=lambda: now[0])
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 61
+    assert limiter.retry_after("b") == 0  # per client
+    now[0] = 61
+    assert limiter.retry_after("a") == 0
+    for c in "bcdefghi":
+        limiter.failed(c)
+    assert limiter.retry_after("z") > 0  # and a global bound
+
+
+def test_login_disabled_without_password_file(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path)
+    (Path(kit.config.paths.secrets_dir) / "admin_password_hash").unlink()
+    client = make_app(kit).test_client()
+    r = login(client)
+    assert r.status_code == 403 and "disabled" in r.get_data(as_text=True)
+
+
+def test_sync_and_upload_through_the_port(client, calls: list) -> None:
+    login(client)
+    token = admin_token(client)
+    r = client.post("/admin/sync", data={"csrf_token": token}, follow_redirects=True)
+    assert "Sync started." in r.get_data(as_text=True)
+    r = client.post("/admin/upload", data={"csrf_token": token}, follow_redirects=True)
+    assert "Started." in r.get_data(as_text=True)
+    assert calls == [("sync",), ("upload",)]
+
+
+@pytest.mark.parametrize("path", ACTIONS)
+def test_every_admin_post_needs_csrf(client, calls: list, path: str) -> None:
+    login(client)
+    r = client.post(path, data={"types": "DL"})
+    assert r.status_code == 400
+    r = client.post(path, data={"types": "DL", "csrf_token": "x" * 43})
+    assert r.status_code == 400
+    assert calls == []
+    assert client.get("/admin/").status_code == 200  # still logged in
+
+
+def test_action_missing_on_this_device(tmp_path: Path) -> None:
+    client = make_app(make_kit(tmp_path)).test_client()
+    login(client)
+    token = admin_token(client)
+    r = client.post("/admin/sync", data={"csrf_token": token}, follow_redirects=True)
+    assert "not configured on this device" in r.get_data(as_text=True)
+    r = client.post("/admin/export", data={"csrf_token": token}, follow_redirects=True)
+    assert "not available" in r.get_data(as_text=True)
+
+
+def test_failing_action_is_reported(tmp_path: Path) -> None:
+    def broken() -> str:
+        raise RuntimeError("hub unreachable")
+
+    client = make_app(make_kit(tmp_path, upload=broken)).test_client()
+    login(client)
+    r = client.post("/admin/upload", data={"csrf_token": admin_token(client)},
+                    follow_redirects=True)
+    assert "hub unreachable" in r.get_data(as_text=True)
+
+
+def test_export_audit(client, calls: list) -> None:
+    login(client)
+    r = client.post("/admin/export", data={"csrf_token": admin_token(client),
+                                           "since": "2027-01-01", "until": "2027-01-15"})
+    assert r.status_code == 200 and r.mimetype == "application/x-ndjson"
+    assert "attachment" in r.headers["Content-Disposition"]
+    assert r.data == b'{"seq":1,"verdict":"PASS"}\n'
+    assert calls == [("export", 1798736400.0, 1800032400.0)]  # Thai days, end inclusive
+
+
+def test_set_accepted_types(client, kit: Kit, calls: list) -> None:
+    login(client)
+    token = admin_token(client)
+    r = client.post("/admin/types", data={"csrf_token": token, "types": "DL, TAXI"},
+                    follow_redirects=True)
+    assert "Accepted licence types saved." in r.get_data(as_text=True)
+    assert kit.port.accepted_types() == ("DL", "TAXI")
+    assert kit.service.checkpoint.accepted_types == frozenset({"DL", "TAXI"})
+    assert calls == [("types", ("DL", "TAXI"))]
+    assert kit.port.verify_text(kit.credential(typ="BOAT"))["reason"] == "TYPE_NOT_ACCEPTED"
+    r = client.post("/admin/types", data={"csrf_token": token, "types": "<script>"},
+                    follow_redirects=True)
+    assert "short names" in r.get_data(as_text=True)
+    assert kit.port.accepted_types() == ("DL", "TAXI")
+    client.post("/admin/types", data={"csrf_token": token, "types": ""})
+    assert kit.port.accepted_types() == ()
+
+
+def test_logout(client) -> None:
+    login(client)
+    r = client.post("/admin/logout", data={"csrf_token": admin_token(client)})
+    assert r.status_code == 302
+    assert client.get("/admin/").status_code == 302

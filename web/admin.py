@@ -1,0 +1,137 @@
+"""Administration behind a login: sync and upload now, audit export, accepted licence types,
+device identity. Every POST carries a CSRF token (checked in ``security``)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from appliance_web import port_of, security
+from appliance_web.ports import PortUnavailable
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext
+
+log = logging.getLogger(__name__)
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")
+MAX_TYPES = 32
+BANGKOK = timezone(timedelta(hours=7), "ICT")  # export days are Thai days (no DST)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    limiter: security.LoginLimiter = current_app.extensions["login_limiter"]
+    client = request.remote_addr or "?"
+    if request.method == "GET":
+        return render_template("admin_login.html", error=None)
+    wait = limiter.retry_after(client)
+    if wait:
+        error = gettext("Too many failed attempts. Try again in %(n)d seconds.", n=wait)
+        response = current_app.make_response(
+            (render_template("admin_login.html", error=error), 429))
+        response.headers["Retry-After"] = str(wait)
+        return response
+    ok = security.check_admin_password(request.form.get("password", "")[:1024])
+    if ok is None:
+        error = gettext("Admin login is disabled: no admin password is provisioned.")
+        return render_template("admin_login.html", error=error), 403
+    if not ok:
+        limiter.failed(client)
+        log.warning("failed admin login from %s", client)
+        return render_template("admin_login.html", error=gettext("Wrong password.")), 401
+    limiter.succeeded(client)
+    security.login_session()
+    log.info("admin login from %s", client)
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    from flask import session
+
+    session.clear()
+    return redirect(url_for("kiosk.home"))
+
+
+@bp.get("/")
+@security.admin_required
+def index() -> str:
+    port = port_of(current_app)
+    status = port.status()
+    return render_template("admin.html", s=status, accepted=port.accepted_types(),
+                           config=current_app.config["APPLIANCE"])
+
+
+def _action(name: str) -> Any:
+    port = port_of(current_app)
+    try:
+        message = port.trigger_sync() if name == "sync" else port.trigger_upload()
+        flash(message or gettext("Started."), "ok")
+    except PortUnavailable as e:
+        flash(str(e), "error")
+    except Exception as e:
+        log.warning("admin %s failed: %s", name, e)
+        flash(gettext("Failed: %(error)s", error=str(e)), "error")
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/sync")
+@security.admin_required
+def sync() -> Any:
+    return _action("sync")
+
+
+@bp.post("/upload")
+@security.admin_required
+def upload() -> Any:
+    return _action("upload")
+
+
+def _day(value: str | None, end: bool = False) -> float | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=BANGKOK)
+    except ValueError:
+        return None
+    return day.timestamp() + (86400 if end else 0)
+
+
+@bp.post("/export")
+@security.admin_required
+def export() -> Any:
+    since, until = _day(request.form.get("since")), _day(request.form.get("until"), end=True)
+    try:
+        data = port_of(current_app).export_audit(since, until)
+    except PortUnavailable as e:
+        flash(str(e), "error")
+        return redirect(url_for("admin.index"))
+    name = "audit-{}.jsonl".format(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    return Response(data, mimetype="application/x-ndjson",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.post("/types")
+@security.admin_required
+def types() -> Any:
+    raw = request.form.get("types", "")
+    chosen = [t for t in re.split(r"[\s,]+", raw) if t]
+    bad = [t for t in chosen if not TYPE_NAME.match(t)]
+    if bad or len(chosen) > MAX_TYPES:
+        flash(gettext("Licence types are short names of letters, digits, '.', '_' or '-'."),
+              "error")
+        return redirect(url_for("admin.index"))
+    port_of(current_app).set_accepted_types(chosen)
+    flash(gettext("Accepted licence types saved."), "ok")
+    return redirect(url_for("admin.index"))

@@ -1,0 +1,110 @@
+"""The citizen's screen: idle prompt, then the verdict in large type; live by Server-Sent Events.
+
+The page carries all three verdict panels pre-rendered (words, icon, colour); the script
+(static/kiosk.js, no inline script) shows one and fills the reason and, where allowed,
+holder details with ``textContent`` only. The event stream sends texts already translated
+into the viewer's language.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from appliance_web import LANG_COOKIE, LANGUAGES, holder_allowed, port_of, views
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+from flask_babel import gettext
+
+from appliance.reasons import Reason
+
+bp = Blueprint("kiosk", __name__)
+KEEPALIVE_S = 15.0
+
+
+@bp.get("/")
+def home() -> str:
+    return render_template("home.html")
+
+
+@bp.get("/kiosk")
+def screen() -> str:
+    cfg = current_app.config["APPLIANCE"]
+    return render_template("kiosk.html", idle_after_s=cfg.web.idle_after_s)
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str) -> Response:
+    target = request.args.get("next", "/")
+    # Same-site paths only: no open redirect through the language switch.
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = "/"
+    response = make_response(redirect(target))
+    if code in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="Strict",
+                            httponly=True)
+    return response
+
+
+def screen_view(event: dict[str, Any], reasons: dict[str, str], words: dict[str, str],
+                show_holder: bool) -> dict[str, Any]:
+    """What the kiosk script needs of one event, in the viewer's language."""
+    outcome = str(event.get("outcome"))
+    view: dict[str, Any] = {
+        "id": event.get("id"), "outcome": views.outcome_class(outcome),
+        "word": words.get(outcome, outcome),
+        "reason": reasons.get(str(event.get("reason")), reasons["?"]),
+        "code": str(event.get("reason")),
+        "live": bool(event.get("live")),
+    }
+    holder = event.get("holder") if show_holder else None
+    if holder:
+        view["holder"] = {
+            "name": views.qr_text(holder.get("nm")),
+            "name_latin": views.qr_text(holder.get("nml")),
+            "type": views.qr_text(event.get("typ"), 40),
+            "classes": views.qr_text(", ".join(str(c) for c in holder.get("cls") or []), 80),
+            "valid_until": views.licence_date(holder.get("vu")),
+            "photo": views.photo_data_url(event),
+        }
+    return view
+
+
+@bp.get("/kiosk/events")
+def events() -> Response:
+    port = port_of(current_app)
+    show_holder = holder_allowed(current_app)
+    # Translate now, in the request: the stream outlives the request context.
+    reasons = {str(r): views.reason_text(r) for r in Reason}
+    reasons["?"] = gettext("Unknown reason.")
+    words = {o: views.outcome_word(o) for o in ("PASS", "FAIL", "UNVERIFIABLE")}
+    stream = port.events(KEEPALIVE_S)
+
+    def generate() -> Iterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            for event in stream:
+                if event is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                if event.get("type") != "verdict":
+                    continue
+                data = json.dumps(screen_view(event, reasons, words, show_holder),
+                                  ensure_ascii=True)
+                yield f"event: verdict\ndata: {data}\n\n"
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    return Response(generate(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
