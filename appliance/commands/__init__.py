@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.commands.sync",
     "appliance.commands.publish",
     "appliance.commands.audit",
+    "appliance.commands.device",
     "appliance.commands.upload",
     "appliance.commands.hub",
     "appliance.commands.web",

@@ -1,0 +1,34 @@
+"""``appliance device keygen``: the device's Ed25519 key, for enrolment at the audit hub."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "device", help="device identity (signing key for audit checkpoints and uploads)",
+        description="Device identity. 'keygen' creates the Ed25519 device key if absent "
+        "(0600 under [paths] secrets_dir) and prints its public key PEM for enrolment.",
+    )
+    sub = p.add_subparsers(dest="device_command", metavar="ACTION", parser_class=type(p))
+    sub.required = True
+    kg = sub.add_parser("keygen", help="create the device key if absent; print the public key")
+    kg.add_argument("--config", type=Path, required=True, metavar="FILE",
+                    help="device configuration")
+    kg.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from appliance.config import load_config
+    from appliance.device_identity import ensure_identity, private_key_path
+
+    config = load_config(args.config)
+    identity, created = ensure_identity(config)
+    if created:
+        print(f"created device key {private_key_path(config)}", file=sys.stderr)
+    print(identity.public.pem, end="")
+    return 0

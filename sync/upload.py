@@ -1,0 +1,168 @@
+"""The uploader: audit records to the hub in signed batches, without loss or double counting.
+
+A batch is the oldest contiguous run of records not yet uploaded, signed by the device key
+and identified by (device id, log id, seq range); the hub stores each record once however
+often a batch arrives. Records are marked uploaded only after the hub acknowledged exactly
+that range, so a crash, a timeout or a lost answer just means the batch is sent again.
+Failures back off exponentially with jitter; every request has a timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+from appliance.audit import AuditLog, canonical
+from appliance.device_identity import DeviceIdentity
+from appliance.errors import SyncError
+
+log = logging.getLogger(__name__)
+
+BATCH_PATH = "/v1/batches"
+MAX_RESPONSE_BYTES = 1 * 2**20
+
+
+class HubRejected(SyncError):
+    """The hub refused the batch (signature, enrolment, conflict): retrying will not help."""
+
+
+class HubClient:
+    """HTTP to the hub behind one method; connection and read timeouts on every call."""
+
+    def __init__(self, url: str, timeout_s: float = 30.0,
+                 pool: urllib3.PoolManager | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise SyncError(f"upload url must be http(s)://...: {url!r}")
+        self.url = url.rstrip("/") + BATCH_PATH
+        self.timeout = urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s)
+        self.pool = pool or urllib3.PoolManager(retries=False, timeout=self.timeout)
+
+    def post_batch(self, body: bytes) -> dict[str, Any]:
+        try:
+            resp = self.pool.request("POST", self.url, body=body, timeout=self.timeout,
+                                     headers={"Content-Type": "application/json"},
+                                     retries=False, preload_content=False)
+            try:
+                data = resp.read(MAX_RESPONSE_BYTES + 1)
+            finally:
+                resp.release_conn()
+        except urllib3.exceptions.HTTPError as e:
+            raise SyncError(f"hub unreachable: {e}") from e
+        if len(data) > MAX_RESPONSE_BYTES:
+            raise SyncError("hub answer too large")
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            answer = {"error": data[:200].decode("utf-8", "replace")}
+        if resp.status == 200 and isinstance(answer, dict):
+            return answer
+        message = f"hub answered {resp.status}: {answer.get('error', answer)}"
+        if resp.status in (400, 401, 403, 409, 413):
+            raise HubRejected(message)
+        raise SyncError(message)
+
+
+@dataclass
+class UploadReport:
+    batches: int = 0
+    records: int = 0
+    duplicates: int = 0
+    gaps: list[Any] | None = None
+
+
+class Uploader:
+    def __init__(self, audit: AuditLog, identity: DeviceIdentity,
+                 client: HubClient | Callable[[bytes], dict[str, Any]],
+                 batch_size: int = 500, clock: Callable[[], float] = time.time) -> None:
+        self.audit = audit
+        self.identity = identity
+        self._post = client.post_batch if isinstance(client, HubClient) else client
+        self.batch_size = max(1, batch_size)
+        self._clock = clock
+
+    def make_batch(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]]
+                   ) -> bytes:
+        batch = {"type": "appliance-audit-batch-v1", "device_id": self.audit.device_id,
+                 "log_id": self.audit.log_id, "first_seq": records[0]["seq"],
+                 "last_seq": records[-1]["seq"], "records": records,
+                 "checkpoints": checkpoints, "sent_at": self._clock()}
+        payload = canonical(batch)
+        return json.dumps({"payload": base64.b64encode(payload).decode(),
+                           "signature": base64.b64encode(self.identity.sign(payload)).decode()}
+                          ).encode()
+
+    def upload_batch(self, report: UploadReport | None = None) -> int:
+        """Send the oldest pending batch; mark it once acknowledged. Returns records acked."""
+        records, checkpoints = self.audit.pending(self.batch_size)
+        if not records:
+            return 0
+        first, last = records[0]["seq"], records[-1]["seq"]
+        answer = self._post(self.make_batch(records, checkpoints))
+        if (answer.get("status") not in ("stored", "duplicate")
+                or answer.get("acked") != [first, last]
+                or answer.get("log_id") != self.audit.log_id):
+            raise SyncError(f"hub did not acknowledge seq {first}..{last}: {answer}")
+        self.audit.mark_uploaded(first, last, self._clock())
+        if report is not None:
+            report.batches += 1
+            report.records += len(records)
+            report.duplicates += int(answer.get("duplicates", 0))
+            report.gaps = answer.get("gaps") or None
+        log.debug("uploaded seq %d..%d (%s)", first, last, answer.get("status"))
+        return len(records)
+
+    def upload_pending(self, *, max_attempts: int | None = 5, base_delay_s: float = 1.0,
+                       max_delay_s: float = 60.0, sleep: Callable[[float], None] = time.sleep,
+                       rng: Callable[[], float] = random.random,
+                       stop: threading.Event | None = None) -> UploadReport:
+        """Upload until nothing is pending, retrying with backoff; ``SyncError`` if it gives up.
+
+        ``max_attempts`` counts consecutive failures (None: retry until stopped).
+        A hub rejection is not retried.
+        """
+        report, failures = UploadReport(), 0
+        while stop is None or not stop.is_set():
+            try:
+                if self.upload_batch(report) == 0:
+                    return report
+                failures = 0
+            except HubRejected:
+                raise
+            except SyncError as e:
+                failures += 1
+                if max_attempts is not None and failures >= max_attempts:
+                    raise SyncError(f"upload gave up after {failures} attempts: {e}") from e
+                delay = backoff_delay(failures, base_delay_s, max_delay_s, rng)
+                log.warning("upload failed (%s); retrying in %.1f s", e, delay)
+                sleep(delay)
+        return report
+
+    def run_forever(self, interval_s: float, jitter_s: float, stop: threading.Event,
+                    rng: Callable[[], float] = random.random) -> None:
+        """Periodic upload: every ``interval_s`` (+ jitter), backing off after failures."""
+        while not stop.is_set():
+            try:
+                report = self.upload_pending(max_attempts=None, max_delay_s=interval_s,
+                                             sleep=stop.wait, rng=rng, stop=stop)
+                if report.records:
+                    log.info("uploaded %d records in %d batches", report.records, report.batches)
+                self.audit.prune(self._clock())
+            except SyncError as e:
+                log.error("upload stopped: %s", e)
+            stop.wait(interval_s + jitter_s * rng())
+
+
+def backoff_delay(failures: int, base_s: float, cap_s: float,
+                  rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: between half and all of min(cap, base * 2^(n-1))."""
+    ceiling = min(cap_s, base_s * 2 ** min(failures - 1, 30))
+    return ceiling * (0.5 + 0.5 * rng())

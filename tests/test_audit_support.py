@@ -1,0 +1,114 @@
+"""Shared helpers for the audit, upload and hub tests (no tests here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from appliance.config import Config, config_from_mapping
+from appliance.credential import lc1
+from appliance.issuer import Claims, LicenceData, generate_key, issue
+from appliance.reasons import Outcome, Reason
+from appliance.trust_source import TrustSourceEditor
+from appliance.verifier import Verdict
+
+NOW = 1_800_000_000.0  # 2027-01-15, after the software's build time
+HOLDER_NAME = "Somchai Privatename"
+LICENCE_NO = "LIC-9876543210"
+ISS = "th.go.dlt"
+
+
+def make_config(tmp_path: Path, device_id: str = "kiosk-01", **audit) -> Config:
+    raw = {
+        "device": {"id": device_id},
+        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "secrets")},
+        "audit": audit,
+    }
+    return config_from_mapping(raw)
+
+
+class Scenario:
+    """A real issuer key, trust snapshot and credential texts."""
+
+    def __init__(self) -> None:
+        self.key = generate_key("EdDSA")
+        editor = TrustSourceEditor()
+        editor.add_key(ISS, self.key.trust_entry(), "Department of Land Transport")
+        self.trust = dataclasses.replace(editor.snapshot(), version=42, published_at=NOW - 60)
+
+    def text(self, number: str = LICENCE_NO, name: str = HOLDER_NAME) -> str:
+        claims = Claims(iss=ISS, licence=LicenceData(typ="car", no=number, nm=name),
+                        iat=int(NOW - 86400), exp=int(NOW + 365 * 86400))
+        return issue(self.key, claims)
+
+    def verdict(self, text: str | None = None) -> Verdict:
+        """A PASS verdict for a real, parsed credential (decoded by the LC1 profile)."""
+        opened = lc1.PROFILE.open(text or self.text())
+        cred = opened.parse_claims(opened.sign1.payload)
+        return Verdict(Outcome.PASS, Reason.OK, opened.profile, opened.kid,
+                       self.trust.keys[opened.kid], cred)
+
+
+def record_many(audit, scenario: Scenario, n: int, start: float = NOW, step: float = 1.0,
+                verdict: Verdict | None = None) -> list[int]:
+    v = verdict or scenario.verdict()
+    return [audit.append(audit.fields(v, "camera", scenario.trust), now=start + i * step)
+            for i in range(n)]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def find_postgres_dsn() -> str | None:
+    """APPLIANCE_TEST_POSTGRES_DSN, else the file .ci/setup.d/postgres.sh writes."""
+    import os
+
+    dsn = os.environ.get("APPLIANCE_TEST_POSTGRES_DSN")
+    if dsn:
+        return dsn
+    path = Path(os.environ.get("APPLIANCE_TEST_POSTGRES_DSN_FILE",
+                               "/var/lib/appliance-ci/postgres.dsn"))
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def device(tmp_path: Path, device_id: str, devices_dir: Path | None = None, **audit):
+    """A device's config, opened audit log and identity; its key enrolled when asked."""
+    from appliance.audit import open_audit_log
+    from appliance.device_identity import ensure_identity
+
+    config = make_config(tmp_path / device_id, device_id=device_id, **audit)
+    identity, _ = ensure_identity(config)
+    if devices_dir is not None:
+        from appliance_sync.hub import DeviceRegistry
+
+        DeviceRegistry(devices_dir).enrol(device_id, identity.public.pem)
+    return config, open_audit_log(config), identity
+
+
+class FlaskPoster:
+    """Posts batches through a Flask test client with HubClient's error semantics."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def __call__(self, body: bytes) -> dict:
+        from appliance.errors import SyncError
+        from appliance_sync.upload import HubRejected
+
+        resp = self.client.post("/v1/batches", data=body, content_type="application/json")
+        answer = resp.get_json()
+        if resp.status_code == 200:
+            return answer
+        if resp.status_code in (400, 401, 409):
+            raise HubRejected(f"{resp.status_code}: {answer}")
+        raise SyncError(f"{resp.status_code}: {answer}")
