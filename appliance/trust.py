@@ -14,7 +14,7 @@ import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,8 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
         except (binascii.Error, ValueError, UnsupportedAlgorithm) as e:
             raise TrustDataError(f"{where}: certificate is not base64 DER X.509: {e}") from e
         kid = compute_kid(der)
+    elif "jwk" in entry:
+        public_key, kid = jwk_public_key(entry["jwk"], f"{where}.jwk")
     else:
         pem = _text(entry.get("public_key"), f"{where}.public_key")
         try:
@@ -199,8 +201,10 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
         except (ValueError, UnsupportedAlgorithm) as e:
             raise TrustDataError(f"{where}: public_key is not a PEM public key") from e
         kid = compute_kid(public_key_der(public_key))
-    if kid.hex() != kid_hex:
-        raise TrustDataError(f"{where}: kid does not match the key (computed {kid.hex()})")
+    # A JWK's kid is its RFC 7638 thumbprint in base64url (SMART Health Cards), else hex.
+    computed = _b64url(kid) if "jwk" in entry else kid.hex()
+    if computed != kid_hex:
+        raise TrustDataError(f"{where}: kid does not match the key (computed {computed})")
     expected_type = {"ES256": ec.EllipticCurvePublicKey, "EdDSA": ed25519.Ed25519PublicKey,
                      "PS256": rsa.RSAPublicKey}[alg]
     if not isinstance(public_key, expected_type):
@@ -213,15 +217,60 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     types = entry.get("types", [])
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
         raise TrustDataError(f"{where}: types must be a list of text")
+    # A JWK carries no validity: unbounded unless the trust source bounds it (x5c is ignored).
     not_before = _instant(entry.get("not_before"), f"{where}.not_before",
-                          certificate.not_valid_before_utc if certificate else None)
+                          certificate.not_valid_before_utc if certificate
+                          else _JWK_NOT_BEFORE if "jwk" in entry else None)
     not_after = _instant(entry.get("not_after"), f"{where}.not_after",
-                         certificate.not_valid_after_utc if certificate else None)
+                         certificate.not_valid_after_utc if certificate
+                         else _JWK_NOT_AFTER if "jwk" in entry else None)
     return IssuerKey(
         kid=kid, iss=iss, issuer_name=name, alg=alg, public_key=public_key,
         not_before=not_before, not_after=not_after, revoked=status == "revoked",
         types=frozenset(types), certificate=certificate,
     )
+
+
+_JWK_NOT_BEFORE = datetime(1970, 1, 1, tzinfo=UTC)
+_JWK_NOT_AFTER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def jwk_public_key(jwk: Any, where: str) -> tuple[Any, bytes]:
+    """A public EC P-256 JWK -> (public key, RFC 7638 SHA-256 thumbprint, 32 bytes)."""
+    if not isinstance(jwk, dict):
+        raise TrustDataError(f"{where} must be a JSON Web Key object")
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+        raise TrustDataError(f"{where}: only EC P-256 keys are supported")
+    if "d" in jwk:
+        raise TrustDataError(f"{where}: holds a private key ('d'); give the public key only")
+    if jwk.get("alg", "ES256") != "ES256" or jwk.get("use", "sig") != "sig":
+        raise TrustDataError(f"{where}: alg must be ES256 and use 'sig'")
+    try:
+        x, y = (_unb64url(_text(jwk.get(c), f"{where}.{c}")) for c in ("x", "y"))
+        if len(x) != 32 or len(y) != 32:
+            raise ValueError("coordinates are not 32 bytes")
+        public_key = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
+        ).public_key()
+    except (binascii.Error, ValueError) as e:
+        raise TrustDataError(f"{where}: not a valid P-256 point: {e}") from e
+    members = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]}
+    thumbprint = hashlib.sha256(
+        json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    ).digest()
+    if "kid" in jwk and jwk["kid"] != _b64url(thumbprint):
+        raise TrustDataError(f"{where}.kid is not the key's thumbprint")
+    return public_key, thumbprint
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    if "=" in text:
+        raise ValueError("base64url must not be padded")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _parse_status_list(entry: Any, where: str) -> tuple[str, StatusList]:

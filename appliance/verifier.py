@@ -116,6 +116,8 @@ def _verify_opened(
         return fail(Reason.ISSUER_KEY_EXPIRED, cred)
     if key.types and cred.typ not in key.types:
         return fail(Reason.TYPE_NOT_ALLOWED_FOR_KEY, cred)
+    if opened.key_allows is not None and not opened.key_allows(key, cred):
+        return fail(Reason.TYPE_NOT_ALLOWED_FOR_KEY, cred)
     if cred.iss != key.iss:
         return fail(Reason.ISSUER_MISMATCH, cred)
     policy = trust.policy

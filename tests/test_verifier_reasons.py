@@ -57,7 +57,7 @@ def test_pass_es256_and_eddsa(world: World) -> None:
     assert check(world.issue(world.eddsa), world.trust()) == ("PASS", "OK")
 
 
-@pytest.mark.parametrize("t", ["", "HC1:ABC", "lc1:ABC", "https://example.org", " LC1:X"])
+@pytest.mark.parametrize("t", ["", "XY1:ABC", "lc1:ABC", "https://example.org", " LC1:X"])
 def test_unknown_format(world: World, t: str) -> None:
     assert check(t, world.trust()) == ("FAIL", "UNKNOWN_FORMAT")
 

@@ -10,7 +10,7 @@ from appliance.credential.cose import Sign1
 from appliance.reasons import Reason
 
 if TYPE_CHECKING:
-    from appliance.trust import Policy
+    from appliance.trust import IssuerKey, Policy
 
 
 class Rejection(Exception):
@@ -56,6 +56,8 @@ class Credential:
 
 # A holder-binding check (LP1): credential, now, policy -> a FAIL reason or None.
 BindingCheck = Callable[[Credential, float, "Policy"], Reason | None]
+# A profile's own key-usage rule (HC1: the DSC's extended key usage): key, credential -> allowed.
+KeyUsageCheck = Callable[["IssuerKey", Credential], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +70,4 @@ class Opened:
     kid: bytes
     parse_claims: Callable[[bytes], Credential]
     binding: BindingCheck | None = None
+    key_allows: KeyUsageCheck | None = None

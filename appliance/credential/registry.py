@@ -22,6 +22,8 @@ class Profile(Protocol):
 PROFILE_MODULES: tuple[str, ...] = (
     "appliance.credential.lc1",
     "appliance.credential.lp1",
+    "appliance.credential.hc1",
+    "appliance.credential.shc",
 )
 
 
