@@ -101,6 +101,11 @@ class SyncConfig:
     interval_minutes: float = 15.0
     jitter_s: float = 60.0
     timeout_s: float = 30.0
+    # Total time one download may take (timeout_s bounds only the gap between bytes).
+    download_deadline_s: float = 600.0
+    retries: int = 3
+    retry_backoff_s: float = 1.0
+    keep_versions: int = 2
 
 
 @dataclass(frozen=True)

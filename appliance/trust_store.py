@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import secrets
+import shutil
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from appliance.errors import TrustDataError
-from appliance.revocation import HashSet, StatusList
+from appliance.revocation import HashSet, StatusList, build_bucket_index
 from appliance.trust import TrustSnapshot, parse_issuers, parse_policy
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ FORMAT = 1
 CURRENT = "current"
 MANIFEST = "manifest.json"
 MAX_JSON_BYTES = 16 * 1024 * 1024
+STAGING_PREFIX = ".staging-"
+_VERSION_DIR = re.compile(r"^v(\d{8,})$")
 
 
 def load_trust_store(trust_dir: Path) -> TrustSnapshot:
@@ -146,3 +153,165 @@ def _instant(value: Any, where: str) -> float:
     if parsed.tzinfo is None:
         raise TrustDataError(f"manifest {where} needs a time zone")
     return parsed.timestamp()
+
+
+# -- Writing: a new version is staged beside the current one, then switched by rename. --
+
+
+def _checkpoint(step: str) -> None:
+    """Called between the steps of an install; tests replace it to cut the power there."""
+
+
+def version_dir_name(version: int) -> str:
+    return f"v{version:08d}"
+
+
+def current_version_dir(trust_dir: Path) -> Path | None:
+    """The directory ``current`` points at, or None when nothing is installed."""
+    try:
+        target = str((trust_dir / CURRENT).readlink())
+    except OSError:
+        return None
+    path = trust_dir / target
+    return path if path.is_dir() else None
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    manifest = _read_json(version_dir / MANIFEST)
+    if not isinstance(manifest, dict):
+        raise TrustDataError(f"{version_dir / MANIFEST} is not an object")
+    return manifest
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StagedVersion:
+    """A version directory being written beside ``current``; nothing reads it until commit.
+
+    Files are created under a hidden staging directory, hard-linked from the current
+    version when unchanged (installed files are never modified in place), fsynced, then
+    the directory is renamed to ``vNNNNNNNN`` and a new ``current`` symlink replaces the
+    old one by rename. A power cut at any instant leaves ``current`` at the old or the
+    new version, never at a partial one.
+    """
+
+    def __init__(self, trust_dir: Path, version: int) -> None:
+        trust_dir.mkdir(parents=True, exist_ok=True)
+        self.trust_dir = trust_dir
+        self.version = version
+        self.name = version_dir_name(version)
+        self.path = trust_dir / f"{STAGING_PREFIX}{self.name}-{secrets.token_hex(4)}"
+        self.path.mkdir()
+
+    def file(self, rel: str) -> Path:
+        """Path for a new file ``rel`` inside the staged version (parents created)."""
+        path = self.path / _name(rel, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def link_from(self, source: Path, rel: str) -> None:
+        """Reuse an installed (immutable) file: hard link, or copy where links fail."""
+        dest = self.file(rel)
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copyfile(source, dest)
+        _checkpoint(f"linked {rel}")
+
+    def note(self, what: str) -> None:
+        """Mark a step of an install (a file written by the caller)."""
+        _checkpoint(what)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.file(rel).write_bytes(data)
+        _checkpoint(f"wrote {rel}")
+
+    def write_index(self, base_rel: str) -> None:
+        """Build the bucket index (``.idx``) of a sorted hash base written here."""
+        base = self.file(base_rel)
+        idx = base.with_suffix(".idx")
+        with base.open("rb") as f:
+            size = f.seek(0, 2)
+            if size:
+                import mmap
+
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                    idx.write_bytes(build_bucket_index(m))
+            else:
+                idx.write_bytes(build_bucket_index(b""))
+        _checkpoint(f"indexed {base_rel}")
+
+    def commit(self, manifest: dict[str, Any],
+               validate: Callable[[Path], object] | None = load_version_dir) -> Path:
+        """Write the manifest, make everything durable, and switch ``current``."""
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        (self.path / MANIFEST).write_bytes(data)
+        _checkpoint("wrote manifest")
+        if validate is not None:
+            validate(self.path)  # refuse data the verifier could not load
+        for root, dirs, files in os.walk(self.path):
+            for name in files:
+                fd = os.open(Path(root) / name, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for name in dirs:
+                fsync_dir(Path(root) / name)
+        fsync_dir(self.path)
+        _checkpoint("synced")
+        final = self.trust_dir / self.name
+        current = current_version_dir(self.trust_dir)
+        if final.exists():
+            if current is not None and current.name == final.name:
+                raise TrustDataError(f"version {self.version} is already installed")
+            shutil.rmtree(final)  # complete but never switched to: an interrupted install
+        self.path.rename(final)
+        fsync_dir(self.trust_dir)
+        _checkpoint("renamed")
+        link = self.trust_dir / f".current-{secrets.token_hex(4)}"
+        link.symlink_to(self.name)
+        _checkpoint("linked")
+        link.replace(self.trust_dir / CURRENT)
+        _checkpoint("switched")
+        fsync_dir(self.trust_dir)
+        return final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def prune_versions(trust_dir: Path, keep: int = 2) -> list[str]:
+    """Remove leftovers of interrupted installs and all but ``keep`` versions (current kept).
+
+    Only one installer may run at a time (the sync client holds a lock).
+    """
+    current = current_version_dir(trust_dir)
+    removed = []
+    versions = []
+    for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
+        if entry.name.startswith((STAGING_PREFIX, ".current-")):
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+        elif _VERSION_DIR.match(entry.name) and entry.is_dir():
+            versions.append(entry)
+    versions.sort(key=lambda p: int(p.name[1:]), reverse=True)
+    kept = {current.name} if current is not None else set()
+    for v in versions:
+        if len(kept) < max(keep, 1) or v.name in kept:
+            kept.add(v.name)
+            continue
+        shutil.rmtree(v, ignore_errors=True)
+        removed.append(v.name)
+    if removed:
+        fsync_dir(trust_dir)
+    return removed

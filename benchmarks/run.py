@@ -1,0 +1,50 @@
+"""Run every benchmark (or some), print one table each and write JSON to results/.
+
+    python benchmarks/run.py                 # all (several minutes: 10M/100M-scale sets)
+    python benchmarks/run.py verify kiosk    # just these
+
+Performance is measured here, never asserted as wall-clock limits in tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from common import print_table, save
+
+BENCHES = {
+    "verify": "Verifier throughput on one core (LC1, LP1) and import time",
+    "interop": "HC1 and SHC beside LC1",
+    "revocation": "Status list of 100M entries, revoked-hash set of 10M",
+    "decode": "QR decoding per frame and corpus success per backend",
+    "kiosk": "Scan-to-LED latency and idle CPU of the kiosk loop",
+    "audit": "Durable audit records, upload and hub ingest",
+    "sync": "Full and delta sync of large revocation data over loopback",
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHES)}",
+              file=sys.stderr)
+        return 64
+    for name in names:
+        module = importlib.import_module(f"bench_{name}")
+        start = time.perf_counter()
+        rows = module.run()
+        print_table(f"{BENCHES[name]}  [{time.perf_counter() - start:.0f} s]", rows)
+        print(f"-> {save(name, rows).relative_to(HERE.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
