@@ -133,6 +133,15 @@ class WebConfig:
     max_upload_kb: int = 10240
     # Verdicts of this session held in memory for the inspector view (never written).
     history_size: int = 50
+    # Unix socket where the kiosk process (``appliance run``) serves the screens and where
+    # ``appliance web`` reads it (docs/processes.md). Empty: ``appliance web`` runs standalone
+    # and verifies uploads and pasted texts in its own process (no camera, no live verdicts).
+    kiosk_socket: str = "/run/appliance/kiosk.sock"
+    # Seconds the web waits for one answer from the kiosk.
+    kiosk_socket_timeout_s: float = 10.0
+    # Largest message either way on the kiosk socket (kilobytes); must hold an uploaded
+    # image in base64, so keep it above max_upload_kb * 4 / 3.
+    kiosk_socket_max_kb: int = 16384
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from appliance.credential.cose import ALG_NAMES
 from appliance.credential.model import Credential, Opened, Rejection
@@ -31,8 +31,9 @@ class Checkpoint:
 DEFAULT_CHECKPOINT = Checkpoint()
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """One verdict with one reason code (immutable; a NamedTuple for speed, see Credential)."""
+
     outcome: Outcome
     reason: Reason
     profile: str | None = None

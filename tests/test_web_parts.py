@@ -135,7 +135,7 @@ def test_web_command_builds_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     kit = make_kit(tmp_path)
     monkeypatch.setattr(compose, "build_service", lambda config: kit.service)
     config = config_from_mapping({"paths": {"state_dir": str(tmp_path / "state")}})
-    app = web_command.build_app(config)
+    app = web_command.build_app(config, standalone=True)
     client = app.test_client()
     assert client.get("/kiosk").status_code == 200
     assert app.config["TRUSTED_HOSTS"] == ["127.0.0.1", "localhost"]

@@ -5,9 +5,16 @@ It ships with Flask (Debian: python3-werkzeug), needs nothing more, and is enoug
 screen bound to 127.0.0.1 with a handful of clients; each open kiosk screen holds one
 thread for its event stream. Tells systemd ``READY=1`` once the socket listens.
 
-Until the kiosk's Unix-socket event bridge exists, this process verifies uploads and pasted
-texts with its own service (same trust store, clock and audit log as the kiosk) and shows
-their verdicts; the demo runs kiosk and screens in one process instead.
+Two modes (docs/processes.md):
+
+- **kiosk socket** (the default): ``[web] kiosk_socket`` names the Unix socket that
+  ``appliance run`` serves; every read and action goes to the kiosk process through
+  ``appliance_web.socket_port.SocketKioskPort``, and live verdicts stream from it. When the
+  kiosk is not running the screens still answer: status shows "kiosk not running",
+  ``/healthz`` answers 503, and actions answer 503 with that message.
+- **standalone** (``kiosk_socket = ""`` or ``--standalone``): no kiosk process; this process
+  verifies uploads and pasted texts with its own service (same trust store, clock and
+  audit log) and shows their verdicts. The demo runs kiosk and screens in one process.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="device configuration (TOML)")
     p.add_argument("--host", metavar="H", help="address to bind (default: web.host)")
     p.add_argument("--port", type=int, metavar="P", help="TCP port (default: web.port)")
+    p.add_argument("--standalone", action="store_true",
+                   help="verify in this process instead of reading the kiosk over "
+                   "web.kiosk_socket (a screen without a kiosk process)")
     p.set_defaults(func=run)
 
 
@@ -53,13 +63,59 @@ def sd_notify(message: str, env: dict[str, str] | None = None) -> bool:
     return True
 
 
-def build_app(config):
-    from appliance_web import create_app
-    from appliance_web.ports import LocalKioskPort
+def build_app(config, *, standalone: bool | None = None):
+    """The screens for ``config``: over the kiosk socket unless ``standalone`` (default:
+    standalone only when ``[web] kiosk_socket`` is empty)."""
+    if standalone is None:
+        standalone = not config.web.kiosk_socket
+    if not standalone:
+        from appliance_web import create_app
+        from appliance_web.socket_port import SocketKioskPort
 
+        port = SocketKioskPort(config.web.kiosk_socket,
+                               timeout_s=config.web.kiosk_socket_timeout_s,
+                               max_message_bytes=config.web.kiosk_socket_max_kb * 1024)
+        return _with_kiosk_errors(create_app(port, config))
+    return _with_kiosk_errors(_standalone_app(config))
+
+
+KIOSK_FAULT_PAGE = """{% extends "base.html" %}
+{% block title %}503{% endblock %}
+{% block content %}
+<h1>503</h1>
+<p class="bad">{{ message }}</p>
+<p><a href="{{ url_for('kiosk.home') }}">{{ _("Back to the start") }}</a></p>
+{% endblock %}"""
+
+
+def _with_kiosk_errors(app):
+    """Faults from the kiosk that a view did not handle (kiosk not running, no trust data,
+    a timeout) answer 503 with their one-line message instead of a 500."""
+    from flask import render_template_string, request
+    from markupsafe import escape
+
+    from appliance.errors import ApplianceError
+
+    def kiosk_fault(e: ApplianceError):
+        log.warning("screen request failed: %s", e)
+        if request.path.startswith(("/api/", "/healthz", "/metrics")):
+            return {"error": str(e), "status": 503}, 503
+        try:
+            return render_template_string(KIOSK_FAULT_PAGE, message=str(e)), 503
+        except Exception:
+            return (f"<p>503: {escape(str(e))}</p>", 503,
+                    {"Content-Type": "text/html; charset=utf-8"})
+
+    app.register_error_handler(ApplianceError, kiosk_fault)
+    return app
+
+
+def _standalone_app(config):
     from appliance.compose import build_service, device_clock
     from appliance.events import EventBus, holder_details_allowed
     from appliance.trust_store import CurrentTrust
+    from appliance_web import create_app
+    from appliance_web.ports import LocalKioskPort
 
     service = build_service(config)
     trust = CurrentTrust(config.trust_dir)
@@ -84,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     port = config.web.port if args.port is None else args.port
     if not 0 < port < 65536:
         raise UsageError(f"--port must be 1..65535, not {port}")
-    app = build_app(config)
+    app = build_app(config, standalone=True if args.standalone else None)
+    if not (args.standalone or not config.web.kiosk_socket):
+        log.info("reading the kiosk on %s", config.web.kiosk_socket)
     if host not in app.config["TRUSTED_HOSTS"]:
         app.config["TRUSTED_HOSTS"] = [*app.config["TRUSTED_HOSTS"], host]
     server = make_server(host, port, app, threaded=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from appliance.credential.cose import Sign1
 from appliance.reasons import Reason
@@ -29,9 +29,13 @@ class HolderKey:
     public_key: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """Claims and licence data, after the issuer's signature verified. Display text is hostile."""
+class Credential(NamedTuple):
+    """Claims and licence data, after the issuer's signature verified. Display text is hostile.
+
+    A NamedTuple rather than a frozen dataclass: equally immutable, and built once per
+    verification about 1 us faster (frozen dataclasses set each field through
+    ``object.__setattr__``), which counts against the bare signature rate.
+    """
 
     profile: str
     iss: str | None

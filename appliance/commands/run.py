@@ -1,0 +1,257 @@
+"""``appliance run``: the kiosk process (camera, scanner, verifier, audit, LEDs; no network).
+
+Composes the loop from the configuration, serves the web screens over the kiosk socket
+(``[web] kiosk_socket``, see docs/processes.md), optionally reads a serial QR scanner, and
+runs until SIGTERM or SIGINT, then stops cleanly and exits 0. Under systemd it sends
+READY=1 once the socket listens and the loop starts, pets the watchdog from the loop
+(``WatchdogSec=``), and STOPPING=1 on the way out.
+
+Missing trust data does not stop the kiosk: it starts in the "trust data stale" state
+(amber blink, no verdicts) and picks up the data as soon as ``appliance sync`` installs it,
+without a restart (``CurrentTrust`` reloads on every verification). A device that must
+not start without data can say ``--require-trust``: it then exits 64 with one line.
+
+Second input: a CDC/serial QR scanner (``[scanner] serial_device = "/dev/ttyACM0"``), read
+as lines (CR or LF) and verified through the same path as camera codes. Keyboard-wedge
+(HID) scanners are not read by the kiosk: they type into whatever has keyboard focus.
+Switch them to USB-CDC ("virtual COM port") mode with the configuration code from their
+manual, and use ``serial_device``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import select
+import signal
+import termios
+import threading
+import tty
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_SERIAL_LINE = 8192
+SERIAL_RETRY_MAX_S = 30.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="run the kiosk: camera, verifier, audit, LEDs (the main process)",
+        description="Run the kiosk process: read the camera (and a serial QR scanner when "
+        "configured), verify every code, write the audit record, show the verdict on the "
+        "LEDs, and serve the web screens on the kiosk socket ([web] kiosk_socket). Stops "
+        "cleanly on SIGTERM or SIGINT.")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE",
+                   help="device configuration (TOML)")
+    p.add_argument("--require-trust", action="store_true",
+                   help="exit 64 when no trust data is installed, instead of starting in the "
+                   "trust-stale state and waiting for sync")
+    p.add_argument("--no-socket", action="store_true",
+                   help="do not serve the web screens on the kiosk socket")
+    p.set_defaults(func=run)
+
+
+# -- composition ---------------------------------------------------------------------------
+
+
+def build_kiosk_service(config: Any, audit: Any, *, require_trust: bool = False) -> Any:
+    """``compose.build_service``, or, with no trust data installed yet, the same service
+    without the early check: it verifies nothing until sync installs data."""
+    from appliance.compose import build_service, device_checkpoint, device_clock
+    from appliance.errors import TrustDataError
+    from appliance.service import VerificationService
+    from appliance.trust_store import CurrentTrust
+
+    try:
+        return build_service(config, audit=audit)
+    except TrustDataError as e:
+        if require_trust:
+            raise
+        log.warning("%s; starting in the trust-stale state until sync installs data", e)
+    trust = CurrentTrust(config.trust_dir)
+    return VerificationService(trust=trust, clock=device_clock(config, trust),
+                               checkpoint=device_checkpoint(config), audit=audit,
+                               audit_required=config.audit.required)
+
+
+def export_audit(audit: Any) -> Any:
+    """The port's ``export`` callable: JSON lines of records in [since, until)."""
+    import io
+    import json
+
+    def export(since: float | None, until: float | None) -> bytes:
+        exporter = getattr(audit, "export_bytes", None)
+        if exporter is not None:
+            return exporter(since, until)
+        out = io.StringIO()
+        audit.export(out, since=since, fmt="jsonl")
+        if until is None:
+            return out.getvalue().encode("utf-8")
+        from appliance.device_status import epoch
+
+        keep = []
+        for line in out.getvalue().splitlines():
+            at = epoch(json.loads(line).get("time"))
+            if at is None or at < until:
+                keep.append(line + "\n")
+        return "".join(keep).encode("utf-8")
+
+    return export
+
+
+def build_port(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> Any:
+    """The ``LocalKioskPort`` the bridge serves: this process's service, bus and parts."""
+    from appliance.compose import device_clock
+    from appliance.device_status import device_providers
+    from appliance.events import holder_details_allowed
+    from appliance.trust_store import CurrentTrust
+    from appliance_web.ports import LocalKioskPort
+
+    trust = CurrentTrust(config.trust_dir)
+    return LocalKioskPort(
+        service, bus,
+        device={"id": config.device.id, "name": config.device.name,
+                "mode": config.device.mode, "camera": config.camera.source},
+        trust=trust, clock=device_clock(config, trust),
+        show_holder=holder_details_allowed(config.device.mode, config.web.show_holder_details),
+        decoder_backend=config.scanner.backend, history_size=config.web.history_size,
+        providers=device_providers(config, kiosk=kiosk, audit=audit),
+        export=export_audit(audit),
+    )
+
+
+# -- serial scanner ------------------------------------------------------------------------
+
+
+def _open_serial(device: str) -> int:
+    fd = os.open(device, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if os.isatty(fd):
+            tty.setraw(fd)  # no echo, no line editing; CDC-ACM ignores the baud rate
+            attrs = termios.tcgetattr(fd)
+            attrs[4] = attrs[5] = termios.B9600
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except termios.error:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_serial(device: str, submit: Any, stop: threading.Event, *,
+                poll_s: float = 0.25) -> None:
+    """Lines from a serial QR scanner to ``submit(text, "serial")`` until ``stop``.
+
+    Lines end in CR or LF; blank lines are skipped; a line longer than MAX_SERIAL_LINE
+    bytes is dropped whole. Bytes are UTF-8 where valid, else latin-1 (like the camera
+    decoders). A lost device is reopened with backoff. Scanned texts are never logged.
+    """
+    from appliance.scanner import bytes_to_text
+
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            fd = _open_serial(device)
+        except (OSError, termios.error) as e:
+            log.error("serial scanner %s: %s; retrying in %.0f s", device, e, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, SERIAL_RETRY_MAX_S)
+            continue
+        log.info("serial scanner %s open", device)
+        backoff = 1.0
+        buf, overlong = bytearray(), False
+        try:
+            while not stop.is_set():
+                ready, _, _ = select.select([fd], [], [], poll_s)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(fd, 4096)
+                except BlockingIOError:
+                    continue
+                if not chunk:  # hang-up: the scanner was unplugged
+                    raise OSError("device closed")
+                buf += chunk
+                *lines, rest = buf.replace(b"\r", b"\n").split(b"\n")
+                buf = bytearray(rest)
+                for line in lines:
+                    if overlong:
+                        overlong = False  # the tail of a dropped line
+                    elif line.strip():
+                        submit(bytes_to_text(line.strip()), "serial")
+                if len(buf) > MAX_SERIAL_LINE:
+                    log.warning("serial scanner %s: line over %d bytes dropped",
+                                device, MAX_SERIAL_LINE)
+                    buf.clear()
+                    overlong = True
+        except OSError as e:
+            log.error("serial scanner %s lost: %s", device, e)
+            stop.wait(backoff)
+        finally:
+            os.close(fd)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    from appliance.audit import open_audit_log
+    from appliance.bridge import BridgeServer
+    from appliance.camera import open_frame_source
+    from appliance.config import load_config
+    from appliance.events import EventBus, holder_details_allowed
+    from appliance.indicator import open_indicator
+    from appliance.kiosk import Kiosk
+    from appliance.scanner import FrameScanner, PresenceGate, make_decoder
+
+    config = load_config(args.config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    audit = open_audit_log(config)
+    cleanup: list[Any] = [audit.close]
+    try:
+        service = build_kiosk_service(config, audit, require_trust=args.require_trust)
+        source = open_frame_source(config.camera)
+        scanner = FrameScanner(make_decoder(config.scanner.backend, live=True), PresenceGate())
+        indicator = open_indicator(config.indicator)
+        cleanup.append(indicator.close)
+        bus = EventBus()
+        kiosk = Kiosk(source, scanner, service, indicator, bus,
+                      repeat_after_absent_s=config.scanner.repeat_after_absent_s,
+                      show_holder=holder_details_allowed(config.device.mode,
+                                                         config.web.show_holder_details))
+        if config.web.kiosk_socket and not args.no_socket:
+            port = build_port(config, service, bus, kiosk, audit)
+            cleanup.append(port.close)
+            bridge = BridgeServer(port, config.web.kiosk_socket,
+                                  max_message_bytes=config.web.kiosk_socket_max_kb * 1024)
+            bridge.start()
+            cleanup.append(bridge.close)
+        if config.scanner.serial_device:
+            serial = threading.Thread(target=read_serial, daemon=True, name="serial-scanner",
+                                      args=(config.scanner.serial_device, kiosk.submit_text,
+                                            stop))
+            serial.start()
+            cleanup.append(lambda: serial.join(2.0))
+        log.info("kiosk running (camera %s, device %s)", config.camera.source, config.device.id)
+        kiosk.run(stop)  # READY=1, watchdog, STOPPING=1
+    finally:
+        stop.set()
+        for step in reversed(cleanup):
+            try:
+                step()
+            except Exception:  # one failing close must not skip the others
+                log.exception("shutdown step failed")
+        for signum, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, handler)
+    log.info("kiosk stopped")
+    return 0
