@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the phone-like frame generator lives with the tests
 
-from test_scanner import PHONE_CASES, background, credential_text, phone_frame, to_array  # noqa: E402
+from test_scanner import PHONE_CASES, background, credential_text, phone_frame, to_array
 
-from appliance.scanner import FrameScanner, PresenceGate, decode_image_file, make_decoder  # noqa: E402
+from appliance.scanner import FrameScanner, PresenceGate, decode_image_file, make_decoder
 
 BACKENDS = ("zxing", "zbar", "both", "both-live")
 SIZES = ((640, 480), (1280, 720))

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from appliance_web.security import LoginLimiter
 from web_support import PASSWORD, Kit, make_app, make_kit
+
+from appliance_web.security import LoginLimiter
 
 ACTIONS = ["/admin/sync", "/admin/upload", "/admin/export", "/admin/types", "/admin/logout"]
 

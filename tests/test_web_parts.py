@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from appliance_web import system
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from web_support import NOW, make_kit
@@ -17,6 +16,7 @@ from web_support import NOW, make_kit
 from appliance.cli import main
 from appliance.commands.web import sd_notify
 from appliance.events import EventBus, holder_details_allowed, verdict_event
+from appliance_web import system
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 CATALOG = WEB / "translations" / "th" / "LC_MESSAGES"

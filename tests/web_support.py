@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance_web import create_app
-from appliance_web.ports import LocalKioskPort
 from PIL import Image
 from werkzeug.security import generate_password_hash
 
@@ -20,6 +18,8 @@ from appliance.issuer import Claims, LicenceData, SigningKey, generate_key, issu
 from appliance.service import VerificationService
 from appliance.trust_source import TrustSourceEditor
 from appliance.verifier import Checkpoint
+from appliance_web import create_app
+from appliance_web.ports import LocalKioskPort
 
 NOW = 1_800_000_000  # 2027-01-15T08:00:00Z
 ISS = "https://dlt.go.th"

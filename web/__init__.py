@@ -13,8 +13,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from appliance_web import security, system, views
-from appliance_web.ports import KioskPort
 from flask import Flask, render_template, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
@@ -22,6 +20,8 @@ from werkzeug.exceptions import HTTPException
 from appliance import __version__
 from appliance.config import Config
 from appliance.events import holder_details_allowed
+from appliance_web import security, system, views
+from appliance_web.ports import KioskPort
 
 LANGUAGES = {"th": "ไทย", "en": "English"}
 LANG_COOKIE = "lang"

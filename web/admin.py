@@ -8,8 +8,6 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from appliance_web import port_of, security
-from appliance_web.ports import PortUnavailable
 from flask import (
     Blueprint,
     Response,
@@ -21,6 +19,9 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext
+
+from appliance_web import port_of, security
+from appliance_web.ports import PortUnavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from appliance_web import holder_allowed, port_of
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext
 
 from appliance.scanner import ImageReadError
 from appliance.service import AuditUnavailable
+from appliance_web import holder_allowed, port_of
 
 log = logging.getLogger(__name__)
 bp = Blueprint("inspector", __name__)

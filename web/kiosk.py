@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from appliance_web import LANG_COOKIE, LANGUAGES, holder_allowed, port_of, views
 from flask import (
     Blueprint,
     Response,
@@ -25,6 +24,7 @@ from flask import (
 from flask_babel import gettext
 
 from appliance.reasons import Reason
+from appliance_web import LANG_COOKIE, LANGUAGES, holder_allowed, port_of, views
 
 bp = Blueprint("kiosk", __name__)
 KEEPALIVE_S = 15.0

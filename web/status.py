@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
 from appliance_web import port_of, views
 from appliance_web.ports import event_public
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 bp = Blueprint("status", __name__)
 MAX_API_VERDICTS = 500
