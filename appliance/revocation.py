@@ -86,6 +86,8 @@ class HashSet:
         key = digest[:HASH_PREFIX_BYTES]
         if key in self._delta:
             return True
+        if not self._count:
+            return False
         bucket = int.from_bytes(key[:3], "big") >> (24 - INDEX_BITS)
         lo = _INDEX_ENTRY.unpack_from(self._index, bucket * 4)[0]
         hi = _INDEX_ENTRY.unpack_from(self._index, bucket * 4 + 4)[0]

@@ -67,3 +67,17 @@ def test_single_character_change_never_passes(base: str, pos: int, replacement: 
 def test_arbitrary_text_gives_a_verdict(t: str) -> None:
     v = verify(t, TRUST, NOW)
     assert v.outcome is Outcome.FAIL
+
+
+@settings(max_examples=200, deadline=None)
+@given(tail=st.binary(min_size=1, max_size=8))
+def test_any_trailing_bytes_after_the_cose_structure_are_refused(tail: bytes) -> None:
+    """The cheap decoding path must still see bytes after the COSE_Sign1 (spec LC1 s.1)."""
+    import zlib
+
+    from appliance.credential.base45 import b45decode, b45encode
+
+    cose = zlib.decompress(b45decode(VALID[4:]))
+    mutated = "LC1:" + b45encode(zlib.compress(cose + tail))
+    v = verify(mutated, TRUST, NOW, checkpoint=AUTHORING)
+    assert str(v.reason) == "MALFORMED_STRUCTURE"

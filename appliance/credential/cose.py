@@ -64,7 +64,7 @@ def loads_exact(data: bytes, max_depth: int = MAX_CBOR_DEPTH) -> Any:
 
 def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
     """Parse an untagged or tag-18 COSE_Sign1 (and 61(18(...)) where a profile allows it)."""
-    item = loads_exact(data)
+    item = _loads_sign1(data)
     if allow_cwt_tag and isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
         item = item.value
         if not (isinstance(item, cbor2.CBORTag) and item.tag == TAG_SIGN1):
@@ -86,6 +86,41 @@ def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
     if not isinstance(protected_map, MAP_TYPES):
         raise CoseError("protected header is not a map")
     return Sign1(protected, protected_map, unprotected, payload, signature)
+
+
+def _loads_sign1(data: bytes) -> Any:
+    """``loads_exact`` for a COSE_Sign1, with a cheaper path for the common encoding.
+
+    ``cbor2.loads`` alone ignores trailing bytes. When the decoded item's shortest
+    encoding is exactly as long as ``data``, nothing can trail it (a longer, non-shortest
+    encoding would only make the consumed part longer), so the bytes were all consumed;
+    otherwise the exact decoder decides. Saves a stream and decoder object per call.
+    """
+    try:
+        item = cbor2.loads(data, max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False)
+    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as e:
+        raise CoseError(f"not valid CBOR: {e}") from e
+    if _shortest_sign1_length(item) == len(data):
+        return item
+    return loads_exact(data)
+
+
+def _shortest_sign1_length(item: Any) -> int:
+    """Shortest encoding length of tag-18 [bstr, {}, bstr, bstr], or -1 for other shapes."""
+    tag = 0
+    if isinstance(item, cbor2.CBORTag):
+        if item.tag != TAG_SIGN1:
+            return -1
+        item, tag = item.value, 1
+    if not isinstance(item, ARRAY_TYPES) or len(item) != 4:
+        return -1
+    protected, unprotected, payload, signature = item
+    if (type(protected) is not bytes or type(payload) is not bytes
+            or type(signature) is not bytes or not isinstance(unprotected, MAP_TYPES)
+            or unprotected):
+        return -1
+    return tag + 2 + sum(len(_bstr_head(len(b))) + len(b)
+                         for b in (protected, payload, signature))
 
 
 # The header every LC1 encoder writes, {1: -7 or -8, 4: h'<8 bytes>'}, read without a
