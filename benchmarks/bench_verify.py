@@ -26,14 +26,23 @@ from appliance.issuer import generate_key
 from appliance.verifier import Checkpoint, verify
 
 
-def _bare(key, message: bytes, signature: bytes):
+def _bare(key, message: bytes, signature: bytes, with_der: bool = False):
+    """cryptography's verify alone; ``with_der`` adds the raw r||s -> DER step that any
+    COSE ES256 check with cryptography must take."""
     if key.alg == "EdDSA":
         pub = key.private_key.public_key()
         return lambda: pub.verify(signature, message)
     pub = key.private_key.public_key()
+    algo = ec.ECDSA(hashes.SHA256())
+    if with_der:
+        def check() -> None:
+            der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                       int.from_bytes(signature[32:], "big"))
+            pub.verify(der, message, algo)
+
+        return check
     der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
                                int.from_bytes(signature[32:], "big"))
-    algo = ec.ECDSA(hashes.SHA256())
     return lambda: pub.verify(der, message, algo)
 
 
@@ -53,14 +62,19 @@ def run() -> list[Row]:
         cred = world.issue(key, holder_cose_key=cose_key(holder.private_key.public_key()))
         lp1 = present(cred, holder, NOW)
         assert str(verify(lp1, trust, NOW, checkpoint=checkpoint).reason) == "OK"
-        bare, full, live = paired_rates([
+        bare, bare_der, full, live = paired_rates([
             _bare(key, tbs, sig),
+            _bare(key, tbs, sig, with_der=True),
             lambda t=text: verify(t, trust, NOW, checkpoint=checkpoint),
             lambda t=lp1: verify(t, trust, NOW, checkpoint=checkpoint),
         ])
         rows.append(row(f"bare signature check {key.alg}", bare, "/s", "cryptography"))
-        rows.append(row(f"LC1 verify {key.alg} ({len(text)} chars)", full, "/s",
-                        f"{100 * full / bare:.0f}% of bare; target >= 75%"))
+        note = f"{100 * full / bare:.0f}% of bare; target >= 75%"
+        if key.alg == "ES256":
+            rows.append(row("bare ES256 check incl. r||s -> DER", bare_der, "/s",
+                            "the least a COSE ES256 check with cryptography does"))
+            note += f"; {100 * full / bare_der:.0f}% of bare incl. DER"
+        rows.append(row(f"LC1 verify {key.alg} ({len(text)} chars)", full, "/s", note))
         rows.append(row(f"LP1 verify {key.alg}+{holder.alg}", live, "/s",
                         f"{100 * live / (bare / 2):.0f}% of two bare checks; target >= 40%"))
     rows.append(import_time_row())

@@ -119,8 +119,12 @@ def _shortest_sign1_length(item: Any) -> int:
             or type(signature) is not bytes or not isinstance(unprotected, MAP_TYPES)
             or unprotected):
         return -1
-    return tag + 2 + sum(len(_bstr_head(len(b))) + len(b)
-                         for b in (protected, payload, signature))
+    return tag + 2 + _bstr_size(protected) + _bstr_size(payload) + _bstr_size(signature)
+
+
+def _bstr_size(b: bytes) -> int:
+    n = len(b)
+    return n + (1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5)
 
 
 # The header every LC1 encoder writes, {1: -7 or -8, 4: h'<8 bytes>'}, read without a
