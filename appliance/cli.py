@@ -18,6 +18,8 @@ from appliance.commands import COMMAND_MODULES
 from appliance.errors import ApplianceError, UsageError
 
 EXIT_USAGE = 64
+# Commands that run as services log their progress; one-shot commands only warnings.
+DAEMON_COMMANDS = frozenset({"run", "web", "hub", "demo", "sync", "upload"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
+    long_running = args.command in DAEMON_COMMANDS
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO if long_running else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
