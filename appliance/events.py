@@ -46,10 +46,17 @@ class EventBus:
                     pass
 
     def subscribe(self, timeout_s: float = 15.0) -> Iterator[Event | None]:
-        """Yield events as they come; ``None`` after ``timeout_s`` of quiet (for keep-alives)."""
+        """Events as they come; ``None`` after ``timeout_s`` of quiet (for keep-alives).
+
+        Registered at once, before the first ``next()``, so nothing published between
+        subscribing and reading is lost. Closing the iterator unsubscribes.
+        """
         q: queue.Queue[Event] = queue.Queue(self._max_queued)
         with self._lock:
             self._subscribers.append(q)
+        return self._drain(q, timeout_s)
+
+    def _drain(self, q: queue.Queue[Event], timeout_s: float) -> Iterator[Event | None]:
         try:
             while True:
                 try:
@@ -58,7 +65,8 @@ class EventBus:
                     yield None
         finally:
             with self._lock:
-                self._subscribers.remove(q)
+                if q in self._subscribers:
+                    self._subscribers.remove(q)
 
     def listen(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback(event)`` synchronously on every publish; returns an unlisten function.

@@ -10,10 +10,8 @@ which are JSON-serialisable, so a socket can carry them unchanged.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import logging
-import queue
 import tempfile
 import threading
 import time
@@ -192,15 +190,8 @@ class LocalKioskPort:
             return {str(o): self._totals.get(str(o), 0) for o in Outcome}
 
     def events(self, timeout_s: float = 15.0) -> Iterator[Event | None]:
-        q: queue.Queue[Event] = queue.Queue(64)
-
-        def put(event: Event) -> None:
-            # a stalled screen loses events, never the kiosk loop
-            with contextlib.suppress(queue.Full):
-                q.put_nowait(event)
-
-        unlisten = self._bus.listen(put)  # registered now, before the first next()
-        return _drain(q, timeout_s, unlisten)
+        # A stalled screen loses its oldest events, never the kiosk loop (EventBus).
+        return self._bus.subscribe(timeout_s)
 
     def publish_verdict(self, verdict: Verdict, source: str) -> Event:
         event = verdict_event(verdict, self.show_holder, at=self._wall(), source=source)
@@ -299,18 +290,6 @@ class LocalKioskPort:
             return {"now": now, "trusted": None}
         reading = self._clock.read()
         return {"now": reading.now, "trusted": reading.trusted}
-
-
-def _drain(q: queue.Queue[Event], timeout_s: float,
-           unlisten: Callable[[], None]) -> Iterator[Event | None]:
-    try:
-        while True:
-            try:
-                yield q.get(timeout=timeout_s)
-            except queue.Empty:
-                yield None
-    finally:
-        unlisten()
 
 
 def event_public(event: Event) -> dict[str, Any]:

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import socket
 from pathlib import Path
 
 from appliance.errors import UsageError
+from appliance.systemd_notify import sd_notify
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="verify in this process instead of reading the kiosk over "
                    "web.kiosk_socket (a screen without a kiosk process)")
     p.set_defaults(func=run)
-
-
-def sd_notify(message: str, env: dict[str, str] | None = None) -> bool:
-    """Send ``message`` to systemd's $NOTIFY_SOCKET; False when not run under systemd."""
-    address = (env if env is not None else os.environ).get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]  # abstract namespace
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-            s.connect(address)
-            s.sendall(message.encode())
-    except OSError as e:
-        log.warning("cannot notify systemd at %s: %s", address, e)
-        return False
-    return True
 
 
 def build_app(config, *, standalone: bool | None = None):
