@@ -43,6 +43,10 @@ class StatusList:
     def __len__(self) -> int:
         return len(self._data) * self._per_byte
 
+    def to_bytes(self) -> bytes:
+        """The raw byte array (for publishing)."""
+        return bytes(self._data)
+
     def status(self, index: int) -> int | None:
         """The status value, or ``None`` for an index past the end."""
         if index < 0:

@@ -79,18 +79,22 @@ class TrustSnapshot:
 
 def load_trust_source(path: Path) -> TrustSnapshot:
     """Read a trust source file (spec LC1 s.4); ``TrustDataError`` names what is wrong."""
+    return snapshot_from_document(read_document(path))
+
+
+def read_document(path: Path, limit: int = MAX_TRUST_SOURCE_BYTES) -> Any:
+    """The JSON of a trust source file, read with a size cap (the publisher allows more)."""
     try:
         with Path(path).open("rb") as f:
-            raw = f.read(MAX_TRUST_SOURCE_BYTES + 1)
+            raw = f.read(limit + 1)
     except OSError as e:
         raise TrustDataError(f"cannot read trust source {path}: {e.strerror or e}") from e
-    if len(raw) > MAX_TRUST_SOURCE_BYTES:
-        raise TrustDataError(f"trust source {path} is larger than {MAX_TRUST_SOURCE_BYTES} bytes")
+    if len(raw) > limit:
+        raise TrustDataError(f"trust source {path} is larger than {limit} bytes")
     try:
-        doc = json.loads(raw)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise TrustDataError(f"trust source {path} is not valid JSON: {e}") from e
-    return snapshot_from_document(doc)
 
 
 def snapshot_from_document(doc: Any) -> TrustSnapshot:
@@ -99,7 +103,7 @@ def snapshot_from_document(doc: Any) -> TrustSnapshot:
     keys = parse_issuers(doc.get("issuers", []))
     status_lists = {}
     for i, entry in enumerate(_list(doc.get("status_lists", []), "status_lists")):
-        uri, status_list = _parse_status_list(entry, f"status_lists[{i}]")
+        uri, status_list = parse_status_list(entry, f"status_lists[{i}]")
         if uri in status_lists:
             raise TrustDataError(f"status_lists[{i}]: duplicate uri {uri!r}")
         status_lists[uri] = status_list
@@ -273,7 +277,7 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _parse_status_list(entry: Any, where: str) -> tuple[str, StatusList]:
+def parse_status_list(entry: Any, where: str) -> tuple[str, StatusList]:
     if not isinstance(entry, dict):
         raise TrustDataError(f"{where} must be an object")
     uri = _text(entry.get("uri"), f"{where}.uri")

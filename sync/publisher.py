@@ -56,7 +56,7 @@ from tuf.api.metadata import (
 
 from appliance.errors import SyncError, TrustDataError
 from appliance.revocation import HASH_PREFIX_BYTES
-from appliance.trust import parse_issuers, parse_policy
+from appliance.trust import parse_issuers, parse_policy, parse_status_list, read_document
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +108,14 @@ def parts_from_document(doc: Any) -> TrustParts:
     parse_issuers(issuers)  # refuse what devices would refuse
     policy = doc.get("policy", {})
     parse_policy(policy)
-    from appliance.trust import _parse_status_list  # the verifier's own decoder and caps
-
     lists = []
     seen = set()
     for i, entry in enumerate(doc.get("status_lists", [])):
-        uri, status_list = _parse_status_list(entry, f"status_lists[{i}]")
+        uri, status_list = parse_status_list(entry, f"status_lists[{i}]")
         if uri in seen:
             raise TrustDataError(f"status_lists[{i}]: duplicate uri {uri!r}")
         seen.add(uri)
-        lists.append((uri, status_list.bits, bytes(status_list._data)))
+        lists.append((uri, status_list.bits, status_list.to_bytes()))
     revoked = doc.get("revoked", {})
     if not isinstance(revoked, dict):
         raise TrustDataError("revoked must be an object")
@@ -133,17 +131,8 @@ def parts_from_document(doc: Any) -> TrustParts:
 
 
 def load_source(path: Path) -> TrustParts:
-    try:
-        with Path(path).open("rb") as f:
-            raw = f.read(MAX_SOURCE_BYTES + 1)
-    except OSError as e:
-        raise SyncError(f"cannot read trust source {path}: {e.strerror or e}") from e
-    if len(raw) > MAX_SOURCE_BYTES:
-        raise SyncError(f"trust source {path} is too large")
-    try:
-        return parts_from_document(json.loads(raw))
-    except ValueError as e:
-        raise SyncError(f"trust source {path} is not valid JSON: {e}") from e
+    """A trust source file, validated as devices would (``TrustDataError`` names the entry)."""
+    return parts_from_document(read_document(path, MAX_SOURCE_BYTES))
 
 
 def status_id(uri: str) -> str:

@@ -186,7 +186,8 @@ def test_publish_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                  "--role", "root"]) == 0
     assert main(["publish", "update", "--repo", str(repo), "--keys", str(keys)]) == 64
     capsys.readouterr()
+    # an unreadable trust source exits 64, as it does for `appliance verify`
     assert main(["publish", "update", "--repo", str(repo), "--keys", str(keys),
-                 "--source", str(tmp_path / "missing.json")]) == 1
+                 "--source", str(tmp_path / "missing.json")]) == 64
     err = capsys.readouterr().err
     assert "cannot read trust source" in err and len(err.strip().splitlines()) == 1
