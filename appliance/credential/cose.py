@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
@@ -30,8 +29,9 @@ class CoseError(ValueError):
     """The bytes are not an acceptable COSE_Sign1."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sign1:
+class Sign1(NamedTuple):
+    """A parsed COSE_Sign1 (immutable; a NamedTuple because one is built per scan)."""
+
     protected: bytes
     protected_map: Mapping[Any, Any]
     unprotected: Mapping[Any, Any]

@@ -64,8 +64,7 @@ BindingCheck = Callable[[Credential, float, "Policy"], Reason | None]
 KeyUsageCheck = Callable[["IssuerKey", Credential], bool]
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     """A credential whose outer layers decoded: what the verifier needs to check it."""
 
     profile: str
