@@ -160,3 +160,17 @@ def test_status_list_vectors(vectors: Path) -> None:
             assert lst.status(index) == 0, (vector["name"], index)
         if "uncompressed_hex" in vector:
             assert len(lst) == len(bytes.fromhex(vector["uncompressed_hex"])) * 8 // lst.bits
+
+
+def test_decoder_reuse_carries_no_state_between_inputs() -> None:
+    """loads_exact re-uses one cbor2 decoder per thread: a shared reference (tag 29) must
+    not resolve against a value shared (tag 28) by an earlier input."""
+    from appliance.credential.cose import loads_exact
+
+    assert loads_exact(cbor2.dumps(cbor2.CBORTag(28, [1, 2, 3]))) == [1, 2, 3]
+    with pytest.raises(CoseError):
+        loads_exact(cbor2.dumps(cbor2.CBORTag(29, 0)))
+    with pytest.raises(CoseError):
+        loads_exact(b"\x81" * 17 + b"\x00")  # depth limit still applies
+    with pytest.raises(CoseError):
+        loads_exact(b"\x00\x00")  # trailing bytes

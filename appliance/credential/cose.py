@@ -7,6 +7,7 @@ header and payload byte strings exactly as they arrived, never re-encoded.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -48,13 +49,27 @@ class Sign1(NamedTuple):
         ))
 
 
-def loads_exact(data: bytes, max_depth: int = MAX_CBOR_DEPTH) -> Any:
+_local = threading.local()
+
+
+def _decoder() -> cbor2.CBORDecoder:
+    """One decoder per thread, re-pointed at each input: building a decoder costs about a
+    third of decoding a claims map. cbor2 resets shared-reference state on every
+    ``decode()`` (tests/test_vectors.py checks), so nothing carries over between inputs."""
+    decoder = getattr(_local, "decoder", None)
+    if decoder is None:
+        decoder = _local.decoder = cbor2.CBORDecoder(
+            io.BytesIO(b""), max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False)
+    return decoder
+
+
+def loads_exact(data: bytes) -> Any:
     """Decode one CBOR item that spans all of ``data`` (trailing bytes are an error)."""
     stream = io.BytesIO(data)
+    decoder = _decoder()
+    decoder.fp = stream
     try:
-        item = cbor2.CBORDecoder(
-            stream, max_depth=max_depth, allow_duplicate_keys=False
-        ).decode()
+        item = decoder.decode()
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as e:
         raise CoseError(f"not valid CBOR: {e}") from e
     if stream.tell() != len(data):
