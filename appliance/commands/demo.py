@@ -114,6 +114,9 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
                   repeat_after_absent_s=config.scanner.repeat_after_absent_s)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if sys.stdout.isatty():  # the live status line shows the verdicts; keep it readable
+        logging.getLogger().setLevel(logging.WARNING)
     web = None if args.no_web else _start_web(config, service, bus, kiosk, audit)
     status = threading.Thread(target=_status_line, args=(stop, kiosk, indicator, camera, bus),
                               daemon=True, name="demo-status")
@@ -181,7 +184,11 @@ def _providers(config: Any, kiosk: Any, audit: Any) -> dict[str, Any]:
             return {"fps": round(kiosk.stats.fps, 1), "frames": kiosk.stats.frames}
 
         return {"camera": camera}
-    return device_providers(config, kiosk=kiosk, audit=audit)
+    providers = device_providers(config, kiosk=kiosk, audit=audit)
+    camera = providers.get("camera")
+    if camera is not None:
+        providers["camera"] = lambda: {**camera(), "source": "demo (simulated camera)"}
+    return providers
 
 
 _LAMP = {True: "\x1b[1m●\x1b[0m", False: "○"}
