@@ -32,6 +32,8 @@ class PathsConfig:
     state_dir: Path = Path("/var/lib/appliance")
     # Root-only files: device signing key, fleet audit secret.
     secrets_dir: Path = Path("/etc/appliance/secrets")
+    # Runtime files: the kiosk socket's folder, requests to the sync/upload path units.
+    run_dir: Path = Path("/run/appliance")
 
 
 @dataclass(frozen=True)

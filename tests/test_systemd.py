@@ -17,7 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS_DIR = REPO / "systemd"
-UNITS = sorted(p.name for p in UNITS_DIR.iterdir() if p.suffix in {".service", ".timer"})
+UNITS = sorted(p.name for p in UNITS_DIR.iterdir()
+               if p.suffix in {".service", ".timer", ".path"})
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 MAX_EXPOSURE = {"appliance-kiosk.service": 2.5}
 DEFAULT_MAX_EXPOSURE = 2.0
@@ -34,6 +35,7 @@ def test_expected_units_present():
         "appliance-kiosk.service", "appliance-web.service", "appliance-display.service",
         "appliance-sync.service", "appliance-sync.timer",
         "appliance-upload.service", "appliance-upload.timer",
+        "appliance-sync.path", "appliance-upload.path",
     }
 
 

@@ -156,6 +156,7 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
         decoder_backend=config.scanner.backend, history_size=config.web.history_size,
         providers=_providers(config, kiosk, audit),
         export=lambda since, until: _export(audit, since),
+        sync=lambda: _sync_now(config),
     )
     app = create_app(port, config)
     try:
@@ -166,6 +167,13 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
         return None
     threading.Thread(target=server.serve_forever, daemon=True, name="demo-web").start()
     return f"http://{config.web.host}:{server.server_port}/"
+
+
+def _sync_now(config: Any) -> str:
+    """The demo is one process with loopback network: sync right here."""
+    from appliance_sync.client import client_from_config
+
+    return client_from_config(config).sync_once().describe()
 
 
 def _export(audit: Any, since: float | None) -> bytes:
