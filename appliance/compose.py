@@ -9,14 +9,17 @@ from __future__ import annotations
 from appliance.clock import Clock, FileTimeFloor, FloorClock
 from appliance.config import Config
 from appliance.errors import TrustDataError
+from appliance.local_policy import load_accepted_types
 from appliance.service import AuditSink, VerificationService
 from appliance.trust_store import CurrentTrust
 from appliance.verifier import Checkpoint
 
 
 def device_checkpoint(config: Config) -> Checkpoint:
+    """Configured rules, with accepted types as last set on the admin screen, if ever."""
+    local = load_accepted_types(config.paths.state_dir)
     return Checkpoint(
-        accepted_types=frozenset(config.policy.accepted_types),
+        accepted_types=frozenset(config.policy.accepted_types if local is None else local),
         require_presentation_types=frozenset(config.policy.require_presentation_types),
     )
 

@@ -143,6 +143,7 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
     from werkzeug.serving import make_server
 
     from appliance.compose import device_clock
+    from appliance.local_policy import save_accepted_types
     from appliance.trust_store import CurrentTrust
     from appliance_web import create_app
     from appliance_web.ports import LocalKioskPort
@@ -157,6 +158,7 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
         providers=_providers(config, kiosk, audit),
         export=lambda since, until: _export(audit, since),
         sync=lambda: _sync_now(config),
+        on_accepted_types=lambda types: save_accepted_types(config.paths.state_dir, types),
     )
     app = create_app(port, config)
     try:

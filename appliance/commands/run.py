@@ -108,6 +108,7 @@ def build_port(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> A
     from appliance.compose import device_clock
     from appliance.device_status import device_providers
     from appliance.events import holder_details_allowed
+    from appliance.local_policy import save_accepted_types
     from appliance.requests import file_trigger
     from appliance.trust_store import CurrentTrust
     from appliance_web.ports import LocalKioskPort
@@ -122,6 +123,7 @@ def build_port(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> A
         decoder_backend=config.scanner.backend, history_size=config.web.history_size,
         providers=device_providers(config, kiosk=kiosk, audit=audit),
         export=export_audit(audit),
+        on_accepted_types=lambda types: save_accepted_types(config.paths.state_dir, types),
         sync=file_trigger(config.paths.run_dir, "sync"),
         upload=file_trigger(config.paths.run_dir, "upload"),
     )
