@@ -69,8 +69,10 @@ class ScannerConfig:
     backend: str = "both"
     # A code held in view gives one verdict; after it left the view this long it counts anew.
     repeat_after_absent_s: float = 2.0
-    # Optional keyboard-wedge or CDC serial scanner, e.g. "/dev/ttyACM0"; empty: none.
+    # Optional CDC serial scanner, e.g. "/dev/ttyACM0"; empty: none.
     serial_device: str = ""
+    # Optional keyboard-wedge (USB HID) scanner, e.g. "/dev/input/by-id/usb-...-event-kbd".
+    hid_device: str = ""
 
 
 @dataclass(frozen=True)

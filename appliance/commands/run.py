@@ -12,10 +12,10 @@ without a restart (``CurrentTrust`` reloads on every verification). A device tha
 not start without data can say ``--require-trust``: it then exits 64 with one line.
 
 Second input: a CDC/serial QR scanner (``[scanner] serial_device = "/dev/ttyACM0"``), read
-as lines (CR or LF) and verified through the same path as camera codes. Keyboard-wedge
-(HID) scanners are not read by the kiosk: they type into whatever has keyboard focus.
-Switch them to USB-CDC ("virtual COM port") mode with the configuration code from their
-manual, and use ``serial_device``.
+as lines (CR or LF) and verified through the same path as camera codes; or a
+keyboard-wedge (USB HID) scanner (``[scanner] hid_device =
+"/dev/input/by-id/usb-...-event-kbd"``), read from its key events and taken exclusively so
+its keystrokes reach nothing else (``appliance.hid_scanner``).
 """
 
 from __future__ import annotations
@@ -246,6 +246,13 @@ def run(args: argparse.Namespace) -> int:
                                             stop))
             serial.start()
             cleanup.append(lambda: serial.join(2.0))
+        if config.scanner.hid_device:
+            from appliance.hid_scanner import read_hid
+
+            hid = threading.Thread(target=read_hid, daemon=True, name="hid-scanner",
+                                   args=(config.scanner.hid_device, kiosk.submit_text, stop))
+            hid.start()
+            cleanup.append(lambda: hid.join(2.0))
         log.info("kiosk running (camera %s, device %s)", config.camera.source, config.device.id)
         kiosk.run(stop)  # READY=1, watchdog, STOPPING=1
     finally:
