@@ -3,7 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint bench fuzz clean system-deps test-services
+
+# Debian packages (libzbar0, chromium, fonts-thai-tlwg, postgresql, ...): installed when
+# missing (as root or with password-less sudo); test-services also starts PostgreSQL.
+system-deps:
+	bash .ci/system-deps.sh
+
+test-services:
+	bash .ci/system-deps.sh --services
 
 $(BIN)/appliance: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -11,10 +19,10 @@ $(BIN)/appliance: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,fuzz]'
 	touch $@
 
-demo: $(BIN)/appliance
+demo: system-deps $(BIN)/appliance
 	$(BIN)/appliance demo
 
-test: $(BIN)/appliance
+test: test-services $(BIN)/appliance
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
