@@ -35,9 +35,9 @@ from appliance.credential.cose import (
     HEADER_KID,
     CoseError,
     Sign1,
-    loads_exact,
     parse_sign1,
 )
+from appliance.credential.cwt import decode_claims, malformed
 from appliance.credential.limits import INT64_MAX, INT64_MIN
 from appliance.credential.model import Credential, Opened, Rejection
 from appliance.credential.qrtext import decode_base45_zlib
@@ -97,27 +97,19 @@ def _header(sign1: Sign1, label: int) -> Any:
 
 def parse_claims(payload: bytes) -> Credential:
     """CWT claims with an hcert -> Credential; anything off gives ``MALFORMED_CLAIMS``."""
-    try:
-        claims = loads_exact(payload)
-    except CoseError as e:
-        raise _malformed(str(e)) from e
-    if not isinstance(claims, Mapping):
-        raise _malformed("payload is not a map")
-    iss = claims.get(CLAIM_ISS)
-    if iss is not None and not isinstance(iss, str):
-        raise _malformed("iss is not text")
+    claims, iss = decode_claims(payload)
     wrapper = claims.get(CLAIM_HCERT)
     hcert = wrapper.get(1) if isinstance(wrapper, Mapping) else None
     if not isinstance(hcert, Mapping):
-        raise _malformed("claim -260 is not {1: hcert}")
+        raise malformed("claim -260 is not {1: hcert}")
     typ, entry = certificate_entry(hcert)
     ci = entry.get("ci")
     if not isinstance(ci, str) or not ci:
-        raise _malformed("certificate identifier ci missing")
+        raise malformed("certificate identifier ci missing")
     nm, nml = _names(hcert.get("nam"))
     dob = hcert.get("dob")
     if dob is not None and not isinstance(dob, str):
-        raise _malformed("dob is not text")
+        raise malformed("dob is not text")
     ext = [("ver", hcert["ver"])] if isinstance(hcert.get("ver"), str) else []
     for key in _ENTRY_FIELDS[typ]:
         value = entry.get(key)
@@ -147,35 +139,35 @@ def certificate_entry(hcert: Mapping[Any, Any]) -> tuple[str, Mapping[Any, Any]]
     """The one v/t/r group (``null`` groups count as absent) and its first entry."""
     present = [t for t in CERT_TYPES if hcert.get(t) is not None]
     if len(present) != 1:
-        raise _malformed(f"hcert holds {len(present)} of v/t/r, not exactly one")
+        raise malformed(f"hcert holds {len(present)} of v/t/r, not exactly one")
     typ = present[0]
     group = hcert[typ]
     if not isinstance(group, list | tuple) or not group or not isinstance(group[0], Mapping):
-        raise _malformed(f"hcert {typ} is not a non-empty array of maps")
+        raise malformed(f"hcert {typ} is not a non-empty array of maps")
     return typ, group[0]
 
 
 def _names(nam: Any) -> tuple[str, str | None]:
     """``nm`` = "fn, gn" as printed (falling back to the transliteration), ``nml`` = "fnt, gnt"."""
     if not isinstance(nam, Mapping):
-        raise _malformed("nam missing")
+        raise malformed("nam missing")
     parts = {k: nam.get(k) for k in ("fn", "gn", "fnt", "gnt")}
     if any(v is not None and not isinstance(v, str) for v in parts.values()):
-        raise _malformed("nam fields are not text")
+        raise malformed("nam fields are not text")
     printed = ", ".join(v for v in (parts["fn"], parts["gn"]) if v)
     latin = ", ".join(v for v in (parts["fnt"], parts["gnt"]) if v)
     if not printed and not latin:
-        raise _malformed("no name")
+        raise malformed("no name")
     return printed or latin, latin or None
 
 
 def _numeric_date(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _malformed(f"{name} missing or not a number")
+        raise malformed(f"{name} missing or not a number")
     if isinstance(value, float) and not math.isfinite(value):
-        raise _malformed(f"{name} is not finite")
+        raise malformed(f"{name} is not finite")
     if not INT64_MIN <= value <= INT64_MAX:
-        raise _malformed(f"{name} outside the signed 64-bit range")
+        raise malformed(f"{name} outside the signed 64-bit range")
     return value
 
 
@@ -185,8 +177,6 @@ def _date_or_none(value: Any) -> str | None:
     return None
 
 
-def _malformed(detail: str) -> Rejection:
-    return Rejection(Reason.MALFORMED_CLAIMS, detail)
 
 
 # --- key usage: the DSC's extended key usage against the certificate type ---------------

@@ -20,9 +20,9 @@ from appliance.credential.cose import (
     MAP_TYPES,
     CoseError,
     Sign1,
-    loads_exact,
     parse_sign1,
 )
+from appliance.credential.cwt import decode_claims, malformed
 from appliance.credential.limits import INT64_MAX, INT64_MIN, MAX_PHOTO_BYTES
 from appliance.credential.model import Credential, HolderKey, Opened, Rejection
 from appliance.credential.qrtext import decode_base45_zlib
@@ -58,22 +58,14 @@ def open_sign1(cose_bytes: bytes) -> tuple[Sign1, int, bytes]:
 
 def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
     """CWT claims -> Credential; anything off gives ``MALFORMED_CLAIMS`` (spec LC1 s.2, s.3)."""
-    try:
-        claims = loads_exact(payload)
-    except CoseError as e:
-        raise _malformed(str(e)) from e
-    if not isinstance(claims, MAP_TYPES):
-        raise _malformed("payload is not a map")
-    iss = claims.get(CLAIM_ISS)
-    if iss is not None and not isinstance(iss, str):
-        raise _malformed("iss is not text")
+    claims, iss = decode_claims(payload)
     cti = claims.get(CLAIM_CTI)
     if not isinstance(cti, bytes) or len(cti) != CTI_BYTES:
-        raise _malformed("cti missing or not 16 bytes")
+        raise malformed("cti missing or not 16 bytes")
     nbf = claims.get(CLAIM_NBF)
     licence = claims.get(CLAIM_LICENCE)
     if not isinstance(licence, MAP_TYPES):
-        raise _malformed("licence data missing")
+        raise malformed("licence data missing")
     status_uri, status_idx = _status(claims.get(CLAIM_STATUS))
     cnf = claims.get(CLAIM_CNF)
     get = licence.get
@@ -81,16 +73,16 @@ def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
     # type() checks, not isinstance: cbor2 only ever makes plain str, and this runs for
     # every verification (about 1 us less than helper calls per field).
     if type(typ) is not str or type(no) is not str or type(nm) is not str:
-        raise _malformed("licence typ, no or nm missing or not text")
+        raise malformed("licence typ, no or nm missing or not text")
     if not (typ and no and nm):
-        raise _malformed("licence typ, no or nm is empty")
+        raise malformed("licence typ, no or nm is empty")
     nml = get("nml")
     if nml is not None and type(nml) is not str:
-        raise _malformed("licence nml is not text")
+        raise malformed("licence nml is not text")
     dob, vf, vu = get("dob"), get("vf"), get("vu")
     for name, value in (("dob", dob), ("vf", vf), ("vu", vu)):
         if value is not None and (type(value) is not str or not _DATE.match(value)):
-            raise _malformed(f"licence {name} is not YYYY-MM-DD")
+            raise malformed(f"licence {name} is not YYYY-MM-DD")
     cls, ph, ext = get("cls"), get("ph"), get("ext")
     return Credential(
         profile=profile,
@@ -118,13 +110,13 @@ def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
 def parse_cnf(cnf: Any) -> HolderKey:
     """Claim 8: ``{1: COSE_Key}``, P-256 (ES256) or Ed25519 (EdDSA) only (spec LP1 s.1)."""
     if not isinstance(cnf, MAP_TYPES) or set(cnf) != {1} or not isinstance(cnf[1], MAP_TYPES):
-        raise _malformed("cnf is not {1: COSE_Key}")
+        raise malformed("cnf is not {1: COSE_Key}")
     key = cnf[1]
     try:
         if key.get(1) == 2 and set(key) == {1, -1, -2, -3} and key[-1] == 1:
             x, y = key[-2], key[-3]
             if not (isinstance(x, bytes) and isinstance(y, bytes) and len(x) == len(y) == 32):
-                raise _malformed("cnf EC2 coordinates are not 32 bytes")
+                raise malformed("cnf EC2 coordinates are not 32 bytes")
             numbers = ec.EllipticCurvePublicNumbers(
                 int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
             )
@@ -132,11 +124,11 @@ def parse_cnf(cnf: Any) -> HolderKey:
         if key.get(1) == 1 and set(key) == {1, -1, -2} and key[-1] == 6:
             x = key[-2]
             if not isinstance(x, bytes) or len(x) != 32:
-                raise _malformed("cnf OKP key is not 32 bytes")
+                raise malformed("cnf OKP key is not 32 bytes")
             return HolderKey("EdDSA", ed25519.Ed25519PublicKey.from_public_bytes(x))
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
-        raise _malformed(f"cnf key invalid: {e}") from e
-    raise _malformed("cnf key is neither EC2 P-256 nor OKP Ed25519")
+        raise malformed(f"cnf key invalid: {e}") from e
+    raise malformed("cnf key is neither EC2 P-256 nor OKP Ed25519")
 
 
 def _status(value: Any) -> tuple[str | None, int | None]:
@@ -144,20 +136,20 @@ def _status(value: Any) -> tuple[str | None, int | None]:
         return None, None
     entry = value.get("status_list") if isinstance(value, MAP_TYPES) else None
     if not isinstance(entry, MAP_TYPES):
-        raise _malformed("status claim is not {'status_list': {...}}")
+        raise malformed("status claim is not {'status_list': {...}}")
     idx, uri = entry.get("idx"), entry.get("uri")
     if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx <= INT64_MAX:
-        raise _malformed("status_list idx is not an unsigned integer")
+        raise malformed("status_list idx is not an unsigned integer")
     if not isinstance(uri, str):
-        raise _malformed("status_list uri is not text")
+        raise malformed("status_list uri is not text")
     return uri, idx
 
 
 def _int64(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _malformed(f"{name} missing or not an integer")
+        raise malformed(f"{name} missing or not an integer")
     if not INT64_MIN <= value <= INT64_MAX:
-        raise _malformed(f"{name} outside the signed 64-bit range")
+        raise malformed(f"{name} outside the signed 64-bit range")
     return value
 
 
@@ -165,7 +157,7 @@ def _text_list(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, ARRAY_TYPES) or not all(isinstance(v, str) for v in value):
-        raise _malformed("licence cls is not a list of text")
+        raise malformed("licence cls is not a list of text")
     return tuple(value)
 
 
@@ -175,7 +167,7 @@ def _text_map(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, MAP_TYPES) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise _malformed("licence ext is not a map of text to text")
+        raise malformed("licence ext is not a map of text to text")
     return tuple(value.items())
 
 
@@ -183,12 +175,10 @@ def _photo(value: Any) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, bytes) or len(value) > MAX_PHOTO_BYTES:
-        raise _malformed("licence ph is not a byte string of at most 2,048 bytes")
+        raise malformed("licence ph is not a byte string of at most 2,048 bytes")
     return value
 
 
-def _malformed(detail: str) -> Rejection:
-    return Rejection(Reason.MALFORMED_CLAIMS, detail)
 
 
 class Lc1Profile:

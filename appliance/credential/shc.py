@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.credential.cose import ALG_ES256
+from appliance.credential.cwt import malformed
 from appliance.credential.model import Credential, Opened, Rejection
 from appliance.reasons import Reason
 
@@ -172,24 +173,24 @@ def parse_claims(payload: bytes) -> Credential:
     claims = _json_object(inflate_raw(payload), "payload", Reason.MALFORMED_CLAIMS)
     iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
-        raise _malformed("iss missing")
+        raise malformed("iss missing")
     nbf = _number(claims.get("nbf"), "nbf")
     exp = NO_EXPIRY if claims.get("exp") is None else _number(claims.get("exp"), "exp")
     vc = claims.get("vc")
     if not isinstance(vc, Mapping):
-        raise _malformed("vc missing")
+        raise malformed("vc missing")
     types = vc.get("type")
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-        raise _malformed("vc.type is not a list of text")
+        raise malformed("vc.type is not a list of text")
     if "https://smarthealth.cards#health-card" not in types:
-        raise _malformed("not a health card")
+        raise malformed("not a health card")
     typ = next((name for suffix, name in _TYPE_SUFFIXES
                 if any(t.endswith(suffix) for t in types)), "health-card")
     subject = vc.get("credentialSubject")
     bundle = subject.get("fhirBundle") if isinstance(subject, Mapping) else None
     entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
     if not isinstance(entries, list):
-        raise _malformed("credentialSubject.fhirBundle.entry missing")
+        raise malformed("credentialSubject.fhirBundle.entry missing")
     resources = [e.get("resource") for e in entries if isinstance(e, Mapping)]
     resources = [r for r in resources if isinstance(r, Mapping)]
     # A card need not hold a Patient (published example 02, a lab report, has none): the
@@ -202,7 +203,7 @@ def parse_claims(payload: bytes) -> Credential:
         ext.insert(0, ("patient", "none in the card"))
     rid = vc.get("rid")
     if rid is not None and (not isinstance(rid, str) or not rid):
-        raise _malformed("vc.rid is not text")
+        raise malformed("vc.rid is not text")
     return Credential(
         profile=PROFILE_NAME,
         iss=iss,
@@ -223,16 +224,16 @@ def _patient_name(patient: Mapping[str, Any]) -> str:
     names = patient.get("name")
     name = names[0] if isinstance(names, list) and names else None
     if not isinstance(name, Mapping):
-        raise _malformed("Patient has no name")
+        raise malformed("Patient has no name")
     family = name.get("family")
     given = name.get("given") or []
     if not isinstance(given, list) or not all(isinstance(g, str) for g in given):
-        raise _malformed("Patient given names are not text")
+        raise malformed("Patient given names are not text")
     if family is not None and not isinstance(family, str):
-        raise _malformed("Patient family name is not text")
+        raise malformed("Patient family name is not text")
     text = ", ".join(p for p in (family, " ".join(given)) if p)
     if not text:
-        raise _malformed("Patient name is empty")
+        raise malformed("Patient name is empty")
     return text
 
 
@@ -276,14 +277,10 @@ def _first_coding(concept: Any) -> str | None:
 
 def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _malformed(f"{name} missing or not a number")
+        raise malformed(f"{name} missing or not a number")
     if not 0 <= value <= NO_EXPIRY:  # also refuses NaN and infinities
-        raise _malformed(f"{name} outside the representable range")
+        raise malformed(f"{name} outside the representable range")
     return float(value)
-
-
-def _malformed(detail: str) -> Rejection:
-    return Rejection(Reason.MALFORMED_CLAIMS, detail)
 
 
 class ShcProfile:

@@ -1,0 +1,30 @@
+"""The CWT claims map (RFC 8392) as LC1 and HC1 both carry it: decoded exactly, checked
+to be a map, ``iss`` text when present. Anything else is ``MALFORMED_CLAIMS``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.credential.cose import MAP_TYPES, CoseError, loads_exact
+from appliance.credential.model import Rejection
+from appliance.reasons import Reason
+
+CLAIM_ISS = 1
+
+
+def malformed(detail: str) -> Rejection:
+    return Rejection(Reason.MALFORMED_CLAIMS, detail)
+
+
+def decode_claims(payload: bytes) -> tuple[Any, str | None]:
+    """The claims map and its ``iss`` (None when absent)."""
+    try:
+        claims = loads_exact(payload)
+    except CoseError as e:
+        raise malformed(str(e)) from e
+    if not isinstance(claims, MAP_TYPES):
+        raise malformed("payload is not a map")
+    iss = claims.get(CLAIM_ISS)
+    if iss is not None and type(iss) is not str:
+        raise malformed("iss is not text")
+    return claims, iss
