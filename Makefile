@@ -28,6 +28,7 @@ test: test-services $(BIN)/appliance
 
 bench: $(BIN)/appliance
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/report.py
 
 fuzz: $(BIN)/appliance
 	$(BIN)/python tests/fuzz/fuzz_verify.py -max_total_time=3600
