@@ -176,6 +176,7 @@ def test_signature_is_over_received_bytes_not_a_re_encoding(world: World) -> Non
     {"licence": {"typ": "DL", "no": "1", "nm": "n", "cls": "B"}},
     {"licence": {"typ": "DL", "no": "1", "nm": "n", "ph": b"x" * 2049}},
     {"licence": {"typ": "DL", "no": "1", "nm": "n", "ext": {"a": 1}}},
+    {"licence": {"typ": "DL", "no": "1", "nm": "n", 7: "x"}},
     {"status": {"status_list": {"idx": -1, "uri": "u"}}},
     {"status": {"status_list": {"idx": 1}}}, {"status": {"other": 1}},
     {"cnf": {1: {1: 2, -1: 1, -2: b"x" * 32}}}, {"cnf": {1: {1: 1, -1: 6, -2: b"x" * 31}}},

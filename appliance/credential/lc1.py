@@ -66,6 +66,9 @@ def parse_claims(payload: bytes, profile: str = "LC1") -> Credential:
     licence = claims.get(CLAIM_LICENCE)
     if not isinstance(licence, MAP_TYPES):
         raise malformed("licence data missing")
+    for key in licence:
+        if type(key) is not str:
+            raise malformed("licence data has a key that is not text")
     status_uri, status_idx = _status(claims.get(CLAIM_STATUS))
     cnf = claims.get(CLAIM_CNF)
     get = licence.get
