@@ -15,6 +15,8 @@ class ApplianceError(Exception):
 class ConfigError(ApplianceError):
     """The configuration file is missing, unreadable or invalid."""
 
+    exit_status = 64  # bad usage, as spec LC1 s.7 counts it for `appliance verify`
+
 
 class TrustDataError(ApplianceError):
     """A trust source or installed trust store is unreadable or invalid."""

@@ -91,3 +91,13 @@ def test_unreadable_image_is_usage_error(setup: tuple[World, Path], tmp_path: Pa
     assert main(["verify", "--trust-source", str(ts), "--image",
                  str(tmp_path / "missing.png")]) == 64
 
+
+
+def test_missing_or_bad_configuration_exits_64(tmp_path: Path) -> None:
+    assert main(["verify", "--config", str(tmp_path / "none.toml"), "LC1:A"]) == 64
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[paths]\nstate_dirr = "x"\n')
+    assert main(["verify", "--config", str(bad), "LC1:A"]) == 64
+    empty_state = tmp_path / "device.toml"
+    empty_state.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n')
+    assert main(["verify", "--config", str(empty_state), "LC1:A"]) == 64  # no trust data

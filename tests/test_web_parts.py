@@ -120,7 +120,8 @@ def test_sd_notify(tmp_path: Path) -> None:
 
 def test_web_command_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["web"]) == 64
-    assert main(["web", "--config", str(tmp_path / "missing.toml")]) == 1
+    # a configuration fault is bad usage (ConfigError exits 64)
+    assert main(["web", "--config", str(tmp_path / "missing.toml")]) == 64
     assert "cannot read configuration" in capsys.readouterr().err
     cfg = tmp_path / "c.toml"
     cfg.write_text("")
