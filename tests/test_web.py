@@ -333,3 +333,18 @@ def test_unknown_outcome_event_is_rendered_safely(inspector_client, inspector_ki
                                        "camera")
     html = inspector_client.get("/inspector/x1").get_data(as_text=True)
     assert "<b>" not in html and "<i>" not in html and "<u>" not in html
+
+
+def test_thai_dates_use_the_buddhist_era(kit: Kit) -> None:
+    """Thai licence cards print พ.ศ. years (Gregorian + 543); the screens do the same."""
+    from flask_babel import force_locale
+
+    from appliance_web.views import when
+
+    with make_app(kit).test_request_context("/"):
+        with force_locale("th"):
+            thai = when(1_800_000_000)  # 2027-01-15 08:00 UTC
+        with force_locale("en"):
+            english = when(1_800_000_000)
+    assert "2570" in thai and "2027" not in thai
+    assert "2027" in english

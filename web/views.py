@@ -12,7 +12,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-from flask_babel import format_datetime, lazy_gettext
+from flask_babel import format_datetime, get_locale, lazy_gettext, to_user_timezone
 
 from appliance.reasons import Outcome, Reason
 
@@ -115,12 +115,25 @@ def licence_date(value: Any) -> str:
     return qr_text(value, 40) or "\u2014"
 
 
+BUDDHIST_ERA_OFFSET = 543
+
+
 def when(epoch: Any, fmt: str = "medium") -> str:
-    """An instant in the viewer's language, or an em dash."""
+    """An instant in the viewer's language, or an em dash.
+
+    Thai readers get the Buddhist-era year (พ.ศ., Gregorian + 543) as on Thai licence
+    cards; Babel formats Thai with Gregorian years only.
+    """
     if epoch is None:
         return "\u2014"
     try:
-        return format_datetime(datetime.fromtimestamp(float(epoch), UTC), fmt)
+        instant = datetime.fromtimestamp(float(epoch), UTC)
+        if get_locale() is not None and get_locale().language == "th":
+            year = to_user_timezone(instant).year + BUDDHIST_ERA_OFFSET
+            clock = "HH:mm" if fmt == "short" else "HH:mm:ss"
+            return (f"{format_datetime(instant, 'd MMM')} {year} "
+                    f"{format_datetime(instant, clock)}")
+        return format_datetime(instant, fmt)
     except (OverflowError, OSError, ValueError, TypeError):
         return "\u2014"
 
