@@ -17,10 +17,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import select
 import struct
 import threading
 from collections.abc import Callable
+
+from appliance.device_input import read_device
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ EV_KEY = 1
 KEY_PRESS, KEY_REPEAT = 1, 2
 EVIOCGRAB = 0x40044590
 MAX_LINE = 8192
-RETRY_MAX_S = 30.0
 
 SHIFT_KEYS = {42, 54}
 ENTER_KEYS = {28, 96}
@@ -91,43 +91,32 @@ def read_hid(device: str, submit: Callable[[str, str], None], stop: threading.Ev
 
     The device is reopened with backoff when it disappears. Texts are never logged.
     """
-    backoff = 1.0
-    while not stop.is_set():
-        try:
-            fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            log.error("HID scanner %s: %s; retrying in %.0f s", device, e.strerror, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, RETRY_MAX_S)
-            continue
-        try:
-            fcntl.ioctl(fd, EVIOCGRAB, 1)
-        except OSError as e:
-            log.warning("HID scanner %s: cannot take it exclusively (%s)", device, e.strerror)
-        log.info("HID scanner %s open", device)
-        backoff = 1.0
+
+    def new_consumer() -> Callable[[bytes], None]:
         decoder = KeyboardDecoder()
         pending = b""
-        try:
-            while not stop.is_set():
-                ready, _, _ = select.select([fd], [], [], poll_s)
-                if not ready:
-                    continue
-                try:
-                    chunk = os.read(fd, EVENT.size * 64)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    raise OSError("device closed")
-                pending += chunk
-                whole = len(pending) - len(pending) % EVENT.size
-                for _sec, _usec, ev_type, code, value in EVENT.iter_unpack(pending[:whole]):
-                    line = decoder.feed(ev_type, code, value)
-                    if line is not None:
-                        submit(line, "hid")
-                pending = pending[whole:]
-        except OSError as e:
-            log.error("HID scanner %s lost: %s", device, e)
-            stop.wait(backoff)
-        finally:
-            os.close(fd)
+
+        def consume(chunk: bytes) -> None:
+            nonlocal pending
+            pending += chunk
+            whole = len(pending) - len(pending) % EVENT.size
+            for _sec, _usec, ev_type, code, value in EVENT.iter_unpack(pending[:whole]):
+                line = decoder.feed(ev_type, code, value)
+                if line is not None:
+                    submit(line, "hid")
+            pending = pending[whole:]
+
+        return consume
+
+    read_device(device, _open_grabbed, new_consumer, stop, name="HID scanner",
+                poll_s=poll_s, chunk_bytes=EVENT.size * 64)
+
+
+def _open_grabbed(device: str) -> int:
+    """Open the event device and take it exclusively, so its keys reach nothing else."""
+    fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, EVIOCGRAB, 1)
+    except OSError as e:
+        log.warning("HID scanner %s: cannot take it exclusively (%s)", device, e.strerror)
+    return fd

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import logging
 import os
-import select
 import signal
 import termios
 import threading
@@ -35,7 +34,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_SERIAL_LINE = 8192
-SERIAL_RETRY_MAX_S = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -140,9 +138,9 @@ def _open_serial(device: str) -> int:
             attrs = termios.tcgetattr(fd)
             attrs[4] = attrs[5] = termios.B9600
             termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    except termios.error:
+    except termios.error as e:
         os.close(fd)
-        raise
+        raise OSError(f"cannot set the serial line up: {e}") from e
     return fd
 
 
@@ -154,49 +152,32 @@ def read_serial(device: str, submit: Any, stop: threading.Event, *,
     bytes is dropped whole. Bytes are UTF-8 where valid, else latin-1 (like the camera
     decoders). A lost device is reopened with backoff. Scanned texts are never logged.
     """
+    from appliance.device_input import read_device
     from appliance.scanner import bytes_to_text
 
-    backoff = 1.0
-    while not stop.is_set():
-        try:
-            fd = _open_serial(device)
-        except (OSError, termios.error) as e:
-            log.error("serial scanner %s: %s; retrying in %.0f s", device, e, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, SERIAL_RETRY_MAX_S)
-            continue
-        log.info("serial scanner %s open", device)
-        backoff = 1.0
+    def new_consumer() -> Any:
         buf, overlong = bytearray(), False
-        try:
-            while not stop.is_set():
-                ready, _, _ = select.select([fd], [], [], poll_s)
-                if not ready:
-                    continue
-                try:
-                    chunk = os.read(fd, 4096)
-                except BlockingIOError:
-                    continue
-                if not chunk:  # hang-up: the scanner was unplugged
-                    raise OSError("device closed")
-                buf += chunk
-                *lines, rest = buf.replace(b"\r", b"\n").split(b"\n")
-                buf = bytearray(rest)
-                for line in lines:
-                    if overlong:
-                        overlong = False  # the tail of a dropped line
-                    elif line.strip():
-                        submit(bytes_to_text(line.strip()), "serial")
-                if len(buf) > MAX_SERIAL_LINE:
-                    log.warning("serial scanner %s: line over %d bytes dropped",
-                                device, MAX_SERIAL_LINE)
-                    buf.clear()
-                    overlong = True
-        except OSError as e:
-            log.error("serial scanner %s lost: %s", device, e)
-            stop.wait(backoff)
-        finally:
-            os.close(fd)
+
+        def consume(chunk: bytes) -> None:
+            nonlocal buf, overlong
+            buf += chunk
+            *lines, rest = buf.replace(b"\r", b"\n").split(b"\n")
+            buf = bytearray(rest)
+            for line in lines:
+                if overlong:
+                    overlong = False  # the tail of a dropped line
+                elif line.strip():
+                    submit(bytes_to_text(line.strip()), "serial")
+            if len(buf) > MAX_SERIAL_LINE:
+                log.warning("serial scanner %s: line over %d bytes dropped",
+                            device, MAX_SERIAL_LINE)
+                buf.clear()
+                overlong = True
+
+        return consume
+
+    read_device(device, _open_serial, new_consumer, stop, name="serial scanner",
+                poll_s=poll_s)
 
 
 # -- the command ---------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""Reading a character device that may come and go (USB scanners): one loop for all.
+
+Opens the device, hands every chunk of bytes to a per-connection consumer, and reopens
+with backoff when the device is unplugged or cannot be opened, until ``stop``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+RETRY_MAX_S = 30.0
+
+Consumer = Callable[[bytes], None]
+
+
+def read_device(device: str, open_device: Callable[[str], int],
+                new_consumer: Callable[[], Consumer], stop: threading.Event, *,
+                name: str, poll_s: float = 0.25, chunk_bytes: int = 4096) -> None:
+    """Feed chunks from ``open_device(device)`` to a fresh ``new_consumer()`` per connection.
+
+    ``open_device`` returns a non-blocking file descriptor or raises ``OSError`` (or an
+    ``OSError`` subclass of its own); the consumer may raise ``OSError`` to force a reopen.
+    """
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            fd = open_device(device)
+        except OSError as e:
+            log.error("%s %s: %s; retrying in %.0f s", name, device, e, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, RETRY_MAX_S)
+            continue
+        log.info("%s %s open", name, device)
+        backoff = 1.0
+        consume = new_consumer()
+        try:
+            while not stop.is_set():
+                ready, _, _ = select.select([fd], [], [], poll_s)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(fd, chunk_bytes)
+                except BlockingIOError:
+                    continue
+                if not chunk:  # hang-up: the device was unplugged
+                    raise OSError("device closed")
+                consume(chunk)
+        except OSError as e:
+            log.error("%s %s lost: %s", name, device, e)
+            stop.wait(backoff)
+        finally:
+            os.close(fd)
