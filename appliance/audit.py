@@ -17,7 +17,6 @@ import csv
 import hmac
 import json
 import logging
-import os
 import secrets
 import sqlite3
 import threading
@@ -43,6 +42,7 @@ from appliance.audit_chain import (  # noqa: F401 - re-exported for the hub and 
 from appliance.config import Config
 from appliance.device_identity import DeviceIdentity, DevicePublicKey, ensure_identity
 from appliance.errors import AuditError
+from appliance.secret_files import create_secret
 from appliance.trust import TrustSnapshot
 from appliance.verifier import Verdict
 
@@ -58,18 +58,8 @@ def load_hmac_key(secrets_dir: Path) -> bytes:
     """The fleet audit secret; a random one (0600) is created, and said so, when absent."""
     path = Path(secrets_dir) / HMAC_KEY_NAME
     try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_hex(32) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                log.warning("created a random fleet audit key at %s: keyed hashes will not "
+        if not path.exists() and create_secret(path, (secrets.token_hex(32) + "\n").encode()):
+            log.warning("created a random fleet audit key at %s: keyed hashes will not "
                             "match other devices' until the fleet key is installed", path)
         raw = path.read_bytes().strip()
     except OSError as e:

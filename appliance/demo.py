@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from appliance.issuer import (
     load_private_key,
     save_private_key,
 )
+from appliance.secret_files import create_secret
 from appliance.trust_source import TrustSourceEditor
 
 log = logging.getLogger(__name__)
@@ -256,9 +256,7 @@ def ensure_secrets(root: Path) -> None:
     if not admin.exists():
         from werkzeug.security import generate_password_hash
 
-        fd = os.open(admin, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(generate_password_hash("demo-admin"))
+        create_secret(admin, generate_password_hash("demo-admin").encode())
 
 
 def table(rows: list[tuple[str, str, str]]) -> str:

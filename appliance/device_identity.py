@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.config import Config
 from appliance.errors import ApplianceError
+from appliance.secret_files import create_secret
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,11 @@ def ensure_identity(config: Config) -> tuple[DeviceIdentity, bool]:
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-                f.flush()
-                os.fsync(f.fileno())
-            created = True
-            log.warning("created a new device key at %s: enrol its public key at the hub", path)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
+            created = create_secret(path, pem)  # False: another process made it first
         except OSError as e:
             raise DeviceKeyError(f"cannot create device key {path}: {e.strerror or e}") from e
+    if created:
+        log.warning("created a new device key at %s: enrol its public key at the hub", path)
     identity = load_identity(config)
     _write_public(config, identity.public)
     return identity, created

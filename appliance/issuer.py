@@ -32,6 +32,7 @@ from appliance.credential.lc1 import (
     PREFIX,
 )
 from appliance.errors import ApplianceError
+from appliance.secret_files import create_secret
 from appliance.trust import compute_kid, public_key_der
 
 ALG_IDS = {"ES256": ALG_ES256, "EdDSA": ALG_EDDSA}
@@ -86,12 +87,13 @@ def generate_key(alg: str) -> SigningKey:
 
 
 def save_private_key(key: SigningKey, path: Path) -> None:
-    """Write the key readable by its owner only (0600 from creation, never wider)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_pem())
-    path.chmod(0o600)
+    """Write the key readable by its owner only (0600 from creation); never overwrites."""
+    try:
+        created = create_secret(path, key.private_pem())
+    except OSError as e:
+        raise KeyFileError(f"cannot write key {path}: {e.strerror or e}") from e
+    if not created:
+        raise KeyFileError(f"{path} exists; refusing to overwrite a key")
 
 
 def load_private_key(path: Path) -> SigningKey:
