@@ -68,6 +68,37 @@ def _fit_grey(img: Image.Image, width: int, height: int) -> np.ndarray:
     return np.asarray(canvas)
 
 
+class FramePacer:
+    """Frames due at a steady rate, for sources that make their frames (files, demo).
+
+    ``next_frame(timeout_s)`` waits until the next frame is due and returns the time it
+    is taken, or None when that is further away than the timeout. A slow consumer skips
+    frames rather than receiving a burst of late ones. ``fps`` 0: no waiting.
+    """
+
+    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._interval = 1.0 / fps if fps > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._next_due = clock()
+
+    def restart(self) -> float:
+        self._next_due = now = self._clock()
+        return now
+
+    def next_frame(self, timeout_s: float) -> float | None:
+        wait = self._next_due - self._clock()
+        if wait > timeout_s:
+            self._sleep(timeout_s)
+            return None
+        if wait > 0:
+            self._sleep(wait)
+        now = self._clock()
+        self._next_due = max(self._next_due, now - self._interval) + self._interval
+        return now
+
+
 class ImageFolderSource:
     """Pictures shown one after another, each for ``frames_per_image`` frames at ``fps``.
 
@@ -90,14 +121,11 @@ class ImageFolderSource:
     ) -> None:
         self._images = images
         self._size = (width, height)
-        self._interval = 1.0 / fps if fps > 0 else 0.0
+        self._pacer = FramePacer(fps, clock, sleep)
         self._per_image = max(1, frames_per_image)
         self._loop = loop
-        self._clock = clock
-        self._sleep = sleep
         self._frames: list[np.ndarray] | None = None
         self._index = 0
-        self._next_due = 0.0
         self.finished = False
 
     def _paths(self) -> list[Path]:
@@ -123,7 +151,7 @@ class ImageFolderSource:
                 raise CameraError(f"cannot read picture {path}: {e}") from e
         self._frames = frames
         self._index = 0
-        self._next_due = self._clock()
+        self._pacer.restart()
         self.finished = False
         log.info("image source: %d pictures, %d frames each", len(frames), self._per_image)
 
@@ -132,12 +160,9 @@ class ImageFolderSource:
             raise CameraError("image source read before open")
         if self.finished:
             return None
-        wait = self._next_due - self._clock()
-        if wait > timeout_s:
-            self._sleep(timeout_s)
+        now = self._pacer.next_frame(timeout_s)
+        if now is None:
             return None
-        if wait > 0:
-            self._sleep(wait)
         picture = self._index // self._per_image
         if picture >= len(self._frames):
             if not self._loop:
@@ -145,8 +170,6 @@ class ImageFolderSource:
                 return None
             self._index, picture = 0, 0
         self._index += 1
-        now = self._clock()
-        self._next_due = max(self._next_due, now - self._interval) + self._interval
         return Frame(self._frames[picture], now)
 
     def close(self) -> None:

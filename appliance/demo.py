@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.camera import Frame
+from appliance.camera import Frame, FramePacer
 from appliance.holder import cose_key, present
 from appliance.issuer import (
     Claims,
@@ -168,28 +168,21 @@ class DemoCamera:
                  wall: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._samples = samples
-        self._period = 1.0 / fps
+        self._pacer = FramePacer(fps, monotonic, sleep)
         self._show_s, self._gap_s, self._refresh_s = show_s, gap_s, refresh_s
-        self._monotonic, self._wall, self._sleep = monotonic, wall, sleep
+        self._wall = wall
         self._blank = np.full((FRAME_H, FRAME_W), 200, dtype=np.uint8)
         self._cache: dict[str, np.ndarray] = {}
         self._start = 0.0
-        self._next = 0.0
         self.current: Sample | None = None
 
     def open(self) -> None:
-        self._start = self._monotonic()
-        self._next = self._start
+        self._start = self._pacer.restart()
 
     def read(self, timeout_s: float) -> Frame | None:
-        wait = self._next - self._monotonic()
-        if wait > timeout_s:
-            self._sleep(timeout_s)
+        now = self._pacer.next_frame(timeout_s)
+        if now is None:
             return None
-        if wait > 0:
-            self._sleep(wait)
-        self._next += self._period
-        now = self._monotonic()
         cycle = self._show_s + self._gap_s
         slot, within = divmod(now - self._start, cycle)
         sample = self._samples[int(slot) % len(self._samples)]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, print_table, row, save
 from support import World, qr_frame
 
-from appliance.camera import Frame
+from appliance.camera import Frame, FramePacer
 from appliance.clock import FixedClock
 from appliance.config import IndicatorConfig
 from appliance.events import EventBus
@@ -40,21 +40,19 @@ class PacedSource:
 
     def __init__(self, frames: list, fps: float = FPS) -> None:
         self.frames = frames
-        self.period = 1.0 / fps
+        self.pacer = FramePacer(fps)
         self.i = 0
-        self.next = 0.0
 
     def open(self) -> None:
-        self.next = time.monotonic()
+        self.pacer.restart()
 
     def read(self, timeout_s: float) -> Frame | None:
-        wait = self.next - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self.next += self.period
+        now = self.pacer.next_frame(timeout_s)
+        if now is None:
+            return None
         grey = self.frames[self.i % len(self.frames)]
         self.i += 1
-        return Frame(grey, time.monotonic())
+        return Frame(grey, now)
 
     def close(self) -> None:
         pass
