@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from appliance.credential.signature import verify_signature
 from appliance.errors import TrustDataError
+from appliance.key_ring import DEFAULT_PROFILES, KEY_PROFILES, KeyRing
 from appliance.revocation import HashSet, StatusList
 
 MAX_TRUST_SOURCE_BYTES = 64 * 1024 * 1024
@@ -45,6 +46,7 @@ class IssuerKey:
     not_after: float
     revoked: bool
     types: frozenset[str]
+    profiles: frozenset[str]  # credential formats this key may sign (spec LC1 s.4)
     certificate: x509.Certificate | None = None
 
     def verify(self, message: bytes, signature: bytes) -> bool:
@@ -63,7 +65,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class TrustSnapshot:
-    keys: Mapping[bytes, IssuerKey]
+    keys: KeyRing  # look a kid up per format: ``keys.by_format[profile].get(kid)``
     status_lists: Mapping[str, StatusList] = field(default_factory=dict)
     revoked_cti: HashSet = field(default_factory=HashSet)
     revoked_licences: HashSet = field(default_factory=HashSet)
@@ -74,7 +76,7 @@ class TrustSnapshot:
     expires_at: float | None = None
 
     def issuer_names(self) -> dict[str, str]:
-        return {k.iss: k.issuer_name for k in self.keys.values()}
+        return {k.iss: k.issuer_name for k in self.keys}
 
 
 def load_trust_source(path: Path) -> TrustSnapshot:
@@ -121,7 +123,8 @@ def snapshot_from_document(doc: Any) -> TrustSnapshot:
     )
 
 
-def parse_issuers(issuers: Any) -> dict[bytes, IssuerKey]:
+def parse_issuers(issuers: Any) -> KeyRing:
+    """The ``issuers`` list -> a ``KeyRing``; refuses it whole, naming the bad entry."""
     keys: dict[bytes, IssuerKey] = {}
     for i, issuer in enumerate(_list(issuers, "issuers")):
         where = f"issuers[{i}]"
@@ -136,7 +139,7 @@ def parse_issuers(issuers: Any) -> dict[bytes, IssuerKey]:
             if key.kid in keys:
                 raise TrustDataError(f"{where}.keys[{j}]: duplicate kid {key.kid.hex()}")
             keys[key.kid] = key
-    return keys
+    return KeyRing(keys.values())
 
 
 def parse_policy(raw: Any) -> Policy:
@@ -221,6 +224,7 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     types = entry.get("types", [])
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
         raise TrustDataError(f"{where}: types must be a list of text")
+    profiles = _profiles(entry, where)
     # A JWK carries no validity: unbounded unless the trust source bounds it (x5c is ignored).
     not_before = _instant(entry.get("not_before"), f"{where}.not_before",
                           certificate.not_valid_before_utc if certificate
@@ -231,8 +235,25 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     return IssuerKey(
         kid=kid, iss=iss, issuer_name=name, alg=alg, public_key=public_key,
         not_before=not_before, not_after=not_after, revoked=status == "revoked",
-        types=frozenset(types), certificate=certificate,
+        types=frozenset(types), profiles=profiles, certificate=certificate,
     )
+
+
+def _profiles(entry: dict[str, Any], where: str) -> frozenset[str]:
+    """``profiles`` of a key entry, else the default of its form (spec LC1 s.4)."""
+    if "profiles" not in entry:
+        form = "certificate" if "certificate" in entry else "jwk" if "jwk" in entry \
+            else "public_key"
+        return DEFAULT_PROFILES[form]
+    raw = entry["profiles"]
+    if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
+        raise TrustDataError(f"{where}: profiles must be a non-empty list of {KEY_PROFILES}")
+    for name in raw:
+        if name not in KEY_PROFILES:
+            hint = " (an LP1 licence uses the LC1 keys)" if name == "LP1" else ""
+            raise TrustDataError(
+                f"{where}: unknown profile {name!r}, expected one of {KEY_PROFILES}{hint}")
+    return frozenset(raw)
 
 
 _JWK_NOT_BEFORE = datetime(1970, 1, 1, tzinfo=UTC)

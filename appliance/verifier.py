@@ -93,7 +93,9 @@ def verify(
 def _verify_opened(
     opened: Opened, trust: TrustSnapshot, now: float, clock_trusted: bool, checkpoint: Checkpoint
 ) -> Verdict:
-    key = trust.keys.get(opened.kid)
+    # Each format resolves its kid among its own keys only (spec LC1 s.4 ``profiles``).
+    scoped = trust.keys.by_format.get(opened.profile)
+    key = scoped.get(opened.kid) if scoped is not None else None
     live = opened.binding is not None
 
     def fail(reason: Reason, cred: Credential | None = None) -> Verdict:

@@ -47,7 +47,7 @@ class Scenario:
         opened = lc1.PROFILE.open(text or self.text())
         cred = opened.parse_claims(opened.sign1.payload)
         return Verdict(Outcome.PASS, Reason.OK, opened.profile, opened.kid,
-                       self.trust.keys[opened.kid], cred)
+                       self.trust.keys.lookup(opened.profile, opened.kid), cred)
 
 
 def record_many(audit, scenario: Scenario, n: int, start: float = NOW, step: float = 1.0,

@@ -229,8 +229,7 @@ def evaluate(suite: Path, rel: str) -> CaseResult:
     def key() -> Any:
         if not cert:
             raise _Skip("no CERTIFICATE")
-        keys = _trust(cert, "-").keys
-        return next(iter(keys.values()), None)
+        return _trust(cert, "-").keys.lookup("HC1", compute_kid(base64.b64decode(cert)))
 
     def verify_step() -> tuple[bool, str]:
         try:

@@ -150,7 +150,7 @@ def test_trust_source_jwk_rules(examples: Path) -> None:
     def load(entry: dict[str, Any]) -> Any:
         return snapshot_from_document({"issuers": [{"iss": ISSUER, "keys": [entry]}]})
 
-    key = next(iter(load({"kid": jwk["kid"], "alg": "ES256", "jwk": jwk}).keys.values()))
+    key = next(iter(load({"kid": jwk["kid"], "alg": "ES256", "jwk": jwk}).keys))
     assert key.not_before == 0 and key.certificate is None
     for bad in ({**jwk, "d": "AAAA"}, {**jwk, "crv": "P-384"}, {**jwk, "x": jwk["y"]}):
         with pytest.raises(TrustDataError):

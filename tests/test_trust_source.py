@@ -95,7 +95,7 @@ def test_certificate_key_kid_is_sha256_of_certificate() -> None:
     doc = {"issuers": [{"iss": "X", "keys": [{"kid": kid, "alg": "ES256",
                                               "certificate": base64.b64encode(der).decode()}]}]}
     trust = snapshot_from_document(doc)
-    k = trust.keys[bytes.fromhex(kid)]
+    k = trust.keys.by_format["HC1"][bytes.fromhex(kid)]
     assert k.not_after == dt.datetime(2030, 1, 1, tzinfo=dt.UTC).timestamp()
     doc["issuers"][0]["keys"][0]["kid"] = "00" * 8
     with pytest.raises(TrustDataError, match="kid does not match"):
