@@ -71,11 +71,16 @@ class SigningKey:
 
     def trust_entry(self, not_before: str = "2024-01-01T00:00:00Z",
                     not_after: str = "2034-01-01T00:00:00Z",
-                    types: list[str] | None = None) -> dict[str, Any]:
-        """The key's entry for a trust source (spec LC1 s.4)."""
+                    types: list[str] | None = None,
+                    profiles: list[str] | None = None) -> dict[str, Any]:
+        """The key's entry for a trust source (spec LC1 s.4).
+
+        ``profiles`` is written out (default LC1, what this tool issues) so the entry says
+        which formats it may sign rather than leaving it to the key-form default.
+        """
         return {"kid": self.kid.hex(), "alg": self.alg, "public_key": self.public_pem(),
                 "not_before": not_before, "not_after": not_after, "status": "active",
-                "types": list(types or [])}
+                "types": list(types or []), "profiles": list(profiles or ["LC1"])}
 
 
 def generate_key(alg: str) -> SigningKey:

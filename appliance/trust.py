@@ -224,7 +224,7 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     types = entry.get("types", [])
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
         raise TrustDataError(f"{where}: types must be a list of text")
-    profiles = _profiles(entry, where)
+    profiles = entry_profiles(entry, where)
     # A JWK carries no validity: unbounded unless the trust source bounds it (x5c is ignored).
     not_before = _instant(entry.get("not_before"), f"{where}.not_before",
                           certificate.not_valid_before_utc if certificate
@@ -239,7 +239,7 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     )
 
 
-def _profiles(entry: dict[str, Any], where: str) -> frozenset[str]:
+def entry_profiles(entry: dict[str, Any], where: str = "key") -> frozenset[str]:
     """``profiles`` of a key entry, else the default of its form (spec LC1 s.4)."""
     if "profiles" not in entry:
         form = "certificate" if "certificate" in entry else "jwk" if "jwk" in entry \

@@ -17,7 +17,12 @@ from typing import Any
 
 from appliance.errors import TrustDataError
 from appliance.revocation import licence_digest
-from appliance.trust import TrustSnapshot, load_trust_source, snapshot_from_document
+from appliance.trust import (
+    TrustSnapshot,
+    entry_profiles,
+    load_trust_source,
+    snapshot_from_document,
+)
 
 
 def empty_document() -> dict[str, Any]:
@@ -42,7 +47,11 @@ class TrustSourceEditor:
         load_trust_source(path)  # refuse to extend a file the appliance would refuse
         return cls(json.loads(path.read_text(encoding="utf-8")))
 
-    def add_key(self, iss: str, key_entry: dict[str, Any], issuer_name: str | None = None) -> None:
+    def add_key(self, iss: str, key_entry: dict[str, Any], issuer_name: str | None = None,
+                profiles: list[str] | None = None) -> None:
+        """Add or replace a key; ``profiles`` (spec LC1 s.4) overrides the entry's own."""
+        if profiles is not None:
+            key_entry = {**key_entry, "profiles": list(profiles)}
         issuer = next((i for i in self.doc["issuers"] if i.get("iss") == iss), None)
         if issuer is None:
             issuer = {"iss": iss, "name": issuer_name or iss, "keys": []}
@@ -53,12 +62,20 @@ class TrustSourceEditor:
         issuer["keys"].append(key_entry)
 
     def set_key_status(self, kid: str, status: str) -> None:
+        self.key_entry(kid)["status"] = status
+
+    def key_entry(self, kid: str) -> dict[str, Any]:
         for issuer in self.doc["issuers"]:
             for key in issuer.get("keys", []):
                 if key.get("kid") == kid:
-                    key["status"] = status
-                    return
+                    return key
         raise TrustDataError(f"no key with kid {kid} in the trust source")
+
+    def describe_key(self, kid: str) -> str:
+        """``KID STATUS PROFILES``: what the key may sign now, defaults resolved."""
+        entry = self.key_entry(kid)
+        profiles = ",".join(sorted(entry_profiles(entry, f"key {kid}")))
+        return f"{kid} {entry.get('status', 'active')} {profiles}"
 
     def revoke_cti(self, cti: bytes) -> None:
         _add_unique(self.doc["revoked"]["cti_sha256"], hashlib.sha256(cti).hexdigest())

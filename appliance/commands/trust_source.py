@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     a = action("add-key", "add an issuer key (entry written by 'issuer keygen')")
     a.add_argument("--entry", type=Path, required=True, help="KEY.trust.json from issuer keygen")
+    a.add_argument("--profiles", help="credential formats the key may sign, comma-separated "
+                   "(LC1, HC1, SHC); default: the entry's own, else by key form")
     a.set_defaults(func=run_add_key)
     a = action("key-status", "mark a key active or revoked")
     a.add_argument("--kid", required=True)
@@ -65,9 +67,13 @@ def run_add_key(args: argparse.Namespace) -> int:
         iss, key = entry["iss"], entry["key"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"{args.entry} is not a key entry from 'issuer keygen': {e}") from e
+    profiles = None
+    if args.profiles is not None:
+        profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     editor = _edit(args.file)
-    editor.add_key(iss, key, entry.get("name"))
+    editor.add_key(iss, key, entry.get("name"), profiles)
     editor.save(args.file)
+    print(editor.describe_key(key["kid"]))
     return 0
 
 
@@ -75,6 +81,7 @@ def run_key_status(args: argparse.Namespace) -> int:
     editor = _edit(args.file)
     editor.set_key_status(args.kid, args.status)
     editor.save(args.file)
+    print(editor.describe_key(args.kid))
     return 0
 
 

@@ -204,3 +204,49 @@ def test_unknown_profile_exits_64(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert main(["verify", "--trust-source", str(bad), world.issue()]) == 64
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "LC2" in err[0] and world.es256.kid.hex() in err[0]
+
+
+# --- authoring tools: issuer keygen, trust-source add-key / key-status ----------------------
+
+
+def test_trust_source_tools_scope_keys(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    key_file, ts = tmp_path / "issuer.pem", tmp_path / "trust.json"
+    assert main(["issuer", "keygen", "--alg", "ES256", "--out", str(key_file)]) == 0
+    kid = capsys.readouterr().out.strip()
+    entry_file = key_file.with_name(key_file.name + ".trust.json")
+    assert json.loads(entry_file.read_text())["key"]["profiles"] == ["LC1"]
+    assert main(["issuer", "issue", "--key", str(key_file), "--iss", "TH-DLT", "--typ", "DL",
+                 "--no", "1", "--nm", "A", "--iat", "2026-12-01T00:00:00Z"]) == 0
+    qr = capsys.readouterr().out.strip()
+    at = ["--at", "2027-01-15T08:00:00Z"]
+
+    assert main(["trust-source", "add-key", str(ts), "--entry", str(entry_file),
+                 "--profiles", "HC1"]) == 0
+    assert capsys.readouterr().out.split() == [kid, "active", "HC1"]
+    assert main(["verify", "--trust-source", str(ts), "--json", *at, qr]) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "UNKNOWN_ISSUER"
+
+    assert main(["trust-source", "add-key", str(ts), "--entry", str(entry_file),
+                 "--profiles", "HC1,LC1"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--trust-source", str(ts), *at, qr]) == 0
+    capsys.readouterr()
+    assert main(["trust-source", "key-status", str(ts), "--kid", kid, "--status",
+                 "revoked"]) == 0
+    assert capsys.readouterr().out.split() == [kid, "revoked", "HC1,LC1"]
+
+    before = ts.read_bytes()
+    assert main(["trust-source", "add-key", str(ts), "--entry", str(entry_file),
+                 "--profiles", "LC1,XX9"]) == 64
+    err = capsys.readouterr().err
+    assert "unknown profile 'XX9'" in err and kid in err
+    assert ts.read_bytes() == before
+
+
+def test_listing_keys_spans_every_format() -> None:
+    licence_key, dsc, shc_key = generate_key("ES256"), CertKey(), JwkKey()
+    trust = snapshot_from_document({"issuers": [
+        {"iss": ISS, "name": "Land Transport", "keys": [licence_key.trust_entry()]},
+        {"iss": DCC_ISS, "name": "Health", "keys": [dsc.entry(), shc_key.entry()]}]})
+    assert len(trust.keys) == 3
+    assert trust.issuer_names() == {ISS: "Land Transport", DCC_ISS: "Health"}
