@@ -1,7 +1,9 @@
 """Reading a character device that may come and go (USB scanners): one loop for all.
 
 Opens the device, hands every chunk of bytes to a per-connection consumer, and reopens
-with backoff when the device is unplugged or cannot be opened, until ``stop``.
+with backoff when the device is unplugged or cannot be opened, until ``stop``. A consumer
+that raises anything but ``OSError`` loses that chunk (and the partial line it was in: a
+fresh consumer takes over), never the reader thread.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 import select
 import threading
 from collections.abc import Callable
+
+from appliance.log_limits import RepeatLimiter
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,7 @@ def read_device(device: str, open_device: Callable[[str], int],
     ``OSError`` subclass of its own); the consumer may raise ``OSError`` to force a reopen.
     """
     backoff = 1.0
+    faults = RepeatLimiter(log)
     while not stop.is_set():
         try:
             fd = open_device(device)
@@ -50,7 +55,13 @@ def read_device(device: str, open_device: Callable[[str], int],
                     continue
                 if not chunk:  # hang-up: the device was unplugged
                     raise OSError("device closed")
-                consume(chunk)
+                try:
+                    consume(chunk)
+                except OSError:
+                    raise
+                except Exception as e:  # one bad input costs that input, not the reader
+                    faults.fault(f"{name} {device}: input dropped", e)
+                    consume = new_consumer()
         except OSError as e:
             log.error("%s %s lost: %s", name, device, e)
             stop.wait(backoff)

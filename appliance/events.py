@@ -7,6 +7,7 @@ details travel only in memory, never to disk or logs.
 from __future__ import annotations
 
 import base64
+import logging
 import queue
 import secrets
 import threading
@@ -14,27 +15,38 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from appliance.log_limits import RepeatLimiter
+
 if TYPE_CHECKING:
     from appliance.verifier import Verdict
+
+log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
 
 class EventBus:
-    """Fan-out to any number of subscribers; a slow subscriber loses old events, not the bus."""
+    """Fan-out to any number of subscribers; a slow subscriber loses old events, not the bus.
+
+    A listener that raises loses that event, never the publisher (the kiosk loop).
+    """
 
     def __init__(self, max_queued: int = 64) -> None:
         self._lock = threading.Lock()
         self._subscribers: list[queue.Queue[Event]] = []
         self._listeners: list[Callable[[Event], None]] = []
         self._max_queued = max_queued
+        self._faults = RepeatLimiter(log)
 
     def publish(self, event: Event) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
             listeners = list(self._listeners)
         for listener in listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception as e:  # one broken screen must not stop the kiosk
+                self._faults.fault("event listener raised", e)
         for q in subscribers:
             try:
                 q.put_nowait(event)

@@ -3,7 +3,9 @@
 One thread reads the camera; optional text inputs (a USB/serial QR scanner) feed the same
 path from text on. Faults never stop the loop: a lost camera turns the indicator to
 "camera lost" and is reopened with backoff; a decoder exception costs one frame; an audit
-fault shows "audit failing" and (``audit.required``) withholds the verdict.
+fault shows "audit failing" and (``audit.required``) withholds the verdict; any other
+exception while handling one input costs that input (a FAIL verdict, red LED) and is
+logged once a minute with a count (``appliance.log_limits``), never per frame.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from appliance.credential.model import Rejection
 from appliance.errors import ApplianceError, CameraError, TrustDataError
 from appliance.events import EventBus, verdict_event
 from appliance.indicator import DeviceState, Indicator
+from appliance.log_limits import RepeatLimiter
+from appliance.reasons import Outcome
 from appliance.scanner import FrameScanner, RepeatSuppressor
-from appliance.service import AuditUnavailable, VerificationService
+from appliance.service import FAULT_VERDICT, AuditUnavailable, VerificationService
 from appliance.systemd_notify import Watchdog, sd_notify
 from appliance.verifier import Verdict
 
@@ -47,6 +51,8 @@ def credential_key(text: str) -> Hashable:
         try:
             credential, _ = split(inflate_capped(b45decode(text[len(LP1_PREFIX):])))
         except (ValueError, Rejection):
+            return text
+        except Exception:  # any fault decoding a hostile text: key on the text itself
             return text
         return ("LP1", hashlib.sha256(credential).digest())
     return text
@@ -94,6 +100,7 @@ class Kiosk:
         self.stats = KioskStats()
         self.camera_ok = False
         self._next_state_check = 0.0
+        self._faults = RepeatLimiter(log, clock=monotonic)
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -118,9 +125,14 @@ class Kiosk:
                         self._idle_wait(stop, backoff)
                         backoff = min(backoff * 2, MAX_BACKOFF_S)
                         continue
-                self.poll_once(timeout_s=0.2)
+                try:
+                    self.poll_once(timeout_s=0.2)
+                except Exception as e:  # a bug on one input costs that input, not the loop
+                    self._faults.fault("kiosk loop step failed", e)
+                    stop.wait(0.05)  # no busy loop if the fault repeats at once
         finally:
             sd_notify("STOPPING=1")
+            self._faults.flush()
             self._source.close()
 
     def poll_once(self, timeout_s: float = 0.2) -> list[Verdict]:
@@ -138,9 +150,9 @@ class Kiosk:
         self._count_frame(frame.captured_at)
         try:
             texts = self._scanner.scan(frame.grey)
-        except Exception:  # a decoder fault costs one frame, not the loop
+        except Exception as e:  # a decoder fault costs one frame, not the loop
             self.stats.decode_errors += 1
-            log.exception("decoder failed on one frame")
+            self._faults.fault("decoder failed on a frame", e)
             return verdicts
         for text in self._suppressor.new_texts(texts, frame.captured_at):
             verdict = self._decide(text, "camera", frame.captured_at)
@@ -162,6 +174,7 @@ class Kiosk:
                 out.append(verdict)
 
     def _decide(self, text: str, source: str, arrived_at: float) -> Verdict | None:
+        """Verify, show and publish one input; whatever fails costs this input only."""
         with self._lock:
             try:
                 verdict = self._service.verify(text, source=source)
@@ -174,16 +187,28 @@ class Kiosk:
                 log.error("no trust data: %s", e)
                 self._indicator.set_state(DeviceState.TRUST_STALE)
                 return None
-            self._indicator.show_verdict(verdict.outcome)
+            except Exception as e:  # the service failed before auditing: show a FAIL
+                self._faults.fault(f"verification failed on one input from {source}", e)
+                verdict = FAULT_VERDICT
+            self._show(verdict.outcome)
             self.stats.latencies_s.append(self._monotonic() - arrived_at)
             self.stats.verdicts += 1
         if self._service.audit_fault is None and self._indicator_state() is (
                 DeviceState.AUDIT_FAILING):
             self._next_state_check = 0.0
-        self._events.publish(verdict_event(verdict, self._show_holder, source=source))
+        try:
+            self._events.publish(verdict_event(verdict, self._show_holder, source=source))
+        except Exception as e:  # a screen's fault must not cost the verdict
+            self._faults.fault("publishing a verdict failed", e)
         log.info("verdict %s %s (%s, %s)", verdict.outcome, verdict.reason,
                  verdict.profile, source)
         return verdict
+
+    def _show(self, outcome: Outcome) -> None:
+        try:
+            self._indicator.show_verdict(outcome)
+        except Exception as e:  # a pin driver fault must not cost the verdict or the loop
+            self._faults.fault("indicator failed to show a verdict", e)
 
     def _indicator_state(self) -> DeviceState | None:
         return getattr(self._indicator, "state", None)
