@@ -56,7 +56,13 @@ from tuf.api.metadata import (
 
 from appliance.errors import SyncError, TrustDataError
 from appliance.revocation import HASH_PREFIX_BYTES
-from appliance.trust import parse_issuers, parse_policy, parse_status_list, read_document
+from appliance.trust import (
+    entry_profiles,
+    parse_issuers,
+    parse_policy,
+    parse_status_list,
+    read_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +133,18 @@ def parts_from_document(doc: Any) -> TrustParts:
             raise TrustDataError(f"revoked.{name} must be a list of 64-digit hex SHA-256")
         raw = bytes.fromhex("".join(values))
         sets[name] = digests_array(np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32))
-    return TrustParts(issuers=issuers, status_lists=lists, revoked=sets, policy=policy)
+    return TrustParts(issuers=_explicit_profiles(issuers), status_lists=lists, revoked=sets,
+                      policy=policy)
+
+
+def _explicit_profiles(issuers: list[Any]) -> list[Any]:
+    """A copy of validated ``issuers`` where every key names its ``profiles`` (spec LC1 s.4).
+
+    What a device trusts a key for then never rests on the key-form default.
+    """
+    return [{**issuer, "keys": [{**key, "profiles": sorted(entry_profiles(key))}
+                                for key in issuer.get("keys", [])]}
+            for issuer in issuers]
 
 
 def load_source(path: Path) -> TrustParts:

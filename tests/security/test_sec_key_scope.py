@@ -250,3 +250,50 @@ def test_listing_keys_spans_every_format() -> None:
         {"iss": DCC_ISS, "name": "Health", "keys": [dsc.entry(), shc_key.entry()]}]})
     assert len(trust.keys) == 3
     assert trust.issuer_names() == {ISS: "Land Transport", DCC_ISS: "Health"}
+
+
+# --- published and installed trust data keep the scopes ------------------------------------
+
+
+def test_publisher_refuses_an_unknown_profile() -> None:
+    from appliance_sync.publisher import parts_from_document
+
+    world = World()
+    doc = copy.deepcopy(world.editor.doc)
+    doc["issuers"][0]["keys"][1]["profiles"] = ["LC1", "DCC"]
+    with pytest.raises(TrustDataError, match=re.escape(world.eddsa.kid.hex()) + ".*'DCC'"):
+        parts_from_document(doc)
+
+
+def test_publisher_makes_every_key_scope_explicit() -> None:
+    from appliance_sync.publisher import parts_from_document
+
+    dsc, shc_key, licence_key = CertKey(), JwkKey(), generate_key("EdDSA")
+    entries = [dsc.entry(), shc_key.entry(profiles=["HC1", "SHC"]),
+               {k: v for k, v in licence_key.trust_entry().items() if k != "profiles"}]
+    doc = {"issuers": [{"iss": ISS, "keys": entries}]}
+    parts = parts_from_document(doc)
+    assert [k["profiles"] for k in parts.issuers[0]["keys"]] == [
+        ["HC1"], ["HC1", "SHC"], ["LC1"]]
+    assert "profiles" not in doc["issuers"][0]["keys"][0]  # the source is left as it was
+
+
+def test_synced_store_keeps_the_scopes(tmp_path: Path) -> None:
+    from sync_support import Authority, RepoServer, device
+
+    from appliance.trust_store import load_trust_store
+
+    authority, dsc = Authority.create(tmp_path / "authority"), CertKey()
+    authority.editor.add_key(ISS, dsc.entry())
+    authority.publish()
+    server = RepoServer(authority.repo)
+    try:
+        assert device(tmp_path / "state", server.url, authority.root_file).sync_once().updated
+    finally:
+        server.stop()
+    trust = load_trust_store(tmp_path / "state" / "trust")
+    assert set(trust.keys.by_format["HC1"]) == {dsc.kid}
+    assert set(trust.keys.by_format["LC1"]) == {authority.issuer.kid}
+    assert check(lc1_signed_by(dsc.signer, dsc.kid), trust) == ("FAIL", "UNKNOWN_ISSUER")
+    assert check(lc1_signed_by(authority.issuer, authority.issuer.kid), trust) == ("PASS", "OK")
+    assert check(hc1_signed_by(dsc.signer, dsc.kid, ISS), trust) == ("PASS", "OK")
