@@ -29,17 +29,25 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from appliance.audit_chain import checkpoint_message, iso_time
 from appliance.device_identity import DeviceKeyError, DevicePublicKey
 from appliance.errors import SyncError
-from appliance_sync.hub_store import RECORD_COLUMNS, BatchConflict, BatchInvalid, HubStore
+from appliance_sync.hub_input import (
+    BATCH_TYPE,
+    MAX_BATCH_RECORDS,
+    BatchInvalid,
+    check_shape,
+    load_json,
+)
+from appliance_sync.hub_store import RECORD_COLUMNS, BatchConflict, HubStore
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 16 * 2**20
-MAX_BATCH_RECORDS = 5000
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+UNAUTHENTICATED = "batch not accepted: unknown device or signature that does not verify"
 
 
 class DeviceRegistry:
@@ -50,7 +58,7 @@ class DeviceRegistry:
         self._cache: dict[str, tuple[float, DevicePublicKey]] = {}
 
     def path(self, device_id: str) -> Path:
-        if not DEVICE_ID.match(device_id):
+        if not DEVICE_ID.fullmatch(device_id):
             raise SyncError(f"invalid device id {device_id!r}")
         return self.directory / f"{device_id}.pem"
 
@@ -101,38 +109,26 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None) ->
     def healthz() -> Any:
         return jsonify({"status": "ok"})
 
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Any:
+        """Every refusal is JSON (a 413 too), so a device's client can read it."""
+        return error(e.code or 500, e.description or e.name)
+
     @app.post("/v1/batches")
     def receive_batch() -> Any:
-        envelope = request.get_json(silent=True)
-        if not isinstance(envelope, dict):
-            return error(400, "body must be a JSON object")
         try:
-            payload = base64.b64decode(envelope.get("payload", ""), validate=True)
-            signature = base64.b64decode(envelope.get("signature", ""), validate=True)
-            batch = json.loads(payload)
-        except (binascii.Error, TypeError, ValueError):
-            return error(400, "payload and signature must be base64; payload JSON")
-        if not isinstance(batch, dict) or batch.get("type") != "appliance-audit-batch-v1":
-            return error(400, "not an audit batch")
-        device_id = batch.get("device_id")
+            payload, signature, batch = _open_envelope(request.get_data(cache=False))
+        except BatchInvalid as e:
+            return error(400, str(e))
+        device_id = batch["device_id"]
         key = registry.get(device_id) if isinstance(device_id, str) else None
-        if key is None:
-            return error(401, f"device {device_id!r} is not enrolled")
-        if not key.verify(signature, payload):
-            return error(401, "batch signature does not verify with the enrolled device key")
-        records = batch.get("records")
-        if not isinstance(records, list) or len(records) > MAX_BATCH_RECORDS:
-            return error(400, f"batch must hold 1..{MAX_BATCH_RECORDS} records")
-        for cp in batch.get("checkpoints", []):
-            try:
-                message = checkpoint_message(device_id, batch["log_id"], cp["seq"], cp["hash"],
-                                             cp["time"])
-                valid = key.verify(base64.b64decode(cp["signature"]), message)
-            except (KeyError, TypeError, ValueError, binascii.Error):
-                valid = False
-            if not valid:
-                return error(400, f"checkpoint at seq {cp.get('seq')}: signature invalid")
+        if key is None or not key.verify(signature, payload):
+            # One answer for both, so the hub does not tell who is enrolled.
+            log.info("batch refused: %s", "bad signature" if key else "unknown device id")
+            return error(401, UNAUTHENTICATED)
         try:
+            check_shape(batch, MAX_BATCH_RECORDS)
+            _check_checkpoints(key, batch)
             ack = store.ingest(batch)
         except BatchInvalid as e:
             return error(400, str(e))
@@ -162,13 +158,43 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None) ->
             return error(400, "format must be jsonl or csv")
         try:
             since, until = (_instant(request.args.get(k)) for k in ("since", "until"))
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             return error(400, "since and until must be ISO 8601 times with a zone")
         rows = store.records(request.args.get("device_id"), since, until)
         mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
         return Response(_lines(rows, fmt), mimetype=mimetype)
 
     return app
+
+
+def _open_envelope(body: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
+    """Payload bytes, signature and parsed batch of a body, each parse bounded."""
+    envelope = load_json(body, max_containers=4)
+    if not isinstance(envelope, dict) or not all(
+            isinstance(envelope.get(k), str) for k in ("payload", "signature")):
+        raise BatchInvalid("body must be a JSON object with base64 payload and signature")
+    try:
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        signature = base64.b64decode(envelope["signature"], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BatchInvalid("payload and signature must be base64") from e
+    batch = load_json(payload, max_containers=2 * MAX_BATCH_RECORDS + 4)
+    if not isinstance(batch, dict) or batch.get("type") != BATCH_TYPE:
+        raise BatchInvalid("not an audit batch")
+    return payload, signature, batch
+
+
+def _check_checkpoints(key: DevicePublicKey, batch: dict[str, Any]) -> None:
+    """Each checkpoint must be signed by the device key (shape already checked)."""
+    for cp in batch.get("checkpoints", []):
+        message = checkpoint_message(batch["device_id"], batch["log_id"], cp["seq"], cp["hash"],
+                                     cp["time"])
+        try:
+            valid = key.verify(base64.b64decode(cp["signature"], validate=True), message)
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise BatchInvalid(f"checkpoint at seq {cp['seq']}: signature invalid")
 
 
 def _instant(value: str | None) -> str | None:

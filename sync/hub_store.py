@@ -9,7 +9,9 @@ or whose neighbour's hash disagrees, is a fork; the batch is refused and the for
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -18,6 +20,10 @@ from typing import Any
 
 from appliance.audit_chain import HASHED_FIELDS, genesis_hash, record_hash
 from appliance.errors import SyncError
+from appliance_sync.hub_input import BatchInvalid, check_shape
+
+__all__ = ["RECORD_COLUMNS", "BatchConflict", "BatchInvalid", "HubStore", "check_batch",
+           "verify_rows"]
 
 RECORD_COLUMNS = (*HASHED_FIELDS, "hash")
 _TEXT = "TEXT"
@@ -41,10 +47,6 @@ _SCHEMA = [
 ]
 
 
-class BatchInvalid(SyncError):
-    """The batch is malformed or its records do not hash or chain (HTTP 400)."""
-
-
 class BatchConflict(SyncError):
     """The batch forks the chain the hub holds for that log (HTTP 409)."""
 
@@ -54,14 +56,11 @@ def _now() -> str:
 
 
 def check_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    """Structure, hashes and internal chain of a batch; returns its records."""
-    records = batch.get("records")
-    device_id, log_id = batch.get("device_id"), batch.get("log_id")
-    if not isinstance(records, list) or not records:
-        raise BatchInvalid("batch has no records")
-    if not isinstance(device_id, str) or not isinstance(log_id, str):
-        raise BatchInvalid("batch needs device_id and log_id")
-    first = batch.get("first_seq")
+    """Shape, hashes and internal chain of a batch; returns its records."""
+    check_shape(batch)
+    records = batch["records"]
+    device_id, log_id = batch["device_id"], batch["log_id"]
+    first = batch["first_seq"]
     if first != records[0].get("seq") or batch.get("last_seq") != first + len(records) - 1:
         raise BatchInvalid("first_seq/last_seq do not match the records")
     prev = None
@@ -114,7 +113,7 @@ class HubStore:
             except psycopg.Error as e:
                 raise SyncError(f"cannot connect to the hub database: {e}") from e
         try:
-            Path(self.dsn).parent.mkdir(parents=True, exist_ok=True)
+            _private_files(Path(self.dsn))
             conn = sqlite3.connect(self.dsn, timeout=30, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -318,6 +317,20 @@ def _check_continuity(records: list[dict[str, Any]], held: dict[int, tuple[str, 
         raise _conflict(first, f"seq {first}: does not follow the held seq {first - 1} (fork)")
     if last + 1 in held and held[last + 1][1] != records[-1]["hash"]:
         raise _conflict(last, f"seq {last}: the held seq {last + 1} does not follow it (fork)")
+
+
+def _private_files(db: Path) -> None:
+    """Create the database 0640 (and tighten old files) before SQLite opens it, whatever the
+    umask: SQLite gives its -wal and -shm files the database file's mode."""
+    db.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o640))
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & ~0o640:
+                path.chmod(mode & 0o640)
+        except FileNotFoundError:
+            continue
 
 
 def _conflict(seq: int, message: str) -> BatchConflict:
