@@ -7,8 +7,11 @@ s.5 (and LP1 s.3). Stages raise a private ``Rejection`` that is caught here, in 
 from __future__ import annotations
 
 import hashlib
+import logging
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from appliance.credential.cose import ALG_NAMES
@@ -17,6 +20,8 @@ from appliance.credential.registry import find_profile
 from appliance.reasons import Outcome, Reason
 from appliance.revocation import REVOKED, SUSPENDED, VALID, licence_digest
 from appliance.trust import IssuerKey, TrustSnapshot
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,14 @@ def verify(
     clock_trusted: bool = True,
     checkpoint: Checkpoint = DEFAULT_CHECKPOINT,
 ) -> Verdict:
-    """Decide one QR text. Never raises on any input."""
+    """Decide one QR text. Never raises on any input.
+
+    Every known failure is a ``Rejection`` with its reason. Anything else a profile's
+    decoding raises is a bug, not an outcome: the last-resort net turns it into FAIL
+    ``MALFORMED_STRUCTURE`` (the spec's reasons are fixed) and logs it once, with the
+    exception type and where it was raised, never the text or the exception's message
+    (which may quote the input).
+    """
     profile = find_profile(text)
     if profile is None:
         return Verdict(Outcome.FAIL, Reason.UNKNOWN_FORMAT)
@@ -87,7 +99,21 @@ def verify(
         opened = profile.open(text)
     except Rejection as r:
         return Verdict(Outcome.FAIL, r.reason, profile.name)
-    return _verify_opened(opened, trust, now, clock_trusted, checkpoint)
+    except Exception as e:
+        _log_decoding_fault(profile.name, e)
+        return Verdict(Outcome.FAIL, Reason.MALFORMED_STRUCTURE, profile.name)
+    try:
+        return _verify_opened(opened, trust, now, clock_trusted, checkpoint)
+    except Exception as e:  # claims parsing and holder binding are profile code too
+        _log_decoding_fault(profile.name, e)
+        return Verdict(Outcome.FAIL, Reason.MALFORMED_STRUCTURE, profile.name, opened.kid)
+
+
+def _log_decoding_fault(profile: str, error: Exception) -> None:
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    _log.error("%s decoding raised %s at %s (a verifier bug); verdict FAIL MALFORMED_STRUCTURE",
+               profile, type(error).__name__, where)
 
 
 def _verify_opened(

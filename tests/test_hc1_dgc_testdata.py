@@ -248,7 +248,7 @@ def evaluate(suite: Path, rel: str) -> CaseResult:
     def decode_step() -> tuple[bool, str]:
         try:
             sign1 = parse_sign1(cose_bytes(), allow_cwt_tag=True)
-            payload = loads_exact(sign1.payload)
+            payload = loads_exact(sign1.payload, tags=hc1.CLAIM_TAGS)
             hc1.parse_claims(sign1.payload)
         except (CoseError, Rejection) as e:
             return False, str(e)
@@ -269,7 +269,7 @@ def evaluate(suite: Path, rel: str) -> CaseResult:
             raise _Skip("no PREFIX or JSON")
         try:
             sign1 = parse_sign1(_full_chain(prefix), allow_cwt_tag=True)
-            payload = loads_exact(sign1.payload)
+            payload = loads_exact(sign1.payload, tags=hc1.CLAIM_TAGS)
         except (CoseError, Rejection) as e:
             return False, str(e)
         same = _plain(_hcert_of(payload)) == _plain(data["JSON"])

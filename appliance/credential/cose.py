@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 import cbor2
 
-from appliance.credential.limits import MAX_CBOR_DEPTH
+from appliance.credential.cbor_scan import CborShapeError, scan
+from appliance.credential.limits import INT64_MAX, INT64_MIN
 
 ALG_ES256, ALG_EDDSA, ALG_PS256 = -7, -8, -37
 ALG_NAMES = {ALG_ES256: "ES256", ALG_EDDSA: "EdDSA", ALG_PS256: "PS256"}
@@ -50,36 +51,50 @@ class Sign1(NamedTuple):
 
 
 _local = threading.local()
+NO_TAGS: frozenset[int] = frozenset()
+SIGN1_TAGS = frozenset({TAG_SIGN1})
+CWT_SIGN1_TAGS = frozenset({TAG_CWT, TAG_SIGN1})
+MAX_HEADER_ENTRIES = 16
+MAX_ALG_TEXT = 32
 
 
 def _decoder() -> cbor2.CBORDecoder:
     """One decoder per thread, re-pointed at each input: building a decoder costs about a
     third of decoding a claims map. cbor2 resets shared-reference state on every
-    ``decode()`` (tests/test_vectors.py checks), so nothing carries over between inputs."""
+    ``decode()`` (tests/test_vectors.py checks), so nothing carries over between inputs.
+    No keyword options: the pre-scan enforces depth and duplicate keys on every cbor2 from
+    the floor in pyproject.toml (5.6 lacks ``max_depth``, 5.9 ``allow_duplicate_keys``)."""
     decoder = getattr(_local, "decoder", None)
     if decoder is None:
-        decoder = _local.decoder = cbor2.CBORDecoder(
-            io.BytesIO(b""), max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False)
+        decoder = _local.decoder = cbor2.CBORDecoder(io.BytesIO(b""))
     return decoder
 
 
-def loads_exact(data: bytes) -> Any:
-    """Decode one CBOR item that spans all of ``data`` (trailing bytes are an error)."""
-    stream = io.BytesIO(data)
-    decoder = _decoder()
-    decoder.fp = stream
+def loads_exact(
+    data: bytes, *, tags: frozenset[int] = NO_TAGS, root_tags: frozenset[int] = NO_TAGS
+) -> Any:
+    """Decode one CBOR item that spans all of ``data`` (trailing bytes are an error).
+
+    The bytes are pre-scanned first (``cbor_scan``): cbor2 only sees plain data, with tags
+    from ``root_tags`` around the top item and from ``tags`` anywhere, nothing else.
+    """
     try:
-        item = decoder.decode()
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as e:
-        raise CoseError(f"not valid CBOR: {e}") from e
-    if stream.tell() != len(data):
+        end = scan(data, root_tags=root_tags, tags=tags)
+    except CborShapeError as e:
+        raise CoseError(f"not acceptable CBOR: {e}") from e
+    if end != len(data):
         raise CoseError("bytes after the CBOR item")
-    return item
+    decoder = _decoder()
+    decoder.fp = io.BytesIO(data)
+    try:
+        return decoder.decode()
+    except (cbor2.CBORError, ValueError, OverflowError) as e:  # e.g. text that is not UTF-8
+        raise CoseError(f"not valid CBOR: {e}") from e
 
 
 def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
     """Parse an untagged or tag-18 COSE_Sign1 (and 61(18(...)) where a profile allows it)."""
-    item = _loads_sign1(data)
+    item = loads_exact(data, root_tags=CWT_SIGN1_TAGS if allow_cwt_tag else SIGN1_TAGS)
     if allow_cwt_tag and isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
         item = item.value
         if not (isinstance(item, cbor2.CBORTag) and item.tag == TAG_SIGN1):
@@ -98,48 +113,28 @@ def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
     protected_map = _common_header(protected)
     if protected_map is None:
         protected_map = loads_exact(protected) if protected else {}
-    if not isinstance(protected_map, MAP_TYPES):
-        raise CoseError("protected header is not a map")
+        if not isinstance(protected_map, MAP_TYPES):
+            raise CoseError("protected header is not a map")
+        check_header(protected_map)
+    if unprotected:
+        check_header(unprotected)
     return Sign1(protected, protected_map, unprotected, payload, signature)
 
 
-def _loads_sign1(data: bytes) -> Any:
-    """``loads_exact`` for a COSE_Sign1, with a cheaper path for the common encoding.
-
-    ``cbor2.loads`` alone ignores trailing bytes. When the decoded item's shortest
-    encoding is exactly as long as ``data``, nothing can trail it (a longer, non-shortest
-    encoding would only make the consumed part longer), so the bytes were all consumed;
-    otherwise the exact decoder decides. Saves a stream and decoder object per call.
-    """
-    try:
-        item = cbor2.loads(data, max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False)
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as e:
-        raise CoseError(f"not valid CBOR: {e}") from e
-    if _shortest_sign1_length(item) == len(data):
-        return item
-    return loads_exact(data)
-
-
-def _shortest_sign1_length(item: Any) -> int:
-    """Shortest encoding length of tag-18 [bstr, {}, bstr, bstr], or -1 for other shapes."""
-    tag = 0
-    if isinstance(item, cbor2.CBORTag):
-        if item.tag != TAG_SIGN1:
-            return -1
-        item, tag = item.value, 1
-    if not isinstance(item, ARRAY_TYPES) or len(item) != 4:
-        return -1
-    protected, unprotected, payload, signature = item
-    if (type(protected) is not bytes or type(payload) is not bytes
-            or type(signature) is not bytes or not isinstance(unprotected, MAP_TYPES)
-            or unprotected):
-        return -1
-    return tag + 2 + _bstr_size(protected) + _bstr_size(payload) + _bstr_size(signature)
-
-
-def _bstr_size(b: bytes) -> int:
-    n = len(b)
-    return n + (1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5)
+def check_header(header: Mapping[Any, Any]) -> None:
+    """A header map of the size and value types RFC 9052 allows: a bounded number of
+    entries, ``alg`` an int in int64 range or short text, ``kid`` a byte string."""
+    if len(header) > MAX_HEADER_ENTRIES:
+        raise CoseError(f"header map has more than {MAX_HEADER_ENTRIES} entries")
+    alg = header.get(HEADER_ALG)
+    if alg is not None and not (
+        (type(alg) is int and INT64_MIN <= alg <= INT64_MAX)
+        or (type(alg) is str and len(alg) <= MAX_ALG_TEXT)
+    ):
+        raise CoseError("header alg is not an int64 or short text")
+    kid = header.get(HEADER_KID)
+    if kid is not None and type(kid) is not bytes:
+        raise CoseError("header kid is not a byte string")
 
 
 # The header every LC1 encoder writes, {1: -7 or -8, 4: h'<8 bytes>'}, read without a

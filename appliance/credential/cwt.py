@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.credential.cose import MAP_TYPES, CoseError, loads_exact
+from appliance.credential.cose import MAP_TYPES, NO_TAGS, CoseError, loads_exact
 from appliance.credential.model import Rejection
 from appliance.reasons import Reason
 
@@ -16,10 +16,10 @@ def malformed(detail: str) -> Rejection:
     return Rejection(Reason.MALFORMED_CLAIMS, detail)
 
 
-def decode_claims(payload: bytes) -> tuple[Any, str | None]:
-    """The claims map and its ``iss`` (None when absent)."""
+def decode_claims(payload: bytes, tags: frozenset[int] = NO_TAGS) -> tuple[Any, str | None]:
+    """The claims map and its ``iss`` (None when absent); CBOR tags only from ``tags``."""
     try:
-        claims = loads_exact(payload)
+        claims = loads_exact(payload, tags=tags)
     except CoseError as e:
         raise malformed(str(e)) from e
     if not isinstance(claims, MAP_TYPES):

@@ -53,6 +53,9 @@ MAX_KID_BYTES = 64
 
 CLAIM_ISS, CLAIM_EXP, CLAIM_IAT, CLAIM_HCERT = 1, 4, 6, -260
 CERT_TYPES = ("v", "t", "r")
+# The only CBOR tags an HC1 claims map may hold: dates as RFC 8949 tag 0 (date-time text)
+# and RFC 8943 tag 1004 (full-date text), which some DCC encoders write (docs/adr/0008).
+CLAIM_TAGS = frozenset({0, 1004})
 
 # DCC extended key usage OIDs (DCC spec, "Document Signer Certificates"). Some member
 # states issued DSCs with the mistyped arc 1.3.6.1.4.1.0.1847 that the spec's first
@@ -86,7 +89,7 @@ def open_sign1(cose_bytes: bytes) -> tuple[Sign1, int, bytes]:
     if alg is None or isinstance(alg, bool) or not isinstance(alg, int | str):
         raise Rejection(Reason.MALFORMED_STRUCTURE, "alg missing")
     if alg not in SUPPORTED_ALGS:
-        raise Rejection(Reason.UNSUPPORTED_ALGORITHM, f"alg {alg!r}")
+        raise Rejection(Reason.UNSUPPORTED_ALGORITHM, "alg is not ES256 or PS256")
     return sign1, alg, kid
 
 
@@ -97,7 +100,7 @@ def _header(sign1: Sign1, label: int) -> Any:
 
 def parse_claims(payload: bytes) -> Credential:
     """CWT claims with an hcert -> Credential; anything off gives ``MALFORMED_CLAIMS``."""
-    claims, iss = decode_claims(payload)
+    claims, iss = decode_claims(payload, tags=CLAIM_TAGS)
     wrapper = claims.get(CLAIM_HCERT)
     hcert = wrapper.get(1) if isinstance(wrapper, Mapping) else None
     if not isinstance(hcert, Mapping):

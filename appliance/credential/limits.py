@@ -8,6 +8,8 @@ MAX_TEXT_CHARS = 4_400
 MAX_BASE45_DECODED = 3_300
 MAX_INFLATED = 16_384
 MAX_CBOR_DEPTH = 16
+# Items in one CBOR decode (pre-scan, cbor_scan.py): a DCC claims map holds about 60.
+MAX_CBOR_ITEMS = 1_024
 MAX_PHOTO_BYTES = 2_048
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

@@ -45,7 +45,9 @@ MAX_EXT_FIELDS = 24
 MAX_INFLATED = 65_536
 
 _TYPE_SUFFIXES = (("#immunization", "immunization"), ("#laboratory", "laboratory"))
-_CHUNK = re.compile(r"shc:/(?:(\d+)/(\d+)/)?(\d*)\Z")
+# Chunk numbers are at most MAX_CHUNKS (two digits): a longer run is refused by the pattern,
+# before int() could convert thousands of digits.
+_CHUNK = re.compile(r"shc:/(?:(\d{1,2})/(\d{1,2})/)?(\d*)\Z")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
 _TWO = re.compile(r"\d\d")
 _PAIRS = {f"{v:02d}": chr(v + 45) for v in range(ord("z") - 45 + 1)}  # "00" "-" .. "77" "z"
