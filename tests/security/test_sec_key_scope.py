@@ -175,6 +175,9 @@ def test_defaults_follow_the_key_form() -> None:
     assert {k.kid: k.profiles for k in trust.keys} == {
         licence_key.kid: frozenset({"LC1"}), dsc.kid: frozenset({"HC1"}),
         shc_key.kid: frozenset({"SHC"})}
+    # A format without its own key set (a future profile) trusts no key at all.
+    assert trust.keys.lookup("ZZ1", licence_key.kid) is None
+    assert trust.keys.lookup("LP1", licence_key.kid) is not None
 
 
 # --- refusing bad profiles -----------------------------------------------------------------
