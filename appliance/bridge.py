@@ -14,6 +14,13 @@ and then sends ``{"event": {...}}`` per live event and ``{"keepalive": true}`` e
 ``heartbeat_s`` of quiet, until either side closes. ``export_audit`` answers with
 ``{"chunk": base64}`` lines before its final answer. Image bytes travel as base64.
 
+Every request is checked before it reaches the kiosk: at most ``max_message_bytes`` a line
+and ``MAX_DEPTH`` levels of nesting (a deeper line is refused before it is parsed), times
+finite and within years 1970..9999, ``source`` a short lower-case name
+(``service.checked_source``), accepted types by the admin screen's rule
+(``local_policy.check_accepted_types``). A refused request gets a ``BadRequest`` reply; a
+fault while answering one gets ``InternalError``; neither closes the bridge.
+
 Holder details (name, number, photo) cross this socket inside verdict events when the
 device shows them; they are held in memory only. Nothing here logs a message body: logs
 name the method and the fault, never arguments or results.
@@ -26,7 +33,9 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 import os
+import re
 import socket
 import stat
 import threading
@@ -35,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ApplianceError
+from appliance.local_policy import InvalidTypes, check_accepted_types
+from appliance.service import InvalidSource, checked_source
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,12 @@ SOCKET_MODE = 0o660
 # A connected client that sends no request for this long is dropped.
 IDLE_TIMEOUT_S = 60.0
 _SUN_PATH_MAX = 107
+# Requests nest three levels ({"args": {"types": [...]}}); anything deeper is an attack.
+MAX_DEPTH = 8
+# Times on the socket are epoch seconds from 1970 to the end of year 9999.
+MAX_EPOCH_S = 253_402_300_799.0
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
 
 
 class BridgeError(ApplianceError):
@@ -100,10 +117,27 @@ class LineReader:
             self._buf += chunk
 
 
+def too_deep(line: bytes, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether ``line`` nests arrays/objects deeper than ``max_depth`` (or unbalanced).
+
+    Strings are cut out, then innermost pairs removed one level per pass: at most
+    ``max_depth`` passes at C speed, so a 16 MiB line of brackets costs milliseconds, not
+    a ``RecursionError`` in the parser.
+    """
+    rest = _STRINGS.sub(b"", line)
+    for _ in range(max_depth):
+        if not any(c in rest for c in (b"[", b"{")):
+            return False
+        rest = _INNERMOST.sub(b"", rest)
+    return any(c in rest for c in (b"[", b"{", b"]", b"}"))
+
+
 def _decode(line: bytes) -> dict[str, Any]:
+    if too_deep(line):
+        raise BridgeError(f"message nested deeper than {MAX_DEPTH} levels")
     try:
         message = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise BridgeError("malformed message on the kiosk bridge") from e
     if not isinstance(message, dict):
         raise BridgeError("malformed message on the kiosk bridge (not an object)")
@@ -140,7 +174,13 @@ def _opt_float(args: dict[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(f"argument {name} must be a number or null")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError as e:  # an integer of a thousand digits
+        raise BadRequest(f"argument {name} is out of range") from e
+    if not math.isfinite(number) or not 0 <= number <= MAX_EPOCH_S:
+        raise BadRequest(f"argument {name} must be epoch seconds between 1970 and 9999")
+    return number
 
 
 def _image(args: dict[str, Any]) -> bytes:
@@ -152,14 +192,19 @@ def _image(args: dict[str, Any]) -> bytes:
 
 def _types(args: dict[str, Any]) -> list[str]:
     value = args.get("types")
-    if not isinstance(value, list) or not all(isinstance(t, str) and len(t) <= 64
-                                              for t in value) or len(value) > 256:
-        raise BadRequest("argument types must be a list of short strings")
-    return value
+    if not isinstance(value, list):
+        raise BadRequest("argument types must be a list")
+    try:
+        return list(check_accepted_types(value))
+    except InvalidTypes as e:
+        raise BadRequest(f"argument types: {e}") from e
 
 
 def _source(args: dict[str, Any], default: str) -> str:
-    return _str(args, "source", default, max_chars=32)
+    try:
+        return checked_source(args.get("source", default))
+    except InvalidSource as e:
+        raise BadRequest(f"argument source: {e}") from e
 
 
 Handler = Callable[[Any, dict[str, Any]], Any]
@@ -402,6 +447,10 @@ class BridgeServer:
             data = self.port.export_audit(_opt_float(args, "since"), _opt_float(args, "until"))
         except ApplianceError as e:
             return self._send(conn, _error_reply(rid, type(e).__name__, str(e)))
+        except Exception:  # a bug in the export must not take the connection down
+            log.exception("kiosk bridge: export_audit failed")
+            return self._send(conn, _error_reply(rid, "InternalError",
+                                                 "the kiosk failed to export the audit log"))
         chunks = 0
         for start in range(0, len(data), EXPORT_CHUNK_BYTES):
             piece = data[start:start + EXPORT_CHUNK_BYTES]

@@ -20,49 +20,23 @@ from flask import (
 )
 from flask_babel import gettext
 
-from appliance_web import port_of, security
+from appliance.local_policy import InvalidTypes, check_accepted_types
+from appliance_web import logins, port_of, security
 from appliance_web.ports import PortUnavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")
-MAX_TYPES = 32
 BANGKOK = timezone(timedelta(hours=7), "ICT")  # export days are Thai days (no DST)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    limiter: security.LoginLimiter = current_app.extensions["login_limiter"]
-    client = request.remote_addr or "?"
-    if request.method == "GET":
-        return render_template("admin_login.html", error=None)
-    wait = limiter.retry_after(client)
-    if wait:
-        error = gettext("Too many failed attempts. Try again in %(n)d seconds.", n=wait)
-        response = current_app.make_response(
-            (render_template("admin_login.html", error=error), 429))
-        response.headers["Retry-After"] = str(wait)
-        return response
-    ok = security.check_admin_password(request.form.get("password", "")[:1024])
-    if ok is None:
-        error = gettext("Admin login is disabled: no admin password is provisioned.")
-        return render_template("admin_login.html", error=error), 403
-    if not ok:
-        limiter.failed(client)
-        log.warning("failed admin login from %s", client)
-        return render_template("admin_login.html", error=gettext("Wrong password.")), 401
-    limiter.succeeded(client)
-    security.login_session()
-    log.info("admin login from %s", client)
-    return redirect(url_for("admin.index"))
+    return logins.login("admin", "admin.index")
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    from flask import session
-
-    session.clear()
-    return redirect(url_for("kiosk.home"))
+    return logins.logout()
 
 
 @bp.get("/")
@@ -128,8 +102,9 @@ def export() -> Any:
 def types() -> Any:
     raw = request.form.get("types", "")
     chosen = [t for t in re.split(r"[\s,]+", raw) if t]
-    bad = [t for t in chosen if not TYPE_NAME.match(t)]
-    if bad or len(chosen) > MAX_TYPES:
+    try:
+        check_accepted_types(chosen)  # the same rule as the kiosk socket's
+    except InvalidTypes:
         flash(gettext("Licence types are short names of letters, digits, '.', '_' or '-'."),
               "error")
         return redirect(url_for("admin.index"))
