@@ -460,10 +460,20 @@ class AuditLog:
         return n
 
     def verify(self) -> VerifyReport:
-        """Check the chain, the anchor and every checkpoint; name the first bad record."""
+        """Check the chain, the anchor and every checkpoint; name the first bad record.
+
+        Reads checkpoints, records and head in one read transaction: a log being written
+        meanwhile (the kiosk runs) is checked as of one snapshot, never half before and
+        half after a write (which looked like a deleted tail).
+        """
         with self._lock:
             try:
-                return self._verify(self._connect())
+                conn = self._connect()
+                conn.execute("BEGIN")  # deferred: the first read fixes the WAL snapshot
+                try:
+                    return self._verify(conn)
+                finally:
+                    _rollback(conn)
             except sqlite3.Error as e:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
