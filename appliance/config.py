@@ -130,9 +130,20 @@ class WebConfig:
     trusted_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     # Name of a file under secrets_dir holding the admin password hash (werkzeug format).
     admin_password_file: str = "admin_password_hash"
-    # Failed admin logins allowed per window before the login answers 429.
+    # The same for the inspector role (holder details); without it inspector login is off.
+    inspector_password_file: str = "inspector_password_hash"
+    # Sessions end after this long without a request (and at logout, on the server).
+    admin_idle_s: float = 1800.0
+    inspector_idle_s: float = 900.0
+    # Failed logins per client answered at once; each further one doubles the wait before
+    # the next try (from login_delay_base_s up to login_delay_cap_s). A client's failures
+    # are forgotten after login_window_s without one. Never a lockout.
     login_max_failures: int = 5
     login_window_s: float = 300.0
+    login_delay_base_s: float = 1.0
+    login_delay_cap_s: float = 60.0
+    # Live screens (event streams) served at once; more answer 503 with Retry-After.
+    max_event_streams: int = 16
     # Largest image accepted by "verify by image" (kilobytes).
     max_upload_kb: int = 10240
     # Verdicts of this session held in memory for the inspector view (never written).

@@ -12,6 +12,7 @@ see docs/adr/0003-decoder-default.md and benchmarks/bench_decode.py.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
@@ -30,6 +31,10 @@ DEFAULT_BACKEND = "both"
 
 class ImageReadError(ApplianceError):
     """An image file given to ``decode`` or ``verify --image`` cannot be read as a picture."""
+
+
+class ImageTooLarge(ImageReadError):
+    """A picture above ``MAX_IMAGE_PIXELS`` (refused from its header) or the file size cap."""
 
 
 class QrDecoder(Protocol):
@@ -166,24 +171,84 @@ def make_decoder(name: str, *, live: bool = False) -> QrDecoder:
     raise ConfigError(f"unknown scanner backend '{name}' (choose from {', '.join(BACKENDS)})")
 
 
-def load_grey(path: Path) -> np.ndarray:
-    """An image file as a grey array: EXIF orientation applied, transparency on white."""
+# Pictures from files and uploads are hostile. Only these formats reach a decoder: the
+# magic bytes are checked first and Pillow is told to try no other plugin.
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
+# Largest picture decoded, read from the header before any pixel is. 40 megapixels covers a
+# 48 MP phone's usual 12 MP output and a 7680x5120 scan; decoding it costs ~40 MB grey plus
+# ~120 MB RGB and a transpose copy at peak, which a 1 GB Pi 3 can afford for one picture
+# at a time. Pillow's own MAX_IMAGE_PIXELS (89 MP, and only a warning below 179 MP) is
+# not the guard: this is.
+MAX_IMAGE_PIXELS = 40_000_000
+# Largest image file read by ``verify --image`` and ``decode`` (the web caps its uploads
+# lower, at ``web.max_upload_kb``).
+MAX_IMAGE_FILE_BYTES = 20 * 2**20
+
+
+def image_format(data: bytes) -> str | None:
+    """The format named by the first bytes (PNG, JPEG or WEBP), or None for anything else."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def load_grey_bytes(data: bytes, name: str = "image") -> np.ndarray:
+    """An image's bytes as a grey array, in memory: EXIF orientation applied, transparency
+    on white. Refuses other formats and more than ``MAX_IMAGE_PIXELS`` before decoding;
+    ``name`` only labels the error."""
+    fmt = image_format(data)
+    if fmt is None:
+        raise ImageReadError(f"{name}: not a PNG, JPEG or WebP picture")
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
+        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageTooLarge(
+                    f"{name}: {width}x{height} pixels is above the "
+                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels a picture may have")
+            if fmt == "JPEG":
+                img.draft("L", img.size)  # decode the luma plane only: a third of the memory
+            ImageOps.exif_transpose(img, in_place=True)  # no copy of the decoded picture
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
                 img = img.convert("RGBA")
                 canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(canvas, img)
             return np.asarray(img.convert("L"))
+    except UnidentifiedImageError as e:
+        raise ImageReadError(f"{name}: not a picture we can read") from e
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageReadError(f"{name}: cannot read image ({e})") from e
+
+
+def read_image_file(path: Path) -> bytes:
+    """An image file's bytes, refused above ``MAX_IMAGE_FILE_BYTES`` (read no further)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_IMAGE_FILE_BYTES + 1)
     except FileNotFoundError as e:
         raise ImageReadError(f"{path}: no such file") from e
     except IsADirectoryError as e:
         raise ImageReadError(f"{path}: is a directory, not an image") from e
-    except UnidentifiedImageError as e:
-        raise ImageReadError(f"{path}: not an image format we can read") from e
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageReadError(f"{path}: cannot read image ({e})") from e
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror or e})") from e
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        raise ImageTooLarge(f"{path}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB")
+    return data
+
+
+def load_grey(path: Path) -> np.ndarray:
+    """An image file as a grey array (see ``load_grey_bytes``)."""
+    return load_grey_bytes(read_image_file(path), str(path))
+
+
+def decode_image_bytes(data: bytes, decoder: QrDecoder | None = None,
+                       name: str = "image") -> list[str]:
+    """Every QR text in an image's bytes (an upload), decoded in memory."""
+    return (decoder or make_decoder(DEFAULT_BACKEND)).decode(load_grey_bytes(data, name))
 
 
 def decode_image_file(path: Path | str, decoder: QrDecoder | None = None) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import segno
-from web_support import Kit, make_app, make_kit
+from web_support import Kit, login_inspector, make_app, make_kit
 
 from appliance.reasons import Outcome, Reason
 from appliance.service import AuditUnavailable
@@ -41,10 +41,12 @@ def client(kit: Kit):
 
 @pytest.fixture
 def inspector_client(inspector_kit: Kit):
-    return make_app(inspector_kit).test_client()
+    client = make_app(inspector_kit).test_client()
+    assert login_inspector(client).status_code == 302
+    return client
 
 
-PAGES = ["/", "/kiosk", "/inspector", "/verify", "/status", "/admin/login"]
+PAGES = ["/", "/kiosk", "/inspector/login", "/verify", "/status", "/admin/login"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -103,6 +105,7 @@ def test_untrusted_host_is_refused(client) -> None:
 
 def test_kiosk_mode_shows_no_holder_details(client, kit: Kit) -> None:
     kit.port.verify_text(kit.pass_text())
+    login_inspector(client)  # even a logged-in inspector: this device shows none
     for path in ("/inspector", "/api/verdicts", "/api/status", "/metrics", "/status"):
         body = client.get(path).get_data(as_text=True)
         for personal in ("สมชาย", "Somchai", "1234/2566", "1990-04-01", "data:image"):
@@ -115,7 +118,9 @@ def test_holder_details_stripped_even_if_the_kiosk_sends_them(tmp_path: Path) ->
     kit = make_kit(tmp_path)  # kiosk mode web, but a port that forwards holder details
     kit.port.show_holder = True
     kit.port.verify_text(kit.pass_text())
-    body = make_app(kit).test_client().get("/inspector").get_data(as_text=True)
+    client = make_app(kit).test_client()
+    login_inspector(client)
+    body = client.get("/inspector").get_data(as_text=True)
     assert "Somchai" not in body and "data:image" not in body
 
 

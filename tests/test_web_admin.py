@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from web_support import PASSWORD, Kit, make_app, make_kit
 
-from appliance_web.security import LoginLimiter
+from appliance_web.throttle import LoginThrottle
 
 ACTIONS = ["/admin/sync", "/admin/upload", "/admin/export", "/admin/types", "/admin/logout"]
 
@@ -87,31 +87,36 @@ def test_login_rotates_the_session(client) -> None:
         before = s["csrf"]
     login(client)
     with client.session_transaction() as s:
-        assert s.get("admin") is True
+        assert s.get("role") == "admin" and s.get("sid")
         assert s.get("csrf") != before
 
 
-def test_login_rate_limit(client) -> None:
+def test_login_slows_down_after_failures(client) -> None:
     for _ in range(5):
         assert login(client, "guess").status_code == 401
-    r = login(client)  # even the right password waits now
+    assert login(client, "guess").status_code == 401  # the sixth failure starts a wait
+    r = login(client)  # during the wait the password is not even checked
     assert r.status_code == 429
     assert int(r.headers["Retry-After"]) > 0
     assert "Too many failed attempts" in r.get_data(as_text=True)
 
 
-def test_limiter_window_passes() -> None:
+def test_throttle_doubles_to_its_cap_and_forgets() -> None:
     now = [0.0]
-    limiter = LoginLimiter(2, 60, clock=lambda: now[0])
-    limiter.failed("a")
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 61
-    assert limiter.retry_after("b") == 0  # per client
-    now[0] = 61
-    assert limiter.retry_after("a") == 0
-    for c in "bcdefghi":
-        limiter.failed(c)
-    assert limiter.retry_after("z") > 0  # and a global bound
+    throttle = LoginThrottle(free=2, base_s=1, cap_s=8, forget_after_s=60,
+                             clock=lambda: now[0])
+    waits = []
+    for _ in range(8):
+        throttle.failed("a")
+        waits.append(throttle.retry_after("a"))
+        now[0] += waits[-1]
+    assert waits == [0, 0, 1, 2, 4, 8, 8, 8]
+    throttle.failed("a")
+    assert throttle.retry_after("b") == 0  # per client
+    now[0] += 61
+    assert throttle.retry_after("a") == 0
+    throttle.failed("a")
+    assert throttle.retry_after("a") == 0  # forgotten: free tries again
 
 
 def test_login_disabled_without_password_file(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ ISS = "https://dlt.go.th"
 ISSUER_NAME = "กรมการขนส่งทางบก (Department of Land Transport)"
 STATUS_URI = "https://dlt.go.th/status/1"
 PASSWORD = "correct horse battery staple"
+INSPECTOR_PASSWORD = "inspector tray lamp"
 
 
 def small_jpeg() -> bytes:
@@ -72,6 +73,8 @@ def make_kit(tmp_path: Path, *, mode: str = "kiosk", show_holder: bool = False,
     secrets_dir.mkdir(exist_ok=True)
     cheap_hash = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")  # fast tests
     (secrets_dir / "admin_password_hash").write_text(cheap_hash + "\n")
+    (secrets_dir / "inspector_password_hash").write_text(
+        generate_password_hash(INSPECTOR_PASSWORD, "pbkdf2:sha256:1000") + "\n")
     config = config_from_mapping({
         "device": {"id": "pi-bkk-007", "name": "Test checkpoint", "mode": mode},
         "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(secrets_dir)},
@@ -97,7 +100,101 @@ def fake_system() -> dict[str, Any]:
                 "under-voltage has occurred", "throttling has occurred"]}, "load_1m": 0.42}
 
 
-def make_app(kit: Kit):
+def make_app(kit: Kit, **kwargs: Any):
     app = create_app(kit.port, kit.config, secret_key=b"k" * 32, system_info=fake_system,
-                     testing=True)
+                     testing=True, **kwargs)
     return app
+
+
+class FakeClock:
+    """Monotonic seconds that a test advances by hand (sessions, login delays)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def form_token(client, path: str) -> str:
+    """The CSRF token of the form on ``path``."""
+    import re
+
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login_inspector(client, password: str = INSPECTOR_PASSWORD, **kwargs: Any):
+    token = form_token(client, "/inspector/login")
+    return client.post("/inspector/login", data={"csrf_token": token, "password": password},
+                       **kwargs)
+
+
+def login_admin(client, password: str = PASSWORD, **kwargs: Any):
+    token = form_token(client, "/admin/login")
+    return client.post("/admin/login", data={"csrf_token": token, "password": password},
+                       **kwargs)
+
+
+class LiveServer:
+    """The app on a real werkzeug server on 127.0.0.1 (threaded, as ``appliance web``)."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.httpd.server_port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def connect(self, timeout_s: float = 10.0):
+        import http.client
+
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout_s)
+
+    def get(self, path: str, cookie: str = "", timeout_s: float = 10.0):
+        """(status, headers, body) of one GET."""
+        conn = self.connect(timeout_s)
+        conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        return r.status, r.headers, body
+
+    def form_session(self, path: str) -> tuple[str, str]:
+        """(cookie, csrf token) of a fresh session, from the form on ``path``."""
+        import re
+
+        status, headers, body = self.get(path)
+        cookie = headers["Set-Cookie"].split(";", 1)[0]
+        token = re.search(rb'name="csrf_token" value="([^"]+)"', body).group(1).decode()
+        return cookie, token
+
+    def post_multipart(self, path: str, cookie: str, fields: dict[str, str],
+                       files: dict[str, tuple[str, bytes]]):
+        """(status, body) of a multipart POST built in memory (no temporary files)."""
+        boundary = "----appliance-test-boundary"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                 f"{v}\r\n".encode() for k, v in fields.items()]
+        for name, (filename, data) in files.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                         f'filename="{filename}"\r\nContent-Type: application/octet-stream'
+                         "\r\n\r\n".encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        conn = self.connect()
+        conn.request("POST", path, body=body, headers={
+            "Cookie": cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        r = conn.getresponse()
+        out = r.status, r.read()
+        conn.close()
+        return out
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

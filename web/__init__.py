@@ -9,6 +9,7 @@ the demo and tests. Holder details reach a page only where
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -44,8 +45,17 @@ def create_app(
     secret_key: bytes | None = None,
     system_info: Callable[[], dict[str, Any]] | None = None,
     testing: bool = False,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Flask:
+    """The screens over ``port``. ``clock`` (monotonic seconds) times session idleness and
+    login delays; tests pass a fake one."""
+    from appliance_web.live import LiveFanout
+    from appliance_web.sessions import SessionStore
+    from appliance_web.throttle import LoginThrottle
+    from appliance_web.uploads import InMemoryRequest, request_limit
+
     app = Flask(__name__)
+    app.request_class = InMemoryRequest  # uploads never touch the disk
     web = config.web
     app.config.update(
         APPLIANCE=config,
@@ -53,7 +63,7 @@ def create_app(
         SECRET_KEY=secret_key or secrets.token_bytes(32),
         TESTING=testing,
         TRUSTED_HOSTS=list(web.trusted_hosts),
-        MAX_CONTENT_LENGTH=web.max_upload_kb * 1024 + 64 * 1024,
+        MAX_CONTENT_LENGTH=request_limit(web.max_upload_kb),
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
         SESSION_COOKIE_NAME="appliance_session",
         SESSION_COOKIE_HTTPONLY=True,
@@ -71,8 +81,13 @@ def create_app(
     app.extensions["kiosk_port"] = port
     app.extensions["system_info"] = system_info or (
         lambda: system.snapshot(config.paths.state_dir))
-    app.extensions["login_limiter"] = security.LoginLimiter(
-        web.login_max_failures, web.login_window_s)
+    app.extensions["login_throttle"] = LoginThrottle(
+        free=web.login_max_failures, base_s=web.login_delay_base_s,
+        cap_s=web.login_delay_cap_s, forget_after_s=web.login_window_s, clock=clock)
+    app.extensions["sessions"] = SessionStore(
+        {"admin": web.admin_idle_s, "inspector": web.inspector_idle_s}, clock=clock)
+    # One subscription to the kiosk for all live screens of this process.
+    app.extensions["live_events"] = LiveFanout(port, web.max_event_streams)
     security.install(app)
 
     app.jinja_env.filters.update(
@@ -87,8 +102,9 @@ def create_app(
     def _globals() -> dict[str, Any]:
         return {
             "LANGUAGES": LANGUAGES, "current_lang": select_locale(), "version": __version__,
-            "device": config.device, "show_holder": holder_allowed(app),
-            "is_admin": security.is_admin(),
+            "device": config.device,
+            "show_holder": holder_allowed(app) and security.has_role("inspector"),
+            "is_admin": security.is_admin(), "is_inspector": security.has_role("inspector"),
         }
 
     from appliance_web import admin, inspector, kiosk, status

@@ -20,14 +20,17 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
 )
 from flask_babel import gettext
 
 from appliance.reasons import Reason
-from appliance_web import LANG_COOKIE, LANGUAGES, holder_allowed, port_of, views
+from appliance_web import LANG_COOKIE, LANGUAGES, holder_allowed, security, views
+from appliance_web.live import LiveFanout, TooManyStreams
+from appliance_web.redirects import safe_next
 
 bp = Blueprint("kiosk", __name__)
-KEEPALIVE_S = 15.0
+BUSY_RETRY_S = 10
 
 
 @bp.get("/")
@@ -43,11 +46,8 @@ def screen() -> str:
 
 @bp.get("/lang/<code>")
 def set_language(code: str) -> Response:
-    target = request.args.get("next", "/")
     # Same-site paths only: no open redirect through the language switch.
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = "/"
-    response = make_response(redirect(target))
+    response = make_response(redirect(safe_next(request.args.get("next"))))
     if code in LANGUAGES:
         response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="Strict",
                             httponly=True)
@@ -80,13 +80,26 @@ def screen_view(event: dict[str, Any], reasons: dict[str, str], words: dict[str,
 
 @bp.get("/kiosk/events")
 def events() -> Response:
-    port = port_of(current_app)
-    show_holder = holder_allowed(current_app)
+    """Live verdicts for one screen, from the process's one subscription (``live``).
+
+    Holder details only for a logged-in inspector on a device that shows them, and only
+    while that session lives: logout or idleness ends them mid-stream. Past
+    ``web.max_event_streams`` open streams: 503 with ``Retry-After``.
+    """
+    fanout: LiveFanout = current_app.extensions["live_events"]
+    role = "inspector"
+    sid = session.get("sid")
+    show_holder = holder_allowed(current_app) and security.has_role(role)
     # Translate now, in the request: the stream outlives the request context.
     reasons = {str(r): views.reason_text(r) for r in Reason}
     reasons["?"] = gettext("Unknown reason.")
     words = {o: views.outcome_word(o) for o in ("PASS", "FAIL", "UNVERIFIABLE")}
-    stream = port.events(KEEPALIVE_S)
+    try:
+        stream = fanout.subscribe()
+    except TooManyStreams:
+        return Response("busy: too many live screens\n", status=503,
+                        mimetype="text/plain", headers={"Retry-After": str(BUSY_RETRY_S)})
+    alive = current_app.extensions["sessions"]
 
     def generate() -> Iterator[str]:
         try:
@@ -97,14 +110,14 @@ def events() -> Response:
                     continue
                 if event.get("type") != "verdict":
                     continue
-                data = json.dumps(screen_view(event, reasons, words, show_holder),
+                holder = show_holder and alive.role(sid, touch=False) in (role, "admin")
+                data = json.dumps(screen_view(event, reasons, words, holder),
                                   ensure_ascii=True)
                 yield f"event: verdict\ndata: {data}\n\n"
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
 
-    return Response(generate(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
+    response = Response(generate(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response.call_on_close(stream.close)  # also when the body was never iterated
+    return response

@@ -12,11 +12,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 from appliance import __version__
@@ -202,14 +200,10 @@ class LocalKioskPort:
         return self.publish_verdict(self._service.verify(text, source=source), source)
 
     def verify_image(self, data: bytes, source: str = "web-image") -> list[Event]:
-        from appliance.scanner import decode_image_file, make_decoder
+        from appliance.scanner import decode_image_bytes, make_decoder
 
-        # The scanner reads files; the upload lives in a private temporary file for the
-        # time of decoding only.
-        with tempfile.NamedTemporaryFile(prefix="upload-", suffix=".img") as f:
-            f.write(data)
-            f.flush()
-            texts = decode_image_file(Path(f.name), make_decoder(self._decoder_backend))
+        # Decoded in memory: an upload is never written (format and pixel caps inside).
+        texts = decode_image_bytes(data, make_decoder(self._decoder_backend), "upload")
         if not texts:
             return [self.publish_verdict(Verdict(Outcome.FAIL, Reason.NO_QR_FOUND), source)]
         return [self.verify_text(text, source) for text in texts]

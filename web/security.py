@@ -1,25 +1,26 @@
-"""Security of the screens: headers (CSP), CSRF tokens, admin login and its rate limit.
+"""Security of the screens: headers (CSP), CSRF tokens, the admin and inspector roles.
 
-The admin password hash (werkzeug format, e.g. ``scrypt:...``) is read from
-``{paths.secrets_dir}/{web.admin_password_file}`` at each login, so provisioning can change
-it without a restart. Without that file, admin login is disabled.
+Each role's password hash (werkzeug format, e.g. ``scrypt:...``) is read from
+``{paths.secrets_dir}/{web.admin_password_file}`` or ``{web.inspector_password_file}`` at
+each login, so provisioning can change it without a restart. Without that file, that
+role's login is disabled. Logged-in sessions live on the server (``sessions``); failed
+logins slow down per client (``throttle``).
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import hmac
 import logging
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from werkzeug.security import check_password_hash
+
+from appliance_web.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ CSP = "; ".join([
     "frame-ancestors 'none'",
 ])
 CSRF_FIELD = "csrf_token"
-ADMIN_IDLE_S = 30 * 60
 
 
 def install(app: Flask) -> None:
@@ -75,54 +75,18 @@ def _check_csrf() -> None:
         abort(400, description="csrf")
 
 
-class LoginLimiter:
-    """At most ``max_failures`` failed logins per ``window_s`` per client and in total."""
-
-    def __init__(self, max_failures: int, window_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures = max(1, max_failures)
-        self.window_s = window_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._failures: dict[str, collections.deque[float]] = {}
-
-    def _recent(self, key: str, now: float) -> collections.deque[float]:
-        q = self._failures.setdefault(key, collections.deque())
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
-
-    def retry_after(self, client: str) -> int:
-        """Seconds until this client may try again; 0 when it may now."""
-        now = self._clock()
-        with self._lock:
-            waits = []
-            # per client, and a global bound (every kiosk client is 127.0.0.1 anyway)
-            for key, limit in ((client, self.max_failures), ("*", self.max_failures * 4)):
-                q = self._recent(key, now)
-                if len(q) >= limit:
-                    waits.append(q[0] + self.window_s - now)
-            return int(max(waits) + 1) if waits else 0
-
-    def failed(self, client: str) -> None:
-        now = self._clock()
-        with self._lock:
-            self._recent(client, now).append(now)
-            self._recent("*", now).append(now)
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
+ROLES = ("admin", "inspector")
 
 
-def password_file(app: Flask) -> Path:
+def password_file(app: Flask, role: str = "admin") -> Path:
     cfg = app.config["APPLIANCE"]
-    return Path(cfg.paths.secrets_dir) / cfg.web.admin_password_file
+    name = cfg.web.admin_password_file if role == "admin" else cfg.web.inspector_password_file
+    return Path(cfg.paths.secrets_dir) / name
 
 
-def check_admin_password(password: str) -> bool | None:
-    """True or False; None when no admin password is provisioned (login disabled)."""
-    path = password_file(current_app)
+def check_password(role: str, password: str) -> bool | None:
+    """True or False; None when no password is provisioned for ``role`` (login disabled)."""
+    path = password_file(current_app, role)
     try:
         stored = path.read_text(encoding="utf-8").strip()
     except OSError:
@@ -132,26 +96,66 @@ def check_admin_password(password: str) -> bool | None:
     try:
         return check_password_hash(stored, password)
     except (ValueError, TypeError):
-        log.error("admin password file %s does not hold a werkzeug password hash", path)
+        log.error("%s password file %s does not hold a werkzeug password hash", role, path)
         return None
 
 
-def login_session() -> None:
-    session.clear()  # a fresh session (and CSRF token) at login
-    session["admin"] = True
-    session["admin_seen"] = time.time()
+def check_admin_password(password: str) -> bool | None:
+    """True or False; None when no admin password is provisioned (login disabled)."""
+    return check_password("admin", password)
+
+
+def sessions() -> SessionStore:
+    return current_app.extensions["sessions"]
+
+
+def login_session(role: str = "admin") -> None:
+    """A fresh session (new id and CSRF token) for ``role``, recorded on the server."""
+    sessions().end(session.get("sid"))
+    session.clear()
+    session["sid"] = sessions().start(role)
+    session["role"] = role
     session.permanent = False
 
 
+def logout_session() -> None:
+    """End the session on the server: a copy of the cookie is worth nothing afterwards."""
+    sessions().end(session.get("sid"))
+    session.clear()
+
+
+def current_role(*, touch: bool = True) -> str | None:
+    """The role of this request's live session, or None (cached for the request)."""
+    if "role" not in g:
+        g.role = sessions().role(session.get("sid"), touch=touch)
+        if g.role is None and "sid" in session:
+            session.pop("sid", None)
+            session.pop("role", None)
+    return g.role
+
+
+def has_role(role: str) -> bool:
+    """An admin may do what an inspector may."""
+    actual = current_role()
+    return actual == role or (actual == "admin" and role in ROLES)
+
+
 def is_admin() -> bool:
-    if not session.get("admin"):
-        return False
-    seen = float(session.get("admin_seen", 0))
-    if time.time() - seen > ADMIN_IDLE_S:
-        session.pop("admin", None)
-        return False
-    session["admin_seen"] = time.time()
-    return True
+    return has_role("admin")
+
+
+def role_required(role: str, login_endpoint: str) -> Callable[[Callable[..., Any]],
+                                                               Callable[..., Any]]:
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not has_role(role):
+                return redirect(url_for(login_endpoint, next=request.full_path.rstrip("?")))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:

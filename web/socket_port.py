@@ -57,11 +57,12 @@ class KioskTimeout(BridgeError):
 
 
 def _remote_errors() -> dict[str, type[ApplianceError]]:
-    from appliance.scanner import ImageReadError
+    from appliance.scanner import ImageReadError, ImageTooLarge
     from appliance.service import AuditUnavailable
 
     kinds: list[type[ApplianceError]] = [
         PortUnavailable, KioskNotRunning, AuditUnavailable, AuditError, ImageReadError,
+        ImageTooLarge,
         TrustDataError, MessageTooLarge, BadRequest, BridgeError]
     return {k.__name__: k for k in kinds}
 

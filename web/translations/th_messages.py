@@ -13,6 +13,11 @@ TH = {
     "Admin login": "เข้าสู่ระบบผู้ดูแล",
     "Admin login is disabled: no admin password is provisioned.":
         "ปิดการเข้าสู่ระบบผู้ดูแล: ยังไม่ได้ตั้งรหัสผ่านผู้ดูแล",
+    "Inspector login": "เข้าสู่ระบบเจ้าหน้าที่ตรวจ",
+    "Inspector login is disabled: no inspector password is provisioned.":
+        "ปิดการเข้าสู่ระบบเจ้าหน้าที่ตรวจ: ยังไม่ได้ตั้งรหัสผ่านเจ้าหน้าที่ตรวจ",
+    "Another picture is being checked. Try again in a moment.":
+        "กำลังตรวจรูปภาพอื่นอยู่ กรุณาลองใหม่อีกครั้งในอีกสักครู่",
     "Age": "อายุข้อมูล",
     "All checks are fine.": "ทุกอย่างปกติ",
     "Applies until the device restarts; the configuration file keeps the lasting setting.":
