@@ -42,7 +42,7 @@ from appliance.audit_chain import (  # noqa: F401 - re-exported for the hub and 
 from appliance.config import Config
 from appliance.device_identity import DeviceIdentity, DevicePublicKey, ensure_identity
 from appliance.errors import AuditError
-from appliance.secret_files import create_secret
+from appliance.secret_files import create_secret, ensure_private_file, restrict_mode
 from appliance.trust import TrustSnapshot
 from appliance.verifier import Verdict
 
@@ -124,6 +124,10 @@ class AuditLog:
             return self._conn
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0640 whatever the umask; SQLite gives -wal and -shm the database's mode.
+            ensure_private_file(self.path)
+            for sidecar in ("-wal", "-shm"):
+                restrict_mode(self.path.with_name(self.path.name + sidecar))
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
                                    isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as e:
