@@ -47,7 +47,7 @@ def build_service(
     config: Config, audit: AuditSink | None = None, clock: Clock | None = None
 ) -> VerificationService:
     """The device's verification service; ``clock`` overrides the trusted system clock."""
-    trust = CurrentTrust(config.trust_dir)
+    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
     trust()  # fail early with a clear message when nothing is installed
     return VerificationService(
         trust=trust,

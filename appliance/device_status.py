@@ -7,7 +7,9 @@ the section of its name:
             camera_ok, decode errors, camera failures.
 ``trust``   what the sync service last recorded in ``state_dir/sync_state.json``: last
             attempt and success, next sync (last attempt + ``sync.interval_minutes``), last
-            error, bytes fetched, the version it installed and when that was published.
+            error, bytes fetched, the version it installed and when that was published;
+            ``error`` when the trust link is missing, dangling or refused (a fault even
+            while the last good data is still in use).
             The loaded snapshot's own version, age and expiry come from ``LocalKioskPort``.
 ``audit``   the audit log's status: records waiting for upload, last upload, head seq.
 
@@ -71,8 +73,14 @@ def camera_provider(kiosk: Any, source_name: str, *, wall: Callable[[], float] =
 
 
 def trust_provider(state_dir: Path, interval_minutes: float, *,
-                   wall: Callable[[], float] = time.time) -> StatusProvider:
+                   wall: Callable[[], float] = time.time,
+                   trust_dir: Path | None = None) -> StatusProvider:
+    """What sync recorded; with ``trust_dir``, also a fault (``error``) when the trust link
+    is missing or dangling or points at a version this process refused or sync did not
+    install, while the kiosk keeps verifying with its last good data."""
+
     def trust() -> dict[str, Any]:
+        from appliance.trust_store import link_fault
         from appliance_sync.client import read_sync_state
 
         state = read_sync_state(state_dir)
@@ -91,6 +99,9 @@ def trust_provider(state_dir: Path, interval_minutes: float, *,
             "synced_age_s": None if published is None else max(0.0, wall() - published),
             "metadata_expires_at": epoch(state.get("expires")),
         }
+        fault = link_fault(trust_dir) if trust_dir is not None else None
+        if fault is not None:
+            out["error"] = fault
         return out
 
     return trust
@@ -141,7 +152,8 @@ def device_providers(config: Config, kiosk: Any = None, audit: Any = None
     """The providers this process can fill: ``trust`` always, ``camera`` with a kiosk,
     ``audit`` with an audit log (anything with ``status()`` like ``AuditLog``)."""
     providers: dict[str, StatusProvider] = {
-        "trust": trust_provider(config.paths.state_dir, config.sync.interval_minutes),
+        "trust": trust_provider(config.paths.state_dir, config.sync.interval_minutes,
+                                trust_dir=config.trust_dir),
     }
     if kiosk is not None:
         providers["camera"] = camera_provider(kiosk, config.camera.source)

@@ -3,14 +3,18 @@
 Layout (docs/trust-store-format.md)::
 
     trust/current -> v00000042          symlink, replaced atomically by rename
-    trust/v00000042/manifest.json       version, publication time, policy, file names
+    trust/installed.json                versions sync installed (only those are loaded)
+    trust/v00000042/signed/             the TUF metadata sync verified + signed manifest
+    trust/v00000042/manifest.json       sync's bookkeeping (targets, root version)
     trust/v00000042/issuers.json        {"issuers": [...]} as in a trust source
-    trust/v00000042/status/*.bin        raw status-list bytes (mmap)
+    trust/v00000042/status/*.bin(.zz)   raw status-list bytes (mmap), and their signed form
     trust/v00000042/revoked/*.bin|.idx  sorted hash prefixes + bucket index, and deltas
 
-Loading maps files instead of parsing them, so even 100 million status entries load in
-constant time; ``CurrentTrust`` reloads when ``current`` points somewhere new, so the
-kiosk picks up new data without a restart and never sees a moment without data.
+Loading checks the version against its signed metadata (``trust_signed``: signatures up
+to the pinned root, every file's hash) and then maps files instead of parsing them;
+``CurrentTrust`` reloads when ``current`` points somewhere new, so the kiosk picks up new
+data without a restart, never sees a moment without data, and never switches to a
+version that fails its checks.
 """
 
 from __future__ import annotations
@@ -30,103 +34,226 @@ from typing import Any
 from appliance.errors import TrustDataError
 from appliance.revocation import HashSet, StatusList, build_bucket_index
 from appliance.trust import TrustSnapshot, parse_issuers, parse_policy
+from appliance.trust_signed import (
+    SIGNED,
+    check_file,
+    check_index,
+    check_inflated,
+    read_signed_manifest,
+    safe_name,
+    verify_signed,
+    wire_layout,
+)
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 CURRENT = "current"
 MANIFEST = "manifest.json"
+RECORD = "installed.json"
 MAX_JSON_BYTES = 16 * 1024 * 1024
 STAGING_PREFIX = ".staging-"
 _VERSION_DIR = re.compile(r"^v(\d{8,})$")
 
 
-def load_trust_store(trust_dir: Path) -> TrustSnapshot:
-    """Load the version ``trust_dir/current`` points at."""
-    current = trust_dir / CURRENT
-    if not current.exists():
+def load_trust_store(trust_dir: Path, root: Path | None = None) -> TrustSnapshot:
+    """Load the version ``trust_dir/current`` points at, if sync installed it and it checks."""
+    target = _link_target(trust_dir)
+    if target is None:
         raise TrustDataError(f"no trust data installed in {trust_dir}: run 'appliance sync'")
-    return load_version_dir(current.resolve())
+    if target not in installed_names(trust_dir):
+        raise TrustDataError(f"trust/current points at {target}, which sync did not install")
+    return load_version_dir(trust_dir / target, _pinned(root))
 
 
-def load_version_dir(version_dir: Path) -> TrustSnapshot:
-    manifest = _read_json(version_dir / MANIFEST)
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise TrustDataError(f"{version_dir / MANIFEST}: not a format-{FORMAT} trust manifest")
-    issuers = _read_json(version_dir / _name(manifest.get("issuers"), "issuers"))
+def load_version_dir(version_dir: Path, root: bytes | None = None) -> TrustSnapshot:
+    """Load one version after checking it against the signed metadata stored with it.
+
+    Signatures up to the pinned ``root`` (bytes), then every file's SHA-256 and length, the
+    inflated status lists against their signed compressed form and the bucket indexes
+    against their bases (docs/trust-store-format.md). ``TrustDataError`` on any mismatch.
+    """
+    signed = verify_signed(version_dir / SIGNED, root)
+    wire = read_signed_manifest(version_dir / SIGNED, signed)
+    parts, layout = wire_layout(wire)
+    for part in parts:
+        path = version_dir / part.local
+        if part.kind == "zlib":
+            check_file(path.with_name(path.name + ".zz"), signed, part.target)
+            check_inflated(path.with_name(path.name + ".zz"), path, part.max_length)
+        else:
+            check_file(path, signed, part.target)
+    issuers = _read_json(version_dir / "issuers.json")
     if not isinstance(issuers, dict):
         raise TrustDataError(f"{version_dir}: issuers file is not an object")
-    status_lists = {}
-    for i, entry in enumerate(manifest.get("status_lists", [])):
-        if not isinstance(entry, dict) or not isinstance(entry.get("uri"), str):
-            raise TrustDataError(f"manifest status_lists[{i}] is invalid")
-        path = version_dir / _name(entry.get("file"), f"status_lists[{i}].file")
-        status_lists[entry["uri"]] = StatusList.from_file(path, entry.get("bits"))
-    revoked = manifest.get("revoked", {})
+    status_lists = {entry["uri"]: StatusList.from_file(version_dir / entry["file"],
+                                                       entry.get("bits"))
+                    for entry in layout["status_lists"]}
+    revoked = layout["revoked"]
     return TrustSnapshot(
         keys=parse_issuers(issuers.get("issuers", [])),
         status_lists=status_lists,
-        revoked_cti=_hash_set(version_dir, revoked.get("cti_sha256"), "cti_sha256"),
-        revoked_licences=_hash_set(version_dir, revoked.get("licence_sha256"), "licence_sha256"),
-        policy=parse_policy(manifest.get("policy", {})),
-        published_at=_instant(manifest.get("published"), "published"),
-        version=manifest.get("version") if isinstance(manifest.get("version"), int) else None,
-        expires_at=_instant(manifest.get("expires"), "expires")
-        if manifest.get("expires") is not None else None,
+        revoked_cti=_hash_set(version_dir, revoked["cti_sha256"]),
+        revoked_licences=_hash_set(version_dir, revoked["licence_sha256"]),
+        policy=parse_policy(wire.get("policy", {})),
+        published_at=_instant(wire.get("published"), "published"),
+        version=wire["version"],
+        expires_at=signed.expires,
     )
 
 
 class CurrentTrust:
-    """Callable giving the newest installed snapshot; cheap to call on every verification."""
+    """Callable giving the newest installed snapshot; cheap to call on every verification.
 
-    def __init__(self, trust_dir: Path) -> None:
+    Reloads (and re-checks) when ``current`` points somewhere new. A version that fails
+    its checks, or that sync did not install, is refused: the last good snapshot stays in
+    use and the refusal is kept for the status page (``link_fault``).
+    """
+
+    def __init__(self, trust_dir: Path, root: Path | None = None) -> None:
         self._trust_dir = trust_dir
+        self._root = root
         self._lock = threading.Lock()
         self._target: str | None = None
         self._snapshot: TrustSnapshot | None = None
 
     def __call__(self) -> TrustSnapshot:
-        try:
-            target = str((self._trust_dir / CURRENT).readlink())
-        except OSError as e:
+        target = _link_target(self._trust_dir)
+        if target is None:
             if self._snapshot is not None:
-                return self._snapshot  # keep the last good data
+                return self._snapshot  # keep the last good data; link_fault reports it
             raise TrustDataError(
-                f"no trust data installed in {self._trust_dir}: run 'appliance sync'"
-            ) from e
+                f"no trust data installed in {self._trust_dir}: run 'appliance sync'")
         if target != self._target:
             with self._lock:
                 if target != self._target:
-                    try:
-                        self._snapshot = load_trust_store(self._trust_dir)
-                        self._target = target
-                        log.info("trust data version %s loaded", self._snapshot.version)
-                    except TrustDataError:
-                        if self._snapshot is None:
-                            raise
-                        log.exception("new trust data unreadable; keeping the last good")
-                        self._target = target
+                    self._switch(target)
         assert self._snapshot is not None
         return self._snapshot
 
+    def _switch(self, target: str) -> None:
+        try:
+            snapshot = load_trust_store(self._trust_dir, self._root)
+            if self._snapshot is not None and _older(snapshot, self._snapshot):
+                raise TrustDataError(
+                    f"{target} holds version {snapshot.version}, older than the loaded "
+                    f"{self._snapshot.version}")
+        except TrustDataError as e:
+            _REFUSED[str(self._trust_dir)] = (target, str(e))
+            if self._snapshot is None:
+                raise
+            log.error("trust data %s refused, keeping version %s: %s", target,
+                      self._snapshot.version, e)
+            self._target = target
+            return
+        _REFUSED.pop(str(self._trust_dir), None)
+        self._snapshot, self._target = snapshot, target
+        log.info("trust data version %s loaded", snapshot.version)
 
-def _hash_set(version_dir: Path, entry: Any, where: str) -> HashSet:
-    if entry is None:
-        return HashSet()
-    if not isinstance(entry, dict):
-        raise TrustDataError(f"manifest revoked.{where} is invalid")
-    deltas = [version_dir / _name(d, f"revoked.{where}.deltas") for d in entry.get("deltas", [])]
-    if entry.get("base") is None:
+
+# Refusals by CurrentTrust in this process, per trust directory: (link target, reason).
+_REFUSED: dict[str, tuple[str, str]] = {}
+
+
+def _older(new: TrustSnapshot, loaded: TrustSnapshot) -> bool:
+    return (new.version or 0) < (loaded.version or 0)
+
+
+def link_fault(trust_dir: Path) -> str | None:
+    """Why ``current`` is not usable (missing, dangling, not installed by sync, refused
+    here), or None. Cheap: one readlink, one stat, one small JSON read."""
+    target = _link_target(trust_dir)
+    if target is None:
+        if (trust_dir / CURRENT).is_symlink() or (trust_dir / CURRENT).exists():
+            return "trust link trust/current is not a link to a version"
+        if installed_names(trust_dir):
+            return "trust link trust/current is missing"
+        return None  # nothing installed yet: the loader says so
+    if not (trust_dir / target).is_dir():
+        return f"trust link trust/current points at {target}, which is missing"
+    if target not in installed_names(trust_dir):
+        return f"trust link trust/current points at {target}, which sync did not install"
+    refused = _REFUSED.get(str(trust_dir))
+    if refused is not None and refused[0] == target:
+        return f"trust data {target} refused: {refused[1]}"
+    return None
+
+
+def _link_target(trust_dir: Path) -> str | None:
+    try:
+        target = str((trust_dir / CURRENT).readlink())
+    except OSError:
+        return None
+    return target if _VERSION_DIR.match(target) else None
+
+
+def _pinned(root: Path | None) -> bytes | None:
+    if root is None:
+        return None
+    try:
+        return Path(root).read_bytes()
+    except OSError as e:
+        raise TrustDataError(f"cannot read the pinned root {root}: {e.strerror or e}") from e
+
+
+# -- The record of installed versions (written by sync only) ------------------------------
+
+
+def installed_record(trust_dir: Path) -> list[dict[str, Any]]:
+    """Versions sync installed, oldest first: ``{"dir": "v00000042", "version": 42}``."""
+    try:
+        data = _read_json(trust_dir / RECORD)
+    except TrustDataError:
+        return []
+    entries = data.get("installed") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("dir"), str)
+            and _VERSION_DIR.match(e["dir"]) and isinstance(e.get("version"), int)]
+
+
+def installed_names(trust_dir: Path) -> set[str]:
+    return {e["dir"] for e in installed_record(trust_dir)}
+
+
+def write_record(trust_dir: Path, entries: list[dict[str, Any]]) -> None:
+    tmp = trust_dir / f".{RECORD}.tmp"
+    with tmp.open("w") as f:
+        json.dump({"format": FORMAT, "installed": entries}, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(trust_dir / RECORD)
+    fsync_dir(trust_dir)
+
+
+def _hash_set(version_dir: Path, entry: dict[str, Any]) -> HashSet:
+    deltas = [version_dir / d for d in entry["deltas"]]
+    if entry["base"] is None:
         return HashSet(delta=[p.read_bytes()[i:i + 16] for p in deltas
                               for i in range(0, p.stat().st_size, 16)])
-    return HashSet.from_files(version_dir / _name(entry["base"], f"revoked.{where}.base"), deltas)
+    base = version_dir / entry["base"]
+    _check_index_of(base)
+    return HashSet.from_files(base, deltas)
+
+
+def _check_index_of(base: Path) -> None:
+    """The ``.idx`` is built on the device, so it is checked against the signed base."""
+    import mmap
+
+    try:
+        index = base.with_suffix(".idx").read_bytes()
+        with base.open("rb") as f:
+            if f.seek(0, 2) == 0:
+                check_index(b"", index)
+                return
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                check_index(m, index)
+    except OSError as e:
+        raise TrustDataError(f"{base.name} index unreadable: {e.strerror or e}") from e
 
 
 def _name(value: Any, where: str) -> str:
-    """A relative file name inside the version directory (no escaping it)."""
-    if not isinstance(value, str) or not value or value.startswith("/") or ".." in value:
-        raise TrustDataError(f"manifest {where} is not a safe relative file name")
-    return value
+    return safe_name(value, where)
 
 
 def _read_json(path: Path) -> Any:
@@ -275,43 +402,63 @@ class StagedVersion:
         self.path.rename(final)
         fsync_dir(self.trust_dir)
         _checkpoint("renamed")
-        link = self.trust_dir / f".current-{secrets.token_hex(4)}"
-        link.symlink_to(self.name)
-        _checkpoint("linked")
-        link.replace(self.trust_dir / CURRENT)
-        _checkpoint("switched")
-        fsync_dir(self.trust_dir)
+        record = [e for e in installed_record(self.trust_dir) if e["dir"] != self.name]
+        write_record(self.trust_dir, [*record, {"dir": self.name, "version": self.version}])
+        _checkpoint("recorded")
+        switch_current(self.trust_dir, self.name)
         return final
 
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def prune_versions(trust_dir: Path, keep: int = 2) -> list[str]:
-    """Remove leftovers of interrupted installs and all but ``keep`` versions (current kept).
+def switch_current(trust_dir: Path, name: str) -> None:
+    """Point ``current`` at the version ``name`` by one rename (then fsync ``trust_dir``)."""
+    link = trust_dir / f".current-{secrets.token_hex(4)}"
+    link.symlink_to(name)
+    _checkpoint("linked")
+    link.replace(trust_dir / CURRENT)
+    _checkpoint("switched")
+    fsync_dir(trust_dir)
 
-    Only one installer may run at a time (the sync client holds a lock).
+
+def prune_versions(trust_dir: Path, keep: int = 2,
+                   genuine: Callable[[Path], bool] | None = None) -> list[str]:
+    """Remove leftovers of interrupted installs and all but ``keep`` installed versions.
+
+    Only versions in the record that pass ``genuine`` (sync passes a signature check under
+    the pinned root) count as installed: of those, the ``keep`` most recently installed
+    and the one ``current`` points at are kept. Anything else is never deleted, only
+    dropped from the record (so the kiosk refuses it) and logged. One installer at a time
+    (the sync client holds a lock).
     """
-    current = current_version_dir(trust_dir)
     removed = []
-    versions = []
     for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
-        if entry.name.startswith((STAGING_PREFIX, ".current-")):
+        if entry.name.startswith((STAGING_PREFIX, ".current-", f".{RECORD}.")):
             if entry.is_symlink() or entry.is_file():
                 entry.unlink()
             else:
                 shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
-        elif _VERSION_DIR.match(entry.name) and entry.is_dir():
-            versions.append(entry)
-    versions.sort(key=lambda p: int(p.name[1:]), reverse=True)
-    kept = {current.name} if current is not None else set()
-    for v in versions:
-        if len(kept) < max(keep, 1) or v.name in kept:
-            kept.add(v.name)
-            continue
-        shutil.rmtree(v, ignore_errors=True)
-        removed.append(v.name)
-    if removed:
+    listed = installed_record(trust_dir)
+    record = [e for e in listed if (trust_dir / e["dir"]).is_dir()
+              and (genuine is None or genuine(trust_dir / e["dir"]))]
+    recorded = {e["dir"] for e in record}
+    for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
+        if _VERSION_DIR.match(entry.name) and entry.name not in recorded:
+            log.warning("%s in %s was not installed by sync; left alone", entry.name,
+                        trust_dir)
+    current = _link_target(trust_dir)
+    kept = {e["dir"] for e in record[-max(keep, 1):]}  # the newest installs
+    if current is not None and current in recorded:
+        kept.add(current)
+    for e in record:
+        if e["dir"] not in kept:
+            shutil.rmtree(trust_dir / e["dir"], ignore_errors=True)
+            removed.append(e["dir"])
+    survivors = [e for e in record if e["dir"] in kept]
+    if survivors != listed:
+        write_record(trust_dir, survivors)
+    elif removed:
         fsync_dir(trust_dir)
     return removed

@@ -43,13 +43,25 @@ from tuf.ngclient import Updater, UpdaterConfig
 
 from appliance.clock import BUILD_TIME, FileTimeFloor, system_clock_synchronised, time_floor
 from appliance.errors import SyncError, TrustDataError
-from appliance.trust import MAX_STATUS_LIST_BYTES, parse_issuers, parse_policy
+from appliance.trust import parse_issuers, parse_policy
+from appliance.trust_signed import (
+    ROOT_HISTORY,
+    SIGNED,
+    WIRE_MANIFEST,
+    Part,
+    read_signed_manifest,
+    verify_signed,
+    wire_layout,
+)
 from appliance.trust_store import (
     StagedVersion,
     current_version_dir,
     fsync_dir,
+    installed_record,
+    load_version_dir,
     prune_versions,
     read_manifest,
+    switch_current,
 )
 from appliance_sync.fetcher import DeadlineFetcher
 
@@ -57,9 +69,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "sync_state.json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-MAX_ISSUERS_BYTES = 16 * 1024 * 1024
 MAX_TARGET_BYTES = 1024 * 1024 * 1024
-HASH_SETS = ("cti_sha256", "licence_sha256")
+MAX_STATE_BYTES = 4096  # the state file is padded to this, so a full disk can still record
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -110,15 +121,6 @@ class SyncResult:
                 f"{_iso(self.published)}, {self.bytes_fetched} bytes fetched")
 
 
-@dataclass(frozen=True)
-class _Part:
-    target: str  # TUF target path
-    local: str  # file name inside the version directory
-    kind: str  # "plain", "zlib" or "base"
-    max_length: int  # decompressed size for zlib; exact size of hash files
-    exact: bool = False
-
-
 class SyncClient:
     def __init__(
         self,
@@ -155,26 +157,44 @@ class SyncClient:
     # -- public ---------------------------------------------------------------------------
 
     def sync_once(self) -> SyncResult:
-        """Bring the device to the newest valid data; ``SyncError`` leaves the old in place."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self._lock():
-            state = read_sync_state(self.state_dir)
-            state["last_attempt"] = _iso(self._wall())
-            fetcher = DeadlineFetcher(tmp_dir=str(self.state_dir), **self._fetcher_args)
+        """Bring the device to the newest valid data; ``SyncError`` leaves the old in place.
+
+        Every failure, local storage included (a full disk), is recorded in the state file
+        where at all possible and raised as one ``SyncError`` line.
+        """
+        with contextlib.ExitStack() as stack:
+            try:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(self._lock())
+            except OSError as e:
+                raise SyncError(f"local storage failed: {e.strerror or e}") from None
+            return self._sync_recorded()
+
+    def _sync_recorded(self) -> SyncResult:
+        state = read_sync_state(self.state_dir)
+        state["last_attempt"] = _iso(self._wall())
+        fetcher = DeadlineFetcher(tmp_dir=str(self.state_dir), **self._fetcher_args)
+        try:
             try:
                 result = self._sync(fetcher)
-            except SyncError as e:
-                state.update(last_error=str(e), last_error_at=state["last_attempt"],
-                             bytes_fetched=fetcher.bytes_fetched)
-                self._record(state)
-                raise
-            state.update(last_success=state["last_attempt"], last_error=None,
-                         bytes_fetched=result.bytes_fetched, updated=result.updated,
-                         expires=_iso(result.expires))
-            state["bytes_fetched_total"] = state.get("bytes_fetched_total", 0) \
-                + result.bytes_fetched
-            self._record(state)
-            return result
+            except OSError as e:
+                raise SyncError(f"local storage failed: {e.strerror or e}") from e
+        except SyncError as e:
+            state.update(last_error=str(e), last_error_at=state["last_attempt"],
+                         bytes_fetched=fetcher.bytes_fetched)
+            unrecorded = self._record(state)
+            if unrecorded:
+                raise SyncError(f"{e} ({unrecorded})") from None
+            raise SyncError(str(e)) from None
+        state.update(last_success=state["last_attempt"], last_error=None,
+                     bytes_fetched=result.bytes_fetched, updated=result.updated,
+                     expires=_iso(result.expires))
+        state["bytes_fetched_total"] = state.get("bytes_fetched_total", 0) \
+            + result.bytes_fetched
+        unrecorded = self._record(state)
+        if unrecorded:
+            raise SyncError(f"{result.describe()}, but {unrecorded}")
+        return result
 
     # -- the steps ------------------------------------------------------------------------
 
@@ -184,8 +204,7 @@ class SyncClient:
         except OSError as e:
             raise SyncError(f"cannot read the pinned root {self.root}: {e.strerror or e}") from e
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
-        current = current_version_dir(self.trust_dir)
-        installed = self._installed_manifest(current)
+        installed_dir, installed = self._installed()
         reference = self._reference_time(installed)
         try:
             updater = _DurableUpdater(
@@ -202,24 +221,28 @@ class SyncClient:
             root_version = trusted.root.version
             expires = min(r.expires.timestamp() for r in
                           (trusted.root, trusted.timestamp, trusted.snapshot, trusted.targets))
-            manifest_info = self._info(updater, "manifest.json")
-            if installed is not None and _same(installed, "manifest.json", manifest_info):
+            manifest_info = self._info(updater, WIRE_MANIFEST)
+            if installed is not None and _same(installed, WIRE_MANIFEST, manifest_info):
+                assert installed_dir is not None
+                if current_version_dir(self.trust_dir) != installed_dir:
+                    log.warning("trust/current did not point at the installed %s; repaired",
+                                installed_dir.name)
+                    switch_current(self.trust_dir, installed_dir.name)
+                prune_versions(self.trust_dir, self.keep_versions, self._genuine(bootstrap))
                 self._mark_floor()
                 return SyncResult(installed["version"], False, fetcher.bytes_fetched,
                                   _epoch(installed.get("published")), expires)
-            wire = self._read_manifest(updater, fetcher, manifest_info)
+            raw, wire = self._read_manifest(updater, fetcher, manifest_info)
             self._check_version(wire, installed, root_version)
-            final = self._install(updater, fetcher, wire, manifest_info, current, installed,
-                                  root_version, expires)
+            final = self._install(updater, fetcher, wire, raw, manifest_info, installed_dir,
+                                  installed, root_version, expires, bootstrap)
         except exceptions.RepositoryError as e:
             raise SyncError(f"repository data rejected ({type(e).__name__}): {e}") from e
         except exceptions.DownloadError as e:
             raise SyncError(f"download failed ({type(e).__name__}): {e}") from e
         except TrustDataError as e:
             raise SyncError(f"published trust data refused: {e}") from e
-        except OSError as e:
-            raise SyncError(f"local storage failed: {e}") from e
-        prune_versions(self.trust_dir, self.keep_versions)
+        prune_versions(self.trust_dir, self.keep_versions, self._genuine(bootstrap))
         self._mark_floor()
         log.info("trust data version %s installed at %s", wire["version"], final)
         return SyncResult(wire["version"], True, fetcher.bytes_fetched,
@@ -234,14 +257,40 @@ class SyncClient:
         if self._clock_synchronised():
             self.floor.mark_synchronised(self._wall())
 
-    def _installed_manifest(self, current: Path | None) -> dict[str, Any] | None:
-        if current is None:
-            return None
+    def _installed(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """The version this client last installed that still carries metadata signed under
+        the pinned root: from its own record, never from where ``current`` points, and
+        with version, publication time and root version taken from the signed data."""
         try:
-            manifest = read_manifest(current)
-        except TrustDataError:
-            return None
-        return manifest if isinstance(manifest.get("version"), int) else None
+            pinned = self.root.read_bytes()
+        except OSError:
+            return None, None
+        for entry in reversed(installed_record(self.trust_dir)):
+            path = self.trust_dir / entry["dir"]
+            try:
+                signed = verify_signed(path / SIGNED, pinned)
+                wire = read_signed_manifest(path / SIGNED, signed)
+                manifest = read_manifest(path)
+            except TrustDataError as e:
+                log.warning("installed %s ignored: %s", entry["dir"], e)
+                continue
+            return path, {**manifest, "version": wire["version"],
+                          "published": wire.get("published"),
+                          "root_version": signed.root_version}
+        return None, None
+
+    @staticmethod
+    def _genuine(pinned: bytes) -> Callable[[Path], bool]:
+        """Whether a version directory carries metadata signed under the pinned root."""
+        def genuine(path: Path) -> bool:
+            try:
+                read_signed_manifest(path / SIGNED, verify_signed(path / SIGNED, pinned))
+            except TrustDataError as e:
+                log.warning("%s is not a genuine install: %s", path.name, e)
+                return False
+            return True
+
+        return genuine
 
     @staticmethod
     def _info(updater: Updater, path: str) -> TargetFile:
@@ -267,20 +316,22 @@ class SyncClient:
                 f"target {info.path} does not match its signed length and hash")
 
     def _read_manifest(self, updater: Updater, fetcher: DeadlineFetcher,
-                       info: TargetFile) -> dict[str, Any]:
+                       info: TargetFile) -> tuple[bytes, dict[str, Any]]:
+        """The signed manifest's bytes (kept with the version) and its parsed form."""
         with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
-            path = Path(tmp) / "manifest.json"
+            path = Path(tmp) / WIRE_MANIFEST
             self._download(updater, fetcher, info, path, MAX_MANIFEST_BYTES)
-            try:
-                wire = json.loads(path.read_bytes())
-            except ValueError as e:
-                raise TrustDataError("manifest.json is not valid JSON") from e
+            raw = path.read_bytes()
+        try:
+            wire = json.loads(raw)
+        except ValueError as e:
+            raise TrustDataError("manifest.json is not valid JSON") from e
         if not isinstance(wire, dict) or wire.get("format") != 1 \
                 or not isinstance(wire.get("version"), int) or _epoch(wire.get("published")) \
                 is None:
             raise TrustDataError("manifest.json is not a format-1 manifest")
         parse_policy(wire.get("policy", {}))
-        return wire
+        return raw, wire
 
     @staticmethod
     def _check_version(wire: dict[str, Any], installed: dict[str, Any] | None,
@@ -293,53 +344,21 @@ class SyncClient:
                 f"version {wire['version']} is not newer than the installed "
                 f"{installed['version']} (rollback)")
 
-    def _parts(self, wire: dict[str, Any]) -> tuple[list[_Part], dict[str, Any]]:
-        """Files of the new version and the installed manifest's references to them."""
-        parts = [_Part(_str(wire.get("issuers")), "issuers.json", "plain", MAX_ISSUERS_BYTES)]
-        status_lists = []
-        for i, entry in enumerate(wire.get("status_lists", [])):
-            if not isinstance(entry, dict) or not isinstance(entry.get("uri"), str):
-                raise TrustDataError(f"manifest status_lists[{i}] is invalid")
-            target = _str(entry.get("target"))
-            length = entry.get("length")
-            if not isinstance(length, int) or not 0 <= length <= MAX_STATUS_LIST_BYTES:
-                raise TrustDataError(f"manifest status_lists[{i}].length is invalid")
-            local = "status/" + target.rpartition("/")[2].removesuffix(".zz")
-            parts.append(_Part(target, local, "zlib", length))
-            status_lists.append({"uri": entry["uri"], "bits": entry.get("bits"), "file": local})
-        revoked: dict[str, Any] = {}
-        for name in HASH_SETS:
-            entry = wire.get("revoked", {}).get(name) or {"base": None, "deltas": []}
-            base = entry.get("base")
-            local_base = None
-            if base is not None:
-                local_base = _str(base.get("target"))
-                parts.append(_Part(local_base, local_base, "base", 16 * _count(base), True))
-            deltas = []
-            for d in entry.get("deltas", []):
-                target = _str(d.get("target"))
-                parts.append(_Part(target, target, "plain", 16 * _count(d), True))
-                deltas.append(target)
-            revoked[name] = {"base": local_base, "deltas": deltas}
-        layout = {"issuers": "issuers.json", "status_lists": status_lists, "revoked": revoked}
-        return parts, layout
-
     def _install(self, updater: Updater, fetcher: DeadlineFetcher, wire: dict[str, Any],
-                 manifest_info: TargetFile, current: Path | None,
-                 installed: dict[str, Any] | None, root_version: int, expires: float) -> Path:
-        parts, layout = self._parts(wire)
+                 raw_manifest: bytes, manifest_info: TargetFile, current: Path | None,
+                 installed: dict[str, Any] | None, root_version: int, expires: float,
+                 pinned_root: bytes) -> Path:
+        parts, layout = wire_layout(wire)
         staged = StagedVersion(self.trust_dir, wire["version"])
         try:
-            sources: dict[str, Any] = {"manifest.json": _source(manifest_info)}
+            sources: dict[str, Any] = {WIRE_MANIFEST: _source(manifest_info)}
             for part in parts:
                 info = self._info(updater, part.target)
                 sources[part.local] = _source(info)
                 if current is not None and installed is not None and _same(
                         installed, part.local, info):
-                    staged.link_from(current / part.local, part.local)
-                    if part.kind == "base":
-                        idx = Path(part.local).with_suffix(".idx").as_posix()
-                        staged.link_from(current / idx, idx)
+                    for rel in _companions(part):
+                        staged.link_from(current / rel, rel)
                     continue
                 self._fetch_part(updater, fetcher, staged, part, info)
                 staged.note(f"fetched {part.local}")
@@ -347,22 +366,31 @@ class SyncClient:
             if not isinstance(issuers, dict):
                 raise TrustDataError("issuers.json is not an object")
             parse_issuers(issuers.get("issuers", []))
+            self._keep_signed(staged, raw_manifest)
             manifest = {"format": 1, "version": wire["version"], "published": wire["published"],
                         "expires": _iso(expires), "policy": wire.get("policy", {}),
                         "root_version": root_version, "targets": sources, **layout}
-            return staged.commit(manifest)
+            return staged.commit(manifest, lambda path: load_version_dir(path, pinned_root))
         except BaseException:
             staged.abort()
             raise
 
+    def _keep_signed(self, staged: StagedVersion, raw_manifest: bytes) -> None:
+        """Store the metadata just verified with the version, for the kiosk to check it by."""
+        for role in ("timestamp", "snapshot", "targets"):
+            staged.write_bytes(f"{SIGNED}/{role}.json",
+                               (self.metadata_dir / f"{role}.json").read_bytes())
+        for root in sorted((self.metadata_dir / ROOT_HISTORY).glob("*.root.json")):
+            staged.write_bytes(f"{SIGNED}/{ROOT_HISTORY}/{root.name}", root.read_bytes())
+        staged.write_bytes(f"{SIGNED}/{WIRE_MANIFEST}", raw_manifest)
+
     def _fetch_part(self, updater: Updater, fetcher: DeadlineFetcher, staged: StagedVersion,
-                    part: _Part, info: TargetFile) -> None:
+                    part: Part, info: TargetFile) -> None:
         dest = staged.file(part.local)
         if part.kind == "zlib":
-            wire = dest.with_name(dest.name + ".zz")
+            wire = dest.with_name(dest.name + ".zz")  # kept: the kiosk checks by it
             self._download(updater, fetcher, info, wire)
             _inflate(wire, dest, part.max_length)
-            wire.unlink()
         else:
             if part.exact and info.length != part.max_length:
                 raise TrustDataError(f"{part.target}: length does not match its entry count")
@@ -373,15 +401,20 @@ class SyncClient:
 
     # -- state ----------------------------------------------------------------------------
 
-    def _record(self, state: dict[str, Any]) -> None:
-        current = current_version_dir(self.trust_dir)
-        installed = self._installed_manifest(current)
+    def _record(self, state: dict[str, Any]) -> str | None:
+        """Write the state file; returns why it could not be written, or None."""
+        _, installed = self._installed()
         if installed is not None:
             published = _epoch(installed.get("published"))
             state.update(version=installed.get("version"), published=installed.get("published"),
                          age_s=None if published is None else round(self._wall() - published, 1))
             state.setdefault("expires", installed.get("expires"))
-        write_sync_state(self.state_dir, state)
+        try:
+            write_sync_state(self.state_dir, state)
+        except OSError as e:
+            log.error("sync state not recorded: %s", e.strerror or e)
+            return f"state not recorded: {e.strerror or e}"
+        return None
 
     @contextlib.contextmanager
     def _lock(self):
@@ -396,17 +429,13 @@ class SyncClient:
             os.close(fd)
 
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str) or not value or value.startswith("/") or ".." in value:
-        raise TrustDataError(f"manifest names an unsafe target {value!r}")
-    return value
-
-
-def _count(entry: Any) -> int:
-    count = entry.get("count") if isinstance(entry, dict) else None
-    if not isinstance(count, int) or count < 0:
-        raise TrustDataError("manifest revoked entry has no valid count")
-    return count
+def _companions(part: Part) -> list[str]:
+    """The local files a part is kept as (reused together when it is unchanged)."""
+    if part.kind == "zlib":
+        return [part.local, part.local + ".zz"]
+    if part.kind == "base":
+        return [part.local, Path(part.local).with_suffix(".idx").as_posix()]
+    return [part.local]
 
 
 def _source(info: TargetFile) -> dict[str, Any]:
@@ -447,13 +476,40 @@ def read_sync_state(state_dir: Path) -> dict[str, Any]:
 
 
 def write_sync_state(state_dir: Path, state: dict[str, Any]) -> None:
+    """Replace the state file atomically; on a full disk, overwrite it in place.
+
+    The file is padded to ``MAX_STATE_BYTES`` so that its blocks stay allocated: a disk
+    with no space for the temporary copy can still take the overwrite, and the failure
+    that filled it is recorded. ``OSError`` only when neither works.
+    """
     path = Path(state_dir) / STATE_FILE
+    data = json.dumps(state, indent=1, sort_keys=True).encode()
+    if len(data) > MAX_STATE_BYTES - 1:
+        data = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
+    padded = data + b"\n" + b" " * max(0, MAX_STATE_BYTES - len(data) - 1)
     tmp = path.with_name(f".{STATE_FILE}.tmp")
-    with tmp.open("w") as f:
-        json.dump(state, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as f:
+            f.write(padded)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+        return
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            if not tmp.is_symlink():
+                tmp.unlink()
+        if not path.is_file():
+            raise
+        log.warning("sync state written in place (%s)", e.strerror or e)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, padded, 0)
+        if os.fstat(fd).st_size > len(padded):
+            os.ftruncate(fd, len(padded))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def run_periodic(sync: Callable[[], SyncResult], interval_s: float, jitter_s: float, *,

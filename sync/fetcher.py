@@ -8,7 +8,8 @@ are capped by the caller's limit (from signed metadata) and by a Content-Length 
 
 Transient faults (refused or cut connection, truncated body, HTTP 5xx, 408, 429) are
 retried with exponential backoff and jitter; a timeout is not retried, since waiting
-longer is exactly what a slow-retrieval attacker wants.
+longer is exactly what a slow-retrieval attacker wants. A local write fault (a full disk)
+is not a network fault: it is raised as the ``OSError`` it is, never retried.
 """
 
 from __future__ import annotations
@@ -133,32 +134,32 @@ class DeadlineFetcher(FetcherInterface):
                    deadline: float, max_length: int, out: IO[bytes]) -> tuple[int, str]:
         digest = hashlib.sha256()
         received = 0
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise exceptions.SlowRetrievalError(
-                        f"{url}: not complete within {self.deadline_s:g} s")
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.settimeout(min(self.gap_timeout_s, left))
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise exceptions.SlowRetrievalError(
+                    f"{url}: not complete within {self.deadline_s:g} s")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(min(self.gap_timeout_s, left))
+            try:
                 chunk = resp.read1(CHUNK)
-                if not chunk:
-                    break
-                received += len(chunk)
-                self.bytes_fetched += len(chunk)
-                if received > max_length:
-                    raise exceptions.DownloadLengthMismatchError(
-                        f"{url}: more than {max_length} bytes")
-                digest.update(chunk)
-                out.write(chunk)
-        except TimeoutError as e:
-            raise exceptions.SlowRetrievalError(f"{url}: stalled for {self.gap_timeout_s:g} s") \
-                from e
-        except (OSError, http.client.HTTPException) as e:
-            raise _Transient(f"connection cut after {received} bytes: {e}") from e
+            except TimeoutError as e:
+                raise exceptions.SlowRetrievalError(
+                    f"{url}: stalled for {self.gap_timeout_s:g} s") from e
+            except (OSError, http.client.HTTPException) as e:
+                raise _Transient(f"connection cut after {received} bytes: {e}") from e
+            if not chunk:
+                break
+            received += len(chunk)
+            self.bytes_fetched += len(chunk)
+            if received > max_length:
+                raise exceptions.DownloadLengthMismatchError(
+                    f"{url}: more than {max_length} bytes")
+            digest.update(chunk)
+            out.write(chunk)  # OSError here is local storage (a full disk): not retried
         declared = resp.getheader("Content-Length")
         if declared is not None and declared.isdigit() and received != int(declared):
             raise _Transient(f"truncated: {received} of {declared} bytes")
-        out.flush()
+        out.flush()  # a local OSError propagates as it is
         return received, digest.hexdigest()

@@ -148,7 +148,7 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
     from appliance_web import create_app
     from appliance_web.ports import LocalKioskPort
 
-    trust = CurrentTrust(config.trust_dir)
+    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
     port = LocalKioskPort(
         service, bus,
         device={"id": config.device.id, "name": config.device.name,

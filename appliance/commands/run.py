@@ -6,6 +6,13 @@ runs until SIGTERM or SIGINT, then stops cleanly and exits 0. Under systemd it s
 READY=1 once the socket listens and the loop starts, pets the watchdog from the loop
 (``WatchdogSec=``), and STOPPING=1 on the way out.
 
+SIGHUP is ignored (logged): trust data already reloads on every verification and accepted
+types apply at once, while a new configuration (camera, pins, socket) needs a restart
+(``systemctl restart appliance-kiosk``), so a stray hang-up never kills the kiosk.
+
+Files the kiosk creates (audit log, state files) are 0640 or stricter whatever the umask
+it was started with: it runs under ``secret_files.private_umask``.
+
 Missing trust data does not stop the kiosk: it starts in the "trust data stale" state
 (amber blink, no verdicts) and picks up the data as soon as ``appliance sync`` installs it,
 without a restart (``CurrentTrust`` reloads on every verification). A device that must
@@ -42,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the kiosk process: read the camera (and a serial QR scanner when "
         "configured), verify every code, write the audit record, show the verdict on the "
         "LEDs, and serve the web screens on the kiosk socket ([web] kiosk_socket). Stops "
-        "cleanly on SIGTERM or SIGINT.")
+        "cleanly on SIGTERM or SIGINT. SIGHUP is ignored (logged): trust data reloads by "
+        "itself, a changed configuration needs a restart. Files it creates are 0640 or "
+        "stricter whatever the umask.")
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration (TOML)")
     p.add_argument("--require-trust", action="store_true",
@@ -70,7 +79,7 @@ def build_kiosk_service(config: Any, audit: Any, *, require_trust: bool = False)
         if require_trust:
             raise
         log.warning("%s; starting in the trust-stale state until sync installs data", e)
-    trust = CurrentTrust(config.trust_dir)
+    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
     return VerificationService(trust=trust, clock=device_clock(config, trust),
                                checkpoint=device_checkpoint(config), audit=audit,
                                audit_required=config.audit.required)
@@ -111,7 +120,7 @@ def build_port(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> A
     from appliance.trust_store import CurrentTrust
     from appliance_web.ports import LocalKioskPort
 
-    trust = CurrentTrust(config.trust_dir)
+    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
     return LocalKioskPort(
         service, bus,
         device={"id": config.device.id, "name": config.device.name,
@@ -184,6 +193,13 @@ def read_serial(device: str, submit: Any, stop: threading.Event, *,
 
 
 def run(args: argparse.Namespace) -> int:
+    from appliance.secret_files import private_umask
+
+    with private_umask():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from appliance.audit import open_audit_log
     from appliance.bridge import BridgeServer
     from appliance.camera import open_frame_source
@@ -200,7 +216,12 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
+    def on_hangup(_signum: int, _frame: Any) -> None:
+        log.info("SIGHUP ignored: trust data reloads by itself; restart the kiosk to apply "
+                 "a changed configuration")
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     audit = open_audit_log(config)
     cleanup: list[Any] = [audit.close]
     try:

@@ -100,7 +100,7 @@ def _standalone_app(config):
     from appliance_web.ports import LocalKioskPort
 
     service = build_service(config)
-    trust = CurrentTrust(config.trust_dir)
+    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
     port = LocalKioskPort(
         service, EventBus(),
         device={"id": config.device.id, "name": config.device.name,
