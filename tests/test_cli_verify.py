@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import segno
 from support import NOW, World
+from sync_support import Authority, RepoServer, device
 
 from appliance.cli import main
 
@@ -101,3 +102,35 @@ def test_missing_or_bad_configuration_exits_64(tmp_path: Path) -> None:
     empty_state = tmp_path / "device.toml"
     empty_state.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n')
     assert main(["verify", "--config", str(empty_state), "LC1:A"]) == 64  # no trust data
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory):
+    a = Authority.create(tmp_path_factory.mktemp("authority"))
+    a.publish()
+    server = RepoServer(a.repo)
+    yield a, server.url
+    server.stop()
+
+
+def test_an_audit_that_cannot_be_written_exits_74(tmp_path: Path, authority) -> None:
+    """Before: exit 1, the same as a FAIL verdict, so a script read "licence invalid"."""
+    a, url = authority
+    device(tmp_path / "state", url, a.root_file).sync_once()
+    config = tmp_path / "device.toml"
+    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                      f'secrets_dir = "{tmp_path / "secrets"}"\n')
+    assert main(["verify", "--config", str(config), a.credential()]) == 0
+    audit_db = tmp_path / "state" / "audit.db"
+    for suffix in ("", "-wal", "-shm"):
+        audit_db.with_name(audit_db.name + suffix).unlink(missing_ok=True)
+    audit_db.mkdir()  # the audit log's path cannot be written as a database
+    proc = run("verify", "--config", str(config), a.credential())
+    assert proc.returncode == 74, proc.stderr
+    assert proc.stdout == ""  # no verdict without its audit record
+    assert len(proc.stderr.strip().splitlines()) == 1 and "audit" in proc.stderr
+
+
+def test_help_documents_every_exit_status() -> None:
+    out = run("verify", "--help").stdout
+    assert all(code in out for code in ("0 all PASS", "1 any FAIL", "64", "74"))

@@ -69,12 +69,13 @@ kiosk_socket = "{tmp / 'run' / 'kiosk.sock'}"
     return config
 
 
-def start(config: Path, *extra: str) -> subprocess.Popen:
+def start(config: Path, *extra: str, umask: int | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("NOTIFY_SOCKET", None)
     return subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--config",
                              str(config), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=None if umask is None else lambda: os.umask(umask))
 
 
 def wait_for_socket(path: Path, proc: subprocess.Popen, timeout_s: float = 20) -> None:
@@ -181,3 +182,35 @@ def test_run_require_trust_exits_64(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 64
     assert err.strip().splitlines()[-1].startswith("appliance run: no trust data installed")
+
+
+def test_sighup_is_ignored_and_files_are_private_under_umask_022(tmp_path: Path,
+                                                                 authority) -> None:
+    """SIGHUP used to kill the kiosk (no clean shutdown); under umask 022 it wrote
+    audit.db and its state files world-readable."""
+    a, server = authority
+    device(tmp_path / "state", server.url, a.root_file).sync_once()
+    write_frames(tmp_path / "frames", [a.credential()])
+    config = write_config(tmp_path)
+    sock = tmp_path / "run" / "kiosk.sock"
+    proc = start(config, umask=0o022)
+    try:
+        wait_for_socket(sock, proc)
+        port = SocketKioskPort(sock, timeout_s=5)
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGHUP)
+        assert port.verify_text("not a licence")["outcome"] == "FAIL"
+        port.set_accepted_types(["DL"])  # the kiosk writes state_dir/local_policy.json
+        assert proc.poll() is None
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "SIGHUP" in err and "kiosk stopped" in err
+    # what the kiosk wrote (sync_state.json is the test's sync client's; the device public
+    # key is 0644 by design)
+    written = [p for p in (tmp_path / "state").iterdir()
+               if p.is_file() and p.name.startswith(("audit.db", "local_policy", "clock"))]
+    assert {"audit.db", "local_policy.json"} <= {p.name for p in written}
+    loose = {p.name: oct(p.stat().st_mode & 0o777) for p in written
+             if p.stat().st_mode & 0o137}
+    assert loose == {}

@@ -9,18 +9,23 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from appliance.errors import UsageError
+from appliance.errors import AuditError, UsageError
 from appliance.reasons import Outcome, Reason
 from appliance.verifier import Verdict
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE = 0, 1, 2
+# Beyond spec LC1 s.7: with --config, the audit record could not be written (EX_IOERR),
+# so no verdict is given; distinct from 1, which says a credential FAILED.
+EXIT_NO_AUDIT = 74
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "verify", help="verify QR texts or images of QR codes",
         description="Verify licence QR texts offline. Exit 0 all PASS, 1 any FAIL, "
-        "2 any UNVERIFIABLE and none FAIL, 64 bad usage or unreadable trust data.",
+        "2 any UNVERIFIABLE and none FAIL, 64 bad usage or unreadable trust data, "
+        "74 (--config) the audit record could not be written: no verdict is given for "
+        "that input or any after it.",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--trust-source", type=Path, metavar="FILE",
@@ -74,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
     if args.trust_source is None and args.config is None:
         raise UsageError("give --trust-source FILE or --config FILE")
     at = parse_instant(args.at) if args.at else None
+    try:
+        return _verify_all(args, at)
+    except AuditError as e:
+        sys.stdout.flush()
+        print(f"appliance verify: could not audit: {e}", file=sys.stderr)
+        return EXIT_NO_AUDIT
+
+
+def _verify_all(args: argparse.Namespace, at: float | None) -> int:
     verify_one = _verifier(args, at)
     # Decode every image before printing anything, so an unreadable file exits 64 cleanly.
     inputs = list(_inputs(args))
