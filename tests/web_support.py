@@ -171,7 +171,7 @@ class LiveServer:
         """(cookie, csrf token) of a fresh session, from the form on ``path``."""
         import re
 
-        status, headers, body = self.get(path)
+        _status, headers, body = self.get(path)
         cookie = headers["Set-Cookie"].split(";", 1)[0]
         token = re.search(rb'name="csrf_token" value="([^"]+)"', body).group(1).decode()
         return cookie, token
