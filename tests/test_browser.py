@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web_support import PASSWORD, Kit, make_app, make_kit
+from web_support import INSPECTOR_PASSWORD, PASSWORD, Kit, make_app, make_kit
 from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.browser
@@ -78,6 +78,15 @@ def _open_kiosk(browser, server: Server, lang: str, size: tuple[int, int]):
     return page, dialogs
 
 
+def _login_inspector(browser, server: Server) -> None:
+    page = browser.new_page()
+    page.goto(f"{server.url}/inspector/login")
+    page.fill("#password", INSPECTOR_PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{server.url}/inspector")
+    page.close()
+
+
 def _visible_panel(page) -> str:
     return page.evaluate(
         "() => [...document.querySelectorAll('.panel')].filter(p => !p.hidden)"
@@ -129,6 +138,7 @@ def test_kiosk_returns_to_idle(browser, tmp_path: Path) -> None:
 def test_hostile_holder_fields_stay_text(browser, tmp_path: Path) -> None:
     srv = Server(make_kit(tmp_path, mode="inspector", idle_after_s=60))
     try:
+        _login_inspector(browser, srv)  # holder details reach a logged-in inspector only
         page, dialogs = _open_kiosk(browser, srv, "en", (1920, 1080))
         hostile = '<img src=x onerror=alert(1)><script>alert(2)</script>\u202etxt.exe'
         srv.kit.port.verify_text(srv.kit.credential(nm=hostile, nml="A" * 3000))
@@ -154,6 +164,7 @@ def test_other_screens(browser, tmp_path: Path, lang: str) -> None:
             kit.port.verify_text(text)
         page = browser.new_page()
         page.set_viewport_size({"width": 1280, "height": 900})
+        _login_inspector(browser, srv)
         page.goto(f"{srv.url}/inspector")
         assert page.inner_text(".verdict-word") == WORDS[lang]["pass"]
         page.screenshot(path=str(SHOTS / f"inspector-{lang}.png"), full_page=True)
