@@ -316,7 +316,10 @@ def test_state_secrets_and_trust_root(converged: Converged):
         assert enrolled.read_text() == public, "the public key is fetched to the controller"
         assert "PRIVATE" not in public
     state = root / "var/lib/appliance"
-    assert stat.S_IMODE(state.stat().st_mode) == 0o750
+    assert stat.S_IMODE(state.stat().st_mode) == 0o1770 and state.stat().st_uid == 0
+    sync_uid = int(converged.chroot("id", "-u", "appliance-sync").stdout)
+    assert (state / "trust").stat().st_uid == sync_uid
+    assert converged.chroot("id", "-nG", "appliance-web").stdout.split() == ["appliance"]
     assert converged.chroot("id", "-nG", "appliance").stdout.split() == [
         "appliance", "video", "gpio"]
 

@@ -20,4 +20,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.commands.hub",
     "appliance.commands.web",
     "appliance.commands.demo",
+    "appliance.commands.fault",
 )
