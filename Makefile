@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench fuzz clean system-deps test-services
+.PHONY: demo test lint bench fuzz clean system-deps test-services test-floors
 
 # Debian packages (libzbar0, chromium, fonts-thai-tlwg, postgresql, ...): installed when
 # missing (as root or with password-less sudo); test-services also starts PostgreSQL.
@@ -25,6 +25,11 @@ demo: system-deps $(BIN)/appliance
 test: test-services $(BIN)/appliance
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The pyproject floors are true: the lowest allowed versions (Python 3.11, .venv-floors)
+# pass the core suites (.ci/test-floors.sh; needs network to PyPI).
+test-floors:
+	bash .ci/test-floors.sh
 
 bench: $(BIN)/appliance
 	$(BIN)/python benchmarks/run.py
