@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import cbor2
 
 from appliance.credential.cbor_scan import CborShapeError, scan
-from appliance.credential.limits import INT64_MAX, INT64_MIN
+from appliance.credential.limits import INT64_MAX, INT64_MIN, MAX_CBOR_ITEMS
 
 ALG_ES256, ALG_EDDSA, ALG_PS256 = -7, -8, -37
 ALG_NAMES = {ALG_ES256: "ES256", ALG_EDDSA: "EdDSA", ALG_PS256: "PS256"}
@@ -56,6 +56,10 @@ SIGN1_TAGS = frozenset({TAG_SIGN1})
 CWT_SIGN1_TAGS = frozenset({TAG_CWT, TAG_SIGN1})
 MAX_HEADER_ENTRIES = 16
 MAX_ALG_TEXT = 32
+# Items the pre-scan lets through in a header map, and in a whole envelope (tags, array,
+# three byte strings and the unprotected header): a wide header is refused in microseconds.
+MAX_HEADER_ITEMS = 64
+MAX_ENVELOPE_ITEMS = 8 + MAX_HEADER_ITEMS
 
 
 def _decoder() -> cbor2.CBORDecoder:
@@ -71,7 +75,8 @@ def _decoder() -> cbor2.CBORDecoder:
 
 
 def loads_exact(
-    data: bytes, *, tags: frozenset[int] = NO_TAGS, root_tags: frozenset[int] = NO_TAGS
+    data: bytes, *, tags: frozenset[int] = NO_TAGS, root_tags: frozenset[int] = NO_TAGS,
+    max_items: int = MAX_CBOR_ITEMS,
 ) -> Any:
     """Decode one CBOR item that spans all of ``data`` (trailing bytes are an error).
 
@@ -79,7 +84,7 @@ def loads_exact(
     from ``root_tags`` around the top item and from ``tags`` anywhere, nothing else.
     """
     try:
-        end = scan(data, root_tags=root_tags, tags=tags)
+        end = scan(data, root_tags=root_tags, tags=tags, max_items=max_items)
     except CborShapeError as e:
         raise CoseError(f"not acceptable CBOR: {e}") from e
     if end != len(data):
@@ -94,7 +99,8 @@ def loads_exact(
 
 def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
     """Parse an untagged or tag-18 COSE_Sign1 (and 61(18(...)) where a profile allows it)."""
-    item = loads_exact(data, root_tags=CWT_SIGN1_TAGS if allow_cwt_tag else SIGN1_TAGS)
+    item = loads_exact(data, root_tags=CWT_SIGN1_TAGS if allow_cwt_tag else SIGN1_TAGS,
+                       max_items=MAX_ENVELOPE_ITEMS)
     if allow_cwt_tag and isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
         item = item.value
         if not (isinstance(item, cbor2.CBORTag) and item.tag == TAG_SIGN1):
@@ -112,7 +118,7 @@ def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
         raise CoseError("COSE_Sign1 payload and signature must be byte strings")
     protected_map = _common_header(protected)
     if protected_map is None:
-        protected_map = loads_exact(protected) if protected else {}
+        protected_map = loads_exact(protected, max_items=MAX_HEADER_ITEMS) if protected else {}
         if not isinstance(protected_map, MAP_TYPES):
             raise CoseError("protected header is not a map")
         check_header(protected_map)

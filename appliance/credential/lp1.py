@@ -38,7 +38,7 @@ NONCE_MIN, NONCE_MAX = 8, 16
 def split(inflated: bytes) -> tuple[bytes, bytes]:
     """The ``[credential, presentation]`` pair of byte strings."""
     try:
-        pair = loads_exact(inflated)
+        pair = loads_exact(inflated, max_items=3)  # an array of two byte strings
     except CoseError as e:
         raise Rejection(Reason.MALFORMED_STRUCTURE, str(e)) from e
     if (
