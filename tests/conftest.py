@@ -21,3 +21,15 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"shared test data not found at {root} (set APPLIANCE_SHARED_DATA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def docs_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests write generated docs (screenshots, the interop report).
+
+    A temporary folder, so tests never rewrite tracked files; ``make docs`` sets
+    APPLIANCE_WRITE_DOCS=1 to regenerate the committed copies under docs/.
+    """
+    if os.environ.get("APPLIANCE_WRITE_DOCS") == "1":
+        return REPO / "docs"
+    return tmp_path_factory.mktemp("docs")

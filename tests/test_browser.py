@@ -2,8 +2,9 @@
 
 The screen changes from idle to PASS, FAIL and UNVERIFIABLE as verdict events arrive, in
 Thai and English, at the official touchscreen's 800x480 and at 1920x1080. Screenshots go to
-docs/screenshots/ (shown in docs/screens.md). No browser download: Playwright drives
-/usr/bin/chromium (``apt-get install chromium fonts-thai-tlwg``).
+a temporary folder, or to docs/screenshots/ (shown in docs/screens.md) under `make docs`.
+No browser download: Playwright drives /usr/bin/chromium
+(``apt-get install chromium fonts-thai-tlwg``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from werkzeug.serving import make_server
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SIZES = [(800, 480), (1920, 1080)]
@@ -96,13 +96,14 @@ def _visible_panel(page) -> str:
 @pytest.mark.parametrize("lang", ["en", "th"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_kiosk_idle_to_each_verdict(browser, server: Server, lang: str,
-                                    size: tuple[int, int]) -> None:
+                                    size: tuple[int, int], docs_output: Path) -> None:
     page, dialogs = _open_kiosk(browser, server, lang, size)
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = docs_output / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
     tag = f"{lang}-{size[0]}x{size[1]}"
     assert _visible_panel(page) == "idle"
     assert page.inner_text("#panel-idle h1") == WORDS[lang]["idle"]
-    page.screenshot(path=str(SHOTS / f"kiosk-{tag}-0-idle.png"))
+    page.screenshot(path=str(shots / f"kiosk-{tag}-0-idle.png"))
     kit = server.kit
     for i, (state, text) in enumerate([("pass", kit.pass_text()), ("fail", kit.fail_text()),
                                        ("unverifiable", kit.unverifiable_text())], 1):
@@ -114,7 +115,7 @@ def test_kiosk_idle_to_each_verdict(browser, server: Server, lang: str,
         assert page.inner_text(f"#panel-{state} .reason").strip()
         # Everything fits the screen: no scrolling on the kiosk.
         assert page.evaluate("() => document.documentElement.scrollHeight") <= size[1]
-        page.screenshot(path=str(SHOTS / f"kiosk-{tag}-{i}-{state}.png"))
+        page.screenshot(path=str(shots / f"kiosk-{tag}-{i}-{state}.png"))
     # Kiosk mode: no holder details anywhere on the page.
     assert "Somchai" not in page.content()
     assert "สมชาย" not in page.content()
@@ -156,7 +157,9 @@ def test_hostile_holder_fields_stay_text(browser, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
-def test_other_screens(browser, tmp_path: Path, lang: str) -> None:
+def test_other_screens(browser, tmp_path: Path, lang: str, docs_output: Path) -> None:
+    shots = docs_output / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
     srv = Server(make_kit(tmp_path, mode="inspector", language=lang))
     try:
         kit = srv.kit
@@ -167,20 +170,20 @@ def test_other_screens(browser, tmp_path: Path, lang: str) -> None:
         _login_inspector(browser, srv)
         page.goto(f"{srv.url}/inspector")
         assert page.inner_text(".verdict-word") == WORDS[lang]["pass"]
-        page.screenshot(path=str(SHOTS / f"inspector-{lang}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"inspector-{lang}.png"), full_page=True)
         page.goto(f"{srv.url}/status")
         assert page.locator("svg.chart rect.bar").count() >= 1
-        page.screenshot(path=str(SHOTS / f"status-{lang}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"status-{lang}.png"), full_page=True)
         page.goto(f"{srv.url}/verify")
         page.fill("#text", kit.fail_text())
         page.click("form button[type=submit]")
         assert page.inner_text(".verdict-word") == WORDS[lang]["fail"]
-        page.screenshot(path=str(SHOTS / f"verify-{lang}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"verify-{lang}.png"), full_page=True)
         page.goto(f"{srv.url}/admin/login")
         page.fill("#password", PASSWORD)
         page.click("form button[type=submit]")
         page.wait_for_url(f"{srv.url}/admin/")
-        page.screenshot(path=str(SHOTS / f"admin-{lang}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"admin-{lang}.png"), full_page=True)
         page.close()
     finally:
         srv.close()
