@@ -6,18 +6,22 @@ One ``sync_once``:
 2. refreshes TUF metadata with ``ngclient`` from the pinned root (``bootstrap``), with
    expiry judged at max(system clock, trusted-time floor) so a clock set back cannot
    revive expired metadata (freeze), and every metadata write fsynced;
-3. reads the signed ``manifest.json`` target; when it is the installed one, done;
+3. reads the signed ``manifest.json`` target; when it is the installed one (from this
+   client's own record, ``trust/installed.json``, checked under the pinned root, never
+   from where ``current`` points), done, with ``current`` pointed back at it if moved;
 4. refuses a lower version than the installed one unless the root was rotated since
    (recovery from a compromised online key);
 5. stages a new version directory: unchanged parts are hard-linked from the current
    version, changed parts downloaded (total deadline, size cap from signed metadata,
    hash checked), status lists inflated with a cap, hash bases indexed;
-6. loads the staged version with the verifier's own loader, fsyncs, switches
-   ``trust/current`` by rename, prunes old versions;
+6. keeps the verified metadata with the version (``signed/``), loads it with the kiosk's
+   checked loader, fsyncs, records it, switches ``trust/current`` by rename, prunes old
+   versions it installed;
 7. marks the trusted-time floor when the system clock is NTP-synchronised;
 8. writes ``state_dir/sync_state.json`` for the status page and metrics.
 
-Any failure raises ``SyncError`` with one line; the installed data is untouched.
+Any failure, a full disk included, raises ``SyncError`` with one line and is recorded in
+the state file where at all possible; the installed data is untouched.
 """
 
 from __future__ import annotations
