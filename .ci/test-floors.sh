@@ -11,7 +11,7 @@ CORE=(
     tests/test_verifier_reasons.py tests/test_lp1.py tests/test_hc1_dgc_testdata.py
     tests/test_shc.py tests/test_vectors.py tests/test_lc1_examples.py
     tests/test_trust_source.py tests/test_sync_client.py tests/test_audit.py
-    tests/test_kiosk.py tests/test_web.py
+    tests/test_kiosk.py tests/test_web.py tests/test_scanner.py tests/security
 )
 
 rm -rf "$VENV"

@@ -196,6 +196,9 @@ def image_format(data: bytes) -> str | None:
     return None
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 def load_grey_bytes(data: bytes, name: str = "image") -> np.ndarray:
     """An image's bytes as a grey array, in memory: EXIF orientation applied, transparency
     on white. Refuses other formats and more than ``MAX_IMAGE_PIXELS`` before decoding;
@@ -212,7 +215,8 @@ def load_grey_bytes(data: bytes, name: str = "image") -> np.ndarray:
                     f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels a picture may have")
             if fmt == "JPEG":
                 img.draft("L", img.size)  # decode the luma plane only: a third of the memory
-            ImageOps.exif_transpose(img, in_place=True)  # no copy of the decoded picture
+            if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                img = ImageOps.exif_transpose(img)  # a copy only where a rotation is due
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
                 img = img.convert("RGBA")
                 canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))

@@ -387,3 +387,20 @@ def test_key_function_identifies_codes() -> None:
     assert rs.new_texts(["cred1#t1"], now=0.5) == []
     assert rs.new_texts(["cred2#t1"], now=0.6) == ["cred2#t1"]
     assert rs.new_texts(["cred1#t2", "cred1#t3"], now=3.0) == ["cred1#t2"]
+
+
+def test_exif_orientation_is_applied_before_decoding() -> None:
+    """A phone photo stored sideways (EXIF orientation 6) is turned upright: the grey array
+    has the upright shape, and an unrotated picture keeps its own."""
+    from PIL import Image
+
+    from appliance.scanner import load_grey_bytes
+
+    picture = Image.new("L", (40, 20), 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways, upright = io.BytesIO(), io.BytesIO()
+    picture.save(sideways, "JPEG", exif=exif.tobytes())
+    picture.save(upright, "JPEG")
+    assert load_grey_bytes(sideways.getvalue()).shape == (40, 20)
+    assert load_grey_bytes(upright.getvalue()).shape == (20, 40)
