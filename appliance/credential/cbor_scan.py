@@ -72,7 +72,18 @@ class _Scan:
             raise CborShapeError(f"more than {self.max_items} items")
 
     def item(self, pos: int, depth: int, root: bool = False) -> int:
-        self.counted()
+        self.count += 1
+        if self.count > self.max_items:
+            raise CborShapeError(f"more than {self.max_items} items")
+        if pos < self.n:  # fast path: a one-byte head (small int, short string)
+            initial = self.data[pos]
+            if initial < 0x78 and initial & 31 < 24:
+                if initial < 0x40:
+                    return pos + 1
+                end = pos + 1 + (initial & 31)
+                if end > self.n:
+                    raise CborShapeError("string longer than the bytes left")
+                return end
         major, info, value, pos = self.head(pos)
         if major <= 1:
             return pos
