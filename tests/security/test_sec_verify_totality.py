@@ -90,6 +90,17 @@ def test_shc_chunk_numbers_are_bounded_before_conversion(world: World, digits: s
     assert (v.outcome, v.reason) == (Outcome.FAIL, Reason.MALFORMED_ENCODING)
 
 
+def test_base45_refuses_long_or_non_ascii_text_before_any_arithmetic() -> None:
+    """b45decode is public (kiosk, holder tools): bounded by itself, not only by qrtext;
+    a non-ASCII text was a UnicodeEncodeError, now the decoder's own error."""
+    from appliance.credential.base45 import Base45Error, b45decode
+
+    for bad in ("00" * 60_000, "0\u0e01" * 3):
+        with pytest.raises(Base45Error):
+            b45decode(bad)
+    assert b45decode(b45encode(b"\xff" * 2_900)) == b"\xff" * 2_900
+
+
 def test_mime_tag_in_protected_header_is_refused_before_decoding(world: World) -> None:
     qr_text = mime_header_text()
     assert len(qr_text) < 250
