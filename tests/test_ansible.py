@@ -309,10 +309,12 @@ def test_state_secrets_and_trust_root(converged: Converged):
     root = converged.root
     secrets = root / "etc/appliance/secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
-    for name in ("audit_hmac_key", "admin_password_hash"):
+    for name in ("audit_hmac_key", "admin_password_hash", "inspector_password_hash"):
         path = secrets / name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
     assert (secrets / "audit_hmac_key").read_text() == "ab" * 32
+    # No inspector hash in the vault: the file the web unit loads exists, empty (login off).
+    assert (secrets / "inspector_password_hash").read_text() == ""
     assert (root / "etc/appliance/trust-root.json").read_text().startswith('{"signed"')
     if _keygen_available():
         key = secrets / "device_ed25519.pem"
