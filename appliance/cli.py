@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from appliance import __version__
 from appliance.commands import COMMAND_MODULES
-from appliance.errors import ApplianceError, UsageError
+from appliance.core.errors import ApplianceError, UsageError
 
 EXIT_USAGE = 64
 # Commands that run as services log their progress; one-shot commands only warnings.

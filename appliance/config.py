@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, print_table, row, save
 from test_audit_support import NOW, Scenario, device, find_postgres_dsn, record_many
 
-from appliance.audit import canonical, genesis_hash, record_hash
-from appliance.device_identity import DeviceIdentity
+from appliance.audit.identity import DeviceIdentity
+from appliance.audit.log import canonical, genesis_hash, record_hash
 
 DEVICE_RECORDS = 2000
 UPLOAD_RECORDS = 10_000
@@ -59,8 +59,8 @@ def _serve(app):
 
 
 def upload_rate(tmp: Path, scenario: Scenario) -> Row:
-    from appliance_sync.hub import create_app
-    from appliance_sync.hub_store import HubStore
+    from appliance_hub.server import create_app
+    from appliance_hub.store import HubStore
     from appliance_sync.upload import HubClient, Uploader
 
     store = HubStore(tmp / "hub.db")
@@ -85,7 +85,7 @@ def upload_rate(tmp: Path, scenario: Scenario) -> Row:
 def _fleet_batches(scenario: Scenario, devices_dir: Path) -> list[bytes]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from appliance_sync.hub import DeviceRegistry
+    from appliance_hub.server import DeviceRegistry
 
     registry = DeviceRegistry(devices_dir)
     bodies = []
@@ -120,8 +120,8 @@ def postgres_ingest(tmp: Path, scenario: Scenario) -> list[Row]:
         return [row(name, 0, "records/s", "skipped: no PostgreSQL DSN")]
     import psycopg
 
-    from appliance_sync.hub import create_app
-    from appliance_sync.hub_store import HubStore
+    from appliance_hub.server import create_app
+    from appliance_hub.store import HubStore
     from appliance_sync.upload import HubClient
 
     schema = f"hub_bench_{secrets.token_hex(4)}"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the phone-like frame generator lives 
 
 from test_scanner import PHONE_CASES, background, credential_text, phone_frame, to_array
 
-from appliance.scanner import FrameScanner, PresenceGate, decode_image_file, make_decoder
+from appliance.devices.scanner import FrameScanner, PresenceGate, decode_image_file, make_decoder
 
 BACKENDS = ("zxing", "zbar", "both", "both-live")
 SIZES = ((640, 480), (1280, 720))

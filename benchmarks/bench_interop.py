@@ -27,8 +27,8 @@ from common import Row, paired_rates, print_table, row, save
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from appliance.trust import compute_kid, snapshot_from_document
-from appliance.verifier import Checkpoint, verify
+from appliance.core.verifier import Checkpoint, verify
+from appliance.trust.source import compute_kid, snapshot_from_document
 
 SHARED = Path(os.environ.get("APPLIANCE_SHARED_DATA", REPO.parent / "shared" / "data"))
 DGC = SHARED / "vectors/dgc-testdata/upstream/common/2DCode/raw"

@@ -22,15 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, print_table, row, save
 from support import World, qr_frame
 
-from appliance.camera import Frame, FramePacer
 from appliance.clock import FixedClock
 from appliance.config import IndicatorConfig
-from appliance.events import EventBus
-from appliance.indicator import GpiozeroIndicator
-from appliance.kiosk import Kiosk, latency_percentiles
-from appliance.scanner import FrameScanner, PresenceGate, make_decoder
-from appliance.service import NullAudit, VerificationService
-from appliance.verifier import Checkpoint
+from appliance.core.verifier import Checkpoint
+from appliance.devices.camera import Frame, FramePacer
+from appliance.devices.indicator import GpiozeroIndicator
+from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
+from appliance.kiosk.events import EventBus
+from appliance.kiosk.loop import Kiosk, latency_percentiles
+from appliance.kiosk.verification import NullAudit, VerificationService
 
 FPS = 30.0
 
@@ -110,7 +110,7 @@ def _idle_cpu(gate: bool, seconds: float) -> Row:
 
 
 def run(seconds: float = 40.0) -> list[Row]:
-    from appliance.audit import AuditLog  # noqa: F401 - the real device audit log
+    from appliance.audit.log import AuditLog  # noqa: F401 - the real device audit log
 
     rows = _latency(NullAudit(), "no audit", seconds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +121,7 @@ def run(seconds: float = 40.0) -> list[Row]:
 
 
 def _real_audit(tmp: Path):
-    from appliance.audit import open_audit_log
+    from appliance.audit.log import open_audit_log
     from appliance.config import config_from_mapping
 
     config = config_from_mapping({"paths": {"state_dir": str(tmp / "state"),

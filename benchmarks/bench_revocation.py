@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from common import Row, print_table, row, save
 
-from appliance.revocation import HashSet, StatusList, build_bucket_index
+from appliance.trust.revocation import HashSet, StatusList, build_bucket_index
 
 STATUS_ENTRIES = 100_000_000
 HASHES = 10_000_000

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Row, print_table, row, save
 
-from appliance.trust_store import load_trust_store
+from appliance.trust.store import load_trust_store
 from appliance_sync.publisher import TrustParts, digests_array, init_repository, update_repository
 
 URI = "https://status.example/dl/1"

@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from appliance.credential.lc1 import PROFILE
-from appliance.holder import cose_key, present
-from appliance.issuer import generate_key
-from appliance.verifier import Checkpoint, verify
+from appliance.core.credential.lc1 import PROFILE
+from appliance.core.verifier import Checkpoint, verify
+from appliance.tools.holder import cose_key, present
+from appliance.tools.issuer import generate_key
 
 
 def _bare(key, message: bytes, signature: bytes, with_der: bool = False):
@@ -85,13 +85,13 @@ def import_time_row() -> Row:
     """Cumulative import time of the verifier as reported by ``python -X importtime``."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c",
-         "import appliance.verifier, appliance.credential.registry as r; r.profiles()"],
+         "import appliance.core.verifier, appliance.core.credential.registry as r; r.profiles()"],
         capture_output=True, text=True, check=True)
     total = 0
     for line in proc.stderr.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[2].strip() in ("appliance.verifier",
-                                                    "appliance.credential.lp1"):
+        if len(parts) == 3 and parts[2].strip() in ("appliance.core.verifier",
+                                                    "appliance.core.credential.lp1"):
             total += int(parts[1].strip())
     return row("import time verifier + profiles", total / 1000, "ms", "python -X importtime")
 

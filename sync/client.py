@@ -46,9 +46,8 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from appliance.clock import BUILD_TIME, FileTimeFloor, system_clock_synchronised, time_floor
-from appliance.errors import SyncError, TrustDataError
-from appliance.trust import parse_issuers, parse_policy
-from appliance.trust_signed import (
+from appliance.core.errors import SyncError, TrustDataError
+from appliance.trust.signed import (
     ROOT_HISTORY,
     SIGNED,
     WIRE_MANIFEST,
@@ -57,7 +56,8 @@ from appliance.trust_signed import (
     verify_signed,
     wire_layout,
 )
-from appliance.trust_store import (
+from appliance.trust.source import parse_issuers, parse_policy
+from appliance.trust.store import (
     StagedVersion,
     current_version_dir,
     fsync_dir,

@@ -54,9 +54,9 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
-from appliance.errors import SyncError, TrustDataError
-from appliance.revocation import HASH_PREFIX_BYTES
-from appliance.trust import (
+from appliance.core.errors import SyncError, TrustDataError
+from appliance.trust.revocation import HASH_PREFIX_BYTES
+from appliance.trust.source import (
     entry_profiles,
     parse_issuers,
     parse_policy,

@@ -21,9 +21,9 @@ from typing import Any
 
 import urllib3
 
-from appliance.audit import AuditLog, canonical
-from appliance.device_identity import DeviceIdentity
-from appliance.errors import SyncError
+from appliance.audit.identity import DeviceIdentity
+from appliance.audit.log import AuditLog, canonical
+from appliance.core.errors import SyncError
 
 log = logging.getLogger(__name__)
 

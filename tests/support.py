@@ -8,9 +8,10 @@ from typing import Any
 
 import cbor2
 
-from appliance.credential.base45 import b45encode
-from appliance.credential.cose import Sign1
-from appliance.issuer import (
+from appliance.core.credential.base45 import b45encode
+from appliance.core.credential.cose import Sign1
+from appliance.core.snapshot import TrustSnapshot
+from appliance.tools.issuer import (
     ALG_IDS,
     Claims,
     LicenceData,
@@ -18,8 +19,7 @@ from appliance.issuer import (
     generate_key,
     issue,
 )
-from appliance.trust import TrustSnapshot
-from appliance.trust_source import TrustSourceEditor
+from appliance.trust.editor import TrustSourceEditor
 
 NOW = 1_800_000_000  # 2027-01-15T08:00:00Z, a fixed "now" for deterministic tests
 ISS = "TH-DLT"

@@ -14,8 +14,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from appliance.issuer import Claims, LicenceData, SigningKey, generate_key, issue
-from appliance.trust_source import TrustSourceEditor
+from appliance.tools.issuer import Claims, LicenceData, SigningKey, generate_key, issue
+from appliance.trust.editor import TrustSourceEditor
 from appliance_sync.client import SyncClient
 from appliance_sync.publisher import init_repository, parts_from_document, update_repository
 

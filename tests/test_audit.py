@@ -11,11 +11,11 @@ import stat
 import pytest
 from test_audit_support import HOLDER_NAME, LICENCE_NO, NOW, Scenario, make_config, record_many
 
-from appliance.audit import AuditError, AuditFull, from_config, open_audit_log, record_hash
+from appliance.audit.log import AuditError, AuditFull, from_config, open_audit_log, record_hash
 from appliance.cli import main
 from appliance.clock import FixedClock
-from appliance.service import AuditUnavailable, VerificationService
-from appliance.verifier import Checkpoint
+from appliance.core.verifier import Checkpoint
+from appliance.kiosk.verification import AuditUnavailable, VerificationService
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import time
 import pytest
 from test_audit_support import NOW, Scenario, make_config, record_many
 
-from appliance.audit import AuditError, open_audit_log
-from appliance.device_identity import ensure_identity
+from appliance.audit.identity import ensure_identity
+from appliance.audit.log import AuditError, open_audit_log
 
 
 @pytest.fixture(scope="module")

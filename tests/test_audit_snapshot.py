@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support import NOW
 
-from appliance.audit import AuditLog
+from appliance.audit.log import AuditLog
 
 KEY = b"k" * 32
 FIELDS = {"source": "camera", "verdict": "PASS", "reason": "OK", "live": False}

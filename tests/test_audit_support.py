@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 from appliance.config import Config, config_from_mapping
-from appliance.credential import lc1
-from appliance.issuer import Claims, LicenceData, generate_key, issue
-from appliance.reasons import Outcome, Reason
-from appliance.trust_source import TrustSourceEditor
-from appliance.verifier import Verdict
+from appliance.core.credential import lc1
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import Verdict
+from appliance.tools.issuer import Claims, LicenceData, generate_key, issue
+from appliance.trust.editor import TrustSourceEditor
 
 NOW = 1_800_000_000.0  # 2027-01-15, after the software's build time
 HOLDER_NAME = "Somchai Privatename"
@@ -83,13 +83,13 @@ def find_postgres_dsn() -> str | None:
 
 def device(tmp_path: Path, device_id: str, devices_dir: Path | None = None, **audit):
     """A device's config, opened audit log and identity; its key enrolled when asked."""
-    from appliance.audit import open_audit_log
-    from appliance.device_identity import ensure_identity
+    from appliance.audit.identity import ensure_identity
+    from appliance.audit.log import open_audit_log
 
     config = make_config(tmp_path / device_id, device_id=device_id, **audit)
     identity, _ = ensure_identity(config)
     if devices_dir is not None:
-        from appliance_sync.hub import DeviceRegistry
+        from appliance_hub.server import DeviceRegistry
 
         DeviceRegistry(devices_dir).enrol(device_id, identity.public.pem)
     return config, open_audit_log(config), identity
@@ -102,7 +102,7 @@ class FlaskPoster:
         self.client = client
 
     def __call__(self, body: bytes) -> dict:
-        from appliance.errors import SyncError
+        from appliance.core.errors import SyncError
         from appliance_sync.upload import HubRejected
 
         resp = self.client.post("/v1/batches", data=body, content_type="application/json")

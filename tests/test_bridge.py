@@ -16,17 +16,17 @@ import pytest
 import segno
 from support import NOW, World
 
-from appliance.bridge import BridgeError, BridgeServer, MessageTooLarge
 from appliance.clock import FixedClock
 from appliance.commands.web import _with_kiosk_errors
 from appliance.config import config_from_mapping
-from appliance.events import EventBus
-from appliance.reasons import Outcome
-from appliance.scanner import ImageReadError
-from appliance.service import VerificationService
-from appliance.verifier import Checkpoint
+from appliance.core.reasons import Outcome
+from appliance.core.verifier import Checkpoint
+from appliance.devices.scanner import ImageReadError
+from appliance.kiosk.bridge import BridgeError, BridgeServer, MessageTooLarge
+from appliance.kiosk.events import EventBus
+from appliance.kiosk.port import LocalKioskPort, PortUnavailable
+from appliance.kiosk.verification import VerificationService
 from appliance_web import create_app
-from appliance_web.ports import LocalKioskPort, PortUnavailable
 from appliance_web.socket_port import KioskNotRunning, SocketKioskPort
 
 MAX = 1 << 20  # 1 MiB per message in these tests

@@ -12,16 +12,16 @@ import pytest
 import segno
 from PIL import Image
 
-from appliance.camera import (
+from appliance.config import CameraConfig
+from appliance.core.errors import CameraError, ConfigError
+from appliance.devices.camera import (
     Frame,
     ImageFolderSource,
     NullSource,
     Picamera2Source,
     open_frame_source,
 )
-from appliance.config import CameraConfig
-from appliance.errors import CameraError, ConfigError
-from appliance.scanner import make_decoder
+from appliance.devices.scanner import make_decoder
 
 
 class FakeClock:

@@ -8,17 +8,17 @@ from pathlib import Path
 import segno
 from support import NOW, World
 
-from appliance.audit import open_audit_log
-from appliance.camera import ImageFolderSource
+from appliance.audit.log import open_audit_log
 from appliance.clock import FixedClock
 from appliance.config import config_from_mapping
-from appliance.device_status import device_providers, epoch, trust_provider, wall_time
-from appliance.events import EventBus
-from appliance.indicator import NullIndicator
-from appliance.kiosk import Kiosk
-from appliance.scanner import FrameScanner, make_decoder
-from appliance.service import VerificationService
-from appliance.verifier import Checkpoint
+from appliance.core.verifier import Checkpoint
+from appliance.devices.camera import ImageFolderSource
+from appliance.devices.indicator import NullIndicator
+from appliance.devices.scanner import FrameScanner, make_decoder
+from appliance.kiosk.events import EventBus
+from appliance.kiosk.loop import Kiosk
+from appliance.kiosk.status import device_providers, epoch, trust_provider, wall_time
+from appliance.kiosk.verification import VerificationService
 from appliance_sync.client import write_sync_state
 
 

@@ -7,7 +7,7 @@ reason, and the case is an xfail. An unlisted disagreement, or a listed one that
 occurs, fails. ``test_report`` prints the per-country pass rates and writes
 the report (``docs/interop-report.md`` under ``make docs``).
 
-Besides the steps, each case is verified end to end (``appliance.verifier.verify``, the same
+Besides the steps, each case is verified end to end (``appliance.core.verifier.verify``, the same
 call as ``appliance verify``) at its VALIDATIONCLOCK with its DSC as the only trusted key:
 a PASS must come with no false flag, and a FAIL must be at a step whose flag is false, or
 at a step the vector does not flag (counted as "unflagged", not as a disagreement).
@@ -32,17 +32,18 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from appliance.credential import hc1
-from appliance.credential.base45 import Base45Error, b45decode, b45encode
-from appliance.credential.cose import ALG_NAMES, CoseError, loads_exact, parse_sign1
-from appliance.credential.limits import InflateError, InflateTooLarge, inflate_capped
-from appliance.credential.model import Rejection
-from appliance.credential.qrtext import decode_base45_zlib
-from appliance.credential.registry import find_profile
-from appliance.errors import TrustDataError
-from appliance.reasons import Outcome, Reason
-from appliance.trust import Policy, compute_kid, snapshot_from_document
-from appliance.verifier import Checkpoint, verify
+from appliance.core.credential import hc1
+from appliance.core.credential.base45 import Base45Error, b45decode, b45encode
+from appliance.core.credential.cose import ALG_NAMES, CoseError, loads_exact, parse_sign1
+from appliance.core.credential.limits import InflateError, InflateTooLarge, inflate_capped
+from appliance.core.credential.model import Rejection
+from appliance.core.credential.qrtext import decode_base45_zlib
+from appliance.core.credential.registry import find_profile
+from appliance.core.errors import TrustDataError
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.snapshot import Policy
+from appliance.core.verifier import Checkpoint, verify
+from appliance.trust.source import compute_kid, snapshot_from_document
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = Path("vectors/dgc-testdata/upstream")

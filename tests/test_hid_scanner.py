@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support import World
 
-from appliance.hid_scanner import EVENT, KeyboardDecoder, read_hid
+from appliance.devices.hid_scanner import EVENT, KeyboardDecoder, read_hid
 
 # code of each key of a US keyboard, for typing texts the way a scanner does
 _CODES = {c: i for i, c in enumerate("1234567890", start=2)}

@@ -9,10 +9,10 @@ import random
 import pytest
 from test_audit_support import NOW, FlaskPoster, Scenario, device, record_many
 
-from appliance.audit import record_hash
+from appliance.audit.log import record_hash
 from appliance.cli import main
-from appliance_sync.hub import create_app
-from appliance_sync.hub_store import HubStore, verify_rows
+from appliance_hub.server import create_app
+from appliance_hub.store import HubStore, verify_rows
 from appliance_sync.upload import HubRejected, Uploader
 
 TOKEN = "auditor-secret-token"

@@ -9,9 +9,9 @@ from urllib.parse import quote
 import pytest
 from test_audit_support import FlaskPoster, Scenario, device, find_postgres_dsn, record_many
 
-from appliance.audit import record_hash
-from appliance_sync.hub import create_app
-from appliance_sync.hub_store import HubStore
+from appliance.audit.log import record_hash
+from appliance_hub.server import create_app
+from appliance_hub.store import HubStore
 from appliance_sync.upload import HubRejected, Uploader
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg not installed (pip install psycopg)")

@@ -8,8 +8,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance.config import IndicatorConfig
-from appliance.indicator import DeviceState, GpiozeroIndicator, lamp_states
-from appliance.reasons import Outcome
+from appliance.core.reasons import Outcome
+from appliance.devices.indicator import DeviceState, GpiozeroIndicator, lamp_states
 
 
 @pytest.fixture

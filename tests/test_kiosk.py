@@ -11,19 +11,19 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from support import NOW, World, qr_frame
 
-from appliance.camera import Frame
 from appliance.clock import FixedClock
 from appliance.config import IndicatorConfig
-from appliance.errors import AuditError, CameraError
-from appliance.events import EventBus
-from appliance.holder import cose_key, present
-from appliance.indicator import DeviceState, GpiozeroIndicator, lamp_states
-from appliance.issuer import generate_key
-from appliance.kiosk import Kiosk, credential_key
-from appliance.reasons import Outcome
-from appliance.scanner import FrameScanner, make_decoder
-from appliance.service import NullAudit, VerificationService
-from appliance.verifier import Checkpoint
+from appliance.core.errors import AuditError, CameraError
+from appliance.core.reasons import Outcome
+from appliance.core.verifier import Checkpoint
+from appliance.devices.camera import Frame
+from appliance.devices.indicator import DeviceState, GpiozeroIndicator, lamp_states
+from appliance.devices.scanner import FrameScanner, make_decoder
+from appliance.kiosk.events import EventBus
+from appliance.kiosk.loop import Kiosk, credential_key
+from appliance.kiosk.verification import NullAudit, VerificationService
+from appliance.tools.holder import cose_key, present
+from appliance.tools.issuer import generate_key
 
 
 class FakeMonotonic:

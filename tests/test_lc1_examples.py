@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from appliance.commands.verify import parse_instant
-from appliance.trust import load_trust_source
-from appliance.verifier import Checkpoint, verify
+from appliance.core.verifier import Checkpoint, verify
+from appliance.trust.source import load_trust_source
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.compose import device_checkpoint
 from appliance.config import config_from_mapping
-from appliance.local_policy import FILE, load_accepted_types, save_accepted_types
+from appliance.kiosk.compose import device_checkpoint
+from appliance.kiosk.local_policy import FILE, load_accepted_types, save_accepted_types
 
 
 def _config(tmp_path: Path):

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import NOW, World, licence, text
 
-from appliance.credential.cose import Sign1
-from appliance.holder import cose_key, credential_bytes, present
-from appliance.issuer import generate_key
-from appliance.trust import TrustSnapshot
-from appliance.verifier import Checkpoint, verify
+from appliance.core.credential.cose import Sign1
+from appliance.core.snapshot import TrustSnapshot
+from appliance.core.verifier import Checkpoint, verify
+from appliance.tools.holder import cose_key, credential_bytes, present
+from appliance.tools.issuer import generate_key
 
 AUTHORING = Checkpoint(check_staleness=False)
 
@@ -197,6 +197,6 @@ def test_stale_data_presentation_is_unverifiable(holder) -> None:
 def _inflate(t: str) -> bytes:
     import zlib
 
-    from appliance.credential.base45 import b45decode
+    from appliance.core.credential.base45 import b45decode
 
     return zlib.decompress(b45decode(t[4:]))

@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from support import ISS, NOW, World
 
-from appliance.credential.base45 import ALPHABET
-from appliance.issuer import Claims, LicenceData, issue
-from appliance.reasons import Outcome
-from appliance.verifier import Checkpoint, verify
+from appliance.core.credential.base45 import ALPHABET
+from appliance.core.reasons import Outcome
+from appliance.core.verifier import Checkpoint, verify
+from appliance.tools.issuer import Claims, LicenceData, issue
 
 AUTHORING = Checkpoint(check_staleness=False)
 WORLD = World()
@@ -75,7 +75,7 @@ def test_any_trailing_bytes_after_the_cose_structure_are_refused(tail: bytes) ->
     """The cheap decoding path must still see bytes after the COSE_Sign1 (spec LC1 s.1)."""
     import zlib
 
-    from appliance.credential.base45 import b45decode, b45encode
+    from appliance.core.credential.base45 import b45decode, b45encode
 
     cose = zlib.decompress(b45decode(VALID[4:]))
     mutated = "LC1:" + b45encode(zlib.compress(cose + tail))

@@ -14,8 +14,8 @@ from sync_support import Authority
 from tuf.api.metadata import Metadata, Root
 
 from appliance.cli import main
-from appliance.errors import SyncError
-from appliance.trust_source import TrustSourceEditor
+from appliance.core.errors import SyncError
+from appliance.trust.editor import TrustSourceEditor
 from appliance_sync import publisher
 from appliance_sync.publisher import (
     Repository,

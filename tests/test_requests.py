@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.requests import RequestError, file_trigger, request_file
+from appliance.kiosk.triggers import RequestError, file_trigger, request_file
 
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.errors import TrustDataError
-from appliance.revocation import HashSet, StatusList, build_bucket_index, write_hash_base
+from appliance.core.errors import TrustDataError
+from appliance.trust.revocation import HashSet, StatusList, build_bucket_index, write_hash_base
 
 
 def test_status_list_bit_order_lsb_first() -> None:

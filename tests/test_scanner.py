@@ -14,8 +14,8 @@ import pytest
 import segno
 from PIL import Image, ImageDraw, ImageFilter
 
-from appliance.errors import ApplianceError, ConfigError
-from appliance.scanner import (
+from appliance.core.errors import ApplianceError, ConfigError
+from appliance.devices.scanner import (
     CascadeDecoder,
     FrameScanner,
     ImageReadError,
@@ -394,7 +394,7 @@ def test_exif_orientation_is_applied_before_decoding() -> None:
     has the upright shape, and an unrotated picture keeps its own."""
     from PIL import Image
 
-    from appliance.scanner import load_grey_bytes
+    from appliance.devices.scanner import load_grey_bytes
 
     picture = Image.new("L", (40, 20), 255)
     exif = Image.Exif()

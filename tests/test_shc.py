@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from appliance.credential import shc
-from appliance.credential.model import Rejection
-from appliance.errors import TrustDataError
-from appliance.reasons import Outcome, Reason
-from appliance.trust import snapshot_from_document
-from appliance.verifier import Checkpoint, verify
+from appliance.core.credential import shc
+from appliance.core.credential.model import Rejection
+from appliance.core.errors import TrustDataError
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import Checkpoint, verify
+from appliance.trust.source import snapshot_from_document
 
 EXAMPLES = Path("vectors/smart-health-cards/upstream/examples")
 ISSUER = "https://spec.smarthealth.cards/examples/issuer"

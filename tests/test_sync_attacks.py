@@ -30,11 +30,11 @@ from tuf.api.metadata import Metadata, Timestamp
 
 from appliance import trust_store
 from appliance.clock import FileTimeFloor, FloorClock
-from appliance.errors import SyncError
-from appliance.issuer import generate_key
-from appliance.reasons import Outcome, Reason
-from appliance.trust_store import load_trust_store
-from appliance.verifier import verify
+from appliance.core.errors import SyncError
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import verify
+from appliance.tools.issuer import generate_key
+from appliance.trust.store import load_trust_store
 from appliance_sync.client import SyncClient, read_sync_state
 from appliance_sync.publisher import Repository, rotate_key
 

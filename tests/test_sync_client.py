@@ -13,13 +13,13 @@ from tuf.ngclient import Updater
 
 from appliance.cli import main
 from appliance.clock import FileTimeFloor
-from appliance.compose import build_service
 from appliance.config import load_config
-from appliance.errors import SyncError
-from appliance.reasons import Outcome, Reason
-from appliance.service import NullAudit
-from appliance.trust_store import CurrentTrust, load_trust_store
-from appliance.verifier import verify
+from appliance.core.errors import SyncError
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import verify
+from appliance.kiosk.compose import build_service
+from appliance.kiosk.verification import NullAudit
+from appliance.trust.store import CurrentTrust, load_trust_store
 from appliance_sync.client import read_sync_state, run_periodic
 
 

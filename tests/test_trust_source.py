@@ -10,8 +10,8 @@ import pytest
 from support import World
 
 from appliance.cli import main
-from appliance.errors import TrustDataError
-from appliance.trust import load_trust_source, snapshot_from_document
+from appliance.core.errors import TrustDataError
+from appliance.trust.source import load_trust_source, snapshot_from_document
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import urllib3
 from test_audit_support import NOW, Scenario, device, record_many, wait_for
 
 from appliance.cli import main
-from appliance.errors import SyncError
-from appliance_sync.hub_store import HubStore
+from appliance.core.errors import SyncError
+from appliance_hub.store import HubStore
 from appliance_sync.upload import HubClient, Uploader, backoff_delay
 
 TOKEN = "t0ken"

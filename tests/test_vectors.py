@@ -10,11 +10,11 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from appliance.credential.base45 import Base45Error, b45decode, b45encode
-from appliance.credential.cose import ALG_NAMES, HEADER_ALG, CoseError, parse_sign1
-from appliance.credential.signature import verify_signature
-from appliance.revocation import StatusList
-from appliance.trust import snapshot_from_document
+from appliance.core.credential.base45 import Base45Error, b45decode, b45encode
+from appliance.core.credential.cose import ALG_NAMES, HEADER_ALG, CoseError, parse_sign1
+from appliance.core.credential.signature import verify_signature
+from appliance.trust.revocation import StatusList
+from appliance.trust.source import snapshot_from_document
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_status_list_vectors(vectors: Path) -> None:
 def test_decoder_reuse_carries_no_state_between_inputs() -> None:
     """loads_exact re-uses one cbor2 decoder per thread: a shared reference (tag 29) must
     not resolve against a value shared (tag 28) by an earlier input."""
-    from appliance.credential.cose import loads_exact
+    from appliance.core.credential.cose import loads_exact
 
     with pytest.raises(CoseError):  # the pre-scan refuses shared references outright
         loads_exact(cbor2.dumps(cbor2.CBORTag(28, [1, 2, 3])))

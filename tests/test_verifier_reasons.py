@@ -9,11 +9,11 @@ import cbor2
 import pytest
 from support import ISS, NOW, World, claims, cose, licence, text
 
-from appliance.credential.base45 import b45encode
-from appliance.issuer import generate_key
-from appliance.reasons import Outcome, Reason
-from appliance.trust import TrustSnapshot
-from appliance.verifier import Checkpoint, verify
+from appliance.core.credential.base45 import b45encode
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.snapshot import TrustSnapshot
+from appliance.core.verifier import Checkpoint, verify
+from appliance.tools.issuer import generate_key
 
 AUTHORING = Checkpoint(check_staleness=False)
 

@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 from web_support import NOW, make_kit
 
 from appliance.cli import main
-from appliance.events import EventBus, holder_details_allowed, verdict_event
+from appliance.kiosk.events import EventBus, holder_details_allowed, verdict_event
 from appliance.systemd_notify import sd_notify
 from appliance_web import system
 

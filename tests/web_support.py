@@ -13,13 +13,13 @@ from werkzeug.security import generate_password_hash
 
 from appliance.clock import FixedClock
 from appliance.config import Config, config_from_mapping
-from appliance.events import EventBus
-from appliance.issuer import Claims, LicenceData, SigningKey, generate_key, issue
-from appliance.service import VerificationService
-from appliance.trust_source import TrustSourceEditor
-from appliance.verifier import Checkpoint
+from appliance.core.verifier import Checkpoint
+from appliance.kiosk.events import EventBus
+from appliance.kiosk.port import LocalKioskPort
+from appliance.kiosk.verification import VerificationService
+from appliance.tools.issuer import Claims, LicenceData, SigningKey, generate_key, issue
+from appliance.trust.editor import TrustSourceEditor
 from appliance_web import create_app
-from appliance_web.ports import LocalKioskPort
 
 NOW = 1_800_000_000  # 2027-01-15T08:00:00Z
 ISS = "https://dlt.go.th"

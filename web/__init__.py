@@ -1,9 +1,9 @@
 """The appliance's screens (import name ``appliance_web``): kiosk, inspector, status, admin.
 
 ``create_app(port, config)`` builds the Flask application. It reads the kiosk only through
-``port`` (``appliance_web.ports.KioskPort``), so the same app runs against the real kiosk,
+``port`` (``appliance.kiosk.port.KioskPort``), so the same app runs against the real kiosk,
 the demo and tests. Holder details reach a page only where
-``appliance.events.holder_details_allowed`` says so for this device's configuration.
+``appliance.kiosk.events.holder_details_allowed`` says so for this device's configuration.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from werkzeug.exceptions import HTTPException
 
 from appliance import __version__
 from appliance.config import Config
-from appliance.events import holder_details_allowed
+from appliance.kiosk.events import holder_details_allowed
+from appliance.kiosk.port import KioskPort
 from appliance_web import security, system, views
-from appliance_web.ports import KioskPort
 
 LANGUAGES = {"th": "ไทย", "en": "English"}
 LANG_COOKIE = "lang"

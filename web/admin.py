@@ -20,9 +20,9 @@ from flask import (
 )
 from flask_babel import gettext
 
-from appliance.local_policy import InvalidTypes, check_accepted_types
+from appliance.kiosk.local_policy import InvalidTypes, check_accepted_types
+from appliance.kiosk.port import PortUnavailable
 from appliance_web import logins, port_of, security
-from appliance_web.ports import PortUnavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")

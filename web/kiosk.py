@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_babel import gettext
 
-from appliance.reasons import Reason
+from appliance.core.reasons import Reason
 from appliance_web import LANG_COOKIE, LANGUAGES, holder_allowed, security, views
 from appliance_web.live import LiveFanout, TooManyStreams
 from appliance_web.redirects import safe_next

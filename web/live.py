@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from appliance.events import Event
-from appliance_web.ports import KioskPort
+from appliance.kiosk.events import Event
+from appliance.kiosk.port import KioskPort
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``KioskPort`` over the kiosk's Unix socket: the web process's view of the real kiosk.
 
 Every method is one short connection to the socket ``appliance run`` serves
-(``appliance.bridge``): connect, one JSON-line request, its answer, close. A new
+(``appliance.kiosk.bridge``): connect, one JSON-line request, its answer, close. A new
 connection per call means a restarted kiosk is simply found again by the next call, and a
 call never waits behind another. Each call has a timeout; messages are capped in size
 both ways. ``events()`` holds one streaming connection and re-subscribes, with backoff,
@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance.bridge import (
+from appliance.core.errors import ApplianceError, AuditError, TrustDataError
+from appliance.core.reasons import Outcome
+from appliance.kiosk.bridge import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
     HEARTBEAT_S,
@@ -37,10 +39,8 @@ from appliance.bridge import (
     MessageTooLarge,
     encode,
 )
-from appliance.errors import ApplianceError, AuditError, TrustDataError
-from appliance.events import Event
-from appliance.reasons import Outcome
-from appliance_web.ports import PortUnavailable
+from appliance.kiosk.events import Event
+from appliance.kiosk.port import PortUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class KioskTimeout(BridgeError):
 
 
 def _remote_errors() -> dict[str, type[ApplianceError]]:
-    from appliance.scanner import ImageReadError, ImageTooLarge
-    from appliance.service import AuditUnavailable
+    from appliance.devices.scanner import ImageReadError, ImageTooLarge
+    from appliance.kiosk.verification import AuditUnavailable
 
     kinds: list[type[ApplianceError]] = [
         PortUnavailable, KioskNotRunning, AuditUnavailable, AuditError, ImageReadError,

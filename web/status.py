@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from appliance.kiosk.port import event_public
 from appliance_web import port_of, views
-from appliance_web.ports import event_public
 
 bp = Blueprint("status", __name__)
 MAX_API_VERDICTS = 500

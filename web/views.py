@@ -14,7 +14,7 @@ from typing import Any
 
 from flask_babel import format_datetime, get_locale, lazy_gettext, to_user_timezone
 
-from appliance.reasons import Outcome, Reason
+from appliance.core.reasons import Outcome, Reason
 
 MAX_DISPLAY_CHARS = 120
 _BIDI_CONTROLS = {

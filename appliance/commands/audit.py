@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from appliance.errors import AuditError, UsageError
+from appliance.core.errors import AuditError, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance.audit import from_config
+    from appliance.audit.log import from_config
     from appliance.config import load_config
 
     config = load_config(args.config)

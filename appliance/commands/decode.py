@@ -13,7 +13,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from appliance.scanner import BACKENDS, DEFAULT_BACKEND
+    from appliance.devices.scanner import BACKENDS, DEFAULT_BACKEND
 
     parser = subparsers.add_parser(
         "decode",
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance.scanner import ImageReadError, decode_image_file, make_decoder
+    from appliance.devices.scanner import ImageReadError, decode_image_file, make_decoder
 
     decoder = make_decoder(args.backend)
     status = 0

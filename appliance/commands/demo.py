@@ -1,4 +1,4 @@
-"""``appliance demo``: the kiosk on this machine (see ``appliance.demo``)."""
+"""``appliance demo``: the kiosk on this machine (see ``appliance.tools.demo``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance.demo import prepare_world, table
+    from appliance.tools.demo import prepare_world, table
 
     root: Path = args.dir.resolve()
     world = prepare_world(root)
@@ -74,7 +74,7 @@ def _serve_repository(root: Path) -> tuple[Any, str]:
 
 def _publish_and_sync(root: Path, world: Any, url: str, web_port: int) -> Any:
     from appliance.config import load_config
-    from appliance.demo import ensure_secrets, write_config
+    from appliance.tools.demo import ensure_secrets, write_config
     from appliance_sync.client import client_from_config
     from appliance_sync.publisher import init_repository, load_source, update_repository
 
@@ -90,8 +90,8 @@ def _publish_and_sync(root: Path, world: Any, url: str, web_port: int) -> Any:
 
 
 def _service(config: Any) -> tuple[Any, Any]:
-    from appliance.audit import open_audit_log
-    from appliance.compose import build_service
+    from appliance.audit.log import open_audit_log
+    from appliance.kiosk.compose import build_service
 
     audit = open_audit_log(config)
     return build_service(config, audit=audit), audit
@@ -99,11 +99,11 @@ def _service(config: Any) -> tuple[Any, Any]:
 
 def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
                samples: list, root: Path) -> int:
-    from appliance.demo import DemoCamera
-    from appliance.events import EventBus
-    from appliance.indicator import open_indicator
-    from appliance.kiosk import Kiosk, latency_percentiles
-    from appliance.scanner import FrameScanner, PresenceGate, make_decoder
+    from appliance.devices.indicator import open_indicator
+    from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
+    from appliance.kiosk.events import EventBus
+    from appliance.kiosk.loop import Kiosk, latency_percentiles
+    from appliance.tools.demo import DemoCamera
 
     bus = EventBus()
     indicator = open_indicator(config.indicator)
@@ -142,11 +142,11 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
     """The screens in this process, reading the kiosk through the in-process port."""
     from werkzeug.serving import make_server
 
-    from appliance.compose import device_clock
-    from appliance.local_policy import save_accepted_types
-    from appliance.trust_store import CurrentTrust
+    from appliance.kiosk.compose import device_clock
+    from appliance.kiosk.local_policy import save_accepted_types
+    from appliance.kiosk.port import LocalKioskPort
+    from appliance.trust.store import CurrentTrust
     from appliance_web import create_app
-    from appliance_web.ports import LocalKioskPort
 
     trust = CurrentTrust(config.trust_dir, root=config.sync.root)
     port = LocalKioskPort(
@@ -188,7 +188,7 @@ def _export(audit: Any, since: float | None) -> bytes:
 
 def _providers(config: Any, kiosk: Any, audit: Any) -> dict[str, Any]:
     try:
-        from appliance.device_status import device_providers
+        from appliance.kiosk.status import device_providers
     except ImportError:
         def camera() -> dict[str, Any]:
             return {"fps": round(kiosk.stats.fps, 1), "frames": kiosk.stats.frames}
@@ -207,7 +207,7 @@ _LAMP = {True: "\x1b[1m●\x1b[0m", False: "○"}
 def _status_line(stop: threading.Event, kiosk: Any, indicator: Any, camera: Any,
                  bus: Any) -> None:
     """LEDs and the last verdict on one live terminal line (a line per verdict if no TTY)."""
-    from appliance.indicator import lamp_states
+    from appliance.devices.indicator import lamp_states
 
     last: dict[str, Any] = {}
     bus.listen(lambda e: last.update(e) if e.get("type") == "verdict" else None)

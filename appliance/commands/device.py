@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from appliance.audit.identity import ensure_identity, private_key_path
     from appliance.config import load_config
-    from appliance.device_identity import ensure_identity, private_key_path
 
     config = load_config(args.config)
     identity, created = ensure_identity(config)

@@ -55,7 +55,7 @@ def hold(indicator: Any, stop: threading.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from appliance.config import load_config
-    from appliance.indicator import open_indicator
+    from appliance.devices.indicator import open_indicator
 
     config = load_config(args.config)
     stop = threading.Event()

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from appliance.errors import UsageError
+from appliance.core.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    from appliance.issuer import generate_key, save_private_key
+    from appliance.tools.issuer import generate_key, save_private_key
 
     if args.out.exists():
         raise UsageError(f"{args.out} exists; refusing to overwrite a key")
@@ -45,8 +45,8 @@ def run_keygen(args: argparse.Namespace) -> int:
 def run_present(args: argparse.Namespace) -> int:
     from appliance.commands.issuer import write_outputs
     from appliance.commands.verify import parse_instant
-    from appliance.holder import present
-    from appliance.issuer import load_private_key
+    from appliance.tools.holder import present
+    from appliance.tools.issuer import load_private_key
 
     text = args.credential
     if text.startswith("@"):

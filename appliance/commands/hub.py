@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from appliance.errors import UsageError
+from appliance.core.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance_sync.hub import DeviceRegistry, create_app, serve
-    from appliance_sync.hub_store import HubStore
+    from appliance_hub.server import DeviceRegistry, create_app, serve
+    from appliance_hub.store import HubStore
 
     if args.hub_command == "enrol":
         import sys
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: Path) -> str:
-    from appliance.errors import ApplianceError
+    from appliance.core.errors import ApplianceError
 
     try:
         return path.read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from appliance.errors import UsageError
+from appliance.core.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    from appliance.issuer import generate_key, save_private_key
+    from appliance.tools.issuer import generate_key, save_private_key
 
     if args.out.exists():
         raise UsageError(f"{args.out} exists; refusing to overwrite a signing key")
@@ -62,7 +62,7 @@ def run_keygen(args: argparse.Namespace) -> int:
     entry_path.write_text(json.dumps({"iss": args.iss, "name": args.name or args.iss,
                                       "key": entry}, indent=1) + "\n")
     if args.trust_source is not None:
-        from appliance.trust_source import TrustSourceEditor
+        from appliance.trust.editor import TrustSourceEditor
 
         editor = TrustSourceEditor.open(args.trust_source)
         editor.add_key(args.iss, entry, args.name)
@@ -73,7 +73,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_issue(args: argparse.Namespace) -> int:
-    from appliance.issuer import Claims, LicenceData, epoch, issue, load_private_key
+    from appliance.tools.issuer import Claims, LicenceData, epoch, issue, load_private_key
 
     fields: dict = {}
     if args.licence_json is not None:
@@ -112,7 +112,7 @@ def run_issue(args: argparse.Namespace) -> int:
     if args.holder_key is not None:
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        from appliance.holder import cose_key
+        from appliance.tools.holder import cose_key
 
         try:
             holder = cose_key(load_pem_public_key(args.holder_key.read_bytes()))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from appliance.errors import UsageError
+from appliance.core.errors import UsageError
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
 

@@ -22,7 +22,7 @@ Second input: a CDC/serial QR scanner (``[scanner] serial_device = "/dev/ttyACM0
 as lines (CR or LF) and verified through the same path as camera codes; or a
 keyboard-wedge (USB HID) scanner (``[scanner] hid_device =
 "/dev/input/by-id/usb-...-event-kbd"``), read from its key events and taken exclusively so
-its keystrokes reach nothing else (``appliance.hid_scanner``).
+its keystrokes reach nothing else (``appliance.devices.hid_scanner``).
 """
 
 from __future__ import annotations
@@ -68,10 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def build_kiosk_service(config: Any, audit: Any, *, require_trust: bool = False) -> Any:
     """``compose.build_service``, or, with no trust data installed yet, the same service
     without the early check: it verifies nothing until sync installs data."""
-    from appliance.compose import build_service, device_checkpoint, device_clock
-    from appliance.errors import TrustDataError
-    from appliance.service import VerificationService
-    from appliance.trust_store import CurrentTrust
+    from appliance.core.errors import TrustDataError
+    from appliance.kiosk.compose import build_service, device_checkpoint, device_clock
+    from appliance.kiosk.verification import VerificationService
+    from appliance.trust.store import CurrentTrust
 
     try:
         return build_service(config, audit=audit)
@@ -98,7 +98,7 @@ def export_audit(audit: Any) -> Any:
         audit.export(out, since=since, fmt="jsonl")
         if until is None:
             return out.getvalue().encode("utf-8")
-        from appliance.device_status import epoch
+        from appliance.kiosk.status import epoch
 
         keep = []
         for line in out.getvalue().splitlines():
@@ -112,13 +112,13 @@ def export_audit(audit: Any) -> Any:
 
 def build_port(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> Any:
     """The ``LocalKioskPort`` the bridge serves: this process's service, bus and parts."""
-    from appliance.compose import device_clock
-    from appliance.device_status import device_providers
-    from appliance.events import holder_details_allowed
-    from appliance.local_policy import save_accepted_types
-    from appliance.requests import file_trigger
-    from appliance.trust_store import CurrentTrust
-    from appliance_web.ports import LocalKioskPort
+    from appliance.kiosk.compose import device_clock
+    from appliance.kiosk.events import holder_details_allowed
+    from appliance.kiosk.local_policy import save_accepted_types
+    from appliance.kiosk.port import LocalKioskPort
+    from appliance.kiosk.status import device_providers
+    from appliance.kiosk.triggers import file_trigger
+    from appliance.trust.store import CurrentTrust
 
     trust = CurrentTrust(config.trust_dir, root=config.sync.root)
     return LocalKioskPort(
@@ -161,8 +161,8 @@ def read_serial(device: str, submit: Any, stop: threading.Event, *,
     bytes is dropped whole. Bytes are UTF-8 where valid, else latin-1 (like the camera
     decoders). A lost device is reopened with backoff. Scanned texts are never logged.
     """
-    from appliance.device_input import read_device
-    from appliance.scanner import bytes_to_text
+    from appliance.devices.reader import read_device
+    from appliance.devices.scanner import bytes_to_text
 
     def new_consumer() -> Any:
         buf, overlong = bytearray(), False
@@ -200,14 +200,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from appliance.audit import open_audit_log
-    from appliance.bridge import BridgeServer
-    from appliance.camera import open_frame_source
+    from appliance.audit.log import open_audit_log
     from appliance.config import load_config
-    from appliance.events import EventBus, holder_details_allowed
-    from appliance.indicator import open_indicator
-    from appliance.kiosk import Kiosk
-    from appliance.scanner import FrameScanner, PresenceGate, make_decoder
+    from appliance.devices.camera import open_frame_source
+    from appliance.devices.indicator import open_indicator
+    from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
+    from appliance.kiosk.bridge import BridgeServer
+    from appliance.kiosk.events import EventBus, holder_details_allowed
+    from appliance.kiosk.loop import Kiosk
 
     config = load_config(args.config)
     stop = threading.Event()
@@ -249,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
             serial.start()
             cleanup.append(lambda: serial.join(2.0))
         if config.scanner.hid_device:
-            from appliance.hid_scanner import read_hid
+            from appliance.devices.hid_scanner import read_hid
 
             hid = threading.Thread(target=read_hid, daemon=True, name="hid-scanner",
                                    args=(config.scanner.hid_device, kiosk.submit_text, stop))

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from appliance.errors import UsageError
+from appliance.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from appliance.trust_source import TrustSourceEditor
+    from appliance.trust.editor import TrustSourceEditor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _edit(path: Path) -> TrustSourceEditor:
-    from appliance.trust_source import TrustSourceEditor
+    from appliance.trust.editor import TrustSourceEditor
 
     return TrustSourceEditor.open(path)
 
@@ -101,9 +101,9 @@ def run_revoke_credential(args: argparse.Namespace) -> int:
 
 def _cti_of(text: str) -> bytes:
     """The cti of an LC1 text, read without checking its signature (authoring only)."""
-    from appliance.credential import lc1
-    from appliance.credential.model import Rejection
-    from appliance.credential.qrtext import decode_base45_zlib
+    from appliance.core.credential import lc1
+    from appliance.core.credential.model import Rejection
+    from appliance.core.credential.qrtext import decode_base45_zlib
 
     try:
         sign1, _, _ = lc1.open_sign1(decode_base45_zlib(text, lc1.PREFIX))

@@ -25,10 +25,10 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from appliance.audit import from_config
+    from appliance.audit.identity import ensure_identity
+    from appliance.audit.log import from_config
     from appliance.config import load_config
-    from appliance.device_identity import ensure_identity
-    from appliance.errors import ConfigError
+    from appliance.core.errors import ConfigError
     from appliance_sync.upload import HubClient, Uploader
 
     config = load_config(args.config)

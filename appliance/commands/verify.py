@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from appliance.errors import AuditError, UsageError
-from appliance.reasons import Outcome, Reason
-from appliance.verifier import Verdict
+from appliance.core.errors import AuditError, UsageError
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import Verdict
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE = 0, 1, 2
 # Beyond spec LC1 s.7: with --config, the audit record could not be written (EX_IOERR),
@@ -53,7 +53,7 @@ def parse_instant(value: str) -> float:
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[str | None, str | None]]:
     """(file, text) pairs in input order; text None means an image with no code."""
     for path in args.image:
-        from appliance.scanner import ImageReadError, decode_image_file
+        from appliance.devices.scanner import ImageReadError, decode_image_file
 
         try:
             texts = decode_image_file(path)
@@ -106,8 +106,8 @@ def _verifier(args: argparse.Namespace, at: float | None):
     from appliance.clock import FixedClock
 
     if args.trust_source is not None:
-        from appliance.trust import load_trust_source
-        from appliance.verifier import Checkpoint, verify
+        from appliance.core.verifier import Checkpoint, verify
+        from appliance.trust.source import load_trust_source
 
         trust = load_trust_source(args.trust_source)
         checkpoint = Checkpoint(check_staleness=False)
@@ -118,8 +118,8 @@ def _verifier(args: argparse.Namespace, at: float | None):
         now = at
         return lambda text: verify(text, trust, now, checkpoint=checkpoint)
 
-    from appliance.compose import build_service
     from appliance.config import load_config
+    from appliance.kiosk.compose import build_service
 
     config = load_config(args.config)
     service = build_service(config, clock=FixedClock(at) if at is not None else None)

@@ -23,7 +23,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from appliance.errors import UsageError
+from appliance.core.errors import UsageError
 from appliance.systemd_notify import sd_notify
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def _with_kiosk_errors(app):
     from flask import render_template_string, request
     from markupsafe import escape
 
-    from appliance.errors import ApplianceError
+    from appliance.core.errors import ApplianceError
 
     def kiosk_fault(e: ApplianceError):
         log.warning("screen request failed: %s", e)
@@ -93,11 +93,11 @@ def _with_kiosk_errors(app):
 
 
 def _standalone_app(config):
-    from appliance.compose import build_service, device_clock
-    from appliance.events import EventBus, holder_details_allowed
-    from appliance.trust_store import CurrentTrust
+    from appliance.kiosk.compose import build_service, device_clock
+    from appliance.kiosk.events import EventBus, holder_details_allowed
+    from appliance.kiosk.port import LocalKioskPort
+    from appliance.trust.store import CurrentTrust
     from appliance_web import create_app
-    from appliance_web.ports import LocalKioskPort
 
     service = build_service(config)
     trust = CurrentTrust(config.trust_dir, root=config.sync.root)

@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from support import NOW, World  # noqa: E402
 
-from appliance.verifier import Checkpoint, verify  # noqa: E402
+from appliance.core.verifier import Checkpoint, verify  # noqa: E402
 
 BUDGET_S = 0.005
 REPEATS = 5

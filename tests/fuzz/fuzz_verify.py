@@ -39,8 +39,8 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 with atheris.instrument_imports():
-    from appliance.credential.base45 import b45encode
-    from appliance.verifier import Checkpoint, verify
+    from appliance.core.credential.base45 import b45encode
+    from appliance.core.verifier import Checkpoint, verify
 
 from structure import qr_texts  # noqa: E402
 from support import NOW, World  # noqa: E402
@@ -67,7 +67,7 @@ class _Net(logging.Handler):
 
 
 NET = _Net()
-logging.getLogger("appliance.verifier").addHandler(NET)
+logging.getLogger("appliance.core.verifier").addHandler(NET)
 
 
 def _cost(text: str) -> float:

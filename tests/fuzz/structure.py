@@ -20,8 +20,8 @@ from typing import Any
 import cbor2
 from hypothesis import strategies as st
 
-from appliance.credential.base45 import b45encode
-from appliance.issuer import ALG_IDS, SigningKey
+from appliance.core.credential.base45 import b45encode
+from appliance.tools.issuer import ALG_IDS, SigningKey
 
 # Registered tags cbor2 knows (RFC 8949 and the IANA registry), plus the COSE/CWT ones.
 REGISTERED_TAGS = (0, 1, 2, 3, 4, 5, 18, 21, 22, 23, 24, 25, 28, 29, 30, 32, 33, 34, 35, 36,

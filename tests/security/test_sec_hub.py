@@ -18,9 +18,9 @@ import urllib3
 from test_audit_support import Scenario, device, record_many
 from werkzeug.serving import make_server
 
-from appliance.audit_chain import canonical, genesis_hash, record_hash
-from appliance_sync.hub import create_app
-from appliance_sync.hub_store import HubStore
+from appliance.audit.chain import canonical, genesis_hash, record_hash
+from appliance_hub.server import create_app
+from appliance_hub.store import HubStore
 
 TOKEN = "auditor-secret-token"
 DEEP = 200_000
@@ -209,7 +209,7 @@ def test_unknown_device_and_bad_signature_answer_alike(tmp_path, hub, kiosk):
 
 
 def test_oversized_body_is_a_json_error_not_html(hub):
-    from appliance_sync.hub import MAX_BATCH_BYTES
+    from appliance_hub.server import MAX_BATCH_BYTES
 
     resp = hub.http.request("POST", hub.url + "/v1/batches", body=b" " * (MAX_BATCH_BYTES + 1),
                             headers={"Content-Type": "application/json"})

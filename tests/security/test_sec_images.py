@@ -22,7 +22,7 @@ from support import World
 from web_support import LiveServer, form_token, make_app, make_kit
 
 from appliance.cli import main
-from appliance.scanner import ImageReadError, decode_image_file
+from appliance.devices.scanner import ImageReadError, decode_image_file
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -64,7 +64,7 @@ EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
 
 @pytest.mark.parametrize("size", [(13000, 13000), (9000, 9000)])
 def test_pixel_bomb_is_refused_from_its_header(tmp_path: Path, size: tuple[int, int]) -> None:
-    from appliance.scanner import MAX_IMAGE_PIXELS
+    from appliance.devices.scanner import MAX_IMAGE_PIXELS
 
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_bomb(*size))
@@ -74,7 +74,7 @@ def test_pixel_bomb_is_refused_from_its_header(tmp_path: Path, size: tuple[int, 
 
 
 def test_the_pixel_cap_fits_a_phone_photo_and_a_1_gb_pi() -> None:
-    from appliance.scanner import MAX_IMAGE_PIXELS
+    from appliance.devices.scanner import MAX_IMAGE_PIXELS
 
     assert 12_000_000 <= MAX_IMAGE_PIXELS <= 50_000_000
 
@@ -91,7 +91,7 @@ def test_only_png_jpeg_and_webp_are_opened(tmp_path: Path, data: bytes) -> None:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_the_three_formats_still_decode(fmt: str) -> None:
-    from appliance.scanner import decode_image_bytes
+    from appliance.devices.scanner import decode_image_bytes
 
     buf = io.BytesIO()
     Image.open(io.BytesIO(qr_png("LC1:HELLO"))).convert("RGB").save(buf, fmt, quality=95)
@@ -114,7 +114,7 @@ def test_cli_decode_and_verify_refuse_a_bomb_in_one_line(tmp_path: Path, capsys)
 
 
 def test_cli_refuses_an_oversized_file(tmp_path: Path, capsys) -> None:
-    from appliance.scanner import MAX_IMAGE_FILE_BYTES
+    from appliance.devices.scanner import MAX_IMAGE_FILE_BYTES
 
     big = tmp_path / "big.png"
     big.write_bytes(qr_png("LC1:X") + bytes(MAX_IMAGE_FILE_BYTES))

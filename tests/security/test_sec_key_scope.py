@@ -25,11 +25,11 @@ from cryptography.x509.oid import NameOID
 from support import ISS, NOW, World, claims, cose, text
 
 from appliance.cli import main
-from appliance.errors import TrustDataError
-from appliance.holder import cose_key, present
-from appliance.issuer import SigningKey, generate_key
-from appliance.trust import compute_kid, snapshot_from_document
-from appliance.verifier import Checkpoint, Verdict, verify
+from appliance.core.errors import TrustDataError
+from appliance.core.verifier import Checkpoint, Verdict, verify
+from appliance.tools.holder import cose_key, present
+from appliance.tools.issuer import SigningKey, generate_key
+from appliance.trust.source import compute_kid, snapshot_from_document
 
 AUTHORING = Checkpoint(check_staleness=False)
 DCC_ISS = "XX"
@@ -284,7 +284,7 @@ def test_publisher_makes_every_key_scope_explicit() -> None:
 def test_synced_store_keeps_the_scopes(tmp_path: Path) -> None:
     from sync_support import Authority, RepoServer, device
 
-    from appliance.trust_store import load_trust_store
+    from appliance.trust.store import load_trust_store
 
     authority, dsc = Authority.create(tmp_path / "authority"), CertKey()
     authority.editor.add_key(ISS, dsc.entry())

@@ -19,21 +19,21 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from support import NOW, World, qr_frame
 
-from appliance.audit import AuditLog
-from appliance.camera import Frame
+from appliance.audit.log import AuditLog
 from appliance.clock import FixedClock
 from appliance.commands.run import read_serial
 from appliance.config import IndicatorConfig
-from appliance.device_input import read_device
-from appliance.events import EventBus
-from appliance.hid_scanner import EVENT, read_hid
-from appliance.indicator import GpiozeroIndicator, lamp_states
-from appliance.kiosk import Kiosk
+from appliance.core.reasons import Outcome
+from appliance.core.verifier import Checkpoint, verify
+from appliance.devices.camera import Frame
+from appliance.devices.hid_scanner import EVENT, read_hid
+from appliance.devices.indicator import GpiozeroIndicator, lamp_states
+from appliance.devices.reader import read_device
+from appliance.devices.scanner import FrameScanner, make_decoder
+from appliance.kiosk.events import EventBus
+from appliance.kiosk.loop import Kiosk
+from appliance.kiosk.verification import VerificationService
 from appliance.log_limits import RepeatLimiter
-from appliance.reasons import Outcome
-from appliance.scanner import FrameScanner, make_decoder
-from appliance.service import VerificationService
-from appliance.verifier import Checkpoint, verify
 
 BOOM = "BOOM"
 

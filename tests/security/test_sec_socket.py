@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from support import NOW, World
 
-from appliance.audit import AuditLog
-from appliance.bridge import BridgeServer
+from appliance.audit.log import AuditLog
 from appliance.clock import FixedClock
 from appliance.commands.run import export_audit
-from appliance.events import EventBus
-from appliance.service import VerificationService
-from appliance.verifier import Checkpoint, verify
-from appliance_web.ports import LocalKioskPort
+from appliance.core.verifier import Checkpoint, verify
+from appliance.kiosk.bridge import BridgeServer
+from appliance.kiosk.events import EventBus
+from appliance.kiosk.port import LocalKioskPort
+from appliance.kiosk.verification import VerificationService
 
 BOOM = "BOOM"
 

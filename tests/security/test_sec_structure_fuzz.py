@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import NOW, World
 
-from appliance.credential import hc1, lc1
-from appliance.credential.cbor_scan import CborShapeError, scan
-from appliance.credential.model import Rejection
-from appliance.reasons import Outcome, Reason
-from appliance.verifier import Checkpoint, Verdict, verify
+from appliance.core.credential import hc1, lc1
+from appliance.core.credential.cbor_scan import CborShapeError, scan
+from appliance.core.credential.model import Rejection
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import Checkpoint, Verdict, verify
 
 FUZZ_DIR = Path(__file__).resolve().parents[1] / "fuzz"
 sys.path.insert(0, str(FUZZ_DIR))
@@ -49,7 +49,7 @@ class _Records(logging.Handler):
 def net() -> _Records:
     """Records the verifier's last-resort net (module-scoped: hypothesis runs many inputs)."""
     handler = _Records()
-    logger = logging.getLogger("appliance.verifier")
+    logger = logging.getLogger("appliance.core.verifier")
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)

@@ -27,12 +27,12 @@ from pathlib import Path
 import pytest
 from sync_support import ISS, Authority, RepoServer, device
 
-from appliance.device_status import trust_provider
-from appliance.errors import TrustDataError
-from appliance.issuer import generate_key
-from appliance.reasons import Outcome
-from appliance.trust_store import CurrentTrust, load_trust_store
-from appliance.verifier import verify
+from appliance.core.errors import TrustDataError
+from appliance.core.reasons import Outcome
+from appliance.core.verifier import verify
+from appliance.kiosk.status import trust_provider
+from appliance.tools.issuer import generate_key
+from appliance.trust.store import CurrentTrust, load_trust_store
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from gpiozero.pins.mock import MockFactory
 
 from appliance.commands.fault import hold, show_fault
 from appliance.config import IndicatorConfig
-from appliance.indicator import DeviceState, GpiozeroIndicator, lamp_states
+from appliance.devices.indicator import DeviceState, GpiozeroIndicator, lamp_states
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"

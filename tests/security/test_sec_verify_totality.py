@@ -18,11 +18,11 @@ import pytest
 from support import NOW, World, claims, cose, text
 
 from appliance import verifier
-from appliance.credential import hc1, lc1, shc
-from appliance.credential.base45 import b45encode
-from appliance.credential.model import Rejection
-from appliance.reasons import Outcome, Reason
-from appliance.verifier import Checkpoint, verify
+from appliance.core.credential import hc1, lc1, shc
+from appliance.core.credential.base45 import b45encode
+from appliance.core.credential.model import Rejection
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import Checkpoint, verify
 
 REPO = Path(__file__).resolve().parents[2]
 CHECK = Checkpoint(check_staleness=False)
@@ -93,7 +93,7 @@ def test_shc_chunk_numbers_are_bounded_before_conversion(world: World, digits: s
 def test_base45_refuses_long_or_non_ascii_text_before_any_arithmetic() -> None:
     """b45decode is public (kiosk, holder tools): bounded by itself, not only by qrtext;
     a non-ASCII text was a UnicodeEncodeError, now the decoder's own error."""
-    from appliance.credential.base45 import Base45Error, b45decode
+    from appliance.core.credential.base45 import Base45Error, b45decode
 
     for bad in ("00" * 60_000, "0\u0e01" * 3):
         with pytest.raises(Base45Error):
@@ -160,10 +160,10 @@ def test_unexpected_fault_in_a_profile_is_a_verdict_logged_once(
 
     monkeypatch.setattr(verifier, "find_profile", lambda _text: Broken())
     secret = "LC1:SECRET-NAME-63001234"
-    with caplog.at_level(logging.DEBUG, logger="appliance.verifier"):
+    with caplog.at_level(logging.DEBUG, logger="appliance.core.verifier"):
         v = verify(secret, world.trust(), NOW, checkpoint=CHECK)
     assert (v.outcome, v.reason, v.profile) == (Outcome.FAIL, Reason.MALFORMED_STRUCTURE, "LC1")
-    records = [r for r in caplog.records if r.name == "appliance.verifier"]
+    records = [r for r in caplog.records if r.name == "appliance.core.verifier"]
     assert len(records) == 1
     logged = records[0].getMessage() + (caplog.text or "")
     assert "SECRET" not in logged and "63001234" not in logged

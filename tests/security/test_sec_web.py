@@ -32,7 +32,7 @@ from web_support import (
     make_kit,
 )
 
-from appliance.bridge import BridgeServer
+from appliance.kiosk.bridge import BridgeServer
 from appliance_web import create_app
 from appliance_web.socket_port import SocketKioskPort
 

@@ -1,0 +1,1 @@
+"""The append-only audit log, its chain format and the device identity."""

@@ -1,0 +1,567 @@
+"""The device audit log: append-only, durable, hash-chained, signed, without personal data.
+
+One SQLite database (``{state_dir}/audit.db``, WAL, ``synchronous=FULL``) holds one record
+per verification. Each record carries the SHA-256 of the previous one, so an edited,
+deleted, inserted or reordered row breaks the chain; every ``checkpoint_every`` records or
+``checkpoint_interval_s`` seconds the device key signs the chain head, so even a rewritten
+chain is caught. Licence numbers and credential ids are stored only as HMAC-SHA256 under the
+fleet secret (docs/adr/0005). ``record`` returns only after the commit reached the disk and
+raises ``AuditError`` (never a half-written row) when it cannot: disk full, read-only file
+system, size cap reached with records not yet uploaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hmac
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import sqlite_utils
+
+from appliance import __version__
+from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and tests
+    EXPORT_FIELDS,
+    HASHED_FIELDS,
+    canonical,
+    checkpoint_message,
+    genesis_hash,
+    iso_time,
+    normalise,
+    record_hash,
+)
+from appliance.audit.identity import DeviceIdentity, DevicePublicKey, ensure_identity
+from appliance.config import Config
+from appliance.core.errors import AuditError
+from appliance.core.snapshot import TrustSnapshot
+from appliance.core.verifier import Verdict
+from appliance.secret_files import create_secret, ensure_private_file, restrict_mode
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+HMAC_KEY_NAME = "audit_hmac_key"
+class AuditFull(AuditError):
+    """The size cap is reached and only records not yet uploaded remain."""
+
+
+def load_hmac_key(secrets_dir: Path) -> bytes:
+    """The fleet audit secret; a random one (0600) is created, and said so, when absent."""
+    path = Path(secrets_dir) / HMAC_KEY_NAME
+    try:
+        if not path.exists() and create_secret(path, (secrets.token_hex(32) + "\n").encode()):
+            log.warning("created a random fleet audit key at %s: keyed hashes will not "
+                            "match other devices' until the fleet key is installed", path)
+        raw = path.read_bytes().strip()
+    except OSError as e:
+        raise AuditError(f"cannot read the fleet audit key {path}: {e.strerror or e}") from e
+    try:
+        key = bytes.fromhex(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = raw
+    if len(key) < 16:
+        raise AuditError(f"fleet audit key {path} is shorter than 16 bytes")
+    return key
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    records: int
+    checkpoints: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return (f"OK: {self.records} records, chain intact, "
+                    f"{self.checkpoints} checkpoint signatures valid")
+        return f"TAMPERED: {self.problem}"
+
+
+# --- the log ---------------------------------------------------------------------------
+
+class AuditLog:
+    """One device's audit log. Thread-safe; several processes may append (SQLite locks)."""
+
+    def __init__(self, path: Path, *, device_id: str, hmac_key: bytes,
+                 identity: DeviceIdentity | None, public: DevicePublicKey | None = None,
+                 checkpoint_every: int = 100, checkpoint_interval_s: float = 300.0,
+                 retention_days: float = 90, max_db_bytes: int = 512 * 2**20,
+                 busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self.device_id = device_id
+        self._hmac_key = hmac_key
+        self._identity = identity
+        self._public = public or (identity.public if identity else None)
+        self.checkpoint_every = max(1, checkpoint_every)
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.retention_days = retention_days
+        self.max_db_bytes = max_db_bytes
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self.log_id: str | None = None
+
+    # connection and schema
+
+    def open(self) -> AuditLog:
+        with self._lock:
+            self._connect()
+        return self
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0640 whatever the umask; SQLite gives -wal and -shm the database's mode.
+            ensure_private_file(self.path)
+            for sidecar in ("-wal", "-shm"):
+                restrict_mode(self.path.with_name(self.path.name + sidecar))
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
+                                   isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as e:
+            raise AuditError(f"cannot open audit log {self.path}: {e}") from e
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise AuditError(f"audit log {self.path}: WAL mode refused ({mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            # Fold the WAL back every ~1 MiB and truncate it, so it stays small on an SD card.
+            conn.execute("PRAGMA wal_autocheckpoint=256")
+            conn.execute(f"PRAGMA journal_size_limit={2**20}")
+            self._ensure_schema(conn)
+            self.log_id = self._meta(conn, "log_id")
+            stored_device = self._meta(conn, "device_id")
+        except sqlite3.Error as e:
+            conn.close()
+            raise AuditError(f"cannot open audit log {self.path}: {e}") from e
+        except AuditError:
+            conn.close()
+            raise
+        if stored_device != self.device_id:
+            log.warning("audit log %s belongs to device %s, configured as %s; keeping %s",
+                        self.path, stored_device, self.device_id, stored_device)
+            self.device_id = stored_device
+        self._conn = conn
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        db = sqlite_utils.Database(conn)
+        if "meta" in db.table_names():
+            version = self._meta(conn, "schema_version")
+            if version != str(SCHEMA_VERSION):
+                raise AuditError(f"audit log {self.path} has schema {version}, "
+                                 f"this software reads {SCHEMA_VERSION}")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "meta" not in db.table_names():  # not made by a racing process meanwhile
+                db["meta"].create({"key": str, "value": str}, pk="key")
+                columns: dict[str, Any] = {name: str for name in HASHED_FIELDS}
+                columns.update(seq=int, live=int, trust_version=int, hash=str,
+                               uploaded_at=str)
+                db["records"].create(columns, pk="seq", not_null={"hash", "prev_hash"})
+                db["checkpoints"].create({"seq": int, "time": str, "at": float, "hash": str,
+                                          "key_id": str, "signature": str}, pk="seq")
+                conn.execute("CREATE INDEX records_pending ON records(seq) "
+                             "WHERE uploaded_at IS NULL")
+                conn.execute("CREATE INDEX records_time ON records(time)")
+                log_id = secrets.token_hex(16)  # random: a re-flashed card is a new log
+                now = datetime.now(UTC).timestamp()
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+                    ("schema_version", str(SCHEMA_VERSION)), ("log_id", log_id),
+                    ("device_id", self.device_id), ("created_at", repr(now)),
+                    ("head_seq", "0"), ("head_hash", genesis_hash(log_id)),
+                ])
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    @staticmethod
+    def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> AuditLog:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # writing
+
+    def record(self, verdict: Verdict, *, now: float, source: str,
+               trust: TrustSnapshot) -> None:
+        """AuditSink: make the record durable before returning; ``AuditError`` otherwise."""
+        self.append(self.fields(verdict, source, trust), now=now)
+
+    def fields(self, verdict: Verdict, source: str, trust: TrustSnapshot) -> dict[str, Any]:
+        if not self._hmac_key:
+            raise AuditError(f"audit log {self.path} is open for reading only (no fleet key)")
+        cred = verdict.credential
+        fields: dict[str, Any] = {
+            "source": source, "verdict": str(verdict.outcome), "reason": str(verdict.reason),
+            "profile": verdict.profile, "iss": verdict.iss,
+            "kid": verdict.kid.hex() if verdict.kid is not None else None,
+            "licence_type": None, "licence_hash": None, "cti_hash": None,
+            "live": bool(verdict.live), "trust_version": trust.version,
+        }
+        if cred is not None:
+            fields["licence_type"] = cred.typ
+            message = f"{cred.iss or ''}\x1f{cred.typ}\x1f{cred.no}".encode()
+            fields["licence_hash"] = hmac.new(self._hmac_key, message, "sha256").hexdigest()
+            if cred.cti is not None:
+                fields["cti_hash"] = hmac.new(self._hmac_key, b"cti\x1f" + cred.cti,
+                                              "sha256").hexdigest()
+        return fields
+
+    def append(self, fields: Mapping[str, Any], *, now: float) -> int:
+        """Append one record (fields without seq/time/chain); returns its sequence number."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                if self._used_bytes(conn) >= self.max_db_bytes:
+                    self._make_room(conn, now)
+                conn.execute("BEGIN IMMEDIATE")
+                seq = int(self._meta(conn, "head_seq") or 0) + 1
+                row = {name: fields.get(name) for name in HASHED_FIELDS}
+                row.update(seq=seq, time=iso_time(now), device_id=self.device_id,
+                           log_id=self.log_id, software_version=__version__,
+                           prev_hash=self._meta(conn, "head_hash"))
+                row["live"] = bool(row["live"])
+                row["hash"] = record_hash(row)
+                names = (*HASHED_FIELDS, "hash")
+                conn.execute(f"INSERT INTO records ({', '.join(names)}) VALUES "  # noqa: S608
+                             f"({', '.join('?' * len(names))})", [row[n] for n in names])
+                conn.executemany("UPDATE meta SET value = ? WHERE key = ?",
+                                 [(str(seq), "head_seq"), (row["hash"], "head_hash")])
+                if self._checkpoint_due(conn, seq, now):
+                    self._write_checkpoint(conn, seq, row["hash"], now)
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise AuditError(f"audit record not written to {self.path}: {e}") from e
+            except BaseException:
+                _rollback(conn)
+                raise
+            return seq
+
+    def _checkpoint_due(self, conn: sqlite3.Connection, seq: int, now: float) -> bool:
+        if self._identity is None:
+            return False
+        last = conn.execute("SELECT seq, at FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                            ).fetchone()
+        last_seq, last_at = last if last else (0, float(self._meta(conn, "created_at") or 0))
+        return (seq - last_seq >= self.checkpoint_every
+                or now - last_at >= self.checkpoint_interval_s)
+
+    def _write_checkpoint(self, conn: sqlite3.Connection, seq: int, head: str,
+                          now: float) -> None:
+        assert self._identity is not None and self.log_id is not None
+        time = iso_time(now)
+        signature = self._identity.sign(
+            checkpoint_message(self.device_id, self.log_id, seq, head, time))
+        conn.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                     (seq, time, now, head, self._identity.public.key_id,
+                      base64.b64encode(signature).decode()))
+
+    def checkpoint(self, now: float) -> int | None:
+        """Sign the current head now (shutdown, before upload); returns its seq."""
+        if self._identity is None:
+            return None
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                seq = int(self._meta(conn, "head_seq") or 0)
+                done = conn.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (seq,)).fetchone()
+                if seq and not done:
+                    self._write_checkpoint(conn, seq, self._meta(conn, "head_hash") or "", now)
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise AuditError(f"audit checkpoint not written to {self.path}: {e}") from e
+            return seq or None
+
+    # size cap and retention
+
+    @staticmethod
+    def _used_bytes(conn: sqlite3.Connection) -> int:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * conn.execute("PRAGMA page_size").fetchone()[0]
+
+    def _make_room(self, conn: sqlite3.Connection, now: float) -> None:
+        pruned = self._prune(conn, now, before=None)
+        if pruned:
+            log.warning("audit log at its size cap: pruned %d uploaded records early", pruned)
+        if self._used_bytes(conn) >= self.max_db_bytes:
+            pending = conn.execute("SELECT count(*) FROM records WHERE uploaded_at IS NULL"
+                                   ).fetchone()[0]
+            raise AuditFull(f"audit log {self.path} reached its cap of "
+                            f"{self.max_db_bytes // 2**20} MiB with {pending} records not yet "
+                            "uploaded: upload them or raise audit.max_db_mb")
+
+    def prune(self, now: float) -> int:
+        """Delete uploaded records older than the retention period; returns how many."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                return self._prune(conn, now, before=iso_time(now - self.retention_days * 86400))
+            except sqlite3.Error as e:
+                raise AuditError(f"audit log {self.path} not pruned: {e}") from e
+
+    def _prune(self, conn: sqlite3.Connection, now: float, before: str | None) -> int:
+        """Delete uploaded records (older than ``before``) up to a signed anchor checkpoint.
+
+        Never the newest record, never one not yet uploaded. The checkpoint at the last
+        pruned seq stays, so ``verify`` can still anchor the first remaining record.
+        """
+        if self._identity is None:
+            return 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            head = int(self._meta(conn, "head_seq") or 0)
+            pending = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL"
+                                   ).fetchone()[0]
+            limit = min(head, pending if pending is not None else head)
+            query = "SELECT max(seq) FROM records WHERE seq < ?"
+            params: list[Any] = [limit]
+            if before is not None:
+                query += " AND time < ?"
+                params.append(before)
+            target = conn.execute(query, params).fetchone()[0]
+            if not target:
+                conn.execute("COMMIT")
+                return 0
+            head_hash = conn.execute("SELECT hash FROM records WHERE seq = ?", (target,)
+                                     ).fetchone()[0]
+            if not conn.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (target,)).fetchone():
+                self._write_checkpoint(conn, target, head_hash, now)
+            count = conn.execute("DELETE FROM records WHERE seq <= ?", (target,)).rowcount
+            conn.execute("DELETE FROM checkpoints WHERE seq < ?", (target,))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_through', ?)",
+                         (str(target),))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return count
+
+    # upload support
+
+    def pending(self, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The oldest contiguous run of records not yet uploaded, and checkpoints within it."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                first = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL"
+                                     ).fetchone()[0]
+                if first is None:
+                    return [], []
+                rows = list(self._rows(conn, "SELECT * FROM records WHERE seq >= ? "
+                                             "ORDER BY seq LIMIT ?", (first, limit)))
+                run = []
+                for row in rows:
+                    if row["uploaded_at"] is not None or row["seq"] != first + len(run):
+                        break
+                    run.append({n: row[n] for n in (*HASHED_FIELDS, "hash")})
+                    run[-1]["live"] = bool(run[-1]["live"])
+                cps = list(self._rows(conn, "SELECT seq, time, hash, key_id, signature FROM "
+                                            "checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                                      (first, run[-1]["seq"])))
+                return run, cps
+            except sqlite3.Error as e:
+                raise AuditError(f"cannot read audit log {self.path}: {e}") from e
+
+    def mark_uploaded(self, first: int, last: int, now: float) -> int:
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                n = conn.execute("UPDATE records SET uploaded_at = ? WHERE seq BETWEEN ? AND ? "
+                                 "AND uploaded_at IS NULL", (iso_time(now), first, last)).rowcount
+                conn.execute("COMMIT")
+                return n
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise AuditError(f"cannot mark records uploaded in {self.path}: {e}") from e
+
+    # reading
+
+    @staticmethod
+    def _rows(conn: sqlite3.Connection, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        cur = conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        for values in cur:
+            yield dict(zip(names, values, strict=True))
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            conn = self._connect()
+            try:
+                q = conn.execute(
+                    "SELECT count(*), min(seq), max(seq), min(time), max(time), "
+                    "sum(uploaded_at IS NULL) FROM records").fetchone()
+                cp = conn.execute("SELECT seq, time FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                                  ).fetchone()
+                return {
+                    "path": str(self.path), "device_id": self.device_id, "log_id": self.log_id,
+                    "records": q[0], "first_seq": q[1], "last_seq": q[2],
+                    "oldest": q[3], "newest": q[4], "pending_upload": q[5] or 0,
+                    "last_checkpoint_seq": cp[0] if cp else None,
+                    "last_checkpoint_time": cp[1] if cp else None,
+                    "pruned_through": int(self._meta(conn, "pruned_through") or 0),
+                    "used_bytes": self._used_bytes(conn), "max_bytes": self.max_db_bytes,
+                    "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                    "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(
+                        conn.execute("PRAGMA synchronous").fetchone()[0]),
+                }
+            except sqlite3.Error as e:
+                raise AuditError(f"cannot read audit log {self.path}: {e}") from e
+
+    def export(self, out: IO[str], *, since: float | None = None, fmt: str = "jsonl") -> int:
+        """Write records (time >= since) as CSV with a header or one JSON object per line."""
+        if fmt not in ("csv", "jsonl"):
+            raise AuditError(f"unknown export format {fmt!r}: use csv or jsonl")
+        sql, params = f"SELECT {', '.join(EXPORT_FIELDS)} FROM records", []  # noqa: S608
+        if since is not None:
+            sql += " WHERE time >= ?"
+            params.append(iso_time(since))
+        writer = csv.DictWriter(out, EXPORT_FIELDS, lineterminator="\n") if fmt == "csv" else None
+        if writer:
+            writer.writeheader()
+        n = 0
+        with self._lock:
+            try:
+                for row in self._rows(self._connect(), sql + " ORDER BY seq", params):
+                    row["live"] = bool(row["live"])
+                    if writer:
+                        writer.writerow(row)
+                    else:
+                        out.write(json.dumps(row, sort_keys=False) + "\n")
+                    n += 1
+            except sqlite3.Error as e:
+                raise AuditError(f"cannot read audit log {self.path}: {e}") from e
+        return n
+
+    def verify(self) -> VerifyReport:
+        """Check the chain, the anchor and every checkpoint; name the first bad record.
+
+        Reads checkpoints, records and head in one read transaction: a log being written
+        meanwhile (the kiosk runs) is checked as of one snapshot, never half before and
+        half after a write (which looked like a deleted tail).
+        """
+        with self._lock:
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN")  # deferred: the first read fixes the WAL snapshot
+                try:
+                    return self._verify(conn)
+                finally:
+                    _rollback(conn)
+            except sqlite3.Error as e:
+                raise AuditError(f"cannot read audit log {self.path}: {e}") from e
+
+    def _verify(self, conn: sqlite3.Connection) -> VerifyReport:
+        log_id = self.log_id or ""
+        cps = {r["seq"]: r for r in self._rows(conn, "SELECT * FROM checkpoints")}
+        bad = _Findings()
+        for seq in sorted(cps):
+            cp = cps[seq]
+            if self._public is None:
+                bad.add(seq, f"checkpoint at seq {seq}: no device public key to check it")
+                continue
+            message = checkpoint_message(self.device_id, log_id, seq, cp["hash"], cp["time"])
+            if not self._public.verify(base64.b64decode(cp["signature"]), message):
+                bad.add(seq, f"checkpoint at seq {seq}: device signature invalid")
+        prev_seq, prev_hash, count = None, None, 0
+        for row in self._rows(conn, "SELECT * FROM records ORDER BY seq"):
+            seq, count = row["seq"], count + 1
+            if prev_seq is None:
+                if seq == 1:
+                    prev_hash = genesis_hash(log_id)
+                elif seq - 1 in cps:
+                    prev_hash = cps[seq - 1]["hash"]
+                else:
+                    bad.add(seq, f"seq {seq}: records 1..{seq - 1} missing, no signed anchor")
+                    prev_hash = row["prev_hash"]
+            elif seq != prev_seq + 1:
+                bad.add(prev_seq + 1, f"seq {prev_seq + 1}: missing (deleted; "
+                                      f"next present is seq {seq})")
+                prev_hash = row["prev_hash"]
+            if row["log_id"] != log_id or row["device_id"] != self.device_id:
+                bad.add(seq, f"seq {seq}: belongs to another log or device (inserted)")
+            if record_hash(row) != row["hash"]:
+                bad.add(seq, f"seq {seq}: contents do not match its hash (edited)")
+            elif row["prev_hash"] != prev_hash:
+                bad.add(seq, f"seq {seq}: chain broken, previous hash differs "
+                             "(inserted, reordered or rewritten)")
+            if seq in cps and cps[seq]["hash"] != row["hash"]:
+                bad.add(seq, f"seq {seq}: differs from the signed checkpoint (chain rewritten)")
+            prev_seq, prev_hash = seq, row["hash"]
+        head = int(self._meta(conn, "head_seq") or 0)
+        last = max([head, *cps]) if cps else head
+        if (prev_seq or 0) < last:
+            bad.add((prev_seq or 0) + 1, f"seq {(prev_seq or 0) + 1}: missing (records up to "
+                                         f"seq {last} were written; deleted at the end)")
+        if bad.first is None:
+            return VerifyReport(True, count, len(cps))
+        return VerifyReport(False, count, len(cps), bad.first[0], bad.first[1])
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.first: tuple[int, str] | None = None
+
+    def add(self, seq: int, problem: str) -> None:
+        if self.first is None or seq < self.first[0]:
+            self.first = (seq, problem)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        log.debug("rollback after an audit fault failed; SQLite recovers on next open")
+
+
+def from_config(config: Config, *, create_key: bool = True) -> AuditLog:
+    """An ``AuditLog`` for the configuration (not opened yet)."""
+    from appliance.audit.identity import DeviceKeyError, load_public
+
+    try:
+        identity = ensure_identity(config)[0] if create_key else None
+        public = identity.public if identity else load_public(config)
+    except DeviceKeyError as e:
+        raise AuditError(f"audit log needs the device key: {e}") from e
+    hmac_key = load_hmac_key(config.paths.secrets_dir) if create_key else b""
+    a = config.audit
+    return AuditLog(config.audit_db, device_id=config.device.id, hmac_key=hmac_key,
+                    identity=identity, public=public, checkpoint_every=a.checkpoint_every,
+                    checkpoint_interval_s=a.checkpoint_interval_s,
+                    retention_days=a.retention_days, max_db_bytes=a.max_db_mb * 2**20)
+
+
+def open_audit_log(config: Config) -> AuditLog:
+    """The device's audit sink (``appliance.kiosk.compose``): opened, or ``AuditError``."""
+    return from_config(config).open()

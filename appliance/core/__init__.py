@@ -1,0 +1,1 @@
+"""The pure core: reason codes, errors, the trust snapshot type and verify()."""

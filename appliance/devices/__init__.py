@@ -1,0 +1,1 @@
+"""Adapters for hardware: frame sources, QR decoders, scanners, indicator."""

@@ -1,0 +1,371 @@
+"""QR texts from grey frames: decoder backends, a cheap presence gate, repeat suppression.
+
+Payloads are returned as ``str``. zxing-cpp decodes the bytes itself (ECI, then its
+charset guess: UTF-8, Shift_JIS or ISO-8859-1) and we take its plain text. zbar also
+transcodes to UTF-8 internally; we decode its bytes as UTF-8 and fall back to latin-1 when
+they are not valid UTF-8, so every byte survives one-to-one. LC1/LP1 credentials are ASCII
+Base45, for which all of these agree; the choice only matters for foreign codes.
+
+The default backend and the order of the combined cascade were chosen by measurement:
+see docs/adr/0003-decoder-default.md and benchmarks/bench_decode.py.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from appliance.core.errors import ApplianceError, ConfigError
+
+log = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("zxing", "zbar", "both")
+DEFAULT_BACKEND = "both"
+
+
+class ImageReadError(ApplianceError):
+    """An image file given to ``decode`` or ``verify --image`` cannot be read as a picture."""
+
+
+class ImageTooLarge(ImageReadError):
+    """A picture above ``MAX_IMAGE_PIXELS`` (refused from its header) or the file size cap."""
+
+
+class QrDecoder(Protocol):
+    """Finds and decodes every QR code in one grey frame (2-D uint8)."""
+
+    def decode(self, grey: np.ndarray) -> list[str]: ...
+
+
+def _unique(texts: Sequence[str]) -> list[str]:
+    """Keep the first of each text, in order (several passes may see the same code)."""
+    return list(dict.fromkeys(texts))
+
+
+def bytes_to_text(data: bytes) -> str:
+    """UTF-8 when valid, else latin-1 (lossless), as documented above."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _blurred(grey: np.ndarray, radius: float) -> np.ndarray:
+    """Gaussian blur: smooths sensor noise, JPEG blocks and halftone that break binarisers."""
+    return np.asarray(Image.fromarray(grey).filter(ImageFilter.GaussianBlur(radius)))
+
+
+class ZxingDecoder:
+    """zxing-cpp restricted to QR Model 2 and Model 1, like zbar: its ``QRCode`` family would
+    also return Micro QR and rMQR, which no credential uses. Tries rotations and inversion."""
+
+    def __init__(self, *, try_invert: bool = True, global_histogram: bool = False) -> None:
+        import zxingcpp
+
+        self._zx = zxingcpp
+        self._formats = (zxingcpp.BarcodeFormat.QRCodeModel2, zxingcpp.BarcodeFormat.QRCodeModel1)
+        self._binarizer = (
+            zxingcpp.Binarizer.GlobalHistogram
+            if global_histogram
+            else zxingcpp.Binarizer.LocalAverage
+        )
+        self._try_invert = try_invert
+
+    def decode(self, grey: np.ndarray) -> list[str]:
+        return self.read(grey)[0]
+
+    def read(self, grey: np.ndarray) -> tuple[list[str], bool]:
+        """Texts, and whether a QR symbol was located but failed to decode (a hint that a
+        second look may pay off; costs nothing extra)."""
+        found = self._zx.read_barcodes(
+            np.ascontiguousarray(grey),
+            formats=self._formats,
+            try_invert=self._try_invert,
+            text_mode=self._zx.TextMode.Plain,
+            binarizer=self._binarizer,
+            return_errors=True,
+        )
+        texts = _unique([b.text for b in found if b.valid])
+        located = any(not b.valid and b.format in self._formats for b in found)
+        return texts, located
+
+
+class ZbarDecoder:
+    """pyzbar restricted to QR. zbar misses light-on-dark codes, so an inverted second
+    pass runs when the first finds nothing (doubles the cost of empty frames)."""
+
+    def __init__(self, *, try_invert: bool = True) -> None:
+        from pyzbar import pyzbar
+
+        self._decode = pyzbar.decode
+        self._symbols = [pyzbar.ZBarSymbol.QRCODE]
+        self._try_invert = try_invert
+
+    def _once(self, grey: np.ndarray) -> list[str]:
+        frame = np.ascontiguousarray(grey)
+        h, w = frame.shape
+        found = self._decode((frame.tobytes(), w, h), symbols=self._symbols)
+        return _unique([bytes_to_text(s.data) for s in found])
+
+    def decode(self, grey: np.ndarray) -> list[str]:
+        texts = self._once(grey)
+        if not texts and self._try_invert:
+            texts = self._once(255 - grey)
+        return texts
+
+
+class CascadeDecoder:
+    """zxing first; only when it finds nothing, second looks ordered cheapest first.
+
+    Measured on the corpus, each look adds codes the plain pass misses: zxing with a global
+    histogram binariser (uneven light, cloth), zxing on a blurred frame (halftone, noise),
+    and zbar on a lightly blurred frame (damaged or decorated codes). A frame with a code is
+    almost always read by the first pass, so the extra looks cost only on frames without one.
+
+    The zxing looks are cheap (under 1 ms at 640x480); zbar is not (10 to 40 ms on an empty
+    frame). With ``live`` true (camera frames: another frame follows in 100 ms) zbar runs
+    only where zxing located a QR symbol it could not decode; on still images it always runs.
+    """
+
+    def __init__(self, *, live: bool = False) -> None:
+        self._first = ZxingDecoder()
+        self._global = ZxingDecoder(global_histogram=True)
+        self._zbar = ZbarDecoder(try_invert=False)  # zxing passes already try inversion
+        self._live = live
+
+    def decode(self, grey: np.ndarray) -> list[str]:
+        texts, located = self._first.read(grey)
+        if texts:
+            return texts
+        looks: list[Callable[[], list[str]]] = [
+            lambda: self._global.decode(grey),
+            lambda: self._first.decode(_blurred(grey, 2.0)),
+        ]
+        if located or not self._live:
+            looks.append(lambda: self._zbar.decode(_blurred(grey, 1.0)))
+        for look in looks:
+            texts = look()
+            if texts:
+                return texts
+        return []
+
+
+def make_decoder(name: str, *, live: bool = False) -> QrDecoder:
+    """Decoder by configuration name: "zxing", "zbar" or "both" (the cascade).
+
+    ``live``: for camera frames, where cost per empty frame matters more than the last
+    percent of hard images (see ``CascadeDecoder``).
+    """
+    if name == "zxing":
+        return ZxingDecoder()
+    if name == "zbar":
+        return ZbarDecoder()
+    if name == "both":
+        return CascadeDecoder(live=live)
+    raise ConfigError(f"unknown scanner backend '{name}' (choose from {', '.join(BACKENDS)})")
+
+
+# Pictures from files and uploads are hostile. Only these formats reach a decoder: the
+# magic bytes are checked first and Pillow is told to try no other plugin.
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
+# Largest picture decoded, read from the header before any pixel is. 40 megapixels covers a
+# 48 MP phone's usual 12 MP output and a 7680x5120 scan; decoding it costs ~40 MB grey plus
+# ~120 MB RGB and a transpose copy at peak, which a 1 GB Pi 3 can afford for one picture
+# at a time. Pillow's own MAX_IMAGE_PIXELS (89 MP, and only a warning below 179 MP) is
+# not the guard: this is.
+MAX_IMAGE_PIXELS = 40_000_000
+# Largest image file read by ``verify --image`` and ``decode`` (the web caps its uploads
+# lower, at ``web.max_upload_kb``).
+MAX_IMAGE_FILE_BYTES = 20 * 2**20
+
+
+def image_format(data: bytes) -> str | None:
+    """The format named by the first bytes (PNG, JPEG or WEBP), or None for anything else."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def load_grey_bytes(data: bytes, name: str = "image") -> np.ndarray:
+    """An image's bytes as a grey array, in memory: EXIF orientation applied, transparency
+    on white. Refuses other formats and more than ``MAX_IMAGE_PIXELS`` before decoding;
+    ``name`` only labels the error."""
+    fmt = image_format(data)
+    if fmt is None:
+        raise ImageReadError(f"{name}: not a PNG, JPEG or WebP picture")
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageTooLarge(
+                    f"{name}: {width}x{height} pixels is above the "
+                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels a picture may have")
+            if fmt == "JPEG":
+                img.draft("L", img.size)  # decode the luma plane only: a third of the memory
+            if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                img = ImageOps.exif_transpose(img)  # a copy only where a rotation is due
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                img = img.convert("RGBA")
+                canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(canvas, img)
+            return np.asarray(img.convert("L"))
+    except UnidentifiedImageError as e:
+        raise ImageReadError(f"{name}: not a picture we can read") from e
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageReadError(f"{name}: cannot read image ({e})") from e
+
+
+def read_image_file(path: Path) -> bytes:
+    """An image file's bytes, refused above ``MAX_IMAGE_FILE_BYTES`` (read no further)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_IMAGE_FILE_BYTES + 1)
+    except FileNotFoundError as e:
+        raise ImageReadError(f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise ImageReadError(f"{path}: is a directory, not an image") from e
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror or e})") from e
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        raise ImageTooLarge(f"{path}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB")
+    return data
+
+
+def load_grey(path: Path) -> np.ndarray:
+    """An image file as a grey array (see ``load_grey_bytes``)."""
+    return load_grey_bytes(read_image_file(path), str(path))
+
+
+def decode_image_bytes(data: bytes, decoder: QrDecoder | None = None,
+                       name: str = "image") -> list[str]:
+    """Every QR text in an image's bytes (an upload), decoded in memory."""
+    return (decoder or make_decoder(DEFAULT_BACKEND)).decode(load_grey_bytes(data, name))
+
+
+def decode_image_file(path: Path | str, decoder: QrDecoder | None = None) -> list[str]:
+    """Every QR text in one image file, as the kiosk would read a camera frame."""
+    grey = load_grey(Path(path))
+    return (decoder or make_decoder(DEFAULT_BACKEND)).decode(grey)
+
+
+class PresenceGate:
+    """Skips decoding of frames that cannot hold a new code, so an idle kiosk stays cool.
+
+    Looks at a 1-in-``step`` subsample (a few thousand pixels, tens of microseconds):
+    - too little contrast (lens covered, dark room, blank wall): no QR code can be there;
+    - the scene is unchanged since the last frame in which nothing was found: skip.
+    Every ``recheck_every``-th frame is decoded anyway, so a missed change costs at most
+    that many frames; keep that interval (frames / fps) below the repeat suppressor's
+    absence time, or a code whose first look failed could count as gone and come back.
+    Call ``record(found)`` after each decoded frame.
+    """
+
+    def __init__(
+        self,
+        *,
+        step: int = 8,
+        min_contrast: int = 40,
+        change_level: int = 24,
+        change_fraction: float = 0.002,
+        recheck_every: int = 10,
+    ) -> None:
+        self._step = step
+        self._min_contrast = min_contrast
+        self._change_level = change_level
+        self._change_fraction = change_fraction
+        self._recheck_every = recheck_every
+        self._empty_thumb: np.ndarray | None = None
+        self._thumb: np.ndarray | None = None
+        self._skipped = 0
+
+    def should_decode(self, grey: np.ndarray) -> bool:
+        thumb = grey[:: self._step, :: self._step].astype(np.int16)
+        self._thumb = thumb
+        if self._skipped + 1 >= self._recheck_every:
+            self._skipped = 0
+            return True
+        lo, hi = np.percentile(thumb, (2, 98))
+        if hi - lo < self._min_contrast:
+            self._skipped += 1
+            return False
+        ref = self._empty_thumb
+        if ref is not None and ref.shape == thumb.shape:
+            changed = np.count_nonzero(np.abs(thumb - ref) > self._change_level)
+            if changed <= self._change_fraction * thumb.size:
+                self._skipped += 1
+                return False
+        self._skipped = 0
+        return True
+
+    def record(self, found: bool) -> None:
+        """Remember the last decoded frame as the empty scene, or forget it if a code was seen."""
+        self._empty_thumb = None if found else self._thumb
+
+
+class FrameScanner:
+    """Presence gate plus decoder: what the kiosk loop calls once per frame."""
+
+    def __init__(self, decoder: QrDecoder, gate: PresenceGate | None = None) -> None:
+        self.decoder = decoder
+        self.gate = gate
+        self.decoded_frames = 0
+        self.skipped_frames = 0
+
+    def scan(self, grey: np.ndarray) -> list[str]:
+        if self.gate is not None and not self.gate.should_decode(grey):
+            self.skipped_frames += 1
+            return []
+        self.decoded_frames += 1
+        texts = self.decoder.decode(grey)
+        if self.gate is not None:
+            self.gate.record(bool(texts))
+        return texts
+
+
+class RepeatSuppressor:
+    """One verdict per code held in view; the same code counts anew only after it was
+    absent for ``repeat_after_absent_s``. A different code counts at once.
+
+    ``key`` maps a text to its identity (default: the text itself); for live LP1 codes the
+    caller passes the credential, since the presentation text changes while the card does not.
+    ``key`` must not raise. Times are passed in (seconds, monotonic), never read here.
+    """
+
+    def __init__(
+        self,
+        repeat_after_absent_s: float,
+        key: Callable[[str], Hashable] | None = None,
+    ) -> None:
+        self._absent_s = repeat_after_absent_s
+        self._key: Callable[[str], Hashable] = key or (lambda text: text)
+        self._last_seen: dict[Hashable, float] = {}
+
+    def new_texts(self, texts: Sequence[str], now: float) -> list[str]:
+        """The texts among those seen in this frame that deserve a verdict now."""
+        self._forget(now)
+        fresh: list[str] = []
+        for text in texts:
+            k = self._key(text)
+            if k not in self._last_seen:
+                fresh.append(text)
+            self._last_seen[k] = now
+        return fresh
+
+    def _forget(self, now: float) -> None:
+        """Drop codes not seen for the absence time; they count as new when they return."""
+        gone = [k for k, t in self._last_seen.items() if now - t >= self._absent_s]
+        for k in gone:
+            del self._last_seen[k]

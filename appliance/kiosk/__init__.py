@@ -1,0 +1,1 @@
+"""The kiosk process: scan loop, verification service, port, bridge, composition."""

@@ -1,0 +1,486 @@
+"""The kiosk's side of the Unix-socket bridge to the web screens (see docs/processes.md).
+
+The kiosk process has the camera, the verifier and the audit writer and no network; the
+web process renders pages. ``BridgeServer`` serves the kiosk's ``KioskPort`` (a
+``LocalKioskPort`` over the kiosk's own service and event bus) on a ``SOCK_STREAM`` Unix
+socket, mode 0660, so that only the kiosk's user and group can talk to it.
+
+Wire format: JSON lines, UTF-8, one message per line, at most ``max_message_bytes`` a line
+either way (a bigger one is refused, not read). A request is
+``{"id": n, "method": "status", "args": {...}}``; its answer ``{"id": n, "ok": true,
+"result": ...}`` or ``{"id": n, "ok": false, "error": {"type": "PortUnavailable",
+"message": "..."}}``. ``events`` answers ``{"ok": true, "stream": true, "heartbeat_s": s}``
+and then sends ``{"event": {...}}`` per live event and ``{"keepalive": true}`` every
+``heartbeat_s`` of quiet, until either side closes. ``export_audit`` answers with
+``{"chunk": base64}`` lines before its final answer. Image bytes travel as base64.
+
+Every request is checked before it reaches the kiosk: at most ``max_message_bytes`` a line
+and ``MAX_DEPTH`` levels of nesting (a deeper line is refused before it is parsed), times
+finite and within years 1970..9999, ``source`` a short lower-case name
+(``service.checked_source``), accepted types by the admin screen's rule
+(``local_policy.check_accepted_types``). A refused request gets a ``BadRequest`` reply; a
+fault while answering one gets ``InternalError``; neither closes the bridge.
+
+Holder details (name, number, photo) cross this socket inside verdict events when the
+device shows them; they are held in memory only. Nothing here logs a message body: logs
+name the method and the fault, never arguments or results.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import socket
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.core.errors import ApplianceError
+from appliance.kiosk.local_policy import InvalidTypes, check_accepted_types
+from appliance.kiosk.verification import InvalidSource, checked_source
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "/run/appliance/kiosk.sock"
+PROTOCOL = 1
+HEARTBEAT_S = 2.0
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 2**20
+EXPORT_CHUNK_BYTES = 256 * 1024
+MAX_CONNECTIONS = 32
+SOCKET_MODE = 0o660
+# A connected client that sends no request for this long is dropped.
+IDLE_TIMEOUT_S = 60.0
+_SUN_PATH_MAX = 107
+# Requests nest three levels ({"args": {"types": [...]}}); anything deeper is an attack.
+MAX_DEPTH = 8
+# Times on the socket are epoch seconds from 1970 to the end of year 9999.
+MAX_EPOCH_S = 253_402_300_799.0
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
+
+
+class BridgeError(ApplianceError):
+    """The kiosk bridge broke its protocol: a malformed, truncated or late message."""
+
+
+class MessageTooLarge(BridgeError):
+    """A message over the bridge's size cap; refused without being read or sent."""
+
+
+# -- framing ---------------------------------------------------------------------------------
+
+
+def encode(message: dict[str, Any], max_bytes: int) -> bytes:
+    """One JSON line; ``MessageTooLarge`` when it would exceed ``max_bytes``."""
+    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"),
+                      default=str).encode("utf-8") + b"\n"
+    if len(data) > max_bytes:
+        raise MessageTooLarge(f"message of {len(data)} bytes exceeds the bridge limit of "
+                              f"{max_bytes} bytes")
+    return data
+
+
+class LineReader:
+    """Reads JSON-line messages from a socket, never buffering more than the cap."""
+
+    def __init__(self, sock: socket.socket, max_bytes: int) -> None:
+        self._sock = sock
+        self._max = max_bytes
+        self._buf = bytearray()
+
+    def read(self) -> dict[str, Any] | None:
+        """The next message, or None at a clean end of stream. Socket timeouts propagate
+        (``TimeoutError``); ``MessageTooLarge`` / ``BridgeError`` for bad input."""
+        while True:
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buf[:end])
+                del self._buf[: end + 1]
+                if len(line) + 1 > self._max:
+                    raise MessageTooLarge(f"message exceeds the bridge limit of {self._max} bytes")
+                return _decode(line)
+            if len(self._buf) >= self._max:
+                raise MessageTooLarge(f"message exceeds the bridge limit of {self._max} bytes")
+            chunk = self._sock.recv(min(1 << 16, self._max + 1 - len(self._buf)))
+            if not chunk:
+                if self._buf:
+                    raise BridgeError("the connection ended inside a message")
+                return None
+            self._buf += chunk
+
+
+def too_deep(line: bytes, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether ``line`` nests arrays/objects deeper than ``max_depth`` (or unbalanced).
+
+    Strings are cut out, then innermost pairs removed one level per pass: at most
+    ``max_depth`` passes at C speed, so a 16 MiB line of brackets costs milliseconds, not
+    a ``RecursionError`` in the parser.
+    """
+    rest = _STRINGS.sub(b"", line)
+    for _ in range(max_depth):
+        if not any(c in rest for c in (b"[", b"{")):
+            return False
+        rest = _INNERMOST.sub(b"", rest)
+    return any(c in rest for c in (b"[", b"{", b"]", b"}"))
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    if too_deep(line):
+        raise BridgeError(f"message nested deeper than {MAX_DEPTH} levels")
+    try:
+        message = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise BridgeError("malformed message on the kiosk bridge") from e
+    if not isinstance(message, dict):
+        raise BridgeError("malformed message on the kiosk bridge (not an object)")
+    return message
+
+
+# -- argument checks -------------------------------------------------------------------------
+
+
+class BadRequest(BridgeError):
+    """A request naming an unknown method or carrying arguments of the wrong kind."""
+
+
+def _int(args: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = args.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"argument {name} must be an integer")
+    return max(low, min(high, value))
+
+
+def _str(args: dict[str, Any], name: str, default: str | None = None, *,
+         max_chars: int | None = None) -> str:
+    value = args.get(name, default)
+    if not isinstance(value, str):
+        raise BadRequest(f"argument {name} must be a string")
+    if max_chars is not None and len(value) > max_chars:
+        raise BadRequest(f"argument {name} is longer than {max_chars} characters")
+    return value
+
+
+def _opt_float(args: dict[str, Any], name: str) -> float | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"argument {name} must be a number or null")
+    try:
+        number = float(value)
+    except OverflowError as e:  # an integer of a thousand digits
+        raise BadRequest(f"argument {name} is out of range") from e
+    if not math.isfinite(number) or not 0 <= number <= MAX_EPOCH_S:
+        raise BadRequest(f"argument {name} must be epoch seconds between 1970 and 9999")
+    return number
+
+
+def _image(args: dict[str, Any]) -> bytes:
+    try:
+        return base64.b64decode(_str(args, "data_b64"), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BadRequest("argument data_b64 must be base64") from e
+
+
+def _types(args: dict[str, Any]) -> list[str]:
+    value = args.get("types")
+    if not isinstance(value, list):
+        raise BadRequest("argument types must be a list")
+    try:
+        return list(check_accepted_types(value))
+    except InvalidTypes as e:
+        raise BadRequest(f"argument types: {e}") from e
+
+
+def _source(args: dict[str, Any], default: str) -> str:
+    try:
+        return checked_source(args.get("source", default))
+    except InvalidSource as e:
+        raise BadRequest(f"argument source: {e}") from e
+
+
+Handler = Callable[[Any, dict[str, Any]], Any]
+
+METHODS: dict[str, Handler] = {
+    "status": lambda p, a: p.status(),
+    "recent_verdicts": lambda p, a: p.recent_verdicts(_int(a, "limit", 20, 0, 10_000)),
+    "get_verdict": lambda p, a: p.get_verdict(_str(a, "event_id", max_chars=128)),
+    "verdicts_per_hour": lambda p, a: p.verdicts_per_hour(_int(a, "hours", 24, 1, 24 * 62)),
+    "verdict_totals": lambda p, a: p.verdict_totals(),
+    "verify_text": lambda p, a: p.verify_text(_str(a, "text"), _source(a, "web-text")),
+    "verify_image": lambda p, a: p.verify_image(_image(a), _source(a, "web-image")),
+    "trigger_sync": lambda p, a: p.trigger_sync(),
+    "trigger_upload": lambda p, a: p.trigger_upload(),
+    "accepted_types": lambda p, a: list(p.accepted_types()),
+    "set_accepted_types": lambda p, a: p.set_accepted_types(_types(a)),
+}
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+class BridgeServer:
+    """Serves ``port`` (any ``KioskPort``) on a Unix socket; one thread per connection."""
+
+    def __init__(self, port: Any, path: str | Path = DEFAULT_SOCKET, *,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 heartbeat_s: float = HEARTBEAT_S, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+        self.port = port
+        self.path = Path(path)
+        self.max_message_bytes = max_message_bytes
+        self.heartbeat_s = heartbeat_s
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
+        self._listener: socket.socket | None = None
+        self._inode: int | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> BridgeServer:
+        """Bind (replacing a stale socket file, refusing a live one) and start accepting."""
+        self._listener = self._bind()
+        thread = threading.Thread(target=self._accept_loop, name="bridge-accept", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        log.info("kiosk bridge listening on %s", self.path)
+        return self
+
+    def close(self, join_timeout_s: float = 3.0) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept()
+            with contextlib.suppress(OSError):
+                self._listener.close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(join_timeout_s)
+        self._unlink_if_ours()
+
+    def __enter__(self) -> BridgeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _bind(self) -> socket.socket:
+        path = self.path
+        if len(os.fsencode(path)) > _SUN_PATH_MAX:
+            raise BridgeError(f"kiosk socket path {path} is longer than {_SUN_PATH_MAX} bytes")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BridgeError(f"cannot create {path.parent} for the kiosk socket: "
+                              f"{e.strerror or e}") from e
+        self._refuse_live(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            # Bound under a private name, given its mode, then renamed into place: the
+            # socket is never reachable with looser permissions.
+            sock.bind(str(tmp))
+            tmp.chmod(SOCKET_MODE)
+            tmp.replace(path)
+            sock.listen(16)
+            sock.settimeout(0.5)
+            self._inode = path.stat().st_ino
+        except OSError as e:
+            sock.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise BridgeError(f"cannot listen on kiosk socket {path}: {e.strerror or e}") from e
+        return sock
+
+    @staticmethod
+    def _refuse_live(path: Path) -> None:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise BridgeError(f"{path} exists and is not a socket; refusing to replace it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            log.info("replacing stale kiosk socket %s", path)
+            return
+        finally:
+            probe.close()
+        raise BridgeError(f"another kiosk is already listening on {path}")
+
+    def _unlink_if_ours(self) -> None:
+        try:
+            if self._inode is not None and self.path.stat().st_ino == self._inode:
+                self.path.unlink()
+        except OSError:
+            pass
+        self._inode = None
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if not self._stop.is_set():
+                    log.exception("kiosk bridge stopped accepting")
+                return
+            with self._lock:
+                self._threads = [t for t in self._threads if t.is_alive()]
+                if len(self._conns) >= self.max_connections:
+                    busy = True
+                else:
+                    busy = False
+                    self._conns.add(conn)
+            if busy:
+                log.warning("kiosk bridge: %d connections open; refusing another",
+                            self.max_connections)
+                self._refuse(conn)
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
+                                      name="bridge-conn")
+            with self._lock:
+                self._threads.append(thread)
+            thread.start()
+
+    def _refuse(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.settimeout(1.0)
+            conn.sendall(encode(_error_reply(None, "PortUnavailable",
+                                             "the kiosk is busy; try again"),
+                                self.max_message_bytes))
+        conn.close()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(self.idle_timeout_s)
+            reader = LineReader(conn, self.max_message_bytes)
+            while not self._stop.is_set():
+                try:
+                    request = reader.read()
+                except MessageTooLarge as e:
+                    log.warning("kiosk bridge: refused a request: %s", e)
+                    self._send(conn, _error_reply(None, "MessageTooLarge", str(e)))
+                    return
+                except BridgeError as e:
+                    self._send(conn, _error_reply(None, "BadRequest", str(e)))
+                    return
+                if request is None:
+                    return
+                if not self._answer(conn, request):
+                    return
+        except OSError:
+            return  # the client went away or the server is stopping
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            conn.close()
+
+    def _answer(self, conn: socket.socket, request: dict[str, Any]) -> bool:
+        """Answer one request; False when the connection is done (a stream ended)."""
+        rid = request.get("id")
+        method = request.get("method")
+        args = request.get("args") or {}
+        if not isinstance(args, dict):
+            return self._send(conn, _error_reply(rid, "BadRequest", "args must be an object"))
+        if method == "hello":
+            return self._send(conn, {"id": rid, "ok": True, "result": {
+                "protocol": PROTOCOL, "heartbeat_s": self.heartbeat_s,
+                "max_message_bytes": self.max_message_bytes}})
+        if method == "events":
+            self._stream(conn, rid)
+            return False
+        if method == "export_audit":
+            return self._export(conn, rid, args)
+        handler = METHODS.get(method) if isinstance(method, str) else None
+        if handler is None:
+            return self._send(conn, _error_reply(rid, "BadRequest",
+                                                 f"unknown method {str(method)[:40]!r}"))
+        try:
+            result = handler(self.port, args)
+        except ApplianceError as e:
+            return self._send(conn, _error_reply(rid, type(e).__name__, str(e)))
+        except Exception:  # a bug in one call must not take the bridge down
+            log.exception("kiosk bridge: %s failed", method)
+            return self._send(conn, _error_reply(rid, "InternalError",
+                                                 f"the kiosk failed to answer {method}"))
+        return self._send(conn, {"id": rid, "ok": True, "result": result})
+
+    def _send(self, conn: socket.socket, message: dict[str, Any]) -> bool:
+        try:
+            data = encode(message, self.max_message_bytes)
+        except MessageTooLarge as e:
+            log.warning("kiosk bridge: answer too large: %s", e)
+            data = encode(_error_reply(message.get("id"), "MessageTooLarge", str(e)),
+                          self.max_message_bytes)
+        conn.sendall(data)
+        return True
+
+    def _export(self, conn: socket.socket, rid: Any, args: dict[str, Any]) -> bool:
+        try:
+            data = self.port.export_audit(_opt_float(args, "since"), _opt_float(args, "until"))
+        except ApplianceError as e:
+            return self._send(conn, _error_reply(rid, type(e).__name__, str(e)))
+        except Exception:  # a bug in the export must not take the connection down
+            log.exception("kiosk bridge: export_audit failed")
+            return self._send(conn, _error_reply(rid, "InternalError",
+                                                 "the kiosk failed to export the audit log"))
+        chunks = 0
+        for start in range(0, len(data), EXPORT_CHUNK_BYTES):
+            piece = data[start:start + EXPORT_CHUNK_BYTES]
+            self._send(conn, {"id": rid, "chunk": base64.b64encode(piece).decode("ascii")})
+            chunks += 1
+        return self._send(conn, {"id": rid, "ok": True, "result": None, "chunks": chunks})
+
+    def _stream(self, conn: socket.socket, rid: Any) -> None:
+        events = self.port.events(self.heartbeat_s)  # registered now, before the answer
+        try:
+            self._send(conn, {"id": rid, "ok": True, "stream": True,
+                              "heartbeat_s": self.heartbeat_s})
+            for event in events:
+                if self._stop.is_set():
+                    return
+                if event is None:
+                    self._send(conn, {"keepalive": True})
+                    continue
+                try:
+                    data = encode({"event": event}, self.max_message_bytes)
+                except MessageTooLarge:
+                    log.warning("kiosk bridge: dropped an event larger than %d bytes",
+                                self.max_message_bytes)
+                    continue
+                conn.sendall(data)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+
+
+def _error_reply(rid: Any, kind: str, message: str) -> dict[str, Any]:
+    return {"id": rid, "ok": False, "error": {"type": kind, "message": message}}

@@ -1,0 +1,69 @@
+"""Checkpoint rules an administrator set on the admin screen, kept across restarts.
+
+The configuration file is provisioning's (Ansible rewrites it); a change made on the
+device itself lives in ``state_dir/local_policy.json`` and overrides the configured
+``policy.accepted_types`` until provisioning or the admin screen changes it again.
+Written atomically (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.core.errors import ApplianceError
+
+log = logging.getLogger(__name__)
+
+FILE = "local_policy.json"
+# The one rule for accepted licence types, used by the admin screen and the kiosk socket.
+TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
+MAX_TYPES = 32
+
+
+class InvalidTypes(ApplianceError):
+    """Accepted licence types that are not a short list of short names."""
+
+
+def check_accepted_types(types: object) -> tuple[str, ...]:
+    """``types`` as a tuple if it is at most MAX_TYPES names matching TYPE_NAME.
+
+    Raises ``InvalidTypes`` otherwise: whatever the caller (screen or socket), nothing
+    else reaches the checkpoint rules or ``local_policy.json``.
+    """
+    if isinstance(types, str) or not isinstance(types, Sequence) or len(types) > MAX_TYPES:
+        raise InvalidTypes(f"accepted types must be a list of at most {MAX_TYPES} names")
+    if not all(isinstance(t, str) and TYPE_NAME.fullmatch(t) for t in types):
+        raise InvalidTypes("licence types are names of 1 to 32 letters, digits, '.', '_' "
+                           "or '-'")
+    return tuple(types)
+
+
+def load_accepted_types(state_dir: Path) -> tuple[str, ...] | None:
+    """The types set on the device, or None when none were set (or the file is unreadable)."""
+    try:
+        raw = json.loads((state_dir / FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("ignoring unreadable %s: %s", state_dir / FILE, e)
+        return None
+    types = raw.get("accepted_types") if isinstance(raw, dict) else None
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        log.warning("ignoring %s: accepted_types is not a list of text", state_dir / FILE)
+        return None
+    return tuple(types)
+
+
+def save_accepted_types(state_dir: Path, types: tuple[str, ...]) -> None:
+    path = state_dir / FILE
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump({"accepted_types": list(types)}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)

@@ -1,0 +1,135 @@
+"""One way to verify on the device: trust snapshot + clock + checkpoint rules + audit.
+
+The kiosk loop, the web screen's "verify by image or text" and ``appliance verify
+--config`` all go through ``VerificationService.verify`` so that every verification on the
+device is decided the same way and audited before its verdict is shown.
+
+One hostile input must cost that input, never the process: if the verifier raises (a bug
+some input reaches), the input gets a FAIL verdict with ``FAULT_REASON``, which is audited
+and shown like any other; a bug in the audit sink counts as an audit fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Protocol
+
+from appliance.clock import Clock
+from appliance.core.errors import ApplianceError, AuditError, TrustDataError
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.snapshot import TrustSnapshot
+from appliance.core.verifier import Checkpoint, Verdict, verify
+from appliance.log_limits import RepeatLimiter
+
+log = logging.getLogger(__name__)
+
+# The spec's reason codes are a closed set: an input the verifier could not finish is
+# treated as one whose structure it cannot accept.
+FAULT_REASON = Reason.MALFORMED_STRUCTURE
+FAULT_VERDICT = Verdict(Outcome.FAIL, FAULT_REASON)
+
+# Where a verification came from, as stored in the audit chain and shown on screens:
+# "camera", "serial", "hid", "cli", "web-text", "web-image", ... Never free text.
+SOURCE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+class InvalidSource(ApplianceError):
+    """A verification source that is not a short lower-case name."""
+
+
+def checked_source(value: object) -> str:
+    """``value`` if it is a valid source name; ``InvalidSource`` otherwise."""
+    if not isinstance(value, str) or SOURCE_NAME.fullmatch(value) is None:
+        raise InvalidSource("source must be 1 to 32 of a-z, 0-9 and '-', starting with a "
+                            "letter")
+    return value
+
+
+class AuditSink(Protocol):
+    def record(self, verdict: Verdict, *, now: float, source: str,
+               trust: TrustSnapshot) -> None:
+        """Make the record durable before returning; raise ``AuditError`` if it cannot."""
+        ...
+
+
+class NullAudit:
+    """For authoring checks against a trust source file, which are not audited."""
+
+    def record(self, verdict: Verdict, *, now: float, source: str,
+               trust: TrustSnapshot) -> None:
+        return None
+
+
+class AuditUnavailable(AuditError):
+    """Raised to the caller when ``audit.required`` and the record could not be written."""
+
+
+class VerificationService:
+    def __init__(
+        self,
+        trust: Callable[[], TrustSnapshot],
+        clock: Clock,
+        checkpoint: Checkpoint,
+        audit: AuditSink | None = None,
+        audit_required: bool = True,
+        verifier: Callable[..., Verdict] = verify,
+    ) -> None:
+        self._verifier = verifier
+        self._trust = trust
+        self._clock = clock
+        self.checkpoint = checkpoint
+        self._audit = audit or NullAudit()
+        self._audit_required = audit_required
+        self._faults = RepeatLimiter(log)
+        self.audit_fault: str | None = None
+
+    def trust_is_stale(self) -> bool:
+        """Whether the installed trust data is past ``policy.max_age_hours`` on the trusted
+        clock (or missing): the indicator shows it before anyone presents a code."""
+        try:
+            trust = self._trust()
+        except TrustDataError:
+            return True
+        if trust.published_at is None:
+            return False  # a trust source file: authoring, never stale
+        reading = self._clock.read()
+        return reading.now - trust.published_at > trust.policy.max_age_hours * 3600
+
+    def verify(self, text: str, source: str) -> Verdict:
+        """Verify and audit; raises ``AuditUnavailable`` (no verdict) when audit is required.
+
+        A verifier that raises gives ``FAULT_VERDICT`` (audited); ``InvalidSource`` for a
+        source that is not a source name.
+        """
+        checked_source(source)
+        trust = self._trust()
+        reading = self._clock.read()
+        try:
+            verdict = self._verifier(text, trust, reading.now, clock_trusted=reading.trusted,
+                                     checkpoint=self.checkpoint)
+        except Exception as e:  # a verifier bug costs this input, not the caller
+            self._faults.fault(f"verifier raised on one input from {source}", e)
+            verdict = FAULT_VERDICT
+        try:
+            self._record(verdict, now=reading.now, source=source, trust=trust)
+        except AuditError as e:
+            self.audit_fault = str(e)
+            log.error("audit record not written: %s", e)
+            if self._audit_required:
+                raise AuditUnavailable(f"no verdict without an audit record: {e}") from e
+        else:
+            self.audit_fault = None
+        return verdict
+
+    def _record(self, verdict: Verdict, *, now: float, source: str,
+                trust: TrustSnapshot) -> None:
+        """The sink's ``record``; any exception from it becomes an ``AuditError``."""
+        try:
+            self._audit.record(verdict, now=now, source=source, trust=trust)
+        except AuditError:
+            raise
+        except Exception as e:  # a bug in the sink is an audit fault, not a crash
+            self._faults.fault("audit sink raised", e)
+            raise AuditError(f"audit sink failed ({type(e).__name__})") from e

@@ -1,0 +1,1 @@
+"""Issuer, holder and demo tools (not used by the kiosk)."""

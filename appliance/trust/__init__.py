@@ -1,0 +1,1 @@
+"""Trust data: loading sources, revocation structures, the installed store."""

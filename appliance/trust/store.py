@@ -1,0 +1,465 @@
+"""The installed trust store: versioned directories on disk, switched by one rename.
+
+Layout (docs/trust-store-format.md)::
+
+    trust/current -> v00000042          symlink, replaced atomically by rename
+    trust/installed.json                versions sync installed (only those are loaded)
+    trust/v00000042/signed/             the TUF metadata sync verified + signed manifest
+    trust/v00000042/manifest.json       sync's bookkeeping (targets, root version)
+    trust/v00000042/issuers.json        {"issuers": [...]} as in a trust source
+    trust/v00000042/status/*.bin(.zz)   raw status-list bytes (mmap), and their signed form
+    trust/v00000042/revoked/*.bin|.idx  sorted hash prefixes + bucket index, and deltas
+
+Loading checks the version against its signed metadata (``trust_signed``: signatures up
+to the pinned root, every file's hash) and then maps files instead of parsing them;
+``CurrentTrust`` reloads when ``current`` points somewhere new, so the kiosk picks up new
+data without a restart, never sees a moment without data, and never switches to a
+version that fails its checks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from appliance.core.errors import TrustDataError
+from appliance.core.snapshot import TrustSnapshot
+from appliance.trust.revocation import HashSet, StatusList, build_bucket_index
+from appliance.trust.signed import (
+    SIGNED,
+    check_file,
+    check_index,
+    check_inflated,
+    read_signed_manifest,
+    safe_name,
+    verify_signed,
+    wire_layout,
+)
+from appliance.trust.source import parse_issuers, parse_policy
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+CURRENT = "current"
+MANIFEST = "manifest.json"
+RECORD = "installed.json"
+MAX_JSON_BYTES = 16 * 1024 * 1024
+STAGING_PREFIX = ".staging-"
+_VERSION_DIR = re.compile(r"^v(\d{8,})$")
+
+
+def load_trust_store(trust_dir: Path, root: Path | None = None) -> TrustSnapshot:
+    """Load the version ``trust_dir/current`` points at, if sync installed it and it checks."""
+    target = _link_target(trust_dir)
+    if target is None:
+        raise TrustDataError(f"no trust data installed in {trust_dir}: run 'appliance sync'")
+    if target not in installed_names(trust_dir):
+        raise TrustDataError(f"trust/current points at {target}, which sync did not install")
+    return load_version_dir(trust_dir / target, _pinned(root))
+
+
+def load_version_dir(version_dir: Path, root: bytes | None = None) -> TrustSnapshot:
+    """Load one version after checking it against the signed metadata stored with it.
+
+    Signatures up to the pinned ``root`` (bytes), then every file's SHA-256 and length, the
+    inflated status lists against their signed compressed form and the bucket indexes
+    against their bases (docs/trust-store-format.md). ``TrustDataError`` on any mismatch.
+    """
+    signed = verify_signed(version_dir / SIGNED, root)
+    wire = read_signed_manifest(version_dir / SIGNED, signed)
+    parts, layout = wire_layout(wire)
+    for part in parts:
+        path = version_dir / part.local
+        if part.kind == "zlib":
+            check_file(path.with_name(path.name + ".zz"), signed, part.target)
+            check_inflated(path.with_name(path.name + ".zz"), path, part.max_length)
+        else:
+            check_file(path, signed, part.target)
+    issuers = _read_json(version_dir / "issuers.json")
+    if not isinstance(issuers, dict):
+        raise TrustDataError(f"{version_dir}: issuers file is not an object")
+    status_lists = {entry["uri"]: StatusList.from_file(version_dir / entry["file"],
+                                                       entry.get("bits"))
+                    for entry in layout["status_lists"]}
+    revoked = layout["revoked"]
+    return TrustSnapshot(
+        keys=parse_issuers(issuers.get("issuers", [])),
+        status_lists=status_lists,
+        revoked_cti=_hash_set(version_dir, revoked["cti_sha256"]),
+        revoked_licences=_hash_set(version_dir, revoked["licence_sha256"]),
+        policy=parse_policy(wire.get("policy", {})),
+        published_at=_instant(wire.get("published"), "published"),
+        version=wire["version"],
+        expires_at=signed.expires,
+    )
+
+
+class CurrentTrust:
+    """Callable giving the newest installed snapshot; cheap to call on every verification.
+
+    Reloads (and re-checks) when ``current`` points somewhere new. A version that fails
+    its checks, or that sync did not install, is refused: the last good snapshot stays in
+    use and the refusal is kept for the status page (``link_fault``).
+    """
+
+    def __init__(self, trust_dir: Path, root: Path | None = None) -> None:
+        self._trust_dir = trust_dir
+        self._root = root
+        self._lock = threading.Lock()
+        self._target: str | None = None
+        self._snapshot: TrustSnapshot | None = None
+
+    def __call__(self) -> TrustSnapshot:
+        target = _link_target(self._trust_dir)
+        if target is None:
+            if self._snapshot is not None:
+                return self._snapshot  # keep the last good data; link_fault reports it
+            raise TrustDataError(
+                f"no trust data installed in {self._trust_dir}: run 'appliance sync'")
+        if target != self._target:
+            with self._lock:
+                if target != self._target:
+                    self._switch(target)
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _switch(self, target: str) -> None:
+        try:
+            snapshot = load_trust_store(self._trust_dir, self._root)
+            if self._snapshot is not None and _older(snapshot, self._snapshot):
+                raise TrustDataError(
+                    f"{target} holds version {snapshot.version}, older than the loaded "
+                    f"{self._snapshot.version}")
+        except TrustDataError as e:
+            _REFUSED[str(self._trust_dir)] = (target, str(e))
+            if self._snapshot is None:
+                raise
+            log.error("trust data %s refused, keeping version %s: %s", target,
+                      self._snapshot.version, e)
+            self._target = target
+            return
+        _REFUSED.pop(str(self._trust_dir), None)
+        self._snapshot, self._target = snapshot, target
+        log.info("trust data version %s loaded", snapshot.version)
+
+
+# Refusals by CurrentTrust in this process, per trust directory: (link target, reason).
+_REFUSED: dict[str, tuple[str, str]] = {}
+
+
+def _older(new: TrustSnapshot, loaded: TrustSnapshot) -> bool:
+    return (new.version or 0) < (loaded.version or 0)
+
+
+def link_fault(trust_dir: Path) -> str | None:
+    """Why ``current`` is not usable (missing, dangling, not installed by sync, refused
+    here), or None. Cheap: one readlink, one stat, one small JSON read."""
+    target = _link_target(trust_dir)
+    if target is None:
+        if (trust_dir / CURRENT).is_symlink() or (trust_dir / CURRENT).exists():
+            return "trust link trust/current is not a link to a version"
+        if installed_names(trust_dir):
+            return "trust link trust/current is missing"
+        return None  # nothing installed yet: the loader says so
+    if not (trust_dir / target).is_dir():
+        return f"trust link trust/current points at {target}, which is missing"
+    if target not in installed_names(trust_dir):
+        return f"trust link trust/current points at {target}, which sync did not install"
+    refused = _REFUSED.get(str(trust_dir))
+    if refused is not None and refused[0] == target:
+        return f"trust data {target} refused: {refused[1]}"
+    return None
+
+
+def _link_target(trust_dir: Path) -> str | None:
+    try:
+        target = str((trust_dir / CURRENT).readlink())
+    except OSError:
+        return None
+    return target if _VERSION_DIR.match(target) else None
+
+
+def _pinned(root: Path | None) -> bytes | None:
+    if root is None:
+        return None
+    try:
+        return Path(root).read_bytes()
+    except OSError as e:
+        raise TrustDataError(f"cannot read the pinned root {root}: {e.strerror or e}") from e
+
+
+# -- The record of installed versions (written by sync only) ------------------------------
+
+
+def installed_record(trust_dir: Path) -> list[dict[str, Any]]:
+    """Versions sync installed, oldest first: ``{"dir": "v00000042", "version": 42}``."""
+    try:
+        data = _read_json(trust_dir / RECORD)
+    except TrustDataError:
+        return []
+    entries = data.get("installed") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("dir"), str)
+            and _VERSION_DIR.match(e["dir"]) and isinstance(e.get("version"), int)]
+
+
+def installed_names(trust_dir: Path) -> set[str]:
+    return {e["dir"] for e in installed_record(trust_dir)}
+
+
+def write_record(trust_dir: Path, entries: list[dict[str, Any]]) -> None:
+    tmp = trust_dir / f".{RECORD}.tmp"
+    with tmp.open("w") as f:
+        json.dump({"format": FORMAT, "installed": entries}, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(trust_dir / RECORD)
+    fsync_dir(trust_dir)
+
+
+def _hash_set(version_dir: Path, entry: dict[str, Any]) -> HashSet:
+    deltas = [version_dir / d for d in entry["deltas"]]
+    if entry["base"] is None:
+        return HashSet(delta=[p.read_bytes()[i:i + 16] for p in deltas
+                              for i in range(0, p.stat().st_size, 16)])
+    base = version_dir / entry["base"]
+    _check_index_of(base)
+    return HashSet.from_files(base, deltas)
+
+
+def _check_index_of(base: Path) -> None:
+    """The ``.idx`` is built on the device, so it is checked against the signed base."""
+    import mmap
+
+    try:
+        index = base.with_suffix(".idx").read_bytes()
+        with base.open("rb") as f:
+            if f.seek(0, 2) == 0:
+                check_index(b"", index)
+                return
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                check_index(m, index)
+    except OSError as e:
+        raise TrustDataError(f"{base.name} index unreadable: {e.strerror or e}") from e
+
+
+def _name(value: Any, where: str) -> str:
+    return safe_name(value, where)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_JSON_BYTES + 1)
+    except OSError as e:
+        raise TrustDataError(f"cannot read {path}: {e.strerror or e}") from e
+    if len(raw) > MAX_JSON_BYTES:
+        raise TrustDataError(f"{path} is too large")
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise TrustDataError(f"{path} is not valid JSON") from e
+
+
+def _instant(value: Any, where: str) -> float:
+    if not isinstance(value, str):
+        raise TrustDataError(f"manifest {where} must be an ISO 8601 time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise TrustDataError(f"manifest {where} is not an ISO 8601 time") from e
+    if parsed.tzinfo is None:
+        raise TrustDataError(f"manifest {where} needs a time zone")
+    return parsed.timestamp()
+
+
+# -- Writing: a new version is staged beside the current one, then switched by rename. --
+
+
+def _checkpoint(step: str) -> None:
+    """Called between the steps of an install; tests replace it to cut the power there."""
+
+
+def version_dir_name(version: int) -> str:
+    return f"v{version:08d}"
+
+
+def current_version_dir(trust_dir: Path) -> Path | None:
+    """The directory ``current`` points at, or None when nothing is installed."""
+    try:
+        target = str((trust_dir / CURRENT).readlink())
+    except OSError:
+        return None
+    path = trust_dir / target
+    return path if path.is_dir() else None
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    manifest = _read_json(version_dir / MANIFEST)
+    if not isinstance(manifest, dict):
+        raise TrustDataError(f"{version_dir / MANIFEST} is not an object")
+    return manifest
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StagedVersion:
+    """A version directory being written beside ``current``; nothing reads it until commit.
+
+    Files are created under a hidden staging directory, hard-linked from the current
+    version when unchanged (installed files are never modified in place), fsynced, then
+    the directory is renamed to ``vNNNNNNNN`` and a new ``current`` symlink replaces the
+    old one by rename. A power cut at any instant leaves ``current`` at the old or the
+    new version, never at a partial one.
+    """
+
+    def __init__(self, trust_dir: Path, version: int) -> None:
+        trust_dir.mkdir(parents=True, exist_ok=True)
+        self.trust_dir = trust_dir
+        self.version = version
+        self.name = version_dir_name(version)
+        self.path = trust_dir / f"{STAGING_PREFIX}{self.name}-{secrets.token_hex(4)}"
+        self.path.mkdir()
+
+    def file(self, rel: str) -> Path:
+        """Path for a new file ``rel`` inside the staged version (parents created)."""
+        path = self.path / _name(rel, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def link_from(self, source: Path, rel: str) -> None:
+        """Reuse an installed (immutable) file: hard link, or copy where links fail."""
+        dest = self.file(rel)
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copyfile(source, dest)
+        _checkpoint(f"linked {rel}")
+
+    def note(self, what: str) -> None:
+        """Mark a step of an install (a file written by the caller)."""
+        _checkpoint(what)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.file(rel).write_bytes(data)
+        _checkpoint(f"wrote {rel}")
+
+    def write_index(self, base_rel: str) -> None:
+        """Build the bucket index (``.idx``) of a sorted hash base written here."""
+        base = self.file(base_rel)
+        idx = base.with_suffix(".idx")
+        with base.open("rb") as f:
+            size = f.seek(0, 2)
+            if size:
+                import mmap
+
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                    idx.write_bytes(build_bucket_index(m))
+            else:
+                idx.write_bytes(build_bucket_index(b""))
+        _checkpoint(f"indexed {base_rel}")
+
+    def commit(self, manifest: dict[str, Any],
+               validate: Callable[[Path], object] | None = load_version_dir) -> Path:
+        """Write the manifest, make everything durable, and switch ``current``."""
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        (self.path / MANIFEST).write_bytes(data)
+        _checkpoint("wrote manifest")
+        if validate is not None:
+            validate(self.path)  # refuse data the verifier could not load
+        for root, dirs, files in os.walk(self.path):
+            for name in files:
+                fd = os.open(Path(root) / name, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for name in dirs:
+                fsync_dir(Path(root) / name)
+        fsync_dir(self.path)
+        _checkpoint("synced")
+        final = self.trust_dir / self.name
+        current = current_version_dir(self.trust_dir)
+        if final.exists():
+            if current is not None and current.name == final.name:
+                raise TrustDataError(f"version {self.version} is already installed")
+            shutil.rmtree(final)  # complete but never switched to: an interrupted install
+        self.path.rename(final)
+        fsync_dir(self.trust_dir)
+        _checkpoint("renamed")
+        record = [e for e in installed_record(self.trust_dir) if e["dir"] != self.name]
+        write_record(self.trust_dir, [*record, {"dir": self.name, "version": self.version}])
+        _checkpoint("recorded")
+        switch_current(self.trust_dir, self.name)
+        return final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def switch_current(trust_dir: Path, name: str) -> None:
+    """Point ``current`` at the version ``name`` by one rename (then fsync ``trust_dir``)."""
+    link = trust_dir / f".current-{secrets.token_hex(4)}"
+    link.symlink_to(name)
+    _checkpoint("linked")
+    link.replace(trust_dir / CURRENT)
+    _checkpoint("switched")
+    fsync_dir(trust_dir)
+
+
+def prune_versions(trust_dir: Path, keep: int = 2,
+                   genuine: Callable[[Path], bool] | None = None) -> list[str]:
+    """Remove leftovers of interrupted installs and all but ``keep`` installed versions.
+
+    Only versions in the record that pass ``genuine`` (sync passes a signature check under
+    the pinned root) count as installed: of those, the ``keep`` most recently installed
+    and the one ``current`` points at are kept. Anything else is never deleted, only
+    dropped from the record (so the kiosk refuses it) and logged. One installer at a time
+    (the sync client holds a lock).
+    """
+    removed = []
+    for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
+        if entry.name.startswith((STAGING_PREFIX, ".current-", f".{RECORD}.")):
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    listed = installed_record(trust_dir)
+    record = [e for e in listed if (trust_dir / e["dir"]).is_dir()
+              and (genuine is None or genuine(trust_dir / e["dir"]))]
+    recorded = {e["dir"] for e in record}
+    for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
+        if _VERSION_DIR.match(entry.name) and entry.name not in recorded:
+            log.warning("%s in %s was not installed by sync; left alone", entry.name,
+                        trust_dir)
+    current = _link_target(trust_dir)
+    kept = {e["dir"] for e in record[-max(keep, 1):]}  # the newest installs
+    if current is not None and current in recorded:
+        kept.add(current)
+    for e in record:
+        if e["dir"] not in kept:
+            shutil.rmtree(trust_dir / e["dir"], ignore_errors=True)
+            removed.append(e["dir"])
+    survivors = [e for e in record if e["dir"] in kept]
+    if survivors != listed:
+        write_record(trust_dir, survivors)
+    elif removed:
+        fsync_dir(trust_dir)
+    return removed

@@ -1,0 +1,1 @@
+"""The audit hub: receives signed batches and heartbeats from the fleet."""

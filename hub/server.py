@@ -1,0 +1,232 @@
+"""The audit hub: receives devices' signed batches, keeps each record once, serves auditors.
+
+A small Flask application (``create_app``) for any WSGI server; ``appliance hub serve``
+runs it with werkzeug's threaded server. Endpoints:
+
+- ``POST /v1/batches`` - a device's batch: ``{"payload": base64, "signature": base64}``,
+  Ed25519 over the payload bytes with the key enrolled for the payload's ``device_id``
+  (``{devices_dir}/{device_id}.pem``, written by ``appliance hub enrol``). Answers the
+  acknowledgement the device waits for before marking records uploaded.
+- ``GET /v1/records`` and ``GET /v1/integrity`` - for auditors, with
+  ``Authorization: Bearer TOKEN``: records as JSON lines or CSV (``device_id``, ``since``,
+  ``until``, ``format``) and per-log completeness (gaps, forks, chain re-verified).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hashlib
+import hmac
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from appliance.audit.chain import checkpoint_message, iso_time
+from appliance.audit.identity import DeviceKeyError, DevicePublicKey
+from appliance.core.errors import SyncError
+from appliance_hub.batches import (
+    BATCH_TYPE,
+    MAX_BATCH_RECORDS,
+    BatchInvalid,
+    check_shape,
+    load_json,
+)
+from appliance_hub.store import RECORD_COLUMNS, BatchConflict, HubStore
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_BYTES = 16 * 2**20
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+UNAUTHENTICATED = "batch not accepted: unknown device or signature that does not verify"
+
+
+class DeviceRegistry:
+    """Enrolled device public keys, one PEM file per device id."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._cache: dict[str, tuple[float, DevicePublicKey]] = {}
+
+    def path(self, device_id: str) -> Path:
+        if not DEVICE_ID.fullmatch(device_id):
+            raise SyncError(f"invalid device id {device_id!r}")
+        return self.directory / f"{device_id}.pem"
+
+    def enrol(self, device_id: str, pem: bytes | str) -> DevicePublicKey:
+        key = DevicePublicKey.from_pem(pem, f"public key of {device_id}")
+        path = self.path(device_id)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(key.pem)
+        tmp.replace(path)
+        return key
+
+    def get(self, device_id: str) -> DevicePublicKey | None:
+        try:
+            path = self.path(device_id)
+            mtime = path.stat().st_mtime
+        except (SyncError, OSError):
+            return None
+        cached = self._cache.get(device_id)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            key = DevicePublicKey.from_pem(path.read_bytes(), str(path))
+        except (OSError, DeviceKeyError) as e:
+            log.error("enrolled key for %s unusable: %s", device_id, e)
+            return None
+        self._cache[device_id] = (mtime, key)
+        return key
+
+
+def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BATCH_BYTES
+    registry = DeviceRegistry(devices_dir)
+    token_digest = hashlib.sha256(auditor_token.encode()).digest() if auditor_token else None
+
+    def error(status: int, message: str) -> tuple[Response, int]:
+        return jsonify({"status": "error", "error": message}), status
+
+    def authorised() -> bool:
+        header = request.headers.get("Authorization", "")
+        if token_digest is None or not header.startswith("Bearer "):
+            return False
+        given = hashlib.sha256(header[len("Bearer "):].strip().encode()).digest()
+        return hmac.compare_digest(given, token_digest)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "ok"})
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Any:
+        """Every refusal is JSON (a 413 too), so a device's client can read it."""
+        return error(e.code or 500, e.description or e.name)
+
+    @app.post("/v1/batches")
+    def receive_batch() -> Any:
+        try:
+            payload, signature, batch = _open_envelope(request.get_data(cache=False))
+        except BatchInvalid as e:
+            return error(400, str(e))
+        device_id = batch["device_id"]
+        key = registry.get(device_id) if isinstance(device_id, str) else None
+        if key is None or not key.verify(signature, payload):
+            # One answer for both, so the hub does not tell who is enrolled.
+            log.info("batch refused: %s", "bad signature" if key else "unknown device id")
+            return error(401, UNAUTHENTICATED)
+        try:
+            check_shape(batch, MAX_BATCH_RECORDS)
+            _check_checkpoints(key, batch)
+            ack = store.ingest(batch)
+        except BatchInvalid as e:
+            return error(400, str(e))
+        except BatchConflict as e:
+            log.error("device %s log %s: %s", device_id, batch.get("log_id"), e)
+            return jsonify({"status": "conflict", "error": str(e)}), 409
+        except SyncError as e:
+            log.error("batch from %s not stored: %s", device_id, e)
+            return error(503, "hub storage unavailable, retry later")
+        if ack["gaps"]:
+            log.info("device %s log %s: records missing from seq %d", device_id,
+                     ack["log_id"], ack["gaps"][0][0])
+        return jsonify(ack)
+
+    @app.get("/v1/integrity")
+    def integrity() -> Any:
+        if not authorised():
+            return error(401, "auditor token required")
+        return jsonify({"logs": store.integrity(request.args.get("device_id"))})
+
+    @app.get("/v1/records")
+    def records() -> Any:
+        if not authorised():
+            return error(401, "auditor token required")
+        fmt = request.args.get("format", "jsonl")
+        if fmt not in ("jsonl", "csv"):
+            return error(400, "format must be jsonl or csv")
+        try:
+            since, until = (_instant(request.args.get(k)) for k in ("since", "until"))
+        except (ValueError, OverflowError, OSError):
+            return error(400, "since and until must be ISO 8601 times with a zone")
+        rows = store.records(request.args.get("device_id"), since, until)
+        mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        return Response(_lines(rows, fmt), mimetype=mimetype)
+
+    return app
+
+
+def _open_envelope(body: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
+    """Payload bytes, signature and parsed batch of a body, each parse bounded."""
+    envelope = load_json(body, max_containers=4)
+    if not isinstance(envelope, dict) or not all(
+            isinstance(envelope.get(k), str) for k in ("payload", "signature")):
+        raise BatchInvalid("body must be a JSON object with base64 payload and signature")
+    try:
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        signature = base64.b64decode(envelope["signature"], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BatchInvalid("payload and signature must be base64") from e
+    batch = load_json(payload, max_containers=2 * MAX_BATCH_RECORDS + 4)
+    if not isinstance(batch, dict) or batch.get("type") != BATCH_TYPE:
+        raise BatchInvalid("not an audit batch")
+    return payload, signature, batch
+
+
+def _check_checkpoints(key: DevicePublicKey, batch: dict[str, Any]) -> None:
+    """Each checkpoint must be signed by the device key (shape already checked)."""
+    for cp in batch.get("checkpoints", []):
+        message = checkpoint_message(batch["device_id"], batch["log_id"], cp["seq"], cp["hash"],
+                                     cp["time"])
+        try:
+            valid = key.verify(base64.b64decode(cp["signature"], validate=True), message)
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise BatchInvalid(f"checkpoint at seq {cp['seq']}: signature invalid")
+
+
+def _instant(value: str | None) -> str | None:
+    """An ISO 8601 parameter in the records' own format, so text comparison orders by time."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("no time zone")
+    return iso_time(parsed.timestamp())
+
+
+def _lines(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+    if fmt == "jsonl":
+        for row in rows:
+            yield json.dumps(row) + "\n"
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, (*RECORD_COLUMNS, "received_at"), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    yield buf.getvalue()
+
+
+def serve(app: Flask, host: str, port: int, ssl_context: Any = None) -> None:
+    """Run with werkzeug's threaded server (a reverse proxy or gunicorn at fleet scale)."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
+    log.info("audit hub listening on %s:%d", host, server.port)
+    server.serve_forever()

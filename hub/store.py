@@ -1,0 +1,369 @@
+"""Where the hub keeps uploaded audit records: SQLite by default, PostgreSQL for fleets.
+
+Records are keyed by (device id, log id, seq), so a batch delivered twice, or retried out
+of order, is stored once. Each batch is checked for chain continuity against what the hub
+already holds for that log: a record that differs from the stored one with the same seq,
+or whose neighbour's hash disagrees, is a fork; the batch is refused and the fork kept in
+``anomalies`` for an auditor. Gaps (missing seqs) are allowed and reported until filled.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from appliance.audit.chain import HASHED_FIELDS, genesis_hash, record_hash
+from appliance.core.errors import SyncError
+from appliance_hub.batches import BatchInvalid, check_shape
+
+__all__ = ["RECORD_COLUMNS", "BatchConflict", "BatchInvalid", "HubStore", "check_batch",
+           "verify_rows"]
+
+RECORD_COLUMNS = (*HASHED_FIELDS, "hash")
+_TEXT = "TEXT"
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS logs (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
+    "first_seen TEXT NOT NULL, contiguous_through BIGINT NOT NULL DEFAULT 0, "
+    "max_seq BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (device_id, log_id))",
+    "CREATE TABLE IF NOT EXISTS records (" + ", ".join(
+        f"{c} {'BIGINT' if c in ('seq', 'trust_version') else 'INTEGER' if c == 'live' else _TEXT}"
+        for c in RECORD_COLUMNS) + ", received_at TEXT NOT NULL, "
+    "PRIMARY KEY (device_id, log_id, seq))",
+    "CREATE INDEX IF NOT EXISTS records_time ON records (device_id, time)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
+    "seq BIGINT NOT NULL, time TEXT, hash TEXT, key_id TEXT, signature TEXT, "
+    "PRIMARY KEY (device_id, log_id, seq))",
+    "CREATE TABLE IF NOT EXISTS batches (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
+    "first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL, received_at TEXT NOT NULL, "
+    "PRIMARY KEY (device_id, log_id, first_seq, last_seq))",
+    "CREATE TABLE IF NOT EXISTS anomalies (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
+    "seq BIGINT, kind TEXT NOT NULL, detail TEXT NOT NULL, received_at TEXT NOT NULL)",
+]
+
+
+class BatchConflict(SyncError):
+    """The batch forks the chain the hub holds for that log (HTTP 409)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Shape, hashes and internal chain of a batch; returns its records."""
+    check_shape(batch)
+    records = batch["records"]
+    device_id, log_id = batch["device_id"], batch["log_id"]
+    first = batch["first_seq"]
+    if first != records[0].get("seq") or batch.get("last_seq") != first + len(records) - 1:
+        raise BatchInvalid("first_seq/last_seq do not match the records")
+    prev = None
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict) or rec.get("seq") != first + i:
+            raise BatchInvalid(f"record {i}: seq not contiguous")
+        if rec.get("device_id") != device_id or rec.get("log_id") != log_id:
+            raise BatchInvalid(f"seq {rec.get('seq')}: another device or log")
+        if record_hash(rec) != rec.get("hash"):
+            raise BatchInvalid(f"seq {rec['seq']}: contents do not match its hash")
+        if prev is not None and rec.get("prev_hash") != prev:
+            raise BatchInvalid(f"seq {rec['seq']}: chain broken within the batch")
+        if rec["seq"] == 1 and rec.get("prev_hash") != genesis_hash(log_id):
+            raise BatchInvalid("seq 1: does not start from the log's genesis hash")
+        prev = rec["hash"]
+    return records
+
+
+class HubStore:
+    """SQL store behind one interface; ``dsn`` is a file path or ``postgresql://...``."""
+
+    def __init__(self, dsn: str | Path) -> None:
+        self.dsn = str(dsn)
+        self.postgres = self.dsn.startswith(("postgresql://", "postgres://"))
+        self._local = threading.local()
+        with self._tx() as cur:
+            for ddl in _SCHEMA:
+                cur.execute(ddl)
+
+    # connections: one per thread
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self.postgres and (conn.closed or conn.broken):
+            conn = None  # the server restarted or the link dropped: reconnect
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> Any:
+        if self.postgres:
+            try:
+                import psycopg
+            except ImportError as e:
+                raise SyncError("PostgreSQL hub store needs psycopg: pip install "
+                                "'psycopg[binary]'") from e
+            try:
+                return psycopg.connect(self.dsn, connect_timeout=10)
+            except psycopg.Error as e:
+                raise SyncError(f"cannot connect to the hub database: {e}") from e
+        try:
+            _private_files(Path(self.dsn))
+            conn = sqlite3.connect(self.dsn, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        except (OSError, sqlite3.Error) as e:
+            raise SyncError(f"cannot open hub database {self.dsn}: {e}") from e
+        return conn
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    class _Tx:
+        def __init__(self, store: HubStore) -> None:
+            self.store = store
+
+        def __enter__(self) -> Any:
+            conn = self.store._conn()
+            self.cur = conn.cursor()
+            if not self.store.postgres:
+                self.cur.execute("BEGIN IMMEDIATE")
+            return _Cursor(self.cur, self.store._sql)
+
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            conn = self.store._conn()
+            try:
+                if exc_type is None:
+                    conn.commit() if self.store.postgres else self.cur.execute("COMMIT")
+                else:
+                    conn.rollback() if self.store.postgres else self.cur.execute("ROLLBACK")
+            finally:
+                self.cur.close()
+
+    def _tx(self) -> HubStore._Tx:
+        return HubStore._Tx(self)
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        if self.postgres:
+            import psycopg
+
+            return (psycopg.Error,)
+        return (sqlite3.Error,)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ingest
+
+    def ingest(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Store a checked batch once; returns the acknowledgement. Durable on return."""
+        records = check_batch(batch)
+        device_id, log_id = batch["device_id"], batch["log_id"]
+        first, last = records[0]["seq"], records[-1]["seq"]
+        try:
+            return self._ingest(batch, records, device_id, log_id, first, last)
+        except BatchConflict as conflict:
+            self._anomaly(device_id, log_id, conflict.seq, "fork", str(conflict))  # type: ignore[attr-defined]
+            raise
+        except self._errors() as e:
+            raise SyncError(f"hub database error: {e}") from e
+
+    def _ingest(self, batch: dict[str, Any], records: list[dict[str, Any]], device_id: str,
+                log_id: str, first: int, last: int) -> dict[str, Any]:
+        received = _now()
+        with self._tx() as cur:
+            cur.execute("INSERT INTO logs (device_id, log_id, first_seen) VALUES (?, ?, ?) "
+                        "ON CONFLICT DO NOTHING", (device_id, log_id, received))
+            lock = " FOR UPDATE" if self.postgres else ""
+            cur.execute("SELECT contiguous_through, max_seq FROM logs "  # noqa: S608
+                        "WHERE device_id = ? AND log_id = ?" + lock, (device_id, log_id))
+            contiguous, max_seq = cur.fetchone()
+            cur.execute("SELECT seq, hash, prev_hash FROM records WHERE device_id = ? AND "
+                        "log_id = ? AND seq BETWEEN ? AND ?",
+                        (device_id, log_id, first - 1, last + 1))
+            held = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+            _check_continuity(records, held, first, last)
+            new = [r for r in records if r["seq"] not in held]
+            if new:
+                cur.executemany(
+                    f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, received_at) VALUES "  # noqa: S608
+                    f"({', '.join('?' * (len(RECORD_COLUMNS) + 1))}) ON CONFLICT DO NOTHING",
+                    [(*(_column(r, c) for c in RECORD_COLUMNS), received) for r in new])
+            cps = [c for c in batch.get("checkpoints", []) if first <= c.get("seq", 0) <= last]
+            if cps:
+                cur.executemany(
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [(device_id, log_id, c["seq"], c.get("time"), c.get("hash"),
+                      c.get("key_id"), c.get("signature")) for c in cps])
+            cur.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (device_id, log_id, first, last, received))
+            max_seq = max(max_seq, last)
+            if first <= contiguous + 1 <= last:
+                contiguous = self._advance(cur, device_id, log_id, contiguous)
+            cur.execute("UPDATE logs SET contiguous_through = ?, max_seq = ? WHERE "
+                        "device_id = ? AND log_id = ?", (contiguous, max_seq, device_id, log_id))
+        gaps = [] if contiguous >= max_seq else [[contiguous + 1, None]]
+        return {"status": "stored" if new else "duplicate", "device_id": device_id,
+                "log_id": log_id, "acked": [first, last], "stored": len(new),
+                "duplicates": len(records) - len(new), "contiguous_through": contiguous,
+                "max_seq": max_seq, "gaps": gaps}
+
+    @staticmethod
+    def _advance(cur: _Cursor, device_id: str, log_id: str, through: int) -> int:
+        """The highest seq up to which nothing is missing, walking on from ``through``."""
+        cur.execute("SELECT seq FROM records WHERE device_id = ? AND log_id = ? AND seq > ? "
+                    "ORDER BY seq", (device_id, log_id, through))
+        for (seq,) in cur.fetchall():
+            if seq != through + 1:
+                break
+            through = seq
+        return through
+
+    def _anomaly(self, device_id: str, log_id: str, seq: int | None, kind: str,
+                 detail: str) -> None:
+        try:
+            with self._tx() as cur:
+                cur.execute("INSERT INTO anomalies VALUES (?, ?, ?, ?, ?, ?)",
+                            (device_id, log_id, seq, kind, detail, _now()))
+        except self._errors() as e:
+            raise SyncError(f"hub database error: {e}") from e
+
+    # auditor queries
+
+    def integrity(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        """Per device and log: counts, gaps (full list), forks, chain re-verified."""
+        out = []
+        with self._tx() as cur:
+            where, params = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
+            cur.execute(f"SELECT device_id, log_id, first_seen FROM logs {where} "  # noqa: S608
+                        "ORDER BY device_id, log_id", params)
+            logs = cur.fetchall()
+            for dev, lid, first_seen in logs:
+                cur.execute("SELECT * FROM records WHERE device_id = ? AND log_id = ? "
+                            "ORDER BY seq", (dev, lid))
+                names = [d[0] for d in cur.description]
+                rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+                cur.execute("SELECT seq, kind, detail, received_at FROM anomalies WHERE "
+                            "device_id = ? AND log_id = ? ORDER BY received_at", (dev, lid))
+                anomalies = [dict(zip(("seq", "kind", "detail", "received_at"), a, strict=True))
+                             for a in cur.fetchall()]
+                out.append({"device_id": dev, "log_id": lid, "first_seen": first_seen,
+                            **verify_rows(lid, rows), "anomalies": anomalies})
+        return out
+
+    def records(self, device_id: str | None = None, since: str | None = None,
+                until: str | None = None) -> Iterator[dict[str, Any]]:
+        clauses, params = [], []
+        for clause, value in (("device_id = ?", device_id), ("time >= ?", since),
+                              ("time < ?", until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._tx() as cur:
+            cur.execute(f"SELECT {', '.join(RECORD_COLUMNS)}, received_at FROM records "  # noqa: S608
+                        f"{where} ORDER BY device_id, log_id, seq", params)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        for values in rows:
+            row = dict(zip(names, values, strict=True))
+            row["live"] = bool(row["live"])
+            yield row
+
+    def count(self) -> int:
+        with self._tx() as cur:
+            cur.execute("SELECT count(*) FROM records")
+            return int(cur.fetchone()[0])
+
+
+def verify_rows(log_id: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Recompute hashes and links of one log's stored records; list gaps and breaks."""
+    gaps, broken, prev = [], [], None
+    for row in rows:
+        seq = row["seq"]
+        expected_prev = genesis_hash(log_id) if seq == 1 else None
+        if prev is not None:
+            if seq != prev["seq"] + 1:
+                gaps.append([prev["seq"] + 1, seq - 1])
+            else:
+                expected_prev = prev["hash"]
+        elif seq != 1:
+            gaps.append([1, seq - 1])
+        if record_hash(row) != row["hash"] or (
+                expected_prev is not None and row["prev_hash"] != expected_prev):
+            broken.append(seq)
+        prev = row
+    return {"records": len(rows), "first_seq": rows[0]["seq"] if rows else None,
+            "last_seq": rows[-1]["seq"] if rows else None, "gaps": gaps, "broken": broken,
+            "complete": not gaps and not broken}
+
+
+def _check_continuity(records: list[dict[str, Any]], held: dict[int, tuple[str, str]],
+                      first: int, last: int) -> None:
+    for rec in records:
+        if rec["seq"] in held and held[rec["seq"]][0] != rec["hash"]:
+            raise _conflict(rec["seq"], f"seq {rec['seq']}: differs from the record held "
+                                        "(fork: two different records with one seq)")
+    if first - 1 in held and held[first - 1][0] != records[0]["prev_hash"]:
+        raise _conflict(first, f"seq {first}: does not follow the held seq {first - 1} (fork)")
+    if last + 1 in held and held[last + 1][1] != records[-1]["hash"]:
+        raise _conflict(last, f"seq {last}: the held seq {last + 1} does not follow it (fork)")
+
+
+def _private_files(db: Path) -> None:
+    """Create the database 0640 (and tighten old files) before SQLite opens it, whatever the
+    umask: SQLite gives its -wal and -shm files the database file's mode."""
+    db.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o640))
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & ~0o640:
+                path.chmod(mode & 0o640)
+        except FileNotFoundError:
+            continue
+
+
+def _conflict(seq: int, message: str) -> BatchConflict:
+    e = BatchConflict(message)
+    e.seq = seq  # type: ignore[attr-defined]
+    return e
+
+
+def _column(rec: dict[str, Any], name: str) -> Any:
+    value = rec.get(name)
+    if name == "live":
+        return 1 if value else 0
+    return value
+
+
+class _Cursor:
+    """Translates ``?`` placeholders for psycopg."""
+
+    def __init__(self, cur: Any, sql: Any) -> None:
+        self._cur, self._sql = cur, sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cur.executemany(self._sql(sql), rows)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def description(self) -> Any:
+        return self._cur.description
