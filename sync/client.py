@@ -67,14 +67,13 @@ from appliance.trust.store import (
     read_manifest,
     switch_current,
 )
+from appliance.trust.sync_state import read_sync_state, write_sync_state
 from appliance_sync.fetcher import DeadlineFetcher
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "sync_state.json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_TARGET_BYTES = 1024 * 1024 * 1024
-MAX_STATE_BYTES = 4096  # the state file is padded to this, so a full disk can still record
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -468,52 +467,6 @@ def _inflate(src: Path, dest: Path, length: int) -> None:
                     if inflater.unconsumed_tail else b""
     if written != length or not inflater.eof:
         raise TrustDataError(f"{dest.name}: inflates to {written}, not {length} bytes")
-
-
-def read_sync_state(state_dir: Path) -> dict[str, Any]:
-    """The last recorded sync state (empty when none) for status pages and metrics."""
-    try:
-        state = json.loads((Path(state_dir) / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
-def write_sync_state(state_dir: Path, state: dict[str, Any]) -> None:
-    """Replace the state file atomically; on a full disk, overwrite it in place.
-
-    The file is padded to ``MAX_STATE_BYTES`` so that its blocks stay allocated: a disk
-    with no space for the temporary copy can still take the overwrite, and the failure
-    that filled it is recorded. ``OSError`` only when neither works.
-    """
-    path = Path(state_dir) / STATE_FILE
-    data = json.dumps(state, indent=1, sort_keys=True).encode()
-    if len(data) > MAX_STATE_BYTES - 1:
-        data = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
-    padded = data + b"\n" + b" " * max(0, MAX_STATE_BYTES - len(data) - 1)
-    tmp = path.with_name(f".{STATE_FILE}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            f.write(padded)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-        return
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            if not tmp.is_symlink():
-                tmp.unlink()
-        if not path.is_file():
-            raise
-        log.warning("sync state written in place (%s)", e.strerror or e)
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.pwrite(fd, padded, 0)
-        if os.fstat(fd).st_size > len(padded):
-            os.ftruncate(fd, len(padded))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def run_periodic(sync: Callable[[], SyncResult], interval_s: float, jitter_s: float, *,

@@ -14,8 +14,9 @@ from test_audit_support import HOLDER_NAME, LICENCE_NO, NOW, Scenario, make_conf
 from appliance.audit.log import AuditError, AuditFull, from_config, open_audit_log, record_hash
 from appliance.cli import main
 from appliance.clock import FixedClock
+from appliance.core.errors import AuditUnavailable
 from appliance.core.verifier import Checkpoint
-from appliance.kiosk.verification import AuditUnavailable, VerificationService
+from appliance.kiosk.verification import VerificationService
 
 
 @pytest.fixture(scope="module")

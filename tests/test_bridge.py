@@ -19,13 +19,15 @@ from support import NOW, World
 from appliance.clock import FixedClock
 from appliance.commands.web import _with_kiosk_errors
 from appliance.config import config_from_mapping
+from appliance.core.errors import ImageReadError
 from appliance.core.reasons import Outcome
 from appliance.core.verifier import Checkpoint
-from appliance.devices.scanner import ImageReadError
-from appliance.kiosk.bridge import BridgeError, BridgeServer, MessageTooLarge
+from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.events import EventBus
-from appliance.kiosk.port import LocalKioskPort, PortUnavailable
+from appliance.kiosk.local_port import LocalKioskPort
+from appliance.kiosk.port import PortUnavailable
 from appliance.kiosk.verification import VerificationService
+from appliance.kiosk.wire import BridgeError, MessageTooLarge
 from appliance_web import create_app
 from appliance_web.socket_port import KioskNotRunning, SocketKioskPort
 

@@ -19,7 +19,7 @@ from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.status import device_providers, epoch, trust_provider, wall_time
 from appliance.kiosk.verification import VerificationService
-from appliance_sync.client import write_sync_state
+from appliance.trust.sync_state import write_sync_state
 
 
 def make_config(tmp_path: Path, **sections: dict):

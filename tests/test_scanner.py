@@ -14,11 +14,10 @@ import pytest
 import segno
 from PIL import Image, ImageDraw, ImageFilter
 
-from appliance.core.errors import ApplianceError, ConfigError
+from appliance.core.errors import ApplianceError, ConfigError, ImageReadError
 from appliance.devices.scanner import (
     CascadeDecoder,
     FrameScanner,
-    ImageReadError,
     PresenceGate,
     RepeatSuppressor,
     ZbarDecoder,

@@ -28,14 +28,15 @@ from sync_support import (
 )
 from tuf.api.metadata import Metadata, Timestamp
 
-from appliance import trust_store
 from appliance.clock import FileTimeFloor, FloorClock
 from appliance.core.errors import SyncError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import verify
 from appliance.tools.issuer import generate_key
+from appliance.trust import store as trust_store
 from appliance.trust.store import load_trust_store
-from appliance_sync.client import SyncClient, read_sync_state
+from appliance.trust.sync_state import read_sync_state
+from appliance_sync.client import SyncClient
 from appliance_sync.publisher import Repository, rotate_key
 
 REVOKED_CTI = b"\x07" * 16

@@ -20,7 +20,8 @@ from appliance.core.verifier import verify
 from appliance.kiosk.compose import build_service
 from appliance.kiosk.verification import NullAudit
 from appliance.trust.store import CurrentTrust, load_trust_store
-from appliance_sync.client import read_sync_state, run_periodic
+from appliance.trust.sync_state import read_sync_state
+from appliance_sync.client import run_periodic
 
 
 @pytest.fixture

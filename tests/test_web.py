@@ -11,9 +11,9 @@ import pytest
 import segno
 from web_support import Kit, login_inspector, make_app, make_kit
 
+from appliance.core.errors import AuditUnavailable
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Verdict
-from appliance.kiosk.verification import AuditUnavailable
 
 HOSTILE_NAME = '<script>alert("x")</script><img src=x onerror=alert(1)>\u202eexe.txt'
 LONG = "ก" * 5000

@@ -15,7 +15,7 @@ from appliance.clock import FixedClock
 from appliance.config import Config, config_from_mapping
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.events import EventBus
-from appliance.kiosk.port import LocalKioskPort
+from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
 from appliance.tools.issuer import Claims, LicenceData, SigningKey, generate_key, issue
 from appliance.trust.editor import TrustSourceEditor

@@ -20,8 +20,7 @@ from flask import (
 )
 from flask_babel import gettext
 
-from appliance.kiosk.local_policy import InvalidTypes, check_accepted_types
-from appliance.kiosk.port import PortUnavailable
+from appliance.kiosk.port import InvalidTypes, PortUnavailable, check_accepted_types
 from appliance_web import logins, port_of, security
 
 log = logging.getLogger(__name__)

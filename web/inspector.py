@@ -16,8 +16,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext
 
-from appliance.devices.scanner import ImageReadError, ImageTooLarge
-from appliance.kiosk.verification import AuditUnavailable
+from appliance.core.errors import AuditUnavailable, ImageReadError, ImageTooLarge
 from appliance_web import holder_allowed, logins, port_of, security
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,9 @@ from typing import Any
 
 from appliance.core.errors import ApplianceError, AuditError, TrustDataError
 from appliance.core.reasons import Outcome
-from appliance.kiosk.bridge import (
+from appliance.kiosk.events import Event
+from appliance.kiosk.port import PortUnavailable
+from appliance.kiosk.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
     HEARTBEAT_S,
@@ -39,8 +41,6 @@ from appliance.kiosk.bridge import (
     MessageTooLarge,
     encode,
 )
-from appliance.kiosk.events import Event
-from appliance.kiosk.port import PortUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,7 @@ class KioskTimeout(BridgeError):
 
 
 def _remote_errors() -> dict[str, type[ApplianceError]]:
-    from appliance.devices.scanner import ImageReadError, ImageTooLarge
-    from appliance.kiosk.verification import AuditUnavailable
+    from appliance.core.errors import AuditUnavailable, ImageReadError, ImageTooLarge
 
     kinds: list[type[ApplianceError]] = [
         PortUnavailable, KioskNotRunning, AuditUnavailable, AuditError, ImageReadError,

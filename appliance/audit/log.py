@@ -13,15 +13,12 @@ system, size cap reached with records not yet uploaded.
 from __future__ import annotations
 
 import base64
-import csv
 import hmac
-import json
 import logging
 import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +36,9 @@ from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and 
     normalise,
     record_hash,
 )
+from appliance.audit.export import record_writer
 from appliance.audit.identity import DeviceIdentity, DevicePublicKey, ensure_identity
+from appliance.audit.verification import VerifyReport, check_chain
 from appliance.config import Config
 from appliance.core.errors import AuditError
 from appliance.core.snapshot import TrustSnapshot
@@ -71,21 +70,6 @@ def load_hmac_key(secrets_dir: Path) -> bytes:
     if len(key) < 16:
         raise AuditError(f"fleet audit key {path} is shorter than 16 bytes")
     return key
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    records: int
-    checkpoints: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
-
-    def __str__(self) -> str:
-        if self.ok:
-            return (f"OK: {self.records} records, chain intact, "
-                    f"{self.checkpoints} checkpoint signatures valid")
-        return f"TAMPERED: {self.problem}"
 
 
 # --- the log ---------------------------------------------------------------------------
@@ -440,24 +424,16 @@ class AuditLog:
 
     def export(self, out: IO[str], *, since: float | None = None, fmt: str = "jsonl") -> int:
         """Write records (time >= since) as CSV with a header or one JSON object per line."""
-        if fmt not in ("csv", "jsonl"):
-            raise AuditError(f"unknown export format {fmt!r}: use csv or jsonl")
+        writer = record_writer(out, fmt)
         sql, params = f"SELECT {', '.join(EXPORT_FIELDS)} FROM records", []  # noqa: S608
         if since is not None:
             sql += " WHERE time >= ?"
             params.append(iso_time(since))
-        writer = csv.DictWriter(out, EXPORT_FIELDS, lineterminator="\n") if fmt == "csv" else None
-        if writer:
-            writer.writeheader()
         n = 0
         with self._lock:
             try:
                 for row in self._rows(self._connect(), sql + " ORDER BY seq", params):
-                    row["live"] = bool(row["live"])
-                    if writer:
-                        writer.writerow(row)
-                    else:
-                        out.write(json.dumps(row, sort_keys=False) + "\n")
+                    writer(row)
                     n += 1
             except sqlite3.Error as e:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
@@ -482,59 +458,11 @@ class AuditLog:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
     def _verify(self, conn: sqlite3.Connection) -> VerifyReport:
-        log_id = self.log_id or ""
         cps = {r["seq"]: r for r in self._rows(conn, "SELECT * FROM checkpoints")}
-        bad = _Findings()
-        for seq in sorted(cps):
-            cp = cps[seq]
-            if self._public is None:
-                bad.add(seq, f"checkpoint at seq {seq}: no device public key to check it")
-                continue
-            message = checkpoint_message(self.device_id, log_id, seq, cp["hash"], cp["time"])
-            if not self._public.verify(base64.b64decode(cp["signature"]), message):
-                bad.add(seq, f"checkpoint at seq {seq}: device signature invalid")
-        prev_seq, prev_hash, count = None, None, 0
-        for row in self._rows(conn, "SELECT * FROM records ORDER BY seq"):
-            seq, count = row["seq"], count + 1
-            if prev_seq is None:
-                if seq == 1:
-                    prev_hash = genesis_hash(log_id)
-                elif seq - 1 in cps:
-                    prev_hash = cps[seq - 1]["hash"]
-                else:
-                    bad.add(seq, f"seq {seq}: records 1..{seq - 1} missing, no signed anchor")
-                    prev_hash = row["prev_hash"]
-            elif seq != prev_seq + 1:
-                bad.add(prev_seq + 1, f"seq {prev_seq + 1}: missing (deleted; "
-                                      f"next present is seq {seq})")
-                prev_hash = row["prev_hash"]
-            if row["log_id"] != log_id or row["device_id"] != self.device_id:
-                bad.add(seq, f"seq {seq}: belongs to another log or device (inserted)")
-            if record_hash(row) != row["hash"]:
-                bad.add(seq, f"seq {seq}: contents do not match its hash (edited)")
-            elif row["prev_hash"] != prev_hash:
-                bad.add(seq, f"seq {seq}: chain broken, previous hash differs "
-                             "(inserted, reordered or rewritten)")
-            if seq in cps and cps[seq]["hash"] != row["hash"]:
-                bad.add(seq, f"seq {seq}: differs from the signed checkpoint (chain rewritten)")
-            prev_seq, prev_hash = seq, row["hash"]
-        head = int(self._meta(conn, "head_seq") or 0)
-        last = max([head, *cps]) if cps else head
-        if (prev_seq or 0) < last:
-            bad.add((prev_seq or 0) + 1, f"seq {(prev_seq or 0) + 1}: missing (records up to "
-                                         f"seq {last} were written; deleted at the end)")
-        if bad.first is None:
-            return VerifyReport(True, count, len(cps))
-        return VerifyReport(False, count, len(cps), bad.first[0], bad.first[1])
-
-
-class _Findings:
-    def __init__(self) -> None:
-        self.first: tuple[int, str] | None = None
-
-    def add(self, seq: int, problem: str) -> None:
-        if self.first is None or seq < self.first[0]:
-            self.first = (seq, problem)
+        return check_chain(
+            device_id=self.device_id, log_id=self.log_id or "", public=self._public,
+            checkpoints=cps, records=self._rows(conn, "SELECT * FROM records ORDER BY seq"),
+            head=lambda: int(self._meta(conn, "head_seq") or 0))
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance.devices.scanner import ImageReadError, decode_image_file, make_decoder
+    from appliance.core.errors import ImageReadError
+    from appliance.devices.scanner import decode_image_file, make_decoder
 
     decoder = make_decoder(args.backend)
     status = 0

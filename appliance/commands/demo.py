@@ -142,23 +142,14 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
     """The screens in this process, reading the kiosk through the in-process port."""
     from werkzeug.serving import make_server
 
-    from appliance.kiosk.compose import device_clock
-    from appliance.kiosk.local_policy import save_accepted_types
-    from appliance.kiosk.port import LocalKioskPort
-    from appliance.trust.store import CurrentTrust
+    from appliance.kiosk.compose import build_port
     from appliance_web import create_app
 
-    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
-    port = LocalKioskPort(
-        service, bus,
-        device={"id": config.device.id, "name": config.device.name,
-                "mode": config.device.mode, "camera": "demo (simulated)"},
-        trust=trust, clock=device_clock(config, trust), show_holder=True,
-        decoder_backend=config.scanner.backend, history_size=config.web.history_size,
+    port = build_port(
+        config, service, bus, camera="demo (simulated)", show_holder=True,
         providers=_providers(config, kiosk, audit),
         export=lambda since, until: _export(audit, since),
         sync=lambda: _sync_now(config),
-        on_accepted_types=lambda types: save_accepted_types(config.paths.state_dir, types),
     )
     app = create_app(port, config)
     try:

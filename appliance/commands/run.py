@@ -111,26 +111,15 @@ def export_audit(audit: Any) -> Any:
 
 
 def build_port(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> Any:
-    """The ``LocalKioskPort`` the bridge serves: this process's service, bus and parts."""
-    from appliance.kiosk.compose import device_clock
-    from appliance.kiosk.events import holder_details_allowed
-    from appliance.kiosk.local_policy import save_accepted_types
-    from appliance.kiosk.port import LocalKioskPort
+    """The kiosk port the bridge serves: this process's service, bus and parts."""
+    from appliance.kiosk import compose
     from appliance.kiosk.status import device_providers
     from appliance.kiosk.triggers import file_trigger
-    from appliance.trust.store import CurrentTrust
 
-    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
-    return LocalKioskPort(
-        service, bus,
-        device={"id": config.device.id, "name": config.device.name,
-                "mode": config.device.mode, "camera": config.camera.source},
-        trust=trust, clock=device_clock(config, trust),
-        show_holder=holder_details_allowed(config.device.mode, config.web.show_holder_details),
-        decoder_backend=config.scanner.backend, history_size=config.web.history_size,
+    return compose.build_port(
+        config, service, bus,
         providers=device_providers(config, kiosk=kiosk, audit=audit),
         export=export_audit(audit),
-        on_accepted_types=lambda types: save_accepted_types(config.paths.state_dir, types),
         sync=file_trigger(config.paths.run_dir, "sync"),
         upload=file_trigger(config.paths.run_dir, "upload"),
     )

@@ -53,7 +53,8 @@ def parse_instant(value: str) -> float:
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[str | None, str | None]]:
     """(file, text) pairs in input order; text None means an image with no code."""
     for path in args.image:
-        from appliance.devices.scanner import ImageReadError, decode_image_file
+        from appliance.core.errors import ImageReadError
+        from appliance.devices.scanner import decode_image_file
 
         try:
             texts = decode_image_file(path)

@@ -93,22 +93,11 @@ def _with_kiosk_errors(app):
 
 
 def _standalone_app(config):
-    from appliance.kiosk.compose import build_service, device_clock
-    from appliance.kiosk.events import EventBus, holder_details_allowed
-    from appliance.kiosk.port import LocalKioskPort
-    from appliance.trust.store import CurrentTrust
+    from appliance.kiosk.compose import build_port, build_service
+    from appliance.kiosk.events import EventBus
     from appliance_web import create_app
 
-    service = build_service(config)
-    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
-    port = LocalKioskPort(
-        service, EventBus(),
-        device={"id": config.device.id, "name": config.device.name,
-                "mode": config.device.mode, "camera": config.camera.source},
-        trust=trust, clock=device_clock(config, trust),
-        show_holder=holder_details_allowed(config.device.mode, config.web.show_holder_details),
-        decoder_backend=config.scanner.backend, history_size=config.web.history_size,
-    )
+    port = build_port(config, build_service(config), EventBus(), persist_types=False)
     return create_app(port, config)
 
 

@@ -32,6 +32,18 @@ class AuditError(ApplianceError):
     """The audit log could not be written or read."""
 
 
+class AuditUnavailable(AuditError):
+    """Raised to the caller when ``audit.required`` and the record could not be written."""
+
+
+class ImageReadError(ApplianceError):
+    """An image file given to ``decode`` or ``verify --image`` cannot be read as a picture."""
+
+
+class ImageTooLarge(ImageReadError):
+    """A picture above ``MAX_IMAGE_PIXELS`` (refused from its header) or the file size cap."""
+
+
 class SyncError(ApplianceError):
     """Trust-data sync or audit upload failed; the last good state is kept."""
 

@@ -21,20 +21,17 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from appliance.core.errors import ApplianceError, ConfigError
+from appliance.core.errors import (  # noqa: F401 - the image errors are this module's API
+    ApplianceError,
+    ConfigError,
+    ImageReadError,
+    ImageTooLarge,
+)
 
 log = logging.getLogger(__name__)
 
 BACKENDS: tuple[str, ...] = ("zxing", "zbar", "both")
 DEFAULT_BACKEND = "both"
-
-
-class ImageReadError(ApplianceError):
-    """An image file given to ``decode`` or ``verify --image`` cannot be read as a picture."""
-
-
-class ImageTooLarge(ImageReadError):
-    """A picture above ``MAX_IMAGE_PIXELS`` (refused from its header) or the file size cap."""
 
 
 class QrDecoder(Protocol):

@@ -31,11 +31,9 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import math
 import os
-import re
 import socket
 import stat
 import threading
@@ -44,111 +42,33 @@ from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import ApplianceError
-from appliance.kiosk.local_policy import InvalidTypes, check_accepted_types
+from appliance.kiosk.port import InvalidTypes, KioskPort, check_accepted_types
 from appliance.kiosk.verification import InvalidSource, checked_source
+from appliance.kiosk.wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_SOCKET,
+    HEARTBEAT_S,
+    PROTOCOL,
+    BadRequest,
+    BridgeError,
+    LineReader,
+    MessageTooLarge,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = "/run/appliance/kiosk.sock"
-PROTOCOL = 1
-HEARTBEAT_S = 2.0
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 2**20
 EXPORT_CHUNK_BYTES = 256 * 1024
 MAX_CONNECTIONS = 32
 SOCKET_MODE = 0o660
 # A connected client that sends no request for this long is dropped.
 IDLE_TIMEOUT_S = 60.0
 _SUN_PATH_MAX = 107
-# Requests nest three levels ({"args": {"types": [...]}}); anything deeper is an attack.
-MAX_DEPTH = 8
 # Times on the socket are epoch seconds from 1970 to the end of year 9999.
 MAX_EPOCH_S = 253_402_300_799.0
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
-
-
-class BridgeError(ApplianceError):
-    """The kiosk bridge broke its protocol: a malformed, truncated or late message."""
-
-
-class MessageTooLarge(BridgeError):
-    """A message over the bridge's size cap; refused without being read or sent."""
-
-
-# -- framing ---------------------------------------------------------------------------------
-
-
-def encode(message: dict[str, Any], max_bytes: int) -> bytes:
-    """One JSON line; ``MessageTooLarge`` when it would exceed ``max_bytes``."""
-    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"),
-                      default=str).encode("utf-8") + b"\n"
-    if len(data) > max_bytes:
-        raise MessageTooLarge(f"message of {len(data)} bytes exceeds the bridge limit of "
-                              f"{max_bytes} bytes")
-    return data
-
-
-class LineReader:
-    """Reads JSON-line messages from a socket, never buffering more than the cap."""
-
-    def __init__(self, sock: socket.socket, max_bytes: int) -> None:
-        self._sock = sock
-        self._max = max_bytes
-        self._buf = bytearray()
-
-    def read(self) -> dict[str, Any] | None:
-        """The next message, or None at a clean end of stream. Socket timeouts propagate
-        (``TimeoutError``); ``MessageTooLarge`` / ``BridgeError`` for bad input."""
-        while True:
-            end = self._buf.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buf[:end])
-                del self._buf[: end + 1]
-                if len(line) + 1 > self._max:
-                    raise MessageTooLarge(f"message exceeds the bridge limit of {self._max} bytes")
-                return _decode(line)
-            if len(self._buf) >= self._max:
-                raise MessageTooLarge(f"message exceeds the bridge limit of {self._max} bytes")
-            chunk = self._sock.recv(min(1 << 16, self._max + 1 - len(self._buf)))
-            if not chunk:
-                if self._buf:
-                    raise BridgeError("the connection ended inside a message")
-                return None
-            self._buf += chunk
-
-
-def too_deep(line: bytes, max_depth: int = MAX_DEPTH) -> bool:
-    """Whether ``line`` nests arrays/objects deeper than ``max_depth`` (or unbalanced).
-
-    Strings are cut out, then innermost pairs removed one level per pass: at most
-    ``max_depth`` passes at C speed, so a 16 MiB line of brackets costs milliseconds, not
-    a ``RecursionError`` in the parser.
-    """
-    rest = _STRINGS.sub(b"", line)
-    for _ in range(max_depth):
-        if not any(c in rest for c in (b"[", b"{")):
-            return False
-        rest = _INNERMOST.sub(b"", rest)
-    return any(c in rest for c in (b"[", b"{", b"]", b"}"))
-
-
-def _decode(line: bytes) -> dict[str, Any]:
-    if too_deep(line):
-        raise BridgeError(f"message nested deeper than {MAX_DEPTH} levels")
-    try:
-        message = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise BridgeError("malformed message on the kiosk bridge") from e
-    if not isinstance(message, dict):
-        raise BridgeError("malformed message on the kiosk bridge (not an object)")
-    return message
 
 
 # -- argument checks -------------------------------------------------------------------------
-
-
-class BadRequest(BridgeError):
-    """A request naming an unknown method or carrying arguments of the wrong kind."""
 
 
 def _int(args: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
@@ -230,7 +150,7 @@ METHODS: dict[str, Handler] = {
 class BridgeServer:
     """Serves ``port`` (any ``KioskPort``) on a Unix socket; one thread per connection."""
 
-    def __init__(self, port: Any, path: str | Path = DEFAULT_SOCKET, *,
+    def __init__(self, port: KioskPort, path: str | Path = DEFAULT_SOCKET, *,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  heartbeat_s: float = HEARTBEAT_S, max_connections: int = MAX_CONNECTIONS,
                  idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:

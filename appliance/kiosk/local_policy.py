@@ -11,38 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-from collections.abc import Sequence
 from pathlib import Path
-
-from appliance.core.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 
 FILE = "local_policy.json"
-# The one rule for accepted licence types, used by the admin screen and the kiosk socket.
-TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
-MAX_TYPES = 32
-
-
-class InvalidTypes(ApplianceError):
-    """Accepted licence types that are not a short list of short names."""
-
-
-def check_accepted_types(types: object) -> tuple[str, ...]:
-    """``types`` as a tuple if it is at most MAX_TYPES names matching TYPE_NAME.
-
-    Raises ``InvalidTypes`` otherwise: whatever the caller (screen or socket), nothing
-    else reaches the checkpoint rules or ``local_policy.json``.
-    """
-    if isinstance(types, str) or not isinstance(types, Sequence) or len(types) > MAX_TYPES:
-        raise InvalidTypes(f"accepted types must be a list of at most {MAX_TYPES} names")
-    if not all(isinstance(t, str) and TYPE_NAME.fullmatch(t) for t in types):
-        raise InvalidTypes("licence types are names of 1 to 32 letters, digits, '.', '_' "
-                           "or '-'")
-    return tuple(types)
-
-
 def load_accepted_types(state_dir: Path) -> tuple[str, ...] | None:
     """The types set on the device, or None when none were set (or the file is unreadable)."""
     try:

@@ -24,14 +24,14 @@ from appliance.core.credential.limits import MAX_TEXT_CHARS, inflate_capped
 from appliance.core.credential.lp1 import PREFIX as LP1_PREFIX
 from appliance.core.credential.lp1 import split
 from appliance.core.credential.model import Rejection
-from appliance.core.errors import ApplianceError, CameraError, TrustDataError
+from appliance.core.errors import ApplianceError, AuditUnavailable, CameraError, TrustDataError
 from appliance.core.reasons import Outcome
 from appliance.core.verifier import Verdict
 from appliance.devices.camera import FrameSource
 from appliance.devices.indicator import DeviceState, Indicator
 from appliance.devices.scanner import FrameScanner, RepeatSuppressor
 from appliance.kiosk.events import EventBus, verdict_event
-from appliance.kiosk.verification import FAULT_VERDICT, AuditUnavailable, VerificationService
+from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
 from appliance.log_limits import RepeatLimiter
 from appliance.systemd_notify import Watchdog, sd_notify
 

@@ -1,34 +1,45 @@
-"""The small interface the web screens read the kiosk through, and its in-process version.
+"""The small interface the web screens read the kiosk through: all the web knows of it.
 
-``KioskPort`` is all the web knows of the kiosk. ``LocalKioskPort`` implements it in one
-process (the demo, tests, and ``appliance web`` until the kiosk's Unix-socket bridge
-exists); a socket client implementing the same methods lets the web run as its own
-process. Verdicts cross this interface as event dicts (``appliance.kiosk.events.verdict_event``),
-which are JSON-serialisable, so a socket can carry them unchanged.
+``KioskPort`` is implemented in the kiosk process by ``appliance.kiosk.local_port`` and
+served on a Unix socket by ``appliance.kiosk.bridge``; the web holds a client of the same
+methods (``appliance_web.socket_port``). Verdicts cross it as event dicts
+(``appliance.kiosk.events.verdict_event``), JSON-serialisable, so a socket carries them
+unchanged. The rule for accepted licence types lives here because both sides apply it.
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from appliance import __version__
-from appliance.clock import Clock
 from appliance.core.errors import ApplianceError
-from appliance.core.reasons import Outcome, Reason
-from appliance.core.snapshot import TrustSnapshot
-from appliance.core.verifier import Verdict
-from appliance.kiosk.events import Event, EventBus, verdict_event
-from appliance.kiosk.verification import VerificationService
+from appliance.kiosk.events import Event
 
 log = logging.getLogger(__name__)
 
-HOUR_S = 3600
+# The one rule for accepted licence types, used by the admin screen and the kiosk socket.
+TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
+MAX_TYPES = 32
+
+
+class InvalidTypes(ApplianceError):
+    """Accepted licence types that are not a short list of short names."""
+
+
+def check_accepted_types(types: object) -> tuple[str, ...]:
+    """``types`` as a tuple if it is at most MAX_TYPES names matching TYPE_NAME.
+
+    Raises ``InvalidTypes`` otherwise: whatever the caller (screen or socket), nothing
+    else reaches the checkpoint rules or ``local_policy.json``.
+    """
+    if isinstance(types, str) or not isinstance(types, Sequence) or len(types) > MAX_TYPES:
+        raise InvalidTypes(f"accepted types must be a list of at most {MAX_TYPES} names")
+    if not all(isinstance(t, str) and TYPE_NAME.fullmatch(t) for t in types):
+        raise InvalidTypes("licence types are names of 1 to 32 letters, digits, '.', '_' "
+                           "or '-'")
+    return tuple(types)
 
 
 class PortUnavailable(ApplianceError):
@@ -65,12 +76,12 @@ class KioskPort(Protocol):
 
     def verify_text(self, text: str, source: str = "web-text") -> Event:
         """Verify and audit one QR text as the camera would; publishes and returns the event.
-        Raises ``appliance.kiosk.verification.AuditUnavailable`` when no audit record could be made."""
+        Raises ``appliance.core.errors.AuditUnavailable`` when no audit record could be made."""
         ...
 
     def verify_image(self, data: bytes, source: str = "web-image") -> list[Event]:
         """Every QR code in an image file's bytes; one NO_QR_FOUND event when there is none.
-        Raises ``appliance.devices.scanner.ImageReadError`` for bytes that are not a picture."""
+        Raises ``appliance.core.errors.ImageReadError`` for bytes that are not a picture."""
         ...
 
     def trigger_sync(self) -> str:
@@ -92,198 +103,6 @@ class KioskPort(Protocol):
     def set_accepted_types(self, types: Sequence[str]) -> None:
         """Accept only these licence types from now on (empty: any)."""
         ...
-
-
-StatusProvider = Callable[[], Mapping[str, Any]]
-
-
-class LocalKioskPort:
-    """``KioskPort`` over an in-process ``VerificationService`` and ``EventBus``.
-
-    ``providers`` fill parts of ``status()`` the service cannot know, each merged into the
-    section of its name: ``"camera"`` (fps, last_frame_at), ``"trust"`` (last_sync_at,
-    next_sync_at, last_error) and ``"audit"`` (pending, last_upload_at). Actions (sync,
-    upload, export, persisting accepted types) are callables; where one is missing, the
-    method raises ``PortUnavailable``.
-    """
-
-    def __init__(
-        self,
-        service: VerificationService,
-        bus: EventBus,
-        *,
-        device: Mapping[str, str] | None = None,
-        trust: Callable[[], TrustSnapshot] | None = None,
-        clock: Clock | None = None,
-        show_holder: bool = False,
-        decoder_backend: str = "both",
-        history_size: int = 50,
-        providers: Mapping[str, StatusProvider] | None = None,
-        sync: Callable[[], str] | None = None,
-        upload: Callable[[], str] | None = None,
-        export: Callable[[float | None, float | None], bytes] | None = None,
-        on_accepted_types: Callable[[tuple[str, ...]], None] | None = None,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self._service = service
-        self._bus = bus
-        self._device = dict(device or {})
-        self._trust = trust
-        self._clock = clock
-        self.show_holder = show_holder
-        self._decoder_backend = decoder_backend
-        self._providers = dict(providers or {})
-        self._sync = sync
-        self._upload = upload
-        self._export = export
-        self._on_accepted_types = on_accepted_types
-        self._wall = wall
-        self._lock = threading.Lock()
-        self._history: collections.deque[Event] = collections.deque(maxlen=max(1, history_size))
-        self._hours: collections.Counter[tuple[int, str]] = collections.Counter()
-        self._totals: collections.Counter[str] = collections.Counter()
-        self._unlisten = bus.listen(self._record)
-
-    def close(self) -> None:
-        self._unlisten()
-
-    # -- verdicts -------------------------------------------------------------------------
-
-    def _record(self, event: Event) -> None:
-        if event.get("type") != "verdict":
-            return
-        at = float(event.get("at") or self._wall())
-        outcome = str(event.get("outcome"))
-        with self._lock:
-            self._history.appendleft(event)
-            self._hours[(int(at // HOUR_S) * HOUR_S, outcome)] += 1
-            self._totals[outcome] += 1
-            cutoff = (int(at // HOUR_S) - 48) * HOUR_S
-            for key in [k for k in self._hours if k[0] < cutoff]:
-                del self._hours[key]
-
-    def recent_verdicts(self, limit: int = 20) -> list[Event]:
-        with self._lock:
-            return list(self._history)[: max(0, limit)]
-
-    def get_verdict(self, event_id: str) -> Event | None:
-        with self._lock:
-            return next((e for e in self._history if e.get("id") == event_id), None)
-
-    def verdicts_per_hour(self, hours: int = 24) -> list[dict[str, Any]]:
-        current = int(self._wall() // HOUR_S) * HOUR_S
-        with self._lock:
-            counts = dict(self._hours)
-        out = []
-        for i in range(hours - 1, -1, -1):
-            hour = current - i * HOUR_S
-            row: dict[str, Any] = {"hour": hour}
-            for outcome in Outcome:
-                row[str(outcome)] = counts.get((hour, str(outcome)), 0)
-            out.append(row)
-        return out
-
-    def verdict_totals(self) -> dict[str, int]:
-        with self._lock:
-            return {str(o): self._totals.get(str(o), 0) for o in Outcome}
-
-    def events(self, timeout_s: float = 15.0) -> Iterator[Event | None]:
-        # A stalled screen loses its oldest events, never the kiosk loop (EventBus).
-        return self._bus.subscribe(timeout_s)
-
-    def publish_verdict(self, verdict: Verdict, source: str) -> Event:
-        event = verdict_event(verdict, self.show_holder, at=self._wall(), source=source)
-        self._bus.publish(event)
-        return event
-
-    def verify_text(self, text: str, source: str = "web-text") -> Event:
-        return self.publish_verdict(self._service.verify(text, source=source), source)
-
-    def verify_image(self, data: bytes, source: str = "web-image") -> list[Event]:
-        from appliance.devices.scanner import decode_image_bytes, make_decoder
-
-        # Decoded in memory: an upload is never written (format and pixel caps inside).
-        texts = decode_image_bytes(data, make_decoder(self._decoder_backend), "upload")
-        if not texts:
-            return [self.publish_verdict(Verdict(Outcome.FAIL, Reason.NO_QR_FOUND), source)]
-        return [self.verify_text(text, source) for text in texts]
-
-    # -- actions --------------------------------------------------------------------------
-
-    def trigger_sync(self) -> str:
-        if self._sync is None:
-            raise PortUnavailable("trust-data sync is not configured on this device")
-        return self._sync()
-
-    def trigger_upload(self) -> str:
-        if self._upload is None:
-            raise PortUnavailable("audit upload is not configured on this device")
-        return self._upload()
-
-    def export_audit(self, since: float | None = None, until: float | None = None) -> bytes:
-        if self._export is None:
-            raise PortUnavailable("the audit log is not available to this screen")
-        return self._export(since, until)
-
-    def accepted_types(self) -> tuple[str, ...]:
-        return tuple(sorted(self._service.checkpoint.accepted_types))
-
-    def set_accepted_types(self, types: Sequence[str]) -> None:
-        chosen = tuple(sorted(set(types)))
-        self._service.checkpoint = dataclasses.replace(
-            self._service.checkpoint, accepted_types=frozenset(chosen))
-        log.info("accepted licence types set to %s", ", ".join(chosen) or "any")
-        if self._on_accepted_types is not None:
-            self._on_accepted_types(chosen)
-
-    # -- status ---------------------------------------------------------------------------
-
-    def status(self) -> dict[str, Any]:
-        now = self._wall()
-        out: dict[str, Any] = {
-            "device": {"id": self._device.get("id"), "name": self._device.get("name"),
-                       "mode": self._device.get("mode")},
-            "software": {"version": __version__},
-            "camera": {"source": self._device.get("camera"), "fps": None, "last_frame_at": None},
-            "trust": self._trust_status(now),
-            "clock": self._clock_status(now),
-            "audit": {"pending": None, "last_upload_at": None,
-                      "fault": self._service.audit_fault},
-            "accepted_types": list(self.accepted_types()),
-            "verdicts": self.verdict_totals(),
-        }
-        for name, provider in self._providers.items():
-            try:
-                out.setdefault(name, {}).update(provider())
-            except Exception as e:
-                log.warning("status provider %s failed: %s", name, e)
-                out.setdefault(name, {})["error"] = str(e)
-        return out
-
-    def _trust_status(self, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": None, "published_at": None, "expires_at": None,
-                               "age_s": None, "issuers": None, "error": None,
-                               "last_sync_at": None, "next_sync_at": None, "last_error": None}
-        if self._trust is None:
-            return out
-        try:
-            snap = self._trust()
-        except ApplianceError as e:
-            out["error"] = str(e)
-            return out
-        out["version"] = snap.version
-        out["published_at"] = snap.published_at
-        out["expires_at"] = snap.expires_at
-        out["age_s"] = None if snap.published_at is None else max(0.0, now - snap.published_at)
-        out["max_age_hours"] = snap.policy.max_age_hours
-        out["issuers"] = sorted(set(snap.issuer_names().values()))
-        return out
-
-    def _clock_status(self, now: float) -> dict[str, Any]:
-        if self._clock is None:
-            return {"now": now, "trusted": None}
-        reading = self._clock.read()
-        return {"now": reading.now, "trusted": reading.trusted}
 
 
 def event_public(event: Event) -> dict[str, Any]:

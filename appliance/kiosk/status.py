@@ -81,7 +81,7 @@ def trust_provider(state_dir: Path, interval_minutes: float, *,
 
     def trust() -> dict[str, Any]:
         from appliance.trust.store import link_fault
-        from appliance_sync.client import read_sync_state
+        from appliance.trust.sync_state import read_sync_state
 
         state = read_sync_state(state_dir)
         attempt = epoch(state.get("last_attempt"))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from appliance.clock import Clock
-from appliance.core.errors import ApplianceError, AuditError, TrustDataError
+from appliance.core.errors import ApplianceError, AuditError, AuditUnavailable, TrustDataError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Checkpoint, Verdict, verify
@@ -62,10 +62,6 @@ class NullAudit:
         return None
 
 
-class AuditUnavailable(AuditError):
-    """Raised to the caller when ``audit.required`` and the record could not be written."""
-
-
 class VerificationService:
     def __init__(
         self,
@@ -84,6 +80,16 @@ class VerificationService:
         self._audit_required = audit_required
         self._faults = RepeatLimiter(log)
         self.audit_fault: str | None = None
+
+    @property
+    def trust(self) -> Callable[[], TrustSnapshot]:
+        """The trust source verdicts are decided with (the port shows its status)."""
+        return self._trust
+
+    @property
+    def clock(self) -> Clock:
+        """The clock verdicts are decided on (the port shows whether it is trusted)."""
+        return self._clock
 
     def trust_is_stale(self) -> bool:
         """Whether the installed trust data is past ``policy.max_age_hours`` on the trusted

@@ -22,7 +22,8 @@ from support import World
 from web_support import LiveServer, form_token, make_app, make_kit
 
 from appliance.cli import main
-from appliance.devices.scanner import ImageReadError, decode_image_file
+from appliance.core.errors import ImageReadError
+from appliance.devices.scanner import decode_image_file
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -16,7 +16,7 @@ from appliance.commands.run import export_audit
 from appliance.core.verifier import Checkpoint, verify
 from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.events import EventBus
-from appliance.kiosk.port import LocalKioskPort
+from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
 
 BOOM = "BOOM"

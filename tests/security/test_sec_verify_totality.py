@@ -17,7 +17,7 @@ import cbor2
 import pytest
 from support import NOW, World, claims, cose, text
 
-from appliance import verifier
+from appliance.core import verifier
 from appliance.core.credential import hc1, lc1, shc
 from appliance.core.credential.base45 import b45encode
 from appliance.core.credential.model import Rejection

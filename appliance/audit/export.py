@@ -1,0 +1,39 @@
+"""Audit export formats: CSV with a header, or JSON lines (the auditor's tools read both).
+
+The rows are the export fields of ``appliance.audit.chain``: no personal data, only keyed
+hashes of licence numbers and credential ids (docs/adr/0005).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from typing import IO, Any
+
+from appliance.audit.chain import EXPORT_FIELDS
+from appliance.core.errors import AuditError
+
+FORMATS = ("csv", "jsonl")
+
+
+def record_writer(out: IO[str], fmt: str) -> Callable[[dict[str, Any]], None]:
+    """A function writing one exported row to ``out`` (CSV: the header is written now).
+
+    Raises ``AuditError`` for an unknown format, before anything is read or written.
+    """
+    if fmt not in FORMATS:
+        raise AuditError(f"unknown export format {fmt!r}: use csv or jsonl")
+    if fmt == "csv":
+        writer = csv.DictWriter(out, EXPORT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+
+        def write_csv(row: dict[str, Any]) -> None:
+            writer.writerow({**row, "live": bool(row["live"])})
+
+        return write_csv
+
+    def write_json(row: dict[str, Any]) -> None:
+        out.write(json.dumps({**row, "live": bool(row["live"])}, sort_keys=False) + "\n")
+
+    return write_json
