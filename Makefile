@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench fuzz clean system-deps test-services test-floors
+.PHONY: demo test lint bench fuzz clean system-deps test-services test-floors test-arm64 test-pi-mix
 
 # Debian packages (libzbar0, chromium, fonts-thai-tlwg, postgresql, ...): installed when
 # missing (as root or with password-less sudo); test-services also starts PostgreSQL.
@@ -31,6 +31,16 @@ test: test-services $(BIN)/appliance
 # pass the core suites (.ci/test-floors.sh; needs network to PyPI).
 test-floors:
 	bash .ci/test-floors.sh
+
+# The core suites (.ci/core-tests.txt) on aarch64 under qemu-user, in a sysroot of Debian
+# Bookworm's arm64 Python 3.11 with the aarch64 wheels (.ci/test-arm64.sh; cached in .cache/).
+test-arm64:
+	bash .ci/test-arm64.sh
+
+# The core suites with the versions a Pi gets: Bookworm's python3-numpy, -pil, -cryptography
+# ... seen through --system-site-packages (.ci/test-pi-mix.sh; needs root for apt).
+test-pi-mix:
+	bash .ci/test-pi-mix.sh
 
 bench: $(BIN)/appliance
 	$(BIN)/python benchmarks/run.py
