@@ -12,7 +12,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIRST_PARTY = {"appliance", "appliance_sync", "appliance_web"}
+FIRST_PARTY = {"appliance", "appliance_sync", "appliance_web", "appliance_hub"}
 # Optional at runtime, imported lazily where present: Pi hardware, the hub's PostgreSQL store.
 OPTIONAL = {"picamera2", "lgpio", "psycopg", "atheris"}
 
@@ -33,7 +33,7 @@ def test_every_runtime_dependency_has_a_floor():
 
 def _imported_modules() -> set[str]:
     found, local = set(), set()
-    for package in ("appliance", "sync", "web"):
+    for package in ("appliance", "sync", "web", "hub"):
         for path in (REPO / package).rglob("*.py"):
             local.add(path.stem)
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
