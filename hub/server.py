@@ -23,7 +23,8 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from appliance_hub.batches import (
     check_shape,
     load_json,
 )
+from appliance_hub.fleet_api import register_fleet
 from appliance_hub.store import RECORD_COLUMNS, BatchConflict, HubStore
 
 log = logging.getLogger(__name__)
@@ -89,10 +91,13 @@ class DeviceRegistry:
         return key
 
 
-def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None) -> Flask:
+def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
+               admin_token: str | None = None,
+               clock: Callable[[], float] = time.time) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BATCH_BYTES
     registry = DeviceRegistry(devices_dir)
+    register_fleet(app, store, registry, (auditor_token, admin_token), clock)
     token_digest = hashlib.sha256(auditor_token.encode()).digest() if auditor_token else None
 
     def error(status: int, message: str) -> tuple[Response, int]:

@@ -21,6 +21,7 @@ from typing import Any
 from appliance.audit.chain import HASHED_FIELDS, genesis_hash, record_hash
 from appliance.core.errors import SyncError
 from appliance_hub.batches import BatchInvalid, check_shape
+from appliance_hub.migrations import current_version, migrate
 
 __all__ = ["RECORD_COLUMNS", "BatchConflict", "BatchInvalid", "HubStore", "check_batch",
            "verify_rows"]
@@ -86,9 +87,11 @@ class HubStore:
         self.dsn = str(dsn)
         self.postgres = self.dsn.startswith(("postgresql://", "postgres://"))
         self._local = threading.local()
-        with self._tx() as cur:
-            for ddl in _SCHEMA:
-                cur.execute(ddl)
+        try:
+            with self._tx() as cur:
+                self.schema_version = migrate(cur, self.postgres, baseline=_SCHEMA)
+        except self._errors() as e:
+            raise SyncError(f"hub database cannot be migrated: {e}") from e
 
     # connections: one per thread
 
@@ -278,6 +281,11 @@ class HubStore:
             row = dict(zip(names, values, strict=True))
             row["live"] = bool(row["live"])
             yield row
+
+    def ping(self) -> int:
+        """The schema version, read from the database (readiness: it answers)."""
+        with self._tx() as cur:
+            return current_version(cur)
 
     def count(self) -> int:
         with self._tx() as cur:

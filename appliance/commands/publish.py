@@ -3,6 +3,7 @@
     appliance publish init   --repo DIR --keys KEYDIR --root-out FILE
     appliance publish update --repo DIR --keys KEYDIR --source TRUST.json [--expires-hours N]
     appliance publish rotate --repo DIR --keys KEYDIR --role ROLE [--root-out FILE]
+    appliance publish refresh --repo DIR --keys KEYDIR [--expires-hours N]
 
 DIR holds plain static files for any web server; devices pin the root written by
 ``init`` (or a later ``--root-out``). See docs/adr/0006-trust-distribution.md.
@@ -56,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--root-expires-days", type=float, default=365.0, metavar="N")
     q.set_defaults(func=run_rotate)
 
+    q = sub.add_parser("refresh", help="re-sign the timestamp only (online timestamp key)")
+    common(q)
+    q.set_defaults(func=run_refresh)
+
 
 def _positive(value: float, name: str) -> float:
     if not value > 0:
@@ -92,4 +97,13 @@ def run_rotate(args: argparse.Namespace) -> int:
                          root_expires_days=_positive(args.root_expires_days,
                                                      "--root-expires-days"))
     print(f"{args.role} key rotated; root is now version {version}")
+    return 0
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    from appliance_sync.publisher_refresh import refresh_timestamp
+
+    version = refresh_timestamp(args.repo, args.keys,
+                                expires_hours=_positive(args.expires_hours, "--expires-hours"))
+    print(f"timestamp refreshed to version {version}")
     return 0

@@ -1,0 +1,181 @@
+"""The hub's fleet and operations endpoints: heartbeats in, the fleet out, health, metrics.
+
+- ``POST /v1/heartbeats``: a device's signed heartbeat (appliance_hub.fleet).
+- ``GET /v1/devices``: auditor or admin bearer token; ``?device_id=X`` adds its history.
+- ``GET /readyz``: 200 when the database answers, else 503 (``/healthz`` is the process).
+- ``GET /metrics``: Prometheus text; fleet gauges per device (nginx lets loopback only).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from appliance.core.errors import SyncError
+from appliance_hub.batches import BatchInvalid, load_json
+from appliance_hub.fleet import MAX_HEARTBEAT_BYTES, Fleet, HeartbeatStale, check_heartbeat
+
+log = logging.getLogger(__name__)
+
+UNAUTHENTICATED = "heartbeat not accepted: unknown device or signature that does not verify"
+
+
+def register_fleet(app: Flask, store: Any, registry: Any, tokens: Iterable[str | None],
+                   clock: Callable[[], float]) -> Fleet:
+    """Add the fleet endpoints to the hub's app; ``tokens`` are the auditor/admin tokens."""
+    fleet = Fleet(store)
+    digests = [hashlib.sha256(t.encode()).digest() for t in tokens if t]
+
+    def error(status: int, message: str) -> tuple[Response, int]:
+        return jsonify({"status": "error", "error": message}), status
+
+    def reader() -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        given = hashlib.sha256(header[len("Bearer "):].strip().encode()).digest()
+        # Compare with every token, so the time taken does not say which one matched.
+        return sum(hmac.compare_digest(given, d) for d in digests) > 0
+
+    @app.post("/v1/heartbeats")
+    def receive_heartbeat() -> Any:
+        if (request.content_length or 0) > MAX_HEARTBEAT_BYTES:
+            return error(413, f"a heartbeat is at most {MAX_HEARTBEAT_BYTES} bytes")
+        body = request.get_data(cache=False)
+        if len(body) > MAX_HEARTBEAT_BYTES:
+            return error(413, f"a heartbeat is at most {MAX_HEARTBEAT_BYTES} bytes")
+        try:
+            payload, signature, hb = _open(body)
+        except BatchInvalid as e:
+            return error(400, str(e))
+        device_id = hb.get("device_id")
+        key = registry.get(device_id) if isinstance(device_id, str) else None
+        if key is None or not key.verify(signature, payload):
+            log.info("heartbeat refused: %s", "bad signature" if key else "unknown device id")
+            return error(401, UNAUTHENTICATED)
+        try:
+            fleet.record(check_heartbeat(hb), payload, clock())
+        except HeartbeatStale as e:
+            return jsonify({"status": "stale", "error": str(e)}), 409
+        except BatchInvalid as e:
+            return error(400, str(e))
+        except (SyncError, *store._errors()) as e:
+            log.error("heartbeat from %s not stored: %s", device_id, e)
+            return error(503, "hub storage unavailable, retry later")
+        return jsonify({"status": "stored", "device_id": device_id})
+
+    @app.get("/v1/devices")
+    def devices() -> Any:
+        if not reader():
+            return error(401, "auditor or admin token required")
+        listed = fleet.devices(clock())
+        wanted = request.args.get("device_id")
+        if wanted is not None:
+            listed = [d for d in listed if d["device_id"] == wanted]
+            for d in listed:
+                d["history"] = fleet.history(wanted)
+        for d in listed:
+            d.pop("last_seen_epoch", None)
+        return jsonify({"devices": listed})
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        try:
+            version = store.ping()
+        except (SyncError, *store._errors()) as e:
+            log.error("not ready: %s", e)
+            return jsonify({"status": "unavailable", "error": "database unreachable"}), 503
+        return jsonify({"status": "ready", "schema_version": version})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(render_metrics(store, fleet, clock()),
+                        mimetype="text/plain; version=0.0.4")
+
+    return fleet
+
+
+_PER_DEVICE = [
+    ("appliance_hub_device_last_seen_timestamp_seconds",
+     "When the hub last heard from the device (Unix time).", "last_seen_epoch"),
+    ("appliance_hub_device_trust_age_seconds",
+     "Age of the device's trust data now (reported age plus time since).", "trust_age_now_s"),
+    ("appliance_hub_device_trust_version", "Installed trust data version.", "trust_version"),
+    ("appliance_hub_device_audit_backlog", "Audit records not yet uploaded.", "audit_backlog"),
+    ("appliance_hub_device_disk_free_bytes", "Free bytes on the state partition.",
+     "disk_free_bytes"),
+    ("appliance_hub_device_uptime_seconds", "Uptime reported in the last heartbeat.",
+     "uptime_s"),
+    ("appliance_hub_device_clock_trusted", "1 when the device's clock is trusted.",
+     "clock_trusted"),
+    ("appliance_hub_device_last_sync_ok", "1 when the device's last sync succeeded.",
+     "last_sync_ok"),
+    ("appliance_hub_device_camera_ok", "1 when the camera works (or none is fitted).",
+     "camera_ok"),
+    ("appliance_hub_chain_forks", "Audit-chain forks held for the device.", "chain_forks"),
+]
+
+
+def render_metrics(store: Any, fleet: Fleet, now: float) -> str:
+    """Prometheus text format: hub health, fleet counts and per-device gauges."""
+    out: list[str] = []
+
+    def gauge(name: str, help_text: str, samples: list[tuple[str, Any]]) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} gauge")
+        out.extend(f"{name}{labels} {_number(v)}" for labels, v in samples if v is not None)
+
+    try:
+        store.ping()
+        devices = fleet.devices(now)
+        records = store.count()
+        up = 1
+    except (SyncError, *store._errors()) as e:
+        log.error("metrics without the database: %s", e)
+        devices, records, up = [], None, 0
+    gauge("appliance_hub_database_up", "1 when the hub's database answers.", [("", up)])
+    gauge("appliance_hub_records", "Audit records held.", [("", records)])
+    gauge("appliance_hub_devices", "Devices that sent a heartbeat.", [("", len(devices))])
+    for flag in ("silent", "stale", "failing"):
+        gauge(f"appliance_hub_devices_{flag}", f"Devices now {flag}.",
+              [("", sum(1 for d in devices if d[flag]))])
+    for d in devices:
+        d["last_sync_ok"] = None if d["last_sync_result"] is None else int(
+            d["last_sync_result"] == "ok")
+        d["camera_ok"] = int(d["camera"] in ("ok", "none"))
+        d["clock_trusted"] = int(d["clock_trusted"])
+    for name, help_text, field in _PER_DEVICE:
+        gauge(name, help_text, [(_labels(d["device_id"]), d[field]) for d in devices])
+    return "\n".join(out) + "\n"
+
+
+def _labels(device_id: str) -> str:
+    escaped = device_id.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{{device_id="{escaped}"}}'
+
+
+def _number(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(int(value))
+
+
+def _open(body: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
+    envelope = load_json(body, max_containers=4)
+    if not isinstance(envelope, dict) or not all(
+            isinstance(envelope.get(k), str) for k in ("payload", "signature")):
+        raise BatchInvalid("body must be a JSON object with base64 payload and signature")
+    try:
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        signature = base64.b64decode(envelope["signature"], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BatchInvalid("payload and signature must be base64") from e
+    hb = load_json(payload, max_containers=4)
+    if not isinstance(hb, dict):
+        raise BatchInvalid("not a heartbeat")
+    return payload, signature, hb
