@@ -84,7 +84,8 @@ def test_hub_listens_on_loopback_behind_nginx():
                  "IPAddressDeny=any", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  "ReadOnlyPaths=/var/lib/appliance-hub/devices"):
         assert line in lines, line
-    assert re.search(r"^ExecStart=\S+/gunicorn .*appliance_hub\.wsgi:app$", text, re.MULTILINE)
+    assert re.search(r"^ExecStart=\S+/gunicorn .*'appliance_hub\.wsgi:create\(\)'$", text,
+                     re.MULTILINE)
     assert not re.search(r"^(Environment=.*(TOKEN|PASSWORD)|ReadWritePaths=)", text,
                          re.MULTILINE), "secrets come as credentials; the hub writes nowhere"
 

@@ -1,0 +1,52 @@
+"""The hub as a WSGI application for gunicorn: ``gunicorn 'appliance_hub.wsgi:create()'``.
+
+Settings come from the environment the unit loads (/etc/appliance-hub/hub.env) and the
+bearer tokens from systemd credentials, so no secret is in the environment or argv:
+
+- ``APPLIANCE_HUB_DB``: SQLite path or ``postgresql://...`` (peer authentication).
+- ``APPLIANCE_HUB_DEVICES``: folder of enrolled device keys (``DEVICE_ID.pem``).
+- ``$CREDENTIALS_DIRECTORY/auditor_token`` and ``admin_token`` (either may be absent).
+
+Each gunicorn worker calls ``create()`` and opens its own store; the schema migrates once
+(an advisory lock on PostgreSQL). Importing this module does nothing by itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from appliance.core.errors import ApplianceError
+from appliance_hub.server import create_app
+from appliance_hub.store import HubStore
+
+
+def _token(credentials: str | None, name: str) -> str | None:
+    if not credentials:
+        return None
+    try:
+        token = (Path(credentials) / name).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ApplianceError(f"cannot read credential {name}: {e.strerror or e}") from e
+    return token or None
+
+
+def app_from_environment(env: Mapping[str, str]) -> Flask:
+    """The hub configured by ``env`` (os.environ under gunicorn)."""
+    missing = [k for k in ("APPLIANCE_HUB_DB", "APPLIANCE_HUB_DEVICES") if not env.get(k)]
+    if missing:
+        raise ApplianceError(f"set {' and '.join(missing)} (see /etc/appliance-hub/hub.env)")
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    return create_app(HubStore(env["APPLIANCE_HUB_DB"]), Path(env["APPLIANCE_HUB_DEVICES"]),
+                      _token(credentials, "auditor_token"),
+                      admin_token=_token(credentials, "admin_token"))
+
+
+def create() -> Flask:
+    """gunicorn's application factory (``appliance_hub.wsgi:create()``)."""
+    return app_from_environment(os.environ)

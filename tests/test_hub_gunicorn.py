@@ -1,0 +1,100 @@
+"""The hub under gunicorn, as appliance-hub.service runs it: real process, real HTTP.
+
+Settings from the environment, tokens from a credentials folder (as systemd hands them
+over), two workers migrating one SQLite database, and a signed heartbeat through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hub_fleet_support import ADMIN, AUDITOR, heartbeat_fields, signed
+from test_audit_support import device
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, token: str | None = None, body: bytes | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def gunicorn_hub(tmp_path):
+    if not GUNICORN.exists() and shutil.which("gunicorn") is None:
+        pytest.skip("gunicorn is not installed (pip install -e '.[hub]')")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o700)
+    (credentials / "auditor_token").write_text(AUDITOR + "\n")
+    (credentials / "admin_token").write_text(ADMIN)
+    port = _free_port()
+    env = {**os.environ, "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+           "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
+           "CREDENTIALS_DIRECTORY": str(credentials)}
+    proc = subprocess.Popen(
+        [str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")), "--workers", "2",
+         "--bind", f"127.0.0.1:{port}", "appliance_hub.wsgi:create()"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # waiting for a child process to listen: no fixed sleep asserted on
+            try:
+                if _get(url + "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not start: {proc.communicate(timeout=5)[0][-3000:]}")
+            time.sleep(0.1)
+        yield url, tmp_path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_gunicorn_serves_the_hub_from_environment_and_credentials(gunicorn_hub):
+    url, tmp_path = gunicorn_hub
+    assert _get(url + "/readyz") == (200, {"status": "ready", "schema_version": 2})
+    _, _, identity = device(tmp_path, "kiosk-01", tmp_path / "devices")
+    status, _ = _get(url + "/v1/heartbeats",
+                     body=signed(identity, heartbeat_fields("kiosk-01", time.time())))
+    assert status == 200
+    assert _get(url + "/v1/devices")[0] == 401
+    for token in (AUDITOR, ADMIN):  # the trailing newline of a credential file is not part
+        status, body = _get(url + "/v1/devices", token=token)
+        assert status == 200 and [d["device_id"] for d in body["devices"]] == ["kiosk-01"]
+
+
+def test_wsgi_names_missing_settings(tmp_path):
+    from appliance.core.errors import ApplianceError
+    from appliance_hub.wsgi import app_from_environment
+
+    with pytest.raises(ApplianceError, match="APPLIANCE_HUB_DB"):
+        app_from_environment({"APPLIANCE_HUB_DEVICES": str(tmp_path)})
+    app = app_from_environment({"APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+                                "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices")})
+    assert app.test_client().get("/v1/devices").status_code == 401, "no token: nobody reads"
