@@ -91,8 +91,15 @@ cat > "$WRAPPER" <<WRAP
 exec qemu-aarch64-static -L "$SYSROOT" "$SYSROOT/usr/bin/python3.11" "\$@"
 WRAP
 chmod +x "$WRAPPER"
-export ARM64_PYTHON_WRAPPER="$WRAPPER"
-export PYTHONPATH="$REPO/.ci/arm64:$PROJECT:$SITE"
+# A .pth in the interpreter's own dist-packages, not PYTHONPATH (tests that start a child
+# with their own PYTHONPATH still find the wheels). Without binfmt_misc the host kernel
+# cannot run the aarch64 interpreter, so children started as sys.executable get the wrapper.
+mkdir -p "$SYSROOT/usr/lib/python3/dist-packages"
+cat > "$SYSROOT/usr/lib/python3/dist-packages/appliance-arm64.pth" <<PTH
+$PROJECT
+$SITE
+import sys; sys.executable = "$WRAPPER"
+PTH
 "$WRAPPER" "$REPO/.ci/arm64/arm64_report.py"
 echo "arm64: set-up took $((SECONDS - start)) s"
 
