@@ -37,6 +37,9 @@ class Reason(StrEnum):
     CLOCK_UNTRUSTED = "CLOCK_UNTRUSTED"
     TYPE_NOT_ACCEPTED = "TYPE_NOT_ACCEPTED"
     NO_QR_FOUND = "NO_QR_FOUND"
+    # Remote policy in the trust data (spec LC1 s.4), checked before step 1 of s.5.
+    SOFTWARE_OUTDATED = "SOFTWARE_OUTDATED"
+    DEVICE_DISABLED = "DEVICE_DISABLED"
     # LP1 (holder-bound presentations)
     HOLDER_KEY_MISSING = "HOLDER_KEY_MISSING"
     BAD_HOLDER_SIGNATURE = "BAD_HOLDER_SIGNATURE"

@@ -67,6 +67,9 @@ class Policy:
     clock_skew_s: int = 300
     presentation_window_s: int = 90
     require_presentation_types: frozenset[str] = frozenset()
+    # Remote policy (spec LC1 s.4): applied only where a device identity exists.
+    min_software_version: str | None = None  # PEP 440
+    disabled_devices: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

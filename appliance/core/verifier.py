@@ -18,6 +18,7 @@ from appliance.core.credential.cose import ALG_NAMES
 from appliance.core.credential.model import Credential, Opened, Rejection
 from appliance.core.credential.registry import find_profile
 from appliance.core.reasons import Outcome, Reason
+from appliance.core.remote_policy import out_of_service
 from appliance.core.snapshot import (
     REVOKED,
     SUSPENDED,
@@ -37,6 +38,9 @@ class Checkpoint:
     accepted_types: frozenset[str] = frozenset()  # empty: any type
     require_presentation_types: frozenset[str] = frozenset()
     check_staleness: bool = True  # False for authoring checks against a trust source file
+    # The device's identity for remote policy (spec LC1 s.4); None in authoring checks.
+    device_id: str | None = None
+    software_version: str | None = None
 
 
 DEFAULT_CHECKPOINT = Checkpoint()
@@ -96,8 +100,11 @@ def verify(
     decoding raises is a bug, not an outcome: the last-resort net turns it into FAIL
     ``MALFORMED_STRUCTURE`` (the spec's reasons are fixed) and logs it once, with the
     exception type and where it was raised, never the text or the exception's message
-    (which may quote the input).
+    (which may quote the input). Remote policy (spec LC1 s.4) comes before any decoding.
     """
+    stopped = out_of_service(trust.policy, checkpoint.device_id, checkpoint.software_version)
+    if stopped is not None:
+        return Verdict(Outcome.UNVERIFIABLE, stopped)
     profile = find_profile(text)
     if profile is None:
         return Verdict(Outcome.FAIL, Reason.UNKNOWN_FORMAT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from appliance import __version__
 from appliance.clock import Clock, FileTimeFloor, FloorClock
 from appliance.config import Config
 from appliance.core.errors import TrustDataError
@@ -22,11 +23,14 @@ from appliance.trust.store import CurrentTrust
 
 
 def device_checkpoint(config: Config) -> Checkpoint:
-    """Configured rules, with accepted types as last set on the admin screen, if ever."""
+    """Configured rules, with accepted types as last set on the admin screen, if ever, and
+    this device's id and software version, which remote policy checks (spec LC1 s.4)."""
     local = load_accepted_types(config.paths.state_dir)
     return Checkpoint(
         accepted_types=frozenset(config.policy.accepted_types if local is None else local),
         require_presentation_types=frozenset(config.policy.require_presentation_types),
+        device_id=config.device.id,
+        software_version=__version__,
     )
 
 

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from appliance.core.errors import TrustDataError
 from appliance.core.key_ring import DEFAULT_PROFILES, KEY_PROFILES, KeyRing
-from appliance.core.snapshot import UNKNOWN_STATUS_CHOICES, IssuerKey, Policy, TrustSnapshot
+from appliance.core.snapshot import IssuerKey, TrustSnapshot
+from appliance.trust.policy import parse_policy
 from appliance.trust.revocation import HashSet, StatusList
 
 MAX_TRUST_SOURCE_BYTES = 64 * 1024 * 1024
@@ -94,34 +95,6 @@ def parse_issuers(issuers: Any) -> KeyRing:
                 raise TrustDataError(f"{where}.keys[{j}]: duplicate kid {key.kid.hex()}")
             keys[key.kid] = key
     return KeyRing(keys.values())
-
-
-def parse_policy(raw: Any) -> Policy:
-    if not isinstance(raw, dict):
-        raise TrustDataError("policy must be an object")
-    known = {"max_age_hours", "unknown_status", "clock_skew_s", "presentation_window_s",
-             "require_presentation_types"}
-    for k in raw:
-        if k not in known:
-            raise TrustDataError(f"policy.{k}: unknown policy key")
-    defaults = Policy()
-    unknown_status = raw.get("unknown_status", defaults.unknown_status)
-    if unknown_status not in UNKNOWN_STATUS_CHOICES:
-        raise TrustDataError(f"policy.unknown_status must be one of {UNKNOWN_STATUS_CHOICES}")
-    types = raw.get("require_presentation_types", [])
-    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-        raise TrustDataError("policy.require_presentation_types must be a list of text")
-    return Policy(
-        max_age_hours=_number(raw.get("max_age_hours", defaults.max_age_hours),
-                              "policy.max_age_hours"),
-        unknown_status=unknown_status,
-        clock_skew_s=int(_number(raw.get("clock_skew_s", defaults.clock_skew_s),
-                                 "policy.clock_skew_s")),
-        presentation_window_s=int(_number(
-            raw.get("presentation_window_s", defaults.presentation_window_s),
-            "policy.presentation_window_s")),
-        require_presentation_types=frozenset(types),
-    )
 
 
 def compute_kid(der: bytes) -> bytes:
@@ -313,8 +286,3 @@ def _text(value: Any, where: str) -> str:
         raise TrustDataError(f"{where} must be non-empty text")
     return value
 
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise TrustDataError(f"{where} must be a non-negative number")
-    return float(value)
