@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from appliance.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,7 @@ class FileTimeFloor:
         previous = self.last_synchronised()
         if previous is not None and previous >= now:
             return
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump({"last_synchronised": now}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps({"last_synchronised": now}).encode())
 
 
 def system_clock_synchronised() -> bool:

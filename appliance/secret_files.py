@@ -20,6 +20,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from appliance.files import fsync_dir
+
 DATA_MODE = 0o640
 SECRET_MODE = 0o600
 PRIVATE_UMASK = 0o027  # files 0640, folders 0750 at most
@@ -44,7 +46,7 @@ def create_secret(path: Path, data: bytes) -> bool:
             os.link(tmp, path)  # exclusive: fails if another process got there first
         except FileExistsError:
             return False
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -88,11 +90,3 @@ def private_umask(mask: int = PRIVATE_UMASK) -> Iterator[None]:
         yield
     finally:
         os.umask(old)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 from appliance.audit.chain import checkpoint_message, iso_time
 from appliance.audit.identity import DeviceKeyError, DevicePublicKey
 from appliance.core.errors import SyncError
+from appliance.files import write_atomic
 from appliance_hub.batches import (
     BATCH_TYPE,
     MAX_BATCH_RECORDS,
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 16 * 2**20
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 UNAUTHENTICATED = "batch not accepted: unknown device or signature that does not verify"
+DISABLED = ("batch not accepted: this device is disabled by policy (policy.disabled_devices); "
+            "ask the fleet administrator to re-enable it")
 
 
 class DeviceRegistry:
@@ -67,10 +70,7 @@ class DeviceRegistry:
     def enrol(self, device_id: str, pem: bytes | str) -> DevicePublicKey:
         key = DevicePublicKey.from_pem(pem, f"public key of {device_id}")
         path = self.path(device_id)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(key.pem)
-        tmp.replace(path)
+        write_atomic(path, key.pem.encode(), make_parents=True)
         return key
 
     def get(self, device_id: str) -> DevicePublicKey | None:
@@ -93,7 +93,9 @@ class DeviceRegistry:
 
 def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
                admin_token: str | None = None,
-               clock: Callable[[], float] = time.time) -> Flask:
+               clock: Callable[[], float] = time.time,
+               disabled_devices: Callable[[], Collection[str]] = frozenset) -> Flask:
+    """``disabled_devices``: ids whose uploads are refused (403), from ``policy.py``."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BATCH_BYTES
     registry = DeviceRegistry(devices_dir)
@@ -131,6 +133,9 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
             # One answer for both, so the hub does not tell who is enrolled.
             log.info("batch refused: %s", "bad signature" if key else "unknown device id")
             return error(401, UNAUTHENTICATED)
+        if device_id in disabled_devices():  # after authentication: tells only the device
+            log.warning("batch refused: device %s is disabled by policy", device_id)
+            return error(403, DISABLED)
         try:
             check_shape(batch, MAX_BATCH_RECORDS)
             _check_checkpoints(key, batch)

@@ -47,6 +47,7 @@ from tuf.ngclient import Updater, UpdaterConfig
 
 from appliance.clock import BUILD_TIME, FileTimeFloor, system_clock_synchronised, time_floor
 from appliance.core.errors import SyncError, TrustDataError
+from appliance.files import write_atomic
 from appliance.trust.signed import (
     ROOT_HISTORY,
     SIGNED,
@@ -60,7 +61,6 @@ from appliance.trust.source import parse_issuers, parse_policy
 from appliance.trust.store import (
     StagedVersion,
     current_version_dir,
-    fsync_dir,
     installed_record,
     load_version_dir,
     prune_versions,
@@ -95,19 +95,7 @@ class _DurableUpdater(Updater):
     """ngclient's Updater, but metadata it writes is fsynced (file and directory)."""
 
     def _persist_file(self, filename: str, data: bytes) -> None:
-        directory = Path(filename).parent
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(filename)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(directory)
+        write_atomic(Path(filename), data, sync_folder=True)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from tuf.api.metadata import (
 )
 
 from appliance.core.errors import SyncError, TrustDataError
+from appliance.files import write_atomic
 from appliance.trust.revocation import HASH_PREFIX_BYTES
 from appliance.trust.source import (
     entry_profiles,
@@ -187,13 +188,7 @@ def load_signer(keys: Path, role: str) -> CryptoSigner:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_atomic(path, data, make_parents=True)
 
 
 def _expiry(hours: float, now: datetime) -> datetime:

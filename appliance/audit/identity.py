@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.config import Config
 from appliance.core.errors import ApplianceError
+from appliance.files import write_atomic
 from appliance.secret_files import create_secret
 
 log = logging.getLogger(__name__)
@@ -144,10 +145,6 @@ def _write_public(config: Config, public: DevicePublicKey) -> None:
     try:
         if path.exists() and path.read_text() == pem:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(pem)
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        write_atomic(path, pem.encode(), mode=0o644, make_parents=True)
     except OSError as e:
         raise DeviceKeyError(f"cannot write device public key {path}: {e.strerror or e}") from e

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from appliance.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,4 @@ def load_accepted_types(state_dir: Path) -> tuple[str, ...] | None:
 
 def save_accepted_types(state_dir: Path, types: tuple[str, ...]) -> None:
     path = state_dir / FILE
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump({"accepted_types": list(types)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_atomic(path, json.dumps({"accepted_types": list(types)}).encode())

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from appliance.core.errors import ApplianceError
+from appliance.files import write_atomic
 
 REQUESTS = ("sync", "upload")
 
@@ -37,9 +38,7 @@ def file_trigger(run_dir: Path, name: str,
         path = request_file(run_dir, name)
         try:
             path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(f"{wall():.0f}\n")
-            tmp.replace(path)  # a path unit sees one complete change
+            write_atomic(path, f"{wall():.0f}\n".encode())  # a path unit sees one change
         except OSError as e:
             raise RequestError(f"cannot request {name}: {e.strerror or e}") from e
         return f"{name} requested; it starts within seconds"

@@ -10,13 +10,13 @@ import base64
 import copy
 import hashlib
 import json
-import os
 import zlib
 from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import TrustDataError
 from appliance.core.snapshot import TrustSnapshot, licence_digest
+from appliance.files import write_atomic
 from appliance.trust.source import entry_profiles, load_trust_source, snapshot_from_document
 
 
@@ -103,14 +103,8 @@ class TrustSourceEditor:
 
     def save(self, path: Path) -> None:
         self.snapshot()  # validate before writing
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(self.doc, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        text = json.dumps(self.doc, indent=1, ensure_ascii=False) + "\n"
+        write_atomic(path, text.encode(), make_parents=True)
 
 
 def _add_unique(items: list[str], value: str) -> None:

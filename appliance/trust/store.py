@@ -33,6 +33,7 @@ from typing import Any
 
 from appliance.core.errors import TrustDataError
 from appliance.core.snapshot import TrustSnapshot
+from appliance.files import fsync_dir, write_atomic
 from appliance.trust.revocation import HashSet, StatusList, build_bucket_index
 from appliance.trust.signed import (
     SIGNED,
@@ -218,13 +219,8 @@ def installed_names(trust_dir: Path) -> set[str]:
 
 
 def write_record(trust_dir: Path, entries: list[dict[str, Any]]) -> None:
-    tmp = trust_dir / f".{RECORD}.tmp"
-    with tmp.open("w") as f:
-        json.dump({"format": FORMAT, "installed": entries}, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(trust_dir / RECORD)
-    fsync_dir(trust_dir)
+    data = json.dumps({"format": FORMAT, "installed": entries}, indent=1, sort_keys=True)
+    write_atomic(trust_dir / RECORD, data.encode(), sync_folder=True)
 
 
 def _hash_set(version_dir: Path, entry: dict[str, Any]) -> HashSet:
@@ -309,14 +305,6 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise TrustDataError(f"{version_dir / MANIFEST} is not an object")
     return manifest
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class StagedVersion:

@@ -6,12 +6,13 @@ recorded without importing the sync package (and tuf) into the network-less kios
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
+
+from appliance.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,10 @@ def write_sync_state(state_dir: Path, state: dict[str, Any]) -> None:
     if len(data) > MAX_STATE_BYTES - 1:
         data = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
     padded = data + b"\n" + b" " * max(0, MAX_STATE_BYTES - len(data) - 1)
-    tmp = path.with_name(f".{STATE_FILE}.tmp")
     try:
-        with tmp.open("wb") as f:
-            f.write(padded)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        write_atomic(path, padded)
         return
     except OSError as e:
-        with contextlib.suppress(OSError):
-            if not tmp.is_symlink():
-                tmp.unlink()
         if not path.is_file():
             raise
         log.warning("sync state written in place (%s)", e.strerror or e)
