@@ -128,3 +128,35 @@ def test_timers_have_boot_period_and_jitter():
         text = (UNITS_DIR / timer).read_text()
         for key in ("OnBootSec=", "OnUnitActiveSec=", "RandomizedDelaySec="):
             assert key in text, (timer, key)
+
+
+# MemoryMax= per device service: the budgets benchmarks/bench_memory.py measures against
+# (docs/performance.md). MemoryHigh= reclaims and throttles before the hard limit kills.
+MEMORY_MAX_MIB = {"appliance-kiosk.service": 64, "appliance-web.service": 48,
+                  "appliance-sync.service": 96, "appliance-upload.service": 64,
+                  "appliance-fault.service": 32}
+STACK_BUDGET_MIB = 160  # kiosk + web + fault: the network-less device stack, display aside
+
+
+def _memory(unit: str, key: str) -> int | None:
+    match = re.search(rf"^{key}=(\d+)M$", (UNITS_DIR / unit).read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+@pytest.mark.parametrize("unit", sorted(MEMORY_MAX_MIB))
+def test_memory_max_matches_the_budget(unit: str):
+    assert _memory(unit, "MemoryMax") == MEMORY_MAX_MIB[unit], unit
+    high = _memory(unit, "MemoryHigh")
+    assert high is not None and MEMORY_MAX_MIB[unit] * 3 // 4 <= high < MEMORY_MAX_MIB[unit]
+
+
+def test_memory_budgets_are_the_benchmarks_and_fit_the_stack():
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_memory import BUDGET_MB
+
+    for name in ("kiosk", "web", "sync", "upload"):
+        assert BUDGET_MB[name] == MEMORY_MAX_MIB[f"appliance-{name}.service"], name
+    stack = sum(MEMORY_MAX_MIB[f"appliance-{n}.service"] for n in ("kiosk", "web", "fault"))
+    assert stack <= STACK_BUDGET_MIB == BUDGET_MB["stack"]
