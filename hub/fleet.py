@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from appliance.core.isotime import format_utc, parse_instant
 from appliance_hub.batches import BatchInvalid
 
 HEARTBEAT_TYPE = "appliance-heartbeat/1"
@@ -79,16 +79,13 @@ def _epoch(value: Any, name: str) -> float:
     if not isinstance(value, str) or len(value) > 40:
         raise BatchInvalid(f"{name} must be an ISO 8601 time")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_instant(value)
     except ValueError as e:
-        raise BatchInvalid(f"{name} must be an ISO 8601 time") from e
-    if parsed.tzinfo is None:
-        raise BatchInvalid(f"{name} needs a time zone")
-    return parsed.timestamp()
+        raise BatchInvalid(f"{name}: {e}") from e
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(epoch)
 
 
 @dataclass(frozen=True)

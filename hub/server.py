@@ -25,7 +25,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Collection, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from werkzeug.exceptions import HTTPException
 from appliance.audit.chain import checkpoint_message, iso_time
 from appliance.audit.identity import DeviceKeyError, DevicePublicKey
 from appliance.core.errors import SyncError
+from appliance.core.isotime import parse_instant
 from appliance.files import write_atomic
 from appliance_hub.batches import (
     BATCH_TYPE,
@@ -211,10 +211,7 @@ def _instant(value: str | None) -> str | None:
     """An ISO 8601 parameter in the records' own format, so text comparison orders by time."""
     if not value:
         return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError("no time zone")
-    return iso_time(parsed.timestamp())
+    return iso_time(parse_instant(value))
 
 
 def _lines(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:

@@ -47,6 +47,8 @@ from tuf.ngclient import Updater, UpdaterConfig
 
 from appliance.clock import BUILD_TIME, FileTimeFloor, system_clock_synchronised, time_floor
 from appliance.core.errors import SyncError, TrustDataError
+from appliance.core.isotime import format_utc
+from appliance.core.isotime import instant_or_none as _epoch
 from appliance.files import write_atomic
 from appliance.trust.signed import (
     ROOT_HISTORY,
@@ -77,18 +79,7 @@ MAX_TARGET_BYTES = 1024 * 1024 * 1024
 
 
 def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _epoch(iso: Any) -> float | None:
-    if not isinstance(iso, str):
-        return None
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    return None if epoch is None else format_utc(epoch)
 
 
 class _DurableUpdater(Updater):

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
+from appliance.core import isotime
 from appliance.core.errors import AuditError, UsageError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Verdict
@@ -42,12 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_instant(value: str) -> float:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return isotime.parse_instant(value)
     except ValueError as e:
-        raise UsageError(f"--at is not an ISO 8601 time: {value!r}") from e
-    if parsed.tzinfo is None:
-        raise UsageError("--at needs a time zone, e.g. 2026-05-28T20:26:40Z")
-    return parsed.timestamp()
+        raise UsageError(f"--at {e}") from e
 
 
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[str | None, str | None]]:

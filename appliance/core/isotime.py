@@ -17,10 +17,13 @@ def parse_instant(value: object, *, naive_is_utc: bool = False) -> float:
     """
     if not isinstance(value, str):
         raise ValueError("not an ISO 8601 time")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         if not naive_is_utc:
-            raise ValueError("an ISO 8601 time needs a time zone (e.g. Z)")
+            raise ValueError("needs a time zone, e.g. 2026-05-28T20:26:40Z")
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 

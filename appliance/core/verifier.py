@@ -10,13 +10,13 @@ import hashlib
 import logging
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from appliance.core.credential.cose import ALG_NAMES
 from appliance.core.credential.model import Credential, Opened, Rejection
 from appliance.core.credential.registry import find_profile
+from appliance.core.isotime import format_utc
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import out_of_service
 from appliance.core.snapshot import (
@@ -81,8 +81,8 @@ class Verdict(NamedTuple):
 
 def iso_utc(epoch: float) -> str | None:
     try:
-        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
+        return format_utc(epoch)
+    except ValueError:
         return None
 
 

@@ -25,12 +25,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from appliance.config import Config
 from appliance.core.errors import AuditError
+from appliance.core.isotime import instant_or_none
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,8 @@ StatusProvider = Callable[[], Mapping[str, Any]]
 
 def epoch(iso: Any) -> float | None:
     """An ISO-8601 time as written by the sync client (``...Z``) to epoch seconds."""
-    if not isinstance(iso, str) or not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    return instant_or_none(iso)
+
 
 
 def wall_time(monotonic_at: float | None, *, wall: Callable[[], float] = time.time,

@@ -9,7 +9,6 @@ import os
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from appliance.core.credential.lc1 import (
     PREFIX,
 )
 from appliance.core.errors import ApplianceError
+from appliance.core.isotime import parse_instant
 from appliance.secret_files import create_secret
 from appliance.trust.source import compute_kid, public_key_der
 
@@ -197,7 +197,5 @@ def issue(key: SigningKey, claims: Claims) -> str:
 
 
 def epoch(iso: str) -> int:
-    parsed = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
+    """An operator's ``--iat``/``--exp`` (UTC when no zone is given) to whole seconds."""
+    return int(parse_instant(iso, naive_is_utc=True))

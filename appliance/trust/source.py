@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from appliance.core.errors import TrustDataError
+from appliance.core.isotime import parse_instant
 from appliance.core.key_ring import DEFAULT_PROFILES, KEY_PROFILES, KeyRing
 from appliance.core.snapshot import IssuerKey, TrustSnapshot
 from appliance.trust.policy import parse_policy
@@ -264,15 +265,10 @@ def _instant(value: Any, where: str, default: datetime | None) -> float:
         if default is not None:
             return default.timestamp()
         raise TrustDataError(f"{where} is required")
-    if not isinstance(value, str):
-        raise TrustDataError(f"{where} must be an ISO 8601 time")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_instant(value)
     except ValueError as e:
-        raise TrustDataError(f"{where} is not an ISO 8601 time: {value!r}") from e
-    if parsed.tzinfo is None:
-        raise TrustDataError(f"{where} needs a time zone (e.g. Z)")
-    return parsed.timestamp()
+        raise TrustDataError(f"{where}: {e}") from e
 
 
 def _list(value: Any, where: str) -> list[Any]:

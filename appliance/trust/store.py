@@ -27,11 +27,11 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import TrustDataError
+from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
 from appliance.files import fsync_dir, write_atomic
 from appliance.trust.revocation import HashSet, StatusList, build_bucket_index
@@ -268,15 +268,10 @@ def _read_json(path: Path) -> Any:
 
 
 def _instant(value: Any, where: str) -> float:
-    if not isinstance(value, str):
-        raise TrustDataError(f"manifest {where} must be an ISO 8601 time")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_instant(value)
     except ValueError as e:
-        raise TrustDataError(f"manifest {where} is not an ISO 8601 time") from e
-    if parsed.tzinfo is None:
-        raise TrustDataError(f"manifest {where} needs a time zone")
-    return parsed.timestamp()
+        raise TrustDataError(f"manifest {where}: {e}") from e
 
 
 # -- Writing: a new version is staged beside the current one, then switched by rename. --
