@@ -5,6 +5,8 @@ bearer tokens from systemd credentials, so no secret is in the environment or ar
 
 - ``APPLIANCE_HUB_DB``: SQLite path or ``postgresql://...`` (peer authentication).
 - ``APPLIANCE_HUB_DEVICES``: folder of enrolled device keys (``DEVICE_ID.pem``).
+- ``APPLIANCE_HUB_POLICY`` (optional): a JSON file with the published ``policy`` (the trust
+  source or ``manifest.json``); uploads from its ``disabled_devices`` are refused (403).
 - ``$CREDENTIALS_DIRECTORY/auditor_token`` and ``admin_token`` (either may be absent).
 
 Each gunicorn worker calls ``create()`` and opens its own store; the schema migrates once
@@ -20,6 +22,7 @@ from pathlib import Path
 from flask import Flask
 
 from appliance.core.errors import ApplianceError
+from appliance_hub.policy import DisabledDevices
 from appliance_hub.server import create_app
 from appliance_hub.store import HubStore
 
@@ -42,9 +45,11 @@ def app_from_environment(env: Mapping[str, str]) -> Flask:
     if missing:
         raise ApplianceError(f"set {' and '.join(missing)} (see /etc/appliance-hub/hub.env)")
     credentials = env.get("CREDENTIALS_DIRECTORY")
+    policy = env.get("APPLIANCE_HUB_POLICY")
     return create_app(HubStore(env["APPLIANCE_HUB_DB"]), Path(env["APPLIANCE_HUB_DEVICES"]),
                       _token(credentials, "auditor_token"),
-                      admin_token=_token(credentials, "admin_token"))
+                      admin_token=_token(credentials, "admin_token"),
+                      disabled_devices=DisabledDevices(Path(policy)) if policy else frozenset)
 
 
 def create() -> Flask:

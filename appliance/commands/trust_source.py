@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--clock-skew-s", type=int)
     a.add_argument("--presentation-window-s", type=int)
     a.add_argument("--require-presentation-types", help="comma-separated licence types")
+    a.add_argument("--min-software-version", metavar="VERSION",
+                   help="PEP 440 version: devices below it verify nothing (SOFTWARE_OUTDATED); "
+                   "'' removes the minimum")
+    a.add_argument("--disable-device", action="append", default=[], metavar="DEVICE_ID",
+                   help="this device verifies nothing (DEVICE_DISABLED); repeatable")
+    a.add_argument("--enable-device", action="append", default=[], metavar="DEVICE_ID",
+                   help="take a device off the disabled list; repeatable")
     a.set_defaults(func=run_set_policy)
 
 
@@ -137,5 +144,22 @@ def run_set_policy(args: argparse.Namespace) -> int:
                       clock_skew_s=args.clock_skew_s,
                       presentation_window_s=args.presentation_window_s,
                       require_presentation_types=types)
-    editor.save(args.file)
+    _set_remote_policy(editor.doc["policy"], args)
+    editor.save(args.file)  # validated by the verifier's loader first
     return 0
+
+
+def _set_remote_policy(policy: dict, args: argparse.Namespace) -> None:
+    """Remote policy (spec LC1 s.4): minimum version and disabled devices, in place."""
+    overlap = set(args.disable_device) & set(args.enable_device)
+    if overlap:
+        raise UsageError(f"both disabled and enabled: {', '.join(sorted(overlap))}")
+    if args.min_software_version == "":
+        policy.pop("min_software_version", None)
+    elif args.min_software_version is not None:
+        policy["min_software_version"] = args.min_software_version
+    if args.disable_device or args.enable_device:
+        current = policy.get("disabled_devices", [])
+        listed = list(current) if isinstance(current, list) else []
+        listed += [d for d in args.disable_device if d not in listed]
+        policy["disabled_devices"] = [d for d in listed if d not in set(args.enable_device)]

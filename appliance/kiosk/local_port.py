@@ -199,7 +199,8 @@ class LocalKioskPort:
     def _trust_status(self, now: float) -> dict[str, Any]:
         out: dict[str, Any] = {"version": None, "published_at": None, "expires_at": None,
                                "age_s": None, "issuers": None, "error": None,
-                               "last_sync_at": None, "next_sync_at": None, "last_error": None}
+                               "last_sync_at": None, "next_sync_at": None, "last_error": None,
+                               "out_of_service": None}
         if self._trust is None:
             return out
         try:
@@ -213,6 +214,10 @@ class LocalKioskPort:
         out["age_s"] = None if snap.published_at is None else max(0.0, now - snap.published_at)
         out["max_age_hours"] = snap.policy.max_age_hours
         out["issuers"] = sorted(set(snap.issuer_names().values()))
+        # Remote policy (spec LC1 s.4): the reason code every verdict gets, or None.
+        stopped = self._service.out_of_service()
+        out["out_of_service"] = None if stopped is None else str(stopped)
+        out["min_software_version"] = snap.policy.min_software_version
         return out
 
     def _clock_status(self, now: float) -> dict[str, Any]:

@@ -262,7 +262,8 @@ class Kiosk:
             return
         if self._service.audit_fault is not None:
             self._indicator.set_state(DeviceState.AUDIT_FAILING)
-        elif self._service.trust_is_stale():
+        elif self._service.trust_is_stale() or self._service.out_of_service() is not None:
+            # Amber: out of service by remote policy verifies nothing, like stale data.
             self._indicator.set_state(DeviceState.TRUST_STALE)
         else:
             self._indicator.set_state(DeviceState.IDLE)

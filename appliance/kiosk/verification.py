@@ -19,6 +19,7 @@ from typing import Protocol
 from appliance.clock import Clock
 from appliance.core.errors import ApplianceError, AuditError, AuditUnavailable, TrustDataError
 from appliance.core.reasons import Outcome, Reason
+from appliance.core.remote_policy import out_of_service
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Checkpoint, Verdict, verify
 from appliance.log_limits import RepeatLimiter
@@ -102,6 +103,17 @@ class VerificationService:
             return False  # a trust source file: authoring, never stale
         reading = self._clock.read()
         return reading.now - trust.published_at > trust.policy.max_age_hours * 3600
+
+    def out_of_service(self) -> Reason | None:
+        """``DEVICE_DISABLED`` or ``SOFTWARE_OUTDATED`` while the installed trust data's
+        remote policy stops this device (spec LC1 s.4), else None: every verdict would be
+        UNVERIFIABLE with that reason, so the screens and the indicator say so up front."""
+        try:
+            trust = self._trust()
+        except TrustDataError:
+            return None  # no trust data is its own fault (trust.error)
+        cp = self.checkpoint
+        return out_of_service(trust.policy, cp.device_id, cp.software_version)
 
     def verify(self, text: str, source: str) -> Verdict:
         """Verify and audit; raises ``AuditUnavailable`` (no verdict) when audit is required.
