@@ -21,4 +21,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.commands.web",
     "appliance.commands.demo",
     "appliance.commands.fault",
+    "appliance.commands.selftest",
 )

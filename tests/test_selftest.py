@@ -1,0 +1,150 @@
+"""``appliance selftest`` against the folder camera showing the shipped test card, gpiozero's
+MockFactory pins, trust data synced from a loopback repository, a hub on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+from PIL import Image
+from sync_support import Authority, RepoServer, device
+
+from appliance.cli import main
+from appliance.commands import selftest
+from appliance.config import load_config
+
+CARD = Path(__file__).resolve().parent.parent / "firmware"
+
+
+class _Ready(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory):
+    a = Authority.create(tmp_path_factory.mktemp("authority"))
+    a.publish()
+    repo = RepoServer(a.repo)
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    yield a, repo, f"http://127.0.0.1:{hub.server_address[1]}"
+    hub.shutdown()
+    hub.server_close()
+    repo.stop()
+
+
+def _device(tmp: Path, network, *, card_in_view: bool = True, hub: str | None = None) -> Path:
+    a, repo, hub_url = network
+    device(tmp / "state", repo.url, a.root_file).sync_once()
+    frames = tmp / "frames"
+    frames.mkdir()
+    Image.new("L", (640, 480), 200).save(frames / "0-blank.png")
+    if card_in_view:
+        shutil.copy(CARD / "selftest-card.png", frames / "1-card.png")
+    config = tmp / "appliance.toml"
+    config.write_text(f"""
+[device]
+id = "pi-selftest"
+
+[paths]
+state_dir = "{tmp / 'state'}"
+secrets_dir = "{tmp / 'secrets'}"
+
+[camera]
+source = "images"
+images_dir = "{frames}"
+fps = 50
+frames_per_image = 2
+
+[scanner]
+backend = "zxing"
+
+[indicator]
+backend = "mock"
+buzzer_pin = 5
+relay_pin = 6
+
+[sync]
+url = "{repo.url}"
+root = "{a.root_file}"
+
+[upload]
+url = "{hub or hub_url}"
+""")
+    return config
+
+
+def _context(config: Path, **kw) -> selftest.Context:
+    args = {"card": CARD / "selftest-card.json", "operator": False, "camera_s": 10.0,
+            "timeout_s": 2.0, "sleep": lambda s: None, "ntp": lambda: True, "facts": {}}
+    args.update(kw)
+    return selftest.Context(load_config(config), **args)
+
+
+def test_every_check_passes_on_a_working_device(tmp_path: Path, network):
+    pins = MockFactory()
+    results = selftest.run_checks(_context(_device(tmp_path, network), pin_factory=pins))
+    by_name = {r.name: r for r in results}
+    assert set(by_name) == {name for name, _ in selftest.CHECKS}
+    for name in ("camera", "test card", "indicator", "trust data", "clock", "audit",
+                 "repository", "hub"):
+        assert by_name[name].status == selftest.PASS, by_name[name]
+    assert "PASS OK" in by_name["test card"].detail
+    for pin in (17, 27, 22, 5, 6):  # green, red, amber, buzzer, relay: each on, then off
+        states = [s.state for s in pins.pin(pin).states]
+        assert 1 in states and states[-1] == 0, (pin, states)
+    assert not list((tmp_path / "state").glob(".selftest-*"))  # the scratch log is gone
+
+
+def test_cli_json_exit_codes_and_nothing_personal(tmp_path: Path, network, capsys):
+    config = _device(tmp_path, network, card_in_view=False, hub="http://127.0.0.1:9")
+    status = main(["selftest", "--config", str(config), "--json", "--camera-seconds", "0.5",
+                   "--timeout", "1"])
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["test card"]["status"] == "warn"
+    assert checks["hub"]["status"] == "fail"
+    assert doc["status"] == "fail" and status == 1
+    card = json.loads((CARD / "selftest-card.json").read_text())
+    assert card["text"] not in out and "SELFTEST-0001" not in out
+
+
+def test_warnings_only_exit_2_and_one_screen_report(tmp_path: Path, network, capsys):
+    config = _device(tmp_path, network, card_in_view=False)
+    results = selftest.run_checks(_context(config, camera_s=0.5))
+    assert selftest.overall(results) == selftest.WARN
+    text = selftest.report("pi-selftest", results, selftest.overall(results))
+    assert len(text.splitlines()) == len(results) + 2 and "exit 2" in text
+
+
+def test_operator_says_the_red_led_is_dark(tmp_path: Path, network):
+    answers = {"green": "y", "red": "n", "amber": "y", "buzzer": "y", "relay": "y"}
+
+    def ask(prompt: str) -> str:
+        return next((v for k, v in answers.items() if k in prompt), "")
+
+    results = selftest.run_checks(_context(_device(tmp_path, network), operator=True, ask=ask))
+    indicator = next(r for r in results if r.name == "indicator")
+    assert indicator.status == selftest.FAIL and "red LED 27" in indicator.detail
+    assert "green" not in indicator.detail
+
+
+def test_a_card_that_does_not_verify_fails(tmp_path: Path, network):
+    card = json.loads((CARD / "selftest-card.json").read_text())
+    card["trust"]["issuers"] = []  # the card's key unknown: the pipeline must say FAIL
+    wrong = tmp_path / "card.json"
+    wrong.write_text(json.dumps(card))
+    results = selftest.run_checks(_context(_device(tmp_path, network), card=wrong))
+    result = next(r for r in results if r.name == "test card")
+    assert result.status == selftest.FAIL and "PASS" not in result.detail
