@@ -128,8 +128,8 @@ def test_inspector_shows_holder_both_scripts_photo_and_facts(inspector_client,
                                                              inspector_kit: Kit) -> None:
     event = inspector_kit.port.verify_text(inspector_kit.pass_text())
     html = inspector_client.get("/inspector").get_data(as_text=True)
-    for expected in ("สมชาย ใจดี", "Somchai Jaidee", "กท 1234/2566", "1990-04-01", "DL",
-                     "2030-01-01", "กรมการขนส่งทางบก", "https://dlt.go.th",
+    for expected in ("สมชาย ใจดี", "Somchai Jaidee", "กท 1234/2566", "1 Apr 1990", "DL",
+                     "1 Jan 2030", "กรมการขนส่งทางบก", "https://dlt.go.th",
                      "Static code (printed or a picture)", "data:image/jpeg;base64,",
                      "Valid", "The licence is genuine and in force."):
         assert expected in html, expected
@@ -303,7 +303,7 @@ def test_healthz_degraded_when_verdicts_cannot_pass(tmp_path: Path) -> None:
     assert h.status_code == 503
     assert set(h.get_json()["problems"]) >= {"clock_untrusted", "audit_unavailable"}
     html = client.get("/status").get_data(as_text=True)
-    assert "the clock cannot be trusted" in html
+    assert "The clock cannot be trusted" in html
 
 
 def test_metrics_are_prometheus_text(client, kit: Kit) -> None:

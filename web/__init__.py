@@ -22,7 +22,7 @@ from appliance import __version__
 from appliance.config import Config
 from appliance.kiosk.events import holder_details_allowed
 from appliance.kiosk.port import KioskPort
-from appliance_web import security, system, views
+from appliance_web import dates, security, system, views
 
 LANGUAGES = {"th": "ไทย", "en": "English"}
 LANG_COOKIE = "lang"
@@ -75,6 +75,8 @@ def create_app(
         BABEL_DEFAULT_LOCALE=web.language if web.language in LANGUAGES else "en",
         BABEL_DEFAULT_TIMEZONE="Asia/Bangkok",
         JSON_AS_ASCII=False,
+        # How often a kiosk screen asks whether the kiosk can verify (out-of-service).
+        KIOSK_HEALTH_EVERY_S=5.0,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     Babel(app, locale_selector=select_locale)
@@ -94,7 +96,9 @@ def create_app(
         qr=views.qr_text, when=views.when, duration=views.duration,
         licence_date=views.licence_date, outcome_word=views.outcome_word,
         reason_text=views.reason_text, outcome_class=views.outcome_class,
+        signed_date=dates.signed_date, ext_label=views.ext_label,
     )
+    app.jinja_env.tests["disagreeing_dates"] = dates.dates_disagree
 
     app.jinja_env.globals["photo_data_url"] = views.photo_data_url
 

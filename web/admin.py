@@ -48,15 +48,25 @@ def index() -> str:
 
 
 def _action(name: str) -> Any:
+    """Start a sync or an upload; the flash is ours, in the viewer's language (the kiosk's
+    own message is English and goes to the log)."""
+    from appliance_web.socket_port import KioskNotRunning
+
     port = port_of(current_app)
     try:
         message = port.trigger_sync() if name == "sync" else port.trigger_upload()
-        flash(message or gettext("Started."), "ok")
+        log.info("admin %s: %s", name, message)
+        flash(gettext("Trust-data sync requested; it starts within seconds.") if name == "sync"
+              else gettext("Audit upload requested; it starts within seconds."), "ok")
+    except KioskNotRunning:
+        flash(gettext("The kiosk program is not running, so nothing was started."), "error")
     except PortUnavailable as e:
-        flash(str(e), "error")
+        log.warning("admin %s unavailable: %s", name, e)
+        flash(gettext("Trust-data sync is not set up on this device.") if name == "sync"
+              else gettext("Audit upload is not set up on this device."), "error")
     except Exception as e:
         log.warning("admin %s failed: %s", name, e)
-        flash(gettext("Failed: %(error)s", error=str(e)), "error")
+        flash(gettext("Could not start it: %(error)s", error=str(e)), "error")
     return redirect(url_for("admin.index"))
 
 
@@ -89,7 +99,9 @@ def export() -> Any:
     try:
         data = port_of(current_app).export_audit(since, until)
     except PortUnavailable as e:
-        flash(str(e), "error")
+        log.warning("admin export unavailable: %s", e)
+        flash(gettext("The audit records cannot be exported from this screen right now."),
+              "error")
         return redirect(url_for("admin.index"))
     name = "audit-{}.jsonl".format(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     return Response(data, mimetype="application/x-ndjson",

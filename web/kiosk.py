@@ -9,13 +9,14 @@ into the viewer's language.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import (
     Blueprint,
     Response,
     current_app,
+    jsonify,
     make_response,
     redirect,
     render_template,
@@ -25,7 +26,16 @@ from flask import (
 from flask_babel import gettext
 
 from appliance.core.reasons import Reason
-from appliance_web import LANG_COOKIE, LANGUAGES, holder_allowed, security, views
+from appliance_web import (
+    LANG_COOKIE,
+    LANGUAGES,
+    dates,
+    faults,
+    holder_allowed,
+    port_of,
+    security,
+    views,
+)
 from appliance_web.live import LiveFanout, TooManyStreams
 from appliance_web.redirects import safe_next
 
@@ -38,10 +48,28 @@ def home() -> str:
     return render_template("home.html")
 
 
+def _blocking_fault() -> faults.Fault | None:
+    return faults.blocking(port_of(current_app).status())
+
+
 @bp.get("/kiosk")
 def screen() -> str:
+    """The citizen's screen; out of service at once (no script needed) while the kiosk
+    cannot verify, so nobody is invited to show a code that nothing will check."""
     cfg = current_app.config["APPLIANCE"]
-    return render_template("kiosk.html", idle_after_s=cfg.web.idle_after_s)
+    return render_template("kiosk.html", idle_after_s=cfg.web.idle_after_s,
+                           fault=_blocking_fault(),
+                           health_every_s=current_app.config["KIOSK_HEALTH_EVERY_S"])
+
+
+@bp.get("/kiosk/health")
+def health() -> Any:
+    """The blocking fault, if any, in the viewer's language: the kiosk script polls it."""
+    fault = _blocking_fault()
+    response = jsonify({"fault": fault.code if fault else None,
+                        "text": fault.text if fault else None})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/lang/<code>")
@@ -55,7 +83,7 @@ def set_language(code: str) -> Response:
 
 
 def screen_view(event: dict[str, Any], reasons: dict[str, str], words: dict[str, str],
-                show_holder: bool) -> dict[str, Any]:
+                show_holder: bool, signed_date: Callable[[Any], str]) -> dict[str, Any]:
     """What the kiosk script needs of one event, in the viewer's language."""
     outcome = str(event.get("outcome"))
     view: dict[str, Any] = {
@@ -72,7 +100,8 @@ def screen_view(event: dict[str, Any], reasons: dict[str, str], words: dict[str,
             "name_latin": views.qr_text(holder.get("nml")),
             "type": views.qr_text(event.get("typ"), 40),
             "classes": views.qr_text(", ".join(str(c) for c in holder.get("cls") or []), 80),
-            "valid_until": views.licence_date(holder.get("vu")),
+            # the signed expiry: the printed vu is display data and may disagree
+            "valid_until": signed_date(holder.get("exp")),
             "photo": views.photo_data_url(event),
         }
     return view
@@ -94,6 +123,7 @@ def events() -> Response:
     reasons = {str(r): views.reason_text(r) for r in Reason}
     reasons["?"] = gettext("Unknown reason.")
     words = {o: views.outcome_word(o) for o in ("PASS", "FAIL", "UNVERIFIABLE")}
+    signed_date = dates.signed_date_formatter()
     try:
         stream = fanout.subscribe()
     except TooManyStreams:
@@ -111,7 +141,7 @@ def events() -> Response:
                 if event.get("type") != "verdict":
                     continue
                 holder = show_holder and alive.role(sid, touch=False) in (role, "admin")
-                data = json.dumps(screen_view(event, reasons, words, holder),
+                data = json.dumps(screen_view(event, reasons, words, holder, signed_date),
                                   ensure_ascii=True)
                 yield f"event: verdict\ndata: {data}\n\n"
         finally:

@@ -5,13 +5,12 @@ Nothing here carries personal data: verdict lists hold outcome, reason, type and
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from appliance.kiosk.port import event_public
-from appliance_web import port_of, views
+from appliance_web import faults, port_of, views
 
 bp = Blueprint("status", __name__)
 MAX_API_VERDICTS = 500
@@ -24,27 +23,18 @@ def full_status() -> dict[str, Any]:
 
 
 def problems(status: dict[str, Any]) -> list[str]:
-    """Machine-readable reasons the device cannot give PASS verdicts right now."""
-    found = []
-    trust = status.get("trust") or {}
-    if trust.get("error"):
-        found.append("trust_data_unreadable")
-    age, max_age = trust.get("age_s"), trust.get("max_age_hours")
-    if age is not None and max_age is not None and age > max_age * 3600:
-        found.append("trust_data_stale")
-    if (status.get("clock") or {}).get("trusted") is False:
-        found.append("clock_untrusted")
-    if (status.get("audit") or {}).get("fault"):
-        found.append("audit_unavailable")
-    return found
+    """Machine-readable reasons the device cannot give PASS verdicts right now, worst
+    first (the cause only: a stopped kiosk is not also unreadable trust data)."""
+    return [f.code for f in faults.current(status) if f.blocking]
 
 
 @bp.get("/status")
 def page() -> str:
+    """The worst current fault is the headline; "all fine" only when nothing is wrong."""
     status = full_status()
     rows = port_of(current_app).verdicts_per_hour(24)
-    return render_template("status.html", s=status, problems=problems(status),
-                           chart=views.chart(rows), now=time.time())
+    return render_template("status.html", s=status, faults=faults.current(status),
+                           chart=views.chart(rows))
 
 
 @bp.get("/healthz")

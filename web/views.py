@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import unicodedata
-from datetime import UTC, datetime
 from typing import Any
 
-from flask_babel import format_datetime, get_locale, lazy_gettext, to_user_timezone
+from flask_babel import lazy_gettext
 
 from appliance.core.reasons import Outcome, Reason
+from appliance_web import dates
 
 MAX_DISPLAY_CHARS = 120
 _BIDI_CONTROLS = {
@@ -71,6 +71,14 @@ REASON_TEXT = {
                                                "a picture of the licence."),
 }
 
+# Labels of printed fields (``ext``) that issuers commonly use, in the viewer's language;
+# any other label is shown as the issuer wrote it.
+EXT_LABELS = {
+    "Blood group": lazy_gettext("Blood group"),
+    "Address": lazy_gettext("Address"),
+    "Restrictions": lazy_gettext("Restrictions"),
+}
+
 OUTCOME_CLASS = {Outcome.PASS: "pass", Outcome.FAIL: "fail",
                  Outcome.UNVERIFIABLE: "unverifiable"}
 
@@ -87,6 +95,12 @@ def reason_text(reason: str) -> str:
         return str(REASON_TEXT[Reason(reason)])
     except (ValueError, KeyError):
         return str(lazy_gettext("Unknown reason."))
+
+
+def ext_label(label: Any) -> str:
+    """A printed field's label: translated when known, else as printed (made safe)."""
+    known = EXT_LABELS.get(label) if isinstance(label, str) else None
+    return str(known) if known is not None else qr_text(label, 40)
 
 
 def outcome_class(outcome: str) -> str:
@@ -111,31 +125,15 @@ def qr_text(value: Any, limit: int = MAX_DISPLAY_CHARS) -> str:
 
 
 def licence_date(value: Any) -> str:
-    """A licence date from the QR (``YYYY-MM-DD`` by the spec, but hostile): shown as given."""
-    return qr_text(value, 40) or "\u2014"
+    """A licence date from the QR (``YYYY-MM-DD`` by the spec, but hostile) in the viewer's
+    calendar; anything else is shown as given (made safe), or an em dash."""
+    day = dates.printed_day(value)
+    if day is not None:
+        return dates.day_text(day)
+    return qr_text(value, 40) or dates.DASH
 
 
-BUDDHIST_ERA_OFFSET = 543
-
-
-def when(epoch: Any, fmt: str = "medium") -> str:
-    """An instant in the viewer's language, or an em dash.
-
-    Thai readers get the Buddhist-era year (พ.ศ., Gregorian + 543) as on Thai licence
-    cards; Babel formats Thai with Gregorian years only.
-    """
-    if epoch is None:
-        return "\u2014"
-    try:
-        instant = datetime.fromtimestamp(float(epoch), UTC)
-        if get_locale() is not None and get_locale().language == "th":
-            year = to_user_timezone(instant).year + BUDDHIST_ERA_OFFSET
-            clock = "HH:mm" if fmt == "short" else "HH:mm:ss"
-            return (f"{format_datetime(instant, 'd MMM')} {year} "
-                    f"{format_datetime(instant, clock)}")
-        return format_datetime(instant, fmt)
-    except (OverflowError, OSError, ValueError, TypeError):
-        return "\u2014"
+when = dates.when  # one calendar per language: see appliance_web.dates
 
 
 def duration(seconds: Any) -> str:

@@ -132,7 +132,7 @@ def verdict_event(
         event["holder"] = {
             "nm": cred.nm, "nml": cred.nml, "no": cred.no, "dob": cred.dob,
             "cls": list(cred.cls), "vf": cred.vf, "vu": cred.vu,
-            "exp": cred.exp, "iat": cred.iat,
+            "exp": cred.exp, "nbf": cred.nbf, "iat": cred.iat,
             "ext": [list(pair) for pair in cred.ext],
             "photo": _photo(cred.ph),
         }

@@ -37,7 +37,7 @@ from appliance_web import create_app
 from appliance_web.socket_port import SocketKioskPort
 
 COOKIE = "appliance_session"
-PERSONAL = ("สมชาย", "Somchai", "1234/2566", "1990-04-01")
+PERSONAL = ("สมชาย", "Somchai", "1234/2566", "1 Apr 1990")  # birth date as the screen shows it
 
 
 def _stream_view(chunks: Iterator[bytes]) -> dict:

@@ -1,19 +1,44 @@
-// Kiosk screen: shows one verdict panel per Server-Sent Event, then returns to idle.
+// Kiosk screen: shows one verdict panel per Server-Sent Event, then returns to rest: the
+// idle prompt, or the out-of-service panel while the kiosk cannot verify (polled from
+// /kiosk/health, and asked at once when the live stream drops).
 // Text from events is set with textContent only: never parsed as HTML.
 "use strict";
 (function () {
   const body = document.body;
   const idleAfterMs = Math.max(1, parseFloat(body.dataset.idleAfterS || "6")) * 1000;
+  const healthEveryMs = Math.max(0.05, parseFloat(body.dataset.healthEveryS || "5")) * 1000;
   const screen = document.getElementById("screen");
   const linkState = document.getElementById("link-state");
+  const outReason = document.getElementById("out-reason");
   const panels = {};
   for (const p of document.querySelectorAll(".panel")) panels[p.dataset.state] = p;
   let idleTimer = null;
+  let fault = body.dataset.state === "out";  // the server rendered the page out of service
 
   function show(state) {
     for (const [name, panel] of Object.entries(panels)) panel.hidden = name !== state;
     screen.className = "screen state-" + state;
     body.dataset.state = state;
+  }
+
+  // Idle means "show your code": never while the kiosk cannot verify.
+  function rest() { show(fault ? "out" : "idle"); }
+
+  function setFault(text) {
+    fault = !!text;
+    if (fault) outReason.textContent = text;
+    if (!idleTimer) rest();  // a verdict on screen keeps its time, then gives way
+  }
+
+  function askHealth() {
+    return fetch(body.dataset.health, {cache: "no-store", credentials: "same-origin"})
+      .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
+      .then(function (h) { setFault(h.fault ? h.text : null); })
+      .catch(function () { setFault(outReason.dataset.lost); });
+  }
+
+  function pollHealth() {
+    askHealth().finally(function () { setTimeout(pollHealth, healthEveryMs); });
   }
 
   function fill(panel, field, value) {
@@ -43,7 +68,8 @@
     show(panel.dataset.state);
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = setTimeout(function () {
-      show("idle");
+      idleTimer = null;
+      rest();
       for (const p of Object.values(panels)) {
         const img = p.querySelector('[data-field="photo"]');
         if (img) { img.removeAttribute("src"); img.hidden = true; }
@@ -64,9 +90,11 @@
     source.addEventListener("error", function () {
       linkState.textContent = linkState.dataset.lost;
       body.dataset.connected = "no";
+      askHealth();  // a dropped stream may mean a stopped web process or kiosk
     });
   }
 
-  show("idle");
+  rest();
   connect();
+  setTimeout(pollHealth, healthEveryMs);
 })();

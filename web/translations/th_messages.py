@@ -20,8 +20,6 @@ TH = {
         "กำลังตรวจรูปภาพอื่นอยู่ กรุณาลองใหม่อีกครั้งในอีกสักครู่",
     "Age": "อายุข้อมูล",
     "All checks are fine.": "ทุกอย่างปกติ",
-    "Applies until the device restarts; the configuration file keeps the lasting setting.":
-        "มีผลจนกว่าเครื่องจะเริ่มใหม่ ค่าถาวรอยู่ในไฟล์การตั้งค่า",
     "Attention:": "โปรดตรวจสอบ:",
     "Audit log": "บันทึกการตรวจสอบ",
     "Back to the start": "กลับหน้าแรก",
@@ -182,4 +180,49 @@ TH = {
     "trust data cannot be read": "อ่านข้อมูลความเชื่อถือไม่ได้",
     "trust data is out of date": "ข้อมูลความเชื่อถือล้าสมัย",
     "yes": "ใช่",
+    # issue 13: screens that never contradict the verdict
+    "Address": "ที่อยู่",
+    "Audit upload is not set up on this device.": "เครื่องนี้ยังไม่ได้ตั้งค่าการส่งบันทึกการตรวจสอบ",
+    "Audit upload requested; it starts within seconds.":
+        "สั่งส่งบันทึกการตรวจสอบแล้ว จะเริ่มภายในไม่กี่วินาที",
+    "Blood group": "หมู่โลหิต",
+    "Could not start it: %(error)s": "เริ่มไม่ได้: %(error)s",
+    "Licences cannot be checked here at the moment. Please ask staff for help.":
+        "ขณะนี้ตรวจใบอนุญาตที่จุดนี้ไม่ได้ กรุณาติดต่อเจ้าหน้าที่",
+    "Out of service": "งดให้บริการชั่วคราว",
+    "Restrictions": "ข้อจำกัด",
+    "Saved on this device: applies at once and stays after a restart, until provisioning or "
+    "this screen changes it.":
+        "บันทึกไว้ในเครื่องนี้ มีผลทันทีและยังคงอยู่หลังเครื่องเริ่มใหม่ "
+        "จนกว่าการตั้งค่าเครื่องหรือหน้านี้จะเปลี่ยน",
+    "The audit log cannot be written: licences cannot be checked.":
+        "เขียนบันทึกการตรวจสอบไม่ได้ จึงตรวจใบอนุญาตไม่ได้",
+    "The audit records cannot be exported from this screen right now.":
+        "ขณะนี้ส่งออกบันทึกการตรวจสอบจากหน้านี้ไม่ได้",
+    "The camera is not working: codes cannot be read.": "กล้องไม่ทำงาน จึงอ่านโค้ดไม่ได้",
+    "The clock cannot be trusted: licences cannot be checked.":
+        "นาฬิกาของเครื่องเชื่อถือไม่ได้ จึงตรวจใบอนุญาตไม่ได้",
+    "The dates printed on the licence differ from its signed validity; the signed dates "
+    "decide.":
+        "วันที่ที่พิมพ์บนใบอนุญาตไม่ตรงกับช่วงเวลาที่ลงลายมือชื่อ ให้ถือวันที่ที่ลงลายมือชื่อ",
+    "The kiosk program is not running, so nothing was started.":
+        "โปรแกรมตู้ตรวจไม่ได้ทำงานอยู่ จึงไม่ได้เริ่มสิ่งใด",
+    "The kiosk program is not running: licences cannot be checked.":
+        "โปรแกรมตู้ตรวจไม่ได้ทำงานอยู่ จึงตรวจใบอนุญาตไม่ได้",
+    "The last trust-data sync failed.": "การซิงค์ข้อมูลความเชื่อถือครั้งล่าสุดไม่สำเร็จ",
+    "The trust data cannot be read: licences cannot be checked.":
+        "อ่านข้อมูลความเชื่อถือไม่ได้ จึงตรวจใบอนุญาตไม่ได้",
+    "The trust data is out of date: licences cannot be checked.":
+        "ข้อมูลความเชื่อถือล้าสมัย จึงตรวจใบอนุญาตไม่ได้",
+    "The trust-data sync is overdue.": "เลยกำหนดซิงค์ข้อมูลความเชื่อถือแล้ว",
+    "This screen has lost its connection to the checker.":
+        "หน้าจอนี้ขาดการเชื่อมต่อกับเครื่องตรวจ",
+    "Trust-data sync is not set up on this device.":
+        "เครื่องนี้ยังไม่ได้ตั้งค่าการซิงค์ข้อมูลความเชื่อถือ",
+    "Trust-data sync requested; it starts within seconds.":
+        "สั่งซิงค์ข้อมูลความเชื่อถือแล้ว จะเริ่มภายในไม่กี่วินาที",
+    "Valid from (signed)": "ใช้ได้ตั้งแต่ (ตามลายมือชื่อดิจิทัล)",
+    "Valid from, as printed on the licence": "ใช้ได้ตั้งแต่ ตามที่พิมพ์บนใบอนุญาต",
+    "Valid until (signed)": "ใช้ได้ถึง (ตามลายมือชื่อดิจิทัล)",
+    "Valid until, as printed on the licence": "ใช้ได้ถึง ตามที่พิมพ์บนใบอนุญาต",
 }
