@@ -27,6 +27,7 @@ BENCHES = {
     "kiosk": "Scan-to-LED latency and idle CPU of the kiosk loop",
     "audit": "Durable audit records, upload and hub ingest",
     "sync": "Full and delta sync of large revocation data over loopback",
+    "memory": "Peak memory of each device process against its budget; start-up CPU",
 }
 
 
