@@ -130,7 +130,7 @@ def _budget(name: str, peak: float) -> str:
     budget = BUDGET_MB.get(name)
     if budget is None:
         return "no budget of its own (one-shot, run by an administrator)"
-    return f"budget {budget} MiB (MemoryMax={budget}M): {'within' if peak <= budget else 'OVER'}"
+    return f"budget {budget} MiB (MemoryHigh={budget}M): {'within' if peak <= budget else 'OVER'}"
 
 
 def _zero(cpu_s: float) -> str:

@@ -130,11 +130,16 @@ def test_timers_have_boot_period_and_jitter():
             assert key in text, (timer, key)
 
 
-# MemoryMax= per device service: the budgets benchmarks/bench_memory.py measures against
-# (docs/performance.md). MemoryHigh= reclaims and throttles before the hard limit kills.
-MEMORY_MAX_MIB = {"appliance-kiosk.service": 64, "appliance-web.service": 48,
-                  "appliance-sync.service": 96, "appliance-upload.service": 64,
-                  "appliance-fault.service": 32}
+# MemoryHigh= per device service is its budget, the one benchmarks/bench_memory.py measures
+# against (docs/performance.md): above it the kernel reclaims and throttles. MemoryMax= is a
+# hard ceiling above the measured peak (kiosk 78 MiB, web 65, full sync 327, upload 62), so
+# a missed budget costs speed, never the service.
+MEMORY_HIGH_MIB = {"appliance-kiosk.service": 64, "appliance-web.service": 48,
+                   "appliance-sync.service": 96, "appliance-upload.service": 64,
+                   "appliance-fault.service": 24}
+MEASURED_PEAK_MIB = {"appliance-kiosk.service": 78, "appliance-web.service": 65,
+                     "appliance-sync.service": 327, "appliance-upload.service": 62,
+                     "appliance-fault.service": 24}
 STACK_BUDGET_MIB = 160  # kiosk + web + fault: the network-less device stack, display aside
 
 
@@ -143,11 +148,11 @@ def _memory(unit: str, key: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-@pytest.mark.parametrize("unit", sorted(MEMORY_MAX_MIB))
-def test_memory_max_matches_the_budget(unit: str):
-    assert _memory(unit, "MemoryMax") == MEMORY_MAX_MIB[unit], unit
-    high = _memory(unit, "MemoryHigh")
-    assert high is not None and MEMORY_MAX_MIB[unit] * 3 // 4 <= high < MEMORY_MAX_MIB[unit]
+@pytest.mark.parametrize("unit", sorted(MEMORY_HIGH_MIB))
+def test_memory_high_is_the_budget_and_max_clears_the_measured_peak(unit: str):
+    assert _memory(unit, "MemoryHigh") == MEMORY_HIGH_MIB[unit], unit
+    ceiling = _memory(unit, "MemoryMax")
+    assert ceiling is not None and ceiling >= MEASURED_PEAK_MIB[unit] * 5 // 4, unit
 
 
 def test_memory_budgets_are_the_benchmarks_and_fit_the_stack():
@@ -157,6 +162,6 @@ def test_memory_budgets_are_the_benchmarks_and_fit_the_stack():
     from bench_memory import BUDGET_MB
 
     for name in ("kiosk", "web", "sync", "upload"):
-        assert BUDGET_MB[name] == MEMORY_MAX_MIB[f"appliance-{name}.service"], name
-    stack = sum(MEMORY_MAX_MIB[f"appliance-{n}.service"] for n in ("kiosk", "web", "fault"))
+        assert BUDGET_MB[name] == MEMORY_HIGH_MIB[f"appliance-{name}.service"], name
+    stack = sum(MEMORY_HIGH_MIB[f"appliance-{n}.service"] for n in ("kiosk", "web", "fault"))
     assert stack <= STACK_BUDGET_MIB == BUDGET_MB["stack"]
