@@ -11,6 +11,7 @@ The contract (README "Command line", docs/cli.md): exit 0/1/2 verdicts, 64 bad u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -111,7 +112,7 @@ def cases(command: tuple[str, ...], parser: argparse.ArgumentParser,
         if not _takes_value(action):
             continue
         name = action.option_strings[0] if action.option_strings else action.dest
-        if action.type is Path or action.dest in ("images", "texts", "db"):
+        if action.type is Path or action.dest in ("images", "texts"):
             for label, value in (("missing file", missing), ("binary file", binary)):
                 out.append({"kind": f"{label} for {name}",
                             "argv": _argv(command, parser, work, action, str(value)),
@@ -122,6 +123,10 @@ def cases(command: tuple[str, ...], parser: argparse.ArgumentParser,
         if _is_date(action):
             out.append({"kind": f"bad date {name}",
                         "argv": _argv(command, parser, work, action, "next-year"),
+                        "want": [64]})
+        if "@FILE" in (action.help or ""):
+            out.append({"kind": f"missing @FILE for {name}",
+                        "argv": _argv(command, parser, work, action, f"@{missing}"),
                         "want": [64]})
         if "'-'" in (action.help or ""):
             out.append({"kind": f"empty stdin for {name}",
@@ -134,14 +139,12 @@ def _probe(batch: list[dict], tmp: Path) -> list[dict]:
     cases_file, results_file = tmp / "cases.json", tmp / "results.jsonl"
     cases_file.write_text(json.dumps(batch))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # the missing results say which
         subprocess.run([sys.executable, str(PROBE), str(cases_file), str(results_file)],
                        cwd=tmp, env=env, capture_output=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired:
-        pass
-    done = [json.loads(line) for line in results_file.read_text().splitlines()] \
-        if results_file.exists() else []
-    return done
+    if not results_file.exists():
+        return []
+    return [json.loads(line) for line in results_file.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("command", sorted(LEAVES), ids=" ".join)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import ISS, NOW, World
+from support import ISS, World
 
 from appliance.cli import main
 from appliance.tools.issuer import generate_key, save_private_key
