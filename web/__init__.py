@@ -97,6 +97,8 @@ def create_app(
         licence_date=views.licence_date, outcome_word=views.outcome_word,
         reason_text=views.reason_text, outcome_class=views.outcome_class,
         signed_date=dates.signed_date, ext_label=views.ext_label,
+        source_name=views.source_name, throttle_flag=views.throttle_flag,
+        error_title=views.error_title,
     )
     app.jinja_env.tests["disagreeing_dates"] = dates.dates_disagree
 

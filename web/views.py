@@ -79,6 +79,37 @@ EXT_LABELS = {
     "Restrictions": lazy_gettext("Restrictions"),
 }
 
+# Where a verdict came from (``event["source"]``), for people.
+SOURCE_NAMES = {
+    "camera": lazy_gettext("camera"),
+    "scanner": lazy_gettext("scanner"),
+    "web-text": lazy_gettext("pasted text"),
+    "web-image": lazy_gettext("uploaded picture"),
+}
+
+# ``appliance_web.system.THROTTLE_BITS`` names, for people.
+THROTTLE_TEXT = {
+    "under-voltage now": lazy_gettext("under-voltage now"),
+    "frequency capped now": lazy_gettext("frequency capped now"),
+    "throttled now": lazy_gettext("throttled now"),
+    "soft temperature limit now": lazy_gettext("soft temperature limit now"),
+    "under-voltage has occurred": lazy_gettext("under-voltage has occurred"),
+    "frequency capping has occurred": lazy_gettext("frequency capping has occurred"),
+    "throttling has occurred": lazy_gettext("throttling has occurred"),
+    "soft temperature limit has occurred": lazy_gettext("soft temperature limit has occurred"),
+}
+
+# Error page titles (werkzeug's names are English only).
+ERROR_TITLES = {
+    400: lazy_gettext("Bad request"),
+    403: lazy_gettext("Not allowed"),
+    404: lazy_gettext("Page not found"),
+    405: lazy_gettext("Not allowed"),
+    413: lazy_gettext("Too large"),
+    429: lazy_gettext("Too many attempts"),
+    503: lazy_gettext("Busy, try again shortly"),
+}
+
 OUTCOME_CLASS = {Outcome.PASS: "pass", Outcome.FAIL: "fail",
                  Outcome.UNVERIFIABLE: "unverifiable"}
 
@@ -101,6 +132,23 @@ def ext_label(label: Any) -> str:
     """A printed field's label: translated when known, else as printed (made safe)."""
     known = EXT_LABELS.get(label) if isinstance(label, str) else None
     return str(known) if known is not None else qr_text(label, 40)
+
+
+def source_name(source: Any) -> str:
+    """Where a verdict came from, in the viewer's language (unknown ones as given, safe)."""
+    known = SOURCE_NAMES.get(source) if isinstance(source, str) else None
+    return str(known) if known is not None else qr_text(source, 20)
+
+
+def throttle_flag(flag: Any) -> str:
+    known = THROTTLE_TEXT.get(flag) if isinstance(flag, str) else None
+    return str(known) if known is not None else qr_text(flag, 60)
+
+
+def error_title(error: Any) -> str:
+    """An HTTP error's title in the viewer's language."""
+    title = ERROR_TITLES.get(getattr(error, "code", None))
+    return str(title) if title is not None else str(lazy_gettext("Something went wrong"))
 
 
 def outcome_class(outcome: str) -> str:
