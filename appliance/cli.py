@@ -1,7 +1,10 @@
-"""The ``appliance`` command: a thin layer over the Python API.
+"""appliance: verify licence QR codes offline, and run, sync and audit the kiosk.
 
 Exit statuses follow spec LC1 s.7: usage errors and unreadable trust data exit 64
-(argparse's default of 2 would collide with UNVERIFIABLE).
+(argparse's default of 2 would collide with UNVERIFIABLE). Every failure is one line on
+standard error; an unexpected exception (a bug) is one line too, with exit 70 (EX_SOFTWARE),
+and ``-v`` adds its traceback. Command modules import their heavy dependencies inside
+their run functions, so ``--version`` and ``verify TEXT`` load neither numpy, PIL nor Flask.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from appliance.commands import COMMAND_MODULES
 from appliance.core.errors import ApplianceError, UsageError
 
 EXIT_USAGE = 64
+EXIT_SOFTWARE = 70  # an exception no command expected: a bug, reported in one line
 # Commands that run as services log their progress; one-shot commands only warnings.
 DAEMON_COMMANDS = frozenset({"run", "web", "hub", "demo", "sync", "upload"})
 
@@ -29,10 +33,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="appliance", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="appliance", description=__doc__.splitlines()[0],
+                     epilog="example: appliance verify --trust-source trust.json LC1:...; "
+                     "'appliance COMMAND --help' documents each command.")
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -69,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return getattr(e, "exit_status", 1)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # the contract: one line, never a traceback
+        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
+        print(f"appliance {args.command}: internal error ({type(e).__name__}: {e}); "
+              "this is a bug, -v shows where", file=sys.stderr)
+        return EXIT_SOFTWARE
 
 
 if __name__ == "__main__":

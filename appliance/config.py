@@ -188,7 +188,7 @@ def load_config(path: Path) -> Config:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"cannot read configuration {path}: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"configuration {path} is not valid TOML: {e}") from e
     return config_from_mapping(raw, base_dir=Path(path).resolve().parent)
 

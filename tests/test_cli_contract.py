@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import build_parser
+from appliance.commands import argtypes
 
 PROBE = Path(__file__).with_name("cli_probe.py")
 CONTRACT = {0, 1, 2, 64, 74}
@@ -51,11 +52,13 @@ def _arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 
 def _is_date(action: argparse.Action) -> bool:
-    return action.dest in DATE_DESTS or action.metavar == "ISO8601"
+    return (action.dest in DATE_DESTS or action.metavar == "ISO8601"
+            or action.type in (argtypes.iso_day, argtypes.iso_instant))
 
 
 def _is_number(action: argparse.Action) -> bool:
-    return action.type in (int, float)
+    return action.type in (int, float, argtypes.positive_float, argtypes.non_negative_float,
+                           argtypes.non_negative_int, argtypes.positive_int, argtypes.port)
 
 
 def _takes_value(action: argparse.Action) -> bool:

@@ -120,6 +120,7 @@ def test_an_audit_that_cannot_be_written_exits_74(tmp_path: Path, authority) -> 
     config = tmp_path / "device.toml"
     config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
                       f'secrets_dir = "{tmp_path / "secrets"}"\n')
+    assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     assert main(["verify", "--config", str(config), a.credential()]) == 0
     audit_db = tmp_path / "state" / "audit.db"
     for suffix in ("", "-wal", "-shm"):

@@ -55,13 +55,28 @@ def test_json_output_is_one_object_per_image(images, capsys) -> None:
     ]
 
 
-def test_unreadable_file_is_reported_and_counts_as_no_code(images, capsys) -> None:
-    status = main(["decode", "--json", str(images["bad"]), str(images["one"])])
+def test_unreadable_file_is_usage_as_in_verify(images, capsys) -> None:
+    """Exit 64 like verify --image, one line, and nothing printed for the other images."""
+    status = main(["decode", "--json", str(images["one"]), str(images["bad"])])
     out, err = capsys.readouterr()
-    assert status == 1
+    assert status == 64 and out == ""
     assert "bad.png" in err and len(err.strip().splitlines()) == 1
-    assert json.loads(out.splitlines()[0]) == {"file": str(images["bad"]), "texts": []}
-    assert main(["decode", str(images["bad"].parent / "absent.png")]) == 1
+    assert main(["decode", str(images["bad"].parent / "absent.png")]) == 64
+
+
+def test_a_picture_without_a_code_is_said(images, capsys) -> None:
+    assert main(["decode", str(images["one"]), str(images["blank"])]) == 1
+    out, err = capsys.readouterr()
+    assert out == "LC1:FIRST CODE\n"
+    assert err.strip().splitlines() == [f"appliance decode: no QR code in {images['blank']}"]
+
+
+def test_backend_names_match_the_scanner() -> None:
+    from appliance.commands import decode
+    from appliance.devices import scanner
+
+    assert (decode.BACKENDS, decode.DEFAULT_BACKEND) == (scanner.BACKENDS,
+                                                         scanner.DEFAULT_BACKEND)
 
 
 @pytest.mark.parametrize("argv", [["decode"], ["decode", "--nope", "x.png"],

@@ -1,17 +1,23 @@
-"""``appliance verify``: the command-line contract of spec LC1 s.7."""
+"""appliance verify: the command-line contract of spec LC1 s.7.
+
+Imports only the core verifier for texts: PIL and numpy load for --image alone.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.core import isotime
 from appliance.core.errors import AuditError, UsageError
-from appliance.core.reasons import Outcome, Reason
-from appliance.core.verifier import Verdict
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+    from appliance.core.verifier import Verdict
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE = 0, 1, 2
 # Beyond spec LC1 s.7: with --config, the audit record could not be written (EX_IOERR),
@@ -26,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "2 any UNVERIFIABLE and none FAIL, 64 bad usage or unreadable trust data, "
         "74 (--config) the audit record could not be written: no verdict is given for "
         "that input or any after it.",
+        epilog="example: appliance verify --trust-source trust.json --json LC1:NCF...; "
+        "appliance verify --config /etc/appliance/appliance.toml --image photo.jpg",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--trust-source", type=Path, metavar="FILE",
@@ -64,7 +72,7 @@ def _inputs(args: argparse.Namespace) -> Iterator[tuple[str | None, str | None]]
     for text in args.texts:
         if text == "-":
             for line in sys.stdin:
-                line = line.rstrip("\r\n")
+                line = line.strip()
                 if line:
                     yield None, line
         else:
@@ -86,9 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verify_all(args: argparse.Namespace, at: float | None) -> int:
+    from appliance.core.reasons import Outcome, Reason
+    from appliance.core.verifier import Verdict
+
     verify_one = _verifier(args, at)
     # Decode every image before printing anything, so an unreadable file exits 64 cleanly.
     inputs = list(_inputs(args))
+    if not inputs:  # an empty scan file must never read as "all PASS" to a gate script
+        raise UsageError("no input: standard input held no QR text")
     worst = EXIT_PASS
     for file, text in inputs:
         verdict = Verdict(Outcome.FAIL, Reason.NO_QR_FOUND) if text is None else verify_one(text)
@@ -100,7 +113,7 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
     return worst
 
 
-def _verifier(args: argparse.Namespace, at: float | None):
+def _verifier(args: argparse.Namespace, at: float | None) -> Callable[[str], Verdict]:
     from appliance.clock import FixedClock
 
     if args.trust_source is not None:
@@ -120,8 +133,29 @@ def _verifier(args: argparse.Namespace, at: float | None):
     from appliance.kiosk.compose import build_service
 
     config = load_config(args.config)
+    _require_enrolled(config, args.config)
     service = build_service(config, clock=FixedClock(at) if at is not None else None)
     return lambda text: service.verify(text, source="cli")
+
+
+def _require_enrolled(config: Config, path: Path) -> None:
+    """Refuse to audit without the device and fleet keys, rather than inventing them.
+
+    The audit layer would create a device key (unenrolled at the hub) and a random fleet
+    key (keyed hashes matching no other device); that belongs to enrolment, not to a check.
+    """
+    from appliance.audit.identity import private_key_path
+    from appliance.audit.log import HMAC_KEY_NAME
+
+    device_key = private_key_path(config)
+    if not device_key.exists():
+        raise UsageError(f"no device key at {device_key}: run 'appliance device keygen "
+                         f"--config {path}' and enrol it at the hub")
+    fleet_key = config.paths.secrets_dir / HMAC_KEY_NAME
+    if not fleet_key.exists():
+        raise UsageError(f"no fleet audit key at {fleet_key}: install the fleet's key (Ansible "
+                         f"does), or run 'appliance device keygen --config {path} "
+                         "--test-audit-key' on a test device")
 
 
 def _print(verdict: Verdict, file: str | None, as_json: bool) -> None:

@@ -22,7 +22,9 @@ from appliance.tools.issuer import ALG_IDS, SigningKey, qr_text
 
 
 class PresentationError(ApplianceError):
-    """The credential text cannot be presented (not an LC1 text)."""
+    """The credential text cannot be presented (not an LC1 text, or not bound to the key)."""
+
+    exit_status = 64  # the holder's input is wrong: usage, as spec LC1 s.7 counts it
 
 
 def cose_key(public_key: object) -> dict[int, object]:
@@ -46,6 +48,29 @@ def credential_bytes(lc1_text: str) -> bytes:
         return inflate_capped(b45decode(lc1_text[len(LC1_PREFIX):].strip()))
     except ValueError as e:
         raise PresentationError(f"the credential text does not decode: {e}") from e
+
+
+def check_bound_to(lc1_text: str, key: SigningKey) -> None:
+    """Refuse a key that is not the credential's ``cnf`` key (spec LP1 s.1).
+
+    A verifier would FAIL such a presentation anyway; saying so here keeps a wallet or an
+    operator from handing out an LP1 signed with, say, the issuer's key. The signature is
+    not checked: the holder tool has no trust data, only the text it was given.
+    """
+    from appliance.core.credential import lc1
+    from appliance.core.credential.model import Rejection
+
+    try:
+        sign1, _, _ = lc1.open_sign1(credential_bytes(lc1_text))
+        bound = lc1.parse_claims(sign1.payload).holder_key
+    except Rejection as e:
+        raise PresentationError(f"the credential is not a readable LC1 credential: "
+                                f"{e.reason}") from e
+    if bound is None:
+        raise PresentationError("the credential has no holder key (cnf): "
+                                "issue it with 'appliance issuer issue --holder-key KEY.pub'")
+    if cose_key(bound.public_key) != cose_key(key.private_key.public_key()):
+        raise PresentationError("this key is not the credential's holder key (cnf)")
 
 
 def present(lc1_text: str, key: SigningKey, at: int, nonce: bytes | None = None) -> str:

@@ -36,6 +36,7 @@ from appliance.core.credential.lc1 import (
     CLAIM_STATUS,
     PREFIX,
 )
+from appliance.core.credential.limits import MAX_PHOTO_BYTES
 from appliance.core.errors import ApplianceError
 from appliance.core.isotime import parse_instant
 from appliance.secret_files import create_secret
@@ -46,6 +47,8 @@ ALG_IDS = {"ES256": ALG_ES256, "EdDSA": ALG_EDDSA}
 
 class KeyFileError(ApplianceError):
     """A key file is missing, unreadable or of the wrong kind."""
+
+    exit_status = 64  # a file named on the command line: usage, as spec LC1 s.7 counts it
 
 
 @dataclass(frozen=True)
@@ -150,11 +153,67 @@ class LicenceData:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> LicenceData:
+        """Checked fields (spec LC1 s.3): never sign what a verifier answers MALFORMED_CLAIMS.
+
+        ``ValueError`` names the command-line option of the first bad field.
+        """
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown licence fields: {', '.join(sorted(unknown))}")
+        missing = [f"--{n}" for n in ("typ", "no", "nm")
+                   if not isinstance(raw.get(n), str) or not raw[n].strip()]
+        if missing:
+            raise ValueError(f"required licence fields missing: {', '.join(missing)}")
+        for name in ("nml", "dob", "vf", "vu"):
+            value = raw.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"--{name} must be text")
+            if name != "nml" and value is not None and not is_iso_day(value):
+                raise ValueError(f"--{name} must be a date as YYYY-MM-DD, not {value[:40]!r}")
+        cls_ = raw.get("cls", [])
+        if not isinstance(cls_, list) or not all(isinstance(c, str) for c in cls_):
+            raise ValueError("--cls must be text")
+        ext = raw.get("ext", {})
+        if not isinstance(ext, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in ext.items()):
+            raise ValueError("--ext must be LABEL=VALUE text")
+        if raw.get("ph") is not None:
+            check_photo(raw["ph"])
         return cls(**dict(raw))
+
+
+def is_iso_day(value: str) -> bool:
+    """``YYYY-MM-DD`` and a real calendar day, as spec LC1 s.3 writes dob, vf and vu."""
+    import re
+    from datetime import date
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def photo_format(data: bytes) -> str | None:
+    """``"jpeg"`` or ``"webp"`` from the file's magic bytes; None for anything else."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def check_photo(data: object) -> None:
+    """A portrait as spec LC1 s.3 allows: JPEG or WebP, 1 to 2,048 bytes."""
+    if not isinstance(data, bytes) or not data:
+        raise ValueError("--photo is empty")
+    if photo_format(data) is None:
+        raise ValueError("--photo must be a JPEG or WebP picture")
+    if len(data) > MAX_PHOTO_BYTES:
+        raise ValueError(f"--photo is {len(data):,} bytes; at most {MAX_PHOTO_BYTES:,} fit")
 
 
 @dataclass
