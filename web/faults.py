@@ -35,6 +35,10 @@ class Fault:
 
 # Worst first: this order is the headline order.
 TEXTS = {
+    "device_disabled": lazy_gettext("This device has been taken out of service by the "
+                                    "licence authority: licences cannot be checked."),
+    "software_outdated": lazy_gettext("This device's software is out of date and must be "
+                                      "updated: licences cannot be checked."),
     "kiosk_not_running": lazy_gettext("The kiosk program is not running: licences cannot be "
                                       "checked."),
     "trust_data_unreadable": lazy_gettext("The trust data cannot be read: licences cannot be "
@@ -92,6 +96,12 @@ def current(status: dict[str, Any], now: float | None = None) -> list[Fault]:
     trust = status.get("trust") or {}
     camera, audit = status.get("camera") or {}, status.get("audit") or {}
     codes = _trust_faults(trust, now)
+    # Remote policy in signed trust data (spec LC1 s.4): the device verifies nothing.
+    out_of_service = trust.get("out_of_service")
+    if out_of_service == "DEVICE_DISABLED":
+        codes.append("device_disabled")
+    elif out_of_service == "SOFTWARE_OUTDATED":
+        codes.append("software_outdated")
     if (status.get("clock") or {}).get("trusted") is False:
         codes.append("clock_untrusted")
     if audit.get("fault") or audit.get("error"):

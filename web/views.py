@@ -61,6 +61,10 @@ REASON_TEXT = {
                                          "staff."),
     Reason.TYPE_NOT_ACCEPTED: lazy_gettext("This licence type is not accepted here."),
     Reason.NO_QR_FOUND: lazy_gettext("No QR code was found in the picture."),
+    Reason.SOFTWARE_OUTDATED: lazy_gettext("This device's software is out of date. Please ask "
+                                           "staff."),
+    Reason.DEVICE_DISABLED: lazy_gettext("This device has been taken out of service. Please "
+                                         "ask staff."),
     Reason.HOLDER_KEY_MISSING: lazy_gettext("The live code is missing the holder's key."),
     Reason.BAD_HOLDER_SIGNATURE: lazy_gettext("The live code was not signed by the holder's "
                                               "device."),

@@ -72,6 +72,8 @@ def _fault_kit(tmp_path: Path, code: str) -> Kit:
         "camera_lost": {"camera": lambda: {"camera_ok": False, "camera_failures": 3}},
         "trust_data_stale": {"trust": lambda: {"age_s": 80 * 3600.0}},
         "trust_data_unreadable": {"trust": lambda: {"error": "current link is dangling"}},
+        "device_disabled": {"trust": lambda: {"out_of_service": "DEVICE_DISABLED"}},
+        "software_outdated": {"trust": lambda: {"out_of_service": "SOFTWARE_OUTDATED"}},
     }.get(code, {})
     kit = make_kit(tmp_path, providers=providers)
     if code == "audit_unavailable":
@@ -82,7 +84,8 @@ def _fault_kit(tmp_path: Path, code: str) -> Kit:
 
 
 @pytest.mark.parametrize("code", ["camera_lost", "audit_unavailable", "clock_untrusted",
-                                  "trust_data_stale", "trust_data_unreadable"])
+                                  "trust_data_stale", "trust_data_unreadable",
+                                  "device_disabled", "software_outdated"])
 def test_every_blocking_fault_takes_the_kiosk_out_of_service(tmp_path: Path,
                                                             code: str) -> None:
     kit = _fault_kit(tmp_path, code)

@@ -1,6 +1,15 @@
 """Thai translations, kept as Python so that ``make_catalog.py`` can regenerate the .po/.mo."""
 
 TH = {
+    "This device has been taken out of service by the licence authority: licences cannot be "
+    "checked.":
+        "หน่วยงานผู้ออกใบอนุญาตระงับการใช้งานเครื่องนี้แล้ว: ไม่สามารถตรวจใบอนุญาตได้",
+    "This device's software is out of date and must be updated: licences cannot be checked.":
+        "ซอฟต์แวร์ของเครื่องนี้ล้าสมัยและต้องปรับปรุง: ไม่สามารถตรวจใบอนุญาตได้",
+    "This device's software is out of date. Please ask staff.":
+        "ซอฟต์แวร์ของเครื่องนี้ล้าสมัย กรุณาติดต่อเจ้าหน้าที่",
+    "This device has been taken out of service. Please ask staff.":
+        "เครื่องนี้ถูกระงับการใช้งาน กรุณาติดต่อเจ้าหน้าที่",
     "%(n)d days": "%(n)d วัน",
     "%(n)d h": "%(n)d ชม.",
     "%(n)d min": "%(n)d นาที",
