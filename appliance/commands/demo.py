@@ -1,4 +1,4 @@
-"""``appliance demo``: the kiosk on this machine (see ``appliance.tools.demo``)."""
+"""appliance demo: the kiosk on this machine (see appliance.tools.demo)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from appliance.commands.argtypes import non_negative_float, port
+from appliance.core.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 
@@ -19,10 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run a whole demo checkpoint on this machine (make demo)",
         description="Generate demo keys and trust data (first run), publish and sync them "
         "over loopback, print sample verdicts, then run the kiosk with a simulated camera, "
-        "simulated LEDs on a terminal line and the web screen.")
+        "simulated LEDs on a terminal line and the web screen.",
+        epilog="example: appliance demo --dir demo/ --port 8080 (Ctrl-C stops it)")
     p.add_argument("--dir", type=Path, default=Path("demo"), help="demo workspace (default demo/)")
-    p.add_argument("--port", type=int, default=8080, help="web screen port on 127.0.0.1")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--port", type=port, default=8080, help="web screen port on 127.0.0.1")
+    p.add_argument("--duration", type=non_negative_float, help="stop after this many seconds")
     p.add_argument("--no-web", action="store_true", help="do not start the web screen")
     p.set_defaults(func=run)
 
@@ -31,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from appliance.tools.demo import prepare_world, table
 
     root: Path = args.dir.resolve()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--dir {args.dir} is not a directory")
     world = prepare_world(root)
     server, url = _serve_repository(root)
     try:

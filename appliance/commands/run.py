@@ -51,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "LEDs, and serve the web screens on the kiosk socket ([web] kiosk_socket). Stops "
         "cleanly on SIGTERM or SIGINT. SIGHUP is ignored (logged): trust data reloads by "
         "itself, a changed configuration needs a restart. Files it creates are 0640 or "
-        "stricter whatever the umask.")
+        "stricter whatever the umask.",
+        epilog="example: appliance run --config /etc/appliance/appliance.toml "
+        "(systemd: appliance-kiosk.service)")
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration (TOML)")
     p.add_argument("--require-trust", action="store_true",

@@ -1,8 +1,8 @@
-"""``appliance sync``: fetch, verify and install the newest signed trust data.
+"""appliance sync: fetch, verify and install the newest signed trust data.
 
 Exit 0 when the device holds the newest valid data (updated or unchanged); otherwise
 exit 1 with one line saying why, and the last good data stays installed. Without
-``--once`` it runs every ``[sync] interval_minutes`` plus up to ``jitter_s`` seconds.
+--once it runs every ``[sync] interval_minutes`` plus up to ``jitter_s`` seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Fetch, verify and atomically install the newest trust data from "
         "[sync] url, trusting only the pinned root [sync] root. Exit 0 when the device "
         "holds the newest valid data, 1 with a one-line reason otherwise.",
+        epilog="example: appliance sync --config /etc/appliance/appliance.toml --once",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration (TOML)")

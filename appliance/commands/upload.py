@@ -1,4 +1,4 @@
-"""``appliance upload``: send the audit log to the hub, once or periodically."""
+"""appliance upload: send the audit log to the hub, once or periodically."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Upload audit records not yet uploaded to the hub in signed batches; "
         "records are marked uploaded only once the hub acknowledged them. Without --once, "
         "runs every [upload] interval_minutes, backing off after failures.",
+        epilog="example: appliance upload --config /etc/appliance/appliance.toml --once",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration")
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from appliance.audit.identity import ensure_identity
     from appliance.audit.log import from_config
+    from appliance.commands.heartbeat import device_heartbeat
     from appliance.config import load_config
     from appliance.core.errors import ConfigError
     from appliance_sync.upload import HubClient, Uploader
@@ -37,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     identity, _ = ensure_identity(config)
     client = HubClient(config.upload.url, timeout_s=config.upload.timeout_s)
     with from_config(config) as audit:
-        uploader = Uploader(audit, identity, client, batch_size=config.upload.batch_size)
+        beat = device_heartbeat(config, identity, client, audit)  # after every upload
+        uploader = Uploader(audit, identity, client, batch_size=config.upload.batch_size,
+                            heartbeat=beat.send_quietly)
         if args.once:
             report = uploader.upload_pending(max_attempts=5)
             audit.prune(__import__("time").time())

@@ -23,8 +23,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from appliance.commands import argtypes
 from appliance.core.errors import UsageError
-from appliance.systemd_notify import sd_notify
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "web", help="serve the kiosk, inspector, status and admin screens",
         description="Serve the web screens. Binds to web.host:web.port of the configuration "
         "(127.0.0.1:8080 by default); another address only with --host or the configuration.",
+        epilog="example: appliance web --config /etc/appliance/appliance.toml "
+        "(systemd: appliance-web.service)",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration (TOML)")
     p.add_argument("--host", metavar="H", help="address to bind (default: web.host)")
-    p.add_argument("--port", type=int, metavar="P", help="TCP port (default: web.port)")
+    p.add_argument("--port", type=argtypes.port, metavar="P", help="TCP port (default: web.port)")
     p.add_argument("--standalone", action="store_true",
                    help="verify in this process instead of reading the kiosk over "
                    "web.kiosk_socket (a screen without a kiosk process)")
@@ -105,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from appliance.config import load_config
+    from appliance.systemd_notify import sd_notify
 
     config = load_config(args.config)
     host = args.host or config.web.host
