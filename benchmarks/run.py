@@ -28,6 +28,7 @@ BENCHES = {
     "audit": "Durable audit records, upload and hub ingest",
     "sync": "Full and delta sync of large revocation data over loopback",
     "memory": "Peak memory of each device process against its budget; start-up CPU",
+    "cli": "Start-up of appliance --version and a one-text verify against bare Python",
     "hostile": "Cost of hostile input: attack seeds, structure-fuzzed texts, picture bombs",
 }
 

@@ -181,3 +181,46 @@ def test_the_probe_sees_a_traceback(tmp_path: Path) -> None:
     results = _probe(batch, tmp_path)
     assert results[0]["escaped"] and "TypeError" in results[0]["escaped"]
     assert results[1]["status"] == 0 and results[1]["escaped"] is None
+
+
+HEAVY = ("numpy", "PIL", "flask", "werkzeug", "tuf", "cryptography", "zxingcpp", "pyzbar",
+         "segno", "sqlite_utils")
+CHILD = """
+import sys
+from appliance.cli import main
+status = main(sys.argv[1:])
+print(status, " ".join(sorted({m.split('.')[0] for m in sys.modules})))
+"""
+
+
+def _loaded(*argv: str) -> tuple[int, set[str]]:
+    """Top-level packages a child process holds after running ``appliance ARGV``."""
+    proc = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True,
+                          text=True, timeout=60, check=True)
+    status, _, names = proc.stdout.strip().rpartition("\n")[2].partition(" ")
+    return int(status), set(names.split())
+
+
+def test_version_loads_nothing_heavy() -> None:
+    """``appliance --version`` builds the whole parser: every command registers, lightly."""
+    proc = subprocess.run([sys.executable, "-c", "import sys\nfrom appliance.cli import "
+                           "build_parser\nbuild_parser().parse_args(['decode', 'x.png'])\n"
+                           "print(' '.join(sys.modules))"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    loaded = {m.split(".")[0] for m in proc.stdout.split()}
+    assert "appliance" in loaded
+    assert loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+
+
+def test_verify_of_a_text_loads_no_numpy_pil_or_flask(tmp_path: Path) -> None:
+    """The verify TEXT path: the core verifier and cryptography, nothing for images or web."""
+    from support import World
+
+    w = World()
+    w.editor.save(tmp_path / "trust.json")
+    status, loaded = _loaded("verify", "--trust-source", str(tmp_path / "trust.json"),
+                             "--at", "2027-01-15T08:00:00Z", w.issue())
+    assert status == 0
+    assert "cryptography" in loaded  # the child really verified a signature
+    assert loaded.isdisjoint({"numpy", "PIL", "flask", "werkzeug", "tuf", "zxingcpp",
+                              "pyzbar", "segno"}), loaded
