@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 
+from appliance.backoff import backoff_delay
+
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
@@ -89,7 +91,8 @@ class DeadlineFetcher(FetcherInterface):
                 if attempt >= self.retries:
                     raise exceptions.DownloadError(f"{url}: {e} (after {attempt + 1} tries)") \
                         from e
-                delay = self.backoff_s * (2 ** attempt) * (0.5 + self._rng())
+                delay = backoff_delay(attempt + 1, self.backoff_s, rng=self._rng)
+
                 log.info("download of %s failed (%s); retrying in %.1f s", url, e, delay)
                 self._sleep(delay)
                 attempt += 1

@@ -4,7 +4,9 @@ A batch is the oldest contiguous run of records not yet uploaded, signed by the 
 and identified by (device id, log id, seq range); the hub stores each record once however
 often a batch arrives. Records are marked uploaded only after the hub acknowledged exactly
 that range, so a crash, a timeout or a lost answer just means the batch is sent again.
-Failures back off exponentially with jitter; every request has a timeout.
+Failures back off exponentially with jitter; every request has a timeout. Every upload
+ends with a heartbeat to the fleet view (``appliance_sync.heartbeat``) when one is given,
+whether the upload succeeded or not: a device that cannot upload is one to see.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import urllib3
 
 from appliance.audit.identity import DeviceIdentity
 from appliance.audit.log import AuditLog, canonical
+from appliance.backoff import backoff_delay
 from appliance.core.errors import SyncError
 
 log = logging.getLogger(__name__)
 
 BATCH_PATH = "/v1/batches"
+HEARTBEAT_PATH = "/v1/heartbeats"
 MAX_RESPONSE_BYTES = 1 * 2**20
 
 
@@ -42,13 +46,21 @@ class HubClient:
                  pool: urllib3.PoolManager | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise SyncError(f"upload url must be http(s)://...: {url!r}")
-        self.url = url.rstrip("/") + BATCH_PATH
+        self.base = url.rstrip("/")
+        self.url = self.base + BATCH_PATH
         self.timeout = urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s)
         self.pool = pool or urllib3.PoolManager(retries=False, timeout=self.timeout)
 
     def post_batch(self, body: bytes) -> dict[str, Any]:
+        return self._post(self.url, body)
+
+    def post_heartbeat(self, body: bytes) -> dict[str, Any]:
+        """A signed heartbeat; ``HubRejected`` for a refusal (409: not newer than held)."""
+        return self._post(self.base + HEARTBEAT_PATH, body)
+
+    def _post(self, url: str, body: bytes) -> dict[str, Any]:
         try:
-            resp = self.pool.request("POST", self.url, body=body, timeout=self.timeout,
+            resp = self.pool.request("POST", url, body=body, timeout=self.timeout,
                                      headers={"Content-Type": "application/json"},
                                      retries=False, preload_content=False)
             try:
@@ -82,12 +94,15 @@ class UploadReport:
 class Uploader:
     def __init__(self, audit: AuditLog, identity: DeviceIdentity,
                  client: HubClient | Callable[[bytes], dict[str, Any]],
-                 batch_size: int = 500, clock: Callable[[], float] = time.time) -> None:
+                 batch_size: int = 500, clock: Callable[[], float] = time.time,
+                 heartbeat: Callable[[], object] | None = None) -> None:
+        """``heartbeat``: called after every ``upload_pending`` (it logs its own failures)."""
         self.audit = audit
         self.identity = identity
         self._post = client.post_batch if isinstance(client, HubClient) else client
         self.batch_size = max(1, batch_size)
         self._clock = clock
+        self._heartbeat = heartbeat
 
     def make_batch(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]]
                    ) -> bytes:
@@ -127,8 +142,19 @@ class Uploader:
         """Upload until nothing is pending, retrying with backoff; ``SyncError`` if it gives up.
 
         ``max_attempts`` counts consecutive failures (None: retry until stopped).
-        A hub rejection is not retried.
+        A hub rejection is not retried. The heartbeat follows, whatever the outcome.
         """
+        try:
+            return self._upload_pending(max_attempts, base_delay_s, max_delay_s, sleep, rng,
+                                        stop)
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat()
+
+    def _upload_pending(self, max_attempts: int | None, base_delay_s: float,
+                        max_delay_s: float, sleep: Callable[[float], None],
+                        rng: Callable[[], float], stop: threading.Event | None
+                        ) -> UploadReport:
         report, failures = UploadReport(), 0
         while stop is None or not stop.is_set():
             try:
@@ -160,9 +186,3 @@ class Uploader:
                 log.error("upload stopped: %s", e)
             stop.wait(interval_s + jitter_s * rng())
 
-
-def backoff_delay(failures: int, base_s: float, cap_s: float,
-                  rng: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with jitter: between half and all of min(cap, base * 2^(n-1))."""
-    ceiling = min(cap_s, base_s * 2 ** min(failures - 1, 30))
-    return ceiling * (0.5 + 0.5 * rng())

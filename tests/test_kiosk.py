@@ -43,8 +43,10 @@ class ScriptedSource:
         self.step_s = step_s
         self.opens = 0
         self.fail_opens = 0
+        self.open_attempts: list[float] = []
 
     def open(self) -> None:
+        self.open_attempts.append(self.clock.t)
         if self.fail_opens:
             self.fail_opens -= 1
             raise CameraError("no camera")
@@ -84,8 +86,9 @@ def _close_indicators():
         _OPEN.pop().close()
 
 
-def build(world: World, script: list, audit=None, **kw):
-    clock = FakeMonotonic()
+def build(world: World, script: list, audit=None, clock: FakeMonotonic | None = None, **kw):
+    clock = clock or FakeMonotonic()
+
     source = ScriptedSource(script, clock)
     service = VerificationService(lambda: world.trust(), FixedClock(NOW),
                                   Checkpoint(check_staleness=False), audit=audit or NullAudit())
@@ -164,34 +167,36 @@ def test_live_code_refreshing_in_view_is_one_verdict(world: World) -> None:
 
 
 def test_camera_lost_then_recovers_without_restart(world: World) -> None:
+    """The loop waits with the ``sleep`` it is given: the test's sleep moves the fake clock,
+    so the backoff is measured on that clock and no real time passes."""
     code = world.issue()
-    kiosk, source, ind, seen = build(world, ["lost", code])
+    clock = FakeMonotonic()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.t += seconds
+
+    kiosk, source, ind, seen = build(world, ["lost", code], clock=clock, sleep=sleep)
     source.fail_opens = 2
     stop = threading.Event()
-    waits: list[float] = []
-
-    def fake_idle_wait(stop_event: threading.Event, seconds: float) -> None:
-        waits.append(seconds)
-
-    kiosk._idle_wait = fake_idle_wait  # type: ignore[method-assign]
     # first open fails twice (backoff 1 s, 2 s), then opens; then the camera is lost
     # mid-run, reopens, and the code is verified.
     results: list = []
-    original = kiosk.poll_once
 
-    def counting_poll(timeout_s: float = 0.2) -> list:
-        out = original(0)
-        results.extend(out)
-        if results:
+    def on_event(event: dict) -> None:
+        if event.get("type") == "verdict":
+            results.append(event["reason"])
             stop.set()
-        return out
 
-    kiosk.poll_once = counting_poll  # type: ignore[method-assign]
+    kiosk._events.listen(on_event)
     kiosk.run(stop)
-    assert waits[:2] == [1.0, 2.0]
+    gaps = [b - a for a, b in zip(source.open_attempts, source.open_attempts[1:], strict=False)]
+    assert gaps[:2] == [pytest.approx(1.0), pytest.approx(2.0)]
+    assert slept and max(slept) <= 0.2 + 1e-9  # short steps: stop and texts stay responsive
     assert source.opens == 2
     assert kiosk.stats.camera_failures == 3
-    assert [str(v.reason) for v in results] == ["OK"]
+    assert results == ["OK"]
     assert any(e.get("fault") == "camera" for e in seen)
     kiosk._next_state_check = 0
     kiosk._check_device_state()

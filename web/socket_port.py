@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from appliance.backoff import Backoff
 from appliance.core.errors import ApplianceError, AuditError, TrustDataError
 from appliance.core.reasons import Outcome
 from appliance.kiosk.events import Event
@@ -152,7 +153,9 @@ class SocketKioskPort:
         return reply
 
     def _raise_remote(self, reply: dict[str, Any], method: str) -> None:
-        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        error = reply.get("error")
+        if not isinstance(error, dict):
+            error = {}
         kind = self._errors.get(str(error.get("type")), ApplianceError)
         message = str(error.get("message") or f"the kiosk refused {method}")
         raise kind(message)
@@ -283,7 +286,7 @@ class SocketKioskPort:
         return _Stream(sock, reader, heartbeat)
 
     def _events(self, stream: _Stream | None, timeout_s: float) -> Iterator[Event | None]:
-        backoff = 0.25
+        resubscribe = Backoff(0.25, MAX_RECONNECT_BACKOFF_S)
         quiet_since = time.monotonic()
         try:
             while not self._closed.is_set():
@@ -295,12 +298,11 @@ class SocketKioskPort:
                 if stream is None:
                     try:
                         stream = self._subscribe()
-                        backoff = 0.25
+                        resubscribe.reset()
                         log.info("kiosk events: subscribed to %s", self.path)
                     except (PortUnavailable, BridgeError):
-                        wait = min(backoff, max(0.0, timeout_s - (now - quiet_since)))
+                        wait = min(resubscribe.next(), max(0.0, timeout_s - (now - quiet_since)))
                         self._closed.wait(wait)
-                        backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF_S)
                     continue
                 stream.sock.settimeout(max(0.05, min(stream.heartbeat_s,
                                                      timeout_s - (now - quiet_since))))

@@ -14,6 +14,8 @@ import select
 import threading
 from collections.abc import Callable
 
+from appliance.backoff import Backoff
+
 from appliance.log_limits import RepeatLimiter
 
 log = logging.getLogger(__name__)
@@ -31,18 +33,18 @@ def read_device(device: str, open_device: Callable[[str], int],
     ``open_device`` returns a non-blocking file descriptor or raises ``OSError`` (or an
     ``OSError`` subclass of its own); the consumer may raise ``OSError`` to force a reopen.
     """
-    backoff = 1.0
+    reopen = Backoff(1.0, RETRY_MAX_S)
     faults = RepeatLimiter(log)
     while not stop.is_set():
         try:
             fd = open_device(device)
         except OSError as e:
-            log.error("%s %s: %s; retrying in %.0f s", name, device, e, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, RETRY_MAX_S)
+            delay = reopen.next()
+            log.error("%s %s: %s; retrying in %.0f s", name, device, e, delay)
+            stop.wait(delay)
             continue
         log.info("%s %s open", name, device)
-        backoff = 1.0
+        reopen.reset()
         consume = new_consumer()
         try:
             while not stop.is_set():
@@ -64,6 +66,6 @@ def read_device(device: str, open_device: Callable[[str], int],
                     consume = new_consumer()
         except OSError as e:
             log.error("%s %s lost: %s", name, device, e)
-            stop.wait(backoff)
+            stop.wait(reopen.base_s)  # a lost device: one base delay, then reopen
         finally:
             os.close(fd)

@@ -19,11 +19,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from appliance.core.credential.base45 import b45decode
-from appliance.core.credential.limits import MAX_TEXT_CHARS, inflate_capped
-from appliance.core.credential.lp1 import PREFIX as LP1_PREFIX
-from appliance.core.credential.lp1 import split
-from appliance.core.credential.model import Rejection
+from appliance.backoff import Backoff
+from appliance.core.credential import lp1
 from appliance.core.errors import ApplianceError, AuditUnavailable, CameraError, TrustDataError
 from appliance.core.reasons import Outcome
 from appliance.core.verifier import Verdict
@@ -38,6 +35,7 @@ from appliance.systemd_notify import Watchdog, sd_notify
 log = logging.getLogger(__name__)
 
 STATE_CHECK_EVERY_S = 5.0
+IDLE_STEP_S = 0.2  # how long a wait goes without checking stop, texts and the watchdog
 MAX_BACKOFF_S = 30.0
 
 
@@ -47,12 +45,10 @@ def credential_key(text: str) -> Hashable:
     A live LP1 code changes every few seconds while the same licence is held in view, so
     keying on the text would give a new verdict for every refresh. Never raises.
     """
-    if text.startswith(LP1_PREFIX) and len(text) <= MAX_TEXT_CHARS:
+    if text.startswith(lp1.PREFIX):
         try:
-            credential, _ = split(inflate_capped(b45decode(text[len(LP1_PREFIX):])))
-        except (ValueError, Rejection):
-            return text
-        except Exception:  # any fault decoding a hostile text: key on the text itself
+            credential, _ = lp1.decode(text)
+        except Exception:  # a Rejection, or any fault on a hostile text: key on the text
             return text
         return ("LP1", hashlib.sha256(credential).digest())
     return text
@@ -115,21 +111,20 @@ class Kiosk:
 
     def run(self, stop: threading.Event) -> None:
         sd_notify("READY=1")
-        backoff = 1.0
+        reopen = Backoff(1.0, MAX_BACKOFF_S)
         try:
             while not stop.is_set():
                 if not self.camera_ok:
                     if self._open_camera():
-                        backoff = 1.0
+                        reopen.reset()
                     else:
-                        self._idle_wait(stop, backoff)
-                        backoff = min(backoff * 2, MAX_BACKOFF_S)
+                        self._idle_wait(stop, reopen.next())
                         continue
                 try:
                     self.poll_once(timeout_s=0.2)
                 except Exception as e:  # a bug on one input costs that input, not the loop
                     self._faults.fault("kiosk loop step failed", e)
-                    stop.wait(0.05)  # no busy loop if the fault repeats at once
+                    self._sleep(0.05)  # no busy loop if the fault repeats at once
         finally:
             sd_notify("STOPPING=1")
             self._faults.flush()
@@ -163,7 +158,7 @@ class Kiosk:
     # -- internals ------------------------------------------------------------------------
 
     def _drain_texts(self) -> list[Verdict]:
-        out = []
+        out: list[Verdict] = []
         while True:
             try:
                 text, source = self._texts.get_nowait()
@@ -238,11 +233,16 @@ class Kiosk:
             log.debug("closing the lost camera failed", exc_info=True)
 
     def _idle_wait(self, stop: threading.Event, seconds: float) -> None:
+        """Wait ``seconds`` on the loop's clock in short ``sleep`` steps, so the watchdog is
+        fed, scanner texts are verified and ``stop`` is seen within a step."""
         end = self._monotonic() + seconds
-        while not stop.is_set() and self._monotonic() < end:
+        while not stop.is_set():
+            left = end - self._monotonic()
+            if left <= 0:
+                return
             self._watchdog.pet()
             self._drain_texts()
-            stop.wait(0.2)
+            self._sleep(min(IDLE_STEP_S, left))
 
     def _count_frame(self, captured_at: float) -> None:
         stats = self.stats

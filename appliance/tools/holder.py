@@ -11,12 +11,12 @@ import os
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from appliance.core.credential.base45 import b45decode
 from appliance.core.credential.cose import HEADER_ALG, encode_sign1
 from appliance.core.credential.lc1 import PREFIX as LC1_PREFIX
-from appliance.core.credential.limits import inflate_capped
 from appliance.core.credential.lp1 import KEY_HASH, KEY_NONCE, KEY_TIME, KEY_TYPE, PAYLOAD_TYPE
 from appliance.core.credential.lp1 import PREFIX as LP1_PREFIX
+from appliance.core.credential.model import Rejection
+from appliance.core.credential.qrtext import decode_base45_zlib
 from appliance.core.errors import ApplianceError
 from appliance.tools.issuer import ALG_IDS, SigningKey, qr_text
 
@@ -45,8 +45,8 @@ def credential_bytes(lc1_text: str) -> bytes:
     if not lc1_text.startswith(LC1_PREFIX):
         raise PresentationError("the credential must be an LC1: text")
     try:
-        return inflate_capped(b45decode(lc1_text[len(LC1_PREFIX):].strip()))
-    except ValueError as e:
+        return decode_base45_zlib(lc1_text.strip(), LC1_PREFIX)
+    except Rejection as e:
         raise PresentationError(f"the credential text does not decode: {e}") from e
 
 

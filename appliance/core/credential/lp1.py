@@ -35,6 +35,13 @@ KEY_TYPE, KEY_TIME, KEY_HASH, KEY_NONCE = 1, 2, 3, 4
 NONCE_MIN, NONCE_MAX = 8, 16
 
 
+def decode(text: str) -> tuple[bytes, bytes]:
+    """The ``[credential, presentation]`` byte strings of an ``LP1:`` text: the one outer
+    decoding (prefix, size limits, Base45, zlib, the pair) for verifier and kiosk alike.
+    ``Rejection`` when the text is not one."""
+    return split(decode_base45_zlib(text, PREFIX))
+
+
 def split(inflated: bytes) -> tuple[bytes, bytes]:
     """The ``[credential, presentation]`` pair of byte strings."""
     try:
@@ -102,7 +109,8 @@ class Lp1Profile:
     prefix = PREFIX
 
     def open(self, text: str) -> Opened:
-        credential_bytes, presentation = split(decode_base45_zlib(text, PREFIX))
+        credential_bytes, presentation = decode(text)
+
         sign1, alg, kid = lc1.open_sign1(credential_bytes)
         binding = _binding(credential_bytes, presentation)
         return Opened(self.name, sign1, alg, kid, _checked_claims, binding)
