@@ -30,12 +30,15 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from appliance.audit.chain import checkpoint_message, iso_time
 from appliance.audit.identity import DeviceKeyError, DevicePublicKey
 from appliance.core.errors import SyncError
 from appliance.core.isotime import parse_instant
 from appliance.files import write_atomic
+from appliance_hub.audit_view import register_screens
+from appliance_hub.auth import HubLogins
 from appliance_hub.batches import (
     BATCH_TYPE,
     MAX_BATCH_RECORDS,
@@ -94,10 +97,17 @@ class DeviceRegistry:
 def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
                admin_token: str | None = None,
                clock: Callable[[], float] = time.time,
-               disabled_devices: Callable[[], Collection[str]] = frozenset) -> Flask:
-    """``disabled_devices``: ids whose uploads are refused (403), from ``policy.py``."""
+               disabled_devices: Callable[[], Collection[str]] = frozenset,
+               logins: HubLogins | None = None, trusted_proxies: int = 0) -> Flask:
+    """``disabled_devices``: ids whose uploads are refused (403), from ``policy.py``.
+    ``logins``: the admin/auditor screens (``auth``, ``audit_view``); ``trusted_proxies``:
+    reverse proxies in front whose X-Forwarded-For names the client (nginx: 1)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BATCH_BYTES
+    if trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies)  # type: ignore[method-assign]
+    if logins is not None:
+        register_screens(app, store, logins)
     registry = DeviceRegistry(devices_dir)
     register_fleet(app, store, registry, (auditor_token, admin_token), clock)
     token_digest = hashlib.sha256(auditor_token.encode()).digest() if auditor_token else None

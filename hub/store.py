@@ -13,7 +13,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -293,10 +293,13 @@ class HubStore:
             return int(cur.fetchone()[0])
 
 
-def verify_rows(log_id: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Recompute hashes and links of one log's stored records; list gaps and breaks."""
-    gaps, broken, prev = [], [], None
+def verify_rows(log_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Recompute hashes and links of one log's stored records; list gaps and breaks.
+    ``rows`` (in seq order) may be a generator, so a long log is never held at once."""
+    gaps, broken, prev, first, count = [], [], None, None, 0
     for row in rows:
+        count += 1
+        first = row["seq"] if first is None else first
         seq = row["seq"]
         expected_prev = genesis_hash(log_id) if seq == 1 else None
         if prev is not None:
@@ -310,8 +313,8 @@ def verify_rows(log_id: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 expected_prev is not None and row["prev_hash"] != expected_prev):
             broken.append(seq)
         prev = row
-    return {"records": len(rows), "first_seq": rows[0]["seq"] if rows else None,
-            "last_seq": rows[-1]["seq"] if rows else None, "gaps": gaps, "broken": broken,
+    return {"records": count, "first_seq": first,
+            "last_seq": prev["seq"] if prev else None, "gaps": gaps, "broken": broken,
             "complete": not gaps and not broken}
 
 
