@@ -8,6 +8,11 @@ bearer tokens from systemd credentials, so no secret is in the environment or ar
 - ``APPLIANCE_HUB_POLICY`` (optional): a JSON file with the published ``policy`` (the trust
   source or ``manifest.json``); uploads from its ``disabled_devices`` are refused (403).
 - ``$CREDENTIALS_DIRECTORY/auditor_token`` and ``admin_token`` (either may be absent).
+- ``$CREDENTIALS_DIRECTORY/hub_users`` (or the file ``APPLIANCE_HUB_USERS`` names): the
+  screens' accounts, ``NAME ROLE HASH`` lines (``appliance_hub.auth_users``); without it
+  the login pages answer but no one can log in.
+- ``APPLIANCE_HUB_TRUSTED_PROXIES`` (default 0; 1 behind nginx): proxies whose
+  X-Forwarded-For names the client, so a failing client's login delay is its own.
 
 Each gunicorn worker calls ``create()`` and opens its own store; the schema migrates once
 (an advisory lock on PostgreSQL). Importing this module does nothing by itself.
@@ -16,12 +21,15 @@ Each gunicorn worker calls ``create()`` and opens its own store; the schema migr
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
 
 from appliance.core.errors import ApplianceError
+from appliance_hub.auth import HubLogins
+from appliance_hub.auth_users import HubUsers
 from appliance_hub.policy import DisabledDevices
 from appliance_hub.server import create_app
 from appliance_hub.store import HubStore
@@ -49,7 +57,23 @@ def app_from_environment(env: Mapping[str, str]) -> Flask:
     return create_app(HubStore(env["APPLIANCE_HUB_DB"]), Path(env["APPLIANCE_HUB_DEVICES"]),
                       _token(credentials, "auditor_token"),
                       admin_token=_token(credentials, "admin_token"),
-                      disabled_devices=DisabledDevices(Path(policy)) if policy else frozenset)
+                      disabled_devices=DisabledDevices(Path(policy)) if policy else frozenset,
+                      logins=hub_logins(env), trusted_proxies=_proxies(env))
+
+
+def hub_logins(env: Mapping[str, str]) -> HubLogins:
+    """The screens' accounts: ``APPLIANCE_HUB_USERS``, else the ``hub_users`` credential."""
+    named = env.get("APPLIANCE_HUB_USERS")
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    path = Path(named) if named else Path(credentials) / "hub_users" if credentials else None
+    return HubLogins(HubUsers(path), time.time)
+
+
+def _proxies(env: Mapping[str, str]) -> int:
+    text = env.get("APPLIANCE_HUB_TRUSTED_PROXIES", "0").strip() or "0"
+    if not text.isdigit() or int(text) > 4:
+        raise ApplianceError("APPLIANCE_HUB_TRUSTED_PROXIES must be a number from 0 to 4")
+    return int(text)
 
 
 def create() -> Flask:
