@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from appliance_hub.auth_schema import logins_step
+
 log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key: "hub migrations" (any constant both workers agree on).
@@ -38,7 +40,7 @@ def _fleet(postgres: bool) -> list[str]:
 
 def steps(baseline: Sequence[str]) -> list[Callable[[bool], list[str]]]:
     """Every step in order; step N (1-based) brings the schema to version N."""
-    return [lambda _postgres: list(baseline), _fleet]
+    return [lambda _postgres: list(baseline), _fleet, logins_step]
 
 
 def current_version(cur: Any) -> int:
