@@ -87,3 +87,15 @@ def test_backoff_jitter_stays_between_half_and_all_of_the_ceiling() -> None:
     assert backoff_delay(3, 1.0, 30.0, rng=lambda: 0.0) == 2.0
     assert backoff_delay(3, 1.0, 30.0, rng=lambda: 0.999) == pytest.approx(3.998)
     assert backoff_delay(10_000, 1.0) == 2.0 ** 30  # no overflow, whatever the count
+
+
+def test_one_staleness_rule_for_verifier_indicator_and_status_page() -> None:
+    from appliance.core.key_ring import KeyRing
+    from appliance.core.snapshot import Policy, TrustSnapshot
+    from appliance.core.staleness import past_max_age, trust_stale
+
+    snap = TrustSnapshot(keys=KeyRing(()), policy=Policy(max_age_hours=2.0), published_at=1000.0)
+    assert trust_stale(snap, 1000.0 + 7200) is False  # exactly the maximum age is fresh
+    assert trust_stale(snap, 1000.0 + 7201) is True
+    assert trust_stale(TrustSnapshot(keys=KeyRing(())), 1e9) is None
+    assert past_max_age(7201, 2.0) and not past_max_age(7200, 2.0)

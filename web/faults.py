@@ -16,6 +16,8 @@ from typing import Any
 
 from flask_babel import lazy_gettext
 
+from appliance.core.staleness import past_max_age
+
 # A timer-started sync may start a few minutes late (RandomizedDelaySec, a busy Pi).
 SYNC_GRACE_S = 300.0
 
@@ -68,7 +70,7 @@ def _trust_faults(trust: dict[str, Any], now: float) -> list[str]:
         found.append("trust_data_unreadable")
     age, max_age = _num(trust.get("age_s")), _num(trust.get("max_age_hours"))
     expires = _num(trust.get("expires_at"))
-    if (age is not None and max_age is not None and age > max_age * 3600) or (
+    if (age is not None and max_age is not None and past_max_age(age, max_age)) or (
             expires is not None and now > expires):
         found.append("trust_data_stale")
     return found

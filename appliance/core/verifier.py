@@ -27,6 +27,7 @@ from appliance.core.snapshot import (
     TrustSnapshot,
     licence_digest,
 )
+from appliance.core.staleness import trust_stale
 
 _log = logging.getLogger(__name__)
 
@@ -231,6 +232,5 @@ def _status(cred: Credential, trust: TrustSnapshot) -> Reason | None:
 
 
 def _stale(trust: TrustSnapshot, now: float) -> bool:
-    if trust.published_at is None:
-        return True  # synced data without a publication time cannot be shown fresh
-    return now - trust.published_at > trust.policy.max_age_hours * 3600
+    # None (no publication time) counts as stale: such data cannot be shown fresh.
+    return trust_stale(trust, now) is not False

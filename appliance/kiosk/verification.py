@@ -21,6 +21,7 @@ from appliance.core.errors import ApplianceError, AuditError, AuditUnavailable, 
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import out_of_service
 from appliance.core.snapshot import TrustSnapshot
+from appliance.core.staleness import trust_stale
 from appliance.core.verifier import Checkpoint, Verdict, verify
 from appliance.log_limits import RepeatLimiter
 
@@ -99,10 +100,9 @@ class VerificationService:
             trust = self._trust()
         except TrustDataError:
             return True
-        if trust.published_at is None:
-            return False  # a trust source file: authoring, never stale
-        reading = self._clock.read()
-        return reading.now - trust.published_at > trust.policy.max_age_hours * 3600
+        # No publication time: a trust source file (authoring), never shown as stale.
+        return bool(trust_stale(trust, self._clock.read().now))
+
 
     def out_of_service(self) -> Reason | None:
         """``DEVICE_DISABLED`` or ``SOFTWARE_OUTDATED`` while the installed trust data's
