@@ -29,7 +29,7 @@ DAEMON_COMMANDS = frozenset({"run", "web", "hub", "demo", "sync", "upload"})
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser that raises instead of exiting 2 on bad usage."""
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 

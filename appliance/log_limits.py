@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_EVERY_S = 60.0
@@ -47,7 +47,7 @@ class RepeatLimiter:
         self._every_s = every_s
         self._clock = clock
         self._max_kinds = max_kinds
-        self._seen: dict[Hashable, _Seen] = {}
+        self._seen: dict[tuple[str, str], _Seen] = {}
         self._lock = threading.Lock()
 
     def fault(self, what: str, error: BaseException, *, level: int = logging.ERROR) -> bool:

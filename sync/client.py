@@ -50,6 +50,7 @@ from appliance.core.errors import SyncError, TrustDataError
 from appliance.core.isotime import format_utc
 from appliance.core.isotime import instant_or_none as _epoch
 from appliance.files import write_atomic
+from appliance.trust.policy import parse_policy
 from appliance.trust.signed import (
     ROOT_HISTORY,
     SIGNED,
@@ -59,7 +60,7 @@ from appliance.trust.signed import (
     verify_signed,
     wire_layout,
 )
-from appliance.trust.source import parse_issuers, parse_policy
+from appliance.trust.source import parse_issuers
 from appliance.trust.store import (
     StagedVersion,
     current_version_dir,

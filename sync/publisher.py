@@ -56,11 +56,11 @@ from tuf.api.metadata import (
 
 from appliance.core.errors import SyncError, TrustDataError
 from appliance.files import write_atomic
+from appliance.trust.policy import parse_policy
 from appliance.trust.revocation import HASH_PREFIX_BYTES
 from appliance.trust.source import (
     entry_profiles,
     parse_issuers,
-    parse_policy,
     parse_status_list,
     read_document,
 )
@@ -181,7 +181,7 @@ def load_signer(keys: Path, role: str) -> CryptoSigner:
         raise SyncError(f"cannot read {role} key {path}: {e.strerror or e}") from e
     except (ValueError, TypeError) as e:
         raise SyncError(f"{path} is not an unencrypted PEM private key") from e
-    return CryptoSigner(private)  # type: ignore[arg-type]
+    return CryptoSigner(private)
 
 
 # -- Repository files ---------------------------------------------------------------------

@@ -151,7 +151,8 @@ def throttle_flag(flag: Any) -> str:
 
 def error_title(error: Any) -> str:
     """An HTTP error's title in the viewer's language."""
-    title = ERROR_TITLES.get(getattr(error, "code", None))
+    code = getattr(error, "code", None)
+    title = ERROR_TITLES.get(code) if isinstance(code, int) else None
     return str(title) if title is not None else str(lazy_gettext("Something went wrong"))
 
 

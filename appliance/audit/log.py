@@ -127,6 +127,8 @@ class AuditLog:
             self._ensure_schema(conn)
             self.log_id = self._meta(conn, "log_id")
             stored_device = self._meta(conn, "device_id")
+            if stored_device is None:  # every schema writes it: the meta table was damaged
+                raise AuditError(f"audit log {self.path} names no device")
         except sqlite3.Error as e:
             conn.close()
             raise AuditError(f"cannot open audit log {self.path}: {e}") from e
@@ -151,13 +153,14 @@ class AuditLog:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if "meta" not in db.table_names():  # not made by a racing process meanwhile
-                db["meta"].create({"key": str, "value": str}, pk="key")
+                db.table("meta").create({"key": str, "value": str}, pk="key")
                 columns: dict[str, Any] = {name: str for name in HASHED_FIELDS}
                 columns.update(seq=int, live=int, trust_version=int, hash=str,
                                uploaded_at=str)
-                db["records"].create(columns, pk="seq", not_null={"hash", "prev_hash"})
-                db["checkpoints"].create({"seq": int, "time": str, "at": float, "hash": str,
-                                          "key_id": str, "signature": str}, pk="seq")
+                db.table("records").create(columns, pk="seq", not_null={"hash", "prev_hash"})
+                db.table("checkpoints").create({"seq": int, "time": str, "at": float,
+                                                "hash": str, "key_id": str, "signature": str},
+                                               pk="seq")
                 conn.execute("CREATE INDEX records_pending ON records(seq) "
                              "WHERE uploaded_at IS NULL")
                 conn.execute("CREATE INDEX records_time ON records(time)")
@@ -226,7 +229,7 @@ class AuditLog:
                     self._make_room(conn, now)
                 conn.execute("BEGIN IMMEDIATE")
                 seq = int(self._meta(conn, "head_seq") or 0) + 1
-                row = {name: fields.get(name) for name in HASHED_FIELDS}
+                row: dict[str, Any] = {name: fields.get(name) for name in HASHED_FIELDS}
                 row.update(seq=seq, time=iso_time(now), device_id=self.device_id,
                            log_id=self.log_id, software_version=__version__,
                            prev_hash=self._meta(conn, "head_hash"))
@@ -363,7 +366,7 @@ class AuditLog:
                     return [], []
                 rows = list(self._rows(conn, "SELECT * FROM records WHERE seq >= ? "
                                              "ORDER BY seq LIMIT ?", (first, limit)))
-                run = []
+                run: list[dict[str, Any]] = []
                 for row in rows:
                     if row["uploaded_at"] is not None or row["seq"] != first + len(run):
                         break

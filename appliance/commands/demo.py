@@ -192,9 +192,9 @@ def _providers(config: Any, kiosk: Any, audit: Any) -> dict[str, Any]:
 
         return {"camera": camera}
     providers = device_providers(config, kiosk=kiosk, audit=audit)
-    camera = providers.get("camera")
-    if camera is not None:
-        providers["camera"] = lambda: {**camera(), "source": "demo (simulated camera)"}
+    live_camera = providers.get("camera")
+    if live_camera is not None:
+        providers["camera"] = lambda: {**live_camera(), "source": "demo (simulated camera)"}
     return providers
 
 

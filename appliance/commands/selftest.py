@@ -133,7 +133,8 @@ def check_camera(ctx: Context) -> tuple[str, str]:
         return WARN, "no camera configured (camera.source = none): scanner-only device"
     source = open_frame_source(ctx.config.camera)
     scanner = FrameScanner(make_decoder(ctx.config.scanner.backend, live=False))
-    frames, texts, started = 0, set(), time.monotonic()
+    texts: set[str] = set()
+    frames, started = 0, time.monotonic()
     source.open()
     try:
         while time.monotonic() - started < ctx.camera_s and not _card_seen(ctx, texts):
@@ -205,7 +206,8 @@ def check_indicator(ctx: Context) -> tuple[str, str]:
 
     outputs = {"green LED": cfg.green_pin, "red LED": cfg.red_pin, "amber LED": cfg.amber_pin,
                "buzzer": cfg.buzzer_pin, "relay": cfg.relay_pin}
-    driven, failed = [], []
+    driven: list[str] = []
+    failed: list[str] = []
     for name, pin in outputs.items():
         if pin is None:
             continue
@@ -256,6 +258,8 @@ def check_trust(ctx: Context) -> tuple[str, str]:
     except TrustDataError as e:
         return FAIL, str(e)
     ctx.facts["published_at"] = snap.published_at
+    if snap.published_at is None:  # installed data always has it; an authoring file has not
+        return FAIL, f"version {snap.version} has no publication time"
     age_h = (ctx.wall() - snap.published_at) / 3600
     limit = snap.policy.max_age_hours
     if age_h > limit:

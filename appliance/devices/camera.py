@@ -195,7 +195,7 @@ class NullSource:
 
 def _import_picamera2() -> Any:
     try:
-        from picamera2 import Picamera2  # type: ignore[import-not-found]
+        from picamera2 import Picamera2
     except ImportError as e:
         raise CameraError(
             "picamera2 is not installed (on Raspberry Pi OS: apt install python3-picamera2)"

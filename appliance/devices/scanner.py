@@ -45,7 +45,7 @@ def _unique(texts: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def bytes_to_text(data: bytes) -> str:
+def bytes_to_text(data: bytes | bytearray) -> str:
     """UTF-8 when valid, else latin-1 (lossless), as documented above."""
     try:
         return data.decode("utf-8")
@@ -67,6 +67,7 @@ class ZxingDecoder:
 
         self._zx = zxingcpp
         self._formats = (zxingcpp.BarcodeFormat.QRCodeModel2, zxingcpp.BarcodeFormat.QRCodeModel1)
+        self._format_set = zxingcpp.BarcodeFormats(self._formats)
         self._binarizer = (
             zxingcpp.Binarizer.GlobalHistogram
             if global_histogram
@@ -82,7 +83,7 @@ class ZxingDecoder:
         second look may pay off; costs nothing extra)."""
         found = self._zx.read_barcodes(
             np.ascontiguousarray(grey),
-            formats=self._formats,
+            formats=self._format_set,
             try_invert=self._try_invert,
             text_mode=self._zx.TextMode.Plain,
             binarizer=self._binarizer,
@@ -204,7 +205,8 @@ def load_grey_bytes(data: bytes, name: str = "image") -> np.ndarray:
     if fmt is None:
         raise ImageReadError(f"{name}: not a PNG, JPEG or WebP picture")
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as opened:
+            img: Image.Image = opened  # each step below may return a new, plain Image
             width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise ImageTooLarge(

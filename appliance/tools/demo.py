@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,12 +67,12 @@ class DemoWorld:
         year = 365 * 86400
 
         def licence(**kw: object) -> LicenceData:
-            fields: dict = {"typ": "DL", "no": "63-0012345", "nm": "สมชาย ใจดี",
+            fields: dict[str, Any] = {"typ": "DL", "no": "63-0012345", "nm": "สมชาย ใจดี",
                             "nml": "Somchai Jaidee", "dob": "1988-04-12", "cls": ["B", "A"],
                             "vf": "2024-01-10", "vu": "2029-01-09",
                             "ext": {"Blood group": "O"}}
             fields.update(kw)
-            return LicenceData(**fields)  # type: ignore[arg-type]
+            return LicenceData(**fields)
 
         cred_id = {"n": 0}
 
@@ -219,7 +220,7 @@ def render_qr_frame(text: str) -> np.ndarray:
     segno.make(text, error="m", micro=False).save(buf, kind="png", scale=4, border=4)
     code = Image.open(io.BytesIO(buf.getvalue())).convert("L")
     side = FRAME_H - 60
-    code = code.resize((side, side), Image.NEAREST)
+    code = code.resize((side, side), Image.Resampling.NEAREST)
     canvas = Image.new("L", (FRAME_W, FRAME_H), 90)
     canvas.paste(code, ((FRAME_W - side) // 2, 30))
     return np.asarray(canvas, dtype=np.uint8).copy()

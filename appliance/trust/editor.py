@@ -62,7 +62,7 @@ class TrustSourceEditor:
     def key_entry(self, kid: str) -> dict[str, Any]:
         for issuer in self.doc["issuers"]:
             for key in issuer.get("keys", []):
-                if key.get("kid") == kid:
+                if isinstance(key, dict) and key.get("kid") == kid:
                     return key
         raise TrustDataError(f"no key with kid {kid} in the trust source")
 

@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from appliance.core.errors import TrustDataError
 from appliance.core.isotime import parse_instant
@@ -103,7 +104,7 @@ def compute_kid(der: bytes) -> bytes:
     return hashlib.sha256(der).digest()[:8]
 
 
-def public_key_der(public_key: Any) -> bytes:
+def public_key_der(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -118,6 +119,7 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     if alg not in KEY_ALGS:
         raise TrustDataError(f"{where}: alg must be one of {KEY_ALGS}")
     certificate = None
+    public_key: PublicKeyTypes
     if "certificate" in entry:
         try:
             der = base64.b64decode(_text(entry["certificate"], f"{where}.certificate"),
@@ -144,7 +146,8 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
                      "PS256": rsa.RSAPublicKey}[alg]
     if not isinstance(public_key, expected_type):
         raise TrustDataError(f"{where}: key type does not fit alg {alg}")
-    if alg == "ES256" and public_key.curve.name != "secp256r1":
+    if (alg == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey)
+            and public_key.curve.name != "secp256r1"):
         raise TrustDataError(f"{where}: ES256 needs a P-256 key")
     status = entry.get("status", "active")
     if status not in ("active", "revoked"):
@@ -188,7 +191,7 @@ _JWK_NOT_BEFORE = datetime(1970, 1, 1, tzinfo=UTC)
 _JWK_NOT_AFTER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
-def jwk_public_key(jwk: Any, where: str) -> tuple[Any, bytes]:
+def jwk_public_key(jwk: Any, where: str) -> tuple[ec.EllipticCurvePublicKey, bytes]:
     """A public EC P-256 JWK -> (public key, RFC 7638 SHA-256 thumbprint, 32 bytes)."""
     if not isinstance(jwk, dict):
         raise TrustDataError(f"{where} must be a JSON Web Key object")

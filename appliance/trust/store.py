@@ -34,6 +34,7 @@ from appliance.core.errors import TrustDataError
 from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
 from appliance.files import fsync_dir, write_atomic
+from appliance.trust.policy import parse_policy
 from appliance.trust.revocation import HashSet, StatusList, build_bucket_index
 from appliance.trust.signed import (
     SIGNED,
@@ -45,7 +46,7 @@ from appliance.trust.signed import (
     verify_signed,
     wire_layout,
 )
-from appliance.trust.source import parse_issuers, parse_policy
+from appliance.trust.source import parse_issuers
 
 log = logging.getLogger(__name__)
 

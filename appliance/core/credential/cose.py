@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import cbor2
@@ -23,8 +23,9 @@ TAG_SIGN1, TAG_CWT = 18, 61
 
 # Concrete CBOR container types (cbor2 6 gives frozendict/tuple inside tags). Checking
 # concrete types is several times cheaper than the Mapping/Sequence ABCs on the hot path.
-MAP_TYPES: tuple[type, ...] = (dict, getattr(cbor2, "frozendict", dict))
-ARRAY_TYPES: tuple[type, ...] = (list, tuple)
+# Declared as the ABCs so that ``isinstance(x, MAP_TYPES)`` narrows x for the type checker.
+MAP_TYPES: tuple[type[Mapping[Any, Any]], ...] = (dict, getattr(cbor2, "frozendict", dict))
+ARRAY_TYPES: tuple[type[Sequence[Any]], ...] = (list, tuple)
 
 
 class CoseError(ValueError):

@@ -193,8 +193,10 @@ def parse_claims(payload: bytes) -> Credential:
     entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
     if not isinstance(entries, list):
         raise malformed("credentialSubject.fhirBundle.entry missing")
-    resources = [e.get("resource") for e in entries if isinstance(e, Mapping)]
-    resources = [r for r in resources if isinstance(r, Mapping)]
+    resources: list[Mapping[str, Any]] = [
+        r for e in entries if isinstance(e, Mapping)
+        for r in (e.get("resource"),) if isinstance(r, Mapping)
+    ]
     # A card need not hold a Patient (published example 02, a lab report, has none): the
     # name is then empty and the inspector says so.
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
