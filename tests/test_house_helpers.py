@@ -99,3 +99,22 @@ def test_one_staleness_rule_for_verifier_indicator_and_status_page() -> None:
     assert trust_stale(snap, 1000.0 + 7201) is True
     assert trust_stale(TrustSnapshot(keys=KeyRing(())), 1e9) is None
     assert past_max_age(7201, 2.0) and not past_max_age(7200, 2.0)
+
+
+def test_delta_only_revocations_read_each_file_once(tmp_path: Path, monkeypatch) -> None:
+    """trust_store used to re-read a delta file once per 16-byte entry (issue 15)."""
+    from appliance.trust import store
+
+    entries = [bytes([i]) * 16 for i in range(50)]
+    (tmp_path / "cti.delta1.bin").write_bytes(b"".join(entries))
+    reads: list[Path] = []
+    real = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        reads.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    hashes = store._hash_set(tmp_path, {"base": None, "deltas": ["cti.delta1.bin"]})
+    assert len(reads) == 1
+    assert all(e in hashes for e in entries) and bytes([99]) * 16 not in hashes

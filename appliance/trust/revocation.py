@@ -112,13 +112,19 @@ class HashSet:
         """Map a base file and its ``.idx`` companion; read the (small) delta files."""
         base = _map_file(base_path)
         index = _map_file(base_path.with_suffix(".idx"))
-        delta: list[bytes] = []
-        for p in deltas:
-            raw = p.read_bytes()
-            if len(raw) % HASH_PREFIX_BYTES:
-                raise TrustDataError(f"{p.name}: not a whole number of 16-byte entries")
-            delta.extend(raw[i : i + HASH_PREFIX_BYTES] for i in range(0, len(raw), 16))
-        return cls(base, index, delta)
+        return cls(base, index, read_deltas(deltas))
+
+
+def read_deltas(paths: Iterable[Path]) -> list[bytes]:
+    """The 16-byte entries of (small) delta files, each file read once."""
+    delta: list[bytes] = []
+    for p in paths:
+        raw = p.read_bytes()
+        if len(raw) % HASH_PREFIX_BYTES:
+            raise TrustDataError(f"{p.name}: not a whole number of 16-byte entries")
+        delta.extend(raw[i : i + HASH_PREFIX_BYTES] for i in range(0, len(raw), HASH_PREFIX_BYTES))
+    return delta
+
 
 
 def build_bucket_index(sorted_base: bytes | mmap.mmap) -> bytes:

@@ -35,7 +35,8 @@ from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
 from appliance.files import fsync_dir, write_atomic
 from appliance.trust.policy import parse_policy
-from appliance.trust.revocation import HashSet, StatusList, build_bucket_index
+from appliance.trust.revocation import HashSet, StatusList, build_bucket_index, read_deltas
+
 from appliance.trust.signed import (
     SIGNED,
     check_file,
@@ -227,8 +228,7 @@ def write_record(trust_dir: Path, entries: list[dict[str, Any]]) -> None:
 def _hash_set(version_dir: Path, entry: dict[str, Any]) -> HashSet:
     deltas = [version_dir / d for d in entry["deltas"]]
     if entry["base"] is None:
-        return HashSet(delta=[p.read_bytes()[i:i + 16] for p in deltas
-                              for i in range(0, p.stat().st_size, 16)])
+        return HashSet(delta=read_deltas(deltas))
     base = version_dir / entry["base"]
     _check_index_of(base)
     return HashSet.from_files(base, deltas)
