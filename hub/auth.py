@@ -31,6 +31,7 @@ from flask import (
     url_for,
 )
 
+from appliance.core.errors import SyncError
 from appliance.webauth.passwords import MAX_PASSWORD_CHARS
 from appliance.webauth.redirects import safe_next
 from appliance.webauth.throttle import LoginThrottle
@@ -117,7 +118,7 @@ def access(action: str, query: dict[str, Any], user: str | None = None) -> None:
     try:
         auth_access.record(ext["store"], ext["settings"].clock(), who,
                            session.role if session else "-", client(), action, query)
-    except Exception as e:  # the store's driver error: no unlogged access
+    except (SyncError, *ext["store"]._errors()) as e:  # no unlogged access
         log.error("access log not written, %s refused: %s", action, type(e).__name__)
         abort(503, description="access log unavailable")
 

@@ -37,6 +37,7 @@ from appliance.audit.identity import DeviceKeyError, DevicePublicKey
 from appliance.core.errors import SyncError
 from appliance.core.isotime import parse_instant
 from appliance.files import write_atomic
+from appliance_hub import auth_access
 from appliance_hub.audit_view import register_screens
 from appliance_hub.auth import HubLogins
 from appliance_hub.batches import (
@@ -163,10 +164,22 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
                      ack["log_id"], ack["gaps"][0][0])
         return jsonify(ack)
 
+    def logged(action: str) -> bool:
+        """Bearer-token reads go to the auditors' access log too; False: not written."""
+        try:
+            auth_access.record(store, clock(), "bearer-token", "auditor",
+                               request.remote_addr or "?", action, request.args.to_dict())
+        except (SyncError, *store._errors()) as e:
+            log.error("access log not written, %s refused: %s", action, type(e).__name__)
+            return False
+        return True
+
     @app.get("/v1/integrity")
     def integrity() -> Any:
         if not authorised():
             return error(401, "auditor token required")
+        if not logged("api_integrity"):
+            return error(503, "access log unavailable, retry later")
         return jsonify({"logs": store.integrity(request.args.get("device_id"))})
 
     @app.get("/v1/records")
@@ -180,6 +193,8 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
             since, until = (_instant(request.args.get(k)) for k in ("since", "until"))
         except (ValueError, OverflowError, OSError):
             return error(400, "since and until must be ISO 8601 times with a zone")
+        if not logged(f"api_records_{fmt}"):
+            return error(503, "access log unavailable, retry later")
         rows = store.records(request.args.get("device_id"), since, until)
         mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
         return Response(_lines(rows, fmt), mimetype=mimetype)

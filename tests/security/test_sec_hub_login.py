@@ -224,3 +224,21 @@ def test_no_access_goes_unlogged(tmp_path, hub):
     conn.close()
     resp = get(client, "/audit/export.jsonl")
     assert resp.status_code == 503 and b"seq" not in resp.data
+
+
+def test_bearer_token_reads_are_logged_too(tmp_path, hub):
+    app, _, _ = hub
+    client = app.test_client()
+    headers = {"Authorization": "Bearer bearer-auditor"}
+    assert client.get("/v1/records?device_id=kiosk-3", headers=headers).status_code == 200
+    assert client.get("/v1/integrity", headers=headers).status_code == 200
+    assert client.get("/v1/records", headers={"Authorization": "Bearer no"}).status_code == 401
+    conn = sqlite3.connect(tmp_path / "hub.db")
+    rows = conn.execute("SELECT user_name, action, query FROM auditor_access ORDER BY id"
+                        ).fetchall()
+    assert rows == [("bearer-token", "api_records_jsonl", '{"device_id": "kiosk-3"}'),
+                    ("bearer-token", "api_integrity", "{}")]
+    conn.execute("DROP TABLE auditor_access")
+    conn.commit()
+    conn.close()
+    assert client.get("/v1/records", headers=headers).status_code == 503
