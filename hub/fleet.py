@@ -34,13 +34,16 @@ _FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "trust_age_s": ((int, float), True),
     "last_sync_result": (str, True),
     "last_sync_time": (str, True),
-    "audit_backlog": (int, False),
+    "audit_backlog": (int, True),
     "camera": (str, False),
     "clock_trusted": (bool, False),
     "disk_free_bytes": (int, False),
     "uptime_s": ((int, float), False),
+    # Remote policy (spec LC1 s.4): the reason the device's trust data stops it, or null.
+    "out_of_service": (str, True),
 }
 COLUMNS = tuple(_FIELDS)
+OUT_OF_SERVICE = ("DEVICE_DISABLED", "SOFTWARE_OUTDATED")
 
 
 class HeartbeatStale(BatchInvalid):
@@ -72,6 +75,8 @@ def check_heartbeat(hb: Any) -> dict[str, Any]:
             raise BatchInvalid(f"{name} out of range")
     if hb.get("last_sync_time") is not None:
         _epoch(hb["last_sync_time"], "last_sync_time")
+    if hb.get("out_of_service") not in (None, *OUT_OF_SERVICE):
+        raise BatchInvalid(f"out_of_service must be null or one of {', '.join(OUT_OF_SERVICE)}")
     return hb
 
 

@@ -2,6 +2,7 @@
 
 - ``POST /v1/heartbeats``: a device's signed heartbeat (appliance_hub.fleet).
 - ``GET /v1/devices``: auditor or admin bearer token; ``?device_id=X`` adds its history.
+- ``GET /fleet``: the same, as a page (appliance_hub.fleet_page).
 - ``GET /readyz``: 200 when the database answers, else 503 (``/healthz`` is the process).
 - ``GET /metrics``: Prometheus text; fleet gauges per device (nginx lets loopback only).
 """
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,6 +20,7 @@ from flask import Flask, Response, jsonify, request
 from appliance.core.errors import SyncError
 from appliance_hub.batches import BatchInvalid, load_json
 from appliance_hub.fleet import MAX_HEARTBEAT_BYTES, Fleet, HeartbeatStale, check_heartbeat
+from appliance_hub.fleet_page import fleet_access, register_fleet_page
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +31,11 @@ def register_fleet(app: Flask, store: Any, registry: Any, tokens: Iterable[str |
                    clock: Callable[[], float]) -> Fleet:
     """Add the fleet endpoints to the hub's app; ``tokens`` are the auditor/admin tokens."""
     fleet = Fleet(store)
-    digests = [hashlib.sha256(t.encode()).digest() for t in tokens if t]
+    reader = fleet_access(tokens)  # the one check, shared with the fleet page
+    register_fleet_page(app, fleet, reader, clock)
 
     def error(status: int, message: str) -> tuple[Response, int]:
         return jsonify({"status": "error", "error": message}), status
-
-    def reader() -> bool:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return False
-        given = hashlib.sha256(header[len("Bearer "):].strip().encode()).digest()
-        # Compare with every token, so the time taken does not say which one matched.
-        return sum(hmac.compare_digest(given, d) for d in digests) > 0
 
     @app.post("/v1/heartbeats")
     def receive_heartbeat() -> Any:

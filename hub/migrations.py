@@ -38,9 +38,14 @@ def _fleet(postgres: bool) -> list[str]:
     ]
 
 
+def _out_of_service(_postgres: bool) -> list[str]:
+    """Step 4: the remote-policy state a heartbeat reports (DEVICE_DISABLED, ...)."""
+    return ["ALTER TABLE device_status ADD COLUMN out_of_service TEXT"]
+
+
 def steps(baseline: Sequence[str]) -> list[Callable[[bool], list[str]]]:
     """Every step in order; step N (1-based) brings the schema to version N."""
-    return [lambda _postgres: list(baseline), _fleet, logins_step]
+    return [lambda _postgres: list(baseline), _fleet, logins_step, _out_of_service]
 
 
 def current_version(cur: Any) -> int:

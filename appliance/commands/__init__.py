@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.commands.audit",
     "appliance.commands.device",
     "appliance.commands.upload",
+    "appliance.commands.heartbeat",
     "appliance.commands.hub",
     "appliance.commands.web",
     "appliance.commands.demo",
