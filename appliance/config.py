@@ -3,7 +3,8 @@
 Units live in key names (``interval_minutes``, ``clock_skew_s``). Unknown keys are
 rejected with the dotted key named, so a typo never silently falls back to a default.
 Secrets (fleet audit key, admin password hash) live in separate root-only files that
-the configuration names by path.
+the configuration names by path. Choice fields are ``Literal`` types, checked when
+loading: a misspelt mode or backend is refused at start, never run as some other one.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from appliance.core.errors import ConfigError
+
+DeviceMode = Literal["kiosk", "inspector"]
+CameraSource = Literal["picamera2", "images", "video", "none"]
+ScannerBackend = Literal["both", "zxing", "zbar"]
+IndicatorBackend = Literal["gpiozero", "mock", "none"]
+Language = Literal["th", "en"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -24,7 +33,7 @@ class DeviceConfig:
     id: str = "demo-device"
     name: str = "Demo checkpoint"
     # "kiosk": walk-up, pass/fail only; "inspector": holder details shown to an officer.
-    mode: str = "kiosk"
+    mode: DeviceMode = "kiosk"
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class PolicyConfig:
 @dataclass(frozen=True)
 class CameraConfig:
     # "picamera2" (Pi), "images" (a folder of pictures, looped), "video" (a file), "none".
-    source: str = "images"
+    source: CameraSource = "images"
     images_dir: Path = Path("demo/frames")
     video_file: Path | None = None
     width: int = 640
@@ -66,7 +75,7 @@ class CameraConfig:
 class ScannerConfig:
     # "both" (zxing-cpp, then second looks incl. pyzbar: the measured winner, ADR 0003),
     # "zxing" (zxing-cpp alone) or "zbar" (pyzbar alone).
-    backend: str = "both"
+    backend: ScannerBackend = "both"
     # A code held in view gives one verdict; after it left the view this long it counts anew.
     repeat_after_absent_s: float = 2.0
     # Optional CDC serial scanner, e.g. "/dev/ttyACM0"; empty: none.
@@ -78,7 +87,7 @@ class ScannerConfig:
 @dataclass(frozen=True)
 class IndicatorConfig:
     # "gpiozero" (real or mock pins chosen by gpiozero), "mock" (gpiozero MockFactory), "none".
-    backend: str = "mock"
+    backend: IndicatorBackend = "mock"
     green_pin: int = 17
     red_pin: int = 27
     amber_pin: int | None = 22
@@ -124,7 +133,7 @@ class UploadConfig:
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    language: str = "th"
+    language: Language = "th"
     show_holder_details: bool = False
     idle_after_s: float = 6.0
     trusted_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
@@ -197,9 +206,11 @@ def config_from_mapping(raw: dict[str, Any], base_dir: Path | None = None) -> Co
     return _build(Config, raw, prefix="", base_dir=base_dir)
 
 
-def _build(cls: type, raw: Any, prefix: str, base_dir: Path | None) -> Any:
+def _build(cls: type[_T], raw: Any, prefix: str, base_dir: Path | None) -> _T:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'configuration'} must be a table")
+    if not dataclasses.is_dataclass(cls):  # pragma: no cover - callers pass the classes above
+        raise TypeError(f"{cls!r} is not a dataclass")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
@@ -211,7 +222,7 @@ def _build(cls: type, raw: Any, prefix: str, base_dir: Path | None) -> Any:
             continue
         dotted = prefix + f.name
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[f.name] = _build(hint, raw[f.name], dotted + ".", base_dir)
         else:
             values[f.name] = _coerce(hint, raw[f.name], dotted, base_dir)
@@ -220,6 +231,12 @@ def _build(cls: type, raw: Any, prefix: str, base_dir: Path | None) -> Any:
 
 def _coerce(hint: Any, value: Any, dotted: str, base_dir: Path | None) -> Any:
     origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(f"configuration key '{dotted}' must be one of "
+                              f"{', '.join(map(repr, choices))}, not {value!r}")
+        return value
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(options[0], value, dotted, base_dir)
