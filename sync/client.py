@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -133,8 +134,9 @@ class SyncClient:
         self._wall = wall
         self._build_time = build_time
         self._clock_synchronised = clock_synchronised
-        self._fetcher_args = {"gap_timeout_s": gap_timeout_s, "deadline_s": deadline_s,
-                              "retries": retries, "backoff_s": backoff_s, "sleep": sleep}
+        self._new_fetcher = functools.partial(
+            DeadlineFetcher, gap_timeout_s=gap_timeout_s, deadline_s=deadline_s,
+            retries=retries, backoff_s=backoff_s, sleep=sleep)
         self.floor = FileTimeFloor(self.state_dir / "clock.json")
 
     # -- public ---------------------------------------------------------------------------
@@ -156,7 +158,7 @@ class SyncClient:
     def _sync_recorded(self) -> SyncResult:
         state = read_sync_state(self.state_dir)
         state["last_attempt"] = _iso(self._wall())
-        fetcher = DeadlineFetcher(tmp_dir=str(self.state_dir), **self._fetcher_args)
+        fetcher = self._new_fetcher(tmp_dir=str(self.state_dir))
         try:
             try:
                 result = self._sync(fetcher)

@@ -136,7 +136,7 @@ class Uploader:
         return len(records)
 
     def upload_pending(self, *, max_attempts: int | None = 5, base_delay_s: float = 1.0,
-                       max_delay_s: float = 60.0, sleep: Callable[[float], None] = time.sleep,
+                       max_delay_s: float = 60.0, sleep: Callable[[float], object] = time.sleep,
                        rng: Callable[[], float] = random.random,
                        stop: threading.Event | None = None) -> UploadReport:
         """Upload until nothing is pending, retrying with backoff; ``SyncError`` if it gives up.
@@ -152,7 +152,7 @@ class Uploader:
                 self._heartbeat()
 
     def _upload_pending(self, max_attempts: int | None, base_delay_s: float,
-                        max_delay_s: float, sleep: Callable[[float], None],
+                        max_delay_s: float, sleep: Callable[[float], object],
                         rng: Callable[[], float], stop: threading.Event | None
                         ) -> UploadReport:
         report, failures = UploadReport(), 0

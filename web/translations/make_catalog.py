@@ -14,10 +14,10 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
+from appliance_web.translations.th_messages import TH
+
 HERE = Path(__file__).resolve().parent
 WEB = HERE.parent
-sys.path.insert(0, str(HERE))
-from th_messages import TH  # noqa: E402
 
 
 def main() -> int:
