@@ -15,6 +15,7 @@ import mmap
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from appliance.core.errors import TrustDataError
 
@@ -22,6 +23,8 @@ HASH_PREFIX_BYTES = 16
 INDEX_BITS = 20
 _BUCKETS = 1 << INDEX_BITS
 _INDEX_ENTRY = struct.Struct("<I")
+INDEX_BYTES = (_BUCKETS + 1) * _INDEX_ENTRY.size
+CHUNK_RECORDS = 1 << 16  # 1 MiB read at a time when indexing a base file
 
 
 class StatusList:
@@ -127,24 +130,98 @@ def read_deltas(paths: Iterable[Path]) -> list[bytes]:
 
 
 
-def build_bucket_index(sorted_base: bytes | mmap.mmap) -> bytes:
-    """Offsets (in entries) of each 20-bit bucket in a sorted base; ``_BUCKETS + 1`` of them."""
-    count = len(sorted_base) // HASH_PREFIX_BYTES
-    if count == 0:
-        return bytes((_BUCKETS + 1) * _INDEX_ENTRY.size)
-    import numpy as np  # only for building; lookups stay in pure Python
+def build_bucket_index(sorted_base: bytes | mmap.mmap | memoryview,
+                       chunk_records: int = CHUNK_RECORDS) -> bytes:
+    """Offsets (in entries) of each 20-bit bucket in a sorted base; ``_BUCKETS + 1`` of them.
 
-    records = np.frombuffer(sorted_base, dtype=np.uint8, count=count * HASH_PREFIX_BYTES)
-    records = records.reshape(count, HASH_PREFIX_BYTES)
-    top = (
-        (records[:, 0].astype(np.uint32) << 16)
-        | (records[:, 1].astype(np.uint32) << 8)
-        | records[:, 2].astype(np.uint32)
-    ) >> (24 - INDEX_BITS)
-    if np.any(top[1:] < top[:-1]):
-        raise TrustDataError("revoked-hash base is not sorted")
-    offsets = np.searchsorted(top, np.arange(_BUCKETS + 1, dtype=np.uint32), side="left")
-    return offsets.astype("<u4").tobytes()
+    Counted ``chunk_records`` at a time, so the work arrays stay small whatever the size of
+    the base (an in-memory base is already resident; files go through ``index_file``).
+    """
+    counter = _BucketCounter()
+    view = memoryview(sorted_base).cast("B")
+    step = max(1, chunk_records) * HASH_PREFIX_BYTES
+    for start in range(0, len(view) - len(view) % HASH_PREFIX_BYTES, step):
+        counter.add(view[start : start + step])
+    return counter.index()
+
+
+def index_file(base: Path, chunk_records: int = CHUNK_RECORDS) -> bytes:
+    """The bucket index of a sorted base file, read in fixed-size chunks.
+
+    Never maps or reads the whole file: a 160 MB base costs one ``chunk_records`` buffer
+    and the 4 MiB index (issue 14, a full sync within 96 MB).
+    """
+    counter = _BucketCounter()
+    buf = bytearray(max(1, chunk_records) * HASH_PREFIX_BYTES)
+    view = memoryview(buf)
+    try:
+        with base.open("rb", buffering=0) as f:
+            while True:
+                got = _read_full(f, view)
+                if got % HASH_PREFIX_BYTES:
+                    raise TrustDataError(
+                        f"{base.name} is not a whole number of 16-byte entries")
+                if got:
+                    counter.add(view[:got])
+                if got < len(view):
+                    break
+    except OSError as e:
+        raise TrustDataError(f"cannot read {base.name}: {e.strerror or e}") from e
+    return counter.index()
+
+
+def _read_full(f: Any, view: memoryview) -> int:
+    """Fill ``view`` from ``f`` (short reads retried); fewer bytes only at end of file."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+class _BucketCounter:
+    """Counts records per bucket over consecutive chunks of a sorted base.
+
+    The base must be ascending by bucket, across chunk boundaries too; each chunk adds its
+    counts to one ``uint32`` array, which a cumulative sum turns into the index.
+    """
+
+    def __init__(self) -> None:
+        import numpy as np  # only for building; lookups stay in pure Python
+
+        self._np = np
+        self._counts = np.zeros(_BUCKETS + 1, dtype="<u4")
+        self._last = 0
+        self._total = 0
+
+    def add(self, chunk: bytes | memoryview) -> None:
+        np = self._np
+        n = len(chunk) // HASH_PREFIX_BYTES
+        if n == 0:
+            return
+        records = np.frombuffer(chunk, dtype=np.uint8, count=n * HASH_PREFIX_BYTES)
+        records = records.reshape(n, HASH_PREFIX_BYTES)
+        top = (
+            (records[:, 0].astype(np.uint32) << 16)
+            | (records[:, 1].astype(np.uint32) << 8)
+            | records[:, 2].astype(np.uint32)
+        ) >> (24 - INDEX_BITS)
+        first, last = int(top[0]), int(top[-1])
+        if first < self._last or np.any(top[1:] < top[:-1]):
+            raise TrustDataError("revoked-hash base is not sorted")
+        # Sorted, so the chunk's buckets are first..last: count in that window only.
+        self._counts[first + 1 : last + 2] += np.bincount(top - first).astype("<u4")
+        self._last = last
+        self._total += n
+        if self._total >= 1 << 32:
+            raise TrustDataError("revoked-hash base has too many entries")
+
+    def index(self) -> bytes:
+        np = self._np
+        np.cumsum(self._counts, out=self._counts)
+        return self._counts.tobytes()
 
 
 def write_hash_base(digests: Iterable[bytes], path: Path) -> int:

@@ -26,7 +26,12 @@ from tuf.api.exceptions import RepositoryError
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from appliance.core.errors import TrustDataError
-from appliance.trust.revocation import HASH_PREFIX_BYTES
+from appliance.trust.revocation import (
+    CHUNK_RECORDS,
+    HASH_PREFIX_BYTES,
+    INDEX_BYTES,
+    index_file,
+)
 from appliance.trust.source import MAX_STATUS_LIST_BYTES
 
 SIGNED = "signed"
@@ -253,35 +258,27 @@ def check_inflated(wire: Path, inflated: Path, length: int) -> None:
         raise TrustDataError(f"{inflated.name} does not match its signed data")
 
 
-def check_index(base: Any, index: Any) -> None:
-    """The bucket index must be the one the (signed, sorted) base derives to.
+def check_index(base: Path, index: Path, chunk_records: int = CHUNK_RECORDS) -> None:
+    """The bucket index (built on the device) must be the one its signed, sorted base derives to.
 
-    Value ``b`` is the count of records whose top 20 bits are below ``b``: the record just
-    before it is below ``b`` and the one at it is not. Two gathers per bucket, no rebuild.
+    The index is derived again from the base in fixed-size reads (``index_file``) and
+    compared byte for byte: bounded memory, and the base's pages are read, not mapped, so
+    a 160 MB base never counts as resident (issue 14).
     """
-    import numpy as np
-
-    from appliance.trust.revocation import INDEX_BITS
-
-    count = len(base) // HASH_PREFIX_BYTES
-    idx = np.frombuffer(index, dtype="<u4")
-    buckets = 1 << INDEX_BITS
-    if len(idx) != buckets + 1 or idx[0] != 0 or idx[-1] != count \
-            or np.any(idx[1:] < idx[:-1]):
+    try:
+        size = index.stat().st_size
+    except OSError as e:
+        raise TrustDataError(f"{index.name} unreadable: {e.strerror or e}") from e
+    if size != INDEX_BYTES:
         raise TrustDataError("revoked-hash index does not match its base")
-    if count == 0:
-        return
-    recs = np.frombuffer(base, dtype=np.uint8, count=count * HASH_PREFIX_BYTES)
-    recs = recs.reshape(count, HASH_PREFIX_BYTES)
-
-    def top(rows: Any) -> Any:
-        r = recs[rows]
-        return ((r[:, 0].astype(np.uint32) << 16) | (r[:, 1].astype(np.uint32) << 8)
-                | r[:, 2].astype(np.uint32)) >> (24 - INDEX_BITS)
-
-    b = np.arange(buckets, dtype=np.uint32)
-    at = idx[:-1]
-    inside = at < count
-    before = at > 0
-    if np.any(top(at[inside]) < b[inside]) or np.any(top(at[before] - 1) >= b[before]):
+    try:
+        derived = index_file(base, chunk_records)
+    except TrustDataError as e:
+        raise TrustDataError(f"revoked-hash index does not match its base: {e}") from e
+    try:  # read after deriving, so that only two 4 MiB copies are ever held at once
+        with index.open("rb") as f:
+            stored = f.read(INDEX_BYTES + 1)
+    except OSError as e:
+        raise TrustDataError(f"{index.name} unreadable: {e.strerror or e}") from e
+    if derived != stored:
         raise TrustDataError("revoked-hash index does not match its base")

@@ -35,8 +35,7 @@ from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
 from appliance.files import fsync_dir, write_atomic
 from appliance.trust.policy import parse_policy
-from appliance.trust.revocation import HashSet, StatusList, build_bucket_index, read_deltas
-
+from appliance.trust.revocation import HashSet, StatusList, index_file, read_deltas
 from appliance.trust.signed import (
     SIGNED,
     check_file,
@@ -235,19 +234,9 @@ def _hash_set(version_dir: Path, entry: dict[str, Any]) -> HashSet:
 
 
 def _check_index_of(base: Path) -> None:
-    """The ``.idx`` is built on the device, so it is checked against the signed base."""
-    import mmap
-
-    try:
-        index = base.with_suffix(".idx").read_bytes()
-        with base.open("rb") as f:
-            if f.seek(0, 2) == 0:
-                check_index(b"", index)
-                return
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                check_index(m, index)
-    except OSError as e:
-        raise TrustDataError(f"{base.name} index unreadable: {e.strerror or e}") from e
+    """The ``.idx`` is built on the device, so it is checked against the signed base
+    (in bounded reads: see ``check_index``)."""
+    check_index(base, base.with_suffix(".idx"))
 
 
 def _name(value: Any, where: str) -> str:
@@ -345,18 +334,13 @@ class StagedVersion:
         _checkpoint(f"wrote {rel}")
 
     def write_index(self, base_rel: str) -> None:
-        """Build the bucket index (``.idx``) of a sorted hash base written here."""
-        base = self.file(base_rel)
-        idx = base.with_suffix(".idx")
-        with base.open("rb") as f:
-            size = f.seek(0, 2)
-            if size:
-                import mmap
+        """Build the bucket index (``.idx``) of a sorted hash base written here.
 
-                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                    idx.write_bytes(build_bucket_index(m))
-            else:
-                idx.write_bytes(build_bucket_index(b""))
+        Read in fixed-size chunks, never mapped whole: a full sync stays within its
+        memory budget whatever the size of the base (issue 14).
+        """
+        base = self.file(base_rel)
+        base.with_suffix(".idx").write_bytes(index_file(base))
         _checkpoint(f"indexed {base_rel}")
 
     def commit(self, manifest: dict[str, Any],
