@@ -43,6 +43,8 @@ def _synced_device(tmp_path: Path, a: Authority, url: str, device_id: str) -> Pa
     config = tmp_path / f"{device_id}.toml"
     config.write_text(f'[device]\nid = "{device_id}"\n'
                       f'[paths]\nstate_dir = "{state}"\nsecrets_dir = "{tmp_path / "secrets"}"\n')
+    # Enrolment makes the device key and (for a test device) the audit key; verify never does.
+    assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     return config
 
 
