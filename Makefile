@@ -25,6 +25,7 @@ demo: system-deps $(BIN)/appliance
 test: test-services $(BIN)/appliance
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The pyproject floors are true: the lowest allowed versions (Python 3.11, .venv-floors)

@@ -86,7 +86,8 @@ def page(store: Any, filters: Filters, after: tuple[str, str, int] | None,
          limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """Up to ``limit`` (capped at MAX_PAGE) records after ``after``, and the next cursor."""
     limit = max(1, min(int(limit), MAX_PAGE, EXPORT_PAGE))
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[str | int] = []
     for clause, value in (("device_id = ?", filters.device_id), ("time >= ?", filters.since),
                           ("time < ?", filters.until), ("verdict = ?", filters.verdict),
                           ("reason = ?", filters.reason)):

@@ -166,10 +166,11 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
 
     def logged(action: str) -> bool:
         """Bearer-token reads go to the auditors' access log too; False: not written."""
+        refusals: tuple[type[BaseException], ...] = (SyncError, *store._errors())
         try:
             auth_access.record(store, clock(), "bearer-token", "auditor",
                                request.remote_addr or "?", action, request.args.to_dict())
-        except (SyncError, *store._errors()) as e:
+        except refusals as e:
             log.error("access log not written, %s refused: %s", action, type(e).__name__)
             return False
         return True
