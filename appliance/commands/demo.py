@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import shutil
 import signal
 import sys
+import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from werkzeug.serving import WSGIRequestHandler
 
 from appliance.commands.argtypes import non_negative_float, port
 from appliance.core.errors import UsageError
@@ -37,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     root: Path = args.dir.resolve()
     if root.exists() and not root.is_dir():
         raise UsageError(f"--dir {args.dir} is not a directory")
+    _fit_logging(_columns())
+    stop = threading.Event()
+    _on_stop_signals(stop)
     world = prepare_world(root)
     server, url = _serve_repository(root)
     try:
@@ -55,9 +64,59 @@ def run(args: argparse.Namespace) -> int:
         if mismatches:
             print(f"\n{len(mismatches)} sample(s) did not give the expected verdict",
                   file=sys.stderr)
-        return _run_kiosk(args, config, service, audit, samples, root)
+        if stop.is_set():
+            return 0
+        return _run_kiosk(args, config, service, audit, samples, root, stop)
     finally:
         server.shutdown()
+        server.server_close()
+
+
+def _on_stop_signals(stop: threading.Event) -> None:
+    """Ctrl-C, SIGTERM and SIGHUP (a closed terminal, tmux kill-session) all stop the demo.
+
+    Before the kiosk runs they interrupt set-up (KeyboardInterrupt, exit 130); once it
+    runs they set ``stop`` so every thread and server is shut down in order.
+    """
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set() or not getattr(stop, "kiosk_running", False):
+            stop.set()
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def _columns() -> int:
+    """The terminal's width, at most 80: the demo is read in the narrowest terminal."""
+    return max(40, min(80, shutil.get_terminal_size((80, 24)).columns))
+
+
+def _say(text: str, **kw: Any) -> None:
+    """Print a message wrapped to the terminal (never wider than 80 columns)."""
+    width = _columns()
+    print("\n".join(textwrap.fill(part, width, subsequent_indent="  ",
+                                  break_on_hyphens=False) if part else ""
+                    for part in text.split("\n")), flush=True, **kw)
+
+
+class _WrapFormatter(logging.Formatter):
+    """Log lines of the demo wrapped to the terminal width."""
+
+    def __init__(self, fmt: str | None, width: int) -> None:
+        super().__init__(fmt)
+        self._width = width
+
+    def format(self, record: logging.LogRecord) -> str:
+        return textwrap.fill(super().format(record), self._width, subsequent_indent="  ",
+                             break_on_hyphens=False)
+
+
+def _fit_logging(width: int) -> None:
+    for handler in logging.getLogger().handlers:
+        fmt = handler.formatter._fmt if handler.formatter is not None else None
+        handler.setFormatter(_WrapFormatter(fmt, width))
 
 
 def _serve_repository(root: Path) -> tuple[Any, str]:
@@ -91,7 +150,7 @@ def _publish_and_sync(root: Path, world: Any, url: str, web_port: int) -> Any:
     ensure_secrets(root)
     config = load_config(write_config(root, url, web_port))
     result = client_from_config(config).sync_once()
-    print(f"published trust data version {version}; {result.describe()}", flush=True)
+    _say(f"published trust data version {version}; {result.describe()}")
     return config
 
 
@@ -104,7 +163,7 @@ def _service(config: Any) -> tuple[Any, Any]:
 
 
 def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
-               samples: list, root: Path) -> int:
+               samples: list, root: Path, stop: threading.Event) -> int:
     from appliance.devices.indicator import open_indicator
     from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
     from appliance.kiosk.events import EventBus
@@ -118,34 +177,52 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
                                        PresenceGate()),
                   service, indicator, bus, show_holder=True,
                   repeat_after_absent_s=config.scanner.repeat_after_absent_s)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    if sys.stdout.isatty():  # the live status line shows the verdicts; keep it readable
+    tty = sys.stdout.isatty()
+    if tty:  # the live status line shows the verdicts; keep it readable
         logging.getLogger().setLevel(logging.WARNING)
-    web = None if args.no_web else _start_web(config, service, bus, kiosk, audit)
+    web = None if args.no_web else _start_web(config, service, bus, kiosk, audit, stop)
     status = threading.Thread(target=_status_line, args=(stop, kiosk, indicator, camera, bus),
                               daemon=True, name="demo-status")
-    status.start()
+    timer = None
     if args.duration is not None:
-        threading.Timer(args.duration, stop.set).start()
-    print(f"\nkiosk running{'' if web is None else f'; web screen on {web}'} "
-          "(Ctrl-C to stop)", flush=True)
+        timer = threading.Timer(args.duration, stop.set)
+        timer.daemon = True
     try:
+        _say(f"\nkiosk running{'' if web is None else f'; web screen on {web[0]}'} "
+             "(Ctrl-C to stop)")
+        stop.kiosk_running = True  # type: ignore[attr-defined]  # signals now only set stop
+        status.start()
+        if timer is not None:
+            timer.start()
         kiosk.run(stop)
     except KeyboardInterrupt:
-        stop.set()
+        pass
     finally:
+        stop.set()
+        if timer is not None:
+            timer.cancel()
+        if web is not None:
+            bus.publish({"type": "demo-stopped"})  # wakes the web's event reader to end
+            _stop_web(web[1])
+        if status.is_alive():
+            status.join(timeout=2)
         indicator.close()
+        camera.close()
+    if tty:
+        print(flush=True)  # end the status line
     p = latency_percentiles(kiosk.stats.latencies_s)
-    print(f"\n{kiosk.stats.verdicts} verdicts from {kiosk.stats.frames} frames; "
-          f"scan-to-LED p50 {p.get('p50_ms', 0):.1f} ms, p99 {p.get('p99_ms', 0):.1f} ms; "
-          f"audit log {root / 'state' / 'audit.db'}", flush=True)
+    _say(f"{kiosk.stats.verdicts} verdicts from {kiosk.stats.frames} frames; "
+         f"scan-to-LED p50 {p.get('p50_ms', 0):.1f} ms, p99 {p.get('p99_ms', 0):.1f} ms\n"
+         f"audit log: {root / 'state' / 'audit.db'}")
     return 0
 
 
-def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> str | None:
-    """The screens in this process, reading the kiosk through the in-process port."""
+def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
+               stop: threading.Event) -> tuple[str, Any] | None:
+    """The screens in this process, reading the kiosk through the in-process port.
+
+    Returns the URL and the server, which the caller shuts down when the demo stops."""
     from werkzeug.serving import make_server
 
     from appliance.kiosk.compose import build_port
@@ -157,15 +234,76 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> s
         export=lambda since, until: _export(audit, since),
         sync=lambda: _sync_now(config),
     )
-    app = create_app(port, config)
+    app = create_app(_StoppablePort(port, stop), config)
     try:
-        server = make_server(config.web.host, config.web.port, app, threaded=True)
+        server = make_server(config.web.host, config.web.port, app, threaded=True,
+                             request_handler=_TrackedHandler)
     except OSError as e:
-        print(f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
-              file=sys.stderr)
+        _say(f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
+             file=sys.stderr)
         return None
+    server.live_events = app.extensions.get("live_events")
     threading.Thread(target=server.serve_forever, daemon=True, name="demo-web").start()
-    return f"http://{config.web.host}:{server.server_port}/"
+    return f"http://{config.web.host}:{server.server_port}/", server
+
+
+class _StoppablePort:
+    """The kiosk port, whose event streams end once the demo stops (not at exit)."""
+
+    def __init__(self, port: Any, stop: threading.Event) -> None:
+        self._port, self._stop = port, stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._port, name)
+
+    def events(self, timeout_s: float = 15.0) -> Iterator[Any]:
+        upstream = self._port.events(timeout_s)
+        try:
+            for event in upstream:
+                if self._stop.is_set():
+                    return
+                yield event
+        finally:
+            upstream.close()
+
+
+class _TrackedHandler(WSGIRequestHandler):
+    """Werkzeug's handler, remembering open connections so the demo can end them all."""
+
+    open: ClassVar[set[tuple[threading.Thread, Any]]] = set()
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def handle(self) -> None:
+        me = (threading.current_thread(), self.connection)
+        with self.lock:
+            self.open.add(me)
+        try:
+            super().handle()
+        finally:
+            with self.lock:
+                self.open.discard(me)
+
+
+def _stop_web(server: Any, deadline_s: float = 5.0) -> None:
+    """Stop accepting, then end every open request, live event streams included: their
+    sockets are shut and each stream is woken (a keep-alive write fails), so no request
+    thread outlives the demo holding the kiosk's objects."""
+    import socket
+
+    server.shutdown()
+    server.server_close()
+    with _TrackedHandler.lock:
+        requests = list(_TrackedHandler.open)
+    for _thread, conn in requests:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+    fanout = getattr(server, "live_events", None)
+    for q in list(getattr(fanout, "_clients", ())):
+        with contextlib.suppress(Exception):
+            q.put_nowait(None)
+    end = time.monotonic() + deadline_s
+    for thread, _conn in requests:
+        thread.join(max(0.0, end - time.monotonic()))
 
 
 def _sync_now(config: Any) -> str:
@@ -199,6 +337,31 @@ def _providers(config: Any, kiosk: Any, audit: Any) -> dict[str, Any]:
 
 
 _LAMP = {True: "\x1b[1m●\x1b[0m", False: "○"}
+_COLOURS = {"green": "\x1b[32m", "amber": "\x1b[33m", "red": "\x1b[31m"}
+
+
+def status_text(lamps: dict[str, bool], in_view: str, verdict: str, fps: float,
+                width: int) -> str:
+    """One status line narrower than ``width`` columns (so it never wraps), lamps in colour.
+
+    The lamps are fixed; what the camera sees and the last verdict share what is left (cut
+    with "~" when they do not fit), and the frame rate is shown where there is room."""
+    leds_plain = " ".join(f"{'●' if on else '○'} {n}" for n, on in lamps.items())
+    leds = " ".join(f"{_COLOURS.get(n, '')}{_LAMP[on]}\x1b[0m {n}" for n, on in lamps.items())
+    tail = f" {fps:4.1f} fps"
+    free = width - 1 - len(f"[{leds_plain}] ")  # columns left after the lamps
+
+    def cut(text: str, n: int) -> str:
+        return text if len(text) <= n else text[:max(0, n - 1)] + "~"
+
+    room = free - len(" -> ")
+    if room < 16:  # a narrow terminal: the lamps and the verdict only
+        return f"[{leds}] {cut(verdict, max(0, free))}"
+    verdict_w = min(len(verdict), room - 12)
+    view_w = min(len(in_view), room - verdict_w)
+    line = f"[{leds}] {cut(in_view, view_w):<{view_w}} -> {cut(verdict, verdict_w)}"
+    pad = room - view_w - len(cut(verdict, verdict_w)) - len(tail)
+    return f"{line}{' ' * pad}{tail}" if pad >= 0 else line
 
 
 def _status_line(stop: threading.Event, kiosk: Any, indicator: Any, camera: Any,
@@ -210,17 +373,14 @@ def _status_line(stop: threading.Event, kiosk: Any, indicator: Any, camera: Any,
     bus.listen(lambda e: last.update(e) if e.get("type") == "verdict" else None)
     tty = sys.stdout.isatty()
     shown = None
-    colours = {"green": "\x1b[32m", "amber": "\x1b[33m", "red": "\x1b[31m"}
     while not stop.wait(0.1):
-        lamps = lamp_states(indicator)
         verdict = f"{last.get('outcome', '-')} {last.get('reason', '')}".strip()
-        in_view = camera.current.label if camera.current else "nothing in view"
+        in_view = camera.current.label if camera.current else "nothing"
         if tty:
-            leds = " ".join(f"{colours[n]}{_LAMP[on]}\x1b[0m {n}" for n, on in lamps.items())
-            line = (f"\r\x1b[K[{leds}]  camera: {in_view:<34} last verdict: {verdict:<34} "
-                    f"{kiosk.stats.fps:4.1f} fps")
-            sys.stdout.write(line)
+            line = status_text(lamp_states(indicator), in_view, verdict, kiosk.stats.fps,
+                               _columns())
+            sys.stdout.write(f"\r\x1b[K{line}")
             sys.stdout.flush()
         elif last.get("id") != shown and last:
             shown = last.get("id")
-            print(f"verdict: {verdict} ({in_view})", flush=True)
+            _say(f"verdict: {verdict} ({in_view})")
