@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuf.api import exceptions
 from tuf.api.metadata import TargetFile
@@ -73,6 +73,9 @@ from appliance.trust.store import (
 )
 from appliance.trust.sync_state import read_sync_state, write_sync_state
 from appliance_sync.fetcher import DeadlineFetcher
+
+if TYPE_CHECKING:
+    from appliance.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -466,19 +469,15 @@ def run_periodic(sync: Callable[[], SyncResult], interval_s: float, jitter_s: fl
             sleep(interval_s + jitter_s * rng())
 
 
-def client_from_config(config: Any, **overrides: Any) -> SyncClient:
+def client_from_config(config: Config) -> SyncClient:
+    """The device's client, every setting from ``[sync]`` (each argument type-checked)."""
     sync = config.sync
     if not sync.url:
         raise SyncError("no sync URL configured ([sync] url)")
     if sync.root is None:
         raise SyncError("no pinned trust root configured ([sync] root)")
-    kwargs = {
-        "state_dir": config.paths.state_dir, "trust_dir": config.trust_dir,
-        "url": sync.url, "root": sync.root, "gap_timeout_s": sync.timeout_s,
-        "deadline_s": getattr(sync, "download_deadline_s", 600.0),
-        "retries": getattr(sync, "retries", 3),
-        "backoff_s": getattr(sync, "retry_backoff_s", 1.0),
-        "keep_versions": getattr(sync, "keep_versions", 2),
-    }
-    kwargs.update(overrides)
-    return SyncClient(**kwargs)
+    return SyncClient(
+        state_dir=config.paths.state_dir, trust_dir=config.trust_dir, url=sync.url,
+        root=sync.root, gap_timeout_s=sync.timeout_s, deadline_s=sync.download_deadline_s,
+        retries=sync.retries, backoff_s=sync.retry_backoff_s, keep_versions=sync.keep_versions,
+    )
