@@ -204,7 +204,7 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
             timer.cancel()
         if web is not None:
             bus.publish({"type": "demo-stopped"})  # wakes the web's event reader to end
-            _stop_web(web[1])
+            _stop_web(web[1], web[2])
         if status.is_alive():
             status.join(timeout=2)
         indicator.close()
@@ -219,10 +219,11 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
 
 
 def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
-               stop: threading.Event) -> tuple[str, Any] | None:
+               stop: threading.Event) -> tuple[str, Any, Any] | None:
     """The screens in this process, reading the kiosk through the in-process port.
 
-    Returns the URL and the server, which the caller shuts down when the demo stops."""
+    Returns the URL, the server and its live event fan-out, which the caller shuts down
+    when the demo stops."""
     from werkzeug.serving import make_server
 
     from appliance.kiosk.compose import build_port
@@ -242,9 +243,9 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
         _say(f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
              file=sys.stderr)
         return None
-    server.live_events = app.extensions.get("live_events")
     threading.Thread(target=server.serve_forever, daemon=True, name="demo-web").start()
-    return f"http://{config.web.host}:{server.server_port}/", server
+    return (f"http://{config.web.host}:{server.server_port}/", server,
+            app.extensions.get("live_events"))
 
 
 class _StoppablePort:
@@ -284,7 +285,7 @@ class _TrackedHandler(WSGIRequestHandler):
                 self.open.discard(me)
 
 
-def _stop_web(server: Any, deadline_s: float = 5.0) -> None:
+def _stop_web(server: Any, fanout: Any = None, deadline_s: float = 5.0) -> None:
     """Stop accepting, then end every open request, live event streams included: their
     sockets are shut and each stream is woken (a keep-alive write fails), so no request
     thread outlives the demo holding the kiosk's objects."""
@@ -297,7 +298,6 @@ def _stop_web(server: Any, deadline_s: float = 5.0) -> None:
     for _thread, conn in requests:
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_RDWR)
-    fanout = getattr(server, "live_events", None)
     for q in list(getattr(fanout, "_clients", ())):
         with contextlib.suppress(Exception):
             q.put_nowait(None)
