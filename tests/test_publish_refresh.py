@@ -1,9 +1,10 @@
 """The online timestamp refresh: only the timestamp key, and devices accept its output.
 
 A repository whose timestamp lapsed (signed three hours ago for one hour; targets and
-snapshot still valid from the ceremony) is refused by a real device sync; after ``appliance publish refresh`` with a folder holding timestamp.pem
-alone, the same device accepts it, served over loopback HTTP. Times are relative to the
-wall clock because python-tuf reads it for expiry; margins are hours.
+snapshot still valid from the ceremony) is refused by a real device sync; after
+``appliance publish refresh`` with a folder holding timestamp.pem alone, the same device
+accepts it, served over loopback HTTP. Times are relative to the wall clock because
+python-tuf reads it for expiry; margins are hours.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 
 from appliance.backoff import Backoff
-
 from appliance.log_limits import RepeatLimiter
 
 log = logging.getLogger(__name__)
