@@ -18,7 +18,6 @@ KILL_POINTS = 200  # a count, whatever the machine's speed
 
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
-
     return Scenario()
 
 

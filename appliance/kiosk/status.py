@@ -42,7 +42,6 @@ def epoch(iso: Any) -> float | None:
     return instant_or_none(iso)
 
 
-
 def wall_time(monotonic_at: float | None, *, wall: Callable[[], float] = time.time,
               monotonic: Callable[[], float] = time.monotonic) -> float | None:
     """A ``time.monotonic()`` instant (frame timestamps) as wall-clock epoch seconds."""

@@ -103,7 +103,6 @@ class VerificationService:
         # No publication time: a trust source file (authoring), never shown as stale.
         return bool(trust_stale(trust, self._clock.read().now))
 
-
     def out_of_service(self) -> Reason | None:
         """``DEVICE_DISABLED`` or ``SOFTWARE_OUTDATED`` while the installed trust data's
         remote policy stops this device (spec LC1 s.4), else None: every verdict would be

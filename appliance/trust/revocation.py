@@ -129,7 +129,6 @@ def read_deltas(paths: Iterable[Path]) -> list[bytes]:
     return delta
 
 
-
 def build_bucket_index(sorted_base: bytes | mmap.mmap | memoryview,
                        chunk_records: int = CHUNK_RECORDS) -> bytes:
     """Offsets (in entries) of each 20-bit bucket in a sorted base; ``_BUCKETS + 1`` of them.

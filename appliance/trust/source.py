@@ -35,7 +35,6 @@ MAX_STATUS_LIST_BYTES = 128 * 1024 * 1024  # 1 billion 1-bit entries, or 128 mil
 KEY_ALGS = ("ES256", "EdDSA", "PS256")
 
 
-
 def load_trust_source(path: Path) -> TrustSnapshot:
     """Read a trust source file (spec LC1 s.4); ``TrustDataError`` names what is wrong."""
     return snapshot_from_document(read_document(path))
