@@ -45,6 +45,8 @@ def _config(tmp_path: Path, server: RepoServer, authority: Authority) -> Path:
         f'[sync]\nurl = "{server.url}"\nroot = "{authority.root_file}"\n'
         "interval_minutes = 1\ntimeout_s = 2\ndownload_deadline_s = 5\nretry_backoff_s = 0.01\n"
         "[audit]\nrequired = false\n")
+    # Enrolment makes the device key and a test fleet key; verify --config never does.
+    assert main(["device", "keygen", "--config", str(path), "--test-audit-key"]) == 0
     return path
 
 
@@ -79,6 +81,7 @@ def test_sync_command_reports_one_line_and_status(tmp_path: Path, authority: Aut
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     config = _config(tmp_path, server, authority)
     server.stop()
+    capsys.readouterr()  # enrolment's own lines
     assert main(["sync", "--config", str(config), "--once"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("appliance sync: download failed") and "\n" not in err
