@@ -3,9 +3,18 @@
 The converge proves what a chroot can: packages, the virtual environment (installed from
 wheels built here, offline), the configuration (validated by the appliance's own loader),
 units and timers enabled, the boot block, time zone, SSH and secrets in place, and a second
-run that changes nothing. It cannot prove anything that needs a booted system or a Pi
-(services starting, reboot, picamera2 from the Raspberry Pi archive): those tasks are
-switched off by `appliance_booted: false` and `appliance_raspberry_pi: false`.
+run that changes nothing. It runs twice, on copies of one debootstrapped root, with the
+board detected by the play (issue 14):
+
+- "pi": a Raspberry Pi Zero 2 W on plain Debian (a device-tree model file and a Pi OS
+  config.txt in the root, no raspi.list) in the walk-up configuration without a display:
+  boot block, the Raspberry Pi archive's deb822 sources and key, no display unit;
+- "board": another board (neither file) with a display: no boot fragment, camera none and
+  a serial scanner, the kiosk's scanner drop-in, the display unit.
+
+It cannot prove anything that needs a booted system or a Pi (services starting, reboot,
+picamera2 installed from the Raspberry Pi archive, which this chroot cannot reach): those
+tasks are switched off by `appliance_booted: false` and `appliance_pi_packages_install: false`.
 """
 
 from __future__ import annotations
@@ -173,7 +182,10 @@ def _keygen_available() -> bool:
 
 
 class Converged:
-    def __init__(self, root: Path, runs: list[subprocess.CompletedProcess[str]], seconds: float):
+    def __init__(self, variant: str, root: Path, runs: list[subprocess.CompletedProcess[str]],
+                 seconds: float):
+        self.variant = variant
+        self.is_pi = variant == "pi"
         self.root = root
         self.runs = runs
         self.seconds = seconds
@@ -188,26 +200,48 @@ def _recap(output: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
+PI_MODEL = "Raspberry Pi Zero 2 W Rev 1.0\0"  # as the kernel gives it, NUL-terminated
+
+
 @pytest.fixture(scope="module")
-def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
+def bookworm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One extracted root per test run; each variant converges a reflink copy of it."""
     if os.geteuid() != 0:
         pytest.skip("the converge needs root (debootstrap, chroot)")
     if shutil.which("debootstrap") is None:
         pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
-    playbook = _tool("ansible-playbook")
-    vault = _tool("ansible-vault")
     reason = _mirror_reachable()
     if reason:
         pytest.skip(reason)
-
-    work = tmp_path_factory.mktemp("converge")
-    root = work / "root"
+    root = tmp_path_factory.mktemp("bookworm") / "root"
     root.mkdir()
     with tarfile.open(_bookworm_tarball()) as tar:
         tar.extractall(root, filter="fully_trusted")
     shutil.copy2("/etc/resolv.conf", root / "etc" / "resolv.conf")
-    (root / "boot" / "firmware").mkdir(parents=True, exist_ok=True)
-    (root / "boot" / "firmware" / "config.txt").write_text(PI_OS_CONFIG_TXT)
+    return root
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _wheelhouse(tmp_path_factory.mktemp("wheels") / "wheelhouse")
+
+
+@pytest.fixture(scope="module", params=["pi", "board"])
+def converged(request: pytest.FixtureRequest, bookworm_root: Path, wheelhouse: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Converged:
+    variant: str = request.param
+    playbook = _tool("ansible-playbook")
+    vault = _tool("ansible-vault")
+
+    work = tmp_path_factory.mktemp(f"converge-{variant}")
+    root = work / "root"
+    subprocess.run(["cp", "-a", "--reflink=auto", str(bookworm_root), str(root)], check=True)
+    if variant == "pi":
+        model = root / "sys" / "firmware" / "devicetree" / "base" / "model"
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_text(PI_MODEL)
+        (root / "boot" / "firmware").mkdir(parents=True, exist_ok=True)
+        (root / "boot" / "firmware" / "config.txt").write_text(PI_OS_CONFIG_TXT)
 
     trust_root = work / "root.json"
     trust_root.write_text('{"signed": {"_type": "root"}, "signatures": []}\n')
@@ -222,6 +256,7 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
                    check=True, capture_output=True, env=_env())
     assert secrets.read_text().startswith("$ANSIBLE_VAULT")
 
+    # The board is not named: the play detects it from the files above.
     inventory = work / "inventory.yml"
     inventory.write_text(
         "appliances:\n"
@@ -233,10 +268,11 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
         "      ansible_become: false\n"
         "      ansible_user: root\n"
         "      appliance_booted: false\n"
-        "      appliance_raspberry_pi: false\n"
-        "      appliance_display: true\n"
-        "      appliance_pip_offline: true\n"
-        f"      appliance_wheelhouse: {_wheelhouse(work / 'wheelhouse')}\n"
+        "      appliance_pi_packages_install: false\n"
+        f"      appliance_display: {'false' if variant == 'pi' else 'true'}\n"
+        + ("      appliance_buzzer_pin: 18\n" if variant == "pi" else "")
+        + "      appliance_pip_offline: true\n"
+        f"      appliance_wheelhouse: {wheelhouse}\n"
         f"      appliance_trust_root_file: {trust_root}\n"
         f"      appliance_enrol_dir: {work / 'enrolled'}\n"
         f"      appliance_device_keygen: {str(_keygen_available()).lower()}\n"
@@ -252,8 +288,8 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
         runs.append(run)
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     seconds = time.monotonic() - start
-    print(f"converge: two runs took {seconds:.0f} s")
-    return Converged(root, runs, seconds)
+    print(f"converge ({variant}): two runs took {seconds:.0f} s")
+    return Converged(variant, root, runs, seconds)
 
 
 @pytest.mark.slow
@@ -271,11 +307,18 @@ def test_second_run_changes_nothing(converged: Converged):
 
 @pytest.mark.slow
 def test_system_packages_installed(converged: Converged):
-    packages = ["libzbar0", "fonts-thai-tlwg", "chromium", "cage", "python3-venv",
+    packages = ["libzbar0", "fonts-thai-tlwg", "python3-venv",
                 "systemd-timesyncd", "openssh-server", "tzdata"]
+    display = ["chromium", "cage"]
+    if not converged.is_pi:  # the board has a display; the Pi is the LEDs-only walk-up
+        packages += display
     result = converged.chroot("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages)
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split("\n")[:-1]) == sorted(f"{p} installed" for p in packages)
+    if converged.is_pi:
+        for name in display:
+            query = converged.chroot("dpkg-query", "-W", "-f=${db:Status-Status}", name)
+            assert query.stdout != "installed", f"{name} installed without a display"
 
 
 @pytest.mark.slow
@@ -297,11 +340,18 @@ def test_configuration_loads(converged: Converged):
         "/opt/appliance/venv/bin/python", "-c",
         "from appliance.config import load_config;"
         "c = load_config('/etc/appliance/appliance.toml');"
-        "print(c.device.id, c.camera.source, c.indicator.backend, c.web.host, c.sync.root)",
+        "print(c.device.id, c.camera.source, c.indicator.backend, c.web.host, c.sync.root,"
+        " repr(c.scanner.serial_device), c.indicator.buzzer_pin)",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["converge", "picamera2", "gpiozero", "127.0.0.1",
-                                     "/etc/appliance/trust-root.json"]
+    if converged.is_pi:  # camera and pins; the Zero's buzzer beside the LEDs
+        board = ["picamera2", "gpiozero"]
+        scanner = ["''", "18"]
+    else:  # no Pi camera, no Pi pins: the serial scanner is the input
+        board = ["none", "none"]
+        scanner = ["'/dev/ttyACM0'", "None"]
+    assert result.stdout.split() == ["converge", *board, "127.0.0.1",
+                                     "/etc/appliance/trust-root.json", *scanner]
 
 
 @pytest.mark.slow
@@ -337,9 +387,17 @@ def test_state_secrets_and_trust_root(converged: Converged):
 def test_units_installed_enabled_and_verified(converged: Converged):
     root = converged.root
     etc = root / "etc/systemd/system"
-    for unit in ("appliance-kiosk.service", "appliance-web.service",
-                 "appliance-display.service"):
+    for unit in ("appliance-kiosk.service", "appliance-web.service"):
         assert (etc / "multi-user.target.wants" / unit).is_symlink(), unit
+    display = etc / "multi-user.target.wants" / "appliance-display.service"
+    if converged.is_pi:  # LEDs and buzzer only: no display unit, so nothing takes tty1
+        assert not display.exists() and not display.is_symlink()
+        assert not (etc / "appliance-display.service").exists()
+        assert not (etc / "appliance-kiosk.service.d/scanner.conf").exists()
+    else:
+        assert display.is_symlink()
+        dropin = (etc / "appliance-kiosk.service.d/scanner.conf").read_text()
+        assert "DeviceAllow=char-ttyACM rw" in dropin and "SupplementaryGroups=dialout" in dropin
     for timer in ("appliance-sync.timer", "appliance-upload.timer"):
         assert (etc / "timers.target.wants" / timer).is_symlink(), timer
     assert "OnUnitActiveSec=15min" in (etc / "appliance-sync.timer.d/interval.conf").read_text()
@@ -353,6 +411,11 @@ def test_units_installed_enabled_and_verified(converged: Converged):
 
 @pytest.mark.slow
 def test_boot_block_appended_once_with_all_section(converged: Converged):
+    watchdog = converged.root / "etc/systemd/system.conf.d/appliance-watchdog.conf"
+    if not converged.is_pi:  # no boot fragment on another board, and no failure without one
+        assert not (converged.root / "boot/firmware/config.txt").exists()
+        assert not watchdog.exists()
+        return
     text = (converged.root / "boot/firmware/config.txt").read_text()
     assert text.startswith(PI_OS_CONFIG_TXT), "the existing configuration is kept"
     begin = "# BEGIN appliance firmware (managed by Ansible)"
@@ -361,7 +424,6 @@ def test_boot_block_appended_once_with_all_section(converged: Converged):
     block = text.split(begin, 1)[1].split(end, 1)[0].strip().splitlines()
     assert block[0] == "[all]"
     assert "gpio=17,27,22=op,dl" in block and "dtparam=watchdog=on" in block
-    watchdog = converged.root / "etc/systemd/system.conf.d/appliance-watchdog.conf"
     assert "RuntimeWatchdogSec=15s" in watchdog.read_text()
 
 
@@ -376,3 +438,32 @@ def test_time_zone_time_sync_and_ssh(converged: Converged):
     result = converged.chroot("/usr/sbin/sshd", "-T", "-C", "user=x,host=x,addr=127.0.0.1")
     if result.returncode == 0:  # needs /run/sshd; the chroot may lack it
         assert "passwordauthentication no" in result.stdout
+
+
+RASPBERRY_PI_ARCHIVE_FINGERPRINT = "CF8A1AF502A2AA2D763BAE7E82B129927FA3303E"
+
+
+@pytest.mark.slow
+def test_raspberry_pi_archive_on_a_pi_with_plain_debian(converged: Converged, tmp_path: Path):
+    sources = converged.root / "etc/apt/sources.list.d/appliance-raspberrypi.sources"
+    key = converged.root / "usr/share/keyrings/appliance-raspberrypi-archive.asc"
+    if not converged.is_pi:
+        assert not sources.exists() and not key.exists()
+        return
+    fields = dict(line.split(": ", 1) for line in sources.read_text().splitlines()
+                  if ": " in line and not line.startswith("#"))
+    assert fields == {"Types": "deb", "URIs": "http://archive.raspberrypi.com/debian/",
+                      "Suites": "bookworm", "Components": "main",
+                      "Signed-By": "/usr/share/keyrings/appliance-raspberrypi-archive.asc"}
+    # apt in the root reads the file (offline: --print-uris fetches nothing).
+    uris = converged.chroot("apt-get", "--print-uris", "update")
+    assert uris.returncode == 0, uris.stderr
+    assert "http://archive.raspberrypi.com/debian/dists/bookworm/InRelease" in uris.stdout
+    if shutil.which("gpg") is None:
+        pytest.skip("gpg is not installed: the key's fingerprint is not checked")
+    shown = subprocess.run(
+        ["gpg", "--homedir", str(tmp_path), "--show-keys", "--with-colons", str(key)],
+        capture_output=True, text=True, check=True,
+    )
+    fingerprints = re.findall(r"^fpr:+([0-9A-F]{40}):", shown.stdout, flags=re.M)
+    assert fingerprints[0] == RASPBERRY_PI_ARCHIVE_FINGERPRINT
