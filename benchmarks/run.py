@@ -30,6 +30,7 @@ BENCHES = {
     "memory": "Peak memory of each device process against its budget; start-up CPU",
     "cli": "Start-up of appliance --version and a one-text verify against bare Python",
     "hostile": "Cost of hostile input: attack seeds, structure-fuzzed texts, picture bombs",
+    "display": "Kiosk screen memory in Chromium and WPE WebKit (cog), and the Pi models it fits",
     "load": "1,000 devices against one centre: nginx repository, gunicorn hub, PostgreSQL",
 }
 
