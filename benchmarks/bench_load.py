@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -70,7 +71,7 @@ from appliance_sync.upload import HubClient, Uploader
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 REPO_PATH = "lc1"  # repo_nginx_path: devices sync from http://host/lc1/
-MARKER = "bench-load-marker-"  # a 404 the benchmark asks for, not counted as served
+MARKER = "bench-load-marker-"  # in the benchmark's own requests: not counted as served
 REVOKED = 10_000  # revoked-hash set published (realistic for a year of one agency)
 STATUS_ENTRIES = 1_000_000  # one status list, 1 bit per licence
 
@@ -155,13 +156,12 @@ def publish(base: Path) -> tuple[Path, Path]:
     bits[rng.integers(0, len(bits), size=STATUS_ENTRIES // 800)] = 1
     parts.status_lists = [("https://status.example/dl/1", 1, bits.tobytes())]
     update_repository(repo, keys, parts)
-    for path in (base, served, *served.rglob("*")):  # nginx workers run as nobody
-        path.chmod(0o755 if path.is_dir() else 0o644)
     return served, root
 
 
 NGINX_CONF = """\
 daemon off;
+user {user};
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -172,7 +172,7 @@ http {{
     fastcgi_temp_path {prefix}/tmp-fastcgi;
     uwsgi_temp_path {prefix}/tmp-uwsgi;
     scgi_temp_path {prefix}/tmp-scgi;
-    log_format bytes '$status $bytes_sent $body_bytes_sent "$uri"';
+    log_format bytes '$status $bytes_sent $body_bytes_sent "$request_uri"';
     access_log {prefix}/access.log bytes;
     sendfile on;
     server {{
@@ -217,12 +217,20 @@ def nginx(root: Path, prefix: Path) -> Iterator[Served]:
     prefix.mkdir(parents=True)
     port = _free_port()
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=root, path=REPO_PATH))
+    # workers as this process's user (root would make them nobody): the files are ours
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=root, path=REPO_PATH,
+                                      user=user))
     proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/{REPO_PATH}"
-        _wait_http(f"{url}/metadata/timestamp.json", lambda: proc.poll() is None, "nginx")
+        try:
+            _wait_http(f"{url}/metadata/timestamp.json?{MARKER}",
+                       lambda: proc.poll() is None, "nginx")
+        except RuntimeError as e:
+            errors = (prefix / "error.log").read_text()[-2000:]
+            raise RuntimeError(f"{e}: {errors}") from None
         yield Served(url, prefix / "access.log")
     finally:
         proc.send_signal(signal.SIGQUIT)  # graceful: the access log is complete
@@ -526,7 +534,6 @@ def run_load(plan: LoadPlan, dsn: str, workdir: Path,
     """Publish, serve, start the hub, sync and upload the fleet, measure; everything that
     was started is stopped and the database dropped. ``inspect(dsn)`` runs before that."""
     result = LoadResult(plan)
-    workdir.chmod(0o755)  # nginx workers (nobody) walk down to the served tree
     served, root = publish(workdir / "central")
     fleet = enrol_fleet(plan.devices, workdir / "devices")
     with nginx(served, workdir / "nginx") as repo:
