@@ -141,3 +141,27 @@ def test_check_index_refuses_an_index_of_another_base(tmp_path: Path) -> None:
     other.write_bytes(raw[16:])  # one record fewer
     with pytest.raises(TrustDataError, match="index does not match"):
         check_index(other, idx, chunk_records=7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(prefixes=st.sets(_prefix, min_size=1, max_size=300),
+       chunk=st.integers(min_value=1, max_value=40), data=st.data())
+def test_check_index_on_random_bases_and_edits(tmp_path_factory: pytest.TempPathFactory,
+                                               prefixes: set[bytes], chunk: int,
+                                               data: st.DataObject) -> None:
+    tmp = tmp_path_factory.mktemp("idx")
+    base = tmp / "base.bin"
+    base.write_bytes(_base(prefixes))
+    idx = tmp / "base.idx"
+    index = one_piece(base.read_bytes())
+    idx.write_bytes(index)
+    check_index(base, idx, chunk_records=chunk)
+    values = np.frombuffer(index, dtype="<u4").copy()
+    bucket = data.draw(st.integers(min_value=1, max_value=len(values) - 2), label="bucket")
+    moved = data.draw(st.integers(min_value=0, max_value=len(prefixes)), label="value")
+    if moved == values[bucket]:
+        return
+    values[bucket] = moved
+    idx.write_bytes(values.tobytes())
+    with pytest.raises(TrustDataError, match="index does not match"):
+        check_index(base, idx, chunk_records=chunk)

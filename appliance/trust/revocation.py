@@ -156,7 +156,7 @@ def index_file(base: Path, chunk_records: int = CHUNK_RECORDS) -> bytes:
     try:
         with base.open("rb", buffering=0) as f:
             while True:
-                got = _read_full(f, view)
+                got = read_full(f, view)
                 if got % HASH_PREFIX_BYTES:
                     raise TrustDataError(
                         f"{base.name} is not a whole number of 16-byte entries")
@@ -169,7 +169,7 @@ def index_file(base: Path, chunk_records: int = CHUNK_RECORDS) -> bytes:
     return counter.index()
 
 
-def _read_full(f: Any, view: memoryview) -> int:
+def read_full(f: Any, view: memoryview) -> int:
     """Fill ``view`` from ``f`` (short reads retried); fewer bytes only at end of file."""
     got = 0
     while got < len(view):

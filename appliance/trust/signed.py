@@ -29,8 +29,9 @@ from appliance.core.errors import TrustDataError
 from appliance.trust.revocation import (
     CHUNK_RECORDS,
     HASH_PREFIX_BYTES,
+    INDEX_BITS,
     INDEX_BYTES,
-    index_file,
+    read_full,
 )
 from appliance.trust.source import MAX_STATUS_LIST_BYTES
 
@@ -261,24 +262,66 @@ def check_inflated(wire: Path, inflated: Path, length: int) -> None:
 def check_index(base: Path, index: Path, chunk_records: int = CHUNK_RECORDS) -> None:
     """The bucket index (built on the device) must be the one its signed, sorted base derives to.
 
-    The index is derived again from the base in fixed-size reads (``index_file``) and
-    compared byte for byte: bounded memory, and the base's pages are read, not mapped, so
-    a 160 MB base never counts as resident (issue 14).
+    Value ``b`` is the count of records whose top 20 bits are below ``b``: the record just
+    before it is below ``b`` and the one at it is not. The base is read in fixed-size
+    chunks and only those records are looked at, so the check holds the 4 MiB index and
+    one chunk, never the base (mapped, its pages would all count as resident: issue 14).
     """
+    import numpy as np
+
+    stored = _read_index(index)
+    idx = np.frombuffer(stored, dtype="<u4")
     try:
-        size = index.stat().st_size
+        count, partial = divmod(base.stat().st_size, HASH_PREFIX_BYTES)
     except OSError as e:
-        raise TrustDataError(f"{index.name} unreadable: {e.strerror or e}") from e
-    if size != INDEX_BYTES:
+        raise TrustDataError(f"{base.name} unreadable: {e.strerror or e}") from e
+    if partial or count >= 0xFFFFFFFF or idx[0] != 0 or idx[-1] != count \
+            or np.any(idx[1:] < idx[:-1]):
         raise TrustDataError("revoked-hash index does not match its base")
+    at = idx[:-1]  # uint32: every position used below is >= the chunk's start
+    buf = bytearray(max(1, chunk_records) * HASH_PREFIX_BYTES)
+    start = 0
     try:
-        derived = index_file(base, chunk_records)
-    except TrustDataError as e:
-        raise TrustDataError(f"revoked-hash index does not match its base: {e}") from e
-    try:  # read after deriving, so that only two 4 MiB copies are ever held at once
+        with base.open("rb", buffering=0) as f:
+            while start < count:
+                got = read_full(f, memoryview(buf)) // HASH_PREFIX_BYTES
+                if got == 0:
+                    break
+                recs = np.frombuffer(buf, dtype=np.uint8, count=got * HASH_PREFIX_BYTES)
+                recs = recs.reshape(got, HASH_PREFIX_BYTES)
+                _check_chunk(np, recs, at, start)
+                start += got
+    except OSError as e:
+        raise TrustDataError(f"{base.name} unreadable: {e.strerror or e}") from e
+    if start != count:
+        raise TrustDataError("revoked-hash index does not match its base")
+
+
+def _check_chunk(np: Any, recs: Any, at: Any, start: int) -> None:
+    """Check the buckets whose first record, or the record before it, is in this chunk."""
+    end = start + len(recs)
+
+    def top(rows: Any) -> Any:
+        r = recs[rows]
+        return ((r[:, 0].astype(np.uint32) << 16) | (r[:, 1].astype(np.uint32) << 8)
+                | r[:, 2].astype(np.uint32)) >> (24 - INDEX_BITS)
+
+    # Search with uint32 keys: mixed types would copy the 1M-entry index on every chunk.
+    keys = np.array([start, end, start + 1, end + 1], dtype=np.uint32)
+    lo, hi, lo1, hi1 = np.searchsorted(at, keys)
+    first = np.arange(lo, hi, dtype=np.uint32)  # buckets starting at a record here
+    lo, hi = lo1, hi1  # buckets whose previous record is here
+    after = np.arange(lo, hi, dtype=np.uint32)
+    if np.any(top(at[first] - start) < first) or np.any(top(at[after] - 1 - start) >= after):
+        raise TrustDataError("revoked-hash index does not match its base")
+
+
+def _read_index(index: Path) -> bytes:
+    try:
         with index.open("rb") as f:
             stored = f.read(INDEX_BYTES + 1)
     except OSError as e:
         raise TrustDataError(f"{index.name} unreadable: {e.strerror or e}") from e
-    if derived != stored:
+    if len(stored) != INDEX_BYTES:
         raise TrustDataError("revoked-hash index does not match its base")
+    return stored
