@@ -12,10 +12,9 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
-
-from werkzeug.serving import WSGIRequestHandler
+from typing import Any
 
 from appliance.commands.argtypes import non_negative_float, port
 from appliance.core.errors import UsageError
@@ -238,7 +237,7 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
     app = create_app(_StoppablePort(port, stop), config)
     try:
         server = make_server(config.web.host, config.web.port, app, threaded=True,
-                             request_handler=_TrackedHandler)
+                             request_handler=_tracked_handler())
     except OSError as e:
         _say(f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
              file=sys.stderr)
@@ -268,21 +267,29 @@ class _StoppablePort:
             upstream.close()
 
 
-class _TrackedHandler(WSGIRequestHandler):
-    """Werkzeug's handler, remembering open connections so the demo can end them all."""
+# Open web connections, so the demo can end them all on a stop signal.
+_OPEN: set[tuple[threading.Thread, Any]] = set()
+_OPEN_LOCK = threading.Lock()
 
-    open: ClassVar[set[tuple[threading.Thread, Any]]] = set()
-    lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def handle(self) -> None:
-        me = (threading.current_thread(), self.connection)
-        with self.lock:
-            self.open.add(me)
-        try:
-            super().handle()
-        finally:
-            with self.lock:
-                self.open.discard(me)
+@cache
+def _tracked_handler() -> type:
+    """Werkzeug's handler, remembering open connections (built on first use: werkzeug is
+    not imported by every command that only registers its options)."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class TrackedHandler(WSGIRequestHandler):
+        def handle(self) -> None:
+            me = (threading.current_thread(), self.connection)
+            with _OPEN_LOCK:
+                _OPEN.add(me)
+            try:
+                super().handle()
+            finally:
+                with _OPEN_LOCK:
+                    _OPEN.discard(me)
+
+    return TrackedHandler
 
 
 def _stop_web(server: Any, fanout: Any = None, deadline_s: float = 5.0) -> None:
@@ -293,8 +300,8 @@ def _stop_web(server: Any, fanout: Any = None, deadline_s: float = 5.0) -> None:
 
     server.shutdown()
     server.server_close()
-    with _TrackedHandler.lock:
-        requests = list(_TrackedHandler.open)
+    with _OPEN_LOCK:
+        requests = list(_OPEN)
     for _thread, conn in requests:
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_RDWR)

@@ -9,16 +9,21 @@ that trust data is installed. Pure: the device id and software version are passe
 from __future__ import annotations
 
 from functools import lru_cache
-
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from appliance.core.reasons import Reason
 from appliance.core.snapshot import Policy
 
+if TYPE_CHECKING:
+    from packaging.version import Version
+
 
 @lru_cache(maxsize=64)
 def parse_version(text: str) -> Version | None:
-    """A PEP 440 version, or None when ``text`` is not one (cached: called per verdict)."""
+    """A PEP 440 version, or None when ``text`` is not one (cached: called per verdict).
+    packaging is imported here, where a policy sets a minimum, not on every start."""
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(text)
     except InvalidVersion:

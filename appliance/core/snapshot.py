@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance.core.credential.signature import verify_signature
 from appliance.core.key_ring import KeyRing
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 UNKNOWN_STATUS_CHOICES = ("fail", "unverifiable", "pass")
 # Token Status List values (spec LC1 s.4).

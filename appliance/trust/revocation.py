@@ -76,9 +76,11 @@ class HashSet:
             raise TrustDataError("revoked-hash base is not a whole number of 16-byte entries")
         self._base = base
         self._count = len(base) // HASH_PREFIX_BYTES
-        if index is None:
+        if not self._count:
+            index = b""  # nothing to look up: no index to build (and no numpy to import)
+        elif index is None:
             index = build_bucket_index(base)
-        if len(index) != (_BUCKETS + 1) * _INDEX_ENTRY.size:
+        if self._count and len(index) != (_BUCKETS + 1) * _INDEX_ENTRY.size:
             raise TrustDataError("revoked-hash bucket index has the wrong size")
         self._index = index
         self._delta = frozenset(d[:HASH_PREFIX_BYTES] for d in delta)
@@ -107,8 +109,9 @@ class HashSet:
 
     @classmethod
     def from_digests(cls, digests: Iterable[bytes]) -> HashSet:
-        base = b"".join(sorted({d[:HASH_PREFIX_BYTES] for d in digests}))
-        return cls(base)
+        """An in-memory set (a trust source file: authoring and tests), held as a frozenset
+        of prefixes like the deltas; the sorted base and its index are for synced files."""
+        return cls(delta=digests)
 
     @classmethod
     def from_files(cls, base_path: Path, deltas: Iterable[Path] = ()) -> HashSet:

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -120,6 +119,8 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     certificate = None
     public_key: PublicKeyTypes
     if "certificate" in entry:
+        from cryptography import x509  # only certificate keys pay for the x509 module
+
         try:
             der = base64.b64decode(_text(entry["certificate"], f"{where}.certificate"),
                                    validate=True)

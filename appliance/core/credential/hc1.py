@@ -26,8 +26,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-
 from appliance.core.credential.cose import (
     ALG_ES256,
     ALG_PS256,
@@ -44,6 +42,8 @@ from appliance.core.credential.qrtext import decode_base45_zlib
 from appliance.core.reasons import Reason
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from appliance.core.snapshot import IssuerKey
 
 PREFIX = "HC1:"
@@ -211,6 +211,8 @@ def extended_key_usage(cert: x509.Certificate) -> frozenset[str] | None:
     ``cA FALSE`` in BasicConstraints), which cryptography refuses to parse; the EKU is
     then read from the DER directly.
     """
+    from cryptography import x509  # here: the x509 module costs every LC1 check ~80 ms
+
     try:
         ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
