@@ -221,7 +221,11 @@ def test_secrets_root_only_and_offline_keys_absent(converged: Converged):
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert (secrets / "auditor_token").read_text() == AUDITOR_TOKEN
     assert (secrets / "admin_token").read_text() == ADMIN_TOKEN
+    # No accounts in this vault: the credential the unit loads exists, empty (no login).
+    users = secrets / "hub_users"
+    assert users.read_text() == "" and stat.S_IMODE(users.stat().st_mode) == 0o600
     env = (root / "etc/appliance-hub/hub.env").read_text()
+    assert "APPLIANCE_HUB_TRUSTED_PROXIES=1" in env
     assert "APPLIANCE_HUB_DB=postgresql://appliance-hub@/appliance_hub?host=/run/postgresql" in env
     assert AUDITOR_TOKEN not in env and ADMIN_TOKEN not in env
     keys = root / "etc/appliance-publisher/online-keys"
