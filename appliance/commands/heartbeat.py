@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "age, last sync result, audit backlog, camera, clock trusted, disk free, uptime, "
         "remote-policy state) to the hub at [upload] url. Sent only while the clock is "
         "trusted. Exit 0 when stored, 1 with a one-line reason otherwise.",
+        epilog="example: appliance heartbeat --config /etc/appliance/appliance.toml "
+        "--unless-sent-within 10",
     )
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration")

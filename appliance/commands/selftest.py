@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "selftest", help="hardware acceptance of a new device: camera, test card, LEDs, "
         "clock, trust, audit, network, headroom",
-        description=__doc__.split("\n\n")[1].replace("\n", " ")
-        + " Exit status: 0 every check passed, 1 any check failed, 2 warnings only.")
+        description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
+        + " Exit status: 0 every check passed, 1 any check failed, 2 warnings only.",
+        epilog="example: appliance selftest --config /etc/appliance/appliance.toml --json")
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration (TOML)")
     p.add_argument("--operator", action="store_true",
