@@ -16,7 +16,7 @@ test-services:
 $(BIN)/appliance: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,fuzz]'
+	$(BIN)/pip install -q -e '.[test,fuzz,hub]'
 	touch $@
 
 demo: system-deps $(BIN)/appliance
