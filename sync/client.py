@@ -35,7 +35,6 @@ import os
 import random
 import tempfile
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +56,7 @@ from appliance.trust.signed import (
     SIGNED,
     WIRE_MANIFEST,
     Part,
+    inflate_pieces,
     read_signed_manifest,
     verify_signed,
     wire_layout,
@@ -437,21 +437,10 @@ def _same(installed: dict[str, Any], local: str, info: TargetFile) -> bool:
 
 
 def _inflate(src: Path, dest: Path, length: int) -> None:
-    """Decompress a verified zlib file; the result must be exactly ``length`` bytes."""
-    inflater = zlib.decompressobj()
-    written = 0
+    """Decompress a verified zlib file in bounded pieces; exactly ``length`` bytes."""
     with src.open("rb") as fin, dest.open("wb") as fout:
-        while chunk := fin.read(1 << 20):
-            out = inflater.decompress(chunk, length + 1 - written)
-            while out:
-                written += len(out)
-                if written > length:
-                    raise TrustDataError(f"{dest.name}: inflates past {length} bytes")
-                fout.write(out)
-                out = inflater.decompress(inflater.unconsumed_tail, length + 1 - written) \
-                    if inflater.unconsumed_tail else b""
-    if written != length or not inflater.eof:
-        raise TrustDataError(f"{dest.name}: inflates to {written}, not {length} bytes")
+        for piece in inflate_pieces(fin, length, dest.name):
+            fout.write(piece)
 
 
 def run_periodic(sync: Callable[[], SyncResult], interval_s: float, jitter_s: float, *,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tuf.api.exceptions import RepositoryError
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
@@ -235,28 +236,45 @@ def read_signed_manifest(signed_dir: Path, signed: SignedTargets) -> dict[str, A
     return wire
 
 
-def check_inflated(wire: Path, inflated: Path, length: int) -> None:
-    """``inflated`` must be exactly what ``wire`` (zlib, hash already checked) inflates to."""
+def inflate_pieces(fin: IO[bytes], length: int, what: str) -> Iterator[bytes]:
+    """Inflate zlib data from ``fin`` in pieces of at most 1 MiB (memory stays bounded
+    whatever the compression ratio); ``TrustDataError`` past ``length`` bytes or when the
+    stream does not end exactly there."""
     inflater = zlib.decompressobj()
     seen = 0
     try:
+        while chunk := fin.read(_CHUNK):
+            data = chunk
+            while True:
+                out = inflater.decompress(data, min(_CHUNK, length + 1 - seen))
+                seen += len(out)
+                if seen > length:
+                    raise TrustDataError(f"{what}: inflates past {length} bytes")
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+                # A full piece may leave output pending inside zlib even with no input left.
+                if not data and (len(out) < _CHUNK or inflater.eof):
+                    break
+    except zlib.error as e:
+        raise TrustDataError(f"{what} does not inflate") from e
+    if seen != length or not inflater.eof:
+        raise TrustDataError(f"{what}: inflates to {seen}, not {length} bytes")
+
+
+def check_inflated(wire: Path, inflated: Path, length: int) -> None:
+    """``inflated`` must be exactly what ``wire`` (zlib, hash already checked) inflates to."""
+    try:
         with wire.open("rb") as fin, inflated.open("rb") as fout:
-            while chunk := fin.read(_CHUNK):
-                out = inflater.decompress(chunk, length + 1 - seen)
-                while out:
-                    if seen + len(out) > length or fout.read(len(out)) != out:
-                        raise TrustDataError(f"{inflated.name} does not match its signed data")
-                    seen += len(out)
-                    out = inflater.decompress(inflater.unconsumed_tail, length + 1 - seen) \
-                        if inflater.unconsumed_tail else b""
+            for out in inflate_pieces(fin, length, wire.name):
+                if fout.read(len(out)) != out:
+                    raise TrustDataError(f"{inflated.name} does not match its signed data")
             if fout.read(1):
                 raise TrustDataError(f"{inflated.name} does not match its signed data")
     except OSError as e:
         raise TrustDataError(f"{inflated.name} unreadable: {e.strerror or e}") from e
-    except zlib.error as e:
-        raise TrustDataError(f"{wire.name} does not inflate") from e
-    if seen != length or not inflater.eof:
-        raise TrustDataError(f"{inflated.name} does not match its signed data")
+    except TrustDataError as e:
+        raise TrustDataError(f"{inflated.name} does not match its signed data ({e})") from e
 
 
 def check_index(base: Path, index: Path, chunk_records: int = CHUNK_RECORDS) -> None:
