@@ -9,18 +9,14 @@ when a package that must come from Debian (argv) did not: then the job proves no
 
 from __future__ import annotations
 
-import re
 import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 DEBIAN_SITE = Path("/usr/lib/python3/dist-packages")
-
-
-def requirement_name(spec: str) -> str:
-    """The distribution name of a PEP 508 requirement ("numpy>=1.24" -> "numpy")."""
-    return re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0]
 
 
 def debian_version(name: str) -> str | None:
@@ -36,17 +32,20 @@ def main(must_be_debian: list[str]) -> int:
     pyproject = tomllib.loads(Path("pyproject.toml").read_text())
     specs = pyproject["project"]["dependencies"]
     wrong = []
-    print(f"{'dependency':<14} {'version':<12} {'from':<7} note")
+    print(f"{'dependency':<17} {'version':<12} {'from':<7} note")
     for spec in specs:
-        name = requirement_name(spec)
+        name = Requirement(spec).name
         dist = metadata.distribution(name)
         origin = Path(str(dist.locate_file(""))).resolve()
         source = "debian" if origin == DEBIAN_SITE else "pip"
         note = ""
         deb = debian_version(name)
         if source == "pip" and deb is not None:
-            note = f"Debian has {deb}, excluded by the floor {spec!r}"
-        print(f"{name:<14} {dist.version:<12} {source:<7} {note}")
+            if Requirement(spec).specifier.contains(deb, prereleases=True):
+                note = f"Debian has {deb}; another requirement needs a newer one"
+            else:
+                note = f"Debian has {deb}, excluded by the floor {spec!r}"
+        print(f"{name:<17} {dist.version:<12} {source:<7} {note}")
         if name in must_be_debian and source != "debian":
             wrong.append(name)
     for name in wrong:

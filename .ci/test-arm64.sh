@@ -21,8 +21,9 @@ if ! command -v qemu-aarch64-static >/dev/null; then
         echo "qemu-aarch64-static missing: apt-get install qemu-user-static" >&2
         exit 1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        qemu-user-static >/dev/null
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
 fi
 
 # --- the sysroot: Debian's arm64 packages, unpacked, keyed by the package list ----------
@@ -107,5 +108,9 @@ mapfile -t suites < <(grep -vE '^\s*(#|$)' .ci/core-tests.txt)
 for suite in "${suites[@]}"; do
     [ -e "$suite" ] || { echo "arm64: core suite $suite is missing (renamed?)" >&2; exit 1; }
 done
-"$WRAPPER" -m pytest -q -p no:cacheprovider "${suites[@]}" "$@"
+# -v names each test before it runs and faulthandler dumps every thread's stack after 5
+# minutes in one test, so a hang (qemu-user has deadlocked here once, all threads waiting
+# on a futex) names itself; the whole run is cut at 20 minutes rather than CI's limit.
+timeout -k 30 1200 "$WRAPPER" -m pytest -v -p no:cacheprovider -o faulthandler_timeout=300 \
+    "${suites[@]}" "$@"
 echo "arm64: total $((SECONDS - start)) s"
