@@ -14,6 +14,9 @@ TITLES = {
     "kiosk": "Kiosk loop: scan-to-LED latency, idle CPU (issue 3)",
     "audit": "Audit trail (issue 5)",
     "sync": "Trust-data sync (issue 4)",
+    "hostile": "Hostile input: attack seeds, structure-fuzzed texts, picture bombs (issue 12)",
+    "cli": "Command-line start-up (issue 13)",
+    "load": "The centre under 1,000 devices: nginx, gunicorn, PostgreSQL (issue 16)",
 }
 HEADER = """# Performance
 
