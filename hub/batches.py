@@ -9,6 +9,8 @@ is a 400 naming the field, never a 500 from the hash code or the database driver
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import json
 import math
@@ -60,6 +62,22 @@ def load_json(data: bytes, max_containers: int) -> Any:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except (ValueError, RecursionError) as e:  # RecursionError: belt and braces
         raise BatchInvalid(f"not JSON: {str(e)[:80]}") from e
+
+
+def open_envelope(body: bytes, max_containers: int) -> tuple[bytes, bytes, Any]:
+    """Payload bytes, signature and parsed payload of a signed body
+    ``{"payload": base64, "signature": base64}`` (batches and heartbeats), each parse
+    bounded; the caller checks what the payload is."""
+    envelope = load_json(body, max_containers=4)
+    if not isinstance(envelope, dict) or not all(
+            isinstance(envelope.get(k), str) for k in ("payload", "signature")):
+        raise BatchInvalid("body must be a JSON object with base64 payload and signature")
+    try:
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        signature = base64.b64decode(envelope["signature"], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BatchInvalid("payload and signature must be base64") from e
+    return payload, signature, load_json(payload, max_containers=max_containers)
 
 
 def check_shape(batch: Any, max_records: int = MAX_BATCH_RECORDS) -> None:

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from appliance.core.errors import SyncError
-from appliance_hub.batches import BatchInvalid, load_json
+from appliance_hub.batches import BatchInvalid, open_envelope
 from appliance_hub.fleet import MAX_HEARTBEAT_BYTES, Fleet, HeartbeatStale, check_heartbeat
 from appliance_hub.fleet_page import fleet_access, register_fleet_page
 
@@ -159,16 +157,7 @@ def _number(value: Any) -> str:
 
 
 def _open(body: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
-    envelope = load_json(body, max_containers=4)
-    if not isinstance(envelope, dict) or not all(
-            isinstance(envelope.get(k), str) for k in ("payload", "signature")):
-        raise BatchInvalid("body must be a JSON object with base64 payload and signature")
-    try:
-        payload = base64.b64decode(envelope["payload"], validate=True)
-        signature = base64.b64decode(envelope["signature"], validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise BatchInvalid("payload and signature must be base64") from e
-    hb = load_json(payload, max_containers=4)
+    payload, signature, hb = open_envelope(body, max_containers=4)
     if not isinstance(hb, dict):
         raise BatchInvalid("not a heartbeat")
     return payload, signature, hb

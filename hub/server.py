@@ -45,7 +45,7 @@ from appliance_hub.batches import (
     MAX_BATCH_RECORDS,
     BatchInvalid,
     check_shape,
-    load_json,
+    open_envelope,
 )
 from appliance_hub.fleet_api import register_fleet
 from appliance_hub.store import RECORD_COLUMNS, BatchConflict, HubStore
@@ -205,16 +205,7 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
 
 def _open_envelope(body: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
     """Payload bytes, signature and parsed batch of a body, each parse bounded."""
-    envelope = load_json(body, max_containers=4)
-    if not isinstance(envelope, dict) or not all(
-            isinstance(envelope.get(k), str) for k in ("payload", "signature")):
-        raise BatchInvalid("body must be a JSON object with base64 payload and signature")
-    try:
-        payload = base64.b64decode(envelope["payload"], validate=True)
-        signature = base64.b64decode(envelope["signature"], validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise BatchInvalid("payload and signature must be base64") from e
-    batch = load_json(payload, max_containers=2 * MAX_BATCH_RECORDS + 4)
+    payload, signature, batch = open_envelope(body, max_containers=2 * MAX_BATCH_RECORDS + 4)
     if not isinstance(batch, dict) or batch.get("type") != BATCH_TYPE:
         raise BatchInvalid("not an audit batch")
     return payload, signature, batch
