@@ -95,13 +95,19 @@ def current_session() -> HubSession | None:
     return g.hub_session
 
 
-def page_headers(response: Any) -> Any:
-    """Headers of every hub page: nothing cached, framed, sniffed or loaded from elsewhere."""
-    response.headers["Content-Security-Policy"] = CSP
+def security_headers(response: Any, csp: str = CSP) -> Any:
+    """Nothing cached, framed, sniffed or loaded from elsewhere (every hub page)."""
+    response.headers["Content-Security-Policy"] = csp
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def page_headers(response: Any) -> Any:
+    """Headers of the login and auditor pages, and the language the viewer chose."""
+    security_headers(response)
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         response.set_cookie(LANG_COOKIE, asked, max_age=365 * 86400, samesite="Strict",

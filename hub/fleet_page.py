@@ -142,10 +142,7 @@ def register_fleet_page(app: Flask, fleet: Fleet, allowed: Callable[[], bool],
 
 
 def _headers(resp: Response) -> Response:
-    """Nothing cached, framed, sniffed or loaded from elsewhere."""
-    resp.headers["Content-Security-Policy"] = CSP
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    return resp
+    """The hub's page headers with the fleet page's own CSP (inline styles)."""
+    from appliance_hub.auth import security_headers
+
+    return security_headers(resp, CSP)
