@@ -189,6 +189,10 @@ root = "{authority.root_file}"
 port = {_free_port()}
 kiosk_socket = "{tmp / 'run' / 'kiosk.sock'}"
 """)
+    # The device's identity and audit key, as an installation creates them (a device
+    # without them refuses to verify or run).
+    subprocess.run([sys.executable, "-c", APPLIANCE, "device", "keygen", "--config", str(config),
+                    "--test-audit-key"], check=True, capture_output=True)
     return config, texts, server
 
 
