@@ -108,6 +108,9 @@ _PER_DEVICE = [
      "clock_trusted"),
     ("appliance_hub_device_last_sync_ok", "1 when the device's last sync succeeded.",
      "last_sync_ok"),
+    ("appliance_hub_device_out_of_service",
+     "1 while remote policy (disabled device, outdated software) stops the device.",
+     "out_of_service_flag"),
     ("appliance_hub_device_camera_ok", "1 when the camera works (or none is fitted).",
      "camera_ok"),
     ("appliance_hub_chain_forks", "Audit-chain forks held for the device.", "chain_forks"),
@@ -142,6 +145,7 @@ def render_metrics(store: Any, fleet: Fleet, now: float) -> str:
             d["last_sync_result"] == "ok")
         d["camera_ok"] = int(d["camera"] in ("ok", "none"))
         d["clock_trusted"] = int(d["clock_trusted"])
+        d["out_of_service_flag"] = int(d.get("out_of_service") is not None)
     for name, help_text, field in _PER_DEVICE:
         gauge(name, help_text, [(_labels(d["device_id"]), d[field]) for d in devices])
     return "\n".join(out) + "\n"

@@ -125,6 +125,10 @@ def test_metrics_expose_fleet_gauges(tmp_path, hub):
     assert samples[f"appliance_hub_device_last_seen_timestamp_seconds{label}"] == T0
     assert samples[f"appliance_hub_device_trust_age_seconds{label}"] == 700.0
     assert samples[f"appliance_hub_chain_forks{label}"] == 0
+    assert samples[f"appliance_hub_device_out_of_service{label}"] == 0
+    hub.heartbeat(signed(identity, heartbeat_fields("kiosk-01", T0 + 200,
+                                                    out_of_service="DEVICE_DISABLED")))
+    assert _scrape(hub)[f"appliance_hub_device_out_of_service{label}"] == 1
 
 
 def test_alert_rules_use_only_metrics_the_hub_serves(tmp_path, hub):
