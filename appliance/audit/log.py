@@ -15,15 +15,11 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-
-import sqlite_utils
 
 from appliance import __version__
 from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and tests
@@ -37,39 +33,26 @@ from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and 
     record_hash,
 )
 from appliance.audit.export import record_writer
+from appliance.audit.fleet_key import HMAC_KEY_NAME, load_hmac_key  # noqa: F401 - re-exported
 from appliance.audit.identity import DeviceIdentity, DevicePublicKey, ensure_identity
+from appliance.audit.retention import pending_count, prune_uploaded, used_bytes
+from appliance.audit.schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
+    SCHEMA_VERSION,
+    ensure_schema,
+    read_meta,
+    rollback,
+)
 from appliance.audit.verification import VerifyReport, check_chain
 from appliance.config import Config
 from appliance.core.errors import AuditError
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Verdict
-from appliance.secret_files import create_secret, ensure_private_file, restrict_mode
+from appliance.secret_files import ensure_private_file, restrict_mode
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-HMAC_KEY_NAME = "audit_hmac_key"
 class AuditFull(AuditError):
     """The size cap is reached and only records not yet uploaded remain."""
-
-
-def load_hmac_key(secrets_dir: Path) -> bytes:
-    """The fleet audit secret; a random one (0600) is created, and said so, when absent."""
-    path = Path(secrets_dir) / HMAC_KEY_NAME
-    try:
-        if not path.exists() and create_secret(path, (secrets.token_hex(32) + "\n").encode()):
-            log.warning("created a random fleet audit key at %s: keyed hashes will not "
-                            "match other devices' until the fleet key is installed", path)
-        raw = path.read_bytes().strip()
-    except OSError as e:
-        raise AuditError(f"cannot read the fleet audit key {path}: {e.strerror or e}") from e
-    try:
-        key = bytes.fromhex(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        key = raw
-    if len(key) < 16:
-        raise AuditError(f"fleet audit key {path} is shorter than 16 bytes")
-    return key
 
 
 # --- the log ---------------------------------------------------------------------------
@@ -124,7 +107,7 @@ class AuditLog:
             # Fold the WAL back every ~1 MiB and truncate it, so it stays small on an SD card.
             conn.execute("PRAGMA wal_autocheckpoint=256")
             conn.execute(f"PRAGMA journal_size_limit={2**20}")
-            self._ensure_schema(conn)
+            ensure_schema(conn, self.path, self.device_id)
             self.log_id = self._meta(conn, "log_id")
             stored_device = self._meta(conn, "device_id")
             if stored_device is None:  # every schema writes it: the meta table was damaged
@@ -142,44 +125,7 @@ class AuditLog:
         self._conn = conn
         return conn
 
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        db = sqlite_utils.Database(conn)
-        if "meta" in db.table_names():
-            version = self._meta(conn, "schema_version")
-            if version != str(SCHEMA_VERSION):
-                raise AuditError(f"audit log {self.path} has schema {version}, "
-                                 f"this software reads {SCHEMA_VERSION}")
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if "meta" not in db.table_names():  # not made by a racing process meanwhile
-                db.table("meta").create({"key": str, "value": str}, pk="key")
-                columns: dict[str, Any] = {name: str for name in HASHED_FIELDS}
-                columns.update(seq=int, live=int, trust_version=int, hash=str,
-                               uploaded_at=str)
-                db.table("records").create(columns, pk="seq", not_null={"hash", "prev_hash"})
-                db.table("checkpoints").create({"seq": int, "time": str, "at": float,
-                                                "hash": str, "key_id": str, "signature": str},
-                                               pk="seq")
-                conn.execute("CREATE INDEX records_pending ON records(seq) "
-                             "WHERE uploaded_at IS NULL")
-                conn.execute("CREATE INDEX records_time ON records(time)")
-                log_id = secrets.token_hex(16)  # random: a re-flashed card is a new log
-                now = datetime.now(UTC).timestamp()
-                conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("schema_version", str(SCHEMA_VERSION)), ("log_id", log_id),
-                    ("device_id", self.device_id), ("created_at", repr(now)),
-                    ("head_seq", "0"), ("head_hash", genesis_hash(log_id)),
-                ])
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-
-    @staticmethod
-    def _meta(conn: sqlite3.Connection, key: str) -> str | None:
-        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+    _meta = staticmethod(read_meta)
 
     def close(self) -> None:
         with self._lock:
@@ -225,7 +171,7 @@ class AuditLog:
         with self._lock:
             conn = self._connect()
             try:
-                if self._used_bytes(conn) >= self.max_db_bytes:
+                if used_bytes(conn) >= self.max_db_bytes:
                     self._make_room(conn, now)
                 conn.execute("BEGIN IMMEDIATE")
                 seq = int(self._meta(conn, "head_seq") or 0) + 1
@@ -244,10 +190,10 @@ class AuditLog:
                     self._write_checkpoint(conn, seq, row["hash"], now)
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
-                _rollback(conn)
+                rollback(conn)
                 raise AuditError(f"audit record not written to {self.path}: {e}") from e
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 raise
             return seq
 
@@ -284,28 +230,20 @@ class AuditLog:
                     self._write_checkpoint(conn, seq, self._meta(conn, "head_hash") or "", now)
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
-                _rollback(conn)
+                rollback(conn)
                 raise AuditError(f"audit checkpoint not written to {self.path}: {e}") from e
             return seq or None
 
     # size cap and retention
 
-    @staticmethod
-    def _used_bytes(conn: sqlite3.Connection) -> int:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return (pages - free) * conn.execute("PRAGMA page_size").fetchone()[0]
-
     def _make_room(self, conn: sqlite3.Connection, now: float) -> None:
         pruned = self._prune(conn, now, before=None)
         if pruned:
             log.warning("audit log at its size cap: pruned %d uploaded records early", pruned)
-        if self._used_bytes(conn) >= self.max_db_bytes:
-            pending = conn.execute("SELECT count(*) FROM records WHERE uploaded_at IS NULL"
-                                   ).fetchone()[0]
+        if used_bytes(conn) >= self.max_db_bytes:
             raise AuditFull(f"audit log {self.path} reached its cap of "
-                            f"{self.max_db_bytes // 2**20} MiB with {pending} records not yet "
-                            "uploaded: upload them or raise audit.max_db_mb")
+                            f"{self.max_db_bytes // 2**20} MiB with {pending_count(conn)} "
+                            "records not yet uploaded: upload them or raise audit.max_db_mb")
 
     def prune(self, now: float) -> int:
         """Delete uploaded records older than the retention period; returns how many."""
@@ -317,41 +255,11 @@ class AuditLog:
                 raise AuditError(f"audit log {self.path} not pruned: {e}") from e
 
     def _prune(self, conn: sqlite3.Connection, now: float, before: str | None) -> int:
-        """Delete uploaded records (older than ``before``) up to a signed anchor checkpoint.
-
-        Never the newest record, never one not yet uploaded. The checkpoint at the last
-        pruned seq stays, so ``verify`` can still anchor the first remaining record.
-        """
+        """Prune only with a device key: the anchor checkpoint must be signed."""
         if self._identity is None:
             return 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            head = int(self._meta(conn, "head_seq") or 0)
-            pending = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL"
-                                   ).fetchone()[0]
-            limit = min(head, pending if pending is not None else head)
-            query = "SELECT max(seq) FROM records WHERE seq < ?"
-            params: list[Any] = [limit]
-            if before is not None:
-                query += " AND time < ?"
-                params.append(before)
-            target = conn.execute(query, params).fetchone()[0]
-            if not target:
-                conn.execute("COMMIT")
-                return 0
-            head_hash = conn.execute("SELECT hash FROM records WHERE seq = ?", (target,)
-                                     ).fetchone()[0]
-            if not conn.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (target,)).fetchone():
-                self._write_checkpoint(conn, target, head_hash, now)
-            count = conn.execute("DELETE FROM records WHERE seq <= ?", (target,)).rowcount
-            conn.execute("DELETE FROM checkpoints WHERE seq < ?", (target,))
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_through', ?)",
-                         (str(target),))
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        return count
+        return prune_uploaded(conn, before, lambda seq, head: self._write_checkpoint(
+            conn, seq, head, now))
 
     # upload support
 
@@ -389,7 +297,7 @@ class AuditLog:
                 conn.execute("COMMIT")
                 return n
             except sqlite3.Error as e:
-                _rollback(conn)
+                rollback(conn)
                 raise AuditError(f"cannot mark records uploaded in {self.path}: {e}") from e
 
     # reading
@@ -417,7 +325,7 @@ class AuditLog:
                     "last_checkpoint_seq": cp[0] if cp else None,
                     "last_checkpoint_time": cp[1] if cp else None,
                     "pruned_through": int(self._meta(conn, "pruned_through") or 0),
-                    "used_bytes": self._used_bytes(conn), "max_bytes": self.max_db_bytes,
+                    "used_bytes": used_bytes(conn), "max_bytes": self.max_db_bytes,
                     "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
                     "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(
                         conn.execute("PRAGMA synchronous").fetchone()[0]),
@@ -456,7 +364,7 @@ class AuditLog:
                 try:
                     return self._verify(conn)
                 finally:
-                    _rollback(conn)
+                    rollback(conn)
             except sqlite3.Error as e:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
@@ -466,14 +374,6 @@ class AuditLog:
             device_id=self.device_id, log_id=self.log_id or "", public=self._public,
             checkpoints=cps, records=self._rows(conn, "SELECT * FROM records ORDER BY seq"),
             head=lambda: int(self._meta(conn, "head_seq") or 0))
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        log.debug("rollback after an audit fault failed; SQLite recovers on next open")
 
 
 def from_config(config: Config, *, create_key: bool = True) -> AuditLog:
