@@ -60,12 +60,8 @@ from appliance_hub.server import DeviceRegistry
 from appliance_sync.client import SyncClient
 from appliance_sync.heartbeat import HEARTBEAT_TYPE
 from appliance_sync.heartbeat import sign as sign_heartbeat
-from appliance_sync.publisher import (
-    digests_array,
-    init_repository,
-    parts_from_document,
-    update_repository,
-)
+from appliance_sync.publisher import init_repository, update_repository
+from appliance_sync.trust_parts import digests_array, parts_from_document
 from appliance_sync.upload import HubClient, Uploader
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

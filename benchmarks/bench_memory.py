@@ -271,12 +271,8 @@ def sync_rows(tmp: Path, scale: float) -> list[Row]:
     import numpy as np
     from bench_sync import URI, _serve, _status_bits
 
-    from appliance_sync.publisher import (
-        TrustParts,
-        digests_array,
-        init_repository,
-        update_repository,
-    )
+    from appliance_sync.publisher import init_repository, update_repository
+    from appliance_sync.trust_parts import TrustParts, digests_array
 
     revoked_n, status_n = int(10_000_000 * scale), int(100_000_000 * scale)
     rng = np.random.default_rng(4)

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, print_table, row, save
 
 from appliance.trust.store import load_trust_store
-from appliance_sync.publisher import TrustParts, digests_array, init_repository, update_repository
+from appliance_sync.publisher import init_repository, update_repository
+from appliance_sync.trust_parts import TrustParts, digests_array
 
 URI = "https://status.example/dl/1"
 CLIENT = """

@@ -32,11 +32,9 @@ import functools
 import json
 import logging
 import os
-import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +45,6 @@ from tuf.ngclient import Updater, UpdaterConfig
 
 from appliance.clock import BUILD_TIME, FileTimeFloor, system_clock_synchronised, time_floor
 from appliance.core.errors import SyncError, TrustDataError
-from appliance.core.isotime import format_utc
 from appliance.core.isotime import instant_or_none as _epoch
 from appliance.files import write_atomic
 from appliance.trust.policy import parse_policy
@@ -56,7 +53,6 @@ from appliance.trust.signed import (
     SIGNED,
     WIRE_MANIFEST,
     Part,
-    inflate_pieces,
     read_signed_manifest,
     verify_signed,
     wire_layout,
@@ -73,6 +69,8 @@ from appliance.trust.store import (
 )
 from appliance.trust.sync_state import read_sync_state, write_sync_state
 from appliance_sync.fetcher import DeadlineFetcher
+from appliance_sync.part_reuse import companions, inflate_to, same_target, source_record
+from appliance_sync.schedule import SyncResult, iso_or_none
 
 if TYPE_CHECKING:
     from appliance.config import Config
@@ -83,29 +81,11 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_TARGET_BYTES = 1024 * 1024 * 1024
 
 
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else format_utc(epoch)
-
-
 class _DurableUpdater(Updater):
     """ngclient's Updater, but metadata it writes is fsynced (file and directory)."""
 
     def _persist_file(self, filename: str, data: bytes) -> None:
         write_atomic(Path(filename), data, sync_folder=True)
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    version: int
-    updated: bool
-    bytes_fetched: int
-    published: float | None
-    expires: float | None
-
-    def describe(self) -> str:
-        what = "installed" if self.updated else "unchanged"
-        return (f"trust data version {self.version} {what}, published "
-                f"{_iso(self.published)}, {self.bytes_fetched} bytes fetched")
 
 
 class SyncClient:
@@ -160,7 +140,7 @@ class SyncClient:
 
     def _sync_recorded(self) -> SyncResult:
         state = read_sync_state(self.state_dir)
-        state["last_attempt"] = _iso(self._wall())
+        state["last_attempt"] = iso_or_none(self._wall())
         fetcher = self._new_fetcher(tmp_dir=str(self.state_dir))
         try:
             try:
@@ -176,7 +156,7 @@ class SyncClient:
             raise SyncError(str(e)) from None
         state.update(last_success=state["last_attempt"], last_error=None,
                      bytes_fetched=result.bytes_fetched, updated=result.updated,
-                     expires=_iso(result.expires))
+                     expires=iso_or_none(result.expires))
         state["bytes_fetched_total"] = state.get("bytes_fetched_total", 0) \
             + result.bytes_fetched
         unrecorded = self._record(state)
@@ -210,7 +190,7 @@ class SyncClient:
             expires = min(r.expires.timestamp() for r in
                           (trusted.root, trusted.timestamp, trusted.snapshot, trusted.targets))
             manifest_info = self._info(updater, WIRE_MANIFEST)
-            if installed is not None and _same(installed, WIRE_MANIFEST, manifest_info):
+            if installed is not None and same_target(installed, WIRE_MANIFEST, manifest_info):
                 assert installed_dir is not None
                 if current_version_dir(self.trust_dir) != installed_dir:
                     log.warning("trust/current did not point at the installed %s; repaired",
@@ -339,13 +319,13 @@ class SyncClient:
         parts, layout = wire_layout(wire)
         staged = StagedVersion(self.trust_dir, wire["version"])
         try:
-            sources: dict[str, Any] = {WIRE_MANIFEST: _source(manifest_info)}
+            sources: dict[str, Any] = {WIRE_MANIFEST: source_record(manifest_info)}
             for part in parts:
                 info = self._info(updater, part.target)
-                sources[part.local] = _source(info)
-                if current is not None and installed is not None and _same(
+                sources[part.local] = source_record(info)
+                if current is not None and installed is not None and same_target(
                         installed, part.local, info):
-                    for rel in _companions(part):
+                    for rel in companions(part):
                         staged.link_from(current / rel, rel)
                     continue
                 self._fetch_part(updater, fetcher, staged, part, info)
@@ -356,7 +336,7 @@ class SyncClient:
             parse_issuers(issuers.get("issuers", []))
             self._keep_signed(staged, raw_manifest)
             manifest = {"format": 1, "version": wire["version"], "published": wire["published"],
-                        "expires": _iso(expires), "policy": wire.get("policy", {}),
+                        "expires": iso_or_none(expires), "policy": wire.get("policy", {}),
                         "root_version": root_version, "targets": sources, **layout}
             return staged.commit(manifest, lambda path: load_version_dir(path, pinned_root))
         except BaseException:
@@ -378,7 +358,7 @@ class SyncClient:
         if part.kind == "zlib":
             wire = dest.with_name(dest.name + ".zz")  # kept: the kiosk checks by it
             self._download(updater, fetcher, info, wire)
-            _inflate(wire, dest, part.max_length)
+            inflate_to(wire, dest, part.max_length)
         else:
             if part.exact and info.length != part.max_length:
                 raise TrustDataError(f"{part.target}: length does not match its entry count")
@@ -415,47 +395,6 @@ class SyncClient:
             yield
         finally:
             os.close(fd)
-
-
-def _companions(part: Part) -> list[str]:
-    """The local files a part is kept as (reused together when it is unchanged)."""
-    if part.kind == "zlib":
-        return [part.local, part.local + ".zz"]
-    if part.kind == "base":
-        return [part.local, Path(part.local).with_suffix(".idx").as_posix()]
-    return [part.local]
-
-
-def _source(info: TargetFile) -> dict[str, Any]:
-    return {"target": info.path, "sha256": info.hashes["sha256"], "length": info.length}
-
-
-def _same(installed: dict[str, Any], local: str, info: TargetFile) -> bool:
-    src = installed.get("targets", {}).get(local)
-    return isinstance(src, dict) and src.get("target") == info.path \
-        and src.get("sha256") == info.hashes["sha256"]
-
-
-def _inflate(src: Path, dest: Path, length: int) -> None:
-    """Decompress a verified zlib file in bounded pieces; exactly ``length`` bytes."""
-    with src.open("rb") as fin, dest.open("wb") as fout:
-        for piece in inflate_pieces(fin, length, dest.name):
-            fout.write(piece)
-
-
-def run_periodic(sync: Callable[[], SyncResult], interval_s: float, jitter_s: float, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: Callable[[], float] = random.random, rounds: int | None = None) -> None:
-    """Sync every ``interval_s`` plus up to ``jitter_s`` (spreading a fleet's load)."""
-    done = 0
-    while rounds is None or done < rounds:
-        try:
-            log.info("%s", sync().describe())
-        except SyncError as e:
-            log.warning("sync failed, keeping the last good data: %s", e)
-        done += 1
-        if rounds is None or done < rounds:
-            sleep(interval_s + jitter_s * rng())
 
 
 def client_from_config(config: Config) -> SyncClient:

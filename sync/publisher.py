@@ -31,18 +31,13 @@ import base64
 import hashlib
 import json
 import logging
-import os
-import re
 import shutil
 import zlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cryptography.hazmat.primitives import serialization
-from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import (
     SPECIFICATION_VERSION,
     Metadata,
@@ -54,21 +49,14 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
-from appliance.core.errors import SyncError, TrustDataError
+from appliance.core.errors import SyncError
 from appliance.files import write_atomic
-from appliance.trust.policy import parse_policy
-from appliance.trust.revocation import HASH_PREFIX_BYTES
-from appliance.trust.source import (
-    entry_profiles,
-    parse_issuers,
-    parse_status_list,
-    read_document,
-)
+from appliance_sync.publisher_keys import generate_signer, load_signer, save_signer
+from appliance_sync.trust_parts import DIGEST, HASH_SETS, TrustParts, status_id
 
 log = logging.getLogger(__name__)
 
 ROLES = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
-HASH_SETS = ("cti_sha256", "licence_sha256")
 MANIFEST_TARGET = "manifest.json"
 ISSUERS_TARGET = "issuers.json"
 WIRE_FORMAT = 1
@@ -78,110 +66,7 @@ MAX_DELTA_FILES = 64
 MAX_DELTA_ENTRIES = 100_000  # devices hold deltas in memory: about 10 MB at most
 MIN_DELTA_ENTRIES = 1024
 KEEP_VERSIONS = 5
-MAX_SOURCE_BYTES = 2 * 1024 * 1024 * 1024
 SPEC_VERSION = ".".join(SPECIFICATION_VERSION)
-_DIGEST = np.dtype(f"S{HASH_PREFIX_BYTES}")
-
-
-# -- The trust data in publishable parts --------------------------------------------------
-
-
-@dataclass
-class TrustParts:
-    """A trust source split into the parts published as separate targets."""
-
-    issuers: list[Any] = field(default_factory=list)
-    status_lists: list[tuple[str, int, bytes]] = field(default_factory=list)  # uri, bits, raw
-    revoked: dict[str, np.ndarray] = field(default_factory=dict)  # set -> sorted unique S16
-    policy: dict[str, Any] = field(default_factory=dict)
-
-
-def digests_array(digests: Any) -> np.ndarray:
-    """Sorted unique 16-byte prefixes from digests (bytes each) or an (n, >=16) uint8 array."""
-    if isinstance(digests, np.ndarray) and digests.dtype == _DIGEST:
-        return np.unique(digests)
-    if isinstance(digests, np.ndarray):
-        arr = np.ascontiguousarray(digests[:, :HASH_PREFIX_BYTES], dtype=np.uint8)
-        return np.unique(arr.view(_DIGEST).reshape(-1))
-    raw = b"".join(bytes(d)[:HASH_PREFIX_BYTES] for d in digests)
-    return np.unique(np.frombuffer(raw, dtype=_DIGEST))
-
-
-def parts_from_document(doc: Any) -> TrustParts:
-    """Validate a trust source document (spec LC1 s.4) and split it into parts."""
-    if not isinstance(doc, dict):
-        raise TrustDataError("trust source must be a JSON object")
-    issuers = doc.get("issuers", [])
-    parse_issuers(issuers)  # refuse what devices would refuse
-    policy = doc.get("policy", {})
-    parse_policy(policy)
-    lists = []
-    seen = set()
-    for i, entry in enumerate(doc.get("status_lists", [])):
-        uri, status_list = parse_status_list(entry, f"status_lists[{i}]")
-        if uri in seen:
-            raise TrustDataError(f"status_lists[{i}]: duplicate uri {uri!r}")
-        seen.add(uri)
-        lists.append((uri, status_list.bits, status_list.to_bytes()))
-    revoked = doc.get("revoked", {})
-    if not isinstance(revoked, dict):
-        raise TrustDataError("revoked must be an object")
-    sets = {}
-    for name in HASH_SETS:
-        values = revoked.get(name, [])
-        if not isinstance(values, list) or not all(
-                isinstance(v, str) and re.fullmatch(r"[0-9a-fA-F]{64}", v) for v in values):
-            raise TrustDataError(f"revoked.{name} must be a list of 64-digit hex SHA-256")
-        raw = bytes.fromhex("".join(values))
-        sets[name] = digests_array(np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32))
-    return TrustParts(issuers=_explicit_profiles(issuers), status_lists=lists, revoked=sets,
-                      policy=policy)
-
-
-def _explicit_profiles(issuers: list[Any]) -> list[Any]:
-    """A copy of validated ``issuers`` where every key names its ``profiles`` (spec LC1 s.4).
-
-    What a device trusts a key for then never rests on the key-form default.
-    """
-    return [{**issuer, "keys": [{**key, "profiles": sorted(entry_profiles(key))}
-                                for key in issuer.get("keys", [])]}
-            for issuer in issuers]
-
-
-def load_source(path: Path) -> TrustParts:
-    """A trust source file, validated as devices would (``TrustDataError`` names the entry)."""
-    return parts_from_document(read_document(path, MAX_SOURCE_BYTES))
-
-
-def status_id(uri: str) -> str:
-    return hashlib.sha256(uri.encode()).hexdigest()[:32]
-
-
-# -- Keys ---------------------------------------------------------------------------------
-
-
-def generate_signer() -> CryptoSigner:
-    return CryptoSigner.generate_ed25519()
-
-
-def save_signer(signer: CryptoSigner, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(signer.private_bytes)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def load_signer(keys: Path, role: str) -> CryptoSigner:
-    path = keys / f"{role}.pem"
-    try:
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as e:
-        raise SyncError(f"cannot read {role} key {path}: {e.strerror or e}") from e
-    except (ValueError, TypeError) as e:
-        raise SyncError(f"{path} is not an unencrypted PEM private key") from e
-    return CryptoSigner(private)
 
 
 # -- Repository files ---------------------------------------------------------------------
@@ -389,10 +274,10 @@ def _set_targets(entry: dict[str, Any]) -> list[str]:
 def _plan_hash_set(name: str, previous: dict[str, Any] | None, new: np.ndarray | None,
                    read: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The set's manifest entry and the new files: one more delta, or a compacted base."""
-    new = np.empty(0, dtype=_DIGEST) if new is None else new
+    new = np.empty(0, dtype=DIGEST) if new is None else new
     if previous is not None:
-        chunks = [np.frombuffer(read(p), dtype=_DIGEST) for p in _set_targets(previous)]
-        old = np.unique(np.concatenate(chunks)) if chunks else np.empty(0, dtype=_DIGEST)
+        chunks = [np.frombuffer(read(p), dtype=DIGEST) for p in _set_targets(previous)]
+        old = np.unique(np.concatenate(chunks)) if chunks else np.empty(0, dtype=DIGEST)
         removed = np.setdiff1d(old, new, assume_unique=True)
         added = np.setdiff1d(new, old, assume_unique=True)
         if not len(removed) and not len(added):

@@ -15,7 +15,8 @@ from pathlib import Path
 from tuf.api.metadata import Metadata, Timestamp
 
 from appliance.core.errors import SyncError
-from appliance_sync.publisher import Repository, _expiry, _write_atomic, load_signer
+from appliance_sync.publisher import Repository, _expiry, _write_atomic
+from appliance_sync.publisher_keys import load_signer
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from appliance.tools.issuer import Claims, LicenceData, SigningKey, generate_key, issue
 from appliance.trust.editor import TrustSourceEditor
 from appliance_sync.client import SyncClient
-from appliance_sync.publisher import init_repository, parts_from_document, update_repository
+from appliance_sync.publisher import init_repository, update_repository
+from appliance_sync.trust_parts import parts_from_document
 
 ISS = "TH-DLT"
 Hook = Callable[[SimpleHTTPRequestHandler, Path], None]

@@ -19,13 +19,11 @@ from appliance.trust.editor import TrustSourceEditor
 from appliance_sync import publisher
 from appliance_sync.publisher import (
     Repository,
-    TrustParts,
-    digests_array,
     init_repository,
-    parts_from_document,
     rotate_key,
     update_repository,
 )
+from appliance_sync.trust_parts import TrustParts, digests_array, parts_from_document
 
 
 def _manifest(repo: Path) -> dict:

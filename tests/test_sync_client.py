@@ -21,7 +21,7 @@ from appliance.kiosk.compose import build_service
 from appliance.kiosk.verification import NullAudit
 from appliance.trust.store import CurrentTrust, load_trust_store
 from appliance.trust.sync_state import read_sync_state
-from appliance_sync.client import run_periodic
+from appliance_sync.schedule import run_periodic
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ def test_periodic_sync_sleeps_interval_plus_jitter() -> None:
         calls.append("sync")
         if len(calls) == 2:
             raise SyncError("server down")
-        from appliance_sync.client import SyncResult
+        from appliance_sync.schedule import SyncResult
         return SyncResult(1, False, 0, None, None)
 
     run_periodic(sync, 900, 60, sleep=sleeps.append, rng=lambda: 0.5, rounds=3)

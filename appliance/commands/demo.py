@@ -140,7 +140,8 @@ def _publish_and_sync(root: Path, world: Any, url: str, web_port: int) -> Any:
     from appliance.config import load_config
     from appliance.tools.demo import ensure_secrets, write_config
     from appliance_sync.client import client_from_config
-    from appliance_sync.publisher import init_repository, load_source, update_repository
+    from appliance_sync.publisher import init_repository, update_repository
+    from appliance_sync.trust_parts import load_source
 
     repo, keys, pin = root / "repo", root / "tuf-keys", root / "root.json"
     if not (repo / "metadata").is_dir() or not any((repo / "metadata").iterdir()):

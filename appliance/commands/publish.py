@@ -96,7 +96,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    from appliance_sync.publisher import load_source, update_repository
+    from appliance_sync.publisher import update_repository
+    from appliance_sync.trust_parts import load_source
 
     _existing(args)
     parts = load_source(args.source)

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from appliance.config import load_config
-    from appliance_sync.client import client_from_config, run_periodic
+    from appliance_sync.client import client_from_config
+    from appliance_sync.schedule import run_periodic
 
     config = load_config(args.config)
     client = client_from_config(config)

@@ -259,7 +259,7 @@ def test_listing_keys_spans_every_format() -> None:
 
 
 def test_publisher_refuses_an_unknown_profile() -> None:
-    from appliance_sync.publisher import parts_from_document
+    from appliance_sync.trust_parts import parts_from_document
 
     world = World()
     doc = copy.deepcopy(world.editor.doc)
@@ -269,7 +269,7 @@ def test_publisher_refuses_an_unknown_profile() -> None:
 
 
 def test_publisher_makes_every_key_scope_explicit() -> None:
-    from appliance_sync.publisher import parts_from_document
+    from appliance_sync.trust_parts import parts_from_document
 
     dsc, shc_key, licence_key = CertKey(), JwkKey(), generate_key("EdDSA")
     entries = [dsc.entry(), shc_key.entry(profiles=["HC1", "SHC"]),

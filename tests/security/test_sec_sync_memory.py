@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 from sync_support import RepoServer
 
-from appliance_sync.publisher import TrustParts, digests_array, init_repository, update_repository
+from appliance_sync.publisher import init_repository, update_repository
+from appliance_sync.trust_parts import TrustParts, digests_array
 
 RECORDS = 3_000_000  # a 48 MB base: large enough that holding it shows, small for a test
 BASE_BYTES = RECORDS * 16
