@@ -7,7 +7,10 @@ the same data at the same time.
 
 from __future__ import annotations
 
-from appliance.core.snapshot import TrustSnapshot
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the screens ask past_max_age without the crypto stack
+    from appliance.core.snapshot import TrustSnapshot
 
 
 def past_max_age(age_s: float, max_age_hours: float) -> bool:
