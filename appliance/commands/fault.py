@@ -34,15 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def show_fault(indicator: Any) -> None:
-    """Steady red, nothing else lit; a no-op on an indicator without lamps."""
-    red = getattr(indicator, "red", None)
-    if red is None:
-        return
-    for name in ("green", "amber"):
-        lamp = getattr(indicator, name, None)
-        if lamp is not None:
-            lamp.off()
-    red.on()
+    """Steady red, nothing else lit: the indicator's kiosk-down state, which its driver
+    keeps (lamps set from outside would be overwritten at the next pattern change)."""
+    from appliance.devices.indicator import DeviceState
+
+    indicator.set_state(DeviceState.KIOSK_DOWN)
 
 
 def hold(indicator: Any, stop: threading.Event) -> None:

@@ -9,7 +9,12 @@ idle           green heartbeat: 0.1 s on every 3 s
 trust stale    amber (or red+green) slow blink, 1 s on / 1 s off
 camera lost    red slow blink, 0.5 s on / 1.5 s off
 audit failing  red fast blink, 0.1 s on / 0.1 s off (no verdict is shown)
+kiosk down     steady red (``appliance fault``, while the kiosk unit is down)
 =============  ==========================================================
+
+The patterns are a table (``appliance.devices.blink``) read against a clock: one driver
+thread sets the pins at each change and sleeps until the next, so tests pass a manual
+clock, call ``tick()`` and see exactly the pin states a Pi would show at that moment.
 
 Pins, polarity and timings come from ``[indicator]``. The pin factory is passed in, so
 tests and the demo use gpiozero's own ``MockFactory`` and a Pi uses lgpio.
@@ -19,20 +24,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from enum import StrEnum
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from appliance.config import IndicatorConfig
 from appliance.core.reasons import Outcome
+from appliance.devices.blink import (
+    STATE_PATTERNS,
+    DeviceState,
+    Pattern,
+    verdict_pattern,
+    verdict_pulses,
+)
 
 log = logging.getLogger(__name__)
-
-
-class DeviceState(StrEnum):
-    IDLE = "idle"
-    TRUST_STALE = "trust_stale"
-    CAMERA_LOST = "camera_lost"
-    AUDIT_FAILING = "audit_failing"
 
 
 class Indicator(Protocol):
@@ -59,7 +65,14 @@ class NullIndicator:
 
 
 class GpiozeroIndicator:
-    def __init__(self, config: IndicatorConfig, pin_factory: Any = None) -> None:
+    """Lamps, buzzer and relay driven from the pattern table by one clock.
+
+    ``clock`` is injected (monotonic seconds); with ``background=False`` no thread runs
+    and the caller drives the pins with ``tick()`` (tests, with a manual clock).
+    """
+
+    def __init__(self, config: IndicatorConfig, pin_factory: Any = None, *,
+                 clock: Callable[[], float] = time.monotonic, background: bool = True) -> None:
         from gpiozero import LED, Buzzer, DigitalOutputDevice
 
         def led(pin: int | None) -> Any:
@@ -68,6 +81,7 @@ class GpiozeroIndicator:
             return LED(pin, active_high=config.active_high, pin_factory=pin_factory)
 
         self._config = config
+        self._clock = clock
         self.green = led(config.green_pin)
         self.red = led(config.red_pin)
         self.amber = led(config.amber_pin)
@@ -77,34 +91,31 @@ class GpiozeroIndicator:
                                    pin_factory=pin_factory)
                       if config.relay_pin is not None else None)
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
         self._state = DeviceState.IDLE
-        self._restore: threading.Timer | None = None
-        self._showing = False
-        self._apply_state()
+        self._pattern: Pattern = STATE_PATTERNS[self._state]
+        self._started = clock()
+        self._verdict_until: float | None = None
+        self._pulses: Pattern = {}
+        self._pulses_started = self._started
+        self._written: dict[int, bool] = {}
+        self.tick()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="indicator", daemon=True)
+            self._thread.start()
 
     # -- public -------------------------------------------------------------------------
 
     def show_verdict(self, outcome: Outcome) -> None:
         with self._lock:
-            if self._restore is not None:
-                self._restore.cancel()
-            self._all_off()
-            self._showing = True
-            if outcome is Outcome.PASS:
-                self.green.on()
-                self._beep(1, 0.08)
-                if self.relay is not None:
-                    self.relay.blink(on_time=self._config.relay_pulse_s, off_time=0, n=1)
-            elif outcome is Outcome.FAIL:
-                self.red.on()
-                self._beep(3, 0.08)
-            else:
-                for lamp in self._amber_lamps():
-                    lamp.on()
-                self._beep(1, 0.4)
-            self._restore = threading.Timer(self._config.verdict_hold_s, self._end_verdict)
-            self._restore.daemon = True
-            self._restore.start()
+            now = self._clock()
+            self._pattern = verdict_pattern(outcome, self._config)
+            self._started = now
+            self._verdict_until = now + self._config.verdict_hold_s
+            self._pulses, self._pulses_started = verdict_pulses(outcome, self._config), now
+        self._changed()
 
     def set_state(self, state: DeviceState) -> None:
         with self._lock:
@@ -112,52 +123,78 @@ class GpiozeroIndicator:
                 return
             log.info("device state %s -> %s", self._state, state)
             self._state = state
-            if not self._showing:
-                self._apply_state()
+            if self._verdict_until is None:
+                self._pattern, self._started = STATE_PATTERNS[state], self._clock()
+        self._changed()
 
     @property
     def state(self) -> DeviceState:
         return self._state
 
+    def tick(self) -> float | None:
+        """Set every output for the clock's now; seconds until the next change (or None)."""
+        with self._lock:
+            if self._closed:
+                return None
+            now = self._clock()
+            if self._verdict_until is not None and now >= self._verdict_until:
+                # the state pattern starts when the verdict ends, however late this tick is
+                self._pattern, self._started = STATE_PATTERNS[self._state], self._verdict_until
+                self._verdict_until = None
+            levels: dict[str, bool] = {}
+            changes: list[float] = []
+            for pattern, started in ((self._pattern, self._started),
+                                     (self._pulses, self._pulses_started)):
+                t = now - started
+                for name, blink in pattern.items():
+                    levels[name] = levels.get(name, False) or blink.lit(t)
+                    change = blink.next_change(t)
+                    if change is not None:
+                        changes.append(started + change)
+            self._drive(levels)
+            if self._verdict_until is not None:
+                changes.append(self._verdict_until)
+            return max(0.0, min(changes) - now) if changes else None
+
     def close(self) -> None:
         with self._lock:
-            if self._restore is not None:
-                self._restore.cancel()
+            self._closed = True
             for device in (self.green, self.red, self.amber, self.buzzer, self.relay):
                 if device is not None:
                     device.close()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
     # -- internals ----------------------------------------------------------------------
 
-    def _end_verdict(self) -> None:
-        with self._lock:
-            self._showing = False
-            self._apply_state()
+    def _changed(self) -> None:
+        """Apply a new pattern now (the caller sees it at once) and re-time the driver."""
+        self.tick()
+        self._wake.set()
 
-    def _amber_lamps(self) -> list[Any]:
-        return [self.amber] if self.amber is not None else [self.red, self.green]
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.clear()  # before tick: a change made meanwhile wakes the wait
+            self._wake.wait(self.tick())
 
-    def _all_off(self) -> None:
-        for lamp in (self.green, self.red, self.amber):
-            if lamp is not None:
-                lamp.off()
+    def _outputs(self, name: str) -> list[Any]:
+        if name == "amber":  # red and green together where there is no amber LED
+            return [self.amber] if self.amber is not None else [self.red, self.green]
+        return [getattr(self, name)]
 
-    def _beep(self, n: int, on_s: float) -> None:
-        if self.buzzer is not None:
-            self.buzzer.blink(on_time=on_s, off_time=0.08, n=n, background=True)
-
-    def _apply_state(self) -> None:
-        self._all_off()
-        state = self._state
-        if state is DeviceState.IDLE:
-            self.green.blink(on_time=0.1, off_time=2.9)
-        elif state is DeviceState.TRUST_STALE:
-            for lamp in self._amber_lamps():
-                lamp.blink(on_time=1.0, off_time=1.0)
-        elif state is DeviceState.CAMERA_LOST:
-            self.red.blink(on_time=0.5, off_time=1.5)
-        elif state is DeviceState.AUDIT_FAILING:
-            self.red.blink(on_time=0.1, off_time=0.1)
+    def _drive(self, levels: dict[str, bool]) -> None:
+        lit: dict[int, tuple[Any, bool]] = {
+            id(d): (d, False) for d in (self.green, self.red, self.amber, self.buzzer,
+                                        self.relay) if d is not None}
+        for name, on in levels.items():
+            for device in self._outputs(name):
+                if device is not None and on:
+                    lit[id(device)] = (device, True)
+        for key, (device, on) in lit.items():
+            if self._written.get(key) is not on:
+                device.on() if on else device.off()
+                self._written[key] = on
 
 
 def open_indicator(config: IndicatorConfig) -> Indicator:
