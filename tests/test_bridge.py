@@ -178,11 +178,18 @@ def test_events_stream_to_the_web(kiosk: Kiosk, client: SocketKioskPort) -> None
 
 
 def test_quiet_stream_yields_keepalives(kiosk: Kiosk, client: SocketKioskPort) -> None:
-    stream = client.events(timeout_s=0.3)
-    start = time.monotonic()
+    """Nothing published: a keep-alive (None), and the stream still carries what follows
+    (no wall-clock bound: how long the wait took depends on the machine)."""
+    stream = client.events(timeout_s=0.05)
     assert next(stream) is None
-    assert 0.2 < time.monotonic() - start < 2.0
+    kiosk.bus.publish({"type": "fault", "fault": "camera", "at": NOW})
+    got = None
+    for _ in range(200):  # keep-alives until the event: a bound, not a duration
+        got = next(stream)
+        if got is not None:
+            break
     stream.close()
+    assert got == {"type": "fault", "fault": "camera", "at": NOW}
 
 
 def test_kiosk_restart_reconnects(kiosk: Kiosk, client: SocketKioskPort) -> None:

@@ -88,6 +88,17 @@ def wait_for_socket(path: Path, proc: subprocess.Popen, timeout_s: float = 20) -
         time.sleep(0.05)
 
 
+def wait_until(probe, ok, proc: subprocess.Popen, timeout_s: float = 20):
+    """Poll ``probe()`` until ``ok`` holds for its value: a deadline, not a duration."""
+    deadline = time.monotonic() + timeout_s
+    while not ok(value := probe()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached (last {value!r}, "
+                                 f"kiosk exit {proc.returncode})")
+        time.sleep(0.05)
+    return value
+
+
 def collect(stream, want, timeout_s: float = 10) -> list[dict]:
     got: list[dict] = []
     deadline = time.monotonic() + timeout_s
@@ -163,8 +174,11 @@ def test_run_without_trust_data_waits_for_sync(tmp_path: Path, authority) -> Non
         status = port.status()
         assert "no trust data" in status["trust"]["error"]
         stream = port.events(timeout_s=0.3)
-        time.sleep(0.5)
-        assert port.recent_verdicts() == []  # codes in view, but no verdict without data
+        # codes in view (two passes over the frames), but no verdict without data
+        frames = wait_until(lambda: port.status()["camera"]["frames"], lambda n: n >= 12,
+                            proc)
+        assert frames >= 12
+        assert port.recent_verdicts() == []
 
         device(tmp_path / "state", server.url, a.root_file).sync_once()  # sync, no restart
         got = collect(stream, lambda g: any(e["outcome"] == "PASS" for e in g))
