@@ -6,7 +6,8 @@ time here. What is asserted is what makes it fast and what must not change:
 - the CBOR pre-scan refuses and accepts exactly what the scan of ADR 0008 as first written
   does (tests/scan_reference.py), on hostile trees, random bytes and cut-off inputs, for
   every tag set and item cap a profile uses;
-- it spends no Python call per scalar item (one per nested container): the first scan
+- the COSE envelope fast path reads exactly what the pre-scan and cbor2 read;
+- the scan spends no Python call per scalar item (one per nested container): the first scan
   made a call per item and per head, 52 for a licence's claims and over 1,000 for a flat array;
 - ``appliance verify TEXT`` loads one command module and one credential profile, not all
   seventeen commands and four profiles, nor the key-serialisation modules it never uses.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import cbor2
 import pytest
@@ -25,9 +27,11 @@ from hypothesis import strategies as st
 from scan_reference import reference_scan
 from support import World
 
+from appliance.core.credential import cose
 from appliance.core.credential.cbor_scan import CborShapeError, scan
 from appliance.core.credential.cose import CWT_SIGN1_TAGS, MAX_ENVELOPE_ITEMS, SIGN1_TAGS
 from appliance.core.credential.lc1 import PROFILE
+from appliance.core.credential.qrtext import decode_base45_zlib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 from structure import cbor_trees, dumps
@@ -182,3 +186,54 @@ def test_other_commands_and_help_still_see_every_command(tmp_path: Path) -> None
     sub = subprocess.run([*run, "-v", "verify", "--help"], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert "--trust-source" in sub
+
+
+def _sign1(data: bytes, allow_cwt_tag: bool) -> tuple[str, object]:
+    try:
+        s = cose.parse_sign1(data, allow_cwt_tag=allow_cwt_tag)
+    except cose.CoseError:
+        return "error", None
+    return "ok", (s.protected, dict(s.protected_map), dict(s.unprotected), s.payload,
+                  s.signature)
+
+
+def _general_sign1(data: bytes, allow_cwt_tag: bool) -> tuple[str, object]:
+    """The pre-scan and cbor2 path, with the envelope fast path stepped aside."""
+    with mock.patch.object(cose, "_common_envelope", lambda _d: None):
+        return _sign1(data, allow_cwt_tag)
+
+
+COMMON_HEADER = b"\xa2\x01\x26\x04\x48" + bytes(range(8))
+envelopes = st.builds(
+    lambda head, protected, unprotected, payload, sig_head, signature, tail, cut: (
+        head + protected + unprotected + payload + sig_head + signature + tail)[:cut],
+    st.sampled_from([b"\xd2\x84", b"\x84", b"\xd2\x83", b"\x85", b"\xd8\x3d\xd2\x84",
+                     b"\xd3\x84", b"\x9f", b"\xd2\x9f"]),
+    st.sampled_from([b"\x4d" + COMMON_HEADER, b"\x40", b"\x4d" + COMMON_HEADER[:-1] + b"\x00",
+                     b"\x58\x0d" + COMMON_HEADER, b"\x43\xa1\x01\x26", b"\x4c" + COMMON_HEADER,
+                     b"\x41\xa0", b"\x5f\x4d" + COMMON_HEADER + b"\xff"]),
+    st.sampled_from([b"\xa0", b"\xa1\x01\x26", b"\xa1\x04\x41x", b"\x80", b"\xbf\xff",
+                     b"\xa1\x01\xc1\x00"]),
+    st.integers(0, 300).map(lambda n: cbor2.dumps(bytes(n))),
+    st.sampled_from([b"\x58\x40", b"\x58\x3f", b"\x58\x41", b"\x59\x00\x40", b"\x60"]),
+    st.sampled_from([bytes(64), bytes(63), bytes(65)]),
+    st.sampled_from([b"", b"\x00", b"\xff"]),
+    st.integers(0, 400),
+)
+
+
+@SHORT
+@given(data=envelopes, allow_cwt_tag=st.booleans())
+def test_envelope_fast_path_reads_what_the_general_path_reads(data: bytes,
+                                                              allow_cwt_tag: bool) -> None:
+    """The envelope fast path is a second reader of attacker bytes: it must agree."""
+    assert _sign1(data, allow_cwt_tag) == _general_sign1(data, allow_cwt_tag)
+
+
+def test_envelope_fast_path_takes_the_common_envelope() -> None:
+    world = World()
+    raw = decode_base45_zlib(world.issue(), "LC1:")
+    taken = cose._common_envelope(raw)
+    assert taken is not None and taken == cose.parse_sign1(raw)
+    assert cose._common_envelope(raw + b"\x00") is None
+    assert cose._common_envelope(raw[:-1]) is None
