@@ -12,8 +12,10 @@ see docs/adr/0003-decoder-default.md and benchmarks/bench_decode.py.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import math
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -129,13 +131,18 @@ class CascadeDecoder:
     The zxing looks are cheap (under 1 ms at 640x480); zbar is not (10 to 40 ms on an empty
     frame). With ``live`` true (camera frames: another frame follows in 100 ms) zbar runs
     only where zxing located a QR symbol it could not decode; on still images it always runs.
+    zbar is loaded on its first look (pyzbar and libzbar, ~2 MiB a kiosk that only ever
+    sees clean codes need not carry; issue 14).
     """
 
     def __init__(self, *, live: bool = False) -> None:
         self._first = ZxingDecoder()
         self._global = ZxingDecoder(global_histogram=True)
-        self._zbar = ZbarDecoder(try_invert=False)  # zxing passes already try inversion
         self._live = live
+
+    @functools.cached_property
+    def _zbar(self) -> ZbarDecoder:
+        return ZbarDecoder(try_invert=False)  # zxing passes already try inversion
 
     def decode(self, grey: np.ndarray) -> list[str]:
         texts, located = self._first.read(grey)
@@ -260,6 +267,21 @@ def decode_image_file(path: Path | str, decoder: QrDecoder | None = None) -> lis
     return (decoder or make_decoder(DEFAULT_BACKEND)).decode(grey)
 
 
+def _percentiles(values: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """``np.percentile(values, qs)`` of integers (linear method), equal to the last bit:
+    ``np.percentile`` imports numpy.ma (~1.3 MiB resident) on its first call (issue 14)."""
+    ordered = np.sort(values, axis=None)
+    last = ordered.size - 1
+    out: list[float] = []
+    for q in qs:
+        virtual = last * (q / 100)
+        below = min(max(math.floor(virtual), 0), last)
+        gamma = virtual - below
+        a, b = int(ordered[below]), int(ordered[min(below + 1, last)])
+        out.append(b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma)
+    return out
+
+
 class PresenceGate:
     """Skips decoding of frames that cannot hold a new code, so an idle kiosk stays cool.
 
@@ -296,7 +318,7 @@ class PresenceGate:
         if self._skipped + 1 >= self._recheck_every:
             self._skipped = 0
             return True
-        lo, hi = np.percentile(thumb, (2, 98))
+        lo, hi = _percentiles(thumb, (2, 98))
         if hi - lo < self._min_contrast:
             self._skipped += 1
             return False

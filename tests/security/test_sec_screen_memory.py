@@ -132,3 +132,50 @@ def test_dates_read_as_babel_wrote_them(language: str) -> None:
                        else format_date(day, "d MMM y"))
             assert dates.day_text(day) == old_day
             assert dates.signed_date(epoch) == old_day == formatter(epoch)
+
+
+# -- the kiosk's scan path ---------------------------------------------------------------
+
+SCAN_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from support import qr_frame
+from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
+
+frames = [qr_frame(None), qr_frame("LC1:NOT-A-LICENCE"), qr_frame(None), qr_frame("HELLO")]
+skip = set(sys.modules)
+scanner = FrameScanner(make_decoder("both", live=True), PresenceGate())  # as appliance run
+texts = [scanner.scan(frame) for frame in frames]
+loaded = sorted({"pyzbar", "numpy.ma"} & (set(sys.modules) - skip))
+print(json.dumps({"texts": texts, "loaded": loaded}))
+"""
+
+
+def test_kiosk_scanning_clean_codes_loads_no_second_decoder() -> None:
+    """zbar (libzbar, ~2 MiB) only once zxing locates a code it cannot read, and no
+    numpy.ma (~1.3 MiB, pulled in by np.percentile) for the presence gate."""
+    tests_dir = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", SCAN_CHILD, str(tests_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["texts"] == [[], ["LC1:NOT-A-LICENCE"], [], ["HELLO"]]
+    assert result["loaded"] == []
+
+
+def test_presence_gate_percentiles_are_numpys() -> None:
+    """The gate's contrast percentiles equal ``np.percentile`` exactly, so the gate decides
+    as before on every frame."""
+    import numpy as np
+
+    from appliance.devices.scanner import _percentiles
+
+    rng = np.random.default_rng(14)
+    shapes = [(1, 1), (1, 2), (2, 3), (60, 80), (45, 60), (7, 13)]
+    for i in range(400):
+        shape = shapes[i % len(shapes)]
+        high = int(rng.integers(1, 256))
+        thumb = rng.integers(0, high, size=shape, dtype=np.uint8).astype(np.int16)
+        qs = (2, 98) if i % 3 else tuple(rng.uniform(0, 100, size=2))
+        assert _percentiles(thumb, qs) == [float(v) for v in np.percentile(thumb, qs)], (
+            shape, qs)
