@@ -4,7 +4,8 @@ Exit statuses follow spec LC1 s.7: usage errors and unreadable trust data exit 6
 (argparse's default of 2 would collide with UNVERIFIABLE). Every failure is one line on
 standard error; an unexpected exception (a bug) is one line too, with exit 70 (EX_SOFTWARE),
 and ``-v`` adds its traceback. Command modules import their heavy dependencies inside
-their run functions, so ``--version`` and ``verify TEXT`` load neither numpy, PIL nor Flask.
+their run functions, so ``--version`` and ``verify TEXT`` load neither numpy, PIL nor Flask;
+a command line that names its command builds (and imports) that command's parser alone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only`` (a command module), that command's alone."""
     parser = _Parser(prog="appliance", description=__doc__.splitlines()[0],
                      epilog="example: appliance verify --trust-source trust.json LC1:...; "
                      "'appliance COMMAND --help' documents each command.")
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (only,):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -52,9 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_module(argv: Sequence[str]) -> str | None:
+    """The module of the command ``argv`` names, when it names one (issue 13: a one-text
+    ``verify`` need not import sixteen other commands); None means the whole parser, for
+    ``--help``, ``--version`` and usage errors that list every command."""
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            continue
+        if arg.startswith("-"):
+            return None
+        module = f"appliance.commands.{arg.replace('-', '_')}"
+        return module if "_" not in arg and module in COMMAND_MODULES else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_module(argv)).parse_args(argv)
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE

@@ -222,7 +222,7 @@ class _Scan:
             if end > self.n:
                 raise CborShapeError("string longer than the bytes left")
             return end, self.data[pos:end]
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             if pos >= self.n:
                 raise CborShapeError("truncated")
