@@ -403,3 +403,20 @@ def test_exif_orientation_is_applied_before_decoding() -> None:
     picture.save(upright, "JPEG")
     assert load_grey_bytes(sideways.getvalue()).shape == (40, 20)
     assert load_grey_bytes(upright.getvalue()).shape == (20, 40)
+
+
+def test_a_located_but_unreadable_code_asks_for_a_second_look() -> None:
+    """A QR code damaged past its error correction: zxing-cpp finds it but cannot read it,
+    which is the hint that makes the live cascade try zbar and the sharpened frame."""
+    import segno
+    from PIL import Image
+
+    from appliance.devices.scanner import ZxingDecoder
+
+    buf = io.BytesIO()
+    segno.make_qr("LC1:" + "A" * 200, error="l").save(buf, kind="png", scale=6, border=4)
+    grey = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L")).copy()
+    h, w = grey.shape
+    patch = grey[h // 3: h // 3 + h // 4, w // 4: w // 4 + w // 3]
+    grey[h // 3: h // 3 + h // 4, w // 4: w // 4 + w // 3] = 255 - patch
+    assert ZxingDecoder().read(grey) == ([], True)

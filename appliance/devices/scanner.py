@@ -70,6 +70,8 @@ class ZxingDecoder:
         self._zx = zxingcpp
         self._formats = (zxingcpp.BarcodeFormat.QRCodeModel2, zxingcpp.BarcodeFormat.QRCodeModel1)
         self._format_set = zxingcpp.BarcodeFormats(self._formats)
+        # zxing-cpp 3.1 reports a symbol it located but could not read as plain QRCode.
+        self._located_formats = (*self._formats, zxingcpp.BarcodeFormat.QRCode)
         self._binarizer = (
             zxingcpp.Binarizer.GlobalHistogram
             if global_histogram
@@ -92,7 +94,7 @@ class ZxingDecoder:
             return_errors=True,
         )
         texts = _unique([b.text for b in found if b.valid])
-        located = any(not b.valid and b.format in self._formats for b in found)
+        located = any(not b.valid and b.format in self._located_formats for b in found)
         return texts, located
 
 
