@@ -68,6 +68,10 @@ def test_cli_verify_creates_a_private_audit_db_under_umask_022(tmp_path: Path,
     config = tmp_path / "device.toml"
     config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
                       f'secrets_dir = "{tmp_path / "secrets"}"\n')
+    enrol = subprocess.run([sys.executable, "-m", "appliance.cli", "device", "keygen",
+                            "--config", str(config), "--test-audit-key"], capture_output=True,
+                           timeout=60, check=False)
+    assert enrol.returncode == 0, enrol.stderr
     done = subprocess.run([sys.executable, "-m", "appliance.cli", "verify", "--config",
                            str(config), a.credential()], capture_output=True, timeout=60,
                           check=False, preexec_fn=lambda: os.umask(0o022))
