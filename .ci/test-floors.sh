@@ -7,12 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${FLOORS_VENV:-.venv-floors}
 TOOLS="$VENV-uv"
-CORE=(
-    tests/test_verifier_reasons.py tests/test_lp1.py tests/test_hc1_dgc_testdata.py
-    tests/test_shc.py tests/test_vectors.py tests/test_lc1_examples.py
-    tests/test_trust_source.py tests/test_sync_client.py tests/test_audit.py
-    tests/test_kiosk.py tests/test_web.py tests/test_scanner.py tests/security
-)
+# The device's core suites (.ci/core-tests.txt, shared with the arm64 and Pi-mix jobs),
+# plus the screens and the kiosk socket, whose floors (flask, werkzeug) only they prove.
+mapfile -t CORE < <(grep -vE '^\s*(#|$)' .ci/core-tests.txt)
+CORE+=(tests/test_web.py tests/security/test_sec_web.py tests/security/test_sec_socket.py
+       tests/security/test_sec_key_scope.py)
 
 rm -rf "$VENV"
 if [ ! -x "$TOOLS/bin/uv" ]; then
