@@ -102,7 +102,7 @@ def test_every_check_passes_on_a_working_device(tmp_path: Path, network):
     assert "PASS OK" in by_name["test card"].detail
     for pin in (17, 27, 22, 5, 6):  # green, red, amber, buzzer, relay: each on, then off
         states = [s.state for s in pins.pin(pin).states]
-        assert 1 in states and states[-1] == 0, (pin, states)
+        assert (1 in states) and states[-1] == 0, (pin, states)
     assert not list((tmp_path / "state").glob(".selftest-*"))  # the scratch log is gone
 
 
