@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench fuzz clean system-deps test-services test-floors test-arm64 test-pi-mix
+.PHONY: demo test lint bench fuzz docs clean system-deps test-services test-floors test-arm64 test-pi-mix
 
 # Debian packages (libzbar0, chromium, fonts-thai-tlwg, postgresql, ...): installed when
 # missing (as root or with password-less sudo); test-services also starts PostgreSQL.
@@ -47,14 +47,24 @@ bench: $(BIN)/appliance
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/report.py
 
-# One hour of atheris (byte-level and structure-aware inputs); inputs that raise or need the
-# verifier's net become seeds at once, slow ones (> 5 ms CPU) once confirmed uninstrumented.
+# atheris, byte-level and structure-aware inputs: inputs that raise or need the verifier's
+# net become seeds at once, slow ones (> 5 ms CPU) once confirmed uninstrumented. Before a
+# release: 10 million executions (about 3 h here; FUZZ_RUNS=... for a shorter run).
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 43200
 fuzz: $(BIN)/appliance
 	mkdir -p .fuzz/corpus .fuzz/candidates
 	FUZZ_STRUCTURED=1 FUZZ_SEEDS_DIR=tests/fuzz/seeds FUZZ_CANDIDATES_DIR=.fuzz/candidates \
-		$(BIN)/python tests/fuzz/fuzz_verify.py .fuzz/corpus -max_total_time=3600 \
+		$(BIN)/python tests/fuzz/fuzz_verify.py .fuzz/corpus -runs=$(FUZZ_RUNS) \
+		-max_total_time=$(FUZZ_SECONDS) \
 		-timeout=5 -rss_limit_mb=2048 -artifact_prefix=.fuzz/
 	$(BIN)/python tests/fuzz/confirm_seeds.py .fuzz/candidates tests/fuzz/seeds
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
+
+# Regenerate the committed screenshots and interop report (tests write them to a temporary
+# folder otherwise, so a test run never rewrites tracked files).
+docs: $(BIN)/appliance
+	APPLIANCE_WRITE_DOCS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_browser.py tests/test_hc1_dgc_testdata.py -k "kiosk_idle or other_screens or report"
