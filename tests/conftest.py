@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +35,24 @@ def docs_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get("APPLIANCE_WRITE_DOCS") == "1":
         return REPO / "docs"
     return tmp_path_factory.mktemp("docs")
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> Any:
+    """A trust authority (tests/sync_support.py) that has published once. Modules that need
+    another shape (a served URL beside it, a wider scope) define their own."""
+    from sync_support import Authority
+
+    a = Authority.create(tmp_path / "authority")
+    a.publish()
+    return a
+
+
+@pytest.fixture
+def server(authority: Any) -> Iterator[Any]:
+    """The authority's repository served over HTTP on loopback."""
+    from sync_support import RepoServer
+
+    s = RepoServer(authority.repo)
+    yield s
+    s.stop()

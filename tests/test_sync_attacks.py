@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,20 +39,6 @@ from appliance_sync.client import SyncClient
 from appliance_sync.publisher import Repository, rotate_key
 
 REVOKED_CTI = b"\x07" * 16
-
-
-@pytest.fixture
-def authority(tmp_path: Path) -> Authority:
-    a = Authority.create(tmp_path / "authority")
-    a.publish()
-    return a
-
-
-@pytest.fixture
-def server(authority: Authority) -> Iterator[RepoServer]:
-    s = RepoServer(authority.repo)
-    yield s
-    s.stop()
 
 
 @pytest.fixture

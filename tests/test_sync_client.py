@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,20 +21,6 @@ from appliance.kiosk.verification import NullAudit
 from appliance.trust.store import CurrentTrust, load_trust_store
 from appliance.trust.sync_state import read_sync_state
 from appliance_sync.schedule import run_periodic
-
-
-@pytest.fixture
-def authority(tmp_path: Path) -> Authority:
-    a = Authority.create(tmp_path / "authority")
-    a.publish()
-    return a
-
-
-@pytest.fixture
-def server(authority: Authority) -> Iterator[RepoServer]:
-    s = RepoServer(authority.repo)
-    yield s
-    s.stop()
 
 
 def _config(tmp_path: Path, server: RepoServer, authority: Authority) -> Path:

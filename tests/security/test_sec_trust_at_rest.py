@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,20 +34,6 @@ from appliance.tools.issuer import generate_key
 from appliance.trust.store import CurrentTrust, load_trust_store
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def authority(tmp_path: Path) -> Authority:
-    a = Authority.create(tmp_path / "authority")
-    a.publish()
-    return a
-
-
-@pytest.fixture
-def server(authority: Authority) -> Iterator[RepoServer]:
-    s = RepoServer(authority.repo)
-    yield s
-    s.stop()
 
 
 def _forge_record(trust_dir: Path, name: str, version: int) -> None:
