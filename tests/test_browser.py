@@ -9,61 +9,35 @@ No browser download: Playwright drives /usr/bin/chromium
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import SIZES, Server, launch, require_chromium
 from web_support import INSPECTOR_PASSWORD, PASSWORD, Kit, make_app, make_kit
-from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SIZES = [(800, 480), (1920, 1080)]
 WORDS = {"en": {"pass": "Valid", "fail": "Not valid", "unverifiable": "Cannot check",
                 "idle": "Show your licence QR code to the camera"},
          "th": {"pass": "ผ่าน", "fail": "ไม่ผ่าน", "unverifiable": "ตรวจสอบไม่ได้",
                 "idle": "แสดงคิวอาร์โค้ดใบอนุญาตของท่านต่อกล้อง"}}
 
-if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium()
 
 
-class Server:
-    def __init__(self, kit: Kit) -> None:
-        self.kit = kit
-        self.app = make_app(kit)
-        self.httpd = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
+def serve(kit: Kit) -> Server:
+    return Server(make_app(kit), kit)
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 800, "height": 480}, locale="en-GB",
-            timezone_id="Asia/Bangkok")
-        yield context
-        context.close()
+    yield from launch(sync_api, tmp_path_factory.mktemp("chromium-profile"))
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(make_kit(tmp_path, idle_after_s=60))
+    srv = serve(make_kit(tmp_path, idle_after_s=60))
     yield srv
     srv.close()
 
@@ -124,7 +98,7 @@ def test_kiosk_idle_to_each_verdict(browser, server: Server, lang: str,
 
 
 def test_kiosk_returns_to_idle(browser, tmp_path: Path) -> None:
-    srv = Server(make_kit(tmp_path, idle_after_s=1))
+    srv = serve(make_kit(tmp_path, idle_after_s=1))
     try:
         page, _ = _open_kiosk(browser, srv, "en", (800, 480))
         srv.kit.port.verify_text(srv.kit.fail_text())
@@ -137,7 +111,7 @@ def test_kiosk_returns_to_idle(browser, tmp_path: Path) -> None:
 
 
 def test_hostile_holder_fields_stay_text(browser, tmp_path: Path) -> None:
-    srv = Server(make_kit(tmp_path, mode="inspector", idle_after_s=60))
+    srv = serve(make_kit(tmp_path, mode="inspector", idle_after_s=60))
     try:
         _login_inspector(browser, srv)  # holder details reach a logged-in inspector only
         page, dialogs = _open_kiosk(browser, srv, "en", (1920, 1080))
@@ -160,7 +134,7 @@ def test_hostile_holder_fields_stay_text(browser, tmp_path: Path) -> None:
 def test_other_screens(browser, tmp_path: Path, lang: str, docs_output: Path) -> None:
     shots = docs_output / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    srv = Server(make_kit(tmp_path, mode="inspector", language=lang))
+    srv = serve(make_kit(tmp_path, mode="inspector", language=lang))
     try:
         kit = srv.kit
         for text in (kit.fail_text(), kit.unverifiable_text(), kit.pass_text()):

@@ -10,16 +10,13 @@ Both languages, at the official 800x480 touchscreen and at 1920x1080:
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import INSPECTOR_PASSWORD, NOW, Kit, fake_system, make_app, make_kit
-from werkzeug.serving import make_server
+from browser_support import SIZES, Server, launch, require_chromium
+from web_support import INSPECTOR_PASSWORD, NOW, fake_system, make_app, make_kit
 
 from appliance.clock import FixedClock, Reading
 from appliance_web import create_app
@@ -27,47 +24,18 @@ from appliance_web.socket_port import SocketKioskPort
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SIZES = [(800, 480), (1920, 1080)]
 SIZE_IDS = ["800x480", "1920x1080"]
 OUT = {"en": ("Out of service", "The kiosk program is not running"),
        "th": ("งดให้บริการชั่วคราว", "โปรแกรมตู้ตรวจไม่ได้ทำงานอยู่")}
 WORDS = {"en": {"fail": "Not valid"}, "th": {"fail": "ไม่ผ่าน"}}
 AMBER = "rgb(240, 180, 41)"
 
-if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-class Server:
-    """The app on a real threaded werkzeug server on loopback."""
-
-    def __init__(self, app: Any, kit: Kit | None = None) -> None:
-        self.kit = kit
-        self.app = app
-        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+sync_api = require_chromium()
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 800, "height": 480}, locale="en-GB",
-            timezone_id="Asia/Bangkok")
-        yield context
-        context.close()
+    yield from launch(sync_api, tmp_path_factory.mktemp("chromium-profile"))
 
 
 def _page(browser: Any, size: tuple[int, int]) -> Any:
