@@ -1,19 +1,17 @@
 """systemd units: `systemd-analyze verify` without a single message, and exposure limits.
 
-`verify` exits 0 on a misspelt key and only prints a warning, so any output at all is a
-failure. It runs against a throw-away root holding the host's system units, our units and
-an empty executable for every absolute ExecStart*= path, so a missing binary on this
-machine is not reported while a misspelt one in a unit is.
+How each is checked: tests/systemd_support.py (any verify output at all is a failure).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from systemd_support import exposure as exposure_of
+from systemd_support import make_verify_root, verify_output
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS_DIR = REPO / "systemd"
@@ -22,7 +20,6 @@ UNITS = sorted(p.name for p in UNITS_DIR.iterdir()
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 MAX_EXPOSURE = {"appliance-kiosk.service": 2.5}
 DEFAULT_MAX_EXPOSURE = 2.0
-HOST_UNITS = Path("/usr/lib/systemd/system")
 
 pytestmark = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
@@ -39,66 +36,29 @@ def test_expected_units_present():
     }
 
 
-def _executables(unit_text: str) -> set[str]:
-    paths = set()
-    for match in re.finditer(r"^Exec\w*=[-@:+!]*(/\S+)", unit_text, re.MULTILINE):
-        paths.add(match.group(1))
-    return paths
-
-
 @pytest.fixture(scope="module")
 def verify_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("verify-root")
-    system = root / "etc/systemd/system"
-    system.mkdir(parents=True)
-    if HOST_UNITS.is_dir():
-        shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
-    for unit in UNITS:
-        text = (UNITS_DIR / unit).read_text()
-        (system / unit).write_text(text)
-        for exe in _executables(text):
-            stub = root / exe.lstrip("/")
-            stub.parent.mkdir(parents=True, exist_ok=True)
-            stub.write_text("#!/bin/sh\n")
-            stub.chmod(0o755)
-    return root
+    return make_verify_root(tmp_path_factory.mktemp("verify-root"),
+                            {unit: (UNITS_DIR / unit).read_text() for unit in UNITS})
 
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_verify_is_silent(unit: str, verify_root: Path):
-    result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", f"--root={verify_root}", unit],
-        capture_output=True, text=True, timeout=120,
-    )
-    output = (result.stdout + result.stderr).strip()
-    assert result.returncode == 0 and not output, output
+    status, output = verify_output(verify_root, unit)
+    assert status == 0 and not output, output
 
 
 def test_verify_catches_a_misspelt_key(verify_root: Path):
     """The check above really looks: a typo produces output."""
     bad = verify_root / "etc/systemd/system/typo-check.service"
     bad.write_text("[Service]\nExecStart=/opt/appliance/venv/bin/appliance\nProtectSytem=strict\n")
-    result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", f"--root={verify_root}", bad.name],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert "ProtectSytem" in result.stdout + result.stderr
-
-
-def _exposure(unit: str) -> float:
-    result = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNITS_DIR / unit)],
-        capture_output=True, text=True, timeout=120,
-    )
-    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    return float(match.group(1))
+    assert "ProtectSytem" in verify_output(verify_root, bad.name)[1]
 
 
 @pytest.mark.parametrize("unit", SERVICES)
 def test_security_exposure(unit: str):
     limit = MAX_EXPOSURE.get(unit, DEFAULT_MAX_EXPOSURE)
-    exposure = _exposure(unit)
+    exposure = exposure_of(UNITS_DIR / unit)
     print(f"{unit}: exposure {exposure}")
     assert exposure <= limit, f"{unit}: exposure {exposure} > {limit}"
 
