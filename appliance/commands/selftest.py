@@ -313,18 +313,21 @@ def _reach(url: str, timeout_s: float) -> str | None:
 
 
 def check_repository(ctx: Context) -> tuple[str, str]:
-    url = ctx.config.sync.url
-    if not url:
-        return WARN, "no repository configured ([sync] url)"
-    why = _reach(url.rstrip("/") + "/metadata/timestamp.json", ctx.timeout_s)
-    return (FAIL, f"{url}: {why}") if why else (PASS, f"{url} answers")
+    return _check_service(ctx, ctx.config.sync.url, "/metadata/timestamp.json",
+                          "no repository configured ([sync] url)")
 
 
 def check_hub(ctx: Context) -> tuple[str, str]:
-    url = ctx.config.upload.url
+    return _check_service(ctx, ctx.config.upload.url, "/readyz",
+                          "no hub configured ([upload] url)")
+
+
+def _check_service(ctx: Context, url: str | None, path: str,
+                   unconfigured: str) -> tuple[str, str]:
+    """A warning where nothing is configured; else whether ``url + path`` answers."""
     if not url:
-        return WARN, "no hub configured ([upload] url)"
-    why = _reach(url.rstrip("/") + "/readyz", ctx.timeout_s)
+        return WARN, unconfigured
+    why = _reach(url.rstrip("/") + path, ctx.timeout_s)
     return (FAIL, f"{url}: {why}") if why else (PASS, f"{url} answers")
 
 
