@@ -145,11 +145,14 @@ def _bookworm_tarball() -> Path:
     return tarball
 
 
-def _wheelhouse(dest: Path) -> Path:
-    """The appliance wheel built here plus its dependencies' wheels (cached download)."""
-    deps_dir = CACHE / "wheels"
+def _wheelhouse(dest: Path, extras: tuple[str, ...] = (), cache: str = "wheels") -> Path:
+    """The appliance wheel built here plus the wheels of its dependencies and of
+    ``extras`` (downloads cached in ``CACHE / cache``)."""
+    deps_dir = CACHE / cache
     deps_dir.mkdir(parents=True, exist_ok=True)
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps = [*project["dependencies"],
+            *(d for extra in extras for d in project["optional-dependencies"][extra])]
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
          "--dest", str(deps_dir), *deps],

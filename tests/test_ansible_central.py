@@ -16,15 +16,20 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 import time
-import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_ansible import CACHE, _bookworm_tarball, _env, _mirror_reachable, _recap, _tool
+from test_ansible import (
+    _bookworm_tarball,
+    _env,
+    _mirror_reachable,
+    _recap,
+    _tool,
+    _wheelhouse,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"
@@ -44,24 +49,7 @@ def test_central_playbook_syntax_check():
 
 def _central_wheelhouse(dest: Path) -> Path:
     """The appliance wheel plus its dependencies and the hub extra (cached download)."""
-    deps_dir = CACHE / "wheels-central"
-    deps_dir.mkdir(parents=True, exist_ok=True)
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    deps = [*project["dependencies"], *project["optional-dependencies"]["hub"]]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-         "--dest", str(deps_dir), *deps],
-        check=True, capture_output=True, timeout=1800,
-    )
-    dest.mkdir(parents=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest),
-         str(REPO)],
-        check=True, capture_output=True, timeout=600,
-    )
-    for wheel in deps_dir.glob("*.whl"):
-        shutil.copy2(wheel, dest / wheel.name)
-    return dest
+    return _wheelhouse(dest, extras=("hub",), cache="wheels-central")
 
 
 def _tls_pair(work: Path) -> tuple[Path, str]:
