@@ -168,6 +168,35 @@ class WebConfig:
     kiosk_socket_max_kb: int = 16384
 
 
+MdocRequestProfile = Literal["checkpoint", "age"]
+
+
+@dataclass(frozen=True)
+class MdocConfig:
+    """ISO 18013-5 mDL reading (spec mdl-reader s.3): transport, request and timeouts."""
+
+    # "bumble:hci-socket:0" (the Pi's controller), "bumble:local" (tests, demo) or "none"
+    # (a board without Bluetooth: mDL off, every other format keeps working).
+    transport: str = "bumble:hci-socket:0"
+    # mdoc central client mode (the appliance advertises and serves GATT); off: only
+    # peripheral server mode is used and central-client-only engagements are refused.
+    central_client_mode: bool = True
+    request: MdocRequestProfile = "checkpoint"
+    age_threshold: int = 20
+    max_response_bytes: int = 262_144
+    # Names of files under secrets_dir with the reader certificate (DER or PEM) and its
+    # key (PEM); both empty: no reader authentication (s.3.4).
+    reader_cert_file: str = ""
+    reader_key_file: str = ""
+    scan_timeout_s: float = 10.0
+    connect_timeout_s: float = 5.0
+    connect_retries: int = 1
+    discovery_timeout_s: float = 5.0
+    first_response_timeout_s: float = 45.0
+    chunk_gap_timeout_s: float = 5.0
+    session_timeout_s: float = 90.0
+
+
 @dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -180,6 +209,7 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    mdoc: MdocConfig = field(default_factory=MdocConfig)
 
     @property
     def trust_dir(self) -> Path:
