@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="key valid from (ISO 8601)")
     k.add_argument("--not-after", type=iso_instant, default="2034-01-01T00:00:00Z",
                    help="key valid until (ISO 8601)")
-    k.add_argument("--trust-source", type=Path, help="also add the key to this trust source")
+    k.add_argument("--trust-source", type=Path, help="also add the key to this trust source "
+                   "(created if absent, and then said so on stderr)")
     k.set_defaults(func=run_keygen)
 
     i = sub.add_parser("issue", help="sign an LC1 credential; prints the QR text",
@@ -100,9 +101,12 @@ def run_keygen(args: argparse.Namespace) -> int:
     if args.trust_source is not None:
         from appliance.trust.editor import TrustSourceEditor
 
-        editor = TrustSourceEditor.open(args.trust_source)
+        created = not args.trust_source.exists()
+        editor = TrustSourceEditor.open(args.trust_source, create=True)
         editor.add_key(args.iss, entry, args.name)
         editor.save(args.trust_source)
+        if created:
+            print(f"new trust source: {args.trust_source}", file=sys.stderr)
     print(key.kid.hex())
     print(f"private key: {args.out} (0600); trust source entry: {entry_path}", file=sys.stderr)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "trust-source", help="build or extend a trust source file",
         description="Build or extend a trust source (spec LC1 s.4) without editing JSON; "
-        "the file is created when it does not exist.",
+        "a file that does not exist is refused (exit 64) unless --create is given.",
         epilog="example: appliance trust-source revoke-licence trust.json --iss TH-DLT "
         "--typ DL --no 63-0012345")
     sub = p.add_subparsers(dest="ts_command", metavar="ACTION", required=True)
@@ -26,8 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def action(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
         a = sub.add_parser(name, help=help_text, description=help_text,
                            epilog=f"example: appliance trust-source {name} trust.json {example}")
-        a.add_argument("file", type=Path, metavar="TRUST.json",
-                       help="trust source file (created if absent)")
+        a.add_argument("file", type=Path, metavar="TRUST.json", help="trust source file")
+        a.add_argument("--create", action="store_true",
+                       help="start a new trust source if TRUST.json does not exist "
+                       "(without it a missing file is an error: a misspelt name must not "
+                       "start a new trust source)")
         return a
 
     a = action("add-key", "add an issuer key (entry written by 'issuer keygen')",
@@ -83,10 +87,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.set_defaults(func=run_set_policy)
 
 
-def _edit(path: Path) -> TrustSourceEditor:
+def _edit(args: argparse.Namespace) -> TrustSourceEditor:
     from appliance.trust.editor import TrustSourceEditor
 
-    return TrustSourceEditor.open(path)
+    return TrustSourceEditor.open(args.file, create=args.create)
+
+
+def _warn_unknown_issuer(editor: TrustSourceEditor, iss: str, path: Path) -> None:
+    """A revocation under an issuer the file does not list is kept (it may be added
+    later) but is most likely a typo: say so on stderr."""
+    if not editor.has_issuer(iss):
+        print(f"appliance trust-source: warning: issuer {iss!r} is not in {path}; the "
+              "revocation is recorded but matches no licence until that issuer is added",
+              file=sys.stderr)
 
 
 def run_add_key(args: argparse.Namespace) -> int:
@@ -98,7 +111,7 @@ def run_add_key(args: argparse.Namespace) -> int:
     profiles = None
     if args.profiles is not None:
         profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
-    editor = _edit(args.file)
+    editor = _edit(args)
     editor.add_key(iss, key, entry.get("name"), profiles)
     editor.save(args.file)
     print(editor.describe_key(key["kid"]))
@@ -106,7 +119,7 @@ def run_add_key(args: argparse.Namespace) -> int:
 
 
 def run_key_status(args: argparse.Namespace) -> int:
-    editor = _edit(args.file)
+    editor = _edit(args)
     editor.set_key_status(args.kid, args.status)
     editor.save(args.file)
     print(editor.describe_key(args.kid))
@@ -114,21 +127,25 @@ def run_key_status(args: argparse.Namespace) -> int:
 
 
 def run_revoke_credential(args: argparse.Namespace) -> int:
+    iss = None
     if args.cti:
         try:
             cti = bytes.fromhex(args.cti)
         except ValueError as e:
             raise UsageError("--cti must be hex") from e
     else:
-        cti = _cti_of(args.text)
-    editor = _edit(args.file)
+        cti, iss = _cti_of(args.text)
+    editor = _edit(args)
+    if iss is not None:
+        _warn_unknown_issuer(editor, iss, args.file)
     editor.revoke_cti(cti)
     editor.save(args.file)
     return 0
 
 
-def _cti_of(text: str) -> bytes:
-    """The cti of an LC1 text, read without checking its signature (authoring only)."""
+def _cti_of(text: str) -> tuple[bytes, str | None]:
+    """The cti and issuer of an LC1 text, read without checking its signature (authoring
+    only)."""
     from appliance.core.credential import lc1
     from appliance.core.credential.model import Rejection
     from appliance.core.credential.qrtext import decode_base45_zlib
@@ -139,11 +156,12 @@ def _cti_of(text: str) -> bytes:
     except Rejection as e:
         raise UsageError(f"--text is not a readable LC1 credential: {e.reason}") from e
     assert cred.cti is not None
-    return cred.cti
+    return cred.cti, cred.iss
 
 
 def run_revoke_licence(args: argparse.Namespace) -> int:
-    editor = _edit(args.file)
+    editor = _edit(args)
+    _warn_unknown_issuer(editor, args.iss, args.file)
     editor.revoke_licence(args.iss, args.typ, args.no)
     editor.save(args.file)
     return 0
@@ -157,14 +175,14 @@ def run_set_status(args: argparse.Namespace) -> int:
     if args.index >= MAX_STATUS_LIST_BYTES:
         raise UsageError(f"--index {args.index} is beyond the largest status list "
                          f"({MAX_STATUS_LIST_BYTES:,} entries)")
-    editor = _edit(args.file)
+    editor = _edit(args)
     editor.set_status(args.uri, args.index, args.value, args.bits)
     editor.save(args.file)
     return 0
 
 
 def run_set_policy(args: argparse.Namespace) -> int:
-    editor = _edit(args.file)
+    editor = _edit(args)
     types = None
     if args.require_presentation_types is not None:
         types = [t for t in args.require_presentation_types.split(",") if t]

@@ -36,11 +36,19 @@ class TrustSourceEditor:
         self.doc.setdefault("policy", {})
 
     @classmethod
-    def open(cls, path: Path) -> TrustSourceEditor:
+    def open(cls, path: Path, *, create: bool = False) -> TrustSourceEditor:
+        """The file's editor; a missing file is refused unless ``create`` (a misspelt name
+        must not start a new trust source that is then published without the change)."""
         if not path.exists():
+            if not create:
+                raise TrustDataError(f"{path}: no such trust source (give --create to start "
+                                     "a new one)")
             return cls()
         load_trust_source(path)  # refuse to extend a file the appliance would refuse
         return cls(json.loads(path.read_text(encoding="utf-8")))
+
+    def has_issuer(self, iss: str) -> bool:
+        return any(i.get("iss") == iss for i in self.doc["issuers"] if isinstance(i, dict))
 
     def add_key(self, iss: str, key_entry: dict[str, Any], issuer_name: str | None = None,
                 profiles: list[str] | None = None) -> None:

@@ -223,7 +223,7 @@ def test_trust_source_tools_scope_keys(tmp_path: Path, capsys: pytest.CaptureFix
     qr = capsys.readouterr().out.strip()
     at = ["--at", "2027-01-15T08:00:00Z"]
 
-    assert main(["trust-source", "add-key", str(ts), "--entry", str(entry_file),
+    assert main(["trust-source", "add-key", str(ts), "--create", "--entry", str(entry_file),
                  "--profiles", "HC1"]) == 0
     assert capsys.readouterr().out.split() == [kid, "active", "HC1"]
     assert main(["verify", "--trust-source", str(ts), "--json", *at, qr]) == 1

@@ -1,0 +1,95 @@
+"""Replays of issue 21's "new administrator" findings (13 to 17): the authoring tools and
+the command line refuse what would silently go wrong.
+
+Each test replays one finding; before the fix a misspelt trust source was created anew
+(exit 0, nothing printed), a licence valid past year 9999 was signed and then shown with
+``"exp": null``, and a revocation under an unknown issuer passed without a word.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support import ISS, World
+
+from appliance.cli import main
+from appliance.tools.issuer import save_private_key
+
+AT = "2027-01-15T08:00:00Z"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[World, Path, Path]:
+    """A world, its trust source and its ES256 key as a PEM file."""
+    w = World()
+    w.editor.save(tmp_path / "trust.json")
+    save_private_key(w.es256, tmp_path / "issuer.pem")
+    return w, tmp_path / "trust.json", tmp_path / "issuer.pem"
+
+
+# --- finding 14: trust-source editors on a missing file, unknown issuers -------------------
+
+EDITS = {
+    "revoke-licence": ["--iss", ISS, "--typ", "DL", "--no", "63-0012345"],
+    "set-status": ["--uri", "https://status.example/dl/1", "--index", "4", "--value", "1"],
+    "set-policy": ["--max-age-hours", "48"],
+    "revoke-credential": ["--cti", "00" * 16],
+    "key-status": ["--kid", "00" * 8, "--status", "revoked"],
+}
+
+
+@pytest.mark.parametrize("action", sorted(EDITS))
+def test_editor_refuses_a_misspelt_trust_source(world, action: str,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """Was: exit 0, nothing printed, and a new trust.jsn holding only this change."""
+    _, trust, _ = world
+    misspelt = trust.with_name("trust.jsn")
+    assert main(["trust-source", action, str(misspelt), *EDITS[action]]) == 64
+    err = capsys.readouterr().err
+    assert str(misspelt) in err and "--create" in err
+    assert not misspelt.exists()
+
+
+def test_create_starts_a_new_trust_source(tmp_path: Path) -> None:
+    new = tmp_path / "new.json"
+    assert main(["trust-source", "set-policy", str(new), "--create",
+                 "--max-age-hours", "24"]) == 0
+    assert json.loads(new.read_text())["policy"]["max_age_hours"] == 24
+    # --create on a file that exists edits it, never starts it again
+    assert main(["trust-source", "set-policy", str(new), "--create",
+                 "--clock-skew-s", "60"]) == 0
+    policy = json.loads(new.read_text())["policy"]
+    assert (policy["max_age_hours"], policy["clock_skew_s"]) == (24, 60)
+
+
+def test_issuer_keygen_still_creates_its_trust_source(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """The README walkthrough's first step: keygen --trust-source starts the file."""
+    trust = tmp_path / "trust.json"
+    assert main(["issuer", "keygen", "--alg", "ES256", "--out", str(tmp_path / "k.pem"),
+                 "--iss", ISS, "--trust-source", str(trust)]) == 0
+    assert f"new trust source: {trust}" in capsys.readouterr().err
+    assert json.loads(trust.read_text())["issuers"][0]["iss"] == ISS
+
+
+def test_revoking_under_an_unknown_issuer_warns(world, capsys: pytest.CaptureFixture) -> None:
+    """Was: silent. The revocation is still recorded (the issuer may be added later)."""
+    _, trust, _ = world
+    assert main(["trust-source", "revoke-licence", str(trust), "--iss", "TH-DTL",
+                 "--typ", "DL", "--no", "63-0012345"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "'TH-DTL'" in err
+    assert len(json.loads(trust.read_text())["revoked"]["licence_sha256"]) == 1
+    assert main(["trust-source", "revoke-licence", str(trust), "--iss", ISS,
+                 "--typ", "DL", "--no", "63-0012345"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_revoking_a_credential_of_an_unknown_issuer_warns(
+        world, capsys: pytest.CaptureFixture) -> None:
+    w, trust, _ = world
+    text = w.issue(iss="TH-DTL")
+    assert main(["trust-source", "revoke-credential", str(trust), "--text", text]) == 0
+    assert "'TH-DTL'" in capsys.readouterr().err
