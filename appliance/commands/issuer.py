@@ -12,7 +12,7 @@ from appliance.commands.argtypes import (
     iso_day,
     iso_instant,
     non_negative_int,
-    positive_float,
+    valid_days,
 )
 from appliance.core.errors import UsageError
 
@@ -73,8 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--photo", type=Path, help="JPEG/WebP portrait, at most 2,048 bytes")
     i.add_argument("--iat", type=iso_instant, help="issued at (ISO 8601; default now)")
     i.add_argument("--exp", type=iso_instant, help="expiry (ISO 8601; default --valid-days)")
-    i.add_argument("--valid-days", type=positive_float, default=365.0,
-                   help="expiry this many days after --iat (default 365)")
+    i.add_argument("--valid-days", type=valid_days, default=365.0,
+                   help="expiry this many days after --iat (default 365, at most 36525)")
     i.add_argument("--nbf", type=iso_instant, help="not before (ISO 8601)")
     i.add_argument("--cti", help="credential id, 32 hex digits (default random)")
     i.add_argument("--status-uri", help="status list URI (with --status-idx)")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from appliance.commands.argtypes import iso_instant
 from appliance.core import isotime
 from appliance.core.errors import AuditError, UsageError
 
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="trust source JSON (authoring check: no staleness, not audited)")
     src.add_argument("--config", type=Path, metavar="FILE",
                      help="device configuration: use the synced trust store, audit")
-    p.add_argument("--at", metavar="ISO8601", help="evaluate at this instant (clock trusted)")
+    p.add_argument("--at", metavar="ISO8601", type=iso_instant,
+                   help="evaluate at this instant (clock trusted)")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.add_argument("--image", action="extend", nargs="+", type=Path, default=[],
                    metavar="PATH", help="decode the QR codes in an image file first")

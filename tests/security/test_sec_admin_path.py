@@ -93,3 +93,58 @@ def test_revoking_a_credential_of_an_unknown_issuer_warns(
     text = w.issue(iss="TH-DTL")
     assert main(["trust-source", "revoke-credential", str(trust), "--text", text]) == 0
     assert "'TH-DTL'" in capsys.readouterr().err
+
+
+# --- finding 15: every date input bounded ---------------------------------------------------
+
+
+def _issue(key: Path, *extra: str) -> list[str]:
+    return ["issuer", "issue", "--key", str(key), "--iss", ISS, "--typ", "DL", "--no", "1",
+            "--nm", "A", *extra]
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--valid-days", "3000000"], "--valid-days"),
+    (["--valid-days", "36526"], "--valid-days"),
+    (["--exp", "9999-12-31T23:59:59Z"], "--exp"),
+    (["--exp", "2200-01-01T00:00:00Z"], "--exp"),
+    (["--iat", "1969-12-31T23:59:59Z"], "--iat"),
+    (["--nbf", "+10000-01-01T00:00:00Z"], "--nbf"),
+    (["--vu", "9999-12-31"], "--vu"),
+    (["--dob", "0001-01-01"], "--dob"),
+])
+def test_issue_refuses_a_date_out_of_bounds(world, extra: list[str], named: str,
+                                            capsys: pytest.CaptureFixture) -> None:
+    """Was: --valid-days 3000000 signed a licence valid past year 9999."""
+    _, _, key = world
+    assert main(_issue(key, *extra)) == 64
+    captured = capsys.readouterr()
+    assert captured.out == "" and named in captured.err and "Traceback" not in captured.err
+
+
+def test_the_longest_allowed_licence_shows_its_expiry(world,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """Was: verify --json printed "exp": null for the 3,000,000-day licence."""
+    _, trust, key = world
+    assert main(_issue(key, "--iat", AT, "--valid-days", "36525")) == 0
+    text = capsys.readouterr().out.strip()
+    assert main(["verify", "--trust-source", str(trust), "--json", "--at", AT, text]) == 0
+    assert json.loads(capsys.readouterr().out)["exp"] == "2127-01-16T08:00:00Z"
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "--trust-source", "t.json", "--at", "9999-12-31T00:00:00Z", "LC1:A"],
+    ["verify", "--trust-source", "t.json", "--at", "1900-01-01T00:00:00Z", "LC1:A"],
+    ["issuer", "keygen", "--alg", "ES256", "--out", "k.pem", "--not-after",
+     "9999-01-01T00:00:00Z"],
+    ["holder", "present", "--credential", "LC1:A", "--key", "h.pem", "--at",
+     "3000-01-01T00:00:00Z"],
+    ["audit", "export", "--config", "c.toml", "--since", "2500-01-01T00:00:00Z"],
+])
+def test_other_date_inputs_are_bounded(tmp_path: Path, argv: list[str],
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 64
+    assert "outside" in capsys.readouterr().err
+    assert not (tmp_path / "k.pem").exists()
