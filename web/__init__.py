@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from flask_babel import Babel
+from jinja2 import pass_context
 from werkzeug.exceptions import HTTPException
 
 from appliance import __version__
@@ -36,6 +37,18 @@ def select_locale() -> str:
         return asked
     default = current_app.config["APPLIANCE"].web.language
     return default if default in LANGUAGES else "en"
+
+
+def per_render(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``f`` as a filter Jinja runs at every render: Jinja folds a filter of constants
+    (``"PASS"|outcome_word``) into the compiled, cached template unless it takes the render
+    context, which froze the first request's language for every later one (issue 21)."""
+    @pass_context
+    def filter_(_context: Any, *args: Any, **kwargs: Any) -> Any:
+        return f(*args, **kwargs)
+
+    filter_.__name__ = getattr(f, "__name__", "filter")
+    return filter_
 
 
 def create_app(
@@ -92,14 +105,14 @@ def create_app(
     app.extensions["live_events"] = LiveFanout(port, web.max_event_streams)
     security.install(app)
 
-    app.jinja_env.filters.update(
+    app.jinja_env.filters.update({name: per_render(f) for name, f in dict(
         qr=views.qr_text, when=views.when, duration=views.duration,
         licence_date=views.licence_date, outcome_word=views.outcome_word,
         reason_text=views.reason_text, outcome_class=views.outcome_class,
         signed_date=dates.signed_date, ext_label=views.ext_label,
         source_name=views.source_name, throttle_flag=views.throttle_flag,
         error_title=views.error_title,
-    )
+    ).items()})
     app.jinja_env.tests["disagreeing_dates"] = dates.dates_disagree
 
     app.jinja_env.globals["photo_data_url"] = views.photo_data_url

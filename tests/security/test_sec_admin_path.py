@@ -148,3 +148,41 @@ def test_other_date_inputs_are_bounded(tmp_path: Path, argv: list[str],
     assert main(argv) == 64
     assert "outside" in capsys.readouterr().err
     assert not (tmp_path / "k.pem").exists()
+
+
+# --- finding 16: translations are per request, never fixed when a template is built -------
+
+
+def _legend(page: str) -> str:
+    import re
+
+    found = re.search(r'<p class="legend">(.*?)</p>', page, re.S)
+    assert found, page[:400]
+    return re.sub(r"<[^>]+>", " ", found.group(1))
+
+
+def test_status_legend_follows_each_requests_language(tmp_path: Path) -> None:
+    """Was: the English /status showed its legend in Thai once Thai had been rendered
+    first (Jinja folded ``"PASS"|outcome_word`` into the compiled template)."""
+    from web_support import make_app, make_kit
+
+    client = make_app(make_kit(tmp_path, language="th")).test_client()
+    thai = _legend(client.get("/status?lang=th").get_data(as_text=True))
+    english = _legend(client.get("/status?lang=en").get_data(as_text=True))
+    assert "ผ่าน" in thai and "Valid" not in thai
+    assert "Valid" in english and "Not valid" in english and "ผ่าน" not in english
+    assert "ผ่าน" in _legend(client.get("/status?lang=th").get_data(as_text=True))
+
+
+def test_no_translating_filter_can_be_folded_at_compile_time(tmp_path: Path) -> None:
+    """Every filter the screens register is evaluated per render: Jinja folds a filter
+    of constants at compile time unless it takes the render context."""
+    from jinja2.utils import _PassArg
+    from web_support import make_app, make_kit
+
+    app = make_app(make_kit(tmp_path))
+    ours = ("outcome_word", "reason_text", "when", "duration", "licence_date", "signed_date",
+            "ext_label", "source_name", "throttle_flag", "error_title", "outcome_class", "qr")
+    folded = [n for n in ours if _PassArg.from_obj(app.jinja_env.filters[n])
+              is not _PassArg.context]
+    assert not folded
