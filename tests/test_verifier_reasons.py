@@ -311,7 +311,7 @@ def test_trust_data_stale_order() -> None:
     assert check(w.issue(), stale, checkpoint=picky) == ("UNVERIFIABLE", "TRUST_DATA_STALE")
 
 
-def test_type_not_accepted_is_last(world: World) -> None:
+def test_type_not_accepted_comes_before_unknown_status(world: World) -> None:
     picky = Checkpoint(accepted_types=frozenset({"BP"}), check_staleness=False)
     assert check(world.issue(), world.trust(), checkpoint=picky) == ("FAIL", "TYPE_NOT_ACCEPTED")
     assert check(world.issue(licence=licence(typ="BP")), world.trust(), checkpoint=picky) == (
@@ -320,7 +320,10 @@ def test_type_not_accepted_is_last(world: World) -> None:
     w.editor.set_status("u", 5, 0)
     w.editor.set_policy(unknown_status="fail")
     t = w.issue(status_uri="u", status_idx=5000)
-    assert check(t, w.trust(), checkpoint=picky) == ("FAIL", "STATUS_UNKNOWN")
+    # Spec LC1 s.5 as corrected 2026-12-07: step 6 (type) before step 7 (unknown status).
+    assert check(t, w.trust(), checkpoint=picky) == ("FAIL", "TYPE_NOT_ACCEPTED")
+    w.editor.set_policy(unknown_status="pass")
+    assert check(t, w.trust(), checkpoint=picky) == ("FAIL", "TYPE_NOT_ACCEPTED")
 
 
 def test_expired_and_revoked_gives_expired() -> None:

@@ -200,10 +200,12 @@ def _decide(
         return Outcome.FAIL, status
     if checkpoint.check_staleness and _stale(trust, now):
         return Outcome.UNVERIFIABLE, Reason.TRUST_DATA_STALE
-    if status is Reason.STATUS_UNKNOWN:
-        return Outcome(policy.unknown_status.upper()), Reason.STATUS_UNKNOWN
+    # Step 6 before step 7 (spec LC1 s.5 as corrected 2026-12-07): no ``unknown_status``
+    # setting may turn a type this checkpoint does not accept into a PASS.
     if checkpoint.accepted_types and cred.typ not in checkpoint.accepted_types:
         return Outcome.FAIL, Reason.TYPE_NOT_ACCEPTED
+    if status is Reason.STATUS_UNKNOWN:
+        return Outcome(policy.unknown_status.upper()), Reason.STATUS_UNKNOWN
     return Outcome.PASS, Reason.OK
 
 
