@@ -3,7 +3,8 @@
 Server: werkzeug's threaded WSGI server (``werkzeug.serving.make_server``, threaded=True).
 It ships with Flask (Debian: python3-werkzeug), needs nothing more, and is enough for a
 screen bound to 127.0.0.1 with a handful of clients; each open kiosk screen holds one
-thread for its event stream. Tells systemd ``READY=1`` once the socket listens.
+thread for its event stream. Tells systemd ``READY=1`` once the socket listens, then
+pings its watchdog (``WatchdogSec=``) only while a request on loopback gets an answer.
 
 Two modes (docs/processes.md):
 
@@ -27,6 +28,18 @@ from appliance.commands import argtypes
 from appliance.core.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+
+# What the watchdog probe asks for: a static file, answered by the server and the app
+# without the kiosk (a stopped kiosk is shown on the screens, it is no reason to restart).
+WATCHDOG_PROBE_PATH = "/static/app.css?watchdog"
+
+
+class _QuietProbe(logging.Filter):
+    """Keeps the probe's request lines (one every 15 s) out of the journal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return WATCHDOG_PROBE_PATH not in record.getMessage()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from appliance.config import load_config
-    from appliance.systemd_notify import sd_notify
+    from appliance.systemd_notify import ProbeWatchdog, http_answers, loopback_for, sd_notify
 
     config = load_config(args.config)
     host = args.host or config.web.host
@@ -122,9 +135,17 @@ def run(args: argparse.Namespace) -> int:
     server = make_server(host, port, app, threaded=True)
     log.info("serving the screens on http://%s:%d/", host, server.server_port)
     sd_notify("READY=1")
+    # The main thread sits in serve_forever: the watchdog is pinged from a thread, and only
+    # while a real request on loopback gets an answer (a hung server stops the pings).
+    probe_host, probe_port = loopback_for(host), server.server_port
+    watchdog = ProbeWatchdog(lambda: http_answers(probe_host, probe_port, WATCHDOG_PROBE_PATH,
+                                                  watchdog.probe_timeout_s))
+    if watchdog.start():
+        logging.getLogger("werkzeug").addFilter(_QuietProbe())
     try:
         server.serve_forever()
     finally:
+        watchdog.stop()
         sd_notify("STOPPING=1")
         server.server_close()
     return 0
