@@ -127,6 +127,9 @@ class UploadConfig:
     interval_minutes: float = 10.0
     batch_size: int = 500
     timeout_s: float = 30.0
+    # The hub's public key (``appliance hub keygen`` writes it as KEY.pub), pinned: only an
+    # acknowledgement signed by it marks records uploaded, and only those are ever pruned.
+    hub_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,22 @@ class Config:
     @property
     def audit_db(self) -> Path:
         return self.paths.state_dir / "audit.db"
+
+
+def not_configured(config: Config) -> dict[str, str]:
+    """What the network services cannot do with ``config`` ("sync", "upload") and why.
+
+    A setting missing here is not fixed by trying again: those services stop on it (exit
+    64, ``RestartPreventExitStatus=64``) and the status page says why (issue 24).
+    """
+    missing = {}
+    if not config.sync.url:
+        missing["sync"] = "no trust-data server: set [sync] url in the configuration"
+    elif config.sync.root is None:
+        missing["sync"] = "no pinned trust root: set [sync] root in the configuration"
+    if not config.upload.url:
+        missing["upload"] = "no hub to upload to: set [upload] url in the configuration"
+    return missing
 
 
 def load_config(path: Path) -> Config:

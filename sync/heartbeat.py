@@ -2,7 +2,10 @@
 
 A heartbeat is ``{"payload": base64, "signature": base64}``: Ed25519 over the payload bytes
 with the device key, as ``appliance_hub.fleet`` checks it. The payload carries only
-operational facts (versions, ages, counts, states), never a record, name or licence number.
+operational facts (versions, ages, counts, states), never a record, name or licence number,
+and the audit log's head signed by the device key (``appliance.audit.head``: seq and hash
+only), so the hub learns how far the log reached even while nothing is uploaded and sees
+it if the log is later cut back.
 
 It is sent only while the clock is trusted (spec LC1 s.6): the hub refuses a heartbeat not
 newer than the one it holds, so a heartbeat dated by a clock that jumped ahead would lock
@@ -65,6 +68,8 @@ class HeartbeatSources:
     root: Path | None
     audit_backlog: Callable[[], int | None]
     camera: Callable[[], str]
+    # The audit log's signed head (``SignedHead.as_dict``), None without a log.
+    audit_head: Callable[[], dict[str, Any] | None] = lambda: None
     wall: Callable[[], float] = time.time
     uptime: Callable[[], float] = boot_uptime
     software_version: str = __version__
@@ -72,10 +77,13 @@ class HeartbeatSources:
 
 def sources_from_config(config: Config, *, audit_backlog: Callable[[], int | None],
                         camera: Callable[[], str],
-                        wall: Callable[[], float] = time.time) -> HeartbeatSources:
+                        wall: Callable[[], float] = time.time,
+                        audit_head: Callable[[], dict[str, Any] | None] = lambda: None
+                        ) -> HeartbeatSources:
     return HeartbeatSources(device_id=config.device.id, state_dir=config.paths.state_dir,
                             trust_dir=config.trust_dir, root=config.sync.root,
-                            audit_backlog=audit_backlog, camera=camera, wall=wall)
+                            audit_backlog=audit_backlog, camera=camera, wall=wall,
+                            audit_head=audit_head)
 
 
 def collect(src: HeartbeatSources) -> tuple[dict[str, Any], bool]:
@@ -106,17 +114,24 @@ def collect(src: HeartbeatSources) -> tuple[dict[str, Any], bool]:
         "uptime_s": round(max(0.0, src.uptime()), 1),
         "out_of_service": None if stopped is None else str(stopped),
     }
+    head = _audit_head(src.audit_head)
+    if head is not None:
+        fields["audit_head"] = head
     return fields, reading.trusted
 
 
 def _last_sync(state_dir: Path) -> dict[str, Any]:
-    """``ok`` / ``error`` of the last sync attempt and when (no error text: it is local)."""
+    """``ok`` / ``error`` / ``config`` (a setting is missing: trying again cannot help) of
+    the last sync attempt and when (no error text: it is local)."""
     state = read_sync_state(state_dir)
     attempt = instant_or_none(state.get("last_attempt"))
     if attempt is None:
         return {"last_sync_result": None, "last_sync_time": None}
     ok = state.get("last_error") is None and state.get("last_success") == state["last_attempt"]
-    return {"last_sync_result": "ok" if ok else "error", "last_sync_time": format_utc(attempt)}
+    result = "ok" if ok else "error"
+    if state.get("config_error_at") == state["last_attempt"]:
+        result = "config"
+    return {"last_sync_result": result, "last_sync_time": format_utc(attempt)}
 
 
 def _backlog(source: Callable[[], int | None]) -> int | None:
@@ -126,6 +141,14 @@ def _backlog(source: Callable[[], int | None]) -> int | None:
         log.warning("heartbeat without the audit backlog: %s", e)
         return None
     return value if isinstance(value, int) and value >= 0 else None
+
+
+def _audit_head(source: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    try:
+        return source()
+    except ApplianceError as e:
+        log.warning("heartbeat without the audit head: %s", e)
+        return None
 
 
 def _camera(source: Callable[[], str]) -> str:

@@ -72,8 +72,9 @@ def test_sync_command_reports_one_line_and_status(tmp_path: Path, authority: Aut
     assert err.startswith("appliance sync: download failed") and "\n" not in err
     bare = tmp_path / "bare.toml"
     bare.write_text(f'[paths]\nstate_dir = "{tmp_path / "s2"}"\n')
-    assert main(["sync", "--config", str(bare), "--once"]) == 1
-    assert "no sync URL configured" in capsys.readouterr().err
+    # A configuration error (issue 24): exit 64, which the unit does not retry.
+    assert main(["sync", "--config", str(bare), "--once"]) == 64
+    assert "set [sync] url" in capsys.readouterr().err
     assert main(["sync", "--once"]) == 64
 
 

@@ -11,7 +11,8 @@ the section of its name:
             ``error`` when the trust link is missing, dangling or refused (a fault even
             while the last good data is still in use).
             The loaded snapshot's own version, age and expiry come from ``LocalKioskPort``.
-``audit``   the audit log's status: records waiting for upload, last upload, head seq.
+``audit``   the audit log's status: records waiting for upload, last upload, head seq;
+            ``upload_error`` when the configuration cannot upload (no hub URL).
 
 ``system`` (disk, CPU temperature, throttling) is not here: the web process measures it
 itself (``appliance_web.system``), since it runs on the same host.
@@ -28,7 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from appliance.config import Config
+from appliance.config import Config, not_configured
 from appliance.core.errors import AuditError
 from appliance.core.isotime import instant_or_none
 
@@ -102,12 +103,14 @@ def trust_provider(state_dir: Path, interval_minutes: float, *,
     return trust
 
 
-def audit_provider(audit: Any) -> StatusProvider:
+def audit_provider(audit: Any, upload_error: str | None = None) -> StatusProvider:
+    """``upload_error``: why records cannot leave the device (a missing setting)."""
+
     def audit_status() -> dict[str, Any]:
         try:
             st = audit.status()
         except AuditError as e:
-            return {"fault": str(e)}
+            return {"fault": str(e), "upload_error": upload_error}
         last_upload = st.get("last_upload_at")
         if last_upload is None and "last_upload_at" not in st:
             last_upload = _last_upload(Path(st.get("path") or audit.path))
@@ -119,6 +122,7 @@ def audit_provider(audit: Any) -> StatusProvider:
             "last_checkpoint_seq": st.get("last_checkpoint_seq"),
             "used_bytes": st.get("used_bytes"),
             "max_bytes": st.get("max_bytes"),
+            "upload_error": upload_error,
         }
 
     return audit_status
@@ -153,5 +157,5 @@ def device_providers(config: Config, kiosk: Any = None, audit: Any = None
     if kiosk is not None:
         providers["camera"] = camera_provider(kiosk, config.camera.source)
     if audit is not None and hasattr(audit, "status"):
-        providers["audit"] = audit_provider(audit)
+        providers["audit"] = audit_provider(audit, not_configured(config).get("upload"))
     return providers
