@@ -1,4 +1,4 @@
-"""COSE_Key (RFC 9053 s.7.1, EC2) to and from ``cryptography`` public keys, for mdoc.
+"""COSE_Key (RFC 9053 s.7.1, EC2) and ECDSA (ES256/384/512) with ``cryptography``, for mdoc.
 
 EDeviceKey, EReaderKey and SDeviceKey travel as COSE_Key maps. P-256 is a MUST, P-384 and
 P-521 are done too; any other curve or key type (X25519, Ed25519, brainpool, secp256k1) is
@@ -10,12 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 KTY, CRV, X, Y = 1, -1, -2, -3
 KTY_EC2 = 2
 CURVES: dict[int, type[ec.EllipticCurve]] = {1: ec.SECP256R1, 2: ec.SECP384R1, 3: ec.SECP521R1}
 CURVE_IDS = {cls.name: crv for crv, cls in CURVES.items()}
+# COSE ECDSA algorithms: the curve each must be used with (RFC 9053 s.2.1 SHOULD, made a
+# MUST here: an ES384 header over a P-256 key is refused) and its hash.
+ECDSA_ALGS: dict[int, tuple[str, ec.ECDSA]] = {
+    -7: ("secp256r1", ec.ECDSA(hashes.SHA256())),
+    -35: ("secp384r1", ec.ECDSA(hashes.SHA384())),
+    -36: ("secp521r1", ec.ECDSA(hashes.SHA512())),
+}
 
 
 class CoseKeyError(ValueError):
@@ -61,3 +71,26 @@ def cose_key_bytes(public_key: ec.EllipticCurvePublicKey) -> bytes:
     size = (public_key.curve.key_size + 7) // 8
     return cbor2.dumps({KTY: KTY_EC2, CRV: crv, X: numbers.x.to_bytes(size, "big"),
                         Y: numbers.y.to_bytes(size, "big")})
+
+
+def ecdsa_alg_fits(alg: Any, public_key: Any) -> bool:
+    """Whether COSE ``alg`` is ES256/384/512 on the curve of ``public_key``."""
+    entry = ECDSA_ALGS.get(alg) if type(alg) is int else None
+    return (entry is not None and isinstance(public_key, ec.EllipticCurvePublicKey)
+            and public_key.curve.name == entry[0])
+
+
+def verify_ecdsa(alg: int, public_key: Any, message: bytes, signature: bytes) -> bool:
+    """A COSE ECDSA signature (raw r||s, not DER) over ``message``; never raises."""
+    if not ecdsa_alg_fits(alg, public_key):
+        return False
+    size = (public_key.curve.key_size + 7) // 8
+    if len(signature) != 2 * size:
+        return False
+    der = encode_dss_signature(int.from_bytes(signature[:size], "big"),
+                               int.from_bytes(signature[size:], "big"))
+    try:
+        public_key.verify(der, message, ECDSA_ALGS[alg][1])
+    except (InvalidSignature, ValueError):
+        return False
+    return True

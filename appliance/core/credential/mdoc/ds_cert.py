@@ -1,0 +1,89 @@
+"""The document signer (DS) certificate under an IACA root (spec mdl-reader s.4 step 1.2-1.3).
+
+Trust comes only from the ``iaca`` keys of the trust data: the IACA is the one whose subject
+is the DS certificate's issuer *and* whose key verifies the DS certificate's signature
+(x5chain certificates after the DS are never looked at). The DS profile is 18013-5 Annex B:
+not a CA, keyUsage digitalSignature, EKU 1.0.18013.5.1.2, country (and state where the
+IACA has one) equal to the IACA's. CRL distribution points are ignored (offline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+from appliance.core.credential.mdoc.response import malformed
+
+if TYPE_CHECKING:
+    from appliance.core.snapshot import IssuerKey
+
+MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
+
+
+def load_ds_certificate(der: bytes) -> x509.Certificate:
+    """The DS certificate (DER); ``Rejection(MDOC_MALFORMED)`` if it does not parse."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as e:
+        raise malformed(f"DS certificate is not DER X.509: {e}") from e
+
+
+def ds_fingerprint(der: bytes) -> bytes:
+    """SHA-256 of the DS certificate DER: what ``revoked.mdoc_ds_sha256`` lists."""
+    return hashlib.sha256(der).digest()
+
+
+def find_iaca(ds: x509.Certificate, keys: Iterable[IssuerKey]) -> IssuerKey | None:
+    """The ``iaca`` key whose subject is the DS issuer and whose key signed the DS; None."""
+    issuer = ds.issuer.public_bytes()
+    for key in keys:
+        root = key.certificate
+        if root is None or root.subject.public_bytes() != issuer:
+            continue
+        try:
+            ds.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+            continue
+        return key
+    return None
+
+
+def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
+    """18013-5 Annex B DS profile, checked against its IACA; never raises on a bad extension."""
+    try:
+        extensions = ds.extensions
+        constraints = _extension(extensions, x509.BasicConstraints)
+        if constraints is not None and constraints.ca:
+            return False
+        usage = _extension(extensions, x509.KeyUsage)
+        if usage is None or not usage.digital_signature or usage.key_cert_sign:
+            return False
+        ekus = _extension(extensions, x509.ExtendedKeyUsage)
+        if ekus is None or MDL_DS_EKU not in ekus:
+            return False
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+        return False
+    for oid, required in ((NameOID.COUNTRY_NAME, True),
+                          (NameOID.STATE_OR_PROVINCE_NAME, False)):
+        root_values = _names(iaca.subject, oid)
+        if not root_values and not required:
+            continue
+        if _names(ds.subject, oid) != root_values:
+            return False
+    return True
+
+
+def _extension(extensions: x509.Extensions, kind: type) -> object | None:
+    try:
+        return extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _names(name: x509.Name, oid: ObjectIdentifier) -> list[str]:
+    return sorted(str(attr.value) for attr in name.get_attributes_for_oid(oid))
