@@ -22,8 +22,10 @@ CARD = Path(__file__).resolve().parent.parent / "firmware"
 
 
 class _Ready(BaseHTTPRequestHandler):
+    """The hub's answers to GET: uploads' path is POST only (405), unknown paths 404."""
+
     def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/readyz" else 404)
+        self.send_response({"/readyz": 200, "/v1/batches": 405}.get(self.path, 404))
         self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:

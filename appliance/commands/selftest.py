@@ -298,18 +298,24 @@ def check_audit(ctx: Context) -> tuple[str, str]:
 
 def _reach(url: str, timeout_s: float) -> str | None:
     """None when the server answers HTTP at all (any status), else why not."""
+    status, why = _probe(url, timeout_s)
+    return why if status is None else None
+
+
+def _probe(url: str, timeout_s: float) -> tuple[int | None, str | None]:
+    """(HTTP status, None) when the server answers, else (None, why not)."""
     import urllib.error
     import urllib.request
 
     if not url.startswith(("http://", "https://")):
-        return "not an http(s) URL"
+        return None, "not an http(s) URL"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 - scheme checked
-            return None
-    except urllib.error.HTTPError:
-        return None
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:  # noqa: S310 - checked
+            return int(answer.status), None
+    except urllib.error.HTTPError as e:
+        return int(e.code), None
     except (urllib.error.URLError, OSError, ValueError) as e:
-        return str(getattr(e, "reason", e))
+        return None, str(getattr(e, "reason", e))
 
 
 def check_repository(ctx: Context) -> tuple[str, str]:
@@ -318,8 +324,25 @@ def check_repository(ctx: Context) -> tuple[str, str]:
 
 
 def check_hub(ctx: Context) -> tuple[str, str]:
-    return _check_service(ctx, ctx.config.upload.url, "/readyz",
-                          "no hub configured ([upload] url)")
+    """The address uploads post to (``[upload] url`` + ``/v1/batches``), asked with GET:
+    the hub answers 405 (POST only) there; 404 means the URL's path is not the hub's
+    (``.../api/audit`` once stopped a whole fleet's uploads and heartbeats)."""
+    from appliance_sync.upload import BATCH_PATH
+
+    url = ctx.config.upload.url
+    if not url:
+        return WARN, "no hub configured ([upload] url)"
+    endpoint = url.rstrip("/") + BATCH_PATH
+    status, why = _probe(endpoint, ctx.timeout_s)
+    if status is None:
+        return FAIL, f"{url}: {why}"
+    if status == 404:
+        return FAIL, (f"{endpoint}: HTTP 404, no hub there: [upload] url must be the hub's "
+                      "base address (https://hub.example.go.th/); the device adds "
+                      f"{BATCH_PATH} itself")
+    if status >= 500:
+        return FAIL, f"{endpoint}: HTTP {status} (hub or its proxy failing)"
+    return PASS, f"{url} answers at {BATCH_PATH} (HTTP {status} to GET)"
 
 
 def _check_service(ctx: Context, url: str | None, path: str,
