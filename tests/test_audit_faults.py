@@ -25,9 +25,9 @@ def _writer(config, scenario, wfd: int) -> None:
     """Child: append records forever, acknowledging each seq only after record() returned."""
     log = open_audit_log(config)
     fields = log.fields(scenario.verdict(), "camera", scenario.trust)
-    i = 0
+    i = NOW + (log.status()["last_seq"] or 0)  # record times never go backwards
     while True:
-        seq = log.append(fields, now=NOW + i)
+        seq = log.append(fields, now=i)
         os.write(wfd, f"{seq}\n".encode())
         i += 1
 
@@ -121,7 +121,8 @@ def test_disk_full_clear_error_no_corruption_and_recovery(tmp_path, small_fs, sc
     with open_audit_log(config) as fresh:  # a restarted kiosk reads the same state
         assert fresh.verify().ok and fresh.status()["last_seq"] == acked[-1]
     filler.unlink()  # space returns
-    assert record_many(log, scenario, 5) == list(range(acked[-1] + 1, acked[-1] + 6))
+    assert record_many(log, scenario, 5, start=NOW + len(acked)) == list(
+        range(acked[-1] + 1, acked[-1] + 6))
     assert log.verify().ok
     log.close()
 

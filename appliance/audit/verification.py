@@ -13,6 +13,11 @@ from typing import Any
 
 from appliance.audit.chain import checkpoint_message, genesis_hash, record_hash
 from appliance.audit.identity import DevicePublicKey
+from appliance.core.isotime import instant_or_none
+
+# A record's time may sit this far before the previous record's (clock slew) before it is
+# a finding: beyond it the record was back-dated or written with a clock set back.
+TIME_BACK_TOLERANCE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ def check_chain(*, device_id: str, log_id: str, public: DevicePublicKey | None,
         if not public.verify(base64.b64decode(cp["signature"]), message):
             bad.add(seq, f"checkpoint at seq {seq}: device signature invalid")
     prev_seq, prev_hash, count = None, None, 0
+    prev_time: float | None = None
     for row in records:
         seq, count = row["seq"], count + 1
         if prev_seq is None:
@@ -68,7 +74,12 @@ def check_chain(*, device_id: str, log_id: str, public: DevicePublicKey | None,
                          "(inserted, reordered or rewritten)")
         if seq in checkpoints and checkpoints[seq]["hash"] != row["hash"]:
             bad.add(seq, f"seq {seq}: differs from the signed checkpoint (chain rewritten)")
-        prev_seq, prev_hash = seq, row["hash"]
+        when = instant_or_none(row["time"])
+        if when is not None and prev_time is not None \
+                and when < prev_time - TIME_BACK_TOLERANCE_S:
+            bad.add(seq, f"seq {seq}: time goes backwards, {prev_time - when:.0f} s before "
+                         "the previous record's (back-dated, or the clock was set back)")
+        prev_seq, prev_hash, prev_time = seq, row["hash"], when
     head_seq = head()
     last = max([head_seq, *checkpoints]) if checkpoints else head_seq
     if (prev_seq or 0) < last:
