@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -182,7 +182,8 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
     if tty:  # the live status line shows the verdicts; keep it readable
         logging.getLogger().setLevel(logging.WARNING)
     web = None if args.no_web else _start_web(config, service, bus, kiosk, audit, stop)
-    status = threading.Thread(target=_status_line, args=(stop, kiosk, indicator, camera, bus),
+    status = threading.Thread(target=_status_line, args=(stop, kiosk, indicator, camera, bus,
+                                                         config.indicator.verdict_hold_s),
                               daemon=True, name="demo-status")
     timer = None
     if args.duration is not None:
@@ -191,6 +192,8 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
     try:
         _say(f"\nkiosk running{'' if web is None else f'; web screen on {web[0]}'} "
              "(Ctrl-C to stop)")
+        if web is not None:
+            _say(_logins(web[0]))
         stop.kiosk_running = True  # type: ignore[attr-defined]  # signals now only set stop
         status.start()
         if timer is not None:
@@ -372,17 +375,45 @@ def status_text(lamps: dict[str, bool], in_view: str, verdict: str, fps: float,
     return f"{line}{' ' * pad}{tail}" if pad >= 0 else line
 
 
+def _logins(url: str) -> str:
+    from appliance.tools.demo import DEMO_PASSWORDS
+
+    return "\n".join(f"{role} login: {url}{role}/login password {password}"
+                     for role, password in DEMO_PASSWORDS.items())
+
+
+def verdict_label(last: dict[str, Any], seen_at: float | None, now: float,
+                  hold_s: float) -> str:
+    """The verdict the line shows: the last one while its lamp is held, then "-" (the
+    LEDs are back to the device state, and a label left over would read as a verdict
+    for whatever, or nothing, is in view now)."""
+    if not last or seen_at is None or now - seen_at >= hold_s:
+        return "-"
+    return f"{last.get('outcome', '-')} {last.get('reason', '')}".strip()
+
+
 def _status_line(stop: threading.Event, kiosk: Any, indicator: Any, camera: Any,
-                 bus: Any) -> None:
+                 bus: Any, hold_s: float, clock: Callable[[], float] = time.monotonic) -> None:
     """LEDs and the last verdict on one live terminal line (a line per verdict if no TTY)."""
     from appliance.devices.indicator import lamp_states
 
     last: dict[str, Any] = {}
-    bus.listen(lambda e: last.update(e) if e.get("type") == "verdict" else None)
+    seen: list[float] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("type") == "verdict":
+            last.clear()
+            last.update(event)
+            seen[:] = [clock()]
+
+    bus.listen(on_event)
     tty = sys.stdout.isatty()
     shown = None
     while not stop.wait(0.1):
-        verdict = f"{last.get('outcome', '-')} {last.get('reason', '')}".strip()
+        if tty:
+            verdict = verdict_label(last, seen[0] if seen else None, clock(), hold_s)
+        else:
+            verdict = f"{last.get('outcome', '-')} {last.get('reason', '')}".strip()
         in_view = camera.current.label if camera.current else "nothing"
         if tty:
             line = status_text(lamp_states(indicator), in_view, verdict, kiosk.stats.fps,

@@ -243,14 +243,22 @@ def write_config(root: Path, url: str, web_port: int) -> Path:
     return path
 
 
+# The demo's logins, printed when it starts: the device runs in inspector mode, so the
+# inspector screen needs its own password (without one it was reachable only as admin).
+DEMO_PASSWORDS = {"admin": "demo-admin", "inspector": "demo-inspector"}
+
+
 def ensure_secrets(root: Path) -> None:
+    """Each role's password hash, made once (a workspace from an older demo gets the
+    missing one)."""
     secrets = root / "secrets"
     secrets.mkdir(mode=0o700, exist_ok=True)
-    admin = secrets / "admin_password_hash"
-    if not admin.exists():
-        from werkzeug.security import generate_password_hash
+    for role, password in DEMO_PASSWORDS.items():
+        path = secrets / f"{role}_password_hash"
+        if not path.exists():
+            from werkzeug.security import generate_password_hash
 
-        create_secret(admin, generate_password_hash("demo-admin").encode())
+            create_secret(path, generate_password_hash(password).encode())
 
 
 def table(rows: list[tuple[str, str, str]]) -> str:

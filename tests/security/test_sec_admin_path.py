@@ -186,3 +186,182 @@ def test_no_translating_filter_can_be_folded_at_compile_time(tmp_path: Path) -> 
     folded = [n for n in ours if _PassArg.from_obj(app.jinja_env.filters[n])
               is not _PassArg.context]
     assert not folded
+
+
+# --- finding 16: the demo's inspector login and its LED line --------------------------------
+
+
+def test_demo_provisions_the_inspector_login_it_runs_with(tmp_path: Path) -> None:
+    """Was: the demo ran in inspector mode with no inspector password: the inspector
+    screen refused every login (only the admin could reach it)."""
+    from web_support import fake_system, login_inspector, make_kit
+
+    from appliance.config import load_config
+    from appliance.tools.demo import DEMO_PASSWORDS, ensure_secrets, write_config
+    from appliance_web import create_app
+
+    root = tmp_path / "demo"
+    root.mkdir()
+    ensure_secrets(root)
+    config = load_config(write_config(root, "http://127.0.0.1:9/", 8080))
+    assert config.device.mode == "inspector"
+    (tmp_path / "kit").mkdir()
+    kit = make_kit(tmp_path / "kit", mode="inspector")
+    client = create_app(kit.port, config, secret_key=b"k" * 32, system_info=fake_system,
+                        testing=True).test_client()
+    assert login_inspector(client, "wrong password").status_code != 302
+    answer = login_inspector(client, DEMO_PASSWORDS["inspector"])
+    assert answer.status_code == 302 and "/inspector" in answer.headers["Location"]
+
+
+def test_demo_prints_both_logins() -> None:
+    from appliance.commands.demo import _logins
+
+    text = _logins("http://127.0.0.1:8080/")
+    assert "http://127.0.0.1:8080/inspector/login password demo-inspector" in text
+    assert "http://127.0.0.1:8080/admin/login password demo-admin" in text
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.frames.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_demo_led_line_drops_the_verdict_once_its_lamp_is_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: "nothing -> PASS OK" for ever after the last code left the camera's view."""
+    import threading
+    from types import SimpleNamespace
+
+    from appliance.commands import demo
+    from appliance.kiosk.events import EventBus
+
+    bus, now, tty = EventBus(), [0.0], _Tty()
+
+    class Steps(threading.Event):
+        """Each wait is half a second of the fake clock; a verdict at 0.5 s."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.n += 1
+            now[0] += 0.5
+            if self.n == 1:
+                bus.publish({"type": "verdict", "id": 1, "outcome": "PASS", "reason": "OK"})
+            return self.n > 10
+
+    monkeypatch.setattr("sys.stdout", tty)
+    kiosk = SimpleNamespace(stats=SimpleNamespace(fps=10.0))
+    camera = SimpleNamespace(current=None)
+    demo._status_line(Steps(), kiosk, object(), camera, bus, 2.0, clock=lambda: now[0])
+    lines = [f for f in tty.frames if "->" in f]
+    assert len(lines) == 10
+    assert all("PASS OK" in line for line in lines[:4])  # held 2 s from 0.5 s
+    assert not any("PASS OK" in line for line in lines[4:])
+    assert "nothing -> -" in lines[-1]
+
+
+# --- finding 13: an upload URL the hub does not serve ---------------------------------------
+
+
+@pytest.fixture
+def real_hub(tmp_path: Path):
+    """The hub application itself on loopback."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from appliance_hub.server import create_app
+    from appliance_hub.store import HubStore
+
+    app = create_app(HubStore(tmp_path / "hub.db"), tmp_path / "devices", "t" * 32)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def _hub_check(tmp_path: Path, url: str):
+    from appliance.commands import selftest
+    from appliance.config import config_from_mapping
+
+    config = config_from_mapping({
+        "device": {"id": "kiosk-01"},
+        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
+        "upload": {"url": url}})
+    return selftest.check_hub(selftest.Context(config, Path("card"), False, 1.0, 5.0, facts={}))
+
+
+def test_selftest_fails_an_upload_url_the_hub_answers_404(tmp_path: Path, real_hub: str) -> None:
+    """Was: PASS "answers" (any HTTP status counted), while every upload got 404."""
+    status, detail = _hub_check(tmp_path, real_hub + "/api/audit")
+    assert status == "fail"
+    assert "/api/audit/v1/batches: HTTP 404" in detail and "base address" in detail
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_selftest_passes_the_hubs_base_address(tmp_path: Path, real_hub: str,
+                                                suffix: str) -> None:
+    status, detail = _hub_check(tmp_path, real_hub + suffix)
+    assert status == "pass", detail
+    assert "/v1/batches (HTTP 405" in detail
+
+
+def _play_checks(tmp_path: Path, **overrides: str):
+    """site.yml's checks before any device is touched (vault and hub address), run for
+    the example inventory's hosts on this machine, with a throw-away vault."""
+    import subprocess
+
+    import yaml
+    from test_ansible import ANSIBLE_DIR, _env, _tool
+    from werkzeug.security import generate_password_hash
+
+    extra = tmp_path / "extra.yml"
+    extra.write_text(yaml.safe_dump({
+        "vault_appliance_audit_hmac_key": "3f" * 32,
+        "vault_appliance_admin_password_hash": generate_password_hash("a long admin pass"),
+        "ansible_connection": "local", "ansible_become": False,
+        "ansible_python_interpreter": "auto_silent", **overrides}))
+    return subprocess.run(
+        [_tool("ansible-playbook"), "-i", "inventory/hosts.example.yml", "-e", f"@{extra}",
+         "--tags", "appliance_vault_check", "--skip-tags", "always", "site.yml"],
+        cwd=ANSIBLE_DIR, env={**_env(), "ANSIBLE_GATHERING": "explicit"},
+        capture_output=True, text=True, timeout=300)
+
+
+def test_the_example_inventory_passes_the_plays_checks(tmp_path: Path) -> None:
+    """Was: the example's .../api/audit passed the play and then 404'd every upload."""
+    result = _play_checks(tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Check the hub's upload address" in result.stdout
+    assert "checkpoint-bkk-02" in result.stdout  # every host of the example was checked
+
+
+@pytest.mark.parametrize("url", ["https://hub.example.go.th/api/audit",
+                                 "https://hub.example.go.th/v1/batches",
+                                 "hub.example.go.th"])
+def test_the_play_refuses_an_upload_url_the_hub_does_not_serve(tmp_path: Path,
+                                                               url: str) -> None:
+    result = _play_checks(tmp_path, appliance_upload_url=url)
+    assert result.returncode != 0
+    assert "is not a hub's base address" in result.stdout and "/v1/batches" in result.stdout
+
+
+def test_a_hub_behind_a_path_prefix_is_allowed_when_declared(tmp_path: Path) -> None:
+    result = _play_checks(tmp_path, appliance_upload_url="https://gw.example.go.th/hub/",
+                          appliance_upload_url_path_prefix="/hub/")
+    assert result.returncode == 0, result.stdout[-3000:]
