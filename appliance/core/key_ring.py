@@ -15,15 +15,16 @@ if TYPE_CHECKING:
     from appliance.core.snapshot import IssuerKey
 
 # Names a trust entry may list in ``profiles``.
-KEY_PROFILES = ("LC1", "HC1", "SHC")
+KEY_PROFILES = ("LC1", "HC1", "SHC", "MDOC")
 # Which key set each credential format resolves its kid in: LP1 carries an LC1 licence.
 FORMAT_KEY_PROFILE: Mapping[str, str] = MappingProxyType(
-    {"LC1": "LC1", "LP1": "LC1", "HC1": "HC1", "SHC": "SHC"})
+    {"LC1": "LC1", "LP1": "LC1", "HC1": "HC1", "SHC": "SHC", "MDOC": "MDOC"})
 # ``profiles`` absent: decided by the key's form in the trust entry.
 DEFAULT_PROFILES: Mapping[str, frozenset[str]] = MappingProxyType({
     "public_key": frozenset({"LC1"}),
     "certificate": frozenset({"HC1"}),
     "jwk": frozenset({"SHC"}),
+    "iaca": frozenset({"MDOC"}),  # an mdoc root; the only form that may list MDOC
 })
 
 _NO_KEYS: Mapping[bytes, IssuerKey] = MappingProxyType({})

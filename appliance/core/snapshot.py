@@ -79,6 +79,8 @@ class TrustSnapshot:
     status_lists: Mapping[str, StatusLookup] = field(default_factory=dict)
     revoked_cti: RevokedHashes = field(default_factory=frozenset)
     revoked_licences: RevokedHashes = field(default_factory=frozenset)
+    # SHA-256 of withdrawn mdoc document signer certificates (spec mdl-reader s.2).
+    revoked_mdoc_ds: RevokedHashes = field(default_factory=frozenset)
     policy: Policy = field(default_factory=Policy)
     # Publication time (epoch s) and version of synced data; None for a trust source file.
     published_at: float | None = None

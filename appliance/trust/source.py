@@ -74,6 +74,9 @@ def snapshot_from_document(doc: Any) -> TrustSnapshot:
         revoked_licences=HashSet.from_digests(
             _hex_digests(revoked.get("licence_sha256", []), "licence")
         ),
+        revoked_mdoc_ds=HashSet.from_digests(
+            _hex_digests(revoked.get("mdoc_ds_sha256", []), "mdoc_ds")
+        ),
         policy=parse_policy(doc.get("policy", {})),
     )
 
@@ -113,6 +116,10 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
         raise TrustDataError(f"{where} must be an object")
     kid_hex = _text(entry.get("kid"), f"{where}.kid")
     where = f"{where} (kid {kid_hex})"
+    if "iaca" in entry:  # an mdoc root (spec mdl-reader s.2): its own checks
+        from appliance.trust.iaca import parse_iaca_key
+
+        return parse_iaca_key(entry, iss, name, where, kid_hex)
     alg = entry.get("alg")
     if alg not in KEY_ALGS:
         raise TrustDataError(f"{where}: alg must be one of {KEY_ALGS}")
@@ -172,9 +179,9 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
 
 def entry_profiles(entry: dict[str, Any], where: str = "key") -> frozenset[str]:
     """``profiles`` of a key entry, else the default of its form (spec LC1 s.4)."""
+    form = "iaca" if "iaca" in entry else "certificate" if "certificate" in entry \
+        else "jwk" if "jwk" in entry else "public_key"
     if "profiles" not in entry:
-        form = "certificate" if "certificate" in entry else "jwk" if "jwk" in entry \
-            else "public_key"
         return DEFAULT_PROFILES[form]
     raw = entry["profiles"]
     if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
@@ -184,6 +191,9 @@ def entry_profiles(entry: dict[str, Any], where: str = "key") -> frozenset[str]:
             hint = " (an LP1 licence uses the LC1 keys)" if name == "LP1" else ""
             raise TrustDataError(
                 f"{where}: unknown profile {name!r}, expected one of {KEY_PROFILES}{hint}")
+    if ("MDOC" in raw) != (form == "iaca") or (form == "iaca" and len(set(raw)) != 1):
+        raise TrustDataError(f"{where}: profile MDOC belongs to iaca keys, and iaca keys "
+                             "to MDOC alone (spec mdl-reader s.2)")
     return frozenset(raw)
 
 
