@@ -3,7 +3,8 @@
 ROLE is ``admin`` or ``auditor``; HASH is a werkzeug scrypt (or pbkdf2) hash, never a
 password. The file is re-read when it changes, so provisioning adds or removes an auditor
 without a restart; a malformed line disables only that account (logged, not shown). Make a
-line with ``python -m appliance_hub.auth_users NAME ROLE`` (asks for the password twice).
+line with ``python -m appliance_hub.auth_users NAME ROLE`` (asks for the password twice,
+or reads it from a pipe).
 """
 
 from __future__ import annotations
@@ -97,21 +98,50 @@ def line(name: str, role: str, password: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m appliance_hub.auth_users NAME ROLE``: print a users-file line."""
+    """``python -m appliance_hub.auth_users NAME ROLE``: print a users-file line.
+
+    At a terminal the password is asked twice, unechoed; piped (``... < file``, a secret
+    store) it is the first line of standard input. Ctrl-C (130) and Ctrl-D or an empty
+    input (1) end it with one line on stderr, never a traceback, and no users-file line.
+    """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m appliance_hub.auth_users NAME admin|auditor", file=sys.stderr)
         return 64
-    first = getpass.getpass("password: ")
-    if len(first) < 12 or first != getpass.getpass("again: "):
-        print("passwords differ or shorter than 12 characters", file=sys.stderr)
-        return 1
-    try:
-        print(line(args[0], args[1], first))
-    except ValueError as e:
-        print(e, file=sys.stderr)
+    if not NAME.fullmatch(args[0]) or args[1] not in ROLES:  # before asking for a password
+        print("name: lower-case letters, digits, . _ -; role: admin or auditor",
+              file=sys.stderr)
         return 64
+    end_prompt = "\n" if sys.stdin.isatty() else ""  # the prompt's line is still open
+    try:
+        password = _ask_password()
+    except KeyboardInterrupt:
+        print(f"{end_prompt}interrupted: no account line written", file=sys.stderr)
+        return 130
+    except EOFError:
+        print(f"{end_prompt}no password given (end of input): no account line written",
+              file=sys.stderr)
+        return 1
+    if password is None:
+        print("passwords differ", file=sys.stderr)
+        return 1
+    if len(password) < 12:
+        print("password shorter than 12 characters", file=sys.stderr)
+        return 1
+    print(line(args[0], args[1], password))
     return 0
+
+
+def _ask_password() -> str | None:
+    """The password, or None when the terminal's two entries differ; ``EOFError`` when
+    there is none to read."""
+    if not sys.stdin.isatty():
+        piped = sys.stdin.readline(4096)
+        if not piped.strip():
+            raise EOFError
+        return piped.rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    return first if first == getpass.getpass("again: ") else None
 
 
 if __name__ == "__main__":

@@ -365,3 +365,133 @@ def test_a_hub_behind_a_path_prefix_is_allowed_when_declared(tmp_path: Path) -> 
     result = _play_checks(tmp_path, appliance_upload_url="https://gw.example.go.th/hub/",
                           appliance_upload_url_path_prefix="/hub/")
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+# --- finding 17: the hub's account tool at a terminal and in a pipe --------------------------
+
+
+def _account_tool(**kwargs):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "appliance_hub.auth_users", "alice",
+                             "auditor"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, **kwargs)
+
+
+def _clean(err: str) -> None:
+    assert "Traceback" not in err and "Warning" not in err, err
+    assert len([ln for ln in err.splitlines() if ln.strip()]) <= 1, err
+
+
+def test_account_tool_reads_a_piped_password() -> None:
+    """Was: "Password input may be echoed" warnings, then an EOFError traceback."""
+    import subprocess
+
+    from appliance_hub.auth_users import parse
+
+    proc = _account_tool(stdin=subprocess.PIPE)
+    out, err = proc.communicate("a long auditor passphrase\n", timeout=60)
+    assert proc.returncode == 0, err
+    _clean(err)
+    assert parse(out)["alice"][0] == "auditor"
+
+
+@pytest.mark.parametrize(("stdin", "status"), [("", 1), ("\n", 1), ("short\n", 1)])
+def test_account_tool_refuses_no_or_a_short_piped_password(stdin: str, status: int) -> None:
+    import subprocess
+
+    proc = _account_tool(stdin=subprocess.PIPE)
+    out, err = proc.communicate(stdin, timeout=60)
+    assert (proc.returncode, out) == (status, "")
+    _clean(err)
+
+
+def test_account_tool_with_closed_stdin() -> None:
+    """Was: a termios error and an EOFError traceback."""
+    import subprocess
+
+    proc = _account_tool(stdin=subprocess.DEVNULL)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (1, "")
+    _clean(err)
+    assert "no password" in err
+
+
+def test_account_tool_interrupted_while_waiting_for_a_pipe() -> None:
+    import signal
+    import subprocess
+    import time
+
+    proc = _account_tool(stdin=subprocess.PIPE)
+    wchan, deadline = Path(f"/proc/{proc.pid}/wchan"), time.monotonic() + 60
+    while "pipe_read" not in wchan.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # until it waits for the password on its pipe
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (130, "")
+    _clean(err)
+
+
+def _on_a_terminal(*answers: tuple[bytes, bytes]) -> tuple[int, str]:
+    """The tool with a pseudo-terminal as its controlling terminal; each ``(prompt, keys)``
+    types ``keys`` once ``prompt`` is shown (getpass turns echo off and flushes what was
+    typed before it shows its prompt).
+    Returns the exit status and everything the terminal showed."""
+    import fcntl
+    import os
+    import pty
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+
+    def take_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "appliance_hub.auth_users", "alice",
+                             "auditor"], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True, preexec_fn=take_terminal)
+    os.close(slave)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 60
+        for prompt, keys in answers:
+            while prompt not in shown and time.monotonic() < deadline:
+                shown += os.read(master, 1024)
+            os.write(master, keys)
+        proc.wait(timeout=60)
+        while True:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return proc.returncode, shown.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(("keys", "status"), [(b"\x03", 130), (b"\x04", 1)],
+                         ids=["ctrl-c", "ctrl-d"])
+def test_account_tool_at_a_terminal_ctrl_c_and_ctrl_d(keys: bytes, status: int) -> None:
+    """Was: a KeyboardInterrupt or EOFError traceback."""
+    code, shown = _on_a_terminal((b"password:", keys))
+    assert code == status, shown
+    assert "Traceback" not in shown
+    assert "no account line written" in shown
+
+
+def test_account_tool_at_a_terminal_asks_twice() -> None:
+    code, shown = _on_a_terminal((b"password:", b"a long auditor passphrase\n"),
+                                 (b"again:", b"a long auditor passphrase\n"))
+    assert code == 0, shown
+    assert "again:" in shown and "alice auditor scrypt:" in shown
+    assert "passphrase" not in shown  # never echoed
