@@ -2,7 +2,9 @@
 
 One ``sync_once``:
 
-1. takes a lock (one installer at a time) and notes the attempt;
+1. takes a lock (one installer at a time) and notes the attempt; with no network yet,
+   points ``trust/current`` back at the highest version it installed and brings the
+   high-water mark (``appliance.trust.high_water``) up to it;
 2. refreshes TUF metadata with ``ngclient`` from the pinned root (``bootstrap``), with
    expiry judged at max(system clock, trusted-time floor) so a clock set back cannot
    revive expired metadata (freeze), and every metadata write fsynced;
@@ -15,8 +17,8 @@ One ``sync_once``:
    version, changed parts downloaded (total deadline, size cap from signed metadata,
    hash checked), status lists inflated with a cap, hash bases indexed;
 6. keeps the verified metadata with the version (``signed/``), loads it with the kiosk's
-   checked loader, fsyncs, records it, switches ``trust/current`` by rename, prunes old
-   versions it installed;
+   checked loader, fsyncs, records it, switches ``trust/current`` by rename, raises the
+   high-water mark to it, prunes old versions it installed;
 7. marks the trusted-time floor when the system clock is NTP-synchronised;
 8. writes ``state_dir/sync_state.json`` for the status page and metrics.
 
@@ -47,6 +49,7 @@ from appliance.clock import BUILD_TIME, FileTimeFloor, system_clock_synchronised
 from appliance.core.errors import SyncError, TrustDataError
 from appliance.core.isotime import instant_or_none as _epoch
 from appliance.files import write_atomic
+from appliance.trust.high_water import Mark, mark_of, read_mark, write_mark
 from appliance.trust.policy import parse_policy
 from appliance.trust.signed import (
     ROOT_HISTORY,
@@ -173,6 +176,7 @@ class SyncClient:
             raise SyncError(f"cannot read the pinned root {self.root}: {e.strerror or e}") from e
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
         installed_dir, installed = self._installed()
+        self._repair_offline(installed_dir, installed)  # before any network step
         reference = self._reference_time(installed)
         try:
             updater = _DurableUpdater(
@@ -201,9 +205,11 @@ class SyncClient:
                 return SyncResult(installed["version"], False, fetcher.bytes_fetched,
                                   _epoch(installed.get("published")), expires)
             raw, wire = self._read_manifest(updater, fetcher, manifest_info)
-            self._check_version(wire, installed, root_version)
+            self._check_version(wire, installed or self._floor_as_installed(), root_version)
             final = self._install(updater, fetcher, wire, raw, manifest_info, installed_dir,
                                   installed, root_version, expires, bootstrap)
+            write_mark(self.trust_dir, mark_of(
+                final, verify_signed(final / SIGNED, bootstrap), wire))
         except exceptions.RepositoryError as e:
             raise SyncError(f"repository data rejected ({type(e).__name__}): {e}") from e
         except exceptions.DownloadError as e:
@@ -226,26 +232,66 @@ class SyncClient:
             self.floor.mark_synchronised(self._wall())
 
     def _installed(self) -> tuple[Path | None, dict[str, Any] | None]:
-        """The version this client last installed that still carries metadata signed under
-        the pinned root: from its own record, never from where ``current`` points, and
-        with version, publication time and root version taken from the signed data."""
+        """The highest version this client installed that still carries metadata signed
+        under the pinned root and is not below the high-water mark: from its own record,
+        never from where ``current`` points, and with version, publication time and root
+        version taken from the signed data ("highest": by root version, then version)."""
         try:
             pinned = self.root.read_bytes()
         except OSError:
             return None, None
-        for entry in reversed(installed_record(self.trust_dir)):
+        floor = self._floor()
+        best: tuple[Path, dict[str, Any]] | None = None
+        for entry in installed_record(self.trust_dir):
             path = self.trust_dir / entry["dir"]
             try:
                 signed = verify_signed(path / SIGNED, pinned)
                 wire = read_signed_manifest(path / SIGNED, signed)
                 manifest = read_manifest(path)
+                mark = mark_of(path, signed, wire)
             except TrustDataError as e:
                 log.warning("installed %s ignored: %s", entry["dir"], e)
                 continue
-            return path, {**manifest, "version": wire["version"],
-                          "published": wire.get("published"),
-                          "root_version": signed.root_version}
-        return None, None
+            if floor is not None and mark.key() < floor.key():
+                continue  # older than what this device has had: never "the installed" one
+            if best is None or mark.key() > best[1]["mark"].key():
+                best = path, {**manifest, "version": wire["version"],
+                              "published": wire.get("published"),
+                              "root_version": signed.root_version, "mark": mark}
+        return best if best is not None else (None, None)
+
+    def _floor(self) -> Mark | None:
+        """The high-water mark; a garbled one counts as none here (sync rewrites it from
+        its record, the loader refuses meanwhile)."""
+        try:
+            return read_mark(self.trust_dir)
+        except TrustDataError as e:
+            log.warning("%s", e)
+            return None
+
+    def _floor_as_installed(self) -> dict[str, Any] | None:
+        """With no installed version left at or above the mark (deleted), the mark itself
+        is what a new version must not go below."""
+        floor = self._floor()
+        if floor is None:
+            return None
+        return {"version": floor.version, "root_version": floor.root_version}
+
+    def _repair_offline(self, installed_dir: Path | None,
+                        installed: dict[str, Any] | None) -> None:
+        """Point ``current`` back at the highest installed version and bring the mark up
+        to it, with no network: a device whose link was re-pointed at an older version
+        is repaired even while the repository is out of reach (issue 21)."""
+        if installed_dir is None or installed is None:
+            return
+        mark: Mark = installed["mark"]
+        floor = self._floor()
+        if floor is None or floor.key() < mark.key():
+            write_mark(self.trust_dir, mark)  # first run with marks, or the mark was lost
+        if current_version_dir(self.trust_dir) != installed_dir:
+            log.warning("trust/current did not point at the installed %s; repaired",
+                        installed_dir.name)
+            switch_current(self.trust_dir, installed_dir.name)
 
     @staticmethod
     def _genuine(pinned: bytes) -> Callable[[Path], bool]:

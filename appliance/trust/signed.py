@@ -64,6 +64,7 @@ class SignedTargets:
     files: dict[str, tuple[int, str]]
     root_version: int
     expires: float
+    targets_version: int = 0  # TUF targets metadata version (the high-water mark keeps it)
 
 
 def safe_name(value: Any, where: str) -> str:
@@ -198,7 +199,7 @@ def verify_signed(signed_dir: Path, pinned_root: bytes | None) -> SignedTargets:
         if "sha256" in info.hashes:
             files[path] = (info.length, info.hashes["sha256"])
     expires = min(md.signed.expires.timestamp() for md in (trusted, ts, snap, targets))
-    return SignedTargets(files, root.version, expires)
+    return SignedTargets(files, root.version, expires, targets.signed.version)
 
 
 # -- files --------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ Layout (docs/trust-store-format.md)::
     trust/v00000042/issuers.json        {"issuers": [...]} as in a trust source
     trust/v00000042/status/*.bin(.zz)   raw status-list bytes (mmap), and their signed form
     trust/v00000042/revoked/*.bin|.idx  sorted hash prefixes + bucket index, and deltas
+    trust-high-water.json               beside trust/: the highest version ever installed
 
 Loading checks the version against its signed metadata (``trust_signed``: signatures up
-to the pinned root, every file's hash) and then maps files instead of parsing them;
+to the pinned root, every file's hash), refuses one below the high-water mark
+(``high_water``: a genuine older version re-pointed to), and then maps files;
 ``CurrentTrust`` reloads when ``current`` points somewhere new, so the kiosk picks up new
 data without a restart, never sees a moment without data, and never switches to a
 version that fails its checks.
@@ -34,6 +36,7 @@ from appliance.core.errors import TrustDataError
 from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
 from appliance.files import fsync_dir, write_atomic
+from appliance.trust.high_water import Mark, below, mark_of, read_mark
 from appliance.trust.policy import parse_policy
 from appliance.trust.revocation import HashSet, StatusList, index_file, read_deltas
 from appliance.trust.signed import (
@@ -66,7 +69,13 @@ def load_trust_store(trust_dir: Path, root: Path | None = None) -> TrustSnapshot
         raise TrustDataError(f"no trust data installed in {trust_dir}: run 'appliance sync'")
     if target not in installed_names(trust_dir):
         raise TrustDataError(f"trust/current points at {target}, which sync did not install")
-    return load_version_dir(trust_dir / target, _pinned(root))
+    floor = read_mark(trust_dir)
+    snapshot, mark = _load_marked(trust_dir / target, _pinned(root))
+    why = below(mark, floor) if floor is not None else None
+    if why is not None:
+        raise TrustDataError(f"trust/current points at {target}: {why}; refused until "
+                             "'appliance sync' points it back")
+    return snapshot
 
 
 def load_version_dir(version_dir: Path, root: bytes | None = None) -> TrustSnapshot:
@@ -76,6 +85,10 @@ def load_version_dir(version_dir: Path, root: bytes | None = None) -> TrustSnaps
     inflated status lists against their signed compressed form and the bucket indexes
     against their bases (docs/trust-store-format.md). ``TrustDataError`` on any mismatch.
     """
+    return _load_marked(version_dir, root)[0]
+
+
+def _load_marked(version_dir: Path, root: bytes | None) -> tuple[TrustSnapshot, Mark]:
     signed = verify_signed(version_dir / SIGNED, root)
     wire = read_signed_manifest(version_dir / SIGNED, signed)
     parts, layout = wire_layout(wire)
@@ -93,7 +106,7 @@ def load_version_dir(version_dir: Path, root: bytes | None = None) -> TrustSnaps
                                                        entry.get("bits"))
                     for entry in layout["status_lists"]}
     revoked = layout["revoked"]
-    return TrustSnapshot(
+    snapshot = TrustSnapshot(
         keys=parse_issuers(issuers.get("issuers", [])),
         status_lists=status_lists,
         revoked_cti=_hash_set(version_dir, revoked["cti_sha256"]),
@@ -103,6 +116,7 @@ def load_version_dir(version_dir: Path, root: bytes | None = None) -> TrustSnaps
         version=wire["version"],
         expires_at=signed.expires,
     )
+    return snapshot, mark_of(version_dir, signed, wire)
 
 
 class CurrentTrust:
@@ -176,6 +190,13 @@ def link_fault(trust_dir: Path) -> str | None:
         return f"trust link trust/current points at {target}, which is missing"
     if target not in installed_names(trust_dir):
         return f"trust link trust/current points at {target}, which sync did not install"
+    try:
+        floor = read_mark(trust_dir)
+    except TrustDataError as e:
+        return str(e)
+    if floor is not None and target != floor.dir and _number(target) < floor.version:
+        return (f"trust link trust/current points at {target}, older than {floor.dir} "
+                "installed before (rollback refused): run 'appliance sync'")
     refused = _REFUSED.get(str(trust_dir))
     if refused is not None and refused[0] == target:
         return f"trust data {target} refused: {refused[1]}"
@@ -188,6 +209,11 @@ def _link_target(trust_dir: Path) -> str | None:
     except OSError:
         return None
     return target if _VERSION_DIR.match(target) else None
+
+
+def _number(name: str) -> int:
+    match = _VERSION_DIR.match(name)
+    return int(match.group(1)) if match else -1
 
 
 def _pinned(root: Path | None) -> bytes | None:
