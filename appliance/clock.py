@@ -4,7 +4,9 @@ The Pi has no battery clock on most models, so a freshly booted device may belie
 1970 or last week. The trusted-time floor is the newest of: the last time a synchronised
 clock was seen, the publication time of the current trust data, and the build time of
 the software. A system clock below the floor is untrusted. The floor's persistence is an
-adapter (``FileTimeFloor``) so the rule itself stays pure and testable.
+adapter (``FileTimeFloor``) so the rule itself stays pure and testable. Sync marks it at
+most at the signed publication time (``floor_mark``) and not after a forward jump of the
+clock (``forward_jump``), so a spoofed time source cannot push it ahead (issue 21).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from appliance.files import write_atomic
 
@@ -102,6 +104,41 @@ class FileTimeFloor:
         if previous is not None and previous >= now:
             return
         write_atomic(self.path, json.dumps({"last_synchronised": now}).encode())
+
+
+def floor_mark(wall: float, published_at: float | None) -> float | None:
+    """What sync may raise the floor to: the synchronised wall clock, but never above the
+    publication time of signed trust data (issue 21). A spoofed time source that pushes
+    the clock ahead during one sync cannot push the floor past what the authority signed,
+    so it cannot make every later verdict CLOCK_UNTRUSTED."""
+    if published_at is None:
+        return None
+    return min(wall, published_at)
+
+
+def forward_jump(reference: Mapping[str, Any] | None, boot_id: str, since_boot_s: float,
+                 wall: float) -> float | None:
+    """How far the wall clock moved beyond the time that really elapsed since
+    ``reference`` (``boot_id``, ``since_boot_s``, ``wall`` of an earlier synchronised
+    reading in this boot), or None when there is nothing to compare with (another boot,
+    no reference). Time since boot (CLOCK_BOOTTIME) is not stepped by NTP or an admin."""
+    if not isinstance(reference, Mapping) or not boot_id or reference.get("boot_id") != boot_id:
+        return None
+    then_boot, then_wall = reference.get("since_boot_s"), reference.get("wall")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool)
+               for v in (then_boot, then_wall)):
+        return None
+    assert isinstance(then_boot, int | float) and isinstance(then_wall, int | float)
+    return (wall - then_wall) - (since_boot_s - then_boot)
+
+
+def boot_clock() -> tuple[str, float]:
+    """(boot id, seconds since boot, suspend included) for ``forward_jump``."""
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:64]
+    except OSError:
+        boot_id = ""
+    return boot_id, time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 def system_clock_synchronised() -> bool:

@@ -19,7 +19,9 @@ One ``sync_once``:
 6. keeps the verified metadata with the version (``signed/``), loads it with the kiosk's
    checked loader, fsyncs, records it, switches ``trust/current`` by rename, raises the
    high-water mark to it, prunes old versions it installed;
-7. marks the trusted-time floor when the system clock is NTP-synchronised;
+7. marks the trusted-time floor when the system clock is NTP-synchronised, never above
+   the signed publication time, and not at all when the clock jumped forward since the
+   last sync of this boot (recorded in the state file instead);
 8. writes ``state_dir/sync_state.json`` for the status page and metrics.
 
 Any failure, a full disk included, raises ``SyncError`` with one line and is recorded in
@@ -45,7 +47,15 @@ from tuf.api import exceptions
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
-from appliance.clock import BUILD_TIME, FileTimeFloor, system_clock_synchronised, time_floor
+from appliance.clock import (
+    BUILD_TIME,
+    FileTimeFloor,
+    boot_clock,
+    floor_mark,
+    forward_jump,
+    system_clock_synchronised,
+    time_floor,
+)
 from appliance.core.errors import SyncError, TrustDataError
 from appliance.core.isotime import instant_or_none as _epoch
 from appliance.files import write_atomic
@@ -108,6 +118,8 @@ class SyncClient:
         build_time: float = BUILD_TIME,
         clock_synchronised: Callable[[], bool] = system_clock_synchronised,
         sleep: Callable[[float], None] = time.sleep,
+        boot: Callable[[], tuple[str, float]] = boot_clock,
+        max_clock_jump_s: float = 3600.0,
     ) -> None:
         if not url:
             raise SyncError("no sync URL configured ([sync] url)")
@@ -120,6 +132,9 @@ class SyncClient:
         self._wall = wall
         self._build_time = build_time
         self._clock_synchronised = clock_synchronised
+        self._boot = boot
+        self.max_clock_jump_s = max_clock_jump_s
+        self._clock_jumped = False
         self._new_fetcher = functools.partial(
             DeadlineFetcher, gap_timeout_s=gap_timeout_s, deadline_s=deadline_s,
             retries=retries, backoff_s=backoff_s, sleep=sleep)
@@ -144,6 +159,7 @@ class SyncClient:
     def _sync_recorded(self) -> SyncResult:
         state = read_sync_state(self.state_dir)
         state["last_attempt"] = iso_or_none(self._wall())
+        self._clock_jumped = self._check_clock(state)
         fetcher = self._new_fetcher(tmp_dir=str(self.state_dir))
         try:
             try:
@@ -201,7 +217,7 @@ class SyncClient:
                                 installed_dir.name)
                     switch_current(self.trust_dir, installed_dir.name)
                 prune_versions(self.trust_dir, self.keep_versions, self._genuine(bootstrap))
-                self._mark_floor()
+                self._mark_floor(_epoch(installed.get("published")))
                 return SyncResult(installed["version"], False, fetcher.bytes_fetched,
                                   _epoch(installed.get("published")), expires)
             raw, wire = self._read_manifest(updater, fetcher, manifest_info)
@@ -217,7 +233,7 @@ class SyncClient:
         except TrustDataError as e:
             raise SyncError(f"published trust data refused: {e}") from e
         prune_versions(self.trust_dir, self.keep_versions, self._genuine(bootstrap))
-        self._mark_floor()
+        self._mark_floor(_epoch(wire["published"]))
         log.info("trust data version %s installed at %s", wire["version"], final)
         return SyncResult(wire["version"], True, fetcher.bytes_fetched,
                           _epoch(wire["published"]), expires)
@@ -227,9 +243,34 @@ class SyncClient:
         floor = time_floor(self.floor.last_synchronised(), published, self._build_time)
         return max(self._wall(), floor)
 
-    def _mark_floor(self) -> None:
+    def _mark_floor(self, published: float | None) -> None:
+        """Raise the trusted-time floor on a synchronised clock, never above the signed
+        publication time (``clock.floor_mark``), and not at all after a forward jump."""
+        if self._clock_jumped or not self._clock_synchronised():
+            return
+        mark = floor_mark(self._wall(), published)
+        if mark is not None:
+            self.floor.mark_synchronised(mark)
+
+    def _check_clock(self, state: dict[str, Any]) -> bool:
+        """Whether the system clock jumped forward further than ``max_clock_jump_s`` beyond
+        the time elapsed (since boot) since the last synchronised sync of this boot: a
+        spoofed time source (issue 21). Such a jump is logged, counted in the state file
+        (``clock_jumps``, ``last_clock_jump``, for the status page) and ignored: no floor
+        mark, and the reference stays the last good reading."""
+        wall = self._wall()
+        boot_id, since_boot = self._boot()
+        jump = forward_jump(state.get("clock_reference"), boot_id, since_boot, wall)
+        if jump is not None and jump > self.max_clock_jump_s:
+            state["clock_jumps"] = int(state.get("clock_jumps") or 0) + 1
+            state["last_clock_jump"] = {"at": iso_or_none(wall), "ahead_s": round(jump, 1)}
+            log.warning("system clock is %.0f s ahead of the time elapsed since the last "
+                        "synchronised sync: ignored for the trusted-time floor", jump)
+            return True
         if self._clock_synchronised():
-            self.floor.mark_synchronised(self._wall())
+            state["clock_reference"] = {"boot_id": boot_id, "since_boot_s": since_boot,
+                                        "wall": wall}
+        return False
 
     def _installed(self) -> tuple[Path | None, dict[str, Any] | None]:
         """The highest version this client installed that still carries metadata signed

@@ -94,6 +94,9 @@ def trust_provider(state_dir: Path, interval_minutes: float, *,
             "synced_published_at": published,
             "synced_age_s": None if published is None else max(0.0, wall() - published),
             "metadata_expires_at": epoch(state.get("expires")),
+            # Forward jumps of the system clock sync ignored (a spoofed time source).
+            "clock_jumps": state.get("clock_jumps") or 0,
+            "last_clock_jump": state.get("last_clock_jump"),
         }
         fault = link_fault(trust_dir) if trust_dir is not None else None
         if fault is not None:
