@@ -93,17 +93,18 @@ def read_mark(trust_dir: Path) -> Mark | None:
     except OSError as e:
         raise TrustDataError(f"trust high-water mark {path} unreadable: {e.strerror or e}") \
             from e
+    garbled = TrustDataError(f"trust high-water mark {path} is garbled: run 'appliance sync'")
     try:
-        data = json.loads(raw) if len(raw) <= MAX_MARK_BYTES else None
+        data: Any = json.loads(raw) if len(raw) <= MAX_MARK_BYTES else None
         published = instant_or_none(data["published"])
         fields = {name: data[name] for name in ("root_version", "version", "targets_version")}
         texts = {name: data[name] for name in ("dir", "targets_sha256", "snapshot_sha256")}
     except (ValueError, TypeError, KeyError):
-        data = published = None
-    if data is None or published is None or data.get("format") != FORMAT \
+        raise garbled from None
+    if published is None or data.get("format") != FORMAT \
             or not all(type(v) is int for v in fields.values()) \
             or not all(isinstance(v, str) for v in texts.values()):
-        raise TrustDataError(f"trust high-water mark {path} is garbled: run 'appliance sync'")
+        raise garbled
     return Mark(published=published, **fields, **texts)
 
 
