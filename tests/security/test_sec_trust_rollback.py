@@ -150,3 +150,20 @@ def test_sync_refuses_to_install_below_the_mark(tmp_path: Path, authority: Autho
     finally:
         old_server.stop()
     assert read_mark(client.trust_dir).version == new  # type: ignore[union-attr]
+
+
+def test_verify_config_refuses_with_the_reason(rolled, authority: Authority, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A new ``appliance verify --config`` process: no verdict, one line saying why."""
+    from appliance.cli import main
+
+    client = rolled[0]
+    config = tmp_path / "device.toml"
+    config.write_text(f'[device]\nid = "{DEVICE}"\n[paths]\nstate_dir = "{client.state_dir}"\n'
+                      f'secrets_dir = "{tmp_path / "secrets"}"\n'
+                      f'[sync]\nroot = "{authority.root_file}"\n')
+    assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--config", str(config), authority.credential(cti=CTI)]) == 64
+    out, err = capsys.readouterr()
+    assert out == "" and "rollback" in err and len(err.strip().splitlines()) == 1
