@@ -24,7 +24,7 @@ from appliance.trust.source import (
     read_document,
 )
 
-HASH_SETS = ("cti_sha256", "licence_sha256")
+HASH_SETS = ("cti_sha256", "licence_sha256", "mdoc_ds_sha256")
 MAX_SOURCE_BYTES = 2 * 1024 * 1024 * 1024
 DIGEST = np.dtype(f"S{HASH_PREFIX_BYTES}")
 

@@ -23,4 +23,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.commands.demo",
     "appliance.commands.fault",
     "appliance.commands.selftest",
+    "appliance.commands.mdoc",
 )

@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--enable-device", action="append", default=[], metavar="DEVICE_ID",
                    help="take a device off the disabled list; repeatable")
     a.set_defaults(func=run_set_policy)
+    from appliance.commands.trust_source_mdoc import register_mdoc_actions
+
+    register_mdoc_actions(action)  # add-iaca, revoke-ds, import-vical (spec mdl-reader s.2)
 
 
 def _edit(args: argparse.Namespace) -> TrustSourceEditor:

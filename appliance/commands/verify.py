@@ -107,7 +107,12 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
         raise UsageError("no input: standard input held no QR text")
     worst = EXIT_PASS
     for file, text in inputs:
-        verdict = Verdict(Outcome.FAIL, Reason.NO_QR_FOUND) if text is None else verify_one(text)
+        if text is None:
+            verdict = Verdict(Outcome.FAIL, Reason.NO_QR_FOUND)
+        elif text[:5].lower() == "mdoc:":  # a phone's engagement: needs a radio session
+            verdict = Verdict(Outcome.UNVERIFIABLE, Reason.MDOC_SESSION_REQUIRED, "MDOC")
+        else:
+            verdict = verify_one(text)
         _print(verdict, file, args.json)
         if verdict.outcome is Outcome.FAIL:
             worst = EXIT_FAIL

@@ -86,6 +86,13 @@ class TrustSourceEditor:
     def revoke_licence(self, iss: str, typ: str, number: str) -> None:
         _add_unique(self.doc["revoked"]["licence_sha256"], licence_digest(iss, typ, number).hex())
 
+    def revoke_mdoc_ds(self, certificate_der: bytes) -> str:
+        """List a document signer certificate in ``revoked.mdoc_ds_sha256`` (spec
+        mdl-reader s.2); returns the digest (hex)."""
+        digest = hashlib.sha256(certificate_der).hexdigest()
+        _add_unique(self.doc["revoked"].setdefault("mdoc_ds_sha256", []), digest)
+        return digest
+
     def set_status(self, uri: str, index: int, value: int, bits: int = 1) -> None:
         """Set one status-list entry, creating the list (``bits`` per entry) if new."""
         entry = next((s for s in self.doc["status_lists"] if s.get("uri") == uri), None)

@@ -41,7 +41,7 @@ ROOT_HISTORY = "root_history"
 WIRE_MANIFEST = "manifest.json"
 ROLES = ("timestamp", "snapshot", "targets")
 MAX_ISSUERS_BYTES = 16 * 1024 * 1024
-HASH_SETS = ("cti_sha256", "licence_sha256")
+HASH_SETS = ("cti_sha256", "licence_sha256", "mdoc_ds_sha256")
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 _CHUNK = 1 << 20
 
