@@ -115,25 +115,27 @@ class HolderSession:
 
 
 def answer(session: HolderSession, establishment: bytes, wallet: Wallet,
-           behaviour: Behaviour, replay: tuple[bytes, bytes] | None = None) -> bytes | None:
-    """The SessionData the phone sends for ``establishment`` under ``behaviour`` (None: it
-    never answers). ``replay``: (DeviceResponse, SessionData) kept from another session."""
+           behaviour: Behaviour, replay: tuple[bytes, bytes] | None = None,
+           ) -> tuple[bytes | None, bytes | None]:
+    """(the SessionData the phone sends for ``establishment`` under ``behaviour``, or None
+    when it never answers; the DeviceResponse inside it, if any). ``replay``: the
+    (DeviceResponse, SessionData) of another session, for the replay misbehaviours."""
     request = session.open(establishment)
     kind = behaviour.misbehaviour
     if kind is Misbehaviour.STALL:
-        return None
+        return None, None
     if kind in (Misbehaviour.STATUS_10, Misbehaviour.STATUS_11, Misbehaviour.STATUS_20):
-        return sc.encode_session_data(status=int(kind.value.rsplit("_", 1)[1]))
+        return sc.encode_session_data(status=int(kind.value.rsplit("_", 1)[1])), None
     if kind is Misbehaviour.MALFORMED:
-        return b"\xff\x00 not cbor"
+        return b"\xff\x00 not cbor", None
     if kind is Misbehaviour.OVERSIZED:
-        return sc.encode_session_data(data=bytes(behaviour.oversized_bytes))
+        return sc.encode_session_data(data=bytes(behaviour.oversized_bytes)), None
     if kind is Misbehaviour.REPLAY_SEALED and replay is not None:
-        return replay[1]
-    assert session.transcript is not None and session.e_reader_key is not None
+        return replay[1], None
     if kind is Misbehaviour.REPLAY and replay is not None:
-        return session.seal(replay[0])
+        return session.seal(replay[0]), replay[0]
+    assert session.transcript is not None and session.e_reader_key is not None
     response = wallet(request, session.transcript, session.e_reader_key)
     if kind is Misbehaviour.WRONG_COUNTER:
-        return session.seal(response, counter=2)
-    return session.seal(response)
+        return session.seal(response, counter=2), response
+    return session.seal(response), response

@@ -1,0 +1,145 @@
+"""The radio under an mdoc session: one small interface, backends chosen by name.
+
+``MdocTransport`` moves whole messages (SessionEstablishment out, SessionData in) between
+the reader and the phone, over BLE in either 18013-5 mode (spec mdl-reader s.3.2); each call
+runs under its deadline from ``[mdoc]`` configuration. Failures are exceptions of three kinds
+that the session maps one-to-one onto reasons: ``TransportTimeout`` (MDOC_TIMEOUT),
+``TransportFailed`` (MDOC_TRANSPORT_FAILED) and ``MessageTooLarge`` (TOO_LARGE).
+
+The 18013-5 framing is here too, pure: a message goes in chunks of at most (MTU - 3) bytes,
+each starting 0x01 (more follows) or 0x00 (last); ``Reassembler`` puts them back together
+and refuses to hold more than the configured limit. Bumble, the one backend, is imported
+only by ``open_transport``, so the kiosk loads no Bluetooth code until a phone shows a QR.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from appliance.core.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.config import MdocConfig
+    from appliance.core.credential.mdoc.engagement import BleOption, Engagement
+
+MORE, LAST = 0x01, 0x00
+ATT_HEADER = 3  # opcode + handle: an ATT value holds at most MTU - 3 bytes
+MIN_MTU, WANTED_MTU = 23, 515
+
+
+class MdocTransportError(ApplianceError):
+    """The radio did not carry a message (the session ends with a reason, never a crash)."""
+
+
+class TransportTimeout(MdocTransportError):
+    """A deadline of spec s.3.2 passed: no holder found, no answer, a gap between chunks."""
+
+
+class TransportFailed(MdocTransportError):
+    """No connection, GATT errors, service missing, link lost before the last chunk."""
+
+
+class MessageTooLarge(MdocTransportError):
+    """The holder sent more than ``mdoc.max_response_bytes``."""
+
+
+class TransportUnavailable(MdocTransportError):
+    """This device cannot read mDLs: ``mdoc.transport = "none"`` or no Bluetooth stack."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """Seconds per step (spec s.3.2 defaults); tests shorten them, never sleep through them."""
+
+    scan_s: float = 10.0
+    connect_s: float = 5.0
+    connect_retries: int = 1
+    discovery_s: float = 5.0
+    first_response_s: float = 45.0
+    chunk_gap_s: float = 5.0
+    session_s: float = 90.0
+    close_s: float = 2.0
+
+    @classmethod
+    def from_config(cls, config: MdocConfig) -> Deadlines:
+        return cls(config.scan_timeout_s, config.connect_timeout_s, config.connect_retries,
+                   config.discovery_timeout_s, config.first_response_timeout_s,
+                   config.chunk_gap_timeout_s, config.session_timeout_s)
+
+
+class MdocTransport(Protocol):
+    """One BLE session with one phone; ``close`` is always called, whatever happened."""
+
+    async def connect(self, engagement: Engagement, option: BleOption) -> None:
+        """Find the phone (scan, or advertise in central client mode), connect, discover
+        the service, subscribe and start (State 0x01)."""
+
+    async def send(self, message: bytes) -> None:
+        """One whole message to the phone, chunked to the link's MTU."""
+
+    async def receive(self, max_bytes: int) -> bytes:
+        """One whole message from the phone: the first chunk within ``first_response_s``,
+        each next one within ``chunk_gap_s``."""
+
+    async def close(self, termination: bytes | None = None) -> None:
+        """Send ``termination`` if the link is up, State 0x02, disconnect; never raises."""
+
+
+def chunks(message: bytes, mtu: int) -> list[bytes]:
+    """The ATT values carrying ``message``: (MTU - 3) bytes each, prefix included."""
+    size = max(mtu, MIN_MTU) - ATT_HEADER - 1
+    parts = [message[i:i + size] for i in range(0, len(message), size)] or [b""]
+    return [bytes((MORE,)) + part for part in parts[:-1]] + [bytes((LAST,)) + parts[-1]]
+
+
+class Reassembler:
+    """Chunks in, one message out; bounded by ``max_bytes`` before anything is kept."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    @property
+    def started(self) -> bool:
+        return bool(self._parts)
+
+    def feed(self, value: bytes) -> bytes | None:
+        """The whole message after its last chunk, else None; ``TransportFailed`` for a
+        chunk without a valid prefix, ``MessageTooLarge`` past the limit."""
+        if not value or value[0] not in (MORE, LAST):
+            raise TransportFailed("chunk without a 0x00/0x01 prefix")
+        self._size += len(value) - 1
+        if self._size > self.max_bytes:
+            raise MessageTooLarge(f"message over {self.max_bytes} bytes")
+        self._parts.append(value[1:])
+        if value[0] == MORE:
+            return None
+        message = b"".join(self._parts)
+        self._parts, self._size = [], 0
+        return message
+
+
+def mdl_available(transport: str) -> str | None:
+    """None when ``transport`` can be used here, else why mDL is off (said at start)."""
+    if transport == "none":
+        return "mDL reading is off (mdoc.transport = none)"
+    if not transport.startswith("bumble:"):
+        return f"unknown mdoc.transport {transport!r}"
+    if importlib.util.find_spec("bumble") is None:
+        return "mDL reading is off: the Bluetooth stack is not installed (extra 'mdl')"
+    return None
+
+
+def open_transport(transport: str, deadlines: Deadlines, *, radio: Any = None) -> MdocTransport:
+    """The backend named by ``mdoc.transport``: ``bumble:hci-socket:N`` on a device,
+    ``bumble:local`` in tests and the demo (``radio``: the ``LocalRadio`` it shares)."""
+    why_not = mdl_available(transport)
+    if why_not is not None:
+        raise TransportUnavailable(why_not)
+    from appliance.devices import ble_bumble
+
+    return ble_bumble.BumbleTransport.open(transport.removeprefix("bumble:"), deadlines,
+                                           radio=radio)

@@ -1,0 +1,204 @@
+"""E2E over emulated BLE (spec mdl-reader s.9): the appliance's reader and a simulated phone,
+two Bumble controllers on one in-process LocalLink, no radio. Each misbehaviour of the phone
+ends in its reason code, within the (shortened) deadline that names it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+import pytest
+from holder_sim import FAST, TestWallet, reader_transport
+
+from appliance.core.credential.mdoc.engagement import BleMode
+from appliance.core.credential.mdoc.verify import MdocResult
+from appliance.core.reasons import Outcome, Reason
+from appliance.devices.ble_bumble import LocalRadio
+from appliance.kiosk.mdoc_flow import APPROVE, CONNECTING, SessionSettings, read_mdoc
+from appliance.tools.holder_ble import SimulatedPhone
+from appliance.tools.holder_mdoc import Behaviour, Misbehaviour
+
+PERIPHERAL, CENTRAL = BleMode.PERIPHERAL_SERVER, BleMode.CENTRAL_CLIENT
+SETTINGS = SessionSettings(deadlines=FAST, max_response_bytes=16_384)
+
+
+@pytest.fixture(scope="module")
+def wallet() -> TestWallet:
+    return TestWallet()
+
+
+async def _settle(phone: SimulatedPhone) -> None:
+    """Let the phone's side finish reading what the reader sent before it hung up."""
+    for _ in range(200):
+        if "disconnected" in phone.events:
+            return
+        await asyncio.sleep(0.01)
+
+
+def session(wallet: Any, *, modes: tuple[BleMode, ...] = (PERIPHERAL,),
+            behaviour: Behaviour | None = None, settings: SessionSettings = SETTINGS,
+            replay: tuple[bytes, bytes] | None = None, judge: Any = None,
+            ) -> tuple[MdocResult, SimulatedPhone, list[str]]:
+    events: list[str] = []
+
+    async def run() -> tuple[MdocResult, SimulatedPhone]:
+        radio = LocalRadio()
+        phone = SimulatedPhone(radio, wallet, modes=modes, behaviour=behaviour, replay=replay)
+        async with phone:
+            result = await read_mdoc(phone.text, reader_transport(radio, settings.deadlines),
+                                     settings, judge or wallet.judge, events.append)
+            await _settle(phone)
+        return result, phone
+    result, phone = asyncio.run(run())
+    return result, phone, events
+
+
+def _verdict(result: MdocResult) -> tuple[Outcome, Reason]:
+    return result.verdict.outcome, result.verdict.reason
+
+
+@pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
+def test_happy_path_in_both_modes(wallet: TestWallet, mode: BleMode) -> None:
+    result, phone, events = session(wallet, modes=(mode,))
+    assert _verdict(result) == (Outcome.PASS, Reason.OK)
+    assert result.facts.device_auth == "mac" and result.facts.document_number == "UT-123"
+    assert events == [CONNECTING, APPROVE]
+    # The reader ended the session as s.3.2 says: status 20, State 0x02, then hung up.
+    assert phone.events[-3:] == ["termination", "state end", "disconnected"]
+    if mode is PERIPHERAL:
+        assert "state start" in phone.events  # the reader wrote State 0x01
+
+
+def test_where_both_modes_are_offered_peripheral_server_mode_is_used(
+        wallet: TestWallet) -> None:
+    result, phone, _ = session(wallet, modes=(PERIPHERAL, CENTRAL))
+    assert _verdict(result) == (Outcome.PASS, Reason.OK)
+    assert "state start" in phone.events  # written by the reader as GATT client
+
+
+def test_age_profile(wallet: TestWallet) -> None:
+    settings = dataclasses.replace(SETTINGS, profile="age")
+    result, _, _ = session(wallet, settings=settings,
+                           judge=lambda r, s: wallet.judge(r, s, profile="age"))
+    assert _verdict(result) == (Outcome.PASS, Reason.OK)
+    assert result.facts.elements == ("age_over_20",)
+
+
+@pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
+def test_mtu_23_many_chunks(wallet: TestWallet, mode: BleMode) -> None:
+    result, phone, _ = session(wallet, modes=(mode,), behaviour=Behaviour(mtu=23))
+    assert _verdict(result) == (Outcome.PASS, Reason.OK)
+    assert phone.chunks_sent > 100  # 19 bytes of a ~2.5 KB response per chunk
+
+
+@pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
+def test_disconnect_after_the_full_response_is_a_normal_end(
+        wallet: TestWallet, mode: BleMode) -> None:
+    result, phone, _ = session(wallet, modes=(mode,),
+                               behaviour=Behaviour(Misbehaviour.DISCONNECT_AFTER))
+    assert _verdict(result) == (Outcome.PASS, Reason.OK)
+    assert "termination" not in phone.events  # the link was already gone
+
+
+@pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
+def test_disconnect_mid_transfer(wallet: TestWallet, mode: BleMode) -> None:
+    result, _, _ = session(wallet, modes=(mode,), behaviour=Behaviour(Misbehaviour.DISCONNECT_MID))
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)
+
+
+@pytest.mark.parametrize(("behaviour", "deadline"), [
+    (Behaviour(Misbehaviour.STALL), "first response chunk not within 0.4 s"),
+    (Behaviour(Misbehaviour.STALL_MID), "next chunk not within 0.3 s"),
+    (Behaviour(Misbehaviour.DRIP, delay_s=0.6), "first response chunk not within 0.4 s"),
+])
+@pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
+def test_silent_or_slow_holder_times_out_on_its_deadline(
+        wallet: TestWallet, behaviour: Behaviour, deadline: str, mode: BleMode,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
+    result, phone, _ = session(wallet, modes=(mode,), behaviour=behaviour)
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
+    assert deadline in caplog.text
+    assert "termination" in phone.events  # the reader still ended the session properly
+
+
+def test_drip_feed_between_chunks_beyond_the_gap(wallet: TestWallet,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
+    slow_gap = dataclasses.replace(FAST, first_response_s=2.0, chunk_gap_s=0.15)
+    result, _, _ = session(wallet, settings=dataclasses.replace(SETTINGS, deadlines=slow_gap),
+                           behaviour=Behaviour(Misbehaviour.DRIP, delay_s=0.3))
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
+    assert "next chunk not within 0.15 s" in caplog.text
+
+
+def test_drip_feed_within_the_gap_still_passes(wallet: TestWallet) -> None:
+    result, _, _ = session(wallet, behaviour=Behaviour(Misbehaviour.DRIP, delay_s=0.01))
+    assert _verdict(result) == (Outcome.PASS, Reason.OK)
+
+
+def test_whole_session_deadline(wallet: TestWallet, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
+    short = dataclasses.replace(FAST, first_response_s=5.0, chunk_gap_s=5.0, session_s=0.5)
+    result, _, _ = session(wallet, settings=dataclasses.replace(SETTINGS, deadlines=short),
+                           behaviour=Behaviour(Misbehaviour.STALL))
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
+    assert "whole session over 0.5 s" in caplog.text
+
+
+@pytest.mark.parametrize(("misbehaviour", "verdict"), [
+    (Misbehaviour.STATUS_20, (Outcome.UNVERIFIABLE, Reason.MDOC_DECLINED)),
+    (Misbehaviour.STATUS_10, (Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)),
+    (Misbehaviour.STATUS_11, (Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)),
+    (Misbehaviour.OVERSIZED, (Outcome.FAIL, Reason.TOO_LARGE)),
+    (Misbehaviour.MALFORMED, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
+    (Misbehaviour.WRONG_COUNTER, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
+    (Misbehaviour.BAD_CHUNK, (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)),
+])
+def test_misbehaving_holder_ends_in_its_reason(
+        wallet: TestWallet, misbehaviour: Misbehaviour, verdict: tuple[Outcome, Reason]) -> None:
+    result, phone, _ = session(wallet, behaviour=Behaviour(misbehaviour, oversized_bytes=40_000))
+    assert _verdict(result) == verdict
+    assert phone.events[-1] == "disconnected"  # the reader never keeps the link
+
+
+@pytest.mark.parametrize(("misbehaviour", "reason"), [
+    # Another session's DeviceResponse, sealed with this session's keys: deviceMac fails.
+    (Misbehaviour.REPLAY, Reason.MDOC_BAD_DEVICE_AUTH),
+    # Another session's SessionData as it was sent: it does not decrypt here.
+    (Misbehaviour.REPLAY_SEALED, Reason.MDOC_SESSION_DECRYPT_FAILED),
+])
+def test_replayed_response_from_another_session_fails(
+        wallet: TestWallet, misbehaviour: Misbehaviour, reason: Reason) -> None:
+    first, earlier, _ = session(wallet)
+    assert _verdict(first) == (Outcome.PASS, Reason.OK) and earlier.last is not None
+    result, _, _ = session(wallet, behaviour=Behaviour(misbehaviour), replay=earlier.last)
+    assert _verdict(result) == (Outcome.FAIL, reason)
+
+
+def test_malformed_device_response_inside_a_good_session(wallet: TestWallet) -> None:
+    result, _, _ = session(lambda *_: b"\xa1\x01", judge=wallet.judge)
+    assert _verdict(result) == (Outcome.FAIL, Reason.MDOC_MALFORMED)
+
+
+def test_no_phone_answering_the_scan_times_out(wallet: TestWallet) -> None:
+    async def run() -> MdocResult:
+        radio = LocalRadio()
+        phone = SimulatedPhone(radio, wallet)  # shows its QR, never powers on its radio
+        deadlines = dataclasses.replace(FAST, scan_s=0.3)
+        return await read_mdoc(phone.text, reader_transport(radio, deadlines),
+                               dataclasses.replace(SETTINGS, deadlines=deadlines), wallet.judge)
+    assert _verdict(asyncio.run(run())) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
+
+
+def test_central_client_mode_off_refuses_a_central_only_phone_without_radio(
+        wallet: TestWallet) -> None:
+    settings = dataclasses.replace(SETTINGS, central_client_mode=False)
+
+    def no_radio() -> Any:
+        raise AssertionError("the radio must not be used")
+    phone = SimulatedPhone(LocalRadio(), wallet, modes=(CENTRAL,))
+    result = asyncio.run(read_mdoc(phone.text, no_radio, settings, wallet.judge))
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_NO_SUPPORTED_TRANSPORT)
