@@ -57,11 +57,11 @@ class Session:
 
     reader_key: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    engagement: bytes = cbor2.dumps({0: "1.0"})  # DeviceEngagement CBOR
 
     @property
     def transcript(self) -> bytes:
-        engagement = embed(cbor2.dumps({0: "1.0"}))
-        return session_transcript_bytes(engagement,
+        return session_transcript_bytes(embed(self.engagement),
                                         embed(cose_key_bytes(self.reader_key.public_key())))
 
 
