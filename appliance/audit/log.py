@@ -159,10 +159,16 @@ class AuditLog:
         }
         if cred is not None:
             fields["licence_type"] = cred.typ
-            message = f"{cred.iss or ''}\x1f{cred.typ}\x1f{cred.no}".encode()
-            fields["licence_hash"] = hmac.new(self._hmac_key, message, "sha256").hexdigest()
+            # An mdoc (spec mdl-reader s.6): a licence hash only when document_number was
+            # disclosed; its cti is the MSO's SHA-256, kept in the checkpoint profile only.
+            mdoc = cred.profile == "MDOC"
+            if cred.no or not mdoc:
+                message = f"{cred.iss or ''}\x1f{cred.typ}\x1f{cred.no}".encode()
+                fields["licence_hash"] = hmac.new(self._hmac_key, message,
+                                                  "sha256").hexdigest()
             if cred.cti is not None:
-                fields["cti_hash"] = hmac.new(self._hmac_key, b"cti\x1f" + cred.cti,
+                prefix = b"mso\x1f" if mdoc else b"cti\x1f"
+                fields["cti_hash"] = hmac.new(self._hmac_key, prefix + cred.cti,
                                               "sha256").hexdigest()
         return fields
 

@@ -43,7 +43,7 @@ UTC = dt.UTC
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 HASHES = {"SHA-256": hashlib.sha256, "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
 _CERT_HASH = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384,
-              "secp521r1": hashes.SHA512}
+              "secp521r1": hashes.SHA512, "secp256k1": hashes.SHA256}
 
 
 class Raw:
