@@ -13,7 +13,9 @@ step, so a device cut off from the network is repaired too.
 Order: (root version, trust version). A root rotation may legitimately bring a lower trust
 version (recovery from a compromised online key, ``sync/client.py``); within one root the
 version only grows. Written by sync only; an unreadable mark refuses loading until sync
-rewrites it (failing closed: deleting or garbling it must not reopen the rollback).
+rewrites it (failing closed: deleting or garbling it must not reopen the rollback). With
+no mark at all (deleted, or a device not yet synced by this release), the TUF metadata sync
+keeps stands in: the installed version whose signed manifest it names is the floor.
 """
 
 from __future__ import annotations
@@ -26,9 +28,16 @@ from typing import Any
 from appliance.core.errors import TrustDataError
 from appliance.core.isotime import format_utc, instant_or_none
 from appliance.files import write_atomic
-from appliance.trust.signed import SIGNED, SignedTargets, file_sha256
+from appliance.trust.signed import (
+    MAX_METADATA_BYTES,
+    SIGNED,
+    WIRE_MANIFEST,
+    SignedTargets,
+    file_sha256,
+)
 
 SUFFIX = "-high-water.json"
+TUF_DIR = "tuf"  # sync's TUF metadata cache, beside the trust directory (SyncClient)
 MAX_MARK_BYTES = 4096
 FORMAT = 1
 
@@ -106,6 +115,24 @@ def read_mark(trust_dir: Path) -> Mark | None:
             or not all(isinstance(v, str) for v in texts.values()):
         raise garbled
     return Mark(published=published, **fields, **texts)
+
+
+def tuf_manifest_sha256(trust_dir: Path) -> str | None:
+    """The SHA-256 that the TUF targets metadata sync keeps (``tuf/targets.json``, beside
+    ``trust/``) gives the trust manifest: which version the device's metadata calls current.
+
+    Read, not verified: it only picks which installed version to compare with, and that
+    version counts only after its own signed metadata checks under the pinned root. A
+    forged file can name another genuine installed version, never lower the floor.
+    """
+    path = Path(trust_dir).parent / TUF_DIR / "targets.json"
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_METADATA_BYTES + 1)
+        digest = json.loads(raw)["signed"]["targets"][WIRE_MANIFEST]["hashes"]["sha256"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return digest if isinstance(digest, str) and len(raw) <= MAX_METADATA_BYTES else None
 
 
 def write_mark(trust_dir: Path, mark: Mark) -> None:

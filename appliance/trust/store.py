@@ -36,14 +36,16 @@ from appliance.core.errors import TrustDataError
 from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
 from appliance.files import fsync_dir, write_atomic
-from appliance.trust.high_water import Mark, below, mark_of, read_mark
+from appliance.trust.high_water import Mark, below, mark_of, read_mark, tuf_manifest_sha256
 from appliance.trust.policy import parse_policy
 from appliance.trust.revocation import HashSet, StatusList, index_file, read_deltas
 from appliance.trust.signed import (
     SIGNED,
+    WIRE_MANIFEST,
     check_file,
     check_index,
     check_inflated,
+    file_sha256,
     read_signed_manifest,
     safe_name,
     verify_signed,
@@ -69,13 +71,38 @@ def load_trust_store(trust_dir: Path, root: Path | None = None) -> TrustSnapshot
         raise TrustDataError(f"no trust data installed in {trust_dir}: run 'appliance sync'")
     if target not in installed_names(trust_dir):
         raise TrustDataError(f"trust/current points at {target}, which sync did not install")
+    pinned = _pinned(root)
     floor = read_mark(trust_dir)
-    snapshot, mark = _load_marked(trust_dir / target, _pinned(root))
+    snapshot, mark = _load_marked(trust_dir / target, pinned)
+    if floor is None:
+        floor = _tuf_floor(trust_dir, target, pinned)
     why = below(mark, floor) if floor is not None else None
     if why is not None:
         raise TrustDataError(f"trust/current points at {target}: {why}; refused until "
                              "'appliance sync' points it back")
     return snapshot
+
+
+def _tuf_floor(trust_dir: Path, target: str, root: bytes | None) -> Mark | None:
+    """With no high-water mark: the mark of the installed version that the TUF metadata
+    sync keeps names as current, when that is not ``target`` (``high_water``)."""
+    digest = tuf_manifest_sha256(trust_dir)
+    if digest is None or _manifest_sha256(trust_dir / target) == digest:
+        return None
+    for name in sorted(installed_names(trust_dir) - {target}):
+        if _manifest_sha256(trust_dir / name) == digest:
+            try:
+                return _load_marked(trust_dir / name, root)[1]
+            except TrustDataError:
+                return None
+    return None
+
+
+def _manifest_sha256(version_dir: Path) -> str | None:
+    try:
+        return file_sha256(version_dir / SIGNED / WIRE_MANIFEST)[1]
+    except TrustDataError:
+        return None
 
 
 def load_version_dir(version_dir: Path, root: bytes | None = None) -> TrustSnapshot:

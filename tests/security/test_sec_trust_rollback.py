@@ -167,3 +167,18 @@ def test_verify_config_refuses_with_the_reason(rolled, authority: Authority, tmp
     assert main(["verify", "--config", str(config), authority.credential(cti=CTI)]) == 64
     out, err = capsys.readouterr()
     assert out == "" and "rollback" in err and len(err.strip().splitlines()) == 1
+
+
+def test_with_the_mark_deleted_the_tuf_metadata_still_refuses(
+        rolled, authority: Authority, server: RepoServer) -> None:
+    """The TUF metadata sync keeps (``tuf/targets.json``) names the newest manifest: the
+    installed version it names is the floor when the mark is gone."""
+    client, _, _old, new = rolled
+    high_water_path(client.trust_dir).unlink()
+    with pytest.raises(TrustDataError, match="rollback"):
+        CurrentTrust(client.trust_dir, root=authority.root_file)()
+    server.stop()
+    with pytest.raises(SyncError):
+        client.sync_once()  # offline: link repaired, mark rewritten from sync's record
+    assert read_mark(client.trust_dir).version == new  # type: ignore[union-attr]
+    assert CurrentTrust(client.trust_dir, root=authority.root_file)().version == new
