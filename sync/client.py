@@ -135,6 +135,7 @@ class SyncClient:
         self._boot = boot
         self.max_clock_jump_s = max_clock_jump_s
         self._clock_jumped = False
+        self._jump_s = 0.0  # how far ahead a too-far jump put the clock, while this sync runs
         self._new_fetcher = functools.partial(
             DeadlineFetcher, gap_timeout_s=gap_timeout_s, deadline_s=deadline_s,
             retries=retries, backoff_s=backoff_s, sleep=sleep)
@@ -241,7 +242,9 @@ class SyncClient:
     def _reference_time(self, installed: dict[str, Any] | None) -> float:
         published = _epoch(installed.get("published")) if installed else None
         floor = time_floor(self.floor.last_synchronised(), published, self._build_time)
-        return max(self._wall(), floor)
+        # After a too-far forward jump, expiry is judged at the time that really elapsed
+        # (the jump is ignored), never below the floor (a clock set back revives nothing).
+        return max(self._wall() - self._jump_s, floor)
 
     def _mark_floor(self, published: float | None) -> None:
         """Raise the trusted-time floor on a synchronised clock, never above the signed
@@ -261,7 +264,9 @@ class SyncClient:
         wall = self._wall()
         boot_id, since_boot = self._boot()
         jump = forward_jump(state.get("clock_reference"), boot_id, since_boot, wall)
+        self._jump_s = 0.0
         if jump is not None and jump > self.max_clock_jump_s:
+            self._jump_s = jump
             state["clock_jumps"] = int(state.get("clock_jumps") or 0) + 1
             state["last_clock_jump"] = {"at": iso_or_none(wall), "ahead_s": round(jump, 1)}
             log.warning("system clock is %.0f s ahead of the time elapsed since the last "

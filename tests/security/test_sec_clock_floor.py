@@ -21,6 +21,7 @@ import pytest
 from sync_support import Authority, RepoServer, device
 
 from appliance.clock import FileTimeFloor, FloorClock, floor_mark, forward_jump
+from appliance.core.errors import SyncError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import verify
 from appliance.kiosk.status import trust_provider
@@ -84,6 +85,27 @@ def test_a_spoofed_jump_during_one_sync_does_not_poison_the_floor(
     clocks.advance(15 * 60)
     clocks.client(state, authority, server).sync_once()
     assert read_sync_state(state)["clock_jumps"] == 1
+
+
+def test_a_jump_past_the_metadata_expiry_does_not_stop_sync(
+        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    """Ignored means ignored: expiry is judged at the time that really elapsed, so a
+    70 h jump does not make 24 h metadata look expired (the floor still rules below)."""
+    state = tmp_path / "state"
+    clocks = Clocks(time.time())
+    authority.publish(expires_hours=24)
+    clocks.client(state, authority, server).sync_once()
+    authority.editor.revoke_cti(b"\x05" * 16)
+    new = authority.publish(expires_hours=24)
+    clocks.advance(15 * 60)
+    clocks.wall += 70 * HOUR
+    assert clocks.client(state, authority, server).sync_once().version == new
+    assert read_sync_state(state)["clock_jumps"] == 1
+    # Without a jump, metadata past its expiry is still refused (freeze attacks).
+    clocks.wall -= 70 * HOUR
+    clocks.advance(30 * HOUR)
+    with pytest.raises(SyncError, match="xpired"):
+        clocks.client(state, authority, server).sync_once()
 
 
 def test_the_floor_is_never_above_the_signed_publication_time(
