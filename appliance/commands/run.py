@@ -199,6 +199,7 @@ def _run(args: argparse.Namespace) -> int:
     from appliance.kiosk.bridge import BridgeServer
     from appliance.kiosk.events import EventBus, holder_details_allowed
     from appliance.kiosk.loop import Kiosk
+    from appliance.kiosk.mdoc_session import MdocSessions, mdoc_reader
 
     config = load_config(args.config)
     stop = threading.Event()
@@ -222,10 +223,11 @@ def _run(args: argparse.Namespace) -> int:
         indicator = open_indicator(config.indicator)
         cleanup.append(indicator.close)
         bus = EventBus()
+        show_holder = holder_details_allowed(config.device.mode, config.web.show_holder_details)
+        mdoc = MdocSessions(mdoc_reader(config), service, indicator, bus, show_holder=show_holder)
         kiosk = Kiosk(source, scanner, service, indicator, bus,
                       repeat_after_absent_s=config.scanner.repeat_after_absent_s,
-                      show_holder=holder_details_allowed(config.device.mode,
-                                                         config.web.show_holder_details))
+                      show_holder=show_holder, mdoc=mdoc)
         if config.web.kiosk_socket and not args.no_socket:
             port = build_port(config, service, bus, kiosk, audit)
             cleanup.append(port.close)

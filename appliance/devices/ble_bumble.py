@@ -78,6 +78,27 @@ class LocalRadio:
     def __init__(self) -> None:
         self.link = LocalLink()
         self._numbers = itertools.count(1)
+        self._guests: list[Callable[[], Awaitable[Callable[[], Awaitable[None]]]]] = []
+
+    def invite(self, start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]]) -> None:
+        """Have ``start()`` (returning its ``stop``) run in the next reader session's event
+        loop, before the reader's device: how a simulated phone joins a session that runs
+        on another thread (the kiosk's worker), since the link has one loop."""
+        self._guests.append(start)
+
+    async def reader_device(self) -> tuple[Device, Callable[[], Awaitable[None]]]:
+        """The appliance's device for one session, with the invited guests started first
+        (and stopped when the session releases its device)."""
+        guests, self._guests = self._guests, []
+        stops = [await start() for start in guests]
+        device, leave = await self.device("appliance")
+
+        async def leave_all() -> None:
+            await leave()
+            for stop in stops:
+                with contextlib.suppress(Exception):
+                    await stop()
+        return device, leave_all
 
     async def device(self, name: str = "appliance") -> tuple[Device, Callable[[], Awaitable[None]]]:
         number = next(self._numbers)
@@ -134,7 +155,7 @@ class BumbleTransport:
         if spec == "local":
             if radio is None:
                 raise TransportFailed("bumble:local needs the LocalRadio it shares")
-            return cls(radio.device, deadlines)
+            return cls(radio.reader_device, deadlines)
         return cls(hci_socket_factory(spec), deadlines)
 
     @property

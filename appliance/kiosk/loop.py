@@ -28,6 +28,7 @@ from appliance.devices.camera import FrameSource
 from appliance.devices.indicator import DeviceState, Indicator
 from appliance.devices.scanner import FrameScanner, RepeatSuppressor
 from appliance.kiosk.events import EventBus, verdict_event
+from appliance.kiosk.mdoc_session import MdocSessions
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
 from appliance.log_limits import RepeatLimiter
 from appliance.systemd_notify import Watchdog, sd_notify
@@ -80,7 +81,9 @@ class Kiosk:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         watchdog: Watchdog | None = None,
+        mdoc: MdocSessions | None = None,
     ) -> None:
+        self._mdoc = mdoc  # `mdoc:` codes go to a session worker, never block this loop
         self._source = source
         self._scanner = scanner
         self._service = service
@@ -170,6 +173,8 @@ class Kiosk:
 
     def _decide(self, text: str, source: str, arrived_at: float) -> Verdict | None:
         """Verify, show and publish one input; whatever fails costs this input only."""
+        if self._mdoc is not None and self._mdoc.take(text, source):
+            return None  # an mDL session: its worker shows, audits and publishes the verdict
         with self._lock:
             try:
                 verdict = self._service.verify(text, source=source)

@@ -37,6 +37,10 @@ FAULT_VERDICT = Verdict(Outcome.FAIL, FAULT_REASON)
 SOURCE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
+# (trust, now, clock trusted, checkpoint) -> the verdict on an input ``decide`` is given.
+Judge = Callable[[TrustSnapshot, float, bool, Checkpoint], Verdict]
+
+
 class InvalidSource(ApplianceError):
     """A verification source that is not a short lower-case name."""
 
@@ -120,12 +124,20 @@ class VerificationService:
         A verifier that raises gives ``FAULT_VERDICT`` (audited); ``InvalidSource`` for a
         source that is not a source name.
         """
+        return self.decide(
+            lambda trust, now, trusted, checkpoint: self._verifier(
+                text, trust, now, clock_trusted=trusted, checkpoint=checkpoint),
+            source)
+
+    def decide(self, judge: Judge, source: str) -> Verdict:
+        """``verify`` for an input that is not one text (an mdoc session's answer):
+        ``judge(trust, now, clock_trusted, checkpoint)`` decides on this service's trust,
+        clock and rules, and the verdict is audited exactly as ``verify``'s."""
         checked_source(source)
         trust = self._trust()
         reading = self._clock.read()
         try:
-            verdict = self._verifier(text, trust, reading.now, clock_trusted=reading.trusted,
-                                     checkpoint=self.checkpoint)
+            verdict = judge(trust, reading.now, reading.trusted, self.checkpoint)
         except Exception as e:  # a verifier bug costs this input, not the caller
             self._faults.fault(f"verifier raised on one input from {source}", e)
             verdict = FAULT_VERDICT

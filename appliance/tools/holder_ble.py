@@ -92,6 +92,15 @@ class SimulatedPhone:
             self._spawn(self._find_reader(bumble_uuid(self.uuids[BleMode.CENTRAL_CLIENT])))
         return self.text
 
+    def attach(self) -> str:
+        """Join the reader's next session on ``radio`` from inside its event loop (the
+        kiosk runs sessions on a worker thread); return the QR text to show."""
+        async def start() -> Callable[[], Awaitable[None]]:
+            await self.start()
+            return self.stop
+        self.radio.invite(start)
+        return self.text
+
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
