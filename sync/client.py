@@ -136,6 +136,7 @@ class SyncClient:
         self.max_clock_jump_s = max_clock_jump_s
         self._clock_jumped = False
         self._jump_s = 0.0  # how far ahead a too-far jump put the clock, while this sync runs
+        self._mark_error: str | None = None
         self._new_fetcher = functools.partial(
             DeadlineFetcher, gap_timeout_s=gap_timeout_s, deadline_s=deadline_s,
             retries=retries, backoff_s=backoff_s, sleep=sleep)
@@ -161,6 +162,7 @@ class SyncClient:
         state = read_sync_state(self.state_dir)
         state["last_attempt"] = iso_or_none(self._wall())
         self._clock_jumped = self._check_clock(state)
+        self._mark_error = None
         fetcher = self._new_fetcher(tmp_dir=str(self.state_dir))
         try:
             try:
@@ -169,14 +171,14 @@ class SyncClient:
                 raise SyncError(f"local storage failed: {e.strerror or e}") from e
         except SyncError as e:
             state.update(last_error=str(e), last_error_at=state["last_attempt"],
-                         bytes_fetched=fetcher.bytes_fetched)
+                         bytes_fetched=fetcher.bytes_fetched, high_water_error=self._mark_error)
             unrecorded = self._record(state)
             if unrecorded:
                 raise SyncError(f"{e} ({unrecorded})") from None
             raise SyncError(str(e)) from None
         state.update(last_success=state["last_attempt"], last_error=None,
                      bytes_fetched=result.bytes_fetched, updated=result.updated,
-                     expires=iso_or_none(result.expires))
+                     expires=iso_or_none(result.expires), high_water_error=self._mark_error)
         state["bytes_fetched_total"] = state.get("bytes_fetched_total", 0) \
             + result.bytes_fetched
         unrecorded = self._record(state)
@@ -225,8 +227,7 @@ class SyncClient:
             self._check_version(wire, installed or self._floor_as_installed(), root_version)
             final = self._install(updater, fetcher, wire, raw, manifest_info, installed_dir,
                                   installed, root_version, expires, bootstrap)
-            write_mark(self.trust_dir, mark_of(
-                final, verify_signed(final / SIGNED, bootstrap), wire))
+            self._write_mark(mark_of(final, verify_signed(final / SIGNED, bootstrap), wire))
         except exceptions.RepositoryError as e:
             raise SyncError(f"repository data rejected ({type(e).__name__}): {e}") from e
         except exceptions.DownloadError as e:
@@ -323,6 +324,16 @@ class SyncClient:
             return None
         return {"version": floor.version, "root_version": floor.root_version}
 
+    def _write_mark(self, mark: Mark) -> None:
+        """Record the high-water mark. A failure (a file another user planted in the
+        sticky state folder, a full disk) is logged and kept for the state file, never a
+        reason to stop installing newer data, which would keep revocations out."""
+        try:
+            write_mark(self.trust_dir, mark)
+        except OSError as e:
+            self._mark_error = f"trust high-water mark not written: {e.strerror or e}"
+            log.error("%s", self._mark_error)
+
     def _repair_offline(self, installed_dir: Path | None,
                         installed: dict[str, Any] | None) -> None:
         """Point ``current`` back at the highest installed version and bring the mark up
@@ -333,7 +344,7 @@ class SyncClient:
         mark: Mark = installed["mark"]
         floor = self._floor()
         if floor is None or floor.key() < mark.key():
-            write_mark(self.trust_dir, mark)  # first run with marks, or the mark was lost
+            self._write_mark(mark)  # first run with marks, or the mark was lost
         if current_version_dir(self.trust_dir) != installed_dir:
             log.warning("trust/current did not point at the installed %s; repaired",
                         installed_dir.name)

@@ -182,3 +182,20 @@ def test_with_the_mark_deleted_the_tuf_metadata_still_refuses(
         client.sync_once()  # offline: link repaired, mark rewritten from sync's record
     assert read_mark(client.trust_dir).version == new  # type: ignore[union-attr]
     assert CurrentTrust(client.trust_dir, root=authority.root_file)().version == new
+
+
+def test_a_mark_that_cannot_be_written_never_stops_updates(
+        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    """Another user's file in its place (the state folder is sticky): sync still installs
+    newer data (revocations keep arriving) and records why the mark is not written."""
+    from appliance.trust.sync_state import read_sync_state
+
+    client = device(tmp_path / "state", server.url, authority.root_file)
+    client.sync_once()
+    path = high_water_path(client.trust_dir)
+    path.unlink()
+    path.mkdir()  # cannot be replaced by a file
+    authority.editor.revoke_cti(CTI)
+    new = authority.publish()
+    assert client.sync_once().version == new
+    assert "high-water mark not written" in read_sync_state(client.state_dir)["high_water_error"]
