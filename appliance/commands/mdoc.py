@@ -82,8 +82,16 @@ def register_verify(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_verify)
 
 
-# Each adds one ``mdoc`` subcommand; the live reader adds ``read`` here.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_verify]
+def register_read(commands: argparse._SubParsersAction) -> None:
+    """``mdoc read`` (the live session) lives in its own module."""
+    from appliance.commands.mdoc_read import register_read as register
+
+    register(commands)
+
+
+# Each adds one ``mdoc`` subcommand.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_verify,
+                                                                   register_read]
 
 
 def read_bytes(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:

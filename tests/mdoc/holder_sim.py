@@ -10,6 +10,7 @@ wallet holds an mDL issued by a test IACA (``issuer_support``), and the reader's
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,11 +46,13 @@ class TestWallet:
     extra: dict[str, Any] = field(default_factory=lambda: {"age_over_18": True,
                                                            "age_over_20": True})
     mdoc: IssuedMdoc | None = None
+    signed: dt.datetime = NOW - dt.timedelta(days=1)
 
     def __post_init__(self) -> None:
         elements = checkpoint_elements()
         elements[MDL_NAMESPACE].update(self.extra)
-        self.mdoc = self.iaca.document_signer().issue(elements, self.holder_key.public_key())
+        self.mdoc = self.iaca.document_signer().issue(elements, self.holder_key.public_key(),
+                                                      signed=self.signed)
 
     def __call__(self, request: bytes, transcript: bytes,
                  e_reader_key: ec.EllipticCurvePublicKey) -> bytes:
