@@ -16,8 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.audit.head import SignedHead
 from appliance.core.isotime import format_utc, parse_instant
 from appliance_hub.batches import BatchInvalid
+from appliance_hub.heads import TRUNCATION_KINDS, record_head
 
 HEARTBEAT_TYPE = "appliance-heartbeat/1"
 MAX_HEARTBEAT_BYTES = 4096
@@ -54,7 +56,8 @@ def check_heartbeat(hb: Any) -> dict[str, Any]:
     """The checked fields of a parsed payload; BatchInvalid names the first bad one."""
     if not isinstance(hb, dict) or hb.get("type") != HEARTBEAT_TYPE:
         raise BatchInvalid("not a heartbeat")
-    allowed = {"type", "device_id", "time", *_FIELDS}
+    # audit_head: the log's signed head (appliance_hub.heads checks it with the key).
+    allowed = {"type", "device_id", "time", "audit_head", *_FIELDS}
     extra = sorted(set(hb) - allowed)
     if extra:
         raise BatchInvalid(f"unknown heartbeat field {extra[0]!r}")
@@ -108,8 +111,10 @@ class Fleet:
         self.store = store
         self.thresholds = thresholds or Thresholds()
 
-    def record(self, hb: dict[str, Any], payload: bytes, now: float) -> None:
-        """Keep ``hb`` as the device's latest; HeartbeatStale if not newer than that."""
+    def record(self, hb: dict[str, Any], payload: bytes, now: float,
+               head: SignedHead | None = None) -> None:
+        """Keep ``hb`` as the device's latest; HeartbeatStale if not newer than that.
+        ``head``: its audit head, signature checked, compared with the highest held."""
         sent = _epoch(hb["time"], "time")
         if sent > now + MAX_FUTURE_S:
             raise BatchInvalid("heartbeat time is more than a day ahead of the hub")
@@ -133,6 +138,8 @@ class Fleet:
                         (device_id, _iso(now), now, payload.decode()))
             cur.execute("DELETE FROM heartbeats WHERE device_id = ? AND received_epoch < ?",
                         (device_id, now - HISTORY_S))
+            if head is not None:
+                record_head(cur, head, _iso(now))
 
     def devices(self, now: float) -> list[dict[str, Any]]:
         """Every device that sent a heartbeat, with its state flags, by device id."""
@@ -144,7 +151,12 @@ class Fleet:
             cur.execute("SELECT device_id, count(*) FROM anomalies WHERE kind = 'fork' "
                         "GROUP BY device_id")
             forks = dict(cur.fetchall())
-        return [self._view(row, now, int(forks.get(row["device_id"], 0))) for row in rows]
+            cur.execute("SELECT device_id, count(*) FROM anomalies WHERE kind IN "  # noqa: S608
+                        f"({', '.join('?' * len(TRUNCATION_KINDS))}) GROUP BY device_id",
+                        TRUNCATION_KINDS)
+            cut = dict(cur.fetchall())
+        return [self._view(row, now, int(forks.get(row["device_id"], 0)),
+                           int(cut.get(row["device_id"], 0))) for row in rows]
 
     def history(self, device_id: str) -> list[dict[str, Any]]:
         with self.store._tx() as cur:
@@ -153,7 +165,8 @@ class Fleet:
             rows = cur.fetchall()
         return [{"received_at": at, **json.loads(payload)} for at, payload in rows]
 
-    def _view(self, row: dict[str, Any], now: float, forks: int) -> dict[str, Any]:
+    def _view(self, row: dict[str, Any], now: float, forks: int,
+              truncations: int = 0) -> dict[str, Any]:
         seen = float(row.pop("last_seen_epoch"))
         row["clock_trusted"] = bool(row["clock_trusted"])
         since = max(0.0, now - seen)
@@ -161,10 +174,12 @@ class Fleet:
         age = None if row["trust_age_s"] is None else float(row["trust_age_s"]) + since
         row["trust_age_now_s"] = age
         row["chain_forks"] = forks
+        # Records the device wrote that are gone or rewritten (appliance_hub.heads).
+        row["audit_anomalies"] = truncations
         row["silent"] = since > self.thresholds.silent_after_s
         row["stale"] = age is None or age > self.thresholds.stale_after_s
         row["failing"] = (row["last_sync_result"] not in ("ok", None)
                           or row["camera"] not in ("ok", "none")
-                          or not row["clock_trusted"] or forks > 0)
+                          or not row["clock_trusted"] or forks > 0 or truncations > 0)
         row["last_seen_epoch"] = seen
         return row

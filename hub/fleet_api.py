@@ -19,6 +19,7 @@ from appliance.core.errors import SyncError
 from appliance_hub.batches import BatchInvalid, open_envelope
 from appliance_hub.fleet import MAX_HEARTBEAT_BYTES, Fleet, HeartbeatStale, check_heartbeat
 from appliance_hub.fleet_page import fleet_access, register_fleet_page
+from appliance_hub.heads import verified_head
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ def register_fleet(app: Flask, store: Any, registry: Any, tokens: Iterable[str |
             log.info("heartbeat refused: %s", "bad signature" if key else "unknown device id")
             return error(401, UNAUTHENTICATED)
         try:
-            fleet.record(check_heartbeat(hb), payload, clock())
+            checked = check_heartbeat(hb)
+            fleet.record(checked, payload, clock(),
+                         head=verified_head(key, checked.get("audit_head"), str(device_id)))
         except HeartbeatStale as e:
             return jsonify({"status": "stale", "error": str(e)}), 409
         except BatchInvalid as e:
@@ -114,6 +117,9 @@ _PER_DEVICE = [
     ("appliance_hub_device_camera_ok", "1 when the camera works (or none is fitted).",
      "camera_ok"),
     ("appliance_hub_chain_forks", "Audit-chain forks held for the device.", "chain_forks"),
+    ("appliance_hub_audit_anomalies",
+     "Audit records the device wrote that are gone or out of order (cut log, replaced log, "
+     "time going backwards).", "audit_anomalies"),
 ]
 
 

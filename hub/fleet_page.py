@@ -113,6 +113,7 @@ def rows(devices: list[dict[str, Any]], _: Callable[[str], str]) -> list[dict[st
             "out_of_service": _(d["out_of_service"]) if d.get("out_of_service") else "",
             "marks": marks,
             "chain_forks": d.get("chain_forks", 0),
+            "audit_anomalies": d.get("audit_anomalies", 0),
         })
     return out
 

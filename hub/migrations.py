@@ -43,9 +43,20 @@ def _out_of_service(_postgres: bool) -> list[str]:
     return ["ALTER TABLE device_status ADD COLUMN out_of_service TEXT"]
 
 
+def _log_heads(_postgres: bool) -> list[str]:
+    """Step 5: the highest signed head seen per device log (appliance_hub.heads)."""
+    return [
+        "CREATE TABLE log_heads (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
+        "seq BIGINT NOT NULL, hash TEXT NOT NULL, head_time TEXT NOT NULL, "
+        "signature TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (device_id, log_id))",
+        "CREATE INDEX anomalies_log ON anomalies (device_id, log_id, kind)",
+    ]
+
+
 def steps(baseline: Sequence[str]) -> list[Callable[[bool], list[str]]]:
     """Every step in order; step N (1-based) brings the schema to version N."""
-    return [lambda _postgres: list(baseline), _fleet, logins_step, _out_of_service]
+    return [lambda _postgres: list(baseline), _fleet, logins_step, _out_of_service,
+            _log_heads]
 
 
 def current_version(cur: Any) -> int:

@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from appliance.audit.chain import checkpoint_message, iso_time
+from appliance.audit.head import HubSigner
 from appliance.audit.identity import DeviceKeyError, DevicePublicKey
 from appliance.core.errors import SyncError
 from appliance.core.isotime import parse_instant
@@ -48,6 +49,7 @@ from appliance_hub.batches import (
     open_envelope,
 )
 from appliance_hub.fleet_api import register_fleet
+from appliance_hub.heads import signed_ack, verified_head
 from appliance_hub.store import RECORD_COLUMNS, BatchConflict, HubStore
 
 log = logging.getLogger(__name__)
@@ -99,8 +101,11 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
                admin_token: str | None = None,
                clock: Callable[[], float] = time.time,
                disabled_devices: Callable[[], Collection[str]] = frozenset,
-               logins: HubLogins | None = None, trusted_proxies: int = 0) -> Flask:
+               logins: HubLogins | None = None, trusted_proxies: int = 0,
+               ack_key: HubSigner | None = None) -> Flask:
     """``disabled_devices``: ids whose uploads are refused (403), from ``policy.py``.
+    ``ack_key``: the hub's key; it signs every acknowledgement (``appliance_hub.heads``),
+    and devices, which pin its public half, mark nothing uploaded without that signature.
     ``logins``: the admin/auditor screens (``auth``, ``audit_view``); ``trusted_proxies``:
     reverse proxies in front whose X-Forwarded-For names the client (nginx: 1)."""
     app = Flask(__name__)
@@ -150,7 +155,7 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
         try:
             check_shape(batch, MAX_BATCH_RECORDS)
             _check_checkpoints(key, batch)
-            ack = store.ingest(batch)
+            ack = store.ingest(batch, head=verified_head(key, batch.get("head"), device_id))
         except BatchInvalid as e:
             return error(400, str(e))
         except BatchConflict as e:
@@ -162,7 +167,7 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
         if ack["gaps"]:
             log.info("device %s log %s: records missing from seq %d", device_id,
                      ack["log_id"], ack["gaps"][0][0])
-        return jsonify(ack)
+        return jsonify(signed_ack(ack_key, ack))
 
     def logged(action: str) -> bool:
         """Bearer-token reads go to the auditors' access log too; False: not written."""

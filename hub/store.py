@@ -5,10 +5,14 @@ of order, is stored once. Each batch is checked for chain continuity against wha
 already holds for that log: a record that differs from the stored one with the same seq,
 or whose neighbour's hash disagrees, is a fork; the batch is refused and the fork kept in
 ``anomalies`` for an auditor. Gaps (missing seqs) are allowed and reported until filled.
+The device's signed head (``appliance_hub.heads``) says how far its log reached: records
+below it that never arrived make the log incomplete, a head that goes back, a new log
+with records outstanding or a record dated before the one it follows is an anomaly.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import stat
@@ -19,8 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from appliance.audit.chain import HASHED_FIELDS, genesis_hash, record_hash
+from appliance.audit.head import SignedHead
+from appliance.audit.verification import TIME_BACK_TOLERANCE_S
 from appliance.core.errors import SyncError
+from appliance.core.isotime import parse_instant
 from appliance_hub.batches import BatchInvalid, check_shape
+from appliance_hub.heads import (
+    TRUNCATION_KINDS,
+    anomaly,
+    check_records,
+    head_summary,
+    record_head,
+)
 from appliance_hub.migrations import current_version, migrate
 
 __all__ = ["RECORD_COLUMNS", "BatchConflict", "BatchInvalid", "HubStore", "check_batch",
@@ -167,13 +181,15 @@ class HubStore:
 
     # ingest
 
-    def ingest(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Store a checked batch once; returns the acknowledgement. Durable on return."""
+    def ingest(self, batch: dict[str, Any], head: SignedHead | None = None) -> dict[str, Any]:
+        """Store a checked batch once; returns the acknowledgement (``last_hash``: the hash
+        held at its last seq, for the hub's signature). Durable on return. ``head``: the
+        batch's signed head, already verified with the device's key."""
         records = check_batch(batch)
         device_id, log_id = batch["device_id"], batch["log_id"]
         first, last = records[0]["seq"], records[-1]["seq"]
         try:
-            return self._ingest(batch, records, device_id, log_id, first, last)
+            return self._ingest(batch, records, device_id, log_id, first, last, head)
         except BatchConflict as conflict:
             self._anomaly(device_id, log_id, conflict.seq, "fork", str(conflict))  # type: ignore[attr-defined]
             raise
@@ -181,7 +197,8 @@ class HubStore:
             raise SyncError(f"hub database error: {e}") from e
 
     def _ingest(self, batch: dict[str, Any], records: list[dict[str, Any]], device_id: str,
-                log_id: str, first: int, last: int) -> dict[str, Any]:
+                log_id: str, first: int, last: int, head: SignedHead | None
+                ) -> dict[str, Any]:
         received = _now()
         with self._tx() as cur:
             cur.execute("INSERT INTO logs (device_id, log_id, first_seen) VALUES (?, ?, ?) "
@@ -190,12 +207,16 @@ class HubStore:
             cur.execute("SELECT contiguous_through, max_seq FROM logs "  # noqa: S608
                         "WHERE device_id = ? AND log_id = ?" + lock, (device_id, log_id))
             contiguous, max_seq = cur.fetchone()
-            cur.execute("SELECT seq, hash, prev_hash FROM records WHERE device_id = ? AND "
-                        "log_id = ? AND seq BETWEEN ? AND ?",
+            cur.execute("SELECT seq, hash, prev_hash, time FROM records WHERE device_id = ? "
+                        "AND log_id = ? AND seq BETWEEN ? AND ?",
                         (device_id, log_id, first - 1, last + 1))
-            held = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+            held = {row[0]: (row[1], row[2], row[3]) for row in cur.fetchall()}
             _check_continuity(records, held, first, last)
             new = [r for r in records if r["seq"] not in held]
+            _times_forward(cur, records, held, received)
+            check_records(cur, device_id, log_id, new, received)
+            if head is not None:
+                record_head(cur, head, received)
             if new:
                 cur.executemany(
                     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, received_at) VALUES "  # noqa: S608
@@ -218,7 +239,7 @@ class HubStore:
         return {"status": "stored" if new else "duplicate", "device_id": device_id,
                 "log_id": log_id, "acked": [first, last], "stored": len(new),
                 "duplicates": len(records) - len(new), "contiguous_through": contiguous,
-                "max_seq": max_seq, "gaps": gaps}
+                "max_seq": max_seq, "gaps": gaps, "last_hash": records[-1]["hash"]}
 
     @staticmethod
     def _advance(cur: _Cursor, device_id: str, log_id: str, through: int) -> int:
@@ -259,8 +280,16 @@ class HubStore:
                             "device_id = ? AND log_id = ? ORDER BY received_at", (dev, lid))
                 anomalies = [dict(zip(("seq", "kind", "detail", "received_at"), a, strict=True))
                              for a in cur.fetchall()]
+                result = verify_rows(lid, rows)
+                head = head_summary(cur, dev, lid)
+                # Records the device signed it had but the hub never received.
+                held = result["last_seq"] or 0
+                outstanding = [[held + 1, head["seq"]]] if head and head["seq"] > held else []
+                cut = any(a["kind"] in TRUNCATION_KINDS for a in anomalies)
+                result["complete"] = result["complete"] and not outstanding and not cut
                 out.append({"device_id": dev, "log_id": lid, "first_seen": first_seen,
-                            **verify_rows(lid, rows), "anomalies": anomalies})
+                            **result, "head": head, "outstanding": outstanding,
+                            "anomalies": anomalies})
         return out
 
     def records(self, device_id: str | None = None, since: str | None = None,
@@ -318,7 +347,33 @@ def verify_rows(log_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "complete": not gaps and not broken}
 
 
-def _check_continuity(records: list[dict[str, Any]], held: dict[int, tuple[str, str]],
+def _times_forward(cur: _Cursor, records: list[dict[str, Any]],
+                   held: dict[int, tuple[str, str, str]], received: str) -> None:
+    """A record dated before the one it follows (beyond the tolerance ``audit verify``
+    allows a clock that NTP steps back) is kept (it is evidence) and flagged."""
+    first = records[0]
+    prev = held.get(first["seq"] - 1)
+    pairs = [(prev[2], first)] if prev is not None else []
+    pairs += [(a["time"], b) for a, b in itertools.pairwise(records)]
+    nxt = held.get(records[-1]["seq"] + 1)
+    if nxt is not None:
+        pairs.append((records[-1]["time"], {"seq": records[-1]["seq"] + 1, "time": nxt[2]}))
+    for before, rec in pairs:
+        if _instant(rec["time"]) < _instant(before) - TIME_BACK_TOLERANCE_S:
+            anomaly(cur, first["device_id"], first["log_id"], rec["seq"], "time_backwards",
+                    f"seq {rec['seq']}: dated {rec['time']}, before the record it follows "
+                    f"({before}): back-dated or clock set back", received)
+
+
+def _instant(text: Any) -> float:
+    """A record time as epoch seconds; an unreadable one orders first (never raises)."""
+    try:
+        return parse_instant(str(text))
+    except ValueError:
+        return float("-inf")
+
+
+def _check_continuity(records: list[dict[str, Any]], held: dict[int, tuple[str, str, str]],
                       first: int, last: int) -> None:
     for rec in records:
         if rec["seq"] in held and held[rec["seq"]][0] != rec["hash"]:

@@ -8,6 +8,9 @@ bearer tokens from systemd credentials, so no secret is in the environment or ar
 - ``APPLIANCE_HUB_POLICY`` (optional): a JSON file with the published ``policy`` (the trust
   source or ``manifest.json``); uploads from its ``disabled_devices`` are refused (403).
 - ``$CREDENTIALS_DIRECTORY/auditor_token`` and ``admin_token`` (either may be absent).
+- ``$CREDENTIALS_DIRECTORY/hub_ack_key``: the hub's signing key (``appliance hub keygen``);
+  it signs every acknowledgement, and devices pinning its public half (``[upload]
+  hub_key``) mark nothing uploaded without it. Absent: acknowledgements are unsigned.
 - ``$CREDENTIALS_DIRECTORY/hub_users`` (or the file ``APPLIANCE_HUB_USERS`` names): the
   screens' accounts, ``NAME ROLE HASH`` lines (``appliance_hub.auth_users``); without it
   the login pages answer but no one can log in.
@@ -20,6 +23,7 @@ Each gunicorn worker calls ``create()`` and opens its own store; the schema migr
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from appliance.audit.head import HubSigner
 from appliance.core.errors import ApplianceError
 from appliance_hub.auth import HubLogins
 from appliance_hub.auth_users import HubUsers
@@ -58,7 +63,19 @@ def app_from_environment(env: Mapping[str, str]) -> Flask:
                       _token(credentials, "auditor_token"),
                       admin_token=_token(credentials, "admin_token"),
                       disabled_devices=DisabledDevices(Path(policy)) if policy else frozenset,
-                      logins=hub_logins(env), trusted_proxies=_proxies(env))
+                      logins=hub_logins(env), trusted_proxies=_proxies(env),
+                      ack_key=_ack_key(credentials))
+
+
+def _ack_key(credentials: str | None) -> HubSigner | None:
+    """The hub's signing key from its systemd credential, None (with a warning) when absent."""
+    path = Path(credentials) / "hub_ack_key" if credentials else None
+    if path is None or not path.exists():
+        logging.getLogger(__name__).warning(
+            "no hub_ack_key credential: acknowledgements are unsigned and devices that pin "
+            "the hub key mark nothing uploaded")
+        return None
+    return HubSigner.load(path)
 
 
 def hub_logins(env: Mapping[str, str]) -> HubLogins:

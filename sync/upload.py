@@ -3,7 +3,10 @@
 A batch is the oldest contiguous run of records not yet uploaded, signed by the device key
 and identified by (device id, log id, seq range); the hub stores each record once however
 often a batch arrives. Records are marked uploaded only after the hub acknowledged exactly
-that range, so a crash, a timeout or a lost answer just means the batch is sent again.
+that range with its signature (``appliance_sync.hub_answer``: the hub key pinned in
+``[upload] hub_key``), so a crash, a timeout, a lost answer or a fake hub just means the
+batch is sent again. Every batch carries the device's signed head (``appliance.audit.head``),
+so the hub sees a log cut back after the fact.
 Failures back off exponentially with jitter; every request has a timeout. Every upload
 ends with a heartbeat to the fleet view (``appliance_sync.heartbeat``) when one is given,
 whether the upload succeeded or not: a device that cannot upload is one to see.
@@ -23,20 +26,24 @@ from typing import Any
 
 import urllib3
 
+from appliance.audit.head import SignedHead
 from appliance.audit.identity import DeviceIdentity
 from appliance.audit.log import AuditLog, canonical
 from appliance.backoff import backoff_delay
-from appliance.core.errors import SyncError
+from appliance.core.errors import ConfigError, SyncError
+from appliance_sync.hub_answer import (  # HubRejected: re-exported
+    MAX_ANSWER_BYTES,
+    HubRejected,
+    checked_ack,
+    parse_answer,
+    quoted,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH_PATH = "/v1/batches"
 HEARTBEAT_PATH = "/v1/heartbeats"
-MAX_RESPONSE_BYTES = 1 * 2**20
-
-
-class HubRejected(SyncError):
-    """The hub refused the batch (signature, enrolment, conflict): retrying will not help."""
+MAX_RESPONSE_BYTES = MAX_ANSWER_BYTES
 
 
 class HubClient:
@@ -69,15 +76,15 @@ class HubClient:
                 resp.release_conn()
         except urllib3.exceptions.HTTPError as e:
             raise SyncError(f"hub unreachable: {e}") from e
-        if len(data) > MAX_RESPONSE_BYTES:
-            raise SyncError("hub answer too large")
         try:
-            answer = json.loads(data)
-        except ValueError:
-            answer = {"error": data[:200].decode("utf-8", "replace")}
+            answer = parse_answer(data)
+        except SyncError as e:
+            if resp.status == 200:
+                raise
+            answer = {"error": f"{data[:200].decode('utf-8', 'replace')} ({e})"}
         if resp.status == 200 and isinstance(answer, dict):
             return answer
-        message = f"hub answered {resp.status}: {answer.get('error', answer)}"
+        message = f"hub answered {resp.status}: {quoted(answer)}"
         if resp.status in (400, 401, 403, 409, 413):
             raise HubRejected(message)
         raise SyncError(message)
@@ -96,7 +103,11 @@ class Uploader:
                  client: HubClient | Callable[[bytes], dict[str, Any]],
                  batch_size: int = 500, clock: Callable[[], float] = time.time,
                  heartbeat: Callable[[], object] | None = None) -> None:
-        """``heartbeat``: called after every ``upload_pending`` (it logs its own failures)."""
+        """``heartbeat``: called after every ``upload_pending`` (it logs its own failures).
+        ``audit`` must know the hub's pinned key: only acknowledgements it signed count."""
+        if audit.hub_key is None:
+            raise ConfigError("no hub key pinned: set [upload] hub_key to the hub's public "
+                              "key ('appliance hub keygen' writes it)")
         self.audit = audit
         self.identity = identity
         self._post = client.post_batch if isinstance(client, HubClient) else client
@@ -104,12 +115,14 @@ class Uploader:
         self._clock = clock
         self._heartbeat = heartbeat
 
-    def make_batch(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]]
-                   ) -> bytes:
+    def make_batch(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
+                   head: SignedHead | None = None) -> bytes:
         batch = {"type": "appliance-audit-batch-v1", "device_id": self.audit.device_id,
                  "log_id": self.audit.log_id, "first_seq": records[0]["seq"],
                  "last_seq": records[-1]["seq"], "records": records,
-                 "checkpoints": checkpoints, "sent_at": self._clock()}
+                 "checkpoints": checkpoints, "sent_at": self._clock(),
+                 "head": (head or self.audit.signed_head(self.identity, self._clock())
+                          ).as_dict()}
         payload = canonical(batch)
         return json.dumps({"payload": base64.b64encode(payload).decode(),
                            "signature": base64.b64encode(self.identity.sign(payload)).decode()}
@@ -121,12 +134,17 @@ class Uploader:
         if not records:
             return 0
         first, last = records[0]["seq"], records[-1]["seq"]
-        answer = self._post(self.make_batch(records, checkpoints))
+        head = self.audit.signed_head(self.identity, self._clock())
+        answer = self._post(self.make_batch(records, checkpoints, head))
         if (answer.get("status") not in ("stored", "duplicate")
                 or answer.get("acked") != [first, last]
                 or answer.get("log_id") != self.audit.log_id):
-            raise SyncError(f"hub did not acknowledge seq {first}..{last}: {answer}")
-        self.audit.mark_uploaded(first, last, self._clock())
+            raise SyncError(f"hub did not acknowledge seq {first}..{last}: {quoted(answer)}")
+        assert self.audit.hub_key is not None  # checked in __init__
+        ack = checked_ack(answer, self.audit.hub_key, self.audit.device_id,
+                          self.audit.log_id or "", records[-1])
+        self.audit.mark_uploaded(first, last, self._clock(), ack=ack,
+                                 head=head)
         if report is not None:
             report.batches += 1
             report.records += len(records)

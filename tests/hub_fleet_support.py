@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from test_audit_support import HUB_KEY
 from werkzeug.serving import make_server
 
 from appliance_hub.server import create_app
@@ -62,7 +63,8 @@ class LiveHub:
 def live_hub(tmp_path: Path, dsn: str | None = None) -> Iterator[LiveHub]:
     store = HubStore(dsn or tmp_path / "hub.db")
     clock = Clock()
-    app = create_app(store, tmp_path / "devices", AUDITOR, admin_token=ADMIN, clock=clock)
+    app = create_app(store, tmp_path / "devices", AUDITOR, admin_token=ADMIN, clock=clock,
+                     ack_key=HUB_KEY)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -381,6 +381,8 @@ def test_state_secrets_and_trust_root(converged: Converged):
     assert stat.S_IMODE(state.stat().st_mode) == 0o1770 and state.stat().st_uid == 0
     sync_uid = int(converged.chroot("id", "-u", "appliance-sync").stdout)
     assert (state / "trust").stat().st_uid == sync_uid
+    mark = state / "trust-high-water.json"  # sync's, empty until its first install
+    assert mark.stat().st_uid == sync_uid and mark.stat().st_size == 0
     assert converged.chroot("id", "-nG", "appliance-web").stdout.split() == ["appliance"]
     assert converged.chroot("id", "-nG", "appliance").stdout.split() == [
         "appliance", "video", "gpio"]

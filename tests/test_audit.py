@@ -9,7 +9,15 @@ import sqlite3
 import stat
 
 import pytest
-from test_audit_support import HOLDER_NAME, LICENCE_NO, NOW, Scenario, make_config, record_many
+from test_audit_support import (
+    HOLDER_NAME,
+    LICENCE_NO,
+    NOW,
+    Scenario,
+    hub_ack,
+    make_config,
+    record_many,
+)
 
 from appliance.audit.log import AuditError, AuditFull, from_config, open_audit_log, record_hash
 from appliance.cli import main
@@ -183,6 +191,8 @@ def test_retention_prunes_only_uploaded_and_keeps_the_chain_verifiable(tmp_path,
         record_many(log, scenario, 40, step=3600)  # 40 hours of records
         assert log.prune(NOW + 40 * 3600) == 0  # nothing uploaded: nothing pruned
         log.mark_uploaded(1, 30, NOW + 40 * 3600)
+        assert log.prune(NOW + 40 * 3600) == 0  # no acknowledgement signed by the hub
+        log.mark_uploaded(1, 30, NOW + 40 * 3600, ack=hub_ack(log, 30))
         pruned = log.prune(NOW + 40 * 3600)
         status = log.status()
         assert pruned == 16 and status["first_seq"] == 17  # older than 24 h and uploaded
@@ -209,7 +219,7 @@ def test_size_cap_prunes_uploaded_then_refuses_without_dropping(tmp_path, scenar
                 seqs += record_many(log, scenario, 1)
         n = len(seqs)
         assert n > 50 and log.status()["records"] == n and log.verify().ok
-        log.mark_uploaded(1, n, NOW)
+        log.mark_uploaded(1, n, NOW, ack=hub_ack(log, n))
         more = record_many(log, scenario, 20)  # room made by pruning uploaded records early
         assert more[0] == n + 1
         assert log.status()["pending_upload"] == 20 and log.verify().ok

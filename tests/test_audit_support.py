@@ -6,6 +6,10 @@ import dataclasses
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from appliance.audit.head import HubSigner
 from appliance.config import Config, config_from_mapping
 from appliance.core.credential import lc1
 from appliance.core.reasons import Outcome, Reason
@@ -20,12 +24,50 @@ ISS = "th.go.dlt"
 
 
 def make_config(tmp_path: Path, device_id: str = "kiosk-01", **audit) -> Config:
+    """A device's configuration; it pins the test hub key (``HUB_KEY``)."""
     raw = {
         "device": {"id": device_id},
         "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "secrets")},
         "audit": audit,
+        "upload": {"hub_key": str(hub_key_file(tmp_path))},
     }
     return config_from_mapping(raw)
+
+
+_HUB_PRIVATE = ed25519.Ed25519PrivateKey.generate()
+# The hub's signing key in every test hub (``create_app(ack_key=HUB_KEY)``); devices made by
+# ``make_config`` pin its public half, as ``[upload] hub_key`` does on a real device.
+HUB_KEY = HubSigner(_HUB_PRIVATE)
+
+
+def hub_private_file(folder: Path) -> Path:
+    """``HUB_KEY`` as the PEM file ``appliance hub serve --ack-key`` reads."""
+    path = Path(folder) / "hub_key.pem"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_HUB_PRIVATE.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return path
+
+
+def hub_key_file(folder: Path, signer=None) -> Path:
+    """The public half of ``signer`` (default ``HUB_KEY``) as a PEM file in ``folder``."""
+    path = Path(folder) / "hub_key.pub"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((signer or HUB_KEY).public.pem)
+    return path
+
+
+def hub_ack(audit, seq: int, signer=None):
+    """The hub's signed acknowledgement of ``audit``'s record ``seq`` (as a hub answers)."""
+    import sqlite3
+
+    conn = sqlite3.connect(audit.path)
+    try:
+        (digest,) = conn.execute("SELECT hash FROM records WHERE seq = ?", (seq,)).fetchone()
+    finally:
+        conn.close()
+    return (signer or HUB_KEY).ack(audit.device_id, audit.log_id, seq, digest)
 
 
 class Scenario:

@@ -11,7 +11,7 @@ import pytest
 from hub_fleet_support import ADMIN, live_hub
 from support import NOW, World
 from sync_support import Authority, RepoServer, device
-from test_audit_support import Scenario, record_many
+from test_audit_support import Scenario, hub_key_file, record_many
 
 from appliance import __version__
 from appliance.audit.identity import ensure_identity
@@ -56,6 +56,7 @@ def _device(tmp_path: Path, a: Authority, url: str, hub, device_id: str) -> Path
         f'[paths]\nstate_dir = "{state}"\nsecrets_dir = "{tmp_path / device_id / "secrets"}"\n'
         f'[sync]\nroot = "{a.root_file}"\n'
         f'[upload]\nurl = "{hub.url}"\ntimeout_s = 5\n'
+        f'hub_key = "{hub_key_file(tmp_path)}"\n'
         f'[web]\nkiosk_socket = "{tmp_path / device_id / "kiosk.sock"}"\n')
     identity, _ = ensure_identity(load_config(config))
     DeviceRegistry(hub.devices).enrol(device_id, identity.public.pem)

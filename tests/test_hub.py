@@ -7,7 +7,7 @@ import json
 import random
 
 import pytest
-from test_audit_support import NOW, FlaskPoster, Scenario, device, record_many
+from test_audit_support import HUB_KEY, NOW, FlaskPoster, Scenario, device, record_many
 
 from appliance.audit.log import record_hash
 from appliance.cli import main
@@ -26,7 +26,7 @@ def scenario() -> Scenario:
 @pytest.fixture
 def hub(tmp_path):
     store = HubStore(tmp_path / "hub.db")
-    app = create_app(store, tmp_path / "devices", TOKEN)
+    app = create_app(store, tmp_path / "devices", TOKEN, ack_key=HUB_KEY)
     yield store, app.test_client()
     store.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_audit_support import FlaskPoster, Scenario, device, record_many
+from test_audit_support import HUB_KEY, FlaskPoster, Scenario, device, record_many
 from werkzeug.security import generate_password_hash
 
 from appliance.audit.chain import genesis_hash, record_hash
@@ -48,7 +48,7 @@ def make_hub(tmp_path: Path, dsn: str | None = None, clock: Clock | None = None,
     store = HubStore(dsn or tmp_path / "hub.db")
     logins = HubLogins(HubUsers(users or users_file(tmp_path)), clock,
                        throttle=LoginThrottle(clock=clock))
-    app = create_app(store, tmp_path / "devices", "bearer-auditor", clock=clock,
+    app = create_app(store, tmp_path / "devices", "bearer-auditor", clock=clock, ack_key=HUB_KEY,
                      logins=logins, trusted_proxies=trusted_proxies)
     return app, store, clock
 

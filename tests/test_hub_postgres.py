@@ -7,7 +7,14 @@ import threading
 from urllib.parse import quote
 
 import pytest
-from test_audit_support import FlaskPoster, Scenario, device, find_postgres_dsn, record_many
+from test_audit_support import (
+    HUB_KEY,
+    FlaskPoster,
+    Scenario,
+    device,
+    find_postgres_dsn,
+    record_many,
+)
 
 from appliance.audit.log import record_hash
 from appliance_hub.server import create_app
@@ -43,7 +50,7 @@ def pg_dsn():
 def test_postgres_store_idempotent_gaps_forks_and_auditor_view(tmp_path, pg_dsn, scenario):
     store = HubStore(pg_dsn)
     assert store.postgres
-    client = create_app(store, tmp_path / "devices", "tok").test_client()
+    client = create_app(store, tmp_path / "devices", "tok", ack_key=HUB_KEY).test_client()
     _, log, identity = device(tmp_path, "pg-kiosk", tmp_path / "devices", checkpoint_every=9)
     record_many(log, scenario, 50)
     uploader = Uploader(log, identity, FlaskPoster(client), batch_size=10)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import urllib3
-from test_audit_support import NOW, Scenario, device, record_many, wait_for
+from test_audit_support import NOW, Scenario, device, hub_private_file, record_many, wait_for
 
 from appliance.cli import main
 from appliance.core.errors import SyncError
@@ -46,7 +46,7 @@ class HubProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance.cli", "hub", "serve", "--db", str(self.db),
              "--devices", str(self.devices), "--auditor-token-file", str(self.token_file),
-             "--port", str(self.port)],
+             "--port", str(self.port), "--ack-key", str(hub_private_file(self.devices.parent))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         http = urllib3.PoolManager(retries=False, timeout=1.0)
 
@@ -100,7 +100,8 @@ def test_hub_down_nothing_marked_then_upload_once_cli(tmp_path, hub, scenario, c
     cfg.write_text(f'[device]\nid = "kiosk-01"\n[paths]\n'
                    f'state_dir = "{config.paths.state_dir}"\n'
                    f'secrets_dir = "{config.paths.secrets_dir}"\n'
-                   f'[upload]\nurl = "{hub.url}"\nbatch_size = 8\ntimeout_s = 5\n')
+                   f'[upload]\nurl = "{hub.url}"\nbatch_size = 8\ntimeout_s = 5\n'
+                   f'hub_key = "{config.upload.hub_key}"\n')
     log.close()
     assert main(["upload", "--config", str(cfg), "--once"]) == 0
     assert "uploaded 30 records in 4 batches" in capsys.readouterr().out

@@ -17,9 +17,9 @@ import hmac
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from appliance import __version__
 from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and tests
@@ -34,6 +34,7 @@ from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and 
 )
 from appliance.audit.export import record_writer
 from appliance.audit.fleet_key import HMAC_KEY_NAME, load_hmac_key  # noqa: F401 - re-exported
+from appliance.audit.head import HubAck, SignedHead, sign_head
 from appliance.audit.identity import DeviceIdentity, DevicePublicKey, ensure_identity
 from appliance.audit.retention import pending_count, prune_uploaded, used_bytes
 from appliance.audit.schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
@@ -41,6 +42,15 @@ from appliance.audit.schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
     ensure_schema,
     read_meta,
     rollback,
+)
+from appliance.audit.truncation import (
+    ACK_KEY,
+    HEAD_KEY,
+    acked_through,
+    adopt_ack_rule,
+    check_claims,
+    keep_higher,
+    read_json_meta,
 )
 from appliance.audit.verification import VerifyReport, check_chain
 from appliance.config import Config
@@ -50,6 +60,7 @@ from appliance.core.verifier import Verdict
 from appliance.secret_files import ensure_private_file, restrict_mode
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 class AuditFull(AuditError):
     """The size cap is reached and only records not yet uploaded remain."""
@@ -64,12 +75,14 @@ class AuditLog:
                  identity: DeviceIdentity | None, public: DevicePublicKey | None = None,
                  checkpoint_every: int = 100, checkpoint_interval_s: float = 300.0,
                  retention_days: float = 90, max_db_bytes: int = 512 * 2**20,
-                 busy_timeout_s: float = 10.0) -> None:
+                 busy_timeout_s: float = 10.0, hub_key: DevicePublicKey | None = None) -> None:
+        """``hub_key``: the hub's pinned public key; without it nothing is ever pruned."""
         self.path = Path(path)
         self.device_id = device_id
         self._hmac_key = hmac_key
         self._identity = identity
         self._public = public or (identity.public if identity else None)
+        self.hub_key = hub_key
         self.checkpoint_every = max(1, checkpoint_every)
         self.checkpoint_interval_s = checkpoint_interval_s
         self.retention_days = retention_days
@@ -180,6 +193,7 @@ class AuditLog:
                 if used_bytes(conn) >= self.max_db_bytes:
                     self._make_room(conn, now)
                 conn.execute("BEGIN IMMEDIATE")
+                adopt_ack_rule(conn)
                 seq = int(self._meta(conn, "head_seq") or 0) + 1
                 row: dict[str, Any] = {name: fields.get(name) for name in HASHED_FIELDS}
                 row.update(seq=seq, time=iso_time(now), device_id=self.device_id,
@@ -261,11 +275,13 @@ class AuditLog:
                 raise AuditError(f"audit log {self.path} not pruned: {e}") from e
 
     def _prune(self, conn: sqlite3.Connection, now: float, before: str | None) -> int:
-        """Prune only with a device key: the anchor checkpoint must be signed."""
+        """Prune only with a device key (the anchor checkpoint must be signed) and only
+        records the hub acknowledged with its signature (``[upload] hub_key``)."""
         if self._identity is None:
             return 0
+        acked = acked_through(conn, self.device_id, self.log_id or "", self.hub_key)
         return prune_uploaded(conn, before, lambda seq, head: self._write_checkpoint(
-            conn, seq, head, now))
+            conn, seq, head, now), acked_through=acked)
 
     # upload support
 
@@ -293,13 +309,35 @@ class AuditLog:
             except sqlite3.Error as e:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
-    def mark_uploaded(self, first: int, last: int, now: float) -> int:
+    def signed_head(self, identity: DeviceIdentity, now: float) -> SignedHead:
+        """The head (meta rows) signed by the device key, for a batch or heartbeat."""
+        seq, head = self._read(lambda c: (int(self._meta(c, "head_seq") or 0),
+                                          self._meta(c, "head_hash") or ""))
+        return sign_head(identity, self.device_id, self.log_id or "", seq, head, iso_time(now))
+
+    def hub_ack(self) -> HubAck | None:
+        """The highest acknowledgement the hub signed for this log, as stored (unchecked)."""
+        return self._read(lambda c: read_json_meta(c, ACK_KEY, HubAck.parse))
+
+    def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            try:
+                return query(self._connect())
+            except sqlite3.Error as e:
+                raise AuditError(f"cannot read audit log {self.path}: {e}") from e
+
+    def mark_uploaded(self, first: int, last: int, now: float, ack: HubAck | None = None,
+                      head: SignedHead | None = None) -> int:
+        """Mark first..last uploaded; keep ``ack`` (the hub's signed acknowledgement, checked
+        by the caller) and ``head`` (the signed head sent) when higher than those held."""
         with self._lock:
             conn = self._connect()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 n = conn.execute("UPDATE records SET uploaded_at = ? WHERE seq BETWEEN ? AND ? "
                                  "AND uploaded_at IS NULL", (iso_time(now), first, last)).rowcount
+                keep_higher(conn, ACK_KEY, ack)
+                keep_higher(conn, HEAD_KEY, head)
                 conn.execute("COMMIT")
                 return n
             except sqlite3.Error as e:
@@ -376,14 +414,21 @@ class AuditLog:
 
     def _verify(self, conn: sqlite3.Connection) -> VerifyReport:
         cps = {r["seq"]: r for r in self._rows(conn, "SELECT * FROM checkpoints")}
-        return check_chain(
+        report = check_chain(
             device_id=self.device_id, log_id=self.log_id or "", public=self._public,
             checkpoints=cps, records=self._rows(conn, "SELECT * FROM records ORDER BY seq"),
             head=lambda: int(self._meta(conn, "head_seq") or 0))
+        # A log holding less than the hub acknowledged or than it sent was cut afterwards.
+        found = check_claims(conn, self.device_id, self.log_id or "", self.hub_key, self._public)
+        if found is None or (report.first_bad_seq is not None
+                             and report.first_bad_seq <= found[0]):
+            return report
+        return VerifyReport(False, report.records, report.checkpoints, *found)
 
 
 def from_config(config: Config, *, create_key: bool = True) -> AuditLog:
     """An ``AuditLog`` for the configuration (not opened yet)."""
+    from appliance.audit.head import pinned_hub_key
     from appliance.audit.identity import DeviceKeyError, load_public
 
     try:
@@ -396,7 +441,8 @@ def from_config(config: Config, *, create_key: bool = True) -> AuditLog:
     return AuditLog(config.audit_db, device_id=config.device.id, hmac_key=hmac_key,
                     identity=identity, public=public, checkpoint_every=a.checkpoint_every,
                     checkpoint_interval_s=a.checkpoint_interval_s,
-                    retention_days=a.retention_days, max_db_bytes=a.max_db_mb * 2**20)
+                    retention_days=a.retention_days, max_db_bytes=a.max_db_mb * 2**20,
+                    hub_key=pinned_hub_key(config.upload.hub_key))
 
 
 def open_audit_log(config: Config) -> AuditLog:

@@ -26,19 +26,21 @@ def pending_count(conn: sqlite3.Connection) -> int:
 
 
 def prune_uploaded(conn: sqlite3.Connection, before: str | None,
-                   anchor: Callable[[int, str], None]) -> int:
+                   anchor: Callable[[int, str], None], *, acked_through: int) -> int:
     """Delete uploaded records (older than ``before``) up to a signed anchor checkpoint.
 
-    Never the newest record, never one not yet uploaded. ``anchor(seq, hash)`` signs a
-    checkpoint at the last pruned seq when there is none; it stays, so ``verify`` can
-    still anchor the first remaining record. Returns how many records were deleted.
+    Never the newest record, never one not yet uploaded, never one above
+    ``acked_through`` (the seq the hub's checked, signed acknowledgement covers).
+    ``anchor(seq, hash)`` signs a checkpoint at the last pruned seq when there is none; it
+    stays, so ``verify`` can still anchor the first remaining record. Returns how many
+    records were deleted.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         head = int(read_meta(conn, "head_seq") or 0)
         pending = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL"
                                ).fetchone()[0]
-        limit = min(head, pending if pending is not None else head)
+        limit = min(head, pending if pending is not None else head, acked_through + 1)
         query = "SELECT max(seq) FROM records WHERE seq < ?"
         params: list[Any] = [limit]
         if before is not None:

@@ -51,11 +51,25 @@ def device_heartbeat(config: Any, identity: Any, client: Any, audit: Any = None)
         with from_config(config, create_key=False) as log:
             return int(log.status()["pending_upload"])
 
+    def head() -> dict[str, Any] | None:
+        """The log's head signed now (the hub keeps the highest it saw: truncation shows)."""
+        import time
+
+        if audit is not None:
+            return dict(audit.signed_head(identity, time.time()).as_dict())
+        if not config.audit_db.exists():
+            return None
+        from appliance.audit.log import from_config
+
+        with from_config(config, create_key=False) as log:
+            return dict(log.signed_head(identity, time.time()).as_dict())
+
     def camera() -> str:
         return camera_state(config.web.kiosk_socket, config.camera.source,
                             timeout_s=min(10.0, config.web.kiosk_socket_timeout_s))
 
-    sources = sources_from_config(config, audit_backlog=backlog, camera=camera)
+    sources = sources_from_config(config, audit_backlog=backlog, camera=camera,
+                                  audit_head=head)
     return Heartbeat(sources, identity, client.post_heartbeat)
 
 

@@ -1,4 +1,4 @@
-"""``appliance hub serve|enrol``: the central audit hub that devices upload to."""
+"""``appliance hub serve|enrol|keygen``: the central audit hub that devices upload to."""
 
 from __future__ import annotations
 
@@ -32,7 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sv.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this "
                     "certificate (else plain HTTP, for a TLS-terminating proxy)")
     sv.add_argument("--tls-key", type=Path, metavar="FILE", help="private key of --tls-cert")
+    sv.add_argument("--ack-key", type=Path, metavar="FILE",
+                    help="the hub's signing key ('appliance hub keygen'): signs every "
+                    "acknowledgement; devices pin its .pub as [upload] hub_key and mark "
+                    "nothing uploaded without it")
     sv.set_defaults(func=run)
+    kg = sub.add_parser("keygen", help="make the hub's signing key (devices pin its .pub)",
+                        epilog="example: appliance hub keygen --out hub-key.pem")
+    kg.add_argument("--out", type=Path, required=True, metavar="FILE",
+                    help="private key (0600, never overwritten); the public key goes to "
+                    "FILE.pub")
+    kg.set_defaults(func=run)
     en = sub.add_parser("enrol", help="enrol a device public key (from 'appliance device keygen')",
                         epilog="example: appliance device keygen --config appliance.toml | "
                         "appliance hub enrol --devices devices/ kiosk-01 -")
@@ -47,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from appliance_hub.server import DeviceRegistry, create_app, serve
     from appliance_hub.store import HubStore
 
+    if args.hub_command == "keygen":
+        from appliance.audit.head import HubSigner
+
+        signer = HubSigner.generate(args.out)
+        print(f"hub key {args.out} (key id {signer.public.key_id}); devices pin {args.out}.pub")
+        return 0
     if args.hub_command == "enrol":
         import sys
 
@@ -66,7 +82,20 @@ def run(args: argparse.Namespace) -> int:
     token = _read(args.auditor_token_file).strip() if args.auditor_token_file else None
     if args.auditor_token_file and not token:
         raise UsageError(f"{args.auditor_token_file} is empty")
-    app = create_app(HubStore(args.db), args.devices, token)
+    ack_key = None
+    if args.ack_key is not None:
+        from appliance.audit.head import HubKeyError, HubSigner
+
+        try:
+            ack_key = HubSigner.load(args.ack_key)
+        except HubKeyError as e:
+            raise UsageError(str(e)) from e
+    else:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "no --ack-key: acknowledgements are unsigned and devices mark nothing uploaded")
+    app = create_app(HubStore(args.db), args.devices, token, ack_key=ack_key)
     tls = (str(args.tls_cert), str(args.tls_key)) if args.tls_cert else None
     serve(app, args.host, args.port, ssl_context=tls)
     return 0

@@ -36,6 +36,15 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if not config.upload.url:
         raise ConfigError("no hub to upload to: set [upload] url in the configuration")
+    if config.upload.hub_key is None:
+        raise ConfigError("no hub key pinned: set [upload] hub_key to the hub's public key "
+                          "('appliance hub keygen' writes it)")
+    from appliance.audit.head import HubKeyError, load_hub_public
+
+    try:  # read here, so a wrong path is a configuration error, not an upload failure
+        load_hub_public(config.upload.hub_key)
+    except HubKeyError as e:
+        raise ConfigError(str(e)) from e
     identity, _ = ensure_identity(config)
     client = HubClient(config.upload.url, timeout_s=config.upload.timeout_s)
     with from_config(config) as audit:

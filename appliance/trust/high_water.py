@@ -92,7 +92,11 @@ def below(mark: Mark, floor: Mark) -> str | None:
 
 
 def read_mark(trust_dir: Path) -> Mark | None:
-    """The device's mark; None before sync first wrote one, ``TrustDataError`` when garbled."""
+    """The device's mark; None before sync first wrote one, ``TrustDataError`` when garbled.
+
+    An empty file is the placeholder provisioning creates, owned by sync, so that no other
+    user of the shared state folder can plant a mark first: it reads as "no mark yet".
+    """
     path = high_water_path(trust_dir)
     try:
         with path.open("rb") as f:
@@ -102,6 +106,8 @@ def read_mark(trust_dir: Path) -> Mark | None:
     except OSError as e:
         raise TrustDataError(f"trust high-water mark {path} unreadable: {e.strerror or e}") \
             from e
+    if not raw:
+        return None
     garbled = TrustDataError(f"trust high-water mark {path} is garbled: run 'appliance sync'")
     try:
         data: Any = json.loads(raw) if len(raw) <= MAX_MARK_BYTES else None

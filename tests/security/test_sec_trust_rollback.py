@@ -199,3 +199,19 @@ def test_a_mark_that_cannot_be_written_never_stops_updates(
     new = authority.publish()
     assert client.sync_once().version == new
     assert "high-water mark not written" in read_sync_state(client.state_dir)["high_water_error"]
+
+
+def test_the_provisioned_empty_placeholder_reads_as_no_mark(
+        rolled, authority: Authority, server: RepoServer) -> None:
+    """Provisioning creates the mark as an empty file owned by sync (so the kiosk user cannot
+    plant one first in the shared, sticky state folder): it is "no mark yet", the TUF
+    metadata still refuses the rollback, and sync writes the real mark into it."""
+    client, _, _old, new = rolled
+    high_water_path(client.trust_dir).write_bytes(b"")
+    assert read_mark(client.trust_dir) is None
+    with pytest.raises(TrustDataError, match="rollback"):
+        CurrentTrust(client.trust_dir, root=authority.root_file)()
+    server.stop()
+    with pytest.raises(SyncError):
+        client.sync_once()
+    assert read_mark(client.trust_dir).version == new  # type: ignore[union-attr]
