@@ -105,14 +105,15 @@ def create_app(
     app.extensions["live_events"] = LiveFanout(port, web.max_event_streams)
     security.install(app)
 
-    app.jinja_env.filters.update({name: per_render(f) for name, f in dict(
+    filters: dict[str, Callable[..., Any]] = dict(
         qr=views.qr_text, when=views.when, duration=views.duration,
         licence_date=views.licence_date, outcome_word=views.outcome_word,
         reason_text=views.reason_text, outcome_class=views.outcome_class,
         signed_date=dates.signed_date, ext_label=views.ext_label,
         source_name=views.source_name, throttle_flag=views.throttle_flag,
         error_title=views.error_title,
-    ).items()})
+    )
+    app.jinja_env.filters.update({name: per_render(f) for name, f in filters.items()})
     app.jinja_env.tests["disagreeing_dates"] = dates.dates_disagree
 
     app.jinja_env.globals["photo_data_url"] = views.photo_data_url
