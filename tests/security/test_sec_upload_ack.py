@@ -9,6 +9,7 @@ an acknowledgement that key signed for the exact last record sent; pruning needs
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,8 @@ class FakeHub:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(inner) -> None:  # noqa: N805 - the handler's self
                 batch = json.loads(inner.rfile.read(int(inner.headers["Content-Length"])))
+                if "payload" in batch:  # a body signed as {"payload": base64, "signature"}
+                    batch = json.loads(base64.b64decode(batch["payload"]))
                 answer: dict = {"status": "stored"}  # a heartbeat: "stored" too
                 if inner.path.endswith("/v1/batches"):
                     self.seen += 1
