@@ -71,7 +71,7 @@ def load_certificate(path: Path, what: str) -> tuple[x509.Certificate, bytes]:
     try:
         cert = (x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
                 else x509.load_der_x509_certificate(data))
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise UsageError(f"{what} {path} is not a PEM or DER certificate") from e
     return cert, cert.public_bytes(Encoding.DER)
 

@@ -73,7 +73,7 @@ def load_iaca(value: Any, where: str) -> tuple[x509.Certificate, bytes]:
     try:
         der = base64.b64decode(value, validate=True)
         certificate = x509.load_der_x509_certificate(der)
-    except (binascii.Error, ValueError) as e:
+    except (binascii.Error, ValueError, x509.InvalidVersion) as e:
         raise TrustDataError(f"{where}: iaca is not base64 DER X.509: {e}") from e
     check_iaca(certificate, where)
     return certificate, der

@@ -106,7 +106,7 @@ def _entry(info: Any, where: str) -> VicalEntry:
     der = info["certificate"]
     try:
         certificate = x509.load_der_x509_certificate(der)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise TrustDataError(f"{where}: certificate is not DER X.509: {e}") from e
     check_iaca(certificate, where)
     return VicalEntry(der, certificate, tuple(doctypes),

@@ -105,9 +105,11 @@ class DocumentSigner:
         alg: int | None = None,
         device_key_cose: dict[int, Any] | None = None,
         non_minimal_heads: bool = False,
+        mso_changes: dict[str, Any] | None = None,
     ) -> IssuedMdoc:
         """An mdoc for ``elements`` (namespace -> identifier -> value) bound to
-        ``device_key`` (or a raw COSE_Key map, for unsupported curves)."""
+        ``device_key`` (or a raw COSE_Key map, for unsupported curves); ``mso_changes``
+        replaces MSO fields before signing (fuzzing: hostile data behind a good signature)."""
         items: dict[str, list[bytes]] = {}
         digests: dict[str, dict[int, bytes]] = {}
         digest_id = 0
@@ -135,6 +137,7 @@ class DocumentSigner:
         }
         if status is not None:
             mso["status"] = status
+        mso.update(mso_changes or {})  # hostile or unusual MSO fields, still signed
         payload = embed(cbor2.dumps(mso))
         protected = cbor2.dumps({1: alg if alg is not None else alg_of(self.key)})
         signature = sign_es(self.key, sig1_structure(protected, payload))

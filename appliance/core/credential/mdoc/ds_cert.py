@@ -26,11 +26,50 @@ MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
 
 
 def load_ds_certificate(der: bytes) -> x509.Certificate:
-    """The DS certificate (DER); ``Rejection(MDOC_MALFORMED)`` if it does not parse."""
+    """The DS certificate (DER); ``Rejection(MDOC_MALFORMED)`` if it does not parse.
+
+    cryptography parses names, dates and extensions lazily, and hostile DER makes those
+    reads raise more than ``ValueError`` (``KeyError`` for an unknown string type,
+    ``InvalidVersion``, ...): every part the checks read is read here once, so any such
+    failure is this input's MDOC_MALFORMED, never an exception later.
+    """
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as e:
-        raise malformed(f"DS certificate is not DER X.509: {e}") from e
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.issuer.public_bytes()
+        certificate.subject.public_bytes()
+        _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        _ = certificate.extensions, certificate.signature_hash_algorithm
+    except Exception as e:  # foreign parser on hostile bytes: see above
+        raise malformed(f"DS certificate is not readable DER X.509: {type(e).__name__}") from e
+    if not _canonical(certificate, der):
+        raise malformed("DS certificate is not in DER")
+    return certificate
+
+
+# AlgorithmIdentifier DER of ecdsa-with-SHA256/384/512 (RFC 5758: no parameters), the
+# only algorithms an IACA on P-256/384/521 signs with.
+_ECDSA_ALGORITHMS = tuple(bytes.fromhex(f"300a06082a8648ce3d0403{n:02x}") for n in (2, 3, 4))
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    size = (n.bit_length() + 7) // 8
+    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
+
+
+def _canonical(certificate: x509.Certificate, der: bytes) -> bool:
+    """Whether ``der`` is the one DER spelling of the signed certificate. The parser also
+    takes other spellings of the unsigned outer parts (a signature BIT STRING with unused
+    bits, say) whose SHA-256 differs, which would step around ``revoked.mdoc_ds_sha256``
+    (tests/security/test_sec_mdoc_ds_revocation.py)."""
+    signature = certificate.signature
+    tail = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    for algorithm in _ECDSA_ALGORITHMS:
+        body = certificate.tbs_certificate_bytes + algorithm + tail
+        if der == b"\x30" + _der_length(len(body)) + body:
+            return True
+    return False
 
 
 def ds_fingerprint(der: bytes) -> bytes:
@@ -66,7 +105,7 @@ def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
         ekus = _extension(extensions, x509.ExtendedKeyUsage)
         if ekus is None or MDL_DS_EKU not in ekus:
             return False
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+    except Exception:  # a hostile extension cryptography cannot read: not the profile
         return False
     for oid, required in ((NameOID.COUNTRY_NAME, True),
                           (NameOID.STATE_OR_PROVINCE_NAME, False)):

@@ -160,7 +160,7 @@ def verify_reader_auth(request: Request, session_transcript_bytes: bytes) -> byt
         message = _sig_structure(auth.protected,
                                  reader_authentication_bytes(session_transcript_bytes, items))
         public_key = x509.load_der_x509_certificate(chain).public_key()
-    except (Rejection, MdocCborError, ValueError):
+    except (Rejection, MdocCborError, ValueError, x509.InvalidVersion):
         return None
     return chain if verify_ecdsa(auth.alg, public_key, message, auth.tag) else None
 

@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from appliance.core.credential.mdoc import session_crypto as sc
@@ -196,11 +197,10 @@ class _Run:
               profile: str, age_threshold: int, clock_trusted: bool, max_bytes: int,
               utc_offset_s: int) -> None:
         document = self.session(response, max_bytes, request.doc_type)
-        mso, ds_der, ds_key = self.structure(document)
-        self.issuer(ds_der, document, mso, ds_key, request)
+        mso, ds, ds_key = self.structure(document)
+        self.issuer(ds, document, mso, ds_key, request)
         shown = self.digests(document, mso, request)
         self.device(document, mso, transcript, e_reader_key)
-        ds = load_ds_certificate(ds_der)
         if not ds.not_valid_before_utc.timestamp() <= mso.signed \
                 <= ds.not_valid_after_utc.timestamp():
             raise Rejection(Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY)
@@ -261,7 +261,7 @@ class _Run:
             raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_NOT_RETURNED)
         return parse_document(matching[0])
 
-    def structure(self, document: Document) -> tuple[Mso, bytes, Any]:
+    def structure(self, document: Document) -> tuple[Mso, x509.Certificate, Any]:
         """Step 1.1: the MSO's shape, then the algorithms and curves the appliance does."""
         assert document.issuer_auth.payload is not None
         mso = parse_mso(document.issuer_auth.payload)
@@ -282,12 +282,11 @@ class _Run:
             raise Rejection(Reason.MDOC_MALFORMED) from e
         if unsupported:
             raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_UNSUPPORTED_ALGORITHM)
-        return mso, document.ds_certificate, public_key
+        return mso, ds, public_key
 
-    def issuer(self, ds_der: bytes, document: Document, mso: Mso, ds_key: Any,
+    def issuer(self, ds: x509.Certificate, document: Document, mso: Mso, ds_key: Any,
                request: Request) -> None:
         """Steps 1.2-1.5: the IACA, the DS profile and list, the signature, the docTypes."""
-        ds = load_ds_certificate(ds_der)
         roots = self.trust.keys.by_format.get(KEY_FORMAT, {})
         key = find_iaca(ds, roots.values())
         if key is None:
@@ -298,7 +297,7 @@ class _Run:
         assert key.certificate is not None
         if not ds_profile_ok(ds, key.certificate):
             raise Rejection(Reason.MDOC_DS_CERT_INVALID)
-        if ds_fingerprint(ds_der) in self.trust.revoked_mdoc_ds:
+        if ds_fingerprint(document.ds_certificate) in self.trust.revoked_mdoc_ds:
             raise Rejection(Reason.MDOC_DS_REVOKED)
         auth = document.issuer_auth
         assert auth.payload is not None
