@@ -225,3 +225,19 @@ def test_verify_mdoc_response_is_the_verdict_alone(annexd: AnnexD) -> None:
         request=device_request_from_bytes(annexd.bytes("device_request")),
         checkpoint=AUTHORING)
     assert (verdict.outcome, verdict.reason) == (Outcome.PASS, Reason.OK)
+
+
+def test_v3_reader_auth_verifies_over_reader_authentication_bytes(annexd: AnnexD) -> None:
+    from appliance.core.credential.mdoc.items_request import verify_reader_auth
+
+    transcript = annexd.bytes("session_transcript_bytes")
+    request = device_request_from_bytes(annexd.bytes("device_request"))
+    assert request.items_request_bytes is not None
+    assert request.items_request_bytes.endswith(annexd.bytes("items_request"))
+    assert verify_reader_auth(request, transcript) == annexd.bytes("reader_cert.der")
+    # Bound to the session: another transcript, or another ItemsRequest, does not verify.
+    other = sc.session_transcript_bytes(sc.embed(b"\xa0"), sc.embed(b"\xa0"))
+    assert verify_reader_auth(request, other) is None
+    changed = request._replace(items_request_bytes=sc.embed(annexd.bytes("items_request")[:-1]
+                                                            + b"\xf5"))
+    assert verify_reader_auth(changed, transcript) is None
