@@ -49,7 +49,7 @@ def _scan_to_verdict(mode_name: str) -> list[float]:
     from appliance.core.credential.mdoc.verify import verify_mdoc
     from appliance.core.reasons import Reason
     from appliance.core.verifier import Checkpoint
-    from appliance.devices.ble_bumble import LocalRadio
+    from appliance.devices.ble_controllers import LocalRadio
     from appliance.devices.scanner import FrameScanner, make_decoder
     from appliance.kiosk.mdoc_flow import SessionSettings, read_mdoc
     from appliance.tools.holder_ble import SimulatedPhone
@@ -125,7 +125,7 @@ def _memory() -> list[Row]:
         "import appliance.devices.ble_bumble\n"
         "bumble = rss()\n"
         "from holder_sim import TestWallet, FAST, reader_transport\n"
-        "from appliance.devices.ble_bumble import LocalRadio\n"
+        "from appliance.devices.ble_controllers import LocalRadio\n"
         "from appliance.tools.holder_ble import SimulatedPhone\n"
         "from appliance.kiosk.mdoc_flow import SessionSettings, read_mdoc\n"
         "w = TestWallet()\n"

@@ -7,32 +7,27 @@
   the GATT service (State, Client2Server, Server2Client, Ident); the phone connects, reads
   Ident, subscribes and writes State 0x01; the appliance sends by notification.
 
-Bumble owns the controller: ``hci-socket:N`` on the device (bluetoothd off, CAP_NET_ADMIN),
-or ``local``: a ``LocalRadio``, Bumble's in-process link of emulated controllers that tests
-and the demo share with the holder simulator. This module imports Bumble; nothing imports
-this module except ``mdoc_transport.open_transport`` (and the simulator).
+The Bumble device comes from ``ble_controllers``: ``hci-socket:N`` on the device, or a
+``LocalRadio`` (Bumble's in-process link) in tests and the demo. This module imports Bumble;
+nothing imports it except ``mdoc_transport.open_transport`` (and the simulator).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bumble import core, gatt
-from bumble.controller import Controller
 from bumble.device import Connection, Device, Peer
 from bumble.hci import Address
-from bumble.host import Host
-from bumble.link import LocalLink
-from bumble.transport.common import AsyncPipeSink
 
 from appliance.core.credential.mdoc.engagement import BleMode, BleOption, Engagement
 from appliance.core.credential.mdoc.session_crypto import ble_ident
+from appliance.devices.ble_controllers import DeviceFactory, LocalRadio, hci_socket_factory
 from appliance.devices.mdoc_transport import (
     WANTED_MTU,
     Deadlines,
@@ -56,10 +51,7 @@ ADVERTISING_INTERVAL_MS = 50.0
 # Inbound bytes held before the session reads them: a flooding phone is cut off here.
 MAX_QUEUED_BYTES = 1 << 20
 SERVICE_UUID_LISTS = (core.AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
-               core.AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS)
-
-DeviceFactory = Callable[[], Awaitable[tuple[Device, Callable[[], Awaitable[None]]]]]
-
+                      core.AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS)
 
 def bumble_uuid(raw: bytes) -> core.UUID:
     """An engagement's 16 UUID bytes (big-endian, as in CBOR) as a Bumble UUID."""
@@ -68,74 +60,6 @@ def bumble_uuid(raw: bytes) -> core.UUID:
 
 def advertising_data(service: core.UUID) -> bytes:
     return bytes(core.AdvertisingData([(SERVICE_UUID_LISTS[0], bytes(service))]))
-
-
-class LocalRadio:
-    """Bumble's in-process ``LocalLink``: emulated controllers in one process and one event
-    loop (the reader's and the holder simulator's), no radio. Each device leaves the link
-    when its session closes."""
-
-    def __init__(self) -> None:
-        self.link = LocalLink()
-        self._numbers = itertools.count(1)
-        self._guests: list[Callable[[], Awaitable[Callable[[], Awaitable[None]]]]] = []
-
-    def invite(self, start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]]) -> None:
-        """Have ``start()`` (returning its ``stop``) run in the next reader session's event
-        loop, before the reader's device: how a simulated phone joins a session that runs
-        on another thread (the kiosk's worker), since the link has one loop."""
-        self._guests.append(start)
-
-    async def reader_device(self) -> tuple[Device, Callable[[], Awaitable[None]]]:
-        """The appliance's device for one session, with the invited guests started first
-        (and stopped when the session releases its device)."""
-        guests, self._guests = self._guests, []
-        stops = [await start() for start in guests]
-        device, leave = await self.device("appliance")
-
-        async def leave_all() -> None:
-            await leave()
-            for stop in stops:
-                with contextlib.suppress(Exception):
-                    await stop()
-        return device, leave_all
-
-    async def device(self, name: str = "appliance") -> tuple[Device, Callable[[], Awaitable[None]]]:
-        number = next(self._numbers)
-        address = ":".join([f"{number % 256:02X}"] * 5 + [f"{(number >> 8) % 256:02X}"])
-        controller = Controller(name, link=self.link, public_address=address)
-        device = Device(name=name, address=Address(address),
-                        host=Host(controller, AsyncPipeSink(controller)))
-        await device.power_on()
-
-        async def leave() -> None:
-            with contextlib.suppress(Exception):
-                await device.power_off()
-            if controller in self.link.controllers:
-                self.link.remove_controller(controller)
-        return device, leave
-
-
-def hci_socket_factory(spec: str) -> DeviceFactory:
-    """A fresh Bumble device per session on the board's controller (``hci-socket:0``)."""
-    async def make() -> tuple[Device, Callable[[], Awaitable[None]]]:
-        from bumble.transport import open_transport
-
-        try:
-            hci = await open_transport(spec)
-            device = Device.with_hci("appliance", Address("F0:F1:F2:F3:F4:F5"),
-                                     hci.source, hci.sink)
-            await device.power_on()
-        except Exception as e:  # any controller fault is a transport fault
-            raise TransportFailed(f"Bluetooth controller {spec}: {e}") from e
-
-        async def release() -> None:
-            with contextlib.suppress(Exception):
-                await device.power_off()
-            with contextlib.suppress(Exception):
-                await hci.close()
-        return device, release
-    return make
 
 
 class BumbleTransport:

@@ -33,10 +33,10 @@ from appliance.devices.ble_bumble import (
     SERVICE_UUID_LISTS,
     STATE_END,
     STATE_START,
-    LocalRadio,
     advertising_data,
     bumble_uuid,
 )
+from appliance.devices.ble_controllers import LocalRadio
 from appliance.devices.mdoc_transport import MIN_MTU, Reassembler, chunks
 from appliance.tools.holder_mdoc import (
     Behaviour,

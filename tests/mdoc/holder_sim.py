@@ -23,7 +23,8 @@ from appliance.core.credential.mdoc.session import ReaderSession
 from appliance.core.credential.mdoc.verify import MdocResult, verify_mdoc
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Checkpoint
-from appliance.devices.ble_bumble import BumbleTransport, LocalRadio
+from appliance.devices.ble_bumble import BumbleTransport
+from appliance.devices.ble_controllers import LocalRadio
 from appliance.devices.mdoc_transport import Deadlines
 from appliance.trust.source import snapshot_from_document
 

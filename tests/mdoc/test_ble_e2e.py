@@ -15,7 +15,7 @@ from holder_sim import FAST, TestWallet, reader_transport
 from appliance.core.credential.mdoc.engagement import BleMode
 from appliance.core.credential.mdoc.verify import MdocResult
 from appliance.core.reasons import Outcome, Reason
-from appliance.devices.ble_bumble import LocalRadio
+from appliance.devices.ble_controllers import LocalRadio
 from appliance.kiosk.mdoc_flow import APPROVE, CONNECTING, SessionSettings, read_mdoc
 from appliance.tools.holder_ble import SimulatedPhone
 from appliance.tools.holder_mdoc import Behaviour, Misbehaviour

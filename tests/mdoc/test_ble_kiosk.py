@@ -19,7 +19,7 @@ from appliance.config import Config, IndicatorConfig, MdocConfig, PathsConfig
 from appliance.core.errors import ConfigError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Checkpoint, Verdict
-from appliance.devices.ble_bumble import LocalRadio
+from appliance.devices.ble_controllers import LocalRadio
 from appliance.devices.indicator import GpiozeroIndicator, lamp_states
 from appliance.devices.scanner import FrameScanner, make_decoder
 from appliance.kiosk.events import EventBus

@@ -15,7 +15,7 @@ from sync_support import Authority, RepoServer, device
 
 from appliance.cli import main
 from appliance.commands.mdoc_read import run_read
-from appliance.devices.ble_bumble import LocalRadio
+from appliance.devices.ble_controllers import LocalRadio
 from appliance.tools.holder_ble import SimulatedPhone
 from appliance.tools.holder_mdoc import Behaviour, Misbehaviour
 
