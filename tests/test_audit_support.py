@@ -123,6 +123,27 @@ def find_postgres_dsn() -> str | None:
         return None
 
 
+def postgres_schema_dsn() -> str | None:
+    """A DSN whose search_path is a new, empty schema on the test PostgreSQL; None without
+    one (the caller skips)."""
+    import secrets
+    from urllib.parse import quote
+
+    dsn = find_postgres_dsn()
+    if not dsn:
+        return None
+    try:
+        import psycopg
+
+        schema = f"hub_test_{secrets.token_hex(4)}"
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except Exception as e:  # ImportError, psycopg.Error: the caller skips
+        print(f"PostgreSQL not usable: {e}")
+        return None
+    return f"{dsn}{'&' if '?' in dsn else '?'}options={quote(f'-csearch_path={schema}')}"
+
+
 def device(tmp_path: Path, device_id: str, devices_dir: Path | None = None, **audit):
     """A device's config, opened audit log and identity; its key enrolled when asked."""
     from appliance.audit.identity import ensure_identity

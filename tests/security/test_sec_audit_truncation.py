@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from hub_fleet_support import ADMIN, live_hub
-from test_audit_support import NOW, Scenario, device, record_many
+from test_audit_support import NOW, Scenario, device, postgres_schema_dsn, record_many
 
 from appliance.audit.log import open_audit_log
 from appliance.cli import main
@@ -35,6 +35,17 @@ from appliance_sync.upload import HubClient, Uploader
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
     return Scenario()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_dsn(request, tmp_path) -> str:
+    """The hub's store: SQLite, and PostgreSQL where the test database runs."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hub.db")
+    dsn = postgres_schema_dsn()
+    if dsn is None:
+        pytest.skip("no PostgreSQL (.ci/setup.d/postgres.sh writes its DSN)")
+    return dsn
 
 
 def _upload(hub, log, identity, at: float, batch_size: int = 500, batches: int | None = None
@@ -83,8 +94,8 @@ def _device_view(hub, device_id: str) -> dict:
     return {d["device_id"]: d for d in body["devices"]}[device_id]
 
 
-def test_cutting_the_newest_records_is_an_anomaly_at_the_hub(tmp_path, scenario):
-    with live_hub(tmp_path) as hub:
+def test_cutting_the_newest_records_is_an_anomaly_at_the_hub(tmp_path, scenario, hub_dsn):
+    with live_hub(tmp_path, hub_dsn) as hub:
         config, log, identity = device(tmp_path, "kiosk-01", hub.devices, checkpoint_every=5)
         record_many(log, scenario, 10)
         _upload(hub, log, identity, at=NOW + 20)
@@ -127,8 +138,9 @@ def test_cutting_acknowledged_records_is_seen_by_audit_verify(tmp_path, scenario
     assert "TAMPERED" in capsys.readouterr().out
 
 
-def test_deleting_the_log_with_records_outstanding_is_an_anomaly(tmp_path, scenario):
-    with live_hub(tmp_path) as hub:
+def test_deleting_the_log_with_records_outstanding_is_an_anomaly(tmp_path, scenario,
+                                                                  hub_dsn):
+    with live_hub(tmp_path, hub_dsn) as hub:
         config, log, identity = device(tmp_path, "kiosk-03", hub.devices)
         record_many(log, scenario, 10)
         _upload(hub, log, identity, at=NOW + 20, batch_size=6, batches=1)  # 1..6 arrive
@@ -188,8 +200,8 @@ def test_pruning_after_a_signed_acknowledgement_still_verifies(tmp_path, scenari
         assert log.status()["first_seq"] == 9 and log.verify().ok
 
 
-def test_record_times_going_backwards_are_an_anomaly_at_the_hub(tmp_path, scenario):
-    with live_hub(tmp_path) as hub:
+def test_record_times_going_backwards_are_an_anomaly_at_the_hub(tmp_path, scenario, hub_dsn):
+    with live_hub(tmp_path, hub_dsn) as hub:
         _, log, identity = device(tmp_path, "kiosk-07", hub.devices)
         record_many(log, scenario, 4, start=NOW + 1000)
         _upload(hub, log, identity, at=NOW + 1010)
