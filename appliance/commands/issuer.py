@@ -123,6 +123,15 @@ def run_issue(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read licence JSON {args.licence_json}: {e}") from e
         if not isinstance(fields, dict):
             raise UsageError("licence JSON must be an object")
+        for name in ("dob", "vf", "vu"):  # bounded like the options that set them
+            if isinstance(fields.get(name), str):
+                try:
+                    iso_day(fields[name])
+                except argparse.ArgumentTypeError as e:
+                    raise UsageError(f"{args.licence_json}: {name} {e}") from e
+                except ValueError as e:
+                    raise UsageError(f"{args.licence_json}: {name} is not a YYYY-MM-DD "
+                                     "date") from e
     for name in ("typ", "no", "nm", "nml", "dob", "vf", "vu"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)

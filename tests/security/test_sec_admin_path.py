@@ -519,3 +519,14 @@ def test_data_files_come_from_package_data_and_all_are_listed() -> None:
                        for g in globs):
                 unlisted.append(f"{folder}/{rel}")
     assert unlisted == []
+
+
+def test_licence_json_dates_are_bounded_like_the_options(world, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    _, _, key = world
+    fields = tmp_path / "licence.json"
+    fields.write_text(json.dumps({"typ": "DL", "no": "1", "nm": "A", "vu": "9999-12-31"}))
+    assert main(["issuer", "issue", "--key", str(key), "--iss", ISS,
+                 "--licence-json", str(fields)]) == 64
+    err = capsys.readouterr().err
+    assert "vu" in err and "outside" in err
