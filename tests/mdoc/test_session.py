@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance.core.credential.mdoc import session_crypto as sc
 from appliance.core.credential.mdoc.cbor import decode, decode_embedded
@@ -200,3 +202,18 @@ def test_close_forgets_the_keys() -> None:
         session.e_reader_key  # noqa: B018
     with pytest.raises(SessionClosed):
         session.receive(holder.seal(b"\xa0"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=600),
+                 st.builds(lambda d, s: sc.encode_session_data(data=d, status=s),
+                           st.one_of(st.none(), st.binary(max_size=64)),
+                           st.one_of(st.none(), st.integers(0, 2**32)))))
+def test_any_holder_message_gives_a_reply_never_an_exception(message: bytes) -> None:
+    session, holder = _live()
+    reply = session.receive(message)
+    assert (reply.response is None) != (reply.reason is None)
+    # The session is still usable: the real answer (counter 2 if one was consumed) is read
+    # or refused with a reason, never raises.
+    assert session.receive(holder.seal(b"\xa0")).reason in (
+        None, Reason.MDOC_SESSION_DECRYPT_FAILED)
