@@ -33,7 +33,8 @@ _HEX = re.compile(rb"[0-9a-fA-F\s]+")
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "mdoc", help="ISO 18013-5 mobile driving licences (mDL)",
-        description="Read and verify ISO/IEC 18013-5 mdoc (mDL) presentations.")
+        description="Read and verify ISO/IEC 18013-5 mdoc (mDL) presentations.",
+        epilog="example: appliance mdoc read --config /etc/appliance/appliance.toml")
     commands = p.add_subparsers(dest="mdoc_command", metavar="SUBCOMMAND")
     commands.required = True
     for add in SUBCOMMANDS:

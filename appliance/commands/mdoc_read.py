@@ -25,7 +25,8 @@ def register_read(commands: argparse._SubParsersAction) -> None:
         description="Read one ISO 18013-5 mDL live: the phone's QR engagement (from the "
         "camera, or --engagement), a BLE session, the verdict decided and audited as the "
         "kiosk does. Prints VERDICT REASON MDOC ISS DOCTYPE NUMBER; exit 0 PASS, 1 FAIL, "
-        "2 UNVERIFIABLE, 64 bad usage or unreadable configuration, 74 audit not written.")
+        "2 UNVERIFIABLE, 64 bad usage or unreadable configuration, 74 audit not written.",
+        epilog="example: appliance mdoc read --config /etc/appliance/appliance.toml")
     p.add_argument("--config", type=Path, required=True, metavar="FILE",
                    help="device configuration (trust store, clock, audit, [mdoc])")
     p.add_argument("--json", action="store_true", help="one JSON object")
