@@ -159,3 +159,24 @@ def test_reader_from_configuration(tmp_path: Any, caplog: pytest.LogCaptureFixtu
                      mdoc=MdocConfig(reader_cert_file="reader.der", reader_key_file="k.pem"))
     with pytest.raises(ConfigError):
         mdoc_reader(missing)
+
+
+def test_the_kiosk_loads_no_mdl_code_before_the_first_mdoc_code() -> None:
+    """Kiosk start (the loop, the sessions' handoff, the reader from configuration) imports
+    neither Bumble nor the mdoc verifier: they cost memory only once a phone shows a QR."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from appliance.config import Config, MdocConfig\n"
+        "import appliance.kiosk.loop\n"
+        "from appliance.kiosk.mdoc_session import mdoc_reader\n"
+        "reader = mdoc_reader(Config(mdoc=MdocConfig(transport='bumble:local')))\n"
+        "assert reader.off is None\n"
+        "loaded = [m for m in sys.modules if m.startswith('bumble') or m.startswith("
+        "'appliance.core.credential.mdoc') or m == 'appliance.kiosk.mdoc_flow']\n"
+        "print(loaded)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == "[]"
