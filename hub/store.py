@@ -268,8 +268,13 @@ class HubStore:
         out = []
         with self._tx() as cur:
             where, params = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
-            cur.execute(f"SELECT device_id, log_id, first_seen FROM logs {where} "  # noqa: S608
-                        "ORDER BY device_id, log_id", params)
+            # A log known only from signed heads (heartbeats) is listed once it claims
+            # records: the hub has none of them.
+            cur.execute(f"SELECT device_id, log_id, first_seen FROM logs {where} UNION ALL "  # noqa: S608
+                        "SELECT device_id, log_id, received_at FROM log_heads h WHERE seq > 0 "
+                        f"{'AND device_id = ? ' if device_id else ''}AND NOT EXISTS (SELECT 1 "
+                        "FROM logs l WHERE l.device_id = h.device_id AND l.log_id = h.log_id) "
+                        "ORDER BY 1, 2", params * 2)
             logs = cur.fetchall()
             for dev, lid, first_seen in logs:
                 cur.execute("SELECT * FROM records WHERE device_id = ? AND log_id = ? "

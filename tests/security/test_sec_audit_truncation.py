@@ -173,6 +173,20 @@ def test_deleting_the_log_with_records_outstanding_is_an_anomaly(tmp_path, scena
         assert all(not e["anomalies"] and e["complete"]
                    for e in hub.store.integrity("kiosk-04"))
 
+        # Never uploaded, only heartbeats: the log the hub heard of is listed all the same.
+        config8, log8, identity8 = device(tmp_path, "kiosk-08", hub.devices)
+        record_many(log8, scenario, 3)
+        _heartbeat(hub, config8, log8, identity8, at=NOW + 40)
+        gone = log8.log_id
+        log8.close()
+        config8.audit_db.unlink()
+        _, fresh8, _ = device(tmp_path, "kiosk-08", hub.devices)
+        _heartbeat(hub, config8, fresh8, identity8, at=NOW + 50)  # an empty new log
+        [lost] = hub.store.integrity("kiosk-08")
+        assert lost["log_id"] == gone and lost["records"] == 0 and not lost["complete"]
+        assert lost["outstanding"] == [[1, 3]]
+        assert [(a["kind"], a["seq"]) for a in lost["anomalies"]] == [("new_log", 1)]
+
 
 @pytest.mark.parametrize("uploaded", [0, 3])
 def test_deleting_the_oldest_unacknowledged_records_is_not_pruning(tmp_path, scenario,
