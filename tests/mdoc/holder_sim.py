@@ -10,6 +10,7 @@ wallet holds an mDL issued by a test IACA (``issuer_support``), and the reader's
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +29,16 @@ from appliance.devices.ble_controllers import LocalRadio
 from appliance.devices.mdoc_transport import Deadlines
 from appliance.trust.source import snapshot_from_document
 
-# Deadlines short enough that a silent phone costs a test a fraction of a second; the
-# connection steps keep room for the emulated link on a loaded machine.
-FAST = Deadlines(scan_s=5.0, connect_s=5.0, connect_retries=0, discovery_s=5.0,
-                 first_response_s=0.4, chunk_gap_s=0.3, session_s=10.0, close_s=1.0)
+# Deadlines with room for a loaded machine (a session takes ~0.2 s here); a test of one
+# deadline shortens that one alone (``stalled``), so nothing else can fire first.
+ROOMY = Deadlines(scan_s=10.0, connect_s=10.0, connect_retries=0, discovery_s=10.0,
+                  first_response_s=10.0, chunk_gap_s=5.0, session_s=30.0, close_s=2.0)
+FAST = ROOMY  # the name the tests and the benchmark use for "no deadline in the way"
+
+
+def stalled(**short: float) -> Deadlines:
+    """ROOMY with the named deadlines shortened (seconds)."""
+    return dataclasses.replace(ROOMY, **short)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import pytest
-from holder_sim import FAST, TestWallet, reader_transport
+from holder_sim import FAST, TestWallet, reader_transport, stalled
 
 from appliance.core.credential.mdoc.engagement import BleMode
 from appliance.core.credential.mdoc.verify import MdocResult
@@ -108,17 +108,20 @@ def test_disconnect_mid_transfer(wallet: TestWallet, mode: BleMode) -> None:
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)
 
 
-@pytest.mark.parametrize(("behaviour", "deadline"), [
-    (Behaviour(Misbehaviour.STALL), "first response chunk not within 0.4 s"),
-    (Behaviour(Misbehaviour.STALL_MID), "next chunk not within 0.3 s"),
-    (Behaviour(Misbehaviour.DRIP, delay_s=0.6), "first response chunk not within 0.4 s"),
+@pytest.mark.parametrize(("behaviour", "short", "deadline"), [
+    (Behaviour(Misbehaviour.STALL), {"first_response_s": 0.3},
+     "first response chunk not within 0.3 s"),
+    (Behaviour(Misbehaviour.STALL_MID), {"chunk_gap_s": 0.3}, "next chunk not within 0.3 s"),
+    (Behaviour(Misbehaviour.DRIP, delay_s=0.6), {"first_response_s": 0.3},
+     "first response chunk not within 0.3 s"),
 ])
 @pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
 def test_silent_or_slow_holder_times_out_on_its_deadline(
-        wallet: TestWallet, behaviour: Behaviour, deadline: str, mode: BleMode,
+        wallet: TestWallet, behaviour: Behaviour, short: dict, deadline: str, mode: BleMode,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
-    result, phone, _ = session(wallet, modes=(mode,), behaviour=behaviour)
+    settings = dataclasses.replace(SETTINGS, deadlines=stalled(**short))
+    result, phone, _ = session(wallet, modes=(mode,), behaviour=behaviour, settings=settings)
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
     assert deadline in caplog.text
     assert "termination" in phone.events  # the reader still ended the session properly
@@ -127,7 +130,7 @@ def test_silent_or_slow_holder_times_out_on_its_deadline(
 def test_drip_feed_between_chunks_beyond_the_gap(wallet: TestWallet,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
-    slow_gap = dataclasses.replace(FAST, first_response_s=2.0, chunk_gap_s=0.15)
+    slow_gap = stalled(chunk_gap_s=0.15)
     result, _, _ = session(wallet, settings=dataclasses.replace(SETTINGS, deadlines=slow_gap),
                            behaviour=Behaviour(Misbehaviour.DRIP, delay_s=0.3))
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
@@ -141,7 +144,7 @@ def test_drip_feed_within_the_gap_still_passes(wallet: TestWallet) -> None:
 
 def test_whole_session_deadline(wallet: TestWallet, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
-    short = dataclasses.replace(FAST, first_response_s=5.0, chunk_gap_s=5.0, session_s=0.5)
+    short = stalled(session_s=0.5)
     result, _, _ = session(wallet, settings=dataclasses.replace(SETTINGS, deadlines=short),
                            behaviour=Behaviour(Misbehaviour.STALL))
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
@@ -187,7 +190,7 @@ def test_no_phone_answering_the_scan_times_out(wallet: TestWallet) -> None:
     async def run() -> MdocResult:
         radio = LocalRadio()
         phone = SimulatedPhone(radio, wallet)  # shows its QR, never powers on its radio
-        deadlines = dataclasses.replace(FAST, scan_s=0.3)
+        deadlines = stalled(scan_s=0.3)
         return await read_mdoc(phone.text, reader_transport(radio, deadlines),
                                dataclasses.replace(SETTINGS, deadlines=deadlines), wallet.judge)
     assert _verdict(asyncio.run(run())) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
-from holder_sim import FAST, TestWallet, reader_transport
+from holder_sim import FAST, TestWallet, reader_transport, stalled
 from issuer_support import NOW
 
 from appliance.clock import FixedClock
@@ -29,7 +29,7 @@ from appliance.kiosk.mdoc_session import MdocReader, MdocSessions, mdoc_reader
 from appliance.kiosk.verification import VerificationService
 from appliance.tools.holder_ble import SimulatedPhone
 
-SETTINGS = SessionSettings(deadlines=dataclasses.replace(FAST, first_response_s=30.0))
+SETTINGS = SessionSettings(deadlines=FAST)
 
 
 class NoFrames:
@@ -120,7 +120,7 @@ def test_mdoc_code_runs_on_a_worker_while_other_inputs_keep_working(rig: Any) ->
 def test_radio_failure_is_unverifiable_and_audited(rig: Any) -> None:
     kiosk, sessions, wallet, radio, audit, indicator, _ = rig
     phone = SimulatedPhone(radio, wallet)  # never attached: nobody answers the scan
-    fast = dataclasses.replace(SETTINGS, deadlines=dataclasses.replace(FAST, scan_s=0.2))
+    fast = dataclasses.replace(SETTINGS, deadlines=stalled(scan_s=0.2))
     sessions.reader = MdocReader(lambda: fast, reader_transport(radio, fast.deadlines))
     kiosk.submit_text(phone.text, "camera")
     kiosk.poll_once(0)

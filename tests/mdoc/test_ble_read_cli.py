@@ -33,11 +33,15 @@ def enrolled(tmp_path: Path) -> Any:
     finally:
         server.stop()
     config = tmp_path / "device.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'secrets_dir = "{tmp_path / "secrets"}"\n'
-                      '[mdoc]\ntransport = "bumble:local"\nfirst_response_timeout_s = 0.5\n')
+    config.write_text(_config(tmp_path, first_response_timeout_s=10))
     assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     return wallet, config, tmp_path
+
+
+def _config(base: Path, **mdoc: float) -> str:
+    timeouts = "".join(f"{key} = {value}\n" for key, value in mdoc.items())
+    return (f'[paths]\nstate_dir = "{base / "state"}"\nsecrets_dir = "{base / "secrets"}"\n'
+            f'[mdoc]\ntransport = "bumble:local"\n{timeouts}')
 
 
 def _read(config: Path, phone: SimulatedPhone, *extra: str) -> int:
@@ -68,6 +72,7 @@ def test_read_a_silent_phone_exits_2_with_mdoc_timeout(
         enrolled: Any, capsys: pytest.CaptureFixture[str]) -> None:
     wallet, config, base = enrolled
     phone = SimulatedPhone(LocalRadio(), wallet, behaviour=Behaviour(Misbehaviour.STALL))
+    config.write_text(_config(base, first_response_timeout_s=0.3))
     assert _read(config, phone, "--json") == 2
     assert '"reason": "MDOC_TIMEOUT"' in capsys.readouterr().out
     assert _audit_rows(base)[-1]["reason"] == "MDOC_TIMEOUT"
