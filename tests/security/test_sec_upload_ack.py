@@ -131,3 +131,26 @@ def test_upload_without_a_pinned_hub_key_is_a_configuration_error(tmp_path, caps
                    '[upload]\nurl = "http://127.0.0.1:9/"\n')
     assert main(["upload", "--config", str(cfg), "--once"]) == 64
     assert "[upload] hub_key" in capsys.readouterr().err
+
+
+def test_the_hub_under_wsgi_signs_with_its_credential(tmp_path):
+    """appliance-hub.service: the key arrives as the systemd credential hub_ack_key."""
+    from test_audit_support import FlaskPoster, hub_private_file
+
+    from appliance_hub.wsgi import app_from_environment
+
+    env = {"APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+           "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices")}
+    _, log, identity = device(tmp_path, "kiosk-04", tmp_path / "devices")
+    record_many(log, Scenario(), 4)
+    unsigned = FlaskPoster(app_from_environment(env).test_client())
+    with pytest.raises(SyncError, match="no signed acknowledgement"):
+        Uploader(log, identity, unsigned).upload_pending(max_attempts=1)
+    assert log.status()["pending_upload"] == 4
+
+    credentials = tmp_path / "credentials"
+    hub_private_file(credentials).rename(credentials / "hub_ack_key")
+    signing = FlaskPoster(app_from_environment(
+        {**env, "CREDENTIALS_DIRECTORY": str(credentials)}).test_client())
+    assert Uploader(log, identity, signing).upload_pending().records == 4
+    assert log.status()["pending_upload"] == 0 and log.hub_ack().seq == 4
