@@ -174,6 +174,22 @@ class _Role:
         raise NotImplementedError
 
     async def finish(self, termination: bytes | None) -> None:
+        """Termination and State 0x02 where the session got that far; always hang up."""
+        if not self.connected():
+            return
+        try:
+            if self.ready_to_talk():
+                if termination is not None:
+                    for value in chunks(termination, self.mtu()):
+                        await self.write(value)
+                await self.end_state()
+        finally:
+            await self.disconnect()
+
+    def ready_to_talk(self) -> bool:
+        raise NotImplementedError
+
+    async def end_state(self) -> None:
         raise NotImplementedError
 
     def mtu(self) -> int:
@@ -199,6 +215,7 @@ class _Central(_Role):
     c2s: Any = None
     state: Any = None
     peer: Peer
+    started = False  # State 0x01 written: the phone expects messages and a goodbye
 
     async def start(self, service: core.UUID) -> None:
         d = self.transport.deadlines
@@ -239,14 +256,15 @@ class _Central(_Role):
             raise TransportFailed("the phone does not serve the engagement's service")
         found = {c.uuid: c for c in await peer.discover_characteristics(service=services[0])}
         try:
-            self.state, self.c2s = found[PERIPHERAL_STATE], found[PERIPHERAL_C2S]
-            s2c = found[PERIPHERAL_S2C]
+            state, c2s, s2c = (found[PERIPHERAL_STATE], found[PERIPHERAL_C2S],
+                               found[PERIPHERAL_S2C])
         except KeyError as e:
             raise TransportFailed("mdoc characteristic missing") from e
-        self.peer = peer
+        self.peer, self.state, self.c2s = peer, state, c2s
         await peer.subscribe(s2c, self.transport.deliver)
-        await peer.subscribe(self.state, self._on_state)
-        await peer.write_value(self.state, STATE_START, with_response=False)
+        await peer.subscribe(state, self._on_state)
+        await peer.write_value(state, STATE_START, with_response=False)
+        self.started = True
 
     def _on_state(self, value: bytes) -> None:
         if bytes(value) == STATE_END:
@@ -255,13 +273,11 @@ class _Central(_Role):
     async def write(self, value: bytes) -> None:
         await self.peer.write_value(self.c2s, value, with_response=False)
 
-    async def finish(self, termination: bytes | None) -> None:
-        if self.connected():
-            if termination is not None:
-                for value in chunks(termination, self.mtu()):
-                    await self.write(value)
-            await self.peer.write_value(self.state, STATE_END, with_response=False)
-            await self.disconnect()
+    def ready_to_talk(self) -> bool:
+        return self.started
+
+    async def end_state(self) -> None:
+        await self.peer.write_value(self.state, STATE_END, with_response=False)
 
 
 class _Peripheral(_Role):
@@ -320,10 +336,9 @@ class _Peripheral(_Role):
         assert self.connection is not None
         await self.device.notify_subscriber(self.connection, self.s2c, value)
 
-    async def finish(self, termination: bytes | None) -> None:
-        if self.connected() and self.connection is not None:
-            if termination is not None:
-                for value in chunks(termination, self.mtu()):
-                    await self.write(value)
-            await self.device.notify_subscriber(self.connection, self.state, STATE_END)
-            await self.disconnect()
+    def ready_to_talk(self) -> bool:
+        return self.ready.done()
+
+    async def end_state(self) -> None:
+        assert self.connection is not None
+        await self.device.notify_subscriber(self.connection, self.state, STATE_END)

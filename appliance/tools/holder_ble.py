@@ -140,7 +140,10 @@ class SimulatedPhone:
             gatt.CharacteristicValue(write=self._on_server_write))
         s2c = gatt.Characteristic[bytes](PERIPHERAL_S2C, props.NOTIFY,
                                          gatt.Characteristic.READABLE, b"")
-        self._device.add_service(gatt.Service(service, [state, c2s, s2c]))
+        served = service
+        if self.behaviour.misbehaviour is Misbehaviour.WRONG_SERVICE:
+            served = bumble_uuid(uuid.uuid4().bytes)  # advertised one UUID, serves another
+        self._device.add_service(gatt.Service(served, [state, c2s, s2c]))
         self._device.gatt_server.max_mtu = max(self.behaviour.mtu, MIN_MTU)
         self._s2c = s2c
         await self._device.start_advertising(advertising_data=advertising_data(service),

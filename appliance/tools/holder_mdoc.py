@@ -51,6 +51,7 @@ class Misbehaviour(StrEnum):
     STATUS_20 = "status_20"
     REPLAY = "replay"  # a DeviceResponse made for another session, sealed for this one
     REPLAY_SEALED = "replay_sealed"  # another session's SessionData, bytes unchanged
+    WRONG_SERVICE = "wrong_service"  # advertises the engagement's UUID, serves another
 
 
 @dataclass(frozen=True)

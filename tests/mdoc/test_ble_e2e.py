@@ -16,6 +16,7 @@ from appliance.core.credential.mdoc.engagement import BleMode
 from appliance.core.credential.mdoc.verify import MdocResult
 from appliance.core.reasons import Outcome, Reason
 from appliance.devices.ble_controllers import LocalRadio
+from appliance.devices.mdoc_transport import open_transport
 from appliance.kiosk.mdoc_flow import APPROVE, CONNECTING, SessionSettings, read_mdoc
 from appliance.tools.holder_ble import SimulatedPhone
 from appliance.tools.holder_mdoc import Behaviour, Misbehaviour
@@ -159,6 +160,7 @@ def test_whole_session_deadline(wallet: TestWallet, caplog: pytest.LogCaptureFix
     (Misbehaviour.MALFORMED, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
     (Misbehaviour.WRONG_COUNTER, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
     (Misbehaviour.BAD_CHUNK, (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)),
+    (Misbehaviour.WRONG_SERVICE, (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)),
 ])
 def test_misbehaving_holder_ends_in_its_reason(
         wallet: TestWallet, misbehaviour: Misbehaviour, verdict: tuple[Outcome, Reason]) -> None:
@@ -186,14 +188,29 @@ def test_malformed_device_response_inside_a_good_session(wallet: TestWallet) -> 
     assert _verdict(result) == (Outcome.FAIL, Reason.MDOC_MALFORMED)
 
 
-def test_no_phone_answering_the_scan_times_out(wallet: TestWallet) -> None:
+@pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
+def test_no_phone_on_the_air_times_out(wallet: TestWallet, mode: BleMode,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
+
     async def run() -> MdocResult:
         radio = LocalRadio()
-        phone = SimulatedPhone(radio, wallet)  # shows its QR, never powers on its radio
-        deadlines = stalled(scan_s=0.3)
+        phone = SimulatedPhone(radio, wallet, modes=(mode,))  # shows its QR, radio off
+        # Central client mode waits scan + connect for the phone to come to the reader.
+        deadlines = stalled(scan_s=0.3, connect_s=1.0)
         return await read_mdoc(phone.text, reader_transport(radio, deadlines),
                                dataclasses.replace(SETTINGS, deadlines=deadlines), wallet.judge)
     assert _verdict(asyncio.run(run())) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
+    assert ("scanning for the phone" if mode is PERIPHERAL
+            else "waiting for the phone to connect") in caplog.text
+
+
+def test_no_bluetooth_controller_is_transport_failed(wallet: TestWallet) -> None:
+    """The production backend on a controller that is not there (no hci-socket here)."""
+    phone = SimulatedPhone(LocalRadio(), wallet)
+    transport = lambda: open_transport("bumble:hci-socket:99", FAST)  # noqa: E731
+    result = asyncio.run(read_mdoc(phone.text, transport, SETTINGS, wallet.judge))
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)
 
 
 def test_central_client_mode_off_refuses_a_central_only_phone_without_radio(
