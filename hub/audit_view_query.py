@@ -19,6 +19,7 @@ from typing import Any
 
 from appliance.audit.chain import iso_time
 from appliance.core.isotime import parse_instant
+from appliance_hub.heads import TRUNCATION_KINDS, head_summary
 from appliance_hub.store import RECORD_COLUMNS, verify_rows
 
 MAX_PAGE = 500
@@ -135,11 +136,18 @@ def logs(store: Any, device_id: str | None = None) -> list[dict[str, Any]]:
             "(SELECT count(*) FROM anomalies a WHERE a.device_id = l.device_id AND "
             "a.log_id = l.log_id AND a.kind = 'fork'), "
             "(SELECT max(c.seq) FROM checkpoints c WHERE c.device_id = l.device_id AND "
-            f"c.log_id = l.log_id) FROM logs l {where} ORDER BY l.device_id, l.log_id "
-            "LIMIT ?", (*params, MAX_LOGS + 1))
+            "c.log_id = l.log_id), "
+            # What the device signed it had, and records gone or out of order (heads.py).
+            "(SELECT h.seq FROM log_heads h WHERE h.device_id = l.device_id AND "
+            "h.log_id = l.log_id), "
+            "(SELECT count(*) FROM anomalies a WHERE a.device_id = l.device_id AND "
+            f"a.log_id = l.log_id AND a.kind IN ({', '.join('?' * len(TRUNCATION_KINDS))})) "
+            f"FROM logs l {where} ORDER BY l.device_id, l.log_id "
+            "LIMIT ?", (*TRUNCATION_KINDS, *params, MAX_LOGS + 1))
         rows = cur.fetchall()
         out = []
-        for dev, lid, first_seen, through, max_seq, forks, cp_seq in rows[:MAX_LOGS]:
+        for (dev, lid, first_seen, through, max_seq, forks, cp_seq, head,
+             cut) in rows[:MAX_LOGS]:
             checkpoint = None
             if cp_seq is not None:
                 cur.execute("SELECT seq, time FROM checkpoints WHERE device_id = ? AND "
@@ -148,7 +156,7 @@ def logs(store: Any, device_id: str | None = None) -> list[dict[str, Any]]:
                 checkpoint = {"seq": seq, "time": at}
             out.append({"device_id": dev, "log_id": lid, "first_seen": first_seen,
                         "contiguous_through": through, "max_seq": max_seq,
-                        "gaps": through < max_seq, "forks": forks,
+                        "gaps": through < max(max_seq, head or 0) or cut > 0, "forks": forks,
                         "last_checkpoint": checkpoint})
     return out
 
@@ -176,5 +184,14 @@ def verify_log(store: Any, device_id: str, log_id: str) -> dict[str, Any]:
                     (device_id, log_id))
         result["forks"] = [dict(zip(("seq", "detail", "received_at"), r, strict=True))
                            for r in cur.fetchall()]
+        head = head_summary(cur, device_id, log_id)
+        cur.execute("SELECT count(*) FROM anomalies WHERE device_id = ? AND log_id = ? AND "  # noqa: S608
+                    f"kind IN ({', '.join('?' * len(TRUNCATION_KINDS))})",
+                    (device_id, log_id, *TRUNCATION_KINDS))
+        cut = int(cur.fetchone()[0])
+    held = result["last_seq"] or 0
+    # Records the device signed it had that never arrived, or gone (appliance_hub.heads).
+    if (head is not None and head["seq"] > held) or cut:
+        result["complete"] = False
     result.update(device_id=device_id, log_id=log_id)
     return result

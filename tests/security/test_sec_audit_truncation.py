@@ -28,6 +28,7 @@ from test_audit_support import NOW, Scenario, device, postgres_schema_dsn, recor
 
 from appliance.audit.log import open_audit_log
 from appliance.cli import main
+from appliance_hub import audit_view_query
 from appliance_sync.heartbeat import Heartbeat, sources_from_config
 from appliance_sync.upload import HubClient, Uploader
 
@@ -115,6 +116,10 @@ def test_cutting_the_newest_records_is_an_anomaly_at_the_hub(tmp_path, scenario,
         seen = _device_view(hub, "kiosk-01")
         assert seen["failing"] and seen["audit_anomalies"] == 1
         _, metrics = hub.request("GET", "/metrics")
+        # The auditors' screens say the same (appliance_hub.audit_view_query).
+        [screen] = audit_view_query.logs(hub.store, "kiosk-01")
+        assert screen["gaps"] and not audit_view_query.verify_log(
+            hub.store, "kiosk-01", screen["log_id"])["complete"]
         assert b'appliance_hub_audit_anomalies{device_id="kiosk-01"} 1' in metrics
 
 
