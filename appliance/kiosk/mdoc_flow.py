@@ -85,6 +85,9 @@ async def read_mdoc(
     except TransportUnavailable as e:
         log.warning("mdoc: %s", e)
         return step0(Reason.MDOC_NO_SUPPORTED_TRANSPORT)
+    except Exception as e:  # a radio that cannot even be set up costs this session only
+        log.warning("mdoc: transport not opened (%s)", type(e).__name__)
+        return step0(Reason.MDOC_TRANSPORT_FAILED)
     connected = False
     try:
         async def exchange() -> bytes:

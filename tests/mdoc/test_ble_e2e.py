@@ -222,3 +222,10 @@ def test_central_client_mode_off_refuses_a_central_only_phone_without_radio(
     phone = SimulatedPhone(LocalRadio(), wallet, modes=(CENTRAL,))
     result = asyncio.run(read_mdoc(phone.text, no_radio, settings, wallet.judge))
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_NO_SUPPORTED_TRANSPORT)
+
+
+def test_a_radio_that_cannot_be_set_up_costs_the_session_only(wallet: TestWallet) -> None:
+    phone = SimulatedPhone(LocalRadio(), wallet)
+    transport = lambda: open_transport("bumble:local", FAST)  # noqa: E731 - no radio given
+    result = asyncio.run(read_mdoc(phone.text, transport, SETTINGS, wallet.judge))
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)

@@ -126,11 +126,6 @@ class ReaderSession:
             return Reply(None, Reason.MDOC_SESSION_DECRYPT_FAILED, terminated)
         return Reply(plain, None, terminated)
 
-    def encrypt_to_holder(self, plaintext: bytes) -> bytes:
-        """A further SessionData ``{data}`` from the reader (next SKReader counter)."""
-        data = sc.encrypt(self._session_keys().sk_reader, sc.READER, self._next_sent(), plaintext)
-        return sc.encode_session_data(data=data)
-
     @staticmethod
     def termination() -> bytes:
         """SessionData ``{status: 20}``: session termination (18013-5 s.9.1.1.4)."""
