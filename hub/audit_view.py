@@ -1,7 +1,7 @@
 """The State Audit Office's screens: chains per device and log, records, exports.
 
 Behind an auditor (or admin) login (``auth``). Every page, search and export is written to
-the access log before anything is shown. Pages are Thai or English (``audit_view_i18n``)
+the access log before anything is shown. Pages are Thai or English (``i18n``)
 and rendered by Jinja with autoescape, so text a device uploaded (reasons, profiles) is
 shown, never run. Exports stream in bounded pages (``audit_view_query``): JSONL carries the
 records exactly as hashed; CSV is for spreadsheets, so a cell a spreadsheet would run as a
@@ -21,7 +21,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from appliance_hub import audit_view_query as query
 from appliance_hub import auth, auth_access
-from appliance_hub.audit_view_i18n import current
+from appliance_hub.i18n import current
 
 log = logging.getLogger(__name__)
 

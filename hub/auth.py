@@ -30,14 +30,13 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 
 from appliance.core.errors import SyncError
 from appliance.webauth.passwords import MAX_PASSWORD_CHARS
 from appliance.webauth.redirects import safe_next
 from appliance.webauth.throttle import LoginThrottle
-from appliance_hub import auth_access
-from appliance_hub.audit_view_i18n import COOKIE as LANG_COOKIE
-from appliance_hub.audit_view_i18n import LANGUAGES, current, gettext
+from appliance_hub import auth_access, i18n
 from appliance_hub.auth_sessions import HubSession, HubSessions
 from appliance_hub.auth_users import HubUsers
 
@@ -71,7 +70,7 @@ def install(app: Flask, store: Any, logins: HubLogins) -> None:
         "settings": logins, "throttle": throttle, "store": store,
         "sessions": HubSessions(store, logins.idle_s, logins.max_age_s, logins.clock)}
     app.config.setdefault("MAX_FORM_MEMORY_SIZE", 64 * 1024)
-    app.jinja_env.globals.update(_=gettext, LANGUAGES=LANGUAGES)
+    i18n.install(app)
     app.register_blueprint(bp)
 
 
@@ -109,8 +108,8 @@ def page_headers(response: Any) -> Any:
     """Headers of the login and auditor pages, and the language the viewer chose."""
     security_headers(response)
     asked = request.args.get("lang")
-    if asked in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, asked, max_age=365 * 86400, samesite="Strict",
+    if asked in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, asked, max_age=365 * 86400, samesite="Strict",
                             secure=True, httponly=True)
     return response
 
@@ -159,7 +158,7 @@ def _login_page(error: str | None, status: int, token: str | None = None) -> Any
     action = url_for("auth.login", next=request.args.get("next") or None)
     response = current_app.make_response((render_template(
         "auditor/login.html", error=error, action=action, login_csrf=token,
-        lang=current()), status))
+        lang=i18n.current()), status))
     response.set_cookie(LOGIN_COOKIE, token, secure=True, httponly=True, samesite="Strict",
                         path="/")
     return page_headers(response)

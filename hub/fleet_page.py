@@ -3,8 +3,7 @@
 ``GET /fleet?show=all|silent|stale|failing|out_of_service&lang=th|en``. Read by the admin
 and the auditor: a bearer token today, or a session of the hub's logins where they are
 installed; ``fleet_access`` is the one check, used by ``GET /v1/devices`` too. Thai or
-English per request (``?lang=``, else Accept-Language, else English): the hub has no Babel
-catalogue, so the page's few texts are a table here. Jinja escapes every value.
+English per request (``appliance_hub.i18n``). Jinja escapes every value.
 """
 
 from __future__ import annotations
@@ -15,42 +14,34 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, render_template, request
+from flask_babel import gettext, lazy_gettext
 
 from appliance.core.isotime import format_utc
+from appliance_hub import i18n
 from appliance_hub.fleet import Fleet
 
 FILTERS = ("all", "silent", "stale", "failing", "out_of_service")
 ROLES = ("admin", "auditor")
 CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
 
-_TH = {
-    "Fleet": "อุปกรณ์ทั้งหมด",
-    "all": "ทั้งหมด", "silent": "เงียบ", "stale": "ข้อมูลเก่า", "failing": "ขัดข้อง",
-    "out_of_service": "หยุดให้บริการ",
-    "Device": "อุปกรณ์", "Last seen": "ติดต่อล่าสุด", "Software": "ซอฟต์แวร์",
-    "Trust data": "ข้อมูลความเชื่อถือ", "age": "อายุ", "Last sync": "ซิงก์ล่าสุด",
-    "Audit backlog": "บันทึกรอส่ง", "Camera": "กล้อง", "Clock": "นาฬิกา",
-    "Disk free": "พื้นที่ว่าง", "Uptime": "เวลาทำงาน", "Marks": "สถานะ",
-    "trusted": "เชื่อถือได้", "untrusted": "ไม่น่าเชื่อถือ", "ok": "ปกติ",
-    "error": "ผิดพลาด", "none": "ไม่มี", "never": "ยังไม่เคย", "unknown": "ไม่ทราบ",
-    "kiosk-down": "ตู้ไม่ทำงาน", "failed": "เสีย",
-    "DEVICE_DISABLED": "อุปกรณ์ถูกระงับ", "SOFTWARE_OUTDATED": "ซอฟต์แวร์ล้าสมัย",
-    "No device matches.": "ไม่มีอุปกรณ์ที่ตรงกับตัวกรอง",
-    "devices": "เครื่อง", "h": "ชม.", "d": "วัน", "GB": "GB",
-    "Sign in as an administrator or auditor.": "โปรดเข้าสู่ระบบในฐานะผู้ดูแลหรือผู้ตรวจสอบ",
+# The filters' names and the words a heartbeat carries, as the page shows them; any other
+# word a device sends is shown as it came. The two reason codes stay codes in English.
+WORDS = {
+    "all": lazy_gettext("all"), "silent": lazy_gettext("silent"),
+    "stale": lazy_gettext("stale"), "failing": lazy_gettext("failing"),
+    "out_of_service": lazy_gettext("out of service"),
+    "trusted": lazy_gettext("trusted"), "untrusted": lazy_gettext("untrusted"),
+    "ok": lazy_gettext("ok"), "error": lazy_gettext("error"), "none": lazy_gettext("none"),
+    "never": lazy_gettext("never"), "unknown": lazy_gettext("unknown"),
+    "kiosk-down": lazy_gettext("kiosk-down"), "failed": lazy_gettext("failed"),
+    "DEVICE_DISABLED": lazy_gettext("DEVICE_DISABLED"),
+    "SOFTWARE_OUTDATED": lazy_gettext("SOFTWARE_OUTDATED"),
 }
 
 
-def language() -> str:
-    """``?lang=`` when it names one, else the browser's first of Thai/English, else English."""
-    asked = request.args.get("lang")
-    if asked in ("th", "en"):
-        return asked
-    return request.accept_languages.best_match(["en", "th"], default="en") or "en"
-
-
-def translator(lang: str) -> Callable[[str], str]:
-    return (lambda text: _TH.get(text, text)) if lang == "th" else (lambda text: text)
+def word(value: str) -> str:
+    """``value`` in this request's language when it is one of ``WORDS``."""
+    return str(WORDS[value]) if value in WORDS else value
 
 
 def fleet_access(tokens: Iterable[str | None]) -> Callable[[], bool]:
@@ -83,14 +74,16 @@ def select(devices: list[dict[str, Any]], show: str) -> list[dict[str, Any]]:
     return [d for d in devices if d.get(show)]
 
 
-def _age(seconds: Any, _: Callable[[str], str]) -> str:
+def _age(seconds: Any) -> str:
     if seconds is None:
         return "-"
     hours = float(seconds) / 3600
-    return f"{hours / 24:.1f} {_('d')}" if hours >= 48 else f"{hours:.1f} {_('h')}"
+    if hours >= 48:
+        return gettext("%(days).1f d", days=hours / 24)
+    return gettext("%(hours).1f h", hours=hours)
 
 
-def rows(devices: list[dict[str, Any]], _: Callable[[str], str]) -> list[dict[str, Any]]:
+def rows(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What each table cell shows (texts, not markup: the template escapes them)."""
     out = []
     for d in devices:
@@ -102,15 +95,15 @@ def rows(devices: list[dict[str, Any]], _: Callable[[str], str]) -> list[dict[st
             "last_seen": d["last_seen"],
             "software_version": d["software_version"] or "-",
             "trust": "-" if d["trust_version"] is None else str(d["trust_version"]),
-            "trust_age": _age(d.get("trust_age_now_s"), _),
-            "last_sync": _(d["last_sync_result"] or "never"),
+            "trust_age": _age(d.get("trust_age_now_s")),
+            "last_sync": word(d["last_sync_result"] or "never"),
             "last_sync_time": d.get("last_sync_time") or "",
             "backlog": "-" if d["audit_backlog"] is None else str(d["audit_backlog"]),
-            "camera": _(str(d["camera"])),
-            "clock": _("trusted" if d["clock_trusted"] else "untrusted"),
-            "disk": f"{(d['disk_free_bytes'] or 0) / 2**30:.1f} {_('GB')}",
-            "uptime": _age(d["uptime_s"], _),
-            "out_of_service": _(d["out_of_service"]) if d.get("out_of_service") else "",
+            "camera": word(str(d["camera"])),
+            "clock": word("trusted" if d["clock_trusted"] else "untrusted"),
+            "disk": f"{(d['disk_free_bytes'] or 0) / 2**30:.1f} GB",
+            "uptime": _age(d["uptime_s"]),
+            "out_of_service": word(d["out_of_service"]) if d.get("out_of_service") else "",
             "marks": marks,
             "chain_forks": d.get("chain_forks", 0),
             "audit_anomalies": d.get("audit_anomalies", 0),
@@ -121,13 +114,13 @@ def rows(devices: list[dict[str, Any]], _: Callable[[str], str]) -> list[dict[st
 def register_fleet_page(app: Flask, fleet: Fleet, allowed: Callable[[], bool],
                         clock: Callable[[], float]) -> None:
     """Add ``GET /fleet`` to the hub's app; ``allowed`` is ``fleet_access``'s check."""
+    i18n.install(app)
 
     @app.get("/fleet")
     def fleet_page() -> Any:
-        lang = language()
-        _ = translator(lang)
+        lang = i18n.current()
         if not allowed():
-            resp = Response(render_template("fleet/denied.html", _=_, lang=lang), status=401)
+            resp = Response(render_template("fleet/denied.html", lang=lang), status=401)
             resp.headers["WWW-Authenticate"] = 'Bearer realm="hub"'
             return _headers(resp)
         show = request.args.get("show", "all")
@@ -136,9 +129,9 @@ def register_fleet_page(app: Flask, fleet: Fleet, allowed: Callable[[], bool],
         now = clock()
         devices = fleet.devices(now)
         counts = {f: len(select(devices, f)) for f in FILTERS}
-        page = render_template("fleet/devices.html", _=_, lang=lang, show=show,
+        page = render_template("fleet/devices.html", lang=lang, show=show, word=word,
                                filters=FILTERS, counts=counts, now=format_utc(now),
-                               rows=rows(select(devices, show), _))
+                               rows=rows(select(devices, show)))
         return _headers(Response(page))
 
 
