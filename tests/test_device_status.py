@@ -79,7 +79,8 @@ def test_camera_and_audit_from_a_running_kiosk(tmp_path: Path) -> None:
         kiosk = Kiosk(source, FrameScanner(make_decoder("zxing")), service, NullIndicator(),
                       EventBus())
         providers = device_providers(config, kiosk=kiosk, audit=audit)
-        assert set(providers) == {"camera", "trust", "audit"}
+        assert set(providers) == {"camera", "trust", "audit", "mdl"}
+        assert providers["mdl"]()["transport"] == config.mdoc.transport
         before = providers["camera"]()
         assert before["frames"] == 0 and before["last_frame_at"] is None
         assert before["camera_ok"] is False and before["source"] == "images"
@@ -106,5 +107,5 @@ def test_camera_and_audit_from_a_running_kiosk(tmp_path: Path) -> None:
 
 def test_providers_without_kiosk_or_audit(tmp_path: Path) -> None:
     providers = device_providers(make_config(tmp_path))
-    assert set(providers) == {"trust"}
+    assert set(providers) == {"trust", "mdl"}
     assert providers["trust"]()["last_error"] is None

@@ -150,3 +150,33 @@ def test_a_card_that_does_not_verify_fails(tmp_path: Path, network):
     results = selftest.run_checks(_context(_device(tmp_path, network), card=wrong))
     result = next(r for r in results if r.name == "test card")
     assert result.status == selftest.FAIL and "PASS" not in result.detail
+
+
+@pytest.mark.parametrize(("transport", "status", "words"), [
+    ("bumble:hci-socket:0", selftest.WARN, "no Bluetooth controller hci0: mDL is off"),
+    ("none", selftest.PASS, "mDL off: mDL reading is off (mdoc.transport = none)"),
+    ("bumble:local", selftest.PASS, "mDL on: emulated controller"),
+])
+def test_bluetooth_controller_absent_off_or_emulated(tmp_path: Path, transport: str,
+                                                     status: str, words: str) -> None:
+    """This machine has no Bluetooth controller: the check says so, never raises, and a
+    device configured with mDL off passes."""
+    from appliance.config import config_from_mapping
+
+    if Path("/sys/class/bluetooth/hci0").exists():
+        pytest.skip("this machine has a Bluetooth controller")
+    config = config_from_mapping({"paths": {"state_dir": str(tmp_path)},
+                                  "mdoc": {"transport": transport}})
+    ctx = selftest.Context(config, CARD / "selftest-card.json", False, 0.1, 1.0, facts={})
+    [result] = [r for r in selftest.run_checks(ctx) if r.name == "bluetooth"]
+    assert result.status == status and words in result.detail
+
+
+def test_bluetooth_controller_present_in_sysfs(tmp_path: Path) -> None:
+    from appliance.devices.bluetooth import mdl_state
+
+    (tmp_path / "hci1").mkdir()
+    state = mdl_state("bumble:hci-socket:1", tmp_path)
+    assert state.enabled and state.controller == "hci1"
+    assert mdl_state("bumble:hci-socket:0", tmp_path).off == "controller"
+    assert mdl_state("bleak", tmp_path).off == "transport"

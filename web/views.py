@@ -73,6 +73,50 @@ REASON_TEXT = {
     Reason.PRESENTATION_TIME_INVALID: lazy_gettext("The live code's time is not valid."),
     Reason.PRESENTATION_REQUIRED: lazy_gettext("Please show the live code from the app, not "
                                                "a picture of the licence."),
+    # The mobile driving licence (ISO 18013-5, spec mdl-reader s.4.1).
+    Reason.MDOC_ENGAGEMENT_INVALID: lazy_gettext("The phone's licence QR code is damaged or "
+                                                 "not valid."),
+    Reason.MDOC_UNSUPPORTED_CURVE: lazy_gettext("The phone uses a kind of key this device "
+                                                "cannot use."),
+    Reason.MDOC_NO_SUPPORTED_TRANSPORT: lazy_gettext("This device cannot connect to the phone: "
+                                                     "mobile licences are off here, or the "
+                                                     "phone offers no link this device has."),
+    Reason.MDOC_TIMEOUT: lazy_gettext("The phone did not answer in time."),
+    Reason.MDOC_TRANSPORT_FAILED: lazy_gettext("The Bluetooth connection to the phone failed."),
+    Reason.MDOC_SESSION_DECRYPT_FAILED: lazy_gettext("The phone's answer could not be "
+                                                     "decrypted: it may have been tampered "
+                                                     "with."),
+    Reason.MDOC_HOLDER_ERROR: lazy_gettext("The wallet on the phone reported an error."),
+    Reason.MDOC_DECLINED: lazy_gettext("The request was declined on the phone."),
+    Reason.MDOC_NOT_RETURNED: lazy_gettext("The phone did not send a driving licence."),
+    Reason.MDOC_MALFORMED: lazy_gettext("The licence data from the phone is damaged or not "
+                                        "valid."),
+    Reason.MDOC_UNSUPPORTED_ALGORITHM: lazy_gettext("The code is signed in a way we do not "
+                                                    "accept."),
+    Reason.MDOC_ISSUER_UNKNOWN: lazy_gettext("The licence was not issued by an agency we "
+                                             "know."),
+    Reason.MDOC_DS_CERT_INVALID: lazy_gettext("The issuer's signing certificate may not sign "
+                                              "licences."),
+    Reason.MDOC_DS_REVOKED: lazy_gettext("The issuer's signing certificate has been "
+                                         "withdrawn."),
+    Reason.MDOC_BAD_ISSUER_SIGNATURE: lazy_gettext("The signature does not match: the code may "
+                                                   "be forged or altered."),
+    Reason.MDOC_DOCTYPE_MISMATCH: lazy_gettext("The phone sent another kind of document than "
+                                               "the one asked for."),
+    Reason.MDOC_DIGEST_MISMATCH: lazy_gettext("Some licence data differs from what the issuer "
+                                              "signed: it may have been altered."),
+    Reason.MDOC_BAD_DEVICE_AUTH: lazy_gettext("The answer did not come from the phone that "
+                                              "holds this licence: it may be a copy."),
+    Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY: lazy_gettext("The licence was signed outside the "
+                                                         "issuer certificate's validity."),
+    Reason.MDOC_DS_EXPIRED: lazy_gettext("The issuer's signing certificate has expired."),
+    Reason.MDOC_LICENCE_EXPIRED: lazy_gettext("The licence has expired."),
+    Reason.MDOC_ELEMENT_MISSING: lazy_gettext("The phone did not share the details this check "
+                                              "needs."),
+    Reason.MDOC_AGE_NOT_MET: lazy_gettext("The licence does not show the age this check "
+                                          "needs."),
+    Reason.MDOC_SESSION_REQUIRED: lazy_gettext("This is a phone's mobile licence: show it to the "
+                                               "camera of a checking device."),
 }
 
 # Labels of printed fields (``ext``) that issuers commonly use, in the viewer's language;

@@ -6,7 +6,8 @@ are the kiosk's. Each check gives pass, warn or fail with one line of detail: ca
 present and frames arriving, the shipped test card (firmware/selftest-card.pdf) decoded
 and verified against its own one-key trust source, every LED, the buzzer and the relay
 driven, the clock (NTP, trusted-time floor), the trust data's freshness, an audit write
-and chain check, hub and repository reachability, disk and memory headroom.
+and chain check, hub and repository reachability, the Bluetooth controller of the mDL
+reader (present, absent or mDL off), disk and memory headroom.
 
 Exit 0 all pass, 1 any fail, 2 warnings only. No QR text, name or licence number is
 printed or logged (the card's verdict is shown as its outcome and reason only).
@@ -63,7 +64,7 @@ class Context:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "selftest", help="hardware acceptance of a new device: camera, test card, LEDs, "
-        "clock, trust, audit, network, headroom",
+        "clock, trust, audit, network, Bluetooth, headroom",
         description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
         + " Exit status: 0 every check passed, 1 any check failed, 2 warnings only.",
         epilog="example: appliance selftest --config /etc/appliance/appliance.toml --json")
@@ -364,6 +365,20 @@ def check_headroom(ctx: Context) -> tuple[str, str]:
     return PASS, detail
 
 
+def check_bluetooth(ctx: Context) -> tuple[str, str]:
+    """The mDL reader's controller (spec mdl-reader s.8): present, absent or mDL off. A
+    board without one passes with mDL off when the configuration says so; configured on
+    without a controller is a warning, never a failure: every other format works."""
+    from appliance.devices.bluetooth import OFF_CONFIG, mdl_state
+
+    state = mdl_state(ctx.config.mdoc.transport)
+    if state.enabled:
+        return PASS, f"mDL on: {state.detail}"
+    if state.off == OFF_CONFIG:
+        return PASS, f"mDL off: {state.detail}"
+    return WARN, f"mDL off: {state.detail}"
+
+
 def _meminfo_mb(key: str) -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -380,5 +395,6 @@ CHECKS: tuple[tuple[str, Callable[[Context], tuple[str, str]]], ...] = (
     ("audit", check_audit),
     ("repository", check_repository),
     ("hub", check_hub),
+    ("bluetooth", check_bluetooth),
     ("headroom", check_headroom),
 )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.core.errors import AuditUnavailable, ConfigError, TrustDataError
 from appliance.devices.indicator import DeviceState, Indicator
-from appliance.kiosk.events import EventBus, verdict_event
+from appliance.kiosk.events import EventBus
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
 from appliance.log_limits import RepeatLimiter
 
@@ -198,9 +198,11 @@ class MdocSessions:
         self._events.publish({"type": "mdoc", "state": state, "at": time.time()})
 
     def _run(self, text: str, source: str) -> None:
+        facts = None
         try:
-            verdict = run_session(text, self.reader, self._service, source,
-                                  self._publish_state).verdict
+            result = run_session(text, self.reader, self._service, source,
+                                 self._publish_state)
+            verdict, facts = result.verdict, result.facts
         except AuditUnavailable:
             self._indicator.set_state(DeviceState.AUDIT_FAILING)
             self._events.publish({"type": "fault", "fault": "audit", "at": time.time()})
@@ -217,7 +219,12 @@ class MdocSessions:
         except Exception as e:  # a pin driver fault must not cost the verdict
             self._faults.fault("indicator failed to show an mdoc verdict", e)
         try:
-            self._events.publish(verdict_event(verdict, self._show_holder, source=source))
+            from appliance.kiosk.mdoc_view import mdoc_verdict_event
+
+            settings = self.reader.settings
+            self._events.publish(mdoc_verdict_event(
+                verdict, facts, self._show_holder, profile=settings.profile,
+                age_threshold=settings.age_threshold, source=source))
         except Exception as e:  # a screen's fault must not cost the verdict
             self._faults.fault("publishing an mdoc verdict failed", e)
         if self._on_verdict is not None:

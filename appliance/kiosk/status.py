@@ -13,6 +13,8 @@ the section of its name:
             The loaded snapshot's own version, age and expiry come from ``LocalKioskPort``.
 ``audit``   the audit log's status: records waiting for upload, last upload, head seq;
             ``upload_error`` when the configuration cannot upload (no hub URL).
+``mdl``     mDL reading (ISO 18013-5 over Bluetooth): enabled, or ``off`` and why
+            (``config``, ``transport``, ``stack``, ``controller``).
 
 ``system`` (disk, CPU temperature, throttling) is not here: the web process measures it
 itself (``appliance_web.system``), since it runs on the same host.
@@ -161,4 +163,15 @@ def device_providers(config: Config, kiosk: Any = None, audit: Any = None
         providers["camera"] = camera_provider(kiosk, config.camera.source)
     if audit is not None and hasattr(audit, "status"):
         providers["audit"] = audit_provider(audit, not_configured(config).get("upload"))
+    providers["mdl"] = mdl_provider(config.mdoc.transport)
     return providers
+
+
+def mdl_provider(transport: str) -> StatusProvider:
+    """mDL reading on this board: on, or off and why (``appliance.devices.bluetooth``)."""
+    def mdl() -> dict[str, Any]:
+        from appliance.devices.bluetooth import mdl_state
+
+        return mdl_state(transport).as_status()
+
+    return mdl

@@ -1,12 +1,15 @@
 // Kiosk screen: shows one verdict panel per Server-Sent Event, then returns to rest: the
 // idle prompt, or the out-of-service panel while the kiosk cannot verify (polled from
 // /kiosk/health, and asked at once when the live stream drops).
+// An mDL (a phone's mdoc: QR) first shows its session's steps, "connecting" and "approve",
+// then its verdict; a step left without a verdict gives way after the session's maximum.
 // Text from events is set with textContent only: never parsed as HTML.
 "use strict";
 (function () {
   const body = document.body;
   const idleAfterMs = Math.max(1, parseFloat(body.dataset.idleAfterS || "6")) * 1000;
   const healthEveryMs = Math.max(0.05, parseFloat(body.dataset.healthEveryS || "5")) * 1000;
+  const sessionMaxMs = (Math.max(1, parseFloat(body.dataset.sessionMaxS || "90")) + 10) * 1000;
   const screen = document.getElementById("screen");
   const linkState = document.getElementById("link-state");
   const outReason = document.getElementById("out-reason");
@@ -50,6 +53,7 @@
   function onVerdict(view) {
     const panel = panels[view.outcome] ? panels[view.outcome] : panels.unverifiable;
     fill(panel, "reason", view.reason);
+    fill(panel, "retry", view.retry);
     fill(panel, "code", view.code);
     const holderBox = panel.querySelector('[data-field="holder"]');
     if (holderBox) {
@@ -78,6 +82,13 @@
     }, idleAfterMs);
   }
 
+  function onStep(step) {
+    if (fault || !panels[step.state] || !panels[step.state].classList.contains("mdoc")) return;
+    show(step.state);
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = setTimeout(function () { idleTimer = null; rest(); }, sessionMaxMs);
+  }
+
   function connect() {
     const source = new EventSource(body.dataset.events);
     source.addEventListener("open", function () {
@@ -86,6 +97,9 @@
     });
     source.addEventListener("verdict", function (msg) {
       try { onVerdict(JSON.parse(msg.data)); } catch (e) { /* ignore a bad event */ }
+    });
+    source.addEventListener("mdoc", function (msg) {
+      try { onStep(JSON.parse(msg.data)); } catch (e) { /* ignore a bad event */ }
     });
     source.addEventListener("error", function () {
       linkState.textContent = linkState.dataset.lost;
