@@ -301,6 +301,7 @@ class _Peripheral(_Role):
         ident = gatt.Characteristic[bytes](CENTRAL_IDENT, props.READ,
                                            gatt.Characteristic.READABLE, self.ident)
         self.device.add_service(gatt.Service(service, [self.state, c2s, self.s2c, ident]))
+        self.device.gatt_server.max_mtu = WANTED_MTU  # the phone asks; this is the most given
         d = self.transport.deadlines
         connected: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
 

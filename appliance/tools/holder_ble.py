@@ -81,6 +81,7 @@ class SimulatedPhone:
         self._inbound = Reassembler(MAX_INBOUND)
         self._answered = False
         self.chunks_sent = 0
+        self.mtu = 0  # the ATT MTU the link had when the phone answered
 
     async def start(self) -> str:
         """Power on and take the phone's part in each offered mode; return the QR text."""
@@ -221,6 +222,7 @@ class SimulatedPhone:
             return  # STALL: the request was read, no answer will come
         if response is not None:
             self.last = (response, message)
+        self.mtu = connection.att_mtu
         parts = chunks(message, connection.att_mtu)
         if kind is Misbehaviour.BAD_CHUNK:
             parts[0] = b"\x07" + parts[0][1:]

@@ -66,6 +66,7 @@ def test_happy_path_in_both_modes(wallet: TestWallet, mode: BleMode) -> None:
     assert _verdict(result) == (Outcome.PASS, Reason.OK)
     assert result.facts.device_auth == "mac" and result.facts.document_number == "UT-123"
     assert events == [CONNECTING, APPROVE]
+    assert phone.mtu == 515  # asked by the reader (or granted to the phone), s.3.2
     # The reader ended the session as s.3.2 says: status 20, State 0x02, then hung up.
     assert phone.events[-3:] == ["termination", "state end", "disconnected"]
     if mode is PERIPHERAL:
@@ -91,7 +92,7 @@ def test_age_profile(wallet: TestWallet) -> None:
 def test_mtu_23_many_chunks(wallet: TestWallet, mode: BleMode) -> None:
     result, phone, _ = session(wallet, modes=(mode,), behaviour=Behaviour(mtu=23))
     assert _verdict(result) == (Outcome.PASS, Reason.OK)
-    assert phone.chunks_sent > 100  # 19 bytes of a ~2.5 KB response per chunk
+    assert phone.mtu == 23 and phone.chunks_sent > 100  # 19 bytes of ~2.5 KB per chunk
 
 
 @pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
