@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import IO, Any
 
-from appliance.audit.chain import EXPORT_FIELDS
+from appliance.audit.chain import EXPORT_FIELDS, iso_time
 from appliance.core.errors import AuditError
 
 FORMATS = ("csv", "jsonl")
@@ -37,3 +38,19 @@ def record_writer(out: IO[str], fmt: str) -> Callable[[dict[str, Any]], None]:
         out.write(json.dumps({**row, "live": bool(row["live"])}, sort_keys=False) + "\n")
 
     return write_json
+
+
+def write_records(conn: sqlite3.Connection, writer: Callable[[dict[str, Any]], None],
+                  since: float | None) -> int:
+    """Every record (time >= ``since``) in seq order through ``writer``; how many."""
+    sql, params = f"SELECT {', '.join(EXPORT_FIELDS)} FROM records", []  # noqa: S608
+    if since is not None:
+        sql += " WHERE time >= ?"
+        params.append(iso_time(since))
+    cur = conn.execute(sql + " ORDER BY seq", params)
+    names = [d[0] for d in cur.description]
+    n = 0
+    for values in cur:
+        writer(dict(zip(names, values, strict=True)))
+        n += 1
+    return n

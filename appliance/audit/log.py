@@ -32,7 +32,7 @@ from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and 
     normalise,
     record_hash,
 )
-from appliance.audit.export import record_writer
+from appliance.audit.export import record_writer, write_records
 from appliance.audit.fleet_key import HMAC_KEY_NAME, load_hmac_key  # noqa: F401 - re-exported
 from appliance.audit.head import HubAck, SignedHead, sign_head
 from appliance.audit.identity import DeviceIdentity, DevicePublicKey, ensure_identity
@@ -379,20 +379,8 @@ class AuditLog:
 
     def export(self, out: IO[str], *, since: float | None = None, fmt: str = "jsonl") -> int:
         """Write records (time >= since) as CSV with a header or one JSON object per line."""
-        writer = record_writer(out, fmt)
-        sql, params = f"SELECT {', '.join(EXPORT_FIELDS)} FROM records", []  # noqa: S608
-        if since is not None:
-            sql += " WHERE time >= ?"
-            params.append(iso_time(since))
-        n = 0
-        with self._lock:
-            try:
-                for row in self._rows(self._connect(), sql + " ORDER BY seq", params):
-                    writer(row)
-                    n += 1
-            except sqlite3.Error as e:
-                raise AuditError(f"cannot read audit log {self.path}: {e}") from e
-        return n
+        writer = record_writer(out, fmt)  # an unknown format fails before anything is read
+        return self._read(lambda conn: write_records(conn, writer, since))
 
     def verify(self) -> VerifyReport:
         """Check the chain, the anchor and every checkpoint; name the first bad record.
