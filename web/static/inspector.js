@@ -5,6 +5,7 @@
   const root = document.getElementById("inspector");
   if (!root || !window.EventSource) return;
   const source = new EventSource(root.dataset.events);
+  source.addEventListener("open", function () { root.dataset.connected = "yes"; });
   // An mDL session's steps ("connecting", "approve") before its verdict arrives.
   const step = document.getElementById("mdoc-step");
   source.addEventListener("mdoc", function (msg) {
