@@ -12,7 +12,8 @@ the fleet alerts fire) when:
 - ``new_log``: the device starts a new log while an older one has records the hub never
   received (its signed head is above what the hub holds): ``audit.db`` was deleted or
   replaced with those records in it;
-- ``time_backwards``: a record is dated before the one it follows (``store.ingest``).
+- ``time_backwards``: a record is dated before the one it follows (``times_forward``,
+  called by ``store.ingest``).
 
 A head dated before the one held is an old statement arriving late (the heartbeat and
 upload services send independently): ignored, never an anomaly.
@@ -20,10 +21,12 @@ upload services send independently): ignored, never an anomaly.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from appliance.audit.head import HubSigner, SignedHead
 from appliance.audit.identity import DevicePublicKey
+from appliance.audit.verification import TIME_BACK_TOLERANCE_S
 from appliance.core.isotime import parse_instant
 from appliance_hub.batches import BatchInvalid
 
@@ -149,3 +152,30 @@ def head_summary(cur: Any, device_id: str, log_id: str) -> dict[str, Any] | None
     if row is None:
         return None
     return {"seq": int(row[0]), "hash": row[1], "time": row[2], "received_at": row[3]}
+
+
+def times_forward(cur: Any, records: list[dict[str, Any]],
+                  held: dict[int, tuple[str, str, str]], received: str) -> None:
+    """``time_backwards``: a record dated before the one it follows (beyond the tolerance
+    ``audit verify`` allows a clock that NTP steps back); the record is kept, it is
+    evidence. ``held``: the hub's records around the batch, seq -> (hash, prev, time)."""
+    first = records[0]
+    prev = held.get(first["seq"] - 1)
+    pairs = [(prev[2], first)] if prev is not None else []
+    pairs += [(a["time"], b) for a, b in itertools.pairwise(records)]
+    nxt = held.get(records[-1]["seq"] + 1)
+    if nxt is not None:
+        pairs.append((records[-1]["time"], {"seq": records[-1]["seq"] + 1, "time": nxt[2]}))
+    for before, rec in pairs:
+        if _instant(rec["time"]) < _instant(before) - TIME_BACK_TOLERANCE_S:
+            anomaly(cur, first["device_id"], first["log_id"], rec["seq"], "time_backwards",
+                    f"seq {rec['seq']}: dated {rec['time']}, before the record it follows "
+                    f"({before}): back-dated or clock set back", received)
+
+
+def _instant(text: Any) -> float:
+    """A record time as epoch seconds; an unreadable one orders first (never raises)."""
+    try:
+        return parse_instant(str(text))
+    except ValueError:
+        return float("-inf")

@@ -12,7 +12,6 @@ with records outstanding or a record dated before the one it follows is an anoma
 
 from __future__ import annotations
 
-import itertools
 import os
 import sqlite3
 import stat
@@ -24,16 +23,14 @@ from typing import Any
 
 from appliance.audit.chain import HASHED_FIELDS, genesis_hash, record_hash
 from appliance.audit.head import SignedHead
-from appliance.audit.verification import TIME_BACK_TOLERANCE_S
 from appliance.core.errors import SyncError
-from appliance.core.isotime import parse_instant
 from appliance_hub.batches import BatchInvalid, check_shape
 from appliance_hub.heads import (
     TRUNCATION_KINDS,
-    anomaly,
     check_records,
     head_summary,
     record_head,
+    times_forward,
 )
 from appliance_hub.migrations import current_version, migrate
 
@@ -213,7 +210,7 @@ class HubStore:
             held = {row[0]: (row[1], row[2], row[3]) for row in cur.fetchall()}
             _check_continuity(records, held, first, last)
             new = [r for r in records if r["seq"] not in held]
-            _times_forward(cur, records, held, received)
+            times_forward(cur, records, held, received)
             check_records(cur, device_id, log_id, new, received)
             if head is not None:
                 record_head(cur, head, received)
@@ -350,32 +347,6 @@ def verify_rows(log_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"records": count, "first_seq": first,
             "last_seq": prev["seq"] if prev else None, "gaps": gaps, "broken": broken,
             "complete": not gaps and not broken}
-
-
-def _times_forward(cur: _Cursor, records: list[dict[str, Any]],
-                   held: dict[int, tuple[str, str, str]], received: str) -> None:
-    """A record dated before the one it follows (beyond the tolerance ``audit verify``
-    allows a clock that NTP steps back) is kept (it is evidence) and flagged."""
-    first = records[0]
-    prev = held.get(first["seq"] - 1)
-    pairs = [(prev[2], first)] if prev is not None else []
-    pairs += [(a["time"], b) for a, b in itertools.pairwise(records)]
-    nxt = held.get(records[-1]["seq"] + 1)
-    if nxt is not None:
-        pairs.append((records[-1]["time"], {"seq": records[-1]["seq"] + 1, "time": nxt[2]}))
-    for before, rec in pairs:
-        if _instant(rec["time"]) < _instant(before) - TIME_BACK_TOLERANCE_S:
-            anomaly(cur, first["device_id"], first["log_id"], rec["seq"], "time_backwards",
-                    f"seq {rec['seq']}: dated {rec['time']}, before the record it follows "
-                    f"({before}): back-dated or clock set back", received)
-
-
-def _instant(text: Any) -> float:
-    """A record time as epoch seconds; an unreadable one orders first (never raises)."""
-    try:
-        return parse_instant(str(text))
-    except ValueError:
-        return float("-inf")
 
 
 def _check_continuity(records: list[dict[str, Any]], held: dict[int, tuple[str, str, str]],
