@@ -7,8 +7,6 @@ comes from APPLIANCE_TEST_POSTGRES_DSN or the file .ci/setup.d/postgres.sh write
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from test_audit_support import NOW, Scenario, device, find_postgres_dsn, record_
 
 from appliance.audit.identity import DeviceIdentity
 from appliance.audit.log import canonical, genesis_hash, record_hash
+from appliance.audit.signed_body import SignedBody, sign_body
 
 DEVICE_RECORDS = 2000
 UPLOAD_RECORDS = 10_000
@@ -82,7 +81,7 @@ def upload_rate(tmp: Path, scenario: Scenario) -> Row:
                "records, marked uploaded on ack")
 
 
-def _fleet_batches(scenario: Scenario, devices_dir: Path) -> list[bytes]:
+def _fleet_batches(scenario: Scenario, devices_dir: Path) -> list[SignedBody]:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from appliance_hub.server import DeviceRegistry
@@ -107,9 +106,7 @@ def _fleet_batches(scenario: Scenario, devices_dir: Path) -> list[bytes]:
                              "device_id": identity.device_id, "log_id": log_id,
                              "first_seq": 1, "last_seq": FLEET_BATCH, "records": records,
                              "checkpoints": [], "sent_at": NOW})
-        bodies.append(json.dumps({"payload": base64.b64encode(payload).decode(),
-                                  "signature": base64.b64encode(identity.sign(payload)).decode()
-                                  }).encode())
+        bodies.append(sign_body(identity, identity.device_id, payload))
     return bodies
 
 

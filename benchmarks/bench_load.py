@@ -53,6 +53,7 @@ from common import Row, print_table, row, save
 
 from appliance.audit.chain import checkpoint_message, genesis_hash, iso_time, record_hash
 from appliance.audit.identity import DeviceIdentity
+from appliance.audit.signed_body import SignedBody
 from appliance.core.isotime import format_utc
 from appliance.tools.issuer import generate_key
 from appliance.trust.editor import TrustSourceEditor
@@ -362,7 +363,7 @@ def enrol_fleet(n: int, devices_dir: Path) -> list[Device]:
     return fleet
 
 
-def next_batch(dev: Device, n: int, now: float) -> bytes:
+def next_batch(dev: Device, n: int, now: float) -> SignedBody:
     """The next ``n`` records of the device's chain and a checkpoint on the last, signed."""
     records = []
     for _ in range(n):

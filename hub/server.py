@@ -1,12 +1,14 @@
 """The audit hub: receives devices' signed batches, keeps each record once, serves auditors.
 
 A small Flask application (``create_app``) for any WSGI server; ``appliance hub serve``
-runs it with werkzeug's threaded server. Endpoints:
+runs it with the bounded threaded server (``appliance.bounded_server``). Endpoints:
 
-- ``POST /v1/batches`` - a device's batch: ``{"payload": base64, "signature": base64}``,
-  Ed25519 over the payload bytes with the key enrolled for the payload's ``device_id``
-  (``{devices_dir}/{device_id}.pem``, written by ``appliance hub enrol``). Answers the
-  acknowledgement the device waits for before marking records uploaded.
+- ``POST /v1/batches`` - a device's batch: the canonical JSON batch as the body, the
+  device id in ``X-Appliance-Device`` and Ed25519 over the raw body in
+  ``X-Appliance-Signature`` (``appliance.audit.signed_body``), checked with the key
+  enrolled for that device (``{devices_dir}/{device_id}.pem``, written by ``appliance hub
+  enrol``) before the body is parsed (``signed_requests``). Answers the acknowledgement
+  the device waits for before marking records uploaded.
 - ``GET /v1/records`` and ``GET /v1/integrity`` - for auditors, with
   ``Authorization: Bearer TOKEN``: records as JSON lines or CSV (``device_id``, ``since``,
   ``until``, ``format``) and per-log completeness (gaps, forks, chain re-verified).
@@ -46,10 +48,11 @@ from appliance_hub.batches import (
     MAX_BATCH_RECORDS,
     BatchInvalid,
     check_shape,
-    open_envelope,
+    load_json,
 )
 from appliance_hub.fleet_api import register_fleet
 from appliance_hub.heads import signed_ack, verified_head
+from appliance_hub.signed_requests import RequestRefused, read_signed_body
 from appliance_hub.store import RECORD_COLUMNS, BatchConflict, HubStore
 
 log = logging.getLogger(__name__)
@@ -139,20 +142,16 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
 
     @app.post("/v1/batches")
     def receive_batch() -> Any:
-        try:
-            payload, signature, batch = _open_envelope(request.get_data(cache=False))
-        except BatchInvalid as e:
-            return error(400, str(e))
-        device_id = batch["device_id"]
-        key = registry.get(device_id) if isinstance(device_id, str) else None
-        if key is None or not key.verify(signature, payload):
-            # One answer for both, so the hub does not tell who is enrolled.
-            log.info("batch refused: %s", "bad signature" if key else "unknown device id")
-            return error(401, UNAUTHENTICATED)
+        try:  # authenticated before anything parses the body (signed_requests)
+            device_id, key, body = read_signed_body(request, registry, MAX_BATCH_BYTES,
+                                                    UNAUTHENTICATED)
+        except RequestRefused as e:
+            return error(e.status, str(e))
         if device_id in disabled_devices():  # after authentication: tells only the device
             log.warning("batch refused: device %s is disabled by policy", device_id)
             return error(403, DISABLED)
         try:
+            batch = _parse_batch(body, device_id)
             check_shape(batch, MAX_BATCH_RECORDS)
             _check_checkpoints(key, batch)
             ack = store.ingest(batch, head=verified_head(key, batch.get("head"), device_id))
@@ -208,12 +207,14 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
     return app
 
 
-def _open_envelope(body: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
-    """Payload bytes, signature and parsed batch of a body, each parse bounded."""
-    payload, signature, batch = open_envelope(body, max_containers=2 * MAX_BATCH_RECORDS + 4)
+def _parse_batch(body: bytes | bytearray, device_id: str) -> dict[str, Any]:
+    """The authenticated body as a batch of the device that signed it, the parse bounded."""
+    batch = load_json(body, max_containers=2 * MAX_BATCH_RECORDS + 4)
     if not isinstance(batch, dict) or batch.get("type") != BATCH_TYPE:
         raise BatchInvalid("not an audit batch")
-    return payload, signature, batch
+    if batch.get("device_id") != device_id:
+        raise BatchInvalid("device_id differs from the device that signed the batch")
+    return batch
 
 
 def _check_checkpoints(key: DevicePublicKey, batch: dict[str, Any]) -> None:
@@ -253,9 +254,14 @@ def _lines(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
 
 
 def serve(app: Flask, host: str, port: int, ssl_context: Any = None) -> None:
-    """Run with werkzeug's threaded server (a reverse proxy or gunicorn at fleet scale)."""
-    from werkzeug.serving import make_server
+    """Serve with the bounded threaded server (``appliance.bounded_server``: idle
+    connections hold no thread, capped workers and per-client connections, read
+    timeouts); gunicorn behind nginx at fleet scale."""
+    from appliance.bounded_server import make_bounded_server
 
-    server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
+    server = make_bounded_server(host, port, app, ssl_context=ssl_context)
     log.info("audit hub listening on %s:%d", host, server.port)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

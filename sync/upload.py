@@ -14,13 +14,11 @@ whether the upload succeeded or not: a device that cannot upload is one to see.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +27,7 @@ import urllib3
 from appliance.audit.head import SignedHead
 from appliance.audit.identity import DeviceIdentity
 from appliance.audit.log import AuditLog, canonical
+from appliance.audit.signed_body import SignedBody, sign_body
 from appliance.backoff import backoff_delay
 from appliance.core.errors import ConfigError, SyncError
 from appliance_sync.hub_answer import (  # HubRejected: re-exported
@@ -58,17 +57,19 @@ class HubClient:
         self.timeout = urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s)
         self.pool = pool or urllib3.PoolManager(retries=False, timeout=self.timeout)
 
-    def post_batch(self, body: bytes) -> dict[str, Any]:
-        return self._post(self.url, body)
+    def post_batch(self, signed: SignedBody) -> dict[str, Any]:
+        """A batch signed in its headers (``Uploader.make_batch``)."""
+        return self._post(self.url, signed.body, signed.headers)
 
     def post_heartbeat(self, body: bytes) -> dict[str, Any]:
         """A signed heartbeat; ``HubRejected`` for a refusal (409: not newer than held)."""
         return self._post(self.base + HEARTBEAT_PATH, body)
 
-    def _post(self, url: str, body: bytes) -> dict[str, Any]:
+    def _post(self, url: str, body: bytes,
+              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         try:
             resp = self.pool.request("POST", url, body=body, timeout=self.timeout,
-                                     headers={"Content-Type": "application/json"},
+                                     headers=dict(headers or {"Content-Type": "application/json"}),
                                      retries=False, preload_content=False)
             try:
                 data = resp.read(MAX_RESPONSE_BYTES + 1)
@@ -100,7 +101,7 @@ class UploadReport:
 
 class Uploader:
     def __init__(self, audit: AuditLog, identity: DeviceIdentity,
-                 client: HubClient | Callable[[bytes], dict[str, Any]],
+                 client: HubClient | Callable[[SignedBody], dict[str, Any]],
                  batch_size: int = 500, clock: Callable[[], float] = time.time,
                  heartbeat: Callable[[], object] | None = None) -> None:
         """``heartbeat``: called after every ``upload_pending`` (it logs its own failures).
@@ -116,17 +117,16 @@ class Uploader:
         self._heartbeat = heartbeat
 
     def make_batch(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
-                   head: SignedHead | None = None) -> bytes:
+                   head: SignedHead | None = None) -> SignedBody:
+        """The batch as the hub takes it: canonical JSON, signed in headers (the hub checks
+        the signature before it parses the body)."""
         batch = {"type": "appliance-audit-batch-v1", "device_id": self.audit.device_id,
                  "log_id": self.audit.log_id, "first_seq": records[0]["seq"],
                  "last_seq": records[-1]["seq"], "records": records,
                  "checkpoints": checkpoints, "sent_at": self._clock(),
                  "head": (head or self.audit.signed_head(self.identity, self._clock())
                           ).as_dict()}
-        payload = canonical(batch)
-        return json.dumps({"payload": base64.b64encode(payload).decode(),
-                           "signature": base64.b64encode(self.identity.sign(payload)).decode()}
-                          ).encode()
+        return sign_body(self.identity, self.audit.device_id, canonical(batch))
 
     def upload_batch(self, report: UploadReport | None = None) -> int:
         """Send the oldest pending batch; mark it once acknowledged. Returns records acked."""

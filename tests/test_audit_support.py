@@ -164,11 +164,12 @@ class FlaskPoster:
     def __init__(self, client) -> None:
         self.client = client
 
-    def __call__(self, body: bytes) -> dict:
+    def __call__(self, signed) -> dict:
+        """``signed``: an ``appliance.audit.signed_body.SignedBody`` (``make_batch``)."""
         from appliance.core.errors import SyncError
         from appliance_sync.upload import HubRejected
 
-        resp = self.client.post("/v1/batches", data=body, content_type="application/json")
+        resp = self.client.post("/v1/batches", data=signed.body, headers=dict(signed.headers))
         answer = resp.get_json()
         if resp.status_code == 200:
             return answer

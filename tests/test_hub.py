@@ -10,6 +10,7 @@ import pytest
 from test_audit_support import HUB_KEY, NOW, FlaskPoster, Scenario, device, record_many
 
 from appliance.audit.log import record_hash
+from appliance.audit.signed_body import sign_body
 from appliance.cli import main
 from appliance_hub.server import create_app
 from appliance_hub.store import HubStore, verify_rows
@@ -114,7 +115,10 @@ def test_unenrolled_device_bad_signature_and_bad_records_are_refused(tmp_path, h
     with pytest.raises(HubRejected, match=r"400.*seq 3"):
         FlaskPoster(client)(uploader.make_batch(records, []))
     assert store.count() == 0 and log.status()["pending_upload"] == 5
-    bad = client.post("/v1/batches", data=b"not json", content_type="application/json")
+    unsigned = client.post("/v1/batches", data=b"not json", content_type="application/json")
+    assert unsigned.status_code == 401
+    signed = sign_body(identity, "kiosk-03", b"not json")
+    bad = client.post("/v1/batches", data=signed.body, headers=dict(signed.headers))
     assert bad.status_code == 400
     assert main(["hub", "enrol", "--devices", str(tmp_path / "devices"), "../evil",
                  str(tmp_path / "kiosk-03" / "state" / "device_ed25519.pub")]) == 1

@@ -45,8 +45,8 @@ def _gap_and_fork(tmp_path, client, scenario) -> str:
     FlaskPoster(client)(fup.make_batch(frecs, []))
     frecs[2]["reason"] = "REVOKED"
     frecs[2]["hash"] = record_hash(frecs[2])
-    resp = client.post("/v1/batches", data=fup.make_batch(frecs[2:3], []),
-                       content_type="application/json")
+    forked = fup.make_batch(frecs[2:3], [])
+    resp = client.post("/v1/batches", data=forked.body, headers=dict(forked.headers))
     assert resp.status_code == 409
     return log.log_id
 

@@ -184,17 +184,16 @@ def test_the_hub_under_its_wsgi_settings_answers_403_json(tmp_path: Path) -> Non
     payload = canonical({"type": "appliance-audit-batch-v1", "device_id": "kiosk-lost",
                          "log_id": log.log_id, "first_seq": 1, "last_seq": 1,
                          "records": records, "checkpoints": cps, "sent_at": 1.5})
-    import base64
+    from appliance.audit.signed_body import sign_body
 
-    body = json.dumps({"payload": base64.b64encode(payload).decode(),
-                       "signature": base64.b64encode(identity.sign(payload)).decode()})
+    signed = sign_body(identity, "kiosk-lost", payload)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         resp = urllib3.PoolManager(retries=False, timeout=30.0).request(
-            "POST", f"http://127.0.0.1:{server.port}/v1/batches", body=body.encode(),
-            headers={"Content-Type": "application/json"})
+            "POST", f"http://127.0.0.1:{server.port}/v1/batches", body=signed.body,
+            headers=dict(signed.headers))
     finally:
         server.shutdown()
         thread.join()

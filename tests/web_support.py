@@ -140,15 +140,17 @@ def login_admin(client, password: str = PASSWORD, **kwargs: Any):
 
 
 class LiveServer:
-    """The app on a real werkzeug server on 127.0.0.1 (threaded, as ``appliance web``)."""
+    """The app on a real server on 127.0.0.1 (the bounded threaded server ``appliance web``
+    creates, with its limits)."""
 
     def __init__(self, app: Any) -> None:
         import threading
 
-        from werkzeug.serving import make_server
+        from appliance.bounded_server import make_bounded_server, screen_limits
 
         self.app = app
-        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
+        limits = screen_limits(app.config["APPLIANCE"].web.max_event_streams)
+        self.httpd = make_bounded_server("127.0.0.1", 0, app, limits)
         self.port = self.httpd.server_port
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

@@ -113,7 +113,8 @@ def events() -> Response:
 
     Holder details only for a logged-in inspector on a device that shows them, and only
     while that session lives: logout or idleness ends them mid-stream. Past
-    ``web.max_event_streams`` open streams: 503 with ``Retry-After``.
+    ``web.max_event_streams`` open streams (or a remote address's share): 503 with
+    ``Retry-After``; the display on loopback is always served (``live``).
     """
     fanout: LiveFanout = current_app.extensions["live_events"]
     role = "inspector"
@@ -125,7 +126,7 @@ def events() -> Response:
     words = {o: views.outcome_word(o) for o in ("PASS", "FAIL", "UNVERIFIABLE")}
     signed_date = dates.signed_date_formatter()
     try:
-        stream = fanout.subscribe()
+        stream = fanout.subscribe(request.remote_addr or "")
     except TooManyStreams:
         return Response("busy: too many live screens\n", status=503,
                         mimetype="text/plain", headers={"Retry-After": str(BUSY_RETRY_S)})

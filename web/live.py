@@ -5,6 +5,13 @@ connection (and a thread) of the kiosk's bridge: 40 open ``/kiosk/events`` strea
 the bridge and starved ``/healthz`` and verdicts. Here one reader thread holds the only
 subscription and copies each event into every client's small queue (a slow client loses
 its oldest events, never the reader); at most ``max_clients`` streams are served at once.
+
+Idle clients cannot hold the slots (issue 21, finding 2: 16 idle ``/kiosk/events`` clients
+took every slot and the kiosk display got 503 when it reconnected): a remote address holds
+at most ``per_client`` streams and never the last slot, which is the display's; the display
+(a client on ``127.0.0.1`` or ``::1``) is always served, ending the oldest stream when every
+slot is taken (a remote one first). Streams send a keep-alive every ``keepalive_s``, so a
+client whose socket stopped reading is dropped by the server's write timeout.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from appliance.kiosk.port import KioskPort
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 32
+PER_CLIENT = 4
+DISPLAY_ADDRESSES = frozenset({"127.0.0.1", "::1"})
+_ENDED = object()  # put in a queue to end its stream (the slot was given to the display)
 
 
 class TooManyStreams(Exception):
@@ -31,12 +41,16 @@ class TooManyStreams(Exception):
 class LiveFanout:
     """Live events of ``port`` for up to ``max_clients`` screens over one subscription."""
 
-    def __init__(self, port: KioskPort, max_clients: int, keepalive_s: float = 15.0) -> None:
+    def __init__(self, port: KioskPort, max_clients: int, keepalive_s: float = 15.0,
+                 per_client: int = PER_CLIENT) -> None:
         self._port = port
         self.max_clients = max(1, max_clients)
         self.keepalive_s = keepalive_s
+        self.per_client = max(1, per_client)
         self._lock = threading.Lock()
-        self._clients: set[queue.Queue[Event]] = set()
+        # Each client's queue and address, oldest first (dicts keep insertion order).
+        self._clients: dict[queue.Queue[Any], str] = {}
+        self.ended_for_display = 0
         self._reader: threading.Thread | None = None
         self._upstream: Iterator[Event | None] | None = None
 
@@ -73,27 +87,44 @@ class LiveFanout:
                     close()
             log.info("live events: upstream subscription ended")
 
-    def subscribe(self) -> Subscription:
-        """Events for one screen, ``None`` after ``keepalive_s`` of quiet; raises
-        ``TooManyStreams`` when every slot is taken. Registered at once; ``close()`` frees
-        the slot (also when it was never read)."""
-        q: queue.Queue[Event] = queue.Queue(QUEUE_SIZE)
+    def subscribe(self, client: str = "") -> Subscription:
+        """Events for one screen of ``client`` (its address), ``None`` after
+        ``keepalive_s`` of quiet; raises ``TooManyStreams`` when the slots this client may
+        take are taken. Registered at once; ``close()`` frees the slot (also when it was
+        never read)."""
+        q: queue.Queue[Any] = queue.Queue(QUEUE_SIZE)
+        display = client in DISPLAY_ADDRESSES
         with self._lock:
-            if len(self._clients) >= self.max_clients:
+            if display:
+                if len(self._clients) >= self.max_clients:
+                    self._end_oldest()
+            elif sum(1 for a in self._clients.values() if a == client) >= self.per_client:
+                raise TooManyStreams(f"{self.per_client} live screens already open here")
+            elif len(self._clients) >= self.max_clients - 1:  # the last slot: the display's
                 raise TooManyStreams(f"{self.max_clients} live screens already open")
             self._ensure_reader()
-            self._clients.add(q)
+            self._clients[q] = client
         return Subscription(self, q)
 
-    def _leave(self, q: queue.Queue[Event]) -> None:
+    def _end_oldest(self) -> None:
+        """Give a slot to the display: end the oldest remote stream, else the oldest.
+        Called with the lock held."""
+        remote = [q for q, a in self._clients.items() if a not in DISPLAY_ADDRESSES]
+        oldest = (remote or list(self._clients))[0]
+        del self._clients[oldest]
+        self.ended_for_display += 1
+        log.info("live events: the oldest stream ended to serve the display")
+        _put_dropping_oldest(oldest, _ENDED)
+
+    def _leave(self, q: queue.Queue[Any]) -> None:
         with self._lock:
-            self._clients.discard(q)
+            self._clients.pop(q, None)
 
 
 class Subscription:
     """One screen's iterator over live events; ``close()`` gives its slot back."""
 
-    def __init__(self, fanout: LiveFanout, q: queue.Queue[Event]) -> None:
+    def __init__(self, fanout: LiveFanout, q: queue.Queue[Any]) -> None:
         self._fanout = fanout
         self._q = q
         self.closed = False
@@ -105,9 +136,13 @@ class Subscription:
         if self.closed:
             raise StopIteration
         try:
-            return self._q.get(timeout=self._fanout.keepalive_s)
+            event = self._q.get(timeout=self._fanout.keepalive_s)
         except queue.Empty:
             return None
+        if event is _ENDED:
+            self.close()
+            raise StopIteration
+        return event
 
     def close(self) -> None:
         if not self.closed:
@@ -115,7 +150,7 @@ class Subscription:
             self._fanout._leave(self._q)
 
 
-def _put_dropping_oldest(q: queue.Queue[Any], event: Event) -> None:
+def _put_dropping_oldest(q: queue.Queue[Any], event: Any) -> None:
     try:
         q.put_nowait(event)
     except queue.Full:

@@ -227,8 +227,7 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
 
     Returns the URL, the server and its live event fan-out, which the caller shuts down
     when the demo stops."""
-    from werkzeug.serving import make_server
-
+    from appliance.bounded_server import make_bounded_server, screen_limits
     from appliance.kiosk.compose import build_port
     from appliance_web import create_app
 
@@ -240,8 +239,9 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
     )
     app = create_app(_StoppablePort(port, stop), config)
     try:
-        server = make_server(config.web.host, config.web.port, app, threaded=True,
-                             request_handler=_tracked_handler())
+        server = make_bounded_server(config.web.host, config.web.port, app,
+                                     screen_limits(config.web.max_event_streams),
+                                     handler=_tracked_handler())
     except OSError as e:
         _say(f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
              file=sys.stderr)

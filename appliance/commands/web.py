@@ -1,10 +1,11 @@
 """``appliance web``: serve the screens (kiosk, inspector, status, admin) on loopback.
 
-Server: werkzeug's threaded WSGI server (``werkzeug.serving.make_server``, threaded=True).
-It ships with Flask (Debian: python3-werkzeug), needs nothing more, and is enough for a
-screen bound to 127.0.0.1 with a handful of clients; each open kiosk screen holds one
-thread for its event stream. Tells systemd ``READY=1`` once the socket listens, then
-pings its watchdog (``WatchdogSec=``) only while a request on loopback gets an answer.
+Server: werkzeug's threaded WSGI server, bounded (``appliance.bounded_server``): idle
+connections hold no thread, workers and connections per client are capped, reads and
+writes time out. It ships with Flask (Debian: python3-werkzeug) and needs nothing more;
+each open kiosk screen holds one worker for its event stream. Tells systemd ``READY=1``
+once the socket listens, then pings its watchdog (``WatchdogSec=``) only while a request
+on loopback gets an answer.
 
 Two modes (docs/processes.md):
 
@@ -117,8 +118,7 @@ def _standalone_app(config):
 
 
 def run(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
+    from appliance.bounded_server import make_bounded_server, screen_limits
     from appliance.config import load_config
     from appliance.systemd_notify import ProbeWatchdog, http_answers, loopback_for, sd_notify
 
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("reading the kiosk on %s", config.web.kiosk_socket)
     if host not in app.config["TRUSTED_HOSTS"]:
         app.config["TRUSTED_HOSTS"] = [*app.config["TRUSTED_HOSTS"], host]
-    server = make_server(host, port, app, threaded=True)
+    server = make_bounded_server(host, port, app, screen_limits(config.web.max_event_streams))
     log.info("serving the screens on http://%s:%d/", host, server.server_port)
     sd_notify("READY=1")
     # The main thread sits in serve_forever: the watchdog is pinged from a thread, and only

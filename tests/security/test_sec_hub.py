@@ -1,13 +1,13 @@
 """Attack replays against the audit hub over real HTTP on loopback.
 
-Every malformed body is a 400 with a JSON error (never a 500), deep nesting is refused
-before the parser recurses, the hub never says which device ids are enrolled, and the
-SQLite files are not world-readable whatever the umask.
+Every malformed body is a 400 with a JSON error (never a 500), an unsigned body is never
+parsed (401) and a signed deep one is refused before the parser recurses, the hub never
+says which device ids are enrolled, and the SQLite files are not world-readable whatever
+the umask.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
@@ -19,6 +19,7 @@ from test_audit_support import Scenario, device, record_many
 from werkzeug.serving import make_server
 
 from appliance.audit.chain import canonical, genesis_hash, record_hash
+from appliance.audit.signed_body import SIGNATURE_HEADER, SignedBody, sign_body
 from appliance_hub.server import create_app
 from appliance_hub.store import HubStore
 
@@ -44,9 +45,12 @@ class LiveHub:
         self.thread.start()
         self.http = urllib3.PoolManager(retries=False, timeout=30.0)
 
-    def post(self, body: bytes) -> tuple[int, dict]:
-        resp = self.http.request("POST", self.url + "/v1/batches", body=body,
-                                 headers={"Content-Type": "application/json"})
+    def post(self, body: bytes | SignedBody) -> tuple[int, dict]:
+        """``body`` signed in its headers, or bytes sent unsigned."""
+        signed = body if isinstance(body, SignedBody) else SignedBody(
+            body, {"Content-Type": "application/json"})
+        resp = self.http.request("POST", self.url + "/v1/batches", body=signed.body,
+                                 headers=dict(signed.headers))
         return resp.status, json.loads(resp.data)
 
     def close(self) -> None:
@@ -62,14 +66,8 @@ def hub(tmp_path):
     live.close()
 
 
-def _envelope(payload: bytes, signature: bytes) -> bytes:
-    return json.dumps({"payload": base64.b64encode(payload).decode(),
-                       "signature": base64.b64encode(signature).decode()}).encode()
-
-
-def _signed(identity, batch: dict) -> bytes:
-    payload = canonical(batch)
-    return _envelope(payload, identity.sign(payload))
+def _signed(identity, batch: dict, device_id: str = "kiosk-01") -> SignedBody:
+    return sign_body(identity, device_id, canonical(batch))
 
 
 def _rechain(log_id: str, records: list[dict]) -> None:
@@ -102,21 +100,32 @@ def test_the_valid_batch_is_stored_so_the_attacks_below_differ_only_by_their_sha
     assert status == 200 and answer["status"] == "stored" and hub.store.count() == 4
 
 
-@pytest.mark.parametrize("body", [
+DEEP_BODIES = [
     b"[" * DEEP + b"]" * DEEP,
     b'{"payload": ' + b"[" * DEEP + b"]" * DEEP + b', "signature": ""}',
     b'{"a": ' * DEEP + b"1" + b"}" * DEEP,
-    _envelope(b"[" * DEEP + b"]" * DEEP, b"\0" * 64),
-    _envelope(b'{"type": ' * DEEP + b"1" + b"}" * DEEP, b"\0" * 64),
-], ids=["deep-body", "deep-envelope-field", "deep-objects", "deep-payload", "deep-payload-obj"])
-def test_deep_json_before_authentication_is_a_400(hub, body):
-    _assert_clean_400(*hub.post(body))
+    b'{"type": ' * DEEP + b"1" + b"}" * DEEP,
+]
+DEEP_IDS = ["deep-body", "deep-field", "deep-objects", "deep-type"]
 
 
-def test_non_utf8_and_non_finite_bodies_are_400(hub):
-    _assert_clean_400(*hub.post(b'{"payload": "\xff\xfe", "signature": ""}'))
-    _assert_clean_400(*hub.post(b'{"payload": NaN, "signature": Infinity}'))
-    _assert_clean_400(*hub.post(_envelope(b'{"type": NaN}', b"")))
+@pytest.mark.parametrize("body", DEEP_BODIES, ids=DEEP_IDS)
+def test_deep_json_unsigned_is_a_401_never_parsed(hub, body):
+    status, answer = hub.post(body)
+    assert status == 401 and answer["status"] == "error"
+
+
+@pytest.mark.parametrize("body", DEEP_BODIES, ids=DEEP_IDS)
+def test_deep_json_signed_by_an_enrolled_device_is_a_400(hub, kiosk, body):
+    identity, _ = kiosk
+    _assert_clean_400(*hub.post(sign_body(identity, "kiosk-01", body)))
+
+
+def test_non_utf8_and_non_finite_bodies_are_400(hub, kiosk):
+    identity, _ = kiosk
+    for body in (b'{"type": "\xff\xfe"}', b'{"first_seq": NaN, "last_seq": Infinity}',
+                 b'{"type": NaN}'):
+        _assert_clean_400(*hub.post(sign_body(identity, "kiosk-01", body)))
 
 
 def _records_not_objects(b: dict) -> None:
@@ -196,15 +205,24 @@ def test_signed_but_malformed_batches_are_400_and_store_nothing(hub, kiosk, muta
 
 def test_unknown_device_and_bad_signature_answer_alike(tmp_path, hub, kiosk):
     identity, batch = kiosk
-    payload = canonical(batch)
-    bad_signature = hub.post(_envelope(payload, b"\0" * 64))
-    other = dict(batch, device_id="kiosk-99")
-    unknown = hub.post(_signed(identity, other))
-    newline = hub.post(_signed(identity, dict(batch, device_id="kiosk-01\n")))
-    not_text = hub.post(_signed(identity, dict(batch, device_id=["kiosk-01"])))
-    assert bad_signature[0] == unknown[0] == newline[0] == not_text[0] == 401
-    assert bad_signature[1] == unknown[1] == newline[1] == not_text[1]
-    assert "kiosk" not in json.dumps(unknown[1])
+    good = _signed(identity, batch)
+    answers = [
+        hub.post(SignedBody(good.body, {**good.headers, SIGNATURE_HEADER: "A" * 86 + "=="})),
+        hub.post(_signed(identity, dict(batch, device_id="kiosk-99"), "kiosk-99")),
+        hub.post(_signed(identity, batch, "../kiosk-01")),
+        hub.post(SignedBody(good.body, {**good.headers, SIGNATURE_HEADER: "not base64!"})),
+        hub.post(good.body),  # no headers at all: the old envelope-less client
+    ]
+    assert {status for status, _ in answers} == {401}
+    assert all(answer == answers[0][1] for _, answer in answers)
+    assert "kiosk" not in json.dumps(answers[1][1])
+    assert hub.store.count() == 0
+
+
+def test_a_batch_naming_another_device_than_its_signer_is_refused(hub, kiosk):
+    identity, batch = kiosk
+    for claimed in ("kiosk-02", "kiosk-01\n", ["kiosk-01"]):
+        _assert_clean_400(*hub.post(_signed(identity, dict(batch, device_id=claimed))))
     assert hub.store.count() == 0
 
 

@@ -139,13 +139,11 @@ class _Hub:
         self.url = f"http://127.0.0.1:{self.server.port}/v1/batches"
 
     def post(self, identity, batch: dict) -> tuple[int, dict]:
-        import base64
+        from appliance.audit.signed_body import sign_body
 
-        payload = canonical(batch)
-        body = json.dumps({"payload": base64.b64encode(payload).decode(),
-                           "signature": base64.b64encode(identity.sign(payload)).decode()})
-        resp = self.http.request("POST", self.url, body=body.encode(),
-                                 headers={"Content-Type": "application/json"})
+        signed = sign_body(identity, batch["device_id"], canonical(batch))
+        resp = self.http.request("POST", self.url, body=signed.body,
+                                 headers=dict(signed.headers))
         return resp.status, json.loads(resp.data)
 
     def close(self) -> None:

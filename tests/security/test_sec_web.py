@@ -15,6 +15,7 @@ Attacks replayed (each failed on the code before the fix):
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,10 +70,12 @@ def kiosk_and_web(tmp_path: Path) -> Iterator[tuple[Kit, LiveServer]]:
 
 
 def test_forty_streams_leave_the_kiosk_answering(kiosk_and_web) -> None:
+    """From 40 remote addresses (127.0.0.2 and up): all but the display's slot served."""
     kit, server = kiosk_and_web
     opened, refused = [], []
-    for _ in range(40):
-        conn = server.connect()
+    for i in range(40):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10.0,
+                                          source_address=(f"127.0.0.{i + 2}", 0))
         conn.request("GET", "/kiosk/events?lang=en")
         r = conn.getresponse()
         if r.status == 200:
@@ -96,7 +99,7 @@ def test_forty_streams_leave_the_kiosk_answering(kiosk_and_web) -> None:
             assert lines[0] == b"event: verdict\n"
             view = json.loads(lines[1].split(b"data: ", 1)[1])
             assert view["id"] == event["id"] and view["outcome"] == "fail"
-        cap = kit.config.web.max_event_streams
+        cap = kit.config.web.max_event_streams - 1  # the last slot is the display's
         assert len(opened) == cap and len(refused) == 40 - cap
     finally:
         for conn, _ in opened:
@@ -108,12 +111,16 @@ def test_a_closed_stream_frees_its_slot(tmp_path: Path) -> None:
     app = make_app(kit)
     fanout = app.extensions["live_events"]
     client = app.test_client()
-    responses = [client.get("/kiosk/events", buffered=False)
-                 for _ in range(fanout.max_clients)]
+
+    def stream(i: int):
+        return client.get("/kiosk/events", buffered=False,
+                          environ_base={"REMOTE_ADDR": f"192.0.2.{i}"})
+
+    responses = [stream(i) for i in range(fanout.max_clients - 1)]  # one left: the display's
     assert all(r.status_code == 200 for r in responses)
-    assert client.get("/kiosk/events", buffered=False).status_code == 503
+    assert stream(99).status_code == 503
     responses[0].close()  # never read: the slot still comes back
-    again = client.get("/kiosk/events", buffered=False)
+    again = stream(99)
     assert again.status_code == 200
     for r in [*responses[1:], again]:
         r.close()
