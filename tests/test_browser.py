@@ -101,7 +101,7 @@ def test_kiosk_returns_to_idle(browser, tmp_path: Path) -> None:
     srv = serve(make_kit(tmp_path, idle_after_s=1))
     try:
         page, _ = _open_kiosk(browser, srv, "en", (800, 480))
-        srv.kit.port.verify_text(srv.kit.fail_text())
+        srv.kit.port.verify_text(srv.kit.fail_text(), source="camera")
         page.wait_for_selector("#panel-fail:not([hidden])", timeout=10_000)
         page.wait_for_selector("#panel-idle:not([hidden])", timeout=5_000)
         assert page.inner_text("#panel-fail .reason") == ""
@@ -116,7 +116,8 @@ def test_hostile_holder_fields_stay_text(browser, tmp_path: Path) -> None:
         _login_inspector(browser, srv)  # holder details reach a logged-in inspector only
         page, dialogs = _open_kiosk(browser, srv, "en", (1920, 1080))
         hostile = '<img src=x onerror=alert(1)><script>alert(2)</script>\u202etxt.exe'
-        srv.kit.port.verify_text(srv.kit.credential(nm=hostile, nml="A" * 3000))
+        srv.kit.port.verify_text(srv.kit.credential(nm=hostile, nml="A" * 3000),
+                                 source="camera")
         page.wait_for_selector("#panel-pass:not([hidden])", timeout=10_000)
         name = page.inner_text("#panel-pass [data-field=name]")
         assert "<script>" in name and "\u202e" not in name

@@ -183,7 +183,7 @@ def test_event_stream_sends_translated_verdicts(inspector_client, inspector_kit:
     assert r.mimetype == "text/event-stream"
     chunks = iter(r.response)
     assert next(chunks).startswith(b"retry:")
-    inspector_kit.port.verify_text(inspector_kit.credential(nm=HOSTILE_NAME))
+    inspector_kit.port.verify_text(inspector_kit.credential(nm=HOSTILE_NAME), source="camera")
     message = next(chunks).decode()
     assert message.startswith("event: verdict\ndata: ")
     view = json.loads(message.split("data: ", 1)[1])
@@ -198,7 +198,7 @@ def test_event_stream_in_kiosk_mode_has_no_holder(client, kit: Kit) -> None:
     r = client.get("/kiosk/events?lang=en", buffered=False)
     chunks = iter(r.response)
     next(chunks)
-    kit.port.verify_text(kit.fail_text())
+    kit.port.verify_text(kit.fail_text(), source="camera")
     view = json.loads(next(chunks).decode().split("data: ", 1)[1])
     assert view == {"id": view["id"], "outcome": "fail", "word": "Not valid",
                     "reason": "The licence has expired.", "code": "EXPIRED", "live": False}

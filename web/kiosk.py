@@ -139,8 +139,8 @@ def events() -> Response:
                 if event is None:
                     yield ": keep-alive\n\n"
                     continue
-                if event.get("type") != "verdict":
-                    continue
+                if event.get("type") != "verdict" or not event.get("scanned"):
+                    continue  # a web submission is its submitter's, not the walk-up screen's
                 holder = show_holder and alive.role(sid, touch=False) in (role, "admin")
                 data = json.dumps(screen_view(event, reasons, words, holder, signed_date),
                                   ensure_ascii=True)

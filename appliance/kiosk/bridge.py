@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import ApplianceError
+from appliance.kiosk.events import DEVICE_SOURCES
 from appliance.kiosk.port import InvalidTypes, KioskPort, check_accepted_types
 from appliance.kiosk.verification import InvalidSource, checked_source
 from appliance.kiosk.wire import (
@@ -121,10 +122,16 @@ def _types(args: dict[str, Any]) -> list[str]:
 
 
 def _source(args: dict[str, Any], default: str) -> str:
+    """A source name for a submission from a screen: never one of the kiosk's own inputs,
+    whose verdicts the walk-up screen shows as scanned (issue 21)."""
     try:
-        return checked_source(args.get("source", default))
+        source = checked_source(args.get("source", default))
     except InvalidSource as e:
         raise BadRequest(f"argument source: {e}") from e
+    if source in DEVICE_SOURCES:
+        raise BadRequest(f"argument source: {source} is the kiosk's own input, not a "
+                         "screen's")
+    return source
 
 
 Handler = Callable[[Any, dict[str, Any]], Any]

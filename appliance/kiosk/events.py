@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
+# The kiosk's own inputs: a code held up at the device (camera, a serial or keyboard-wedge
+# scanner). Only their verdicts are shown on the walk-up screen and the LEDs; a submission
+# from a screen ("web-text", "web-image") is answered to its submitter alone, and the kiosk
+# socket refuses these names from the web (issue 21).
+DEVICE_SOURCES = frozenset({"camera", "serial", "hid", "scanner"})
+
 
 class EventBus:
     """Fan-out to any number of subscribers; a slow subscriber loses old events, not the bus.
@@ -111,7 +117,9 @@ def verdict_event(
 
     Without ``show_holder`` it carries no personal data (no name, number, birth date or
     photo): outcome, reason, profile, licence type and issuer only. Every text in it may
-    come from a QR code and is hostile: screens must render it escaped.
+    come from a QR code and is hostile: screens must render it escaped. ``scanned``: a code
+    presented at the device itself (``DEVICE_SOURCES``), the only verdicts the walk-up
+    screen shows; a web submission is not one, whatever else it shares with a scan.
     """
     cred = verdict.credential
     event: Event = {
@@ -119,6 +127,7 @@ def verdict_event(
         "id": event_id or secrets.token_hex(8),
         "at": time.time() if at is None else float(at),
         "source": source,
+        "scanned": source in DEVICE_SOURCES,
         "outcome": str(verdict.outcome),
         "reason": str(verdict.reason),
         "profile": verdict.profile,

@@ -168,7 +168,7 @@ def test_anonymous_screens_get_pass_or_fail_only(inspector_kit: Kit) -> None:
     r = client.get("/kiosk/events?lang=en", buffered=False)
     chunks = iter(r.response)
     next(chunks)
-    inspector_kit.port.verify_text(inspector_kit.pass_text())
+    inspector_kit.port.verify_text(inspector_kit.pass_text(), source="camera")
     view = _stream_view(chunks)
     assert view["outcome"] == "pass" and "holder" not in view
     r.close()
@@ -181,13 +181,13 @@ def test_stream_stops_holder_details_at_logout(inspector_kit: Kit) -> None:
     r = client.get("/kiosk/events?lang=en", buffered=False)
     chunks = iter(r.response)
     next(chunks)
-    inspector_kit.port.verify_text(inspector_kit.pass_text())
+    inspector_kit.port.verify_text(inspector_kit.pass_text(), source="camera")
     assert _stream_view(chunks)["holder"]["name_latin"] == "Somchai Jaidee"
     client.get("/inspector")  # the page with the logout form
     with client.session_transaction() as s:
         token = s["csrf"]
     assert client.post("/inspector/logout", data={"csrf_token": token}).status_code == 302
-    inspector_kit.port.verify_text(inspector_kit.pass_text())
+    inspector_kit.port.verify_text(inspector_kit.pass_text(), source="camera")
     assert "holder" not in _stream_view(chunks)
     r.close()
 
