@@ -4,17 +4,14 @@ Behind an auditor (or admin) login (``auth``). Every page, search and export is 
 the access log before anything is shown. Pages are Thai or English (``i18n``)
 and rendered by Jinja with autoescape, so text a device uploaded (reasons, profiles) is
 shown, never run. Exports stream in bounded pages (``audit_view_query``): JSONL carries the
-records exactly as hashed; CSV is for spreadsheets, so a cell a spreadsheet would run as a
-formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is prefixed with ``'``.
+records exactly as hashed; CSV is for spreadsheets, its formula-like cells defused by the
+hub's one CSV writer (``spreadsheet``), the same as the API's export.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
@@ -22,12 +19,12 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from appliance_hub import audit_view_query as query
 from appliance_hub import auth, auth_access
 from appliance_hub.i18n import current
+from appliance_hub.spreadsheet import csv_chunks
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("audit_view", __name__, url_prefix="/audit")
 READERS = ("auditor", "admin")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_PAGE = 100
 
 
@@ -86,8 +83,8 @@ def export(fmt: str) -> Any:
     filters = query.Filters.parse(request.args)
     auth.access(f"export_{fmt}", filters.as_query())
     rows = query.every(_store(), filters)
-    body = _csv(rows) if fmt == "csv" else (json.dumps(r, ensure_ascii=False) + "\n"
-                                            for r in rows)
+    body = csv_chunks(rows, query.COLUMNS) if fmt == "csv" else (
+        json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="audit-records.{fmt}"'
@@ -111,26 +108,6 @@ def _limit(text: str | None) -> int:
     except ValueError as e:
         raise query.QueryInvalid("limit: a whole number") from e
     return max(1, min(value, query.MAX_PAGE))
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text, never evaluates."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(query.COLUMNS)
-    for row in rows:
-        writer.writerow([spreadsheet_safe(row[c]) for c in query.COLUMNS])
-        if buf.tell() > 64 * 1024:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
 
 
 def register_screens(app: Any, store: Any, logins: auth.HubLogins) -> None:

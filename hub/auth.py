@@ -4,7 +4,8 @@ Accounts and their scrypt hashes come from the users file named in the settings
 (``auth_users``). A login form carries a CSRF token bound to a cookie (double submit); once
 logged in, every form carries the session's own token (``auth_sessions``). Sessions live in
 the database and logout ends them for every worker. Failed logins slow down the client
-that failed (``appliance.webauth.throttle``), never anyone else and never into a lockout;
+that failed (``appliance.webauth.throttle``'s rule, counted in the database by
+``auth_throttle`` so all workers share it), never anyone else and never into a lockout;
 behind nginx the client is the address nginx saw (``trusted_proxies`` in ``create_app``).
 ``next`` goes to same-origin paths only. Logins, failed ones too, go to the access log.
 """
@@ -35,9 +36,10 @@ from flask_babel import gettext
 from appliance.core.errors import SyncError
 from appliance.webauth.passwords import MAX_PASSWORD_CHARS
 from appliance.webauth.redirects import safe_next
-from appliance.webauth.throttle import LoginThrottle
+from appliance.webauth.throttle import ThrottlePolicy
 from appliance_hub import auth_access, i18n
 from appliance_hub.auth_sessions import HubSession, HubSessions
+from appliance_hub.auth_throttle import StoreThrottle
 from appliance_hub.auth_users import HubUsers
 
 log = logging.getLogger(__name__)
@@ -60,12 +62,12 @@ class HubLogins:
     idle_s: dict[str, float] = field(default_factory=lambda: {"admin": 900.0,
                                                                "auditor": 1800.0})
     max_age_s: float = 8 * 3600.0
-    throttle: LoginThrottle | None = None
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
 
 
 def install(app: Flask, store: Any, logins: HubLogins) -> None:
     """Add the login pages and the session helpers to the hub's app."""
-    throttle = logins.throttle or LoginThrottle(clock=logins.clock)
+    throttle = StoreThrottle(store, logins.clock, logins.throttle)
     app.extensions["hub_logins"] = {
         "settings": logins, "throttle": throttle, "store": store,
         "sessions": HubSessions(store, logins.idle_s, logins.max_age_s, logins.clock)}
@@ -173,8 +175,12 @@ def login() -> Any:
     if len(expected) < 32 or not hmac.compare_digest(expected.encode(), given.encode()):
         abort(400, description="csrf")
     ext = _ext()
-    throttle: LoginThrottle = ext["throttle"]
-    wait = throttle.retry_after(client())
+    throttle: StoreThrottle = ext["throttle"]
+    try:  # this try counted now, in every worker's view, before the password is checked
+        wait = throttle.reserve(client())
+    except (SyncError, *ext["store"]._errors()) as e:
+        log.error("login throttle unavailable: %s", type(e).__name__)
+        abort(503, description="login unavailable")
     if wait:
         response = _login_page(gettext(
             "Too many failed attempts. Try again in %(n)d seconds.", n=wait), 429)
@@ -183,8 +189,7 @@ def login() -> Any:
     users: HubUsers = ext["settings"].users
     name = request.form.get("name", "")[:64]
     account = users.authenticate(name, request.form.get("password", "")[:MAX_PASSWORD_CHARS])
-    if account is None:
-        throttle.failed(client())
+    if account is None:  # already counted by reserve
         known = users.role(name.strip().lower()) is not None
         access("login_failed", {}, user=name.strip().lower() if known else "?")
         log.warning("failed hub login from %s", client())

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from appliance_hub.auth_schema import logins_step
+from appliance_hub.auth_throttle import throttle_step
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def _log_heads(_postgres: bool) -> list[str]:
 def steps(baseline: Sequence[str]) -> list[Callable[[bool], list[str]]]:
     """Every step in order; step N (1-based) brings the schema to version N."""
     return [lambda _postgres: list(baseline), _fleet, logins_step, _out_of_service,
-            _log_heads]
+            _log_heads, throttle_step]
 
 
 def current_version(cur: Any) -> int:

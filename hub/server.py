@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import hashlib
 import hmac
-import io
 import json
 import logging
 import re
@@ -53,6 +51,7 @@ from appliance_hub.batches import (
 from appliance_hub.fleet_api import register_fleet
 from appliance_hub.heads import signed_ack, verified_head
 from appliance_hub.signed_requests import RequestRefused, read_signed_body
+from appliance_hub.spreadsheet import csv_chunks
 from appliance_hub.store import RECORD_COLUMNS, BatchConflict, HubStore
 
 log = logging.getLogger(__name__)
@@ -242,15 +241,7 @@ def _lines(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
         for row in rows:
             yield json.dumps(row) + "\n"
         return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, (*RECORD_COLUMNS, "received_at"), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-    yield buf.getvalue()
+    yield from csv_chunks(rows, (*RECORD_COLUMNS, "received_at"))
 
 
 def serve(app: Flask, host: str, port: int, ssl_context: Any = None) -> None:

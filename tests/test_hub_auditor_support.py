@@ -9,7 +9,6 @@ from test_audit_support import HUB_KEY, FlaskPoster, Scenario, device, record_ma
 from werkzeug.security import generate_password_hash
 
 from appliance.audit.chain import genesis_hash, record_hash
-from appliance.webauth.throttle import LoginThrottle
 from appliance_hub.auth import HubLogins
 from appliance_hub.auth_users import HubUsers
 from appliance_hub.server import create_app
@@ -46,8 +45,7 @@ def make_hub(tmp_path: Path, dsn: str | None = None, clock: Clock | None = None,
     """(app, store, clock): a hub with logins over SQLite (or ``dsn``)."""
     clock = clock or Clock()
     store = HubStore(dsn or tmp_path / "hub.db")
-    logins = HubLogins(HubUsers(users or users_file(tmp_path)), clock,
-                       throttle=LoginThrottle(clock=clock))
+    logins = HubLogins(HubUsers(users or users_file(tmp_path)), clock)
     app = create_app(store, tmp_path / "devices", "bearer-auditor", clock=clock, ack_key=HUB_KEY,
                      logins=logins, trusted_proxies=trusted_proxies)
     return app, store, clock
