@@ -10,18 +10,12 @@ loader checks it; one that fails is reported and left out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 
-from appliance.core.credential.mdoc.cbor import (
-    TAG_SIGN1,
-    TAG_TDATE,
-    Embedded,
-    MdocCborError,
-    Tagged,
-    decode,
-)
+from appliance.core.credential.mdoc.cbor import TAG_SIGN1, Embedded, MdocCborError, decode
 from appliance.core.credential.mdoc.cose_key import verify_ecdsa
 from appliance.core.credential.mdoc.device_auth import sig1_structure
 from appliance.core.credential.mdoc.response import parse_cose
@@ -116,8 +110,8 @@ def _entry(info: Any, where: str) -> VicalEntry:
 
 
 def _tdate(value: Any, name: str) -> float:
-    if isinstance(value, Tagged) and value.tag == TAG_TDATE:
-        value = value.value
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.timestamp()
     try:
         return parse_instant(value)
     except ValueError as e:

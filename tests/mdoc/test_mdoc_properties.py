@@ -85,7 +85,7 @@ def test_reader_accepts_what_the_scan_accepts_and_cbor2_reads(tree: object) -> N
     try:
         decode(encoded)
     except MdocCborError as e:  # only the rules the scan leaves to the reader
-        assert any(w in str(e) for w in ("UTF-8", "undefined", "tag", "bytes after")), e
+        assert any(w in str(e) for w in ("not valid CBOR", "undefined", "tag")), e
 
 
 @SHORT
@@ -156,7 +156,7 @@ def test_limits_refuse_before_work() -> None:
         decode(b"\xa2\x61a\x00\x61a\x01")
     with pytest.raises(MdocCborError, match="tag 2 "):
         decode(b"\xc2\x41\x01")
-    with pytest.raises(MdocCborError, match="UTF-8"):
+    with pytest.raises(MdocCborError, match="not valid CBOR"):  # text that is not UTF-8
         decode(b"\x62\xff\xfe")
     result = WORLD.verify(VALID, max_response_bytes=len(VALID) - 1)
     assert result.verdict.reason is Reason.TOO_LARGE

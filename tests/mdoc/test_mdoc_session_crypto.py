@@ -92,3 +92,15 @@ def test_encrypt_round_trip_and_transcript_building(annexd: AnnexD) -> None:
 def test_ble_ident_of_the_annex_d_device_key(annexd: AnnexD) -> None:
     assert sc.ble_ident(annexd.bytes("e_device_key_bytes")).hex() == (
         "8da0b7a85919f05673054ea996bbd124")
+
+
+@pytest.mark.parametrize("length", [16, 32, 33, 64, 100])
+@pytest.mark.parametrize("salt", [b"", b"salt", bytes(range(40))])
+def test_hkdf_is_rfc_5869(length: int, salt: bytes) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    ikm, info = bytes(range(22)), b"SKDevice"
+    expected = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None,
+                    info=info).derive(ikm)
+    assert sc.hkdf_sha256(ikm, salt, info, length) == expected

@@ -16,7 +16,7 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from appliance.core.credential.mdoc.cbor import Embedded, decode
+from appliance.core.credential.mdoc.cbor import Embedded, decode, embedded_content
 from appliance.core.credential.mdoc.cose_key import verify_ecdsa
 from appliance.core.credential.mdoc.response import CoseMessage, Document, malformed
 from appliance.core.credential.mdoc.session_crypto import emac_key, embed
@@ -26,10 +26,13 @@ ALG_HMAC_256 = 5
 
 def device_authentication_bytes(session_transcript_bytes: bytes, doc_type: str,
                                  device_name_spaces_bytes: bytes) -> bytes:
-    transcript = decode(session_transcript_bytes)
-    if not isinstance(transcript, Embedded):
-        raise malformed("SessionTranscriptBytes is not #6.24(bstr)")
-    return embed(b"\x84\x74DeviceAuthentication" + transcript.data + cbor2.dumps(doc_type)
+    content = embedded_content(session_transcript_bytes)
+    if content is None:
+        transcript = decode(session_transcript_bytes)
+        if not isinstance(transcript, Embedded):
+            raise malformed("SessionTranscriptBytes is not #6.24(bstr)")
+        content = transcript.data
+    return embed(b"\x84\x74DeviceAuthentication" + content + cbor2.dumps(doc_type)
                  + device_name_spaces_bytes)
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from appliance.core.credential.mdoc.response import malformed
@@ -25,25 +27,52 @@ if TYPE_CHECKING:
 MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
 
 
-def load_ds_certificate(der: bytes) -> x509.Certificate:
+class DsCertificate(NamedTuple):
+    """A DS certificate with what the checks read, read once (see ``load_ds_certificate``)."""
+
+    certificate: x509.Certificate
+    issuer: bytes  # the issuer Name, DER
+    public_key: Any  # None: a key type cryptography cannot load (UNSUPPORTED_ALGORITHM)
+    hash_algorithm: Any  # of the IACA's signature; None: not one cryptography knows
+    not_before: float
+    not_after: float
+    fingerprint: bytes  # SHA-256 of the DER: what revoked.mdoc_ds_sha256 lists
+
+
+@lru_cache(maxsize=64)
+def load_ds_certificate(der: bytes) -> DsCertificate:
     """The DS certificate (DER); ``Rejection(MDOC_MALFORMED)`` if it does not parse.
 
     cryptography parses names, dates and extensions lazily, and hostile DER makes those
     reads raise more than ``ValueError`` (``KeyError`` for an unknown string type,
     ``InvalidVersion``, ...): every part the checks read is read here once, so any such
-    failure is this input's MDOC_MALFORMED, never an exception later.
+    failure is this input's MDOC_MALFORMED, never an exception later. A pure function of
+    the bytes, so it is memoised: one DS signs many holders' mdocs (the signature checks
+    that use it run on every response).
     """
     try:
         certificate = x509.load_der_x509_certificate(der)
-        certificate.issuer.public_bytes()
+        issuer = certificate.issuer.public_bytes()
         certificate.subject.public_bytes()
-        _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        _ = certificate.extensions, certificate.signature_hash_algorithm
+        not_before = certificate.not_valid_before_utc.timestamp()
+        not_after = certificate.not_valid_after_utc.timestamp()
+        _ = certificate.extensions
     except Exception as e:  # foreign parser on hostile bytes: see above
         raise malformed(f"DS certificate is not readable DER X.509: {type(e).__name__}") from e
     if not _canonical(certificate, der):
         raise malformed("DS certificate is not in DER")
-    return certificate
+    try:
+        public_key: Any = certificate.public_key()
+    except UnsupportedAlgorithm:
+        public_key = None
+    except Exception as e:  # a key cryptography cannot read at all
+        raise malformed(f"DS certificate key: {type(e).__name__}") from e
+    try:
+        hash_algorithm: Any = certificate.signature_hash_algorithm
+    except Exception:  # an algorithm it does not know: no IACA will verify it
+        hash_algorithm = None
+    return DsCertificate(certificate, issuer, public_key, hash_algorithm, not_before,
+                         not_after, hashlib.sha256(der).digest())
 
 
 # AlgorithmIdentifier DER of ecdsa-with-SHA256/384/512 (RFC 5758: no parameters), the
@@ -72,26 +101,31 @@ def _canonical(certificate: x509.Certificate, der: bytes) -> bool:
     return False
 
 
-def ds_fingerprint(der: bytes) -> bytes:
-    """SHA-256 of the DS certificate DER: what ``revoked.mdoc_ds_sha256`` lists."""
-    return hashlib.sha256(der).digest()
-
-
-def find_iaca(ds: x509.Certificate, keys: Iterable[IssuerKey]) -> IssuerKey | None:
+def find_iaca(ds: DsCertificate, keys: Iterable[IssuerKey]) -> IssuerKey | None:
     """The ``iaca`` key whose subject is the DS issuer and whose key signed the DS; None."""
-    issuer = ds.issuer.public_bytes()
+    if ds.hash_algorithm is None:
+        return None
+    certificate = ds.certificate
     for key in keys:
         root = key.certificate
-        if root is None or root.subject.public_bytes() != issuer:
+        if root is None or _subject(root) != ds.issuer \
+                or not isinstance(key.public_key, ec.EllipticCurvePublicKey):
             continue
         try:
-            ds.verify_directly_issued_by(root)
+            key.public_key.verify(certificate.signature, certificate.tbs_certificate_bytes,
+                                  ec.ECDSA(ds.hash_algorithm))
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
         return key
     return None
 
 
+@lru_cache(maxsize=64)
+def _subject(root: x509.Certificate) -> bytes:
+    return root.subject.public_bytes()
+
+
+@lru_cache(maxsize=64)
 def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
     """18013-5 Annex B DS profile, checked against its IACA; never raises on a bad extension."""
     try:

@@ -11,7 +11,6 @@ import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from appliance.core.credential.mdoc.cbor import Tagged
 from appliance.core.credential.mdoc.items_request import CHECKPOINT_NEEDS, MDL_NAMESPACE, Request
 from appliance.core.reasons import Reason
 
@@ -36,8 +35,8 @@ class Disclosed(NamedTuple):
     def text(self, identifier: str) -> str | None:
         """A text or date element of the mDL namespace as text (dates as YYYY-MM-DD)."""
         value = self.values.get((MDL_NAMESPACE, identifier))
-        if isinstance(value, Tagged):
-            value = value.value
+        if isinstance(value, date):  # full-date (1004), or a tdate (0): its date
+            value = (value.date() if isinstance(value, datetime) else value).isoformat()
         return value[:MAX_TEXT] if isinstance(value, str) else None
 
     @property
@@ -113,8 +112,10 @@ def age_met(answers: tuple[tuple[int, bool], ...], threshold: int) -> bool | Non
 
 
 def _date(value: Any) -> date | None:
-    if isinstance(value, Tagged):
-        value = value.value
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:

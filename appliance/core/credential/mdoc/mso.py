@@ -7,18 +7,18 @@ are what the issuer signed, so they are kept (``payload``) and hashed for the au
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from appliance.core.credential.mdoc.cbor import (
     TAG_TDATE,
     Embedded,
     MdocCborError,
-    Tagged,
     decode,
-    decode_embedded,
+    decode_plain,
+    embedded_content,
 )
 from appliance.core.credential.mdoc.response import malformed
-from appliance.core.isotime import parse_instant
 
 DIGEST_ALGORITHMS = {"SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
 MAX_DIGEST_BYTES = 64
@@ -42,10 +42,13 @@ class Mso(NamedTuple):
 def parse_mso(payload: bytes) -> Mso:
     """The MSO inside the issuerAuth payload; ``Rejection(MDOC_MALFORMED)`` if out of shape."""
     try:
-        outer = decode(payload, tags=frozenset({24}), max_items=4)
-        if not isinstance(outer, Embedded):
-            raise malformed("issuerAuth payload is not #6.24(bstr)")
-        item = decode_embedded(outer, tags=MSO_TAGS)
+        content = embedded_content(payload)
+        if content is None:
+            outer = decode(payload, tags=frozenset({24}), max_items=4)
+            if not isinstance(outer, Embedded):
+                raise malformed("issuerAuth payload is not #6.24(bstr)")
+            content = outer.data
+        item = decode_plain(content, tags=MSO_TAGS)
     except MdocCborError as e:
         raise malformed(f"MSO: {e}") from e
     if not isinstance(item, dict):
@@ -73,15 +76,13 @@ def parse_mso(payload: bytes) -> Mso:
 
 
 def _tdate(value: Any, name: str) -> float:
-    if not isinstance(value, Tagged) or value.tag != TAG_TDATE:
+    """A tag-0 date-time (the reader has parsed it, zone included) as epoch seconds."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
         raise malformed(f"MSO validityInfo {name} is not a tdate")
-    text = value.value
-    if len(text) > 40 or "T" not in text:
-        raise malformed(f"MSO validityInfo {name} is not an RFC 3339 date-time")
     try:
-        return parse_instant(text)
-    except ValueError as e:
-        raise malformed(f"MSO validityInfo {name}: {e}") from e
+        return value.timestamp()
+    except (OverflowError, OSError, ValueError) as e:
+        raise malformed(f"MSO validityInfo {name} is out of range") from e
 
 
 def _value_digests(value: Any) -> dict[str, dict[int, bytes]]:

@@ -16,7 +16,7 @@ from appliance.core.credential.mdoc.cbor import (
     MdocCborError,
     Tagged,
     decode,
-    decode_embedded,
+    decode_plain,
 )
 from appliance.core.credential.model import Rejection
 from appliance.core.reasons import Reason
@@ -119,7 +119,8 @@ def parse_document(document: Any) -> Document:
     if not isinstance(device_name_spaces, Embedded):
         raise malformed("deviceSigned nameSpaces is not #6.24(bstr)")
     try:
-        if not isinstance(decode_embedded(device_name_spaces, tags=ITEM_TAGS), dict):
+        if device_name_spaces.data != b"\xa0" and not isinstance(
+                decode_plain(device_name_spaces.data, tags=ITEM_TAGS), dict):
             raise malformed("DeviceNameSpaces is not a map")
     except MdocCborError as e:
         raise malformed(f"DeviceNameSpaces: {e}") from e
@@ -149,12 +150,23 @@ def parse_cose(item: Any, tag: int, what: str) -> CoseMessage:
             or type(tag_bytes) is not bytes:
         raise malformed(f"{what} items have the wrong types")
     try:
-        protected_map = decode(protected, tags=NO_TAGS, max_items=64) if protected else {}
+        protected_map = _alg_only(protected)
+        if protected_map is None:
+            protected_map = decode(protected, tags=NO_TAGS, max_items=64) if protected else {}
     except MdocCborError as e:
         raise malformed(f"{what} protected header: {e}") from e
     if not isinstance(protected_map, dict):
         raise malformed(f"{what} protected header is not a map")
     return CoseMessage(protected, protected_map, unprotected, payload, tag_bytes)
+
+
+def _alg_only(protected: bytes) -> dict[Any, Any] | None:
+    """``{1: alg}`` with a one-byte alg (ES256 -7, HMAC 256/256 5, ...): the header nearly
+    every mdoc carries, read without a decoder call; anything else returns None."""
+    if len(protected) == 3 and protected[:2] == b"\xa1\x01" and protected[2] < 0x38:
+        alg = protected[2]
+        return {HEADER_ALG: alg if alg < 0x18 else 0x1F - alg}
+    return None
 
 
 def _ds_certificate(issuer_auth: CoseMessage) -> bytes:
@@ -182,7 +194,7 @@ def _issuer_signed_item(item: Any) -> IssuerSignedItem:
     if not isinstance(item, Embedded):
         raise malformed("IssuerSignedItemBytes is not #6.24(bstr)")
     try:
-        inner = decode_embedded(item, tags=ITEM_TAGS)
+        inner = decode_plain(item.data, tags=ITEM_TAGS)
     except MdocCborError as e:
         raise malformed(f"IssuerSignedItem: {e}") from e
     if not isinstance(inner, dict):

@@ -14,14 +14,13 @@ the offline verifier (``appliance mdoc verify --session-data``) use the same one
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Any, NamedTuple
 
 import cbor2
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from appliance.core.credential.mdoc.cbor import Embedded, MdocCborError, decode, decode_embedded
 from appliance.core.credential.mdoc.cose_key import CoseKeyError, public_key_from_cose
@@ -53,7 +52,16 @@ class SessionData(NamedTuple):
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+    """RFC 5869 HKDF-SHA256 with the standard library's HMAC: the same bytes as
+    cryptography's ``HKDF`` (tests compare them), a few microseconds cheaper per call."""
+    if not 0 < length <= 255 * 32:
+        raise ValueError("HKDF-SHA256 length out of range")
+    prk = hmac.digest(salt or bytes(32), ikm, "sha256")
+    okm, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.digest(prk, block + info + bytes((counter,)), "sha256")
+        okm += block
+    return okm[:length]
 
 
 def transcript_salt(session_transcript_bytes: bytes) -> bytes:

@@ -17,7 +17,6 @@ import traceback
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from appliance.core.credential.mdoc import session_crypto as sc
@@ -34,7 +33,7 @@ from appliance.core.credential.mdoc.device_auth import (
     sig1_structure,
 )
 from appliance.core.credential.mdoc.ds_cert import (
-    ds_fingerprint,
+    DsCertificate,
     ds_profile_ok,
     find_iaca,
     load_ds_certificate,
@@ -186,7 +185,17 @@ class _Run:
         self.trust, self.now, self.checkpoint = trust, now, checkpoint
         self.key: IssuerKey | None = None
         self.credential: Credential | None = None
-        self.facts = MdocFacts()
+        self.mso: Mso | None = None  # once the issuer signature verified
+        self.shown: Disclosed | None = None  # once the digests verified
+        self.device_auth: str | None = None  # once device authentication verified
+
+    @property
+    def facts(self) -> MdocFacts:
+        mso, shown = self.mso, self.shown
+        return MdocFacts(
+            mso.doc_type if mso is not None else None,
+            mso.valid_until if mso is not None else None,
+            self.device_auth, shown, shown.age_over if shown is not None else ())
 
     def result(self, outcome: Outcome, reason: Reason) -> MdocResult:
         kid = self.key.kid if self.key is not None else None
@@ -197,12 +206,11 @@ class _Run:
               profile: str, age_threshold: int, clock_trusted: bool, max_bytes: int,
               utc_offset_s: int) -> None:
         document = self.session(response, max_bytes, request.doc_type)
-        mso, ds, ds_key = self.structure(document)
-        self.issuer(ds, document, mso, ds_key, request)
+        mso, ds, device_key = self.structure(document)
+        self.issuer(ds, document, mso, request)
         shown = self.digests(document, mso, request)
-        self.device(document, mso, transcript, e_reader_key)
-        if not ds.not_valid_before_utc.timestamp() <= mso.signed \
-                <= ds.not_valid_after_utc.timestamp():
+        self.device(document, device_key, transcript, e_reader_key)
+        if not ds.not_before <= mso.signed <= ds.not_after:
             raise Rejection(Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY)
         self.credential = _credential(self.key, mso, shown, profile)
         # Step 2: the clock.
@@ -214,7 +222,7 @@ class _Run:
             raise Rejection(Reason.NOT_YET_VALID)
         if now > mso.valid_until + skew:
             raise Rejection(Reason.EXPIRED)
-        if not ds.not_valid_before_utc.timestamp() <= now <= ds.not_valid_after_utc.timestamp():
+        if not ds.not_before <= now <= ds.not_after:
             raise Rejection(Reason.MDOC_DS_EXPIRED)
         key = self.key
         assert key is not None
@@ -234,7 +242,6 @@ class _Run:
         if accepted and mso.doc_type not in accepted:
             raise Rejection(Reason.TYPE_NOT_ACCEPTED)
         decision = decide_profile(shown, document.errors, profile, age_threshold)
-        self.facts = self.facts._replace(age_over=shown.age_over)
         if decision is not None:
             outcome = Outcome.FAIL if decision is Reason.MDOC_AGE_NOT_MET else \
                 Outcome.UNVERIFIABLE
@@ -261,30 +268,26 @@ class _Run:
             raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_NOT_RETURNED)
         return parse_document(matching[0])
 
-    def structure(self, document: Document) -> tuple[Mso, x509.Certificate, Any]:
-        """Step 1.1: the MSO's shape, then the algorithms and curves the appliance does."""
+    def structure(self, document: Document) -> tuple[Mso, DsCertificate, Any]:
+        """Step 1.1: the MSO's shape, then the algorithms and curves the appliance does.
+        Returns the MSO, the DS certificate and the device key."""
         assert document.issuer_auth.payload is not None
         mso = parse_mso(document.issuer_auth.payload)
         ds = load_ds_certificate(document.ds_certificate)
-        try:
-            public_key = ds.public_key()
-        except ValueError as e:
-            raise Rejection(Reason.MDOC_MALFORMED) from e
-        except Exception as e:  # UnsupportedAlgorithm: a key type cryptography lacks
-            raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_UNSUPPORTED_ALGORITHM) from e
-        unsupported = not ecdsa_alg_fits(document.issuer_auth.alg, public_key) \
+        unsupported = not ecdsa_alg_fits(document.issuer_auth.alg, ds.public_key) \
             or mso.digest_algorithm not in DIGEST_ALGORITHMS
+        device_key = None
         try:
-            public_key_from_cose(mso.device_key)
+            device_key = public_key_from_cose(mso.device_key)
         except UnsupportedCurve:
             unsupported = True
         except CoseKeyError as e:
             raise Rejection(Reason.MDOC_MALFORMED) from e
         if unsupported:
             raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_UNSUPPORTED_ALGORITHM)
-        return mso, ds, public_key
+        return mso, ds, device_key
 
-    def issuer(self, ds: x509.Certificate, document: Document, mso: Mso, ds_key: Any,
+    def issuer(self, ds: DsCertificate, document: Document, mso: Mso,
                request: Request) -> None:
         """Steps 1.2-1.5: the IACA, the DS profile and list, the signature, the docTypes."""
         roots = self.trust.keys.by_format.get(KEY_FORMAT, {})
@@ -295,16 +298,16 @@ class _Run:
         if key.revoked:
             raise Rejection(Reason.ISSUER_KEY_REVOKED)
         assert key.certificate is not None
-        if not ds_profile_ok(ds, key.certificate):
+        if not ds_profile_ok(ds.certificate, key.certificate):
             raise Rejection(Reason.MDOC_DS_CERT_INVALID)
-        if ds_fingerprint(document.ds_certificate) in self.trust.revoked_mdoc_ds:
+        if ds.fingerprint in self.trust.revoked_mdoc_ds:
             raise Rejection(Reason.MDOC_DS_REVOKED)
         auth = document.issuer_auth
         assert auth.payload is not None
-        if not verify_ecdsa(auth.alg, ds_key, sig1_structure(auth.protected, auth.payload),
+        if not verify_ecdsa(auth.alg, ds.public_key, sig1_structure(auth.protected, auth.payload),
                             auth.tag):
             raise Rejection(Reason.MDOC_BAD_ISSUER_SIGNATURE)
-        self.facts = self.facts._replace(doc_type=mso.doc_type, valid_until=mso.valid_until)
+        self.mso = mso
         if not mso.doc_type == document.doc_type == request.doc_type:
             raise Rejection(Reason.MDOC_DOCTYPE_MISMATCH)
         if mso.doc_type not in key.types:
@@ -327,16 +330,15 @@ class _Run:
                     raise Rejection(Reason.MDOC_DIGEST_MISMATCH)
                 seen.add(item.digest_id)
         shown = disclosed(document.name_spaces, request)
-        self.facts = self.facts._replace(disclosed=shown)
+        self.shown = shown
         return shown
 
-    def device(self, document: Document, mso: Mso, transcript: bytes,
+    def device(self, document: Document, device_key: Any, transcript: bytes,
                e_reader_key: Any) -> None:
         """Step 1.7: deviceMac or deviceSignature with the MSO's device key."""
-        device_key = public_key_from_cose(mso.device_key)
         if not device_auth_ok(document, device_key, transcript, e_reader_key):
             raise Rejection(Reason.MDOC_BAD_DEVICE_AUTH)
-        self.facts = self.facts._replace(device_auth=device_auth_kind(document))
+        self.device_auth = device_auth_kind(document)
 
     def status(self, mso: Mso) -> Reason | None:
         if mso.status_uri is None:
