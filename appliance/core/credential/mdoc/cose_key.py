@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 KTY, CRV, X, Y = 1, -1, -2, -3
 KTY_EC2 = 2
 CURVES: dict[int, type[ec.EllipticCurve]] = {1: ec.SECP256R1, 2: ec.SECP384R1, 3: ec.SECP521R1}
-CURVE_IDS = {cls.name: crv for crv, cls in CURVES.items()}
+CURVE_IDS = {"secp256r1": 1, "secp384r1": 2, "secp521r1": 3}
 # COSE ECDSA algorithms: the curve each must be used with (RFC 9053 s.2.1 SHOULD, made a
 # MUST here: an ES384 header over a P-256 key is refused) and its hash.
 ECDSA_ALGS: dict[int, tuple[str, ec.ECDSA]] = {

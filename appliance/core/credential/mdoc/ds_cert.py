@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from appliance.core.snapshot import IssuerKey
 
 MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
+_E = TypeVar("_E", bound=x509.ExtensionType)
 
 
 class DsCertificate(NamedTuple):
@@ -151,7 +152,7 @@ def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
     return True
 
 
-def _extension(extensions: x509.Extensions, kind: type) -> object | None:
+def _extension(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
     try:
         return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
