@@ -3,7 +3,7 @@
 ISO 18013-5 signs, MACs and digests *encoded* items (``#6.24(bstr)``: IssuerSignedItemBytes,
 the MSO, DeviceNameSpacesBytes, DeviceEngagementBytes, ...). A decoder that builds objects
 and a verifier that re-encodes them passes minimally encoded test vectors and fails real
-wallets that are not (spec mdl-reader s.1 "Byte-exactness"; docs/adr/0010). So each tag-24
+wallets that are not (spec mdl-reader s.1 "Byte-exactness"; docs/adr/0011). So each tag-24
 item is read as an ``Embedded`` holding the whole encoded item (tag head, bstr head and
 content, exactly as received) and the embedded CBOR bytes.
 
@@ -111,9 +111,9 @@ def decode_embedded(item: Any, *, tags: frozenset[int] = MDOC_TAGS,
 def decode_plain(data: bytes, *, tags: frozenset[int] = frozenset(),
                  max_items: int = MAX_MDOC_ITEMS) -> Any:
     """Embedded CBOR whose parts are not signed again on their own (the MSO, an
-    IssuerSignedItem, DeviceNameSpaces): the same pre-scan, then cbor2 in C, about five
-    times faster than ``decode`` (docs/adr/0010). ``tags`` may only hold 0 and 1004, which
-    come back as ``datetime`` and ``date`` (an invalid one is an ``MdocCborError``)."""
+    IssuerSignedItem, DeviceNameSpaces): the same pre-scan, then cbor2, without the span
+    notes and the walk (docs/adr/0011). ``tags`` may only hold 0 and 1004, which come back
+    as ``datetime`` and ``date`` (an invalid one is an ``MdocCborError``)."""
     if not tags <= PLAIN_TAGS:
         raise ValueError("decode_plain reads tags 0 and 1004 only")
     try:
