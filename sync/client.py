@@ -49,39 +49,32 @@ from tuf.ngclient import Updater, UpdaterConfig
 
 from appliance.clock import (
     BUILD_TIME,
-    FileTimeFloor,
     boot_clock,
-    floor_mark,
-    forward_jump,
     system_clock_synchronised,
-    time_floor,
 )
 from appliance.core.errors import SyncError, TrustDataError
 from appliance.core.isotime import instant_or_none as _epoch
 from appliance.files import write_atomic
-from appliance.trust.high_water import Mark, mark_of, read_mark, write_mark
+from appliance.trust.high_water import mark_of
+from appliance.trust.install import StagedVersion, prune_versions, switch_current
 from appliance.trust.policy import parse_policy
 from appliance.trust.signed import (
     ROOT_HISTORY,
     SIGNED,
     WIRE_MANIFEST,
     Part,
-    read_signed_manifest,
     verify_signed,
     wire_layout,
 )
 from appliance.trust.source import parse_issuers
 from appliance.trust.store import (
-    StagedVersion,
     current_version_dir,
-    installed_record,
     load_version_dir,
-    prune_versions,
-    read_manifest,
-    switch_current,
 )
 from appliance.trust.sync_state import read_sync_state, write_sync_state
+from appliance_sync.clock_guard import SyncClock
 from appliance_sync.fetcher import DeadlineFetcher
+from appliance_sync.installed import InstalledVersions
 from appliance_sync.part_reuse import companions, inflate_to, same_target, source_record
 from appliance_sync.schedule import SyncResult, iso_or_none
 
@@ -130,17 +123,13 @@ class SyncClient:
         self.root = Path(root)
         self.keep_versions = keep_versions
         self._wall = wall
-        self._build_time = build_time
-        self._clock_synchronised = clock_synchronised
-        self._boot = boot
-        self.max_clock_jump_s = max_clock_jump_s
-        self._clock_jumped = False
-        self._jump_s = 0.0  # how far ahead a too-far jump put the clock, while this sync runs
-        self._mark_error: str | None = None
+        self.clock = SyncClock(self.state_dir, wall=wall, build_time=build_time,
+                               clock_synchronised=clock_synchronised, boot=boot,
+                               max_clock_jump_s=max_clock_jump_s)
+        self.installs = InstalledVersions(self.trust_dir, self.root)
         self._new_fetcher = functools.partial(
             DeadlineFetcher, gap_timeout_s=gap_timeout_s, deadline_s=deadline_s,
             retries=retries, backoff_s=backoff_s, sleep=sleep)
-        self.floor = FileTimeFloor(self.state_dir / "clock.json")
 
     # -- public ---------------------------------------------------------------------------
 
@@ -161,8 +150,8 @@ class SyncClient:
     def _sync_recorded(self) -> SyncResult:
         state = read_sync_state(self.state_dir)
         state["last_attempt"] = iso_or_none(self._wall())
-        self._clock_jumped = self._check_clock(state)
-        self._mark_error = None
+        self.clock.check(state)
+        self.installs.mark_error = None
         fetcher = self._new_fetcher(tmp_dir=str(self.state_dir))
         try:
             try:
@@ -171,14 +160,15 @@ class SyncClient:
                 raise SyncError(f"local storage failed: {e.strerror or e}") from e
         except SyncError as e:
             state.update(last_error=str(e), last_error_at=state["last_attempt"],
-                         bytes_fetched=fetcher.bytes_fetched, high_water_error=self._mark_error)
+                         bytes_fetched=fetcher.bytes_fetched,
+                         high_water_error=self.installs.mark_error)
             unrecorded = self._record(state)
             if unrecorded:
                 raise SyncError(f"{e} ({unrecorded})") from None
             raise SyncError(str(e)) from None
         state.update(last_success=state["last_attempt"], last_error=None,
                      bytes_fetched=result.bytes_fetched, updated=result.updated,
-                     expires=iso_or_none(result.expires), high_water_error=self._mark_error)
+                     expires=iso_or_none(result.expires), high_water_error=self.installs.mark_error)
         state["bytes_fetched_total"] = state.get("bytes_fetched_total", 0) \
             + result.bytes_fetched
         unrecorded = self._record(state)
@@ -194,9 +184,9 @@ class SyncClient:
         except OSError as e:
             raise SyncError(f"cannot read the pinned root {self.root}: {e.strerror or e}") from e
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
-        installed_dir, installed = self._installed()
-        self._repair_offline(installed_dir, installed)  # before any network step
-        reference = self._reference_time(installed)
+        installed_dir, installed = self.installs.highest()
+        self.installs.repair_offline(installed_dir, installed)  # before any network step
+        reference = self.clock.reference_time(installed)
         try:
             updater = _DurableUpdater(
                 str(self.metadata_dir), f"{self.url}/metadata/",
@@ -219,149 +209,28 @@ class SyncClient:
                     log.warning("trust/current did not point at the installed %s; repaired",
                                 installed_dir.name)
                     switch_current(self.trust_dir, installed_dir.name)
-                prune_versions(self.trust_dir, self.keep_versions, self._genuine(bootstrap))
-                self._mark_floor(_epoch(installed.get("published")))
+                prune_versions(self.trust_dir, self.keep_versions,
+                               InstalledVersions.genuine(bootstrap))
+                self.clock.mark_floor(_epoch(installed.get("published")))
                 return SyncResult(installed["version"], False, fetcher.bytes_fetched,
                                   _epoch(installed.get("published")), expires)
             raw, wire = self._read_manifest(updater, fetcher, manifest_info)
-            self._check_version(wire, installed or self._floor_as_installed(), root_version)
+            self._check_version(wire, installed or self.installs.floor_as_installed(),
+                                root_version)
             final = self._install(updater, fetcher, wire, raw, manifest_info, installed_dir,
                                   installed, root_version, expires, bootstrap)
-            self._write_mark(mark_of(final, verify_signed(final / SIGNED, bootstrap), wire))
+            self.installs.write_mark(mark_of(final, verify_signed(final / SIGNED, bootstrap), wire))
         except exceptions.RepositoryError as e:
             raise SyncError(f"repository data rejected ({type(e).__name__}): {e}") from e
         except exceptions.DownloadError as e:
             raise SyncError(f"download failed ({type(e).__name__}): {e}") from e
         except TrustDataError as e:
             raise SyncError(f"published trust data refused: {e}") from e
-        prune_versions(self.trust_dir, self.keep_versions, self._genuine(bootstrap))
-        self._mark_floor(_epoch(wire["published"]))
+        prune_versions(self.trust_dir, self.keep_versions, InstalledVersions.genuine(bootstrap))
+        self.clock.mark_floor(_epoch(wire["published"]))
         log.info("trust data version %s installed at %s", wire["version"], final)
         return SyncResult(wire["version"], True, fetcher.bytes_fetched,
                           _epoch(wire["published"]), expires)
-
-    def _reference_time(self, installed: dict[str, Any] | None) -> float:
-        published = _epoch(installed.get("published")) if installed else None
-        floor = time_floor(self.floor.last_synchronised(), published, self._build_time)
-        # After a too-far forward jump, expiry is judged at the time that really elapsed
-        # (the jump is ignored), never below the floor (a clock set back revives nothing).
-        return max(self._wall() - self._jump_s, floor)
-
-    def _mark_floor(self, published: float | None) -> None:
-        """Raise the trusted-time floor on a synchronised clock, never above the signed
-        publication time (``clock.floor_mark``), and not at all after a forward jump."""
-        if self._clock_jumped or not self._clock_synchronised():
-            return
-        mark = floor_mark(self._wall(), published)
-        if mark is not None:
-            self.floor.mark_synchronised(mark)
-
-    def _check_clock(self, state: dict[str, Any]) -> bool:
-        """Whether the system clock jumped forward further than ``max_clock_jump_s`` beyond
-        the time elapsed (since boot) since the last synchronised sync of this boot: a
-        spoofed time source (issue 21). Such a jump is logged, counted in the state file
-        (``clock_jumps``, ``last_clock_jump``, for the status page) and ignored: no floor
-        mark, and the reference stays the last good reading."""
-        wall = self._wall()
-        boot_id, since_boot = self._boot()
-        jump = forward_jump(state.get("clock_reference"), boot_id, since_boot, wall)
-        self._jump_s = 0.0
-        if jump is not None and jump > self.max_clock_jump_s:
-            self._jump_s = jump
-            state["clock_jumps"] = int(state.get("clock_jumps") or 0) + 1
-            state["last_clock_jump"] = {"at": iso_or_none(wall), "ahead_s": round(jump, 1)}
-            log.warning("system clock is %.0f s ahead of the time elapsed since the last "
-                        "synchronised sync: ignored for the trusted-time floor", jump)
-            return True
-        if self._clock_synchronised():
-            state["clock_reference"] = {"boot_id": boot_id, "since_boot_s": since_boot,
-                                        "wall": wall}
-        return False
-
-    def _installed(self) -> tuple[Path | None, dict[str, Any] | None]:
-        """The highest version this client installed that still carries metadata signed
-        under the pinned root and is not below the high-water mark: from its own record,
-        never from where ``current`` points, and with version, publication time and root
-        version taken from the signed data ("highest": by root version, then version)."""
-        try:
-            pinned = self.root.read_bytes()
-        except OSError:
-            return None, None
-        floor = self._floor()
-        best: tuple[Path, dict[str, Any]] | None = None
-        for entry in installed_record(self.trust_dir):
-            path = self.trust_dir / entry["dir"]
-            try:
-                signed = verify_signed(path / SIGNED, pinned)
-                wire = read_signed_manifest(path / SIGNED, signed)
-                manifest = read_manifest(path)
-                mark = mark_of(path, signed, wire)
-            except TrustDataError as e:
-                log.warning("installed %s ignored: %s", entry["dir"], e)
-                continue
-            if floor is not None and mark.key() < floor.key():
-                continue  # older than what this device has had: never "the installed" one
-            if best is None or mark.key() > best[1]["mark"].key():
-                best = path, {**manifest, "version": wire["version"],
-                              "published": wire.get("published"),
-                              "root_version": signed.root_version, "mark": mark}
-        return best if best is not None else (None, None)
-
-    def _floor(self) -> Mark | None:
-        """The high-water mark; a garbled one counts as none here (sync rewrites it from
-        its record, the loader refuses meanwhile)."""
-        try:
-            return read_mark(self.trust_dir)
-        except TrustDataError as e:
-            log.warning("%s", e)
-            return None
-
-    def _floor_as_installed(self) -> dict[str, Any] | None:
-        """With no installed version left at or above the mark (deleted), the mark itself
-        is what a new version must not go below."""
-        floor = self._floor()
-        if floor is None:
-            return None
-        return {"version": floor.version, "root_version": floor.root_version}
-
-    def _write_mark(self, mark: Mark) -> None:
-        """Record the high-water mark. A failure (a file another user planted in the
-        sticky state folder, a full disk) is logged and kept for the state file, never a
-        reason to stop installing newer data, which would keep revocations out."""
-        try:
-            write_mark(self.trust_dir, mark)
-        except OSError as e:
-            self._mark_error = f"trust high-water mark not written: {e.strerror or e}"
-            log.error("%s", self._mark_error)
-
-    def _repair_offline(self, installed_dir: Path | None,
-                        installed: dict[str, Any] | None) -> None:
-        """Point ``current`` back at the highest installed version and bring the mark up
-        to it, with no network: a device whose link was re-pointed at an older version
-        is repaired even while the repository is out of reach (issue 21)."""
-        if installed_dir is None or installed is None:
-            return
-        mark: Mark = installed["mark"]
-        floor = self._floor()
-        if floor is None or floor.key() < mark.key():
-            self._write_mark(mark)  # first run with marks, or the mark was lost
-        if current_version_dir(self.trust_dir) != installed_dir:
-            log.warning("trust/current did not point at the installed %s; repaired",
-                        installed_dir.name)
-            switch_current(self.trust_dir, installed_dir.name)
-
-    @staticmethod
-    def _genuine(pinned: bytes) -> Callable[[Path], bool]:
-        """Whether a version directory carries metadata signed under the pinned root."""
-        def genuine(path: Path) -> bool:
-            try:
-                read_signed_manifest(path / SIGNED, verify_signed(path / SIGNED, pinned))
-            except TrustDataError as e:
-                log.warning("%s is not a genuine install: %s", path.name, e)
-                return False
-            return True
-
-        return genuine
 
     @staticmethod
     def _info(updater: Updater, path: str) -> TargetFile:
@@ -474,7 +343,7 @@ class SyncClient:
 
     def _record(self, state: dict[str, Any]) -> str | None:
         """Write the state file; returns why it could not be written, or None."""
-        _, installed = self._installed()
+        _, installed = self.installs.highest()
         if installed is not None:
             published = _epoch(installed.get("published"))
             state.update(version=installed.get("version"), published=installed.get("published"),

@@ -32,7 +32,7 @@ from appliance.core.errors import SyncError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import verify
 from appliance.tools.issuer import generate_key
-from appliance.trust import store as trust_store
+from appliance.trust import install as trust_install
 from appliance.trust.store import load_trust_store
 from appliance.trust.sync_state import read_sync_state
 from appliance_sync.client import SyncClient
@@ -247,12 +247,12 @@ def test_power_cut_at_every_step_of_an_install(tmp_path: Path, client: SyncClien
     text = authority.credential(cti=REVOKED_CTI)
 
     steps: list[str] = []
-    original = trust_store._checkpoint
-    trust_store._checkpoint = steps.append
+    original = trust_install._checkpoint
+    trust_install._checkpoint = steps.append
     try:
         device(tmp_path / "dry", client.url, authority.root_file).sync_once()
     finally:
-        trust_store._checkpoint = original
+        trust_install._checkpoint = original
     assert len(steps) >= 8
 
     seen = set()
@@ -269,7 +269,7 @@ def test_power_cut_at_every_step_of_an_install(tmp_path: Path, client: SyncClien
                         os.kill(os.getpid(), signal.SIGKILL)
                     count[0] += 1
 
-                trust_store._checkpoint = cut_power
+                trust_install._checkpoint = cut_power
                 device(state, client.url, authority.root_file).sync_once()
             finally:
                 os._exit(3)

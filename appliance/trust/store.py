@@ -23,22 +23,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import secrets
-import shutil
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import TrustDataError
 from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
-from appliance.files import fsync_dir, write_atomic
+from appliance.files import write_atomic
 from appliance.trust.high_water import Mark, below, mark_of, read_mark, tuf_manifest_sha256
 from appliance.trust.policy import parse_policy
-from appliance.trust.revocation import HashSet, StatusList, index_file, read_deltas
+from appliance.trust.revocation import HashSet, StatusList, read_deltas
 from appliance.trust.signed import (
     SIGNED,
     WIRE_MANIFEST,
@@ -61,12 +57,12 @@ MANIFEST = "manifest.json"
 RECORD = "installed.json"
 MAX_JSON_BYTES = 16 * 1024 * 1024
 STAGING_PREFIX = ".staging-"
-_VERSION_DIR = re.compile(r"^v(\d{8,})$")
+VERSION_DIR = re.compile(r"^v(\d{8,})$")
 
 
 def load_trust_store(trust_dir: Path, root: Path | None = None) -> TrustSnapshot:
     """Load the version ``trust_dir/current`` points at, if sync installed it and it checks."""
-    target = _link_target(trust_dir)
+    target = link_target(trust_dir)
     if target is None:
         raise TrustDataError(f"no trust data installed in {trust_dir}: run 'appliance sync'")
     if target not in installed_names(trust_dir):
@@ -163,7 +159,7 @@ class CurrentTrust:
         self._snapshot: TrustSnapshot | None = None
 
     def __call__(self) -> TrustSnapshot:
-        target = _link_target(self._trust_dir)
+        target = link_target(self._trust_dir)
         if target is None:
             if self._snapshot is not None:
                 return self._snapshot  # keep the last good data; link_fault reports it
@@ -207,7 +203,7 @@ def _older(new: TrustSnapshot, loaded: TrustSnapshot) -> bool:
 def link_fault(trust_dir: Path) -> str | None:
     """Why ``current`` is not usable (missing, dangling, not installed by sync, refused
     here), or None. Cheap: one readlink, one stat, one small JSON read."""
-    target = _link_target(trust_dir)
+    target = link_target(trust_dir)
     if target is None:
         if (trust_dir / CURRENT).is_symlink() or (trust_dir / CURRENT).exists():
             return "trust link trust/current is not a link to a version"
@@ -231,16 +227,17 @@ def link_fault(trust_dir: Path) -> str | None:
     return None
 
 
-def _link_target(trust_dir: Path) -> str | None:
+def link_target(trust_dir: Path) -> str | None:
+    """The version name ``current`` points at, or None when it is missing or no version."""
     try:
         target = str((trust_dir / CURRENT).readlink())
     except OSError:
         return None
-    return target if _VERSION_DIR.match(target) else None
+    return target if VERSION_DIR.match(target) else None
 
 
 def _number(name: str) -> int:
-    match = _VERSION_DIR.match(name)
+    match = VERSION_DIR.match(name)
     return int(match.group(1)) if match else -1
 
 
@@ -266,7 +263,7 @@ def installed_record(trust_dir: Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         return []
     return [e for e in entries if isinstance(e, dict) and isinstance(e.get("dir"), str)
-            and _VERSION_DIR.match(e["dir"]) and isinstance(e.get("version"), int)]
+            and VERSION_DIR.match(e["dir"]) and isinstance(e.get("version"), int)]
 
 
 def installed_names(trust_dir: Path) -> set[str]:
@@ -318,11 +315,7 @@ def _instant(value: Any, where: str) -> float:
         raise TrustDataError(f"manifest {where}: {e}") from e
 
 
-# -- Writing: a new version is staged beside the current one, then switched by rename. --
-
-
-def _checkpoint(step: str) -> None:
-    """Called between the steps of an install; tests replace it to cut the power there."""
+# -- Where versions are (shared by the loader and sync's installer) -----------------------
 
 
 def version_dir_name(version: int) -> str:
@@ -345,143 +338,3 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
         raise TrustDataError(f"{version_dir / MANIFEST} is not an object")
     return manifest
 
-
-class StagedVersion:
-    """A version directory being written beside ``current``; nothing reads it until commit.
-
-    Files are created under a hidden staging directory, hard-linked from the current
-    version when unchanged (installed files are never modified in place), fsynced, then
-    the directory is renamed to ``vNNNNNNNN`` and a new ``current`` symlink replaces the
-    old one by rename. A power cut at any instant leaves ``current`` at the old or the
-    new version, never at a partial one.
-    """
-
-    def __init__(self, trust_dir: Path, version: int) -> None:
-        trust_dir.mkdir(parents=True, exist_ok=True)
-        self.trust_dir = trust_dir
-        self.version = version
-        self.name = version_dir_name(version)
-        self.path = trust_dir / f"{STAGING_PREFIX}{self.name}-{secrets.token_hex(4)}"
-        self.path.mkdir()
-
-    def file(self, rel: str) -> Path:
-        """Path for a new file ``rel`` inside the staged version (parents created)."""
-        path = self.path / _name(rel, rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def link_from(self, source: Path, rel: str) -> None:
-        """Reuse an installed (immutable) file: hard link, or copy where links fail."""
-        dest = self.file(rel)
-        try:
-            os.link(source, dest)
-        except OSError:
-            shutil.copyfile(source, dest)
-        _checkpoint(f"linked {rel}")
-
-    def note(self, what: str) -> None:
-        """Mark a step of an install (a file written by the caller)."""
-        _checkpoint(what)
-
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        self.file(rel).write_bytes(data)
-        _checkpoint(f"wrote {rel}")
-
-    def write_index(self, base_rel: str) -> None:
-        """Build the bucket index (``.idx``) of a sorted hash base written here.
-
-        Read in fixed-size chunks, never mapped whole: a full sync stays within its
-        memory budget whatever the size of the base (issue 14).
-        """
-        base = self.file(base_rel)
-        base.with_suffix(".idx").write_bytes(index_file(base))
-        _checkpoint(f"indexed {base_rel}")
-
-    def commit(self, manifest: dict[str, Any],
-               validate: Callable[[Path], object] | None = load_version_dir) -> Path:
-        """Write the manifest, make everything durable, and switch ``current``."""
-        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        (self.path / MANIFEST).write_bytes(data)
-        _checkpoint("wrote manifest")
-        if validate is not None:
-            validate(self.path)  # refuse data the verifier could not load
-        for root, dirs, files in os.walk(self.path):
-            for name in files:
-                fd = os.open(Path(root) / name, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            for name in dirs:
-                fsync_dir(Path(root) / name)
-        fsync_dir(self.path)
-        _checkpoint("synced")
-        final = self.trust_dir / self.name
-        current = current_version_dir(self.trust_dir)
-        if final.exists():
-            if current is not None and current.name == final.name:
-                raise TrustDataError(f"version {self.version} is already installed")
-            shutil.rmtree(final)  # complete but never switched to: an interrupted install
-        self.path.rename(final)
-        fsync_dir(self.trust_dir)
-        _checkpoint("renamed")
-        record = [e for e in installed_record(self.trust_dir) if e["dir"] != self.name]
-        write_record(self.trust_dir, [*record, {"dir": self.name, "version": self.version}])
-        _checkpoint("recorded")
-        switch_current(self.trust_dir, self.name)
-        return final
-
-    def abort(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def switch_current(trust_dir: Path, name: str) -> None:
-    """Point ``current`` at the version ``name`` by one rename (then fsync ``trust_dir``)."""
-    link = trust_dir / f".current-{secrets.token_hex(4)}"
-    link.symlink_to(name)
-    _checkpoint("linked")
-    link.replace(trust_dir / CURRENT)
-    _checkpoint("switched")
-    fsync_dir(trust_dir)
-
-
-def prune_versions(trust_dir: Path, keep: int = 2,
-                   genuine: Callable[[Path], bool] | None = None) -> list[str]:
-    """Remove leftovers of interrupted installs and all but ``keep`` installed versions.
-
-    Only versions in the record that pass ``genuine`` (sync passes a signature check under
-    the pinned root) count as installed: of those, the ``keep`` most recently installed
-    and the one ``current`` points at are kept. Anything else is never deleted, only
-    dropped from the record (so the kiosk refuses it) and logged. One installer at a time
-    (the sync client holds a lock).
-    """
-    removed = []
-    for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
-        if entry.name.startswith((STAGING_PREFIX, ".current-", f".{RECORD}.")):
-            if entry.is_symlink() or entry.is_file():
-                entry.unlink()
-            else:
-                shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry.name)
-    listed = installed_record(trust_dir)
-    record = [e for e in listed if (trust_dir / e["dir"]).is_dir()
-              and (genuine is None or genuine(trust_dir / e["dir"]))]
-    recorded = {e["dir"] for e in record}
-    for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
-        if _VERSION_DIR.match(entry.name) and entry.name not in recorded:
-            log.warning("%s in %s was not installed by sync; left alone", entry.name,
-                        trust_dir)
-    current = _link_target(trust_dir)
-    kept = {e["dir"] for e in record[-max(keep, 1):]}  # the newest installs
-    if current is not None and current in recorded:
-        kept.add(current)
-    for e in record:
-        if e["dir"] not in kept:
-            shutil.rmtree(trust_dir / e["dir"], ignore_errors=True)
-            removed.append(e["dir"])
-    survivors = [e for e in record if e["dir"] in kept]
-    if survivors != listed:
-        write_record(trust_dir, survivors)
-    elif removed:
-        fsync_dir(trust_dir)
-    return removed
