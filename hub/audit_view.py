@@ -78,11 +78,15 @@ def records() -> Any:
 @bp.get("/export.<fmt>")
 @auth.login_required(*READERS)
 def export(fmt: str) -> Any:
-    if fmt not in ("csv", "jsonl"):
+    if fmt not in ("csv", "jsonl", "sqlite"):
         abort(404)
     filters = query.Filters.parse(request.args)
     auth.access(f"export_{fmt}", filters.as_query())
     rows = query.every(_store(), filters)
+    if fmt == "sqlite":  # sqlite-utils: the hub's extra, imported only for this export
+        from appliance_hub.sqlite_export import export_response
+
+        return auth.page_headers(export_response(rows, filters.as_query()))
     body = csv_chunks(rows, query.COLUMNS) if fmt == "csv" else (
         json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"

@@ -10,8 +10,9 @@ runs it with the bounded threaded server (``appliance.bounded_server``). Endpoin
   enrol``) before the body is parsed (``signed_requests``). Answers the acknowledgement
   the device waits for before marking records uploaded.
 - ``GET /v1/records`` and ``GET /v1/integrity`` - for auditors, with
-  ``Authorization: Bearer TOKEN``: records as JSON lines or CSV (``device_id``, ``since``,
-  ``until``, ``format``) and per-log completeness (gaps, forks, chain re-verified).
+  ``Authorization: Bearer TOKEN``: records as JSON lines, CSV or a SQLite file
+  (``sqlite_export``) (``device_id``, ``since``, ``until``, ``format``) and per-log
+  completeness (gaps, forks, chain re-verified).
 """
 
 from __future__ import annotations
@@ -191,8 +192,8 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
         if not authorised():
             return error(401, "auditor token required")
         fmt = request.args.get("format", "jsonl")
-        if fmt not in ("jsonl", "csv"):
-            return error(400, "format must be jsonl or csv")
+        if fmt not in ("jsonl", "csv", "sqlite"):
+            return error(400, "format must be jsonl, csv or sqlite")
         try:
             since, until = (_instant(request.args.get(k)) for k in ("since", "until"))
         except (ValueError, OverflowError, OSError):
@@ -200,6 +201,11 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
         if not logged(f"api_records_{fmt}"):
             return error(503, "access log unavailable, retry later")
         rows = store.records(request.args.get("device_id"), since, until)
+        if fmt == "sqlite":  # sqlite-utils: the hub's extra, imported only for this export
+            from appliance_hub.sqlite_export import export_response
+
+            return export_response(rows, {"device_id": request.args.get("device_id"),
+                                          "since": since, "until": until})
         mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
         return Response(_lines(rows, fmt), mimetype=mimetype)
 
