@@ -32,6 +32,7 @@ from appliance_web import (
     dates,
     faults,
     holder_allowed,
+    mdoc_screens,
     port_of,
     security,
     views,
@@ -59,7 +60,8 @@ def screen() -> str:
     cfg = current_app.config["APPLIANCE"]
     return render_template("kiosk.html", idle_after_s=cfg.web.idle_after_s,
                            fault=_blocking_fault(),
-                           health_every_s=current_app.config["KIOSK_HEALTH_EVERY_S"])
+                           health_every_s=current_app.config["KIOSK_HEALTH_EVERY_S"],
+                           session_max_s=cfg.mdoc.session_timeout_s)
 
 
 @bp.get("/kiosk/health")
@@ -125,6 +127,7 @@ def events() -> Response:
     reasons["?"] = gettext("Unknown reason.")
     words = {o: views.outcome_word(o) for o in ("PASS", "FAIL", "UNVERIFIABLE")}
     signed_date = dates.signed_date_formatter()
+    mdoc_words = mdoc_screens.texts()
     try:
         stream = fanout.subscribe(request.remote_addr or "")
     except TooManyStreams:
@@ -139,11 +142,16 @@ def events() -> Response:
                 if event is None:
                     yield ": keep-alive\n\n"
                     continue
+                step = mdoc_screens.state_message(event)  # an mDL session's progress
+                if step is not None:
+                    yield step
+                    continue
                 if event.get("type") != "verdict" or not event.get("scanned"):
                     continue  # a web submission is its submitter's, not the walk-up screen's
                 holder = show_holder and alive.role(sid, touch=False) in (role, "admin")
-                data = json.dumps(screen_view(event, reasons, words, holder, signed_date),
-                                  ensure_ascii=True)
+                view = screen_view(event, reasons, words, holder, signed_date)
+                view.update(mdoc_screens.verdict_extras(event, mdoc_words))
+                data = json.dumps(view, ensure_ascii=True)
                 yield f"event: verdict\ndata: {data}\n\n"
         finally:
             stream.close()
