@@ -28,6 +28,19 @@ test: test-services $(BIN)/appliance
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# The screens' and the hub's Thai (docs/screens.md, "Translations"): the strings marked in
+# each part merged into its .po (translate the new entries there, then run this again) and
+# the committed .mo compiled from it; tests/test_i18n_catalogue.py extracts the same way.
+.PHONY: translations
+translations: $(BIN)/appliance
+	set -e; for part in web hub; do cd $(CURDIR)/$$part; \
+	  $(CURDIR)/$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext --no-location \
+	    --sort-output -o translations/messages.pot .; \
+	  $(CURDIR)/$(BIN)/pybabel -q update -i translations/messages.pot -d translations \
+	    --ignore-obsolete; \
+	  rm translations/messages.pot; \
+	  $(CURDIR)/$(BIN)/pybabel compile -d translations --statistics; done
+
 # The pyproject floors are true: the lowest allowed versions (Python 3.11, .venv-floors)
 # pass the core suites (.ci/test-floors.sh; needs network to PyPI).
 test-floors:
