@@ -34,10 +34,12 @@ class DsCertificate(NamedTuple):
     certificate: x509.Certificate
     issuer: bytes  # the issuer Name, DER
     public_key: Any  # None: a key type cryptography cannot load (UNSUPPORTED_ALGORITHM)
-    hash_algorithm: Any  # of the IACA's signature; None: not one cryptography knows
+    hash_algorithm: Any  # ECDSA with the IACA's signature hash; None: not one it knows
     not_before: float
     not_after: float
     fingerprint: bytes  # SHA-256 of the DER: what revoked.mdoc_ds_sha256 lists
+    tbs: bytes  # the signed part and the IACA's signature over it (read once: each read
+    signature: bytes  # of these builds new bytes in cryptography)
 
 
 @lru_cache(maxsize=64)
@@ -72,8 +74,10 @@ def load_ds_certificate(der: bytes) -> DsCertificate:
         hash_algorithm: Any = certificate.signature_hash_algorithm
     except Exception:  # an algorithm it does not know: no IACA will verify it
         hash_algorithm = None
-    return DsCertificate(certificate, issuer, public_key, hash_algorithm, not_before,
-                         not_after, hashlib.sha256(der).digest())
+    return DsCertificate(certificate, issuer, public_key,
+                         None if hash_algorithm is None else ec.ECDSA(hash_algorithm),
+                         not_before, not_after, hashlib.sha256(der).digest(),
+                         certificate.tbs_certificate_bytes, certificate.signature)
 
 
 # AlgorithmIdentifier DER of ecdsa-with-SHA256/384/512 (RFC 5758: no parameters), the
@@ -106,15 +110,13 @@ def find_iaca(ds: DsCertificate, keys: Iterable[IssuerKey]) -> IssuerKey | None:
     """The ``iaca`` key whose subject is the DS issuer and whose key signed the DS; None."""
     if ds.hash_algorithm is None:
         return None
-    certificate = ds.certificate
     for key in keys:
         root = key.certificate
         if root is None or _subject(root) != ds.issuer \
                 or not isinstance(key.public_key, ec.EllipticCurvePublicKey):
             continue
         try:
-            key.public_key.verify(certificate.signature, certificate.tbs_certificate_bytes,
-                                  ec.ECDSA(ds.hash_algorithm))
+            key.public_key.verify(ds.signature, ds.tbs, ds.hash_algorithm)
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
         return key
