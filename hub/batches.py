@@ -46,7 +46,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def load_json(data: bytes, max_containers: int) -> Any:
+def load_json(data: bytes | bytearray, max_containers: int) -> Any:
     """Parse ``data`` as JSON after checking its nesting without recursion."""
     try:
         text = data.decode("utf-8")

@@ -48,7 +48,7 @@ class DevicePublicKey:
         raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return hashlib.sha256(raw).hexdigest()[:16]
 
-    def verify(self, signature: bytes, message: bytes) -> bool:
+    def verify(self, signature: bytes, message: bytes | bytearray) -> bool:
         try:
             self.key.verify(signature, message)
         except InvalidSignature:
