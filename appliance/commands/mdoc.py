@@ -22,6 +22,7 @@ from appliance.core.errors import AuditError, UsageError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from appliance.core.credential.mdoc.engagement import Engagement
     from appliance.core.credential.mdoc.items_request import Request
     from appliance.core.credential.mdoc.verify import MdocResult
 
@@ -125,24 +126,25 @@ def load_reader_key(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def engagement_bytes(text: str) -> bytes:
-    """DeviceEngagement CBOR from an ``mdoc:`` text (base64url) or hex."""
+def parse_engagement_arg(text: str) -> Engagement:
+    """``--engagement``: an ``mdoc:`` text, or the DeviceEngagement as hex, read by the
+    live reader's own parser (spec s.1); a refusal is a usage error naming its reason."""
     import base64
-    import binascii
+
+    from appliance.core.credential.mdoc.engagement import is_engagement, parse_engagement
+    from appliance.core.credential.model import Rejection
 
     text = text.strip()
-    if text[:5].lower() == "mdoc:":
-        body = text[5:].rstrip("=")
-        if not re.fullmatch(r"[A-Za-z0-9_-]*", body):
-            raise UsageError("--engagement is not base64url after 'mdoc:'")
+    if not is_engagement(text):
         try:
-            return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except (binascii.Error, ValueError) as e:
-            raise UsageError("--engagement is not base64url after 'mdoc:'") from e
+            raw = bytes.fromhex("".join(text.split()))
+        except ValueError as e:
+            raise UsageError("--engagement is neither an mdoc: text nor hex") from e
+        text = "mdoc:" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
     try:
-        return bytes.fromhex("".join(text.split()))
-    except ValueError as e:
-        raise UsageError("--engagement is neither an mdoc: text nor hex") from e
+        return parse_engagement(text)
+    except Rejection as e:
+        raise UsageError(f"--engagement is refused: {e.reason}") from e
 
 
 class _Inputs:
@@ -164,16 +166,17 @@ class _Inputs:
         if not 0 <= self.age <= 99:
             raise UsageError("--age must be 0 to 99")
         self.max_bytes = max_bytes
-        engagement: bytes | None = None
+        engagement: Engagement | None = None
         if args.session_transcript is not None:
             self.transcript = read_bytes(args.session_transcript, "session transcript")
         elif args.engagement is not None:
             if self.reader_key is None:
                 raise UsageError("--engagement needs --reader-key (its public key is in the "
                                  "transcript)")
-            engagement = engagement_bytes(args.engagement)
+            engagement = parse_engagement_arg(args.engagement)
             self.transcript = sc.session_transcript_bytes(
-                sc.embed(engagement), sc.embed(cose_key_bytes(self.reader_key.public_key())))
+                engagement.device_engagement_bytes(),
+                sc.embed(cose_key_bytes(self.reader_key.public_key())))
         else:
             raise UsageError("give --session-transcript FILE or --engagement TEXT")
         try:
@@ -184,11 +187,14 @@ class _Inputs:
         if args.session_data:
             if self.reader_key is None:
                 raise UsageError("--session-data needs --reader-key")
-            try:
-                self.e_device_key = sc.e_device_key_from_engagement(
-                    engagement if engagement is not None else parts.device_engagement.data)
-            except (MdocCborError, CoseKeyError, UnsupportedCurve) as e:
-                raise UsageError(f"no usable EDeviceKey in the engagement: {e}") from e
+            if engagement is not None:
+                self.e_device_key = engagement.e_device_key
+            else:
+                try:
+                    self.e_device_key = sc.e_device_key_from_engagement(
+                        parts.device_engagement.data)
+                except (MdocCborError, CoseKeyError, UnsupportedCurve) as e:
+                    raise UsageError(f"no usable EDeviceKey in the engagement: {e}") from e
         self.request = self._request(args.request)
 
     def _request(self, path: Path | None) -> Request:

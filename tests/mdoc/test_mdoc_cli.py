@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cbor2
 import pytest
 import segno
 from annexd import AnnexD
@@ -108,7 +107,13 @@ def test_engagement_builds_the_transcript(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A generated holder answers a QR session: the transcript is built from the engagement
     text and --reader-key's public key, as the live reader builds it (s.3.1)."""
-    engagement = cbor2.dumps({0: "1.0", 1: [1, cbor2.CBORTag(24, b"\xa0")]})
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from appliance.core.credential.mdoc import session_crypto as sc
+    from appliance.tools.holder_mdoc import device_engagement
+
+    phone = ec.generate_private_key(ec.SECP256R1())
+    engagement = device_engagement(phone.public_key(), peripheral_uuid=bytes(16))
     world = World(session=Session(engagement=engagement))
     response = tmp_path / "response.cbor"
     response.write_bytes(world.response())
@@ -130,6 +135,18 @@ def test_engagement_builds_the_transcript(tmp_path: Path,
     row = json.loads(capsys.readouterr().out)
     assert (row["verdict"], row["reason"], code) == ("UNVERIFIABLE", "MDOC_ELEMENT_MISSING", 2)
     assert "no" not in row  # the age profile asked for no number: none is shown
+    # The same response as the phone sends it (SessionData under SKDevice, counter 1).
+    keys = sc.session_keys(phone, world.session.reader_key.public_key(),
+                           world.session.transcript)
+    sealed = tmp_path / "session_data.cbor"
+    sealed.write_bytes(sc.encode_session_data(
+        data=sc.encrypt(keys.sk_device, sc.DEVICE, 1, response.read_bytes())))
+    code = main(["mdoc", "verify", "--trust-source", str(trust), "--at", at, "--engagement",
+                 text, "--reader-key", str(key), "--session-data", "--response", str(sealed)])
+    assert capsys.readouterr().out == "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123\n"
+    assert code == 0
+    assert main(["mdoc", "verify", "--trust-source", str(trust), "--engagement", "mdoc:!!",
+                 "--reader-key", str(key), "--response", str(response)]) == 64
 
 
 def test_age_json_shows_the_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
