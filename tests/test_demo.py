@@ -206,3 +206,52 @@ def test_status_line_fits_any_width_with_long_labels() -> None:
                            "UNVERIFIABLE STATUS_UNKNOWN_AND_MORE", 10.0, width)
         assert len(ANSI.sub("", text)) < width
         assert "green" in ANSI.sub("", text)
+
+
+def _read_until(sock: socket.socket, needles: list[bytes], deadline_s: float) -> bytes:
+    """What a live screen received until every needle arrived, in order."""
+    seen, end = b"", time.monotonic() + deadline_s
+    sock.settimeout(1.0)
+    while time.monotonic() < end:
+        position = 0
+        for needle in needles:
+            position = seen.find(needle, position)
+            if position < 0:
+                break
+        else:
+            return seen
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        seen += chunk
+    pytest.fail(f"the live screen never got {needles!r}:\n{seen[-2000:]!r}")
+
+
+def test_demo_phone_presents_an_mdl_over_the_emulated_link(demo_factory) -> None:
+    """The simulated phone's mDL: PASS OK in the verdict table, then read by the kiosk over
+    Bumble's emulated link when its QR is in view: the kiosk screen gets the session's steps
+    and the verdict, and the verdict list holds an MDOC PASS."""
+    import json
+    import urllib.request
+
+    demo = demo_factory(False)
+    demo.wait_for("kiosk running", READY_DEADLINE_S)
+    assert re.search(r"^mobile licence \(mDL\), phone +PASS OK$", demo.output, re.MULTILINE), \
+        demo.output[-3000:]
+    stream = _open_event_stream(demo.port)
+    try:
+        _read_until(stream, [b'event: mdoc\ndata: {"state": "connecting"}',
+                             b'event: mdoc\ndata: {"state": "approve"}',
+                             b'event: verdict\ndata: {"id"'], 90.0)
+    finally:
+        stream.close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{demo.port}/api/verdicts?limit=50",
+                                timeout=10) as response:
+        verdicts = json.load(response)["verdicts"]
+    mdl = [v for v in verdicts if v["profile"] == "MDOC"]
+    assert mdl and {(v["outcome"], v["reason"], v["source"]) for v in mdl} == {
+        ("PASS", "OK", "camera")}
+    assert mdl[0]["typ"] == "org.iso.18013.5.1.mDL" and mdl[0]["live"] is True

@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
             text = sample.make(time.time())
             if text is None:
                 continue
-            v = service.verify(text, source="demo")
+            if sample.session and world.mdl is not None:  # a phone's mDL: a session
+                from appliance.tools.demo_mdl import read_once
+
+                v = read_once(config, world.mdl, service)
+            else:
+                v = service.verify(text, source="demo")
             rows.append((sample.label, f"{v.outcome} {v.reason}", sample.expected))
         print(table(rows), flush=True)
         mismatches = [r for r in rows if r[1] != r[2]]
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         if stop.is_set():
             return 0
-        return _run_kiosk(args, config, service, audit, samples, root, stop)
+        return _run_kiosk(args, config, service, audit, samples, root, stop, world.mdl)
     finally:
         server.shutdown()
         server.server_close()
@@ -148,7 +153,7 @@ def _publish_and_sync(root: Path, world: Any, url: str, web_port: int) -> Any:
         init_repository(repo, keys, pin)
     version = update_repository(repo, keys, load_source(world.trust_source), expires_hours=72)
     ensure_secrets(root)
-    config = load_config(write_config(root, url, web_port))
+    config = load_config(write_config(root, url, web_port, mdl=world.mdl is not None))
     result = client_from_config(config).sync_once()
     _say(f"published trust data version {version}; {result.describe()}")
     return config
@@ -163,20 +168,22 @@ def _service(config: Any) -> tuple[Any, Any]:
 
 
 def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
-               samples: list, root: Path, stop: threading.Event) -> int:
+               samples: list, root: Path, stop: threading.Event, mdl: Any = None) -> int:
     from appliance.devices.indicator import open_indicator
     from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
     from appliance.kiosk.events import EventBus
     from appliance.kiosk.loop import Kiosk, latency_percentiles
     from appliance.tools.demo import DemoCamera
+    from appliance.tools.demo_mdl import mdoc_sessions
 
     bus = EventBus()
     indicator = open_indicator(config.indicator)
     camera = DemoCamera(samples)
+    mdoc = mdoc_sessions(config, mdl, service, indicator, bus)  # the phone's mDL sessions
     kiosk = Kiosk(camera, FrameScanner(make_decoder(config.scanner.backend, live=True),
                                        PresenceGate()),
                   service, indicator, bus, show_holder=True,
-                  repeat_after_absent_s=config.scanner.repeat_after_absent_s)
+                  repeat_after_absent_s=config.scanner.repeat_after_absent_s, mdoc=mdoc)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     tty = sys.stdout.isatty()
     if tty:  # the live status line shows the verdicts; keep it readable
@@ -210,6 +217,8 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
             _stop_web(web[1], web[2])
         if status.is_alive():
             status.join(timeout=2)
+        if mdoc is not None:
+            mdoc.join(2.0)  # a session in flight ends within its deadlines
         indicator.close()
         camera.close()
     if tty:

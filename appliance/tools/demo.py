@@ -4,7 +4,9 @@ First run: demo issuer and holder keys, a trust source, a signed TUF repository 
 loopback, a sync into the device state, sample credentials. Every run: republish (so the
 data is fresh), sync, print a table of sample verdicts, then run the kiosk with a
 simulated camera that presents the samples one after another, LEDs on gpiozero mock pins
-drawn on a terminal status line, and the web screen on http://127.0.0.1:8080/.
+drawn on a terminal status line, and the web screen on http://127.0.0.1:8080/. One sample is
+a phone with a mobile driving licence (ISO 18013-5), read over Bumble's emulated link
+(``demo_mdl``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 
 from appliance.devices.camera import Frame, FramePacer
 from appliance.secret_files import create_secret
+from appliance.tools.demo_mdl import LABEL as MDL_LABEL
+from appliance.tools.demo_mdl import DemoMdl, mdl_available, prepare_mdl, trust_entry
 from appliance.tools.holder import cose_key, present
 from appliance.tools.issuer import (
     Claims,
@@ -48,6 +52,7 @@ class Sample:
     label: str
     make: Callable[[float], str | None]
     expected: str  # verdict/reason the demo expects, shown in the table
+    session: bool = False  # an mDL engagement: read over a session with the phone
 
 
 @dataclass
@@ -57,6 +62,7 @@ class DemoWorld:
     dbd: SigningKey
     rogue: SigningKey
     holder: SigningKey
+    mdl: DemoMdl | None = None  # the phone with an mDL (None: no Bluetooth stack)
 
     @property
     def trust_source(self) -> Path:
@@ -93,6 +99,7 @@ class DemoWorld:
             Sample("driving licence ES256", fixed(self.dlt, Claims(
                 DLT, licence(), iat=now - 86400, exp=now + year, status_uri=STATUS_URI,
                 status_idx=7)), "PASS OK"),
+            *self._mdl_samples(),
             Sample("business permit EdDSA", fixed(self.dbd, Claims(
                 DBD, licence(typ="BP", no="0105559001234", nm="บริษัท ตัวอย่าง จำกัด",
                              nml="Example Co., Ltd.", dob=None, cls=[]),
@@ -115,6 +122,12 @@ class DemoWorld:
                 status_uri="https://status.dlt.go.th/dl/9", status_idx=1)),
                 "UNVERIFIABLE STATUS_UNKNOWN"),
         ]
+
+    def _mdl_samples(self) -> list[Sample]:
+        mdl = self.mdl
+        if mdl is None:
+            return []
+        return [Sample(MDL_LABEL, lambda _t: mdl.qr_text(), "PASS OK", session=True)]
 
 
 def _forge(rogue: SigningKey, victim: SigningKey, claims: Claims) -> str:
@@ -139,10 +152,13 @@ def prepare_world(root: Path) -> DemoWorld:
         return load_private_key(path)
 
     world = DemoWorld(root, key("dlt-es256", "ES256"), key("dbd-eddsa", "EdDSA"),
-                      key("rogue", "ES256"), key("holder", "EdDSA"))
+                      key("rogue", "ES256"), key("holder", "EdDSA"),
+                      prepare_mdl(keys) if mdl_available() else None)
     editor = TrustSourceEditor()
     editor.add_key(DLT, world.dlt.trust_entry(types=["DL", "TX"]),
                    "Department of Land Transport / กรมการขนส่งทางบก")
+    if world.mdl is not None:  # the same authority's mDL root (IACA)
+        editor.add_key(DLT, trust_entry(world.mdl.iaca_der))
     editor.add_key(DBD, world.dbd.trust_entry(types=["BP"]),
                    "Department of Business Development / กรมพัฒนาธุรกิจการค้า")
     for index in range(64):
@@ -226,8 +242,9 @@ def render_qr_frame(text: str) -> np.ndarray:
     return np.asarray(canvas, dtype=np.uint8).copy()
 
 
-def write_config(root: Path, url: str, web_port: int) -> Path:
-    """The demo device's configuration: the same file format a Pi uses."""
+def write_config(root: Path, url: str, web_port: int, *, mdl: bool = False) -> Path:
+    """The demo device's configuration: the same file format a Pi uses (``mdl``: mDL read
+    over the emulated link, else off)."""
     path = root / "appliance.toml"
     path.write_text(
         "# Demo device configuration (written by `appliance demo`).\n"
@@ -237,7 +254,9 @@ def write_config(root: Path, url: str, web_port: int) -> Path:
         "[indicator]\nbackend = \"mock\"\nverdict_hold_s = 2.0\n\n"
         f"[sync]\nurl = \"{url}\"\nroot = \"root.json\"\ninterval_minutes = 5\n\n"
         f"[web]\nhost = \"127.0.0.1\"\nport = {web_port}\nlanguage = \"th\"\n"
-        "show_holder_details = true\n",
+        "show_holder_details = true\n\n"
+        f"[mdoc]\ntransport = \"{'bumble:local' if mdl else 'none'}\"\n"
+        "request = \"checkpoint\"\n",
         encoding="utf-8",
     )
     return path
