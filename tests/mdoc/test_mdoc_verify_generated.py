@@ -255,3 +255,35 @@ def test_p384_session_keys(world: World) -> None:
     world.session = Session(ec.generate_private_key(ec.SECP384R1()))
     _expect(world.verify(world.response()), Outcome.PASS, Reason.OK)
     _expect(world.verify(world.response(mac=False)), Outcome.PASS, Reason.OK)
+
+
+def test_the_order_of_spec_s4(world: World) -> None:
+    """Where two steps would decide, the earlier one does (spec mdl-reader s.4)."""
+    uri = "https://status.example/mdl/2"
+    revoked_list = base64.urlsafe_b64encode(zlib.compress(bytes([0b01]))).rstrip(b"=").decode()
+    revoked = world.trust(status_lists=[{"uri": uri, "bits": 1, "lst": revoked_list}])
+    stale = Checkpoint()  # a trust source file has no publication time: stale
+    old = checkpoint_elements(expiry_date=cbor2.CBORTag(1004, "2020-01-01"))
+    # Step 1 (device authentication) before step 2 (clock).
+    mdoc = world.issue()
+    other = World(iaca=world.iaca, holder_key=world.holder_key, ds=world.ds)
+    _expect(other.verify(world.response(mdoc), trust=world.trust(), clock_trusted=False),
+            Outcome.FAIL, Reason.MDOC_BAD_DEVICE_AUTH)
+    # Step 3 (licence expiry) before step 4 (status list).
+    listed = world.issue(old, status={"status_list": {"idx": 0, "uri": uri}})
+    _expect(world.verify(world.response(listed), trust=revoked), Outcome.FAIL,
+            Reason.MDOC_LICENCE_EXPIRED)
+    # Step 4 (status list) before step 5 (stale trust data).
+    listed = world.issue(status={"status_list": {"idx": 0, "uri": uri}})
+    _expect(world.verify(world.response(listed), trust=revoked, checkpoint=stale),
+            Outcome.FAIL, Reason.REVOKED)
+    # Step 5 (stale) before step 7 (unknown status).
+    unknown = world.issue(status={"status_list": {"idx": 0, "uri": "https://nowhere/2"}})
+    _expect(world.verify(world.response(unknown), checkpoint=stale), Outcome.UNVERIFIABLE,
+            Reason.TRUST_DATA_STALE)
+    # Step 6: acceptance before what the profile needs.
+    response = world.response(mdoc, disclose={MDL_NAMESPACE: ["family_name"]})
+    not_accepted = Checkpoint(check_staleness=False, accepted_types=frozenset({"DL"}))
+    _expect(world.verify(response, checkpoint=not_accepted), Outcome.FAIL,
+            Reason.TYPE_NOT_ACCEPTED)
+    _expect(world.verify(response), Outcome.UNVERIFIABLE, Reason.MDOC_ELEMENT_MISSING)
