@@ -34,6 +34,7 @@ with atheris.instrument_imports():
     from appliance.core.credential.mdoc import session_crypto as sc
     from appliance.core.credential.mdoc.verify import verify_mdoc, verify_mdoc_session_data
 
+from issuer_support import NOW as ISSUED_AT  # noqa: E402
 from mdoc_cases import AUTHORING, World  # noqa: E402
 from mdoc_structure import responses  # noqa: E402
 
@@ -44,7 +45,7 @@ STRUCTURED = os.environ.get("FUZZ_STRUCTURED") == "1"
 WORLD = World()
 TRUST = WORLD.trust()
 VALID = WORLD.response()
-NOW = __import__("issuer_support").NOW.timestamp()
+NOW = ISSUED_AT.timestamp()
 E_DEVICE = WORLD.holder_key.public_key()  # any key: the SessionData mode fails to decrypt
 
 
