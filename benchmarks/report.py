@@ -17,6 +17,7 @@ TITLES = {
     "hostile": "Hostile input: attack seeds, structure-fuzzed texts, picture bombs (issue 12)",
     "cli": "Command-line start-up (issue 13)",
     "load": "The centre under 1,000 devices: nginx, gunicorn, PostgreSQL (issue 16)",
+    "mdoc": "mDL verification beside its bare ECDSA, ECDH and HMAC (issue 23)",
 }
 HEADER = """# Performance
 
