@@ -13,9 +13,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIRST_PARTY = {"appliance", "appliance_sync", "appliance_web", "appliance_hub"}
-# Optional at runtime, imported lazily where present: Pi hardware, the hub's PostgreSQL store,
-# the mDL reader's Bluetooth stack (extra "mdl").
-OPTIONAL = {"picamera2", "lgpio", "psycopg", "atheris", "bumble"}
+# Optional at runtime, imported lazily where present: Pi hardware, the hub's PostgreSQL store
+# and its SQLite export (extra "hub"), the mDL reader's Bluetooth stack (extra "mdl").
+OPTIONAL = {"picamera2", "lgpio", "psycopg", "atheris", "bumble", "sqlite_utils"}
 
 
 def _dependencies() -> dict[str, str]:
