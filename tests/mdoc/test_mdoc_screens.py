@@ -205,3 +205,27 @@ def test_status_page_says_mdl_is_off_without_bluetooth(tmp_path: Path, lang: str
     html = make_app(kit).test_client().get(f"/status?lang={lang}").get_data(as_text=True)
     assert ("Mobile driving licences (mDL)" if lang == "en" else "ใบอนุญาตขับรถบนมือถือ") in html
     assert ("Checked as usual." if lang == "en" else "ตรวจได้ตามปกติ") in html
+
+
+def test_thai_mdl_screens_have_no_untranslated_text(tmp_path: Path) -> None:
+    """The kiosk (with its session panels), the inspector's mDL PASS and a retry, and the
+    status page's mDL card in Thai: no English left beside the credential's own data."""
+    from test_screens_i18n import ALLOWED, LATIN_WORD, _visible_text
+
+    kit = make_kit(tmp_path, mode="inspector", language="th", providers=device_providers(
+        make_kit(tmp_path).config))
+    for event in (mdl_event(), mdoc_verdict_event(
+            step0(Reason.MDOC_TRANSPORT_FAILED).verdict, None, True, profile="checkpoint",
+            age_threshold=20, at=NOW)):
+        kit.bus.publish(event)
+    client = make_app(kit).test_client()
+    login_inspector(client)
+    recent = kit.port.recent_verdicts(2)
+    pages = {p: client.get(p).get_data(as_text=True) for p in (
+        "/kiosk", "/status", f"/inspector/{recent[0]['id']}", f"/inspector/{recent[1]['id']}")}
+    data = ["Test checkpoint", "pi-bkk-007", "0.1.0"]
+    leftovers = {name: sorted({w for w in LATIN_WORD.findall(_visible_text(page, data))
+                               if w not in ALLOWED}) for name, page in pages.items()}
+    assert not any(leftovers.values()), f"English left on Thai screens: {leftovers}"
+    assert "กำลังเชื่อมต่อกับโทรศัพท์" in pages["/kiosk"]
+    assert "ใบอนุญาตขับรถบนมือถือ" in pages["/status"]
