@@ -143,23 +143,29 @@ class BoundedWSGIServer(ThreadedWSGIServer):
     # The selector thread: connections that have not spoken yet.
     def _wait_loop(self) -> None:
         while not self._closing:
-            now = self._clock()
-            deadlines = [d for _, d in self._waiting.values()]
-            timeout = max(0.0, min(deadlines) - now) if deadlines else None
-            for key, _ in self._selector.select(timeout):
-                if key.fileobj is self._wake_r:
-                    with contextlib.suppress(OSError):
-                        while self._wake_r.recv(4096):
-                            pass
-                    continue
-                sock = key.fileobj
-                self._selector.unregister(sock)
-                client_address, _ = self._waiting.pop(sock)  # type: ignore[call-overload]
-                self._dispatch(sock, client_address)  # type: ignore[arg-type]
-            self._expire()
-            self._admit()
+            try:
+                self._wait_once()
+            except Exception:  # this thread must outlive any one connection's fault
+                log.exception("waiting connections: unexpected error")
         for sock, (client_address, _) in list(self._waiting.items()):
             self._drop(sock, client_address)
+
+    def _wait_once(self) -> None:
+        now = self._clock()
+        deadlines = [d for _, d in self._waiting.values()]
+        timeout = max(0.0, min(deadlines) - now) if deadlines else None
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj is self._wake_r:
+                with contextlib.suppress(OSError):
+                    while self._wake_r.recv(4096):
+                        pass
+                continue
+            sock = key.fileobj
+            self._selector.unregister(sock)
+            client_address, _ = self._waiting.pop(sock)  # type: ignore[call-overload]
+            self._dispatch(sock, client_address)  # type: ignore[arg-type]
+        self._expire()
+        self._admit()
 
     def _admit(self) -> None:
         deadline = self._clock() + self.limits.first_byte_s
@@ -176,8 +182,12 @@ class BoundedWSGIServer(ThreadedWSGIServer):
                 self._selector.unregister(oldest)
                 self.refused["evicted"] += 1
                 self._drop(oldest, self._waiting.pop(oldest)[0])
+            try:
+                self._selector.register(sock, selectors.EVENT_READ)
+            except (ValueError, OSError):  # closed before it could wait
+                self._drop(sock, client_address)
+                continue
             self._waiting[sock] = (client_address, deadline)
-            self._selector.register(sock, selectors.EVENT_READ)
 
     def _expire(self) -> None:
         now = self._clock()
@@ -197,8 +207,13 @@ class BoundedWSGIServer(ThreadedWSGIServer):
                     sock.send(BUSY)
             self._drop(sock, client_address)
             return
-        threading.Thread(target=self._serve, args=(sock, client_address),
-                         name="http-worker", daemon=True).start()
+        try:
+            threading.Thread(target=self._serve, args=(sock, client_address),
+                             name="http-worker", daemon=True).start()
+        except RuntimeError:  # no thread to be had: this connection only
+            self._slots.release()
+            self.refused["busy"] += 1
+            self._drop(sock, client_address)
 
     # A worker thread: one connection, one request (werkzeug closes after each).
     def _serve(self, sock: socket.socket, client_address: Any) -> None:
