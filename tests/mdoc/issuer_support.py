@@ -251,18 +251,21 @@ def device_response(
     doc_type: str | None = None,
     status: int = 0,
     errors: dict[str, dict[str, int]] | None = None,
+    device_name_spaces: bytes = embed(b"\xa0"),
 ) -> bytes:
     """A DeviceResponse for ``mdoc``: deviceMac when ``e_reader_public_key`` is given (the
-    reader's EReaderKey), else deviceSignature; ``disclose`` picks elements (default all)."""
+    reader's EReaderKey), else deviceSignature; ``disclose`` picks elements (default all);
+    ``device_name_spaces`` is DeviceNameSpacesBytes (default empty)."""
     name_spaces: dict[str, list[Raw]] = {}
-    for namespace, items in mdoc.items.items():
-        chosen = [raw for raw in items if disclose is None or cbor2.loads(
-            cbor2.loads(raw).value)["elementIdentifier"] in disclose.get(namespace, [])]
-        chosen += (extra_items or {}).get(namespace, [])
+    extra_items = extra_items or {}
+    for namespace in {**mdoc.items, **extra_items}:
+        chosen = [raw for raw in mdoc.items.get(namespace, []) if disclose is None or
+                  cbor2.loads(cbor2.loads(raw).value)["elementIdentifier"]
+                  in disclose.get(namespace, [])]
+        chosen += extra_items.get(namespace, [])
         if chosen:
             name_spaces[namespace] = [Raw(raw) for raw in chosen]
     doc_type = doc_type or mdoc.doc_type
-    device_name_spaces = embed(b"\xa0")
     payload = device_authentication_bytes(session_transcript_bytes, doc_type,
                                           device_name_spaces)
     if e_reader_public_key is not None:

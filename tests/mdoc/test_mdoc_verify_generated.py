@@ -287,3 +287,38 @@ def test_the_order_of_spec_s4(world: World) -> None:
     _expect(world.verify(response, checkpoint=not_accepted), Outcome.FAIL,
             Reason.TYPE_NOT_ACCEPTED)
     _expect(world.verify(response), Outcome.UNVERIFIABLE, Reason.MDOC_ELEMENT_MISSING)
+
+
+def test_two_documents_of_the_requested_doctype_are_malformed(world: World) -> None:
+    def twice(item: dict) -> None:
+        item["documents"].append(item["documents"][0])
+
+    _expect(world.verify(mutate(world.response(), twice)), Outcome.FAIL, Reason.MDOC_MALFORMED)
+
+
+def test_a_namespace_the_mso_does_not_list_is_a_digest_mismatch(world: World) -> None:
+    elements = checkpoint_elements()
+    elements["org.example.unsigned"] = {"x": 1}
+    mdoc = world.issue(elements)
+    del mdoc.items["org.example.unsigned"]  # the MSO lists it; take it out of the MSO instead
+    mso = cbor2.loads(cbor2.loads(mdoc.issuer_auth[2]).value)
+    extra = mso["valueDigests"].pop("org.example.unsigned")
+    payload = embed(cbor2.dumps(mso))
+    mdoc.issuer_auth[2] = payload
+    mdoc.issuer_auth[3] = sign_es(world.signer().key,
+                                  sig1_structure(mdoc.issuer_auth[0], payload))
+    _expect(world.verify(world.response(mdoc)), Outcome.PASS, Reason.OK)
+    body = cbor2.dumps({"digestID": next(iter(extra)), "random": bytes(16),
+                        "elementIdentifier": "x", "elementValue": 1})
+    response = world.response(mdoc, extra_items={"org.example.unsigned":
+                                                 [b"\xd8\x18" + cbor2.dumps(body)]})
+    _expect(world.verify(response), Outcome.FAIL, Reason.MDOC_DIGEST_MISMATCH)
+
+
+def test_device_signed_elements_are_ignored(world: World) -> None:
+    """Elements in deviceSigned.nameSpaces are not issuer-signed: version 1 ignores them
+    (s.4 step 7), while the device authentication still covers their bytes."""
+    device_spaces = embed(cbor2.dumps({MDL_NAMESPACE: {"family_name": "Mallory"}}))
+    result = world.verify(world.response(device_name_spaces=device_spaces))
+    _expect(result, Outcome.PASS, Reason.OK)
+    assert result.verdict.credential is not None and "Mallory" not in result.verdict.credential.nm
