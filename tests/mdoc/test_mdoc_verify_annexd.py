@@ -77,8 +77,14 @@ def _session_data(annexd: AnnexD, message: bytes, counter: int = 1) -> MdocResul
 def test_n1_changed_family_name_is_a_digest_mismatch(annexd: AnnexD) -> None:
     response = annexd.bytes("device_response")
     assert response.count(b"elementValuecDoe") == 1
-    _expect(_verify(annexd, response.replace(b"elementValuecDoe", b"elementValuecDoa")),
-            Outcome.FAIL, Reason.MDOC_DIGEST_MISMATCH)
+    result = _verify(annexd, response.replace(b"elementValuecDoe", b"elementValuecDoa"))
+    _expect(result, Outcome.FAIL, Reason.MDOC_DIGEST_MISMATCH)
+    # The issuer signature held: the docType is known (the audit's licence_type), no
+    # element value is (the digests did not).
+    cred = result.verdict.credential
+    assert cred is not None and cred.typ == "org.iso.18013.5.1.mDL"
+    assert (cred.no, cred.nm, cred.ph) == ("", "", None)
+    assert result.facts.document_number is None
 
 
 def test_n2_extra_element_with_unknown_digest_id(annexd: AnnexD) -> None:

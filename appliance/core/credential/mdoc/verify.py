@@ -184,7 +184,7 @@ class _Run:
     def __init__(self, trust: Any, now: float, checkpoint: Checkpoint) -> None:
         self.trust, self.now, self.checkpoint = trust, now, checkpoint
         self.key: IssuerKey | None = None
-        self.credential: Credential | None = None
+        self.profile = "checkpoint"
         self.mso: Mso | None = None  # once the issuer signature verified
         self.shown: Disclosed | None = None  # once the digests verified
         self.device_auth: str | None = None  # once device authentication verified
@@ -198,13 +198,18 @@ class _Run:
             self.device_auth, shown, shown.age_over if shown is not None else ())
 
     def result(self, outcome: Outcome, reason: Reason) -> MdocResult:
+        """The verdict with what is known: the credential once the issuer signature
+        verified (its docType for the audit), its elements once their digests did."""
         kid = self.key.kid if self.key is not None else None
-        verdict = Verdict(outcome, reason, PROFILE, kid, self.key, self.credential, True)
+        credential = None if self.mso is None else _credential(
+            self.key, self.mso, self.shown or _NOTHING_SHOWN, self.profile)
+        verdict = Verdict(outcome, reason, PROFILE, kid, self.key, credential, True)
         return MdocResult(verdict, self.facts)
 
     def steps(self, response: bytes, transcript: bytes, e_reader_key: Any, request: Request,
               profile: str, age_threshold: int, clock_trusted: bool, max_bytes: int,
               utc_offset_s: int) -> None:
+        self.profile = profile
         document = self.session(response, max_bytes, request.doc_type)
         mso, ds, device_key = self.structure(document)
         self.issuer(ds, document, mso, request)
@@ -212,7 +217,6 @@ class _Run:
         self.device(document, device_key, transcript, e_reader_key)
         if not ds.not_before <= mso.signed <= ds.not_after:
             raise Rejection(Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY)
-        self.credential = _credential(self.key, mso, shown, profile)
         # Step 2: the clock.
         if not clock_trusted:
             raise _Stop(Outcome.UNVERIFIABLE, Reason.CLOCK_UNTRUSTED)
@@ -351,6 +355,9 @@ class _Run:
             return None
         return {REVOKED: Reason.REVOKED, SUSPENDED: Reason.SUSPENDED}.get(
             value, Reason.STATUS_OTHER)
+
+
+_NOTHING_SHOWN = Disclosed({}, ())
 
 
 def _credential(key: IssuerKey | None, mso: Mso, shown: Disclosed, profile: str) -> Credential:
