@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 # treated as one whose structure it cannot accept.
 FAULT_REASON = Reason.MALFORMED_STRUCTURE
 FAULT_VERDICT = Verdict(Outcome.FAIL, FAULT_REASON)
+# A phone's `mdoc:` engagement given as one text (pasted, in an uploaded picture): only a
+# radio session reads it (the kiosk's camera hands it to one before it gets here), so it
+# is "nothing trustworthy arrived", never a red light (spec mdl-reader s.4.1, s.5.1).
+SESSION_REQUIRED = Verdict(Outcome.UNVERIFIABLE, Reason.MDOC_SESSION_REQUIRED, "MDOC")
 
 # Where a verification came from, as stored in the audit chain and shown on screens:
 # "camera", "serial", "hid", "cli", "web-text", "web-image", ... Never free text.
@@ -122,8 +126,11 @@ class VerificationService:
         """Verify and audit; raises ``AuditUnavailable`` (no verdict) when audit is required.
 
         A verifier that raises gives ``FAULT_VERDICT`` (audited); ``InvalidSource`` for a
-        source that is not a source name.
+        source that is not a source name. An `mdoc:` text is UNVERIFIABLE
+        MDOC_SESSION_REQUIRED.
         """
+        if text[:5].lower() == "mdoc:":
+            return self.decide(lambda *_: SESSION_REQUIRED, source)
         return self.decide(
             lambda trust, now, trusted, checkpoint: self._verifier(
                 text, trust, now, clock_trusted=trusted, checkpoint=checkpoint),

@@ -229,3 +229,34 @@ def test_thai_mdl_screens_have_no_untranslated_text(tmp_path: Path) -> None:
     assert not any(leftovers.values()), f"English left on Thai screens: {leftovers}"
     assert "กำลังเชื่อมต่อกับโทรศัพท์" in pages["/kiosk"]
     assert "ใบอนุญาตขับรถบนมือถือ" in pages["/status"]
+
+
+def test_web_verify_of_a_phones_qr_asks_for_the_camera_not_a_red_light(tmp_path: Path) -> None:
+    """A phone's `mdoc:` engagement pasted or uploaded on /verify cannot start a radio
+    session: UNVERIFIABLE MDOC_SESSION_REQUIRED (audited like every verdict), never FAIL
+    UNKNOWN_FORMAT, which called a genuine phone's licence not valid."""
+    import segno
+    from issuer_support import dumps as cbor_dumps
+    from web_support import form_token
+
+    from appliance.tools.holder_mdoc import engagement_text
+
+    text = engagement_text(cbor_dumps({0: "1.0"}))
+    kit = make_kit(tmp_path)
+    records: list[tuple[str, str]] = []
+    kit.service._record = lambda verdict, **kw: records.append(  # type: ignore[method-assign]
+        (str(verdict.reason), kw["source"]))
+    client = make_app(kit).test_client()
+    pasted = client.post("/verify", data={"csrf_token": form_token(client, "/verify"),
+                                          "text": text}).get_data(as_text=True)
+    picture = io.BytesIO()
+    segno.make(text, micro=False).save(picture, kind="png", scale=6)
+    uploaded = client.post("/verify", data={
+        "csrf_token": form_token(client, "/verify"),
+        "image": (io.BytesIO(picture.getvalue()), "phone.png")},
+        content_type="multipart/form-data").get_data(as_text=True)
+    for html in (pasted, uploaded):
+        assert "UNVERIFIABLE · MDOC_SESSION_REQUIRED" in html, html[-3000:]
+        assert "show it to the camera of a checking device" in html
+    assert records == [("MDOC_SESSION_REQUIRED", "web-text"),
+                       ("MDOC_SESSION_REQUIRED", "web-image")]
