@@ -22,6 +22,7 @@ from appliance.core.credential.mdoc.verify import (
 from appliance.core.isotime import parse_instant
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.snapshot import TrustSnapshot
+from appliance.core.verifier import Checkpoint
 from appliance.trust.source import load_trust_source, snapshot_from_document
 
 AT = "2021-01-01T00:00:00Z"
@@ -247,3 +248,16 @@ def test_v3_reader_auth_verifies_over_reader_authentication_bytes(annexd: AnnexD
     changed = request._replace(items_request_bytes=sc.embed(annexd.bytes("items_request")[:-1]
                                                             + b"\xf5"))
     assert verify_reader_auth(changed, transcript) is None
+
+
+def test_remote_policy_comes_before_the_session_layer(annexd: AnnexD) -> None:
+    import json
+
+    doc = json.loads(annexd.path("annexd-trust.json").read_text())
+    doc["policy"]["disabled_devices"] = ["kiosk-1"]
+    result = verify_mdoc_session_data(
+        annexd.bytes("session_termination"), e_device_key=annexd.public_key("e_device_key"),
+        session_transcript_bytes=annexd.bytes("session_transcript_bytes"),
+        e_reader_key=annexd.private_key("e_reader_key"), trust=snapshot_from_document(doc),
+        now=parse_instant(AT), checkpoint=Checkpoint(check_staleness=False, device_id="kiosk-1"))
+    _expect(result, Outcome.UNVERIFIABLE, Reason.DEVICE_DISABLED)

@@ -152,9 +152,15 @@ def verify_mdoc_session_data(
     **kwargs: Any,
 ) -> MdocResult:
     """A SessionData message from the holder: decrypted (SKDevice, ``counter``), then
-    ``verify_mdoc``; the step-0 failures of the session layer are verdicts too."""
-    run = _Run(kwargs.get("trust"), 0.0, DEFAULT_CHECKPOINT)
+    ``verify_mdoc``; the step-0 failures of the session layer are verdicts too, after the
+    remote policy (which comes before step 0, as for every profile)."""
+    checkpoint = kwargs.get("checkpoint", DEFAULT_CHECKPOINT)
+    run = _Run(kwargs.get("trust"), 0.0, checkpoint)
     try:
+        stopped = out_of_service(kwargs["trust"].policy, checkpoint.device_id,
+                                 checkpoint.software_version)
+        if stopped is not None:
+            return run.result(Outcome.UNVERIFIABLE, stopped)
         try:
             session_data = sc.parse_session_data(message, max_response_bytes)
         except sc.SessionDataTooLarge:
