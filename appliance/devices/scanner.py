@@ -13,7 +13,6 @@ see docs/adr/0003-decoder-default.md and benchmarks/bench_decode.py.
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import math
 from collections.abc import Callable, Hashable, Sequence
@@ -21,13 +20,23 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter
 
 from appliance.core.errors import (  # noqa: F401 - the image errors are this module's API
     ApplianceError,
     ConfigError,
     ImageReadError,
     ImageTooLarge,
+)
+from appliance.devices.pictures import (  # noqa: F401 - pictures were this module's API
+    IMAGE_FORMATS,
+    MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    as_array,
+    image_format,
+    load_grey,
+    load_grey_bytes,
+    read_image_file,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +66,7 @@ def bytes_to_text(data: bytes | bytearray) -> str:
 
 def _blurred(grey: np.ndarray, radius: float) -> np.ndarray:
     """Gaussian blur: smooths sensor noise, JPEG blocks and halftone that break binarisers."""
-    return np.asarray(Image.fromarray(grey).filter(ImageFilter.GaussianBlur(radius)))
+    return as_array(Image.fromarray(grey).filter(ImageFilter.GaussianBlur(radius)))
 
 
 class ZxingDecoder:
@@ -146,6 +155,11 @@ class CascadeDecoder:
     def _zbar(self) -> ZbarDecoder:
         return ZbarDecoder(try_invert=False)  # zxing passes already try inversion
 
+    def load_all(self) -> None:
+        """Load every look's library now (the picture worker does, before it caps its
+        own memory)."""
+        _ = self._zbar
+
     def decode(self, grey: np.ndarray) -> list[str]:
         texts, located = self._first.read(grey)
         if texts:
@@ -176,85 +190,6 @@ def make_decoder(name: str, *, live: bool = False) -> QrDecoder:
     if name == "both":
         return CascadeDecoder(live=live)
     raise ConfigError(f"unknown scanner backend '{name}' (choose from {', '.join(BACKENDS)})")
-
-
-# Pictures from files and uploads are hostile. Only these formats reach a decoder: the
-# magic bytes are checked first and Pillow is told to try no other plugin.
-IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
-# Largest picture decoded, read from the header before any pixel is. 40 megapixels covers a
-# 48 MP phone's usual 12 MP output and a 7680x5120 scan; decoding it costs ~40 MB grey plus
-# ~120 MB RGB and a transpose copy at peak, which a 1 GB Pi 3 can afford for one picture
-# at a time. Pillow's own MAX_IMAGE_PIXELS (89 MP, and only a warning below 179 MP) is
-# not the guard: this is.
-MAX_IMAGE_PIXELS = 40_000_000
-# Largest image file read by ``verify --image`` and ``decode`` (the web caps its uploads
-# lower, at ``web.max_upload_kb``).
-MAX_IMAGE_FILE_BYTES = 20 * 2**20
-
-
-def image_format(data: bytes) -> str | None:
-    """The format named by the first bytes (PNG, JPEG or WEBP), or None for anything else."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
-_EXIF_ORIENTATION = 0x0112
-
-
-def load_grey_bytes(data: bytes, name: str = "image") -> np.ndarray:
-    """An image's bytes as a grey array, in memory: EXIF orientation applied, transparency
-    on white. Refuses other formats and more than ``MAX_IMAGE_PIXELS`` before decoding;
-    ``name`` only labels the error."""
-    fmt = image_format(data)
-    if fmt is None:
-        raise ImageReadError(f"{name}: not a PNG, JPEG or WebP picture")
-    try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as opened:
-            img: Image.Image = opened  # each step below may return a new, plain Image
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ImageTooLarge(
-                    f"{name}: {width}x{height} pixels is above the "
-                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels a picture may have")
-            if fmt == "JPEG":
-                img.draft("L", img.size)  # decode the luma plane only: a third of the memory
-            if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
-                img = ImageOps.exif_transpose(img)  # a copy only where a rotation is due
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                img = img.convert("RGBA")
-                canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(canvas, img)
-            return np.asarray(img.convert("L"))
-    except UnidentifiedImageError as e:
-        raise ImageReadError(f"{name}: not a picture we can read") from e
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageReadError(f"{name}: cannot read image ({e})") from e
-
-
-def read_image_file(path: Path) -> bytes:
-    """An image file's bytes, refused above ``MAX_IMAGE_FILE_BYTES`` (read no further)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_IMAGE_FILE_BYTES + 1)
-    except FileNotFoundError as e:
-        raise ImageReadError(f"{path}: no such file") from e
-    except IsADirectoryError as e:
-        raise ImageReadError(f"{path}: is a directory, not an image") from e
-    except OSError as e:
-        raise ImageReadError(f"{path}: cannot read ({e.strerror or e})") from e
-    if len(data) > MAX_IMAGE_FILE_BYTES:
-        raise ImageTooLarge(f"{path}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB")
-    return data
-
-
-def load_grey(path: Path) -> np.ndarray:
-    """An image file as a grey array (see ``load_grey_bytes``)."""
-    return load_grey_bytes(read_image_file(path), str(path))
 
 
 def decode_image_bytes(data: bytes, decoder: QrDecoder | None = None,

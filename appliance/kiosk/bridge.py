@@ -105,8 +105,12 @@ def _opt_float(args: dict[str, Any], name: str) -> float | None:
 
 
 def _image(args: dict[str, Any]) -> bytes:
+    """The picture's bytes; its base64 text is dropped at once (an upload held twice over
+    while the picture worker runs is memory the kiosk's unit does not have)."""
+    text = _str(args, "data_b64")
+    args.pop("data_b64")
     try:
-        return base64.b64decode(_str(args, "data_b64"), validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as e:
         raise BadRequest("argument data_b64 must be base64") from e
 

@@ -136,10 +136,11 @@ class LocalKioskPort:
         return self.publish_verdict(self._service.verify(text, source=source), source)
 
     def verify_image(self, data: bytes, source: str = "web-image") -> list[Event]:
-        from appliance.devices.scanner import decode_image_bytes, make_decoder
+        from appliance.devices.picture_worker import decode_upload
 
-        # Decoded in memory: an upload is never written (format and pixel caps inside).
-        texts = decode_image_bytes(data, make_decoder(self._decoder_backend), "upload")
+        # Decoded in a child process with a memory budget: a picture costs that upload,
+        # never this process; never written (issue 21).
+        texts = decode_upload(data, self._decoder_backend, "upload")
         if not texts:
             return [self.publish_verdict(Verdict(Outcome.FAIL, Reason.NO_QR_FOUND), source)]
         return [self.verify_text(text, source) for text in texts]

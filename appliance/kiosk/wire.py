@@ -21,7 +21,11 @@ HEARTBEAT_S = 2.0
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 2**20
 # Requests nest three levels ({"args": {"types": [...]}}); anything deeper is an attack.
 MAX_DEPTH = 8
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# Possessive, so the engine keeps no backtracking state: the alternation form
+# (?:[^"\\]|\\.)* kept a mark per character, ~110 bytes each: 85 MiB for one 750 KB
+# upload line, which alone got the kiosk killed in its 128 MiB unit (issue 21); a line of
+# escapes cost 57 bytes per byte even unrolled.
+_STRINGS = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"')
 _INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
 
 
@@ -60,7 +64,8 @@ class LineReader:
         while True:
             end = self._buf.find(b"\n")
             if end >= 0:
-                line = bytes(self._buf[:end])
+                with memoryview(self._buf) as view:  # one copy: a slice would make two
+                    line = bytes(view[:end])
                 del self._buf[: end + 1]
                 if len(line) + 1 > self._max:
                     raise MessageTooLarge(f"message exceeds the bridge limit of {self._max} bytes")
