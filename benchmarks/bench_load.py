@@ -5,7 +5,7 @@ and served by nginx as static files (the repo_nginx role's cache headers), the h
 gunicorn (a few sync workers) on a fresh PostgreSQL database, dropped afterwards. Each
 simulated device has its own enrolled Ed25519 key; it syncs the repository once with the
 real sync client, then, round after round, uploads one signed audit batch (the real
-``Uploader.make_batch`` wire format, one signed checkpoint per batch, as a device's log
+``appliance_sync.upload.batch_body`` wire format, one signed checkpoint per batch, as a device's log
 makes) and sends one signed heartbeat (``appliance_sync.heartbeat.sign``), as the
 uploader does after every upload. Many devices at once from a thread pool, at a steady
 fleet-wide rate (``--rate``) or as fast as the hub answers (the default: its capacity).
@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, print_table, row, save
 
 from appliance.audit.chain import checkpoint_message, genesis_hash, iso_time, record_hash
+from appliance.audit.head import sign_head
 from appliance.audit.identity import DeviceIdentity
 from appliance.audit.signed_body import SignedBody
 from appliance.core.isotime import format_utc
@@ -63,7 +64,7 @@ from appliance_sync.heartbeat import HEARTBEAT_TYPE
 from appliance_sync.heartbeat import sign as sign_heartbeat
 from appliance_sync.publisher import init_repository, update_repository
 from appliance_sync.trust_parts import digests_array, parts_from_document
-from appliance_sync.upload import HubClient, Uploader
+from appliance_sync.upload import HubClient, batch_body
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -341,14 +342,6 @@ class Device:
         self.head = genesis_hash(self.log_id)
 
 
-@dataclass(frozen=True)
-class _LogName:
-    """What ``Uploader.make_batch`` reads of an audit log."""
-
-    device_id: str
-    log_id: str
-
-
 _VERDICTS = [("PASS", "OK")] * 90 + [("FAIL", "EXPIRED")] * 5 + [
     ("FAIL", "REVOKED")] * 2 + [("UNVERIFIABLE", "STATUS_UNKNOWN")] * 3
 
@@ -384,9 +377,9 @@ def next_batch(dev: Device, n: int, now: float) -> SignedBody:
                   "key_id": dev.identity.public.key_id,
                   "signature": base64.b64encode(dev.identity.sign(checkpoint_message(
                       dev.identity.device_id, dev.log_id, dev.seq, dev.head, at))).decode()}
-    log_name = _LogName(dev.identity.device_id, dev.log_id)
-    uploader = Uploader(cast(Any, log_name), dev.identity, lambda _: {}, clock=lambda: now)
-    return uploader.make_batch(records, [checkpoint])
+    head = sign_head(dev.identity, dev.identity.device_id, dev.log_id, dev.seq, dev.head, at)
+    return batch_body(dev.identity, dev.identity.device_id, dev.log_id, records,
+                      [checkpoint], head, now)
 
 
 def heartbeat(dev: Device, sent: float, backlog: int) -> bytes:

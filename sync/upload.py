@@ -99,6 +99,18 @@ class UploadReport:
     gaps: list[Any] | None = None
 
 
+def batch_body(identity: DeviceIdentity, device_id: str, log_id: str,
+               records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
+               head: SignedHead, sent_at: float) -> SignedBody:
+    """The batch as the hub takes it: canonical JSON, signed in headers (the hub checks
+    the signature before it parses the body), with the device's signed head."""
+    batch = {"type": "appliance-audit-batch-v1", "device_id": device_id,
+             "log_id": log_id, "first_seq": records[0]["seq"],
+             "last_seq": records[-1]["seq"], "records": records,
+             "checkpoints": checkpoints, "sent_at": sent_at, "head": head.as_dict()}
+    return sign_body(identity, device_id, canonical(batch))
+
+
 class Uploader:
     def __init__(self, audit: AuditLog, identity: DeviceIdentity,
                  client: HubClient | Callable[[SignedBody], dict[str, Any]],
@@ -118,15 +130,11 @@ class Uploader:
 
     def make_batch(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
                    head: SignedHead | None = None) -> SignedBody:
-        """The batch as the hub takes it: canonical JSON, signed in headers (the hub checks
-        the signature before it parses the body)."""
-        batch = {"type": "appliance-audit-batch-v1", "device_id": self.audit.device_id,
-                 "log_id": self.audit.log_id, "first_seq": records[0]["seq"],
-                 "last_seq": records[-1]["seq"], "records": records,
-                 "checkpoints": checkpoints, "sent_at": self._clock(),
-                 "head": (head or self.audit.signed_head(self.identity, self._clock())
-                          ).as_dict()}
-        return sign_body(self.identity, self.audit.device_id, canonical(batch))
+        """This log's ``records`` as one batch (see ``batch_body``)."""
+        return batch_body(self.identity, self.audit.device_id, self.audit.log_id or "",
+                          records, checkpoints,
+                          head or self.audit.signed_head(self.identity, self._clock()),
+                          self._clock())
 
     def upload_batch(self, report: UploadReport | None = None) -> int:
         """Send the oldest pending batch; mark it once acknowledged. Returns records acked."""
