@@ -141,6 +141,10 @@ def test_inspector_pass_with_privileges_table(browser: Any, tmp_path: Path, lang
             ".holder-photo", "img => [img.complete, img.naturalWidth, img.src.slice(0, 23)]")
         assert photo == [True, 60, "data:image/jpeg;base64,"]
         assert words["family"] in page.inner_text(".verdict-card")
+        # The next holder, an ordinary one, replaces the card (the page reloads itself).
+        kit.bus.publish(mdl_event(given_name="Jane Ann"))
+        page.wait_for_function("() => document.querySelector('.holder-given-name')"
+                               ".innerText === 'Jane Ann'", timeout=10_000)
         shots = docs_output / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / f"inspector-mdl-{lang}.png"), full_page=True)
