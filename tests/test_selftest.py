@@ -179,4 +179,12 @@ def test_bluetooth_controller_present_in_sysfs(tmp_path: Path) -> None:
     state = mdl_state("bumble:hci-socket:1", tmp_path)
     assert state.enabled and state.controller == "hci1"
     assert mdl_state("bumble:hci-socket:0", tmp_path).off == "controller"
+    switch = tmp_path / "hci1" / "rfkill3"
+    switch.mkdir()
+    (switch / "soft").write_text("1\n")
+    (switch / "hard").write_text("0\n")
+    blocked = mdl_state("bumble:hci-socket:1", tmp_path)
+    assert blocked.off == "blocked" and "rfkill unblock bluetooth" in blocked.detail
+    (switch / "soft").write_text("0\n")
+    assert mdl_state("bumble:hci-socket:1", tmp_path).enabled
     assert mdl_state("bleak", tmp_path).off == "transport"

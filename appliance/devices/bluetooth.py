@@ -18,9 +18,10 @@ SYS_BLUETOOTH = Path("/sys/class/bluetooth")
 _HCI_SOCKET = re.compile(r"bumble:hci-socket:(\d{1,3})")
 
 # Why mDL is off: the configuration says so, the transport is unknown, the Bluetooth stack
-# (extra 'mdl') is not installed, or the board has no controller at that index.
-OFF_CONFIG, OFF_TRANSPORT, OFF_STACK, OFF_CONTROLLER = "config", "transport", "stack", \
-    "controller"
+# (extra 'mdl') is not installed, the board has no controller at that index, or its radio
+# is switched off (rfkill: `rfkill unblock bluetooth`).
+OFF_CONFIG, OFF_TRANSPORT, OFF_STACK, OFF_CONTROLLER, OFF_BLOCKED = "config", "transport", \
+    "stack", "controller", "blocked"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,23 @@ def mdl_state(transport: str, sys_bluetooth: Path = SYS_BLUETOOTH) -> MdlState:
     if match is None:
         return MdlState(transport, None, None, f"controller {transport} (not probed)")
     name = f"hci{int(match.group(1))}"
-    if not (sys_bluetooth / name).exists():
+    controller = sys_bluetooth / name
+    if not controller.exists():
         return MdlState(transport, OFF_CONTROLLER, None,
                         f"no Bluetooth controller {name}: mDL is off, other formats work")
+    if _blocked(controller):
+        return MdlState(transport, OFF_BLOCKED, name,
+                        f"Bluetooth controller {name} is blocked (rfkill unblock bluetooth)")
     return MdlState(transport, None, name, f"Bluetooth controller {name} present")
+
+
+def _blocked(controller: Path) -> bool:
+    """The controller's radio switched off by software or a switch (its rfkill entries)."""
+    for switch in controller.glob("rfkill*"):
+        for kind in ("soft", "hard"):
+            try:
+                if (switch / kind).read_text().strip() == "1":
+                    return True
+            except OSError:
+                continue
+    return False
