@@ -13,7 +13,7 @@ import pytest
 from systemd_support import exposure as exposure_of
 from systemd_support import make_verify_root, verify_output
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNITS_DIR = REPO / "systemd"
 UNITS = sorted(p.name for p in UNITS_DIR.iterdir()
                if p.suffix in {".service", ".timer", ".path"})
@@ -81,6 +81,17 @@ def test_services_run_as_dedicated_users_with_restart():
         assert re.search(r"^User=appliance(-display|-sync|-web)?$", text, re.MULTILINE), unit
         if unit != "appliance-fault.service":  # it shows a fault: it never restarts itself
             assert re.search(r"^Restart=(on-failure|always)$", text, re.MULTILINE), unit
+
+
+def test_units_that_open_the_audit_log_load_its_keys():
+    """The audit log reads the fleet key and the device key (appliance.audit.log.from_config);
+    in /etc/appliance/secrets they are root's, so each unit gets them as credentials. The
+    upload unit lacked the fleet key: found by booting the image (make test-boot)."""
+    for unit in ("appliance-kiosk.service", "appliance-upload.service"):
+        lines = (UNITS_DIR / unit).read_text().splitlines()
+        for name in ("audit_hmac_key", "device_ed25519.pem"):
+            assert f"LoadCredential={name}:/etc/appliance/secrets/{name}" in lines, (unit, name)
+        assert "BindReadOnlyPaths=%d:/etc/appliance/secrets" in lines, unit
 
 
 def test_timers_have_boot_period_and_jitter():
