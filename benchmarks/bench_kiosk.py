@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, print_table, row, save
 from support import World, qr_frame
 
-from appliance.clock import FixedClock
 from appliance.config import IndicatorConfig
 from appliance.core.verifier import Checkpoint
 from appliance.devices.camera import Frame, FramePacer
@@ -31,6 +30,7 @@ from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk, latency_percentiles
 from appliance.kiosk.verification import NullAudit, VerificationService
+from appliance.trust.clock import FixedClock
 
 FPS = 30.0
 

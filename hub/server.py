@@ -1,7 +1,7 @@
 """The audit hub: receives devices' signed batches, keeps each record once, serves auditors.
 
 A small Flask application (``create_app``) for any WSGI server; ``appliance hub serve``
-runs it with the bounded threaded server (``appliance.bounded_server``). Endpoints:
+runs it with the bounded threaded server (``appliance.platform.bounded_server``). Endpoints:
 
 - ``POST /v1/batches`` - a device's batch: the canonical JSON batch as the body, the
   device id in ``X-Appliance-Device`` and Ed25519 over the raw body in
@@ -38,7 +38,7 @@ from appliance.audit.head import HubSigner
 from appliance.audit.identity import DeviceKeyError, DevicePublicKey
 from appliance.core.errors import SyncError
 from appliance.core.isotime import parse_instant
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 from appliance_hub import auth_access
 from appliance_hub.audit_view import register_screens
 from appliance_hub.auth import HubLogins
@@ -251,10 +251,10 @@ def _lines(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
 
 
 def serve(app: Flask, host: str, port: int, ssl_context: Any = None) -> None:
-    """Serve with the bounded threaded server (``appliance.bounded_server``: idle
+    """Serve with the bounded threaded server (``appliance.platform.bounded_server``: idle
     connections hold no thread, capped workers and per-client connections, read
     timeouts); gunicorn behind nginx at fleet scale."""
-    from appliance.bounded_server import make_bounded_server
+    from appliance.platform.bounded_server import make_bounded_server
 
     server = make_bounded_server(host, port, app, ssl_context=ssl_context)
     log.info("audit hub listening on %s:%d", host, server.port)

@@ -47,14 +47,14 @@ from tuf.api import exceptions
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
-from appliance.clock import (
+from appliance.core.errors import SyncError, TrustDataError
+from appliance.core.isotime import instant_or_none as _epoch
+from appliance.platform.files import write_atomic
+from appliance.trust.clock import (
     BUILD_TIME,
     boot_clock,
     system_clock_synchronised,
 )
-from appliance.core.errors import SyncError, TrustDataError
-from appliance.core.isotime import instant_or_none as _epoch
-from appliance.files import write_atomic
 from appliance.trust.high_water import mark_of
 from appliance.trust.install import StagedVersion, prune_versions, switch_current
 from appliance.trust.policy import parse_policy

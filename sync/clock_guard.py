@@ -1,6 +1,6 @@
 """The sync client's view of time: what expiry is judged at, and when the floor moves.
 
-The trusted-time floor (``appliance.clock``) is raised only on an NTP-synchronised clock,
+The trusted-time floor (``appliance.trust.clock``) is raised only on an NTP-synchronised clock,
 never above the signed publication time, and not at all in a sync that saw the system
 clock jump forward further than the time that really elapsed (a spoofed time source,
 issue 21): such a jump is logged, counted in the sync state file and ignored.
@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.clock import (
+from appliance.core.isotime import instant_or_none as _epoch
+from appliance.trust.clock import (
     BUILD_TIME,
     FileTimeFloor,
     boot_clock,
@@ -23,7 +24,6 @@ from appliance.clock import (
     system_clock_synchronised,
     time_floor,
 )
-from appliance.core.isotime import instant_or_none as _epoch
 from appliance_sync.schedule import iso_or_none
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 
-from appliance.backoff import backoff_delay
+from appliance.platform.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__
-from appliance.clock import FileTimeFloor, FloorClock
 from appliance.config import Config
 from appliance.core.errors import ApplianceError, SyncError
 from appliance.core.isotime import format_utc, instant_or_none
 from appliance.core.remote_policy import out_of_service
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
+from appliance.trust.clock import FileTimeFloor, FloorClock
 from appliance.trust.store import load_trust_store
 from appliance.trust.sync_state import read_sync_state
 

@@ -50,7 +50,7 @@ from tuf.api.metadata import (
 )
 
 from appliance.core.errors import SyncError
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 from appliance_sync.publisher_keys import generate_signer, load_signer, save_signer
 from appliance_sync.trust_parts import DIGEST, HASH_SETS, TrustParts, status_id
 

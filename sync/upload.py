@@ -28,8 +28,8 @@ from appliance.audit.head import SignedHead
 from appliance.audit.identity import DeviceIdentity
 from appliance.audit.log import AuditLog, canonical
 from appliance.audit.signed_body import SignedBody, sign_body
-from appliance.backoff import backoff_delay
 from appliance.core.errors import ConfigError, SyncError
+from appliance.platform.backoff import backoff_delay
 from appliance_sync.hub_answer import (  # HubRejected: re-exported
     MAX_ANSWER_BYTES,
     HubRejected,

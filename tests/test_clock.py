@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.clock import BUILD_TIME, FileTimeFloor, FixedClock, FloorClock, time_floor
+from appliance.trust.clock import BUILD_TIME, FileTimeFloor, FixedClock, FloorClock, time_floor
 
 
 class FakeWall:

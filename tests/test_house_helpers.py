@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.backoff import Backoff, backoff_delay
 from appliance.core.isotime import format_utc, instant_or_none, parse_instant
-from appliance.files import temporary_name, write_atomic
+from appliance.platform.backoff import Backoff, backoff_delay
+from appliance.platform.files import temporary_name, write_atomic
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from appliance.systemd_notify import ProbeWatchdog, Watchdog, http_answers, loopback_for
+from appliance.platform.systemd_notify import ProbeWatchdog, Watchdog, http_answers, loopback_for
 
 BIN = Path(sys.executable).parent
 WAIT_S = 60.0  # an upper bound for a slow machine, never an expectation of speed

@@ -11,13 +11,13 @@ from typing import Any
 from PIL import Image
 from werkzeug.security import generate_password_hash
 
-from appliance.clock import FixedClock
 from appliance.config import Config, config_from_mapping
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
 from appliance.tools.issuer import Claims, LicenceData, SigningKey, generate_key, issue
+from appliance.trust.clock import FixedClock
 from appliance.trust.editor import TrustSourceEditor
 from appliance_web import create_app
 
@@ -146,7 +146,7 @@ class LiveServer:
     def __init__(self, app: Any) -> None:
         import threading
 
-        from appliance.bounded_server import make_bounded_server, screen_limits
+        from appliance.platform.bounded_server import make_bounded_server, screen_limits
 
         self.app = app
         limits = screen_limits(app.config["APPLIANCE"].web.max_event_streams)

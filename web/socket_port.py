@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance.backoff import Backoff
 from appliance.core.errors import ApplianceError, AuditError, TrustDataError
 from appliance.core.reasons import Outcome
 from appliance.kiosk.events import Event
@@ -42,6 +41,7 @@ from appliance.kiosk.wire import (
     MessageTooLarge,
     encode,
 )
+from appliance.platform.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from appliance.core.errors import AuditError
-from appliance.secret_files import create_secret
+from appliance.platform.secret_files import create_secret
 
 log = logging.getLogger(__name__)
 

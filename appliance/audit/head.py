@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.audit.chain import canonical
 from appliance.audit.identity import DeviceIdentity, DeviceKeyError, DevicePublicKey
-from appliance.secret_files import create_secret
+from appliance.platform.secret_files import create_secret
 
 log = logging.getLogger(__name__)
 

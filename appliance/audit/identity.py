@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.config import Config
 from appliance.core.errors import ApplianceError
-from appliance.files import write_atomic
-from appliance.secret_files import create_secret
+from appliance.platform.files import write_atomic
+from appliance.platform.secret_files import create_secret
 
 log = logging.getLogger(__name__)
 

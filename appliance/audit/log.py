@@ -57,7 +57,7 @@ from appliance.config import Config
 from appliance.core.errors import AuditError
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Verdict
-from appliance.secret_files import ensure_private_file, restrict_mode
+from appliance.platform.secret_files import ensure_private_file, restrict_mode
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

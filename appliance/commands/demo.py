@@ -236,8 +236,8 @@ def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
 
     Returns the URL, the server and its live event fan-out, which the caller shuts down
     when the demo stops."""
-    from appliance.bounded_server import make_bounded_server, screen_limits
     from appliance.kiosk.compose import build_port
+    from appliance.platform.bounded_server import make_bounded_server, screen_limits
     from appliance_web import create_app
 
     port = build_port(

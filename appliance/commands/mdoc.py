@@ -306,11 +306,11 @@ def _judge_with_trust(args: argparse.Namespace, at: float | None) -> _Judge:
 def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
     """The device's trust store, clock, checkpoint and audit (spec s.6, source ``cli``),
     through the one verification service, with the mdoc verifier in place of ``verify``."""
-    from appliance.clock import FixedClock
     from appliance.commands.verify import _require_enrolled
     from appliance.config import load_config
     from appliance.kiosk.compose import device_checkpoint, device_clock, open_audit
     from appliance.kiosk.verification import VerificationService
+    from appliance.trust.clock import FixedClock
     from appliance.trust.store import CurrentTrust
 
     config = load_config(args.config)

@@ -184,7 +184,7 @@ def read_serial(device: str, submit: Any, stop: threading.Event, *,
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance.secret_files import private_umask
+    from appliance.platform.secret_files import private_umask
 
     with private_umask():
         return _run(args)

@@ -237,7 +237,12 @@ def check_indicator(ctx: Context) -> tuple[str, str]:
 
 
 def check_clock(ctx: Context) -> tuple[str, str]:
-    from appliance.clock import FileTimeFloor, is_trusted, system_clock_synchronised, time_floor
+    from appliance.trust.clock import (
+        FileTimeFloor,
+        is_trusted,
+        system_clock_synchronised,
+        time_floor,
+    )
 
     last_sync = FileTimeFloor(ctx.config.paths.state_dir / "clock.json").last_synchronised()
     published = ctx.facts.get("published_at")

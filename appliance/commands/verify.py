@@ -122,7 +122,7 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
 
 
 def _verifier(args: argparse.Namespace, at: float | None) -> Callable[[str], Verdict]:
-    from appliance.clock import FixedClock
+    from appliance.trust.clock import FixedClock
 
     if args.trust_source is not None:
         from appliance.core.verifier import Checkpoint, verify

@@ -1,6 +1,6 @@
 """``appliance web``: serve the screens (kiosk, inspector, status, admin) on loopback.
 
-Server: werkzeug's threaded WSGI server, bounded (``appliance.bounded_server``): idle
+Server: werkzeug's threaded WSGI server, bounded (``appliance.platform.bounded_server``): idle
 connections hold no thread, workers and connections per client are capped, reads and
 writes time out. It ships with Flask (Debian: python3-werkzeug) and needs nothing more;
 each open kiosk screen holds one worker for its event stream. Tells systemd ``READY=1``
@@ -118,9 +118,14 @@ def _standalone_app(config):
 
 
 def run(args: argparse.Namespace) -> int:
-    from appliance.bounded_server import make_bounded_server, screen_limits
     from appliance.config import load_config
-    from appliance.systemd_notify import ProbeWatchdog, http_answers, loopback_for, sd_notify
+    from appliance.platform.bounded_server import make_bounded_server, screen_limits
+    from appliance.platform.systemd_notify import (
+        ProbeWatchdog,
+        http_answers,
+        loopback_for,
+        sd_notify,
+    )
 
     config = load_config(args.config)
     host = args.host or config.web.host

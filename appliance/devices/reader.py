@@ -14,8 +14,8 @@ import select
 import threading
 from collections.abc import Callable
 
-from appliance.backoff import Backoff
-from appliance.log_limits import RepeatLimiter
+from appliance.platform.backoff import Backoff
+from appliance.platform.log_limits import RepeatLimiter
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from appliance import __version__
-from appliance.clock import Clock, FileTimeFloor, FloorClock
 from appliance.config import Config
 from appliance.core.errors import TrustDataError
 from appliance.core.verifier import Checkpoint
@@ -19,6 +18,7 @@ from appliance.kiosk.events import EventBus, holder_details_allowed
 from appliance.kiosk.local_policy import load_accepted_types, save_accepted_types
 from appliance.kiosk.local_port import LocalKioskPort, StatusProvider
 from appliance.kiosk.verification import AuditSink, VerificationService
+from appliance.trust.clock import Clock, FileTimeFloor, FloorClock
 from appliance.trust.store import CurrentTrust
 
 

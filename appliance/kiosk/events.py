@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from appliance.log_limits import RepeatLimiter
+from appliance.platform.log_limits import RepeatLimiter
 
 if TYPE_CHECKING:
     from appliance.core.verifier import Verdict

@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 
 log = logging.getLogger(__name__)
 

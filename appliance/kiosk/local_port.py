@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from appliance import __version__
-from appliance.clock import Clock
 from appliance.core.errors import ApplianceError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.snapshot import TrustSnapshot
@@ -24,6 +23,7 @@ from appliance.core.verifier import Verdict
 from appliance.kiosk.events import Event, EventBus, verdict_event
 from appliance.kiosk.port import PortUnavailable
 from appliance.kiosk.verification import VerificationService
+from appliance.trust.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ path from text on. Faults never stop the loop: a lost camera turns the indicator
 "camera lost" and is reopened with backoff; a decoder exception costs one frame; an audit
 fault shows "audit failing" and (``audit.required``) withholds the verdict; any other
 exception while handling one input costs that input (a FAIL verdict, red LED) and is
-logged once a minute with a count (``appliance.log_limits``), never per frame.
+logged once a minute with a count (``appliance.platform.log_limits``), never per frame.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from appliance.backoff import Backoff
 from appliance.core.credential import lp1
 from appliance.core.errors import ApplianceError, AuditUnavailable, CameraError, TrustDataError
 from appliance.core.reasons import Outcome
@@ -30,8 +29,9 @@ from appliance.devices.scanner import FrameScanner, RepeatSuppressor
 from appliance.kiosk.events import EventBus, verdict_event
 from appliance.kiosk.mdoc_session import MdocSessions
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
-from appliance.log_limits import RepeatLimiter
-from appliance.systemd_notify import Watchdog, sd_notify
+from appliance.platform.backoff import Backoff
+from appliance.platform.log_limits import RepeatLimiter
+from appliance.platform.systemd_notify import Watchdog, sd_notify
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from appliance.core.errors import AuditUnavailable, ConfigError, TrustDataError
 from appliance.devices.indicator import DeviceState, Indicator
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
-from appliance.log_limits import RepeatLimiter
+from appliance.platform.log_limits import RepeatLimiter
 
 if TYPE_CHECKING:
     from appliance.config import Config

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from appliance.core.errors import ApplianceError
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 
 REQUESTS = ("sync", "upload")
 

@@ -16,14 +16,14 @@ import re
 from collections.abc import Callable
 from typing import Protocol
 
-from appliance.clock import Clock
 from appliance.core.errors import ApplianceError, AuditError, AuditUnavailable, TrustDataError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import out_of_service
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.staleness import trust_stale
 from appliance.core.verifier import Checkpoint, Verdict, verify
-from appliance.log_limits import RepeatLimiter
+from appliance.platform.log_limits import RepeatLimiter
+from appliance.trust.clock import Clock
 
 log = logging.getLogger(__name__)
 

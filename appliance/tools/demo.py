@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from appliance.devices.camera import Frame, FramePacer
-from appliance.secret_files import create_secret
+from appliance.platform.secret_files import create_secret
 from appliance.tools.demo_mdl import LABEL as MDL_LABEL
 from appliance.tools.demo_mdl import DemoMdl, mdl_available, prepare_mdl, trust_entry
 from appliance.tools.holder import cose_key, present

@@ -39,7 +39,7 @@ from appliance.core.credential.lc1 import (
 from appliance.core.credential.limits import MAX_PHOTO_BYTES
 from appliance.core.errors import ApplianceError
 from appliance.core.isotime import parse_instant
-from appliance.secret_files import create_secret
+from appliance.platform.secret_files import create_secret
 from appliance.trust.source import compute_kid, public_key_der
 
 ALG_IDS = {"ES256": ALG_ES256, "EdDSA": ALG_EDDSA}

@@ -16,7 +16,7 @@ from typing import Any
 
 from appliance.core.errors import TrustDataError
 from appliance.core.snapshot import TrustSnapshot, licence_digest
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 from appliance.trust.source import entry_profiles, load_trust_source, snapshot_from_document
 
 

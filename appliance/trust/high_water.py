@@ -27,7 +27,7 @@ from typing import Any
 
 from appliance.core.errors import TrustDataError
 from appliance.core.isotime import format_utc, instant_or_none
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 from appliance.trust.signed import (
     MAX_METADATA_BYTES,
     SIGNED,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import TrustDataError
-from appliance.files import fsync_dir
+from appliance.platform.files import fsync_dir
 from appliance.trust.revocation import index_file
 from appliance.trust.signed import safe_name
 from appliance.trust.store import (

@@ -31,7 +31,7 @@ from typing import Any
 from appliance.core.errors import TrustDataError
 from appliance.core.isotime import parse_instant
 from appliance.core.snapshot import TrustSnapshot
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 from appliance.trust.high_water import Mark, below, mark_of, read_mark, tuf_manifest_sha256
 from appliance.trust.policy import parse_policy
 from appliance.trust.revocation import HashSet, StatusList, read_deltas

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 
 log = logging.getLogger(__name__)
 

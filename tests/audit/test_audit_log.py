@@ -21,10 +21,10 @@ from test_audit_support import (
 
 from appliance.audit.log import AuditError, AuditFull, from_config, open_audit_log, record_hash
 from appliance.cli import main
-from appliance.clock import FixedClock
 from appliance.core.errors import AuditUnavailable
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.verification import VerificationService
+from appliance.trust.clock import FixedClock
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import pytest
 import segno
 from support import NOW, World
 
-from appliance.clock import FixedClock
 from appliance.commands.web import _with_kiosk_errors
 from appliance.config import config_from_mapping
 from appliance.core.errors import ImageReadError
@@ -28,6 +27,7 @@ from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.port import PortUnavailable
 from appliance.kiosk.verification import VerificationService
 from appliance.kiosk.wire import BridgeError, MessageTooLarge
+from appliance.trust.clock import FixedClock
 from appliance_web import create_app
 from appliance_web.socket_port import KioskNotRunning, SocketKioskPort
 

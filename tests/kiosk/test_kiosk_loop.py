@@ -11,7 +11,6 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from support import NOW, World, qr_frame
 
-from appliance.clock import FixedClock
 from appliance.config import IndicatorConfig
 from appliance.core.errors import AuditError, CameraError
 from appliance.core.reasons import Outcome
@@ -24,6 +23,7 @@ from appliance.kiosk.loop import Kiosk, credential_key
 from appliance.kiosk.verification import NullAudit, VerificationService
 from appliance.tools.holder import cose_key, present
 from appliance.tools.issuer import generate_key
+from appliance.trust.clock import FixedClock
 
 
 class FakeMonotonic:

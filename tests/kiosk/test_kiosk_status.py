@@ -9,7 +9,6 @@ import segno
 from support import NOW, World
 
 from appliance.audit.log import open_audit_log
-from appliance.clock import FixedClock
 from appliance.config import config_from_mapping
 from appliance.core.verifier import Checkpoint
 from appliance.devices.camera import ImageFolderSource
@@ -19,6 +18,7 @@ from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.status import device_providers, epoch, trust_provider, wall_time
 from appliance.kiosk.verification import VerificationService
+from appliance.trust.clock import FixedClock
 from appliance.trust.sync_state import write_sync_state
 
 

@@ -14,7 +14,6 @@ from gpiozero.pins.mock import MockFactory
 from holder_sim import FAST, TestWallet, reader_transport, stalled
 from issuer_support import NOW
 
-from appliance.clock import FixedClock
 from appliance.config import Config, IndicatorConfig, MdocConfig, PathsConfig
 from appliance.core.errors import ConfigError
 from appliance.core.reasons import Outcome, Reason
@@ -28,6 +27,7 @@ from appliance.kiosk.mdoc_flow import SessionSettings
 from appliance.kiosk.mdoc_session import MdocReader, MdocSessions, mdoc_reader
 from appliance.kiosk.verification import VerificationService
 from appliance.tools.holder_ble import SimulatedPhone
+from appliance.trust.clock import FixedClock
 
 SETTINGS = SessionSettings(deadlines=FAST)
 

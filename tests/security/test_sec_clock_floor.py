@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from sync_support import Authority, RepoServer, device
 
-from appliance.clock import FileTimeFloor, FloorClock, floor_mark, forward_jump
 from appliance.core.errors import SyncError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import verify
 from appliance.kiosk.status import trust_provider
+from appliance.trust.clock import FileTimeFloor, FloorClock, floor_mark, forward_jump
 from appliance.trust.store import CurrentTrust
 from appliance.trust.sync_state import read_sync_state
 

@@ -15,7 +15,7 @@ from support import NOW
 from sync_support import Authority, RepoServer, device
 
 from appliance.audit.log import AuditLog
-from appliance.secret_files import create_secret, ensure_private_file, private_umask
+from appliance.platform.secret_files import create_secret, ensure_private_file, private_umask
 
 FIELDS = {"source": "camera", "verdict": "PASS", "reason": "OK", "live": False}
 

@@ -19,7 +19,7 @@ from test_audit_support import Scenario, device, record_many
 
 from appliance.audit.chain import canonical
 from appliance.audit.signed_body import SIGNATURE_HEADER, SignedBody, sign_body
-from appliance.bounded_server import make_bounded_server
+from appliance.platform.bounded_server import make_bounded_server
 from appliance_hub.server import MAX_BATCH_BYTES, create_app
 from appliance_hub.store import HubStore
 

@@ -20,7 +20,6 @@ from gpiozero.pins.mock import MockFactory
 from support import NOW, World, qr_frame
 
 from appliance.audit.log import AuditLog
-from appliance.clock import FixedClock
 from appliance.commands.run import read_serial
 from appliance.config import IndicatorConfig
 from appliance.core.reasons import Outcome
@@ -33,7 +32,8 @@ from appliance.devices.scanner import FrameScanner, make_decoder
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.verification import VerificationService
-from appliance.log_limits import RepeatLimiter
+from appliance.platform.log_limits import RepeatLimiter
+from appliance.trust.clock import FixedClock
 
 BOOM = "BOOM"
 

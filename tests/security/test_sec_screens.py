@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from web_support import NOW, Kit, fake_system, login_inspector, make_app, make_kit
 
-from appliance.clock import Reading
+from appliance.trust.clock import Reading
 from appliance_web import create_app
 from appliance_web.socket_port import SocketKioskPort
 

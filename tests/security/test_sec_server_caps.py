@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from web_support import LiveServer, make_app, make_kit
 
-from appliance.bounded_server import BoundedWSGIServer, ServerLimits, screen_limits
+from appliance.platform.bounded_server import BoundedWSGIServer, ServerLimits, screen_limits
 
 BIN = Path(sys.executable).parent
 IDLE = 600  # idle connections: > the waiting cap (256), far above the workers

@@ -11,13 +11,13 @@ import pytest
 from support import NOW, World
 
 from appliance.audit.log import AuditLog
-from appliance.clock import FixedClock
 from appliance.commands.run import export_audit
 from appliance.core.verifier import Checkpoint, verify
 from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.trust.clock import FixedClock
 
 BOOM = "BOOM"
 

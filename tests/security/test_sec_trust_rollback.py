@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from sync_support import Authority, RepoServer, device
 
-from appliance.clock import FixedClock
 from appliance.core.errors import SyncError, TrustDataError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Checkpoint, verify
 from appliance.kiosk.status import trust_provider
 from appliance.kiosk.verification import VerificationService
+from appliance.trust.clock import FixedClock
 from appliance.trust.high_water import high_water_path, read_mark
 from appliance.trust.store import CurrentTrust, link_fault, load_trust_store
 

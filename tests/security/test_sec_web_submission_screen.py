@@ -24,7 +24,6 @@ from gpiozero.pins.mock import MockFactory
 from support import NOW, World, qr_frame
 from web_support import LiveServer
 
-from appliance.clock import FixedClock
 from appliance.config import IndicatorConfig, config_from_mapping
 from appliance.core.verifier import Checkpoint
 from appliance.devices.camera import Frame
@@ -36,6 +35,7 @@ from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.verification import NullAudit, VerificationService
 from appliance.kiosk.wire import BadRequest
+from appliance.trust.clock import FixedClock
 from appliance_web import create_app
 from appliance_web.socket_port import SocketKioskPort
 

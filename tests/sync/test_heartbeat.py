@@ -17,7 +17,6 @@ from appliance import __version__
 from appliance.audit.identity import ensure_identity
 from appliance.audit.log import open_audit_log
 from appliance.cli import main
-from appliance.clock import FixedClock
 from appliance.config import load_config
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.bridge import BridgeServer
@@ -25,6 +24,7 @@ from appliance.kiosk.camera_probe import camera_state
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.trust.clock import FixedClock
 from appliance_hub.server import DeviceRegistry
 from appliance_sync.heartbeat import ClockNotTrusted, Heartbeat, read_state, sources_from_config
 from appliance_sync.upload import HubClient

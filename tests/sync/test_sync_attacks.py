@@ -27,12 +27,12 @@ from sync_support import (
 )
 from tuf.api.metadata import Metadata, Timestamp
 
-from appliance.clock import FileTimeFloor, FloorClock
 from appliance.core.errors import SyncError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import verify
 from appliance.tools.issuer import generate_key
 from appliance.trust import install as trust_install
+from appliance.trust.clock import FileTimeFloor, FloorClock
 from appliance.trust.store import load_trust_store
 from appliance.trust.sync_state import read_sync_state
 from appliance_sync.client import SyncClient

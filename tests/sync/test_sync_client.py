@@ -11,13 +11,13 @@ from sync_support import Authority, RepoServer, device
 from tuf.ngclient import Updater
 
 from appliance.cli import main
-from appliance.clock import FileTimeFloor
 from appliance.config import load_config
 from appliance.core.errors import SyncError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import verify
 from appliance.kiosk.compose import build_service
 from appliance.kiosk.verification import NullAudit
+from appliance.trust.clock import FileTimeFloor
 from appliance.trust.store import CurrentTrust, load_trust_store
 from appliance.trust.sync_state import read_sync_state
 from appliance_sync.schedule import run_periodic

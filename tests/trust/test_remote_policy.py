@@ -16,7 +16,6 @@ from werkzeug.serving import make_server
 
 from appliance import __version__
 from appliance.cli import main
-from appliance.clock import FixedClock
 from appliance.core.errors import TrustDataError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import is_outdated, out_of_service
@@ -25,6 +24,7 @@ from appliance.core.verifier import Checkpoint, verify
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.trust.clock import FixedClock
 from appliance.trust.policy import parse_policy
 from appliance_hub.policy import DisabledDevices
 from appliance_hub.wsgi import app_from_environment

@@ -18,7 +18,7 @@ import pytest
 from browser_support import SIZES, Server, launch, require_chromium
 from web_support import INSPECTOR_PASSWORD, NOW, fake_system, make_app, make_kit
 
-from appliance.clock import FixedClock, Reading
+from appliance.trust.clock import FixedClock, Reading
 from appliance_web import create_app
 from appliance_web.socket_port import SocketKioskPort
 

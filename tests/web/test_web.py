@@ -289,7 +289,7 @@ def test_api_status_and_healthz(client, kit: Kit) -> None:
 
 
 def test_healthz_degraded_when_verdicts_cannot_pass(tmp_path: Path) -> None:
-    from appliance.clock import Reading
+    from appliance.trust.clock import Reading
 
     class Untrusted:
         def read(self) -> Reading:

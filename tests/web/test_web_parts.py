@@ -12,7 +12,7 @@ from web_support import NOW, make_kit
 
 from appliance.cli import main
 from appliance.kiosk.events import EventBus, holder_details_allowed, verdict_event
-from appliance.systemd_notify import sd_notify
+from appliance.platform.systemd_notify import sd_notify
 from appliance_web import system
 
 

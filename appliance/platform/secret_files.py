@@ -20,7 +20,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from appliance.files import fsync_dir
+from appliance.platform.files import fsync_dir
 
 DATA_MODE = 0o640
 SECRET_MODE = 0o600

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from appliance.files import write_atomic
+from appliance.platform.files import write_atomic
 
 log = logging.getLogger(__name__)
 
