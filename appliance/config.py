@@ -82,6 +82,9 @@ class ScannerConfig:
     serial_device: str = ""
     # Optional keyboard-wedge (USB HID) scanner, e.g. "/dev/input/by-id/usb-...-event-kbd".
     hid_device: str = ""
+    # Decoder CPU time per camera frame for the "both" cascade: a second look starts only
+    # while it lasts, an overspent frame is owed by the next ones (issue 21). 0: no budget.
+    frame_budget_ms: float = 40.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class AuditConfig:
     checkpoint_interval_s: float = 300.0
     retention_days: int = 90
     max_db_mb: int = 512
+    # Verdicts (each an audit record) a minute from every input together, a tenth of it
+    # at once; more are dropped and counted (kiosk status audit.verdicts_dropped). 0: no cap.
+    max_verdicts_per_minute: int = 120
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,11 @@ class KioskTimeout(BridgeError):
 
 def _remote_errors() -> dict[str, type[ApplianceError]]:
     from appliance.core.errors import AuditUnavailable, ImageReadError, ImageTooLarge
+    from appliance.kiosk.rate_cap import RateLimited
 
     kinds: list[type[ApplianceError]] = [
         PortUnavailable, KioskNotRunning, AuditUnavailable, AuditError, ImageReadError,
-        ImageTooLarge,
+        ImageTooLarge, RateLimited,
         TrustDataError, MessageTooLarge, BadRequest, BridgeError]
     return {k.__name__: k for k in kinds}
 

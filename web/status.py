@@ -119,6 +119,9 @@ def metrics() -> Response:
            [("", audit.get("last_upload_at"))])
     metric("appliance_audit_fault", "gauge", "1 while the audit log cannot be written.",
            [("", bool(audit.get("fault")))])
+    metric("appliance_verdicts_dropped_total", "counter",
+           "Inputs over the per-minute verdict cap: no verdict, no audit record.",
+           [("", audit.get("verdicts_dropped"))])
     metric("appliance_cpu_temperature_celsius", "gauge", "CPU temperature.",
            [("", sysinfo.get("cpu_temperature_c"))])
     throttled = sysinfo.get("throttled") or {}

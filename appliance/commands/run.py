@@ -200,6 +200,7 @@ def _run(args: argparse.Namespace) -> int:
     from appliance.kiosk.events import EventBus, holder_details_allowed
     from appliance.kiosk.loop import Kiosk
     from appliance.kiosk.mdoc_session import MdocSessions, mdoc_reader
+    from appliance.kiosk.rate_cap import verdict_cap
 
     config = load_config(args.config)
     stop = threading.Event()
@@ -218,8 +219,11 @@ def _run(args: argparse.Namespace) -> int:
     cleanup: list[Any] = [audit.close]
     try:
         service = build_kiosk_service(config, audit, require_trust=args.require_trust)
+        service.rate_cap = verdict_cap(config.audit.max_verdicts_per_minute)
         source = open_frame_source(config.camera)
-        scanner = FrameScanner(make_decoder(config.scanner.backend, live=True), PresenceGate())
+        budget_s = config.scanner.frame_budget_ms / 1000 or None
+        scanner = FrameScanner(make_decoder(config.scanner.backend, live=True,
+                                            budget_s=budget_s), PresenceGate())
         indicator = open_indicator(config.indicator)
         cleanup.append(indicator.close)
         bus = EventBus()

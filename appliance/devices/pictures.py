@@ -116,9 +116,10 @@ def max_pixels(fmt: str, mode: str, budget_bytes: int = PICTURE_BUDGET_BYTES, *,
 def _fit_jpeg(img: Image.Image, budget_bytes: int, data_bytes: int) -> None:
     """Decode the luma plane only, scaled down by the JPEG decoder until it fits."""
     width, height = img.size
+    decoded = "CMYK" if img.mode == "CMYK" else "L"  # no luma plane in a CMYK JPEG
     for scale in (1, 2, 4, 8):
         size = (math.ceil(width / scale), math.ceil(height / scale))
-        if peak_bytes("JPEG", "L", size, data_bytes=data_bytes) <= budget_bytes:
+        if peak_bytes("JPEG", decoded, size, data_bytes=data_bytes) <= budget_bytes:
             img.draft("L", size)
             return
     img.draft("L", (math.ceil(width / 8), math.ceil(height / 8)))  # refused just below

@@ -185,7 +185,8 @@ class LocalKioskPort:
             "trust": self._trust_status(now),
             "clock": self._clock_status(now),
             "audit": {"pending": None, "last_upload_at": None,
-                      "fault": self._service.audit_fault},
+                      "fault": self._service.audit_fault,
+                      "verdicts_dropped": self._service.verdicts_dropped},
             "accepted_types": list(self.accepted_types()),
             "verdicts": self.verdict_totals(),
         }

@@ -28,6 +28,7 @@ from appliance.devices.indicator import DeviceState, Indicator
 from appliance.devices.scanner import FrameScanner, RepeatSuppressor
 from appliance.kiosk.events import EventBus, verdict_event
 from appliance.kiosk.mdoc_session import MdocSessions
+from appliance.kiosk.rate_cap import RateLimited
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
 from appliance.platform.backoff import Backoff
 from appliance.platform.log_limits import RepeatLimiter
@@ -60,6 +61,10 @@ class KioskStats:
     frames: int = 0
     decode_errors: int = 0
     verdicts: int = 0
+    # Inputs over the per-minute verdict cap (no verdict, no record; issue 21).
+    verdicts_dropped: int = 0
+    # Frames whose decoder budget ran out before every look (scanner.CascadeDecoder).
+    decoder_budget_spent: int = 0
     camera_failures: int = 0
     last_frame_at: float | None = None
     fps: float = 0.0
@@ -152,6 +157,8 @@ class Kiosk:
             self.stats.decode_errors += 1
             self._faults.fault("decoder failed on a frame", e)
             return verdicts
+        finally:
+            self.stats.decoder_budget_spent = getattr(self._scanner.decoder, "budget_spent", 0)
         for text in self._suppressor.new_texts(texts, frame.captured_at):
             verdict = self._decide(text, "camera", frame.captured_at)
             if verdict is not None:
@@ -186,6 +193,9 @@ class Kiosk:
             except TrustDataError as e:
                 log.error("no trust data: %s", e)
                 self._indicator.set_state(DeviceState.TRUST_STALE)
+                return None
+            except RateLimited:
+                self.stats.verdicts_dropped += 1  # counted; no verdict, no record, no LED
                 return None
             except Exception as e:  # the service failed before auditing: show a FAIL
                 self._faults.fault(f"verification failed on one input from {source}", e)

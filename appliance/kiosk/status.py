@@ -64,6 +64,7 @@ def camera_provider(kiosk: Any, source_name: str, *, wall: Callable[[], float] =
             "frames": stats.frames,
             "camera_ok": bool(kiosk.camera_ok),
             "decode_errors": stats.decode_errors,
+            "decoder_budget_spent": stats.decoder_budget_spent,
             "camera_failures": stats.camera_failures,
         }
 

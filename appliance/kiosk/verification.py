@@ -22,6 +22,7 @@ from appliance.core.remote_policy import out_of_service
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.staleness import trust_stale
 from appliance.core.verifier import Checkpoint, Verdict, verify
+from appliance.kiosk.rate_cap import RateCap, RateLimited
 from appliance.platform.log_limits import RepeatLimiter
 from appliance.trust.clock import Clock
 
@@ -81,8 +82,11 @@ class VerificationService:
         audit: AuditSink | None = None,
         audit_required: bool = True,
         verifier: Callable[..., Verdict] = verify,
+        rate_cap: RateCap | None = None,
     ) -> None:
         self._verifier = verifier
+        # Verdicts (and so audit records) a minute; the kiosk sets it (rate_cap module).
+        self.rate_cap = rate_cap
         self._trust = trust
         self._clock = clock
         self.checkpoint = checkpoint
@@ -95,6 +99,11 @@ class VerificationService:
     def trust(self) -> Callable[[], TrustSnapshot]:
         """The trust source verdicts are decided with (the port shows its status)."""
         return self._trust
+
+    @property
+    def verdicts_dropped(self) -> int:
+        """Inputs refused by the per-minute cap since the start (no verdict, no record)."""
+        return self.rate_cap.dropped if self.rate_cap is not None else 0
 
     @property
     def clock(self) -> Clock:
@@ -139,8 +148,12 @@ class VerificationService:
     def decide(self, judge: Judge, source: str) -> Verdict:
         """``verify`` for an input that is not one text (an mdoc session's answer):
         ``judge(trust, now, clock_trusted, checkpoint)`` decides on this service's trust,
-        clock and rules, and the verdict is audited exactly as ``verify``'s."""
+        clock and rules, and the verdict is audited exactly as ``verify``'s. Over the
+        per-minute cap: ``RateLimited``, no verdict, no record, counted."""
         checked_source(source)
+        if self.rate_cap is not None and not self.rate_cap.take():
+            raise RateLimited(f"more than {self.rate_cap.per_minute} verifications a minute: "
+                              "this one was not verified")
         trust = self._trust()
         reading = self._clock.read()
         try:
