@@ -30,7 +30,7 @@ test: test-services $(BIN)/appliance
 
 # The screens' and the hub's Thai (docs/screens.md, "Translations"): the strings marked in
 # each part merged into its .po (translate the new entries there, then run this again) and
-# the committed .mo compiled from it; tests/test_i18n_catalogue.py extracts the same way.
+# the committed .mo compiled from it; tests/web/test_i18n_catalogue.py extracts the same way.
 .PHONY: translations
 translations: $(BIN)/appliance
 	set -e; for part in web hub; do cd $(CURDIR)/$$part; \
@@ -80,4 +80,4 @@ clean:
 # folder otherwise, so a test run never rewrites tracked files).
 docs: $(BIN)/appliance
 	APPLIANCE_WRITE_DOCS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/test_browser.py tests/test_hc1_dgc_testdata.py -k "kiosk_idle or other_screens or report"
+		tests/web/test_screen_live_browser.py tests/core/test_hc1_dgc_testdata.py -k "kiosk_idle or other_screens or report"

@@ -10,7 +10,7 @@ TOOLS="$VENV-uv"
 # The device's core suites (.ci/core-tests.txt, shared with the arm64 and Pi-mix jobs),
 # plus the screens and the kiosk socket, whose floors (flask, werkzeug) only they prove.
 mapfile -t CORE < <(grep -vE '^\s*(#|$)' .ci/core-tests.txt)
-CORE+=(tests/test_web.py tests/security/test_sec_web.py tests/security/test_sec_socket.py
+CORE+=(tests/web/test_web.py tests/security/test_sec_web.py tests/security/test_sec_socket.py
        tests/security/test_sec_key_scope.py)
 
 rm -rf "$VENV"

@@ -576,7 +576,7 @@ def rows(r: LoadResult) -> list[Row]:
 
 
 def run(plan: LoadPlan | None = None) -> list[Row]:
-    from test_audit_support import find_postgres_dsn
+    from audit_support import find_postgres_dsn
 
     plan = plan or LoadPlan()
     dsn = find_postgres_dsn()

@@ -9,7 +9,7 @@ Each process runs as the device runs it (``appliance run``, ``web``, ``verify``,
 - one-shot commands: ``ru_maxrss`` from ``wait4`` in a tiny launcher process, because a
   child forked from this (large) benchmark process would inherit its resident size.
 
-The budgets are the ``MemoryMax=`` of the systemd units (tests/test_systemd.py checks that
+The budgets are the ``MemoryMax=`` of the systemd units (tests/deploy/test_systemd.py checks that
 they match). A Pi Zero 2 W runs Python about 8-10x slower per core than this machine.
 
     python benchmarks/bench_memory.py [--scale 0.1]   # scale: the sync data (default full)
@@ -312,7 +312,7 @@ root = "{root}"
 def upload_rows(tmp: Path) -> list[Row]:
     """``appliance upload --once`` of a 100,000-record backlog to a hub on loopback."""
     from bench_audit import _serve as serve_hub
-    from test_audit_support import NOW, Scenario, device
+    from audit_support import NOW, Scenario, device
 
     from appliance_hub.server import create_app
     from appliance_hub.store import HubStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_audit_support import HUB_KEY, FlaskPoster, Scenario, device, record_many
+from audit_support import HUB_KEY, FlaskPoster, Scenario, device, record_many
 from werkzeug.security import generate_password_hash
 
 from appliance.audit.chain import genesis_hash, record_hash

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from test_audit_support import HUB_KEY
+from audit_support import HUB_KEY
 from werkzeug.serving import make_server
 
 from appliance_hub.server import create_app

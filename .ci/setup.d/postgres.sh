@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start the Debian PostgreSQL cluster and make a throwaway role and database for the hub's
 # PostgreSQL tests and benchmark. The DSN goes to a root-only file the tests read
-# (tests/test_hub_postgres.py; override with APPLIANCE_TEST_POSTGRES_DSN).
+# (tests/hub/test_hub_postgres.py; override with APPLIANCE_TEST_POSTGRES_DSN).
 set -euo pipefail
 DSN_FILE="${APPLIANCE_TEST_POSTGRES_DSN_FILE:-/var/lib/appliance-ci/postgres.dsn}"
 version="$(ls /usr/lib/postgresql | sort -n | tail -1)"

@@ -1,7 +1,7 @@
 """The audit log's tables, written as plain SQL (docs/adr/0009).
 
 The DDL is byte for byte what sqlite-utils 4 wrote before (tests/data/audit-log-v1.db
-and tests/test_audit_schema.py hold it), so logs made by earlier releases open unchanged.
+and tests/audit/test_audit_schema.py hold it), so logs made by earlier releases open unchanged.
 The schema is created inside ``BEGIN IMMEDIATE`` so two racing processes never both make it.
 """
 

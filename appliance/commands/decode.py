@@ -14,7 +14,7 @@ import sys
 from appliance.core.errors import UsageError
 
 # The scanner's backends, spelled here so registering the command loads neither numpy nor
-# PIL; tests/test_decode_cli.py checks they match appliance.devices.scanner.BACKENDS.
+# PIL; tests/commands/test_decode_command.py checks they match appliance.devices.scanner.BACKENDS.
 BACKENDS: tuple[str, ...] = ("zxing", "zbar", "both")
 DEFAULT_BACKEND = "both"
 

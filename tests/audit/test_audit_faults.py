@@ -8,7 +8,7 @@ import signal
 import subprocess
 
 import pytest
-from test_audit_support import NOW, Scenario, make_config, record_many
+from audit_support import NOW, Scenario, make_config, record_many
 
 from appliance.audit.identity import ensure_identity
 from appliance.audit.log import AuditError, open_audit_log

@@ -29,7 +29,7 @@ from appliance.audit.chain import (
 )
 from appliance.audit.identity import DeviceIdentity, DevicePublicKey
 
-VECTORS = json.loads((Path(__file__).parent / "data" / "audit-chain-v1.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[1] / "data" / "audit-chain-v1.json").read_text())
 RECORDS = VECTORS["records"]
 
 

@@ -9,7 +9,7 @@ import sqlite3
 import stat
 
 import pytest
-from test_audit_support import (
+from audit_support import (
     HOLDER_NAME,
     LICENCE_NO,
     NOW,

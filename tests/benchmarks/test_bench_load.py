@@ -14,9 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from test_audit_support import find_postgres_dsn
+from audit_support import find_postgres_dsn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 psycopg = pytest.importorskip("psycopg", reason="psycopg not installed (pip install psycopg)")
 
 import bench_load  # noqa: E402

@@ -141,7 +141,7 @@ def cases(command: tuple[str, ...], parser: argparse.ArgumentParser,
 def _probe(batch: list[dict], tmp: Path) -> list[dict]:
     cases_file, results_file = tmp / "cases.json", tmp / "results.jsonl"
     cases_file.write_text(json.dumps(batch))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     with contextlib.suppress(subprocess.TimeoutExpired):  # the missing results say which
         subprocess.run([sys.executable, str(PROBE), str(cases_file), str(results_file)],
                        cwd=tmp, env=env, capture_output=True, timeout=60, check=False)

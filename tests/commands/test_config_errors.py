@@ -21,7 +21,7 @@ from appliance.kiosk.status import device_providers
 from appliance.trust.sync_state import read_sync_state, write_sync_state
 from appliance_sync.heartbeat import HeartbeatSources, collect
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _config_file(tmp_path: Path, extra: str = "") -> Path:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from appliance.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

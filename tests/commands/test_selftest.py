@@ -18,7 +18,7 @@ from appliance.cli import main
 from appliance.commands import selftest
 from appliance.config import load_config
 
-CARD = Path(__file__).resolve().parent.parent / "firmware"
+CARD = Path(__file__).resolve().parents[2] / "firmware"
 
 
 class _Ready(BaseHTTPRequestHandler):

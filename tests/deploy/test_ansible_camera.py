@@ -18,7 +18,7 @@ import yaml
 
 from appliance.config import load_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = REPO / "ansible/group_vars/all/appliance.yml"
 TEMPLATE = REPO / "ansible/roles/config/templates/appliance.toml.j2"
 

@@ -31,7 +31,7 @@ from test_ansible import (
     _wheelhouse,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "ansible"
 VAULT_PASSWORD = "central-converge-test-only"
 AUDITOR_TOKEN = "auditor-" + "a1" * 20

@@ -26,11 +26,11 @@ from systemd_support import exposure, make_verify_root, verify_output
 
 from appliance.config import load_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / "ansible"
 UNITS = REPO / "systemd"
 DROPIN = UNITS / "kiosk-mdl-bluetooth.conf"
-KIOSK_MAX_EXPOSURE = 2.5  # tests/test_systemd.py
+KIOSK_MAX_EXPOSURE = 2.5  # tests/deploy/test_systemd.py
 
 needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze is absent (apt-get install systemd)")

@@ -1,6 +1,6 @@
 """The centre's systemd units: `systemd-analyze verify` silent, exposure limits, key scope.
 
-Same method as tests/test_systemd.py (tests/systemd_support.py: any verify output
+Same method as tests/deploy/test_systemd.py (tests/systemd_support.py: any verify output
 fails), for the hub under gunicorn and the publisher's timestamp refresh.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from systemd_support import HOST_UNITS, exposure, make_verify_root, verify_output
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNITS_DIR = REPO / "systemd" / "central"
 UNITS = sorted(p.name for p in UNITS_DIR.iterdir() if p.suffix in {".service", ".timer"})
 SERVICES = [u for u in UNITS if u.endswith(".service")]

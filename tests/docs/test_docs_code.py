@@ -12,7 +12,7 @@ from appliance.commands import run
 from appliance.config import ScannerConfig
 from appliance_web.uploads import InMemoryRequest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PROCESSES = (REPO / "docs" / "processes.md").read_text(encoding="utf-8")
 ADR_0002 = (REPO / "docs" / "adr" / "0002-dependencies.md").read_text(encoding="utf-8")
 ADR_0004 = (REPO / "docs" / "adr" / "0004-hand-written-parts.md").read_text(encoding="utf-8")

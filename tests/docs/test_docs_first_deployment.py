@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from test_readme_walkthrough import VENV_BIN, Step, _missing
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "first-deployment.md"
 DEADLINE_S = 600.0
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from appliance.config import Config, config_from_mapping, load_config
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "appliance.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "appliance.toml"
 SECTION = re.compile(r"^\[(\w+)\]\s*$")
 KEY = re.compile(r"^(#\s*)?(\w+)\s*=\s*\S")
 

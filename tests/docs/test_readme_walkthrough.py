@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 VENV_BIN = Path(sys.executable).parent
 DEADLINE_S = 300.0
 EXIT = re.compile(r"#\s*exit\s+(\d+)\s*$")

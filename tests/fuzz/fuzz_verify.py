@@ -1,6 +1,6 @@
 """atheris fuzz harness over the whole ``verify`` path.
 
-Short run (CI, via tests/test_fuzz.py):  python tests/fuzz/fuzz_verify.py -runs=20000
+Short run (CI, via tests/fuzz/test_fuzz.py):  python tests/fuzz/fuzz_verify.py -runs=20000
 Release run (documented in README):     make fuzz   (one hour, -max_total_time=3600)
 
 Any exception escaping ``verify`` is a bug, and so is the last-resort net in ``verify``

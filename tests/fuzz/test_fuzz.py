@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-HARNESS = Path(__file__).parent / "fuzz" / "fuzz_verify.py"
+HARNESS = Path(__file__).parent / "fuzz_verify.py"
 
 
 def test_short_fuzz_run_finds_no_crash(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 import random
 
 import pytest
-from test_audit_support import HUB_KEY, NOW, FlaskPoster, Scenario, device, record_many
+from audit_support import HUB_KEY, NOW, FlaskPoster, Scenario, device, record_many
 
 from appliance.audit.log import record_hash
 from appliance.audit.signed_body import sign_body

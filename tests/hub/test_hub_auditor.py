@@ -8,8 +8,8 @@ import re
 import threading
 
 import pytest
-from test_audit_support import FlaskPoster, Scenario, device, find_postgres_dsn, record_many
-from test_hub_auditor_support import (
+from audit_support import FlaskPoster, Scenario, device, find_postgres_dsn, record_many
+from hub_auditor_support import (
     AUDITOR,
     AUDITOR_PW,
     csrf_of,
@@ -173,7 +173,7 @@ def test_postgres_logins_search_and_access_log(tmp_path, scenario):
     psycopg = pytest.importorskip("psycopg")
     dsn = find_postgres_dsn()
     if not dsn:
-        pytest.skip("no PostgreSQL DSN (see tests/test_hub_postgres.py)")
+        pytest.skip("no PostgreSQL DSN (see tests/hub/test_hub_postgres.py)")
     import secrets
     from urllib.parse import quote
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 from hub_fleet_support import ADMIN, T0, heartbeat_fields, iso, live_hub, signed
-from test_audit_support import device
+from audit_support import device
 
 from appliance.core.errors import SyncError
 from appliance_hub.migrations import steps
 from appliance_hub.store import HubStore
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 
 
@@ -209,7 +209,7 @@ def test_postgresql_migrates_and_serves_the_fleet(tmp_path):
     import secrets
     from urllib.parse import quote
 
-    from test_audit_support import find_postgres_dsn
+    from audit_support import find_postgres_dsn
 
     base = find_postgres_dsn()
     if not base:

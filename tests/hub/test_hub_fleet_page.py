@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from hub_fleet_support import ADMIN, AUDITOR, T0, heartbeat_fields, live_hub, signed
-from test_audit_support import device
+from audit_support import device
 
 from appliance_hub.server import create_app
 from appliance_hub.store import HubStore

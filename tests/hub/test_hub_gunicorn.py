@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from hub_fleet_support import ADMIN, AUDITOR, heartbeat_fields, signed
-from test_audit_support import device
+from audit_support import device
 
 from appliance_hub.migrations import steps
 

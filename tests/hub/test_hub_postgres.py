@@ -7,7 +7,7 @@ import threading
 from urllib.parse import quote
 
 import pytest
-from test_audit_support import (
+from audit_support import (
     HUB_KEY,
     FlaskPoster,
     Scenario,

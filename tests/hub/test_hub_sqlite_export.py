@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_audit_support import Scenario
-from test_hub_auditor_support import (
+from audit_support import Scenario
+from hub_auditor_support import (
     AUDITOR,
     AUDITOR_PW,
     get,

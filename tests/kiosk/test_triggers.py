@@ -10,7 +10,7 @@ import pytest
 
 from appliance.kiosk.triggers import RequestError, file_trigger, request_file
 
-UNITS = Path(__file__).resolve().parent.parent / "systemd"
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
 
 
 @pytest.mark.parametrize("name", ["sync", "upload"])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from hub_fleet_support import ADMIN, live_hub
-from test_audit_support import NOW, Scenario, device, postgres_schema_dsn, record_many
+from audit_support import NOW, Scenario, device, postgres_schema_dsn, record_many
 
 from appliance.audit.log import open_audit_log
 from appliance.cli import main

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from hub_fleet_support import ADMIN, T0, heartbeat_fields, live_hub, signed
-from test_audit_support import device
+from audit_support import device
 
 from appliance.cli import main
 from appliance_sync.heartbeat import read_state

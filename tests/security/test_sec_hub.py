@@ -15,7 +15,7 @@ import threading
 
 import pytest
 import urllib3
-from test_audit_support import Scenario, device, record_many
+from audit_support import Scenario, device, record_many
 from werkzeug.serving import make_server
 
 from appliance.audit.chain import canonical, genesis_hash, record_hash

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_audit_support import Scenario, device, record_many
+from audit_support import Scenario, device, record_many
 
 from appliance.cli import main
 from appliance.core.errors import SyncError

@@ -12,7 +12,7 @@ import json
 
 import pytest
 from hub_fleet_support import ADMIN, AUDITOR, T0, heartbeat_fields, live_hub, signed
-from test_audit_support import device
+from audit_support import device
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import json
 import sqlite3
 
 import pytest
-from test_audit_support import Scenario
-from test_hub_auditor_support import (
+from audit_support import Scenario
+from hub_auditor_support import (
     ADMIN,
     ADMIN_PW,
     AUDITOR,

@@ -15,7 +15,7 @@ import tracemalloc
 
 import pytest
 import urllib3
-from test_audit_support import Scenario, device, record_many
+from audit_support import Scenario, device, record_many
 
 from appliance.audit.chain import canonical
 from appliance.audit.signed_body import SIGNATURE_HEADER, SignedBody, sign_body

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import urllib3
 from sync_support import Authority, RepoServer, device
-from test_audit_support import Scenario, record_many
-from test_audit_support import device as audit_device
+from audit_support import Scenario, record_many
+from audit_support import device as audit_device
 from werkzeug.serving import make_server
 
 from appliance import __version__

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hub_fleet_support import live_hub
-from test_audit_support import NOW, Scenario, device, record_many
+from audit_support import NOW, Scenario, device, record_many
 
 from appliance.audit.head import HubSigner
 from appliance.cli import main
@@ -135,7 +135,7 @@ def test_upload_without_a_pinned_hub_key_is_a_configuration_error(tmp_path, caps
 
 def test_the_hub_under_wsgi_signs_with_its_credential(tmp_path):
     """appliance-hub.service: the key arrives as the systemd credential hub_ack_key."""
-    from test_audit_support import FlaskPoster, hub_private_file
+    from audit_support import FlaskPoster, hub_private_file
 
     from appliance_hub.wsgi import app_from_environment
 

@@ -11,7 +11,7 @@ import pytest
 from hub_fleet_support import ADMIN, live_hub
 from support import NOW, World
 from sync_support import Authority, RepoServer, device
-from test_audit_support import Scenario, hub_key_file, record_many
+from audit_support import Scenario, hub_key_file, record_many
 
 from appliance import __version__
 from appliance.audit.identity import ensure_identity

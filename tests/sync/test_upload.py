@@ -12,7 +12,7 @@ import time
 
 import pytest
 import urllib3
-from test_audit_support import NOW, Scenario, device, hub_private_file, record_many, wait_for
+from audit_support import NOW, Scenario, device, hub_private_file, record_many, wait_for
 
 from appliance.cli import main
 from appliance.core.errors import SyncError

@@ -169,7 +169,7 @@ def test_the_hub_policy_file_is_reread_and_a_bad_one_keeps_the_last_list(tmp_pat
 
 def test_the_hub_under_its_wsgi_settings_answers_403_json(tmp_path: Path) -> None:
     """APPLIANCE_HUB_POLICY wires the file in; the refusal is read over real HTTP."""
-    from test_audit_support import Scenario, device, record_many
+    from audit_support import Scenario, device, record_many
 
     from appliance.audit.chain import canonical
 

@@ -21,11 +21,11 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from hub_fleet_support import heartbeat_fields, signed
-from test_audit_support import Scenario, device
-from test_hub_auditor_support import ADMIN, ADMIN_PW, T0, get, login, make_hub, upload
+from audit_support import Scenario, device
+from hub_auditor_support import ADMIN, ADMIN_PW, T0, get, login, make_hub, upload
 from web_support import ISSUER_NAME, form_token, login_admin, login_inspector, make_app, make_kit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PARTS = ("web", "hub")
 THAI = re.compile(r"[\u0e00-\u0e7f]+")
 # Thai the code may hold outside a catalogue: each language's name in its own language

@@ -12,7 +12,7 @@ import pytest
 from babel.messages.pofile import read_po
 from web_support import NOW, Kit, form_token, login_admin, login_inspector, make_app, make_kit
 
-CATALOG = Path(__file__).resolve().parent.parent / "web" / "translations" / "th" / \
+CATALOG = Path(__file__).resolve().parents[2] / "web" / "translations" / "th" / \
     "LC_MESSAGES" / "messages.po"
 THAI = re.compile(r"[\u0e00-\u0e7f]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")

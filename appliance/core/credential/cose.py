@@ -66,7 +66,7 @@ MAX_ENVELOPE_ITEMS = 8 + MAX_HEADER_ITEMS
 def _decoder() -> cbor2.CBORDecoder:
     """One decoder per thread, re-pointed at each input: building a decoder costs about a
     third of decoding a claims map. cbor2 resets shared-reference state on every
-    ``decode()`` (tests/test_vectors.py checks), so nothing carries over between inputs.
+    ``decode()`` (tests/core/test_vectors.py checks), so nothing carries over between inputs.
     No keyword options: the pre-scan enforces depth and duplicate keys on every cbor2 from
     the floor in pyproject.toml (5.6 lacks ``max_depth``, 5.9 ``allow_duplicate_keys``)."""
     decoder = getattr(_local, "decoder", None)
