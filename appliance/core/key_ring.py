@@ -8,11 +8,14 @@ The maps are built once per snapshot; a lookup is two dict reads and allocates n
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from appliance.core.credential.signature import verify_signature
 
 if TYPE_CHECKING:
-    from appliance.core.snapshot import IssuerKey
+    from cryptography import x509
 
 # Names a trust entry may list in ``profiles``.
 KEY_PROFILES = ("LC1", "HC1", "SHC", "MDOC")
@@ -26,6 +29,27 @@ DEFAULT_PROFILES: Mapping[str, frozenset[str]] = MappingProxyType({
     "jwk": frozenset({"SHC"}),
     "iaca": frozenset({"MDOC"}),  # an mdoc root; the only form that may list MDOC
 })
+
+@dataclass(frozen=True, slots=True)
+class IssuerKey:
+    """One trusted issuer key: which formats it may sign, when, and whether revoked."""
+
+    kid: bytes
+    iss: str
+    issuer_name: str
+    alg: str
+    public_key: Any
+    not_before: float
+    not_after: float
+    revoked: bool
+    types: frozenset[str]
+    profiles: frozenset[str]  # credential formats this key may sign (spec LC1 s.4)
+    certificate: x509.Certificate | None = None
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """Check a COSE signature (raw r||s for ES256) over ``message``; never raises."""
+        return verify_signature(self.alg, self.public_key, message, signature)
+
 
 _NO_KEYS: Mapping[bytes, IssuerKey] = MappingProxyType({})
 

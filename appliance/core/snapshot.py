@@ -10,13 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-from appliance.core.credential.signature import verify_signature
 from appliance.core.key_ring import KeyRing
-
-if TYPE_CHECKING:
-    from cryptography import x509
 
 UNKNOWN_STATUS_CHOICES = ("fail", "unverifiable", "pass")
 # Token Status List values (spec LC1 s.4).
@@ -40,25 +36,6 @@ class StatusLookup(Protocol):
 def licence_digest(iss: str, typ: str, number: str) -> bytes:
     """SHA-256 that revokes every credential of one licence (spec LC1 s.4)."""
     return hashlib.sha256(f"{iss}\x1f{typ}\x1f{number}".encode()).digest()
-
-
-@dataclass(frozen=True, slots=True)
-class IssuerKey:
-    kid: bytes
-    iss: str
-    issuer_name: str
-    alg: str
-    public_key: Any
-    not_before: float
-    not_after: float
-    revoked: bool
-    types: frozenset[str]
-    profiles: frozenset[str]  # credential formats this key may sign (spec LC1 s.4)
-    certificate: x509.Certificate | None = None
-
-    def verify(self, message: bytes, signature: bytes) -> bool:
-        """Check a COSE signature (raw r||s for ES256) over ``message``; never raises."""
-        return verify_signature(self.alg, self.public_key, message, signature)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,16 +17,10 @@ from appliance.core.credential.cose import ALG_NAMES
 from appliance.core.credential.model import Credential, Opened, Rejection
 from appliance.core.credential.registry import find_profile
 from appliance.core.isotime import format_utc
+from appliance.core.key_ring import IssuerKey
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import out_of_service
-from appliance.core.snapshot import (
-    REVOKED,
-    SUSPENDED,
-    VALID,
-    IssuerKey,
-    TrustSnapshot,
-    licence_digest,
-)
+from appliance.core.snapshot import REVOKED, SUSPENDED, VALID, TrustSnapshot, licence_digest
 from appliance.core.staleness import trust_stale
 
 _log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from appliance.core.errors import TrustDataError
-from appliance.core.snapshot import IssuerKey
+from appliance.core.key_ring import IssuerKey
 
 IACA_CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 OTHER_FORMS = ("certificate", "jwk", "public_key")

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from appliance.core.errors import TrustDataError
 from appliance.core.isotime import parse_instant
-from appliance.core.key_ring import DEFAULT_PROFILES, KEY_PROFILES, KeyRing
-from appliance.core.snapshot import IssuerKey, TrustSnapshot
+from appliance.core.key_ring import DEFAULT_PROFILES, KEY_PROFILES, IssuerKey, KeyRing
+from appliance.core.snapshot import TrustSnapshot
 from appliance.trust.policy import parse_policy
 from appliance.trust.revocation import HashSet, StatusList
 

@@ -44,7 +44,7 @@ from appliance.core.reasons import Reason
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from appliance.core.snapshot import IssuerKey
+    from appliance.core.key_ring import IssuerKey
 
 PREFIX = "HC1:"
 PROFILE_NAME = "HC1"

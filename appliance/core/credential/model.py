@@ -10,7 +10,8 @@ from appliance.core.credential.cose import Sign1
 from appliance.core.reasons import Reason
 
 if TYPE_CHECKING:
-    from appliance.core.snapshot import IssuerKey, Policy
+    from appliance.core.key_ring import IssuerKey
+    from appliance.core.snapshot import Policy
 
 
 class Rejection(Exception):

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from appliance.core.credential.mdoc.response import malformed
 
 if TYPE_CHECKING:
-    from appliance.core.snapshot import IssuerKey
+    from appliance.core.key_ring import IssuerKey
 
 MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
 _E = TypeVar("_E", bound=x509.ExtensionType)

@@ -54,9 +54,10 @@ from appliance.core.credential.mdoc.response import (
     parse_document,
 )
 from appliance.core.credential.model import Credential, Rejection
+from appliance.core.key_ring import IssuerKey
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import out_of_service
-from appliance.core.snapshot import REVOKED, SUSPENDED, VALID, IssuerKey, TrustSnapshot
+from appliance.core.snapshot import REVOKED, SUSPENDED, VALID, TrustSnapshot
 from appliance.core.staleness import trust_stale
 from appliance.core.verifier import DEFAULT_CHECKPOINT, Checkpoint, Verdict
 
