@@ -55,3 +55,22 @@ def test_unsorted_base_is_refused() -> None:
 def test_empty_sets() -> None:
     assert b"\x00" * 32 not in HashSet()
     assert len(HashSet()) == 0
+
+
+def test_delta_only_revocations_read_each_file_once(tmp_path: Path, monkeypatch) -> None:
+    """trust_store used to re-read a delta file once per 16-byte entry (issue 15)."""
+    from appliance.trust import store
+
+    entries = [bytes([i]) * 16 for i in range(50)]
+    (tmp_path / "cti.delta1.bin").write_bytes(b"".join(entries))
+    reads: list[Path] = []
+    real = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        reads.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    hashes = store._hash_set(tmp_path, {"base": None, "deltas": ["cti.delta1.bin"]})
+    assert len(reads) == 1
+    assert all(e in hashes for e in entries) and bytes([99]) * 16 not in hashes
