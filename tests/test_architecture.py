@@ -43,9 +43,22 @@ def test_layer_contract_holds() -> None:
 @pytest.mark.parametrize(("module", "bad_import", "contract"), [
     ("appliance/core/verifier.py", "import numpy", "The core is pure"),
     ("appliance/core/verifier.py", "import appliance.trust.store", "Layers"),
+    # The core is below the platform; the platform is the bottom of the rest.
+    ("appliance/core/snapshot.py", "import appliance.platform.files", "Layers"),
+    ("appliance/platform/files.py", "import appliance.trust.store", "Layers"),
+    ("appliance/config.py", "import appliance.audit.log", "Layers"),
+    # Tools use core and trust only (issue 22: tools/holder.py could import the kiosk loop).
+    ("appliance/tools/holder.py", "import appliance.kiosk.loop", "Layers"),
+    ("appliance/kiosk/status.py", "import appliance.tools.demo", "Tools are loaded only"),
+    ("appliance/kiosk/status.py", "import appliance.webauth.passwords", "webauth is the login"),
     ("appliance/kiosk/status.py", "import appliance_sync.client", "no network"),
-    ("appliance_web/live.py", "import appliance.kiosk.local_port", "client of the kiosk port"),
-    ("appliance_hub/server.py", "import appliance.devices.camera", "know nothing of the kiosk"),
+    # Allow-lists: a kiosk module no deny-list ever named is refused as well.
+    ("appliance_web/live.py", "import appliance.kiosk.local_port", "The web imports only"),
+    ("appliance_web/live.py", "import appliance.kiosk.mdoc_flow", "The web imports only"),
+    ("appliance_sync/client.py", "import appliance.devices.camera", "Sync imports only"),
+    ("appliance_hub/server.py", "import appliance.devices.camera", "The hub imports only"),
+    ("appliance_hub/server.py", "import appliance.audit.log", "The hub imports only"),
+    ("appliance_hub/store.py", "import flask", "The hub's records know no Flask"),
 ])
 def test_contract_refuses_a_crossing_import(tmp_path: Path, module: str, bad_import: str,
                                             contract: str) -> None:
@@ -56,6 +69,46 @@ def test_contract_refuses_a_crossing_import(tmp_path: Path, module: str, bad_imp
     assert done.returncode != 0
     broken = [line for line in done.stdout.splitlines() if "BROKEN" in line]
     assert any(contract in line for line in broken), done.stdout[-3000:]
+
+
+def test_layers_refuse_a_module_in_no_part(tmp_path: Path) -> None:
+    """The layers are exhaustive: a new flat module under appliance/ must be placed in one."""
+    tree = _copy_tree(tmp_path)
+    (tree / "appliance" / "stray.py").write_text('"""A helper in no part."""\n')
+    done = _lint(tree)
+    assert done.returncode != 0
+    assert "appliance.stray" in done.stdout, done.stdout[-3000:]
+
+
+CYCLES = """
+import grimp
+graph = grimp.build_graph("appliance", cache_dir=None)
+core = {m for m in graph.modules if m.startswith("appliance.core")}
+for module in sorted(core):
+    for imported in sorted(graph.find_modules_directly_imported_by(module) & core):
+        if imported != module and graph.chain_exists(importer=imported, imported=module):
+            print(module, "->", imported)
+"""
+
+
+def _core_cycles(tree: Path) -> list[str]:
+    """Imports inside the core that are part of a cycle (TYPE_CHECKING imports count)."""
+    done = subprocess.run([sys.executable, "-c", CYCLES], cwd=tree,
+                          env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, check=True, timeout=300)
+    return done.stdout.splitlines()
+
+
+def test_core_has_no_import_cycle(tmp_path: Path) -> None:
+    assert _core_cycles(_copy_tree(tmp_path)) == []
+
+
+def test_core_cycle_is_found(tmp_path: Path) -> None:
+    """The check above can fail: key_ring importing snapshot (which imports it) is a cycle."""
+    tree = _copy_tree(tmp_path)
+    target = tree / "appliance" / "core" / "key_ring.py"
+    target.write_text(target.read_text() + "\nimport appliance.core.snapshot  # a cycle\n")
+    assert "appliance.core.key_ring -> appliance.core.snapshot" in _core_cycles(tree)
 
 
 def _loaded(modules: list[str]) -> set[str]:

@@ -58,8 +58,7 @@ class KioskTimeout(BridgeError):
 
 
 def _remote_errors() -> dict[str, type[ApplianceError]]:
-    from appliance.core.errors import AuditUnavailable, ImageReadError, ImageTooLarge
-    from appliance.kiosk.rate_cap import RateLimited
+    from appliance.core.errors import AuditUnavailable, ImageReadError, ImageTooLarge, RateLimited
 
     kinds: list[type[ApplianceError]] = [
         PortUnavailable, KioskNotRunning, AuditUnavailable, AuditError, ImageReadError,

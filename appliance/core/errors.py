@@ -52,3 +52,7 @@ class UsageError(ApplianceError):
     """The command line was used wrongly (exit status 64)."""
 
     exit_status = 64
+
+
+class RateLimited(ApplianceError):
+    """More verifications than the per-minute cap: this one got no verdict and no record."""

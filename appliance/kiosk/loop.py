@@ -20,7 +20,13 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from appliance.core.credential import lp1
-from appliance.core.errors import ApplianceError, AuditUnavailable, CameraError, TrustDataError
+from appliance.core.errors import (
+    ApplianceError,
+    AuditUnavailable,
+    CameraError,
+    RateLimited,
+    TrustDataError,
+)
 from appliance.core.reasons import Outcome
 from appliance.core.verifier import Verdict
 from appliance.devices.camera import FrameSource
@@ -28,7 +34,6 @@ from appliance.devices.indicator import DeviceState, Indicator
 from appliance.devices.scanner import FrameScanner, RepeatSuppressor
 from appliance.kiosk.events import EventBus, verdict_event
 from appliance.kiosk.mdoc_session import MdocSessions
-from appliance.kiosk.rate_cap import RateLimited
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
 from appliance.platform.backoff import Backoff
 from appliance.platform.log_limits import RepeatLimiter

@@ -16,14 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from appliance.core.errors import ApplianceError
-
 # A tenth of a minute's worth may come at once.
 BURST_FRACTION = 6
-
-
-class RateLimited(ApplianceError):
-    """More verifications than the per-minute cap: this one got no verdict and no record."""
 
 
 class RateCap:

@@ -16,13 +16,19 @@ import re
 from collections.abc import Callable
 from typing import Protocol
 
-from appliance.core.errors import ApplianceError, AuditError, AuditUnavailable, TrustDataError
+from appliance.core.errors import (
+    ApplianceError,
+    AuditError,
+    AuditUnavailable,
+    RateLimited,
+    TrustDataError,
+)
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import out_of_service
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.staleness import trust_stale
 from appliance.core.verifier import Checkpoint, Verdict, verify
-from appliance.kiosk.rate_cap import RateCap, RateLimited
+from appliance.kiosk.rate_cap import RateCap
 from appliance.platform.log_limits import RepeatLimiter
 from appliance.trust.clock import Clock
 

@@ -21,6 +21,7 @@ from PIL import Image
 from support import NOW, World, qr_frame
 
 from appliance.config import AuditConfig, IndicatorConfig
+from appliance.core.errors import RateLimited
 from appliance.core.verifier import Checkpoint
 from appliance.devices.camera import Frame
 from appliance.devices.indicator import GpiozeroIndicator
@@ -29,7 +30,7 @@ from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.loop import Kiosk
-from appliance.kiosk.rate_cap import RateCap, RateLimited, verdict_cap
+from appliance.kiosk.rate_cap import RateCap, verdict_cap
 from appliance.kiosk.status import camera_provider
 from appliance.kiosk.verification import VerificationService
 from appliance.trust.clock import FixedClock
