@@ -172,8 +172,8 @@ class WebConfig:
     kiosk_socket: str = "/run/appliance/kiosk.sock"
     # Seconds the web waits for one answer from the kiosk.
     kiosk_socket_timeout_s: float = 10.0
-    # Largest message either way on the kiosk socket (kilobytes); must hold an uploaded
-    # image in base64, so keep it above max_upload_kb * 4 / 3.
+    # Largest message either way on the kiosk socket (kilobytes); an uploaded picture's
+    # raw bytes too, so keep it above max_upload_kb.
     kiosk_socket_max_kb: int = 16384
 
 

@@ -124,13 +124,19 @@ class SocketKioskPort:
                                   f"{e.strerror or e}") from e
         return sock
 
-    def _request(self, method: str, args: dict[str, Any]) -> tuple[socket.socket, LineReader]:
+    def _request(self, method: str, args: dict[str, Any],
+                 payload: bytes = b"") -> tuple[socket.socket, LineReader]:
         data = encode({"id": next(self._ids), "method": method, "args": args},
                       self.max_message_bytes)  # refused before connecting when too large
+        if len(payload) > self.max_message_bytes:
+            raise MessageTooLarge(f"payload of {len(payload)} bytes exceeds the bridge "
+                                  f"limit of {self.max_message_bytes} bytes")
         sock = self._connect()
         sock.settimeout(self.timeout_s)
         try:
             sock.sendall(data)
+            if payload:
+                sock.sendall(payload)  # raw, after its line (bridge: verify_image)
         except TimeoutError as e:
             sock.close()
             raise KioskTimeout(f"the kiosk did not take the {method} request within "
@@ -160,8 +166,8 @@ class SocketKioskPort:
         message = str(error.get("message") or f"the kiosk refused {method}")
         raise kind(message)
 
-    def _call(self, method: str, **args: Any) -> Any:
-        sock, reader = self._request(method, args)
+    def _call(self, method: str, payload: bytes = b"", **args: Any) -> Any:
+        sock, reader = self._request(method, args, payload)
         try:
             chunks: list[bytes] = []
             while True:
@@ -240,7 +246,7 @@ class SocketKioskPort:
         return self._call("verify_text", text=text, source=source)
 
     def verify_image(self, data: bytes, source: str = "web-image") -> list[Event]:
-        return list(self._call("verify_image", data_b64=base64.b64encode(data).decode("ascii"),
+        return list(self._call("verify_image", payload=data, data_bytes=len(data),
                                source=source))
 
     def trigger_sync(self) -> str:
