@@ -434,3 +434,34 @@ def test_bridge_depth_check_is_linear_in_memory() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 3 * len(line)
+
+
+def test_the_socket_refuses_a_payload_above_its_cap(tmp_path: Path) -> None:
+    """A picture's size is checked before a byte of it is read; a short payload ends the
+    connection, never the bridge."""
+    import json
+    import socket as sockets
+
+    from appliance.kiosk.bridge import BridgeServer
+
+    class Port:
+        def verify_image(self, data: bytes, source: str) -> list:
+            return [{"bytes": len(data), "source": source}]
+
+    path = tmp_path / "k.sock"
+    with BridgeServer(Port(), path, max_message_bytes=1000):  # type: ignore[arg-type]
+        def ask(size: int, payload: bytes) -> dict | None:
+            with sockets.socket(sockets.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(path))
+                s.sendall(json.dumps({"id": 1, "method": "verify_image",
+                                      "args": {"data_bytes": size}}).encode() + b"\n"
+                          + payload)
+                s.shutdown(sockets.SHUT_WR)
+                line = s.makefile("rb").readline()
+                return json.loads(line) if line else None
+
+        assert ask(1001, b"x" * 1001)["error"]["type"] == "BadRequest"
+        assert ask(0, b"")["error"]["type"] == "BadRequest"
+        assert ask(100, b"x" * 10) is None  # cut short: the connection ends
+        assert ask(1000, b"x" * 1000)["result"] == [{"bytes": 1000, "source": "web-image"}]
