@@ -35,8 +35,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from appliance.audit.chain import checkpoint_message, iso_time
 from appliance.audit.head import HubSigner
-from appliance.audit.identity import DeviceKeyError, DevicePublicKey
-from appliance.core.errors import SyncError
+from appliance.audit.identity import DevicePublicKey
+from appliance.core.errors import DeviceKeyError, SyncError
 from appliance.core.isotime import parse_instant
 from appliance.platform.files import write_atomic
 from appliance_hub import auth_access

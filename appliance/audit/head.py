@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.audit.chain import canonical
-from appliance.audit.identity import DeviceIdentity, DeviceKeyError, DevicePublicKey
+from appliance.audit.identity import DeviceIdentity, DevicePublicKey
+from appliance.core.errors import DeviceKeyError, HubKeyError
 from appliance.platform.secret_files import create_secret
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 HEAD_TYPE = "appliance-audit-head-v1"
 ACK_TYPE = "appliance-hub-ack-v1"
 MAX_TEXT = 128  # ids, hashes, times and base64 signatures are all shorter
-
-
-class HubKeyError(DeviceKeyError):
-    """The hub's signing key (or its pinned public half) is missing or not Ed25519."""
 
 
 def head_message(device_id: str, log_id: str, seq: int, head: str, time: str) -> bytes:

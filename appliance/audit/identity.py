@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.config import Config
-from appliance.core.errors import ApplianceError
+from appliance.core.errors import DeviceKeyError
 from appliance.platform.files import write_atomic
 from appliance.platform.secret_files import create_secret
 
@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 
 PRIVATE_NAME = "device_ed25519.pem"
 PUBLIC_NAME = "device_ed25519.pub"
-
-
-class DeviceKeyError(ApplianceError):
-    """The device key is missing, unreadable or not an Ed25519 key."""
 
 
 @dataclass(frozen=True)

@@ -54,16 +54,13 @@ from appliance.audit.truncation import (
 )
 from appliance.audit.verification import VerifyReport, check_chain
 from appliance.config import Config
-from appliance.core.errors import AuditError
+from appliance.core.errors import AuditError, AuditFull
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Verdict
 from appliance.platform.secret_files import ensure_private_file, restrict_mode
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-class AuditFull(AuditError):
-    """The size cap is reached and only records not yet uploaded remain."""
 
 
 # --- the log ---------------------------------------------------------------------------
@@ -417,7 +414,8 @@ class AuditLog:
 def from_config(config: Config, *, create_key: bool = True) -> AuditLog:
     """An ``AuditLog`` for the configuration (not opened yet)."""
     from appliance.audit.head import pinned_hub_key
-    from appliance.audit.identity import DeviceKeyError, load_public
+    from appliance.audit.identity import load_public
+    from appliance.core.errors import DeviceKeyError
 
     try:
         identity = ensure_identity(config)[0] if create_key else None

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.hub_command == "enrol":
         import sys
 
-        from appliance.audit.identity import DeviceKeyError
+        from appliance.core.errors import DeviceKeyError
 
         pem = sys.stdin.read() if str(args.public_key) == "-" else _read(args.public_key)
         try:
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.auditor_token_file} is empty")
     ack_key = None
     if args.ack_key is not None:
-        from appliance.audit.head import HubKeyError, HubSigner
+        from appliance.audit.head import HubSigner
+        from appliance.core.errors import HubKeyError
 
         try:
             ack_key = HubSigner.load(args.ack_key)

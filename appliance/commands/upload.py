@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if config.upload.hub_key is None:
         raise ConfigError("no hub key pinned: set [upload] hub_key to the hub's public key "
                           "('appliance hub keygen' writes it)")
-    from appliance.audit.head import HubKeyError, load_hub_public
+    from appliance.audit.head import load_hub_public
+    from appliance.core.errors import HubKeyError
 
     try:  # read here, so a wrong path is a configuration error, not an upload failure
         load_hub_public(config.upload.hub_key)

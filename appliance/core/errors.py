@@ -56,3 +56,55 @@ class UsageError(ApplianceError):
 
 class RateLimited(ApplianceError):
     """More verifications than the per-minute cap: this one got no verdict and no record."""
+
+
+class InvalidSource(ApplianceError):
+    """A verification source that is not a short lower-case name."""
+
+
+class RequestError(ApplianceError):
+    """The request file could not be written."""
+
+
+class AuditFull(AuditError):
+    """The size cap is reached and only records not yet uploaded remain."""
+
+
+class DeviceKeyError(ApplianceError):
+    """The device key is missing, unreadable or not an Ed25519 key."""
+
+
+class HubKeyError(DeviceKeyError):
+    """The hub's signing key (or its pinned public half) is missing or not Ed25519."""
+
+
+class KeyFileError(ApplianceError):
+    """A key file is missing, unreadable or of the wrong kind."""
+
+    exit_status = 64  # a file named on the command line: usage, as spec LC1 s.7 counts it
+
+
+class PresentationError(ApplianceError):
+    """The credential text cannot be presented (not an LC1 text, or not bound to the key)."""
+
+    exit_status = 64  # the holder's input is wrong: usage, as spec LC1 s.7 counts it
+
+
+class MdocTransportError(ApplianceError):
+    """The radio did not carry a message (the session ends with a reason, never a crash)."""
+
+
+class TransportTimeout(MdocTransportError):
+    """A deadline of spec s.3.2 passed: no holder found, no answer, a gap between chunks."""
+
+
+class TransportFailed(MdocTransportError):
+    """No connection, GATT errors, service missing, link lost before the last chunk."""
+
+
+class MessageTooLarge(MdocTransportError):
+    """The holder sent more than ``mdoc.max_response_bytes``."""
+
+
+class TransportUnavailable(MdocTransportError):
+    """This device cannot read mDLs: ``mdoc.transport = "none"`` or no Bluetooth stack."""

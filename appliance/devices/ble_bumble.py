@@ -27,15 +27,9 @@ from bumble.hci import Address
 
 from appliance.core.credential.mdoc.engagement import BleMode, BleOption, Engagement
 from appliance.core.credential.mdoc.session_crypto import ble_ident
+from appliance.core.errors import TransportFailed, TransportTimeout
 from appliance.devices.ble_controllers import DeviceFactory, LocalRadio, hci_socket_factory
-from appliance.devices.mdoc_transport import (
-    WANTED_MTU,
-    Deadlines,
-    Reassembler,
-    TransportFailed,
-    TransportTimeout,
-    chunks,
-)
+from appliance.devices.mdoc_transport import WANTED_MTU, Deadlines, Reassembler, chunks
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
-from appliance.devices.mdoc_transport import TransportFailed
+from appliance.core.errors import TransportFailed
 
 Release = Callable[[], Awaitable[None]]
 DeviceFactory = Callable[[], Awaitable[tuple[Device, Release]]]

@@ -18,7 +18,11 @@ import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from appliance.core.errors import ApplianceError
+from appliance.core.errors import (
+    MessageTooLarge,
+    TransportFailed,
+    TransportUnavailable,
+)
 
 if TYPE_CHECKING:
     from appliance.config import MdocConfig
@@ -27,26 +31,6 @@ if TYPE_CHECKING:
 MORE, LAST = 0x01, 0x00
 ATT_HEADER = 3  # opcode + handle: an ATT value holds at most MTU - 3 bytes
 MIN_MTU, WANTED_MTU = 23, 515
-
-
-class MdocTransportError(ApplianceError):
-    """The radio did not carry a message (the session ends with a reason, never a crash)."""
-
-
-class TransportTimeout(MdocTransportError):
-    """A deadline of spec s.3.2 passed: no holder found, no answer, a gap between chunks."""
-
-
-class TransportFailed(MdocTransportError):
-    """No connection, GATT errors, service missing, link lost before the last chunk."""
-
-
-class MessageTooLarge(MdocTransportError):
-    """The holder sent more than ``mdoc.max_response_bytes``."""
-
-
-class TransportUnavailable(MdocTransportError):
-    """This device cannot read mDLs: ``mdoc.transport = "none"`` or no Bluetooth stack."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,10 +42,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.core.errors import ApplianceError
+from appliance.core.errors import ApplianceError, InvalidSource
 from appliance.kiosk.events import DEVICE_SOURCES
 from appliance.kiosk.port import InvalidTypes, KioskPort, check_accepted_types
-from appliance.kiosk.verification import InvalidSource, checked_source
+from appliance.kiosk.verification import checked_source
 from appliance.kiosk.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
@@ -374,10 +374,12 @@ class BridgeServer:
             self._send(conn, _error_reply(rid, "BadRequest", str(e)))
             return False
         try:
-            data = reader.read_exact(size)
+            received = reader.read_exact(size)
         except BridgeError as e:
             log.warning("kiosk bridge: verify_image: %s", e)
             return False
+        data = bytes(received)  # the port takes bytes; the buffer goes at once
+        del received
         try:
             result = self.port.verify_image(data, source)
         except ApplianceError as e:

@@ -20,16 +20,15 @@ from appliance.core.credential.mdoc.request import ReaderAuthKey, RequestProfile
 from appliance.core.credential.mdoc.session import ReaderSession
 from appliance.core.credential.mdoc.verify import PROFILE, MdocFacts, MdocResult
 from appliance.core.credential.model import Rejection
-from appliance.core.reasons import Outcome, Reason
-from appliance.core.verifier import Verdict
-from appliance.devices.mdoc_transport import (
-    Deadlines,
-    MdocTransport,
+from appliance.core.errors import (
     MessageTooLarge,
     TransportFailed,
     TransportTimeout,
     TransportUnavailable,
 )
+from appliance.core.reasons import Outcome, Reason
+from appliance.core.verifier import Verdict
+from appliance.devices.mdoc_transport import Deadlines, MdocTransport
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.core.errors import ApplianceError
+from appliance.core.errors import RequestError
 from appliance.platform.files import write_atomic
 
 REQUESTS = ("sync", "upload")
-
-
-class RequestError(ApplianceError):
-    """The request file could not be written."""
 
 
 def request_file(run_dir: Path, name: str) -> Path:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from appliance.core.errors import (
-    ApplianceError,
     AuditError,
     AuditUnavailable,
+    InvalidSource,
     RateLimited,
     TrustDataError,
 )
@@ -50,10 +50,6 @@ SOURCE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 # (trust, now, clock trusted, checkpoint) -> the verdict on an input ``decide`` is given.
 Judge = Callable[[TrustSnapshot, float, bool, Checkpoint], Verdict]
-
-
-class InvalidSource(ApplianceError):
-    """A verification source that is not a short lower-case name."""
 
 
 def checked_source(value: object) -> str:

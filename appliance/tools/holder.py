@@ -17,14 +17,8 @@ from appliance.core.credential.lp1 import KEY_HASH, KEY_NONCE, KEY_TIME, KEY_TYP
 from appliance.core.credential.lp1 import PREFIX as LP1_PREFIX
 from appliance.core.credential.model import Rejection
 from appliance.core.credential.qrtext import decode_base45_zlib
-from appliance.core.errors import ApplianceError
+from appliance.core.errors import PresentationError
 from appliance.tools.issuer import ALG_IDS, SigningKey, qr_text
-
-
-class PresentationError(ApplianceError):
-    """The credential text cannot be presented (not an LC1 text, or not bound to the key)."""
-
-    exit_status = 64  # the holder's input is wrong: usage, as spec LC1 s.7 counts it
 
 
 def cose_key(public_key: object) -> dict[int, object]:

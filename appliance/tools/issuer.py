@@ -37,18 +37,12 @@ from appliance.core.credential.lc1 import (
     PREFIX,
 )
 from appliance.core.credential.limits import MAX_PHOTO_BYTES
-from appliance.core.errors import ApplianceError
+from appliance.core.errors import KeyFileError
 from appliance.core.isotime import parse_instant
 from appliance.platform.secret_files import create_secret
 from appliance.trust.source import compute_kid, public_key_der
 
 ALG_IDS = {"ES256": ALG_ES256, "EdDSA": ALG_EDDSA}
-
-
-class KeyFileError(ApplianceError):
-    """A key file is missing, unreadable or of the wrong kind."""
-
-    exit_status = 64  # a file named on the command line: usage, as spec LC1 s.7 counts it
 
 
 @dataclass(frozen=True)

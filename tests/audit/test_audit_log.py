@@ -19,9 +19,9 @@ from audit_support import (
     record_many,
 )
 
-from appliance.audit.log import AuditError, AuditFull, from_config, open_audit_log, record_hash
+from appliance.audit.log import AuditError, from_config, open_audit_log, record_hash
 from appliance.cli import main
-from appliance.core.errors import AuditUnavailable
+from appliance.core.errors import AuditFull, AuditUnavailable
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.verification import VerificationService
 from appliance.trust.clock import FixedClock

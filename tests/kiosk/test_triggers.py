@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.kiosk.triggers import RequestError, file_trigger, request_file
+from appliance.core.errors import RequestError
+from appliance.kiosk.triggers import file_trigger, request_file
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 

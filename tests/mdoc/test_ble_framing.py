@@ -8,12 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appliance.config import MdocConfig
+from appliance.core.errors import MessageTooLarge, TransportFailed, TransportUnavailable
 from appliance.devices.mdoc_transport import (
     Deadlines,
-    MessageTooLarge,
     Reassembler,
-    TransportFailed,
-    TransportUnavailable,
     chunks,
     mdl_available,
     open_transport,
