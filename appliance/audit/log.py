@@ -374,10 +374,12 @@ class AuditLog:
             except sqlite3.Error as e:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
-    def export(self, out: IO[str], *, since: float | None = None, fmt: str = "jsonl") -> int:
-        """Write records (time >= since) as CSV with a header or one JSON object per line."""
+    def export(self, out: IO[str], *, since: float | None = None, until: float | None = None,
+               fmt: str = "jsonl") -> int:
+        """Write records (since <= time < until) as CSV with a header or one JSON object
+        per line."""
         writer = record_writer(out, fmt)  # an unknown format fails before anything is read
-        return self._read(lambda conn: write_records(conn, writer, since))
+        return self._read(lambda conn: write_records(conn, writer, since, until))
 
     def verify(self) -> VerifyReport:
         """Check the chain, the anchor and every checkpoint; name the first bad record.

@@ -164,31 +164,27 @@ def _service(config: Any) -> tuple[Any, Any]:
     from appliance.kiosk.compose import build_service
 
     audit = open_audit_log(config)
-    return build_service(config, audit=audit), audit
+    return build_service(config, audit, capped=True), audit  # the kiosk's service
 
 
 def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
                samples: list, root: Path, stop: threading.Event, mdl: Any = None) -> int:
-    from appliance.devices.indicator import open_indicator
-    from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
-    from appliance.kiosk.events import EventBus
-    from appliance.kiosk.loop import Kiosk, latency_percentiles
+    from appliance.kiosk.compose import build_kiosk
+    from appliance.kiosk.loop import latency_percentiles
     from appliance.tools.demo import DemoCamera
-    from appliance.tools.demo_mdl import mdoc_sessions
 
-    bus = EventBus()
-    indicator = open_indicator(config.indicator)
     camera = DemoCamera(samples)
-    mdoc = mdoc_sessions(config, mdl, service, indicator, bus)  # the phone's mDL sessions
-    kiosk = Kiosk(camera, FrameScanner(make_decoder(config.scanner.backend, live=True),
-                                       PresenceGate()),
-                  service, indicator, bus, show_holder=True,
-                  repeat_after_absent_s=config.scanner.repeat_after_absent_s, mdoc=mdoc)
+    # The device's kiosk with the simulated camera, and the phone's mDL sessions on the
+    # emulated link (none without the Bluetooth stack).
+    parts = build_kiosk(config, service, audit, source=camera, show_holder=True,
+                        mdoc_sessions=mdl is not None,
+                        mdoc_radio=None if mdl is None else mdl.link())
+    kiosk, indicator, bus = parts.kiosk, parts.indicator, parts.bus
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     tty = sys.stdout.isatty()
     if tty:  # the live status line shows the verdicts; keep it readable
         logging.getLogger().setLevel(logging.WARNING)
-    web = None if args.no_web else _start_web(config, service, bus, kiosk, audit, stop)
+    web = None if args.no_web else _start_web(parts, stop)
     status = threading.Thread(target=_status_line, args=(stop, kiosk, indicator, camera, bus,
                                                          config.indicator.verdict_hold_s),
                               daemon=True, name="demo-status")
@@ -202,6 +198,7 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
         if web is not None:
             _say(_logins(web[0]))
         stop.kiosk_running = True  # type: ignore[attr-defined]  # signals now only set stop
+        parts.start_inputs(stop)
         status.start()
         if timer is not None:
             timer.start()
@@ -217,9 +214,7 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
             _stop_web(web[1], web[2])
         if status.is_alive():
             status.join(timeout=2)
-        if mdoc is not None:
-            mdoc.join(2.0)  # a session in flight ends within its deadlines
-        indicator.close()
+        parts.close()  # a session in flight ends within its deadlines
         camera.close()
     if tty:
         print(flush=True)  # end the status line
@@ -230,22 +225,19 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
     return 0
 
 
-def _start_web(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any,
-               stop: threading.Event) -> tuple[str, Any, Any] | None:
-    """The screens in this process, reading the kiosk through the in-process port.
+def _start_web(parts: Any, stop: threading.Event) -> tuple[str, Any, Any] | None:
+    """The screens in this process, reading the kiosk through the in-process port (sync
+    runs right here; upload has no hub to go to).
 
     Returns the URL, the server and its live event fan-out, which the caller shuts down
     when the demo stops."""
-    from appliance.kiosk.compose import build_port
+    from appliance.kiosk.compose import kiosk_port
     from appliance.platform.bounded_server import make_bounded_server, screen_limits
     from appliance_web import create_app
 
-    port = build_port(
-        config, service, bus, camera="demo (simulated)", show_holder=True,
-        providers=_providers(config, kiosk, audit),
-        export=lambda since, until: _export(audit, since),
-        sync=lambda: _sync_now(config),
-    )
+    config = parts.config
+    port = kiosk_port(parts, camera="demo (simulated camera)",
+                      actions={"sync": lambda: _sync_now(config)})
     app = create_app(_StoppablePort(port, stop), config)
     try:
         server = make_bounded_server(config.web.host, config.web.port, app,
@@ -331,29 +323,6 @@ def _sync_now(config: Any) -> str:
     from appliance_sync.client import client_from_config
 
     return client_from_config(config).sync_once().describe()
-
-
-def _export(audit: Any, since: float | None) -> bytes:
-    import io
-
-    buf = io.StringIO()
-    audit.export(buf, since=since, fmt="jsonl")
-    return buf.getvalue().encode()
-
-
-def _providers(config: Any, kiosk: Any, audit: Any) -> dict[str, Any]:
-    try:
-        from appliance.kiosk.status import device_providers
-    except ImportError:
-        def camera() -> dict[str, Any]:
-            return {"fps": round(kiosk.stats.fps, 1), "frames": kiosk.stats.frames}
-
-        return {"camera": camera}
-    providers = device_providers(config, kiosk=kiosk, audit=audit)
-    live_camera = providers.get("camera")
-    if live_camera is not None:
-        providers["camera"] = lambda: {**live_camera(), "source": "demo (simulated camera)"}
-    return providers
 
 
 _LAMP = {True: "\x1b[1m●\x1b[0m", False: "○"}

@@ -1,6 +1,7 @@
 """``appliance run``: the kiosk process (camera, scanner, verifier, audit, LEDs; no network).
 
-Composes the loop from the configuration, serves the web screens over the kiosk socket
+Has ``appliance.kiosk.compose`` build the kiosk from the configuration (as the demo does),
+serves the web screens over the kiosk socket
 (``[web] kiosk_socket``, see docs/processes.md), optionally reads a serial QR scanner, and
 runs until SIGTERM or SIGINT, then stops cleanly and exits 0. Under systemd it sends
 READY=1 once the socket listens and the loop starts, pets the watchdog from the loop
@@ -22,7 +23,8 @@ Second input: a CDC/serial QR scanner (``[scanner] serial_device = "/dev/ttyACM0
 as lines (CR or LF) and verified through the same path as camera codes; or a
 keyboard-wedge (USB HID) scanner (``[scanner] hid_device =
 "/dev/input/by-id/usb-...-event-kbd"``), read from its key events and taken exclusively so
-its keystrokes reach nothing else (``appliance.devices.hid_scanner``).
+its keystrokes reach nothing else (``appliance.devices.serial_scanner``,
+``appliance.devices.hid_scanner``).
 """
 
 from __future__ import annotations
@@ -30,17 +32,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
-import termios
 import threading
-import tty
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-MAX_SERIAL_LINE = 8192
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,122 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-# -- composition ---------------------------------------------------------------------------
-
-
-def build_kiosk_service(config: Any, audit: Any, *, require_trust: bool = False) -> Any:
-    """``compose.build_service``, or, with no trust data installed yet, the same service
-    without the early check: it verifies nothing until sync installs data."""
-    from appliance.core.errors import TrustDataError
-    from appliance.kiosk.compose import build_service, device_checkpoint, device_clock
-    from appliance.kiosk.verification import VerificationService
-    from appliance.trust.store import CurrentTrust
-
-    try:
-        return build_service(config, audit=audit)
-    except TrustDataError as e:
-        if require_trust:
-            raise
-        log.warning("%s; starting in the trust-stale state until sync installs data", e)
-    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
-    return VerificationService(trust=trust, clock=device_clock(config, trust),
-                               checkpoint=device_checkpoint(config), audit=audit,
-                               audit_required=config.audit.required)
-
-
-def export_audit(audit: Any) -> Any:
-    """The port's ``export`` callable: JSON lines of records in [since, until)."""
-    import io
-    import json
-
-    def export(since: float | None, until: float | None) -> bytes:
-        exporter = getattr(audit, "export_bytes", None)
-        if exporter is not None:
-            return exporter(since, until)
-        out = io.StringIO()
-        audit.export(out, since=since, fmt="jsonl")
-        if until is None:
-            return out.getvalue().encode("utf-8")
-        from appliance.kiosk.status import epoch
-
-        keep = []
-        for line in out.getvalue().splitlines():
-            at = epoch(json.loads(line).get("time"))
-            if at is None or at < until:
-                keep.append(line + "\n")
-        return "".join(keep).encode("utf-8")
-
-    return export
-
-
-def build_port(config: Any, service: Any, bus: Any, kiosk: Any, audit: Any) -> Any:
-    """The kiosk port the bridge serves: this process's service, bus and parts."""
-    from appliance.kiosk import compose
-    from appliance.kiosk.status import device_providers
-    from appliance.kiosk.triggers import file_trigger
-
-    return compose.build_port(
-        config, service, bus,
-        providers=device_providers(config, kiosk=kiosk, audit=audit),
-        export=export_audit(audit),
-        sync=file_trigger(config.paths.run_dir, "sync"),
-        upload=file_trigger(config.paths.run_dir, "upload"),
-    )
-
-
-# -- serial scanner ------------------------------------------------------------------------
-
-
-def _open_serial(device: str) -> int:
-    fd = os.open(device, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if os.isatty(fd):
-            tty.setraw(fd)  # no echo, no line editing; CDC-ACM ignores the baud rate
-            attrs = termios.tcgetattr(fd)
-            attrs[4] = attrs[5] = termios.B9600
-            termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    except termios.error as e:
-        os.close(fd)
-        raise OSError(f"cannot set the serial line up: {e}") from e
-    return fd
-
-
-def read_serial(device: str, submit: Any, stop: threading.Event, *,
-                poll_s: float = 0.25) -> None:
-    """Lines from a serial QR scanner to ``submit(text, "serial")`` until ``stop``.
-
-    Lines end in CR or LF; blank lines are skipped; a line longer than MAX_SERIAL_LINE
-    bytes is dropped whole. Bytes are UTF-8 where valid, else latin-1 (like the camera
-    decoders). A lost device is reopened with backoff. Scanned texts are never logged.
-    """
-    from appliance.devices.reader import read_device
-    from appliance.devices.scanner import bytes_to_text
-
-    def new_consumer() -> Any:
-        buf, overlong = bytearray(), False
-
-        def consume(chunk: bytes) -> None:
-            nonlocal buf, overlong
-            buf += chunk
-            *lines, rest = buf.replace(b"\r", b"\n").split(b"\n")
-            buf = bytearray(rest)
-            for line in lines:
-                if overlong:
-                    overlong = False  # the tail of a dropped line
-                elif line.strip():
-                    submit(bytes_to_text(line.strip()), "serial")
-            if len(buf) > MAX_SERIAL_LINE:
-                log.warning("serial scanner %s: line over %d bytes dropped",
-                            device, MAX_SERIAL_LINE)
-                buf.clear()
-                overlong = True
-
-        return consume
-
-    read_device(device, _open_serial, new_consumer, stop, name="serial scanner",
-                poll_s=poll_s)
-
-
 # -- the command ---------------------------------------------------------------------------
 
 
@@ -193,14 +74,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from appliance.audit.log import open_audit_log
     from appliance.config import load_config
-    from appliance.devices.camera import open_frame_source
-    from appliance.devices.indicator import open_indicator
-    from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
-    from appliance.kiosk.bridge import BridgeServer
-    from appliance.kiosk.events import EventBus, holder_details_allowed
-    from appliance.kiosk.loop import Kiosk
-    from appliance.kiosk.mdoc_session import MdocSessions, mdoc_reader
-    from appliance.kiosk.rate_cap import verdict_cap
+    from appliance.kiosk.compose import build_kiosk, build_service, kiosk_port, serve_socket
 
     config = load_config(args.config)
     stop = threading.Event()
@@ -218,42 +92,17 @@ def _run(args: argparse.Namespace) -> int:
     audit = open_audit_log(config)
     cleanup: list[Any] = [audit.close]
     try:
-        service = build_kiosk_service(config, audit, require_trust=args.require_trust)
-        service.rate_cap = verdict_cap(config.audit.max_verdicts_per_minute)
-        source = open_frame_source(config.camera)
-        budget_s = config.scanner.frame_budget_ms / 1000 or None
-        scanner = FrameScanner(make_decoder(config.scanner.backend, live=True,
-                                            budget_s=budget_s), PresenceGate())
-        indicator = open_indicator(config.indicator)
-        cleanup.append(indicator.close)
-        bus = EventBus()
-        show_holder = holder_details_allowed(config.device.mode, config.web.show_holder_details)
-        mdoc = MdocSessions(mdoc_reader(config), service, indicator, bus, show_holder=show_holder)
-        kiosk = Kiosk(source, scanner, service, indicator, bus,
-                      repeat_after_absent_s=config.scanner.repeat_after_absent_s,
-                      show_holder=show_holder, mdoc=mdoc)
+        service = build_service(config, audit, wait_for_trust=not args.require_trust,
+                                capped=True)
+        parts = build_kiosk(config, service, audit)
+        cleanup.append(parts.close)
         if config.web.kiosk_socket and not args.no_socket:
-            port = build_port(config, service, bus, kiosk, audit)
+            port = kiosk_port(parts)
             cleanup.append(port.close)
-            bridge = BridgeServer(port, config.web.kiosk_socket,
-                                  max_message_bytes=config.web.kiosk_socket_max_kb * 1024)
-            bridge.start()
-            cleanup.append(bridge.close)
-        if config.scanner.serial_device:
-            serial = threading.Thread(target=read_serial, daemon=True, name="serial-scanner",
-                                      args=(config.scanner.serial_device, kiosk.submit_text,
-                                            stop))
-            serial.start()
-            cleanup.append(lambda: serial.join(2.0))
-        if config.scanner.hid_device:
-            from appliance.devices.hid_scanner import read_hid
-
-            hid = threading.Thread(target=read_hid, daemon=True, name="hid-scanner",
-                                   args=(config.scanner.hid_device, kiosk.submit_text, stop))
-            hid.start()
-            cleanup.append(lambda: hid.join(2.0))
+            cleanup.append(serve_socket(config, port).close)
+        parts.start_inputs(stop)
         log.info("kiosk running (camera %s, device %s)", config.camera.source, config.device.id)
-        kiosk.run(stop)  # READY=1, watchdog, STOPPING=1
+        parts.kiosk.run(stop)  # READY=1, watchdog, STOPPING=1
     finally:
         stop.set()
         for step in reversed(cleanup):

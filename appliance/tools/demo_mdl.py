@@ -170,17 +170,6 @@ def trust_entry(iaca_der: bytes) -> dict[str, Any]:
             "status": "active"}
 
 
-def mdoc_sessions(config: Any, mdl: DemoMdl | None, service: Any, indicator: Any,
-                  bus: Any) -> Any:
-    """The kiosk's mDL sessions on the demo's emulated link (None without the stack)."""
-    if mdl is None:
-        return None
-    from appliance.kiosk.mdoc_session import MdocSessions, mdoc_reader
-
-    return MdocSessions(mdoc_reader(config, radio=mdl.link()), service, indicator, bus,
-                        show_holder=True)
-
-
 def read_once(config: Any, mdl: DemoMdl, service: Any, source: str = "demo") -> Any:
     """One audited session with a new phone, as the kiosk runs it: the verdict table's row."""
     from appliance.kiosk.mdoc_session import mdoc_reader, run_session

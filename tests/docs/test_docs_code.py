@@ -8,8 +8,8 @@ import io
 import re
 from pathlib import Path
 
-from appliance.commands import run
 from appliance.config import ScannerConfig
+from appliance.kiosk import compose
 from appliance_web.uploads import InMemoryRequest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,13 +31,13 @@ def _imports(path: Path) -> set[str]:
 
 def test_hid_scanners_are_documented_as_supported_because_they_are() -> None:
     assert "hid_device" in {f.name for f in __import__("dataclasses").fields(ScannerConfig)}
-    assert "config.scanner.hid_device" in inspect.getsource(run)
+    assert "scanner.hid_device" in inspect.getsource(compose.KioskParts.start_inputs)
     assert "not supported" not in PROCESSES
     assert "hid_device" in PROCESSES
 
 
 def test_sync_and_upload_triggers_are_documented_as_wired_because_they_are() -> None:
-    source = inspect.getsource(run.build_port)
+    source = inspect.getsource(compose.kiosk_port)
     assert 'file_trigger(config.paths.run_dir, "sync")' in source
     assert 'file_trigger(config.paths.run_dir, "upload")' in source
     assert "sync.request" in PROCESSES and "by default neither is available" not in PROCESSES

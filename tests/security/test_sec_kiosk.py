@@ -20,7 +20,6 @@ from gpiozero.pins.mock import MockFactory
 from support import NOW, World, qr_frame
 
 from appliance.audit.log import AuditLog
-from appliance.commands.run import read_serial
 from appliance.config import IndicatorConfig
 from appliance.core.reasons import Outcome
 from appliance.core.verifier import Checkpoint, verify
@@ -29,6 +28,7 @@ from appliance.devices.hid_scanner import EVENT, read_hid
 from appliance.devices.indicator import GpiozeroIndicator, lamp_states
 from appliance.devices.reader import read_device
 from appliance.devices.scanner import FrameScanner, make_decoder
+from appliance.devices.serial_scanner import read_serial
 from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.verification import VerificationService

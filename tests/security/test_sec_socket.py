@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from support import NOW, World
 
+from appliance.audit.export import port_export
 from appliance.audit.log import AuditLog
-from appliance.commands.run import export_audit
 from appliance.core.verifier import Checkpoint, verify
 from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.events import EventBus
@@ -43,7 +43,7 @@ def kiosk(world: World, tmp_path: Path):
                                   verifier=exploding_verifier)
     saved: list[tuple[str, ...]] = []
     port = LocalKioskPort(service, EventBus(), device={"id": "pi-sec"}, trust=lambda: snapshot,
-                          clock=FixedClock(NOW), export=export_audit(audit),
+                          clock=FixedClock(NOW), export=port_export(audit),
                           on_accepted_types=saved.append)
     server = BridgeServer(port, tmp_path / "k.sock", max_message_bytes=4 << 20).start()
     yield server, audit, saved
