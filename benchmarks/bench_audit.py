@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Row, print_table, row, save
 from audit_support import NOW, Scenario, device, find_postgres_dsn, record_many
+from common import Row, print_table, row, save
 
 from appliance.audit.identity import DeviceIdentity
 from appliance.audit.log import canonical, genesis_hash, record_hash

@@ -17,7 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "devices"))  # the phone-like frame generator lives with the tests
+# the phone-like frame generator lives with the scanner tests
+sys.path.insert(0, str(REPO / "tests" / "devices"))
 
 from test_scanner import PHONE_CASES, background, credential_text, phone_frame, to_array
 

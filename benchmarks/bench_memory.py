@@ -311,8 +311,8 @@ root = "{root}"
 
 def upload_rows(tmp: Path) -> list[Row]:
     """``appliance upload --once`` of a 100,000-record backlog to a hub on loopback."""
-    from bench_audit import _serve as serve_hub
     from audit_support import NOW, Scenario, device
+    from bench_audit import _serve as serve_hub
 
     from appliance_hub.server import create_app
     from appliance_hub.store import HubStore

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from support import NOW
 
 from appliance.audit.head import HubSigner
 from appliance.config import Config, config_from_mapping
@@ -17,7 +18,6 @@ from appliance.core.verifier import Verdict
 from appliance.tools.issuer import Claims, LicenceData, generate_key, issue
 from appliance.trust.editor import TrustSourceEditor
 
-NOW = 1_800_000_000.0  # 2027-01-15, after the software's build time
 HOLDER_NAME = "Somchai Privatename"
 LICENCE_NO = "LIC-9876543210"
 ISS = "th.go.dlt"

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from audit_support import HUB_KEY, FlaskPoster, Scenario, device, record_many
+from support import NOW, FakeClock
 from werkzeug.security import generate_password_hash
 
 from appliance.audit.chain import genesis_hash, record_hash
@@ -18,19 +19,9 @@ from appliance_sync.upload import Uploader
 AUDITOR, AUDITOR_PW = "somsri", "auditor-pass-ok"
 ADMIN, ADMIN_PW = "root-admin", "admin-pass-ok"
 HTTPS = "https://hub.example"
-T0 = 1_800_000_000.0
+T0 = float(NOW)  # the hub's clock at the start of a test
 _HASHES = {AUDITOR_PW: generate_password_hash(AUDITOR_PW, method="scrypt:16384:8:1"),
            ADMIN_PW: generate_password_hash(ADMIN_PW, method="scrypt:16384:8:1")}
-
-
-class Clock:
-    """Wall-clock seconds the test moves by hand."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def users_file(tmp_path: Path) -> Path:
@@ -40,10 +31,10 @@ def users_file(tmp_path: Path) -> Path:
     return path
 
 
-def make_hub(tmp_path: Path, dsn: str | None = None, clock: Clock | None = None,
+def make_hub(tmp_path: Path, dsn: str | None = None, clock: FakeClock | None = None,
              trusted_proxies: int = 0, users: Path | None = None):
     """(app, store, clock): a hub with logins over SQLite (or ``dsn``)."""
-    clock = clock or Clock()
+    clock = clock or FakeClock(T0)
     store = HubStore(dsn or tmp_path / "hub.db")
     logins = HubLogins(HubUsers(users or users_file(tmp_path)), clock)
     app = create_app(store, tmp_path / "devices", "bearer-auditor", clock=clock, ack_key=HUB_KEY,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_support import HUB_KEY
+from support import NOW, FakeClock
 from werkzeug.serving import make_server
 
 from appliance_hub.server import create_app
@@ -21,21 +22,11 @@ from appliance_hub.store import HubStore
 
 AUDITOR = "auditor-token-" + "a" * 32
 ADMIN = "admin-token-" + "b" * 32
-T0 = 1_800_000_000.0  # the hub's clock at the start of a test
-
-
-class Clock:
-    """The hub's injected clock; tests move it instead of sleeping."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+T0 = float(NOW)  # the hub's clock at the start of a test
 
 
 class LiveHub:
-    def __init__(self, url: str, store: HubStore, clock: Clock, devices: Path) -> None:
+    def __init__(self, url: str, store: HubStore, clock: FakeClock, devices: Path) -> None:
         self.url, self.store, self.clock, self.devices = url, store, clock, devices
 
     def request(self, method: str, path: str, body: bytes | None = None,
@@ -62,7 +53,7 @@ class LiveHub:
 @contextmanager
 def live_hub(tmp_path: Path, dsn: str | None = None) -> Iterator[LiveHub]:
     store = HubStore(dsn or tmp_path / "hub.db")
-    clock = Clock()
+    clock = FakeClock(T0)
     app = create_app(store, tmp_path / "devices", AUDITOR, admin_token=ADMIN, clock=clock,
                      ack_key=HUB_KEY)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -21,8 +21,28 @@ from appliance.tools.issuer import (
 )
 from appliance.trust.editor import TrustSourceEditor
 
-NOW = 1_800_000_000  # 2027-01-15T08:00:00Z, a fixed "now" for deterministic tests
+NOW = 1_800_000_000  # 2027-01-15T08:00:00Z: the one fixed "now" (wall seconds) of the tests
 ISS = "TH-DLT"
+
+
+class FakeClock:
+    """The one fake clock of the tests, for any injected clock (monotonic or wall: start it at
+    NOW for a wall clock). Time moves only when the test advances it or the code under test
+    sleeps through it, so no test depends on the machine's speed."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 def licence(**overrides: Any) -> LicenceData:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from support import NOW
 from werkzeug.security import generate_password_hash
 
 from appliance.config import Config, config_from_mapping
@@ -21,7 +22,6 @@ from appliance.trust.clock import FixedClock
 from appliance.trust.editor import TrustSourceEditor
 from appliance_web import create_app
 
-NOW = 1_800_000_000  # 2027-01-15T08:00:00Z
 ISS = "https://dlt.go.th"
 ISSUER_NAME = "กรมการขนส่งทางบก (Department of Land Transport)"
 STATUS_URI = "https://dlt.go.th/status/1"
@@ -104,19 +104,6 @@ def make_app(kit: Kit, **kwargs: Any):
     app = create_app(kit.port, kit.config, secret_key=b"k" * 32, system_info=fake_system,
                      testing=True, **kwargs)
     return app
-
-
-class FakeClock:
-    """Monotonic seconds that a test advances by hand (sessions, login delays)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def form_token(client, path: str) -> str:

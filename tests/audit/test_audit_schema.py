@@ -14,10 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import NOW
+
 from appliance.audit.log import AuditLog
 
 FIXTURE = Path(__file__).parents[1] / "data" / "audit-log-v1.db"
-NOW = 1_767_225_600.0
 FIELDS = {"source": "camera", "verdict": "PASS", "reason": "OK", "profile": "LC1",
           "iss": "TH-DLT", "kid": "00ff", "licence_type": "DL", "licence_hash": "ab" * 32,
           "cti_hash": None, "live": False, "trust_version": 7}

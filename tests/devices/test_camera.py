@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import segno
 from PIL import Image
+from support import FakeClock
 
 from appliance.config import CameraConfig
 from appliance.core.errors import CameraError, ConfigError
@@ -22,21 +23,6 @@ from appliance.devices.camera import (
     open_frame_source,
 )
 from appliance.devices.scanner import make_decoder
-
-
-class FakeClock:
-    """Monotonic time that only moves when the code under test sleeps."""
-
-    def __init__(self, start: float = 100.0) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def write_pictures(folder: Path, count: int, size: tuple[int, int] = (320, 240)) -> list[Path]:
@@ -67,7 +53,7 @@ def test_frames_follow_pictures_in_name_order(tmp_path: Path) -> None:
 
 def test_frames_are_paced_at_fps_and_stamped_with_the_clock(tmp_path: Path) -> None:
     write_pictures(tmp_path, 1)
-    clock = FakeClock(start=100.0)
+    clock = FakeClock(100.0)
     src = source(tmp_path, clock, fps=20, frames_per_image=5)
     src.open()
     stamps = [src.read(timeout_s=1.0).captured_at for _ in range(4)]

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support import FakeClock
 
 from appliance.commands.fault import hold, show_fault
 from appliance.config import IndicatorConfig
@@ -19,30 +20,22 @@ from appliance.devices.blink import STATE_PATTERNS, Blink
 from appliance.devices.indicator import DeviceState, GpiozeroIndicator, lamp_states
 
 
-class ManualClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def factory() -> MockFactory:
     return MockFactory()
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-def make(factory: MockFactory, clock: ManualClock, **kw: object) -> GpiozeroIndicator:
+def make(factory: MockFactory, clock: FakeClock, **kw: object) -> GpiozeroIndicator:
     cfg = IndicatorConfig(backend="mock", verdict_hold_s=0.3, **kw)  # type: ignore[arg-type]
     return GpiozeroIndicator(cfg, pin_factory=factory, clock=clock, background=False)
 
 
-def advance(ind: GpiozeroIndicator, clock: ManualClock, seconds: float) -> None:
+def advance(ind: GpiozeroIndicator, clock: FakeClock, seconds: float) -> None:
     """Run the indicator's clock forward, stopping at every change it schedules."""
     target = clock.now + seconds
     while (delay := ind.tick()) is not None and clock.now + delay <= target:
@@ -56,7 +49,7 @@ def lit(ind: GpiozeroIndicator) -> tuple[bool, bool, bool]:
     return s["green"], s.get("amber", False), s["red"]
 
 
-def samples(ind: GpiozeroIndicator, clock: ManualClock, seconds: float,
+def samples(ind: GpiozeroIndicator, clock: FakeClock, seconds: float,
             step: float = 0.05) -> list[tuple[bool, bool, bool]]:
     out = []
     for _ in range(round(seconds / step)):
@@ -70,7 +63,7 @@ def samples(ind: GpiozeroIndicator, clock: ManualClock, seconds: float,
     (Outcome.FAIL, (False, False, True)),
     (Outcome.UNVERIFIABLE, (False, True, False)),
 ])
-def test_verdict_lamps_then_back_to_state(factory: MockFactory, clock: ManualClock,
+def test_verdict_lamps_then_back_to_state(factory: MockFactory, clock: FakeClock,
                                           outcome: Outcome,
                                           expected: tuple[bool, bool, bool]) -> None:
     ind = make(factory, clock)
@@ -88,14 +81,14 @@ def test_verdict_lamps_then_back_to_state(factory: MockFactory, clock: ManualClo
 
 
 def test_unverifiable_without_amber_lights_red_and_green(factory: MockFactory,
-                                                         clock: ManualClock) -> None:
+                                                         clock: FakeClock) -> None:
     ind = make(factory, clock, amber_pin=None)
     ind.show_verdict(Outcome.UNVERIFIABLE)
     assert lit(ind) == (True, False, True)
     ind.close()
 
 
-def test_active_low_polarity(factory: MockFactory, clock: ManualClock) -> None:
+def test_active_low_polarity(factory: MockFactory, clock: FakeClock) -> None:
     ind = make(factory, clock, active_high=False)
     ind.show_verdict(Outcome.PASS)
     assert factory.pin(17).state is False  # active low: lit means driven low
@@ -103,7 +96,7 @@ def test_active_low_polarity(factory: MockFactory, clock: ManualClock) -> None:
     ind.close()
 
 
-def test_states_are_distinguishable_blink_patterns(clock: ManualClock) -> None:
+def test_states_are_distinguishable_blink_patterns(clock: FakeClock) -> None:
     def on_fractions(state: DeviceState) -> tuple[float, ...]:
         ind = GpiozeroIndicator(IndicatorConfig(backend="mock"), pin_factory=MockFactory(),
                                 clock=clock, background=False)
@@ -127,7 +120,7 @@ def test_states_are_distinguishable_blink_patterns(clock: ManualClock) -> None:
 
 
 def test_fast_blink_toggles_at_its_table_times(factory: MockFactory,
-                                               clock: ManualClock) -> None:
+                                               clock: FakeClock) -> None:
     ind = make(factory, clock)
     ind.set_state(DeviceState.AUDIT_FAILING)
     red = factory.pin(27)
@@ -140,7 +133,7 @@ def test_fast_blink_toggles_at_its_table_times(factory: MockFactory,
     ind.close()
 
 
-def test_relay_pulses_on_pass_only(factory: MockFactory, clock: ManualClock) -> None:
+def test_relay_pulses_on_pass_only(factory: MockFactory, clock: FakeClock) -> None:
     ind = make(factory, clock, relay_pin=5, relay_pulse_s=0.2)
     relay = factory.pin(5)
     ind.show_verdict(Outcome.FAIL)
@@ -154,7 +147,7 @@ def test_relay_pulses_on_pass_only(factory: MockFactory, clock: ManualClock) -> 
     ind.close()
 
 
-def test_buzzer_beeps_three_times_on_fail(factory: MockFactory, clock: ManualClock) -> None:
+def test_buzzer_beeps_three_times_on_fail(factory: MockFactory, clock: FakeClock) -> None:
     ind = make(factory, clock, buzzer_pin=6)
     buzzer = factory.pin(6)
     buzzer.clear_states()
@@ -168,7 +161,7 @@ def test_buzzer_beeps_three_times_on_fail(factory: MockFactory, clock: ManualClo
 
 
 def test_fault_pattern_stays_steady_red_past_the_idle_heartbeat(
-        factory: MockFactory, clock: ManualClock) -> None:
+        factory: MockFactory, clock: FakeClock) -> None:
     """``appliance fault`` over a running driver: its next change must not relight green."""
     ind = make(factory, clock)
     show_fault(ind)

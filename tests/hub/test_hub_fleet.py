@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_fleet_support import ADMIN, T0, heartbeat_fields, iso, live_hub, signed
 from audit_support import device
+from hub_fleet_support import ADMIN, T0, heartbeat_fields, iso, live_hub, signed
 
 from appliance.core.errors import SyncError
 from appliance_hub.migrations import steps

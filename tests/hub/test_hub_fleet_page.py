@@ -8,8 +8,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from hub_fleet_support import ADMIN, AUDITOR, T0, heartbeat_fields, live_hub, signed
 from audit_support import device
+from hub_fleet_support import ADMIN, AUDITOR, T0, heartbeat_fields, live_hub, signed
 
 from appliance_hub.server import create_app
 from appliance_hub.store import HubStore

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hub_fleet_support import ADMIN, AUDITOR, heartbeat_fields, signed
 from audit_support import device
+from hub_fleet_support import ADMIN, AUDITOR, heartbeat_fields, signed
 
 from appliance_hub.migrations import steps
 

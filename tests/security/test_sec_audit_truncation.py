@@ -23,8 +23,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hub_fleet_support import ADMIN, live_hub
 from audit_support import NOW, Scenario, device, postgres_schema_dsn, record_many
+from hub_fleet_support import ADMIN, live_hub
 
 from appliance.audit.log import open_audit_log
 from appliance.cli import main

@@ -13,8 +13,8 @@ import socket
 import threading
 from pathlib import Path
 
-from hub_fleet_support import ADMIN, T0, heartbeat_fields, live_hub, signed
 from audit_support import device
+from hub_fleet_support import ADMIN, T0, heartbeat_fields, live_hub, signed
 
 from appliance.cli import main
 from appliance_sync.heartbeat import read_state

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from hub_fleet_support import ADMIN, AUDITOR, T0, heartbeat_fields, live_hub, signed
 from audit_support import device
+from hub_fleet_support import ADMIN, AUDITOR, T0, heartbeat_fields, live_hub, signed
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from sync_support import Authority, RepoServer, device
 from audit_support import Scenario, record_many
 from audit_support import device as audit_device
+from sync_support import Authority, RepoServer, device
 from werkzeug.serving import make_server
 
 from appliance import __version__

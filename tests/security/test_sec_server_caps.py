@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import FakeClock
 from web_support import LiveServer, make_app, make_kit
 
 from appliance.platform.bounded_server import BoundedWSGIServer, ServerLimits, screen_limits
@@ -127,14 +128,6 @@ def test_the_hub_command_answers_among_600_idle_connections(tmp_path: Path) -> N
 # --- the caps one by one, in process ----------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Blocking:
     """A WSGI app whose ``/block`` requests wait until released."""
 
@@ -151,8 +144,8 @@ class Blocking:
 
 
 @pytest.fixture
-def bounded() -> Iterator[tuple[BoundedWSGIServer, Blocking, Clock]]:
-    app, clock = Blocking(), Clock()
+def bounded() -> Iterator[tuple[BoundedWSGIServer, Blocking, FakeClock]]:
+    app, clock = Blocking(), FakeClock()
     server = BoundedWSGIServer("127.0.0.1", 0, app, ServerLimits(
         workers=3, waiting=5, per_client=4, first_byte_s=10.0, io_timeout_s=WAIT_S),
         clock=clock)

@@ -100,7 +100,7 @@ def test_hc1_table(unknown_status: str, accepted: bool) -> None:
 @pytest.mark.parametrize("unknown_status", POLICIES)
 def test_shc_table(shared_data: Path, unknown_status: str, accepted: bool) -> None:
     from test_shc import EXAMPLES, qr_texts, trust_doc
-    from test_shc import NOW as SHC_NOW
+    from test_shc import SHC_TIME as SHC_NOW
 
     examples = shared_data / EXAMPLES
     if not examples.is_dir():

@@ -15,9 +15,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from audit_support import NOW, Scenario, device, record_many
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hub_fleet_support import live_hub
-from audit_support import NOW, Scenario, device, record_many
 
 from appliance.audit.head import HubSigner
 from appliance.cli import main

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import FakeClock
 from web_support import (
     INSPECTOR_PASSWORD,
     PASSWORD,
-    FakeClock,
     Kit,
     LiveServer,
     login_admin,

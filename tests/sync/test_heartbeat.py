@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from audit_support import Scenario, hub_key_file, record_many
 from hub_fleet_support import ADMIN, live_hub
 from support import NOW, World
 from sync_support import Authority, RepoServer, device
-from audit_support import Scenario, hub_key_file, record_many
 
 from appliance import __version__
 from appliance.audit.identity import ensure_identity
@@ -26,7 +26,8 @@ from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
 from appliance.trust.clock import FixedClock
 from appliance_hub.server import DeviceRegistry
-from appliance_sync.heartbeat import ClockNotTrusted, Heartbeat, read_state, sources_from_config
+from appliance_sync.errors import ClockNotTrusted
+from appliance_sync.heartbeat import Heartbeat, read_state, sources_from_config
 from appliance_sync.upload import HubClient
 
 

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from audit_support import Scenario, device
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
-from hub_fleet_support import heartbeat_fields, signed
-from audit_support import Scenario, device
 from hub_auditor_support import ADMIN, ADMIN_PW, T0, get, login, make_hub, upload
+from hub_fleet_support import heartbeat_fields, signed
 from web_support import ISSUER_NAME, form_token, login_admin, login_inspector, make_app, make_kit
 
 ROOT = Path(__file__).resolve().parents[2]
