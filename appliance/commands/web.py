@@ -111,9 +111,12 @@ def _with_kiosk_errors(app):
 def _standalone_app(config):
     from appliance.kiosk.compose import build_port, build_service
     from appliance.kiosk.events import EventBus
+    from appliance.kiosk.rate_cap import verdict_cap
     from appliance_web import create_app
 
-    port = build_port(config, build_service(config), EventBus(), persist_types=False)
+    service = build_service(config)
+    service.rate_cap = verdict_cap(config.audit.max_verdicts_per_minute)  # as the kiosk's
+    port = build_port(config, service, EventBus(), persist_types=False)
     return create_app(port, config)
 
 
