@@ -18,6 +18,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from appliance_hub import audit_view_query as query
 from appliance_hub import auth, auth_access
+from appliance_hub.errors import QueryInvalid
 from appliance_hub.i18n import current
 from appliance_hub.spreadsheet import csv_chunks
 
@@ -38,8 +39,8 @@ def _page(template: str, status: int = 200, **values: Any) -> Any:
     return auth.page_headers(response)
 
 
-@bp.errorhandler(query.QueryInvalid)
-def _invalid(e: query.QueryInvalid) -> Any:
+@bp.errorhandler(QueryInvalid)
+def _invalid(e: QueryInvalid) -> Any:
     return _page("auditor/error.html", 400, message=str(e))
 
 
@@ -57,7 +58,7 @@ def logs() -> Any:
 def chain() -> Any:
     device_id, log_id = request.args.get("device_id", ""), request.args.get("log_id", "")
     if not device_id or not log_id or len(device_id) > 128 or len(log_id) > 128:
-        raise query.QueryInvalid("device_id and log_id are required")
+        raise QueryInvalid("device_id and log_id are required")
     auth.access("chain", {"device_id": device_id, "log_id": log_id})
     return _page("auditor/chain.html", result=query.verify_log(_store(), device_id, log_id))
 
@@ -110,7 +111,7 @@ def _limit(text: str | None) -> int:
     try:
         value = int(text or DEFAULT_PAGE)
     except ValueError as e:
-        raise query.QueryInvalid("limit: a whole number") from e
+        raise QueryInvalid("limit: a whole number") from e
     return max(1, min(value, query.MAX_PAGE))
 
 

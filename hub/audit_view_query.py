@@ -19,6 +19,7 @@ from typing import Any
 
 from appliance.audit.chain import iso_time
 from appliance.core.isotime import parse_instant
+from appliance_hub.errors import QueryInvalid
 from appliance_hub.heads import TRUNCATION_KINDS, head_summary
 from appliance_hub.store import RECORD_COLUMNS, verify_rows
 
@@ -27,10 +28,6 @@ EXPORT_PAGE = 1000
 MAX_LOGS = 500
 MAX_FILTER_CHARS = 128
 COLUMNS = (*RECORD_COLUMNS, "received_at")
-
-
-class QueryInvalid(ValueError):
-    """A filter or cursor the view cannot use (HTTP 400, named)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from appliance.audit.chain import HASHED_FIELDS
-from appliance.core.errors import SyncError
+from appliance_hub.errors import BatchInvalid
 
 BATCH_TYPE = "appliance-audit-batch-v1"
 MAX_DEPTH = 8  # a batch is 4 deep (batch, records, record, value); room to spare
@@ -28,11 +28,6 @@ MAX_BATCH_RECORDS = 5000
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _INT_FIELDS = {"seq", "trust_version"}
-
-
-class BatchInvalid(SyncError):
-    """A body the hub will not take: malformed, too deep, the wrong shape, or records that
-    do not hash or chain (HTTP 400)."""
 
 
 def _refuse_constant(name: str) -> Any:

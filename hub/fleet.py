@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance.audit.head import SignedHead
 from appliance.core.isotime import format_utc, parse_instant
-from appliance_hub.batches import BatchInvalid
+from appliance_hub.errors import BatchInvalid, HeartbeatStale
 from appliance_hub.heads import TRUNCATION_KINDS, record_head
 
 HEARTBEAT_TYPE = "appliance-heartbeat/1"
@@ -46,10 +46,6 @@ _FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
 }
 COLUMNS = tuple(_FIELDS)
 OUT_OF_SERVICE = ("DEVICE_DISABLED", "SOFTWARE_OUTDATED")
-
-
-class HeartbeatStale(BatchInvalid):
-    """Not newer than the heartbeat held for that device (a replay, or out of order)."""
 
 
 def check_heartbeat(hb: Any) -> dict[str, Any]:

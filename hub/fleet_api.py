@@ -16,8 +16,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from appliance.core.errors import SyncError
-from appliance_hub.batches import BatchInvalid, open_envelope
-from appliance_hub.fleet import MAX_HEARTBEAT_BYTES, Fleet, HeartbeatStale, check_heartbeat
+from appliance_hub.batches import open_envelope
+from appliance_hub.errors import BatchInvalid, HeartbeatStale
+from appliance_hub.fleet import MAX_HEARTBEAT_BYTES, Fleet, check_heartbeat
 from appliance_hub.fleet_page import fleet_access, register_fleet_page
 from appliance_hub.heads import verified_head
 

@@ -28,7 +28,7 @@ from appliance.audit.head import HubSigner, SignedHead
 from appliance.audit.identity import DevicePublicKey
 from appliance.audit.verification import TIME_BACK_TOLERANCE_S
 from appliance.core.isotime import parse_instant
-from appliance_hub.batches import BatchInvalid
+from appliance_hub.errors import BatchInvalid
 
 # Anomalies that mean records the device wrote are missing or rewritten (not the hub's
 # own gaps): they make a log incomplete and a device failing.

@@ -42,18 +42,13 @@ from appliance.platform.files import write_atomic
 from appliance_hub import auth_access
 from appliance_hub.audit_view import register_screens
 from appliance_hub.auth import HubLogins
-from appliance_hub.batches import (
-    BATCH_TYPE,
-    MAX_BATCH_RECORDS,
-    BatchInvalid,
-    check_shape,
-    load_json,
-)
+from appliance_hub.batches import BATCH_TYPE, MAX_BATCH_RECORDS, check_shape, load_json
+from appliance_hub.errors import BatchConflict, BatchInvalid, RequestRefused
 from appliance_hub.fleet_api import register_fleet
 from appliance_hub.heads import signed_ack, verified_head
-from appliance_hub.signed_requests import RequestRefused, read_signed_body
+from appliance_hub.signed_requests import read_signed_body
 from appliance_hub.spreadsheet import csv_chunks
-from appliance_hub.store import RECORD_COLUMNS, BatchConflict, HubStore
+from appliance_hub.store import RECORD_COLUMNS, HubStore
 
 log = logging.getLogger(__name__)
 

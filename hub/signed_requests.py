@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from appliance.audit.identity import DevicePublicKey
 from appliance.audit.signed_body import DEVICE_HEADER, SIGNATURE_HEADER
-from appliance.core.errors import SyncError
+from appliance_hub.errors import RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,6 @@ SIGNATURE_BYTES = 64  # Ed25519
 
 class Registry(Protocol):
     def get(self, device_id: str) -> DevicePublicKey | None: ...
-
-
-class RequestRefused(SyncError):
-    """The request is refused before its body is parsed; ``status`` is the HTTP answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def read_signed_body(request: Any, registry: Registry, max_bytes: int,

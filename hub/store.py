@@ -24,7 +24,8 @@ from typing import Any
 from appliance.audit.chain import HASHED_FIELDS, genesis_hash, record_hash
 from appliance.audit.head import SignedHead
 from appliance.core.errors import SyncError
-from appliance_hub.batches import BatchInvalid, check_shape
+from appliance_hub.batches import check_shape
+from appliance_hub.errors import BatchConflict, BatchInvalid
 from appliance_hub.heads import (
     TRUNCATION_KINDS,
     check_records,
@@ -57,10 +58,6 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS anomalies (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
     "seq BIGINT, kind TEXT NOT NULL, detail TEXT NOT NULL, received_at TEXT NOT NULL)",
 ]
-
-
-class BatchConflict(SyncError):
-    """The batch forks the chain the hub holds for that log (HTTP 409)."""
 
 
 def _now() -> str:

@@ -32,16 +32,13 @@ from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 
 from appliance.platform.backoff import backoff_delay
+from appliance_sync.errors import TransientFetchError
 
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 USER_AGENT = "th-licence-appliance-sync"
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class _Transient(Exception):
-    """A fault worth another attempt."""
 
 
 class DeadlineFetcher(FetcherInterface):
@@ -87,7 +84,7 @@ class DeadlineFetcher(FetcherInterface):
             out.truncate()
             try:
                 return self._attempt(url, max_length, out)
-            except _Transient as e:
+            except TransientFetchError as e:
                 if attempt >= self.retries:
                     raise exceptions.DownloadError(f"{url}: {e} (after {attempt + 1} tries)") \
                         from e
@@ -119,11 +116,11 @@ class DeadlineFetcher(FetcherInterface):
             except TimeoutError as e:
                 raise exceptions.SlowRetrievalError(f"{url}: no response in time") from e
             except (OSError, http.client.HTTPException) as e:
-                raise _Transient(f"connection failed: {e}") from e
+                raise TransientFetchError(f"connection failed: {e}") from e
             if resp.status != 200:
                 resp.close()
                 if resp.status in _RETRY_STATUS:
-                    raise _Transient(f"HTTP {resp.status}")
+                    raise TransientFetchError(f"HTTP {resp.status}")
                 raise exceptions.DownloadHTTPError(f"{url}: HTTP {resp.status}", resp.status)
             declared = resp.getheader("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_length:
@@ -151,7 +148,7 @@ class DeadlineFetcher(FetcherInterface):
                 raise exceptions.SlowRetrievalError(
                     f"{url}: stalled for {self.gap_timeout_s:g} s") from e
             except (OSError, http.client.HTTPException) as e:
-                raise _Transient(f"connection cut after {received} bytes: {e}") from e
+                raise TransientFetchError(f"connection cut after {received} bytes: {e}") from e
             if not chunk:
                 break
             received += len(chunk)
@@ -163,6 +160,6 @@ class DeadlineFetcher(FetcherInterface):
             out.write(chunk)  # OSError here is local storage (a full disk): not retried
         declared = resp.getheader("Content-Length")
         if declared is not None and declared.isdigit() and received != int(declared):
-            raise _Transient(f"truncated: {received} of {declared} bytes")
+            raise TransientFetchError(f"truncated: {received} of {declared} bytes")
         out.flush()  # a local OSError propagates as it is
         return received, digest.hexdigest()

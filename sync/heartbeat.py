@@ -37,6 +37,7 @@ from appliance.platform.files import write_atomic
 from appliance.trust.clock import FileTimeFloor, FloorClock
 from appliance.trust.store import load_trust_store
 from appliance.trust.sync_state import read_sync_state
+from appliance_sync.errors import ClockNotTrusted
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ log = logging.getLogger(__name__)
 HEARTBEAT_TYPE = "appliance-heartbeat/1"
 STATE_FILE = "heartbeat_state.json"
 CAMERA_STATES = ("ok", "none", "failed", "kiosk-down", "unknown")
-
-
-class ClockNotTrusted(SyncError):
-    """Not sent: the clock is below the trusted-time floor (the hub would be misled)."""
 
 
 def boot_uptime() -> float:

@@ -21,14 +21,11 @@ from typing import Any
 
 from appliance.audit.head import HubAck
 from appliance.audit.identity import DevicePublicKey
-from appliance.core.errors import SyncError
+from appliance_sync.errors import AckInvalid, HubAnswerInvalid
 
 # Both refusals are final for this run (``HubRejected``): retrying the same hub gives the
 # same answer. The classes live here, ``upload`` re-exports ``HubRejected``.
 
-
-class HubRejected(SyncError):
-    """The hub refused the batch (signature, enrolment, conflict): retrying will not help."""
 
 MAX_ANSWER_BYTES = 64 * 1024  # the hub's answers are a few hundred bytes
 MAX_ANSWER_DEPTH = 8  # an acknowledgement is 3 deep ({"gaps": [[1, null]]})
@@ -36,14 +33,6 @@ MAX_ANSWER_CONTAINERS = 256
 MAX_QUOTED = 200  # characters of a refusal repeated in an error message
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-class HubAnswerInvalid(HubRejected):
-    """The hub's answer is too large, too deep or not JSON."""
-
-
-class AckInvalid(HubRejected):
-    """The answer carries no acknowledgement signed by the pinned hub key for this batch."""
 
 
 def parse_answer(data: bytes) -> Any:

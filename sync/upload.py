@@ -30,13 +30,8 @@ from appliance.audit.log import AuditLog, canonical
 from appliance.audit.signed_body import SignedBody, sign_body
 from appliance.core.errors import ConfigError, SyncError
 from appliance.platform.backoff import backoff_delay
-from appliance_sync.hub_answer import (  # HubRejected: re-exported
-    MAX_ANSWER_BYTES,
-    HubRejected,
-    checked_ack,
-    parse_answer,
-    quoted,
-)
+from appliance_sync.errors import HubRejected
+from appliance_sync.hub_answer import MAX_ANSWER_BYTES, checked_ack, parse_answer, quoted
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ from appliance_web import (
     security,
     views,
 )
-from appliance_web.live import LiveFanout, TooManyStreams
+from appliance_web.errors import TooManyStreams
+from appliance_web.live import LiveFanout
 from appliance_web.redirects import safe_next
 
 bp = Blueprint("kiosk", __name__)

@@ -25,6 +25,7 @@ from typing import Any
 
 from appliance.kiosk.events import Event
 from appliance.kiosk.port import KioskPort
+from appliance_web.errors import TooManyStreams
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ QUEUE_SIZE = 32
 PER_CLIENT = 4
 DISPLAY_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 _ENDED = object()  # put in a queue to end its stream (the slot was given to the display)
-
-
-class TooManyStreams(Exception):
-    """Every stream slot is taken; the client should come back later."""
 
 
 class LiveFanout:

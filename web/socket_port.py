@@ -42,6 +42,7 @@ from appliance.kiosk.wire import (
     encode,
 )
 from appliance.platform.backoff import Backoff
+from appliance_web.errors import KioskTimeout
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ MAX_RECONNECT_BACKOFF_S = 5.0
 
 class KioskNotRunning(PortUnavailable):
     """Nothing answers on the kiosk socket: ``appliance run`` is stopped or restarting."""
-
-
-class KioskTimeout(BridgeError):
-    """The kiosk took longer than the call timeout to answer."""
 
 
 def _remote_errors() -> dict[str, type[ApplianceError]]:

@@ -1,0 +1,14 @@
+"""The device web's faults, under the one root (``appliance.core.errors.ApplianceError``)."""
+
+from __future__ import annotations
+
+from appliance.core.errors import ApplianceError
+from appliance.kiosk.wire import BridgeError
+
+
+class TooManyStreams(ApplianceError):
+    """Every stream slot is taken; the client should come back later."""
+
+
+class KioskTimeout(BridgeError):
+    """The kiosk took longer than the call timeout to answer."""
