@@ -54,7 +54,7 @@ def run() -> list[Row]:
         if empty_ms is None:
             empty_ms = free_ms
         rows.append(row(f"{name}: no budget", free_ms, "ms CPU/frame",
-                        f"{free_ms / empty_ms:.0f}x the empty scene"))
+                        f"{free_ms / empty_ms:.1f}x the empty scene"))
         rows.append(row(f"{name}: budget {budget_s * 1e3:g} ms", bounded_ms, "ms CPU/frame",
                         f"{cut} of {FRAMES} frames cut short"))
     return rows
