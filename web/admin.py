@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_babel import gettext
 
+from appliance.core.errors import ApplianceError
 from appliance.kiosk.port import InvalidTypes, PortUnavailable, check_accepted_types
 from appliance_web import logins, port_of, security
 
@@ -50,7 +51,7 @@ def index() -> str:
 def _action(name: str) -> Any:
     """Start a sync or an upload; the flash is ours, in the viewer's language (the kiosk's
     own message is English and goes to the log)."""
-    from appliance_web.socket_port import KioskNotRunning
+    from appliance_web.errors import KioskNotRunning
 
     port = port_of(current_app)
     try:
@@ -64,7 +65,7 @@ def _action(name: str) -> Any:
         log.warning("admin %s unavailable: %s", name, e)
         flash(gettext("Trust-data sync is not set up on this device.") if name == "sync"
               else gettext("Audit upload is not set up on this device."), "error")
-    except Exception as e:
+    except ApplianceError as e:  # any other fault the port reports (bridge, request file)
         log.warning("admin %s failed: %s", name, e)
         flash(gettext("Could not start it: %(error)s", error=str(e)), "error")
     return redirect(url_for("admin.index"))

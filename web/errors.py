@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from appliance.core.errors import ApplianceError
+from appliance.kiosk.port import PortUnavailable
 from appliance.kiosk.wire import BridgeError
 
 
@@ -12,3 +13,7 @@ class TooManyStreams(ApplianceError):
 
 class KioskTimeout(BridgeError):
     """The kiosk took longer than the call timeout to answer."""
+
+
+class KioskNotRunning(PortUnavailable):
+    """Nothing answers on the kiosk socket: ``appliance run`` is stopped or restarting."""

@@ -42,16 +42,12 @@ from appliance.kiosk.wire import (
     encode,
 )
 from appliance.platform.backoff import Backoff
-from appliance_web.errors import KioskTimeout
+from appliance_web.errors import KioskNotRunning, KioskTimeout
 
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600
 MAX_RECONNECT_BACKOFF_S = 5.0
-
-
-class KioskNotRunning(PortUnavailable):
-    """Nothing answers on the kiosk socket: ``appliance run`` is stopped or restarting."""
 
 
 def _remote_errors() -> dict[str, type[ApplianceError]]:

@@ -29,7 +29,8 @@ from appliance.kiosk.verification import VerificationService
 from appliance.kiosk.wire import BridgeError, MessageTooLarge
 from appliance.trust.clock import FixedClock
 from appliance_web import create_app
-from appliance_web.socket_port import KioskNotRunning, SocketKioskPort
+from appliance_web.errors import KioskNotRunning
+from appliance_web.socket_port import SocketKioskPort
 
 MAX = 1 << 20  # 1 MiB per message in these tests
 

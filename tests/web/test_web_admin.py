@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from web_support import PASSWORD, Kit, make_app, make_kit
 
+from appliance.core.errors import RequestError
 from appliance_web.throttle import LoginThrottle
 
 ACTIONS = ["/admin/sync", "/admin/upload", "/admin/export", "/admin/types", "/admin/logout"]
@@ -173,13 +174,27 @@ def test_admin_messages_follow_the_language(tmp_path: Path) -> None:
 
 def test_failing_action_is_reported(tmp_path: Path) -> None:
     def broken() -> str:
-        raise RuntimeError("hub unreachable")
+        raise RequestError("upload request not written: disk full")
 
     client = make_app(make_kit(tmp_path, upload=broken)).test_client()
     login(client)
     r = client.post("/admin/upload", data={"csrf_token": admin_token(client)},
                     follow_redirects=True)
-    assert "hub unreachable" in r.get_data(as_text=True)
+    assert "disk full" in r.get_data(as_text=True)
+
+
+def test_a_bug_behind_an_action_is_not_a_message(tmp_path: Path) -> None:
+    """Only the port's faults (ApplianceError) become a flash; a bug is not swallowed into
+    one (no blind except, issue 22 item 4): it reaches Flask's error handling."""
+    def buggy() -> str:
+        raise RuntimeError("a bug")
+
+    app = make_app(make_kit(tmp_path, upload=buggy))
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    client = app.test_client()
+    login(client)
+    with pytest.raises(RuntimeError, match="a bug"):
+        client.post("/admin/upload", data={"csrf_token": admin_token(client)})
 
 
 def test_export_audit(client, calls: list) -> None:
