@@ -361,7 +361,11 @@ data = sys.stdin.buffer.read()
 decoder = make_decoder("both")
 decoder.load_all()
 before = rss("VmRSS")
-open("/proc/self/clear_refs", "w").write("5")  # the peak starts here
+try:
+    open("/proc/self/clear_refs", "w").write("5")  # the peak starts here
+except OSError:
+    print(-1)  # no way to reset the peak here
+    sys.exit(0)
 decoder.decode(load_grey_bytes(data, budget_bytes=2**40))
 print(json.dumps(rss("VmHWM") - before))
 """
@@ -394,6 +398,8 @@ def test_measured_peak_is_within_the_model(fmt: str, mode: str, keyed: bool) -> 
                           timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     measured = int(proc.stdout)
+    if measured < 0:
+        pytest.skip("/proc/self/clear_refs cannot reset the peak RSS here")
     model = peak_bytes(fmt, decoded_mode, size, keyed=keyed, data_bytes=len(data))
     assert measured <= model, (fmt, mode, measured / (size[0] * size[1]))
 
