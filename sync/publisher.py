@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from securesystemslib.exceptions import StorageError
 from tuf.api.metadata import (
     SPECIFICATION_VERSION,
     Metadata,
@@ -48,6 +49,7 @@ from tuf.api.metadata import (
     Targets,
     Timestamp,
 )
+from tuf.api.serialization import DeserializationError
 
 from appliance.core.errors import SyncError
 from appliance.platform.files import write_atomic
@@ -174,7 +176,7 @@ class Repository:
         for v in range(max(1, newest - keep + 1), newest + 1):
             try:
                 t = Metadata[Targets].from_file(str(self.metadata_dir / f"{v}.targets.json"))
-            except Exception:  # noqa: S112 - pruned or never written
+            except (StorageError, DeserializationError):  # pruned or never written
                 continue
             kept.update(self.target_path(info) for info in t.signed.targets.values())
         removed = 0

@@ -140,7 +140,7 @@ def create_app(
             return {"error": e.name, "status": e.code}, e.code
         try:
             return render_template("error.html", error=e), e.code
-        except Exception:
+        except Exception:  # noqa: BLE001 - the error page must answer even when its template fails
             return f"{e.code} {e.name}", e.code, {"Content-Type": "text/plain; charset=utf-8"}
 
     return app

@@ -100,7 +100,7 @@ def _with_kiosk_errors(app):
             return {"error": str(e), "status": 503}, 503
         try:
             return render_template_string(KIOSK_FAULT_PAGE, message=str(e)), 503
-        except Exception:
+        except Exception:  # noqa: BLE001 - the fault page must answer even when its template fails
             return (f"<p>503: {escape(str(e))}</p>", 503,
                     {"Content-Type": "text/html; charset=utf-8"})
 

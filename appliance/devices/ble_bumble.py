@@ -117,7 +117,7 @@ class BumbleTransport:
         try:
             if role is not None:
                 await asyncio.wait_for(role.finish(termination), self.deadlines.close_s)
-        except Exception as e:  # closing never fails a verdict already reached
+        except Exception as e:  # noqa: BLE001 - closing never fails a verdict already reached
             log.debug("mdoc BLE close: %s", type(e).__name__)
         finally:
             release, self._release = self._release, None

@@ -293,7 +293,7 @@ def _close_quietly(cam: Any) -> None:
     for step in ("stop", "close"):
         try:
             getattr(cam, step)()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a failed camera may fail again on the way out
             log.debug("camera %s failed: %s", step, e)
 
 

@@ -60,7 +60,7 @@ def read_device(device: str, open_device: Callable[[str], int],
                     consume(chunk)
                 except OSError:
                     raise
-                except Exception as e:  # one bad input costs that input, not the reader
+                except Exception as e:  # noqa: BLE001 - one bad input costs that input, not the reader
                     faults.fault(f"{name} {device}: input dropped", e)
                     consume = new_consumer()
         except OSError as e:

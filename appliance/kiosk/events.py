@@ -51,7 +51,7 @@ class EventBus:
         for listener in listeners:
             try:
                 listener(event)
-            except Exception as e:  # one broken screen must not stop the kiosk
+            except Exception as e:  # noqa: BLE001 - one broken screen must not stop the kiosk
                 self._faults.fault("event listener raised", e)
         for q in subscribers:
             try:

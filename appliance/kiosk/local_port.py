@@ -193,7 +193,7 @@ class LocalKioskPort:
         for name, provider in self._providers.items():
             try:
                 out.setdefault(name, {}).update(provider())
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - one broken status provider must not cost the status page
                 log.warning("status provider %s failed: %s", name, e)
                 out.setdefault(name, {})["error"] = str(e)
         return out

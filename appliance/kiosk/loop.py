@@ -55,7 +55,7 @@ def credential_key(text: str) -> Hashable:
     if text.startswith(lp1.PREFIX):
         try:
             credential, _ = lp1.decode(text)
-        except Exception:  # a Rejection, or any fault on a hostile text: key on the text
+        except Exception:  # noqa: BLE001 - a Rejection, or any fault on a hostile text: key on the text
             return text
         return ("LP1", hashlib.sha256(credential).digest())
     return text
@@ -135,7 +135,7 @@ class Kiosk:
                         continue
                 try:
                     self.poll_once(timeout_s=0.2)
-                except Exception as e:  # a bug on one input costs that input, not the loop
+                except Exception as e:  # noqa: BLE001 - a bug on one input costs that input, not the loop
                     self._faults.fault("kiosk loop step failed", e)
                     self._sleep(0.05)  # no busy loop if the fault repeats at once
         finally:
@@ -158,7 +158,7 @@ class Kiosk:
         self._count_frame(frame.captured_at)
         try:
             texts = self._scanner.scan(frame.grey)
-        except Exception as e:  # a decoder fault costs one frame, not the loop
+        except Exception as e:  # noqa: BLE001 - a decoder fault costs one frame, not the loop
             self.stats.decode_errors += 1
             self._faults.fault("decoder failed on a frame", e)
             return verdicts
@@ -202,7 +202,7 @@ class Kiosk:
             except RateLimited:
                 self.stats.verdicts_dropped += 1  # counted; no verdict, no record, no LED
                 return None
-            except Exception as e:  # the service failed before auditing: show a FAIL
+            except Exception as e:  # noqa: BLE001 - the service failed before auditing: show a FAIL
                 self._faults.fault(f"verification failed on one input from {source}", e)
                 verdict = FAULT_VERDICT
             self._show(verdict.outcome)
@@ -213,7 +213,7 @@ class Kiosk:
             self._next_state_check = 0.0
         try:
             self._events.publish(verdict_event(verdict, self._show_holder, source=source))
-        except Exception as e:  # a screen's fault must not cost the verdict
+        except Exception as e:  # noqa: BLE001 - a screen's fault must not cost the verdict
             self._faults.fault("publishing a verdict failed", e)
         log.info("verdict %s %s (%s, %s)", verdict.outcome, verdict.reason,
                  verdict.profile, source)
@@ -222,7 +222,7 @@ class Kiosk:
     def _show(self, outcome: Outcome) -> None:
         try:
             self._indicator.show_verdict(outcome)
-        except Exception as e:  # a pin driver fault must not cost the verdict or the loop
+        except Exception as e:  # noqa: BLE001 - a pin driver fault must not cost the verdict or the loop
             self._faults.fault("indicator failed to show a verdict", e)
 
     def _indicator_state(self) -> DeviceState | None:

@@ -84,7 +84,7 @@ async def read_mdoc(
     except TransportUnavailable as e:
         log.warning("mdoc: %s", e)
         return step0(Reason.MDOC_NO_SUPPORTED_TRANSPORT)
-    except Exception as e:  # a radio that cannot even be set up costs this session only
+    except Exception as e:  # noqa: BLE001 - a radio that cannot even be set up costs this session only
         log.warning("mdoc: transport not opened (%s)", type(e).__name__)
         return step0(Reason.MDOC_TRANSPORT_FAILED)
     connected = False
@@ -111,7 +111,7 @@ async def read_mdoc(
             return step0(Reason.MDOC_TRANSPORT_FAILED)
         except MessageTooLarge:
             return step0(Reason.TOO_LARGE)
-        except Exception as e:  # a stack fault costs this session, not the kiosk
+        except Exception as e:  # noqa: BLE001 - a stack fault costs this session, not the kiosk
             log.warning("mdoc session: BLE stack error %s", type(e).__name__)
             return step0(Reason.MDOC_TRANSPORT_FAILED)
         reply = session.receive(message)

@@ -211,12 +211,12 @@ class MdocSessions:
             log.error("no trust data: %s", e)
             self._indicator.set_state(DeviceState.TRUST_STALE)
             return
-        except Exception as e:  # a bug in one session costs that session, not the kiosk
+        except Exception as e:  # noqa: BLE001 - a bug in one session costs that session, not the kiosk
             self._faults.fault("mdoc session failed", e)
             verdict = FAULT_VERDICT
         try:
             self._indicator.show_verdict(verdict.outcome)
-        except Exception as e:  # a pin driver fault must not cost the verdict
+        except Exception as e:  # noqa: BLE001 - a pin driver fault must not cost the verdict
             self._faults.fault("indicator failed to show an mdoc verdict", e)
         try:
             from appliance.kiosk.mdoc_view import mdoc_verdict_event
@@ -225,7 +225,7 @@ class MdocSessions:
             self._events.publish(mdoc_verdict_event(
                 verdict, facts, self._show_holder, profile=settings.profile,
                 age_threshold=settings.age_threshold, source=source))
-        except Exception as e:  # a screen's fault must not cost the verdict
+        except Exception as e:  # noqa: BLE001 - a screen's fault must not cost the verdict
             self._faults.fault("publishing an mdoc verdict failed", e)
         if self._on_verdict is not None:
             self._on_verdict(verdict)

@@ -119,7 +119,7 @@ def portrait_photo(data: bytes | None) -> dict[str, str] | None:
         picture.thumbnail(PORTRAIT_BOX)
         out = io.BytesIO()
         picture.save(out, "JPEG", quality=85)
-    except Exception as e:  # hostile bytes: no portrait, never a lost verdict
+    except Exception as e:  # noqa: BLE001 - hostile bytes: no portrait, never a lost verdict
         log.info("mdoc portrait not shown: %s", type(e).__name__)
         return None
     return {"type": "image/jpeg", "b64": base64.b64encode(out.getvalue()).decode("ascii")}

@@ -160,7 +160,7 @@ class VerificationService:
         reading = self._clock.read()
         try:
             verdict = judge(trust, reading.now, reading.trusted, self.checkpoint)
-        except Exception as e:  # a verifier bug costs this input, not the caller
+        except Exception as e:  # noqa: BLE001 - a verifier bug costs this input, not the caller
             self._faults.fault(f"verifier raised on one input from {source}", e)
             verdict = FAULT_VERDICT
         try:

@@ -72,7 +72,7 @@ def load_ds_certificate(der: bytes) -> DsCertificate:
         raise malformed(f"DS certificate key: {type(e).__name__}") from e
     try:
         hash_algorithm: Any = certificate.signature_hash_algorithm
-    except Exception:  # an algorithm it does not know: no IACA will verify it
+    except Exception:  # noqa: BLE001 - an algorithm it does not know: no IACA will verify it
         hash_algorithm = None
     return DsCertificate(certificate, issuer, public_key,
                          None if hash_algorithm is None else ec.ECDSA(hash_algorithm),
@@ -142,7 +142,7 @@ def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
         ekus = _extension(extensions, x509.ExtendedKeyUsage)
         if ekus is None or MDL_DS_EKU not in ekus:
             return False
-    except Exception:  # a hostile extension cryptography cannot read: not the profile
+    except Exception:  # noqa: BLE001 - a hostile extension cryptography cannot read: not the profile
         return False
     for oid, required in ((NameOID.COUNTRY_NAME, True),
                           (NameOID.STATE_OR_PROVINCE_NAME, False)):
