@@ -111,11 +111,9 @@ def _with_kiosk_errors(app):
 def _standalone_app(config):
     from appliance.kiosk.compose import build_port, build_service
     from appliance.kiosk.events import EventBus
-    from appliance.kiosk.rate_cap import verdict_cap
     from appliance_web import create_app
 
-    service = build_service(config)
-    service.rate_cap = verdict_cap(config.audit.max_verdicts_per_minute)  # as the kiosk's
+    service = build_service(config, capped=True)  # verdicts capped as the kiosk's are
     port = build_port(config, service, EventBus(), persist_types=False)
     return create_app(port, config)
 

@@ -48,17 +48,29 @@ class Indicator(Protocol):
 
     def set_state(self, state: DeviceState) -> None: ...
 
+    @property
+    def state(self) -> DeviceState:
+        """The device state last set (shown whenever no verdict is)."""
+        ...
+
     def close(self) -> None: ...
 
 
 class NullIndicator:
     """No lights (``backend = "none"``): a web-only or headless checkpoint."""
 
+    def __init__(self) -> None:
+        self._state = DeviceState.IDLE
+
     def show_verdict(self, outcome: Outcome) -> None:
         return None
 
     def set_state(self, state: DeviceState) -> None:
-        return None
+        self._state = state
+
+    @property
+    def state(self) -> DeviceState:
+        return self._state
 
     def close(self) -> None:
         return None
@@ -129,6 +141,7 @@ class GpiozeroIndicator:
 
     @property
     def state(self) -> DeviceState:
+        """The device state last set (its pattern shows once a verdict's hold ends)."""
         return self._state
 
     def tick(self) -> float | None:

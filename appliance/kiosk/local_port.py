@@ -8,7 +8,6 @@ configuration, and the socket bridge serves it to the web process.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import threading
 import time
@@ -167,8 +166,7 @@ class LocalKioskPort:
 
     def set_accepted_types(self, types: Sequence[str]) -> None:
         chosen = tuple(sorted(set(types)))
-        self._service.checkpoint = dataclasses.replace(
-            self._service.checkpoint, accepted_types=frozenset(chosen))
+        self._service.set_accepted_types(chosen)
         log.info("accepted licence types set to %s", ", ".join(chosen) or "any")
         if self._on_accepted_types is not None:
             self._on_accepted_types(chosen)

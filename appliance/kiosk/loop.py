@@ -89,6 +89,7 @@ class Kiosk:
         repeat_after_absent_s: float = 2.0,
         show_holder: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         watchdog: Watchdog | None = None,
         mdoc: MdocSessions | None = None,
@@ -102,6 +103,7 @@ class Kiosk:
         self._suppressor = RepeatSuppressor(repeat_after_absent_s, key=credential_key)
         self._show_holder = show_holder
         self._monotonic = monotonic
+        self._wall = wall  # event times (epoch seconds): the screens show them
         self._sleep = sleep
         self._watchdog = watchdog or Watchdog()
         self._texts: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=32)
@@ -193,7 +195,7 @@ class Kiosk:
             except AuditUnavailable:
                 self._indicator.set_state(DeviceState.AUDIT_FAILING)
                 self._events.publish({"type": "fault", "fault": "audit",
-                                      "at": time.time()})
+                                      "at": self._wall()})
                 return None
             except TrustDataError as e:
                 log.error("no trust data: %s", e)
@@ -208,11 +210,12 @@ class Kiosk:
             self._show(verdict.outcome)
             self.stats.latencies_s.append(self._monotonic() - arrived_at)
             self.stats.verdicts += 1
-        if self._service.audit_fault is None and self._indicator_state() is (
+        if self._service.audit_fault is None and self._indicator.state is (
                 DeviceState.AUDIT_FAILING):
             self._next_state_check = 0.0
         try:
-            self._events.publish(verdict_event(verdict, self._show_holder, source=source))
+            self._events.publish(verdict_event(verdict, self._show_holder, at=self._wall(),
+                                               source=source))
         except Exception as e:  # noqa: BLE001 - a screen's fault must not cost the verdict
             self._faults.fault("publishing a verdict failed", e)
         log.info("verdict %s %s (%s, %s)", verdict.outcome, verdict.reason,
@@ -224,9 +227,6 @@ class Kiosk:
             self._indicator.show_verdict(outcome)
         except Exception as e:  # noqa: BLE001 - a pin driver fault must not cost the verdict or the loop
             self._faults.fault("indicator failed to show a verdict", e)
-
-    def _indicator_state(self) -> DeviceState | None:
-        return getattr(self._indicator, "state", None)
 
     def _open_camera(self) -> bool:
         try:
@@ -246,7 +246,7 @@ class Kiosk:
         self.camera_ok = False
         self.stats.camera_failures += 1
         self._indicator.set_state(DeviceState.CAMERA_LOST)
-        self._events.publish({"type": "fault", "fault": "camera", "at": time.time()})
+        self._events.publish({"type": "fault", "fault": "camera", "at": self._wall()})
         try:
             self._source.close()
         except Exception:  # closing a broken camera must not raise

@@ -156,11 +156,13 @@ class MdocSessions:
 
     def __init__(self, reader: MdocReader, service: VerificationService, indicator: Indicator,
                  events: EventBus, *, show_holder: bool = False,
-                 on_verdict: Callable[[Verdict], None] | None = None) -> None:
+                 on_verdict: Callable[[Verdict], None] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.reader, self._service = reader, service
         self._indicator, self._events = indicator, events
         self._show_holder = show_holder
         self._on_verdict = on_verdict
+        self._wall = wall  # event times (epoch seconds), as the kiosk loop's
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._faults = RepeatLimiter(log)
@@ -195,7 +197,7 @@ class MdocSessions:
             worker.join(timeout_s)
 
     def _publish_state(self, state: str) -> None:
-        self._events.publish({"type": "mdoc", "state": state, "at": time.time()})
+        self._events.publish({"type": "mdoc", "state": state, "at": self._wall()})
 
     def _run(self, text: str, source: str) -> None:
         facts = None
@@ -205,7 +207,7 @@ class MdocSessions:
             verdict, facts = result.verdict, result.facts
         except AuditUnavailable:
             self._indicator.set_state(DeviceState.AUDIT_FAILING)
-            self._events.publish({"type": "fault", "fault": "audit", "at": time.time()})
+            self._events.publish({"type": "fault", "fault": "audit", "at": self._wall()})
             return
         except TrustDataError as e:
             log.error("no trust data: %s", e)
@@ -224,7 +226,7 @@ class MdocSessions:
             settings = self.reader.settings
             self._events.publish(mdoc_verdict_event(
                 verdict, facts, self._show_holder, profile=settings.profile,
-                age_threshold=settings.age_threshold, source=source))
+                age_threshold=settings.age_threshold, at=self._wall(), source=source))
         except Exception as e:  # noqa: BLE001 - a screen's fault must not cost the verdict
             self._faults.fault("publishing an mdoc verdict failed", e)
         if self._on_verdict is not None:

@@ -11,9 +11,10 @@ and shown like any other; a bug in the audit sink counts as an audit fault.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from appliance.core.errors import (
@@ -87,11 +88,11 @@ class VerificationService:
         rate_cap: RateCap | None = None,
     ) -> None:
         self._verifier = verifier
-        # Verdicts (and so audit records) a minute; the kiosk sets it (rate_cap module).
-        self.rate_cap = rate_cap
+        # Verdicts (and so audit records) a minute: the kiosk's (compose, rate_cap module).
+        self._rate_cap = rate_cap
         self._trust = trust
         self._clock = clock
-        self.checkpoint = checkpoint
+        self._checkpoint = checkpoint
         self._audit = audit or NullAudit()
         self._audit_required = audit_required
         self._faults = RepeatLimiter(log)
@@ -105,7 +106,18 @@ class VerificationService:
     @property
     def verdicts_dropped(self) -> int:
         """Inputs refused by the per-minute cap since the start (no verdict, no record)."""
-        return self.rate_cap.dropped if self.rate_cap is not None else 0
+        return self._rate_cap.dropped if self._rate_cap is not None else 0
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint's rules every verdict is decided on."""
+        return self._checkpoint
+
+    def set_accepted_types(self, types: Iterable[str]) -> None:
+        """Accept these licence types from the next verdict on (none: any type); the admin
+        screen's choice, through the port."""
+        self._checkpoint = dataclasses.replace(self._checkpoint,
+                                               accepted_types=frozenset(types))
 
     @property
     def clock(self) -> Clock:
@@ -153,8 +165,8 @@ class VerificationService:
         clock and rules, and the verdict is audited exactly as ``verify``'s. Over the
         per-minute cap: ``RateLimited``, no verdict, no record, counted."""
         checked_source(source)
-        if self.rate_cap is not None and not self.rate_cap.take():
-            raise RateLimited(f"more than {self.rate_cap.per_minute} verifications a minute: "
+        if self._rate_cap is not None and not self._rate_cap.take():
+            raise RateLimited(f"more than {self._rate_cap.per_minute} verifications a minute: "
                               "this one was not verified")
         trust = self._trust()
         reading = self._clock.read()

@@ -17,7 +17,13 @@ from appliance.commands.fault import hold, show_fault
 from appliance.config import IndicatorConfig
 from appliance.core.reasons import Outcome
 from appliance.devices.blink import STATE_PATTERNS, Blink
-from appliance.devices.indicator import DeviceState, GpiozeroIndicator, lamp_states
+from appliance.devices.indicator import (
+    DeviceState,
+    GpiozeroIndicator,
+    Indicator,
+    NullIndicator,
+    lamp_states,
+)
 
 
 @pytest.fixture
@@ -188,3 +194,13 @@ def test_the_driver_thread_ends_a_verdict_on_its_own(factory: MockFactory) -> No
     hold(ind, stop)  # releases the pins and stops the thread
     assert ind.red.closed
     assert ind._thread is not None and not ind._thread.is_alive()
+
+
+def test_every_indicator_says_its_device_state(factory: MockFactory, clock: FakeClock) -> None:
+    """The state is on the ``Indicator`` interface: no lights at all still answers it."""
+    indicators: list[Indicator] = [NullIndicator(), make(factory, clock)]
+    for ind in indicators:
+        assert ind.state is DeviceState.IDLE
+        ind.set_state(DeviceState.CAMERA_LOST)
+        assert ind.state is DeviceState.CAMERA_LOST
+        ind.close()

@@ -230,6 +230,33 @@ def test_audit_failure_withholds_verdict_and_shows_fault(world: World) -> None:
     assert any(e.get("fault") == "audit" for e in seen)
 
 
+def test_event_times_come_from_the_kiosk_clock(world: World) -> None:
+    """Verdict and fault events carry the kiosk's injected wall clock, not the machine's."""
+    kiosk, _, _, seen = build(world, [world.issue(), "lost"], wall=lambda: NOW + 5.0)
+    kiosk._open_camera()
+    drive(kiosk, 2)
+    times = {e["type"]: e["at"] for e in seen}
+    assert times == {"verdict": NOW + 5.0, "fault": NOW + 5.0}
+
+
+def test_audit_recovery_is_seen_on_the_indicator_interface(world: World) -> None:
+    """The loop reads the device state from any ``Indicator`` (here no lights at all): once
+    audit works again, the next verdict brings the state check forward."""
+    from appliance.devices.indicator import NullIndicator
+
+    service = VerificationService(lambda: world.trust(), FixedClock(NOW),
+                                  Checkpoint(check_staleness=False), audit=NullAudit())
+    indicator = NullIndicator()
+    kiosk = Kiosk(ScriptedSource([world.issue()], FakeMonotonic()),
+                  FrameScanner(make_decoder("both", live=True)), service, indicator,
+                  EventBus(), monotonic=FakeMonotonic())
+    kiosk._open_camera()
+    kiosk._next_state_check = 1e9
+    indicator.set_state(DeviceState.AUDIT_FAILING)
+    assert len(drive(kiosk, 1)) == 1
+    assert kiosk._next_state_check == 0.0
+
+
 def test_serial_scanner_text_takes_the_same_path(world: World) -> None:
     kiosk, *_ = build(world, [])
     kiosk._open_camera()

@@ -111,7 +111,7 @@ def test_web_command_builds_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from appliance.kiosk import compose
 
     kit = make_kit(tmp_path)
-    monkeypatch.setattr(compose, "build_service", lambda config: kit.service)
+    monkeypatch.setattr(compose, "build_service", lambda config, **_: kit.service)
     config = config_from_mapping({"paths": {"state_dir": str(tmp_path / "state")}})
     app = web_command.build_app(config, standalone=True)
     client = app.test_client()
