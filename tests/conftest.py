@@ -1,9 +1,11 @@
-"""Shared fixtures: the external test data, a fake clock, temporary state."""
+"""Shared fixtures: the external test data, temporary state, the trust authority, the device
+web and the hub as Flask apps (the fake clock and NOW: tests/support.py)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,96 @@ def server(authority: Any) -> Iterator[Any]:
     s = RepoServer(authority.repo)
     yield s
     s.stop()
+
+
+# --- The device web and the hub as Flask apps: one way to build each, for every folder -----
+# (tests/web, tests/hub, tests/security, tests/mdoc). A module that needs another shape
+# overrides the first fixture of the chain (web_kit, hub_app), e.g. a kit with recorded calls.
+
+
+@pytest.fixture
+def web_kit(tmp_path: Path) -> Any:
+    """The device web's parts in kiosk mode (tests/web_support.py: a real kiosk port)."""
+    from web_support import make_kit
+
+    return make_kit(tmp_path)
+
+
+@pytest.fixture
+def web_app(web_kit: Any) -> Any:
+    from web_support import make_app
+
+    return make_app(web_kit)
+
+
+@pytest.fixture
+def web_client(web_app: Any) -> Any:
+    return web_app.test_client()
+
+
+@pytest.fixture
+def admin_client(web_client: Any) -> Any:
+    """``web_client`` logged in on the admin screen."""
+    from web_support import login_admin
+
+    assert login_admin(web_client).status_code == 302
+    return web_client
+
+
+@pytest.fixture
+def inspector_kit(tmp_path: Path) -> Any:
+    """The device web's parts in inspector mode (holder details shown after login)."""
+    from web_support import make_kit
+
+    return make_kit(tmp_path, mode="inspector")
+
+
+@pytest.fixture
+def inspector_client(inspector_kit: Any) -> Any:
+    """A client of the inspector-mode web, logged in as the inspector."""
+    from web_support import login_inspector, make_app
+
+    client = make_app(inspector_kit).test_client()
+    assert login_inspector(client).status_code == 302
+    return client
+
+
+@dataclass
+class HubApp:
+    app: Any
+    store: Any
+    clock: Any
+
+
+@pytest.fixture
+def hub_app(tmp_path: Path) -> Iterator[HubApp]:
+    """A hub with logins over SQLite (tests/hub_auditor_support.py ``make_hub``)."""
+    from hub_auditor_support import make_hub
+
+    app, store, clock = make_hub(tmp_path)
+    yield HubApp(app, store, clock)
+    store.close()
+
+
+@pytest.fixture
+def hub_client(hub_app: HubApp) -> Any:
+    return hub_app.app.test_client()
+
+
+@pytest.fixture
+def auditor_client(hub_client: Any) -> Any:
+    """``hub_client`` logged in as the auditor."""
+    from hub_auditor_support import AUDITOR, AUDITOR_PW, login
+
+    assert login(hub_client, AUDITOR, AUDITOR_PW).status_code == 302
+    return hub_client
+
+
+@pytest.fixture
+def hub_admin_client(hub_app: HubApp) -> Any:
+    """A client of the same hub logged in as its administrator."""
+    from hub_auditor_support import ADMIN, ADMIN_PW, login
+
+    client = hub_app.app.test_client()
+    assert login(client, ADMIN, ADMIN_PW).status_code == 302
+    return client

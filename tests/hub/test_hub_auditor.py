@@ -51,77 +51,66 @@ def _gap_and_fork(tmp_path, client, scenario) -> str:
     return log.log_id
 
 
-def test_chains_per_log_show_gaps_forks_and_last_checkpoint(tmp_path, scenario):
-    app, store, _ = make_hub(tmp_path)
-    client = app.test_client()
-    gap_log = _gap_and_fork(tmp_path, client, scenario)
-    upload(tmp_path, client, "kiosk-ok", 12, scenario, checkpoint_every=4)
-    login(client, AUDITOR, AUDITOR_PW)
-    html = get(client, "/audit/").get_data(as_text=True)
+def test_chains_per_log_show_gaps_forks_and_last_checkpoint(tmp_path, scenario, hub_client):
+    gap_log = _gap_and_fork(tmp_path, hub_client, scenario)
+    upload(tmp_path, hub_client, "kiosk-ok", 12, scenario, checkpoint_every=4)
+    login(hub_client, AUDITOR, AUDITOR_PW)
+    html = get(hub_client, "/audit/").get_data(as_text=True)
     states = dict(re.findall(r"<td>(kiosk-[a-z]+)</td>.*?class=\"state\">(\w+)<", html, re.S))
     assert states == {"kiosk-fork": "forked", "kiosk-gap": "incomplete", "kiosk-ok": "verified"}
     assert "26 (2027-01-15T08:00:25" in html, "kiosk-gap's last checkpoint: seq 26"
-    chain = get(client, f"/audit/chain?device_id=kiosk-gap&log_id={gap_log}")
+    chain = get(hub_client, f"/audit/chain?device_id=kiosk-gap&log_id={gap_log}")
     text = chain.get_data(as_text=True)
     assert 'id="records">20<' in text and "11–20" in text
-    only = get(client, "/audit/?device_id=kiosk-ok").get_data(as_text=True)
+    only = get(hub_client, "/audit/?device_id=kiosk-ok").get_data(as_text=True)
     assert only.count('class="log"') == 1
-    store.close()
 
 
-def test_search_filters_and_pages_cover_each_record_once(tmp_path, scenario):
-    app, store, _ = make_hub(tmp_path)
-    client = app.test_client()
-    upload(tmp_path, client, "kiosk-a", 25, scenario)
-    upload(tmp_path, client, "kiosk-b", 10, scenario)
-    login(client, AUDITOR, AUDITOR_PW)
+def test_search_filters_and_pages_cover_each_record_once(tmp_path, scenario, hub_client):
+    upload(tmp_path, hub_client, "kiosk-a", 25, scenario)
+    upload(tmp_path, hub_client, "kiosk-b", 10, scenario)
+    login(hub_client, AUDITOR, AUDITOR_PW)
     seen, path = [], "/audit/records?limit=7"
     while path:
-        html = get(client, path).get_data(as_text=True)
+        html = get(hub_client, path).get_data(as_text=True)
         seen += re.findall(r'class="record"><td>[^<]*</td><td>([^<]+)</td><td>[^<]*</td>'
                            r"<td>(\d+)</td>", html)
         found = re.search(r'id="next" href="([^"]+)"', html)
         path = found.group(1).replace("&amp;", "&") if found else None
     assert len(seen) == 35 and len(set(seen)) == 35
-    timed = get(client, "/audit/records?device_id=kiosk-a&since=2027-01-15T08:00:05Z"
+    timed = get(hub_client, "/audit/records?device_id=kiosk-a&since=2027-01-15T08:00:05Z"
                         "&until=2027-01-15T15:00:10%2B07:00").get_data(as_text=True)
     assert timed.count('class="record"') == 5, "08:00:05 <= time < 08:00:10 UTC"
-    assert "No records match." in get(client, "/audit/records?verdict=FAIL").get_data(
+    assert "No records match." in get(hub_client, "/audit/records?verdict=FAIL").get_data(
         as_text=True)
-    assert get(client, "/audit/records?reason=OK&limit=500").get_data(
+    assert get(hub_client, "/audit/records?reason=OK&limit=500").get_data(
         as_text=True).count('class="record"') == 35
-    assert get(client, "/audit/records?since=yesterday").status_code == 400
-    store.close()
+    assert get(hub_client, "/audit/records?since=yesterday").status_code == 400
 
 
-def test_exports_stream_every_match_as_hashed(tmp_path, scenario):
-    app, store, _ = make_hub(tmp_path)
-    client = app.test_client()
-    upload(tmp_path, client, "kiosk-a", 1205, scenario)  # more than one export page
-    login(client, AUDITOR, AUDITOR_PW)
-    resp = get(client, "/audit/export.jsonl?device_id=kiosk-a")
+def test_exports_stream_every_match_as_hashed(tmp_path, scenario, hub_client):
+    upload(tmp_path, hub_client, "kiosk-a", 1205, scenario)  # more than one export page
+    login(hub_client, AUDITOR, AUDITOR_PW)
+    resp = get(hub_client, "/audit/export.jsonl?device_id=kiosk-a")
     assert resp.is_streamed and "attachment" in resp.headers["Content-Disposition"]
     rows = [json.loads(line) for line in resp.get_data(as_text=True).splitlines()]
     assert [r["seq"] for r in rows] == list(range(1, 1206))
     assert all(record_hash(r) == r["hash"] for r in rows)
     assert not {"nm", "no", "name"} & set(rows[0]), "no personal data"
-    csv_lines = get(client, "/audit/export.csv?verdict=PASS").get_data(as_text=True).splitlines()
+    csv = get(hub_client, "/audit/export.csv?verdict=PASS").get_data(as_text=True)
+    csv_lines = csv.splitlines()
     assert len(csv_lines) == 1206 and csv_lines[0].startswith("seq,time,device_id")
-    store.close()
 
 
-def test_thai_or_english_per_request(tmp_path):
-    app, store, _ = make_hub(tmp_path)
-    client = app.test_client()
-    assert "เข้าสู่ระบบ" in get(client, "/login?lang=th").get_data(as_text=True)
-    assert "เข้าสู่ระบบ" in get(client, "/login").get_data(as_text=True), "kept by a cookie"
-    assert "Sign in" in get(client, "/login?lang=en").get_data(as_text=True)
-    other = app.test_client()
+def test_thai_or_english_per_request(hub_app, hub_client):
+    assert "เข้าสู่ระบบ" in get(hub_client, "/login?lang=th").get_data(as_text=True)
+    assert "เข้าสู่ระบบ" in get(hub_client, "/login").get_data(as_text=True), "kept by a cookie"
+    assert "Sign in" in get(hub_client, "/login?lang=en").get_data(as_text=True)
+    other = hub_app.app.test_client()
     page = get(other, "/login", headers={"Accept-Language": "th-TH,th;q=0.9,en;q=0.5"})
     assert 'lang="th"' in page.get_data(as_text=True)
     login(other, AUDITOR, AUDITOR_PW)
     assert "บันทึกการตรวจสอบ" in get(other, "/audit/?lang=th").get_data(as_text=True)
-    store.close()
 
 
 def _http(port: int, method: str, path: str, cookies: dict[str, str],

@@ -22,7 +22,6 @@ from hub_auditor_support import (
     AUDITOR_PW,
     get,
     login,
-    make_hub,
     upload,
     upload_crafted,
 )
@@ -35,13 +34,10 @@ SQLITE_UTILS = Path(sys.executable).parent / "sqlite-utils"
 
 
 @pytest.fixture
-def hub_with_records(tmp_path):
-    app, store, _ = make_hub(tmp_path)
-    client = app.test_client()
-    upload_crafted(tmp_path, client, "kiosk-a", REASONS, Scenario())
-    upload(tmp_path, client, "kiosk-b", 7, Scenario())
-    yield client, store
-    store.close()
+def hub_with_records(tmp_path, hub_app, hub_client):
+    upload_crafted(tmp_path, hub_client, "kiosk-a", REASONS, Scenario())
+    upload(tmp_path, hub_client, "kiosk-b", 7, Scenario())
+    return hub_client, hub_app.store
 
 
 def _saved(tmp_path: Path, resp, name: str) -> Path:

@@ -46,9 +46,8 @@ EVIL = ['=HYPERLINK("http://evil.example","open")', "+1+cmd|' /C calc'!A0", "@SU
 CHECKED = ThrottlePolicy().free + 1
 
 
-def test_both_csv_exports_defuse_formulas_and_are_the_same_bytes(tmp_path):
-    app, store, _ = make_hub(tmp_path)
-    client = app.test_client()
+def test_both_csv_exports_defuse_formulas_and_are_the_same_bytes(tmp_path, hub_client):
+    client = hub_client
     upload_crafted(tmp_path, client, "kiosk-evil", EVIL, Scenario())
     api = client.get("/v1/records?format=csv",
                      headers={"Authorization": "Bearer bearer-auditor"}).get_data(as_text=True)
@@ -58,7 +57,6 @@ def test_both_csv_exports_defuse_formulas_and_are_the_same_bytes(tmp_path):
     cells = [c.lstrip('"') for line in api.splitlines()[1:] for c in line.split(",")]
     assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t"))]
     assert "'=HYPERLINK" in api and "'@SUM(A1)" in api and "plain" in api
-    store.close()
 
 
 # --- the throttle, shared by every worker --------------------------------------------------

@@ -15,8 +15,6 @@ import sqlite3
 import pytest
 from audit_support import Scenario
 from hub_auditor_support import (
-    ADMIN,
-    ADMIN_PW,
     AUDITOR,
     AUDITOR_PW,
     HTTPS,
@@ -39,19 +37,12 @@ def scenario() -> Scenario:
     return Scenario()
 
 
-@pytest.fixture
-def hub(tmp_path):
-    app, store, clock = make_hub(tmp_path)
-    yield app, store, clock
-    store.close()
-
-
 def _cookie(client) -> str:
     return client.get_cookie(SESSION_COOKIE, domain="hub.example").value
 
 
-def test_screens_need_a_login_and_a_bearer_token_does_not_open_them(hub):
-    app, _, _ = hub
+def test_screens_need_a_login_and_a_bearer_token_does_not_open_them(hub_app):
+    app = hub_app.app
     client = app.test_client()
     for path in SCREENS:
         for headers in ({}, {"Authorization": "Bearer bearer-auditor"}):
@@ -60,8 +51,8 @@ def test_screens_need_a_login_and_a_bearer_token_does_not_open_them(hub):
             assert resp.headers["Location"].startswith("/login?next=")
 
 
-def test_login_and_logout_forms_refuse_a_missing_or_foreign_csrf_token(hub):
-    app, _, _ = hub
+def test_login_and_logout_forms_refuse_a_missing_or_foreign_csrf_token(hub_app):
+    app = hub_app.app
     attacker, victim = app.test_client(), app.test_client()
     # A cross-site form post carries neither the login cookie nor a matching field.
     bare = victim.post("/login", base_url=HTTPS, data={"name": AUDITOR,
@@ -78,8 +69,8 @@ def test_login_and_logout_forms_refuse_a_missing_or_foreign_csrf_token(hub):
     assert get(victim, "/audit/").status_code == 200, "a forged logout ends nothing"
 
 
-def test_a_cookie_copied_before_logout_is_worth_nothing_after(hub):
-    app, _, _ = hub
+def test_a_cookie_copied_before_logout_is_worth_nothing_after(hub_app):
+    app = hub_app.app
     client, thief = app.test_client(), app.test_client()
     login(client, AUDITOR, AUDITOR_PW)
     thief.set_cookie(SESSION_COOKIE, _cookie(client), domain="hub.example")
@@ -123,14 +114,14 @@ def test_failed_logins_behind_nginx_slow_only_the_failing_client_never_lock_out(
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/",
                                     "/\\evil.example", "/%2F%2Fevil.example", "/\t/evil.example"])
-def test_next_after_login_stays_on_the_hub(hub, target):
-    app, _, _ = hub
+def test_next_after_login_stays_on_the_hub(hub_app, target):
+    app = hub_app.app
     resp = login(app.test_client(), AUDITOR, AUDITOR_PW, next_=target)
     assert resp.status_code == 302 and resp.headers["Location"] == "/audit/"
 
 
-def test_unknown_names_and_wrong_passwords_answer_alike(hub):
-    app, _, _ = hub
+def test_unknown_names_and_wrong_passwords_answer_alike(hub_app):
+    app = hub_app.app
     unknown = login(app.test_client(), "nobody", "x" * 20)
     wrong = login(app.test_client(), AUDITOR, "x" * 20)
     assert unknown.status_code == wrong.status_code == 401
@@ -161,18 +152,14 @@ def test_removed_account_and_idle_session_end(tmp_path):
     store.close()
 
 
-def test_only_an_admin_reads_the_access_log(hub):
-    app, _, _ = hub
-    auditor, admin = app.test_client(), app.test_client()
-    login(auditor, AUDITOR, AUDITOR_PW)
-    login(admin, ADMIN, ADMIN_PW)
-    assert get(auditor, "/audit/access").status_code == 403
-    assert get(admin, "/audit/access").status_code == 200
-    assert get(admin, "/audit/records").status_code == 200
+def test_only_an_admin_reads_the_access_log(auditor_client, hub_admin_client):
+    assert get(auditor_client, "/audit/access").status_code == 403
+    assert get(hub_admin_client, "/audit/access").status_code == 200
+    assert get(hub_admin_client, "/audit/records").status_code == 200
 
 
-def test_device_text_is_shown_not_run_and_csv_cells_are_not_formulas(tmp_path, hub, scenario):
-    app, _, _ = hub
+def test_device_text_is_shown_not_run_and_csv_cells_are_not_formulas(tmp_path, hub_app, scenario):
+    app = hub_app.app
     client = app.test_client()
     evil = ['<script>alert("x")</script>', '=HYPERLINK("http://evil.example","open")',
             "+1+cmd|' /C calc'!A0", "@SUM(A1)"]
@@ -191,8 +178,8 @@ def test_device_text_is_shown_not_run_and_csv_cells_are_not_formulas(tmp_path, h
     assert [r["reason"] for r in jsonl] == evil, "JSONL keeps the records as hashed"
 
 
-def test_a_page_never_exceeds_the_bound(tmp_path, hub):
-    app, _, _ = hub
+def test_a_page_never_exceeds_the_bound(tmp_path, hub_app):
+    app = hub_app.app
     conn = sqlite3.connect(tmp_path / "hub.db")
     conn.executemany("INSERT INTO records (seq, time, device_id, log_id, verdict, reason, "
                      "live, received_at) VALUES (?, ?, 'd', 'l', 'PASS', 'OK', 0, 'x')",
@@ -206,8 +193,8 @@ def test_a_page_never_exceeds_the_bound(tmp_path, hub):
     assert get(client, "/audit/records?after=bm90LWEtY3Vyc29y").status_code == 400
 
 
-def test_no_access_goes_unlogged(tmp_path, hub):
-    app, _, _ = hub
+def test_no_access_goes_unlogged(tmp_path, hub_app):
+    app = hub_app.app
     client = app.test_client()
     login(client, AUDITOR, AUDITOR_PW)
     get(client, "/audit/records?verdict=FAIL&device_id=kiosk-7")
@@ -226,8 +213,8 @@ def test_no_access_goes_unlogged(tmp_path, hub):
     assert resp.status_code == 503 and b"seq" not in resp.data
 
 
-def test_bearer_token_reads_are_logged_too(tmp_path, hub):
-    app, _, _ = hub
+def test_bearer_token_reads_are_logged_too(tmp_path, hub_app):
+    app = hub_app.app
     client = app.test_client()
     headers = {"Authorization": "Bearer bearer-auditor"}
     assert client.get("/v1/records?device_id=kiosk-3", headers=headers).status_code == 200

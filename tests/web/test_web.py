@@ -24,36 +24,15 @@ def csrf(client, path: str = "/verify") -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
-@pytest.fixture
-def kit(tmp_path: Path) -> Kit:
-    return make_kit(tmp_path)
-
-
-@pytest.fixture
-def inspector_kit(tmp_path: Path) -> Kit:
-    return make_kit(tmp_path, mode="inspector")
-
-
-@pytest.fixture
-def client(kit: Kit):
-    return make_app(kit).test_client()
-
-
-@pytest.fixture
-def inspector_client(inspector_kit: Kit):
-    client = make_app(inspector_kit).test_client()
-    assert login_inspector(client).status_code == 302
-    return client
-
-
 PAGES = ["/", "/kiosk", "/inspector/login", "/verify", "/status", "/admin/login"]
 
 
 @pytest.mark.parametrize("path", PAGES)
 @pytest.mark.parametrize("lang", ["en", "th"])
-def test_every_page_renders_with_strict_headers(client, kit: Kit, path: str, lang: str) -> None:
-    kit.port.verify_text(kit.pass_text())
-    r = client.get(f"{path}?lang={lang}")
+def test_every_page_renders_with_strict_headers(web_client, web_kit: Kit, path: str,
+                                                lang: str) -> None:
+    web_kit.port.verify_text(web_kit.pass_text())
+    r = web_client.get(f"{path}?lang={lang}")
     assert r.status_code == 200
     assert r.mimetype == "text/html"
     csp = r.headers["Content-Security-Policy"]
@@ -76,41 +55,41 @@ def test_thai_is_the_default_where_configured(tmp_path: Path) -> None:
     assert "Show your licence QR code to the camera" in html
 
 
-def test_language_switch_sets_cookie_and_refuses_open_redirect(client) -> None:
-    r = client.get("/lang/th?next=/status")
+def test_language_switch_sets_cookie_and_refuses_open_redirect(web_client) -> None:
+    r = web_client.get("/lang/th?next=/status")
     assert r.status_code == 302 and r.headers["Location"] == "/status"
     assert "lang=th" in r.headers["Set-Cookie"]
-    assert "สถานะเครื่อง" in client.get("/status").get_data(as_text=True)
+    assert "สถานะเครื่อง" in web_client.get("/status").get_data(as_text=True)
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
-        r = client.get("/lang/en", query_string={"next": target})
+        r = web_client.get("/lang/en", query_string={"next": target})
         assert r.headers["Location"] == "/"
-    r = client.get("/lang/xx?next=/")
+    r = web_client.get("/lang/xx?next=/")
     assert "Set-Cookie" not in r.headers
 
 
-def test_static_files_are_local(client) -> None:
+def test_static_files_are_local(web_client) -> None:
     for name in ("app.css", "kiosk.js", "inspector.js"):
-        r = client.get(f"/static/{name}")
+        r = web_client.get(f"/static/{name}")
         assert r.status_code == 200
         assert b"http" not in r.data.replace(b"http://www.w3.org", b"")
         r.close()
-    js = client.get("/static/kiosk.js").get_data(as_text=True)
+    js = web_client.get("/static/kiosk.js").get_data(as_text=True)
     assert "innerHTML" not in js and "textContent" in js
 
 
-def test_untrusted_host_is_refused(client) -> None:
-    r = client.get("/", headers={"Host": "evil.example"})
+def test_untrusted_host_is_refused(web_client) -> None:
+    r = web_client.get("/", headers={"Host": "evil.example"})
     assert r.status_code == 400
 
 
-def test_kiosk_mode_shows_no_holder_details(client, kit: Kit) -> None:
-    kit.port.verify_text(kit.pass_text())
-    login_inspector(client)  # even a logged-in inspector: this device shows none
+def test_kiosk_mode_shows_no_holder_details(web_client, web_kit: Kit) -> None:
+    web_kit.port.verify_text(web_kit.pass_text())
+    login_inspector(web_client)  # even a logged-in inspector: this device shows none
     for path in ("/inspector", "/api/verdicts", "/api/status", "/metrics", "/status"):
-        body = client.get(path).get_data(as_text=True)
+        body = web_client.get(path).get_data(as_text=True)
         for personal in ("สมชาย", "Somchai", "1234/2566", "1990-04-01", "data:image"):
             assert personal not in body, (path, personal)
-    assert "Holder details are not shown on this device." in client.get(
+    assert "Holder details are not shown on this device." in web_client.get(
         "/inspector").get_data(as_text=True)
 
 
@@ -170,9 +149,9 @@ def test_hostile_qr_fields_are_rendered_harmless(inspector_client, inspector_kit
     assert "ก" * 121 not in html and "\u2026" in html  # very long text is bounded
 
 
-def test_hostile_text_pasted_into_verify_is_escaped(client) -> None:
-    token = csrf(client)
-    r = client.post("/verify", data={"csrf_token": token, "text": HOSTILE_NAME})
+def test_hostile_text_pasted_into_verify_is_escaped(web_client) -> None:
+    token = csrf(web_client)
+    r = web_client.post("/verify", data={"csrf_token": token, "text": HOSTILE_NAME})
     html = r.get_data(as_text=True)
     assert r.status_code == 200
     assert "<script>" not in html and "This is not a licence QR code." in html
@@ -194,23 +173,23 @@ def test_event_stream_sends_translated_verdicts(inspector_client, inspector_kit:
     r.close()
 
 
-def test_event_stream_in_kiosk_mode_has_no_holder(client, kit: Kit) -> None:
-    r = client.get("/kiosk/events?lang=en", buffered=False)
+def test_event_stream_in_kiosk_mode_has_no_holder(web_client, web_kit: Kit) -> None:
+    r = web_client.get("/kiosk/events?lang=en", buffered=False)
     chunks = iter(r.response)
     next(chunks)
-    kit.port.verify_text(kit.fail_text(), source="camera")
+    web_kit.port.verify_text(web_kit.fail_text(), source="camera")
     view = json.loads(next(chunks).decode().split("data: ", 1)[1])
     assert view == {"id": view["id"], "outcome": "fail", "word": "Not valid",
                     "reason": "The licence has expired.", "code": "EXPIRED", "live": False}
     r.close()
 
 
-def test_verify_by_text_gives_the_camera_verdict(client, kit: Kit) -> None:
-    token = csrf(client)
-    r = client.post("/verify", data={"csrf_token": token, "text": kit.fail_text()})
+def test_verify_by_text_gives_the_camera_verdict(web_client, web_kit: Kit) -> None:
+    token = csrf(web_client)
+    r = web_client.post("/verify", data={"csrf_token": token, "text": web_kit.fail_text()})
     assert r.status_code == 200
     assert "The licence has expired." in r.get_data(as_text=True)
-    assert kit.port.recent_verdicts(1)[0]["source"] == "web-text"
+    assert web_kit.port.recent_verdicts(1)[0]["source"] == "web-text"
 
 
 def _png(text: str) -> bytes:
@@ -219,49 +198,49 @@ def _png(text: str) -> bytes:
     return buf.getvalue()
 
 
-def test_verify_by_image(client, kit: Kit) -> None:
-    token = csrf(client)
-    r = client.post("/verify", data={"csrf_token": token,
-                                     "image": (io.BytesIO(_png(kit.pass_text())), "qr.png")})
+def test_verify_by_image(web_client, web_kit: Kit) -> None:
+    token = csrf(web_client)
+    r = web_client.post("/verify", data={"csrf_token": token,
+                                     "image": (io.BytesIO(_png(web_kit.pass_text())), "qr.png")})
     assert r.status_code == 200
     assert "The licence is genuine and in force." in r.get_data(as_text=True)
-    assert kit.port.recent_verdicts(1)[0]["source"] == "web-image"
+    assert web_kit.port.recent_verdicts(1)[0]["source"] == "web-image"
 
 
-def test_verify_image_without_code_and_non_image(client) -> None:
-    token = csrf(client)
+def test_verify_image_without_code_and_non_image(web_client) -> None:
+    token = csrf(web_client)
     blank = io.BytesIO()
     from PIL import Image
 
     Image.new("L", (64, 64), 255).save(blank, "PNG")
-    r = client.post("/verify", data={"csrf_token": token,
+    r = web_client.post("/verify", data={"csrf_token": token,
                                      "image": (io.BytesIO(blank.getvalue()), "blank.png")})
     assert "No QR code was found in the picture." in r.get_data(as_text=True)
-    r = client.post("/verify", data={"csrf_token": token,
+    r = web_client.post("/verify", data={"csrf_token": token,
                                      "image": (io.BytesIO(b"not an image"), "x.png")})
     assert r.status_code == 400
     assert "not a picture we can read" in r.get_data(as_text=True)
-    r = client.post("/verify", data={"csrf_token": token})
+    r = web_client.post("/verify", data={"csrf_token": token})
     assert r.status_code == 400
 
 
-def test_verify_refuses_without_csrf_token(client, kit: Kit) -> None:
-    r = client.post("/verify", data={"text": kit.pass_text()})
+def test_verify_refuses_without_csrf_token(web_client, web_kit: Kit) -> None:
+    r = web_client.post("/verify", data={"text": web_kit.pass_text()})
     assert r.status_code == 400
     assert "The form had expired" in r.get_data(as_text=True)
-    assert kit.port.recent_verdicts() == []
-    client.get("/verify")
-    r = client.post("/verify", data={"text": kit.pass_text(), "csrf_token": "forged"})
+    assert web_kit.port.recent_verdicts() == []
+    web_client.get("/verify")
+    r = web_client.post("/verify", data={"text": web_kit.pass_text(), "csrf_token": "forged"})
     assert r.status_code == 400
 
 
-def test_verify_without_audit_gives_no_verdict(client, kit: Kit, monkeypatch) -> None:
+def test_verify_without_audit_gives_no_verdict(web_client, web_kit: Kit, monkeypatch) -> None:
     def refuse(text: str, source: str) -> Verdict:
         raise AuditUnavailable("disk full")
 
-    monkeypatch.setattr(kit.service, "verify", refuse)
-    token = csrf(client)
-    r = client.post("/verify", data={"csrf_token": token, "text": kit.pass_text()})
+    monkeypatch.setattr(web_kit.service, "verify", refuse)
+    token = csrf(web_client)
+    r = web_client.post("/verify", data={"csrf_token": token, "text": web_kit.pass_text()})
     assert r.status_code == 503
     assert "audit log cannot be written" in r.get_data(as_text=True)
 
@@ -280,11 +259,11 @@ def test_api_verdicts_has_no_personal_data_and_honours_limit(inspector_client,
     assert inspector_client.get("/api/verdicts?limit=-5").get_json()["verdicts"] == []
 
 
-def test_api_status_and_healthz(client, kit: Kit) -> None:
-    s = client.get("/api/status").get_json()
+def test_api_status_and_healthz(web_client, web_kit: Kit) -> None:
+    s = web_client.get("/api/status").get_json()
     assert s["trust"]["version"] == 42 and s["clock"]["trusted"] is True
     assert s["device"]["id"] == "pi-bkk-007" and s["system"]["cpu_temperature_c"] == 51.5
-    h = client.get("/healthz")
+    h = web_client.get("/healthz")
     assert h.status_code == 200 and h.get_json()["status"] == "ok"
 
 
@@ -306,10 +285,10 @@ def test_healthz_degraded_when_verdicts_cannot_pass(tmp_path: Path) -> None:
     assert "The clock cannot be trusted" in html
 
 
-def test_metrics_are_prometheus_text(client, kit: Kit) -> None:
-    kit.port.verify_text(kit.pass_text())
-    kit.port.verify_text(kit.fail_text())
-    r = client.get("/metrics")
+def test_metrics_are_prometheus_text(web_client, web_kit: Kit) -> None:
+    web_kit.port.verify_text(web_kit.pass_text())
+    web_kit.port.verify_text(web_kit.fail_text())
+    r = web_client.get("/metrics")
     assert r.mimetype == "text/plain"
     text = r.get_data(as_text=True)
     assert 'appliance_verdicts_total{outcome="PASS"} 1' in text
@@ -321,13 +300,13 @@ def test_metrics_are_prometheus_text(client, kit: Kit) -> None:
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
 
 
-def test_status_chart_counts_this_session(client, kit: Kit) -> None:
-    for text in (kit.pass_text(), kit.pass_text(), kit.fail_text()):
-        kit.port.verify_text(text)
-    html = client.get("/status").get_data(as_text=True)
+def test_status_chart_counts_this_session(web_client, web_kit: Kit) -> None:
+    for text in (web_kit.pass_text(), web_kit.pass_text(), web_kit.fail_text()):
+        web_kit.port.verify_text(text)
+    html = web_client.get("/status").get_data(as_text=True)
     assert html.count('class="bar pass"') == 1 and html.count('class="bar fail"') == 1
     assert "<svg class=\"chart\"" in html
-    rows = kit.port.verdicts_per_hour(24)
+    rows = web_kit.port.verdicts_per_hour(24)
     assert len(rows) == 24 and rows[-1]["PASS"] == 2 and rows[-1]["FAIL"] == 1
 
 
@@ -340,13 +319,13 @@ def test_unknown_outcome_event_is_rendered_safely(inspector_client, inspector_ki
     assert "<b>" not in html and "<i>" not in html and "<u>" not in html
 
 
-def test_thai_dates_use_the_buddhist_era(kit: Kit) -> None:
+def test_thai_dates_use_the_buddhist_era(web_kit: Kit) -> None:
     """Thai licence cards print พ.ศ. years (Gregorian + 543); the screens do the same."""
     from flask_babel import force_locale
 
     from appliance_web.views import when
 
-    with make_app(kit).test_request_context("/"):
+    with make_app(web_kit).test_request_context("/"):
         with force_locale("th"):
             thai = when(1_800_000_000)  # 2027-01-15 08:00 UTC
         with force_locale("en"):

@@ -24,7 +24,9 @@ def calls() -> list[tuple]:
 
 
 @pytest.fixture
-def kit(tmp_path: Path, calls: list[tuple]) -> Kit:
+def web_kit(tmp_path: Path, calls: list[tuple]) -> Kit:
+    """The shared ``web_client`` (tests/conftest.py) over a kit that records its actions."""
+
     def export(since: float | None, until: float | None) -> bytes:
         calls.append(("export", since, until))
         return b'{"seq":1,"verdict":"PASS"}\n'
@@ -32,11 +34,6 @@ def kit(tmp_path: Path, calls: list[tuple]) -> Kit:
     return make_kit(tmp_path, sync=lambda: calls.append(("sync",)) or "Sync started.",
                     upload=lambda: calls.append(("upload",)) or "", export=export,
                     on_accepted_types=lambda types: calls.append(("types", types)))
-
-
-@pytest.fixture
-def client(kit: Kit):
-    return make_app(kit).test_client()
 
 
 def login(client, password: str = PASSWORD):
@@ -48,55 +45,55 @@ def admin_token(client) -> str:
     return token_from(client.get("/admin/").get_data(as_text=True))
 
 
-def test_admin_needs_login(client) -> None:
-    r = client.get("/admin/")
+def test_admin_needs_login(web_client) -> None:
+    r = web_client.get("/admin/")
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin/login")
 
 
 @pytest.mark.parametrize("path", ACTIONS)
-def test_admin_posts_need_login(client, calls: list, path: str) -> None:
-    client.get("/admin/login")
-    with client.session_transaction() as s:
+def test_admin_posts_need_login(web_client, calls: list, path: str) -> None:
+    web_client.get("/admin/login")
+    with web_client.session_transaction() as s:
         token = s["csrf"]
-    r = client.post(path, data={"csrf_token": token})
+    r = web_client.post(path, data={"csrf_token": token})
     assert r.status_code == 302 and r.headers["Location"].endswith(
         "/admin/login" if path != "/admin/logout" else "/")
     assert calls == []
 
 
-def test_wrong_password_then_right(client) -> None:
-    r = login(client, "wrong")
+def test_wrong_password_then_right(web_client) -> None:
+    r = login(web_client, "wrong")
     assert r.status_code == 401 and "Wrong password." in r.get_data(as_text=True)
-    r = login(client)
+    r = login(web_client)
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin/")
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
-    html = client.get("/admin/").get_data(as_text=True)
+    html = web_client.get("/admin/").get_data(as_text=True)
     assert "pi-bkk-007" in html and "Test checkpoint" in html
 
 
-def test_login_post_without_csrf_is_refused(client) -> None:
-    client.get("/admin/login")
-    r = client.post("/admin/login", data={"password": PASSWORD})
+def test_login_post_without_csrf_is_refused(web_client) -> None:
+    web_client.get("/admin/login")
+    r = web_client.post("/admin/login", data={"password": PASSWORD})
     assert r.status_code == 400
-    assert client.get("/admin/").status_code == 302
+    assert web_client.get("/admin/").status_code == 302
 
 
-def test_login_rotates_the_session(client) -> None:
-    client.get("/admin/login")
-    with client.session_transaction() as s:
+def test_login_rotates_the_session(web_client) -> None:
+    web_client.get("/admin/login")
+    with web_client.session_transaction() as s:
         before = s["csrf"]
-    login(client)
-    with client.session_transaction() as s:
+    login(web_client)
+    with web_client.session_transaction() as s:
         assert s.get("role") == "admin" and s.get("sid")
         assert s.get("csrf") != before
 
 
-def test_login_slows_down_after_failures(client) -> None:
+def test_login_slows_down_after_failures(web_client) -> None:
     for _ in range(5):
-        assert login(client, "guess").status_code == 401
-    assert login(client, "guess").status_code == 401  # the sixth failure starts a wait
-    r = login(client)  # during the wait the password is not even checked
+        assert login(web_client, "guess").status_code == 401
+    assert login(web_client, "guess").status_code == 401  # the sixth failure starts a wait
+    r = login(web_client)  # during the wait the password is not even checked
     assert r.status_code == 429
     assert int(r.headers["Retry-After"]) > 0
     assert "Too many failed attempts" in r.get_data(as_text=True)
@@ -128,25 +125,23 @@ def test_login_disabled_without_password_file(tmp_path: Path) -> None:
     assert r.status_code == 403 and "disabled" in r.get_data(as_text=True)
 
 
-def test_sync_and_upload_through_the_port(client, calls: list) -> None:
-    login(client)
-    token = admin_token(client)
-    r = client.post("/admin/sync", data={"csrf_token": token}, follow_redirects=True)
+def test_sync_and_upload_through_the_port(admin_client, calls: list) -> None:
+    token = admin_token(admin_client)
+    r = admin_client.post("/admin/sync", data={"csrf_token": token}, follow_redirects=True)
     assert "Trust-data sync requested" in r.get_data(as_text=True)
-    r = client.post("/admin/upload", data={"csrf_token": token}, follow_redirects=True)
+    r = admin_client.post("/admin/upload", data={"csrf_token": token}, follow_redirects=True)
     assert "Audit upload requested" in r.get_data(as_text=True)
     assert calls == [("sync",), ("upload",)]
 
 
 @pytest.mark.parametrize("path", ACTIONS)
-def test_every_admin_post_needs_csrf(client, calls: list, path: str) -> None:
-    login(client)
-    r = client.post(path, data={"types": "DL"})
+def test_every_admin_post_needs_csrf(admin_client, calls: list, path: str) -> None:
+    r = admin_client.post(path, data={"types": "DL"})
     assert r.status_code == 400
-    r = client.post(path, data={"types": "DL", "csrf_token": "x" * 43})
+    r = admin_client.post(path, data={"types": "DL", "csrf_token": "x" * 43})
     assert r.status_code == 400
     assert calls == []
-    assert client.get("/admin/").status_code == 200  # still logged in
+    assert admin_client.get("/admin/").status_code == 200  # still logged in
 
 
 def test_action_missing_on_this_device(tmp_path: Path) -> None:
@@ -197,9 +192,8 @@ def test_a_bug_behind_an_action_is_not_a_message(tmp_path: Path) -> None:
         client.post("/admin/upload", data={"csrf_token": admin_token(client)})
 
 
-def test_export_audit(client, calls: list) -> None:
-    login(client)
-    r = client.post("/admin/export", data={"csrf_token": admin_token(client),
+def test_export_audit(admin_client, calls: list) -> None:
+    r = admin_client.post("/admin/export", data={"csrf_token": admin_token(admin_client),
                                            "since": "2027-01-01", "until": "2027-01-15"})
     assert r.status_code == 200 and r.mimetype == "application/x-ndjson"
     assert "attachment" in r.headers["Content-Disposition"]
@@ -207,26 +201,24 @@ def test_export_audit(client, calls: list) -> None:
     assert calls == [("export", 1798736400.0, 1800032400.0)]  # Thai days, end inclusive
 
 
-def test_set_accepted_types(client, kit: Kit, calls: list) -> None:
-    login(client)
-    token = admin_token(client)
-    r = client.post("/admin/types", data={"csrf_token": token, "types": "DL, TAXI"},
+def test_set_accepted_types(admin_client, web_kit: Kit, calls: list) -> None:
+    token = admin_token(admin_client)
+    r = admin_client.post("/admin/types", data={"csrf_token": token, "types": "DL, TAXI"},
                     follow_redirects=True)
     assert "Accepted licence types saved." in r.get_data(as_text=True)
-    assert kit.port.accepted_types() == ("DL", "TAXI")
-    assert kit.service.checkpoint.accepted_types == frozenset({"DL", "TAXI"})
+    assert web_kit.port.accepted_types() == ("DL", "TAXI")
+    assert web_kit.service.checkpoint.accepted_types == frozenset({"DL", "TAXI"})
     assert calls == [("types", ("DL", "TAXI"))]
-    assert kit.port.verify_text(kit.credential(typ="BOAT"))["reason"] == "TYPE_NOT_ACCEPTED"
-    r = client.post("/admin/types", data={"csrf_token": token, "types": "<script>"},
+    assert web_kit.port.verify_text(web_kit.credential(typ="BOAT"))["reason"] == "TYPE_NOT_ACCEPTED"
+    r = admin_client.post("/admin/types", data={"csrf_token": token, "types": "<script>"},
                     follow_redirects=True)
     assert "short names" in r.get_data(as_text=True)
-    assert kit.port.accepted_types() == ("DL", "TAXI")
-    client.post("/admin/types", data={"csrf_token": token, "types": ""})
-    assert kit.port.accepted_types() == ()
+    assert web_kit.port.accepted_types() == ("DL", "TAXI")
+    admin_client.post("/admin/types", data={"csrf_token": token, "types": ""})
+    assert web_kit.port.accepted_types() == ()
 
 
-def test_logout(client) -> None:
-    login(client)
-    r = client.post("/admin/logout", data={"csrf_token": admin_token(client)})
+def test_logout(admin_client) -> None:
+    r = admin_client.post("/admin/logout", data={"csrf_token": admin_token(admin_client)})
     assert r.status_code == 302
-    assert client.get("/admin/").status_code == 302
+    assert admin_client.get("/admin/").status_code == 302
