@@ -5,8 +5,8 @@ One method call per item, so slow, but plainly the rules of ADR 0008; tests comp
 """
 from __future__ import annotations
 
-from appliance.core.credential.cbor_scan import CborShapeError
 from appliance.core.credential.limits import MAX_CBOR_DEPTH, MAX_CBOR_ITEMS
+from appliance.core.errors import CborShapeError
 
 _BREAK = 0xFF
 _NO_TAGS: frozenset[int] = frozenset()

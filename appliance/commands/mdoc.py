@@ -132,7 +132,7 @@ def parse_engagement_arg(text: str) -> Engagement:
     import base64
 
     from appliance.core.credential.mdoc.engagement import is_engagement, parse_engagement
-    from appliance.core.credential.model import Rejection
+    from appliance.core.errors import Rejection
 
     text = text.strip()
     if not is_engagement(text):
@@ -153,12 +153,8 @@ class _Inputs:
     def __init__(self, args: argparse.Namespace, default_profile: str, default_age: int,
                  max_bytes: int) -> None:
         from appliance.core.credential.mdoc import session_crypto as sc
-        from appliance.core.credential.mdoc.cbor import MdocCborError
-        from appliance.core.credential.mdoc.cose_key import (
-            CoseKeyError,
-            UnsupportedCurve,
-            cose_key_bytes,
-        )
+        from appliance.core.credential.mdoc.cose_key import cose_key_bytes
+        from appliance.core.errors import CoseKeyError, MdocCborError, UnsupportedCurve
 
         self.reader_key = load_reader_key(args.reader_key) if args.reader_key else None
         self.profile = args.request_profile or default_profile
@@ -202,7 +198,7 @@ class _Inputs:
             device_request_from_bytes,
             profile_request,
         )
-        from appliance.core.credential.model import Rejection
+        from appliance.core.errors import Rejection
 
         if path is None:
             return profile_request(self.profile, self.age)
@@ -215,7 +211,8 @@ class _Inputs:
         """Exit 64 when a response authenticates by MAC and there is no reader key."""
         if self.reader_key is not None:
             return
-        from appliance.core.credential.mdoc.cbor import MdocCborError, decode
+        from appliance.core.credential.mdoc.cbor import decode
+        from appliance.core.errors import MdocCborError
 
         try:
             item = decode(response)

@@ -150,8 +150,8 @@ def _cti_of(text: str) -> tuple[bytes, str | None]:
     """The cti and issuer of an LC1 text, read without checking its signature (authoring
     only)."""
     from appliance.core.credential import lc1
-    from appliance.core.credential.model import Rejection
     from appliance.core.credential.qrtext import decode_base45_zlib
+    from appliance.core.errors import Rejection
 
     try:
         sign1, _, _ = lc1.open_sign1(decode_base45_zlib(text, lc1.PREFIX))

@@ -1,9 +1,16 @@
-"""One exception tree for real faults (bad config, corrupt trust data, lost camera, ...).
+"""One exception tree for the device package: every exception class of ``appliance`` is here,
+under ``ApplianceError`` (as gpiozero keeps ``exc.py``; ADR 0012). The other programs keep
+theirs in their own ``errors`` module, under the same root.
 
-Credential outcomes are never exceptions: they are verdicts with a reason code.
-Adapters wrap foreign exceptions with ``raise ... from e``; the CLI turns any
-``ApplianceError`` into one line and an exit status.
+Credential outcomes are never exceptions: they are verdicts with a reason code. Inside the
+core a stage may raise ``Rejection`` (or a ``MalformedData`` of a parser), which ``verify``
+catches in one place. Adapters wrap foreign exceptions with ``raise ... from e``; the CLI
+turns any ``ApplianceError`` into one line and an exit status.
 """
+
+from __future__ import annotations
+
+from appliance.core.reasons import Outcome, Reason
 
 
 class ApplianceError(Exception):
@@ -46,6 +53,11 @@ class ImageTooLarge(ImageReadError):
 
 class SyncError(ApplianceError):
     """Trust-data sync or audit upload failed; the last good state is kept."""
+
+
+class MalformedData(ApplianceError, ValueError):
+    """Bytes a core parser cannot accept (Base45, zlib, CBOR, COSE, an mdoc's session): the
+    core turns it into a verdict; a ValueError as well, which its callers catch."""
 
 
 class UsageError(ApplianceError):
@@ -108,3 +120,66 @@ class MessageTooLarge(MdocTransportError):
 
 class TransportUnavailable(MdocTransportError):
     """This device cannot read mDLs: ``mdoc.transport = "none"`` or no Bluetooth stack."""
+
+
+class Base45Error(MalformedData):
+    """The text is not valid Base45."""
+
+
+class CborShapeError(MalformedData):
+    """The bytes are not one CBOR item of the accepted shape."""
+
+
+class CoseError(MalformedData):
+    """The bytes are not an acceptable COSE_Sign1."""
+
+
+class InflateError(MalformedData):
+    """The bytes are not a complete zlib stream."""
+
+
+class InflateTooLarge(MalformedData):
+    """Inflating would pass the limit (decompression bomb or oversized payload)."""
+
+
+class MdocCborError(MalformedData):
+    """The bytes are not one acceptable CBOR item (spec reason MDOC_MALFORMED)."""
+
+
+class CoseKeyError(MalformedData):
+    """Not a COSE_Key map of the EC2 shape (spec reason MDOC_MALFORMED)."""
+
+
+class UnsupportedCurve(MalformedData):
+    """A well-formed key on a curve or of a type the appliance does not do."""
+
+
+class SessionClosed(ApplianceError, RuntimeError):
+    """The session was used after ``close`` (a programming error, not a holder's doing)."""
+
+
+class SessionDecryptError(MalformedData):
+    """AES-GCM refused the message: wrong key, wrong counter or tampered bytes."""
+
+
+class SessionDataTooLarge(MalformedData):
+    """A SessionData message above the configured limit (spec reason TOO_LARGE)."""
+
+
+# The core's own: never leave verify or verify_mdoc_response.
+
+
+class Rejection(ApplianceError):
+    """Private to the core: a stage rejects a credential with one reason code."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else str(reason))
+        self.reason = reason
+
+
+class MdocStop(ApplianceError):
+    """Ends the mdoc verification steps with a verdict (``verify_mdoc_response`` catches it)."""
+
+    def __init__(self, outcome: Outcome, reason: Reason) -> None:
+        super().__init__(reason)
+        self.outcome, self.reason = outcome, reason

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from appliance.core.credential.cose import ALG_NAMES
-from appliance.core.credential.model import Credential, Opened, Rejection
+from appliance.core.credential.model import Credential, Opened
 from appliance.core.credential.registry import find_profile
+from appliance.core.errors import Rejection
 from appliance.core.isotime import format_utc
 from appliance.core.key_ring import IssuerKey
 from appliance.core.reasons import Outcome, Reason

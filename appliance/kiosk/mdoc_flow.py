@@ -19,9 +19,9 @@ from appliance.core.credential.mdoc.engagement import choose_ble, parse_engageme
 from appliance.core.credential.mdoc.request import ReaderAuthKey, RequestProfile
 from appliance.core.credential.mdoc.session import ReaderSession
 from appliance.core.credential.mdoc.verify import PROFILE, MdocFacts, MdocResult
-from appliance.core.credential.model import Rejection
 from appliance.core.errors import (
     MessageTooLarge,
+    Rejection,
     TransportFailed,
     TransportTimeout,
     TransportUnavailable,

@@ -15,9 +15,8 @@ from appliance.core.credential.cose import HEADER_ALG, encode_sign1
 from appliance.core.credential.lc1 import PREFIX as LC1_PREFIX
 from appliance.core.credential.lp1 import KEY_HASH, KEY_NONCE, KEY_TIME, KEY_TYPE, PAYLOAD_TYPE
 from appliance.core.credential.lp1 import PREFIX as LP1_PREFIX
-from appliance.core.credential.model import Rejection
 from appliance.core.credential.qrtext import decode_base45_zlib
-from appliance.core.errors import PresentationError
+from appliance.core.errors import PresentationError, Rejection
 from appliance.tools.issuer import ALG_IDS, SigningKey, qr_text
 
 
@@ -52,7 +51,7 @@ def check_bound_to(lc1_text: str, key: SigningKey) -> None:
     not checked: the holder tool has no trust data, only the text it was given.
     """
     from appliance.core.credential import lc1
-    from appliance.core.credential.model import Rejection
+    from appliance.core.errors import Rejection
 
     try:
         sign1, _, _ = lc1.open_sign1(credential_bytes(lc1_text))

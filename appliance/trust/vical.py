@@ -15,12 +15,11 @@ from typing import Any
 
 from cryptography import x509
 
-from appliance.core.credential.mdoc.cbor import TAG_SIGN1, Embedded, MdocCborError, decode
+from appliance.core.credential.mdoc.cbor import TAG_SIGN1, Embedded, decode
 from appliance.core.credential.mdoc.cose_key import verify_ecdsa
 from appliance.core.credential.mdoc.device_auth import sig1_structure
 from appliance.core.credential.mdoc.response import parse_cose
-from appliance.core.credential.model import Rejection
-from appliance.core.errors import TrustDataError
+from appliance.core.errors import MdocCborError, Rejection, TrustDataError
 from appliance.core.isotime import parse_instant
 from appliance.trust.iaca import check_iaca
 

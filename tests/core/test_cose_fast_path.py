@@ -18,6 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from appliance.core.credential import cose
+from appliance.core.errors import CoseError
 
 ALG_BYTES = [0x26, 0x27, 0x25, 0x28, 0x20, 0x00, 0x17, 0x18, 0x38, 0x39, 0x60, 0xF6]
 
@@ -32,7 +33,7 @@ def _parse(protected: bytes) -> tuple[str, Any]:
     envelope = cbor2.dumps(cbor2.CBORTag(cose.TAG_SIGN1, [protected, {}, b"payload", b"sig"]))
     try:
         return "ok", dict(cose.parse_sign1(envelope).protected_map)
-    except cose.CoseError as e:
+    except CoseError as e:
         return "error", type(e)
 
 

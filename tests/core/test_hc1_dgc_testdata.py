@@ -33,13 +33,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance.core.credential import hc1
-from appliance.core.credential.base45 import Base45Error, b45decode, b45encode
-from appliance.core.credential.cose import ALG_NAMES, CoseError, loads_exact, parse_sign1
-from appliance.core.credential.limits import InflateError, InflateTooLarge, inflate_capped
-from appliance.core.credential.model import Rejection
+from appliance.core.credential.base45 import b45decode, b45encode
+from appliance.core.credential.cose import ALG_NAMES, loads_exact, parse_sign1
+from appliance.core.credential.limits import inflate_capped
 from appliance.core.credential.qrtext import decode_base45_zlib
 from appliance.core.credential.registry import find_profile
-from appliance.core.errors import TrustDataError
+from appliance.core.errors import (
+    Base45Error,
+    CoseError,
+    InflateError,
+    InflateTooLarge,
+    Rejection,
+    TrustDataError,
+)
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.snapshot import Policy
 from appliance.core.verifier import Checkpoint, verify

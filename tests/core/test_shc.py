@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from appliance.core.credential import shc
-from appliance.core.credential.model import Rejection
-from appliance.core.errors import TrustDataError
+from appliance.core.errors import Rejection, TrustDataError
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Checkpoint, verify
 from appliance.trust.source import snapshot_from_document

@@ -10,9 +10,10 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from appliance.core.credential.base45 import Base45Error, b45decode, b45encode
-from appliance.core.credential.cose import ALG_NAMES, HEADER_ALG, CoseError, parse_sign1
+from appliance.core.credential.base45 import b45decode, b45encode
+from appliance.core.credential.cose import ALG_NAMES, HEADER_ALG, parse_sign1
 from appliance.core.credential.signature import verify_signature
+from appliance.core.errors import Base45Error, CoseError
 from appliance.trust.revocation import StatusList
 from appliance.trust.source import snapshot_from_document
 

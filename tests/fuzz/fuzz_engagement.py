@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 with atheris.instrument_imports():
     from appliance.core.credential.mdoc.engagement import choose_ble, parse_engagement
     from appliance.core.credential.mdoc.session import ReaderSession
-    from appliance.core.credential.model import Rejection
+    from appliance.core.errors import Rejection
 
 from appliance.tools.holder_mdoc import HolderSession, device_engagement, engagement_text
 

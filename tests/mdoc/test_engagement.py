@@ -18,7 +18,7 @@ from appliance.core.credential.mdoc.engagement import (
     is_engagement,
     parse_engagement,
 )
-from appliance.core.credential.model import Rejection
+from appliance.core.errors import Rejection
 from appliance.core.reasons import Reason
 from appliance.tools.holder_mdoc import device_engagement, engagement_text
 

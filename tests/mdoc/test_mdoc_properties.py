@@ -17,18 +17,20 @@ from mdoc_cases import AUTHORING, World
 
 from appliance.core.credential.cbor_scan import scan
 from appliance.core.credential.mdoc import session_crypto as sc
-from appliance.core.credential.mdoc.cbor import Embedded, MdocCborError, decode
+from appliance.core.credential.mdoc.cbor import Embedded, decode
 from appliance.core.credential.mdoc.items_request import (
     device_request_from_bytes,
     items_request_from_bytes,
 )
 from appliance.core.credential.mdoc.response import parse_device_response, parse_document
-from appliance.core.credential.model import Rejection
+from appliance.core.errors import MdocCborError, Rejection
 from appliance.core.reasons import Outcome, Reason
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 from mdoc_structure import PLACES, responses
 from structure import cbor_trees, dumps
+
+from appliance.core.errors import SessionDataTooLarge
 
 SHORT = settings(max_examples=200, derandomize=True, database=None, deadline=None,
                  suppress_health_check=list(HealthCheck))
@@ -96,7 +98,7 @@ def test_message_parsers_raise_only_their_errors(data: bytes) -> None:
             parse(data)
         except Rejection as r:
             assert r.reason is Reason.MDOC_MALFORMED
-    with contextlib.suppress(MdocCborError, sc.SessionDataTooLarge):
+    with contextlib.suppress(MdocCborError, SessionDataTooLarge):
         sc.parse_session_data(data)
     with contextlib.suppress(MdocCborError):
         sc.transcript_parts(data)

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from appliance.core.credential.mdoc import session_crypto as sc
 from appliance.core.credential.mdoc.cbor import decode
 from appliance.core.credential.mdoc.cose_key import cose_key_bytes
+from appliance.core.errors import SessionDataTooLarge, SessionDecryptError
 
 
 def _keys(annexd: AnnexD) -> sc.SessionKeys:
@@ -60,7 +61,7 @@ def test_wrong_counter_key_or_bytes_are_rejected(annexd: AnnexD, change: str) ->
         identifier = sc.READER
     else:
         data = data[:100] + bytes((data[100] ^ 1,)) + data[101:]
-    with pytest.raises(sc.SessionDecryptError):
+    with pytest.raises(SessionDecryptError):
         sc.decrypt(key, identifier, counter, data)
 
 
@@ -70,7 +71,7 @@ def test_session_termination_is_status_20(annexd: AnnexD) -> None:
 
 
 def test_session_data_over_the_limit_is_too_large(annexd: AnnexD) -> None:
-    with pytest.raises(sc.SessionDataTooLarge):
+    with pytest.raises(SessionDataTooLarge):
         sc.parse_session_data(annexd.bytes("session_data"), max_bytes=1000)
 
 

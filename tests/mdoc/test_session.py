@@ -27,7 +27,8 @@ from appliance.core.credential.mdoc.items_request import (
     reader_authentication_bytes,
 )
 from appliance.core.credential.mdoc.request import ReaderAuthKey
-from appliance.core.credential.mdoc.session import ReaderSession, SessionClosed
+from appliance.core.credential.mdoc.session import ReaderSession
+from appliance.core.errors import SessionClosed
 from appliance.core.reasons import Reason
 from appliance.tools.holder_mdoc import HolderSession, device_engagement, engagement_text
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from support import NOW, World
 
 from appliance.core.credential import hc1, lc1
-from appliance.core.credential.cbor_scan import CborShapeError, scan
-from appliance.core.credential.model import Rejection
+from appliance.core.credential.cbor_scan import scan
+from appliance.core.errors import CborShapeError, Rejection
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Checkpoint, Verdict, verify
 

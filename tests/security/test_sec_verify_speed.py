@@ -28,13 +28,16 @@ from scan_reference import reference_scan
 from support import World
 
 from appliance.core.credential import cose
-from appliance.core.credential.cbor_scan import CborShapeError, scan
+from appliance.core.credential.cbor_scan import scan
 from appliance.core.credential.cose import CWT_SIGN1_TAGS, MAX_ENVELOPE_ITEMS, SIGN1_TAGS
 from appliance.core.credential.lc1 import PROFILE
 from appliance.core.credential.qrtext import decode_base45_zlib
+from appliance.core.errors import CborShapeError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 from structure import cbor_trees, dumps
+
+from appliance.core.errors import CoseError
 
 SHORT = settings(max_examples=400, derandomize=True, database=None, deadline=None,
                  suppress_health_check=list(HealthCheck))
@@ -189,7 +192,7 @@ def test_other_commands_and_help_still_see_every_command(tmp_path: Path) -> None
 def _sign1(data: bytes, allow_cwt_tag: bool) -> tuple[str, object]:
     try:
         s = cose.parse_sign1(data, allow_cwt_tag=allow_cwt_tag)
-    except cose.CoseError:
+    except CoseError:
         return "error", None
     return "ok", (s.protected, dict(s.protected_map), dict(s.unprotected), s.payload,
                   s.signature)

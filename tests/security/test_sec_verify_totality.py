@@ -20,7 +20,7 @@ from support import NOW, World, claims, cose, text
 from appliance.core import verifier
 from appliance.core.credential import hc1, lc1, shc
 from appliance.core.credential.base45 import b45encode
-from appliance.core.credential.model import Rejection
+from appliance.core.errors import Rejection
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Checkpoint, verify
 
@@ -93,7 +93,8 @@ def test_shc_chunk_numbers_are_bounded_before_conversion(world: World, digits: s
 def test_base45_refuses_long_or_non_ascii_text_before_any_arithmetic() -> None:
     """b45decode is public (kiosk, holder tools): bounded by itself, not only by qrtext;
     a non-ASCII text was a UnicodeEncodeError, now the decoder's own error."""
-    from appliance.core.credential.base45 import Base45Error, b45decode
+    from appliance.core.credential.base45 import b45decode
+    from appliance.core.errors import Base45Error
 
     for bad in ("00" * 60_000, "0\u0e01" * 3):
         with pytest.raises(Base45Error):

@@ -25,6 +25,7 @@ oracle this one must agree with.
 from __future__ import annotations
 
 from appliance.core.credential.limits import MAX_CBOR_DEPTH, MAX_CBOR_ITEMS
+from appliance.core.errors import CborShapeError
 
 _BREAK = 0xFF
 _NO_TAGS: frozenset[int] = frozenset()
@@ -51,10 +52,6 @@ def _fixed_sizes() -> bytes:
 
 
 _FIXED = _fixed_sizes()
-
-
-class CborShapeError(ValueError):
-    """The bytes are not one CBOR item of the accepted shape."""
 
 
 def scan(

@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 
 import cbor2
 
-from appliance.core.credential.cbor_scan import CborShapeError, scan
+from appliance.core.credential.cbor_scan import scan
 from appliance.core.credential.limits import INT64_MAX, INT64_MIN, MAX_CBOR_ITEMS
+from appliance.core.errors import CborShapeError, CoseError
 
 ALG_ES256, ALG_EDDSA, ALG_PS256 = -7, -8, -37
 ALG_NAMES = {ALG_ES256: "ES256", ALG_EDDSA: "EdDSA", ALG_PS256: "PS256"}
@@ -26,10 +27,6 @@ TAG_SIGN1, TAG_CWT = 18, 61
 # Declared as the ABCs so that ``isinstance(x, MAP_TYPES)`` narrows x for the type checker.
 MAP_TYPES: tuple[type[Mapping[Any, Any]], ...] = (dict, getattr(cbor2, "frozendict", dict))
 ARRAY_TYPES: tuple[type[Sequence[Any]], ...] = (list, tuple)
-
-
-class CoseError(ValueError):
-    """The bytes are not an acceptable COSE_Sign1."""
 
 
 class Sign1(NamedTuple):

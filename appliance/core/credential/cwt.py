@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.core.credential.cose import MAP_TYPES, NO_TAGS, CoseError, loads_exact
-from appliance.core.credential.model import Rejection
+from appliance.core.credential.cose import MAP_TYPES, NO_TAGS, loads_exact
+from appliance.core.errors import CoseError, Rejection
 from appliance.core.reasons import Reason
 
 CLAIM_ISS = 1

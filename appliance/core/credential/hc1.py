@@ -31,14 +31,14 @@ from appliance.core.credential.cose import (
     ALG_PS256,
     HEADER_ALG,
     HEADER_KID,
-    CoseError,
     Sign1,
     parse_sign1,
 )
 from appliance.core.credential.cwt import decode_claims, malformed
 from appliance.core.credential.limits import INT64_MAX, INT64_MIN
-from appliance.core.credential.model import Credential, Opened, Rejection
+from appliance.core.credential.model import Credential, Opened
 from appliance.core.credential.qrtext import decode_base45_zlib
+from appliance.core.errors import CoseError, Rejection
 from appliance.core.reasons import Reason
 
 if TYPE_CHECKING:

@@ -18,14 +18,14 @@ from appliance.core.credential.cose import (
     HEADER_ALG,
     HEADER_KID,
     MAP_TYPES,
-    CoseError,
     Sign1,
     parse_sign1,
 )
 from appliance.core.credential.cwt import decode_claims, malformed
 from appliance.core.credential.limits import INT64_MAX, INT64_MIN, MAX_PHOTO_BYTES
-from appliance.core.credential.model import Credential, HolderKey, Opened, Rejection
+from appliance.core.credential.model import Credential, HolderKey, Opened
 from appliance.core.credential.qrtext import decode_base45_zlib
+from appliance.core.errors import CoseError, Rejection
 from appliance.core.reasons import Reason
 
 PREFIX = "LC1:"

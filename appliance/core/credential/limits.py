@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zlib
 
+from appliance.core.errors import InflateError, InflateTooLarge
+
 MAX_TEXT_CHARS = 4_400
 MAX_BASE45_DECODED = 3_300
 MAX_INFLATED = 16_384
@@ -12,14 +14,6 @@ MAX_CBOR_DEPTH = 16
 MAX_CBOR_ITEMS = 1_024
 MAX_PHOTO_BYTES = 2_048
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-class InflateError(ValueError):
-    """The bytes are not a complete zlib stream."""
-
-
-class InflateTooLarge(ValueError):
-    """Inflating would pass the limit (decompression bomb or oversized payload)."""
 
 
 def inflate_capped(data: bytes, limit: int = MAX_INFLATED) -> bytes:

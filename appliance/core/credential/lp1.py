@@ -16,14 +16,14 @@ from appliance.core.credential.cose import (
     ARRAY_TYPES,
     HEADER_ALG,
     MAP_TYPES,
-    CoseError,
     loads_exact,
     parse_sign1,
 )
 from appliance.core.credential.limits import INT64_MAX, INT64_MIN
-from appliance.core.credential.model import BindingCheck, Credential, Opened, Rejection
+from appliance.core.credential.model import BindingCheck, Credential, Opened
 from appliance.core.credential.qrtext import decode_base45_zlib
 from appliance.core.credential.signature import verify_signature
+from appliance.core.errors import CoseError, Rejection
 from appliance.core.reasons import Reason
 
 if TYPE_CHECKING:

@@ -14,14 +14,6 @@ if TYPE_CHECKING:
     from appliance.core.snapshot import Policy
 
 
-class Rejection(Exception):
-    """Private to the core: a stage rejects a credential with one reason code."""
-
-    def __init__(self, reason: Reason, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else str(reason))
-        self.reason = reason
-
-
 @dataclass(frozen=True, slots=True)
 class HolderKey:
     """The holder's key from claim 8 (``cnf``): alg name and the cryptography public key."""

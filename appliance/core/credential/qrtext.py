@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.core.credential.base45 import Base45Error, b45decode
-from appliance.core.credential.limits import (
-    MAX_BASE45_DECODED,
-    MAX_TEXT_CHARS,
-    InflateError,
-    InflateTooLarge,
-    inflate_capped,
-)
-from appliance.core.credential.model import Rejection
+from appliance.core.credential.base45 import b45decode
+from appliance.core.credential.limits import MAX_BASE45_DECODED, MAX_TEXT_CHARS, inflate_capped
+from appliance.core.errors import Base45Error, InflateError, InflateTooLarge, Rejection
 from appliance.core.reasons import Reason
 
 

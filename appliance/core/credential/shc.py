@@ -30,7 +30,8 @@ from typing import Any
 
 from appliance.core.credential.cose import ALG_ES256
 from appliance.core.credential.cwt import malformed
-from appliance.core.credential.model import Credential, Opened, Rejection
+from appliance.core.credential.model import Credential, Opened
+from appliance.core.errors import Rejection
 from appliance.core.reasons import Reason
 
 PREFIX = "shc:/"

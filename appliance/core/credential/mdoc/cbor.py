@@ -24,8 +24,9 @@ from typing import Any, NamedTuple
 
 import cbor2
 
-from appliance.core.credential.cbor_scan import CborShapeError, _Scan
-from appliance.core.credential.cose import MAP_TYPES, CoseError, loads_exact
+from appliance.core.credential.cbor_scan import _Scan
+from appliance.core.credential.cose import MAP_TYPES, loads_exact
+from appliance.core.errors import CborShapeError, CoseError, MdocCborError
 
 TAG_TDATE, TAG_FULL_DATE, TAG_EMBEDDED, TAG_MAC0, TAG_SIGN1 = 0, 1004, 24, 17, 18
 # The tags an mdoc message may hold anywhere; where each may stand is the parsers' check.
@@ -34,10 +35,6 @@ PLAIN_TAGS = frozenset({TAG_TDATE, TAG_FULL_DATE})
 # Items per decode: an mDL with a portrait and privileges holds a few hundred.
 MAX_MDOC_ITEMS = 8_192
 _local = threading.local()
-
-
-class MdocCborError(ValueError):
-    """The bytes are not one acceptable CBOR item (spec reason MDOC_MALFORMED)."""
 
 
 class Embedded(NamedTuple):

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from appliance.core.errors import CoseKeyError, UnsupportedCurve
+
 KTY, CRV, X, Y = 1, -1, -2, -3
 KTY_EC2 = 2
 CURVES: dict[int, type[ec.EllipticCurve]] = {1: ec.SECP256R1, 2: ec.SECP384R1, 3: ec.SECP521R1}
@@ -26,14 +28,6 @@ ECDSA_ALGS: dict[int, tuple[str, ec.ECDSA]] = {
     -35: ("secp384r1", ec.ECDSA(hashes.SHA384())),
     -36: ("secp521r1", ec.ECDSA(hashes.SHA512())),
 }
-
-
-class CoseKeyError(ValueError):
-    """Not a COSE_Key map of the EC2 shape (spec reason MDOC_MALFORMED)."""
-
-
-class UnsupportedCurve(ValueError):
-    """A well-formed key on a curve or of a type the appliance does not do."""
 
 
 def public_key_from_cose(key: Any) -> ec.EllipticCurvePublicKey:

@@ -21,14 +21,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from appliance.core.credential.mdoc.cbor import TAG_EMBEDDED, Embedded, MdocCborError, decode
-from appliance.core.credential.mdoc.cose_key import (
-    CoseKeyError,
-    UnsupportedCurve,
-    public_key_from_cose,
-)
+from appliance.core.credential.mdoc.cbor import TAG_EMBEDDED, Embedded, decode
+from appliance.core.credential.mdoc.cose_key import public_key_from_cose
 from appliance.core.credential.mdoc.session_crypto import embed
-from appliance.core.credential.model import Rejection
+from appliance.core.errors import CoseKeyError, MdocCborError, Rejection, UnsupportedCurve
 from appliance.core.reasons import Reason
 
 SCHEME = "mdoc:"

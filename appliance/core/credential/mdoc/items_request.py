@@ -12,13 +12,7 @@ from typing import Any, NamedTuple
 
 import cbor2
 
-from appliance.core.credential.mdoc.cbor import (
-    TAG_SIGN1,
-    Embedded,
-    MdocCborError,
-    decode,
-    decode_embedded,
-)
+from appliance.core.credential.mdoc.cbor import TAG_SIGN1, Embedded, decode, decode_embedded
 from appliance.core.credential.mdoc.cose_key import verify_ecdsa
 from appliance.core.credential.mdoc.response import (
     HEADER_X5CHAIN,
@@ -27,7 +21,7 @@ from appliance.core.credential.mdoc.response import (
     parse_cose,
 )
 from appliance.core.credential.mdoc.session_crypto import embed, transcript_parts
-from appliance.core.credential.model import Rejection
+from appliance.core.errors import MdocCborError, Rejection
 
 MDL_DOCTYPE = "org.iso.18013.5.1.mDL"
 MDL_NAMESPACE = "org.iso.18013.5.1"

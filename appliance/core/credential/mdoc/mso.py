@@ -13,12 +13,12 @@ from typing import Any, NamedTuple
 from appliance.core.credential.mdoc.cbor import (
     TAG_TDATE,
     Embedded,
-    MdocCborError,
     decode,
     decode_plain,
     embedded_content,
 )
 from appliance.core.credential.mdoc.response import malformed
+from appliance.core.errors import MdocCborError
 
 DIGEST_ALGORITHMS = {"SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
 MAX_DIGEST_BYTES = 64

@@ -13,12 +13,11 @@ from appliance.core.credential.mdoc.cbor import (
     TAG_MAC0,
     TAG_SIGN1,
     Embedded,
-    MdocCborError,
     Tagged,
     decode,
     decode_plain,
 )
-from appliance.core.credential.model import Rejection
+from appliance.core.errors import MdocCborError, Rejection
 from appliance.core.reasons import Reason
 
 HEADER_ALG, HEADER_X5CHAIN = 1, 33

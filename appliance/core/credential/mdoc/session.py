@@ -19,10 +19,15 @@ from typing import NamedTuple
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from appliance.core.credential.mdoc import session_crypto as sc
-from appliance.core.credential.mdoc.cbor import MdocCborError
 from appliance.core.credential.mdoc.cose_key import cose_key_bytes
 from appliance.core.credential.mdoc.engagement import Engagement
 from appliance.core.credential.mdoc.request import ReaderAuthKey, RequestProfile, device_request
+from appliance.core.errors import (
+    MdocCborError,
+    SessionClosed,
+    SessionDataTooLarge,
+    SessionDecryptError,
+)
 from appliance.core.reasons import Reason
 
 STATUS_REASONS = {
@@ -39,10 +44,6 @@ class Reply(NamedTuple):
     reason: Reason | None
     # The holder ended the session with this message (status 20 beside data, or alone).
     terminated: bool = False
-
-
-class SessionClosed(RuntimeError):
-    """The session was used after ``close`` (a programming error, not a holder's doing)."""
 
 
 class ReaderSession:
@@ -109,7 +110,7 @@ class ReaderSession:
         keys = self._session_keys()
         try:
             parsed = sc.parse_session_data(message, self.max_response_bytes)
-        except sc.SessionDataTooLarge:
+        except SessionDataTooLarge:
             return Reply(None, Reason.TOO_LARGE)
         except MdocCborError:
             # Spec s.1: the SessionData layer fails as TOO_LARGE or SESSION_DECRYPT_FAILED.
@@ -122,7 +123,7 @@ class ReaderSession:
         self._received += 1
         try:
             plain = sc.decrypt(keys.sk_device, sc.DEVICE, self._received, parsed.data)
-        except (sc.SessionDecryptError, ValueError):
+        except (SessionDecryptError, ValueError):
             return Reply(None, Reason.MDOC_SESSION_DECRYPT_FAILED, terminated)
         return Reply(plain, None, terminated)
 

@@ -22,21 +22,19 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from appliance.core.credential.mdoc.cbor import Embedded, MdocCborError, decode, decode_embedded
-from appliance.core.credential.mdoc.cose_key import CoseKeyError, public_key_from_cose
+from appliance.core.credential.mdoc.cbor import Embedded, decode, decode_embedded
+from appliance.core.credential.mdoc.cose_key import public_key_from_cose
+from appliance.core.errors import (
+    CoseKeyError,
+    MdocCborError,
+    SessionDataTooLarge,
+    SessionDecryptError,
+)
 
 READER, DEVICE = 0, 1  # the 8-byte IV identifiers: messages from the reader, from the mdoc
 MAX_COUNTER = 2**32 - 1
 DEFAULT_MAX_SESSION_DATA = 256 * 1024  # mdoc.max_response_bytes (spec s.1)
 STATUS_ENCRYPTION_ERROR, STATUS_DECODING_ERROR, STATUS_TERMINATED = 10, 11, 20
-
-
-class SessionDecryptError(ValueError):
-    """AES-GCM refused the message: wrong key, wrong counter or tampered bytes."""
-
-
-class SessionDataTooLarge(ValueError):
-    """A SessionData message above the configured limit (spec reason TOO_LARGE)."""
 
 
 class SessionKeys(NamedTuple):

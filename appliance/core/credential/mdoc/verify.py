@@ -21,8 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from appliance.core.credential.mdoc import session_crypto as sc
 from appliance.core.credential.mdoc.cose_key import (
-    CoseKeyError,
-    UnsupportedCurve,
     ecdsa_alg_fits,
     public_key_from_cose,
     verify_ecdsa,
@@ -53,7 +51,15 @@ from appliance.core.credential.mdoc.response import (
     parse_device_response,
     parse_document,
 )
-from appliance.core.credential.model import Credential, Rejection
+from appliance.core.credential.model import Credential
+from appliance.core.errors import (
+    CoseKeyError,
+    MdocStop,
+    Rejection,
+    SessionDataTooLarge,
+    SessionDecryptError,
+    UnsupportedCurve,
+)
 from appliance.core.key_ring import IssuerKey
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import out_of_service
@@ -90,14 +96,6 @@ class MdocResult(NamedTuple):
     facts: MdocFacts
 
 
-class _Stop(Exception):
-    """Ends the steps with a verdict (private to this module)."""
-
-    def __init__(self, outcome: Outcome, reason: Reason) -> None:
-        super().__init__(reason)
-        self.outcome, self.reason = outcome, reason
-
-
 def verify_mdoc_response(response: bytes, **kwargs: Any) -> Verdict:
     """The verdict of ``verify_mdoc`` alone (same keyword arguments)."""
     return verify_mdoc(response, **kwargs).verdict
@@ -128,11 +126,11 @@ def verify_mdoc(
     try:
         stopped = out_of_service(trust.policy, checkpoint.device_id, checkpoint.software_version)
         if stopped is not None:
-            raise _Stop(Outcome.UNVERIFIABLE, stopped)
+            raise MdocStop(Outcome.UNVERIFIABLE, stopped)
         asked = request if request is not None else profile_request(profile, age_threshold)
         run.steps(response, session_transcript_bytes, e_reader_key, asked, profile,
                   age_threshold, clock_trusted, max_response_bytes, utc_offset_s)
-    except _Stop as stop:
+    except MdocStop as stop:
         return run.result(stop.outcome, stop.reason)
     except Rejection as r:
         return run.result(Outcome.FAIL, r.reason)
@@ -164,7 +162,7 @@ def verify_mdoc_session_data(
             return run.result(Outcome.UNVERIFIABLE, stopped)
         try:
             session_data = sc.parse_session_data(message, max_response_bytes)
-        except sc.SessionDataTooLarge:
+        except SessionDataTooLarge:
             return run.result(Outcome.FAIL, Reason.TOO_LARGE)
         except ValueError:
             return run.result(Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)
@@ -175,7 +173,7 @@ def verify_mdoc_session_data(
             return run.result(Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)
         keys = sc.session_keys(e_reader_key, e_device_key, session_transcript_bytes)
         plain = sc.decrypt(keys.sk_device, sc.DEVICE, counter, session_data.data)
-    except (sc.SessionDecryptError, ValueError):
+    except (SessionDecryptError, ValueError):
         return run.result(Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)
     except Exception as e:  # noqa: BLE001 - a bug some input reaches: it costs this input only
         _log_fault(e)
@@ -226,7 +224,7 @@ class _Run:
             raise Rejection(Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY)
         # Step 2: the clock.
         if not clock_trusted:
-            raise _Stop(Outcome.UNVERIFIABLE, Reason.CLOCK_UNTRUSTED)
+            raise MdocStop(Outcome.UNVERIFIABLE, Reason.CLOCK_UNTRUSTED)
         # Step 3: time (MSO window first, then the DS certificate, the IACA, the licence).
         skew, now = self.trust.policy.clock_skew_s, self.now
         if now < mso.valid_from - skew:
@@ -247,7 +245,7 @@ class _Run:
             raise Rejection(status)
         # Step 5: stale trust data.
         if self.checkpoint.check_staleness and trust_stale(self.trust, now) is not False:
-            raise _Stop(Outcome.UNVERIFIABLE, Reason.TRUST_DATA_STALE)
+            raise MdocStop(Outcome.UNVERIFIABLE, Reason.TRUST_DATA_STALE)
         # Step 6: this checkpoint's acceptance, then what the profile's decision needs.
         accepted = self.checkpoint.accepted_types
         if accepted and mso.doc_type not in accepted:
@@ -256,10 +254,10 @@ class _Run:
         if decision is not None:
             outcome = Outcome.FAIL if decision is Reason.MDOC_AGE_NOT_MET else \
                 Outcome.UNVERIFIABLE
-            raise _Stop(outcome, decision)
+            raise MdocStop(outcome, decision)
         # Step 7: unknown status, as the policy says.
         if status is Reason.STATUS_UNKNOWN:
-            raise _Stop(Outcome(self.trust.policy.unknown_status.upper()), status)
+            raise MdocStop(Outcome(self.trust.policy.unknown_status.upper()), status)
 
     def session(self, response: bytes, max_bytes: int, doc_type: str) -> Document:
         """Step 0: size, the top level, the holder's status, the Document asked for."""
@@ -267,7 +265,7 @@ class _Run:
             raise Rejection(Reason.TOO_LARGE)
         parsed = parse_device_response(response)
         if parsed.status in HOLDER_ERROR_STATUSES:
-            raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)
+            raise MdocStop(Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)
         if parsed.status != STATUS_OK:
             raise Rejection(Reason.MDOC_MALFORMED)
         matching = [d for d in parsed.documents if document_doc_type(d) == doc_type]
@@ -276,7 +274,7 @@ class _Run:
         if not matching and len(parsed.documents) == 1:
             matching = parsed.documents  # judged at step 1.5: MDOC_DOCTYPE_MISMATCH
         if not matching:
-            raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_NOT_RETURNED)
+            raise MdocStop(Outcome.UNVERIFIABLE, Reason.MDOC_NOT_RETURNED)
         return parse_document(matching[0])
 
     def structure(self, document: Document) -> tuple[Mso, DsCertificate, Any]:
@@ -295,7 +293,7 @@ class _Run:
         except CoseKeyError as e:
             raise Rejection(Reason.MDOC_MALFORMED) from e
         if unsupported:
-            raise _Stop(Outcome.UNVERIFIABLE, Reason.MDOC_UNSUPPORTED_ALGORITHM)
+            raise MdocStop(Outcome.UNVERIFIABLE, Reason.MDOC_UNSUPPORTED_ALGORITHM)
         return mso, ds, device_key
 
     def issuer(self, ds: DsCertificate, document: Document, mso: Mso,
