@@ -27,12 +27,12 @@ from appliance.devices.camera import Frame
 from appliance.devices.indicator import GpiozeroIndicator
 from appliance.devices.scanner import CascadeDecoder, FrameScanner, make_decoder
 from appliance.kiosk.bridge import BridgeServer
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.rate_cap import RateCap, verdict_cap
 from appliance.kiosk.status import camera_provider
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 from appliance_web.socket_port import SocketKioskPort
 
@@ -257,3 +257,22 @@ def test_kiosk_status_shows_frames_cut_short(world: World) -> None:
     finally:
         indicator.close()
     assert camera_provider(kiosk, "images")()["decoder_budget_spent"] == 5
+
+
+def test_metrics_count_the_dropped(world: World, tmp_path) -> None:
+    from appliance.config import config_from_mapping
+    from appliance_web import create_app
+
+    snapshot = world.trust()
+    service = VerificationService(lambda: snapshot, FixedClock(NOW),
+                                  Checkpoint(check_staleness=False),
+                                  rate_cap=RateCap(60, burst=1, clock=Clock()))
+    port = LocalKioskPort(service, EventBus())
+    port.verify_text("not a licence")
+    with pytest.raises(RateLimited):
+        port.verify_text("not a licence")
+    config = config_from_mapping({"paths": {"state_dir": str(tmp_path / "state")},
+                                  "web": {"trusted_hosts": ["127.0.0.1", "localhost"]}})
+    app = create_app(port, config, secret_key=b"k" * 32, testing=True)
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "appliance_verdicts_dropped_total 1" in text
