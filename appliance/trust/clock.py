@@ -149,7 +149,7 @@ def system_clock_synchronised() -> bool:
 
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         buf = ctypes.create_string_buffer(256)  # struct timex, large enough on every ABI
-        state = libc.adjtimex(buf)
+        state = int(libc.adjtimex(buf))  # ctypes answers Any: the kernel returns an int
     except (OSError, AttributeError):
         return False
     TIME_ERROR = 5  # noqa: N806 - kernel constant: clock not synchronised
