@@ -27,9 +27,9 @@ from appliance.core.verifier import Checkpoint
 from appliance.devices.camera import Frame, FramePacer
 from appliance.devices.indicator import GpiozeroIndicator
 from appliance.devices.scanner import FrameScanner, PresenceGate, make_decoder
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk, latency_percentiles
 from appliance.kiosk.verification import NullAudit, VerificationService
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 
 FPS = 30.0

@@ -14,9 +14,9 @@ from werkzeug.security import generate_password_hash
 
 from appliance.config import Config, config_from_mapping
 from appliance.core.verifier import Checkpoint
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.tools.issuer import Claims, LicenceData, SigningKey, generate_key, issue
 from appliance.trust.clock import FixedClock
 from appliance.trust.editor import TrustSourceEditor

@@ -1,9 +1,9 @@
 """The appliance's screens (import name ``appliance_web``): kiosk, inspector, status, admin.
 
 ``create_app(port, config)`` builds the Flask application. It reads the kiosk only through
-``port`` (``appliance.kiosk.port.KioskPort``), so the same app runs against the real kiosk,
+``port`` (``appliance.port.interface.KioskPort``), so the same app runs against the real kiosk,
 the demo and tests. Holder details reach a page only where
-``appliance.kiosk.events.holder_details_allowed`` says so for this device's configuration.
+``appliance.port.events.holder_details_allowed`` says so for this device's configuration.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from werkzeug.exceptions import HTTPException
 
 from appliance import __version__
 from appliance.config import Config
-from appliance.kiosk.events import holder_details_allowed
-from appliance.kiosk.port import KioskPort
+from appliance.port.events import holder_details_allowed
+from appliance.port.interface import KioskPort
 from appliance_web import dates, security, system, views
 
 LANGUAGES = {"th": "ไทย", "en": "English"}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from appliance.core.errors import ApplianceError
-from appliance.kiosk.port import PortUnavailable
-from appliance.kiosk.wire import BridgeError
+from appliance.port.interface import PortUnavailable
+from appliance.port.wire import BridgeError
 
 
 class TooManyStreams(ApplianceError):

@@ -23,8 +23,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from appliance.kiosk.events import Event
-from appliance.kiosk.port import KioskPort
+from appliance.port.events import Event
+from appliance.port.interface import KioskPort
 from appliance_web.errors import TooManyStreams
 
 log = logging.getLogger(__name__)

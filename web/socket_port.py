@@ -29,9 +29,10 @@ from typing import Any
 
 from appliance.core.errors import ApplianceError, AuditError, TrustDataError
 from appliance.core.reasons import Outcome
-from appliance.kiosk.events import Event
-from appliance.kiosk.port import PortUnavailable
-from appliance.kiosk.wire import (
+from appliance.platform.backoff import Backoff
+from appliance.port.events import Event
+from appliance.port.interface import PortUnavailable
+from appliance.port.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
     HEARTBEAT_S,
@@ -41,7 +42,6 @@ from appliance.kiosk.wire import (
     MessageTooLarge,
     encode,
 )
-from appliance.platform.backoff import Backoff
 from appliance_web.errors import KioskNotRunning, KioskTimeout
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from appliance.kiosk.port import event_public
+from appliance.port.interface import event_public
 from appliance_web import faults, port_of, views
 
 bp = Blueprint("status", __name__)

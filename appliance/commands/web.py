@@ -110,7 +110,7 @@ def _with_kiosk_errors(app):
 
 def _standalone_app(config):
     from appliance.kiosk.compose import build_port, build_service
-    from appliance.kiosk.events import EventBus
+    from appliance.port.events import EventBus
     from appliance_web import create_app
 
     service = build_service(config, capped=True)  # verdicts capped as the kiosk's are

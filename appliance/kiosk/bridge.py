@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import ApplianceError, InvalidSource
-from appliance.kiosk.events import DEVICE_SOURCES
-from appliance.kiosk.port import InvalidTypes, KioskPort, check_accepted_types
 from appliance.kiosk.verification import checked_source
-from appliance.kiosk.wire import (
+from appliance.port.events import DEVICE_SOURCES
+from appliance.port.interface import InvalidTypes, KioskPort, check_accepted_types
+from appliance.port.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
     HEARTBEAT_S,

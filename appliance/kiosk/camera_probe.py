@@ -12,7 +12,7 @@ import logging
 import socket
 from pathlib import Path
 
-from appliance.kiosk.wire import BridgeError, LineReader, encode
+from appliance.port.wire import BridgeError, LineReader, encode
 
 log = logging.getLogger(__name__)
 

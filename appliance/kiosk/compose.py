@@ -20,11 +20,11 @@ from appliance import __version__
 from appliance.config import Config
 from appliance.core.errors import TrustDataError
 from appliance.core.verifier import Checkpoint
-from appliance.kiosk.events import EventBus, holder_details_allowed
 from appliance.kiosk.local_policy import load_accepted_types, save_accepted_types
 from appliance.kiosk.local_port import LocalKioskPort, StatusProvider
 from appliance.kiosk.rate_cap import verdict_cap
 from appliance.kiosk.verification import AuditSink, VerificationService
+from appliance.port.events import EventBus, holder_details_allowed
 from appliance.trust.clock import Clock, FileTimeFloor, FloorClock
 from appliance.trust.store import CurrentTrust
 

@@ -32,12 +32,12 @@ from appliance.core.verifier import Verdict
 from appliance.devices.camera import FrameSource
 from appliance.devices.indicator import DeviceState, Indicator
 from appliance.devices.scanner import FrameScanner, RepeatSuppressor
-from appliance.kiosk.events import EventBus, verdict_event
 from appliance.kiosk.mdoc_session import MdocSessions
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
 from appliance.platform.backoff import Backoff
 from appliance.platform.log_limits import RepeatLimiter
 from appliance.platform.systemd_notify import Watchdog, sd_notify
+from appliance.port.events import EventBus, verdict_event
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.core.errors import AuditUnavailable, ConfigError, TrustDataError
 from appliance.devices.indicator import DeviceState, Indicator
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.verification import FAULT_VERDICT, VerificationService
 from appliance.platform.log_limits import RepeatLimiter
+from appliance.port.events import EventBus
 
 if TYPE_CHECKING:
     from appliance.config import Config

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.core.credential.mdoc.cbor import Tagged
 from appliance.core.credential.mdoc.items_request import MDL_NAMESPACE
 from appliance.core.reasons import Outcome, Reason
-from appliance.kiosk.events import Event, verdict_event
+from appliance.port.events import Event, verdict_event
 
 if TYPE_CHECKING:
     from appliance.core.credential.mdoc.verify import MdocFacts

@@ -109,6 +109,11 @@ class VerificationService:
         return self._rate_cap.dropped if self._rate_cap is not None else 0
 
     @property
+    def rate_cap(self) -> RateCap | None:
+        """The per-minute cap on verdicts, given at construction (none: uncapped)."""
+        return self._rate_cap
+
+    @property
     def checkpoint(self) -> Checkpoint:
         """The checkpoint's rules every verdict is decided on."""
         return self._checkpoint

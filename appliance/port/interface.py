@@ -3,7 +3,7 @@
 ``KioskPort`` is implemented in the kiosk process by ``appliance.kiosk.local_port`` and
 served on a Unix socket by ``appliance.kiosk.bridge``; the web holds a client of the same
 methods (``appliance_web.socket_port``). Verdicts cross it as event dicts
-(``appliance.kiosk.events.verdict_event``), JSON-serialisable, so a socket carries them
+(``appliance.port.events.verdict_event``), JSON-serialisable, so a socket carries them
 unchanged. The rule for accepted licence types lives here because both sides apply it.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from appliance.core.errors import ApplianceError
-from appliance.kiosk.events import Event
+from appliance.port.events import Event
 
 log = logging.getLogger(__name__)
 

@@ -66,7 +66,7 @@ def test_private_tuf_api_use_is_bounded_and_securesystemslib_declared() -> None:
 
 
 def test_adr_0004_names_every_hand_written_part_that_exists() -> None:
-    for path in ("appliance/kiosk/bridge.py", "appliance/kiosk/wire.py", "web/socket_port.py",
+    for path in ("appliance/kiosk/bridge.py", "appliance/port/wire.py", "web/socket_port.py",
                  "appliance/core/credential/cbor_scan.py", "appliance/core/credential/hc1.py",
                  "hub/store.py", "appliance/devices/hid_scanner.py",
                  "appliance/core/credential/base45.py", "appliance/trust/revocation.py",

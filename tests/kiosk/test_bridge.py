@@ -22,11 +22,11 @@ from appliance.core.errors import ImageReadError
 from appliance.core.reasons import Outcome
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.bridge import BridgeServer
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
-from appliance.kiosk.port import PortUnavailable
 from appliance.kiosk.verification import VerificationService
-from appliance.kiosk.wire import BridgeError, MessageTooLarge
+from appliance.port.events import EventBus
+from appliance.port.interface import PortUnavailable
+from appliance.port.wire import BridgeError, MessageTooLarge
 from appliance.trust.clock import FixedClock
 from appliance_web import create_app
 from appliance_web.errors import KioskNotRunning

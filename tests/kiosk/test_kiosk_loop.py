@@ -18,9 +18,9 @@ from appliance.core.verifier import Checkpoint
 from appliance.devices.camera import Frame
 from appliance.devices.indicator import DeviceState, GpiozeroIndicator, lamp_states
 from appliance.devices.scanner import FrameScanner, make_decoder
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk, credential_key
 from appliance.kiosk.verification import NullAudit, VerificationService
+from appliance.port.events import EventBus
 from appliance.tools.holder import cose_key, present
 from appliance.tools.issuer import generate_key
 from appliance.trust.clock import FixedClock

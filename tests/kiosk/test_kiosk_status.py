@@ -14,10 +14,10 @@ from appliance.core.verifier import Checkpoint
 from appliance.devices.camera import ImageFolderSource
 from appliance.devices.indicator import NullIndicator
 from appliance.devices.scanner import FrameScanner, make_decoder
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.status import device_providers, epoch, trust_provider, wall_time
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 from appliance.trust.sync_state import write_sync_state
 

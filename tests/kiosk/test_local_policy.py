@@ -9,10 +9,10 @@ import pytest
 
 from appliance.config import config_from_mapping
 from appliance.kiosk.compose import device_checkpoint
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_policy import FILE, load_accepted_types, save_accepted_types
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 
 

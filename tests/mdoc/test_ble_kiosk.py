@@ -21,11 +21,11 @@ from appliance.core.verifier import Checkpoint, Verdict
 from appliance.devices.ble_controllers import LocalRadio
 from appliance.devices.indicator import GpiozeroIndicator, lamp_states
 from appliance.devices.scanner import FrameScanner, make_decoder
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.mdoc_flow import SessionSettings
 from appliance.kiosk.mdoc_session import MdocReader, MdocSessions, mdoc_reader
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.tools.holder_ble import SimulatedPhone
 from appliance.trust.clock import FixedClock
 

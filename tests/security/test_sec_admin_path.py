@@ -244,7 +244,7 @@ def test_demo_led_line_drops_the_verdict_once_its_lamp_is_off(
     from types import SimpleNamespace
 
     from appliance.commands import demo
-    from appliance.kiosk.events import EventBus
+    from appliance.port.events import EventBus
 
     bus, now, tty = EventBus(), [0.0], _Tty()
 

@@ -29,10 +29,10 @@ from appliance.devices.indicator import GpiozeroIndicator, lamp_states
 from appliance.devices.reader import read_device
 from appliance.devices.scanner import FrameScanner, make_decoder
 from appliance.devices.serial_scanner import read_serial
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.verification import VerificationService
 from appliance.platform.log_limits import RepeatLimiter
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 
 BOOM = "BOOM"

@@ -14,9 +14,9 @@ from appliance.audit.export import port_export
 from appliance.audit.log import AuditLog
 from appliance.core.verifier import Checkpoint, verify
 from appliance.kiosk.bridge import BridgeServer
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 
 BOOM = "BOOM"

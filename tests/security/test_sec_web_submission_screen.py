@@ -30,11 +30,11 @@ from appliance.devices.camera import Frame
 from appliance.devices.indicator import GpiozeroIndicator, lamp_states
 from appliance.devices.scanner import FrameScanner, make_decoder
 from appliance.kiosk.bridge import BridgeServer
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.verification import NullAudit, VerificationService
-from appliance.kiosk.wire import BadRequest
+from appliance.port.events import EventBus
+from appliance.port.wire import BadRequest
 from appliance.trust.clock import FixedClock
 from appliance_web import create_app
 from appliance_web.socket_port import SocketKioskPort

@@ -21,9 +21,9 @@ from appliance.config import load_config
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.camera_probe import camera_state
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 from appliance_hub.server import DeviceRegistry
 from appliance_sync.errors import ClockNotTrusted

@@ -21,9 +21,9 @@ from appliance.core.reasons import Outcome, Reason
 from appliance.core.remote_policy import is_outdated, out_of_service
 from appliance.core.snapshot import Policy
 from appliance.core.verifier import Checkpoint, verify
-from appliance.kiosk.events import EventBus
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.port.events import EventBus
 from appliance.trust.clock import FixedClock
 from appliance.trust.policy import parse_policy
 from appliance_hub.policy import DisabledDevices

@@ -11,8 +11,8 @@ import pytest
 from web_support import NOW, make_kit
 
 from appliance.cli import main
-from appliance.kiosk.events import EventBus, holder_details_allowed, verdict_event
 from appliance.platform.systemd_notify import sd_notify
+from appliance.port.events import EventBus, holder_details_allowed, verdict_event
 from appliance_web import system
 
 
