@@ -21,7 +21,8 @@ from flask import (
 from flask_babel import gettext
 
 from appliance.core.errors import ApplianceError
-from appliance.port.interface import InvalidTypes, PortUnavailable, check_accepted_types
+from appliance.port.errors import InvalidTypes, PortUnavailable
+from appliance.port.interface import check_accepted_types
 from appliance_web import logins, port_of, security
 
 log = logging.getLogger(__name__)

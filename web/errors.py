@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from appliance.core.errors import ApplianceError
-from appliance.port.interface import PortUnavailable
-from appliance.port.wire import BridgeError
+from appliance.port.errors import BridgeError, PortUnavailable
 
 
 class TooManyStreams(ApplianceError):

@@ -30,16 +30,13 @@ from typing import Any
 from appliance.core.errors import ApplianceError, AuditError, TrustDataError
 from appliance.core.reasons import Outcome
 from appliance.platform.backoff import Backoff
+from appliance.port.errors import BadRequest, BridgeError, MessageTooLarge, PortUnavailable
 from appliance.port.events import Event
-from appliance.port.interface import PortUnavailable
 from appliance.port.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
     HEARTBEAT_S,
-    BadRequest,
-    BridgeError,
     LineReader,
-    MessageTooLarge,
     encode,
 )
 from appliance_web.errors import KioskNotRunning, KioskTimeout

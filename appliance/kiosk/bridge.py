@@ -44,17 +44,15 @@ from typing import Any
 
 from appliance.core.errors import ApplianceError, InvalidSource
 from appliance.kiosk.verification import checked_source
+from appliance.port.errors import BadRequest, BridgeError, InvalidTypes, MessageTooLarge
 from appliance.port.events import DEVICE_SOURCES
-from appliance.port.interface import InvalidTypes, KioskPort, check_accepted_types
+from appliance.port.interface import KioskPort, check_accepted_types
 from appliance.port.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
     HEARTBEAT_S,
     PROTOCOL,
-    BadRequest,
-    BridgeError,
     LineReader,
-    MessageTooLarge,
     encode,
 )
 

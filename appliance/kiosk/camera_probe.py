@@ -12,7 +12,8 @@ import logging
 import socket
 from pathlib import Path
 
-from appliance.port.wire import BridgeError, LineReader, encode
+from appliance.port.errors import BridgeError
+from appliance.port.wire import LineReader, encode
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from appliance.core.reasons import Outcome, Reason
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Verdict
 from appliance.kiosk.verification import VerificationService
+from appliance.port.errors import PortUnavailable
 from appliance.port.events import Event, EventBus, verdict_event
-from appliance.port.interface import PortUnavailable
 from appliance.trust.clock import Clock
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from appliance.core.errors import ApplianceError
+from appliance.port.errors import InvalidTypes
 from appliance.port.events import Event
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 # The one rule for accepted licence types, used by the admin screen and the kiosk socket.
 TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
 MAX_TYPES = 32
-
-
-class InvalidTypes(ApplianceError):
-    """Accepted licence types that are not a short list of short names."""
 
 
 def check_accepted_types(types: object) -> tuple[str, ...]:
@@ -40,10 +36,6 @@ def check_accepted_types(types: object) -> tuple[str, ...]:
         raise InvalidTypes("licence types are names of 1 to 32 letters, digits, '.', '_' "
                            "or '-'")
     return tuple(types)
-
-
-class PortUnavailable(ApplianceError):
-    """The kiosk cannot do this here (no sync client, no audit log wired, ...)."""
 
 
 class KioskPort(Protocol):

@@ -13,7 +13,7 @@ import re
 import socket
 from typing import Any
 
-from appliance.core.errors import ApplianceError
+from appliance.port.errors import BridgeError, MessageTooLarge
 
 DEFAULT_SOCKET = "/run/appliance/kiosk.sock"
 PROTOCOL = 1
@@ -27,14 +27,6 @@ MAX_DEPTH = 8
 # escapes cost 57 bytes per byte even unrolled.
 _STRINGS = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"')
 _INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
-
-
-class BridgeError(ApplianceError):
-    """The kiosk bridge broke its protocol: a malformed, truncated or late message."""
-
-
-class MessageTooLarge(BridgeError):
-    """A message over the bridge's size cap; refused without being read or sent."""
 
 
 # -- framing ---------------------------------------------------------------------------------
@@ -127,5 +119,3 @@ def _decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-class BadRequest(BridgeError):
-    """A request naming an unknown method or carrying arguments of the wrong kind."""

@@ -24,9 +24,8 @@ from appliance.core.verifier import Checkpoint
 from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.verification import VerificationService
+from appliance.port.errors import BridgeError, MessageTooLarge, PortUnavailable
 from appliance.port.events import EventBus
-from appliance.port.interface import PortUnavailable
-from appliance.port.wire import BridgeError, MessageTooLarge
 from appliance.trust.clock import FixedClock
 from appliance_web import create_app
 from appliance_web.errors import KioskNotRunning

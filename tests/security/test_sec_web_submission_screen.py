@@ -33,8 +33,8 @@ from appliance.kiosk.bridge import BridgeServer
 from appliance.kiosk.local_port import LocalKioskPort
 from appliance.kiosk.loop import Kiosk
 from appliance.kiosk.verification import NullAudit, VerificationService
+from appliance.port.errors import BadRequest
 from appliance.port.events import EventBus
-from appliance.port.wire import BadRequest
 from appliance.trust.clock import FixedClock
 from appliance_web import create_app
 from appliance_web.socket_port import SocketKioskPort
