@@ -2,24 +2,24 @@
 
 - ``POST /v1/heartbeats``: a device's signed heartbeat (appliance_hub.fleet).
 - ``GET /v1/devices``: auditor or admin bearer token; ``?device_id=X`` adds its history.
-- ``GET /fleet``: the same, as a page (appliance_hub.fleet_page).
-- ``GET /readyz``: 200 when the database answers, else 503 (``/healthz`` is the process).
+  ``GET /fleet`` is the same, as a page (appliance_hub.fleet_page).
+- ``GET /healthz``: 200 while the process answers.
+- ``GET /readyz``: 200 when the database answers, else 503.
 - ``GET /metrics``: Prometheus text; fleet gauges per device (nginx lets loopback only).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from appliance.core.errors import SyncError
 from appliance_hub.batches import open_envelope
+from appliance_hub.context import error, hub
 from appliance_hub.errors import BatchInvalid, HeartbeatStale
 from appliance_hub.fleet import MAX_HEARTBEAT_BYTES, Fleet, check_heartbeat
-from appliance_hub.fleet_page import fleet_access, register_fleet_page
 from appliance_hub.heads import verified_head
 
 log = logging.getLogger(__name__)
@@ -27,74 +27,77 @@ log = logging.getLogger(__name__)
 UNAUTHENTICATED = "heartbeat not accepted: unknown device or signature that does not verify"
 
 
-def register_fleet(app: Flask, store: Any, registry: Any, tokens: Iterable[str | None],
-                   clock: Callable[[], float]) -> Fleet:
-    """Add the fleet endpoints to the hub's app; ``tokens`` are the auditor/admin tokens."""
-    fleet = Fleet(store)
-    reader = fleet_access(tokens)  # the one check, shared with the fleet page
-    register_fleet_page(app, fleet, reader, clock)
+bp = Blueprint("fleet_api", __name__)
 
-    def error(status: int, message: str) -> tuple[Response, int]:
-        return jsonify({"status": "error", "error": message}), status
 
-    @app.post("/v1/heartbeats")
-    def receive_heartbeat() -> Any:
-        if (request.content_length or 0) > MAX_HEARTBEAT_BYTES:
-            return error(413, f"a heartbeat is at most {MAX_HEARTBEAT_BYTES} bytes")
-        body = request.get_data(cache=False)
-        if len(body) > MAX_HEARTBEAT_BYTES:
-            return error(413, f"a heartbeat is at most {MAX_HEARTBEAT_BYTES} bytes")
-        try:
-            payload, signature, hb = _open(body)
-        except BatchInvalid as e:
-            return error(400, str(e))
-        device_id = hb.get("device_id")
-        key = registry.get(device_id) if isinstance(device_id, str) else None
-        if key is None or not key.verify(signature, payload):
-            log.info("heartbeat refused: %s", "bad signature" if key else "unknown device id")
-            return error(401, UNAUTHENTICATED)
-        try:
-            checked = check_heartbeat(hb)
-            fleet.record(checked, payload, clock(),
-                         head=verified_head(key, checked.get("audit_head"), str(device_id)))
-        except HeartbeatStale as e:
-            return jsonify({"status": "stale", "error": str(e)}), 409
-        except BatchInvalid as e:
-            return error(400, str(e))
-        except (SyncError, *store._errors()) as e:
-            log.error("heartbeat from %s not stored: %s", device_id, e)
-            return error(503, "hub storage unavailable, retry later")
-        return jsonify({"status": "stored", "device_id": device_id})
+@bp.get("/healthz")
+def healthz() -> Any:
+    return jsonify({"status": "ok"})
 
-    @app.get("/v1/devices")
-    def devices() -> Any:
-        if not reader():
-            return error(401, "auditor or admin token required")
-        listed = fleet.devices(clock())
-        wanted = request.args.get("device_id")
-        if wanted is not None:
-            listed = [d for d in listed if d["device_id"] == wanted]
-            for d in listed:
-                d["history"] = fleet.history(wanted)
+
+@bp.post("/v1/heartbeats")
+def receive_heartbeat() -> Any:
+    h = hub()
+    if (request.content_length or 0) > MAX_HEARTBEAT_BYTES:
+        return error(413, f"a heartbeat is at most {MAX_HEARTBEAT_BYTES} bytes")
+    body = request.get_data(cache=False)
+    if len(body) > MAX_HEARTBEAT_BYTES:
+        return error(413, f"a heartbeat is at most {MAX_HEARTBEAT_BYTES} bytes")
+    try:
+        payload, signature, hb = _open(body)
+    except BatchInvalid as e:
+        return error(400, str(e))
+    device_id = hb.get("device_id")
+    key = h.registry.get(device_id) if isinstance(device_id, str) else None
+    if key is None or not key.verify(signature, payload):
+        log.info("heartbeat refused: %s", "bad signature" if key else "unknown device id")
+        return error(401, UNAUTHENTICATED)
+    try:
+        checked = check_heartbeat(hb)
+        h.fleet.record(checked, payload, h.clock(),
+                       head=verified_head(key, checked.get("audit_head"), str(device_id)))
+    except HeartbeatStale as e:
+        return jsonify({"status": "stale", "error": str(e)}), 409
+    except BatchInvalid as e:
+        return error(400, str(e))
+    except (SyncError, *h.store._errors()) as e:
+        log.error("heartbeat from %s not stored: %s", device_id, e)
+        return error(503, "hub storage unavailable, retry later")
+    return jsonify({"status": "stored", "device_id": device_id})
+
+
+@bp.get("/v1/devices")
+def devices() -> Any:
+    h = hub()
+    if not h.fleet_reader():
+        return error(401, "auditor or admin token required")
+    listed = h.fleet.devices(h.clock())
+    wanted = request.args.get("device_id")
+    if wanted is not None:
+        listed = [d for d in listed if d["device_id"] == wanted]
         for d in listed:
-            d.pop("last_seen_epoch", None)
-        return jsonify({"devices": listed})
+            d["history"] = h.fleet.history(wanted)
+    for d in listed:
+        d.pop("last_seen_epoch", None)
+    return jsonify({"devices": listed})
 
-    @app.get("/readyz")
-    def readyz() -> Any:
-        try:
-            version = store.ping()
-        except (SyncError, *store._errors()) as e:
-            log.error("not ready: %s", e)
-            return jsonify({"status": "unavailable", "error": "database unreachable"}), 503
-        return jsonify({"status": "ready", "schema_version": version})
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(render_metrics(store, fleet, clock()),
-                        mimetype="text/plain; version=0.0.4")
+@bp.get("/readyz")
+def readyz() -> Any:
+    store = hub().store
+    try:
+        version = store.ping()
+    except (SyncError, *store._errors()) as e:
+        log.error("not ready: %s", e)
+        return jsonify({"status": "unavailable", "error": "database unreachable"}), 503
+    return jsonify({"status": "ready", "schema_version": version})
 
-    return fleet
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    h = hub()
+    return Response(render_metrics(h.store, h.fleet, h.clock()),
+                    mimetype="text/plain; version=0.0.4")
 
 
 _PER_DEVICE = [

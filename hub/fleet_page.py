@@ -13,12 +13,12 @@ import hmac
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import gettext, lazy_gettext
 
 from appliance.core.isotime import format_utc
 from appliance_hub import i18n
-from appliance_hub.fleet import Fleet
+from appliance_hub.context import hub
 
 FILTERS = ("all", "silent", "stale", "failing", "out_of_service")
 ROLES = ("admin", "auditor")
@@ -111,28 +111,27 @@ def rows(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def register_fleet_page(app: Flask, fleet: Fleet, allowed: Callable[[], bool],
-                        clock: Callable[[], float]) -> None:
-    """Add ``GET /fleet`` to the hub's app; ``allowed`` is ``fleet_access``'s check."""
-    i18n.install(app)
+bp = Blueprint("fleet_page", __name__)
 
-    @app.get("/fleet")
-    def fleet_page() -> Any:
-        lang = i18n.current()
-        if not allowed():
-            resp = Response(render_template("fleet/denied.html", lang=lang), status=401)
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="hub"'
-            return _headers(resp)
-        show = request.args.get("show", "all")
-        if show not in FILTERS:
-            show = "all"
-        now = clock()
-        devices = fleet.devices(now)
-        counts = {f: len(select(devices, f)) for f in FILTERS}
-        page = render_template("fleet/devices.html", lang=lang, show=show, word=word,
-                               filters=FILTERS, counts=counts, now=format_utc(now),
-                               rows=rows(select(devices, show)))
-        return _headers(Response(page))
+
+@bp.get("/fleet")
+def fleet_page() -> Any:
+    h = hub()
+    lang = i18n.current()
+    if not h.fleet_reader():
+        resp = Response(render_template("fleet/denied.html", lang=lang), status=401)
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="hub"'
+        return _headers(resp)
+    show = request.args.get("show", "all")
+    if show not in FILTERS:
+        show = "all"
+    now = h.clock()
+    devices = h.fleet.devices(now)
+    counts = {f: len(select(devices, f)) for f in FILTERS}
+    page = render_template("fleet/devices.html", lang=lang, show=show, word=word,
+                           filters=FILTERS, counts=counts, now=format_utc(now),
+                           rows=rows(select(devices, show)))
+    return _headers(Response(page))
 
 
 def _headers(resp: Response) -> Response:
