@@ -1,4 +1,4 @@
-"""The appliance's screens (import name ``appliance_web``): kiosk, inspector, status, admin.
+"""The appliance's screens (import name ``appliance_web``): walk-up, inspector, status, admin.
 
 ``create_app(port, config)`` builds the Flask application. It reads the kiosk only through
 ``port`` (``appliance.port.interface.KioskPort``), so the same app runs against the real kiosk,
@@ -127,9 +127,9 @@ def create_app(
             "is_admin": security.is_admin(), "is_inspector": security.has_role("inspector"),
         }
 
-    from appliance_web import admin, inspector, kiosk, status
+    from appliance_web import admin, inspector, status, walkup
 
-    app.register_blueprint(kiosk.bp)
+    app.register_blueprint(walkup.bp)
     app.register_blueprint(inspector.bp)
     app.register_blueprint(status.bp)
     app.register_blueprint(admin.bp)

@@ -60,4 +60,4 @@ def login(role: str, home_endpoint: str) -> Any:
 
 def logout() -> Any:
     security.logout_session()
-    return redirect(url_for("kiosk.home"))
+    return redirect(url_for("walkup.home"))

@@ -1,4 +1,6 @@
-"""The citizen's screen: idle prompt, then the verdict in large type; live by Server-Sent Events.
+"""The walk-up screens (blueprint ``walkup``): the start page, the language switch, and the
+citizen's screen at ``/kiosk``: idle prompt, then the verdict in large type; live by
+Server-Sent Events (``/kiosk/events``, which the inspector's page reads too).
 
 The page carries all three verdict panels pre-rendered (words, icon, colour); the script
 (static/kiosk.js, no inline script) shows one and fills the reason and, where allowed,
@@ -41,7 +43,7 @@ from appliance_web.errors import TooManyStreams
 from appliance_web.live import LiveFanout
 from appliance_web.redirects import safe_next
 
-bp = Blueprint("kiosk", __name__)
+bp = Blueprint("walkup", __name__)
 BUSY_RETRY_S = 10
 
 
