@@ -305,17 +305,13 @@ def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
     through the one verification service, with the mdoc verifier in place of ``verify``."""
     from appliance.commands.verify import _require_enrolled
     from appliance.config import load_config
-    from appliance.kiosk.compose import device_checkpoint, device_clock, open_audit
-    from appliance.kiosk.verification import VerificationService
+    from appliance.kiosk.compose import build_service
     from appliance.trust.clock import FixedClock
-    from appliance.trust.store import CurrentTrust
 
     config = load_config(args.config)
     _require_enrolled(config, args.config)
     inputs = _Inputs(args, config.mdoc.request, config.mdoc.age_threshold,
                      config.mdoc.max_response_bytes)
-    trust = CurrentTrust(config.trust_dir, root=config.sync.root)
-    trust()  # fail early with a clear message when nothing is installed
     cell: dict[str, Any] = {}
 
     def verifier(_label: str, trust: Any, now: float, *, clock_trusted: bool,
@@ -323,10 +319,9 @@ def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
         cell["result"] = inputs.judge(cell["data"], trust, now, clock_trusted, checkpoint)
         return cell["result"].verdict
 
-    service = VerificationService(
-        trust=trust, clock=FixedClock(at) if at is not None else device_clock(config, trust),
-        checkpoint=device_checkpoint(config), audit=open_audit(config),
-        audit_required=config.audit.required, verifier=verifier)
+    # The device's service (fails early with a clear message when nothing is installed).
+    service = build_service(config, clock=FixedClock(at) if at is not None else None,
+                            verifier=verifier)
 
     def run(data: bytes) -> MdocResult:
         from appliance.core.credential.mdoc.verify import MdocFacts, MdocResult

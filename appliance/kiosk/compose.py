@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from appliance import __version__
 from appliance.config import Config
 from appliance.core.errors import TrustDataError
-from appliance.core.verifier import Checkpoint
+from appliance.core.verifier import Checkpoint, Verdict, verify
 from appliance.kiosk.local_policy import load_accepted_types, save_accepted_types
 from appliance.kiosk.local_port import LocalKioskPort, StatusProvider
 from appliance.kiosk.rate_cap import verdict_cap
@@ -75,13 +75,15 @@ def open_audit(config: Config) -> AuditSink:
 def build_service(
     config: Config, audit: AuditSink | None = None, clock: Clock | None = None, *,
     wait_for_trust: bool = False, capped: bool = False,
+    verifier: Callable[..., Verdict] = verify,
 ) -> VerificationService:
     """The device's verification service; ``clock`` overrides the trusted system clock.
 
     With nothing installed it fails early with a clear message (``TrustDataError``), or,
     ``wait_for_trust``, logs it and verifies nothing until sync installs data (the kiosk
     starts in the trust-stale state; ``CurrentTrust`` reloads on every verification).
-    ``capped``: at most ``audit.max_verdicts_per_minute`` verdicts (the kiosk's service).
+    ``capped``: at most ``audit.max_verdicts_per_minute`` verdicts (the kiosk's service);
+    ``verifier`` replaces ``verify`` (``appliance mdoc verify --config``: the mdoc verifier).
     """
 
     trust = CurrentTrust(config.trust_dir, root=config.sync.root)
@@ -98,6 +100,7 @@ def build_service(
         audit=audit if audit is not None else open_audit(config),
         audit_required=config.audit.required,
         rate_cap=verdict_cap(config.audit.max_verdicts_per_minute) if capped else None,
+        verifier=verifier,
     )
 
 
