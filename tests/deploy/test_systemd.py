@@ -137,3 +137,11 @@ def test_memory_budgets_are_the_benchmarks_and_fit_the_stack():
         assert BUDGET_MB[name] == MEMORY_HIGH_MIB[f"appliance-{name}.service"], name
     stack = sum(MEMORY_HIGH_MIB[f"appliance-{n}.service"] for n in ("kiosk", "web", "fault"))
     assert stack <= STACK_BUDGET_MIB == BUDGET_MB["stack"]
+
+
+@pytest.mark.parametrize("unit", ["appliance-kiosk.service", "appliance-web.service"])
+def test_a_killed_picture_worker_never_stops_the_unit(unit: str):
+    """Both decode uploads in a worker process of their own cgroup (issue 21): the default
+    OOMPolicy=stop would take the whole service down with an OOM-killed worker."""
+    policies = re.findall(r"^OOMPolicy=(\w+)$", (UNITS_DIR / unit).read_text(), re.MULTILINE)
+    assert policies == ["continue"], unit
