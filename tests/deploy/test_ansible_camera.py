@@ -8,13 +8,12 @@ the appliance's loader, as the play's ``validate:`` does.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
+from ansible_templates import ansible_env, resolve
 
 from appliance.config import load_config
 
@@ -24,14 +23,14 @@ TEMPLATE = REPO / "ansible/roles/config/templates/appliance.toml.j2"
 
 
 def _render(tmp_path: Path, **overrides: Any) -> Path:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.filters["to_json"] = json.dumps
+    env = ansible_env()
     values: dict[str, Any] = yaml.safe_load(DEFAULTS.read_text())
     values.update(ansible_managed="test", inventory_hostname="kiosk-01",
                   appliance_device_id="kiosk-01", appliance_device_name="Kiosk 01",
                   appliance_camera_source="images", appliance_indicator_backend="none",
                   appliance_scanner_serial_device="")
     values.update(overrides)
+    values = resolve(values, keep=frozenset(overrides))
     path = tmp_path / "appliance.toml"
     path.write_text(env.from_string(TEMPLATE.read_text()).render(**values))
     return path

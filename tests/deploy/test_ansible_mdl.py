@@ -12,16 +12,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
+from ansible_templates import ansible_env, resolve
 from systemd_support import exposure, make_verify_root, verify_output
 
 from appliance.config import load_config
@@ -36,17 +34,6 @@ needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze is absent (apt-get install systemd)")
 
 
-def _bool(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in {
-        "true", "yes", "1", "on"}
-
-
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.filters.update(to_json=json.dumps, bool=_bool)
-    return env
-
-
 def _device_vars(**overrides: Any) -> dict[str, Any]:
     """group_vars/all/appliance.yml as Ansible would template it, for a Pi, with overrides."""
     raw = yaml.safe_load((ANSIBLE / "group_vars/all/appliance.yml").read_text())
@@ -56,18 +43,12 @@ def _device_vars(**overrides: Any) -> dict[str, Any]:
         "Raspberry Pi 4 Model B", "vault_appliance_audit_hmac_key": "k" * 32,
         "vault_appliance_admin_password_hash": "x", "vault_appliance_inspector_password_hash": "",
         **overrides}
-    env = _env()
-    for _ in range(4):  # values that name other values
-        for key, value in list(values.items()):
-            if isinstance(value, str) and "{{" in value and key not in overrides:
-                with contextlib.suppress(jinja2.UndefinedError):
-                    values[key] = env.from_string(value).render(values)
-    return values
+    return resolve(values, keep=frozenset(overrides))
 
 
 def _config(tmp_path: Path, **overrides: Any) -> Any:
     template = (ANSIBLE / "roles/config/templates/appliance.toml.j2").read_text()
-    text = _env().from_string(template).render(_device_vars(**overrides))
+    text = ansible_env().from_string(template).render(_device_vars(**overrides))
     path = tmp_path / "appliance.toml"
     path.write_text(text)
     return load_config(path)
