@@ -3,15 +3,13 @@
 ``mdoc verify`` judges DeviceResponse files offline (no radio) with the same line format,
 ``--json`` and exit statuses as ``appliance verify``; ``mdoc read`` (the live session) is
 registered beside it by its own function. Heavy imports stay inside the run functions, so
-the CLI's start-up cost is unchanged.
+the CLI's start-up cost is unchanged; the inputs (``mdoc_inputs``) and the printed line
+(``mdoc_output``) live in modules of their own, loaded only when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,15 +18,10 @@ from typing import TYPE_CHECKING, Any
 from appliance.core.errors import AuditError, UsageError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from appliance.core.credential.mdoc.engagement import Engagement
-    from appliance.core.credential.mdoc.items_request import Request
+    from appliance.commands.mdoc_inputs import Inputs
     from appliance.core.credential.mdoc.verify import MdocResult
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE, EXIT_NO_AUDIT = 0, 1, 2, 74
-MAX_FILE_BYTES = 4 * 1024 * 1024  # a hex file of a response at the largest configurable size
-_HEX = re.compile(rb"[0-9a-fA-F\s]+")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,155 +88,6 @@ def register_read(commands: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_verify,
                                                                    register_read]
 
-
-def read_bytes(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A file's bytes, or the bytes its hex text spells (only hex digits and whitespace)."""
-    try:
-        with Path(path).open("rb") as f:
-            raw = f.read(limit + 1)
-    except OSError as e:
-        raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from e
-    if len(raw) > limit:
-        raise UsageError(f"{what} {path} is larger than {limit} bytes")
-    if raw and _HEX.fullmatch(raw):
-        digits = b"".join(raw.split())
-        if len(digits) % 2 == 0:
-            return bytes.fromhex(digits.decode())
-    return raw
-
-
-def load_reader_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    data = read_bytes(path, "reader key", 64 * 1024)
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"--reader-key {path} is not an unencrypted PEM private key") from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise UsageError(f"--reader-key {path} is not an EC private key")
-    return key
-
-
-def parse_engagement_arg(text: str) -> Engagement:
-    """``--engagement``: an ``mdoc:`` text, or the DeviceEngagement as hex, read by the
-    live reader's own parser (spec s.1); a refusal is a usage error naming its reason."""
-    import base64
-
-    from appliance.core.credential.mdoc.engagement import is_engagement, parse_engagement
-    from appliance.core.errors import Rejection
-
-    text = text.strip()
-    if not is_engagement(text):
-        try:
-            raw = bytes.fromhex("".join(text.split()))
-        except ValueError as e:
-            raise UsageError("--engagement is neither an mdoc: text nor hex") from e
-        text = "mdoc:" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    try:
-        return parse_engagement(text)
-    except Rejection as e:
-        raise UsageError(f"--engagement is refused: {e.reason}") from e
-
-
-class _Inputs:
-    """What every response of one command line is judged with."""
-
-    def __init__(self, args: argparse.Namespace, default_profile: str, default_age: int,
-                 max_bytes: int) -> None:
-        from appliance.core.credential.mdoc import session_crypto as sc
-        from appliance.core.credential.mdoc.cose_key import cose_key_bytes
-        from appliance.core.errors import CoseKeyError, MdocCborError, UnsupportedCurve
-
-        self.reader_key = load_reader_key(args.reader_key) if args.reader_key else None
-        self.profile = args.request_profile or default_profile
-        self.age = args.age if args.age is not None else default_age
-        if not 0 <= self.age <= 99:
-            raise UsageError("--age must be 0 to 99")
-        self.max_bytes = max_bytes
-        engagement: Engagement | None = None
-        if args.session_transcript is not None:
-            self.transcript = read_bytes(args.session_transcript, "session transcript")
-        elif args.engagement is not None:
-            if self.reader_key is None:
-                raise UsageError("--engagement needs --reader-key (its public key is in the "
-                                 "transcript)")
-            engagement = parse_engagement_arg(args.engagement)
-            self.transcript = sc.session_transcript_bytes(
-                engagement.device_engagement_bytes(),
-                sc.embed(cose_key_bytes(self.reader_key.public_key())))
-        else:
-            raise UsageError("give --session-transcript FILE or --engagement TEXT")
-        try:
-            parts = sc.transcript_parts(self.transcript)
-        except MdocCborError as e:
-            raise UsageError(f"the session transcript is not SessionTranscriptBytes: {e}") from e
-        self.e_device_key: Any = None
-        if args.session_data:
-            if self.reader_key is None:
-                raise UsageError("--session-data needs --reader-key")
-            if engagement is not None:
-                self.e_device_key = engagement.e_device_key
-            else:
-                try:
-                    self.e_device_key = sc.e_device_key_from_engagement(
-                        parts.device_engagement.data)
-                except (MdocCborError, CoseKeyError, UnsupportedCurve) as e:
-                    raise UsageError(f"no usable EDeviceKey in the engagement: {e}") from e
-        self.request = self._request(args.request)
-
-    def _request(self, path: Path | None) -> Request:
-        from appliance.core.credential.mdoc.items_request import (
-            device_request_from_bytes,
-            profile_request,
-        )
-        from appliance.core.errors import Rejection
-
-        if path is None:
-            return profile_request(self.profile, self.age)
-        try:
-            return device_request_from_bytes(read_bytes(path, "request"))
-        except Rejection as e:
-            raise UsageError(f"--request {path} is not a DeviceRequest: {e}") from e
-
-    def check_device_auth(self, response: bytes, path: Path) -> None:
-        """Exit 64 when a response authenticates by MAC and there is no reader key."""
-        if self.reader_key is not None:
-            return
-        from appliance.core.credential.mdoc.cbor import decode
-        from appliance.core.errors import MdocCborError
-
-        try:
-            item = decode(response)
-        except MdocCborError:
-            return  # the verdict will say MDOC_MALFORMED
-        documents = item.get("documents") if isinstance(item, dict) else None
-        for document in documents if isinstance(documents, list) else ():
-            device_signed = document.get("deviceSigned") if isinstance(document, dict) else None
-            auth = device_signed.get("deviceAuth") if isinstance(device_signed, dict) else None
-            if isinstance(auth, dict) and "deviceMac" in auth:
-                raise UsageError(f"{path} authenticates with deviceMac: give --reader-key")
-
-    def judge(self, data: bytes, trust: Any, now: float, clock_trusted: bool,
-              checkpoint: Any) -> MdocResult:
-        from appliance.core.credential.mdoc.verify import verify_mdoc, verify_mdoc_session_data
-
-        common: dict[str, Any] = {
-            "trust": trust, "now": now, "request": self.request, "profile": self.profile,
-            "age_threshold": self.age, "clock_trusted": clock_trusted,
-            "checkpoint": checkpoint, "utc_offset_s": _local_offset(now),
-        }
-        if self.e_device_key is not None:
-            assert self.reader_key is not None
-            return verify_mdoc_session_data(
-                data, e_device_key=self.e_device_key, session_transcript_bytes=self.transcript,
-                e_reader_key=self.reader_key, max_response_bytes=self.max_bytes, **common)
-        return verify_mdoc(data, session_transcript_bytes=self.transcript,
-                           e_reader_key=self.reader_key, max_response_bytes=self.max_bytes,
-                           **common)
-
-
 def run_verify(args: argparse.Namespace) -> int:
     if args.trust_source is None and args.config is None:
         raise UsageError("give --trust-source FILE or --config FILE")
@@ -259,6 +103,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_all(args: argparse.Namespace, at: float | None) -> int:
+    from appliance.commands.mdoc_inputs import read_bytes
+    from appliance.commands.mdoc_output import print_result
     from appliance.core.reasons import Outcome
 
     judge = _judge_with_trust(args, at) if args.trust_source is not None \
@@ -279,7 +125,7 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
 
 
 class _Judge:
-    def __init__(self, inputs: _Inputs, run: Callable[[bytes], MdocResult]) -> None:
+    def __init__(self, inputs: Inputs, run: Callable[[bytes], MdocResult]) -> None:
         self.inputs, self._run = inputs, run
 
     def __call__(self, data: bytes) -> MdocResult:
@@ -289,12 +135,13 @@ class _Judge:
 def _judge_with_trust(args: argparse.Namespace, at: float | None) -> _Judge:
     import time
 
+    from appliance.commands.mdoc_inputs import Inputs
     from appliance.core.credential.mdoc.session_crypto import DEFAULT_MAX_SESSION_DATA
     from appliance.core.verifier import Checkpoint
     from appliance.trust.source import load_trust_source
 
     trust = load_trust_source(args.trust_source)
-    inputs = _Inputs(args, "checkpoint", 20, DEFAULT_MAX_SESSION_DATA)
+    inputs = Inputs(args, "checkpoint", 20, DEFAULT_MAX_SESSION_DATA)
     now = at if at is not None else time.time()
     checkpoint = Checkpoint(check_staleness=False)
     return _Judge(inputs, lambda data: inputs.judge(data, trust, now, True, checkpoint))
@@ -303,6 +150,7 @@ def _judge_with_trust(args: argparse.Namespace, at: float | None) -> _Judge:
 def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
     """The device's trust store, clock, checkpoint and audit (spec s.6, source ``cli``),
     through the one verification service, with the mdoc verifier in place of ``verify``."""
+    from appliance.commands.mdoc_inputs import Inputs
     from appliance.commands.verify import _require_enrolled
     from appliance.config import load_config
     from appliance.kiosk.compose import build_service
@@ -310,7 +158,7 @@ def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
 
     config = load_config(args.config)
     _require_enrolled(config, args.config)
-    inputs = _Inputs(args, config.mdoc.request, config.mdoc.age_threshold,
+    inputs = Inputs(args, config.mdoc.request, config.mdoc.age_threshold,
                      config.mdoc.max_response_bytes)
     cell: dict[str, Any] = {}
 
@@ -333,61 +181,3 @@ def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
         return result if result is not None else MdocResult(verdict, MdocFacts())
 
     return _Judge(inputs, run)
-
-
-def print_result(result: MdocResult, as_json: bool, inputs: _Inputs | None = None) -> None:
-    """One line (or JSON object) per response, spec s.5.1."""
-    print(json.dumps(result_json(result, inputs), ensure_ascii=False) if as_json
-          else result_line(result))
-
-
-def result_line(result: MdocResult) -> str:
-    verdict, facts = result
-    fields = [str(verdict.outcome), str(verdict.reason), "MDOC", verdict.iss or "-",
-              facts.doc_type or "-", facts.document_number or "-"]
-    return "\t".join(_one_line(f) for f in fields)
-
-
-def result_json(result: MdocResult, inputs: _Inputs | None = None) -> dict[str, Any]:
-    from appliance.core.credential.mdoc.elements import age_met
-    from appliance.core.isotime import format_utc
-
-    verdict, facts = result
-    out: dict[str, Any] = {"verdict": str(verdict.outcome), "reason": str(verdict.reason),
-                           "profile": "MDOC"}
-    if verdict.iss is not None:
-        out["iss"] = verdict.iss
-    if verdict.kid is not None:
-        out["kid"] = verdict.kid.hex()
-    if facts.doc_type is not None:
-        out["doctype"] = facts.doc_type
-    if facts.document_number is not None:
-        out["no"] = facts.document_number
-    if facts.valid_until is not None:
-        with contextlib.suppress(ValueError):  # a date out of datetime's range: left out
-            out["valid_until"] = format_utc(facts.valid_until)
-    if facts.device_auth is not None:
-        out["device_auth"] = facts.device_auth
-    if facts.disclosed is not None:
-        out["elements"] = list(facts.elements)
-    if inputs is not None and inputs.profile == "age" and facts.age_over:
-        met = age_met(facts.age_over, inputs.age)
-        if met is not None:
-            out["age_over"] = {str(inputs.age): met}
-    return out
-
-
-def _one_line(text: str) -> str:
-    """Credential text in a tab-separated line: no tabs, newlines or other controls."""
-    return "".join(c if c.isprintable() else "?" for c in text) or "-"
-
-
-def _local_offset(now: float) -> int:
-    """This machine's UTC offset at ``now``, for the local date of ``expiry_date``."""
-    from datetime import datetime
-
-    try:
-        offset = datetime.fromtimestamp(now).astimezone().utcoffset()
-    except (OverflowError, OSError, ValueError):
-        return 0
-    return int(offset.total_seconds()) if offset is not None else 0

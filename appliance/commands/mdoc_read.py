@@ -39,7 +39,7 @@ def register_read(commands: argparse._SubParsersAction) -> None:
 
 def run_read(args: argparse.Namespace, *, radio: Any = None) -> int:
     """``radio``: the ``LocalRadio`` a test shares with a simulated phone (bumble:local)."""
-    from appliance.commands.mdoc import print_result
+    from appliance.commands.mdoc_output import print_result
     from appliance.commands.verify import _require_enrolled
     from appliance.config import load_config
     from appliance.core.errors import AuditUnavailable
