@@ -297,13 +297,14 @@ def real_hub(tmp_path: Path):
 
 def _hub_check(tmp_path: Path, url: str):
     from appliance.commands import selftest
+    from appliance.commands.selftest_services import check_hub
     from appliance.config import config_from_mapping
 
     config = config_from_mapping({
         "device": {"id": "kiosk-01"},
         "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
         "upload": {"url": url}})
-    return selftest.check_hub(selftest.Context(config, Path("card"), False, 1.0, 5.0, facts={}))
+    return check_hub(selftest.Context(config, Path("card"), False, 1.0, 5.0, facts={}))
 
 
 def test_selftest_fails_an_upload_url_the_hub_answers_404(tmp_path: Path, real_hub: str) -> None:
