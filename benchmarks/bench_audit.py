@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit_support import NOW, Scenario, device, find_postgres_dsn, record_many
 from common import Row, print_table, row, save
 
+from appliance.audit.chain import canonical, genesis_hash, record_hash
 from appliance.audit.identity import DeviceIdentity
-from appliance.audit.log import canonical, genesis_hash, record_hash
 from appliance.audit.signed_body import SignedBody, sign_body
 
 DEVICE_RECORDS = 2000

@@ -24,9 +24,10 @@ from typing import Any
 
 import urllib3
 
+from appliance.audit.chain import canonical
 from appliance.audit.head import SignedHead
 from appliance.audit.identity import DeviceIdentity
-from appliance.audit.log import AuditLog, canonical
+from appliance.audit.log import AuditLog
 from appliance.audit.signed_body import SignedBody, sign_body
 from appliance.core.errors import ConfigError, SyncError
 from appliance.platform.backoff import backoff_delay

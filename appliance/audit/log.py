@@ -13,51 +13,36 @@ system, size cap reached with records not yet uploaded.
 from __future__ import annotations
 
 import base64
-import hmac
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from appliance import __version__
-from appliance.audit.chain import (  # noqa: F401 - re-exported for the hub and tests
-    EXPORT_FIELDS,
-    HASHED_FIELDS,
-    canonical,
-    checkpoint_message,
-    genesis_hash,
-    iso_time,
-    normalise,
-    record_hash,
-)
+from appliance.audit.chain import HASHED_FIELDS, checkpoint_message, iso_time, record_hash
+from appliance.audit.connection import open_database
 from appliance.audit.export import record_writer, write_records
-from appliance.audit.fleet_key import HMAC_KEY_NAME, load_hmac_key  # noqa: F401 - re-exported
+from appliance.audit.fleet_key import load_hmac_key
 from appliance.audit.head import HubAck, SignedHead, sign_head
 from appliance.audit.identity import DeviceIdentity, DevicePublicKey, ensure_identity
+from appliance.audit.record_fields import verdict_fields
 from appliance.audit.retention import pending_count, prune_uploaded, used_bytes
-from appliance.audit.schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
-    SCHEMA_VERSION,
-    ensure_schema,
-    read_meta,
-    rollback,
-)
+from appliance.audit.schema import read_meta, read_rows, rollback
 from appliance.audit.truncation import (
     ACK_KEY,
-    HEAD_KEY,
     acked_through,
     adopt_ack_rule,
     check_claims,
-    keep_higher,
     read_json_meta,
 )
+from appliance.audit.upload_queue import mark_run_uploaded, pending_run
 from appliance.audit.verification import VerifyReport, check_chain
 from appliance.config import Config
 from appliance.core.errors import AuditError, AuditFull
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Verdict
-from appliance.platform.secret_files import ensure_private_file, restrict_mode
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -99,35 +84,8 @@ class AuditLog:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # 0640 whatever the umask; SQLite gives -wal and -shm the database's mode.
-            ensure_private_file(self.path)
-            for sidecar in ("-wal", "-shm"):
-                restrict_mode(self.path.with_name(self.path.name + sidecar))
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s,
-                                   isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as e:
-            raise AuditError(f"cannot open audit log {self.path}: {e}") from e
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise AuditError(f"audit log {self.path}: WAL mode refused ({mode})")
-            conn.execute("PRAGMA synchronous=FULL")
-            # Fold the WAL back every ~1 MiB and truncate it, so it stays small on an SD card.
-            conn.execute("PRAGMA wal_autocheckpoint=256")
-            conn.execute(f"PRAGMA journal_size_limit={2**20}")
-            ensure_schema(conn, self.path, self.device_id)
-            self.log_id = self._meta(conn, "log_id")
-            stored_device = self._meta(conn, "device_id")
-            if stored_device is None:  # every schema writes it: the meta table was damaged
-                raise AuditError(f"audit log {self.path} names no device")
-        except sqlite3.Error as e:
-            conn.close()
-            raise AuditError(f"cannot open audit log {self.path}: {e}") from e
-        except AuditError:
-            conn.close()
-            raise
+        conn, self.log_id, stored_device = open_database(self.path, self.device_id,
+                                                         self._busy_timeout_s)
         if stored_device != self.device_id:
             log.warning("audit log %s belongs to device %s, configured as %s; keeping %s",
                         self.path, stored_device, self.device_id, stored_device)
@@ -159,28 +117,7 @@ class AuditLog:
     def fields(self, verdict: Verdict, source: str, trust: TrustSnapshot) -> dict[str, Any]:
         if not self._hmac_key:
             raise AuditError(f"audit log {self.path} is open for reading only (no fleet key)")
-        cred = verdict.credential
-        fields: dict[str, Any] = {
-            "source": source, "verdict": str(verdict.outcome), "reason": str(verdict.reason),
-            "profile": verdict.profile, "iss": verdict.iss,
-            "kid": verdict.kid.hex() if verdict.kid is not None else None,
-            "licence_type": None, "licence_hash": None, "cti_hash": None,
-            "live": bool(verdict.live), "trust_version": trust.version,
-        }
-        if cred is not None:
-            fields["licence_type"] = cred.typ
-            # An mdoc (spec mdl-reader s.6): a licence hash only when document_number was
-            # disclosed; its cti is the MSO's SHA-256, kept in the checkpoint profile only.
-            mdoc = cred.profile == "MDOC"
-            if cred.no or not mdoc:
-                message = f"{cred.iss or ''}\x1f{cred.typ}\x1f{cred.no}".encode()
-                fields["licence_hash"] = hmac.new(self._hmac_key, message,
-                                                  "sha256").hexdigest()
-            if cred.cti is not None:
-                prefix = b"mso\x1f" if mdoc else b"cti\x1f"
-                fields["cti_hash"] = hmac.new(self._hmac_key, prefix + cred.cti,
-                                              "sha256").hexdigest()
-        return fields
+        return verdict_fields(verdict, source, trust, self._hmac_key)
 
     def append(self, fields: Mapping[str, Any], *, now: float) -> int:
         """Append one record (fields without seq/time/chain); returns its sequence number."""
@@ -284,27 +221,7 @@ class AuditLog:
 
     def pending(self, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The oldest contiguous run of records not yet uploaded, and checkpoints within it."""
-        with self._lock:
-            conn = self._connect()
-            try:
-                first = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL"
-                                     ).fetchone()[0]
-                if first is None:
-                    return [], []
-                rows = list(self._rows(conn, "SELECT * FROM records WHERE seq >= ? "
-                                             "ORDER BY seq LIMIT ?", (first, limit)))
-                run: list[dict[str, Any]] = []
-                for row in rows:
-                    if row["uploaded_at"] is not None or row["seq"] != first + len(run):
-                        break
-                    run.append({n: row[n] for n in (*HASHED_FIELDS, "hash")})
-                    run[-1]["live"] = bool(run[-1]["live"])
-                cps = list(self._rows(conn, "SELECT seq, time, hash, key_id, signature FROM "
-                                            "checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                                      (first, run[-1]["seq"])))
-                return run, cps
-            except sqlite3.Error as e:
-                raise AuditError(f"cannot read audit log {self.path}: {e}") from e
+        return self._read(lambda conn: pending_run(conn, limit))
 
     def signed_head(self, identity: DeviceIdentity, now: float) -> SignedHead:
         """The head (meta rows) signed by the device key, for a batch or heartbeat."""
@@ -331,10 +248,7 @@ class AuditLog:
             conn = self._connect()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                n = conn.execute("UPDATE records SET uploaded_at = ? WHERE seq BETWEEN ? AND ? "
-                                 "AND uploaded_at IS NULL", (iso_time(now), first, last)).rowcount
-                keep_higher(conn, ACK_KEY, ack)
-                keep_higher(conn, HEAD_KEY, head)
+                n = mark_run_uploaded(conn, first, last, iso_time(now), ack, head)
                 conn.execute("COMMIT")
                 return n
             except sqlite3.Error as e:
@@ -342,13 +256,6 @@ class AuditLog:
                 raise AuditError(f"cannot mark records uploaded in {self.path}: {e}") from e
 
     # reading
-
-    @staticmethod
-    def _rows(conn: sqlite3.Connection, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
-        cur = conn.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        for values in cur:
-            yield dict(zip(names, values, strict=True))
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -400,10 +307,10 @@ class AuditLog:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
     def _verify(self, conn: sqlite3.Connection) -> VerifyReport:
-        cps = {r["seq"]: r for r in self._rows(conn, "SELECT * FROM checkpoints")}
+        cps = {r["seq"]: r for r in read_rows(conn, "SELECT * FROM checkpoints")}
         report = check_chain(
             device_id=self.device_id, log_id=self.log_id or "", public=self._public,
-            checkpoints=cps, records=self._rows(conn, "SELECT * FROM records ORDER BY seq"),
+            checkpoints=cps, records=read_rows(conn, "SELECT * FROM records ORDER BY seq"),
             head=lambda: int(self._meta(conn, "head_seq") or 0))
         # A log holding less than the hub acknowledged or than it sent was cut afterwards.
         found = check_claims(conn, self.device_id, self.log_id or "", self.hub_key, self._public)

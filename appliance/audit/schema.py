@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from appliance.audit.chain import HASHED_FIELDS, genesis_hash
 from appliance.core.errors import AuditError
@@ -53,6 +54,15 @@ DDL = (
 def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else row[0]
+
+
+def read_rows(conn: sqlite3.Connection, sql: str, params: Any = ()
+              ) -> Iterator[dict[str, Any]]:
+    """The rows of ``sql`` as dicts by column name, read one at a time."""
+    cur = conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    for values in cur:
+        yield dict(zip(names, values, strict=True))
 
 
 def _has_meta(conn: sqlite3.Connection) -> bool:

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if created:
         print(f"created device key {private_key_path(config)}", file=sys.stderr)
     if args.test_audit_key:
-        from appliance.audit.log import load_hmac_key
+        from appliance.audit.fleet_key import load_hmac_key
 
         load_hmac_key(config.paths.secrets_dir)
     print(identity.public.pem, end="")

@@ -162,8 +162,8 @@ def _require_enrolled(config: Config, path: Path) -> None:
     The audit layer would create a device key (unenrolled at the hub) and a random fleet
     key (keyed hashes matching no other device); that belongs to enrolment, not to a check.
     """
+    from appliance.audit.fleet_key import HMAC_KEY_NAME
     from appliance.audit.identity import private_key_path
-    from appliance.audit.log import HMAC_KEY_NAME
 
     device_key = private_key_path(config)
     if not device_key.exists():

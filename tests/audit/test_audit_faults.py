@@ -11,7 +11,8 @@ import pytest
 from audit_support import NOW, Scenario, make_config, record_many
 
 from appliance.audit.identity import ensure_identity
-from appliance.audit.log import AuditError, open_audit_log
+from appliance.audit.log import open_audit_log
+from appliance.core.errors import AuditError
 
 KILL_POINTS = 200  # a count, whatever the machine's speed
 

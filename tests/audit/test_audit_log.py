@@ -19,9 +19,10 @@ from audit_support import (
     record_many,
 )
 
-from appliance.audit.log import AuditError, from_config, open_audit_log, record_hash
+from appliance.audit.chain import record_hash
+from appliance.audit.log import from_config, open_audit_log
 from appliance.cli import main
-from appliance.core.errors import AuditFull, AuditUnavailable
+from appliance.core.errors import AuditError, AuditFull, AuditUnavailable
 from appliance.core.verifier import Checkpoint
 from appliance.kiosk.verification import VerificationService
 from appliance.trust.clock import FixedClock

@@ -9,7 +9,7 @@ import random
 import pytest
 from audit_support import HUB_KEY, NOW, FlaskPoster, Scenario, device, record_many
 
-from appliance.audit.log import record_hash
+from appliance.audit.chain import record_hash
 from appliance.audit.signed_body import sign_body
 from appliance.cli import main
 from appliance_hub.server import create_app

@@ -16,7 +16,7 @@ from audit_support import (
     record_many,
 )
 
-from appliance.audit.log import record_hash
+from appliance.audit.chain import record_hash
 from appliance_hub.server import create_app
 from appliance_hub.store import HubStore
 from appliance_sync.upload import HubRejected, Uploader
