@@ -13,9 +13,10 @@ One ``sync_once``:
    from where ``current`` points), done, with ``current`` pointed back at it if moved;
 4. refuses a lower version than the installed one unless the root was rotated since
    (recovery from a compromised online key);
-5. stages a new version directory: unchanged parts are hard-linked from the current
-   version, changed parts downloaded (total deadline, size cap from signed metadata,
-   hash checked), status lists inflated with a cap, hash bases indexed;
+5. stages a new version directory (``appliance_sync.download``): unchanged parts are
+   hard-linked from the current version, changed parts downloaded (total deadline, size
+   cap from signed metadata, hash checked), status lists inflated with a cap, hash bases
+   indexed;
 6. keeps the verified metadata with the version (``signed/``), loads it with the kiosk's
    checked loader, fsyncs, records it, switches ``trust/current`` by rename, raises the
    high-water mark to it, prunes old versions it installed;
@@ -33,10 +34,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -44,7 +43,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuf.api import exceptions
-from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from appliance.core.errors import SyncError, TrustDataError
@@ -56,35 +54,21 @@ from appliance.trust.clock import (
     system_clock_synchronised,
 )
 from appliance.trust.high_water import mark_of
-from appliance.trust.install import StagedVersion, prune_versions, switch_current
-from appliance.trust.policy import parse_policy
-from appliance.trust.signed import (
-    ROOT_HISTORY,
-    SIGNED,
-    WIRE_MANIFEST,
-    Part,
-    verify_signed,
-    wire_layout,
-)
-from appliance.trust.source import parse_issuers
-from appliance.trust.store import (
-    current_version_dir,
-    load_version_dir,
-)
+from appliance.trust.install import prune_versions, switch_current
+from appliance.trust.signed import SIGNED, WIRE_MANIFEST, verify_signed
+from appliance.trust.store import current_version_dir
 from appliance.trust.sync_state import read_sync_state, write_sync_state
 from appliance_sync.clock_guard import SyncClock
+from appliance_sync.download import VersionDownload
 from appliance_sync.fetcher import DeadlineFetcher
 from appliance_sync.installed import InstalledVersions
-from appliance_sync.part_reuse import companions, inflate_to, same_target, source_record
+from appliance_sync.part_reuse import same_target
 from appliance_sync.schedule import SyncResult, iso_or_none
 
 if TYPE_CHECKING:
     from appliance.config import Config
 
 log = logging.getLogger(__name__)
-
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-MAX_TARGET_BYTES = 1024 * 1024 * 1024
 
 
 class _DurableUpdater(Updater):
@@ -202,7 +186,10 @@ class SyncClient:
             root_version = trusted.root.version
             expires = min(r.expires.timestamp() for r in
                           (trusted.root, trusted.timestamp, trusted.snapshot, trusted.targets))
-            manifest_info = self._info(updater, WIRE_MANIFEST)
+            download = VersionDownload(
+                url=self.url, updater=updater, fetcher=fetcher, state_dir=self.state_dir,
+                trust_dir=self.trust_dir, metadata_dir=self.metadata_dir)
+            manifest_info = download.info(WIRE_MANIFEST)
             if installed is not None and same_target(installed, WIRE_MANIFEST, manifest_info):
                 assert installed_dir is not None
                 if current_version_dir(self.trust_dir) != installed_dir:
@@ -214,11 +201,11 @@ class SyncClient:
                 self.clock.mark_floor(_epoch(installed.get("published")))
                 return SyncResult(installed["version"], False, fetcher.bytes_fetched,
                                   _epoch(installed.get("published")), expires)
-            raw, wire = self._read_manifest(updater, fetcher, manifest_info)
+            raw, wire = download.read_manifest(manifest_info)
             self._check_version(wire, installed or self.installs.floor_as_installed(),
                                 root_version)
-            final = self._install(updater, fetcher, wire, raw, manifest_info, installed_dir,
-                                  installed, root_version, expires, bootstrap)
+            final = download.install(wire, raw, manifest_info, installed_dir, installed,
+                                     root_version, expires, bootstrap)
             self.installs.write_mark(mark_of(final, verify_signed(final / SIGNED, bootstrap), wire))
         except exceptions.RepositoryError as e:
             raise SyncError(f"repository data rejected ({type(e).__name__}): {e}") from e
@@ -233,47 +220,6 @@ class SyncClient:
                           _epoch(wire["published"]), expires)
 
     @staticmethod
-    def _info(updater: Updater, path: str) -> TargetFile:
-        info = updater.get_targetinfo(path)
-        if info is None:
-            raise exceptions.RepositoryError(f"target {path} is not in the signed metadata")
-        if "sha256" not in info.hashes:
-            raise exceptions.RepositoryError(f"target {path} has no sha256")
-        return info
-
-    def _download(self, updater: Updater, fetcher: DeadlineFetcher, info: TargetFile,
-                  dest: Path, cap: int = MAX_TARGET_BYTES) -> None:
-        """Fetch a target into ``dest``; its length and hash must match signed metadata."""
-        if info.length > cap:
-            raise exceptions.RepositoryError(f"target {info.path} is above {cap} bytes")
-        dirname, sep, basename = info.path.rpartition("/")
-        url = f"{self.url}/targets/{dirname}{sep}{info.hashes['sha256']}.{basename}"
-        with dest.open("wb") as f:
-            length, digest = fetcher.fetch_to(url, info.length, f)
-        if length != info.length or digest != info.hashes["sha256"]:
-            dest.unlink()
-            raise exceptions.LengthOrHashMismatchError(
-                f"target {info.path} does not match its signed length and hash")
-
-    def _read_manifest(self, updater: Updater, fetcher: DeadlineFetcher,
-                       info: TargetFile) -> tuple[bytes, dict[str, Any]]:
-        """The signed manifest's bytes (kept with the version) and its parsed form."""
-        with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
-            path = Path(tmp) / WIRE_MANIFEST
-            self._download(updater, fetcher, info, path, MAX_MANIFEST_BYTES)
-            raw = path.read_bytes()
-        try:
-            wire = json.loads(raw)
-        except ValueError as e:
-            raise TrustDataError("manifest.json is not valid JSON") from e
-        if not isinstance(wire, dict) or wire.get("format") != 1 \
-                or not isinstance(wire.get("version"), int) or _epoch(wire.get("published")) \
-                is None:
-            raise TrustDataError("manifest.json is not a format-1 manifest")
-        parse_policy(wire.get("policy", {}))
-        return raw, wire
-
-    @staticmethod
     def _check_version(wire: dict[str, Any], installed: dict[str, Any] | None,
                        root_version: int) -> None:
         if installed is None:
@@ -283,61 +229,6 @@ class SyncClient:
             raise exceptions.BadVersionNumberError(
                 f"version {wire['version']} is not newer than the installed "
                 f"{installed['version']} (rollback)")
-
-    def _install(self, updater: Updater, fetcher: DeadlineFetcher, wire: dict[str, Any],
-                 raw_manifest: bytes, manifest_info: TargetFile, current: Path | None,
-                 installed: dict[str, Any] | None, root_version: int, expires: float,
-                 pinned_root: bytes) -> Path:
-        parts, layout = wire_layout(wire)
-        staged = StagedVersion(self.trust_dir, wire["version"])
-        try:
-            sources: dict[str, Any] = {WIRE_MANIFEST: source_record(manifest_info)}
-            for part in parts:
-                info = self._info(updater, part.target)
-                sources[part.local] = source_record(info)
-                if current is not None and installed is not None and same_target(
-                        installed, part.local, info):
-                    for rel in companions(part):
-                        staged.link_from(current / rel, rel)
-                    continue
-                self._fetch_part(updater, fetcher, staged, part, info)
-                staged.note(f"fetched {part.local}")
-            issuers = json.loads(staged.file("issuers.json").read_bytes())
-            if not isinstance(issuers, dict):
-                raise TrustDataError("issuers.json is not an object")
-            parse_issuers(issuers.get("issuers", []))
-            self._keep_signed(staged, raw_manifest)
-            manifest = {"format": 1, "version": wire["version"], "published": wire["published"],
-                        "expires": iso_or_none(expires), "policy": wire.get("policy", {}),
-                        "root_version": root_version, "targets": sources, **layout}
-            return staged.commit(manifest, lambda path: load_version_dir(path, pinned_root))
-        except BaseException:
-            staged.abort()
-            raise
-
-    def _keep_signed(self, staged: StagedVersion, raw_manifest: bytes) -> None:
-        """Store the metadata just verified with the version, for the kiosk to check it by."""
-        for role in ("timestamp", "snapshot", "targets"):
-            staged.write_bytes(f"{SIGNED}/{role}.json",
-                               (self.metadata_dir / f"{role}.json").read_bytes())
-        for root in sorted((self.metadata_dir / ROOT_HISTORY).glob("*.root.json")):
-            staged.write_bytes(f"{SIGNED}/{ROOT_HISTORY}/{root.name}", root.read_bytes())
-        staged.write_bytes(f"{SIGNED}/{WIRE_MANIFEST}", raw_manifest)
-
-    def _fetch_part(self, updater: Updater, fetcher: DeadlineFetcher, staged: StagedVersion,
-                    part: Part, info: TargetFile) -> None:
-        dest = staged.file(part.local)
-        if part.kind == "zlib":
-            wire = dest.with_name(dest.name + ".zz")  # kept: the kiosk checks by it
-            self._download(updater, fetcher, info, wire)
-            inflate_to(wire, dest, part.max_length)
-        else:
-            if part.exact and info.length != part.max_length:
-                raise TrustDataError(f"{part.target}: length does not match its entry count")
-            self._download(updater, fetcher, info, dest,
-                           MAX_TARGET_BYTES if part.exact else part.max_length)
-            if part.kind == "base":
-                staged.write_index(part.local)
 
     # -- state ----------------------------------------------------------------------------
 
