@@ -88,6 +88,7 @@ def register_read(commands: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_verify,
                                                                    register_read]
 
+
 def run_verify(args: argparse.Namespace) -> int:
     if args.trust_source is None and args.config is None:
         raise UsageError("give --trust-source FILE or --config FILE")

@@ -198,7 +198,7 @@ def test_demo_stops_completely_and_fits_80_columns(demo_factory, sig: int, tty: 
 
 
 def test_status_line_fits_any_width_with_long_labels() -> None:
-    from appliance.commands.demo import status_text
+    from appliance.commands.demo_terminal import status_text
 
     lamps = {"green": True, "amber": False, "red": True}
     for width in (40, 60, 80, 132):

@@ -215,9 +215,9 @@ def test_demo_provisions_the_inspector_login_it_runs_with(tmp_path: Path) -> Non
 
 
 def test_demo_prints_both_logins() -> None:
-    from appliance.commands.demo import _logins
+    from appliance.commands.demo_web import logins
 
-    text = _logins("http://127.0.0.1:8080/")
+    text = logins("http://127.0.0.1:8080/")
     assert "http://127.0.0.1:8080/inspector/login password demo-inspector" in text
     assert "http://127.0.0.1:8080/admin/login password demo-admin" in text
 
@@ -243,7 +243,7 @@ def test_demo_led_line_drops_the_verdict_once_its_lamp_is_off(
     import threading
     from types import SimpleNamespace
 
-    from appliance.commands import demo
+    from appliance.commands.demo_terminal import status_line
     from appliance.port.events import EventBus
 
     bus, now, tty = EventBus(), [0.0], _Tty()
@@ -265,7 +265,7 @@ def test_demo_led_line_drops_the_verdict_once_its_lamp_is_off(
     monkeypatch.setattr("sys.stdout", tty)
     kiosk = SimpleNamespace(stats=SimpleNamespace(fps=10.0))
     camera = SimpleNamespace(current=None)
-    demo._status_line(Steps(), kiosk, object(), camera, bus, 2.0, clock=lambda: now[0])
+    status_line(Steps(), kiosk, object(), camera, bus, 2.0, clock=lambda: now[0])
     lines = [f for f in tty.frames if "->" in f]
     assert len(lines) == 10
     assert all("PASS OK" in line for line in lines[:4])  # held 2 s from 0.5 s
