@@ -17,11 +17,10 @@ its request line as ``data_bytes`` raw bytes (held once; base64 in JSON cost the
 four times the picture, issue 21).
 
 Every request is checked before it reaches the kiosk: at most ``max_message_bytes`` a line
-and ``MAX_DEPTH`` levels of nesting (a deeper line is refused before it is parsed), times
-finite and within years 1970..9999, ``source`` a short lower-case name
-(``service.checked_source``), accepted types by the admin screen's rule
-(``local_policy.check_accepted_types``). A refused request gets a ``BadRequest`` reply; a
-fault while answering one gets ``InternalError``; neither closes the bridge.
+and ``MAX_DEPTH`` levels of nesting (a deeper line is refused before it is parsed), then
+each argument by ``appliance.kiosk.bridge_requests`` (times, sources, accepted types). A
+refused request gets a ``BadRequest`` reply; a fault while answering one gets
+``InternalError``; neither closes the bridge.
 
 Holder details (name, number, photo) cross this socket inside verdict events when the
 device shows them; they are held in memory only. Nothing here logs a message body: logs
@@ -33,20 +32,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import math
 import os
 import socket
 import stat
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.core.errors import ApplianceError, InvalidSource
-from appliance.kiosk.verification import checked_source
-from appliance.port.errors import BadRequest, BridgeError, InvalidTypes, MessageTooLarge
-from appliance.port.events import DEVICE_SOURCES
-from appliance.port.interface import KioskPort, check_accepted_types
+from appliance.core.errors import ApplianceError
+from appliance.kiosk.bridge_requests import METHODS, opt_epoch, payload_size, screen_source
+from appliance.port.errors import BadRequest, BridgeError, MessageTooLarge
+from appliance.port.interface import KioskPort
 from appliance.port.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_SOCKET,
@@ -64,93 +60,6 @@ SOCKET_MODE = 0o660
 # A connected client that sends no request for this long is dropped.
 IDLE_TIMEOUT_S = 60.0
 _SUN_PATH_MAX = 107
-# Times on the socket are epoch seconds from 1970 to the end of year 9999.
-MAX_EPOCH_S = 253_402_300_799.0
-
-
-# -- argument checks -------------------------------------------------------------------------
-
-
-def _int(args: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = args.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"argument {name} must be an integer")
-    return max(low, min(high, value))
-
-
-def _str(args: dict[str, Any], name: str, default: str | None = None, *,
-         max_chars: int | None = None) -> str:
-    value = args.get(name, default)
-    if not isinstance(value, str):
-        raise BadRequest(f"argument {name} must be a string")
-    if max_chars is not None and len(value) > max_chars:
-        raise BadRequest(f"argument {name} is longer than {max_chars} characters")
-    return value
-
-
-def _opt_float(args: dict[str, Any], name: str) -> float | None:
-    value = args.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRequest(f"argument {name} must be a number or null")
-    try:
-        number = float(value)
-    except OverflowError as e:  # an integer of a thousand digits
-        raise BadRequest(f"argument {name} is out of range") from e
-    if not math.isfinite(number) or not 0 <= number <= MAX_EPOCH_S:
-        raise BadRequest(f"argument {name} must be epoch seconds between 1970 and 9999")
-    return number
-
-
-def _payload_size(args: dict[str, Any], cap: int) -> int:
-    """``data_bytes``: the size of the picture that follows the request line."""
-    value = args.get("data_bytes")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= cap:
-        raise BadRequest(f"argument data_bytes must be an integer from 1 to {cap}")
-    return value
-
-
-def _types(args: dict[str, Any]) -> list[str]:
-    value = args.get("types")
-    if not isinstance(value, list):
-        raise BadRequest("argument types must be a list")
-    try:
-        return list(check_accepted_types(value))
-    except InvalidTypes as e:
-        raise BadRequest(f"argument types: {e}") from e
-
-
-def _source(args: dict[str, Any], default: str) -> str:
-    """A source name for a submission from a screen: never one of the kiosk's own inputs,
-    whose verdicts the walk-up screen shows as scanned (issue 21)."""
-    try:
-        source = checked_source(args.get("source", default))
-    except InvalidSource as e:
-        raise BadRequest(f"argument source: {e}") from e
-    if source in DEVICE_SOURCES:
-        raise BadRequest(f"argument source: {source} is the kiosk's own input, not a "
-                         "screen's")
-    return source
-
-
-Handler = Callable[[Any, dict[str, Any]], Any]
-
-METHODS: dict[str, Handler] = {
-    "status": lambda p, a: p.status(),
-    "recent_verdicts": lambda p, a: p.recent_verdicts(_int(a, "limit", 20, 0, 10_000)),
-    "get_verdict": lambda p, a: p.get_verdict(_str(a, "event_id", max_chars=128)),
-    "verdicts_per_hour": lambda p, a: p.verdicts_per_hour(_int(a, "hours", 24, 1, 24 * 62)),
-    "verdict_totals": lambda p, a: p.verdict_totals(),
-    "verify_text": lambda p, a: p.verify_text(_str(a, "text"), _source(a, "web-text")),
-    "trigger_sync": lambda p, a: p.trigger_sync(),
-    "trigger_upload": lambda p, a: p.trigger_upload(),
-    "accepted_types": lambda p, a: list(p.accepted_types()),
-    "set_accepted_types": lambda p, a: p.set_accepted_types(_types(a)),
-}
-
-
-# -- the server ------------------------------------------------------------------------------
 
 
 class BridgeServer:
@@ -366,8 +275,8 @@ class BridgeServer:
         """``verify_image``: the picture follows its request line as ``data_bytes`` raw
         bytes. A refused size or source ends the connection (the bytes are not read)."""
         try:
-            size = _payload_size(args, self.max_message_bytes)
-            source = _source(args, "web-image")
+            size = payload_size(args, self.max_message_bytes)
+            source = screen_source(args, "web-image")
         except BadRequest as e:
             self._send(conn, _error_reply(rid, "BadRequest", str(e)))
             return False
@@ -400,7 +309,7 @@ class BridgeServer:
 
     def _export(self, conn: socket.socket, rid: Any, args: dict[str, Any]) -> bool:
         try:
-            data = self.port.export_audit(_opt_float(args, "since"), _opt_float(args, "until"))
+            data = self.port.export_audit(opt_epoch(args, "since"), opt_epoch(args, "until"))
         except ApplianceError as e:
             return self._send(conn, _error_reply(rid, type(e).__name__, str(e)))
         except Exception:  # a bug in the export must not take the connection down
