@@ -19,9 +19,10 @@ from typing import Any
 
 from appliance.audit.chain import iso_time
 from appliance.core.isotime import parse_instant
+from appliance_hub.chain_checks import verify_rows
 from appliance_hub.errors import QueryInvalid
 from appliance_hub.heads import TRUNCATION_KINDS, head_summary
-from appliance_hub.store import RECORD_COLUMNS, verify_rows
+from appliance_hub.store import RECORD_COLUMNS
 
 MAX_PAGE = 500
 EXPORT_PAGE = 1000

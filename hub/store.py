@@ -2,12 +2,13 @@
 
 Records are keyed by (device id, log id, seq), so a batch delivered twice, or retried out
 of order, is stored once. Each batch is checked for chain continuity against what the hub
-already holds for that log: a record that differs from the stored one with the same seq,
-or whose neighbour's hash disagrees, is a fork; the batch is refused and the fork kept in
-``anomalies`` for an auditor. Gaps (missing seqs) are allowed and reported until filled.
-The device's signed head (``appliance_hub.heads``) says how far its log reached: records
-below it that never arrived make the log incomplete, a head that goes back, a new log
-with records outstanding or a record dated before the one it follows is an anomaly.
+already holds for that log (``appliance_hub.chain_checks``): a record that differs from
+the stored one with the same seq, or whose neighbour's hash disagrees, is a fork; the
+batch is refused and the fork kept in ``anomalies`` for an auditor. Gaps (missing seqs)
+are allowed and reported until filled. The device's signed head (``appliance_hub.heads``)
+says how far its log reached: records below it that never arrived make the log
+incomplete, a head that goes back, a new log with records outstanding or a record dated
+before the one it follows is an anomaly.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance.audit.chain import HASHED_FIELDS, genesis_hash, record_hash
+from appliance.audit.chain import HASHED_FIELDS
 from appliance.audit.head import SignedHead
 from appliance.core.errors import SyncError
-from appliance_hub.batches import check_shape
-from appliance_hub.errors import BatchConflict, BatchInvalid
+from appliance_hub.chain_checks import check_batch, check_continuity, verify_rows
+from appliance_hub.errors import BatchConflict
 from appliance_hub.heads import (
     TRUNCATION_KINDS,
     check_records,
@@ -35,8 +36,7 @@ from appliance_hub.heads import (
 )
 from appliance_hub.migrations import current_version, migrate
 
-__all__ = ["RECORD_COLUMNS", "BatchConflict", "BatchInvalid", "HubStore", "check_batch",
-           "verify_rows"]
+__all__ = ["RECORD_COLUMNS", "HubStore"]
 
 RECORD_COLUMNS = (*HASHED_FIELDS, "hash")
 _TEXT = "TEXT"
@@ -62,30 +62,6 @@ _SCHEMA = [
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def check_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    """Shape, hashes and internal chain of a batch; returns its records."""
-    check_shape(batch)
-    records = batch["records"]
-    device_id, log_id = batch["device_id"], batch["log_id"]
-    first = batch["first_seq"]
-    if first != records[0].get("seq") or batch.get("last_seq") != first + len(records) - 1:
-        raise BatchInvalid("first_seq/last_seq do not match the records")
-    prev = None
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict) or rec.get("seq") != first + i:
-            raise BatchInvalid(f"record {i}: seq not contiguous")
-        if rec.get("device_id") != device_id or rec.get("log_id") != log_id:
-            raise BatchInvalid(f"seq {rec.get('seq')}: another device or log")
-        if record_hash(rec) != rec.get("hash"):
-            raise BatchInvalid(f"seq {rec['seq']}: contents do not match its hash")
-        if prev is not None and rec.get("prev_hash") != prev:
-            raise BatchInvalid(f"seq {rec['seq']}: chain broken within the batch")
-        if rec["seq"] == 1 and rec.get("prev_hash") != genesis_hash(log_id):
-            raise BatchInvalid("seq 1: does not start from the log's genesis hash")
-        prev = rec["hash"]
-    return records
 
 
 class HubStore:
@@ -205,7 +181,7 @@ class HubStore:
                         "AND log_id = ? AND seq BETWEEN ? AND ?",
                         (device_id, log_id, first - 1, last + 1))
             held = {row[0]: (row[1], row[2], row[3]) for row in cur.fetchall()}
-            _check_continuity(records, held, first, last)
+            check_continuity(records, held, first, last)
             new = [r for r in records if r["seq"] not in held]
             times_forward(cur, records, held, received)
             check_records(cur, device_id, log_id, new, received)
@@ -321,43 +297,6 @@ class HubStore:
             return int(cur.fetchone()[0])
 
 
-def verify_rows(log_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Recompute hashes and links of one log's stored records; list gaps and breaks.
-    ``rows`` (in seq order) may be a generator, so a long log is never held at once."""
-    gaps, broken, prev, first, count = [], [], None, None, 0
-    for row in rows:
-        count += 1
-        first = row["seq"] if first is None else first
-        seq = row["seq"]
-        expected_prev = genesis_hash(log_id) if seq == 1 else None
-        if prev is not None:
-            if seq != prev["seq"] + 1:
-                gaps.append([prev["seq"] + 1, seq - 1])
-            else:
-                expected_prev = prev["hash"]
-        elif seq != 1:
-            gaps.append([1, seq - 1])
-        if record_hash(row) != row["hash"] or (
-                expected_prev is not None and row["prev_hash"] != expected_prev):
-            broken.append(seq)
-        prev = row
-    return {"records": count, "first_seq": first,
-            "last_seq": prev["seq"] if prev else None, "gaps": gaps, "broken": broken,
-            "complete": not gaps and not broken}
-
-
-def _check_continuity(records: list[dict[str, Any]], held: dict[int, tuple[str, str, str]],
-                      first: int, last: int) -> None:
-    for rec in records:
-        if rec["seq"] in held and held[rec["seq"]][0] != rec["hash"]:
-            raise _conflict(rec["seq"], f"seq {rec['seq']}: differs from the record held "
-                                        "(fork: two different records with one seq)")
-    if first - 1 in held and held[first - 1][0] != records[0]["prev_hash"]:
-        raise _conflict(first, f"seq {first}: does not follow the held seq {first - 1} (fork)")
-    if last + 1 in held and held[last + 1][1] != records[-1]["hash"]:
-        raise _conflict(last, f"seq {last}: the held seq {last + 1} does not follow it (fork)")
-
-
 def _private_files(db: Path) -> None:
     """Create the database 0640 (and tighten old files) before SQLite opens it, whatever the
     umask: SQLite gives its -wal and -shm files the database file's mode."""
@@ -370,12 +309,6 @@ def _private_files(db: Path) -> None:
                 path.chmod(mode & 0o640)
         except FileNotFoundError:
             continue
-
-
-def _conflict(seq: int, message: str) -> BatchConflict:
-    e = BatchConflict(message)
-    e.seq = seq  # type: ignore[attr-defined]
-    return e
 
 
 def _column(rec: dict[str, Any], name: str) -> Any:

@@ -12,8 +12,9 @@ from audit_support import HUB_KEY, NOW, FlaskPoster, Scenario, device, record_ma
 from appliance.audit.chain import record_hash
 from appliance.audit.signed_body import sign_body
 from appliance.cli import main
+from appliance_hub.chain_checks import verify_rows
 from appliance_hub.server import create_app
-from appliance_hub.store import HubStore, verify_rows
+from appliance_hub.store import HubStore
 from appliance_sync.upload import HubRejected, Uploader
 
 TOKEN = "auditor-secret-token"
