@@ -36,9 +36,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only`` (a command module), that command's alone."""
-    parser = _Parser(prog="appliance", description=__doc__.splitlines()[0],
-                     epilog="example: appliance verify --trust-source trust.json LC1:...; "
-                     "'appliance COMMAND --help' documents each command.")
+    parser = _Parser(
+        prog="appliance",
+        description=__doc__.splitlines()[0],
+        epilog="example: appliance verify --trust-source trust.json LC1:...; "
+        "'appliance COMMAND --help' documents each command.",
+    )
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -93,8 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # the contract: one line, never a traceback
         logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
-        print(f"appliance {args.command}: internal error ({type(e).__name__}: {e}); "
-              "this is a bug, -v shows where", file=sys.stderr)
+        print(
+            f"appliance {args.command}: internal error ({type(e).__name__}: {e}); "
+            "this is a bug, -v shows where",
+            file=sys.stderr,
+        )
         return EXIT_SOFTWARE
 
 

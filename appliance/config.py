@@ -289,8 +289,10 @@ def _coerce(hint: Any, value: Any, dotted: str, base_dir: Path | None) -> Any:
     if origin is Literal:
         choices = typing.get_args(hint)
         if not isinstance(value, str) or value not in choices:
-            raise ConfigError(f"configuration key '{dotted}' must be one of "
-                              f"{', '.join(map(repr, choices))}, not {value!r}")
+            raise ConfigError(
+                f"configuration key '{dotted}' must be one of "
+                f"{', '.join(map(repr, choices))}, not {value!r}"
+            )
         return value
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(hint) if a is not type(None)]

@@ -41,9 +41,13 @@ def durable_rate(tmp: Path, scenario: Scenario) -> Row:
     elapsed = time.perf_counter() - start
     assert log.verify().ok
     log.close()
-    return row("durable audit records (device path)", DEVICE_RECORDS / elapsed, "records/s",
-               "SQLite WAL, synchronous=FULL, fsync per record, checkpoint every 100; "
-               "this machine's disk, not an SD card")
+    return row(
+        "durable audit records (device path)",
+        DEVICE_RECORDS / elapsed,
+        "records/s",
+        "SQLite WAL, synchronous=FULL, fsync per record, checkpoint every 100; "
+        "this machine's disk, not an SD card",
+    )
 
 
 def _serve(app):
@@ -76,9 +80,13 @@ def upload_rate(tmp: Path, scenario: Scenario) -> Row:
     elapsed = time.perf_counter() - start
     server.shutdown()
     assert report.records == UPLOAD_RECORDS and store.count() == UPLOAD_RECORDS
-    return row("upload device -> hub, loopback HTTP", UPLOAD_RECORDS / elapsed, "records/s",
-               f"batches of 500, signed, SQLite hub (synchronous=FULL), {UPLOAD_RECORDS} "
-               "records, marked uploaded on ack")
+    return row(
+        "upload device -> hub, loopback HTTP",
+        UPLOAD_RECORDS / elapsed,
+        "records/s",
+        f"batches of 500, signed, SQLite hub (synchronous=FULL), {UPLOAD_RECORDS} "
+        "records, marked uploaded on ack",
+    )
 
 
 def _fleet_batches(scenario: Scenario, devices_dir: Path) -> list[SignedBody]:
@@ -88,24 +96,48 @@ def _fleet_batches(scenario: Scenario, devices_dir: Path) -> list[SignedBody]:
 
     registry = DeviceRegistry(devices_dir)
     bodies = []
-    template = {"source": "camera", "verdict": "PASS", "reason": "OK", "profile": "LC1",
-                "iss": "th.go.dlt", "kid": "00" * 8, "licence_type": "car",
-                "licence_hash": "ab" * 32, "cti_hash": "cd" * 32, "live": False,
-                "trust_version": 42, "software_version": "0.1.0"}
+    template = {
+        "source": "camera",
+        "verdict": "PASS",
+        "reason": "OK",
+        "profile": "LC1",
+        "iss": "th.go.dlt",
+        "kid": "00" * 8,
+        "licence_type": "car",
+        "licence_hash": "ab" * 32,
+        "cti_hash": "cd" * 32,
+        "live": False,
+        "trust_version": 42,
+        "software_version": "0.1.0",
+    }
     for d in range(FLEET_DEVICES):
         identity = DeviceIdentity(f"fleet-{d:04d}", ed25519.Ed25519PrivateKey.generate())
         registry.enrol(identity.device_id, identity.public.pem)
         log_id = secrets.token_hex(16)
         prev, records = genesis_hash(log_id), []
         for seq in range(1, FLEET_BATCH + 1):
-            rec = dict(template, seq=seq, time=f"2027-01-15T08:00:{seq % 60:02d}.000000Z",
-                       device_id=identity.device_id, log_id=log_id, prev_hash=prev)
+            rec = dict(
+                template,
+                seq=seq,
+                time=f"2027-01-15T08:00:{seq % 60:02d}.000000Z",
+                device_id=identity.device_id,
+                log_id=log_id,
+                prev_hash=prev,
+            )
             rec["hash"] = prev = record_hash(rec)
             records.append(rec)
-        payload = canonical({"type": "appliance-audit-batch-v1",
-                             "device_id": identity.device_id, "log_id": log_id,
-                             "first_seq": 1, "last_seq": FLEET_BATCH, "records": records,
-                             "checkpoints": [], "sent_at": NOW})
+        payload = canonical(
+            {
+                "type": "appliance-audit-batch-v1",
+                "device_id": identity.device_id,
+                "log_id": log_id,
+                "first_seq": 1,
+                "last_seq": FLEET_BATCH,
+                "records": records,
+                "checkpoints": [],
+                "sent_at": NOW,
+            }
+        )
         bodies.append(sign_body(identity, identity.device_id, payload))
     return bodies
 
@@ -142,17 +174,24 @@ def postgres_ingest(tmp: Path, scenario: Scenario) -> list[Row]:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
     n = FLEET_DEVICES * FLEET_BATCH
-    notes = (f"{FLEET_DEVICES} devices x 1 batch of {FLEET_BATCH}, 8 concurrent HTTP clients, "
-             "signature + hash chain checked, one transaction per batch")
-    return [row(name, n / elapsed, "records/s", notes),
-            row(name.replace("ingest", "batches"), FLEET_DEVICES / elapsed, "batches/s", notes)]
+    notes = (
+        f"{FLEET_DEVICES} devices x 1 batch of {FLEET_BATCH}, 8 concurrent HTTP clients, "
+        "signature + hash chain checked, one transaction per batch"
+    )
+    return [
+        row(name, n / elapsed, "records/s", notes),
+        row(name.replace("ingest", "batches"), FLEET_DEVICES / elapsed, "batches/s", notes),
+    ]
 
 
 def run() -> list[Row]:
     scenario = Scenario()
     with tempfile.TemporaryDirectory(dir=REPO / "benchmarks") as tmp:
-        return [durable_rate(Path(tmp) / "a", scenario), upload_rate(Path(tmp) / "b", scenario),
-                *postgres_ingest(Path(tmp) / "c", scenario)]
+        return [
+            durable_rate(Path(tmp) / "a", scenario),
+            upload_rate(Path(tmp) / "b", scenario),
+            *postgres_ingest(Path(tmp) / "c", scenario),
+        ]
 
 
 if __name__ == "__main__":

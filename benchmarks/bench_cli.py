@@ -26,8 +26,9 @@ RUNS = 9
 BASELINE = "import cbor2, cryptography.hazmat.primitives.asymmetric.ec"
 
 
-def best_of(commands: list[list[str]], runs: int = RUNS,
-            env: dict[str, str] | None = None) -> list[float]:
+def best_of(
+    commands: list[list[str]], runs: int = RUNS, env: dict[str, str] | None = None
+) -> list[float]:
     """Fastest wall time of each command in seconds, runs interleaved so that load on a
     shared machine falls on all of them alike (a process start is what a user waits for)."""
     best = [float("inf")] * len(commands)
@@ -53,8 +54,17 @@ def run() -> list[Row]:
             [python, "-c", "pass"],
             [python, "-m", "appliance.cli", "--version"],
             [python, "-c", BASELINE],
-            [python, "-m", "appliance.cli", "verify", "--trust-source", str(trust),
-             "--at", "2027-01-15T08:00:00Z", text],
+            [
+                python,
+                "-m",
+                "appliance.cli",
+                "verify",
+                "--trust-source",
+                str(trust),
+                "--at",
+                "2027-01-15T08:00:00Z",
+                text,
+            ],
         ]
         cached = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         cached["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
@@ -64,11 +74,23 @@ def run() -> list[Row]:
             bare, version, baseline, verify = best_of(commands, env=env)
             rows += [
                 row(f"python -c pass{label}", bare * 1000, "ms", f"best of {RUNS}"),
-                row(f"appliance --version{label}", version * 1000, "ms",
-                    f"{version / bare:.2f}x bare (target 3x)"),
-                row(f"python importing cbor2 + cryptography{label}", baseline * 1000, "ms",
-                    f"best of {RUNS}"),
-                row(f"appliance verify (one text){label}", verify * 1000, "ms",
-                    f"{verify / baseline:.2f}x cbor2+cryptography (target 2x)"),
+                row(
+                    f"appliance --version{label}",
+                    version * 1000,
+                    "ms",
+                    f"{version / bare:.2f}x bare (target 3x)",
+                ),
+                row(
+                    f"python importing cbor2 + cryptography{label}",
+                    baseline * 1000,
+                    "ms",
+                    f"best of {RUNS}",
+                ),
+                row(
+                    f"appliance verify (one text){label}",
+                    verify * 1000,
+                    "ms",
+                    f"{verify / baseline:.2f}x cbor2+cryptography (target 2x)",
+                ),
             ]
     return rows

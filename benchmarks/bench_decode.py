@@ -31,7 +31,7 @@ CORPUS = SHARED / "qr-corpus"
 
 
 def _decoder(backend: str):
-    """"both-live" is the cascade as the kiosk runs it on camera frames (live=True)."""
+    """ "both-live" is the cascade as the kiosk runs it on camera frames (live=True)."""
     return make_decoder(backend.removesuffix("-live"), live=backend.endswith("-live"))
 
 
@@ -58,10 +58,14 @@ def bench_speed() -> list[dict]:
             for kind, frame in frames.items():
                 repeat = 15 if backend != "zxing" else 60
                 ms = _ms_per_call(lambda d=decoder, f=frame: d.decode(f), repeat)
-                rows.append({
-                    "name": f"decode_ms/{backend}/{width}x{height}/{kind}",
-                    "value": round(ms, 3), "unit": "ms", "notes": "median per frame",
-                })
+                rows.append(
+                    {
+                        "name": f"decode_ms/{backend}/{width}x{height}/{kind}",
+                        "value": round(ms, 3),
+                        "unit": "ms",
+                        "notes": "median per frame",
+                    }
+                )
         # a static empty scene through the presence gate, as an idle kiosk sees it
         scanner = FrameScanner(make_decoder("both", live=True), PresenceGate())
         empty = frames["empty"]
@@ -70,12 +74,15 @@ def bench_speed() -> list[dict]:
         for _ in range(n):
             scanner.scan(empty)
         ms = (time.perf_counter() - start) * 1000 / n
-        rows.append({
-            "name": f"decode_ms/both-live+gate/{width}x{height}/empty_static",
-            "value": round(ms, 3), "unit": "ms",
-            "notes": f"mean over {n} frames; {scanner.decoded_frames} decoded, "
-                     f"{scanner.skipped_frames} skipped by the presence gate",
-        })
+        rows.append(
+            {
+                "name": f"decode_ms/both-live+gate/{width}x{height}/empty_static",
+                "value": round(ms, 3),
+                "unit": "ms",
+                "notes": f"mean over {n} frames; {scanner.decoded_frames} decoded, "
+                f"{scanner.skipped_frames} skipped by the presence gate",
+            }
+        )
     return rows
 
 
@@ -100,16 +107,22 @@ def bench_corpus() -> list[dict]:
                 ascii_total += 1
                 ascii_hits += ok
         for key in sorted(totals, key=lambda k: (k == "all", k)):
-            rows.append({
-                "name": f"corpus/{backend}/{key}",
-                "value": round(100 * hits[key] / totals[key], 1), "unit": "%",
-                "notes": f"{hits[key]}/{totals[key]} exact text",
-            })
-        rows.append({
-            "name": f"corpus/{backend}/ascii-only",
-            "value": round(100 * ascii_hits / ascii_total, 1), "unit": "%",
-            "notes": f"{ascii_hits}/{ascii_total} exact text",
-        })
+            rows.append(
+                {
+                    "name": f"corpus/{backend}/{key}",
+                    "value": round(100 * hits[key] / totals[key], 1),
+                    "unit": "%",
+                    "notes": f"{hits[key]}/{totals[key]} exact text",
+                }
+            )
+        rows.append(
+            {
+                "name": f"corpus/{backend}/ascii-only",
+                "value": round(100 * ascii_hits / ascii_total, 1),
+                "unit": "%",
+                "notes": f"{ascii_hits}/{ascii_total} exact text",
+            }
+        )
     return rows
 
 
@@ -127,11 +140,15 @@ def bench_phone_like(seeds: int = 4) -> list[dict]:
                     ok += 1
                 else:
                     missed.append(case)
-        rows.append({
-            "name": f"phone_like/{backend}",
-            "value": round(100 * ok / total, 1), "unit": "%",
-            "notes": f"{ok}/{total} at 640x480; missed: {', '.join(sorted(set(missed))) or '-'}",
-        })
+        rows.append(
+            {
+                "name": f"phone_like/{backend}",
+                "value": round(100 * ok / total, 1),
+                "unit": "%",
+                "notes": f"{ok}/{total} at 640x480; missed: "
+                f"{', '.join(sorted(set(missed))) or '-'}",
+            }
+        )
     return rows
 
 
@@ -146,7 +163,10 @@ if __name__ == "__main__":
         print(f"{r['name']:<{width}}  {r['value']!s:>8} {r['unit']:<3} {r['notes']}")
     out = REPO / "benchmarks" / "results" / "decode.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count()}
+    meta = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
     out.write_text(json.dumps({"meta": meta, "rows": results}, indent=1) + "\n")
     print(f"wrote {out}")

@@ -81,9 +81,15 @@ def _browsers(url: str, profile: Path) -> dict[str, list[str]]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium:
         found["Chromium (800x480, software)"] = [
-            chromium, "--headless=new", "--window-size=800,480", "--no-first-run",
-            "--password-store=basic", "--incognito", f"--user-data-dir={profile / 'chromium'}",
-            *(["--no-sandbox"] if os.geteuid() == 0 else []), url,
+            chromium,
+            "--headless=new",
+            "--window-size=800,480",
+            "--no-first-run",
+            "--password-store=basic",
+            "--incognito",
+            f"--user-data-dir={profile / 'chromium'}",
+            *(["--no-sandbox"] if os.geteuid() == 0 else []),
+            url,
         ]
     cog = shutil.which("cog")
     if cog:
@@ -91,8 +97,9 @@ def _browsers(url: str, profile: Path) -> dict[str, list[str]]:
     return found
 
 
-def measure(argv: list[str], home: Path, settle_s: float,
-            sleep: Callable[[float], None] = time.sleep) -> dict[str, float]:
+def measure(
+    argv: list[str], home: Path, settle_s: float, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, float]:
     """Start a browser, sample its tree every half second; the settled and the peak sizes."""
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HOME": str(home)}  # caches and profiles go to the run's folder
@@ -114,15 +121,18 @@ def measure(argv: list[str], home: Path, settle_s: float,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return {"pss": pss, "rss": rss, "peak_pss": peak_pss, "peak_rss": peak_rss,
-            "processes": count}
+    return {"pss": pss, "rss": rss, "peak_pss": peak_pss, "peak_rss": peak_rss, "processes": count}
 
 
 def _fits(pss: float) -> str:
-    room = {model: mib - OS_MIB - BUDGET_MB["stack"] - BUDGET_MB["sync"]
-            for model, mib in MODELS_MIB.items()}
-    return "; ".join(f"{model}: {'fits' if pss <= free else 'NO'} ({free} MiB free)"
-                     for model, free in room.items())
+    room = {
+        model: mib - OS_MIB - BUDGET_MB["stack"] - BUDGET_MB["sync"]
+        for model, mib in MODELS_MIB.items()
+    }
+    return "; ".join(
+        f"{model}: {'fits' if pss <= free else 'NO'} ({free} MiB free)"
+        for model, free in room.items()
+    )
 
 
 def run(settle_s: float = 20.0) -> list[Row]:
@@ -142,12 +152,23 @@ def run(settle_s: float = 20.0) -> list[Row]:
                 rows.append(row("no browser installed (chromium, cog)", 0, "-"))
             for label, argv in browsers.items():
                 m = measure(argv, tmp / "home", settle_s)
-                rows.append(row(f"{label}: PSS, settled", m["pss"], "MiB",
-                                f"{m['processes']} processes; peak {m['peak_pss']:.0f} MiB; "
-                                + _fits(m["peak_pss"])))
-                rows.append(row(f"{label}: RSS summed, settled", m["rss"], "MiB",
-                                f"peak {m['peak_rss']:.0f} MiB (shared pages counted per "
-                                "process)"))
+                rows.append(
+                    row(
+                        f"{label}: PSS, settled",
+                        m["pss"],
+                        "MiB",
+                        f"{m['processes']} processes; peak {m['peak_pss']:.0f} MiB; "
+                        + _fits(m["peak_pss"]),
+                    )
+                )
+                rows.append(
+                    row(
+                        f"{label}: RSS summed, settled",
+                        m["rss"],
+                        "MiB",
+                        f"peak {m['peak_rss']:.0f} MiB (shared pages counted per process)",
+                    )
+                )
         finally:
             if web is not None:
                 web.stop()

@@ -43,9 +43,11 @@ def per_frame_ms(frame: np.ndarray, budget_s: float | None) -> tuple[float, int]
 
 def run() -> list[Row]:
     budget_s = ScannerConfig().frame_budget_ms / 1000
-    scenes = {"empty scene": np.full((480, 640), 200, np.uint8),
-              "clean code": qr_frame("LC1:CLEAN-CODE"),
-              "damaged sticker": damaged_sticker()}
+    scenes = {
+        "empty scene": np.full((480, 640), 200, np.uint8),
+        "clean code": qr_frame("LC1:CLEAN-CODE"),
+        "damaged sticker": damaged_sticker(),
+    }
     rows: list[Row] = []
     empty_ms = None
     for name, frame in scenes.items():
@@ -53,10 +55,22 @@ def run() -> list[Row]:
         bounded_ms, cut = per_frame_ms(frame, budget_s)
         if empty_ms is None:
             empty_ms = free_ms
-        rows.append(row(f"{name}: no budget", free_ms, "ms CPU/frame",
-                        f"{free_ms / empty_ms:.1f}x the empty scene"))
-        rows.append(row(f"{name}: budget {budget_s * 1e3:g} ms", bounded_ms, "ms CPU/frame",
-                        f"{cut} of {FRAMES} frames cut short"))
+        rows.append(
+            row(
+                f"{name}: no budget",
+                free_ms,
+                "ms CPU/frame",
+                f"{free_ms / empty_ms:.1f}x the empty scene",
+            )
+        )
+        rows.append(
+            row(
+                f"{name}: budget {budget_s * 1e3:g} ms",
+                bounded_ms,
+                "ms CPU/frame",
+                f"{cut} of {FRAMES} frames cut short",
+            )
+        )
     return rows
 
 

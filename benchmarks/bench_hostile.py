@@ -68,8 +68,13 @@ def _fuzz_costs(key, trust, checkpoint: Checkpoint) -> list[float]:
 
     costs: list[float] = []
 
-    @settings(max_examples=FUZZ_SAMPLE, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=FUZZ_SAMPLE,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(qr_texts(key))
     def sample(text: str) -> None:
         costs.append(_best_cost(text, trust, checkpoint)[0])
@@ -79,8 +84,13 @@ def _fuzz_costs(key, trust, checkpoint: Checkpoint) -> list[float]:
 
 
 def _picture(width: int, height: int) -> tuple[str, int, float]:
-    proc = subprocess.run([sys.executable, "-c", _PICTURE_CHILD, str(width), str(height)],
-                          capture_output=True, text=True, check=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PICTURE_CHILD, str(width), str(height)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     outcome, size, base, peak = proc.stdout.split()
     return outcome, int(size), (int(peak) - int(base)) / 1024
 
@@ -98,14 +108,21 @@ def run() -> list[Row]:
         cost, reason = _best_cost(text, trust, checkpoint)
         rows.append(row(f"seed {seed.name} ({len(text)} chars)", cost * 1e6, "us", reason))
     costs = sorted(_fuzz_costs(world.es256, trust, checkpoint))
-    rows.append(row(f"structure-fuzzed texts, median of {len(costs)}",
-                    statistics.median(costs) * 1e6, "us", "all four prefixes"))
+    rows.append(
+        row(
+            f"structure-fuzzed texts, median of {len(costs)}",
+            statistics.median(costs) * 1e6,
+            "us",
+            "all four prefixes",
+        )
+    )
     rows.append(row("structure-fuzzed texts, p99", costs[int(len(costs) * 0.99)] * 1e6, "us"))
     rows.append(row("structure-fuzzed texts, worst", costs[-1] * 1e6, "us", "budget 5,000 us"))
     for width, height in ((13_000, 13_000), (6_000, 6_000)):
         outcome, size, grown = _picture(width, height)
-        rows.append(row(f"PNG {width}x{height} ({size // 1024} KB): peak RSS growth", grown,
-                        "MiB", outcome))
+        rows.append(
+            row(f"PNG {width}x{height} ({size // 1024} KB): peak RSS growth", grown, "MiB", outcome)
+        )
     return rows
 
 

@@ -35,8 +35,11 @@ DGC = SHARED / "vectors/dgc-testdata/upstream/common/2DCode/raw"
 SHC = SHARED / "vectors/smart-health-cards/upstream/examples"
 CHECK = Checkpoint(check_staleness=False)
 
-HC1_CASES = (("CO3", "HC1 verify ES256"), ("CO1", "HC1 verify PS256 2048-bit"),
-             ("CO2", "HC1 verify PS256 3072-bit"))
+HC1_CASES = (
+    ("CO3", "HC1 verify ES256"),
+    ("CO1", "HC1 verify PS256 2048-bit"),
+    ("CO2", "HC1 verify PS256 3072-bit"),
+)
 
 
 def _hc1_case(name: str):
@@ -45,17 +48,30 @@ def _hc1_case(name: str):
     der = base64.b64decode(cert)
     public_key = x509.load_der_x509_certificate(der).public_key()
     alg = "PS256" if isinstance(public_key, rsa.RSAPublicKey) else "ES256"
-    doc = {"issuers": [{"iss": "AT", "keys": [
-        {"kid": compute_kid(der).hex(), "alg": alg, "certificate": cert}]}]}
+    doc = {
+        "issuers": [
+            {
+                "iss": "AT",
+                "keys": [{"kid": compute_kid(der).hex(), "alg": alg, "certificate": cert}],
+            }
+        ]
+    }
     now = datetime.fromisoformat(
-        case["TESTCTX"]["VALIDATIONCLOCK"].replace("Z", "+00:00")).timestamp()
+        case["TESTCTX"]["VALIDATIONCLOCK"].replace("Z", "+00:00")
+    ).timestamp()
     return case["PREFIX"], snapshot_from_document(doc), now
 
 
 def _shc_case():
     jwks = json.loads((SHC / "issuer/.well-known/jwks.json").read_text())
-    doc = {"issuers": [{"iss": "https://spec.smarthealth.cards/examples/issuer", "keys": [
-        {"kid": k["kid"], "alg": "ES256", "jwk": k} for k in jwks["keys"]]}]}
+    doc = {
+        "issuers": [
+            {
+                "iss": "https://spec.smarthealth.cards/examples/issuer",
+                "keys": [{"kid": k["kid"], "alg": "ES256", "jwk": k} for k in jwks["keys"]],
+            }
+        ]
+    }
     text = (SHC / "example-00-f-qr-code-numeric-value-0.txt").read_text().strip()
     return text, snapshot_from_document(doc), 1_700_000_000.0
 
@@ -74,15 +90,18 @@ def run() -> list[Row]:
     for label, text, trust, now in cases:
         reason = verify(text, trust, now, checkpoint=CHECK).reason
         assert str(reason) == "OK", (label, reason)
-    rates = paired_rates([
-        (lambda t=text, s=trust, n=now: verify(t, s, n, checkpoint=CHECK))
-        for _label, text, trust, now in cases
-    ])
+    rates = paired_rates(
+        [
+            (lambda t=text, s=trust, n=now: verify(t, s, n, checkpoint=CHECK))
+            for _label, text, trust, now in cases
+        ]
+    )
     lc1 = rates[0]
     rows = []
     for (label, text, _trust, _now), rate in zip(cases, rates, strict=True):
-        notes = f"{len(text)} chars" + ("" if label.startswith("LC1")
-                                        else f"; {100 * rate / lc1:.0f}% of LC1")
+        notes = f"{len(text)} chars" + (
+            "" if label.startswith("LC1") else f"; {100 * rate / lc1:.0f}% of LC1"
+        )
         rows.append(row(label, rate, "/s", notes))
     return rows
 

@@ -63,12 +63,14 @@ def _kiosk(frames: list, audit, gate: bool) -> tuple[Kiosk, GpiozeroIndicator]:
 
     world = World()
     trust = world.trust()
-    service = VerificationService(lambda: trust, FixedClock(1_800_000_000),
-                                  Checkpoint(check_staleness=False), audit=audit)
+    service = VerificationService(
+        lambda: trust, FixedClock(1_800_000_000), Checkpoint(check_staleness=False), audit=audit
+    )
     indicator = GpiozeroIndicator(IndicatorConfig(backend="mock"), pin_factory=MockFactory())
     scanner = FrameScanner(make_decoder("both", live=True), PresenceGate() if gate else None)
-    return Kiosk(PacedSource(frames), scanner, service, indicator, EventBus(),
-                 repeat_after_absent_s=0.3), indicator
+    return Kiosk(
+        PacedSource(frames), scanner, service, indicator, EventBus(), repeat_after_absent_s=0.3
+    ), indicator
 
 
 def _latency(audit, label: str, seconds: float) -> list[Row]:
@@ -89,8 +91,12 @@ def _latency(audit, label: str, seconds: float) -> list[Row]:
     budget = 1000 / FPS + 15
     return [
         row(f"scan-to-LED p50, {label}", p["p50_ms"], "ms", f"n={int(p['n'])}"),
-        row(f"scan-to-LED p99, {label}", p["p99_ms"], "ms",
-            f"target < {budget:.1f} ms (one frame + 15 ms)"),
+        row(
+            f"scan-to-LED p99, {label}",
+            p["p99_ms"],
+            "ms",
+            f"target < {budget:.1f} ms (one frame + 15 ms)",
+        ),
     ]
 
 
@@ -105,8 +111,12 @@ def _idle_cpu(gate: bool, seconds: float) -> Row:
     wall = time.monotonic() - wall0
     indicator.close()
     name = "idle CPU at 30 fps, presence gate " + ("on" if gate else "off")
-    return row(name, 100 * cpu / wall, "% of one core",
-               f"{kiosk._scanner.decoded_frames} of {kiosk.stats.frames} frames decoded")
+    return row(
+        name,
+        100 * cpu / wall,
+        "% of one core",
+        f"{kiosk._scanner.decoded_frames} of {kiosk.stats.frames} frames decoded",
+    )
 
 
 def run(seconds: float = 40.0) -> list[Row]:
@@ -124,8 +134,9 @@ def _real_audit(tmp: Path):
     from appliance.audit.log import open_audit_log
     from appliance.config import config_from_mapping
 
-    config = config_from_mapping({"paths": {"state_dir": str(tmp / "state"),
-                                            "secrets_dir": str(tmp / "secrets")}})
+    config = config_from_mapping(
+        {"paths": {"state_dir": str(tmp / "state"), "secrets_dir": str(tmp / "secrets")}}
+    )
     (tmp / "state").mkdir()
     return open_audit_log(config)
 

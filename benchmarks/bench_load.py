@@ -148,8 +148,9 @@ def publish(base: Path) -> tuple[Path, Path]:
     editor.set_policy(max_age_hours=72)
     parts = parts_from_document(editor.doc)
     rng = np.random.default_rng(16)
-    parts.revoked = {"cti_sha256": digests_array(
-        rng.integers(0, 256, size=(REVOKED, 16), dtype=np.uint8))}
+    parts.revoked = {
+        "cti_sha256": digests_array(rng.integers(0, 256, size=(REVOKED, 16), dtype=np.uint8))
+    }
     bits = np.zeros(STATUS_ENTRIES // 8, dtype=np.uint8)
     bits[rng.integers(0, len(bits), size=STATUS_ENTRIES // 800)] = 1
     parts.status_lists = [("https://status.example/dl/1", 1, bits.tobytes())]
@@ -217,15 +218,20 @@ def nginx(root: Path, prefix: Path) -> Iterator[Served]:
     conf = prefix / "nginx.conf"
     # workers as this process's user (root would make them nobody): the files are ours
     user = pwd.getpwuid(os.geteuid()).pw_name
-    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=root, path=REPO_PATH,
-                                      user=user))
-    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    conf.write_text(
+        NGINX_CONF.format(prefix=prefix, port=port, root=root, path=REPO_PATH, user=user)
+    )
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(prefix), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         url = f"http://127.0.0.1:{port}/{REPO_PATH}"
         try:
-            _wait_http(f"{url}/metadata/timestamp.json?{MARKER}",
-                       lambda: proc.poll() is None, "nginx")
+            _wait_http(
+                f"{url}/metadata/timestamp.json?{MARKER}", lambda: proc.poll() is None, "nginx"
+            )
         except RuntimeError as e:
             errors = (prefix / "error.log").read_text()[-2000:]
             raise RuntimeError(f"{e}: {errors}") from None
@@ -267,9 +273,24 @@ def _admin_sql(dsn: str, sql: str) -> None:
     except psycopg.errors.InsufficientPrivilege:
         if os.geteuid() != 0 or not shutil.which("runuser"):
             raise
-        subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-X", "-q",
-                        "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       check=True, capture_output=True, cwd="/")
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            cwd="/",
+        )
 
 
 @contextmanager
@@ -308,10 +329,25 @@ def gunicorn_hub(dsn: str, devices_dir: Path, workers: int) -> Iterator[str]:
         raise RuntimeError("gunicorn is not installed (pip install -e '.[hub]')")
     port = _free_port()
     env = {**os.environ, "APPLIANCE_HUB_DB": dsn, "APPLIANCE_HUB_DEVICES": str(devices_dir)}
-    proc = subprocess.Popen([exe, "--workers", str(workers), "--worker-class", "sync",
-                             "--timeout", "60", "--bind", f"127.0.0.1:{port}",
-                             "--log-level", "warning", "appliance_hub.wsgi:create()"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "sync",
+            "--timeout",
+            "60",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "appliance_hub.wsgi:create()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_http(url + "/readyz", lambda: proc.poll() is None, "gunicorn")
@@ -342,8 +378,12 @@ class Device:
         self.head = genesis_hash(self.log_id)
 
 
-_VERDICTS = [("PASS", "OK")] * 90 + [("FAIL", "EXPIRED")] * 5 + [
-    ("FAIL", "REVOKED")] * 2 + [("UNVERIFIABLE", "STATUS_UNKNOWN")] * 3
+_VERDICTS = (
+    [("PASS", "OK")] * 90
+    + [("FAIL", "EXPIRED")] * 5
+    + [("FAIL", "REVOKED")] * 2
+    + [("UNVERIFIABLE", "STATUS_UNKNOWN")] * 3
+)
 
 
 def enrol_fleet(n: int, devices_dir: Path) -> list[Device]:
@@ -363,34 +403,65 @@ def next_batch(dev: Device, n: int, now: float) -> SignedBody:
         dev.seq += 1
         verdict, reason = _VERDICTS[dev.seq * 37 % len(_VERDICTS)]
         rec: dict[str, Any] = {
-            "seq": dev.seq, "time": iso_time(now - (n - len(records)) * 12.0),
-            "device_id": dev.identity.device_id, "log_id": dev.log_id, "source": "camera",
-            "verdict": verdict, "reason": reason, "profile": "LC1", "iss": "TH-DLT",
-            "kid": secrets.token_hex(8), "licence_type": "DL",
-            "licence_hash": secrets.token_hex(32), "cti_hash": secrets.token_hex(32),
-            "live": False, "trust_version": 2, "software_version": "0.1.0",
-            "prev_hash": dev.head}
+            "seq": dev.seq,
+            "time": iso_time(now - (n - len(records)) * 12.0),
+            "device_id": dev.identity.device_id,
+            "log_id": dev.log_id,
+            "source": "camera",
+            "verdict": verdict,
+            "reason": reason,
+            "profile": "LC1",
+            "iss": "TH-DLT",
+            "kid": secrets.token_hex(8),
+            "licence_type": "DL",
+            "licence_hash": secrets.token_hex(32),
+            "cti_hash": secrets.token_hex(32),
+            "live": False,
+            "trust_version": 2,
+            "software_version": "0.1.0",
+            "prev_hash": dev.head,
+        }
         rec["hash"] = dev.head = record_hash(rec)
         records.append(rec)
     at = iso_time(now)
-    checkpoint = {"seq": dev.seq, "time": at, "hash": dev.head,
-                  "key_id": dev.identity.public.key_id,
-                  "signature": base64.b64encode(dev.identity.sign(checkpoint_message(
-                      dev.identity.device_id, dev.log_id, dev.seq, dev.head, at))).decode()}
+    checkpoint = {
+        "seq": dev.seq,
+        "time": at,
+        "hash": dev.head,
+        "key_id": dev.identity.public.key_id,
+        "signature": base64.b64encode(
+            dev.identity.sign(
+                checkpoint_message(dev.identity.device_id, dev.log_id, dev.seq, dev.head, at)
+            )
+        ).decode(),
+    }
     head = sign_head(dev.identity, dev.identity.device_id, dev.log_id, dev.seq, dev.head, at)
-    return batch_body(dev.identity, dev.identity.device_id, dev.log_id, records,
-                      [checkpoint], head, now)
+    return batch_body(
+        dev.identity, dev.identity.device_id, dev.log_id, records, [checkpoint], head, now
+    )
 
 
 def heartbeat(dev: Device, sent: float, backlog: int) -> bytes:
     """A heartbeat with the fields ``appliance_sync.heartbeat.collect`` gathers, signed."""
-    return sign_heartbeat(dev.identity, {
-        "type": HEARTBEAT_TYPE, "device_id": dev.identity.device_id,
-        "time": format_utc(sent), "software_version": "0.1.0", "trust_version": 2,
-        "trust_age_s": 600.0, "last_sync_result": "ok",
-        "last_sync_time": format_utc(sent - 600), "audit_backlog": backlog, "camera": "ok",
-        "clock_trusted": True, "disk_free_bytes": 20 * 2**30, "uptime_s": 86400.0,
-        "out_of_service": None})
+    return sign_heartbeat(
+        dev.identity,
+        {
+            "type": HEARTBEAT_TYPE,
+            "device_id": dev.identity.device_id,
+            "time": format_utc(sent),
+            "software_version": "0.1.0",
+            "trust_version": 2,
+            "trust_age_s": 600.0,
+            "last_sync_result": "ok",
+            "last_sync_time": format_utc(sent - 600),
+            "audit_backlog": backlog,
+            "camera": "ok",
+            "clock_trusted": True,
+            "disk_free_bytes": 20 * 2**30,
+            "uptime_s": 86400.0,
+            "out_of_service": None,
+        },
+    )
 
 
 def _requests(access_log: Path, skip: int) -> list[tuple[str, str]]:
@@ -414,8 +485,9 @@ def _first_sync_requests(repo: Served, pool: Any) -> list[tuple[str, str]]:
         time.sleep(0.05)
 
 
-def sync_fleet(fleet: list[Device], repo: Served, root: Path, states: Path, plan: LoadPlan,
-               result: LoadResult) -> None:
+def sync_fleet(
+    fleet: list[Device], repo: Served, root: Path, states: Path, plan: LoadPlan, result: LoadResult
+) -> None:
     """The first ``real_syncs`` devices sync with the real client (its state removed after,
     for disk); the others replay, byte for byte, the requests the first one made."""
     import urllib3
@@ -424,8 +496,15 @@ def sync_fleet(fleet: list[Device], repo: Served, root: Path, states: Path, plan
 
     def real(dev: Device) -> None:
         state = states / dev.identity.device_id
-        client = SyncClient(state_dir=state, url=repo.url, root=root, deadline_s=120,
-                            retries=3, backoff_s=0.2, clock_synchronised=lambda: False)
+        client = SyncClient(
+            state_dir=state,
+            url=repo.url,
+            root=root,
+            deadline_s=120,
+            retries=3,
+            backoff_s=0.2,
+            clock_synchronised=lambda: False,
+        )
         got = client.sync_once()
         if not got.updated:
             raise RuntimeError(f"{dev.identity.device_id}: sync installed nothing")
@@ -438,8 +517,9 @@ def sync_fleet(fleet: list[Device], repo: Served, root: Path, states: Path, plan
 
     def replay(_: Device) -> None:
         for status, uri in wire:
-            resp = pool.request("GET", base + uri.strip('"'), timeout=30,
-                                headers={"Accept-Encoding": "identity"})
+            resp = pool.request(
+                "GET", base + uri.strip('"'), timeout=30, headers={"Accept-Encoding": "identity"}
+            )
             if str(resp.status) != status:
                 raise RuntimeError(f"replayed {uri}: {resp.status}, the client had {status}")
 
@@ -470,7 +550,7 @@ def upload_fleet(fleet: list[Device], hub_url: str, plan: LoadPlan, result: Load
         table[key] = table.get(key, 0) + 1
 
     def lane(k: int) -> None:
-        mine = fleet[k::plan.clients]
+        mine = fleet[k :: plan.clients]
         for r in range(plan.rounds):
             for j, dev in enumerate(mine):
                 slot = r * plan.devices + k + j * plan.clients  # steady, spread over the fleet
@@ -508,19 +588,24 @@ def measure_database(dsn: str, result: LoadResult) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # settled sizes, as a day later
         result.stored = conn.execute("SELECT count(*) FROM records").fetchone()[0]  # type: ignore[index]
-        result.records_bytes = conn.execute(
-            "SELECT pg_total_relation_size('records')").fetchone()[0]  # type: ignore[index]
-        result.hub_bytes = int(conn.execute(
-            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind = 'r' AND n.nspname = current_schema()").fetchone()[0])  # type: ignore[index]
+        result.records_bytes = conn.execute("SELECT pg_total_relation_size('records')").fetchone()[
+            0
+        ]  # type: ignore[index]
+        result.hub_bytes = int(
+            conn.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'r' AND n.nspname = current_schema()"
+            ).fetchone()[0]
+        )  # type: ignore[index]
 
 
 # -- the whole run ------------------------------------------------------------------------
 
 
-def run_load(plan: LoadPlan, dsn: str, workdir: Path,
-             inspect: Callable[[str], object] | None = None) -> LoadResult:
+def run_load(
+    plan: LoadPlan, dsn: str, workdir: Path, inspect: Callable[[str], object] | None = None
+) -> LoadResult:
     """Publish, serve, start the hub, sync and upload the fleet, measure; everything that
     was started is stopped and the database dropped. ``inspect(dsn)`` runs before that."""
     result = LoadResult(plan)
@@ -545,33 +630,62 @@ def _pct(values: list[float], q: float) -> float:
 
 def rows(r: LoadResult) -> list[Row]:
     p = r.plan
-    shape = (f"{p.devices} devices x {p.rounds} batches of {p.records} records + a heartbeat "
-             f"each, {p.clients} concurrent clients, gunicorn {p.workers} workers, "
-             f"PostgreSQL ({r.database}); clients share the machine's cores with the hub")
+    shape = (
+        f"{p.devices} devices x {p.rounds} batches of {p.records} records + a heartbeat "
+        f"each, {p.clients} concurrent clients, gunicorn {p.workers} workers, "
+        f"PostgreSQL ({r.database}); clients share the machine's cores with the hub"
+    )
     pace = f"paced at {p.rate:g} batches/s" if p.rate > 0 else "unpaced: capacity"
     per_million = 1e6 / max(1, r.stored)
     return [
-        row("full syncs, real client", r.real_syncs / r.real_sync_s, "syncs/s",
+        row(
+            "full syncs, real client",
+            r.real_syncs / r.real_sync_s,
+            "syncs/s",
             f"{r.real_syncs} devices' first sync through nginx, {p.sync_clients} at once "
-            f"(TUF checks, install, fsync: the client's own cost)"),
-        row("repository, whole fleet synced", r.sync_s, "s",
-            f"{p.devices - r.real_syncs} more devices replay the real client's GETs"),
-        row("repository bytes served", r.served_bytes, "bytes",
+            f"(TUF checks, install, fsync: the client's own cost)",
+        ),
+        row(
+            "repository, whole fleet synced",
+            r.sync_s,
+            "s",
+            f"{p.devices - r.real_syncs} more devices replay the real client's GETs",
+        ),
+        row(
+            "repository bytes served",
+            r.served_bytes,
+            "bytes",
             f"nginx access log, {sum(r.served_requests.values())} requests "
             f"({', '.join(f'{k}: {v}' for k, v in sorted(r.served_requests.items()))}); "
-            f"{r.served_bytes / max(1, p.devices):,.0f} bytes per device"),
+            f"{r.served_bytes / max(1, p.devices):,.0f} bytes per device",
+        ),
         row("hub ingest", r.stored / r.load_s, "records/s", f"{shape}; {pace}"),
-        row("hub batches", len(r.latencies) / r.load_s, "batches/s",
-            "signature, checkpoint signature and hash chain checked; one transaction each"),
+        row(
+            "hub batches",
+            len(r.latencies) / r.load_s,
+            "batches/s",
+            "signature, checkpoint signature and hash chain checked; one transaction each",
+        ),
         row("batch latency p50", _pct(r.latencies, 50) * 1e3, "ms", "post to acknowledgement"),
         row("batch latency p99", _pct(r.latencies, 99) * 1e3, "ms", "post to acknowledgement"),
-        row("heartbeats", len(r.heartbeat_latencies) / r.load_s, "heartbeats/s",
-            f"interleaved with the batches; p99 "
-            f"{_pct(r.heartbeat_latencies, 99) * 1e3:.0f} ms"),
-        row("PostgreSQL records table per million records", r.records_bytes * per_million / 2**20,
-            "MiB", f"pg_total_relation_size('records') after VACUUM, {r.stored:,} stored"),
-        row("PostgreSQL hub tables per million records", r.hub_bytes * per_million / 2**20,
-            "MiB", "every table and index of the hub's schema, heartbeats included"),
+        row(
+            "heartbeats",
+            len(r.heartbeat_latencies) / r.load_s,
+            "heartbeats/s",
+            f"interleaved with the batches; p99 {_pct(r.heartbeat_latencies, 99) * 1e3:.0f} ms",
+        ),
+        row(
+            "PostgreSQL records table per million records",
+            r.records_bytes * per_million / 2**20,
+            "MiB",
+            f"pg_total_relation_size('records') after VACUUM, {r.stored:,} stored",
+        ),
+        row(
+            "PostgreSQL hub tables per million records",
+            r.hub_bytes * per_million / 2**20,
+            "MiB",
+            "every table and index of the hub's schema, heartbeats included",
+        ),
     ]
 
 
@@ -588,8 +702,10 @@ def run(plan: LoadPlan | None = None) -> list[Row]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if result.stored != result.sent or result.acks != {"stored": result.sent // plan.records}:
-        raise RuntimeError(f"records lost or doubled: sent {result.sent}, stored "
-                           f"{result.stored}, acks {result.acks}")
+        raise RuntimeError(
+            f"records lost or doubled: sent {result.sent}, stored "
+            f"{result.stored}, acks {result.acks}"
+        )
     return rows(result)
 
 
@@ -601,11 +717,21 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--records", type=int, default=d.records, help="records per batch")
     ap.add_argument("--clients", type=int, default=d.clients)
     ap.add_argument("--workers", type=int, default=d.workers, help="gunicorn workers")
-    ap.add_argument("--rate", type=float, default=d.rate,
-                    help="batches/s across the fleet (0: as fast as the hub answers)")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=d.rate,
+        help="batches/s across the fleet (0: as fast as the hub answers)",
+    )
     a = ap.parse_args(argv)
-    plan = LoadPlan(devices=a.devices, rounds=a.rounds, records=a.records, clients=a.clients,
-                    workers=a.workers, rate=a.rate)
+    plan = LoadPlan(
+        devices=a.devices,
+        rounds=a.rounds,
+        records=a.records,
+        clients=a.clients,
+        workers=a.workers,
+        rate=a.rate,
+    )
     result = run(plan)
     print_table("Scale: a fleet against one centre on loopback", result)
     print(f"\nwritten to {save('load', result)}")

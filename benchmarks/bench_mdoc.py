@@ -34,8 +34,9 @@ from appliance.core.verifier import Checkpoint
 from appliance.trust.source import load_trust_source
 
 REPO = Path(__file__).resolve().parent.parent
-ANNEX_D = Path(os.environ.get("APPLIANCE_SHARED_DATA", REPO.parent / "shared" / "data")) \
-    / "mdl-annexd"
+ANNEX_D = (
+    Path(os.environ.get("APPLIANCE_SHARED_DATA", REPO.parent / "shared" / "data")) / "mdl-annexd"
+)
 
 
 def _hex(name: str) -> bytes:
@@ -44,7 +45,8 @@ def _hex(name: str) -> bytes:
 
 def _point(name: str) -> ec.EllipticCurvePublicKey:
     return ec.EllipticCurvePublicKey.from_encoded_point(
-        ec.SECP256R1(), b"\x04" + _hex(f"{name}_x") + _hex(f"{name}_y"))
+        ec.SECP256R1(), b"\x04" + _hex(f"{name}_x") + _hex(f"{name}_y")
+    )
 
 
 def run() -> list[Row]:
@@ -53,15 +55,21 @@ def run() -> list[Row]:
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
     response, transcript = _hex("device_response"), _hex("session_transcript_bytes")
-    reader = ec.derive_private_key(int.from_bytes(_hex("e_reader_key_d"), "big"),
-                                   ec.SECP256R1())
+    reader = ec.derive_private_key(int.from_bytes(_hex("e_reader_key_d"), "big"), ec.SECP256R1())
     trust = load_trust_source(ANNEX_D / "annexd-trust.json")
     request = device_request_from_bytes(_hex("device_request"))
     now, checkpoint = parse_instant("2021-01-01T00:00:00Z"), Checkpoint(check_staleness=False)
 
     def full() -> object:
-        return verify_mdoc(response, session_transcript_bytes=transcript, e_reader_key=reader,
-                           trust=trust, now=now, request=request, checkpoint=checkpoint)
+        return verify_mdoc(
+            response,
+            session_transcript_bytes=transcript,
+            e_reader_key=reader,
+            trust=trust,
+            now=now,
+            request=request,
+            checkpoint=checkpoint,
+        )
 
     assert str(full().verdict.reason) == "OK"
     # The bare operations, on the same bytes, with everything else done beforehand.
@@ -73,11 +81,16 @@ def run() -> list[Row]:
     document = decode(response)["documents"][0]
     protected, _, payload, signature = document["issuerSigned"]["issuerAuth"]
     issuer_tbs = sig1_structure(protected, payload)
-    issuer_der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                                      int.from_bytes(signature[32:], "big"))
+    issuer_der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
     mac = document["deviceSigned"]["deviceAuth"]["deviceMac"]
-    mac_input = mac0_structure(mac[0], device_authentication_bytes(
-        transcript, document["docType"], document["deviceSigned"]["nameSpaces"].raw))
+    mac_input = mac0_structure(
+        mac[0],
+        device_authentication_bytes(
+            transcript, document["docType"], document["deviceSigned"]["nameSpaces"].raw
+        ),
+    )
     s_device = _point("s_device_key")
     algo = ec.ECDSA(hashes.SHA256())
     emac = hashlib.sha256(b"any 32-byte key").digest()
@@ -99,13 +112,25 @@ def run() -> list[Row]:
     parts_us = [1e6 / r for r in rates[1:]]
     bare_us = sum(parts_us)
     python = 1 - bare_us / full_us
-    names = ("ECDSA P-256 verify: DS certificate", "ECDSA P-256 verify: issuerAuth",
-             "ECDH P-256 (EMacKey)", "HMAC-SHA256 (deviceMac)")
-    rows = [row(f"bare {name}", us, "us", "cryptography") for name, us in zip(names, parts_us,
-                                                                            strict=True)]
+    names = (
+        "ECDSA P-256 verify: DS certificate",
+        "ECDSA P-256 verify: issuerAuth",
+        "ECDH P-256 (EMacKey)",
+        "HMAC-SHA256 (deviceMac)",
+    )
+    rows = [
+        row(f"bare {name}", us, "us", "cryptography")
+        for name, us in zip(names, parts_us, strict=True)
+    ]
     rows.append(row("bare operations together", bare_us, "us", "the floor per response"))
-    rows.append(row(f"mdoc verify, Annex D ({len(response)} B)", full_us, "us",
-                    f"Python around the bare operations {100 * python:.0f}%; target <= 50%"))
+    rows.append(
+        row(
+            f"mdoc verify, Annex D ({len(response)} B)",
+            full_us,
+            "us",
+            f"Python around the bare operations {100 * python:.0f}%; target <= 50%",
+        )
+    )
     rows.append(row("mdoc verify rate", rates[0], "/s", "one core"))
     return rows
 

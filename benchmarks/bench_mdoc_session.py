@@ -33,11 +33,15 @@ from common import Row, print_table, row, save
 SESSIONS_PER_MODE = 40
 IMPORT_RUNS = 5
 
-_KIOSK_BASE = ("import appliance.kiosk.loop, appliance.kiosk.mdoc_session, "
-               "appliance.core.verifier, appliance.core.credential.lc1, "
-               "appliance.devices.scanner")
-_MDL_PATH = ("import appliance.kiosk.mdoc_flow, appliance.core.credential.mdoc.verify, "
-             "appliance.devices.ble_bumble")
+_KIOSK_BASE = (
+    "import appliance.kiosk.loop, appliance.kiosk.mdoc_session, "
+    "appliance.core.verifier, appliance.core.credential.lc1, "
+    "appliance.devices.scanner"
+)
+_MDL_PATH = (
+    "import appliance.kiosk.mdoc_flow, appliance.core.credential.mdoc.verify, "
+    "appliance.devices.ble_bumble"
+)
 
 
 def _scan_to_verdict(mode_name: str) -> list[float]:
@@ -62,9 +66,14 @@ def _scan_to_verdict(mode_name: str) -> list[float]:
     checkpoint = Checkpoint(check_staleness=False)
 
     def judge(response: bytes, session: object) -> object:
-        return verify_mdoc(response, session_transcript_bytes=session.transcript,  # type: ignore[attr-defined]
-                           e_reader_key=session.e_reader_key,  # type: ignore[attr-defined]
-                           trust=trust, now=NOW.timestamp(), checkpoint=checkpoint)
+        return verify_mdoc(
+            response,
+            session_transcript_bytes=session.transcript,  # type: ignore[attr-defined]
+            e_reader_key=session.e_reader_key,  # type: ignore[attr-defined]
+            trust=trust,
+            now=NOW.timestamp(),
+            checkpoint=checkpoint,
+        )
 
     async def one() -> float:
         radio = LocalRadio()
@@ -72,8 +81,7 @@ def _scan_to_verdict(mode_name: str) -> list[float]:
             frame = qr_frame(phone.text)
             start = time.perf_counter()
             [text] = [t for t in scanner.scan(frame) if t.lower().startswith("mdoc:")]
-            result = await read_mdoc(text, reader_transport(radio, FAST), settings,
-                                     judge)  # type: ignore[arg-type]
+            result = await read_mdoc(text, reader_transport(radio, FAST), settings, judge)  # type: ignore[arg-type]
             elapsed = time.perf_counter() - start
         if result.verdict.reason is not Reason.OK:
             raise RuntimeError(f"session ended {result.verdict.reason}")
@@ -90,22 +98,29 @@ def _percentile(samples: list[float], q: float) -> float:
 
 
 def _subprocess(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                          text=True, cwd=HERE.parent).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=HERE.parent
+    ).stdout.strip()
 
 
 def _import_time() -> list[Row]:
-    code = (f"import time\n{_KIOSK_BASE}\nt = time.perf_counter()\n"
-            "import appliance.kiosk.mdoc_flow, appliance.core.credential.mdoc.verify\n"
-            "u = time.perf_counter()\nimport appliance.devices.ble_bumble\n"
-            "v = time.perf_counter()\nprint(u - t, v - u)")
+    code = (
+        f"import time\n{_KIOSK_BASE}\nt = time.perf_counter()\n"
+        "import appliance.kiosk.mdoc_flow, appliance.core.credential.mdoc.verify\n"
+        "u = time.perf_counter()\nimport appliance.devices.ble_bumble\n"
+        "v = time.perf_counter()\nprint(u - t, v - u)"
+    )
     _subprocess(code)  # bytecode cached, as installed on a device
     runs = [tuple(map(float, _subprocess(code).split())) for _ in range(IMPORT_RUNS)]
     core = statistics.median(r[0] for r in runs) * 1e3
     bumble = statistics.median(r[1] for r in runs) * 1e3
     return [
-        row("import mdoc core + session flow (after the kiosk's modules)", core, "ms",
-            f"median of {IMPORT_RUNS} fresh interpreters"),
+        row(
+            "import mdoc core + session flow (after the kiosk's modules)",
+            core,
+            "ms",
+            f"median of {IMPORT_RUNS} fresh interpreters",
+        ),
         row("import Bumble transport", bumble, "ms", "loaded at the first mdoc: code only"),
         row("import mDL path, total", core + bumble, "ms"),
     ]
@@ -135,15 +150,24 @@ def _memory() -> list[Row]:
         "        return await read_mdoc(p.text, reader_transport(r, FAST),\n"
         "                               SessionSettings(deadlines=FAST), w.judge)\n"
         "assert str(asyncio.run(go()).verdict.reason) == 'OK'\n"
-        "print(base, core, bumble, rss())")
+        "print(base, core, bumble, rss())"
+    )
     base, core, bumble, after = (int(v) / 1024 for v in _subprocess(code).split())
     return [
-        row("peak RSS, the kiosk's modules imported (no mDL yet)", base, "MiB",
-            "an interpreter, not the running kiosk"),
+        row(
+            "peak RSS, the kiosk's modules imported (no mDL yet)",
+            base,
+            "MiB",
+            "an interpreter, not the running kiosk",
+        ),
         row("added by the mdoc core and session flow", core - base, "MiB"),
         row("added by Bumble", bumble - core, "MiB", "loaded at the first mdoc: code"),
-        row("added by one emulated session", after - bumble, "MiB",
-            "includes the simulated phone and the test issuer"),
+        row(
+            "added by one emulated session",
+            after - bumble,
+            "MiB",
+            "includes the simulated phone and the test issuer",
+        ),
         row("added in all", after - base, "MiB", "against the kiosk's 64 MB budget"),
     ]
 
@@ -153,10 +177,18 @@ def run() -> list[Row]:
     for mode in ("peripheral_server", "central_client"):
         samples = _scan_to_verdict(mode)
         rows += [
-            row(f"QR scan to verdict p50, {mode} mode", _percentile(samples, 0.5) * 1e3, "ms",
-                f"n={len(samples)}, emulated link, phone answers at once"),
-            row(f"QR scan to verdict p99, {mode} mode", _percentile(samples, 0.99) * 1e3,
-                "ms", "target < 1500 ms"),
+            row(
+                f"QR scan to verdict p50, {mode} mode",
+                _percentile(samples, 0.5) * 1e3,
+                "ms",
+                f"n={len(samples)}, emulated link, phone answers at once",
+            ),
+            row(
+                f"QR scan to verdict p99, {mode} mode",
+                _percentile(samples, 0.99) * 1e3,
+                "ms",
+                "target < 1500 ms",
+            ),
         ]
     return rows + _import_time() + _memory()
 

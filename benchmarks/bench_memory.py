@@ -40,12 +40,23 @@ BUDGET_MB = {"kiosk": 64, "web": 48, "stack": 160, "sync": 96, "upload": 64}
 # Installed on this development machine (awscli, moto) but not on a Pi: securesystemslib
 # imports each cloud signer's SDK when it is present (boto3 alone costs ~15 MiB), so the
 # children are measured with them hidden, as a Pi's venv sees its site-packages.
-NOT_ON_A_PI = ("boto3", "botocore", "s3transfer", "google", "azure", "hvac", "PyKCS11",
-               "pykcs11", "sigstore")
-APPLIANCE = ("import sys\n"
-             f"sys.modules.update(dict.fromkeys({NOT_ON_A_PI!r}))\n"
-             "from appliance.cli import main\n"
-             "sys.exit(main(sys.argv[1:]))\n")
+NOT_ON_A_PI = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "google",
+    "azure",
+    "hvac",
+    "PyKCS11",
+    "pykcs11",
+    "sigstore",
+)
+APPLIANCE = (
+    "import sys\n"
+    f"sys.modules.update(dict.fromkeys({NOT_ON_A_PI!r}))\n"
+    "from appliance.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 ZERO_2W_FACTOR = (8, 10)
 UPLOAD_BACKLOG = 100_000
 
@@ -62,12 +73,16 @@ LAUNCHER = (
 def measured(argv: list[str], tmp: Path, timeout_s: float = 3600) -> dict:
     """Run ``appliance ARGV`` to completion; its exit status, peak RSS (MiB) and CPU (s)."""
     out = tmp / f"rusage-{time.monotonic_ns()}.json"
-    cmd = [sys.executable, "-S", "-c", LAUNCHER, str(out), sys.executable, "-c", APPLIANCE,
-           *argv]
+    cmd = [sys.executable, "-S", "-c", LAUNCHER, str(out), sys.executable, "-c", APPLIANCE, *argv]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     status, maxrss_kb, cpu = json.loads(out.read_text())
-    return {"status": status, "peak_mb": maxrss_kb / 1024, "cpu_s": cpu,
-            "stdout": proc.stdout, "stderr": proc.stderr}
+    return {
+        "status": status,
+        "peak_mb": maxrss_kb / 1024,
+        "cpu_s": cpu,
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+    }
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -81,9 +96,13 @@ class Server:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
         env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", APPLIANCE, *argv], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", APPLIANCE, *argv],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.ready_cpu_s = 0.0
 
     def wait_ready(self, timeout_s: float = 60) -> float:
@@ -156,8 +175,9 @@ def _device(tmp: Path) -> tuple[Path, list[str], object]:
     frames.mkdir()
     for i, text in enumerate(texts):
         Image.new("L", (640, 480), 200).save(frames / f"{2 * i}-blank.png")
-        segno.make(text, error="m", micro=False).save(frames / f"{2 * i + 1}-code.png",
-                                                      scale=5, border=4)
+        segno.make(text, error="m", micro=False).save(
+            frames / f"{2 * i + 1}-code.png", scale=5, border=4
+        )
     config = tmp / "appliance.toml"
     config.write_text(f"""
 [device]
@@ -165,8 +185,8 @@ id = "bench-memory"
 mode = "kiosk"
 
 [paths]
-state_dir = "{tmp / 'state'}"
-secrets_dir = "{tmp / 'secrets'}"
+state_dir = "{tmp / "state"}"
+secrets_dir = "{tmp / "secrets"}"
 
 [camera]
 source = "images"
@@ -187,12 +207,24 @@ root = "{authority.root_file}"
 
 [web]
 port = {_free_port()}
-kiosk_socket = "{tmp / 'run' / 'kiosk.sock'}"
+kiosk_socket = "{tmp / "run" / "kiosk.sock"}"
 """)
     # The device's identity and audit key, as an installation creates them (a device
     # without them refuses to verify or run).
-    subprocess.run([sys.executable, "-c", APPLIANCE, "device", "keygen", "--config", str(config),
-                    "--test-audit-key"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            APPLIANCE,
+            "device",
+            "keygen",
+            "--config",
+            str(config),
+            "--test-audit-key",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return config, texts, server
 
 
@@ -212,8 +244,14 @@ def device_rows(tmp: Path) -> list[Row]:
     try:
         one = measured(["verify", "--config", str(config), texts[0]], tmp)
         assert one["status"] == 0, one["stderr"]
-        rows.append(row("verify one text (--config): peak RSS", one["peak_mb"], "MiB",
-                        _budget("verify", one["peak_mb"])))
+        rows.append(
+            row(
+                "verify one text (--config): peak RSS",
+                one["peak_mb"],
+                "MiB",
+                _budget("verify", one["peak_mb"]),
+            )
+        )
         rows.append(row("verify one text: CPU time", one["cpu_s"], "s", _zero(one["cpu_s"])))
 
         kiosk = Server(["run", "--config", str(config)], tmp, "kiosk")
@@ -226,14 +264,26 @@ def device_rows(tmp: Path) -> list[Row]:
             while _audit_count(tmp / "state") < before + 3 and time.monotonic() < deadline:
                 time.sleep(0.2)
             scanned = _audit_count(tmp / "state") - before
-            rows.append(row("kiosk ready to scan: CPU time", cpu, "s",
-                            f"target <= 1.0 s here; {_zero(cpu)}"))
-            rows.append(row("kiosk ready to scan: peak RSS", ready_peak, "MiB",
-                            _budget("kiosk", ready_peak)))
+            rows.append(
+                row(
+                    "kiosk ready to scan: CPU time", cpu, "s", f"target <= 1.0 s here; {_zero(cpu)}"
+                )
+            )
+            rows.append(
+                row(
+                    "kiosk ready to scan: peak RSS", ready_peak, "MiB", _budget("kiosk", ready_peak)
+                )
+            )
             kiosk_peak = kiosk.peak_mb()
-            rows.append(row("kiosk after scanning: peak RSS", kiosk_peak, "MiB",
-                            f"{scanned} codes verified and audited (folder camera, zxing+zbar, "
-                            f"mock pins); {_budget('kiosk', kiosk_peak)}"))
+            rows.append(
+                row(
+                    "kiosk after scanning: peak RSS",
+                    kiosk_peak,
+                    "MiB",
+                    f"{scanned} codes verified and audited (folder camera, zxing+zbar, "
+                    f"mock pins); {_budget('kiosk', kiosk_peak)}",
+                )
+            )
 
             web = Server(["web", "--config", str(config)], tmp, "web")
             web_cpu = web.wait_ready()
@@ -243,11 +293,18 @@ def device_rows(tmp: Path) -> list[Row]:
                     r.read()
             web_peak = web.peak_mb()
             rows.append(row("web ready: CPU time", web_cpu, "s", _zero(web_cpu)))
-            rows.append(row("web serving /kiosk: peak RSS", web_peak, "MiB",
-                            _budget("web", web_peak)))
+            rows.append(
+                row("web serving /kiosk: peak RSS", web_peak, "MiB", _budget("web", web_peak))
+            )
             stack = kiosk.peak_mb() + web_peak
-            rows.append(row("device stack (kiosk + web): peak RSS", stack, "MiB",
-                            f"network-less services, display aside; {_budget('stack', stack)}"))
+            rows.append(
+                row(
+                    "device stack (kiosk + web): peak RSS",
+                    stack,
+                    "MiB",
+                    f"network-less services, display aside; {_budget('stack', stack)}",
+                )
+            )
         finally:
             if web is not None:
                 web.stop()
@@ -279,9 +336,14 @@ def sync_rows(tmp: Path, scale: float) -> list[Row]:
     repo, keys, root = tmp / "repo", tmp / "keys", tmp / "root.json"
     init_repository(repo, keys, root)
     revoked = digests_array(rng.integers(0, 256, size=(revoked_n, 16), dtype=np.uint8))
-    update_repository(repo, keys, TrustParts(
-        revoked={"cti_sha256": revoked},
-        status_lists=[(URI, 1, _status_bits(status_n, rng).tobytes())]))
+    update_repository(
+        repo,
+        keys,
+        TrustParts(
+            revoked={"cti_sha256": revoked},
+            status_lists=[(URI, 1, _status_bits(status_n, rng).tobytes())],
+        ),
+    )
     del revoked
     httpd, url = _serve(repo)
     try:
@@ -291,8 +353,8 @@ def sync_rows(tmp: Path, scale: float) -> list[Row]:
 id = "bench-sync"
 
 [paths]
-state_dir = "{tmp / 'dev'}"
-secrets_dir = "{tmp / 'dev-secrets'}"
+state_dir = "{tmp / "dev"}"
+secrets_dir = "{tmp / "dev-secrets"}"
 
 [sync]
 url = "{url}"
@@ -304,9 +366,15 @@ root = "{root}"
         httpd.shutdown()
         httpd.server_close()
     what = f"{revoked_n:,} revoked hashes + {status_n:,}-entry status list"
-    return [row("full sync: peak RSS", result["peak_mb"], "MiB",
-                f"{what}; {_budget('sync', result['peak_mb'])}"),
-            row("full sync: CPU time", result["cpu_s"], "s", what)]
+    return [
+        row(
+            "full sync: peak RSS",
+            result["peak_mb"],
+            "MiB",
+            f"{what}; {_budget('sync', result['peak_mb'])}",
+        ),
+        row("full sync: CPU time", result["cpu_s"], "s", what),
+    ]
 
 
 def upload_rows(tmp: Path) -> list[Row]:
@@ -349,9 +417,15 @@ batch_size = 500
         assert store.count() == UPLOAD_BACKLOG, store.count()
     finally:
         server.shutdown()
-    return [row("upload 100,000-record backlog: peak RSS", result["peak_mb"], "MiB",
-                f"batches of 500 to a hub on loopback; {_budget('upload', result['peak_mb'])}"),
-            row("upload 100,000-record backlog: CPU time", result["cpu_s"], "s", "")]
+    return [
+        row(
+            "upload 100,000-record backlog: peak RSS",
+            result["peak_mb"],
+            "MiB",
+            f"batches of 500 to a hub on loopback; {_budget('upload', result['peak_mb'])}",
+        ),
+        row("upload 100,000-record backlog: CPU time", result["cpu_s"], "s", ""),
+    ]
 
 
 def run(scale: float = 1.0, parts: tuple[str, ...] = ("device", "sync", "upload")) -> list[Row]:

@@ -29,8 +29,17 @@ from appliance.devices.picture_worker import PICTURE_BUDGET_BYTES, decode_upload
 from appliance.devices.pictures import max_pixels, peak_bytes
 
 SIZE = (3000, 2000)
-KINDS = (("PNG", "L"), ("PNG", "P"), ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "LA"),
-         ("JPEG", "RGB"), ("JPEG", "CMYK"), ("WEBP", "RGB"), ("WEBP", "RGBA"))
+KINDS = (
+    ("PNG", "L"),
+    ("PNG", "P"),
+    ("PNG", "RGB"),
+    ("PNG", "RGBA"),
+    ("PNG", "LA"),
+    ("JPEG", "RGB"),
+    ("JPEG", "CMYK"),
+    ("WEBP", "RGB"),
+    ("WEBP", "RGBA"),
+)
 
 
 def picture(fmt: str, mode: str) -> bytes:
@@ -41,9 +50,14 @@ def picture(fmt: str, mode: str) -> bytes:
 
 
 def measured_peak(data: bytes) -> int:
-    proc = subprocess.run([sys.executable, "-c", MEASURE], input=data, capture_output=True,
-                          timeout=300, check=True, env={**os.environ,
-                                                         "OPENBLAS_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE],
+        input=data,
+        capture_output=True,
+        timeout=300,
+        check=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
     return int(proc.stdout)
 
 
@@ -56,17 +70,29 @@ def run() -> list[Row]:
         peak = measured_peak(data)
         model = peak_bytes(fmt, decoded, SIZE, data_bytes=len(data))
         cap = max_pixels(fmt, decoded)
-        rows.append(row(f"{fmt} {mode} {SIZE[0]}x{SIZE[1]}: peak", peak / pixels,
-                        "bytes/pixel", f"model {model / pixels:.2f}; cap at "
-                        f"{PICTURE_BUDGET_BYTES // 2**20} MiB: {cap / 1e6:.1f} MP"
-                        + ("" if fmt != "JPEG" else " decoded (drafted down to fit)")))
+        rows.append(
+            row(
+                f"{fmt} {mode} {SIZE[0]}x{SIZE[1]}: peak",
+                peak / pixels,
+                "bytes/pixel",
+                f"model {model / pixels:.2f}; cap at "
+                f"{PICTURE_BUDGET_BYTES // 2**20} MiB: {cap / 1e6:.1f} MP"
+                + ("" if fmt != "JPEG" else " decoded (drafted down to fit)"),
+            )
+        )
     small = qr_picture("LC1:BENCH")
     decode_upload(small, "both")
     start = time.perf_counter()
     for _ in range(5):
         decode_upload(small, "both")
-    rows.append(row("one upload through the worker", (time.perf_counter() - start) / 5 * 1e3,
-                    "ms", "interpreter start, imports, limits, decode of a small QR picture"))
+    rows.append(
+        row(
+            "one upload through the worker",
+            (time.perf_counter() - start) / 5 * 1e3,
+            "ms",
+            "interpreter start, imports, limits, decode of a small QR picture",
+        )
+    )
     return rows
 
 

@@ -58,8 +58,12 @@ def run() -> list[Row]:
                 row(f"status list {STATUS_ENTRIES:,} x {bits} bit: file", size / 2**20, "MB"),
                 row(f"status list {bits} bit: load (mmap)", load * 1e3, "ms", "target < 200 ms"),
                 row(f"status list {bits} bit: lookup", per * 1e6, "us", "target < 2 us"),
-                row(f"status list {bits} bit: RSS after 100k lookups", rss_mb() - before, "MB",
-                    "pages touched, not the file"),
+                row(
+                    f"status list {bits} bit: RSS after 100k lookups",
+                    rss_mb() - before,
+                    "MB",
+                    "pages touched, not the file",
+                ),
             ]
         digests = np.frombuffer(np.random.default_rng(2).bytes(HASHES * 16), dtype="V16")
         digests = np.sort(digests.view("S16"))
@@ -68,8 +72,10 @@ def run() -> list[Row]:
         t0 = time.perf_counter()
         (d / "cti-base.idx").write_bytes(build_bucket_index(base.read_bytes()))
         index_s = time.perf_counter() - t0
-        members = [bytes(digests[i]) + bytes(16) for i in
-                   np.random.default_rng(3).integers(0, HASHES, PROBES // 2)]
+        members = [
+            bytes(digests[i]) + bytes(16)
+            for i in np.random.default_rng(3).integers(0, HASHES, PROBES // 2)
+        ]
         del digests
         strangers = [os.urandom(32) for _ in range(PROBES // 2)]
         deltas = d / "cti-d1.bin"
@@ -85,16 +91,25 @@ def run() -> list[Row]:
         per = (time.perf_counter() - t0) / len(probes)
         assert hits >= len(members)
         rows += [
-            row(f"revoked hashes {HASHES:,}: base + index files",
-                (base.stat().st_size + (d / 'cti-base.idx').stat().st_size) / 2**20, "MB",
-                "16-byte prefixes + 4 MB bucket index; raw SHA-256 would be 320 MB"),
+            row(
+                f"revoked hashes {HASHES:,}: base + index files",
+                (base.stat().st_size + (d / "cti-base.idx").stat().st_size) / 2**20,
+                "MB",
+                "16-byte prefixes + 4 MB bucket index; raw SHA-256 would be 320 MB",
+            ),
             row("revoked hashes: build index (install time)", index_s * 1e3, "ms"),
             row("revoked hashes: load (mmap + 1,000 deltas)", load * 1e3, "ms", "target < 200 ms"),
             row("revoked hashes: lookup (half members)", per * 1e6, "us", "target < 2 us"),
             row("revoked hashes: RSS after 100k lookups", rss_mb() - before, "MB"),
         ]
-    rows.append(row("process peak RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                    "MB", "includes building the test data"))
+    rows.append(
+        row(
+            "process peak RSS",
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "MB",
+            "includes building the test data",
+        )
+    )
     return rows
 
 

@@ -65,8 +65,13 @@ def _serve(root: Path) -> tuple[ThreadingHTTPServer, str]:
 
 
 def _sync(state: Path, url: str, root: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CLIENT, str(state), url, str(root)],
-                         capture_output=True, text=True, check=True, timeout=3600)
+    out = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(state), url, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -95,10 +100,19 @@ def run(scale: float = 1.0, workdir: str | None = None) -> list[Row]:
         revoked = digests_array(rng.integers(0, 256, size=(revoked_n, 16), dtype=np.uint8))
         status = _status_bits(status_n, rng)
         t = time.perf_counter()
-        update_repository(repo, keys, TrustParts(
-            revoked={"cti_sha256": revoked}, status_lists=[(URI, 1, status.tobytes())]))
-        rows.append(row("publish full", time.perf_counter() - t, "s",
-                        f"{revoked_n:,} hashes + {status_n:,}-entry status list"))
+        update_repository(
+            repo,
+            keys,
+            TrustParts(revoked={"cti_sha256": revoked}, status_lists=[(URI, 1, status.tobytes())]),
+        )
+        rows.append(
+            row(
+                "publish full",
+                time.perf_counter() - t,
+                "s",
+                f"{revoked_n:,} hashes + {status_n:,}-entry status list",
+            )
+        )
         httpd, url = _serve(repo)
         try:
             full = _sync(state, url, root)
@@ -106,37 +120,69 @@ def run(scale: float = 1.0, workdir: str | None = None) -> list[Row]:
 
             t = time.perf_counter()
             snap = load_trust_store(state / "trust")
-            rows.append(row("load installed store", (time.perf_counter() - t) * 1e3, "ms",
-                            "mmap; no parse"))
+            rows.append(
+                row("load installed store", (time.perf_counter() - t) * 1e3, "ms", "mmap; no parse")
+            )
             present = [bytes(x) + bytes(16) for x in revoked[rng.integers(0, revoked_n, 20000)]]
             absent = [rng.bytes(32) for _ in range(20000)]
-            for name, probes in (("revoked-hash lookup, hit", present),
-                                 ("revoked-hash lookup, miss", absent)):
+            for name, probes in (
+                ("revoked-hash lookup, hit", present),
+                ("revoked-hash lookup, miss", absent),
+            ):
                 t = time.perf_counter()
                 hits = sum(p in snap.revoked_cti for p in probes)
-                rows.append(row(name, (time.perf_counter() - t) / len(probes) * 1e6, "us",
-                                f"{hits} of {len(probes)} found"))
+                rows.append(
+                    row(
+                        name,
+                        (time.perf_counter() - t) / len(probes) * 1e6,
+                        "us",
+                        f"{hits} of {len(probes)} found",
+                    )
+                )
             lst = snap.status_lists[URI]
             idx = rng.integers(0, status_n, 100000).tolist()
             t = time.perf_counter()
             for i in idx:
                 lst.status(i)
-            rows.append(row("status-list lookup", (time.perf_counter() - t) / len(idx) * 1e6,
-                            "us", f"{len(lst):,} entries"))
+            rows.append(
+                row(
+                    "status-list lookup",
+                    (time.perf_counter() - t) / len(idx) * 1e6,
+                    "us",
+                    f"{len(lst):,} entries",
+                )
+            )
 
-            revoked = np.union1d(revoked, digests_array(
-                rng.integers(0, 256, size=(delta_n, 16), dtype=np.uint8)))
-            update_repository(repo, keys, TrustParts(
-                revoked={"cti_sha256": revoked}, status_lists=[(URI, 1, status.tobytes())]))
+            revoked = np.union1d(
+                revoked, digests_array(rng.integers(0, 256, size=(delta_n, 16), dtype=np.uint8))
+            )
+            update_repository(
+                repo,
+                keys,
+                TrustParts(
+                    revoked={"cti_sha256": revoked}, status_lists=[(URI, 1, status.tobytes())]
+                ),
+            )
             delta = _sync(state, url, root)
             rows += _sync_rows(f"delta sync, {delta_n} new revocations", delta)
             base_bytes = revoked_n * 16
-            rows.append(row("delta / full revoked set", delta["bytes"] / base_bytes * 100, "%",
-                            "bytes fetched incl. all metadata; requirement <= 2 %"))
+            rows.append(
+                row(
+                    "delta / full revoked set",
+                    delta["bytes"] / base_bytes * 100,
+                    "%",
+                    "bytes fetched incl. all metadata; requirement <= 2 %",
+                )
+            )
 
             status = _flip(status, delta_n, rng)
-            update_repository(repo, keys, TrustParts(
-                revoked={"cti_sha256": revoked}, status_lists=[(URI, 1, status.tobytes())]))
+            update_repository(
+                repo,
+                keys,
+                TrustParts(
+                    revoked={"cti_sha256": revoked}, status_lists=[(URI, 1, status.tobytes())]
+                ),
+            )
             changed = _sync(state, url, root)
             rows += _sync_rows(f"delta sync, {delta_n} status changes", changed)
             snap = load_trust_store(state / "trust")
@@ -153,8 +199,12 @@ def _sync_rows(name: str, r: dict) -> list[Row]:
     return [
         row(f"{name}: bytes", r["bytes"], "B"),
         row(f"{name}: time", r["seconds"], "s", "loopback, client in its own process"),
-        row(f"{name}: peak RSS", r["peak_kb"] / 1024, "MiB",
-            f"interpreter + imports alone {r['base_kb'] / 1024:.0f} MiB"),
+        row(
+            f"{name}: peak RSS",
+            r["peak_kb"] / 1024,
+            "MiB",
+            f"interpreter + imports alone {r['base_kb'] / 1024:.0f} MiB",
+        ),
     ]
 
 

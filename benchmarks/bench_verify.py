@@ -35,14 +35,17 @@ def _bare(key, message: bytes, signature: bytes, with_der: bool = False):
     pub = key.private_key.public_key()
     algo = ec.ECDSA(hashes.SHA256())
     if with_der:
+
         def check() -> None:
-            der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                                       int.from_bytes(signature[32:], "big"))
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
             pub.verify(der, message, algo)
 
         return check
-    der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                               int.from_bytes(signature[32:], "big"))
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
     return lambda: pub.verify(der, message, algo)
 
 
@@ -62,21 +65,35 @@ def run() -> list[Row]:
         cred = world.issue(key, holder_cose_key=cose_key(holder.private_key.public_key()))
         lp1 = present(cred, holder, NOW)
         assert str(verify(lp1, trust, NOW, checkpoint=checkpoint).reason) == "OK"
-        bare, bare_der, full, live = paired_rates([
-            _bare(key, tbs, sig),
-            _bare(key, tbs, sig, with_der=True),
-            lambda t=text: verify(t, trust, NOW, checkpoint=checkpoint),
-            lambda t=lp1: verify(t, trust, NOW, checkpoint=checkpoint),
-        ])
+        bare, bare_der, full, live = paired_rates(
+            [
+                _bare(key, tbs, sig),
+                _bare(key, tbs, sig, with_der=True),
+                lambda t=text: verify(t, trust, NOW, checkpoint=checkpoint),
+                lambda t=lp1: verify(t, trust, NOW, checkpoint=checkpoint),
+            ]
+        )
         rows.append(row(f"bare signature check {key.alg}", bare, "/s", "cryptography"))
         note = f"{100 * full / bare:.0f}% of bare; target >= 75%"
         if key.alg == "ES256":
-            rows.append(row("bare ES256 check incl. r||s -> DER", bare_der, "/s",
-                            "the least a COSE ES256 check with cryptography does"))
+            rows.append(
+                row(
+                    "bare ES256 check incl. r||s -> DER",
+                    bare_der,
+                    "/s",
+                    "the least a COSE ES256 check with cryptography does",
+                )
+            )
             note += f"; {100 * full / bare_der:.0f}% of bare incl. DER"
         rows.append(row(f"LC1 verify {key.alg} ({len(text)} chars)", full, "/s", note))
-        rows.append(row(f"LP1 verify {key.alg}+{holder.alg}", live, "/s",
-                        f"{100 * live / (bare / 2):.0f}% of two bare checks; target >= 40%"))
+        rows.append(
+            row(
+                f"LP1 verify {key.alg}+{holder.alg}",
+                live,
+                "/s",
+                f"{100 * live / (bare / 2):.0f}% of two bare checks; target >= 40%",
+            )
+        )
     rows.append(import_time_row())
     return rows
 
@@ -84,14 +101,24 @@ def run() -> list[Row]:
 def import_time_row() -> Row:
     """Cumulative import time of the verifier as reported by ``python -X importtime``."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c",
-         "import appliance.core.verifier, appliance.core.credential.registry as r; r.profiles()"],
-        capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import appliance.core.verifier, appliance.core.credential.registry as r; r.profiles()",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     total = 0
     for line in proc.stderr.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[2].strip() in ("appliance.core.verifier",
-                                                    "appliance.core.credential.lp1"):
+        if len(parts) == 3 and parts[2].strip() in (
+            "appliance.core.verifier",
+            "appliance.core.credential.lp1",
+        ):
             total += int(parts[1].strip())
     return row("import time verifier + profiles", total / 1000, "ms", "python -X importtime")
 

@@ -34,8 +34,9 @@ def rate(fn: Callable[[], object], min_time_s: float = 1.0) -> float:
     return n / best
 
 
-def paired_rates(fns: list[Callable[[], object]], rounds: int = 7,
-                 batch_s: float = 0.2) -> list[float]:
+def paired_rates(
+    fns: list[Callable[[], object]], rounds: int = 7, batch_s: float = 0.2
+) -> list[float]:
     """Best rate of each function over interleaved rounds.
 
     Interleaving makes a ratio (path / bare check) robust against other load on the
@@ -67,8 +68,11 @@ def row(name: str, value: float, unit: str, notes: str = "") -> Row:
 
 
 def machine() -> dict[str, str]:
-    return {"machine": platform.machine(), "python": platform.python_version(),
-            "processor": platform.processor() or platform.platform()}
+    return {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.platform(),
+    }
 
 
 def print_table(title: str, rows: list[Row]) -> None:

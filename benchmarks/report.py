@@ -44,8 +44,10 @@ def main() -> None:
         for r in rows:
             v = r["value"]
             value = f"{v:,.3f}".rstrip("0").rstrip(".") if isinstance(v, float) else f"{v:,}"
-            out.append(f"| {_cell(r['name'])} | {value} | {_cell(r.get('unit', ''))} | "
-                       f"{_cell(r.get('notes', ''))} |")
+            out.append(
+                f"| {_cell(r['name'])} | {value} | {_cell(r.get('unit', ''))} | "
+                f"{_cell(r.get('notes', ''))} |"
+            )
         out.append("")
     out.append((REPO / "docs" / "performance-notes.md").read_text())
     (REPO / "docs" / "performance.md").write_text("\n".join(out))

@@ -28,13 +28,19 @@ YEAR_S = 365 * 86400
 def main(out: Path = HERE) -> Path:
     key = generate_key("ES256")
     now = int(time.time())
-    claims = Claims(iss=ISS, licence=LicenceData(typ="TEST", no="SELFTEST-0001",
-                                                 nm="Self-test card"),
-                    iat=now - 86400, exp=now + 30 * YEAR_S)
+    claims = Claims(
+        iss=ISS,
+        licence=LicenceData(typ="TEST", no="SELFTEST-0001", nm="Self-test card"),
+        iat=now - 86400,
+        exp=now + 30 * YEAR_S,
+    )
     text = issue(key, claims)
     editor = TrustSourceEditor()
-    editor.add_key(ISS, key.trust_entry(not_after="2060-01-01T00:00:00Z"),
-                   "Appliance self-test card (not an authority)")
+    editor.add_key(
+        ISS,
+        key.trust_entry(not_after="2060-01-01T00:00:00Z"),
+        "Appliance self-test card (not an authority)",
+    )
     card = out / "selftest-card.json"
     card.write_text(json.dumps({"text": text, "trust": editor.doc}, indent=1) + "\n")
     qr = segno.make(text, error="m", micro=False)

@@ -42,8 +42,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 16 * 2**20
 UNAUTHENTICATED = "batch not accepted: unknown device or signature that does not verify"
-DISABLED = ("batch not accepted: this device is disabled by policy (policy.disabled_devices); "
-            "ask the fleet administrator to re-enable it")
+DISABLED = (
+    "batch not accepted: this device is disabled by policy (policy.disabled_devices); "
+    "ask the fleet administrator to re-enable it"
+)
 
 bp = Blueprint("api", __name__)
 
@@ -52,8 +54,9 @@ bp = Blueprint("api", __name__)
 def receive_batch() -> Any:
     h = hub()
     try:  # authenticated before anything parses the body (signed_requests)
-        device_id, key, body = read_signed_body(request, h.registry, MAX_BATCH_BYTES,
-                                                UNAUTHENTICATED)
+        device_id, key, body = read_signed_body(
+            request, h.registry, MAX_BATCH_BYTES, UNAUTHENTICATED
+        )
     except RequestRefused as e:
         return error(e.status, str(e))
     if device_id in h.disabled_devices():  # after authentication: tells only the device
@@ -73,8 +76,12 @@ def receive_batch() -> Any:
         log.error("batch from %s not stored: %s", device_id, e)
         return error(503, "hub storage unavailable, retry later")
     if ack["gaps"]:
-        log.info("device %s log %s: records missing from seq %d", device_id,
-                 ack["log_id"], ack["gaps"][0][0])
+        log.info(
+            "device %s log %s: records missing from seq %d",
+            device_id,
+            ack["log_id"],
+            ack["gaps"][0][0],
+        )
     return jsonify(signed_ack(h.ack_key, ack))
 
 
@@ -104,8 +111,9 @@ def records() -> Any:
     if fmt == "sqlite":  # sqlite-utils: the hub's extra, imported only for this export
         from appliance_hub.sqlite_export import export_response
 
-        return export_response(rows, {"device_id": request.args.get("device_id"),
-                                      "since": since, "until": until})
+        return export_response(
+            rows, {"device_id": request.args.get("device_id"), "since": since, "until": until}
+        )
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     return Response(_lines(rows, fmt), mimetype=mimetype)
 
@@ -115,7 +123,7 @@ def _authorised() -> bool:
     header = request.headers.get("Authorization", "")
     if digest is None or not header.startswith("Bearer "):
         return False
-    given = hashlib.sha256(header[len("Bearer "):].strip().encode()).digest()
+    given = hashlib.sha256(header[len("Bearer ") :].strip().encode()).digest()
     return hmac.compare_digest(given, digest)
 
 
@@ -124,8 +132,15 @@ def _logged(action: str) -> bool:
     h = hub()
     refusals: tuple[type[BaseException], ...] = (SyncError, *h.store._errors())
     try:
-        auth_access.record(h.store, h.clock(), "bearer-token", "auditor",
-                           request.remote_addr or "?", action, request.args.to_dict())
+        auth_access.record(
+            h.store,
+            h.clock(),
+            "bearer-token",
+            "auditor",
+            request.remote_addr or "?",
+            action,
+            request.args.to_dict(),
+        )
     except refusals as e:
         log.error("access log not written, %s refused: %s", action, type(e).__name__)
         return False
@@ -145,8 +160,9 @@ def _parse_batch(body: bytes | bytearray, device_id: str) -> dict[str, Any]:
 def _check_checkpoints(key: DevicePublicKey, batch: dict[str, Any]) -> None:
     """Each checkpoint must be signed by the device key (shape already checked)."""
     for cp in batch.get("checkpoints", []):
-        message = checkpoint_message(batch["device_id"], batch["log_id"], cp["seq"], cp["hash"],
-                                     cp["time"])
+        message = checkpoint_message(
+            batch["device_id"], batch["log_id"], cp["seq"], cp["hash"], cp["time"]
+        )
         try:
             valid = key.verify(base64.b64decode(cp["signature"], validate=True), message)
         except (binascii.Error, ValueError):

@@ -34,8 +34,12 @@ def _store() -> Any:
 
 
 def _page(template: str, status: int = 200, **values: Any) -> Any:
-    response = current_app.make_response((render_template(
-        template, lang=current(), hub_session=auth.current_session(), **values), status))
+    response = current_app.make_response(
+        (
+            render_template(template, lang=current(), hub_session=auth.current_session(), **values),
+            status,
+        )
+    )
     return auth.page_headers(response)
 
 
@@ -69,11 +73,11 @@ def records() -> Any:
     filters = query.Filters.parse(request.args)
     after = query.decode_cursor(request.args.get("after"))
     limit = _limit(request.args.get("limit"))
-    auth.access("records", {**filters.as_query(), "after": request.args.get("after", ""),
-                            "limit": limit})
+    auth.access(
+        "records", {**filters.as_query(), "after": request.args.get("after", ""), "limit": limit}
+    )
     rows, cursor = query.page(_store(), filters, after, limit)
-    return _page("auditor/records.html", rows=rows, cursor=cursor, filters=filters,
-                 limit=limit)
+    return _page("auditor/records.html", rows=rows, cursor=cursor, filters=filters, limit=limit)
 
 
 @bp.get("/export.<fmt>")
@@ -88,8 +92,11 @@ def export(fmt: str) -> Any:
         from appliance_hub.sqlite_export import export_response
 
         return auth.page_headers(export_response(rows, filters.as_query()))
-    body = csv_chunks(rows, query.COLUMNS) if fmt == "csv" else (
-        json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    body = (
+        csv_chunks(rows, query.COLUMNS)
+        if fmt == "csv"
+        else (json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    )
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="audit-records.{fmt}"'

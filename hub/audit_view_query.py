@@ -81,26 +81,35 @@ def decode_cursor(text: str | None) -> tuple[str, str, int] | None:
     return device, log, seq
 
 
-def page(store: Any, filters: Filters, after: tuple[str, str, int] | None,
-         limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def page(
+    store: Any, filters: Filters, after: tuple[str, str, int] | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     """Up to ``limit`` (capped at MAX_PAGE) records after ``after``, and the next cursor."""
     limit = max(1, min(int(limit), MAX_PAGE, EXPORT_PAGE))
     clauses: list[str] = []
     params: list[str | int] = []
-    for clause, value in (("device_id = ?", filters.device_id), ("time >= ?", filters.since),
-                          ("time < ?", filters.until), ("verdict = ?", filters.verdict),
-                          ("reason = ?", filters.reason)):
+    for clause, value in (
+        ("device_id = ?", filters.device_id),
+        ("time >= ?", filters.since),
+        ("time < ?", filters.until),
+        ("verdict = ?", filters.verdict),
+        ("reason = ?", filters.reason),
+    ):
         if value is not None:
             clauses.append(clause)
             params.append(value)
     if after is not None:
-        clauses.append("(device_id > ? OR (device_id = ? AND (log_id > ? OR "
-                       "(log_id = ? AND seq > ?))))")
+        clauses.append(
+            "(device_id > ? OR (device_id = ? AND (log_id > ? OR (log_id = ? AND seq > ?))))"
+        )
         params += [after[0], after[0], after[1], after[1], after[2]]
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     with store._tx() as cur:
-        cur.execute(f"SELECT {', '.join(COLUMNS)} FROM records {where} "  # noqa: S608
-                    "ORDER BY device_id, log_id, seq LIMIT ?", (*params, limit + 1))
+        cur.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM records {where} "  # noqa: S608
+            "ORDER BY device_id, log_id, seq LIMIT ?",
+            (*params, limit + 1),
+        )
         fetched = cur.fetchall()
     rows = [_row(values) for values in fetched[:limit]]
     more = len(fetched) > limit
@@ -141,34 +150,50 @@ def logs(store: Any, device_id: str | None = None) -> list[dict[str, Any]]:
             "(SELECT count(*) FROM anomalies a WHERE a.device_id = l.device_id AND "
             f"a.log_id = l.log_id AND a.kind IN ({', '.join('?' * len(TRUNCATION_KINDS))})) "
             f"FROM logs l {where} ORDER BY l.device_id, l.log_id "
-            "LIMIT ?", (*TRUNCATION_KINDS, *params, MAX_LOGS + 1))
+            "LIMIT ?",
+            (*TRUNCATION_KINDS, *params, MAX_LOGS + 1),
+        )
         rows = cur.fetchall()
         out = []
-        for (dev, lid, first_seen, through, max_seq, forks, cp_seq, head,
-             cut) in rows[:MAX_LOGS]:
+        for dev, lid, first_seen, through, max_seq, forks, cp_seq, head, cut in rows[:MAX_LOGS]:
             checkpoint = None
             if cp_seq is not None:
-                cur.execute("SELECT seq, time FROM checkpoints WHERE device_id = ? AND "
-                            "log_id = ? AND seq = ?", (dev, lid, cp_seq))
+                cur.execute(
+                    "SELECT seq, time FROM checkpoints WHERE device_id = ? AND "
+                    "log_id = ? AND seq = ?",
+                    (dev, lid, cp_seq),
+                )
                 seq, at = cur.fetchone()
                 checkpoint = {"seq": seq, "time": at}
-            out.append({"device_id": dev, "log_id": lid, "first_seen": first_seen,
-                        "contiguous_through": through, "max_seq": max_seq,
-                        "gaps": through < max(max_seq, head or 0) or cut > 0, "forks": forks,
-                        "last_checkpoint": checkpoint})
+            out.append(
+                {
+                    "device_id": dev,
+                    "log_id": lid,
+                    "first_seen": first_seen,
+                    "contiguous_through": through,
+                    "max_seq": max_seq,
+                    "gaps": through < max(max_seq, head or 0) or cut > 0,
+                    "forks": forks,
+                    "last_checkpoint": checkpoint,
+                }
+            )
     return out
 
 
 def verify_log(store: Any, device_id: str, log_id: str) -> dict[str, Any]:
     """The chain of one log re-verified from the stored records, read in pages; with the
     forks held for it."""
+
     def rows() -> Iterator[dict[str, Any]]:
         after = 0
         while True:
             with store._tx() as cur:
-                cur.execute(f"SELECT {', '.join(COLUMNS)} FROM records "  # noqa: S608
-                            "WHERE device_id = ? AND log_id = ? AND seq > ? ORDER BY seq "
-                            "LIMIT ?", (device_id, log_id, after, EXPORT_PAGE))
+                cur.execute(
+                    f"SELECT {', '.join(COLUMNS)} FROM records "  # noqa: S608
+                    "WHERE device_id = ? AND log_id = ? AND seq > ? ORDER BY seq "
+                    "LIMIT ?",
+                    (device_id, log_id, after, EXPORT_PAGE),
+                )
                 fetched = cur.fetchall()
             yield from (_row(v) for v in fetched)
             if len(fetched) < EXPORT_PAGE:
@@ -177,15 +202,20 @@ def verify_log(store: Any, device_id: str, log_id: str) -> dict[str, Any]:
 
     result = verify_rows(log_id, rows())
     with store._tx() as cur:
-        cur.execute("SELECT seq, detail, received_at FROM anomalies WHERE device_id = ? AND "
-                    "log_id = ? AND kind = 'fork' ORDER BY received_at LIMIT 100",
-                    (device_id, log_id))
-        result["forks"] = [dict(zip(("seq", "detail", "received_at"), r, strict=True))
-                           for r in cur.fetchall()]
+        cur.execute(
+            "SELECT seq, detail, received_at FROM anomalies WHERE device_id = ? AND "
+            "log_id = ? AND kind = 'fork' ORDER BY received_at LIMIT 100",
+            (device_id, log_id),
+        )
+        result["forks"] = [
+            dict(zip(("seq", "detail", "received_at"), r, strict=True)) for r in cur.fetchall()
+        ]
         head = head_summary(cur, device_id, log_id)
-        cur.execute("SELECT count(*) FROM anomalies WHERE device_id = ? AND log_id = ? AND "  # noqa: S608
-                    f"kind IN ({', '.join('?' * len(TRUNCATION_KINDS))})",
-                    (device_id, log_id, *TRUNCATION_KINDS))
+        cur.execute(
+            "SELECT count(*) FROM anomalies WHERE device_id = ? AND log_id = ? AND "  # noqa: S608
+            f"kind IN ({', '.join('?' * len(TRUNCATION_KINDS))})",
+            (device_id, log_id, *TRUNCATION_KINDS),
+        )
         cut = int(cur.fetchone()[0])
     held = result["last_seq"] or 0
     # Records the device signed it had that never arrived, or gone (appliance_hub.heads).

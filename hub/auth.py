@@ -47,8 +47,10 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "__Host-hub_session"
 LOGIN_COOKIE = "__Host-hub_login"
 CSRF_FIELD = "csrf_token"
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-       "base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -59,8 +61,7 @@ class HubLogins:
 
     users: HubUsers
     clock: Callable[[], float]
-    idle_s: dict[str, float] = field(default_factory=lambda: {"admin": 900.0,
-                                                               "auditor": 1800.0})
+    idle_s: dict[str, float] = field(default_factory=lambda: {"admin": 900.0, "auditor": 1800.0})
     max_age_s: float = 8 * 3600.0
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
 
@@ -69,8 +70,11 @@ def install(app: Flask, store: Any, logins: HubLogins) -> None:
     """Add the login pages and the session helpers to the hub's app."""
     throttle = StoreThrottle(store, logins.clock, logins.throttle)
     app.extensions["hub_logins"] = {
-        "settings": logins, "throttle": throttle, "store": store,
-        "sessions": HubSessions(store, logins.idle_s, logins.max_age_s, logins.clock)}
+        "settings": logins,
+        "throttle": throttle,
+        "store": store,
+        "sessions": HubSessions(store, logins.idle_s, logins.max_age_s, logins.clock),
+    }
     app.config.setdefault("MAX_FORM_MEMORY_SIZE", 64 * 1024)
     i18n.install(app)
     app.register_blueprint(bp)
@@ -111,8 +115,9 @@ def page_headers(response: Any) -> Any:
     security_headers(response)
     asked = request.args.get("lang")
     if asked in i18n.LANGUAGES:
-        response.set_cookie(i18n.COOKIE, asked, max_age=365 * 86400, samesite="Strict",
-                            secure=True, httponly=True)
+        response.set_cookie(
+            i18n.COOKIE, asked, max_age=365 * 86400, samesite="Strict", secure=True, httponly=True
+        )
     return response
 
 
@@ -123,8 +128,15 @@ def access(action: str, query: dict[str, Any], user: str | None = None) -> None:
     ext = _ext()
     who = user or (session.user if session else "?")
     try:
-        auth_access.record(ext["store"], ext["settings"].clock(), who,
-                           session.role if session else "-", client(), action, query)
+        auth_access.record(
+            ext["store"],
+            ext["settings"].clock(),
+            who,
+            session.role if session else "-",
+            client(),
+            action,
+            query,
+        )
     except (SyncError, *ext["store"]._errors()) as e:  # no unlogged access
         log.error("access log not written, %s refused: %s", action, type(e).__name__)
         abort(503, description="access log unavailable")
@@ -140,6 +152,7 @@ def check_csrf() -> None:
 
 def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Redirect to the login page without a session; 403 for a session of another role."""
+
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -158,11 +171,21 @@ def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., 
 def _login_page(error: str | None, status: int, token: str | None = None) -> Any:
     token = token or secrets.token_urlsafe(32)
     action = url_for("auth.login", next=request.args.get("next") or None)
-    response = current_app.make_response((render_template(
-        "auditor/login.html", error=error, action=action, login_csrf=token,
-        lang=i18n.current()), status))
-    response.set_cookie(LOGIN_COOKIE, token, secure=True, httponly=True, samesite="Strict",
-                        path="/")
+    response = current_app.make_response(
+        (
+            render_template(
+                "auditor/login.html",
+                error=error,
+                action=action,
+                login_csrf=token,
+                lang=i18n.current(),
+            ),
+            status,
+        )
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/"
+    )
     return page_headers(response)
 
 
@@ -182,8 +205,9 @@ def login() -> Any:
         log.error("login throttle unavailable: %s", type(e).__name__)
         abort(503, description="login unavailable")
     if wait:
-        response = _login_page(gettext(
-            "Too many failed attempts. Try again in %(n)d seconds.", n=wait), 429)
+        response = _login_page(
+            gettext("Too many failed attempts. Try again in %(n)d seconds.", n=wait), 429
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     users: HubUsers = ext["settings"].users
@@ -201,8 +225,9 @@ def login() -> Any:
     access("login", {})
     log.info("hub %s login from %s", account.role, client())
     response = redirect(safe_next(request.args.get("next"), url_for("audit_view.logs")))
-    response.set_cookie(SESSION_COOKIE, sid, secure=True, httponly=True, samesite="Strict",
-                        path="/")
+    response.set_cookie(
+        SESSION_COOKIE, sid, secure=True, httponly=True, samesite="Strict", path="/"
+    )
     response.delete_cookie(LOGIN_COOKIE, path="/", secure=True, samesite="Strict")
     return page_headers(response)
 

@@ -17,7 +17,6 @@ def logins_step(postgres: bool) -> list[str]:
         f"seen {real} NOT NULL)",
         "CREATE TABLE auditor_access (id {} PRIMARY KEY, at TEXT NOT NULL, "
         "user_name TEXT NOT NULL, role TEXT NOT NULL, client TEXT NOT NULL, "
-        "action TEXT NOT NULL, query TEXT NOT NULL)".format(
-            "BIGSERIAL" if postgres else "INTEGER"),
+        "action TEXT NOT NULL, query TEXT NOT NULL)".format("BIGSERIAL" if postgres else "INTEGER"),
         "CREATE INDEX auditor_access_at ON auditor_access (at)",
     ]

@@ -33,8 +33,9 @@ def _digest(sid: str) -> str:
 class HubSessions:
     """Start, look up and end sessions in ``store`` (an appliance_hub.store.HubStore)."""
 
-    def __init__(self, store: Any, idle_s: Mapping[str, float], max_age_s: float,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Any, idle_s: Mapping[str, float], max_age_s: float, clock: Callable[[], float]
+    ) -> None:
         self.store = store
         self.idle_s = dict(idle_s)
         self.max_age_s = max_age_s
@@ -46,10 +47,14 @@ class HubSessions:
             raise ValueError(f"unknown role {role!r}")
         sid, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), self.clock()
         with self.store._tx() as cur:
-            cur.execute("DELETE FROM hub_sessions WHERE seen < ? OR started < ?",
-                        (now - max(self.idle_s.values()), now - self.max_age_s))
-            cur.execute("INSERT INTO hub_sessions VALUES (?, ?, ?, ?, ?, ?)",
-                        (_digest(sid), user, role, csrf, now, now))
+            cur.execute(
+                "DELETE FROM hub_sessions WHERE seen < ? OR started < ?",
+                (now - max(self.idle_s.values()), now - self.max_age_s),
+            )
+            cur.execute(
+                "INSERT INTO hub_sessions VALUES (?, ?, ?, ?, ?, ?)",
+                (_digest(sid), user, role, csrf, now, now),
+            )
         return sid, HubSession(user, role, csrf)
 
     def get(self, sid: object) -> HubSession | None:
@@ -58,8 +63,10 @@ class HubSessions:
             return None
         key, now = _digest(sid), self.clock()
         with self.store._tx() as cur:
-            cur.execute("SELECT user_name, role, csrf, started, seen FROM hub_sessions "
-                        "WHERE sid_hash = ?", (key,))
+            cur.execute(
+                "SELECT user_name, role, csrf, started, seen FROM hub_sessions WHERE sid_hash = ?",
+                (key,),
+            )
             row = cur.fetchone()
             if row is None:
                 return None

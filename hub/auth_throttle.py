@@ -35,8 +35,9 @@ def throttle_step(postgres: bool) -> list[str]:
 class StoreThrottle:
     """Per-client delay after failed hub logins, in ``store`` (a HubStore)."""
 
-    def __init__(self, store: Any, clock: Callable[[], float],
-                 policy: ThrottlePolicy | None = None) -> None:
+    def __init__(
+        self, store: Any, clock: Callable[[], float], policy: ThrottlePolicy | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
         self.policy = policy or ThrottlePolicy()
@@ -47,8 +48,10 @@ class StoreThrottle:
         client, now = client[:MAX_CLIENT_CHARS], self.clock()
         select = SELECT_FOR_UPDATE if self.store.postgres else SELECT
         with self.store._tx() as cur:
-            cur.execute("INSERT INTO login_throttle VALUES (?, 0, ?, ?) ON CONFLICT DO NOTHING",
-                        (client, now, now))
+            cur.execute(
+                "INSERT INTO login_throttle VALUES (?, 0, ?, ?) ON CONFLICT DO NOTHING",
+                (client, now, now),
+            )
             cur.execute(select, (client,))
             failures, last, allowed_at = cur.fetchone()
             if now - last >= self.policy.forget_after_s:
@@ -56,9 +59,11 @@ class StoreThrottle:
             if allowed_at > now:
                 return whole_seconds(allowed_at - now)
             failures += 1
-            cur.execute("UPDATE login_throttle SET failures = ?, last_failure = ?, "
-                        "allowed_at = ? WHERE client = ?",
-                        (failures, now, now + self.policy.delay_after(failures), client))
+            cur.execute(
+                "UPDATE login_throttle SET failures = ?, last_failure = ?, "
+                "allowed_at = ? WHERE client = ?",
+                (failures, now, now + self.policy.delay_after(failures), client),
+            )
             self._prune(cur, now)
         return 0
 
@@ -66,8 +71,10 @@ class StoreThrottle:
         """Whole seconds until ``client`` may try again; 0 when it may now."""
         now = self.clock()
         with self.store._tx() as cur:
-            cur.execute("SELECT last_failure, allowed_at FROM login_throttle WHERE client = ?",
-                        (client[:MAX_CLIENT_CHARS],))
+            cur.execute(
+                "SELECT last_failure, allowed_at FROM login_throttle WHERE client = ?",
+                (client[:MAX_CLIENT_CHARS],),
+            )
             row = cur.fetchone()
         if row is None or now - row[0] >= self.policy.forget_after_s:
             return 0
@@ -75,14 +82,17 @@ class StoreThrottle:
 
     def succeeded(self, client: str) -> None:
         with self.store._tx() as cur:
-            cur.execute("DELETE FROM login_throttle WHERE client = ?",
-                        (client[:MAX_CLIENT_CHARS],))
+            cur.execute("DELETE FROM login_throttle WHERE client = ?", (client[:MAX_CLIENT_CHARS],))
 
     def _prune(self, cur: Any, now: float) -> None:
-        cur.execute("DELETE FROM login_throttle WHERE last_failure < ?",
-                    (now - self.policy.forget_after_s,))
+        cur.execute(
+            "DELETE FROM login_throttle WHERE last_failure < ?", (now - self.policy.forget_after_s,)
+        )
         cur.execute("SELECT count(*) FROM login_throttle")
         extra = int(cur.fetchone()[0]) - MAX_CLIENTS
         if extra > 0:
-            cur.execute("DELETE FROM login_throttle WHERE client IN (SELECT client FROM "
-                        "login_throttle ORDER BY last_failure LIMIT ?)", (extra,))
+            cur.execute(
+                "DELETE FROM login_throttle WHERE client IN (SELECT client FROM "
+                "login_throttle ORDER BY last_failure LIMIT ?)",
+                (extra,),
+            )

@@ -81,10 +81,18 @@ def parse(text: str) -> dict[str, tuple[str, str]]:
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
-        if (len(fields) != 3 or not NAME.fullmatch(fields[0]) or fields[1] not in ROLES
-                or not passwords.usable_hash(fields[2]) or fields[0] in accounts):
-            log.error("hub users file line %d ignored: expected NAME ROLE HASH "
-                      "(admin|auditor, a werkzeug scrypt hash, each name once)", number)
+        if (
+            len(fields) != 3
+            or not NAME.fullmatch(fields[0])
+            or fields[1] not in ROLES
+            or not passwords.usable_hash(fields[2])
+            or fields[0] in accounts
+        ):
+            log.error(
+                "hub users file line %d ignored: expected NAME ROLE HASH "
+                "(admin|auditor, a werkzeug scrypt hash, each name once)",
+                number,
+            )
             continue
         accounts[fields[0]] = (fields[1], fields[2])
     return accounts
@@ -109,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m appliance_hub.auth_users NAME admin|auditor", file=sys.stderr)
         return 64
     if not NAME.fullmatch(args[0]) or args[1] not in ROLES:  # before asking for a password
-        print("name: lower-case letters, digits, . _ -; role: admin or auditor",
-              file=sys.stderr)
+        print("name: lower-case letters, digits, . _ -; role: admin or auditor", file=sys.stderr)
         return 64
     end_prompt = "\n" if sys.stdin.isatty() else ""  # the prompt's line is still open
     try:
@@ -119,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{end_prompt}interrupted: no account line written", file=sys.stderr)
         return 130
     except EOFError:
-        print(f"{end_prompt}no password given (end of input): no account line written",
-              file=sys.stderr)
+        print(
+            f"{end_prompt}no password given (end of input): no account line written",
+            file=sys.stderr,
+        )
         return 1
     if password is None:
         print("passwords differ", file=sys.stderr)

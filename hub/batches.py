@@ -65,7 +65,8 @@ def open_envelope(body: bytes, max_containers: int) -> tuple[bytes, bytes, Any]:
     bounded; the caller checks what the payload is."""
     envelope = load_json(body, max_containers=4)
     if not isinstance(envelope, dict) or not all(
-            isinstance(envelope.get(k), str) for k in ("payload", "signature")):
+        isinstance(envelope.get(k), str) for k in ("payload", "signature")
+    ):
         raise BatchInvalid("body must be a JSON object with base64 payload and signature")
     try:
         payload = base64.b64decode(envelope["payload"], validate=True)
@@ -97,8 +98,11 @@ def check_shape(batch: Any, max_records: int = MAX_BATCH_RECORDS) -> None:
             elif name in _INT_FIELDS:
                 _int(rec.get(name), where, required=name == "seq")
             else:
-                _text(rec.get(name), where,
-                      required=name in ("device_id", "log_id", "prev_hash", "hash"))
+                _text(
+                    rec.get(name),
+                    where,
+                    required=name in ("device_id", "log_id", "prev_hash", "hash"),
+                )
     checkpoints = batch.get("checkpoints", [])
     if not isinstance(checkpoints, list) or len(checkpoints) > max_records:
         raise BatchInvalid(f"checkpoints must be a list of at most {max_records} objects")

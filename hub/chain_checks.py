@@ -40,13 +40,17 @@ def check_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
-def check_continuity(records: list[dict[str, Any]], held: dict[int, tuple[str, str, str]],
-                     first: int, last: int) -> None:
+def check_continuity(
+    records: list[dict[str, Any]], held: dict[int, tuple[str, str, str]], first: int, last: int
+) -> None:
     """``BatchConflict`` when the batch forks from ``held`` (seq: hash, prev_hash, time)."""
     for rec in records:
         if rec["seq"] in held and held[rec["seq"]][0] != rec["hash"]:
-            raise _conflict(rec["seq"], f"seq {rec['seq']}: differs from the record held "
-                                        "(fork: two different records with one seq)")
+            raise _conflict(
+                rec["seq"],
+                f"seq {rec['seq']}: differs from the record held "
+                "(fork: two different records with one seq)",
+            )
     if first - 1 in held and held[first - 1][0] != records[0]["prev_hash"]:
         raise _conflict(first, f"seq {first}: does not follow the held seq {first - 1} (fork)")
     if last + 1 in held and held[last + 1][1] != records[-1]["hash"]:
@@ -70,12 +74,18 @@ def verify_rows(log_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         elif seq != 1:
             gaps.append([1, seq - 1])
         if record_hash(row) != row["hash"] or (
-                expected_prev is not None and row["prev_hash"] != expected_prev):
+            expected_prev is not None and row["prev_hash"] != expected_prev
+        ):
             broken.append(seq)
         prev = row
-    return {"records": count, "first_seq": first,
-            "last_seq": prev["seq"] if prev else None, "gaps": gaps, "broken": broken,
-            "complete": not gaps and not broken}
+    return {
+        "records": count,
+        "first_seq": first,
+        "last_seq": prev["seq"] if prev else None,
+        "gaps": gaps,
+        "broken": broken,
+        "complete": not gaps and not broken,
+    }
 
 
 def _conflict(seq: int, message: str) -> BatchConflict:

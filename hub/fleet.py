@@ -65,12 +65,17 @@ def check_heartbeat(hb: Any) -> dict[str, Any]:
         if value is None and nullable:
             continue
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise BatchInvalid(f"{name} must be {'null or ' if nullable else ''}"
-                               f"{getattr(kind, '__name__', 'a number')}")
+            raise BatchInvalid(
+                f"{name} must be {'null or ' if nullable else ''}"
+                f"{getattr(kind, '__name__', 'a number')}"
+            )
         if isinstance(value, str) and (len(value) > _TEXT or not value.isprintable()):
             raise BatchInvalid(f"{name}: at most {_TEXT} printable characters")
-        if isinstance(value, int | float) and not isinstance(value, bool) and (
-                not math.isfinite(value) or not 0 <= value < 2**62):
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (not math.isfinite(value) or not 0 <= value < 2**62)
+        ):
             raise BatchInvalid(f"{name} out of range")
     if hb.get("last_sync_time") is not None:
         _epoch(hb["last_sync_time"], "last_sync_time")
@@ -107,8 +112,9 @@ class Fleet:
         self.store = store
         self.thresholds = thresholds or Thresholds()
 
-    def record(self, hb: dict[str, Any], payload: bytes, now: float,
-               head: SignedHead | None = None) -> None:
+    def record(
+        self, hb: dict[str, Any], payload: bytes, now: float, head: SignedHead | None = None
+    ) -> None:
         """Keep ``hb`` as the device's latest; HeartbeatStale if not newer than that.
         ``head``: its audit head, signature checked, compared with the highest held."""
         sent = _epoch(hb["time"], "time")
@@ -119,50 +125,73 @@ class Fleet:
         values[COLUMNS.index("clock_trusted")] = int(bool(hb["clock_trusted"]))
         lock = " FOR UPDATE" if self.store.postgres else ""
         with self.store._tx() as cur:
-            cur.execute("SELECT heartbeat_time FROM device_status "  # noqa: S608
-                        "WHERE device_id = ?" + lock, (device_id,))
+            cur.execute(
+                "SELECT heartbeat_time FROM device_status "  # noqa: S608
+                "WHERE device_id = ?" + lock,
+                (device_id,),
+            )
             row = cur.fetchone()
             if row is not None and _epoch(row[0], "held time") >= sent:
                 raise HeartbeatStale("heartbeat not newer than the one held (replay?)")
             cols = ("device_id", "last_seen", "last_seen_epoch", "heartbeat_time", *COLUMNS)
             params = (device_id, _iso(now), now, hb["time"], *values)
             updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
-            cur.execute(f"INSERT INTO device_status ({', '.join(cols)}) VALUES "  # noqa: S608
-                        f"({', '.join('?' * len(cols))}) ON CONFLICT (device_id) DO UPDATE "
-                        f"SET {updates}", params)
-            cur.execute("INSERT INTO heartbeats VALUES (?, ?, ?, ?)",
-                        (device_id, _iso(now), now, payload.decode()))
-            cur.execute("DELETE FROM heartbeats WHERE device_id = ? AND received_epoch < ?",
-                        (device_id, now - HISTORY_S))
+            cur.execute(
+                f"INSERT INTO device_status ({', '.join(cols)}) VALUES "  # noqa: S608
+                f"({', '.join('?' * len(cols))}) ON CONFLICT (device_id) DO UPDATE "
+                f"SET {updates}",
+                params,
+            )
+            cur.execute(
+                "INSERT INTO heartbeats VALUES (?, ?, ?, ?)",
+                (device_id, _iso(now), now, payload.decode()),
+            )
+            cur.execute(
+                "DELETE FROM heartbeats WHERE device_id = ? AND received_epoch < ?",
+                (device_id, now - HISTORY_S),
+            )
             if head is not None:
                 record_head(cur, head, _iso(now))
 
     def devices(self, now: float) -> list[dict[str, Any]]:
         """Every device that sent a heartbeat, with its state flags, by device id."""
         with self.store._tx() as cur:
-            cur.execute("SELECT device_id, last_seen, last_seen_epoch, heartbeat_time, "  # noqa: S608
-                        f"{', '.join(COLUMNS)} FROM device_status ORDER BY device_id")
+            cur.execute(
+                "SELECT device_id, last_seen, last_seen_epoch, heartbeat_time, "  # noqa: S608
+                f"{', '.join(COLUMNS)} FROM device_status ORDER BY device_id"
+            )
             names = [d[0] for d in cur.description]
             rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-            cur.execute("SELECT device_id, count(*) FROM anomalies WHERE kind = 'fork' "
-                        "GROUP BY device_id")
+            cur.execute(
+                "SELECT device_id, count(*) FROM anomalies WHERE kind = 'fork' GROUP BY device_id"
+            )
             forks = dict(cur.fetchall())
-            cur.execute("SELECT device_id, count(*) FROM anomalies WHERE kind IN "  # noqa: S608
-                        f"({', '.join('?' * len(TRUNCATION_KINDS))}) GROUP BY device_id",
-                        TRUNCATION_KINDS)
+            cur.execute(
+                "SELECT device_id, count(*) FROM anomalies WHERE kind IN "  # noqa: S608
+                f"({', '.join('?' * len(TRUNCATION_KINDS))}) GROUP BY device_id",
+                TRUNCATION_KINDS,
+            )
             cut = dict(cur.fetchall())
-        return [self._view(row, now, int(forks.get(row["device_id"], 0)),
-                           int(cut.get(row["device_id"], 0))) for row in rows]
+        return [
+            self._view(
+                row, now, int(forks.get(row["device_id"], 0)), int(cut.get(row["device_id"], 0))
+            )
+            for row in rows
+        ]
 
     def history(self, device_id: str) -> list[dict[str, Any]]:
         with self.store._tx() as cur:
-            cur.execute("SELECT received_at, payload FROM heartbeats WHERE device_id = ? "
-                        "ORDER BY received_epoch", (device_id,))
+            cur.execute(
+                "SELECT received_at, payload FROM heartbeats WHERE device_id = ? "
+                "ORDER BY received_epoch",
+                (device_id,),
+            )
             rows = cur.fetchall()
         return [{"received_at": at, **json.loads(payload)} for at, payload in rows]
 
-    def _view(self, row: dict[str, Any], now: float, forks: int,
-              truncations: int = 0) -> dict[str, Any]:
+    def _view(
+        self, row: dict[str, Any], now: float, forks: int, truncations: int = 0
+    ) -> dict[str, Any]:
         seen = float(row.pop("last_seen_epoch"))
         row["clock_trusted"] = bool(row["clock_trusted"])
         since = max(0.0, now - seen)
@@ -174,8 +203,12 @@ class Fleet:
         row["audit_anomalies"] = truncations
         row["silent"] = since > self.thresholds.silent_after_s
         row["stale"] = age is None or age > self.thresholds.stale_after_s
-        row["failing"] = (row["last_sync_result"] not in ("ok", None)
-                          or row["camera"] not in ("ok", "none")
-                          or not row["clock_trusted"] or forks > 0 or truncations > 0)
+        row["failing"] = (
+            row["last_sync_result"] not in ("ok", None)
+            or row["camera"] not in ("ok", "none")
+            or not row["clock_trusted"]
+            or forks > 0
+            or truncations > 0
+        )
         row["last_seen_epoch"] = seen
         return row

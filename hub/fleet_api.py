@@ -54,8 +54,12 @@ def receive_heartbeat() -> Any:
         return error(401, UNAUTHENTICATED)
     try:
         checked = check_heartbeat(hb)
-        h.fleet.record(checked, payload, h.clock(),
-                       head=verified_head(key, checked.get("audit_head"), str(device_id)))
+        h.fleet.record(
+            checked,
+            payload,
+            h.clock(),
+            head=verified_head(key, checked.get("audit_head"), str(device_id)),
+        )
     except HeartbeatStale as e:
         return jsonify({"status": "stale", "error": str(e)}), 409
     except BatchInvalid as e:
@@ -96,34 +100,53 @@ def readyz() -> Any:
 @bp.get("/metrics")
 def metrics() -> Response:
     h = hub()
-    return Response(render_metrics(h.store, h.fleet, h.clock()),
-                    mimetype="text/plain; version=0.0.4")
+    return Response(
+        render_metrics(h.store, h.fleet, h.clock()), mimetype="text/plain; version=0.0.4"
+    )
 
 
 _PER_DEVICE = [
-    ("appliance_hub_device_last_seen_timestamp_seconds",
-     "When the hub last heard from the device (Unix time).", "last_seen_epoch"),
-    ("appliance_hub_device_trust_age_seconds",
-     "Age of the device's trust data now (reported age plus time since).", "trust_age_now_s"),
+    (
+        "appliance_hub_device_last_seen_timestamp_seconds",
+        "When the hub last heard from the device (Unix time).",
+        "last_seen_epoch",
+    ),
+    (
+        "appliance_hub_device_trust_age_seconds",
+        "Age of the device's trust data now (reported age plus time since).",
+        "trust_age_now_s",
+    ),
     ("appliance_hub_device_trust_version", "Installed trust data version.", "trust_version"),
     ("appliance_hub_device_audit_backlog", "Audit records not yet uploaded.", "audit_backlog"),
-    ("appliance_hub_device_disk_free_bytes", "Free bytes on the state partition.",
-     "disk_free_bytes"),
-    ("appliance_hub_device_uptime_seconds", "Uptime reported in the last heartbeat.",
-     "uptime_s"),
-    ("appliance_hub_device_clock_trusted", "1 when the device's clock is trusted.",
-     "clock_trusted"),
-    ("appliance_hub_device_last_sync_ok", "1 when the device's last sync succeeded.",
-     "last_sync_ok"),
-    ("appliance_hub_device_out_of_service",
-     "1 while remote policy (disabled device, outdated software) stops the device.",
-     "out_of_service_flag"),
-    ("appliance_hub_device_camera_ok", "1 when the camera works (or none is fitted).",
-     "camera_ok"),
+    (
+        "appliance_hub_device_disk_free_bytes",
+        "Free bytes on the state partition.",
+        "disk_free_bytes",
+    ),
+    ("appliance_hub_device_uptime_seconds", "Uptime reported in the last heartbeat.", "uptime_s"),
+    (
+        "appliance_hub_device_clock_trusted",
+        "1 when the device's clock is trusted.",
+        "clock_trusted",
+    ),
+    (
+        "appliance_hub_device_last_sync_ok",
+        "1 when the device's last sync succeeded.",
+        "last_sync_ok",
+    ),
+    (
+        "appliance_hub_device_out_of_service",
+        "1 while remote policy (disabled device, outdated software) stops the device.",
+        "out_of_service_flag",
+    ),
+    ("appliance_hub_device_camera_ok", "1 when the camera works (or none is fitted).", "camera_ok"),
     ("appliance_hub_chain_forks", "Audit-chain forks held for the device.", "chain_forks"),
-    ("appliance_hub_audit_anomalies",
-     "Audit records the device wrote that are gone or out of order (cut log, replaced log, "
-     "time going backwards).", "audit_anomalies"),
+    (
+        "appliance_hub_audit_anomalies",
+        "Audit records the device wrote that are gone or out of order (cut log, replaced log, "
+        "time going backwards).",
+        "audit_anomalies",
+    ),
 ]
 
 
@@ -148,11 +171,15 @@ def render_metrics(store: Any, fleet: Fleet, now: float) -> str:
     gauge("appliance_hub_records", "Audit records held.", [("", records)])
     gauge("appliance_hub_devices", "Devices that sent a heartbeat.", [("", len(devices))])
     for flag in ("silent", "stale", "failing"):
-        gauge(f"appliance_hub_devices_{flag}", f"Devices now {flag}.",
-              [("", sum(1 for d in devices if d[flag]))])
+        gauge(
+            f"appliance_hub_devices_{flag}",
+            f"Devices now {flag}.",
+            [("", sum(1 for d in devices if d[flag]))],
+        )
     for d in devices:
-        d["last_sync_ok"] = None if d["last_sync_result"] is None else int(
-            d["last_sync_result"] == "ok")
+        d["last_sync_ok"] = (
+            None if d["last_sync_result"] is None else int(d["last_sync_result"] == "ok")
+        )
         d["camera_ok"] = int(d["camera"] in ("ok", "none"))
         d["clock_trusted"] = int(d["clock_trusted"])
         d["out_of_service_flag"] = int(d.get("out_of_service") is not None)

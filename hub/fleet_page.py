@@ -27,13 +27,20 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-anc
 # The filters' names and the words a heartbeat carries, as the page shows them; any other
 # word a device sends is shown as it came. The two reason codes stay codes in English.
 WORDS = {
-    "all": lazy_gettext("all"), "silent": lazy_gettext("silent"),
-    "stale": lazy_gettext("stale"), "failing": lazy_gettext("failing"),
+    "all": lazy_gettext("all"),
+    "silent": lazy_gettext("silent"),
+    "stale": lazy_gettext("stale"),
+    "failing": lazy_gettext("failing"),
     "out_of_service": lazy_gettext("out of service"),
-    "trusted": lazy_gettext("trusted"), "untrusted": lazy_gettext("untrusted"),
-    "ok": lazy_gettext("ok"), "error": lazy_gettext("error"), "none": lazy_gettext("none"),
-    "never": lazy_gettext("never"), "unknown": lazy_gettext("unknown"),
-    "kiosk-down": lazy_gettext("kiosk-down"), "failed": lazy_gettext("failed"),
+    "trusted": lazy_gettext("trusted"),
+    "untrusted": lazy_gettext("untrusted"),
+    "ok": lazy_gettext("ok"),
+    "error": lazy_gettext("error"),
+    "none": lazy_gettext("none"),
+    "never": lazy_gettext("never"),
+    "unknown": lazy_gettext("unknown"),
+    "kiosk-down": lazy_gettext("kiosk-down"),
+    "failed": lazy_gettext("failed"),
     "DEVICE_DISABLED": lazy_gettext("DEVICE_DISABLED"),
     "SOFTWARE_OUTDATED": lazy_gettext("SOFTWARE_OUTDATED"),
 }
@@ -52,7 +59,7 @@ def fleet_access(tokens: Iterable[str | None]) -> Callable[[], bool]:
     def allowed() -> bool:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            given = hashlib.sha256(header[len("Bearer "):].strip().encode()).digest()
+            given = hashlib.sha256(header[len("Bearer ") :].strip().encode()).digest()
             # Compare with every token, so the time taken does not say which one matched.
             return sum(hmac.compare_digest(given, d) for d in digests) > 0
         if "hub_logins" in current_app.extensions:
@@ -90,24 +97,26 @@ def rows(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
         marks = [m for m in ("silent", "stale", "failing") if d.get(m)]
         if d.get("out_of_service"):
             marks.append("out_of_service")
-        out.append({
-            "device_id": d["device_id"],
-            "last_seen": d["last_seen"],
-            "software_version": d["software_version"] or "-",
-            "trust": "-" if d["trust_version"] is None else str(d["trust_version"]),
-            "trust_age": _age(d.get("trust_age_now_s")),
-            "last_sync": word(d["last_sync_result"] or "never"),
-            "last_sync_time": d.get("last_sync_time") or "",
-            "backlog": "-" if d["audit_backlog"] is None else str(d["audit_backlog"]),
-            "camera": word(str(d["camera"])),
-            "clock": word("trusted" if d["clock_trusted"] else "untrusted"),
-            "disk": f"{(d['disk_free_bytes'] or 0) / 2**30:.1f} GB",
-            "uptime": _age(d["uptime_s"]),
-            "out_of_service": word(d["out_of_service"]) if d.get("out_of_service") else "",
-            "marks": marks,
-            "chain_forks": d.get("chain_forks", 0),
-            "audit_anomalies": d.get("audit_anomalies", 0),
-        })
+        out.append(
+            {
+                "device_id": d["device_id"],
+                "last_seen": d["last_seen"],
+                "software_version": d["software_version"] or "-",
+                "trust": "-" if d["trust_version"] is None else str(d["trust_version"]),
+                "trust_age": _age(d.get("trust_age_now_s")),
+                "last_sync": word(d["last_sync_result"] or "never"),
+                "last_sync_time": d.get("last_sync_time") or "",
+                "backlog": "-" if d["audit_backlog"] is None else str(d["audit_backlog"]),
+                "camera": word(str(d["camera"])),
+                "clock": word("trusted" if d["clock_trusted"] else "untrusted"),
+                "disk": f"{(d['disk_free_bytes'] or 0) / 2**30:.1f} GB",
+                "uptime": _age(d["uptime_s"]),
+                "out_of_service": word(d["out_of_service"]) if d.get("out_of_service") else "",
+                "marks": marks,
+                "chain_forks": d.get("chain_forks", 0),
+                "audit_anomalies": d.get("audit_anomalies", 0),
+            }
+        )
     return out
 
 
@@ -128,9 +137,16 @@ def fleet_page() -> Any:
     now = h.clock()
     devices = h.fleet.devices(now)
     counts = {f: len(select(devices, f)) for f in FILTERS}
-    page = render_template("fleet/devices.html", lang=lang, show=show, word=word,
-                           filters=FILTERS, counts=counts, now=format_utc(now),
-                           rows=rows(select(devices, show)))
+    page = render_template(
+        "fleet/devices.html",
+        lang=lang,
+        show=show,
+        word=word,
+        filters=FILTERS,
+        counts=counts,
+        now=format_utc(now),
+        rows=rows(select(devices, show)),
+    )
     return _headers(Response(page))
 
 

@@ -56,8 +56,14 @@ def _log_heads(_postgres: bool) -> list[str]:
 
 def steps(baseline: Sequence[str]) -> list[Callable[[bool], list[str]]]:
     """Every step in order; step N (1-based) brings the schema to version N."""
-    return [lambda _postgres: list(baseline), _fleet, logins_step, _out_of_service,
-            _log_heads, throttle_step]
+    return [
+        lambda _postgres: list(baseline),
+        _fleet,
+        logins_step,
+        _out_of_service,
+        _log_heads,
+        throttle_step,
+    ]
 
 
 def current_version(cur: Any) -> int:
@@ -70,19 +76,25 @@ def migrate(cur: Any, postgres: bool, baseline: Sequence[str]) -> int:
     """Apply the pending steps inside the caller's transaction; returns the version."""
     if postgres:
         cur.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))
-    cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-                "applied_at TEXT NOT NULL)")
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+        "applied_at TEXT NOT NULL)"
+    )
     version = current_version(cur)
     todo = steps(baseline)
     if version > len(todo):
         from appliance.core.errors import SyncError
 
-        raise SyncError(f"hub database is at schema version {version}, newer than this "
-                        f"hub ({len(todo)}): upgrade the hub")
+        raise SyncError(
+            f"hub database is at schema version {version}, newer than this "
+            f"hub ({len(todo)}): upgrade the hub"
+        )
     for number, step in enumerate(todo[version:], start=version + 1):
         for ddl in step(postgres):
             cur.execute(ddl)
-        cur.execute("INSERT INTO schema_version VALUES (?, ?)",
-                    (number, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+        cur.execute(
+            "INSERT INTO schema_version VALUES (?, ?)",
+            (number, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        )
         log.info("hub database migrated to schema version %d", number)
     return len(todo)

@@ -81,12 +81,17 @@ class DeviceRegistry:
         return key
 
 
-def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
-               admin_token: str | None = None,
-               clock: Callable[[], float] = time.time,
-               disabled_devices: Callable[[], Collection[str]] = frozenset,
-               logins: HubLogins | None = None, trusted_proxies: int = 0,
-               ack_key: HubSigner | None = None) -> Flask:
+def create_app(
+    store: HubStore,
+    devices_dir: Path,
+    auditor_token: str | None,
+    admin_token: str | None = None,
+    clock: Callable[[], float] = time.time,
+    disabled_devices: Callable[[], Collection[str]] = frozenset,
+    logins: HubLogins | None = None,
+    trusted_proxies: int = 0,
+    ack_key: HubSigner | None = None,
+) -> Flask:
     """``disabled_devices``: ids whose uploads are refused (403), from ``policy.py``.
     ``ack_key``: the hub's key; it signs every acknowledgement (``appliance_hub.heads``),
     and devices, which pin its public half, mark nothing uploaded without that signature.
@@ -101,9 +106,15 @@ def create_app(store: HubStore, devices_dir: Path, auditor_token: str | None,
     i18n.install(app)
     digest = hashlib.sha256(auditor_token.encode()).digest() if auditor_token else None
     app.extensions[context.KEY] = context.HubContext(
-        store=store, registry=DeviceRegistry(devices_dir), clock=clock,
-        disabled_devices=disabled_devices, ack_key=ack_key, auditor_digest=digest,
-        fleet=Fleet(store), fleet_reader=fleet_access((auditor_token, admin_token)))
+        store=store,
+        registry=DeviceRegistry(devices_dir),
+        clock=clock,
+        disabled_devices=disabled_devices,
+        ack_key=ack_key,
+        auditor_digest=digest,
+        fleet=Fleet(store),
+        fleet_reader=fleet_access((auditor_token, admin_token)),
+    )
     app.register_error_handler(HTTPException, context.http_error)
     for blueprint in (api.bp, fleet_api.bp, fleet_page.bp):
         app.register_blueprint(blueprint)

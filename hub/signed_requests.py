@@ -31,8 +31,9 @@ class Registry(Protocol):
     def get(self, device_id: str) -> DevicePublicKey | None: ...
 
 
-def read_signed_body(request: Any, registry: Registry, max_bytes: int,
-                     unauthenticated: str) -> tuple[str, DevicePublicKey, bytearray]:
+def read_signed_body(
+    request: Any, registry: Registry, max_bytes: int, unauthenticated: str
+) -> tuple[str, DevicePublicKey, bytearray]:
     """Device id, its enrolled key and the body of ``request`` (a werkzeug request), whose
     signature verified; ``RequestRefused`` otherwise. ``unauthenticated`` is the one
     message for an unknown device and a bad signature, so the hub does not tell who is
@@ -46,8 +47,7 @@ def read_signed_body(request: Any, registry: Registry, max_bytes: int,
     key = registry.get(device_id) if device_id else None
     signature = _signature(request.headers.get(SIGNATURE_HEADER, ""))
     if key is None or signature is None:
-        log.info("request refused: %s", "no valid signature header" if key
-                 else "unknown device id")
+        log.info("request refused: %s", "no valid signature header" if key else "unknown device id")
         _discard(request.stream, length)
         raise RequestRefused(401, unauthenticated)
     body = _read_exactly(request.stream, length)
@@ -74,7 +74,7 @@ def _read_exactly(stream: Any, length: int) -> bytearray:
     with memoryview(body) as view:
         got = 0
         while got < length:
-            n = stream.readinto(view[got:got + READ_CHUNK])
+            n = stream.readinto(view[got : got + READ_CHUNK])
             if not n:
                 raise RequestRefused(400, "body shorter than its Content-Length")
             got += n

@@ -34,15 +34,21 @@ INSERT_BATCH = 1000
 MIMETYPE = "application/vnd.sqlite3"
 
 
-def write_export(path: Path, rows: Iterable[Mapping[str, Any]],
-                 filters: Mapping[str, Any], now: datetime | None = None) -> int:
+def write_export(
+    path: Path,
+    rows: Iterable[Mapping[str, Any]],
+    filters: Mapping[str, Any],
+    now: datetime | None = None,
+) -> int:
     """Write ``rows`` to a new SQLite file at ``path``; how many records it holds."""
     db = sqlite_utils.Database(path)
     try:
         records = db.table("records")
-        records.create({c: int if c in INTEGERS else str for c in COLUMNS},
-                       pk=("device_id", "log_id", "seq"), not_null={"device_id", "log_id",
-                                                                    "seq", "hash"})
+        records.create(
+            {c: int if c in INTEGERS else str for c in COLUMNS},
+            pk=("device_id", "log_id", "seq"),
+            not_null={"device_id", "log_id", "seq", "hash"},
+        )
         count = 0
 
         def counted() -> Iterable[dict[str, Any]]:
@@ -56,21 +62,27 @@ def write_export(path: Path, rows: Iterable[Mapping[str, Any]],
             records.create_index(columns)
         records.enable_fts(FTS_COLUMNS, create_triggers=False)
         stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        db.table("export_meta").insert_all([
-            {"key": "exported_at", "value": stamp},
-            {"key": "hub_version", "value": __version__},
-            {"key": "filters", "value": json.dumps(dict(filters), sort_keys=True)},
-            {"key": "records", "value": str(count)},
-            {"key": "columns", "value": ",".join(COLUMNS)},
-        ], pk="key")
+        db.table("export_meta").insert_all(
+            [
+                {"key": "exported_at", "value": stamp},
+                {"key": "hub_version", "value": __version__},
+                {"key": "filters", "value": json.dumps(dict(filters), sort_keys=True)},
+                {"key": "records", "value": str(count)},
+                {"key": "columns", "value": ",".join(COLUMNS)},
+            ],
+            pk="key",
+        )
         db.vacuum()
     finally:
         db.close()
     return count
 
 
-def export_response(rows: Iterable[Mapping[str, Any]], filters: Mapping[str, Any],
-                    download_name: str = "audit-records.db") -> Response:
+def export_response(
+    rows: Iterable[Mapping[str, Any]],
+    filters: Mapping[str, Any],
+    download_name: str = "audit-records.db",
+) -> Response:
     """The export as a download: built in a private temporary folder, which is gone by the
     time the answer streams (the open handle keeps the file until it is read)."""
     folder = Path(tempfile.mkdtemp(prefix="hub-export-"))
@@ -80,5 +92,6 @@ def export_response(rows: Iterable[Mapping[str, Any]], filters: Mapping[str, Any
         handle = path.open("rb")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return send_file(handle, mimetype=MIMETYPE, as_attachment=True,
-                     download_name=download_name, max_age=0)
+    return send_file(
+        handle, mimetype=MIMETYPE, as_attachment=True, download_name=download_name, max_age=0
+    )

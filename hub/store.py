@@ -44,9 +44,12 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS logs (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
     "first_seen TEXT NOT NULL, contiguous_through BIGINT NOT NULL DEFAULT 0, "
     "max_seq BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (device_id, log_id))",
-    "CREATE TABLE IF NOT EXISTS records (" + ", ".join(
+    "CREATE TABLE IF NOT EXISTS records ("
+    + ", ".join(
         f"{c} {'BIGINT' if c in ('seq', 'trust_version') else 'INTEGER' if c == 'live' else _TEXT}"
-        for c in RECORD_COLUMNS) + ", received_at TEXT NOT NULL, "
+        for c in RECORD_COLUMNS
+    )
+    + ", received_at TEXT NOT NULL, "
     "PRIMARY KEY (device_id, log_id, seq))",
     "CREATE INDEX IF NOT EXISTS records_time ON records (device_id, time)",
     "CREATE TABLE IF NOT EXISTS checkpoints (device_id TEXT NOT NULL, log_id TEXT NOT NULL, "
@@ -93,16 +96,18 @@ class HubStore:
             try:
                 import psycopg
             except ImportError as e:
-                raise SyncError("PostgreSQL hub store needs psycopg: pip install "
-                                "'psycopg[binary]'") from e
+                raise SyncError(
+                    "PostgreSQL hub store needs psycopg: pip install 'psycopg[binary]'"
+                ) from e
             try:
                 return psycopg.connect(self.dsn, connect_timeout=10)
             except psycopg.Error as e:
                 raise SyncError(f"cannot connect to the hub database: {e}") from e
         try:
             _private_files(Path(self.dsn))
-            conn = sqlite3.connect(self.dsn, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                self.dsn, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
         except (OSError, sqlite3.Error) as e:
@@ -166,20 +171,35 @@ class HubStore:
         except self._errors() as e:
             raise SyncError(f"hub database error: {e}") from e
 
-    def _ingest(self, batch: dict[str, Any], records: list[dict[str, Any]], device_id: str,
-                log_id: str, first: int, last: int, head: SignedHead | None
-                ) -> dict[str, Any]:
+    def _ingest(
+        self,
+        batch: dict[str, Any],
+        records: list[dict[str, Any]],
+        device_id: str,
+        log_id: str,
+        first: int,
+        last: int,
+        head: SignedHead | None,
+    ) -> dict[str, Any]:
         received = _now()
         with self._tx() as cur:
-            cur.execute("INSERT INTO logs (device_id, log_id, first_seen) VALUES (?, ?, ?) "
-                        "ON CONFLICT DO NOTHING", (device_id, log_id, received))
+            cur.execute(
+                "INSERT INTO logs (device_id, log_id, first_seen) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (device_id, log_id, received),
+            )
             lock = " FOR UPDATE" if self.postgres else ""
-            cur.execute("SELECT contiguous_through, max_seq FROM logs "  # noqa: S608
-                        "WHERE device_id = ? AND log_id = ?" + lock, (device_id, log_id))
+            cur.execute(
+                "SELECT contiguous_through, max_seq FROM logs "  # noqa: S608
+                "WHERE device_id = ? AND log_id = ?" + lock,
+                (device_id, log_id),
+            )
             contiguous, max_seq = cur.fetchone()
-            cur.execute("SELECT seq, hash, prev_hash, time FROM records WHERE device_id = ? "
-                        "AND log_id = ? AND seq BETWEEN ? AND ?",
-                        (device_id, log_id, first - 1, last + 1))
+            cur.execute(
+                "SELECT seq, hash, prev_hash, time FROM records WHERE device_id = ? "
+                "AND log_id = ? AND seq BETWEEN ? AND ?",
+                (device_id, log_id, first - 1, last + 1),
+            )
             held = {row[0]: (row[1], row[2], row[3]) for row in cur.fetchall()}
             check_continuity(records, held, first, last)
             new = [r for r in records if r["seq"] not in held]
@@ -191,43 +211,73 @@ class HubStore:
                 cur.executemany(
                     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, received_at) VALUES "  # noqa: S608
                     f"({', '.join('?' * (len(RECORD_COLUMNS) + 1))}) ON CONFLICT DO NOTHING",
-                    [(*(_column(r, c) for c in RECORD_COLUMNS), received) for r in new])
+                    [(*(_column(r, c) for c in RECORD_COLUMNS), received) for r in new],
+                )
             cps = [c for c in batch.get("checkpoints", []) if first <= c.get("seq", 0) <= last]
             if cps:
                 cur.executemany(
                     "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [(device_id, log_id, c["seq"], c.get("time"), c.get("hash"),
-                      c.get("key_id"), c.get("signature")) for c in cps])
-            cur.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        (device_id, log_id, first, last, received))
+                    [
+                        (
+                            device_id,
+                            log_id,
+                            c["seq"],
+                            c.get("time"),
+                            c.get("hash"),
+                            c.get("key_id"),
+                            c.get("signature"),
+                        )
+                        for c in cps
+                    ],
+                )
+            cur.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (device_id, log_id, first, last, received),
+            )
             max_seq = max(max_seq, last)
             if first <= contiguous + 1 <= last:
                 contiguous = self._advance(cur, device_id, log_id, contiguous)
-            cur.execute("UPDATE logs SET contiguous_through = ?, max_seq = ? WHERE "
-                        "device_id = ? AND log_id = ?", (contiguous, max_seq, device_id, log_id))
+            cur.execute(
+                "UPDATE logs SET contiguous_through = ?, max_seq = ? WHERE "
+                "device_id = ? AND log_id = ?",
+                (contiguous, max_seq, device_id, log_id),
+            )
         gaps = [] if contiguous >= max_seq else [[contiguous + 1, None]]
-        return {"status": "stored" if new else "duplicate", "device_id": device_id,
-                "log_id": log_id, "acked": [first, last], "stored": len(new),
-                "duplicates": len(records) - len(new), "contiguous_through": contiguous,
-                "max_seq": max_seq, "gaps": gaps, "last_hash": records[-1]["hash"]}
+        return {
+            "status": "stored" if new else "duplicate",
+            "device_id": device_id,
+            "log_id": log_id,
+            "acked": [first, last],
+            "stored": len(new),
+            "duplicates": len(records) - len(new),
+            "contiguous_through": contiguous,
+            "max_seq": max_seq,
+            "gaps": gaps,
+            "last_hash": records[-1]["hash"],
+        }
 
     @staticmethod
     def _advance(cur: _Cursor, device_id: str, log_id: str, through: int) -> int:
         """The highest seq up to which nothing is missing, walking on from ``through``."""
-        cur.execute("SELECT seq FROM records WHERE device_id = ? AND log_id = ? AND seq > ? "
-                    "ORDER BY seq", (device_id, log_id, through))
+        cur.execute(
+            "SELECT seq FROM records WHERE device_id = ? AND log_id = ? AND seq > ? ORDER BY seq",
+            (device_id, log_id, through),
+        )
         for (seq,) in cur.fetchall():
             if seq != through + 1:
                 break
             through = seq
         return through
 
-    def _anomaly(self, device_id: str, log_id: str, seq: int | None, kind: str,
-                 detail: str) -> None:
+    def _anomaly(
+        self, device_id: str, log_id: str, seq: int | None, kind: str, detail: str
+    ) -> None:
         try:
             with self._tx() as cur:
-                cur.execute("INSERT INTO anomalies VALUES (?, ?, ?, ?, ?, ?)",
-                            (device_id, log_id, seq, kind, detail, _now()))
+                cur.execute(
+                    "INSERT INTO anomalies VALUES (?, ?, ?, ?, ?, ?)",
+                    (device_id, log_id, seq, kind, detail, _now()),
+                )
         except self._errors() as e:
             raise SyncError(f"hub database error: {e}") from e
 
@@ -240,21 +290,31 @@ class HubStore:
             where, params = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
             # A log known only from signed heads (heartbeats) is listed once it claims
             # records: the hub has none of them.
-            cur.execute(f"SELECT device_id, log_id, first_seen FROM logs {where} UNION ALL "  # noqa: S608
-                        "SELECT device_id, log_id, received_at FROM log_heads h WHERE seq > 0 "
-                        f"{'AND device_id = ? ' if device_id else ''}AND NOT EXISTS (SELECT 1 "
-                        "FROM logs l WHERE l.device_id = h.device_id AND l.log_id = h.log_id) "
-                        "ORDER BY 1, 2", params * 2)
+            cur.execute(
+                f"SELECT device_id, log_id, first_seen FROM logs {where} UNION ALL "  # noqa: S608
+                "SELECT device_id, log_id, received_at FROM log_heads h WHERE seq > 0 "
+                f"{'AND device_id = ? ' if device_id else ''}AND NOT EXISTS (SELECT 1 "
+                "FROM logs l WHERE l.device_id = h.device_id AND l.log_id = h.log_id) "
+                "ORDER BY 1, 2",
+                params * 2,
+            )
             logs = cur.fetchall()
             for dev, lid, first_seen in logs:
-                cur.execute("SELECT * FROM records WHERE device_id = ? AND log_id = ? "
-                            "ORDER BY seq", (dev, lid))
+                cur.execute(
+                    "SELECT * FROM records WHERE device_id = ? AND log_id = ? ORDER BY seq",
+                    (dev, lid),
+                )
                 names = [d[0] for d in cur.description]
                 rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-                cur.execute("SELECT seq, kind, detail, received_at FROM anomalies WHERE "
-                            "device_id = ? AND log_id = ? ORDER BY received_at", (dev, lid))
-                anomalies = [dict(zip(("seq", "kind", "detail", "received_at"), a, strict=True))
-                             for a in cur.fetchall()]
+                cur.execute(
+                    "SELECT seq, kind, detail, received_at FROM anomalies WHERE "
+                    "device_id = ? AND log_id = ? ORDER BY received_at",
+                    (dev, lid),
+                )
+                anomalies = [
+                    dict(zip(("seq", "kind", "detail", "received_at"), a, strict=True))
+                    for a in cur.fetchall()
+                ]
                 result = verify_rows(lid, rows)
                 head = head_summary(cur, dev, lid)
                 # Records the device signed it had but the hub never received.
@@ -262,23 +322,38 @@ class HubStore:
                 outstanding = [[held + 1, head["seq"]]] if head and head["seq"] > held else []
                 cut = any(a["kind"] in TRUNCATION_KINDS for a in anomalies)
                 result["complete"] = result["complete"] and not outstanding and not cut
-                out.append({"device_id": dev, "log_id": lid, "first_seen": first_seen,
-                            **result, "head": head, "outstanding": outstanding,
-                            "anomalies": anomalies})
+                out.append(
+                    {
+                        "device_id": dev,
+                        "log_id": lid,
+                        "first_seen": first_seen,
+                        **result,
+                        "head": head,
+                        "outstanding": outstanding,
+                        "anomalies": anomalies,
+                    }
+                )
         return out
 
-    def records(self, device_id: str | None = None, since: str | None = None,
-                until: str | None = None) -> Iterator[dict[str, Any]]:
+    def records(
+        self, device_id: str | None = None, since: str | None = None, until: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         clauses, params = [], []
-        for clause, value in (("device_id = ?", device_id), ("time >= ?", since),
-                              ("time < ?", until)):
+        for clause, value in (
+            ("device_id = ?", device_id),
+            ("time >= ?", since),
+            ("time < ?", until),
+        ):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._tx() as cur:
-            cur.execute(f"SELECT {', '.join(RECORD_COLUMNS)}, received_at FROM records "  # noqa: S608
-                        f"{where} ORDER BY device_id, log_id, seq", params)
+            cur.execute(
+                f"SELECT {', '.join(RECORD_COLUMNS)}, received_at FROM records "  # noqa: S608
+                f"{where} ORDER BY device_id, log_id, seq",
+                params,
+            )
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         for values in rows:

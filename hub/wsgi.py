@@ -59,12 +59,16 @@ def app_from_environment(env: Mapping[str, str]) -> Flask:
         raise ApplianceError(f"set {' and '.join(missing)} (see /etc/appliance-hub/hub.env)")
     credentials = env.get("CREDENTIALS_DIRECTORY")
     policy = env.get("APPLIANCE_HUB_POLICY")
-    return create_app(HubStore(env["APPLIANCE_HUB_DB"]), Path(env["APPLIANCE_HUB_DEVICES"]),
-                      _token(credentials, "auditor_token"),
-                      admin_token=_token(credentials, "admin_token"),
-                      disabled_devices=DisabledDevices(Path(policy)) if policy else frozenset,
-                      logins=hub_logins(env), trusted_proxies=_proxies(env),
-                      ack_key=_ack_key(credentials))
+    return create_app(
+        HubStore(env["APPLIANCE_HUB_DB"]),
+        Path(env["APPLIANCE_HUB_DEVICES"]),
+        _token(credentials, "auditor_token"),
+        admin_token=_token(credentials, "admin_token"),
+        disabled_devices=DisabledDevices(Path(policy)) if policy else frozenset,
+        logins=hub_logins(env),
+        trusted_proxies=_proxies(env),
+        ack_key=_ack_key(credentials),
+    )
 
 
 def _ack_key(credentials: str | None) -> HubSigner | None:
@@ -73,7 +77,8 @@ def _ack_key(credentials: str | None) -> HubSigner | None:
     if path is None or not path.exists():
         logging.getLogger(__name__).warning(
             "no hub_ack_key credential: acknowledgements are unsigned and devices that pin "
-            "the hub key mark nothing uploaded")
+            "the hub key mark nothing uploaded"
+        )
         return None
     return HubSigner.load(path)
 

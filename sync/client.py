@@ -107,13 +107,23 @@ class SyncClient:
         self.root = Path(root)
         self.keep_versions = keep_versions
         self._wall = wall
-        self.clock = SyncClock(self.state_dir, wall=wall, build_time=build_time,
-                               clock_synchronised=clock_synchronised, boot=boot,
-                               max_clock_jump_s=max_clock_jump_s)
+        self.clock = SyncClock(
+            self.state_dir,
+            wall=wall,
+            build_time=build_time,
+            clock_synchronised=clock_synchronised,
+            boot=boot,
+            max_clock_jump_s=max_clock_jump_s,
+        )
         self.installs = InstalledVersions(self.trust_dir, self.root)
         self._new_fetcher = functools.partial(
-            DeadlineFetcher, gap_timeout_s=gap_timeout_s, deadline_s=deadline_s,
-            retries=retries, backoff_s=backoff_s, sleep=sleep)
+            DeadlineFetcher,
+            gap_timeout_s=gap_timeout_s,
+            deadline_s=deadline_s,
+            retries=retries,
+            backoff_s=backoff_s,
+            sleep=sleep,
+        )
 
     # -- public ---------------------------------------------------------------------------
 
@@ -143,18 +153,25 @@ class SyncClient:
             except OSError as e:
                 raise SyncError(f"local storage failed: {e.strerror or e}") from e
         except SyncError as e:
-            state.update(last_error=str(e), last_error_at=state["last_attempt"],
-                         bytes_fetched=fetcher.bytes_fetched,
-                         high_water_error=self.installs.mark_error)
+            state.update(
+                last_error=str(e),
+                last_error_at=state["last_attempt"],
+                bytes_fetched=fetcher.bytes_fetched,
+                high_water_error=self.installs.mark_error,
+            )
             unrecorded = self._record(state)
             if unrecorded:
                 raise SyncError(f"{e} ({unrecorded})") from None
             raise SyncError(str(e)) from None
-        state.update(last_success=state["last_attempt"], last_error=None,
-                     bytes_fetched=result.bytes_fetched, updated=result.updated,
-                     expires=iso_or_none(result.expires), high_water_error=self.installs.mark_error)
-        state["bytes_fetched_total"] = state.get("bytes_fetched_total", 0) \
-            + result.bytes_fetched
+        state.update(
+            last_success=state["last_attempt"],
+            last_error=None,
+            bytes_fetched=result.bytes_fetched,
+            updated=result.updated,
+            expires=iso_or_none(result.expires),
+            high_water_error=self.installs.mark_error,
+        )
+        state["bytes_fetched_total"] = state.get("bytes_fetched_total", 0) + result.bytes_fetched
         unrecorded = self._record(state)
         if unrecorded:
             raise SyncError(f"{result.describe()}, but {unrecorded}")
@@ -173,9 +190,13 @@ class SyncClient:
         reference = self.clock.reference_time(installed)
         try:
             updater = _DurableUpdater(
-                str(self.metadata_dir), f"{self.url}/metadata/",
-                target_base_url=f"{self.url}/targets/", fetcher=fetcher,
-                config=UpdaterConfig(max_root_rotations=64), bootstrap=bootstrap)
+                str(self.metadata_dir),
+                f"{self.url}/metadata/",
+                target_base_url=f"{self.url}/targets/",
+                fetcher=fetcher,
+                config=UpdaterConfig(max_root_rotations=64),
+                bootstrap=bootstrap,
+            )
             # ngclient judges expiry by the system clock; ours never goes below the floor.
             updater._trusted_set.reference_time = datetime.fromtimestamp(reference, UTC)
             updater.refresh()
@@ -184,28 +205,43 @@ class SyncClient:
                 if role.is_expired(datetime.fromtimestamp(reference, UTC)):
                     raise exceptions.ExpiredMetadataError(f"{role.type} metadata has expired")
             root_version = trusted.root.version
-            expires = min(r.expires.timestamp() for r in
-                          (trusted.root, trusted.timestamp, trusted.snapshot, trusted.targets))
+            expires = min(
+                r.expires.timestamp()
+                for r in (trusted.root, trusted.timestamp, trusted.snapshot, trusted.targets)
+            )
             download = VersionDownload(
-                url=self.url, updater=updater, fetcher=fetcher, state_dir=self.state_dir,
-                trust_dir=self.trust_dir, metadata_dir=self.metadata_dir)
+                url=self.url,
+                updater=updater,
+                fetcher=fetcher,
+                state_dir=self.state_dir,
+                trust_dir=self.trust_dir,
+                metadata_dir=self.metadata_dir,
+            )
             manifest_info = download.info(WIRE_MANIFEST)
             if installed is not None and same_target(installed, WIRE_MANIFEST, manifest_info):
                 assert installed_dir is not None
                 if current_version_dir(self.trust_dir) != installed_dir:
-                    log.warning("trust/current did not point at the installed %s; repaired",
-                                installed_dir.name)
+                    log.warning(
+                        "trust/current did not point at the installed %s; repaired",
+                        installed_dir.name,
+                    )
                     switch_current(self.trust_dir, installed_dir.name)
-                prune_versions(self.trust_dir, self.keep_versions,
-                               InstalledVersions.genuine(bootstrap))
+                prune_versions(
+                    self.trust_dir, self.keep_versions, InstalledVersions.genuine(bootstrap)
+                )
                 self.clock.mark_floor(_epoch(installed.get("published")))
-                return SyncResult(installed["version"], False, fetcher.bytes_fetched,
-                                  _epoch(installed.get("published")), expires)
+                return SyncResult(
+                    installed["version"],
+                    False,
+                    fetcher.bytes_fetched,
+                    _epoch(installed.get("published")),
+                    expires,
+                )
             raw, wire = download.read_manifest(manifest_info)
-            self._check_version(wire, installed or self.installs.floor_as_installed(),
-                                root_version)
-            final = download.install(wire, raw, manifest_info, installed_dir, installed,
-                                     root_version, expires, bootstrap)
+            self._check_version(wire, installed or self.installs.floor_as_installed(), root_version)
+            final = download.install(
+                wire, raw, manifest_info, installed_dir, installed, root_version, expires, bootstrap
+            )
             self.installs.write_mark(mark_of(final, verify_signed(final / SIGNED, bootstrap), wire))
         except exceptions.RepositoryError as e:
             raise SyncError(f"repository data rejected ({type(e).__name__}): {e}") from e
@@ -216,19 +252,23 @@ class SyncClient:
         prune_versions(self.trust_dir, self.keep_versions, InstalledVersions.genuine(bootstrap))
         self.clock.mark_floor(_epoch(wire["published"]))
         log.info("trust data version %s installed at %s", wire["version"], final)
-        return SyncResult(wire["version"], True, fetcher.bytes_fetched,
-                          _epoch(wire["published"]), expires)
+        return SyncResult(
+            wire["version"], True, fetcher.bytes_fetched, _epoch(wire["published"]), expires
+        )
 
     @staticmethod
-    def _check_version(wire: dict[str, Any], installed: dict[str, Any] | None,
-                       root_version: int) -> None:
+    def _check_version(
+        wire: dict[str, Any], installed: dict[str, Any] | None, root_version: int
+    ) -> None:
         if installed is None:
             return
         if wire["version"] <= installed["version"] and root_version <= installed.get(
-                "root_version", 0):
+            "root_version", 0
+        ):
             raise exceptions.BadVersionNumberError(
                 f"version {wire['version']} is not newer than the installed "
-                f"{installed['version']} (rollback)")
+                f"{installed['version']} (rollback)"
+            )
 
     # -- state ----------------------------------------------------------------------------
 
@@ -237,8 +277,11 @@ class SyncClient:
         _, installed = self.installs.highest()
         if installed is not None:
             published = _epoch(installed.get("published"))
-            state.update(version=installed.get("version"), published=installed.get("published"),
-                         age_s=None if published is None else round(self._wall() - published, 1))
+            state.update(
+                version=installed.get("version"),
+                published=installed.get("published"),
+                age_s=None if published is None else round(self._wall() - published, 1),
+            )
             state.setdefault("expires", installed.get("expires"))
         try:
             write_sync_state(self.state_dir, state)
@@ -268,7 +311,13 @@ def client_from_config(config: Config) -> SyncClient:
     if sync.root is None:
         raise SyncError("no pinned trust root configured ([sync] root)")
     return SyncClient(
-        state_dir=config.paths.state_dir, trust_dir=config.trust_dir, url=sync.url,
-        root=sync.root, gap_timeout_s=sync.timeout_s, deadline_s=sync.download_deadline_s,
-        retries=sync.retries, backoff_s=sync.retry_backoff_s, keep_versions=sync.keep_versions,
+        state_dir=config.paths.state_dir,
+        trust_dir=config.trust_dir,
+        url=sync.url,
+        root=sync.root,
+        gap_timeout_s=sync.timeout_s,
+        deadline_s=sync.download_deadline_s,
+        retries=sync.retries,
+        backoff_s=sync.retry_backoff_s,
+        keep_versions=sync.keep_versions,
     )

@@ -32,12 +32,16 @@ log = logging.getLogger(__name__)
 class SyncClock:
     """One per sync client; ``check`` at the start of every sync, then the others."""
 
-    def __init__(self, state_dir: Path, *,
-                 wall: Callable[[], float] = time.time,
-                 build_time: float = BUILD_TIME,
-                 clock_synchronised: Callable[[], bool] = system_clock_synchronised,
-                 boot: Callable[[], tuple[str, float]] = boot_clock,
-                 max_clock_jump_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        wall: Callable[[], float] = time.time,
+        build_time: float = BUILD_TIME,
+        clock_synchronised: Callable[[], bool] = system_clock_synchronised,
+        boot: Callable[[], tuple[str, float]] = boot_clock,
+        max_clock_jump_s: float = 3600.0,
+    ) -> None:
         self._wall = wall
         self._build_time = build_time
         self._clock_synchronised = clock_synchronised
@@ -77,12 +81,18 @@ class SyncClock:
             self._jump_s = jump
             state["clock_jumps"] = int(state.get("clock_jumps") or 0) + 1
             state["last_clock_jump"] = {"at": iso_or_none(wall), "ahead_s": round(jump, 1)}
-            log.warning("system clock is %.0f s ahead of the time elapsed since the last "
-                        "synchronised sync: ignored for the trusted-time floor", jump)
+            log.warning(
+                "system clock is %.0f s ahead of the time elapsed since the last "
+                "synchronised sync: ignored for the trusted-time floor",
+                jump,
+            )
             self._clock_jumped = True
             return True
         self._clock_jumped = False
         if self._clock_synchronised():
-            state["clock_reference"] = {"boot_id": boot_id, "since_boot_s": since_boot,
-                                        "wall": wall}
+            state["clock_reference"] = {
+                "boot_id": boot_id,
+                "since_boot_s": since_boot,
+                "wall": wall,
+            }
         return False

@@ -36,8 +36,16 @@ MAX_TARGET_BYTES = 1024 * 1024 * 1024
 class VersionDownload:
     """Made per sync, with that sync's refreshed ``updater`` and ``fetcher``."""
 
-    def __init__(self, *, url: str, updater: Updater, fetcher: DeadlineFetcher,
-                 state_dir: Path, trust_dir: Path, metadata_dir: Path) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        updater: Updater,
+        fetcher: DeadlineFetcher,
+        state_dir: Path,
+        trust_dir: Path,
+        metadata_dir: Path,
+    ) -> None:
         self.url = url
         self.updater = updater
         self.fetcher = fetcher
@@ -64,16 +72,27 @@ class VersionDownload:
             wire = json.loads(raw)
         except ValueError as e:
             raise TrustDataError("manifest.json is not valid JSON") from e
-        if not isinstance(wire, dict) or wire.get("format") != 1 \
-                or not isinstance(wire.get("version"), int) or _epoch(wire.get("published")) \
-                is None:
+        if (
+            not isinstance(wire, dict)
+            or wire.get("format") != 1
+            or not isinstance(wire.get("version"), int)
+            or _epoch(wire.get("published")) is None
+        ):
             raise TrustDataError("manifest.json is not a format-1 manifest")
         parse_policy(wire.get("policy", {}))
         return raw, wire
 
-    def install(self, wire: dict[str, Any], raw_manifest: bytes, manifest_info: TargetFile,
-                current: Path | None, installed: dict[str, Any] | None, root_version: int,
-                expires: float, pinned_root: bytes) -> Path:
+    def install(
+        self,
+        wire: dict[str, Any],
+        raw_manifest: bytes,
+        manifest_info: TargetFile,
+        current: Path | None,
+        installed: dict[str, Any] | None,
+        root_version: int,
+        expires: float,
+        pinned_root: bytes,
+    ) -> Path:
         """Stage the version ``wire`` describes and commit it (loaded with the kiosk's
         checked loader first); any failure removes the staged directory."""
         parts, layout = wire_layout(wire)
@@ -83,8 +102,11 @@ class VersionDownload:
             for part in parts:
                 info = self.info(part.target)
                 sources[part.local] = source_record(info)
-                if current is not None and installed is not None and same_target(
-                        installed, part.local, info):
+                if (
+                    current is not None
+                    and installed is not None
+                    and same_target(installed, part.local, info)
+                ):
                     for rel in companions(part):
                         staged.link_from(current / rel, rel)
                     continue
@@ -95,9 +117,16 @@ class VersionDownload:
                 raise TrustDataError("issuers.json is not an object")
             parse_issuers(issuers.get("issuers", []))
             self._keep_signed(staged, raw_manifest)
-            manifest = {"format": 1, "version": wire["version"], "published": wire["published"],
-                        "expires": iso_or_none(expires), "policy": wire.get("policy", {}),
-                        "root_version": root_version, "targets": sources, **layout}
+            manifest = {
+                "format": 1,
+                "version": wire["version"],
+                "published": wire["published"],
+                "expires": iso_or_none(expires),
+                "policy": wire.get("policy", {}),
+                "root_version": root_version,
+                "targets": sources,
+                **layout,
+            }
             return staged.commit(manifest, lambda path: load_version_dir(path, pinned_root))
         except BaseException:
             staged.abort()
@@ -114,13 +143,15 @@ class VersionDownload:
         if length != info.length or digest != info.hashes["sha256"]:
             dest.unlink()
             raise exceptions.LengthOrHashMismatchError(
-                f"target {info.path} does not match its signed length and hash")
+                f"target {info.path} does not match its signed length and hash"
+            )
 
     def _keep_signed(self, staged: StagedVersion, raw_manifest: bytes) -> None:
         """Store the metadata just verified with the version, for the kiosk to check it by."""
         for role in ("timestamp", "snapshot", "targets"):
-            staged.write_bytes(f"{SIGNED}/{role}.json",
-                               (self.metadata_dir / f"{role}.json").read_bytes())
+            staged.write_bytes(
+                f"{SIGNED}/{role}.json", (self.metadata_dir / f"{role}.json").read_bytes()
+            )
         for root in sorted((self.metadata_dir / ROOT_HISTORY).glob("*.root.json")):
             staged.write_bytes(f"{SIGNED}/{ROOT_HISTORY}/{root.name}", root.read_bytes())
         staged.write_bytes(f"{SIGNED}/{WIRE_MANIFEST}", raw_manifest)

@@ -86,8 +86,7 @@ class DeadlineFetcher(FetcherInterface):
                 return self._attempt(url, max_length, out)
             except TransientFetchError as e:
                 if attempt >= self.retries:
-                    raise exceptions.DownloadError(f"{url}: {e} (after {attempt + 1} tries)") \
-                        from e
+                    raise exceptions.DownloadError(f"{url}: {e} (after {attempt + 1} tries)") from e
                 delay = backoff_delay(attempt + 1, self.backoff_s, rng=self._rng)
 
                 log.info("download of %s failed (%s); retrying in %.1f s", url, e, delay)
@@ -102,15 +101,17 @@ class DeadlineFetcher(FetcherInterface):
         timeout = min(self.gap_timeout_s, self.deadline_s)
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
-                                               context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
+            )
         else:
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             try:
-                conn.request("GET", path, headers={"User-Agent": USER_AGENT,
-                                                   "Accept-Encoding": "identity"})
+                conn.request(
+                    "GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+                )
                 sock = conn.sock
                 resp = conn.getresponse()
             except TimeoutError as e:
@@ -125,20 +126,29 @@ class DeadlineFetcher(FetcherInterface):
             declared = resp.getheader("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_length:
                 raise exceptions.DownloadLengthMismatchError(
-                    f"{url}: {declared} bytes announced, at most {max_length} allowed")
+                    f"{url}: {declared} bytes announced, at most {max_length} allowed"
+                )
             return self._read_body(url, resp, sock, deadline, max_length, out)
         finally:
             conn.close()
 
-    def _read_body(self, url: str, resp: http.client.HTTPResponse, sock: socket.socket | None,
-                   deadline: float, max_length: int, out: IO[bytes]) -> tuple[int, str]:
+    def _read_body(
+        self,
+        url: str,
+        resp: http.client.HTTPResponse,
+        sock: socket.socket | None,
+        deadline: float,
+        max_length: int,
+        out: IO[bytes],
+    ) -> tuple[int, str]:
         digest = hashlib.sha256()
         received = 0
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise exceptions.SlowRetrievalError(
-                    f"{url}: not complete within {self.deadline_s:g} s")
+                    f"{url}: not complete within {self.deadline_s:g} s"
+                )
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.settimeout(min(self.gap_timeout_s, left))
@@ -146,7 +156,8 @@ class DeadlineFetcher(FetcherInterface):
                 chunk = resp.read1(CHUNK)
             except TimeoutError as e:
                 raise exceptions.SlowRetrievalError(
-                    f"{url}: stalled for {self.gap_timeout_s:g} s") from e
+                    f"{url}: stalled for {self.gap_timeout_s:g} s"
+                ) from e
             except (OSError, http.client.HTTPException) as e:
                 raise TransientFetchError(f"connection cut after {received} bytes: {e}") from e
             if not chunk:
@@ -154,8 +165,7 @@ class DeadlineFetcher(FetcherInterface):
             received += len(chunk)
             self.bytes_fetched += len(chunk)
             if received > max_length:
-                raise exceptions.DownloadLengthMismatchError(
-                    f"{url}: more than {max_length} bytes")
+                raise exceptions.DownloadLengthMismatchError(f"{url}: more than {max_length} bytes")
             digest.update(chunk)
             out.write(chunk)  # OSError here is local storage (a full disk): not retried
         declared = resp.getheader("Content-Length")

@@ -72,15 +72,24 @@ class HeartbeatSources:
     software_version: str = __version__
 
 
-def sources_from_config(config: Config, *, audit_backlog: Callable[[], int | None],
-                        camera: Callable[[], str],
-                        wall: Callable[[], float] = time.time,
-                        audit_head: Callable[[], dict[str, Any] | None] = lambda: None
-                        ) -> HeartbeatSources:
-    return HeartbeatSources(device_id=config.device.id, state_dir=config.paths.state_dir,
-                            trust_dir=config.trust_dir, root=config.sync.root,
-                            audit_backlog=audit_backlog, camera=camera, wall=wall,
-                            audit_head=audit_head)
+def sources_from_config(
+    config: Config,
+    *,
+    audit_backlog: Callable[[], int | None],
+    camera: Callable[[], str],
+    wall: Callable[[], float] = time.time,
+    audit_head: Callable[[], dict[str, Any] | None] = lambda: None,
+) -> HeartbeatSources:
+    return HeartbeatSources(
+        device_id=config.device.id,
+        state_dir=config.paths.state_dir,
+        trust_dir=config.trust_dir,
+        root=config.sync.root,
+        audit_backlog=audit_backlog,
+        camera=camera,
+        wall=wall,
+        audit_head=audit_head,
+    )
 
 
 def collect(src: HeartbeatSources) -> tuple[dict[str, Any], bool]:
@@ -168,15 +177,20 @@ def _disk_free(state_dir: Path) -> int:
 def sign(identity: Any, fields: dict[str, Any]) -> bytes:
     """The envelope the hub expects: canonical JSON payload, Ed25519 signature, base64."""
     payload = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    return json.dumps({"payload": base64.b64encode(payload).decode(),
-                       "signature": base64.b64encode(identity.sign(payload)).decode()}).encode()
+    return json.dumps(
+        {
+            "payload": base64.b64encode(payload).decode(),
+            "signature": base64.b64encode(identity.sign(payload)).decode(),
+        }
+    ).encode()
 
 
 class Heartbeat:
     """Builds, signs and sends one heartbeat; records each attempt in the state file."""
 
-    def __init__(self, sources: HeartbeatSources, identity: Any,
-                 post: Callable[[bytes], dict[str, Any]]) -> None:
+    def __init__(
+        self, sources: HeartbeatSources, identity: Any, post: Callable[[bytes], dict[str, Any]]
+    ) -> None:
         self.sources = sources
         self.identity = identity
         self._post = post
@@ -187,8 +201,10 @@ class Heartbeat:
         try:
             fields, trusted = collect(self.sources)
             if not trusted:
-                raise ClockNotTrusted("heartbeat not sent: the clock is not trusted "
-                                      "(below the last synchronised time or trust data)")
+                raise ClockNotTrusted(
+                    "heartbeat not sent: the clock is not trusted "
+                    "(below the last synchronised time or trust data)"
+                )
             answer = self._post(sign(self.identity, fields))
             if answer.get("status") != "stored":
                 raise SyncError(f"hub did not store the heartbeat: {answer.get('status')!r}")
@@ -196,8 +212,11 @@ class Heartbeat:
             self._record(attempt, error=str(e))
             raise
         self._record(attempt, sent=fields["time"])
-        log.info("heartbeat sent (trust version %s, backlog %s)", fields["trust_version"],
-                 fields["audit_backlog"])
+        log.info(
+            "heartbeat sent (trust version %s, backlog %s)",
+            fields["trust_version"],
+            fields["audit_backlog"],
+        )
         return fields
 
     def send_quietly(self) -> bool:
@@ -209,16 +228,16 @@ class Heartbeat:
             return False
         return True
 
-    def _record(self, attempt: float, *, sent: str | None = None,
-                error: str | None = None) -> None:
+    def _record(self, attempt: float, *, sent: str | None = None, error: str | None = None) -> None:
         state = read_state(self.sources.state_dir)
         state["last_attempt"] = _iso_or_none(attempt)
         state["last_error"] = None if error is None else error[:300]
         if sent is not None:
             state["last_sent"] = sent
         try:
-            write_atomic(self.sources.state_dir / STATE_FILE,
-                         json.dumps(state, sort_keys=True).encode())
+            write_atomic(
+                self.sources.state_dir / STATE_FILE, json.dumps(state, sort_keys=True).encode()
+            )
         except OSError as e:
             log.warning("heartbeat state not recorded: %s", e.strerror or e)
 

@@ -45,8 +45,9 @@ def parse_answer(data: bytes) -> Any:
         raise HubAnswerInvalid("hub answer is not UTF-8") from e
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
     if len(brackets) > 2 * MAX_ANSWER_CONTAINERS:
-        raise HubAnswerInvalid(f"hub answer has more than {MAX_ANSWER_CONTAINERS} "
-                               "arrays and objects")
+        raise HubAnswerInvalid(
+            f"hub answer has more than {MAX_ANSWER_CONTAINERS} arrays and objects"
+        )
     steps = (1 if c in "[{" else -1 for c in brackets)
     if max(itertools.accumulate(steps), default=0) > MAX_ANSWER_DEPTH:
         raise HubAnswerInvalid(f"hub answer nested deeper than {MAX_ANSWER_DEPTH}")
@@ -63,19 +64,34 @@ def quoted(answer: Any) -> str:
     return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "..."
 
 
-def checked_ack(answer: dict[str, Any], hub_key: DevicePublicKey, device_id: str,
-                log_id: str, last: dict[str, Any]) -> HubAck:
+def checked_ack(
+    answer: dict[str, Any],
+    hub_key: DevicePublicKey,
+    device_id: str,
+    log_id: str,
+    last: dict[str, Any],
+) -> HubAck:
     """The hub's acknowledgement of a batch ending at record ``last``, signature checked."""
     try:
         ack = HubAck.parse(answer.get("ack"))
     except ValueError as e:
-        raise AckInvalid(f"hub answer carries no signed acknowledgement ({e}): "
-                         "is [upload] url the hub, and is the hub given its key?") from e
-    if (ack.device_id, ack.log_id, ack.seq, ack.hash) != (device_id, log_id, last["seq"],
-                                                         last["hash"]):
-        raise AckInvalid(f"hub acknowledgement is for another record (seq {ack.seq}), "
-                         f"not seq {last['seq']} of this log")
+        raise AckInvalid(
+            f"hub answer carries no signed acknowledgement ({e}): "
+            "is [upload] url the hub, and is the hub given its key?"
+        ) from e
+    if (ack.device_id, ack.log_id, ack.seq, ack.hash) != (
+        device_id,
+        log_id,
+        last["seq"],
+        last["hash"],
+    ):
+        raise AckInvalid(
+            f"hub acknowledgement is for another record (seq {ack.seq}), "
+            f"not seq {last['seq']} of this log"
+        )
     if not ack.verify(hub_key):
-        raise AckInvalid(f"hub acknowledgement of seq {ack.seq} is not signed by the pinned "
-                         "hub key ([upload] hub_key): not the hub, or a changed key")
+        raise AckInvalid(
+            f"hub acknowledgement of seq {ack.seq} is not signed by the pinned "
+            "hub key ([upload] hub_key): not the hub, or a changed key"
+        )
     return ack

@@ -55,9 +55,16 @@ class InstalledVersions:
             if floor is not None and mark.key() < floor.key():
                 continue  # older than what this device has had: never "the installed" one
             if best is None or mark.key() > best[1]["mark"].key():
-                best = path, {**manifest, "version": wire["version"],
-                              "published": wire.get("published"),
-                              "root_version": signed.root_version, "mark": mark}
+                best = (
+                    path,
+                    {
+                        **manifest,
+                        "version": wire["version"],
+                        "published": wire.get("published"),
+                        "root_version": signed.root_version,
+                        "mark": mark,
+                    },
+                )
         return best if best is not None else (None, None)
 
     def floor(self) -> Mark | None:
@@ -87,8 +94,7 @@ class InstalledVersions:
             self.mark_error = f"trust high-water mark not written: {e.strerror or e}"
             log.error("%s", self.mark_error)
 
-    def repair_offline(self, installed_dir: Path | None,
-                        installed: dict[str, Any] | None) -> None:
+    def repair_offline(self, installed_dir: Path | None, installed: dict[str, Any] | None) -> None:
         """Point ``current`` back at the highest installed version and bring the mark up
         to it, with no network: a device whose link was re-pointed at an older version
         is repaired even while the repository is out of reach (issue 21)."""
@@ -99,13 +105,15 @@ class InstalledVersions:
         if floor is None or floor.key() < mark.key():
             self.write_mark(mark)  # first run with marks, or the mark was lost
         if current_version_dir(self.trust_dir) != installed_dir:
-            log.warning("trust/current did not point at the installed %s; repaired",
-                        installed_dir.name)
+            log.warning(
+                "trust/current did not point at the installed %s; repaired", installed_dir.name
+            )
             switch_current(self.trust_dir, installed_dir.name)
 
     @staticmethod
     def genuine(pinned: bytes) -> Callable[[Path], bool]:
         """Whether a version directory carries metadata signed under the pinned root."""
+
         def genuine(path: Path) -> bool:
             try:
                 read_signed_manifest(path / SIGNED, verify_signed(path / SIGNED, pinned))

@@ -31,8 +31,11 @@ def source_record(info: TargetFile) -> dict[str, Any]:
 def same_target(installed: dict[str, Any], local: str, info: TargetFile) -> bool:
     """Whether the installed record says ``local`` came from exactly this target."""
     src = installed.get("targets", {}).get(local)
-    return isinstance(src, dict) and src.get("target") == info.path \
+    return (
+        isinstance(src, dict)
+        and src.get("target") == info.path
         and src.get("sha256") == info.hashes["sha256"]
+    )
 
 
 def inflate_to(src: Path, dest: Path, length: int) -> None:

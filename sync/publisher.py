@@ -94,8 +94,11 @@ class Repository:
     # reading
 
     def root_version(self) -> int:
-        versions = [int(p.name.split(".")[0]) for p in self.metadata_dir.glob("*.root.json")
-                    if p.name.split(".")[0].isdigit()]
+        versions = [
+            int(p.name.split(".")[0])
+            for p in self.metadata_dir.glob("*.root.json")
+            if p.name.split(".")[0].isdigit()
+        ]
         if not versions:
             raise SyncError(f"{self.repo} is not a repository: run 'appliance publish init'")
         return max(versions)
@@ -139,32 +142,54 @@ class Repository:
         _write_atomic(self.metadata_dir / f"{root.signed.version}.root.json", data)
         _write_atomic(self.metadata_dir / "root.json", data)
 
-    def publish_targets(self, targets: dict[str, TargetFile], expires_hours: float,
-                        now: datetime) -> int:
+    def publish_targets(
+        self, targets: dict[str, TargetFile], expires_hours: float, now: datetime
+    ) -> int:
         """Sign new targets, snapshot and timestamp (in that order); returns the version."""
         if self.published():
             version, snap_version, ts_version = (
-                self.targets().signed.version + 1, self.snapshot().signed.version + 1,
-                self.timestamp().signed.version + 1)
+                self.targets().signed.version + 1,
+                self.snapshot().signed.version + 1,
+                self.timestamp().signed.version + 1,
+            )
         else:
             version = snap_version = ts_version = 1
         expires = _expiry(expires_hours, now)
-        tgt = Metadata(Targets(version=version, spec_version=SPEC_VERSION,
-                               expires=expires, targets=dict(targets)))
+        tgt = Metadata(
+            Targets(
+                version=version, spec_version=SPEC_VERSION, expires=expires, targets=dict(targets)
+            )
+        )
         tgt.sign(load_signer(self.keys, Targets.type))
         tgt_bytes = tgt.to_bytes()
         _write_atomic(self.metadata_dir / f"{version}.targets.json", tgt_bytes)
-        snap = Metadata(Snapshot(version=snap_version, spec_version=SPEC_VERSION,
-                                 expires=expires, meta={"targets.json": MetaFile(
-                                     version, len(tgt_bytes),
-                                     {"sha256": hashlib.sha256(tgt_bytes).hexdigest()})}))
+        snap = Metadata(
+            Snapshot(
+                version=snap_version,
+                spec_version=SPEC_VERSION,
+                expires=expires,
+                meta={
+                    "targets.json": MetaFile(
+                        version, len(tgt_bytes), {"sha256": hashlib.sha256(tgt_bytes).hexdigest()}
+                    )
+                },
+            )
+        )
         snap.sign(load_signer(self.keys, Snapshot.type))
         snap_bytes = snap.to_bytes()
         _write_atomic(self.metadata_dir / f"{snap_version}.snapshot.json", snap_bytes)
-        ts = Metadata(Timestamp(version=ts_version, spec_version=SPEC_VERSION,
-                                expires=expires, snapshot_meta=MetaFile(
-                                    snap_version, len(snap_bytes),
-                                    {"sha256": hashlib.sha256(snap_bytes).hexdigest()})))
+        ts = Metadata(
+            Timestamp(
+                version=ts_version,
+                spec_version=SPEC_VERSION,
+                expires=expires,
+                snapshot_meta=MetaFile(
+                    snap_version,
+                    len(snap_bytes),
+                    {"sha256": hashlib.sha256(snap_bytes).hexdigest()},
+                ),
+            )
+        )
         ts.sign(load_signer(self.keys, Timestamp.type))
         _write_atomic(self.metadata_dir / "timestamp.json", ts.to_bytes())
         return version
@@ -187,8 +212,10 @@ class Repository:
         snap_newest = self.timestamp().signed.snapshot_meta.version
         for p in self.metadata_dir.glob("*.json"):
             num, _, role = p.name.partition(".")
-            if num.isdigit() and ((role == "targets.json" and int(num) <= newest - keep)
-                                  or (role == "snapshot.json" and int(num) <= snap_newest - keep)):
+            if num.isdigit() and (
+                (role == "targets.json" and int(num) <= newest - keep)
+                or (role == "snapshot.json" and int(num) <= snap_newest - keep)
+            ):
                 p.unlink()
                 removed += 1
         return removed
@@ -197,10 +224,15 @@ class Repository:
 # -- Commands: init, update, rotate -------------------------------------------------------
 
 
-def init_repository(repo: Path, keys: Path, root_out: Path, *,
-                    expires_hours: float = DEFAULT_EXPIRES_HOURS,
-                    root_expires_days: float = DEFAULT_ROOT_EXPIRES_DAYS,
-                    now: datetime | None = None) -> int:
+def init_repository(
+    repo: Path,
+    keys: Path,
+    root_out: Path,
+    *,
+    expires_hours: float = DEFAULT_EXPIRES_HOURS,
+    root_expires_days: float = DEFAULT_ROOT_EXPIRES_DAYS,
+    now: datetime | None = None,
+) -> int:
     """New keys, root v1 and an empty first version; writes the root devices pin."""
     now = now or datetime.now(UTC)
     if (repo / "metadata").exists() and any((repo / "metadata").iterdir()):
@@ -221,9 +253,15 @@ def init_repository(repo: Path, keys: Path, root_out: Path, *,
     return update_repository(repo, keys, TrustParts(), expires_hours=expires_hours, now=now)
 
 
-def update_repository(repo: Path, keys: Path, parts: TrustParts, *,
-                      expires_hours: float = DEFAULT_EXPIRES_HOURS,
-                      now: datetime | None = None, keep: int = KEEP_VERSIONS) -> int:
+def update_repository(
+    repo: Path,
+    keys: Path,
+    parts: TrustParts,
+    *,
+    expires_hours: float = DEFAULT_EXPIRES_HOURS,
+    now: datetime | None = None,
+    keep: int = KEEP_VERSIONS,
+) -> int:
     """Publish ``parts`` as the next version; returns the new version number."""
     now = now or datetime.now(UTC)
     r = Repository(repo, keys)
@@ -241,20 +279,27 @@ def update_repository(repo: Path, keys: Path, parts: TrustParts, *,
         return path
 
     manifest: dict[str, Any] = {
-        "format": WIRE_FORMAT, "version": next_version,
-        "published": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "policy": parts.policy,
-        "issuers": add(ISSUERS_TARGET, json.dumps({"issuers": parts.issuers}, indent=1,
-                                                  sort_keys=True).encode()),
-        "status_lists": [], "revoked": {},
+        "format": WIRE_FORMAT,
+        "version": next_version,
+        "published": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "policy": parts.policy,
+        "issuers": add(
+            ISSUERS_TARGET,
+            json.dumps({"issuers": parts.issuers}, indent=1, sort_keys=True).encode(),
+        ),
+        "status_lists": [],
+        "revoked": {},
     }
     for uri, bits, raw in parts.status_lists:
         path = add(f"status/{status_id(uri)}.bin.zz", zlib.compress(raw, 9))
-        manifest["status_lists"].append({"uri": uri, "bits": bits, "target": path,
-                                         "length": len(raw)})
+        manifest["status_lists"].append(
+            {"uri": uri, "bits": bits, "target": path, "length": len(raw)}
+        )
     for name in HASH_SETS:
         previous = (old_manifest or {}).get("revoked", {}).get(name)
-        entry, files = _plan_hash_set(name, previous, parts.revoked.get(name),
-                                      lambda p: r.read_target(old_targets[p]))
+        entry, files = _plan_hash_set(
+            name, previous, parts.revoked.get(name), lambda p: r.read_target(old_targets[p])
+        )
         for path in _set_targets(entry):
             if path in files:
                 add(path, files[path])
@@ -273,8 +318,9 @@ def _set_targets(entry: dict[str, Any]) -> list[str]:
     return out + [d["target"] for d in entry.get("deltas", [])]
 
 
-def _plan_hash_set(name: str, previous: dict[str, Any] | None, new: np.ndarray | None,
-                   read: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _plan_hash_set(
+    name: str, previous: dict[str, Any] | None, new: np.ndarray | None, read: Any
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The set's manifest entry and the new files: one more delta, or a compacted base."""
     new = np.empty(0, dtype=DIGEST) if new is None else new
     if previous is not None:
@@ -292,22 +338,32 @@ def _plan_hash_set(name: str, previous: dict[str, Any] | None, new: np.ndarray |
         if not len(removed) and delta_total <= limit and len(deltas) < MAX_DELTA_FILES:
             path = f"revoked/{name}/delta-{generation:06d}-{len(deltas) + 1:04d}.bin"
             deltas.append({"target": path, "count": len(added)})
-            return ({"generation": generation, "base": previous.get("base"),
-                     "deltas": deltas}, {path: np.sort(added).tobytes()})
+            return (
+                {"generation": generation, "base": previous.get("base"), "deltas": deltas},
+                {path: np.sort(added).tobytes()},
+            )
         generation += 1
     else:
         generation = 1
     if not len(new):
         return {"generation": generation, "base": None, "deltas": []}, {}
     path = f"revoked/{name}/base-{generation:06d}.bin"
-    return ({"generation": generation, "base": {"target": path, "count": len(new)},
-             "deltas": []}, {path: new.tobytes()})
+    return (
+        {"generation": generation, "base": {"target": path, "count": len(new)}, "deltas": []},
+        {path: new.tobytes()},
+    )
 
 
-def rotate_key(repo: Path, keys: Path, role: str, *, root_out: Path | None = None,
-               expires_hours: float = DEFAULT_EXPIRES_HOURS,
-               root_expires_days: float = DEFAULT_ROOT_EXPIRES_DAYS,
-               now: datetime | None = None) -> int:
+def rotate_key(
+    repo: Path,
+    keys: Path,
+    role: str,
+    *,
+    root_out: Path | None = None,
+    expires_hours: float = DEFAULT_EXPIRES_HOURS,
+    root_expires_days: float = DEFAULT_ROOT_EXPIRES_DAYS,
+    now: datetime | None = None,
+) -> int:
     """Replace ``role``'s key: new root version signed by the old and new root keys,
     then every online role re-signed. Returns the new root version."""
     if role not in ROLES:

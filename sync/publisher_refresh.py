@@ -21,8 +21,9 @@ from appliance_sync.publisher_keys import load_signer
 log = logging.getLogger(__name__)
 
 
-def refresh_timestamp(repo: Path, keys: Path, *, expires_hours: float,
-                      now: datetime | None = None) -> int:
+def refresh_timestamp(
+    repo: Path, keys: Path, *, expires_hours: float, now: datetime | None = None
+) -> int:
     """Write timestamp.json (next version, same snapshot); returns its version."""
     now = now or datetime.now(UTC)
     r = Repository(repo, keys)
@@ -36,9 +37,14 @@ def refresh_timestamp(repo: Path, keys: Path, *, expires_hours: float,
     snapshot = r.metadata_dir / f"{old.snapshot_meta.version}.snapshot.json"
     if not snapshot.exists():
         raise SyncError(f"{snapshot} is missing: the repository copy is incomplete")
-    ts = Metadata(Timestamp(version=old.version + 1, spec_version=old.spec_version,
-                            expires=_expiry(expires_hours, now),
-                            snapshot_meta=old.snapshot_meta))
+    ts = Metadata(
+        Timestamp(
+            version=old.version + 1,
+            spec_version=old.spec_version,
+            expires=_expiry(expires_hours, now),
+            snapshot_meta=old.snapshot_meta,
+        )
+    )
     ts.sign(signer)
     _write_atomic(r.metadata_dir / "timestamp.json", ts.to_bytes())
     log.info("timestamp refreshed to version %d", old.version + 1)

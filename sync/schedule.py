@@ -32,13 +32,21 @@ class SyncResult:
 
     def describe(self) -> str:
         what = "installed" if self.updated else "unchanged"
-        return (f"trust data version {self.version} {what}, published "
-                f"{iso_or_none(self.published)}, {self.bytes_fetched} bytes fetched")
+        return (
+            f"trust data version {self.version} {what}, published "
+            f"{iso_or_none(self.published)}, {self.bytes_fetched} bytes fetched"
+        )
 
 
-def run_periodic(sync: Callable[[], SyncResult], interval_s: float, jitter_s: float, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: Callable[[], float] = random.random, rounds: int | None = None) -> None:
+def run_periodic(
+    sync: Callable[[], SyncResult],
+    interval_s: float,
+    jitter_s: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+    rounds: int | None = None,
+) -> None:
     """Sync every ``interval_s`` plus up to ``jitter_s`` (spreading a fleet's load)."""
     done = 0
     while rounds is None or done < rounds:

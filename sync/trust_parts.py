@@ -73,12 +73,14 @@ def parts_from_document(doc: Any) -> TrustParts:
     for name in HASH_SETS:
         values = revoked.get(name, [])
         if not isinstance(values, list) or not all(
-                isinstance(v, str) and re.fullmatch(r"[0-9a-fA-F]{64}", v) for v in values):
+            isinstance(v, str) and re.fullmatch(r"[0-9a-fA-F]{64}", v) for v in values
+        ):
             raise TrustDataError(f"revoked.{name} must be a list of 64-digit hex SHA-256")
         raw = bytes.fromhex("".join(values))
         sets[name] = digests_array(np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32))
-    return TrustParts(issuers=_explicit_profiles(issuers), status_lists=lists, revoked=sets,
-                      policy=policy)
+    return TrustParts(
+        issuers=_explicit_profiles(issuers), status_lists=lists, revoked=sets, policy=policy
+    )
 
 
 def _explicit_profiles(issuers: list[Any]) -> list[Any]:
@@ -86,9 +88,15 @@ def _explicit_profiles(issuers: list[Any]) -> list[Any]:
 
     What a device trusts a key for then never rests on the key-form default.
     """
-    return [{**issuer, "keys": [{**key, "profiles": sorted(entry_profiles(key))}
-                                for key in issuer.get("keys", [])]}
-            for issuer in issuers]
+    return [
+        {
+            **issuer,
+            "keys": [
+                {**key, "profiles": sorted(entry_profiles(key))} for key in issuer.get("keys", [])
+            ],
+        }
+        for issuer in issuers
+    ]
 
 
 def load_source(path: Path) -> TrustParts:

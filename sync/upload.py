@@ -44,8 +44,9 @@ MAX_RESPONSE_BYTES = MAX_ANSWER_BYTES
 class HubClient:
     """HTTP to the hub behind one method; connection and read timeouts on every call."""
 
-    def __init__(self, url: str, timeout_s: float = 30.0,
-                 pool: urllib3.PoolManager | None = None) -> None:
+    def __init__(
+        self, url: str, timeout_s: float = 30.0, pool: urllib3.PoolManager | None = None
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise SyncError(f"upload url must be http(s)://...: {url!r}")
         self.base = url.rstrip("/")
@@ -61,12 +62,19 @@ class HubClient:
         """A signed heartbeat; ``HubRejected`` for a refusal (409: not newer than held)."""
         return self._post(self.base + HEARTBEAT_PATH, body)
 
-    def _post(self, url: str, body: bytes,
-              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def _post(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         try:
-            resp = self.pool.request("POST", url, body=body, timeout=self.timeout,
-                                     headers=dict(headers or {"Content-Type": "application/json"}),
-                                     retries=False, preload_content=False)
+            resp = self.pool.request(
+                "POST",
+                url,
+                body=body,
+                timeout=self.timeout,
+                headers=dict(headers or {"Content-Type": "application/json"}),
+                retries=False,
+                preload_content=False,
+            )
             try:
                 data = resp.read(MAX_RESPONSE_BYTES + 1)
             finally:
@@ -95,28 +103,48 @@ class UploadReport:
     gaps: list[Any] | None = None
 
 
-def batch_body(identity: DeviceIdentity, device_id: str, log_id: str,
-               records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
-               head: SignedHead, sent_at: float) -> SignedBody:
+def batch_body(
+    identity: DeviceIdentity,
+    device_id: str,
+    log_id: str,
+    records: list[dict[str, Any]],
+    checkpoints: list[dict[str, Any]],
+    head: SignedHead,
+    sent_at: float,
+) -> SignedBody:
     """The batch as the hub takes it: canonical JSON, signed in headers (the hub checks
     the signature before it parses the body), with the device's signed head."""
-    batch = {"type": "appliance-audit-batch-v1", "device_id": device_id,
-             "log_id": log_id, "first_seq": records[0]["seq"],
-             "last_seq": records[-1]["seq"], "records": records,
-             "checkpoints": checkpoints, "sent_at": sent_at, "head": head.as_dict()}
+    batch = {
+        "type": "appliance-audit-batch-v1",
+        "device_id": device_id,
+        "log_id": log_id,
+        "first_seq": records[0]["seq"],
+        "last_seq": records[-1]["seq"],
+        "records": records,
+        "checkpoints": checkpoints,
+        "sent_at": sent_at,
+        "head": head.as_dict(),
+    }
     return sign_body(identity, device_id, canonical(batch))
 
 
 class Uploader:
-    def __init__(self, audit: AuditLog, identity: DeviceIdentity,
-                 client: HubClient | Callable[[SignedBody], dict[str, Any]],
-                 batch_size: int = 500, clock: Callable[[], float] = time.time,
-                 heartbeat: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        audit: AuditLog,
+        identity: DeviceIdentity,
+        client: HubClient | Callable[[SignedBody], dict[str, Any]],
+        batch_size: int = 500,
+        clock: Callable[[], float] = time.time,
+        heartbeat: Callable[[], object] | None = None,
+    ) -> None:
         """``heartbeat``: called after every ``upload_pending`` (it logs its own failures).
         ``audit`` must know the hub's pinned key: only acknowledgements it signed count."""
         if audit.hub_key is None:
-            raise ConfigError("no hub key pinned: set [upload] hub_key to the hub's public "
-                              "key ('appliance hub keygen' writes it)")
+            raise ConfigError(
+                "no hub key pinned: set [upload] hub_key to the hub's public "
+                "key ('appliance hub keygen' writes it)"
+            )
         self.audit = audit
         self.identity = identity
         self._post = client.post_batch if isinstance(client, HubClient) else client
@@ -124,13 +152,22 @@ class Uploader:
         self._clock = clock
         self._heartbeat = heartbeat
 
-    def make_batch(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
-                   head: SignedHead | None = None) -> SignedBody:
+    def make_batch(
+        self,
+        records: list[dict[str, Any]],
+        checkpoints: list[dict[str, Any]],
+        head: SignedHead | None = None,
+    ) -> SignedBody:
         """This log's ``records`` as one batch (see ``batch_body``)."""
-        return batch_body(self.identity, self.audit.device_id, self.audit.log_id or "",
-                          records, checkpoints,
-                          head or self.audit.signed_head(self.identity, self._clock()),
-                          self._clock())
+        return batch_body(
+            self.identity,
+            self.audit.device_id,
+            self.audit.log_id or "",
+            records,
+            checkpoints,
+            head or self.audit.signed_head(self.identity, self._clock()),
+            self._clock(),
+        )
 
     def upload_batch(self, report: UploadReport | None = None) -> int:
         """Send the oldest pending batch; mark it once acknowledged. Returns records acked."""
@@ -140,15 +177,17 @@ class Uploader:
         first, last = records[0]["seq"], records[-1]["seq"]
         head = self.audit.signed_head(self.identity, self._clock())
         answer = self._post(self.make_batch(records, checkpoints, head))
-        if (answer.get("status") not in ("stored", "duplicate")
-                or answer.get("acked") != [first, last]
-                or answer.get("log_id") != self.audit.log_id):
+        if (
+            answer.get("status") not in ("stored", "duplicate")
+            or answer.get("acked") != [first, last]
+            or answer.get("log_id") != self.audit.log_id
+        ):
             raise SyncError(f"hub did not acknowledge seq {first}..{last}: {quoted(answer)}")
         assert self.audit.hub_key is not None  # checked in __init__
-        ack = checked_ack(answer, self.audit.hub_key, self.audit.device_id,
-                          self.audit.log_id or "", records[-1])
-        self.audit.mark_uploaded(first, last, self._clock(), ack=ack,
-                                 head=head)
+        ack = checked_ack(
+            answer, self.audit.hub_key, self.audit.device_id, self.audit.log_id or "", records[-1]
+        )
+        self.audit.mark_uploaded(first, last, self._clock(), ack=ack, head=head)
         if report is not None:
             report.batches += 1
             report.records += len(records)
@@ -157,26 +196,36 @@ class Uploader:
         log.debug("uploaded seq %d..%d (%s)", first, last, answer.get("status"))
         return len(records)
 
-    def upload_pending(self, *, max_attempts: int | None = 5, base_delay_s: float = 1.0,
-                       max_delay_s: float = 60.0, sleep: Callable[[float], object] = time.sleep,
-                       rng: Callable[[], float] = random.random,
-                       stop: threading.Event | None = None) -> UploadReport:
+    def upload_pending(
+        self,
+        *,
+        max_attempts: int | None = 5,
+        base_delay_s: float = 1.0,
+        max_delay_s: float = 60.0,
+        sleep: Callable[[float], object] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        stop: threading.Event | None = None,
+    ) -> UploadReport:
         """Upload until nothing is pending, retrying with backoff; ``SyncError`` if it gives up.
 
         ``max_attempts`` counts consecutive failures (None: retry until stopped).
         A hub rejection is not retried. The heartbeat follows, whatever the outcome.
         """
         try:
-            return self._upload_pending(max_attempts, base_delay_s, max_delay_s, sleep, rng,
-                                        stop)
+            return self._upload_pending(max_attempts, base_delay_s, max_delay_s, sleep, rng, stop)
         finally:
             if self._heartbeat is not None:
                 self._heartbeat()
 
-    def _upload_pending(self, max_attempts: int | None, base_delay_s: float,
-                        max_delay_s: float, sleep: Callable[[float], object],
-                        rng: Callable[[], float], stop: threading.Event | None
-                        ) -> UploadReport:
+    def _upload_pending(
+        self,
+        max_attempts: int | None,
+        base_delay_s: float,
+        max_delay_s: float,
+        sleep: Callable[[float], object],
+        rng: Callable[[], float],
+        stop: threading.Event | None,
+    ) -> UploadReport:
         report, failures = UploadReport(), 0
         while stop is None or not stop.is_set():
             try:
@@ -194,17 +243,22 @@ class Uploader:
                 sleep(delay)
         return report
 
-    def run_forever(self, interval_s: float, jitter_s: float, stop: threading.Event,
-                    rng: Callable[[], float] = random.random) -> None:
+    def run_forever(
+        self,
+        interval_s: float,
+        jitter_s: float,
+        stop: threading.Event,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         """Periodic upload: every ``interval_s`` (+ jitter), backing off after failures."""
         while not stop.is_set():
             try:
-                report = self.upload_pending(max_attempts=None, max_delay_s=interval_s,
-                                             sleep=stop.wait, rng=rng, stop=stop)
+                report = self.upload_pending(
+                    max_attempts=None, max_delay_s=interval_s, sleep=stop.wait, rng=rng, stop=stop
+                )
                 if report.records:
                     log.info("uploaded %d records in %d batches", report.records, report.batches)
                 self.audit.prune(self._clock())
             except SyncError as e:
                 log.error("upload stopped: %s", e)
             stop.wait(interval_s + jitter_s * rng())
-

@@ -44,9 +44,13 @@ def hub_private_file(folder: Path) -> Path:
     """``HUB_KEY`` as the PEM file ``appliance hub serve --ack-key`` reads."""
     path = Path(folder) / "hub_key.pem"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_HUB_PRIVATE.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    path.write_bytes(
+        _HUB_PRIVATE.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
@@ -80,23 +84,41 @@ class Scenario:
         self.trust = dataclasses.replace(editor.snapshot(), version=42, published_at=NOW - 60)
 
     def text(self, number: str = LICENCE_NO, name: str = HOLDER_NAME) -> str:
-        claims = Claims(iss=ISS, licence=LicenceData(typ="car", no=number, nm=name),
-                        iat=int(NOW - 86400), exp=int(NOW + 365 * 86400))
+        claims = Claims(
+            iss=ISS,
+            licence=LicenceData(typ="car", no=number, nm=name),
+            iat=int(NOW - 86400),
+            exp=int(NOW + 365 * 86400),
+        )
         return issue(self.key, claims)
 
     def verdict(self, text: str | None = None) -> Verdict:
         """A PASS verdict for a real, parsed credential (decoded by the LC1 profile)."""
         opened = lc1.PROFILE.open(text or self.text())
         cred = opened.parse_claims(opened.sign1.payload)
-        return Verdict(Outcome.PASS, Reason.OK, opened.profile, opened.kid,
-                       self.trust.keys.lookup(opened.profile, opened.kid), cred)
+        return Verdict(
+            Outcome.PASS,
+            Reason.OK,
+            opened.profile,
+            opened.kid,
+            self.trust.keys.lookup(opened.profile, opened.kid),
+            cred,
+        )
 
 
-def record_many(audit, scenario: Scenario, n: int, start: float = NOW, step: float = 1.0,
-                verdict: Verdict | None = None) -> list[int]:
+def record_many(
+    audit,
+    scenario: Scenario,
+    n: int,
+    start: float = NOW,
+    step: float = 1.0,
+    verdict: Verdict | None = None,
+) -> list[int]:
     v = verdict or scenario.verdict()
-    return [audit.append(audit.fields(v, "camera", scenario.trust), now=start + i * step)
-            for i in range(n)]
+    return [
+        audit.append(audit.fields(v, "camera", scenario.trust), now=start + i * step)
+        for i in range(n)
+    ]
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
@@ -115,8 +137,9 @@ def find_postgres_dsn() -> str | None:
     dsn = os.environ.get("APPLIANCE_TEST_POSTGRES_DSN")
     if dsn:
         return dsn
-    path = Path(os.environ.get("APPLIANCE_TEST_POSTGRES_DSN_FILE",
-                               "/var/lib/appliance-ci/postgres.dsn"))
+    path = Path(
+        os.environ.get("APPLIANCE_TEST_POSTGRES_DSN_FILE", "/var/lib/appliance-ci/postgres.dsn")
+    )
     try:
         return path.read_text().strip() or None
     except OSError:

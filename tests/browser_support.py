@@ -20,16 +20,25 @@ from werkzeug.serving import make_server
 CHROMIUM = os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling out, which this machine's
 # closed network refuses.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SIZES = [(800, 480), (1920, 1080)]
 
 
 def require_chromium() -> Any:
     """Playwright's sync API, or a module-level skip naming what to install."""
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
-                    allow_module_level=True)
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True
+        )
     return pytest.importorskip("playwright.sync_api")
 
 
@@ -37,9 +46,14 @@ def launch(sync_api: Any, profile: Path) -> Iterator[Any]:
     """A persistent browser context at 800x480, British English, Bangkok time."""
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 800, "height": 480}, locale="en-GB",
-            timezone_id="Asia/Bangkok")
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 800, "height": 480},
+            locale="en-GB",
+            timezone_id="Asia/Bangkok",
+        )
         yield context
         context.close()
 

@@ -29,8 +29,9 @@ class LiveHub:
     def __init__(self, url: str, store: HubStore, clock: FakeClock, devices: Path) -> None:
         self.url, self.store, self.clock, self.devices = url, store, clock, devices
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                token: str | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, token: str | None = None
+    ) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -54,8 +55,9 @@ class LiveHub:
 def live_hub(tmp_path: Path, dsn: str | None = None) -> Iterator[LiveHub]:
     store = HubStore(dsn or tmp_path / "hub.db")
     clock = FakeClock(T0)
-    app = create_app(store, tmp_path / "devices", AUDITOR, admin_token=ADMIN, clock=clock,
-                     ack_key=HUB_KEY)
+    app = create_app(
+        store, tmp_path / "devices", AUDITOR, admin_token=ADMIN, clock=clock, ack_key=HUB_KEY
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -73,10 +75,18 @@ def iso(epoch: float) -> str:
 
 def heartbeat_fields(device_id: str, sent: float, **overrides: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "type": "appliance-heartbeat/1", "device_id": device_id, "time": iso(sent),
-        "software_version": "0.1.0", "trust_version": 7, "trust_age_s": 600.0,
-        "last_sync_result": "ok", "last_sync_time": iso(sent - 600), "audit_backlog": 3,
-        "camera": "ok", "clock_trusted": True, "disk_free_bytes": 5 * 2**30,
+        "type": "appliance-heartbeat/1",
+        "device_id": device_id,
+        "time": iso(sent),
+        "software_version": "0.1.0",
+        "trust_version": 7,
+        "trust_age_s": 600.0,
+        "last_sync_result": "ok",
+        "last_sync_time": iso(sent - 600),
+        "audit_backlog": 3,
+        "camera": "ok",
+        "clock_trusted": True,
+        "disk_free_bytes": 5 * 2**30,
         "uptime_s": 3600.0,
     }
     fields.update(overrides)
@@ -84,8 +94,12 @@ def heartbeat_fields(device_id: str, sent: float, **overrides: Any) -> dict[str,
 
 
 def envelope(payload: bytes, signature: bytes) -> bytes:
-    return json.dumps({"payload": base64.b64encode(payload).decode(),
-                       "signature": base64.b64encode(signature).decode()}).encode()
+    return json.dumps(
+        {
+            "payload": base64.b64encode(payload).decode(),
+            "signature": base64.b64encode(signature).decode(),
+        }
+    ).encode()
 
 
 def signed(identity: Any, fields: dict[str, Any]) -> bytes:

@@ -3,6 +3,7 @@
 One method call per item, so slow, but plainly the rules of ADR 0008; tests compare
 ``appliance.core.credential.cbor_scan.scan`` against it on hostile and random bytes.
 """
+
 from __future__ import annotations
 
 from appliance.core.credential.limits import MAX_CBOR_DEPTH, MAX_CBOR_ITEMS
@@ -10,7 +11,6 @@ from appliance.core.errors import CborShapeError
 
 _BREAK = 0xFF
 _NO_TAGS: frozenset[int] = frozenset()
-
 
 
 def reference_scan(
@@ -27,8 +27,9 @@ def reference_scan(
 class _Scan:
     __slots__ = ("count", "data", "max_items", "n", "root_tags", "tags")
 
-    def __init__(self, data: bytes, root_tags: frozenset[int], tags: frozenset[int],
-                 max_items: int) -> None:
+    def __init__(
+        self, data: bytes, root_tags: frozenset[int], tags: frozenset[int], max_items: int
+    ) -> None:
         self.data, self.n = data, len(data)
         self.root_tags, self.tags = root_tags, tags
         self.max_items, self.count = max_items, 0

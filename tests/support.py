@@ -46,15 +46,25 @@ class FakeClock:
 
 
 def licence(**overrides: Any) -> LicenceData:
-    fields: dict[str, Any] = {"typ": "DL", "no": "63001234", "nm": "สมชาย ใจดี",
-                              "nml": "Somchai Jaidee", "dob": "1990-01-02", "cls": ["B"]}
+    fields: dict[str, Any] = {
+        "typ": "DL",
+        "no": "63001234",
+        "nm": "สมชาย ใจดี",
+        "nml": "Somchai Jaidee",
+        "dob": "1990-01-02",
+        "cls": ["B"],
+    }
     fields.update(overrides)
     return LicenceData(**fields)
 
 
 def claims(**overrides: Any) -> Claims:
-    values: dict[str, Any] = {"iss": ISS, "licence": licence(), "iat": NOW - 3600,
-                              "exp": NOW + 365 * 86400}
+    values: dict[str, Any] = {
+        "iss": ISS,
+        "licence": licence(),
+        "iat": NOW - 3600,
+        "exp": NOW + 365 * 86400,
+    }
     values.update(overrides)
     return Claims(**values)
 
@@ -78,9 +88,15 @@ class World:
         return issue(key or self.es256, claims(**overrides))
 
 
-def cose(key: SigningKey, payload: bytes, *, protected: Any = None,
-         unprotected: dict | None = None, tag: int | None = 18,
-         signature: bytes | None = None) -> bytes:
+def cose(
+    key: SigningKey,
+    payload: bytes,
+    *,
+    protected: Any = None,
+    unprotected: dict | None = None,
+    tag: int | None = 18,
+    signature: bytes | None = None,
+) -> bytes:
     """A COSE_Sign1 with any headers, signed over exactly the bytes it carries."""
     if protected is None:
         protected = {1: ALG_IDS[key.alg], 4: key.kid}

@@ -49,8 +49,7 @@ class RepoServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
         self._httpd.owner = self  # type: ignore[attr-defined]
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
@@ -71,6 +70,7 @@ def status(code: int) -> Hook:
         h.send_response(code)
         h.send_header("Content-Length", "0")
         h.end_headers()
+
     return hook
 
 
@@ -80,6 +80,7 @@ def body(data: bytes) -> Hook:
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+
     return hook
 
 
@@ -94,11 +95,13 @@ def endless(announce: bool = False) -> Hook:
                 h.wfile.write(b"\0" * 65536)
         except OSError:
             pass
+
     return hook
 
 
 def slow(delay_s: float) -> Hook:
     """The real file, one byte every ``delay_s`` (within the gap limit, beyond the deadline)."""
+
     def hook(h: SimpleHTTPRequestHandler, path: Path) -> None:
         data = path.read_bytes()
         h.send_response(200)
@@ -106,11 +109,12 @@ def slow(delay_s: float) -> Hook:
         h.end_headers()
         try:
             for i in range(len(data)):
-                h.wfile.write(data[i:i + 1])
+                h.wfile.write(data[i : i + 1])
                 h.wfile.flush()
                 time.sleep(delay_s)
         except OSError:
             pass
+
     return hook
 
 
@@ -122,6 +126,7 @@ def truncated(keep: float = 0.5) -> Hook:
         h.end_headers()
         h.wfile.write(data[: int(len(data) * keep)])
         h.close_connection = True
+
     return hook
 
 
@@ -129,6 +134,7 @@ def cut() -> Hook:
     def hook(h: SimpleHTTPRequestHandler, _: Path) -> None:
         h.close_connection = True
         h.connection.close()
+
     return hook
 
 
@@ -141,6 +147,7 @@ def times(n: int, hook: Hook, server: RepoServer, pattern: str) -> Hook:
         if left[0] <= 0:
             server.hooks.pop(pattern, None)
         hook(h, path)
+
     return wrapped
 
 
@@ -164,15 +171,30 @@ class Authority:
         return a
 
     def publish(self, now: datetime | None = None, expires_hours: float = 72.0) -> int:
-        return update_repository(self.repo, self.keys, parts_from_document(self.editor.doc),
-                                 now=now, expires_hours=expires_hours)
+        return update_repository(
+            self.repo,
+            self.keys,
+            parts_from_document(self.editor.doc),
+            now=now,
+            expires_hours=expires_hours,
+        )
 
-    def credential(self, no: str = "DL-0001", cti: bytes | None = None,
-                   status_uri: str | None = None, status_idx: int | None = None) -> str:
+    def credential(
+        self,
+        no: str = "DL-0001",
+        cti: bytes | None = None,
+        status_uri: str | None = None,
+        status_idx: int | None = None,
+    ) -> str:
         now = int(time.time())
-        claims = Claims(iss=ISS, licence=LicenceData(typ="DL", no=no, nm="Somchai Jaidee"),
-                        iat=now - 86400, exp=now + 365 * 86400, status_uri=status_uri,
-                        status_idx=status_idx)
+        claims = Claims(
+            iss=ISS,
+            licence=LicenceData(typ="DL", no=no, nm="Somchai Jaidee"),
+            iat=now - 86400,
+            exp=now + 365 * 86400,
+            status_uri=status_uri,
+            status_idx=status_idx,
+        )
         if cti is not None:
             claims.cti = cti
         return issue(self.issuer, claims)
@@ -180,7 +202,10 @@ class Authority:
 
 def device(state_dir: Path, url: str, root: Path, **kw: object) -> SyncClient:
     args: dict[str, object] = {
-        "gap_timeout_s": 1.0, "deadline_s": 2.0, "retries": 2, "backoff_s": 0.01,
+        "gap_timeout_s": 1.0,
+        "deadline_s": 2.0,
+        "retries": 2,
+        "backoff_s": 0.01,
         "clock_synchronised": lambda: False,
     }
     args.update(kw)

@@ -40,7 +40,9 @@ def verify_output(root: Path, unit: str) -> tuple[int, str]:
     """The exit status and everything `systemd-analyze verify` printed for ``unit``."""
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", f"--root={root}", unit],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return result.returncode, (result.stdout + result.stderr).strip()
 
@@ -49,7 +51,9 @@ def exposure(unit_file: Path) -> float:
     """`systemd-analyze security`'s overall exposure level of a unit file."""
     result = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit_file)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, result.stdout + result.stderr

@@ -19,8 +19,7 @@ from appliance.config import Config, config_from_mapping, load_config
 from appliance.core.errors import ConfigError
 
 # The fields whose value picks a behaviour; any other Literal field is checked as well.
-EXPECTED = ("device.mode", "camera.source", "scanner.backend", "indicator.backend",
-            "web.language")
+EXPECTED = ("device.mode", "camera.source", "scanner.backend", "indicator.backend", "web.language")
 
 
 def _literal_fields() -> list[str]:
@@ -29,8 +28,11 @@ def _literal_fields() -> list[str]:
     for section in dataclasses.fields(Config):
         cls = typing.get_type_hints(Config)[section.name]
         hints = typing.get_type_hints(cls)
-        found += [f"{section.name}.{f.name}" for f in dataclasses.fields(cls)
-                  if typing.get_origin(hints[f.name]) is Literal]
+        found += [
+            f"{section.name}.{f.name}"
+            for f in dataclasses.fields(cls)
+            if typing.get_origin(hints[f.name]) is Literal
+        ]
     return found
 
 
@@ -71,7 +73,9 @@ def test_every_choice_loads_and_the_default_is_one(tmp_path: Path, dotted: str) 
 @pytest.mark.parametrize("dotted", FIELDS)
 @pytest.mark.parametrize("bad", ["misspelt", "", "UPPER", " padded ", 1, True])
 def test_a_value_outside_the_choices_is_refused_with_the_key_named(
-    tmp_path: Path, dotted: str, bad: Any,
+    tmp_path: Path,
+    dotted: str,
+    bad: Any,
 ) -> None:
     choices, default = _choices(dotted)
     if bad == "UPPER":

@@ -62,8 +62,11 @@ def test_every_imported_third_party_module_is_a_declared_dependency():
 
 
 def test_ci_runs_make_test_first_then_proves_the_floors():
-    commands = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()
-                if ln.strip().startswith("make ")]
+    commands = [
+        ln.strip()
+        for ln in (REPO / ".ci" / "run").read_text().splitlines()
+        if ln.strip().startswith("make ")
+    ]
     # make test first, then the floors; the arm64 and Pi-mix jobs follow (issue 14).
     assert commands[:2] == ["make test", "make test-floors"]
     makefile = (REPO / "Makefile").read_text()

@@ -44,14 +44,14 @@ def _package_folders() -> dict[str, Path]:
 
 
 def _test_folders() -> list[Path]:
-    return sorted(p for p in TESTS.iterdir()
-                  if p.is_dir() and not p.name.startswith((".", "_")))
+    return sorted(p for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
 def test_every_test_folder_mirrors_a_package_or_says_what_it_holds() -> None:
     packages = _package_folders()
-    strays = [p.name for p in _test_folders()
-              if p.name not in packages and p.name not in NOT_PACKAGES]
+    strays = [
+        p.name for p in _test_folders() if p.name not in packages and p.name not in NOT_PACKAGES
+    ]
     assert strays == [], f"name a test folder after its package ({sorted(packages)})"
     for name, paths in NOT_PACKAGES.items():
         assert all((REPO / path).exists() for path in paths), name
@@ -64,8 +64,9 @@ def test_the_top_holds_only_whole_tree_checks() -> None:
 
 def test_module_names_are_unique_across_folders() -> None:
     """pytest imports test files by bare name (no __init__.py): two of one name collide."""
-    names = Counter(p.name for p in TESTS.rglob("*.py")
-                    if p.name != "conftest.py" and "seeds" not in p.parts)
+    names = Counter(
+        p.name for p in TESTS.rglob("*.py") if p.name != "conftest.py" and "seeds" not in p.parts
+    )
     assert [n for n, c in names.items() if c > 1] == []
 
 

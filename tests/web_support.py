@@ -46,11 +46,28 @@ class Kit:
     def credential(self, **licence: Any) -> str:
         exp = licence.pop("exp", NOW + 365 * 86400)
         status_uri = licence.pop("status_uri", None)
-        data = {"typ": "DL", "no": "กท 1234/2566", "nm": "สมชาย ใจดี", "nml": "Somchai Jaidee",
-                "dob": "1990-04-01", "cls": ["B", "A"], "vf": "2025-01-01", "vu": "2030-01-01"}
+        data = {
+            "typ": "DL",
+            "no": "กท 1234/2566",
+            "nm": "สมชาย ใจดี",
+            "nml": "Somchai Jaidee",
+            "dob": "1990-04-01",
+            "cls": ["B", "A"],
+            "vf": "2025-01-01",
+            "vu": "2030-01-01",
+        }
         data.update(licence)
-        return issue(self.key, Claims(iss=ISS, licence=LicenceData(**data), iat=NOW - 86400,
-                                      exp=exp, status_uri=status_uri, status_idx=3))
+        return issue(
+            self.key,
+            Claims(
+                iss=ISS,
+                licence=LicenceData(**data),
+                iat=NOW - 86400,
+                exp=exp,
+                status_uri=status_uri,
+                status_idx=3,
+            ),
+        )
 
     def pass_text(self) -> str:
         return self.credential(ph=small_jpeg())
@@ -62,47 +79,79 @@ class Kit:
         return self.credential(status_uri=STATUS_URI)
 
 
-def make_kit(tmp_path: Path, *, mode: str = "kiosk", show_holder: bool = False,
-             language: str = "en", idle_after_s: float = 6.0, **port_kwargs: Any) -> Kit:
+def make_kit(
+    tmp_path: Path,
+    *,
+    mode: str = "kiosk",
+    show_holder: bool = False,
+    language: str = "en",
+    idle_after_s: float = 6.0,
+    **port_kwargs: Any,
+) -> Kit:
     key = generate_key("ES256")
     editor = TrustSourceEditor()
     editor.add_key(ISS, key.trust_entry(), ISSUER_NAME)
-    snapshot = dataclasses.replace(editor.snapshot(), published_at=NOW - 3600, version=42,
-                                   expires_at=NOW + 7 * 86400)
+    snapshot = dataclasses.replace(
+        editor.snapshot(), published_at=NOW - 3600, version=42, expires_at=NOW + 7 * 86400
+    )
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir(exist_ok=True)
     cheap_hash = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")  # fast tests
     (secrets_dir / "admin_password_hash").write_text(cheap_hash + "\n")
     (secrets_dir / "inspector_password_hash").write_text(
-        generate_password_hash(INSPECTOR_PASSWORD, "pbkdf2:sha256:1000") + "\n")
-    config = config_from_mapping({
-        "device": {"id": "pi-bkk-007", "name": "Test checkpoint", "mode": mode},
-        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(secrets_dir)},
-        "web": {"language": language, "show_holder_details": show_holder,
+        generate_password_hash(INSPECTOR_PASSWORD, "pbkdf2:sha256:1000") + "\n"
+    )
+    config = config_from_mapping(
+        {
+            "device": {"id": "pi-bkk-007", "name": "Test checkpoint", "mode": mode},
+            "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(secrets_dir)},
+            "web": {
+                "language": language,
+                "show_holder_details": show_holder,
                 "idle_after_s": idle_after_s,
-                "trusted_hosts": ["127.0.0.1", "localhost"]},
-    })
+                "trusted_hosts": ["127.0.0.1", "localhost"],
+            },
+        }
+    )
     clock = FixedClock(NOW)
-    service = VerificationService(trust=lambda: snapshot, clock=clock, checkpoint=Checkpoint(),
-                                  audit=None, audit_required=False)
+    service = VerificationService(
+        trust=lambda: snapshot,
+        clock=clock,
+        checkpoint=Checkpoint(),
+        audit=None,
+        audit_required=False,
+    )
     bus = EventBus()
     holder = mode == "inspector" or show_holder
-    port = LocalKioskPort(service, bus, device={"id": "pi-bkk-007", "name": "Test checkpoint",
-                                                "mode": mode, "camera": "images"},
-                          trust=lambda: snapshot, clock=clock, show_holder=holder,
-                          wall=lambda: float(NOW), **port_kwargs)
+    port = LocalKioskPort(
+        service,
+        bus,
+        device={"id": "pi-bkk-007", "name": "Test checkpoint", "mode": mode, "camera": "images"},
+        trust=lambda: snapshot,
+        clock=clock,
+        show_holder=holder,
+        wall=lambda: float(NOW),
+        **port_kwargs,
+    )
     return Kit(key, bus, service, port, config)
 
 
 def fake_system() -> dict[str, Any]:
-    return {"disk": {"path": "/", "total_bytes": 32e9, "free_bytes": 20e9, "used_fraction": .375},
-            "cpu_temperature_c": 51.5, "throttled": {"value": 0x50000, "flags": [
-                "under-voltage has occurred", "throttling has occurred"]}, "load_1m": 0.42}
+    return {
+        "disk": {"path": "/", "total_bytes": 32e9, "free_bytes": 20e9, "used_fraction": 0.375},
+        "cpu_temperature_c": 51.5,
+        "throttled": {
+            "value": 0x50000,
+            "flags": ["under-voltage has occurred", "throttling has occurred"],
+        },
+        "load_1m": 0.42,
+    }
 
 
 def make_app(kit: Kit, **kwargs: Any):
-    app = create_app(kit.port, kit.config, secret_key=b"k" * 32, system_info=fake_system,
-                     testing=True, **kwargs)
+    app = create_app(
+        kit.port, kit.config, secret_key=b"k" * 32, system_info=fake_system, testing=True, **kwargs
+    )
     return app
 
 
@@ -116,14 +165,14 @@ def form_token(client, path: str) -> str:
 
 def login_inspector(client, password: str = INSPECTOR_PASSWORD, **kwargs: Any):
     token = form_token(client, "/inspector/login")
-    return client.post("/inspector/login", data={"csrf_token": token, "password": password},
-                       **kwargs)
+    return client.post(
+        "/inspector/login", data={"csrf_token": token, "password": password}, **kwargs
+    )
 
 
 def login_admin(client, password: str = PASSWORD, **kwargs: Any):
     token = form_token(client, "/admin/login")
-    return client.post("/admin/login", data={"csrf_token": token, "password": password},
-                       **kwargs)
+    return client.post("/admin/login", data={"csrf_token": token, "password": password}, **kwargs)
 
 
 class LiveServer:
@@ -165,20 +214,31 @@ class LiveServer:
         token = re.search(rb'name="csrf_token" value="([^"]+)"', body).group(1).decode()
         return cookie, token
 
-    def post_multipart(self, path: str, cookie: str, fields: dict[str, str],
-                       files: dict[str, tuple[str, bytes]]):
+    def post_multipart(
+        self, path: str, cookie: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]]
+    ):
         """(status, body) of a multipart POST built in memory (no temporary files)."""
         boundary = "----appliance-test-boundary"
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
-                 f"{v}\r\n".encode() for k, v in fields.items()]
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+            for k, v in fields.items()
+        ]
         for name, (filename, data) in files.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                         f'filename="{filename}"\r\nContent-Type: application/octet-stream'
-                         "\r\n\r\n".encode() + data + b"\r\n")
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: application/octet-stream'
+                "\r\n\r\n".encode()
+                + data
+                + b"\r\n"
+            )
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         conn = self.connect()
-        conn.request("POST", path, body=body, headers={
-            "Cookie": cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Cookie": cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
         r = conn.getresponse()
         out = r.status, r.read()
         conn.close()

@@ -43,6 +43,7 @@ def per_render(f: Callable[..., Any]) -> Callable[..., Any]:
     """``f`` as a filter Jinja runs at every render: Jinja folds a filter of constants
     (``"PASS"|outcome_word``) into the compiled, cached template unless it takes the render
     context, which froze the first request's language for every later one (issue 21)."""
+
     @pass_context
     def filter_(_context: Any, *args: Any, **kwargs: Any) -> Any:
         return f(*args, **kwargs)
@@ -94,23 +95,33 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     Babel(app, locale_selector=select_locale)
     app.extensions["kiosk_port"] = port
-    app.extensions["system_info"] = system_info or (
-        lambda: system.snapshot(config.paths.state_dir))
+    app.extensions["system_info"] = system_info or (lambda: system.snapshot(config.paths.state_dir))
     app.extensions["login_throttle"] = LoginThrottle(
-        free=web.login_max_failures, base_s=web.login_delay_base_s,
-        cap_s=web.login_delay_cap_s, forget_after_s=web.login_window_s, clock=clock)
+        free=web.login_max_failures,
+        base_s=web.login_delay_base_s,
+        cap_s=web.login_delay_cap_s,
+        forget_after_s=web.login_window_s,
+        clock=clock,
+    )
     app.extensions["sessions"] = SessionStore(
-        {"admin": web.admin_idle_s, "inspector": web.inspector_idle_s}, clock=clock)
+        {"admin": web.admin_idle_s, "inspector": web.inspector_idle_s}, clock=clock
+    )
     # One subscription to the kiosk for all live screens of this process.
     app.extensions["live_events"] = LiveFanout(port, web.max_event_streams)
     security.install(app)
 
     filters: dict[str, Callable[..., Any]] = dict(
-        qr=views.qr_text, when=views.when, duration=views.duration,
-        licence_date=views.licence_date, outcome_word=views.outcome_word,
-        reason_text=views.reason_text, outcome_class=views.outcome_class,
-        signed_date=dates.signed_date, ext_label=views.ext_label,
-        source_name=views.source_name, throttle_flag=views.throttle_flag,
+        qr=views.qr_text,
+        when=views.when,
+        duration=views.duration,
+        licence_date=views.licence_date,
+        outcome_word=views.outcome_word,
+        reason_text=views.reason_text,
+        outcome_class=views.outcome_class,
+        signed_date=dates.signed_date,
+        ext_label=views.ext_label,
+        source_name=views.source_name,
+        throttle_flag=views.throttle_flag,
         error_title=views.error_title,
     )
     app.jinja_env.filters.update({name: per_render(f) for name, f in filters.items()})
@@ -121,10 +132,13 @@ def create_app(
     @app.context_processor
     def _globals() -> dict[str, Any]:
         return {
-            "LANGUAGES": LANGUAGES, "current_lang": select_locale(), "version": __version__,
+            "LANGUAGES": LANGUAGES,
+            "current_lang": select_locale(),
+            "version": __version__,
             "device": config.device,
             "show_holder": holder_allowed(app) and security.has_role("inspector"),
-            "is_admin": security.is_admin(), "is_inspector": security.has_role("inspector"),
+            "is_admin": security.is_admin(),
+            "is_inspector": security.has_role("inspector"),
         }
 
     from appliance_web import admin, inspector, status, walkup

@@ -45,8 +45,12 @@ def logout() -> Any:
 def index() -> str:
     port = port_of(current_app)
     status = port.status()
-    return render_template("admin.html", s=status, accepted=port.accepted_types(),
-                           config=current_app.config["APPLIANCE"])
+    return render_template(
+        "admin.html",
+        s=status,
+        accepted=port.accepted_types(),
+        config=current_app.config["APPLIANCE"],
+    )
 
 
 def _action(name: str) -> Any:
@@ -58,14 +62,22 @@ def _action(name: str) -> Any:
     try:
         message = port.trigger_sync() if name == "sync" else port.trigger_upload()
         log.info("admin %s: %s", name, message)
-        flash(gettext("Trust-data sync requested; it starts within seconds.") if name == "sync"
-              else gettext("Audit upload requested; it starts within seconds."), "ok")
+        flash(
+            gettext("Trust-data sync requested; it starts within seconds.")
+            if name == "sync"
+            else gettext("Audit upload requested; it starts within seconds."),
+            "ok",
+        )
     except KioskNotRunning:
         flash(gettext("The kiosk program is not running, so nothing was started."), "error")
     except PortUnavailable as e:
         log.warning("admin %s unavailable: %s", name, e)
-        flash(gettext("Trust-data sync is not set up on this device.") if name == "sync"
-              else gettext("Audit upload is not set up on this device."), "error")
+        flash(
+            gettext("Trust-data sync is not set up on this device.")
+            if name == "sync"
+            else gettext("Audit upload is not set up on this device."),
+            "error",
+        )
     except ApplianceError as e:  # any other fault the port reports (bridge, request file)
         log.warning("admin %s failed: %s", name, e)
         flash(gettext("Could not start it: %(error)s", error=str(e)), "error")
@@ -102,12 +114,14 @@ def export() -> Any:
         data = port_of(current_app).export_audit(since, until)
     except PortUnavailable as e:
         log.warning("admin export unavailable: %s", e)
-        flash(gettext("The audit records cannot be exported from this screen right now."),
-              "error")
+        flash(gettext("The audit records cannot be exported from this screen right now."), "error")
         return redirect(url_for("admin.index"))
     name = "audit-{}.jsonl".format(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
-    return Response(data, mimetype="application/x-ndjson",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        data,
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @bp.post("/types")
@@ -118,8 +132,9 @@ def types() -> Any:
     try:
         check_accepted_types(chosen)  # the same rule as the kiosk socket's
     except InvalidTypes:
-        flash(gettext("Licence types are short names of letters, digits, '.', '_' or '-'."),
-              "error")
+        flash(
+            gettext("Licence types are short names of letters, digits, '.', '_' or '-'."), "error"
+        )
         return redirect(url_for("admin.index"))
     port_of(current_app).set_accepted_types(chosen)
     flash(gettext("Accepted licence types saved."), "ok")

@@ -37,20 +37,24 @@ class Fault:
 
 # Worst first: this order is the headline order.
 TEXTS = {
-    "device_disabled": lazy_gettext("This device has been taken out of service by the "
-                                    "licence authority: licences cannot be checked."),
-    "software_outdated": lazy_gettext("This device's software is out of date and must be "
-                                      "updated: licences cannot be checked."),
-    "kiosk_not_running": lazy_gettext("The kiosk program is not running: licences cannot be "
-                                      "checked."),
-    "trust_data_unreadable": lazy_gettext("The trust data cannot be read: licences cannot be "
-                                          "checked."),
-    "trust_data_stale": lazy_gettext("The trust data is out of date: licences cannot be "
-                                     "checked."),
-    "clock_untrusted": lazy_gettext("The clock cannot be trusted: licences cannot be "
-                                    "checked."),
-    "audit_unavailable": lazy_gettext("The audit log cannot be written: licences cannot be "
-                                      "checked."),
+    "device_disabled": lazy_gettext(
+        "This device has been taken out of service by the "
+        "licence authority: licences cannot be checked."
+    ),
+    "software_outdated": lazy_gettext(
+        "This device's software is out of date and must be updated: licences cannot be checked."
+    ),
+    "kiosk_not_running": lazy_gettext(
+        "The kiosk program is not running: licences cannot be checked."
+    ),
+    "trust_data_unreadable": lazy_gettext(
+        "The trust data cannot be read: licences cannot be checked."
+    ),
+    "trust_data_stale": lazy_gettext("The trust data is out of date: licences cannot be checked."),
+    "clock_untrusted": lazy_gettext("The clock cannot be trusted: licences cannot be checked."),
+    "audit_unavailable": lazy_gettext(
+        "The audit log cannot be written: licences cannot be checked."
+    ),
     "camera_lost": lazy_gettext("The camera is not working: codes cannot be read."),
     "sync_failing": lazy_gettext("The last trust-data sync failed."),
     "sync_overdue": lazy_gettext("The trust-data sync is overdue."),
@@ -71,7 +75,8 @@ def _trust_faults(trust: dict[str, Any], now: float) -> list[str]:
     age, max_age = _num(trust.get("age_s")), _num(trust.get("max_age_hours"))
     expires = _num(trust.get("expires_at"))
     if (age is not None and max_age is not None and past_max_age(age, max_age)) or (
-            expires is not None and now > expires):
+        expires is not None and now > expires
+    ):
         found.append("trust_data_stale")
     return found
 
@@ -79,8 +84,9 @@ def _trust_faults(trust: dict[str, Any], now: float) -> list[str]:
 def _sync_faults(trust: dict[str, Any], now: float) -> list[str]:
     found = []
     error_at, success_at = _num(trust.get("last_error_at")), _num(trust.get("last_sync_at"))
-    if trust.get("last_error") and (error_at is None or success_at is None
-                                    or error_at >= success_at):
+    if trust.get("last_error") and (
+        error_at is None or success_at is None or error_at >= success_at
+    ):
         found.append("sync_failing")
     due = _num(trust.get("next_sync_at"))
     if due is not None and now > due + SYNC_GRACE_S:

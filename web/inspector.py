@@ -52,10 +52,10 @@ def logout() -> Any:
 @security.role_required("inspector", "inspector.login")
 def index() -> str:
     port = port_of(current_app)
-    recent = [_visible(e) for e in port.recent_verdicts(current_app.config[
-        "APPLIANCE"].web.history_size)]
-    return render_template("inspector.html", recent=recent,
-                           current=recent[0] if recent else None)
+    recent = [
+        _visible(e) for e in port.recent_verdicts(current_app.config["APPLIANCE"].web.history_size)
+    ]
+    return render_template("inspector.html", recent=recent, current=recent[0] if recent else None)
 
 
 @bp.get("/inspector/<event_id>")
@@ -64,8 +64,12 @@ def detail(event_id: str) -> str:
     event = port_of(current_app).get_verdict(event_id[:64])
     if event is None:
         abort(404)
-    recent = [_visible(e) for e in port_of(current_app).recent_verdicts(
-        current_app.config["APPLIANCE"].web.history_size)]
+    recent = [
+        _visible(e)
+        for e in port_of(current_app).recent_verdicts(
+            current_app.config["APPLIANCE"].web.history_size
+        )
+    ]
     return render_template("inspector.html", recent=recent, current=_visible(event))
 
 
@@ -85,8 +89,10 @@ def verify() -> Any:
             if len(data) > current_app.config["APPLIANCE"].web.max_upload_kb * 1024:
                 error, status = gettext("The picture is too large."), 413
             elif not _decoding.acquire(blocking=False):
-                error, status = gettext("Another picture is being checked. Try again in a "
-                                        "moment."), 503
+                error, status = (
+                    gettext("Another picture is being checked. Try again in a moment."),
+                    503,
+                )
             else:
                 try:
                     results = port.verify_image(data)
@@ -106,8 +112,12 @@ def verify() -> Any:
         log.error("verification refused: audit log unavailable")
         error = gettext("No verdict: the audit log cannot be written. Please ask staff.")
         status = 503
-    response = current_app.make_response((render_template(
-        "verify.html", results=[_visible(e) for e in results], error=error), status))
+    response = current_app.make_response(
+        (
+            render_template("verify.html", results=[_visible(e) for e in results], error=error),
+            status,
+        )
+    )
     if status == 503 and error is not None and not results:
         response.headers["Retry-After"] = str(BUSY_RETRY_S)
     return response

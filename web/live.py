@@ -38,8 +38,13 @@ _ENDED = object()  # put in a queue to end its stream (the slot was given to the
 class LiveFanout:
     """Live events of ``port`` for up to ``max_clients`` screens over one subscription."""
 
-    def __init__(self, port: KioskPort, max_clients: int, keepalive_s: float = 15.0,
-                 per_client: int = PER_CLIENT) -> None:
+    def __init__(
+        self,
+        port: KioskPort,
+        max_clients: int,
+        keepalive_s: float = 15.0,
+        per_client: int = PER_CLIENT,
+    ) -> None:
         self._port = port
         self.max_clients = max(1, max_clients)
         self.keepalive_s = keepalive_s
@@ -62,8 +67,9 @@ class LiveFanout:
         if self._reader is not None and self._reader.is_alive():
             return
         self._upstream = self._port.events(self.keepalive_s)
-        self._reader = threading.Thread(target=self._read, args=(self._upstream,),
-                                        name="web-live-events", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read, args=(self._upstream,), name="web-live-events", daemon=True
+        )
         self._reader.start()
 
     def _read(self, upstream: Iterator[Event | None]) -> None:

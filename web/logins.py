@@ -24,8 +24,7 @@ MAX_PASSWORD_CHARS = 1024
 def _page(role: str, error: str | None, status: int = 200) -> Any:
     title = gettext("Admin login") if role == "admin" else gettext("Inspector login")
     action = url_for(f"{role}.login", next=request.args.get("next") or None)
-    return render_template("admin_login.html", error=error, title=title,
-                           action=action), status
+    return render_template("admin_login.html", error=error, title=title, action=action), status
 
 
 def login(role: str, home_endpoint: str) -> Any:
@@ -45,8 +44,7 @@ def login(role: str, home_endpoint: str) -> Any:
         if role == "admin":
             error = gettext("Admin login is disabled: no admin password is provisioned.")
         else:
-            error = gettext("Inspector login is disabled: no inspector password is "
-                            "provisioned.")
+            error = gettext("Inspector login is disabled: no inspector password is provisioned.")
         return _page(role, error, 403)
     if not ok:
         throttle.failed(client)

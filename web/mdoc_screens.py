@@ -21,8 +21,7 @@ STATES = ("connecting", "approve")
 
 def texts() -> dict[str, str]:
     """The session's words in the current request's language."""
-    return {"retry": gettext("Ask the holder to show the QR again."),
-            "over": gettext("Over %(n)d")}
+    return {"retry": gettext("Ask the holder to show the QR again."), "over": gettext("Over %(n)d")}
 
 
 def state_message(event: dict[str, Any]) -> str | None:

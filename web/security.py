@@ -24,17 +24,19 @@ from appliance_web.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 
-CSP = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "font-src 'self'",
-    "connect-src 'self'",
-    "form-action 'self'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
 CSRF_FIELD = "csrf_token"
 
 
@@ -144,8 +146,9 @@ def is_admin() -> bool:
     return has_role("admin")
 
 
-def role_required(role: str, login_endpoint: str) -> Callable[[Callable[..., Any]],
-                                                               Callable[..., Any]]:
+def role_required(
+    role: str, login_endpoint: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:

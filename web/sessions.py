@@ -27,8 +27,9 @@ class _Live:
 class SessionStore:
     """Live session ids with their role and last use (see module doc)."""
 
-    def __init__(self, idle_s: Mapping[str, float],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, idle_s: Mapping[str, float], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._idle_s = dict(idle_s)
         self._clock = clock
         self._lock = threading.Lock()

@@ -51,9 +51,18 @@ def _remote_errors() -> dict[str, type[ApplianceError]]:
     from appliance.core.errors import AuditUnavailable, ImageReadError, ImageTooLarge, RateLimited
 
     kinds: list[type[ApplianceError]] = [
-        PortUnavailable, KioskNotRunning, AuditUnavailable, AuditError, ImageReadError,
-        ImageTooLarge, RateLimited,
-        TrustDataError, MessageTooLarge, BadRequest, BridgeError]
+        PortUnavailable,
+        KioskNotRunning,
+        AuditUnavailable,
+        AuditError,
+        ImageReadError,
+        ImageTooLarge,
+        RateLimited,
+        TrustDataError,
+        MessageTooLarge,
+        BadRequest,
+        BridgeError,
+    ]
     return {k.__name__: k for k in kinds}
 
 
@@ -106,21 +115,26 @@ class SocketKioskPort:
             raise KioskNotRunning(f"kiosk not running (nothing listens on {self.path})") from e
         except PermissionError as e:
             sock.close()
-            raise PortUnavailable(f"kiosk socket {self.path}: permission denied (the web "
-                                  "user must be in the kiosk's group)") from e
+            raise PortUnavailable(
+                f"kiosk socket {self.path}: permission denied (the web "
+                "user must be in the kiosk's group)"
+            ) from e
         except OSError as e:
             sock.close()
-            raise KioskNotRunning(f"kiosk not reachable on {self.path}: "
-                                  f"{e.strerror or e}") from e
+            raise KioskNotRunning(f"kiosk not reachable on {self.path}: {e.strerror or e}") from e
         return sock
 
-    def _request(self, method: str, args: dict[str, Any],
-                 payload: bytes = b"") -> tuple[socket.socket, LineReader]:
-        data = encode({"id": next(self._ids), "method": method, "args": args},
-                      self.max_message_bytes)  # refused before connecting when too large
+    def _request(
+        self, method: str, args: dict[str, Any], payload: bytes = b""
+    ) -> tuple[socket.socket, LineReader]:
+        data = encode(
+            {"id": next(self._ids), "method": method, "args": args}, self.max_message_bytes
+        )  # refused before connecting when too large
         if len(payload) > self.max_message_bytes:
-            raise MessageTooLarge(f"payload of {len(payload)} bytes exceeds the bridge "
-                                  f"limit of {self.max_message_bytes} bytes")
+            raise MessageTooLarge(
+                f"payload of {len(payload)} bytes exceeds the bridge "
+                f"limit of {self.max_message_bytes} bytes"
+            )
         sock = self._connect()
         sock.settimeout(self.timeout_s)
         try:
@@ -129,8 +143,9 @@ class SocketKioskPort:
                 sock.sendall(payload)  # raw, after its line (bridge: verify_image)
         except TimeoutError as e:
             sock.close()
-            raise KioskTimeout(f"the kiosk did not take the {method} request within "
-                               f"{self.timeout_s:g} s") from e
+            raise KioskTimeout(
+                f"the kiosk did not take the {method} request within {self.timeout_s:g} s"
+            ) from e
         except OSError as e:
             sock.close()
             raise KioskNotRunning(f"kiosk connection lost during {method}") from e
@@ -140,8 +155,9 @@ class SocketKioskPort:
         try:
             reply = reader.read()
         except TimeoutError as e:
-            raise KioskTimeout(f"the kiosk did not answer {method} within "
-                               f"{self.timeout_s:g} s") from e
+            raise KioskTimeout(
+                f"the kiosk did not answer {method} within {self.timeout_s:g} s"
+            ) from e
         except OSError as e:
             raise KioskNotRunning(f"kiosk connection lost during {method}") from e
         if reply is None:
@@ -200,9 +216,17 @@ class SocketKioskPort:
             "device": {"id": None, "name": None, "mode": None},
             "software": {"version": __version__},
             "camera": {"source": None, "fps": None, "last_frame_at": None},
-            "trust": {"version": None, "published_at": None, "expires_at": None,
-                      "age_s": None, "issuers": None, "error": reason,
-                      "last_sync_at": None, "next_sync_at": None, "last_error": None},
+            "trust": {
+                "version": None,
+                "published_at": None,
+                "expires_at": None,
+                "age_s": None,
+                "issuers": None,
+                "error": reason,
+                "last_sync_at": None,
+                "next_sync_at": None,
+                "last_error": None,
+            },
             "clock": {"now": self._wall(), "trusted": None},
             "audit": {"pending": None, "last_upload_at": None, "fault": None},
             "accepted_types": [],
@@ -220,8 +244,10 @@ class SocketKioskPort:
         if rows is not None:
             return list(rows)
         current = int(self._wall() // HOUR_S) * HOUR_S
-        return [{"hour": current - i * HOUR_S, **self._zero_totals()}
-                for i in range(int(hours) - 1, -1, -1)]
+        return [
+            {"hour": current - i * HOUR_S, **self._zero_totals()}
+            for i in range(int(hours) - 1, -1, -1)
+        ]
 
     def verdict_totals(self) -> dict[str, int]:
         return dict(self._read_or(self._zero_totals(), "verdict_totals"))
@@ -236,8 +262,7 @@ class SocketKioskPort:
         return self._call("verify_text", text=text, source=source)
 
     def verify_image(self, data: bytes, source: str = "web-image") -> list[Event]:
-        return list(self._call("verify_image", payload=data, data_bytes=len(data),
-                               source=source))
+        return list(self._call("verify_image", payload=data, data_bytes=len(data), source=source))
 
     def trigger_sync(self) -> str:
         return str(self._call("trigger_sync"))
@@ -300,8 +325,9 @@ class SocketKioskPort:
                         wait = min(resubscribe.next(), max(0.0, timeout_s - (now - quiet_since)))
                         self._closed.wait(wait)
                     continue
-                stream.sock.settimeout(max(0.05, min(stream.heartbeat_s,
-                                                     timeout_s - (now - quiet_since))))
+                stream.sock.settimeout(
+                    max(0.05, min(stream.heartbeat_s, timeout_s - (now - quiet_since)))
+                )
                 try:
                     message = stream.reader.read()
                 except TimeoutError:

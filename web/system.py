@@ -15,9 +15,13 @@ from typing import Any
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 # Bits of ``vcgencmd get_throttled`` (Raspberry Pi documentation).
 THROTTLE_BITS = {
-    0: "under-voltage now", 1: "frequency capped now", 2: "throttled now",
-    3: "soft temperature limit now", 16: "under-voltage has occurred",
-    17: "frequency capping has occurred", 18: "throttling has occurred",
+    0: "under-voltage now",
+    1: "frequency capped now",
+    2: "throttled now",
+    3: "soft temperature limit now",
+    16: "under-voltage has occurred",
+    17: "frequency capping has occurred",
+    18: "throttling has occurred",
     19: "soft temperature limit has occurred",
 }
 
@@ -35,13 +39,16 @@ def throttled(vcgencmd: str | None = None) -> dict[str, Any] | None:
     if not tool:
         return None
     try:
-        out = subprocess.run([tool, "get_throttled"], capture_output=True, text=True,
-                             timeout=1.0, check=True).stdout
+        out = subprocess.run(
+            [tool, "get_throttled"], capture_output=True, text=True, timeout=1.0, check=True
+        ).stdout
         value = int(out.strip().split("=", 1)[1], 16)
     except (OSError, subprocess.SubprocessError, IndexError, ValueError):
         return None
-    return {"value": value,
-            "flags": [name for bit, name in THROTTLE_BITS.items() if value & (1 << bit)]}
+    return {
+        "value": value,
+        "flags": [name for bit, name in THROTTLE_BITS.items() if value & (1 << bit)],
+    }
 
 
 def disk(path: Path) -> dict[str, Any] | None:
@@ -52,8 +59,12 @@ def disk(path: Path) -> dict[str, Any] | None:
         usage = shutil.disk_usage(probe)
     except OSError:
         return None
-    return {"path": str(probe), "total_bytes": usage.total, "free_bytes": usage.free,
-            "used_fraction": (usage.total - usage.free) / usage.total if usage.total else None}
+    return {
+        "path": str(probe),
+        "total_bytes": usage.total,
+        "free_bytes": usage.free,
+        "used_fraction": (usage.total - usage.free) / usage.total if usage.total else None,
+    }
 
 
 def load_average() -> float | None:
@@ -64,5 +75,9 @@ def load_average() -> float | None:
 
 
 def snapshot(state_dir: Path) -> dict[str, Any]:
-    return {"disk": disk(state_dir), "cpu_temperature_c": cpu_temperature_c(),
-            "throttled": throttled(), "load_1m": load_average()}
+    return {
+        "disk": disk(state_dir),
+        "cpu_temperature_c": cpu_temperature_c(),
+        "throttled": throttled(),
+        "load_1m": load_average(),
+    }

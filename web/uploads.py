@@ -20,9 +20,13 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 class InMemoryRequest(Request):
     """A Flask request that keeps uploaded files in memory."""
 
-    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
-                         filename: str | None = None,
-                         content_length: int | None = None) -> IO[bytes]:
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
         return io.BytesIO()
 
 

@@ -18,8 +18,18 @@ from appliance_web import dates
 
 MAX_DISPLAY_CHARS = 120
 _BIDI_CONTROLS = {
-    "\u061c", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
-    "\u2066", "\u2067", "\u2068", "\u2069",
+    "\u061c",
+    "\u200e",
+    "\u200f",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
 }
 
 OUTCOME_WORDS = {
@@ -39,84 +49,103 @@ REASON_TEXT = {
     Reason.MALFORMED_CLAIMS: lazy_gettext("The licence data in the code is not valid."),
     Reason.UNSUPPORTED_ALGORITHM: lazy_gettext("The code is signed in a way we do not accept."),
     Reason.UNKNOWN_ISSUER: lazy_gettext("The licence was not issued by an agency we know."),
-    Reason.BAD_SIGNATURE: lazy_gettext("The signature does not match: the code may be forged "
-                                       "or altered."),
-    Reason.ISSUER_MISMATCH: lazy_gettext("The licence names a different issuer than the one "
-                                         "who signed it."),
+    Reason.BAD_SIGNATURE: lazy_gettext(
+        "The signature does not match: the code may be forged or altered."
+    ),
+    Reason.ISSUER_MISMATCH: lazy_gettext(
+        "The licence names a different issuer than the one who signed it."
+    ),
     Reason.ISSUER_KEY_REVOKED: lazy_gettext("The issuer's signing key has been withdrawn."),
-    Reason.ISSUER_KEY_EXPIRED: lazy_gettext("The licence was signed outside the issuer key's "
-                                            "validity."),
-    Reason.TYPE_NOT_ALLOWED_FOR_KEY: lazy_gettext("This issuer may not issue this licence "
-                                                  "type."),
+    Reason.ISSUER_KEY_EXPIRED: lazy_gettext(
+        "The licence was signed outside the issuer key's validity."
+    ),
+    Reason.TYPE_NOT_ALLOWED_FOR_KEY: lazy_gettext("This issuer may not issue this licence type."),
     Reason.EXPIRED: lazy_gettext("The licence has expired."),
     Reason.NOT_YET_VALID: lazy_gettext("The licence is not valid yet."),
     Reason.REVOKED: lazy_gettext("The licence has been revoked."),
     Reason.SUSPENDED: lazy_gettext("The licence is suspended."),
     Reason.STATUS_OTHER: lazy_gettext("The issuer has marked this licence as not in force."),
-    Reason.STATUS_UNKNOWN: lazy_gettext("The licence's current status is not known to this "
-                                        "device."),
-    Reason.TRUST_DATA_STALE: lazy_gettext("This device's trust data is out of date. Please ask "
-                                          "staff."),
-    Reason.CLOCK_UNTRUSTED: lazy_gettext("This device's clock cannot be trusted. Please ask "
-                                         "staff."),
+    Reason.STATUS_UNKNOWN: lazy_gettext(
+        "The licence's current status is not known to this device."
+    ),
+    Reason.TRUST_DATA_STALE: lazy_gettext(
+        "This device's trust data is out of date. Please ask staff."
+    ),
+    Reason.CLOCK_UNTRUSTED: lazy_gettext(
+        "This device's clock cannot be trusted. Please ask staff."
+    ),
     Reason.TYPE_NOT_ACCEPTED: lazy_gettext("This licence type is not accepted here."),
     Reason.NO_QR_FOUND: lazy_gettext("No QR code was found in the picture."),
-    Reason.SOFTWARE_OUTDATED: lazy_gettext("This device's software is out of date. Please ask "
-                                           "staff."),
-    Reason.DEVICE_DISABLED: lazy_gettext("This device has been taken out of service. Please "
-                                         "ask staff."),
+    Reason.SOFTWARE_OUTDATED: lazy_gettext(
+        "This device's software is out of date. Please ask staff."
+    ),
+    Reason.DEVICE_DISABLED: lazy_gettext(
+        "This device has been taken out of service. Please ask staff."
+    ),
     Reason.HOLDER_KEY_MISSING: lazy_gettext("The live code is missing the holder's key."),
-    Reason.BAD_HOLDER_SIGNATURE: lazy_gettext("The live code was not signed by the holder's "
-                                              "device."),
-    Reason.PRESENTATION_EXPIRED: lazy_gettext("The live code has timed out. Please refresh it "
-                                              "in the app."),
+    Reason.BAD_HOLDER_SIGNATURE: lazy_gettext(
+        "The live code was not signed by the holder's device."
+    ),
+    Reason.PRESENTATION_EXPIRED: lazy_gettext(
+        "The live code has timed out. Please refresh it in the app."
+    ),
     Reason.PRESENTATION_TIME_INVALID: lazy_gettext("The live code's time is not valid."),
-    Reason.PRESENTATION_REQUIRED: lazy_gettext("Please show the live code from the app, not "
-                                               "a picture of the licence."),
+    Reason.PRESENTATION_REQUIRED: lazy_gettext(
+        "Please show the live code from the app, not a picture of the licence."
+    ),
     # The mobile driving licence (ISO 18013-5, spec mdl-reader s.4.1).
-    Reason.MDOC_ENGAGEMENT_INVALID: lazy_gettext("The phone's licence QR code is damaged or "
-                                                 "not valid."),
-    Reason.MDOC_UNSUPPORTED_CURVE: lazy_gettext("The phone uses a kind of key this device "
-                                                "cannot use."),
-    Reason.MDOC_NO_SUPPORTED_TRANSPORT: lazy_gettext("This device cannot connect to the phone: "
-                                                     "mobile licences are off here, or the "
-                                                     "phone offers no link this device has."),
+    Reason.MDOC_ENGAGEMENT_INVALID: lazy_gettext(
+        "The phone's licence QR code is damaged or not valid."
+    ),
+    Reason.MDOC_UNSUPPORTED_CURVE: lazy_gettext(
+        "The phone uses a kind of key this device cannot use."
+    ),
+    Reason.MDOC_NO_SUPPORTED_TRANSPORT: lazy_gettext(
+        "This device cannot connect to the phone: "
+        "mobile licences are off here, or the "
+        "phone offers no link this device has."
+    ),
     Reason.MDOC_TIMEOUT: lazy_gettext("The phone did not answer in time."),
     Reason.MDOC_TRANSPORT_FAILED: lazy_gettext("The Bluetooth connection to the phone failed."),
-    Reason.MDOC_SESSION_DECRYPT_FAILED: lazy_gettext("The phone's answer could not be "
-                                                     "decrypted: it may have been tampered "
-                                                     "with."),
+    Reason.MDOC_SESSION_DECRYPT_FAILED: lazy_gettext(
+        "The phone's answer could not be decrypted: it may have been tampered with."
+    ),
     Reason.MDOC_HOLDER_ERROR: lazy_gettext("The wallet on the phone reported an error."),
     Reason.MDOC_DECLINED: lazy_gettext("The request was declined on the phone."),
     Reason.MDOC_NOT_RETURNED: lazy_gettext("The phone did not send a driving licence."),
-    Reason.MDOC_MALFORMED: lazy_gettext("The licence data from the phone is damaged or not "
-                                        "valid."),
-    Reason.MDOC_UNSUPPORTED_ALGORITHM: lazy_gettext("The code is signed in a way we do not "
-                                                    "accept."),
-    Reason.MDOC_ISSUER_UNKNOWN: lazy_gettext("The licence was not issued by an agency we "
-                                             "know."),
-    Reason.MDOC_DS_CERT_INVALID: lazy_gettext("The issuer's signing certificate may not sign "
-                                              "licences."),
-    Reason.MDOC_DS_REVOKED: lazy_gettext("The issuer's signing certificate has been "
-                                         "withdrawn."),
-    Reason.MDOC_BAD_ISSUER_SIGNATURE: lazy_gettext("The signature does not match: the code may "
-                                                   "be forged or altered."),
-    Reason.MDOC_DOCTYPE_MISMATCH: lazy_gettext("The phone sent another kind of document than "
-                                               "the one asked for."),
-    Reason.MDOC_DIGEST_MISMATCH: lazy_gettext("Some licence data differs from what the issuer "
-                                              "signed: it may have been altered."),
-    Reason.MDOC_BAD_DEVICE_AUTH: lazy_gettext("The answer did not come from the phone that "
-                                              "holds this licence: it may be a copy."),
-    Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY: lazy_gettext("The licence was signed outside the "
-                                                         "issuer certificate's validity."),
+    Reason.MDOC_MALFORMED: lazy_gettext("The licence data from the phone is damaged or not valid."),
+    Reason.MDOC_UNSUPPORTED_ALGORITHM: lazy_gettext(
+        "The code is signed in a way we do not accept."
+    ),
+    Reason.MDOC_ISSUER_UNKNOWN: lazy_gettext("The licence was not issued by an agency we know."),
+    Reason.MDOC_DS_CERT_INVALID: lazy_gettext(
+        "The issuer's signing certificate may not sign licences."
+    ),
+    Reason.MDOC_DS_REVOKED: lazy_gettext("The issuer's signing certificate has been withdrawn."),
+    Reason.MDOC_BAD_ISSUER_SIGNATURE: lazy_gettext(
+        "The signature does not match: the code may be forged or altered."
+    ),
+    Reason.MDOC_DOCTYPE_MISMATCH: lazy_gettext(
+        "The phone sent another kind of document than the one asked for."
+    ),
+    Reason.MDOC_DIGEST_MISMATCH: lazy_gettext(
+        "Some licence data differs from what the issuer signed: it may have been altered."
+    ),
+    Reason.MDOC_BAD_DEVICE_AUTH: lazy_gettext(
+        "The answer did not come from the phone that holds this licence: it may be a copy."
+    ),
+    Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY: lazy_gettext(
+        "The licence was signed outside the issuer certificate's validity."
+    ),
     Reason.MDOC_DS_EXPIRED: lazy_gettext("The issuer's signing certificate has expired."),
     Reason.MDOC_LICENCE_EXPIRED: lazy_gettext("The licence has expired."),
-    Reason.MDOC_ELEMENT_MISSING: lazy_gettext("The phone did not share the details this check "
-                                              "needs."),
-    Reason.MDOC_AGE_NOT_MET: lazy_gettext("The licence does not show the age this check "
-                                          "needs."),
-    Reason.MDOC_SESSION_REQUIRED: lazy_gettext("This is a phone's mobile licence: show it to the "
-                                               "camera of a checking device."),
+    Reason.MDOC_ELEMENT_MISSING: lazy_gettext(
+        "The phone did not share the details this check needs."
+    ),
+    Reason.MDOC_AGE_NOT_MET: lazy_gettext("The licence does not show the age this check needs."),
+    Reason.MDOC_SESSION_REQUIRED: lazy_gettext(
+        "This is a phone's mobile licence: show it to the camera of a checking device."
+    ),
 }
 
 # Labels of printed fields (``ext``) that issuers commonly use, in the viewer's language;
@@ -158,8 +187,7 @@ ERROR_TITLES = {
     503: lazy_gettext("Busy, try again shortly"),
 }
 
-OUTCOME_CLASS = {Outcome.PASS: "pass", Outcome.FAIL: "fail",
-                 Outcome.UNVERIFIABLE: "unverifiable"}
+OUTCOME_CLASS = {Outcome.PASS: "pass", Outcome.FAIL: "fail", Outcome.UNVERIFIABLE: "unverifiable"}
 
 
 def outcome_word(outcome: str) -> str:
@@ -271,9 +299,22 @@ def chart(rows: list[dict[str, Any]], width: int = 480, height: int = 120) -> di
             h = row[outcome] * (height - 4) / top
             if h > 0:
                 y -= h
-                bars.append({"x": round(i * slot + 1, 1), "y": round(y, 1),
-                             "w": round(max(1.0, slot - 2), 1), "h": round(h, 1),
-                             "cls": outcome.lower(), "n": row[outcome], "hour": row["hour"],
-                             "outcome": outcome})
-    return {"width": width, "height": height, "bars": bars, "top": top,
-            "total": sum(sum(r[o] for o in ("PASS", "FAIL", "UNVERIFIABLE")) for r in rows)}
+                bars.append(
+                    {
+                        "x": round(i * slot + 1, 1),
+                        "y": round(y, 1),
+                        "w": round(max(1.0, slot - 2), 1),
+                        "h": round(h, 1),
+                        "cls": outcome.lower(),
+                        "n": row[outcome],
+                        "hour": row["hour"],
+                        "outcome": outcome,
+                    }
+                )
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "top": top,
+        "total": sum(sum(r[o] for o in ("PASS", "FAIL", "UNVERIFIABLE")) for r in rows),
+    }

@@ -61,18 +61,22 @@ def screen() -> str:
     """The citizen's screen; out of service at once (no script needed) while the kiosk
     cannot verify, so nobody is invited to show a code that nothing will check."""
     cfg = current_app.config["APPLIANCE"]
-    return render_template("kiosk.html", idle_after_s=cfg.web.idle_after_s,
-                           fault=_blocking_fault(),
-                           health_every_s=current_app.config["KIOSK_HEALTH_EVERY_S"],
-                           session_max_s=cfg.mdoc.session_timeout_s)
+    return render_template(
+        "kiosk.html",
+        idle_after_s=cfg.web.idle_after_s,
+        fault=_blocking_fault(),
+        health_every_s=current_app.config["KIOSK_HEALTH_EVERY_S"],
+        session_max_s=cfg.mdoc.session_timeout_s,
+    )
 
 
 @bp.get("/kiosk/health")
 def health() -> Any:
     """The blocking fault, if any, in the viewer's language: the kiosk script polls it."""
     fault = _blocking_fault()
-    response = jsonify({"fault": fault.code if fault else None,
-                        "text": fault.text if fault else None})
+    response = jsonify(
+        {"fault": fault.code if fault else None, "text": fault.text if fault else None}
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -82,17 +86,24 @@ def set_language(code: str) -> Response:
     # Same-site paths only: no open redirect through the language switch.
     response = make_response(redirect(safe_next(request.args.get("next"))))
     if code in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="Strict",
-                            httponly=True)
+        response.set_cookie(
+            LANG_COOKIE, code, max_age=365 * 86400, samesite="Strict", httponly=True
+        )
     return response
 
 
-def screen_view(event: dict[str, Any], reasons: dict[str, str], words: dict[str, str],
-                show_holder: bool, signed_date: Callable[[Any], str]) -> dict[str, Any]:
+def screen_view(
+    event: dict[str, Any],
+    reasons: dict[str, str],
+    words: dict[str, str],
+    show_holder: bool,
+    signed_date: Callable[[Any], str],
+) -> dict[str, Any]:
     """What the kiosk script needs of one event, in the viewer's language."""
     outcome = str(event.get("outcome"))
     view: dict[str, Any] = {
-        "id": event.get("id"), "outcome": views.outcome_class(outcome),
+        "id": event.get("id"),
+        "outcome": views.outcome_class(outcome),
         "word": words.get(outcome, outcome),
         "reason": reasons.get(str(event.get("reason")), reasons["?"]),
         "code": str(event.get("reason")),
@@ -134,8 +145,12 @@ def events() -> Response:
     try:
         stream = fanout.subscribe(request.remote_addr or "")
     except TooManyStreams:
-        return Response("busy: too many live screens\n", status=503,
-                        mimetype="text/plain", headers={"Retry-After": str(BUSY_RETRY_S)})
+        return Response(
+            "busy: too many live screens\n",
+            status=503,
+            mimetype="text/plain",
+            headers={"Retry-After": str(BUSY_RETRY_S)},
+        )
     alive = current_app.extensions["sessions"]
 
     def generate() -> Iterator[str]:
@@ -159,7 +174,10 @@ def events() -> Response:
         finally:
             stream.close()
 
-    response = Response(generate(), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response = Response(
+        generate(),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
     response.call_on_close(stream.close)  # also when the body was never iterated
     return response

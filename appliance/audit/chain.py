@@ -14,9 +14,23 @@ from typing import Any
 
 # Fields covered by each record's hash, in export order; ``hash`` and ``uploaded_at`` follow.
 HASHED_FIELDS = (
-    "seq", "time", "device_id", "log_id", "source", "verdict", "reason", "profile", "iss",
-    "kid", "licence_type", "licence_hash", "cti_hash", "live", "trust_version",
-    "software_version", "prev_hash",
+    "seq",
+    "time",
+    "device_id",
+    "log_id",
+    "source",
+    "verdict",
+    "reason",
+    "profile",
+    "iss",
+    "kid",
+    "licence_type",
+    "licence_hash",
+    "cti_hash",
+    "live",
+    "trust_version",
+    "software_version",
+    "prev_hash",
 )
 EXPORT_FIELDS = (*HASHED_FIELDS, "hash", "uploaded_at")
 _INT_FIELDS = {"seq", "trust_version"}
@@ -50,8 +64,16 @@ def genesis_hash(log_id: str) -> str:
 
 
 def checkpoint_message(device_id: str, log_id: str, seq: int, head: str, time: str) -> bytes:
-    return canonical({"type": "appliance-audit-checkpoint-v1", "device_id": device_id,
-                      "log_id": log_id, "seq": int(seq), "hash": head, "time": time})
+    return canonical(
+        {
+            "type": "appliance-audit-checkpoint-v1",
+            "device_id": device_id,
+            "log_id": log_id,
+            "seq": int(seq),
+            "hash": head,
+            "time": time,
+        }
+    )
 
 
 def iso_time(epoch: float) -> str:

@@ -14,8 +14,9 @@ from appliance.core.errors import AuditError
 from appliance.platform.secret_files import ensure_private_file, restrict_mode
 
 
-def open_database(path: Path, device_id: str, busy_timeout_s: float
-                  ) -> tuple[sqlite3.Connection, str | None, str]:
+def open_database(
+    path: Path, device_id: str, busy_timeout_s: float
+) -> tuple[sqlite3.Connection, str | None, str]:
     """The connection, the log id and the device the log names (created for ``device_id``
     when new); ``AuditError`` when it cannot be opened, is not WAL or names no device."""
     try:
@@ -24,8 +25,9 @@ def open_database(path: Path, device_id: str, busy_timeout_s: float
         ensure_private_file(path)
         for sidecar in ("-wal", "-shm"):
             restrict_mode(path.with_name(path.name + sidecar))
-        conn = sqlite3.connect(path, timeout=busy_timeout_s,
-                               isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
     except (OSError, sqlite3.Error) as e:
         raise AuditError(f"cannot open audit log {path}: {e}") from e
     try:

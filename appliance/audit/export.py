@@ -43,8 +43,12 @@ def record_writer(out: IO[str], fmt: str) -> Callable[[dict[str, Any]], None]:
     return write_json
 
 
-def write_records(conn: sqlite3.Connection, writer: Callable[[dict[str, Any]], None],
-                  since: float | None, until: float | None = None) -> int:
+def write_records(
+    conn: sqlite3.Connection,
+    writer: Callable[[dict[str, Any]], None],
+    since: float | None,
+    until: float | None = None,
+) -> int:
     """Every record (``since`` <= time < ``until``) in seq order through ``writer``; how many.
 
     Times are compared as stored: ``iso_time`` text of fixed width, which sorts as time.
@@ -69,8 +73,14 @@ def write_records(conn: sqlite3.Connection, writer: Callable[[dict[str, Any]], N
 
 
 class Exportable(Protocol):
-    def export(self, out: IO[str], *, since: float | None = None,
-               until: float | None = None, fmt: str = "jsonl") -> int: ...
+    def export(
+        self,
+        out: IO[str],
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        fmt: str = "jsonl",
+    ) -> int: ...
 
 
 def port_export(audit: Exportable) -> Callable[[float | None, float | None], bytes]:

@@ -23,8 +23,11 @@ def load_hmac_key(secrets_dir: Path) -> bytes:
     path = Path(secrets_dir) / HMAC_KEY_NAME
     try:
         if not path.exists() and create_secret(path, (secrets.token_hex(32) + "\n").encode()):
-            log.warning("created a random fleet audit key at %s: keyed hashes will not "
-                            "match other devices' until the fleet key is installed", path)
+            log.warning(
+                "created a random fleet audit key at %s: keyed hashes will not "
+                "match other devices' until the fleet key is installed",
+                path,
+            )
         raw = path.read_bytes().strip()
     except OSError as e:
         raise AuditError(f"cannot read the fleet audit key {path}: {e.strerror or e}") from e

@@ -39,13 +39,22 @@ MAX_TEXT = 128  # ids, hashes, times and base64 signatures are all shorter
 
 
 def head_message(device_id: str, log_id: str, seq: int, head: str, time: str) -> bytes:
-    return canonical({"type": HEAD_TYPE, "device_id": device_id, "log_id": log_id,
-                      "seq": int(seq), "hash": head, "time": time})
+    return canonical(
+        {
+            "type": HEAD_TYPE,
+            "device_id": device_id,
+            "log_id": log_id,
+            "seq": int(seq),
+            "hash": head,
+            "time": time,
+        }
+    )
 
 
 def ack_message(device_id: str, log_id: str, seq: int, head: str) -> bytes:
-    return canonical({"type": ACK_TYPE, "device_id": device_id, "log_id": log_id,
-                      "seq": int(seq), "hash": head})
+    return canonical(
+        {"type": ACK_TYPE, "device_id": device_id, "log_id": log_id, "seq": int(seq), "hash": head}
+    )
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,14 @@ class SignedHead:
     signature: str  # base64 Ed25519 by the device key
 
     def as_dict(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "log_id": self.log_id, "seq": self.seq,
-                "hash": self.hash, "time": self.time, "signature": self.signature}
+        return {
+            "device_id": self.device_id,
+            "log_id": self.log_id,
+            "seq": self.seq,
+            "hash": self.hash,
+            "time": self.time,
+            "signature": self.signature,
+        }
 
     def message(self) -> bytes:
         return head_message(self.device_id, self.log_id, self.seq, self.hash, self.time)
@@ -73,15 +88,21 @@ class SignedHead:
     def parse(cls, value: Any) -> SignedHead:
         """A head from parsed JSON; ``ValueError`` naming the first bad field."""
         fields = _fields(value, ("device_id", "log_id", "hash", "time", "signature"), "head")
-        return cls(fields["device_id"], fields["log_id"], _seq(value, "head"),
-                   fields["hash"], fields["time"], fields["signature"])
+        return cls(
+            fields["device_id"],
+            fields["log_id"],
+            _seq(value, "head"),
+            fields["hash"],
+            fields["time"],
+            fields["signature"],
+        )
 
 
-def sign_head(identity: DeviceIdentity, device_id: str, log_id: str, seq: int, head: str,
-              time: str) -> SignedHead:
+def sign_head(
+    identity: DeviceIdentity, device_id: str, log_id: str, seq: int, head: str, time: str
+) -> SignedHead:
     signature = identity.sign(head_message(device_id, log_id, seq, head, time))
-    return SignedHead(device_id, log_id, int(seq), head, time,
-                      base64.b64encode(signature).decode())
+    return SignedHead(device_id, log_id, int(seq), head, time, base64.b64encode(signature).decode())
 
 
 @dataclass(frozen=True)
@@ -96,20 +117,33 @@ class HubAck:
     signature: str  # base64 Ed25519 by the hub key
 
     def as_dict(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "log_id": self.log_id, "seq": self.seq,
-                "hash": self.hash, "key_id": self.key_id, "signature": self.signature}
+        return {
+            "device_id": self.device_id,
+            "log_id": self.log_id,
+            "seq": self.seq,
+            "hash": self.hash,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
 
     def verify(self, key: DevicePublicKey) -> bool:
-        return _verify(key, self.signature,
-                       ack_message(self.device_id, self.log_id, self.seq, self.hash))
+        return _verify(
+            key, self.signature, ack_message(self.device_id, self.log_id, self.seq, self.hash)
+        )
 
     @classmethod
     def parse(cls, value: Any) -> HubAck:
         """An acknowledgement from parsed JSON; ``ValueError`` naming the first bad field."""
         names = ("device_id", "log_id", "hash", "key_id", "signature")
         fields = _fields(value, names, "acknowledgement")
-        return cls(fields["device_id"], fields["log_id"], _seq(value, "acknowledgement"),
-                   fields["hash"], fields["key_id"], fields["signature"])
+        return cls(
+            fields["device_id"],
+            fields["log_id"],
+            _seq(value, "acknowledgement"),
+            fields["hash"],
+            fields["key_id"],
+            fields["signature"],
+        )
 
 
 class HubSigner:
@@ -121,8 +155,14 @@ class HubSigner:
 
     def ack(self, device_id: str, log_id: str, seq: int, head: str) -> HubAck:
         signature = self._key.sign(ack_message(device_id, log_id, seq, head))
-        return HubAck(device_id, log_id, int(seq), head, self.public.key_id,
-                      base64.b64encode(signature).decode())
+        return HubAck(
+            device_id,
+            log_id,
+            int(seq),
+            head,
+            self.public.key_id,
+            base64.b64encode(signature).decode(),
+        )
 
     @classmethod
     def load(cls, path: Path) -> HubSigner:
@@ -142,8 +182,11 @@ class HubSigner:
     def generate(cls, path: Path) -> HubSigner:
         """A new key written 0600 at ``path`` (refused if it exists) and its ``.pub``."""
         key = ed25519.Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         try:
             if not create_secret(Path(path), pem):
                 raise HubKeyError(f"{path} exists: not overwritten")
@@ -163,8 +206,9 @@ def load_hub_public(path: Path) -> DevicePublicKey:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise HubKeyError(f"cannot read the hub key {path} ([upload] hub_key): "
-                          f"{e.strerror or e}") from e
+        raise HubKeyError(
+            f"cannot read the hub key {path} ([upload] hub_key): {e.strerror or e}"
+        ) from e
     try:
         return DevicePublicKey.from_pem(data, f"hub key {path}")
     except DeviceKeyError as e:

@@ -109,8 +109,11 @@ def ensure_identity(config: Config) -> tuple[DeviceIdentity, bool]:
     created = False
     if not path.exists():
         key = ed25519.Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         try:
             created = create_secret(path, pem)  # False: another process made it first
         except OSError as e:
@@ -131,8 +134,9 @@ def load_public(config: Config) -> DevicePublicKey:
         try:
             return DevicePublicKey.from_pem(path.read_bytes(), str(path))
         except OSError as e:
-            raise DeviceKeyError(f"no device key at {private_key_path(config)} "
-                                 f"nor public key at {path}") from e
+            raise DeviceKeyError(
+                f"no device key at {private_key_path(config)} nor public key at {path}"
+            ) from e
 
 
 def _write_public(config: Config, public: DevicePublicKey) -> None:

@@ -50,14 +50,25 @@ _T = TypeVar("_T")
 
 # --- the log ---------------------------------------------------------------------------
 
+
 class AuditLog:
     """One device's audit log. Thread-safe; several processes may append (SQLite locks)."""
 
-    def __init__(self, path: Path, *, device_id: str, hmac_key: bytes,
-                 identity: DeviceIdentity | None, public: DevicePublicKey | None = None,
-                 checkpoint_every: int = 100, checkpoint_interval_s: float = 300.0,
-                 retention_days: float = 90, max_db_bytes: int = 512 * 2**20,
-                 busy_timeout_s: float = 10.0, hub_key: DevicePublicKey | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device_id: str,
+        hmac_key: bytes,
+        identity: DeviceIdentity | None,
+        public: DevicePublicKey | None = None,
+        checkpoint_every: int = 100,
+        checkpoint_interval_s: float = 300.0,
+        retention_days: float = 90,
+        max_db_bytes: int = 512 * 2**20,
+        busy_timeout_s: float = 10.0,
+        hub_key: DevicePublicKey | None = None,
+    ) -> None:
         """``hub_key``: the hub's pinned public key; without it nothing is ever pruned."""
         self.path = Path(path)
         self.device_id = device_id
@@ -84,11 +95,17 @@ class AuditLog:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
-        conn, self.log_id, stored_device = open_database(self.path, self.device_id,
-                                                         self._busy_timeout_s)
+        conn, self.log_id, stored_device = open_database(
+            self.path, self.device_id, self._busy_timeout_s
+        )
         if stored_device != self.device_id:
-            log.warning("audit log %s belongs to device %s, configured as %s; keeping %s",
-                        self.path, stored_device, self.device_id, stored_device)
+            log.warning(
+                "audit log %s belongs to device %s, configured as %s; keeping %s",
+                self.path,
+                stored_device,
+                self.device_id,
+                stored_device,
+            )
             self.device_id = stored_device
         self._conn = conn
         return conn
@@ -109,8 +126,7 @@ class AuditLog:
 
     # writing
 
-    def record(self, verdict: Verdict, *, now: float, source: str,
-               trust: TrustSnapshot) -> None:
+    def record(self, verdict: Verdict, *, now: float, source: str, trust: TrustSnapshot) -> None:
         """AuditSink: make the record durable before returning; ``AuditError`` otherwise."""
         self.append(self.fields(verdict, source, trust), now=now)
 
@@ -130,16 +146,26 @@ class AuditLog:
                 adopt_ack_rule(conn)
                 seq = int(self._meta(conn, "head_seq") or 0) + 1
                 row: dict[str, Any] = {name: fields.get(name) for name in HASHED_FIELDS}
-                row.update(seq=seq, time=iso_time(now), device_id=self.device_id,
-                           log_id=self.log_id, software_version=__version__,
-                           prev_hash=self._meta(conn, "head_hash"))
+                row.update(
+                    seq=seq,
+                    time=iso_time(now),
+                    device_id=self.device_id,
+                    log_id=self.log_id,
+                    software_version=__version__,
+                    prev_hash=self._meta(conn, "head_hash"),
+                )
                 row["live"] = bool(row["live"])
                 row["hash"] = record_hash(row)
                 names = (*HASHED_FIELDS, "hash")
-                conn.execute(f"INSERT INTO records ({', '.join(names)}) VALUES "  # noqa: S608
-                             f"({', '.join('?' * len(names))})", [row[n] for n in names])
-                conn.executemany("UPDATE meta SET value = ? WHERE key = ?",
-                                 [(str(seq), "head_seq"), (row["hash"], "head_hash")])
+                conn.execute(
+                    f"INSERT INTO records ({', '.join(names)}) VALUES "  # noqa: S608
+                    f"({', '.join('?' * len(names))})",
+                    [row[n] for n in names],
+                )
+                conn.executemany(
+                    "UPDATE meta SET value = ? WHERE key = ?",
+                    [(str(seq), "head_seq"), (row["hash"], "head_hash")],
+                )
                 if self._checkpoint_due(conn, seq, now):
                     self._write_checkpoint(conn, seq, row["hash"], now)
                 conn.execute("COMMIT")
@@ -154,21 +180,29 @@ class AuditLog:
     def _checkpoint_due(self, conn: sqlite3.Connection, seq: int, now: float) -> bool:
         if self._identity is None:
             return False
-        last = conn.execute("SELECT seq, at FROM checkpoints ORDER BY seq DESC LIMIT 1"
-                            ).fetchone()
+        last = conn.execute("SELECT seq, at FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
         last_seq, last_at = last if last else (0, float(self._meta(conn, "created_at") or 0))
-        return (seq - last_seq >= self.checkpoint_every
-                or now - last_at >= self.checkpoint_interval_s)
+        return (
+            seq - last_seq >= self.checkpoint_every or now - last_at >= self.checkpoint_interval_s
+        )
 
-    def _write_checkpoint(self, conn: sqlite3.Connection, seq: int, head: str,
-                          now: float) -> None:
+    def _write_checkpoint(self, conn: sqlite3.Connection, seq: int, head: str, now: float) -> None:
         assert self._identity is not None and self.log_id is not None
         time = iso_time(now)
         signature = self._identity.sign(
-            checkpoint_message(self.device_id, self.log_id, seq, head, time))
-        conn.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-                     (seq, time, now, head, self._identity.public.key_id,
-                      base64.b64encode(signature).decode()))
+            checkpoint_message(self.device_id, self.log_id, seq, head, time)
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                seq,
+                time,
+                now,
+                head,
+                self._identity.public.key_id,
+                base64.b64encode(signature).decode(),
+            ),
+        )
 
     def checkpoint(self, now: float) -> int | None:
         """Sign the current head now (shutdown, before upload); returns its seq."""
@@ -195,9 +229,11 @@ class AuditLog:
         if pruned:
             log.warning("audit log at its size cap: pruned %d uploaded records early", pruned)
         if used_bytes(conn) >= self.max_db_bytes:
-            raise AuditFull(f"audit log {self.path} reached its cap of "
-                            f"{self.max_db_bytes // 2**20} MiB with {pending_count(conn)} "
-                            "records not yet uploaded: upload them or raise audit.max_db_mb")
+            raise AuditFull(
+                f"audit log {self.path} reached its cap of "
+                f"{self.max_db_bytes // 2**20} MiB with {pending_count(conn)} "
+                "records not yet uploaded: upload them or raise audit.max_db_mb"
+            )
 
     def prune(self, now: float) -> int:
         """Delete uploaded records older than the retention period; returns how many."""
@@ -214,8 +250,12 @@ class AuditLog:
         if self._identity is None:
             return 0
         acked = acked_through(conn, self.device_id, self.log_id or "", self.hub_key)
-        return prune_uploaded(conn, before, lambda seq, head: self._write_checkpoint(
-            conn, seq, head, now), acked_through=acked)
+        return prune_uploaded(
+            conn,
+            before,
+            lambda seq, head: self._write_checkpoint(conn, seq, head, now),
+            acked_through=acked,
+        )
 
     # upload support
 
@@ -225,8 +265,9 @@ class AuditLog:
 
     def signed_head(self, identity: DeviceIdentity, now: float) -> SignedHead:
         """The head (meta rows) signed by the device key, for a batch or heartbeat."""
-        seq, head = self._read(lambda c: (int(self._meta(c, "head_seq") or 0),
-                                          self._meta(c, "head_hash") or ""))
+        seq, head = self._read(
+            lambda c: (int(self._meta(c, "head_seq") or 0), self._meta(c, "head_hash") or "")
+        )
         return sign_head(identity, self.device_id, self.log_id or "", seq, head, iso_time(now))
 
     def hub_ack(self) -> HubAck | None:
@@ -240,8 +281,14 @@ class AuditLog:
             except sqlite3.Error as e:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
-    def mark_uploaded(self, first: int, last: int, now: float, ack: HubAck | None = None,
-                      head: SignedHead | None = None) -> int:
+    def mark_uploaded(
+        self,
+        first: int,
+        last: int,
+        now: float,
+        ack: HubAck | None = None,
+        head: SignedHead | None = None,
+    ) -> int:
         """Mark first..last uploaded; keep ``ack`` (the hub's signed acknowledgement, checked
         by the caller) and ``head`` (the signed head sent) when higher than those held."""
         with self._lock:
@@ -263,26 +310,42 @@ class AuditLog:
             try:
                 q = conn.execute(
                     "SELECT count(*), min(seq), max(seq), min(time), max(time), "
-                    "sum(uploaded_at IS NULL) FROM records").fetchone()
-                cp = conn.execute("SELECT seq, time FROM checkpoints ORDER BY seq DESC LIMIT 1"
-                                  ).fetchone()
+                    "sum(uploaded_at IS NULL) FROM records"
+                ).fetchone()
+                cp = conn.execute(
+                    "SELECT seq, time FROM checkpoints ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
                 return {
-                    "path": str(self.path), "device_id": self.device_id, "log_id": self.log_id,
-                    "records": q[0], "first_seq": q[1], "last_seq": q[2],
-                    "oldest": q[3], "newest": q[4], "pending_upload": q[5] or 0,
+                    "path": str(self.path),
+                    "device_id": self.device_id,
+                    "log_id": self.log_id,
+                    "records": q[0],
+                    "first_seq": q[1],
+                    "last_seq": q[2],
+                    "oldest": q[3],
+                    "newest": q[4],
+                    "pending_upload": q[5] or 0,
                     "last_checkpoint_seq": cp[0] if cp else None,
                     "last_checkpoint_time": cp[1] if cp else None,
                     "pruned_through": int(self._meta(conn, "pruned_through") or 0),
-                    "used_bytes": used_bytes(conn), "max_bytes": self.max_db_bytes,
+                    "used_bytes": used_bytes(conn),
+                    "max_bytes": self.max_db_bytes,
                     "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
                     "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(
-                        conn.execute("PRAGMA synchronous").fetchone()[0]),
+                        conn.execute("PRAGMA synchronous").fetchone()[0]
+                    ),
                 }
             except sqlite3.Error as e:
                 raise AuditError(f"cannot read audit log {self.path}: {e}") from e
 
-    def export(self, out: IO[str], *, since: float | None = None, until: float | None = None,
-               fmt: str = "jsonl") -> int:
+    def export(
+        self,
+        out: IO[str],
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        fmt: str = "jsonl",
+    ) -> int:
         """Write records (since <= time < until) as CSV with a header or one JSON object
         per line."""
         writer = record_writer(out, fmt)  # an unknown format fails before anything is read
@@ -309,13 +372,16 @@ class AuditLog:
     def _verify(self, conn: sqlite3.Connection) -> VerifyReport:
         cps = {r["seq"]: r for r in read_rows(conn, "SELECT * FROM checkpoints")}
         report = check_chain(
-            device_id=self.device_id, log_id=self.log_id or "", public=self._public,
-            checkpoints=cps, records=read_rows(conn, "SELECT * FROM records ORDER BY seq"),
-            head=lambda: int(self._meta(conn, "head_seq") or 0))
+            device_id=self.device_id,
+            log_id=self.log_id or "",
+            public=self._public,
+            checkpoints=cps,
+            records=read_rows(conn, "SELECT * FROM records ORDER BY seq"),
+            head=lambda: int(self._meta(conn, "head_seq") or 0),
+        )
         # A log holding less than the hub acknowledged or than it sent was cut afterwards.
         found = check_claims(conn, self.device_id, self.log_id or "", self.hub_key, self._public)
-        if found is None or (report.first_bad_seq is not None
-                             and report.first_bad_seq <= found[0]):
+        if found is None or (report.first_bad_seq is not None and report.first_bad_seq <= found[0]):
             return report
         return VerifyReport(False, report.records, report.checkpoints, *found)
 
@@ -333,11 +399,18 @@ def from_config(config: Config, *, create_key: bool = True) -> AuditLog:
         raise AuditError(f"audit log needs the device key: {e}") from e
     hmac_key = load_hmac_key(config.paths.secrets_dir) if create_key else b""
     a = config.audit
-    return AuditLog(config.audit_db, device_id=config.device.id, hmac_key=hmac_key,
-                    identity=identity, public=public, checkpoint_every=a.checkpoint_every,
-                    checkpoint_interval_s=a.checkpoint_interval_s,
-                    retention_days=a.retention_days, max_db_bytes=a.max_db_mb * 2**20,
-                    hub_key=pinned_hub_key(config.upload.hub_key))
+    return AuditLog(
+        config.audit_db,
+        device_id=config.device.id,
+        hmac_key=hmac_key,
+        identity=identity,
+        public=public,
+        checkpoint_every=a.checkpoint_every,
+        checkpoint_interval_s=a.checkpoint_interval_s,
+        retention_days=a.retention_days,
+        max_db_bytes=a.max_db_mb * 2**20,
+        hub_key=pinned_hub_key(config.upload.hub_key),
+    )
 
 
 def open_audit_log(config: Config) -> AuditLog:

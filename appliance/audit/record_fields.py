@@ -13,16 +13,23 @@ from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Verdict
 
 
-def verdict_fields(verdict: Verdict, source: str, trust: TrustSnapshot,
-                   hmac_key: bytes) -> dict[str, Any]:
+def verdict_fields(
+    verdict: Verdict, source: str, trust: TrustSnapshot, hmac_key: bytes
+) -> dict[str, Any]:
     """The record fields of ``verdict`` (without seq, time and chain)."""
     cred = verdict.credential
     fields: dict[str, Any] = {
-        "source": source, "verdict": str(verdict.outcome), "reason": str(verdict.reason),
-        "profile": verdict.profile, "iss": verdict.iss,
+        "source": source,
+        "verdict": str(verdict.outcome),
+        "reason": str(verdict.reason),
+        "profile": verdict.profile,
+        "iss": verdict.iss,
         "kid": verdict.kid.hex() if verdict.kid is not None else None,
-        "licence_type": None, "licence_hash": None, "cti_hash": None,
-        "live": bool(verdict.live), "trust_version": trust.version,
+        "licence_type": None,
+        "licence_hash": None,
+        "cti_hash": None,
+        "live": bool(verdict.live),
+        "trust_version": trust.version,
     }
     if cred is not None:
         fields["licence_type"] = cred.typ

@@ -21,12 +21,16 @@ def used_bytes(conn: sqlite3.Connection) -> int:
 
 
 def pending_count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM records WHERE uploaded_at IS NULL"
-                            ).fetchone()[0])
+    return int(conn.execute("SELECT count(*) FROM records WHERE uploaded_at IS NULL").fetchone()[0])
 
 
-def prune_uploaded(conn: sqlite3.Connection, before: str | None,
-                   anchor: Callable[[int, str], None], *, acked_through: int) -> int:
+def prune_uploaded(
+    conn: sqlite3.Connection,
+    before: str | None,
+    anchor: Callable[[int, str], None],
+    *,
+    acked_through: int,
+) -> int:
     """Delete uploaded records (older than ``before``) up to a signed anchor checkpoint.
 
     Never the newest record, never one not yet uploaded, never one above
@@ -38,8 +42,9 @@ def prune_uploaded(conn: sqlite3.Connection, before: str | None,
     conn.execute("BEGIN IMMEDIATE")
     try:
         head = int(read_meta(conn, "head_seq") or 0)
-        pending = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL"
-                               ).fetchone()[0]
+        pending = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL").fetchone()[
+            0
+        ]
         limit = min(head, pending if pending is not None else head, acked_through + 1)
         query = "SELECT max(seq) FROM records WHERE seq < ?"
         params: list[Any] = [limit]
@@ -50,14 +55,12 @@ def prune_uploaded(conn: sqlite3.Connection, before: str | None,
         if not target:
             conn.execute("COMMIT")
             return 0
-        head_hash = conn.execute("SELECT hash FROM records WHERE seq = ?", (target,)
-                                 ).fetchone()[0]
+        head_hash = conn.execute("SELECT hash FROM records WHERE seq = ?", (target,)).fetchone()[0]
         if not conn.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (target,)).fetchone():
             anchor(target, head_hash)
         count = int(conn.execute("DELETE FROM records WHERE seq <= ?", (target,)).rowcount)
         conn.execute("DELETE FROM checkpoints WHERE seq < ?", (target,))
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_through', ?)",
-                     (str(target),))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_through', ?)", (str(target),))
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)

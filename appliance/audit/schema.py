@@ -24,8 +24,13 @@ SCHEMA_VERSION = 1
 _INTEGER_COLUMNS = {"seq", "live", "trust_version"}
 
 
-def _create_table(name: str, columns: Iterable[tuple[str, str]], *, pk: str,
-                  not_null: frozenset[str] = frozenset()) -> str:
+def _create_table(
+    name: str,
+    columns: Iterable[tuple[str, str]],
+    *,
+    pk: str,
+    not_null: frozenset[str] = frozenset(),
+) -> str:
     """``CREATE TABLE`` laid out exactly as sqlite-utils laid it out (three-space indent)."""
     lines = []
     for column, sql_type in columns:
@@ -40,12 +45,27 @@ def _create_table(name: str, columns: Iterable[tuple[str, str]], *, pk: str,
 
 DDL = (
     _create_table("meta", [("key", "TEXT"), ("value", "TEXT")], pk="key"),
-    _create_table("records", [(c, "INTEGER" if c in _INTEGER_COLUMNS else "TEXT")
-                              for c in (*HASHED_FIELDS, "hash", "uploaded_at")],
-                  pk="seq", not_null=frozenset({"prev_hash", "hash"})),
-    _create_table("checkpoints", [("seq", "INTEGER"), ("time", "TEXT"), ("at", "REAL"),
-                                  ("hash", "TEXT"), ("key_id", "TEXT"),
-                                  ("signature", "TEXT")], pk="seq"),
+    _create_table(
+        "records",
+        [
+            (c, "INTEGER" if c in _INTEGER_COLUMNS else "TEXT")
+            for c in (*HASHED_FIELDS, "hash", "uploaded_at")
+        ],
+        pk="seq",
+        not_null=frozenset({"prev_hash", "hash"}),
+    ),
+    _create_table(
+        "checkpoints",
+        [
+            ("seq", "INTEGER"),
+            ("time", "TEXT"),
+            ("at", "REAL"),
+            ("hash", "TEXT"),
+            ("key_id", "TEXT"),
+            ("signature", "TEXT"),
+        ],
+        pk="seq",
+    ),
     "CREATE INDEX records_pending ON records(seq) WHERE uploaded_at IS NULL",
     "CREATE INDEX records_time ON records(time)",
 )
@@ -56,8 +76,7 @@ def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else row[0]
 
 
-def read_rows(conn: sqlite3.Connection, sql: str, params: Any = ()
-              ) -> Iterator[dict[str, Any]]:
+def read_rows(conn: sqlite3.Connection, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
     """The rows of ``sql`` as dicts by column name, read one at a time."""
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
@@ -66,8 +85,12 @@ def read_rows(conn: sqlite3.Connection, sql: str, params: Any = ()
 
 
 def _has_meta(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-                        ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        is not None
+    )
 
 
 def ensure_schema(conn: sqlite3.Connection, path: Path, device_id: str) -> None:
@@ -75,8 +98,9 @@ def ensure_schema(conn: sqlite3.Connection, path: Path, device_id: str) -> None:
     if _has_meta(conn):
         version = read_meta(conn, "schema_version")
         if version != str(SCHEMA_VERSION):
-            raise AuditError(f"audit log {path} has schema {version}, "
-                             f"this software reads {SCHEMA_VERSION}")
+            raise AuditError(
+                f"audit log {path} has schema {version}, this software reads {SCHEMA_VERSION}"
+            )
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -85,11 +109,17 @@ def ensure_schema(conn: sqlite3.Connection, path: Path, device_id: str) -> None:
                 conn.execute(statement)
             log_id = secrets.token_hex(16)  # random: a re-flashed card is a new log
             now = datetime.now(UTC).timestamp()
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                ("schema_version", str(SCHEMA_VERSION)), ("log_id", log_id),
-                ("device_id", device_id), ("created_at", repr(now)),
-                ("head_seq", "0"), ("head_hash", genesis_hash(log_id)),
-            ])
+            conn.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("log_id", log_id),
+                    ("device_id", device_id),
+                    ("created_at", repr(now)),
+                    ("head_seq", "0"),
+                    ("head_hash", genesis_hash(log_id)),
+                ],
+            )
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)

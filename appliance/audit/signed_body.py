@@ -35,5 +35,6 @@ class SignedBody:
 def sign_body(identity: Signer, device_id: str, body: bytes) -> SignedBody:
     """``body`` with the device id and its Ed25519 signature over those bytes as headers."""
     signature = base64.b64encode(identity.sign(body)).decode("ascii")
-    return SignedBody(body, {"Content-Type": CONTENT_TYPE, DEVICE_HEADER: device_id,
-                             SIGNATURE_HEADER: signature})
+    return SignedBody(
+        body, {"Content-Type": CONTENT_TYPE, DEVICE_HEADER: device_id, SIGNATURE_HEADER: signature}
+    )

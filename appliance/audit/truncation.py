@@ -56,30 +56,44 @@ def keep_higher(conn: sqlite3.Connection, key: str, claim: HubAck | SignedHead |
     held_seq = held.get("seq") if isinstance(held, dict) else None
     if isinstance(held_seq, int) and held_seq > claim.seq:
         return
-    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                 (key, json.dumps(claim.as_dict(), sort_keys=True)))
+    conn.execute(
+        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+        (key, json.dumps(claim.as_dict(), sort_keys=True)),
+    )
 
 
 def adopt_ack_rule(conn: sqlite3.Connection) -> None:
     """Once per log, inside a write: what earlier releases pruned without a hub signature."""
-    conn.execute("INSERT OR IGNORE INTO meta SELECT ?, coalesce((SELECT value FROM meta "
-                 "WHERE key = 'pruned_through'), '0')", (UNACKED_KEY,))
+    conn.execute(
+        "INSERT OR IGNORE INTO meta SELECT ?, coalesce((SELECT value FROM meta "
+        "WHERE key = 'pruned_through'), '0')",
+        (UNACKED_KEY,),
+    )
 
 
-def acked_through(conn: sqlite3.Connection, device_id: str, log_id: str,
-                  hub_key: DevicePublicKey | None) -> int:
+def acked_through(
+    conn: sqlite3.Connection, device_id: str, log_id: str, hub_key: DevicePublicKey | None
+) -> int:
     """The seq the hub's stored acknowledgement covers; 0 without a pinned key that
     verifies it (then nothing may be pruned)."""
     ack = read_json_meta(conn, ACK_KEY, HubAck.parse)
-    if (hub_key is None or ack is None or (ack.device_id, ack.log_id) != (device_id, log_id)
-            or not ack.verify(hub_key)):
+    if (
+        hub_key is None
+        or ack is None
+        or (ack.device_id, ack.log_id) != (device_id, log_id)
+        or not ack.verify(hub_key)
+    ):
         return 0
     return ack.seq
 
 
-def check_claims(conn: sqlite3.Connection, device_id: str, log_id: str,
-                 hub_key: DevicePublicKey | None, device_key: DevicePublicKey | None
-                 ) -> tuple[int, str] | None:
+def check_claims(
+    conn: sqlite3.Connection,
+    device_id: str,
+    log_id: str,
+    hub_key: DevicePublicKey | None,
+    device_key: DevicePublicKey | None,
+) -> tuple[int, str] | None:
     """The first truncation or rewrite the stored claims reveal: (seq, problem), or None."""
     first, last = conn.execute("SELECT min(seq), max(seq) FROM records").fetchone()
     last = last or 0
@@ -95,8 +109,13 @@ def check_claims(conn: sqlite3.Connection, device_id: str, log_id: str,
         if (ack.device_id, ack.log_id) != (device_id, log_id):
             findings.append((ack.seq, "the hub acknowledgement held is for another log"))
         elif hub_key is not None and not ack.verify(hub_key):
-            findings.append((ack.seq, f"hub acknowledgement of seq {ack.seq}: signature "
-                                      "invalid (not from the pinned hub key)"))
+            findings.append(
+                (
+                    ack.seq,
+                    f"hub acknowledgement of seq {ack.seq}: signature "
+                    "invalid (not from the pinned hub key)",
+                )
+            )
         else:
             acked = ack.seq
             findings += _claim(ack.seq, ack.hash, last, hash_at, "the hub acknowledged")
@@ -105,23 +124,36 @@ def check_claims(conn: sqlite3.Connection, device_id: str, log_id: str,
         if device_key is not None and not head.verify(device_key):
             findings.append((head.seq, f"signed head at seq {head.seq}: signature invalid"))
         else:
-            findings += _claim(head.seq, head.hash, last, hash_at,
-                               "this device signed and sent a head at")
+            findings += _claim(
+                head.seq, head.hash, last, hash_at, "this device signed and sent a head at"
+            )
     unacked = read_meta(conn, UNACKED_KEY)
-    allowed = max(acked, int(unacked if unacked is not None
-                             else read_meta(conn, "pruned_through") or 0))
+    allowed = max(
+        acked, int(unacked if unacked is not None else read_meta(conn, "pruned_through") or 0)
+    )
     if first is not None and first - 1 > allowed:
-        findings.append((1, f"seq 1..{first - 1}: deleted, but the hub acknowledged "
-                            f"{'only up to seq ' + str(acked) if acked else 'none of them'} "
-                            "(not pruned after upload)"))
+        findings.append(
+            (
+                1,
+                f"seq 1..{first - 1}: deleted, but the hub acknowledged "
+                f"{'only up to seq ' + str(acked) if acked else 'none of them'} "
+                "(not pruned after upload)",
+            )
+        )
     return min(findings) if findings else None
 
 
-def _claim(seq: int, head: str, last: int, hash_at: Callable[[int], str | None],
-           who: str) -> list[tuple[int, str]]:
+def _claim(
+    seq: int, head: str, last: int, hash_at: Callable[[int], str | None], who: str
+) -> list[tuple[int, str]]:
     if seq > last:
-        return [(last + 1, f"seq {last + 1}: missing ({who} seq {seq}, the log ends at "
-                           f"seq {last}: deleted at the end)")]
+        return [
+            (
+                last + 1,
+                f"seq {last + 1}: missing ({who} seq {seq}, the log ends at "
+                f"seq {last}: deleted at the end)",
+            )
+        ]
     held = hash_at(seq)
     if held is not None and held != head:
         return [(seq, f"seq {seq}: differs from the record {who} (chain rewritten)")]

@@ -17,33 +17,47 @@ from appliance.audit.schema import read_rows
 from appliance.audit.truncation import ACK_KEY, HEAD_KEY, keep_higher
 
 
-def pending_run(conn: sqlite3.Connection, limit: int
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def pending_run(
+    conn: sqlite3.Connection, limit: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The oldest contiguous run of records not yet uploaded, and checkpoints within it."""
-    first = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL"
-                         ).fetchone()[0]
+    first = conn.execute("SELECT min(seq) FROM records WHERE uploaded_at IS NULL").fetchone()[0]
     if first is None:
         return [], []
-    rows = list(read_rows(conn, "SELECT * FROM records WHERE seq >= ? "
-                                "ORDER BY seq LIMIT ?", (first, limit)))
+    rows = list(
+        read_rows(conn, "SELECT * FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", (first, limit))
+    )
     run: list[dict[str, Any]] = []
     for row in rows:
         if row["uploaded_at"] is not None or row["seq"] != first + len(run):
             break
         run.append({n: row[n] for n in (*HASHED_FIELDS, "hash")})
         run[-1]["live"] = bool(run[-1]["live"])
-    cps = list(read_rows(conn, "SELECT seq, time, hash, key_id, signature FROM "
-                               "checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                         (first, run[-1]["seq"])))
+    cps = list(
+        read_rows(
+            conn,
+            "SELECT seq, time, hash, key_id, signature FROM "
+            "checkpoints WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            (first, run[-1]["seq"]),
+        )
+    )
     return run, cps
 
 
-def mark_run_uploaded(conn: sqlite3.Connection, first: int, last: int, at: str,
-                      ack: HubAck | None, head: SignedHead | None) -> int:
+def mark_run_uploaded(
+    conn: sqlite3.Connection,
+    first: int,
+    last: int,
+    at: str,
+    ack: HubAck | None,
+    head: SignedHead | None,
+) -> int:
     """Mark first..last uploaded at ``at``; keep ``ack`` and ``head`` when higher than
     those held. Run inside the caller's transaction; returns how many were marked."""
-    n = conn.execute("UPDATE records SET uploaded_at = ? WHERE seq BETWEEN ? AND ? "
-                     "AND uploaded_at IS NULL", (at, first, last)).rowcount
+    n = conn.execute(
+        "UPDATE records SET uploaded_at = ? WHERE seq BETWEEN ? AND ? AND uploaded_at IS NULL",
+        (at, first, last),
+    ).rowcount
     keep_higher(conn, ACK_KEY, ack)
     keep_higher(conn, HEAD_KEY, head)
     return n

@@ -30,14 +30,22 @@ class VerifyReport:
 
     def __str__(self) -> str:
         if self.ok:
-            return (f"OK: {self.records} records, chain intact, "
-                    f"{self.checkpoints} checkpoint signatures valid")
+            return (
+                f"OK: {self.records} records, chain intact, "
+                f"{self.checkpoints} checkpoint signatures valid"
+            )
         return f"TAMPERED: {self.problem}"
 
 
-def check_chain(*, device_id: str, log_id: str, public: DevicePublicKey | None,
-                checkpoints: Mapping[int, Mapping[str, Any]],
-                records: Iterable[Mapping[str, Any]], head: Callable[[], int]) -> VerifyReport:
+def check_chain(
+    *,
+    device_id: str,
+    log_id: str,
+    public: DevicePublicKey | None,
+    checkpoints: Mapping[int, Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any]],
+    head: Callable[[], int],
+) -> VerifyReport:
     """Check the chain from its anchor, every signed checkpoint and the head; the report
     names the first bad record (edited, inserted, deleted, reordered or rewritten)."""
     bad = _Findings()
@@ -62,29 +70,38 @@ def check_chain(*, device_id: str, log_id: str, public: DevicePublicKey | None,
                 bad.add(seq, f"seq {seq}: records 1..{seq - 1} missing, no signed anchor")
                 prev_hash = row["prev_hash"]
         elif seq != prev_seq + 1:
-            bad.add(prev_seq + 1, f"seq {prev_seq + 1}: missing (deleted; "
-                                  f"next present is seq {seq})")
+            bad.add(
+                prev_seq + 1, f"seq {prev_seq + 1}: missing (deleted; next present is seq {seq})"
+            )
             prev_hash = row["prev_hash"]
         if row["log_id"] != log_id or row["device_id"] != device_id:
             bad.add(seq, f"seq {seq}: belongs to another log or device (inserted)")
         if record_hash(row) != row["hash"]:
             bad.add(seq, f"seq {seq}: contents do not match its hash (edited)")
         elif row["prev_hash"] != prev_hash:
-            bad.add(seq, f"seq {seq}: chain broken, previous hash differs "
-                         "(inserted, reordered or rewritten)")
+            bad.add(
+                seq,
+                f"seq {seq}: chain broken, previous hash differs "
+                "(inserted, reordered or rewritten)",
+            )
         if seq in checkpoints and checkpoints[seq]["hash"] != row["hash"]:
             bad.add(seq, f"seq {seq}: differs from the signed checkpoint (chain rewritten)")
         when = instant_or_none(row["time"])
-        if when is not None and prev_time is not None \
-                and when < prev_time - TIME_BACK_TOLERANCE_S:
-            bad.add(seq, f"seq {seq}: time goes backwards, {prev_time - when:.0f} s before "
-                         "the previous record's (back-dated, or the clock was set back)")
+        if when is not None and prev_time is not None and when < prev_time - TIME_BACK_TOLERANCE_S:
+            bad.add(
+                seq,
+                f"seq {seq}: time goes backwards, {prev_time - when:.0f} s before "
+                "the previous record's (back-dated, or the clock was set back)",
+            )
         prev_seq, prev_hash, prev_time = seq, row["hash"], when
     head_seq = head()
     last = max([head_seq, *checkpoints]) if checkpoints else head_seq
     if (prev_seq or 0) < last:
-        bad.add((prev_seq or 0) + 1, f"seq {(prev_seq or 0) + 1}: missing (records up to "
-                                     f"seq {last} were written; deleted at the end)")
+        bad.add(
+            (prev_seq or 0) + 1,
+            f"seq {(prev_seq or 0) + 1}: missing (records up to "
+            f"seq {last} were written; deleted at the end)",
+        )
     if bad.first is None:
         return VerifyReport(True, count, len(checkpoints))
     return VerifyReport(False, count, len(checkpoints), bad.first[0], bad.first[1])

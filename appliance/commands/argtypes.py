@@ -66,7 +66,8 @@ def valid_days(text: str) -> float:
     value = positive_float(text)
     if value > MAX_VALID_DAYS:
         raise argparse.ArgumentTypeError(
-            f"{text} days is more than {MAX_VALID_DAYS:,} (one hundred years)")
+            f"{text} days is more than {MAX_VALID_DAYS:,} (one hundred years)"
+        )
     return value
 
 
@@ -86,8 +87,7 @@ def iso_instant(text: str) -> str:
     from appliance.core.isotime import parse_instant
 
     if not _FIRST_INSTANT <= parse_instant(text, naive_is_utc=True) < _END_INSTANT:
-        raise argparse.ArgumentTypeError(
-            f"{text[:40]} is outside 1970-01-01 to {LAST_DAY} (UTC)")
+        raise argparse.ArgumentTypeError(f"{text[:40]} is outside 1970-01-01 to {LAST_DAY} (UTC)")
     return text
 
 

@@ -13,29 +13,41 @@ from appliance.core.errors import AuditError, UsageError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "audit", help="inspect, verify and export the device audit log",
+        "audit",
+        help="inspect, verify and export the device audit log",
         description="The device audit log under [paths] state_dir: status, verification of "
         "the hash chain and signed checkpoints, export.",
         epilog="example: appliance audit verify --config /etc/appliance/appliance.toml",
     )
     sub = p.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=type(p))
     sub.required = True
-    st = sub.add_parser("status", help="records, upload backlog, checkpoints, size",
-                        epilog="example: appliance audit status --config appliance.toml --json")
+    st = sub.add_parser(
+        "status",
+        help="records, upload backlog, checkpoints, size",
+        epilog="example: appliance audit status --config appliance.toml --json",
+    )
     st.add_argument("--json", action="store_true", help="one JSON object")
-    ve = sub.add_parser("verify", help="exit 0 if chain and signatures hold, 1 naming the "
-                        "first bad record",
-                        epilog="example: appliance audit verify --config appliance.toml")
-    ex = sub.add_parser("export", help="records as CSV or JSON lines on standard output",
-                        epilog="example: appliance audit export --config appliance.toml "
-                        "--since 2026-11-01T00:00:00Z --format csv > audit.csv")
-    ex.add_argument("--since", metavar="ISO8601", type=iso_instant,
-                    help="only records at or after this time")
-    ex.add_argument("--format", choices=("csv", "jsonl"), default="jsonl",
-                    help="csv, or JSON lines (default)")
+    ve = sub.add_parser(
+        "verify",
+        help="exit 0 if chain and signatures hold, 1 naming the first bad record",
+        epilog="example: appliance audit verify --config appliance.toml",
+    )
+    ex = sub.add_parser(
+        "export",
+        help="records as CSV or JSON lines on standard output",
+        epilog="example: appliance audit export --config appliance.toml "
+        "--since 2026-11-01T00:00:00Z --format csv > audit.csv",
+    )
+    ex.add_argument(
+        "--since", metavar="ISO8601", type=iso_instant, help="only records at or after this time"
+    )
+    ex.add_argument(
+        "--format", choices=("csv", "jsonl"), default="jsonl", help="csv, or JSON lines (default)"
+    )
     for q in (st, ve, ex):
-        q.add_argument("--config", type=Path, required=True, metavar="FILE",
-                       help="device configuration")
+        q.add_argument(
+            "--config", type=Path, required=True, metavar="FILE", help="device configuration"
+        )
         q.set_defaults(func=run)
 
 

@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run a whole demo checkpoint on this machine (make demo)",
+        "demo",
+        help="run a whole demo checkpoint on this machine (make demo)",
         description="Generate demo keys and trust data (first run), publish and sync them "
         "over loopback, print sample verdicts, then run the kiosk with a simulated camera, "
         "simulated LEDs on a terminal line and the web screen.",
-        epilog="example: appliance demo --dir demo/ --port 8080 (Ctrl-C stops it)")
+        epilog="example: appliance demo --dir demo/ --port 8080 (Ctrl-C stops it)",
+    )
     p.add_argument("--dir", type=Path, default=Path("demo"), help="demo workspace (default demo/)")
     p.add_argument("--port", type=port, default=8080, help="web screen port on 127.0.0.1")
     p.add_argument("--duration", type=non_negative_float, help="stop after this many seconds")
@@ -67,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
         print(table(rows), flush=True)
         mismatches = [r for r in rows if r[1] != r[2]]
         if mismatches:
-            print(f"\n{len(mismatches)} sample(s) did not give the expected verdict",
-                  file=sys.stderr)
+            print(
+                f"\n{len(mismatches)} sample(s) did not give the expected verdict", file=sys.stderr
+            )
         if stop.is_set():
             return 0
         return _run_kiosk(args, config, service, audit, samples, root, stop, world.mdl)
@@ -83,6 +86,7 @@ def _on_stop_signals(stop: threading.Event) -> None:
     Before the kiosk runs they interrupt set-up (KeyboardInterrupt, exit 130); once it
     runs they set ``stop`` so every thread and server is shut down in order.
     """
+
     def handler(signum: int, frame: Any) -> None:
         if stop.is_set() or not getattr(stop, "kiosk_running", False):
             stop.set()
@@ -105,8 +109,7 @@ def _serve_repository(root: Path) -> tuple[Any, str]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(Quiet, directory=str(repo)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(repo)))
     threading.Thread(target=server.serve_forever, daemon=True, name="demo-repo").start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -138,8 +141,16 @@ def _service(config: Any) -> tuple[Any, Any]:
     return build_service(config, audit, capped=True), audit  # the kiosk's service
 
 
-def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
-               samples: list, root: Path, stop: threading.Event, mdl: Any = None) -> int:
+def _run_kiosk(
+    args: argparse.Namespace,
+    config: Any,
+    service: Any,
+    audit: Any,
+    samples: list,
+    root: Path,
+    stop: threading.Event,
+    mdl: Any = None,
+) -> int:
     from appliance.commands.demo_terminal import say, status_line
     from appliance.commands.demo_web import logins, start_web, stop_web
     from appliance.kiosk.compose import build_kiosk
@@ -149,25 +160,33 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
     camera = DemoCamera(samples)
     # The device's kiosk with the simulated camera, and the phone's mDL sessions on the
     # emulated link (none without the Bluetooth stack).
-    parts = build_kiosk(config, service, audit, source=camera, show_holder=True,
-                        mdoc_sessions=mdl is not None,
-                        mdoc_radio=None if mdl is None else mdl.link())
+    parts = build_kiosk(
+        config,
+        service,
+        audit,
+        source=camera,
+        show_holder=True,
+        mdoc_sessions=mdl is not None,
+        mdoc_radio=None if mdl is None else mdl.link(),
+    )
     kiosk, indicator, bus = parts.kiosk, parts.indicator, parts.bus
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     tty = sys.stdout.isatty()
     if tty:  # the live status line shows the verdicts; keep it readable
         logging.getLogger().setLevel(logging.WARNING)
     web = None if args.no_web else start_web(parts, stop)
-    status = threading.Thread(target=status_line, args=(stop, kiosk, indicator, camera, bus,
-                                                        config.indicator.verdict_hold_s),
-                              daemon=True, name="demo-status")
+    status = threading.Thread(
+        target=status_line,
+        args=(stop, kiosk, indicator, camera, bus, config.indicator.verdict_hold_s),
+        daemon=True,
+        name="demo-status",
+    )
     timer = None
     if args.duration is not None:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
     try:
-        say(f"\nkiosk running{'' if web is None else f'; web screen on {web[0]}'} "
-            "(Ctrl-C to stop)")
+        say(f"\nkiosk running{'' if web is None else f'; web screen on {web[0]}'} (Ctrl-C to stop)")
         if web is not None:
             say(logins(web[0]))
         stop.kiosk_running = True  # type: ignore[attr-defined]  # signals now only set stop
@@ -192,7 +211,9 @@ def _run_kiosk(args: argparse.Namespace, config: Any, service: Any, audit: Any,
     if tty:
         print(flush=True)  # end the status line
     p = latency_percentiles(kiosk.stats.latencies_s)
-    say(f"{kiosk.stats.verdicts} verdicts from {kiosk.stats.frames} frames; "
+    say(
+        f"{kiosk.stats.verdicts} verdicts from {kiosk.stats.frames} frames; "
         f"scan-to-LED p50 {p.get('p50_ms', 0):.1f} ms, p99 {p.get('p99_ms', 0):.1f} ms\n"
-        f"audit log: {root / 'state' / 'audit.db'}")
+        f"audit log: {root / 'state' / 'audit.db'}"
+    )
     return 0

@@ -22,9 +22,16 @@ def columns() -> int:
 def say(text: str, **kw: Any) -> None:
     """Print a message wrapped to the terminal (never wider than 80 columns)."""
     width = columns()
-    print("\n".join(textwrap.fill(part, width, subsequent_indent="  ",
-                                  break_on_hyphens=False) if part else ""
-                    for part in text.split("\n")), flush=True, **kw)
+    print(
+        "\n".join(
+            textwrap.fill(part, width, subsequent_indent="  ", break_on_hyphens=False)
+            if part
+            else ""
+            for part in text.split("\n")
+        ),
+        flush=True,
+        **kw,
+    )
 
 
 class _WrapFormatter(logging.Formatter):
@@ -35,8 +42,9 @@ class _WrapFormatter(logging.Formatter):
         self._width = width
 
     def format(self, record: logging.LogRecord) -> str:
-        return textwrap.fill(super().format(record), self._width, subsequent_indent="  ",
-                             break_on_hyphens=False)
+        return textwrap.fill(
+            super().format(record), self._width, subsequent_indent="  ", break_on_hyphens=False
+        )
 
 
 def fit_logging(width: int) -> None:
@@ -49,8 +57,7 @@ _LAMP = {True: "\x1b[1m●\x1b[0m", False: "○"}
 _COLOURS = {"green": "\x1b[32m", "amber": "\x1b[33m", "red": "\x1b[31m"}
 
 
-def status_text(lamps: dict[str, bool], in_view: str, verdict: str, fps: float,
-                width: int) -> str:
+def status_text(lamps: dict[str, bool], in_view: str, verdict: str, fps: float, width: int) -> str:
     """One status line narrower than ``width`` columns (so it never wraps), lamps in colour.
 
     The lamps are fixed; what the camera sees and the last verdict share what is left (cut
@@ -61,7 +68,7 @@ def status_text(lamps: dict[str, bool], in_view: str, verdict: str, fps: float,
     free = width - 1 - len(f"[{leds_plain}] ")  # columns left after the lamps
 
     def cut(text: str, n: int) -> str:
-        return text if len(text) <= n else text[:max(0, n - 1)] + "~"
+        return text if len(text) <= n else text[: max(0, n - 1)] + "~"
 
     room = free - len(" -> ")
     if room < 16:  # a narrow terminal: the lamps and the verdict only
@@ -73,8 +80,7 @@ def status_text(lamps: dict[str, bool], in_view: str, verdict: str, fps: float,
     return f"{line}{' ' * pad}{tail}" if pad >= 0 else line
 
 
-def verdict_label(last: dict[str, Any], seen_at: float | None, now: float,
-                  hold_s: float) -> str:
+def verdict_label(last: dict[str, Any], seen_at: float | None, now: float, hold_s: float) -> str:
     """The verdict the line shows: the last one while its lamp is held, then "-" (the
     LEDs are back to the device state, and a label left over would read as a verdict
     for whatever, or nothing, is in view now)."""
@@ -83,8 +89,15 @@ def verdict_label(last: dict[str, Any], seen_at: float | None, now: float,
     return f"{last.get('outcome', '-')} {last.get('reason', '')}".strip()
 
 
-def status_line(stop: threading.Event, kiosk: Any, indicator: Any, camera: Any,
-                 bus: Any, hold_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+def status_line(
+    stop: threading.Event,
+    kiosk: Any,
+    indicator: Any,
+    camera: Any,
+    bus: Any,
+    hold_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """LEDs and the last verdict on one live terminal line (a line per verdict if no TTY)."""
     from appliance.devices.indicator import lamp_states
 
@@ -107,8 +120,7 @@ def status_line(stop: threading.Event, kiosk: Any, indicator: Any, camera: Any,
             verdict = f"{last.get('outcome', '-')} {last.get('reason', '')}".strip()
         in_view = camera.current.label if camera.current else "nothing"
         if tty:
-            line = status_text(lamp_states(indicator), in_view, verdict, kiosk.stats.fps,
-                               columns())
+            line = status_text(lamp_states(indicator), in_view, verdict, kiosk.stats.fps, columns())
             sys.stdout.write(f"\r\x1b[K{line}")
             sys.stdout.flush()
         elif last.get("id") != shown and last:

@@ -27,20 +27,30 @@ def start_web(parts: Any, stop: threading.Event) -> tuple[str, Any, Any] | None:
     from appliance_web import create_app
 
     config = parts.config
-    port = kiosk_port(parts, camera="demo (simulated camera)",
-                      actions={"sync": lambda: _sync_now(config)})
+    port = kiosk_port(
+        parts, camera="demo (simulated camera)", actions={"sync": lambda: _sync_now(config)}
+    )
     app = create_app(_StoppablePort(port, stop), config)
     try:
-        server = make_bounded_server(config.web.host, config.web.port, app,
-                                     screen_limits(config.web.max_event_streams),
-                                     handler=_tracked_handler())
+        server = make_bounded_server(
+            config.web.host,
+            config.web.port,
+            app,
+            screen_limits(config.web.max_event_streams),
+            handler=_tracked_handler(),
+        )
     except OSError as e:
-        say(f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
-            file=sys.stderr)
+        say(
+            f"web screen not started: {config.web.host}:{config.web.port}: {e.strerror}",
+            file=sys.stderr,
+        )
         return None
     threading.Thread(target=server.serve_forever, daemon=True, name="demo-web").start()
-    return (f"http://{config.web.host}:{server.server_port}/", server,
-            app.extensions.get("live_events"))
+    return (
+        f"http://{config.web.host}:{server.server_port}/",
+        server,
+        app.extensions.get("live_events"),
+    )
 
 
 class _StoppablePort:
@@ -119,5 +129,7 @@ def _sync_now(config: Any) -> str:
 def logins(url: str) -> str:
     from appliance.tools.demo import DEMO_PASSWORDS
 
-    return "\n".join(f"{role} login: {url}{role}/login password {password}"
-                     for role, password in DEMO_PASSWORDS.items())
+    return "\n".join(
+        f"{role} login: {url}{role}/login password {password}"
+        for role, password in DEMO_PASSWORDS.items()
+    )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "device", help="device identity (signing key for audit checkpoints and uploads)",
+        "device",
+        help="device identity (signing key for audit checkpoints and uploads)",
         description="Device identity. 'keygen' creates the Ed25519 device key if absent "
         "(0600 under [paths] secrets_dir) and prints its public key PEM for enrolment.",
         epilog="example: appliance device keygen --config /etc/appliance/appliance.toml "
@@ -16,14 +17,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = p.add_subparsers(dest="device_command", metavar="ACTION", parser_class=type(p))
     sub.required = True
-    kg = sub.add_parser("keygen", help="create the device key if absent; print the public key",
-                        epilog="example: appliance device keygen --config appliance.toml | "
-                        "appliance hub enrol --devices devices/ kiosk-01 -")
-    kg.add_argument("--config", type=Path, required=True, metavar="FILE",
-                    help="device configuration")
-    kg.add_argument("--test-audit-key", action="store_true",
-                    help="also create a random fleet audit key if absent (a test device only: "
-                    "a fleet installs one shared key, or keyed hashes will not match)")
+    kg = sub.add_parser(
+        "keygen",
+        help="create the device key if absent; print the public key",
+        epilog="example: appliance device keygen --config appliance.toml | "
+        "appliance hub enrol --devices devices/ kiosk-01 -",
+    )
+    kg.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="device configuration"
+    )
+    kg.add_argument(
+        "--test-audit-key",
+        action="store_true",
+        help="also create a random fleet audit key if absent (a test device only: "
+        "a fleet installs one shared key, or keyed hashes will not match)",
+    )
     kg.set_defaults(func=run)
 
 

@@ -22,14 +22,16 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "fault", help="show the kiosk-down fault pattern (steady red) until stopped",
+        "fault",
+        help="show the kiosk-down fault pattern (steady red) until stopped",
         description="Hold the indicator's red lamp steady (and every other lamp off) until "
         "SIGTERM: the out-of-service sign while the kiosk unit has failed.",
         epilog="example: appliance fault --config /etc/appliance/appliance.toml "
         "(run by appliance-fault.service)",
     )
-    p.add_argument("--config", type=Path, required=True, metavar="FILE",
-                   help="device configuration (TOML)")
+    p.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="device configuration (TOML)"
+    )
     p.set_defaults(func=run)
 
 

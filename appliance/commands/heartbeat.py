@@ -18,7 +18,8 @@ from appliance.commands.argtypes import non_negative_float
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "heartbeat", help="send a signed heartbeat to the hub's fleet view ([upload] url)",
+        "heartbeat",
+        help="send a signed heartbeat to the hub's fleet view ([upload] url)",
         description="Send one signed heartbeat (software and trust-data versions, trust "
         "age, last sync result, audit backlog, camera, clock trusted, disk free, uptime, "
         "remote-policy state) to the hub at [upload] url. Sent only while the clock is "
@@ -26,12 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: appliance heartbeat --config /etc/appliance/appliance.toml "
         "--unless-sent-within 10",
     )
-    p.add_argument("--config", type=Path, required=True, metavar="FILE",
-                   help="device configuration")
-    p.add_argument("--unless-sent-within", type=non_negative_float, default=0.0,
-                   metavar="MINUTES",
-                   help="do nothing when a heartbeat was sent this recently (an upload "
-                   "sends one too); default 0: always send")
+    p.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="device configuration"
+    )
+    p.add_argument(
+        "--unless-sent-within",
+        type=non_negative_float,
+        default=0.0,
+        metavar="MINUTES",
+        help="do nothing when a heartbeat was sent this recently (an upload "
+        "sends one too); default 0: always send",
+    )
     p.set_defaults(func=run)
 
 
@@ -65,11 +71,13 @@ def device_heartbeat(config: Any, identity: Any, client: Any, audit: Any = None)
             return dict(log.signed_head(identity, time.time()).as_dict())
 
     def camera() -> str:
-        return camera_state(config.web.kiosk_socket, config.camera.source,
-                            timeout_s=min(10.0, config.web.kiosk_socket_timeout_s))
+        return camera_state(
+            config.web.kiosk_socket,
+            config.camera.source,
+            timeout_s=min(10.0, config.web.kiosk_socket_timeout_s),
+        )
 
-    sources = sources_from_config(config, audit_backlog=backlog, camera=camera,
-                                  audit_head=head)
+    sources = sources_from_config(config, audit_backlog=backlog, camera=camera, audit_head=head)
     return Heartbeat(sources, identity, client.post_heartbeat)
 
 
@@ -89,12 +97,13 @@ def run(args: argparse.Namespace) -> int:
     if args.unless_sent_within > 0:
         sent = instant_or_none(read_state(config.paths.state_dir).get("last_sent"))
         if sent is not None and 0 <= time.time() - sent < args.unless_sent_within * 60:
-            print("heartbeat not needed: one was sent "
-                  f"{(time.time() - sent) / 60:.0f} min ago")
+            print(f"heartbeat not needed: one was sent {(time.time() - sent) / 60:.0f} min ago")
             return 0
     identity = load_identity(config)
     client = HubClient(config.upload.url, timeout_s=config.upload.timeout_s)
     fields = device_heartbeat(config, identity, client).send()
-    print(f"heartbeat stored by the hub (trust version {fields['trust_version']}, "
-          f"audit backlog {fields['audit_backlog']}, camera {fields['camera']})")
+    print(
+        f"heartbeat stored by the hub (trust version {fields['trust_version']}, "
+        f"audit backlog {fields['audit_backlog']}, camera {fields['camera']})"
+    )
     return 0

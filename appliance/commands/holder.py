@@ -13,31 +13,51 @@ from appliance.core.errors import UsageError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "holder", help="holder tools: key and live LP1 presentations",
+        "holder",
+        help="holder tools: key and live LP1 presentations",
         description="The reference holder (wallet) side of LP1 live codes (spec LP1).",
-        epilog="example: appliance holder present --credential @taxi.txt --key holder.pem")
+        epilog="example: appliance holder present --credential @taxi.txt --key holder.pem",
+    )
     sub = p.add_subparsers(dest="holder_command", metavar="ACTION", required=True)
-    k = sub.add_parser("keygen", help="new holder key (0600) and its public key (KEY.pub)",
-                       description="A new holder key (0600) and its public key in KEY.pub, "
-                       "for 'appliance issuer issue --holder-key KEY.pub'.",
-                       epilog="example: appliance holder keygen --alg ES256 --out holder.pem")
-    k.add_argument("--alg", choices=("ES256", "EdDSA"), default="ES256",
-                   help="ES256 (P-256) or EdDSA (Ed25519)")
-    k.add_argument("--out", type=Path, required=True,
-                   help="private key file to create (PEM, 0600; never overwritten)")
+    k = sub.add_parser(
+        "keygen",
+        help="new holder key (0600) and its public key (KEY.pub)",
+        description="A new holder key (0600) and its public key in KEY.pub, "
+        "for 'appliance issuer issue --holder-key KEY.pub'.",
+        epilog="example: appliance holder keygen --alg ES256 --out holder.pem",
+    )
+    k.add_argument(
+        "--alg",
+        choices=("ES256", "EdDSA"),
+        default="ES256",
+        help="ES256 (P-256) or EdDSA (Ed25519)",
+    )
+    k.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="private key file to create (PEM, 0600; never overwritten)",
+    )
     k.set_defaults(func=run_keygen)
 
-    pr = sub.add_parser("present", help="print a fresh LP1 text for a credential",
-                        description="Print a fresh LP1 text for a holder-bound LC1 credential; "
-                        "the key must be the credential's holder key (cnf).",
-                        epilog="example: appliance holder present --credential @taxi.txt "
-                        "--key holder.pem --every 5")
+    pr = sub.add_parser(
+        "present",
+        help="print a fresh LP1 text for a credential",
+        description="Print a fresh LP1 text for a holder-bound LC1 credential; "
+        "the key must be the credential's holder key (cnf).",
+        epilog="example: appliance holder present --credential @taxi.txt "
+        "--key holder.pem --every 5",
+    )
     pr.add_argument("--credential", required=True, help="LC1 QR text, or @FILE")
     pr.add_argument("--key", type=Path, required=True, help="holder private key (PEM)")
     pr.add_argument("--at", type=iso_instant, help="presentation time (ISO 8601; default now)")
     pr.add_argument("--png", type=Path, help="also write a QR code PNG")
-    pr.add_argument("--every", type=positive_float, metavar="SECONDS",
-                    help="keep printing fresh presentations, as a phone would")
+    pr.add_argument(
+        "--every",
+        type=positive_float,
+        metavar="SECONDS",
+        help="keep printing fresh presentations, as a phone would",
+    )
     pr.set_defaults(func=run_present)
 
 

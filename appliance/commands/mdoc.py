@@ -26,9 +26,11 @@ EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE, EXIT_NO_AUDIT = 0, 1, 2, 74
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "mdoc", help="ISO 18013-5 mobile driving licences (mDL)",
+        "mdoc",
+        help="ISO 18013-5 mobile driving licences (mDL)",
         description="Read and verify ISO/IEC 18013-5 mdoc (mDL) presentations.",
-        epilog="example: appliance mdoc read --config /etc/appliance/appliance.toml")
+        epilog="example: appliance mdoc read --config /etc/appliance/appliance.toml",
+    )
     commands = p.add_subparsers(dest="mdoc_command", metavar="SUBCOMMAND")
     commands.required = True
     for add in SUBCOMMANDS:
@@ -37,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def register_verify(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "verify", help="verify DeviceResponse files offline",
+        "verify",
+        help="verify DeviceResponse files offline",
         description="Verify ISO 18013-5 DeviceResponse (or, with --session-data, SessionData) "
         "files offline. One line per response: VERDICT REASON MDOC ISS DOCTYPE NUMBER. "
         "Exit 0 all PASS, 1 any FAIL, 2 any UNVERIFIABLE and none FAIL, 64 bad usage or "
@@ -46,34 +49,71 @@ def register_verify(commands: argparse._SubParsersAction) -> None:
         epilog="example: appliance mdoc verify --trust-source annexd-trust.json --at "
         "2021-01-01T00:00:00Z --session-transcript session_transcript_bytes.hex "
         "--reader-key e_reader_key.pem --request device_request.hex "
-        "--response device_response.hex")
+        "--response device_response.hex",
+    )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--trust-source", type=Path, metavar="FILE",
-                     help="trust source JSON (authoring check: no staleness, not audited)")
-    src.add_argument("--config", type=Path, metavar="FILE",
-                     help="device configuration: use the synced trust store, audit")
+    src.add_argument(
+        "--trust-source",
+        type=Path,
+        metavar="FILE",
+        help="trust source JSON (authoring check: no staleness, not audited)",
+    )
+    src.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="device configuration: use the synced trust store, audit",
+    )
     p.add_argument("--at", metavar="ISO8601", help="evaluate at this instant (clock trusted)")
     p.add_argument("--json", action="store_true", help="one JSON object per response")
     transcript = p.add_mutually_exclusive_group()
-    transcript.add_argument("--engagement", metavar="TEXT",
-                            help="the mdoc: text (or DeviceEngagement hex); the transcript is "
-                            "built with a null handover and --reader-key's public key")
-    transcript.add_argument("--session-transcript", type=Path, metavar="FILE",
-                            help="SessionTranscriptBytes (#6.24 form), taken as given")
-    p.add_argument("--reader-key", type=Path, metavar="FILE",
-                   help="EReaderKey private key, PEM (PKCS#8 or SEC1)")
+    transcript.add_argument(
+        "--engagement",
+        metavar="TEXT",
+        help="the mdoc: text (or DeviceEngagement hex); the transcript is "
+        "built with a null handover and --reader-key's public key",
+    )
+    transcript.add_argument(
+        "--session-transcript",
+        type=Path,
+        metavar="FILE",
+        help="SessionTranscriptBytes (#6.24 form), taken as given",
+    )
+    p.add_argument(
+        "--reader-key",
+        type=Path,
+        metavar="FILE",
+        help="EReaderKey private key, PEM (PKCS#8 or SEC1)",
+    )
     asked = p.add_mutually_exclusive_group()
-    asked.add_argument("--request", type=Path, metavar="FILE",
-                       help="the DeviceRequest that was sent")
-    p.add_argument("--request-profile", choices=("checkpoint", "age"),
-                   help="what was asked and how it is decided (default: the device's "
-                   "mdoc.request, else checkpoint)")
-    p.add_argument("--age", type=int, metavar="NN",
-                   help="age_over_NN threshold of the age profile (default 20)")
-    p.add_argument("--session-data", action="store_true",
-                   help="the files are SessionData messages: decrypt with SKDevice first")
-    p.add_argument("--response", type=Path, action="append", required=True, metavar="FILE",
-                   help="a DeviceResponse file; repeat for several")
+    asked.add_argument(
+        "--request", type=Path, metavar="FILE", help="the DeviceRequest that was sent"
+    )
+    p.add_argument(
+        "--request-profile",
+        choices=("checkpoint", "age"),
+        help="what was asked and how it is decided (default: the device's "
+        "mdoc.request, else checkpoint)",
+    )
+    p.add_argument(
+        "--age",
+        type=int,
+        metavar="NN",
+        help="age_over_NN threshold of the age profile (default 20)",
+    )
+    p.add_argument(
+        "--session-data",
+        action="store_true",
+        help="the files are SessionData messages: decrypt with SKDevice first",
+    )
+    p.add_argument(
+        "--response",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a DeviceResponse file; repeat for several",
+    )
     p.set_defaults(func=run_verify)
 
 
@@ -85,8 +125,7 @@ def register_read(commands: argparse._SubParsersAction) -> None:
 
 
 # Each adds one ``mdoc`` subcommand.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_verify,
-                                                                   register_read]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_verify, register_read]
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -108,8 +147,11 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
     from appliance.commands.mdoc_output import print_result
     from appliance.core.reasons import Outcome
 
-    judge = _judge_with_trust(args, at) if args.trust_source is not None \
+    judge = (
+        _judge_with_trust(args, at)
+        if args.trust_source is not None
         else _judge_with_config(args, at)
+    )
     responses = [(path, read_bytes(path, "response")) for path in args.response]
     for path, data in responses:
         if not args.session_data:
@@ -159,18 +201,21 @@ def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
 
     config = load_config(args.config)
     _require_enrolled(config, args.config)
-    inputs = Inputs(args, config.mdoc.request, config.mdoc.age_threshold,
-                     config.mdoc.max_response_bytes)
+    inputs = Inputs(
+        args, config.mdoc.request, config.mdoc.age_threshold, config.mdoc.max_response_bytes
+    )
     cell: dict[str, Any] = {}
 
-    def verifier(_label: str, trust: Any, now: float, *, clock_trusted: bool,
-                 checkpoint: Any) -> Any:
+    def verifier(
+        _label: str, trust: Any, now: float, *, clock_trusted: bool, checkpoint: Any
+    ) -> Any:
         cell["result"] = inputs.judge(cell["data"], trust, now, clock_trusted, checkpoint)
         return cell["result"].verdict
 
     # The device's service (fails early with a clear message when nothing is installed).
-    service = build_service(config, clock=FixedClock(at) if at is not None else None,
-                            verifier=verifier)
+    service = build_service(
+        config, clock=FixedClock(at) if at is not None else None, verifier=verifier
+    )
 
     def run(data: bytes) -> MdocResult:
         from appliance.core.credential.mdoc.verify import MdocFacts, MdocResult

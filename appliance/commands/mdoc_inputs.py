@@ -79,8 +79,9 @@ def parse_engagement_arg(text: str) -> Engagement:
 class Inputs:
     """What every response of one command line is judged with."""
 
-    def __init__(self, args: argparse.Namespace, default_profile: str, default_age: int,
-                 max_bytes: int) -> None:
+    def __init__(
+        self, args: argparse.Namespace, default_profile: str, default_age: int, max_bytes: int
+    ) -> None:
         from appliance.core.credential.mdoc import session_crypto as sc
         from appliance.core.credential.mdoc.cose_key import cose_key_bytes
         from appliance.core.errors import CoseKeyError, MdocCborError, UnsupportedCurve
@@ -96,12 +97,14 @@ class Inputs:
             self.transcript = read_bytes(args.session_transcript, "session transcript")
         elif args.engagement is not None:
             if self.reader_key is None:
-                raise UsageError("--engagement needs --reader-key (its public key is in the "
-                                 "transcript)")
+                raise UsageError(
+                    "--engagement needs --reader-key (its public key is in the transcript)"
+                )
             engagement = parse_engagement_arg(args.engagement)
             self.transcript = sc.session_transcript_bytes(
                 engagement.device_engagement_bytes(),
-                sc.embed(cose_key_bytes(self.reader_key.public_key())))
+                sc.embed(cose_key_bytes(self.reader_key.public_key())),
+            )
         else:
             raise UsageError("give --session-transcript FILE or --engagement TEXT")
         try:
@@ -117,7 +120,8 @@ class Inputs:
             else:
                 try:
                     self.e_device_key = sc.e_device_key_from_engagement(
-                        parts.device_engagement.data)
+                        parts.device_engagement.data
+                    )
                 except (MdocCborError, CoseKeyError, UnsupportedCurve) as e:
                     raise UsageError(f"no usable EDeviceKey in the engagement: {e}") from e
         self.request = self._request(args.request)
@@ -154,23 +158,38 @@ class Inputs:
             if isinstance(auth, dict) and "deviceMac" in auth:
                 raise UsageError(f"{path} authenticates with deviceMac: give --reader-key")
 
-    def judge(self, data: bytes, trust: Any, now: float, clock_trusted: bool,
-              checkpoint: Any) -> MdocResult:
+    def judge(
+        self, data: bytes, trust: Any, now: float, clock_trusted: bool, checkpoint: Any
+    ) -> MdocResult:
         from appliance.core.credential.mdoc.verify import verify_mdoc, verify_mdoc_session_data
 
         common: dict[str, Any] = {
-            "trust": trust, "now": now, "request": self.request, "profile": self.profile,
-            "age_threshold": self.age, "clock_trusted": clock_trusted,
-            "checkpoint": checkpoint, "utc_offset_s": _local_offset(now),
+            "trust": trust,
+            "now": now,
+            "request": self.request,
+            "profile": self.profile,
+            "age_threshold": self.age,
+            "clock_trusted": clock_trusted,
+            "checkpoint": checkpoint,
+            "utc_offset_s": _local_offset(now),
         }
         if self.e_device_key is not None:
             assert self.reader_key is not None
             return verify_mdoc_session_data(
-                data, e_device_key=self.e_device_key, session_transcript_bytes=self.transcript,
-                e_reader_key=self.reader_key, max_response_bytes=self.max_bytes, **common)
-        return verify_mdoc(data, session_transcript_bytes=self.transcript,
-                           e_reader_key=self.reader_key, max_response_bytes=self.max_bytes,
-                           **common)
+                data,
+                e_device_key=self.e_device_key,
+                session_transcript_bytes=self.transcript,
+                e_reader_key=self.reader_key,
+                max_response_bytes=self.max_bytes,
+                **common,
+            )
+        return verify_mdoc(
+            data,
+            session_transcript_bytes=self.transcript,
+            e_reader_key=self.reader_key,
+            max_response_bytes=self.max_bytes,
+            **common,
+        )
 
 
 def _local_offset(now: float) -> int:

@@ -15,14 +15,23 @@ if TYPE_CHECKING:
 
 def print_result(result: MdocResult, as_json: bool, inputs: Inputs | None = None) -> None:
     """One line (or JSON object) per response, spec s.5.1."""
-    print(json.dumps(result_json(result, inputs), ensure_ascii=False) if as_json
-          else result_line(result))
+    print(
+        json.dumps(result_json(result, inputs), ensure_ascii=False)
+        if as_json
+        else result_line(result)
+    )
 
 
 def result_line(result: MdocResult) -> str:
     verdict, facts = result
-    fields = [str(verdict.outcome), str(verdict.reason), "MDOC", verdict.iss or "-",
-              facts.doc_type or "-", facts.document_number or "-"]
+    fields = [
+        str(verdict.outcome),
+        str(verdict.reason),
+        "MDOC",
+        verdict.iss or "-",
+        facts.doc_type or "-",
+        facts.document_number or "-",
+    ]
     return "\t".join(_one_line(f) for f in fields)
 
 
@@ -31,8 +40,11 @@ def result_json(result: MdocResult, inputs: Inputs | None = None) -> dict[str, A
     from appliance.core.isotime import format_utc
 
     verdict, facts = result
-    out: dict[str, Any] = {"verdict": str(verdict.outcome), "reason": str(verdict.reason),
-                           "profile": "MDOC"}
+    out: dict[str, Any] = {
+        "verdict": str(verdict.outcome),
+        "reason": str(verdict.reason),
+        "profile": "MDOC",
+    }
     if verdict.iss is not None:
         out["iss"] = verdict.iss
     if verdict.kid is not None:

@@ -21,19 +21,32 @@ PROGRESS = {"connecting": "Connecting to phone...", "approve": "Approve on your 
 
 def register_read(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "read", help="read an mDL from a phone over Bluetooth LE",
+        "read",
+        help="read an mDL from a phone over Bluetooth LE",
         description="Read one ISO 18013-5 mDL live: the phone's QR engagement (from the "
         "camera, or --engagement), a BLE session, the verdict decided and audited as the "
         "kiosk does. Prints VERDICT REASON MDOC ISS DOCTYPE NUMBER; exit 0 PASS, 1 FAIL, "
         "2 UNVERIFIABLE, 64 bad usage or unreadable configuration, 74 audit not written.",
-        epilog="example: appliance mdoc read --config /etc/appliance/appliance.toml")
-    p.add_argument("--config", type=Path, required=True, metavar="FILE",
-                   help="device configuration (trust store, clock, audit, [mdoc])")
+        epilog="example: appliance mdoc read --config /etc/appliance/appliance.toml",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="device configuration (trust store, clock, audit, [mdoc])",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--transport", metavar="NAME",
-                   help="override mdoc.transport: bumble:hci-socket:N, bumble:local (tests)")
-    p.add_argument("--engagement", metavar="TEXT",
-                   help="the phone's mdoc: QR text (default: wait for it on the camera)")
+    p.add_argument(
+        "--transport",
+        metavar="NAME",
+        help="override mdoc.transport: bumble:hci-socket:N, bumble:local (tests)",
+    )
+    p.add_argument(
+        "--engagement",
+        metavar="TEXT",
+        help="the phone's mdoc: QR text (default: wait for it on the camera)",
+    )
     p.set_defaults(func=run_read)
 
 
@@ -49,7 +62,8 @@ def run_read(args: argparse.Namespace, *, radio: Any = None) -> int:
     config = load_config(args.config)
     if args.transport:
         config = dataclasses.replace(
-            config, mdoc=dataclasses.replace(config.mdoc, transport=args.transport))
+            config, mdoc=dataclasses.replace(config.mdoc, transport=args.transport)
+        )
     _require_enrolled(config, args.config)
     service = build_service(config)
     reader = mdoc_reader(config, radio=radio)

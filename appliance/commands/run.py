@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "run", help="run the kiosk: camera, verifier, audit, LEDs (the main process)",
+        "run",
+        help="run the kiosk: camera, verifier, audit, LEDs (the main process)",
         description="Run the kiosk process: read the camera (and a serial QR scanner when "
         "configured), verify every code, write the audit record, show the verdict on the "
         "LEDs, and serve the web screens on the kiosk socket ([web] kiosk_socket). Stops "
@@ -50,14 +51,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "itself, a changed configuration needs a restart. Files it creates are 0640 or "
         "stricter whatever the umask.",
         epilog="example: appliance run --config /etc/appliance/appliance.toml "
-        "(systemd: appliance-kiosk.service)")
-    p.add_argument("--config", type=Path, required=True, metavar="FILE",
-                   help="device configuration (TOML)")
-    p.add_argument("--require-trust", action="store_true",
-                   help="exit 64 when no trust data is installed, instead of starting in the "
-                   "trust-stale state and waiting for sync")
-    p.add_argument("--no-socket", action="store_true",
-                   help="do not serve the web screens on the kiosk socket")
+        "(systemd: appliance-kiosk.service)",
+    )
+    p.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="device configuration (TOML)"
+    )
+    p.add_argument(
+        "--require-trust",
+        action="store_true",
+        help="exit 64 when no trust data is installed, instead of starting in the "
+        "trust-stale state and waiting for sync",
+    )
+    p.add_argument(
+        "--no-socket", action="store_true", help="do not serve the web screens on the kiosk socket"
+    )
     p.set_defaults(func=run)
 
 
@@ -84,16 +91,17 @@ def _run(args: argparse.Namespace) -> int:
         stop.set()
 
     def on_hangup(_signum: int, _frame: Any) -> None:
-        log.info("SIGHUP ignored: trust data reloads by itself; restart the kiosk to apply "
-                 "a changed configuration")
+        log.info(
+            "SIGHUP ignored: trust data reloads by itself; restart the kiosk to apply "
+            "a changed configuration"
+        )
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     audit = open_audit_log(config)
     cleanup: list[Any] = [audit.close]
     try:
-        service = build_service(config, audit, wait_for_trust=not args.require_trust,
-                                capped=True)
+        service = build_service(config, audit, wait_for_trust=not args.require_trust, capped=True)
         parts = build_kiosk(config, service, audit)
         cleanup.append(parts.close)
         if config.web.kiosk_socket and not args.no_socket:

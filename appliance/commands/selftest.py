@@ -63,22 +63,43 @@ Check = Callable[[Context], tuple[str, str]]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "selftest", help="hardware acceptance of a new device: camera, test card, LEDs, "
+        "selftest",
+        help="hardware acceptance of a new device: camera, test card, LEDs, "
         "clock, trust, audit, network, Bluetooth, headroom",
         description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
         + " Exit status: 0 every check passed, 1 any check failed, 2 warnings only.",
-        epilog="example: appliance selftest --config /etc/appliance/appliance.toml --json")
-    p.add_argument("--config", type=Path, required=True, metavar="FILE",
-                   help="device configuration (TOML)")
-    p.add_argument("--operator", action="store_true",
-                   help="ask the operator at each LED, the buzzer and the relay whether it "
-                   "worked (default: drive the pins and report, no prompt)")
-    p.add_argument("--card", type=Path, default=DEFAULT_CARD, metavar="FILE",
-                   help="the test card's selftest-card.json (default: the shipped one)")
-    p.add_argument("--camera-seconds", type=float, default=10.0, metavar="S",
-                   help="how long to look for frames and the test card (default 10)")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="network timeout for the hub and the repository (default 5)")
+        epilog="example: appliance selftest --config /etc/appliance/appliance.toml --json",
+    )
+    p.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="device configuration (TOML)"
+    )
+    p.add_argument(
+        "--operator",
+        action="store_true",
+        help="ask the operator at each LED, the buzzer and the relay whether it "
+        "worked (default: drive the pins and report, no prompt)",
+    )
+    p.add_argument(
+        "--card",
+        type=Path,
+        default=DEFAULT_CARD,
+        metavar="FILE",
+        help="the test card's selftest-card.json (default: the shipped one)",
+    )
+    p.add_argument(
+        "--camera-seconds",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="how long to look for frames and the test card (default 10)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="network timeout for the hub and the repository (default 5)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -86,13 +107,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from appliance.config import load_config
 
-    ctx = Context(load_config(args.config), args.card, args.operator, args.camera_seconds,
-                  args.timeout, facts={})
+    ctx = Context(
+        load_config(args.config),
+        args.card,
+        args.operator,
+        args.camera_seconds,
+        args.timeout,
+        facts={},
+    )
     results = run_checks(ctx)
     status = overall(results)
     if args.json:
-        print(json.dumps({"device": ctx.config.device.id, "status": status, "time": ctx.wall(),
-                          "checks": [asdict(r) for r in results]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "device": ctx.config.device.id,
+                    "status": status,
+                    "time": ctx.wall(),
+                    "checks": [asdict(r) for r in results],
+                },
+                indent=1,
+            )
+        )
     else:
         print(report(ctx.config.device.id, results, status))
     return EXIT[status]

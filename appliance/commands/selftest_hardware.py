@@ -50,8 +50,10 @@ def check_camera(ctx: Context) -> tuple[str, str]:
     ctx.facts["card_texts"] = texts
     if not frames:
         return FAIL, f"{ctx.config.camera.source}: no frame in {elapsed:.1f} s"
-    return PASS, (f"{ctx.config.camera.source}: {frames} frames "
-                  f"({ctx.facts['frame_size']}) in {elapsed:.1f} s")
+    return PASS, (
+        f"{ctx.config.camera.source}: {frames} frames "
+        f"({ctx.facts['frame_size']}) in {elapsed:.1f} s"
+    )
 
 
 def _card(ctx: Context) -> dict[str, Any]:
@@ -83,8 +85,12 @@ def check_card(ctx: Context) -> tuple[str, str]:
     if card["text"] not in texts:
         other = f"; {len(texts)} other code(s) decoded" if texts else ""
         return WARN, f"test card not seen in {ctx.camera_s:.0f} s{other} (focus, exposure?)"
-    verdict = verify(card["text"], snapshot_from_document(card["trust"]), ctx.wall(),
-                     checkpoint=Checkpoint(check_staleness=False))
+    verdict = verify(
+        card["text"],
+        snapshot_from_document(card["trust"]),
+        ctx.wall(),
+        checkpoint=Checkpoint(check_staleness=False),
+    )
     status = PASS if verdict.outcome.name == "PASS" else FAIL
     return status, f"test card decoded and verified: {verdict.outcome.name} {verdict.reason.name}"
 
@@ -103,8 +109,13 @@ def check_indicator(ctx: Context) -> tuple[str, str]:
         factory = MockFactory()
     from gpiozero import DigitalOutputDevice
 
-    outputs = {"green LED": cfg.green_pin, "red LED": cfg.red_pin, "amber LED": cfg.amber_pin,
-               "buzzer": cfg.buzzer_pin, "relay": cfg.relay_pin}
+    outputs = {
+        "green LED": cfg.green_pin,
+        "red LED": cfg.red_pin,
+        "amber LED": cfg.amber_pin,
+        "buzzer": cfg.buzzer_pin,
+        "relay": cfg.relay_pin,
+    }
     driven: list[str] = []
     failed: list[str] = []
     for name, pin in outputs.items():
@@ -115,8 +126,12 @@ def check_indicator(ctx: Context) -> tuple[str, str]:
             device.on()
             ok = device.value == 1 and device.pin.state == (1 if cfg.active_high else 0)
             if ctx.operator:
-                ok = ctx.ask(f"Is the {name} (GPIO {pin}) on? [y/n] ").strip().lower() \
+                ok = (
+                    ctx.ask(f"Is the {name} (GPIO {pin}) on? [y/n] ")
+                    .strip()
+                    .lower()
                     .startswith("y")
+                )
             else:
                 ctx.sleep(0.5)
             device.off()

@@ -71,8 +71,9 @@ def check_audit(ctx: Context) -> tuple[str, str]:
         try:
             start = time.monotonic()
             for i in range(3):
-                scratch.append({"verdict": "PASS", "reason": "OK", "source": "selftest"},
-                               now=ctx.wall() + i)
+                scratch.append(
+                    {"verdict": "PASS", "reason": "OK", "source": "selftest"}, now=ctx.wall() + i
+                )
             write_ms = (time.monotonic() - start) / 3 * 1000
             chain = scratch.verify()
         finally:
@@ -108,8 +109,12 @@ def _probe(url: str, timeout_s: float) -> tuple[int | None, str | None]:
 
 
 def check_repository(ctx: Context) -> tuple[str, str]:
-    return _check_service(ctx, ctx.config.sync.url, "/metadata/timestamp.json",
-                          "no repository configured ([sync] url)")
+    return _check_service(
+        ctx,
+        ctx.config.sync.url,
+        "/metadata/timestamp.json",
+        "no repository configured ([sync] url)",
+    )
 
 
 def check_hub(ctx: Context) -> tuple[str, str]:
@@ -126,16 +131,17 @@ def check_hub(ctx: Context) -> tuple[str, str]:
     if status is None:
         return FAIL, f"{url}: {why}"
     if status == 404:
-        return FAIL, (f"{endpoint}: HTTP 404, no hub there: [upload] url must be the hub's "
-                      "base address (https://hub.example.go.th/); the device adds "
-                      f"{BATCH_PATH} itself")
+        return FAIL, (
+            f"{endpoint}: HTTP 404, no hub there: [upload] url must be the hub's "
+            "base address (https://hub.example.go.th/); the device adds "
+            f"{BATCH_PATH} itself"
+        )
     if status >= 500:
         return FAIL, f"{endpoint}: HTTP {status} (hub or its proxy failing)"
     return PASS, f"{url} answers at {BATCH_PATH} (HTTP {status} to GET)"
 
 
-def _check_service(ctx: Context, url: str | None, path: str,
-                   unconfigured: str) -> tuple[str, str]:
+def _check_service(ctx: Context, url: str | None, path: str, unconfigured: str) -> tuple[str, str]:
     """A warning where nothing is configured; else whether ``url + path`` answers."""
     if not url:
         return WARN, unconfigured

@@ -21,17 +21,20 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "sync", help="fetch and install signed trust data (TUF)",
+        "sync",
+        help="fetch and install signed trust data (TUF)",
         description="Fetch, verify and atomically install the newest trust data from "
         "[sync] url, trusting only the pinned root [sync] root. Exit 0 when the device "
         "holds the newest valid data, 1 with a one-line reason otherwise, 64 when the "
         "configuration cannot sync (no [sync] url or root).",
         epilog="example: appliance sync --config /etc/appliance/appliance.toml --once",
     )
-    p.add_argument("--config", type=Path, required=True, metavar="FILE",
-                   help="device configuration (TOML)")
-    p.add_argument("--once", action="store_true",
-                   help="sync once and exit (default: run periodically)")
+    p.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="device configuration (TOML)"
+    )
+    p.add_argument(
+        "--once", action="store_true", help="sync once and exit (default: run periodically)"
+    )
     p.set_defaults(func=run)
 
 

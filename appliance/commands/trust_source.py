@@ -17,73 +17,136 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "trust-source", help="build or extend a trust source file",
+        "trust-source",
+        help="build or extend a trust source file",
         description="Build or extend a trust source (spec LC1 s.4) without editing JSON; "
         "a file that does not exist is refused (exit 64) unless --create is given.",
         epilog="example: appliance trust-source revoke-licence trust.json --iss TH-DLT "
-        "--typ DL --no 63-0012345")
+        "--typ DL --no 63-0012345",
+    )
     sub = p.add_subparsers(dest="ts_command", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-        a = sub.add_parser(name, help=help_text, description=help_text,
-                           epilog=f"example: appliance trust-source {name} trust.json {example}")
+        a = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example: appliance trust-source {name} trust.json {example}",
+        )
         a.add_argument("file", type=Path, metavar="TRUST.json", help="trust source file")
-        a.add_argument("--create", action="store_true",
-                       help="start a new trust source if TRUST.json does not exist "
-                       "(without it a missing file is an error: a misspelt name must not "
-                       "start a new trust source)")
+        a.add_argument(
+            "--create",
+            action="store_true",
+            help="start a new trust source if TRUST.json does not exist "
+            "(without it a missing file is an error: a misspelt name must not "
+            "start a new trust source)",
+        )
         return a
 
-    a = action("add-key", "add an issuer key (entry written by 'issuer keygen')",
-               "--entry dlt.pem.trust.json")
+    a = action(
+        "add-key",
+        "add an issuer key (entry written by 'issuer keygen')",
+        "--entry dlt.pem.trust.json",
+    )
     a.add_argument("--entry", type=Path, required=True, help="KEY.trust.json from issuer keygen")
-    a.add_argument("--profiles", help="credential formats the key may sign, comma-separated "
-                   "(LC1, HC1, SHC); default: the entry's own, else by key form")
+    a.add_argument(
+        "--profiles",
+        help="credential formats the key may sign, comma-separated "
+        "(LC1, HC1, SHC); default: the entry's own, else by key form",
+    )
     a.set_defaults(func=run_add_key)
     a = action("key-status", "mark a key active or revoked", "--kid 1f2e... --status revoked")
     a.add_argument("--kid", required=True, help="key id in hex, as 'issuer keygen' printed it")
-    a.add_argument("--status", choices=("active", "revoked"), required=True,
-                   help="active, or revoked: every credential it signed then FAILs")
+    a.add_argument(
+        "--status",
+        choices=("active", "revoked"),
+        required=True,
+        help="active, or revoked: every credential it signed then FAILs",
+    )
     a.set_defaults(func=run_key_status)
-    a = action("revoke-credential", "revoke one credential (by QR text or cti)",
-               "--cti 0123456789abcdef0123456789abcdef")
+    a = action(
+        "revoke-credential",
+        "revoke one credential (by QR text or cti)",
+        "--cti 0123456789abcdef0123456789abcdef",
+    )
     g = a.add_mutually_exclusive_group(required=True)
     g.add_argument("--text", help="the credential's LC1 QR text")
     g.add_argument("--cti", help="credential id, 32 hex digits")
     a.set_defaults(func=run_revoke_credential)
-    a = action("revoke-licence", "revoke every credential of one licence",
-               "--iss TH-DLT --typ DL --no 63-0012345")
+    a = action(
+        "revoke-licence",
+        "revoke every credential of one licence",
+        "--iss TH-DLT --typ DL --no 63-0012345",
+    )
     a.add_argument("--iss", required=True, help="issuing authority code, e.g. TH-DLT")
     a.add_argument("--typ", required=True, help="licence type code, e.g. DL")
     a.add_argument("--no", required=True, help="licence number as printed")
     a.set_defaults(func=run_revoke_licence)
-    a = action("set-status", "set one status-list entry (creates the list if new)",
-               "--uri https://status.example/dl/1 --index 42 --value 1")
+    a = action(
+        "set-status",
+        "set one status-list entry (creates the list if new)",
+        "--uri https://status.example/dl/1 --index 42 --value 1",
+    )
     a.add_argument("--uri", required=True, help="status list URI, as credentials name it")
-    a.add_argument("--index", type=non_negative_int, required=True,
-                   help="entry index (the credential's status idx)")
-    a.add_argument("--value", type=non_negative_int, required=True,
-                   help="0 valid, 1 revoked, 2 suspended")
-    a.add_argument("--bits", type=int, choices=(1, 2, 4, 8), default=2,
-                   help="bits per entry of a new list (default 2)")
+    a.add_argument(
+        "--index",
+        type=non_negative_int,
+        required=True,
+        help="entry index (the credential's status idx)",
+    )
+    a.add_argument(
+        "--value", type=non_negative_int, required=True, help="0 valid, 1 revoked, 2 suspended"
+    )
+    a.add_argument(
+        "--bits",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=2,
+        help="bits per entry of a new list (default 2)",
+    )
     a.set_defaults(func=run_set_status)
     a = action("set-policy", "set policy values", "--max-age-hours 72")
-    a.add_argument("--max-age-hours", type=positive_float,
-                   help="trust data older than this gives UNVERIFIABLE on a device")
-    a.add_argument("--unknown-status", choices=("fail", "unverifiable", "pass"),
-                   help="verdict for a status index past the end of its list")
-    a.add_argument("--clock-skew-s", type=non_negative_int,
-                   help="tolerance for iat/nbf in the future, in seconds")
-    a.add_argument("--presentation-window-s", type=positive_int,
-                   help="how old a live LP1 presentation may be, in seconds")
+    a.add_argument(
+        "--max-age-hours",
+        type=positive_float,
+        help="trust data older than this gives UNVERIFIABLE on a device",
+    )
+    a.add_argument(
+        "--unknown-status",
+        choices=("fail", "unverifiable", "pass"),
+        help="verdict for a status index past the end of its list",
+    )
+    a.add_argument(
+        "--clock-skew-s",
+        type=non_negative_int,
+        help="tolerance for iat/nbf in the future, in seconds",
+    )
+    a.add_argument(
+        "--presentation-window-s",
+        type=positive_int,
+        help="how old a live LP1 presentation may be, in seconds",
+    )
     a.add_argument("--require-presentation-types", help="comma-separated licence types")
-    a.add_argument("--min-software-version", metavar="VERSION",
-                   help="PEP 440 version: devices below it verify nothing (SOFTWARE_OUTDATED); "
-                   "'' removes the minimum")
-    a.add_argument("--disable-device", action="append", default=[], metavar="DEVICE_ID",
-                   help="this device verifies nothing (DEVICE_DISABLED); repeatable")
-    a.add_argument("--enable-device", action="append", default=[], metavar="DEVICE_ID",
-                   help="take a device off the disabled list; repeatable")
+    a.add_argument(
+        "--min-software-version",
+        metavar="VERSION",
+        help="PEP 440 version: devices below it verify nothing (SOFTWARE_OUTDATED); "
+        "'' removes the minimum",
+    )
+    a.add_argument(
+        "--disable-device",
+        action="append",
+        default=[],
+        metavar="DEVICE_ID",
+        help="this device verifies nothing (DEVICE_DISABLED); repeatable",
+    )
+    a.add_argument(
+        "--enable-device",
+        action="append",
+        default=[],
+        metavar="DEVICE_ID",
+        help="take a device off the disabled list; repeatable",
+    )
     a.set_defaults(func=run_set_policy)
     from appliance.commands.trust_source_mdoc import register_mdoc_actions
 
@@ -100,9 +163,11 @@ def _warn_unknown_issuer(editor: TrustSourceEditor, iss: str, path: Path) -> Non
     """A revocation under an issuer the file does not list is kept (it may be added
     later) but is most likely a typo: say so on stderr."""
     if not editor.has_issuer(iss):
-        print(f"appliance trust-source: warning: issuer {iss!r} is not in {path}; the "
-              "revocation is recorded but matches no licence until that issuer is added",
-              file=sys.stderr)
+        print(
+            f"appliance trust-source: warning: issuer {iss!r} is not in {path}; the "
+            "revocation is recorded but matches no licence until that issuer is added",
+            file=sys.stderr,
+        )
 
 
 def run_add_key(args: argparse.Namespace) -> int:
@@ -176,8 +241,10 @@ def run_set_status(args: argparse.Namespace) -> int:
     # The editor grows the list up to the index: refuse one that loading would refuse
     # (an index of 10**12 would otherwise allocate terabytes). 8-bit entries: one byte each.
     if args.index >= MAX_STATUS_LIST_BYTES:
-        raise UsageError(f"--index {args.index} is beyond the largest status list "
-                         f"({MAX_STATUS_LIST_BYTES:,} entries)")
+        raise UsageError(
+            f"--index {args.index} is beyond the largest status list "
+            f"({MAX_STATUS_LIST_BYTES:,} entries)"
+        )
     editor = _edit(args)
     editor.set_status(args.uri, args.index, args.value, args.bits)
     editor.save(args.file)
@@ -189,10 +256,13 @@ def run_set_policy(args: argparse.Namespace) -> int:
     types = None
     if args.require_presentation_types is not None:
         types = [t for t in args.require_presentation_types.split(",") if t]
-    editor.set_policy(max_age_hours=args.max_age_hours, unknown_status=args.unknown_status,
-                      clock_skew_s=args.clock_skew_s,
-                      presentation_window_s=args.presentation_window_s,
-                      require_presentation_types=types)
+    editor.set_policy(
+        max_age_hours=args.max_age_hours,
+        unknown_status=args.unknown_status,
+        clock_skew_s=args.clock_skew_s,
+        presentation_window_s=args.presentation_window_s,
+        require_presentation_types=types,
+    )
     _set_remote_policy(editor.doc["policy"], args)
     editor.save(args.file)  # validated by the verifier's loader first
     return 0

@@ -27,27 +27,43 @@ MAX_CERT_BYTES = 64 * 1024
 
 
 def register_mdoc_actions(action: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
-    a = action("add-iaca", "add an mdoc issuer root (IACA certificate, PEM or DER)",
-               "--iss US-UT --cert iaca.pem --doctypes org.iso.18013.5.1.mDL")
+    a = action(
+        "add-iaca",
+        "add an mdoc issuer root (IACA certificate, PEM or DER)",
+        "--iss US-UT --cert iaca.pem --doctypes org.iso.18013.5.1.mDL",
+    )
     a.add_argument("--iss", required=True, help="issuing authority code, e.g. US-UT")
     a.add_argument("--name", help="the authority's name (default: the certificate's CN)")
     a.add_argument("--cert", type=Path, required=True, help="IACA certificate, PEM or DER")
-    a.add_argument("--doctypes", default=MDL_DOCTYPE,
-                   help=f"docTypes it may vouch for, comma-separated (default {MDL_DOCTYPE})")
+    a.add_argument(
+        "--doctypes",
+        default=MDL_DOCTYPE,
+        help=f"docTypes it may vouch for, comma-separated (default {MDL_DOCTYPE})",
+    )
     a.set_defaults(func=run_add_iaca)
-    a = action("revoke-ds", "withdraw one mdoc document signer certificate",
-               "--cert ds.pem")
+    a = action("revoke-ds", "withdraw one mdoc document signer certificate", "--cert ds.pem")
     g = a.add_mutually_exclusive_group(required=True)
     g.add_argument("--cert", type=Path, help="the DS certificate, PEM or DER")
     g.add_argument("--sha256", help="SHA-256 of the DS certificate DER, 64 hex digits")
     a.set_defaults(func=run_revoke_ds)
-    a = action("import-vical", "add or replace IACAs from a signed VICAL (Annex C)",
-               "--vical aamva.vical --signer vical-signer.pem")
+    a = action(
+        "import-vical",
+        "add or replace IACAs from a signed VICAL (Annex C)",
+        "--vical aamva.vical --signer vical-signer.pem",
+    )
     a.add_argument("--vical", type=Path, required=True, help="the VICAL file (COSE_Sign1)")
-    a.add_argument("--signer", type=Path, required=True,
-                   help="the VICAL signer's certificate, obtained separately (PEM or DER)")
-    a.add_argument("--iss-from", choices=("country", "state"), default="country",
-                   help="name issuers by country (US) or country-state (US-UT)")
+    a.add_argument(
+        "--signer",
+        type=Path,
+        required=True,
+        help="the VICAL signer's certificate, obtained separately (PEM or DER)",
+    )
+    a.add_argument(
+        "--iss-from",
+        choices=("country", "state"),
+        default="country",
+        help="name issuers by country (US) or country-state (US-UT)",
+    )
     a.add_argument("--at", metavar="ISO8601", help="check the VICAL's dates at this instant")
     a.set_defaults(func=run_import_vical)
 
@@ -69,16 +85,23 @@ def load_certificate(path: Path, what: str) -> tuple[x509.Certificate, bytes]:
     except OSError as e:
         raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from e
     try:
-        cert = (x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
-                else x509.load_der_x509_certificate(data))
+        cert = (
+            x509.load_pem_x509_certificate(data)
+            if b"-----BEGIN" in data
+            else x509.load_der_x509_certificate(data)
+        )
     except (ValueError, x509.InvalidVersion) as e:
         raise UsageError(f"{what} {path} is not a PEM or DER certificate") from e
     return cert, cert.public_bytes(Encoding.DER)
 
 
 def iaca_entry(der: bytes, doctypes: list[str]) -> dict[str, Any]:
-    return {"kid": hashlib.sha256(der).digest()[:8].hex(),
-            "iaca": base64.b64encode(der).decode(), "doctypes": doctypes, "status": "active"}
+    return {
+        "kid": hashlib.sha256(der).digest()[:8].hex(),
+        "iaca": base64.b64encode(der).decode(),
+        "doctypes": doctypes,
+        "status": "active",
+    }
 
 
 def _common_name(cert: x509.Certificate) -> str | None:
@@ -148,8 +171,12 @@ def run_import_vical(args: argparse.Namespace) -> int:
         if not iss:
             skipped.append(f"{_common_name(entry.certificate)}: no country to name it by")
             continue
-        _add(editor, iss, iaca_entry(entry.der, list(entry.doctypes)),
-             entry.authority or _common_name(entry.certificate))
+        _add(
+            editor,
+            iss,
+            iaca_entry(entry.der, list(entry.doctypes)),
+            entry.authority or _common_name(entry.certificate),
+        )
         added += 1
     editor.save(args.file)
     for reason in skipped:

@@ -28,7 +28,8 @@ EXIT_NO_AUDIT = 74
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "verify", help="verify QR texts or images of QR codes",
+        "verify",
+        help="verify QR texts or images of QR codes",
         description="Verify licence QR texts offline. Exit 0 all PASS, 1 any FAIL, "
         "2 any UNVERIFIABLE and none FAIL, 64 bad usage or unreadable trust data, "
         "74 (--config) the audit record could not be written: no verdict is given for "
@@ -37,16 +38,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "appliance verify --config /etc/appliance/appliance.toml --image photo.jpg",
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--trust-source", type=Path, metavar="FILE",
-                     help="trust source JSON (authoring check: no staleness, not audited)")
-    src.add_argument("--config", type=Path, metavar="FILE",
-                     help="device configuration: use the synced trust store, audit")
-    p.add_argument("--at", metavar="ISO8601", type=iso_instant,
-                   help="evaluate at this instant (clock trusted); with --config, the "
-                   "verification is not audited")
+    src.add_argument(
+        "--trust-source",
+        type=Path,
+        metavar="FILE",
+        help="trust source JSON (authoring check: no staleness, not audited)",
+    )
+    src.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="device configuration: use the synced trust store, audit",
+    )
+    p.add_argument(
+        "--at",
+        metavar="ISO8601",
+        type=iso_instant,
+        help="evaluate at this instant (clock trusted); with --config, the "
+        "verification is not audited",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per input")
-    p.add_argument("--image", action="extend", nargs="+", type=Path, default=[],
-                   metavar="PATH", help="decode the QR codes in an image file first")
+    p.add_argument(
+        "--image",
+        action="extend",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="decode the QR codes in an image file first",
+    )
     p.add_argument("texts", nargs="*", metavar="TEXT", help="QR text; '-' reads lines from stdin")
     p.set_defaults(func=run)
 
@@ -147,8 +167,9 @@ def _verifier(args: argparse.Namespace, at: float | None) -> Callable[[str], Ver
         # (issue 21), and says so, so nobody takes the check for an audited one.
         from appliance.kiosk.verification import NullAudit
 
-        print("appliance verify: --at given: verified at that instant, not audited",
-              file=sys.stderr)
+        print(
+            "appliance verify: --at given: verified at that instant, not audited", file=sys.stderr
+        )
         service = build_service(config, audit=NullAudit(), clock=FixedClock(at))
         return lambda text: service.verify(text, source="cli")
     _require_enrolled(config, args.config)
@@ -167,13 +188,17 @@ def _require_enrolled(config: Config, path: Path) -> None:
 
     device_key = private_key_path(config)
     if not device_key.exists():
-        raise UsageError(f"no device key at {device_key}: run 'appliance device keygen "
-                         f"--config {path}' and enrol it at the hub")
+        raise UsageError(
+            f"no device key at {device_key}: run 'appliance device keygen "
+            f"--config {path}' and enrol it at the hub"
+        )
     fleet_key = config.paths.secrets_dir / HMAC_KEY_NAME
     if not fleet_key.exists():
-        raise UsageError(f"no fleet audit key at {fleet_key}: install the fleet's key (Ansible "
-                         f"does), or run 'appliance device keygen --config {path} "
-                         "--test-audit-key' on a test device")
+        raise UsageError(
+            f"no fleet audit key at {fleet_key}: install the fleet's key (Ansible "
+            f"does), or run 'appliance device keygen --config {path} "
+            "--test-audit-key' on a test device"
+        )
 
 
 def _print(verdict: Verdict, file: str | None, as_json: bool) -> None:

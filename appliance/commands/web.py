@@ -45,19 +45,24 @@ class _QuietProbe(logging.Filter):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "web", help="serve the kiosk, inspector, status and admin screens",
+        "web",
+        help="serve the kiosk, inspector, status and admin screens",
         description="Serve the web screens. Binds to web.host:web.port of the configuration "
         "(127.0.0.1:8080 by default); another address only with --host or the configuration.",
         epilog="example: appliance web --config /etc/appliance/appliance.toml "
         "(systemd: appliance-web.service)",
     )
-    p.add_argument("--config", type=Path, required=True, metavar="FILE",
-                   help="device configuration (TOML)")
+    p.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="device configuration (TOML)"
+    )
     p.add_argument("--host", metavar="H", help="address to bind (default: web.host)")
     p.add_argument("--port", type=argtypes.port, metavar="P", help="TCP port (default: web.port)")
-    p.add_argument("--standalone", action="store_true",
-                   help="verify in this process instead of reading the kiosk over "
-                   "web.kiosk_socket (a screen without a kiosk process)")
+    p.add_argument(
+        "--standalone",
+        action="store_true",
+        help="verify in this process instead of reading the kiosk over "
+        "web.kiosk_socket (a screen without a kiosk process)",
+    )
     p.set_defaults(func=run)
 
 
@@ -70,9 +75,11 @@ def build_app(config, *, standalone: bool | None = None):
         from appliance_web import create_app
         from appliance_web.socket_port import SocketKioskPort
 
-        port = SocketKioskPort(config.web.kiosk_socket,
-                               timeout_s=config.web.kiosk_socket_timeout_s,
-                               max_message_bytes=config.web.kiosk_socket_max_kb * 1024)
+        port = SocketKioskPort(
+            config.web.kiosk_socket,
+            timeout_s=config.web.kiosk_socket_timeout_s,
+            max_message_bytes=config.web.kiosk_socket_max_kb * 1024,
+        )
         return _with_kiosk_errors(create_app(port, config))
     return _with_kiosk_errors(_standalone_app(config))
 
@@ -101,8 +108,11 @@ def _with_kiosk_errors(app):
         try:
             return render_template_string(KIOSK_FAULT_PAGE, message=str(e)), 503
         except Exception:  # noqa: BLE001 - the fault page must answer even when its template fails
-            return (f"<p>503: {escape(str(e))}</p>", 503,
-                    {"Content-Type": "text/html; charset=utf-8"})
+            return (
+                f"<p>503: {escape(str(e))}</p>",
+                503,
+                {"Content-Type": "text/html; charset=utf-8"},
+            )
 
     app.register_error_handler(ApplianceError, kiosk_fault)
     return app
@@ -144,8 +154,9 @@ def run(args: argparse.Namespace) -> int:
     # The main thread sits in serve_forever: the watchdog is pinged from a thread, and only
     # while a real request on loopback gets an answer (a hung server stops the pings).
     probe_host, probe_port = loopback_for(host), server.server_port
-    watchdog = ProbeWatchdog(lambda: http_answers(probe_host, probe_port, WATCHDOG_PROBE_PATH,
-                                                  watchdog.probe_timeout_s))
+    watchdog = ProbeWatchdog(
+        lambda: http_answers(probe_host, probe_port, WATCHDOG_PROBE_PATH, watchdog.probe_timeout_s)
+    )
     if watchdog.start():
         logging.getLogger("werkzeug").addFilter(_QuietProbe())
     try:

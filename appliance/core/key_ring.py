@@ -21,14 +21,18 @@ if TYPE_CHECKING:
 KEY_PROFILES = ("LC1", "HC1", "SHC", "MDOC")
 # Which key set each credential format resolves its kid in: LP1 carries an LC1 licence.
 FORMAT_KEY_PROFILE: Mapping[str, str] = MappingProxyType(
-    {"LC1": "LC1", "LP1": "LC1", "HC1": "HC1", "SHC": "SHC", "MDOC": "MDOC"})
+    {"LC1": "LC1", "LP1": "LC1", "HC1": "HC1", "SHC": "SHC", "MDOC": "MDOC"}
+)
 # ``profiles`` absent: decided by the key's form in the trust entry.
-DEFAULT_PROFILES: Mapping[str, frozenset[str]] = MappingProxyType({
-    "public_key": frozenset({"LC1"}),
-    "certificate": frozenset({"HC1"}),
-    "jwk": frozenset({"SHC"}),
-    "iaca": frozenset({"MDOC"}),  # an mdoc root; the only form that may list MDOC
-})
+DEFAULT_PROFILES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "public_key": frozenset({"LC1"}),
+        "certificate": frozenset({"HC1"}),
+        "jwk": frozenset({"SHC"}),
+        "iaca": frozenset({"MDOC"}),  # an mdoc root; the only form that may list MDOC
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class IssuerKey:

@@ -38,13 +38,17 @@ def is_outdated(software_version: str, minimum: str) -> bool:
     return floor is not None and (own is None or own < floor)
 
 
-def out_of_service(policy: Policy, device_id: str | None,
-                   software_version: str | None) -> Reason | None:
+def out_of_service(
+    policy: Policy, device_id: str | None, software_version: str | None
+) -> Reason | None:
     """``DEVICE_DISABLED`` or ``SOFTWARE_OUTDATED`` when the policy stops this device, else
     None. A disabled device is named first: updating its software does not re-enable it."""
     if device_id is not None and device_id in policy.disabled_devices:
         return Reason.DEVICE_DISABLED
-    if (software_version is not None and policy.min_software_version is not None
-            and is_outdated(software_version, policy.min_software_version)):
+    if (
+        software_version is not None
+        and policy.min_software_version is not None
+        and is_outdated(software_version, policy.min_software_version)
+    ):
         return Reason.SOFTWARE_OUTDATED
     return None

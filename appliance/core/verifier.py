@@ -62,7 +62,9 @@ class Verdict(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``appliance verify --json`` (spec LC1 s.7)."""
         out: dict[str, Any] = {
-            "verdict": str(self.outcome), "reason": str(self.reason), "profile": self.profile,
+            "verdict": str(self.outcome),
+            "reason": str(self.reason),
+            "profile": self.profile,
         }
         if self.iss is not None:
             out["iss"] = self.iss
@@ -121,8 +123,12 @@ def verify(
 def _log_decoding_fault(profile: str, error: Exception) -> None:
     frames = traceback.extract_tb(error.__traceback__)
     where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
-    _log.error("%s decoding raised %s at %s (a verifier bug); verdict FAIL MALFORMED_STRUCTURE",
-               profile, type(error).__name__, where)
+    _log.error(
+        "%s decoding raised %s at %s (a verifier bug); verdict FAIL MALFORMED_STRUCTURE",
+        profile,
+        type(error).__name__,
+        where,
+    )
 
 
 def _verify_opened(

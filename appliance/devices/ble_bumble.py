@@ -36,16 +36,21 @@ log = logging.getLogger(__name__)
 _BASE = "-a123-48ce-896b-4c76973373e6"
 # Characteristics (18013-5 s.8.3.3.1.1.2): peripheral server mode, then central client mode.
 PERIPHERAL_STATE, PERIPHERAL_C2S, PERIPHERAL_S2C = (
-    core.UUID(f"0000000{n}{_BASE}") for n in (1, 2, 3))
+    core.UUID(f"0000000{n}{_BASE}") for n in (1, 2, 3)
+)
 CENTRAL_STATE, CENTRAL_C2S, CENTRAL_S2C, CENTRAL_IDENT = (
-    core.UUID(f"0000000{n}{_BASE}") for n in (5, 6, 7, 8))
+    core.UUID(f"0000000{n}{_BASE}") for n in (5, 6, 7, 8)
+)
 STATE_START, STATE_END = b"\x01", b"\x02"
 # Central client mode: how often the appliance advertises while it waits for the phone.
 ADVERTISING_INTERVAL_MS = 50.0
 # Inbound bytes held before the session reads them: a flooding phone is cut off here.
 MAX_QUEUED_BYTES = 1 << 20
-SERVICE_UUID_LISTS = (core.AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
-                      core.AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS)
+SERVICE_UUID_LISTS = (
+    core.AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+    core.AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+)
+
 
 def bumble_uuid(raw: bytes) -> core.UUID:
     """An engagement's 16 UUID bytes (big-endian, as in CBOR) as a Bumble UUID."""
@@ -68,8 +73,9 @@ class BumbleTransport:
         self._queued = 0
 
     @classmethod
-    def open(cls, spec: str, deadlines: Deadlines, *,
-             radio: LocalRadio | None = None) -> BumbleTransport:
+    def open(
+        cls, spec: str, deadlines: Deadlines, *, radio: LocalRadio | None = None
+    ) -> BumbleTransport:
         if spec == "local":
             if radio is None:
                 raise TransportFailed("bumble:local needs the LocalRadio it shares")
@@ -82,8 +88,11 @@ class BumbleTransport:
 
     async def connect(self, engagement: Engagement, option: BleOption) -> None:
         device, self._release = await self._make_device()
-        role: _Role = (_Central(device, self) if option.mode is BleMode.PERIPHERAL_SERVER
-                       else _Peripheral(device, self, ble_ident(engagement.e_device_key_bytes)))
+        role: _Role = (
+            _Central(device, self)
+            if option.mode is BleMode.PERIPHERAL_SERVER
+            else _Peripheral(device, self, ble_ident(engagement.e_device_key_bytes))
+        )
         self._role = role
         await role.start(bumble_uuid(option.service_uuid))
 
@@ -216,15 +225,17 @@ class _Central(_Role):
         address = await _within(self._scan(service), d.scan_s, "scanning for the phone")
         for attempt in range(d.connect_retries + 1):
             try:
-                connection = await _within(self.device.connect(address, timeout=d.connect_s),
-                                           d.connect_s + 1.0, "connecting")
+                connection = await _within(
+                    self.device.connect(address, timeout=d.connect_s),
+                    d.connect_s + 1.0,
+                    "connecting",
+                )
                 break
             except (TransportFailed, TransportTimeout):
                 if attempt == d.connect_retries:
                     raise
         self.watch(connection)
-        await _within(self._discover(Peer(connection), service), d.discovery_s,
-                      "service discovery")
+        await _within(self._discover(Peer(connection), service), d.discovery_s, "service discovery")
 
     async def _scan(self, service: core.UUID) -> Address:
         found: asyncio.Future[Address] = asyncio.get_running_loop().create_future()
@@ -250,8 +261,11 @@ class _Central(_Role):
             raise TransportFailed("the phone does not serve the engagement's service")
         found = {c.uuid: c for c in await peer.discover_characteristics(service=services[0])}
         try:
-            state, c2s, s2c = (found[PERIPHERAL_STATE], found[PERIPHERAL_C2S],
-                               found[PERIPHERAL_S2C])
+            state, c2s, s2c = (
+                found[PERIPHERAL_STATE],
+                found[PERIPHERAL_C2S],
+                found[PERIPHERAL_S2C],
+            )
         except KeyError as e:
             raise TransportFailed("mdoc characteristic missing") from e
         self.peer, self.state, self.c2s = peer, state, c2s
@@ -285,15 +299,23 @@ class _Peripheral(_Role):
     async def start(self, service: core.UUID) -> None:
         props = gatt.Characteristic.Properties
         self.state = gatt.Characteristic[bytes](
-            CENTRAL_STATE, props.NOTIFY | props.WRITE_WITHOUT_RESPONSE,
-            gatt.Characteristic.WRITEABLE, gatt.CharacteristicValue(write=self._on_state))
+            CENTRAL_STATE,
+            props.NOTIFY | props.WRITE_WITHOUT_RESPONSE,
+            gatt.Characteristic.WRITEABLE,
+            gatt.CharacteristicValue(write=self._on_state),
+        )
         c2s = gatt.Characteristic[bytes](
-            CENTRAL_C2S, props.WRITE_WITHOUT_RESPONSE, gatt.Characteristic.WRITEABLE,
-            gatt.CharacteristicValue(write=self._on_write))
-        self.s2c = gatt.Characteristic[bytes](CENTRAL_S2C, props.NOTIFY,
-                                              gatt.Characteristic.READABLE, b"")
-        ident = gatt.Characteristic[bytes](CENTRAL_IDENT, props.READ,
-                                           gatt.Characteristic.READABLE, self.ident)
+            CENTRAL_C2S,
+            props.WRITE_WITHOUT_RESPONSE,
+            gatt.Characteristic.WRITEABLE,
+            gatt.CharacteristicValue(write=self._on_write),
+        )
+        self.s2c = gatt.Characteristic[bytes](
+            CENTRAL_S2C, props.NOTIFY, gatt.Characteristic.READABLE, b""
+        )
+        ident = gatt.Characteristic[bytes](
+            CENTRAL_IDENT, props.READ, gatt.Characteristic.READABLE, self.ident
+        )
         self.device.add_service(gatt.Service(service, [self.state, c2s, self.s2c, ident]))
         self.device.gatt_server.max_mtu = WANTED_MTU  # the phone asks; this is the most given
         d = self.transport.deadlines
@@ -302,14 +324,21 @@ class _Peripheral(_Role):
         def on_connection(connection: Connection) -> None:
             if not connected.done():
                 connected.set_result(connection)
+
         self.device.once(self.device.EVENT_CONNECTION, on_connection)
-        await _within(self.device.start_advertising(
-            advertising_data=advertising_data(service),
-            advertising_interval_min=ADVERTISING_INTERVAL_MS,
-            advertising_interval_max=ADVERTISING_INTERVAL_MS), d.connect_s, "advertising")
+        await _within(
+            self.device.start_advertising(
+                advertising_data=advertising_data(service),
+                advertising_interval_min=ADVERTISING_INTERVAL_MS,
+                advertising_interval_max=ADVERTISING_INTERVAL_MS,
+            ),
+            d.connect_s,
+            "advertising",
+        )
         try:
-            self.watch(await _within(connected, d.scan_s + d.connect_s,
-                                     "waiting for the phone to connect"))
+            self.watch(
+                await _within(connected, d.scan_s + d.connect_s, "waiting for the phone to connect")
+            )
         finally:
             with contextlib.suppress(Exception):
                 await self.device.stop_advertising()

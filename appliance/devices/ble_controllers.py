@@ -59,14 +59,16 @@ class LocalRadio:
             for stop in stops:
                 with contextlib.suppress(Exception):
                     await stop()
+
         return device, leave_all
 
     async def device(self, name: str = "appliance") -> tuple[Device, Release]:
         number = next(self._numbers)
         address = ":".join([f"{number % 256:02X}"] * 5 + [f"{(number >> 8) % 256:02X}"])
         controller = Controller(name, link=self.link, public_address=address)
-        device = Device(name=name, address=Address(address),
-                        host=Host(controller, AsyncPipeSink(controller)))
+        device = Device(
+            name=name, address=Address(address), host=Host(controller, AsyncPipeSink(controller))
+        )
         await device.power_on()
 
         async def leave() -> None:
@@ -74,18 +76,19 @@ class LocalRadio:
                 await device.power_off()
             if controller in self.link.controllers:
                 self.link.remove_controller(controller)
+
         return device, leave
 
 
 def hci_socket_factory(spec: str) -> DeviceFactory:
     """A fresh Bumble device per session on the board's controller (``hci-socket:0``)."""
+
     async def make() -> tuple[Device, Release]:
         from bumble.transport import open_transport
 
         try:
             hci = await open_transport(spec)
-            device = Device.with_hci("appliance", Address(READER_ADDRESS), hci.source,
-                                     hci.sink)
+            device = Device.with_hci("appliance", Address(READER_ADDRESS), hci.source, hci.sink)
             await device.power_on()
         except Exception as e:  # any controller fault is a transport fault
             raise TransportFailed(f"Bluetooth controller {spec}: {e}") from e
@@ -95,5 +98,7 @@ def hci_socket_factory(spec: str) -> DeviceFactory:
                 await device.power_off()
             with contextlib.suppress(Exception):
                 await hci.close()
+
         return device, release
+
     return make

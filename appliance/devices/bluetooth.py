@@ -20,8 +20,13 @@ _HCI_SOCKET = re.compile(r"bumble:hci-socket:(\d{1,3})")
 # Why mDL is off: the configuration says so, the transport is unknown, the Bluetooth stack
 # (extra 'mdl') is not installed, the board has no controller at that index, or its radio
 # is switched off (rfkill: `rfkill unblock bluetooth`).
-OFF_CONFIG, OFF_TRANSPORT, OFF_STACK, OFF_CONTROLLER, OFF_BLOCKED = "config", "transport", \
-    "stack", "controller", "blocked"
+OFF_CONFIG, OFF_TRANSPORT, OFF_STACK, OFF_CONTROLLER, OFF_BLOCKED = (
+    "config",
+    "transport",
+    "stack",
+    "controller",
+    "blocked",
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,13 @@ def mdl_state(transport: str, sys_bluetooth: Path = SYS_BLUETOOTH) -> MdlState:
 
     why_not = mdl_available(transport)
     if why_not is not None:
-        off = OFF_CONFIG if transport == "none" else OFF_TRANSPORT \
-            if not transport.startswith("bumble:") else OFF_STACK
+        off = (
+            OFF_CONFIG
+            if transport == "none"
+            else OFF_TRANSPORT
+            if not transport.startswith("bumble:")
+            else OFF_STACK
+        )
         return MdlState(transport, off, None, why_not)
     if transport == "bumble:local":
         return MdlState(transport, None, "emulated", "emulated controller (tests, demo)")
@@ -58,11 +68,19 @@ def mdl_state(transport: str, sys_bluetooth: Path = SYS_BLUETOOTH) -> MdlState:
     name = f"hci{int(match.group(1))}"
     controller = sys_bluetooth / name
     if not controller.exists():
-        return MdlState(transport, OFF_CONTROLLER, None,
-                        f"no Bluetooth controller {name}: mDL is off, other formats work")
+        return MdlState(
+            transport,
+            OFF_CONTROLLER,
+            None,
+            f"no Bluetooth controller {name}: mDL is off, other formats work",
+        )
     if _blocked(controller):
-        return MdlState(transport, OFF_BLOCKED, name,
-                        f"Bluetooth controller {name} is blocked (rfkill unblock bluetooth)")
+        return MdlState(
+            transport,
+            OFF_BLOCKED,
+            name,
+            f"Bluetooth controller {name} is blocked (rfkill unblock bluetooth)",
+        )
     return MdlState(transport, None, name, f"Bluetooth controller {name} present")
 
 

@@ -76,8 +76,12 @@ class FramePacer:
     frames rather than receiving a burst of late ones. ``fps`` 0: no waiting.
     """
 
-    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval = 1.0 / fps if fps > 0 else 0.0
         self._clock = clock
         self._sleep = sleep

@@ -35,18 +35,50 @@ SHIFT_KEYS = {42, 54}
 ENTER_KEYS = {28, 96}
 # key code -> (plain, shifted), US layout
 _KEYS: dict[int, tuple[str, str]] = {
-    2: ("1", "!"), 3: ("2", "@"), 4: ("3", "#"), 5: ("4", "$"), 6: ("5", "%"),
-    7: ("6", "^"), 8: ("7", "&"), 9: ("8", "*"), 10: ("9", "("), 11: ("0", ")"),
-    12: ("-", "_"), 13: ("=", "+"), 26: ("[", "{"), 27: ("]", "}"), 39: (";", ":"),
-    40: ("'", '"'), 41: ("`", "~"), 43: ("\\", "|"), 51: (",", "<"), 52: (".", ">"),
-    53: ("/", "?"), 57: (" ", " "),
+    2: ("1", "!"),
+    3: ("2", "@"),
+    4: ("3", "#"),
+    5: ("4", "$"),
+    6: ("5", "%"),
+    7: ("6", "^"),
+    8: ("7", "&"),
+    9: ("8", "*"),
+    10: ("9", "("),
+    11: ("0", ")"),
+    12: ("-", "_"),
+    13: ("=", "+"),
+    26: ("[", "{"),
+    27: ("]", "}"),
+    39: (";", ":"),
+    40: ("'", '"'),
+    41: ("`", "~"),
+    43: ("\\", "|"),
+    51: (",", "<"),
+    52: (".", ">"),
+    53: ("/", "?"),
+    57: (" ", " "),
     # keypad
-    55: ("*", "*"), 74: ("-", "-"), 78: ("+", "+"), 98: ("/", "/"), 83: (".", "."),
-    71: ("7", "7"), 72: ("8", "8"), 73: ("9", "9"), 75: ("4", "4"), 76: ("5", "5"),
-    77: ("6", "6"), 79: ("1", "1"), 80: ("2", "2"), 81: ("3", "3"), 82: ("0", "0"),
+    55: ("*", "*"),
+    74: ("-", "-"),
+    78: ("+", "+"),
+    98: ("/", "/"),
+    83: (".", "."),
+    71: ("7", "7"),
+    72: ("8", "8"),
+    73: ("9", "9"),
+    75: ("4", "4"),
+    76: ("5", "5"),
+    77: ("6", "6"),
+    79: ("1", "1"),
+    80: ("2", "2"),
+    81: ("3", "3"),
+    82: ("0", "0"),
 }
-for _codes, _letters in ((range(16, 26), "qwertyuiop"), (range(30, 39), "asdfghjkl"),
-                         (range(44, 51), "zxcvbnm")):
+for _codes, _letters in (
+    (range(16, 26), "qwertyuiop"),
+    (range(30, 39), "asdfghjkl"),
+    (range(44, 51), "zxcvbnm"),
+):
     for _code, _letter in zip(_codes, _letters, strict=True):
         _KEYS[_code] = (_letter, _letter.upper())
 
@@ -85,8 +117,9 @@ class KeyboardDecoder:
         return None
 
 
-def read_hid(device: str, submit: Callable[[str, str], None], stop: threading.Event, *,
-             poll_s: float = 0.25) -> None:
+def read_hid(
+    device: str, submit: Callable[[str, str], None], stop: threading.Event, *, poll_s: float = 0.25
+) -> None:
     """Lines from a keyboard-wedge scanner to ``submit(text, "hid")`` until ``stop``.
 
     The device is reopened with backoff when it disappears. Texts are never logged.
@@ -108,8 +141,15 @@ def read_hid(device: str, submit: Callable[[str, str], None], stop: threading.Ev
 
         return consume
 
-    read_device(device, _open_grabbed, new_consumer, stop, name="HID scanner",
-                poll_s=poll_s, chunk_bytes=EVENT.size * 64)
+    read_device(
+        device,
+        _open_grabbed,
+        new_consumer,
+        stop,
+        name="HID scanner",
+        poll_s=poll_s,
+        chunk_bytes=EVENT.size * 64,
+    )
 
 
 def _open_grabbed(device: str) -> int:

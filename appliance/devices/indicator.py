@@ -83,8 +83,14 @@ class GpiozeroIndicator:
     and the caller drives the pins with ``tick()`` (tests, with a manual clock).
     """
 
-    def __init__(self, config: IndicatorConfig, pin_factory: Any = None, *,
-                 clock: Callable[[], float] = time.monotonic, background: bool = True) -> None:
+    def __init__(
+        self,
+        config: IndicatorConfig,
+        pin_factory: Any = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
+    ) -> None:
         from gpiozero import LED, Buzzer, DigitalOutputDevice
 
         def led(pin: int | None) -> Any:
@@ -97,11 +103,18 @@ class GpiozeroIndicator:
         self.green = led(config.green_pin)
         self.red = led(config.red_pin)
         self.amber = led(config.amber_pin)
-        self.buzzer = (Buzzer(config.buzzer_pin, pin_factory=pin_factory)
-                       if config.buzzer_pin is not None else None)
-        self.relay = (DigitalOutputDevice(config.relay_pin, active_high=True, initial_value=False,
-                                   pin_factory=pin_factory)
-                      if config.relay_pin is not None else None)
+        self.buzzer = (
+            Buzzer(config.buzzer_pin, pin_factory=pin_factory)
+            if config.buzzer_pin is not None
+            else None
+        )
+        self.relay = (
+            DigitalOutputDevice(
+                config.relay_pin, active_high=True, initial_value=False, pin_factory=pin_factory
+            )
+            if config.relay_pin is not None
+            else None
+        )
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -156,8 +169,10 @@ class GpiozeroIndicator:
                 self._verdict_until = None
             levels: dict[str, bool] = {}
             changes: list[float] = []
-            for pattern, started in ((self._pattern, self._started),
-                                     (self._pulses, self._pulses_started)):
+            for pattern, started in (
+                (self._pattern, self._started),
+                (self._pulses, self._pulses_started),
+            ):
                 t = now - started
                 for name, blink in pattern.items():
                     levels[name] = levels.get(name, False) or blink.lit(t)
@@ -198,8 +213,10 @@ class GpiozeroIndicator:
 
     def _drive(self, levels: dict[str, bool]) -> None:
         lit: dict[int, tuple[Any, bool]] = {
-            id(d): (d, False) for d in (self.green, self.red, self.amber, self.buzzer,
-                                        self.relay) if d is not None}
+            id(d): (d, False)
+            for d in (self.green, self.red, self.amber, self.buzzer, self.relay)
+            if d is not None
+        }
         for name, on in levels.items():
             for device in self._outputs(name):
                 if device is not None and on:
@@ -230,6 +247,12 @@ def lamp_states(indicator: Indicator) -> dict[str, bool]:
     """Which lamps are lit now (for the demo's terminal line and the status page)."""
     if not isinstance(indicator, GpiozeroIndicator):
         return {}
-    return {name: bool(lamp.is_lit) for name, lamp in
-            (("green", indicator.green), ("amber", indicator.amber), ("red", indicator.red))
-            if lamp is not None}
+    return {
+        name: bool(lamp.is_lit)
+        for name, lamp in (
+            ("green", indicator.green),
+            ("amber", indicator.amber),
+            ("red", indicator.red),
+        )
+        if lamp is not None
+    }

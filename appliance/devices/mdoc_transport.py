@@ -48,9 +48,15 @@ class Deadlines:
 
     @classmethod
     def from_config(cls, config: MdocConfig) -> Deadlines:
-        return cls(config.scan_timeout_s, config.connect_timeout_s, config.connect_retries,
-                   config.discovery_timeout_s, config.first_response_timeout_s,
-                   config.chunk_gap_timeout_s, config.session_timeout_s)
+        return cls(
+            config.scan_timeout_s,
+            config.connect_timeout_s,
+            config.connect_retries,
+            config.discovery_timeout_s,
+            config.first_response_timeout_s,
+            config.chunk_gap_timeout_s,
+            config.session_timeout_s,
+        )
 
 
 class MdocTransport(Protocol):
@@ -74,7 +80,7 @@ class MdocTransport(Protocol):
 def chunks(message: bytes, mtu: int) -> list[bytes]:
     """The ATT values carrying ``message``: (MTU - 3) bytes each, prefix included."""
     size = max(mtu, MIN_MTU) - ATT_HEADER - 1
-    parts = [message[i:i + size] for i in range(0, len(message), size)] or [b""]
+    parts = [message[i : i + size] for i in range(0, len(message), size)] or [b""]
     return [bytes((MORE,)) + part for part in parts[:-1]] + [bytes((LAST,)) + parts[-1]]
 
 
@@ -125,5 +131,6 @@ def open_transport(transport: str, deadlines: Deadlines, *, radio: Any = None) -
         raise TransportUnavailable(why_not)
     from appliance.devices import ble_bumble
 
-    return ble_bumble.BumbleTransport.open(transport.removeprefix("bumble:"), deadlines,
-                                           radio=radio)
+    return ble_bumble.BumbleTransport.open(
+        transport.removeprefix("bumble:"), deadlines, radio=radio
+    )

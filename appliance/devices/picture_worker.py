@@ -52,16 +52,27 @@ TIMEOUT_S = 8.0
 MAX_TEXTS = 16
 MAX_ANSWER_BYTES = 256 * 1024
 _ONE = threading.Semaphore(1)
-_ERRORS: dict[str, type[ImageReadError]] = {"ImageTooLarge": ImageTooLarge,
-                                            "ImageReadError": ImageReadError}
+_ERRORS: dict[str, type[ImageReadError]] = {
+    "ImageTooLarge": ImageTooLarge,
+    "ImageReadError": ImageReadError,
+}
 # Single-threaded numerics: each BLAS thread reserves its own buffers and stack.
-_CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "MALLOC_ARENA_MAX": "1"}
+_CHILD_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MALLOC_ARENA_MAX": "1",
+}
 
 
-def decode_upload(data: bytes, backend: str, name: str = "upload", *,
-                  budget_bytes: int = PICTURE_BUDGET_BYTES,
-                  timeout_s: float = TIMEOUT_S) -> list[str]:
+def decode_upload(
+    data: bytes,
+    backend: str,
+    name: str = "upload",
+    *,
+    budget_bytes: int = PICTURE_BUDGET_BYTES,
+    timeout_s: float = TIMEOUT_S,
+) -> list[str]:
     """Every QR text in an uploaded picture, decoded by a child process (see above)."""
     if not _ONE.acquire(timeout=timeout_s):
         raise ImageReadError(f"{name}: another picture is being checked; try again")
@@ -71,19 +82,33 @@ def decode_upload(data: bytes, backend: str, name: str = "upload", *,
         _ONE.release()
 
 
-def _run_child(data: bytes, backend: str, name: str, budget_bytes: int,
-               timeout_s: float) -> list[str]:
-    command = [sys.executable, "-m", "appliance.devices.picture_worker", backend,
-               str(budget_bytes), str(len(data)), str(timeout_s)]
-    too_much = ImageTooLarge(f"{name}: the picture could not be decoded within the "
-                             f"{budget_bytes // 2**20} MiB and {timeout_s:g} s a picture "
-                             "may use")
+def _run_child(
+    data: bytes, backend: str, name: str, budget_bytes: int, timeout_s: float
+) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "appliance.devices.picture_worker",
+        backend,
+        str(budget_bytes),
+        str(len(data)),
+        str(timeout_s),
+    ]
+    too_much = ImageTooLarge(
+        f"{name}: the picture could not be decoded within the "
+        f"{budget_bytes // 2**20} MiB and {timeout_s:g} s a picture "
+        "may use"
+    )
     try:
-        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, env={**os.environ, **_CHILD_ENV})
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **_CHILD_ENV},
+        )
     except OSError as e:
-        raise ImageReadError(f"{name}: cannot start the picture decoder "
-                             f"({e.strerror or e})") from e
+        raise ImageReadError(f"{name}: cannot start the picture decoder ({e.strerror or e})") from e
     try:
         out, _ = child.communicate(data, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -139,8 +164,9 @@ def limit_self(budget_bytes: int, cpu_s: int) -> None:
         pass  # a kernel without it: the address-space limit still holds
 
 
-def _decode_in_child(backend: str, budget_bytes: int, max_bytes: int,
-                     timeout_s: float) -> dict[str, Any]:
+def _decode_in_child(
+    backend: str, budget_bytes: int, max_bytes: int, timeout_s: float
+) -> dict[str, Any]:
     # Everything the decode needs is loaded before the limit is set.
     from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401
 
@@ -162,9 +188,11 @@ def _decode_in_child(backend: str, budget_bytes: int, max_bytes: int,
     except (ImageReadError, ImageTooLarge) as e:
         return {"ok": False, "error": type(e).__name__, "message": str(e)}
     except MemoryError:
-        return {"ok": False, "error": "ImageTooLarge",
-                "message": f"upload: needs more than the {budget_bytes // 2**20} MiB a "
-                           "picture may use"}
+        return {
+            "ok": False,
+            "error": "ImageTooLarge",
+            "message": f"upload: needs more than the {budget_bytes // 2**20} MiB a picture may use",
+        }
     return {"ok": True, "texts": texts[:MAX_TEXTS]}
 
 

@@ -41,9 +41,20 @@ MAX_IMAGE_FILE_BYTES = 20 * 2**20
 # benchmarks/bench_pictures.py (L 2.4, RGB 5.1, RGBA and LA 6.1 at 12 MP), rounded up.
 # "keyed": a colour-key transparency (tRNS in an L or RGB PNG), made RGBA on the way.
 DECODE_BYTES_PER_PIXEL: dict[str, float] = {
-    "L": 2.5, "P": 2.5, "1": 2.5, "I;16": 3.5, "I;16B": 3.5,
-    "RGB": 5.5, "YCbCr": 5.5, "CMYK": 10.5, "I": 6.5, "F": 6.5,
-    "RGBA": 6.5, "LA": 6.5, "PA": 6.5, "keyed": 10.5,
+    "L": 2.5,
+    "P": 2.5,
+    "1": 2.5,
+    "I;16": 3.5,
+    "I;16B": 3.5,
+    "RGB": 5.5,
+    "YCbCr": 5.5,
+    "CMYK": 10.5,
+    "I": 6.5,
+    "F": 6.5,
+    "RGBA": 6.5,
+    "LA": 6.5,
+    "PA": 6.5,
+    "keyed": 10.5,
 }
 # WebP, any mode: libwebp's animation decoder keeps two RGBA canvases, Pillow copies the
 # frame into bytes and then into the image (16.3 measured).
@@ -57,10 +68,15 @@ FIXED_BYTES = 4 * 2**20
 STRIP_BYTES = 2**20
 
 _EXIF_ORIENTATION = 0x0112
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def image_format(data: bytes) -> str | None:
@@ -79,11 +95,15 @@ def webp_size(data: bytes) -> tuple[int, int] | None:
     not by Pillow: its WebP plugin allocates the decoder's canvases when it opens a file."""
     kind = data[12:16]
     if kind == b"VP8X" and len(data) >= 30:
-        return (int.from_bytes(data[24:27], "little") + 1,
-                int.from_bytes(data[27:30], "little") + 1)
+        return (
+            int.from_bytes(data[24:27], "little") + 1,
+            int.from_bytes(data[27:30], "little") + 1,
+        )
     if kind == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
-        return (int.from_bytes(data[26:28], "little") & 0x3FFF,
-                int.from_bytes(data[28:30], "little") & 0x3FFF)
+        return (
+            int.from_bytes(data[26:28], "little") & 0x3FFF,
+            int.from_bytes(data[28:30], "little") & 0x3FFF,
+        )
     if kind == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
         bits = int.from_bytes(data[21:25], "little")
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
@@ -96,18 +116,26 @@ def _mode_key(mode: str, keyed: bool) -> str:
     return mode if mode in DECODE_BYTES_PER_PIXEL else "keyed"  # unknown: the dearest
 
 
-def peak_bytes(fmt: str, mode: str, size: tuple[int, int], *, keyed: bool = False,
-               data_bytes: int = 0) -> int:
+def peak_bytes(
+    fmt: str, mode: str, size: tuple[int, int], *, keyed: bool = False, data_bytes: int = 0
+) -> int:
     """The model of this module's peak allocation for one picture (see the docstring)."""
     pixels = size[0] * size[1]
-    decode = (WEBP_BYTES_PER_PIXEL if fmt == "WEBP"
-              else DECODE_BYTES_PER_PIXEL[_mode_key(mode, keyed)])
+    decode = (
+        WEBP_BYTES_PER_PIXEL if fmt == "WEBP" else DECODE_BYTES_PER_PIXEL[_mode_key(mode, keyed)]
+    )
     # The picture's bytes are held twice: as given and as Pillow reads its chunks.
     return math.ceil(pixels * max(decode, 1 + QR_BYTES_PER_PIXEL)) + 2 * data_bytes + FIXED_BYTES
 
 
-def max_pixels(fmt: str, mode: str, budget_bytes: int = PICTURE_BUDGET_BYTES, *,
-               keyed: bool = False, data_bytes: int = 0) -> int:
+def max_pixels(
+    fmt: str,
+    mode: str,
+    budget_bytes: int = PICTURE_BUDGET_BYTES,
+    *,
+    keyed: bool = False,
+    data_bytes: int = 0,
+) -> int:
     """The largest picture of this format and mode the budget holds: the pixel cap."""
     per_pixel = peak_bytes(fmt, mode, (1, 1), keyed=keyed) - FIXED_BYTES
     return max(0, (budget_bytes - 2 * data_bytes - FIXED_BYTES) // per_pixel)
@@ -131,7 +159,7 @@ def _flatten_palette(img: Image.Image) -> Image.Image:
     alpha = img.info.get("transparency")
     grey = []
     for i in range(len(palette) // 3):
-        r, g, b = palette[3 * i: 3 * i + 3]
+        r, g, b = palette[3 * i : 3 * i + 3]
         lum = (r * 299 + g * 587 + b * 114) // 1000
         if isinstance(alpha, bytes):
             a = alpha[i] if i < len(alpha) else 255
@@ -183,23 +211,36 @@ def as_array(grey: Image.Image) -> np.ndarray:
     return out
 
 
-def _check(name: str, fmt: str, mode: str, header: tuple[int, int],
-           decoded: tuple[int, int], budget_bytes: int, data_bytes: int, *,
-           keyed: bool = False) -> None:
+def _check(
+    name: str,
+    fmt: str,
+    mode: str,
+    header: tuple[int, int],
+    decoded: tuple[int, int],
+    budget_bytes: int,
+    data_bytes: int,
+    *,
+    keyed: bool = False,
+) -> None:
     """``ImageTooLarge`` for a header above ``MAX_IMAGE_PIXELS`` or a decode above budget."""
     width, height = header
     if width * height > MAX_IMAGE_PIXELS:
-        raise ImageTooLarge(f"{name}: {width}x{height} pixels is above the "
-                            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels a picture may have")
+        raise ImageTooLarge(
+            f"{name}: {width}x{height} pixels is above the "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels a picture may have"
+        )
     need = peak_bytes(fmt, mode, decoded, keyed=keyed, data_bytes=data_bytes)
     if need > budget_bytes:
-        raise ImageTooLarge(f"{name}: {width}x{height} pixels ({mode}) needs about "
-                            f"{need // 2**20} MiB to decode, above the "
-                            f"{budget_bytes // 2**20} MiB a picture may use")
+        raise ImageTooLarge(
+            f"{name}: {width}x{height} pixels ({mode}) needs about "
+            f"{need // 2**20} MiB to decode, above the "
+            f"{budget_bytes // 2**20} MiB a picture may use"
+        )
 
 
-def load_grey_bytes(data: bytes, name: str = "image", *,
-                    budget_bytes: int = PICTURE_BUDGET_BYTES) -> np.ndarray:
+def load_grey_bytes(
+    data: bytes, name: str = "image", *, budget_bytes: int = PICTURE_BUDGET_BYTES
+) -> np.ndarray:
     """An image's bytes as a grey array, in memory: EXIF orientation applied, transparency
     on white. Refuses other formats, more than ``MAX_IMAGE_PIXELS`` and pictures whose
     decode would cost more than ``budget_bytes`` (``peak_bytes``), before decoding;
@@ -217,8 +258,16 @@ def load_grey_bytes(data: bytes, name: str = "image", *,
             header = img.size
             if header[0] * header[1] <= MAX_IMAGE_PIXELS and fmt == "JPEG":
                 _fit_jpeg(img, budget_bytes, len(data))
-            _check(name, fmt, img.mode, header, img.size, budget_bytes, len(data),
-                   keyed="transparency" in img.info)
+            _check(
+                name,
+                fmt,
+                img.mode,
+                header,
+                img.size,
+                budget_bytes,
+                len(data),
+                keyed="transparency" in img.info,
+            )
             orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
             img.load()
             grey = _grey(img)

@@ -24,9 +24,16 @@ RETRY_MAX_S = 30.0
 Consumer = Callable[[bytes], None]
 
 
-def read_device(device: str, open_device: Callable[[str], int],
-                new_consumer: Callable[[], Consumer], stop: threading.Event, *,
-                name: str, poll_s: float = 0.25, chunk_bytes: int = 4096) -> None:
+def read_device(
+    device: str,
+    open_device: Callable[[str], int],
+    new_consumer: Callable[[], Consumer],
+    stop: threading.Event,
+    *,
+    name: str,
+    poll_s: float = 0.25,
+    chunk_bytes: int = 4096,
+) -> None:
     """Feed chunks from ``open_device(device)`` to a fresh ``new_consumer()`` per connection.
 
     ``open_device`` returns a non-blocking file descriptor or raises ``OSError`` (or an

@@ -154,8 +154,13 @@ class CascadeDecoder:
     counts the frames whose looks were cut short.
     """
 
-    def __init__(self, *, live: bool = False, budget_s: float | None = None,
-                 clock: Callable[[], float] = time.thread_time) -> None:
+    def __init__(
+        self,
+        *,
+        live: bool = False,
+        budget_s: float | None = None,
+        clock: Callable[[], float] = time.thread_time,
+    ) -> None:
         self._first = ZxingDecoder()
         self._global = ZxingDecoder(global_histogram=True)
         self._live = live
@@ -194,7 +199,8 @@ class CascadeDecoder:
             looks.append(lambda: self._zbar.decode(_blurred(grey, 1.0)))
         for look in looks:
             if self._budget_s is not None and (
-                    self._clock() - start >= self._budget_s - self._debt_s):
+                self._clock() - start >= self._budget_s - self._debt_s
+            ):
                 self.budget_spent += 1
                 return []
             texts = look()
@@ -203,8 +209,7 @@ class CascadeDecoder:
         return []
 
 
-def make_decoder(name: str, *, live: bool = False,
-                 budget_s: float | None = None) -> QrDecoder:
+def make_decoder(name: str, *, live: bool = False, budget_s: float | None = None) -> QrDecoder:
     """Decoder by configuration name: "zxing", "zbar" or "both" (the cascade).
 
     ``live``: for camera frames, where cost per empty frame matters more than the last
@@ -220,8 +225,9 @@ def make_decoder(name: str, *, live: bool = False,
     raise ConfigError(f"unknown scanner backend '{name}' (choose from {', '.join(BACKENDS)})")
 
 
-def decode_image_bytes(data: bytes, decoder: QrDecoder | None = None,
-                       name: str = "image") -> list[str]:
+def decode_image_bytes(
+    data: bytes, decoder: QrDecoder | None = None, name: str = "image"
+) -> list[str]:
     """Every QR text in an image's bytes (an upload), decoded in memory."""
     return (decoder or make_decoder(DEFAULT_BACKEND)).decode(load_grey_bytes(data, name))
 

@@ -37,8 +37,9 @@ def _open_serial(device: str) -> int:
     return fd
 
 
-def read_serial(device: str, submit: Callable[[str, str], None], stop: threading.Event, *,
-                poll_s: float = 0.25) -> None:
+def read_serial(
+    device: str, submit: Callable[[str, str], None], stop: threading.Event, *, poll_s: float = 0.25
+) -> None:
     """Lines from a serial QR scanner to ``submit(text, "serial")`` until ``stop``.
 
     Lines end in CR or LF; blank lines are skipped; a line longer than MAX_SERIAL_LINE
@@ -60,12 +61,12 @@ def read_serial(device: str, submit: Callable[[str, str], None], stop: threading
                 elif line.strip():
                     submit(bytes_to_text(line.strip()), "serial")
             if len(buf) > MAX_SERIAL_LINE:
-                log.warning("serial scanner %s: line over %d bytes dropped",
-                            device, MAX_SERIAL_LINE)
+                log.warning(
+                    "serial scanner %s: line over %d bytes dropped", device, MAX_SERIAL_LINE
+                )
                 buf.clear()
                 overlong = True
 
         return consume
 
-    read_device(device, _open_serial, new_consumer, stop, name="serial scanner",
-                poll_s=poll_s)
+    read_device(device, _open_serial, new_consumer, stop, name="serial scanner", poll_s=poll_s)

@@ -65,10 +65,16 @@ _SUN_PATH_MAX = 107
 class BridgeServer:
     """Serves ``port`` (any ``KioskPort``) on a Unix socket; one thread per connection."""
 
-    def __init__(self, port: KioskPort, path: str | Path = DEFAULT_SOCKET, *,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 heartbeat_s: float = HEARTBEAT_S, max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        port: KioskPort,
+        path: str | Path = DEFAULT_SOCKET,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        heartbeat_s: float = HEARTBEAT_S,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
         self.port = port
         self.path = Path(path)
         self.max_message_bytes = max_message_bytes
@@ -123,8 +129,9 @@ class BridgeServer:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise BridgeError(f"cannot create {path.parent} for the kiosk socket: "
-                              f"{e.strerror or e}") from e
+            raise BridgeError(
+                f"cannot create {path.parent} for the kiosk socket: {e.strerror or e}"
+            ) from e
         self._refuse_live(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
@@ -194,12 +201,14 @@ class BridgeServer:
                     busy = False
                     self._conns.add(conn)
             if busy:
-                log.warning("kiosk bridge: %d connections open; refusing another",
-                            self.max_connections)
+                log.warning(
+                    "kiosk bridge: %d connections open; refusing another", self.max_connections
+                )
                 self._refuse(conn)
                 continue
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                      name="bridge-conn")
+            thread = threading.Thread(
+                target=self._serve, args=(conn,), daemon=True, name="bridge-conn"
+            )
             with self._lock:
                 self._threads.append(thread)
             thread.start()
@@ -207,9 +216,12 @@ class BridgeServer:
     def _refuse(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):
             conn.settimeout(1.0)
-            conn.sendall(encode(_error_reply(None, "PortUnavailable",
-                                             "the kiosk is busy; try again"),
-                                self.max_message_bytes))
+            conn.sendall(
+                encode(
+                    _error_reply(None, "PortUnavailable", "the kiosk is busy; try again"),
+                    self.max_message_bytes,
+                )
+            )
         conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -237,8 +249,7 @@ class BridgeServer:
                 self._conns.discard(conn)
             conn.close()
 
-    def _answer(self, conn: socket.socket, request: dict[str, Any],
-                reader: LineReader) -> bool:
+    def _answer(self, conn: socket.socket, request: dict[str, Any], reader: LineReader) -> bool:
         """Answer one request; False when the connection is done (a stream ended)."""
         rid = request.get("id")
         method = request.get("method")
@@ -246,9 +257,18 @@ class BridgeServer:
         if not isinstance(args, dict):
             return self._send(conn, _error_reply(rid, "BadRequest", "args must be an object"))
         if method == "hello":
-            return self._send(conn, {"id": rid, "ok": True, "result": {
-                "protocol": PROTOCOL, "heartbeat_s": self.heartbeat_s,
-                "max_message_bytes": self.max_message_bytes}})
+            return self._send(
+                conn,
+                {
+                    "id": rid,
+                    "ok": True,
+                    "result": {
+                        "protocol": PROTOCOL,
+                        "heartbeat_s": self.heartbeat_s,
+                        "max_message_bytes": self.max_message_bytes,
+                    },
+                },
+            )
         if method == "events":
             self._stream(conn, rid)
             return False
@@ -258,20 +278,23 @@ class BridgeServer:
             return self._verify_image(conn, reader, rid, args)
         handler = METHODS.get(method) if isinstance(method, str) else None
         if handler is None:
-            return self._send(conn, _error_reply(rid, "BadRequest",
-                                                 f"unknown method {str(method)[:40]!r}"))
+            return self._send(
+                conn, _error_reply(rid, "BadRequest", f"unknown method {str(method)[:40]!r}")
+            )
         try:
             result = handler(self.port, args)
         except ApplianceError as e:
             return self._send(conn, _error_reply(rid, type(e).__name__, str(e)))
         except Exception:  # a bug in one call must not take the bridge down
             log.exception("kiosk bridge: %s failed", method)
-            return self._send(conn, _error_reply(rid, "InternalError",
-                                                 f"the kiosk failed to answer {method}"))
+            return self._send(
+                conn, _error_reply(rid, "InternalError", f"the kiosk failed to answer {method}")
+            )
         return self._send(conn, {"id": rid, "ok": True, "result": result})
 
-    def _verify_image(self, conn: socket.socket, reader: LineReader, rid: Any,
-                      args: dict[str, Any]) -> bool:
+    def _verify_image(
+        self, conn: socket.socket, reader: LineReader, rid: Any, args: dict[str, Any]
+    ) -> bool:
         """``verify_image``: the picture follows its request line as ``data_bytes`` raw
         bytes. A refused size or source ends the connection (the bytes are not read)."""
         try:
@@ -293,8 +316,9 @@ class BridgeServer:
             return self._send(conn, _error_reply(rid, type(e).__name__, str(e)))
         except Exception:  # a bug in one call must not take the bridge down
             log.exception("kiosk bridge: verify_image failed")
-            return self._send(conn, _error_reply(rid, "InternalError",
-                                                 "the kiosk failed to answer verify_image"))
+            return self._send(
+                conn, _error_reply(rid, "InternalError", "the kiosk failed to answer verify_image")
+            )
         return self._send(conn, {"id": rid, "ok": True, "result": result})
 
     def _send(self, conn: socket.socket, message: dict[str, Any]) -> bool:
@@ -302,8 +326,9 @@ class BridgeServer:
             data = encode(message, self.max_message_bytes)
         except MessageTooLarge as e:
             log.warning("kiosk bridge: answer too large: %s", e)
-            data = encode(_error_reply(message.get("id"), "MessageTooLarge", str(e)),
-                          self.max_message_bytes)
+            data = encode(
+                _error_reply(message.get("id"), "MessageTooLarge", str(e)), self.max_message_bytes
+            )
         conn.sendall(data)
         return True
 
@@ -314,11 +339,12 @@ class BridgeServer:
             return self._send(conn, _error_reply(rid, type(e).__name__, str(e)))
         except Exception:  # a bug in the export must not take the connection down
             log.exception("kiosk bridge: export_audit failed")
-            return self._send(conn, _error_reply(rid, "InternalError",
-                                                 "the kiosk failed to export the audit log"))
+            return self._send(
+                conn, _error_reply(rid, "InternalError", "the kiosk failed to export the audit log")
+            )
         chunks = 0
         for start in range(0, len(data), EXPORT_CHUNK_BYTES):
-            piece = data[start:start + EXPORT_CHUNK_BYTES]
+            piece = data[start : start + EXPORT_CHUNK_BYTES]
             self._send(conn, {"id": rid, "chunk": base64.b64encode(piece).decode("ascii")})
             chunks += 1
         return self._send(conn, {"id": rid, "ok": True, "result": None, "chunks": chunks})
@@ -326,8 +352,9 @@ class BridgeServer:
     def _stream(self, conn: socket.socket, rid: Any) -> None:
         events = self.port.events(self.heartbeat_s)  # registered now, before the answer
         try:
-            self._send(conn, {"id": rid, "ok": True, "stream": True,
-                              "heartbeat_s": self.heartbeat_s})
+            self._send(
+                conn, {"id": rid, "ok": True, "stream": True, "heartbeat_s": self.heartbeat_s}
+            )
             for event in events:
                 if self._stop.is_set():
                     return
@@ -337,8 +364,10 @@ class BridgeServer:
                 try:
                     data = encode({"event": event}, self.max_message_bytes)
                 except MessageTooLarge:
-                    log.warning("kiosk bridge: dropped an event larger than %d bytes",
-                                self.max_message_bytes)
+                    log.warning(
+                        "kiosk bridge: dropped an event larger than %d bytes",
+                        self.max_message_bytes,
+                    )
                     continue
                 conn.sendall(data)
         finally:

@@ -31,8 +31,9 @@ def _int(args: dict[str, Any], name: str, default: int, low: int, high: int) -> 
     return max(low, min(high, value))
 
 
-def _str(args: dict[str, Any], name: str, default: str | None = None, *,
-         max_chars: int | None = None) -> str:
+def _str(
+    args: dict[str, Any], name: str, default: str | None = None, *, max_chars: int | None = None
+) -> str:
     value = args.get(name, default)
     if not isinstance(value, str):
         raise BadRequest(f"argument {name} must be a string")
@@ -83,8 +84,7 @@ def screen_source(args: dict[str, Any], default: str) -> str:
     except InvalidSource as e:
         raise BadRequest(f"argument source: {e}") from e
     if source in DEVICE_SOURCES:
-        raise BadRequest(f"argument source: {source} is the kiosk's own input, not a "
-                         "screen's")
+        raise BadRequest(f"argument source: {source} is the kiosk's own input, not a screen's")
     return source
 
 

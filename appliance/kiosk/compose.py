@@ -73,8 +73,12 @@ def open_audit(config: Config) -> AuditSink:
 
 
 def build_service(
-    config: Config, audit: AuditSink | None = None, clock: Clock | None = None, *,
-    wait_for_trust: bool = False, capped: bool = False,
+    config: Config,
+    audit: AuditSink | None = None,
+    clock: Clock | None = None,
+    *,
+    wait_for_trust: bool = False,
+    capped: bool = False,
     verifier: Callable[..., Verdict] = verify,
 ) -> VerificationService:
     """The device's verification service; ``clock`` overrides the trusted system clock.
@@ -126,14 +130,26 @@ def build_port(
         show_holder = holder_details_allowed(config.device.mode, config.web.show_holder_details)
     state_dir = config.paths.state_dir
     return LocalKioskPort(
-        service, bus,
-        device={"id": config.device.id, "name": config.device.name,
-                "mode": config.device.mode, "camera": camera or config.camera.source},
-        trust=service.trust, clock=service.clock, show_holder=show_holder,
-        decoder_backend=config.scanner.backend, history_size=config.web.history_size,
-        providers=providers, export=export, sync=sync, upload=upload,
+        service,
+        bus,
+        device={
+            "id": config.device.id,
+            "name": config.device.name,
+            "mode": config.device.mode,
+            "camera": camera or config.camera.source,
+        },
+        trust=service.trust,
+        clock=service.clock,
+        show_holder=show_holder,
+        decoder_backend=config.scanner.backend,
+        history_size=config.web.history_size,
+        providers=providers,
+        export=export,
+        sync=sync,
+        upload=upload,
         on_accepted_types=(lambda types: save_accepted_types(state_dir, types))
-        if persist_types else None,
+        if persist_types
+        else None,
     )
 
 
@@ -164,10 +180,12 @@ class KioskParts:
 
             self._start(read_hid, scanner.hid_device, stop, "hid-scanner")
 
-    def _start(self, reader: Callable[..., None], device: str, stop: threading.Event,
-               name: str) -> None:
-        thread = threading.Thread(target=reader, args=(device, self.kiosk.submit_text, stop),
-                                  daemon=True, name=name)
+    def _start(
+        self, reader: Callable[..., None], device: str, stop: threading.Event, name: str
+    ) -> None:
+        thread = threading.Thread(
+            target=reader, args=(device, self.kiosk.submit_text, stop), daemon=True, name=name
+        )
         thread.start()
         self.inputs.append(thread)
 
@@ -206,24 +224,42 @@ def build_kiosk(
     if source is None:
         source = open_frame_source(config.camera)
     budget_s = config.scanner.frame_budget_ms / 1000 or None  # decoder CPU time a frame
-    scanner = FrameScanner(make_decoder(config.scanner.backend, live=True, budget_s=budget_s),
-                           PresenceGate())
+    scanner = FrameScanner(
+        make_decoder(config.scanner.backend, live=True, budget_s=budget_s), PresenceGate()
+    )
     indicator = open_indicator(config.indicator)
     try:
         bus = EventBus()
-        mdoc = (MdocSessions(mdoc_reader(config, radio=mdoc_radio), service, indicator, bus,
-                             show_holder=show_holder) if mdoc_sessions else None)
-        kiosk = Kiosk(source, scanner, service, indicator, bus,
-                      repeat_after_absent_s=config.scanner.repeat_after_absent_s,
-                      show_holder=show_holder, mdoc=mdoc)
+        mdoc = (
+            MdocSessions(
+                mdoc_reader(config, radio=mdoc_radio),
+                service,
+                indicator,
+                bus,
+                show_holder=show_holder,
+            )
+            if mdoc_sessions
+            else None
+        )
+        kiosk = Kiosk(
+            source,
+            scanner,
+            service,
+            indicator,
+            bus,
+            repeat_after_absent_s=config.scanner.repeat_after_absent_s,
+            show_holder=show_holder,
+            mdoc=mdoc,
+        )
     except BaseException:
         indicator.close()
         raise
     return KioskParts(config, service, audit, bus, indicator, kiosk, mdoc, show_holder)
 
 
-def kiosk_port(parts: KioskParts, *, camera: str | None = None,
-               actions: Mapping[str, Action] | None = None) -> LocalKioskPort:
+def kiosk_port(
+    parts: KioskParts, *, camera: str | None = None, actions: Mapping[str, Action] | None = None
+) -> LocalKioskPort:
     """The port over a composed kiosk: status from its parts, the one audit export, and the
     ``sync`` and ``upload`` actions; by default request files the device's sync and upload
     units watch (``appliance.kiosk.triggers``), which the kiosk may write without network.
@@ -234,16 +270,24 @@ def kiosk_port(parts: KioskParts, *, camera: str | None = None,
 
     config = parts.config
     if actions is None:
-        actions = {"sync": file_trigger(config.paths.run_dir, "sync"),
-                   "upload": file_trigger(config.paths.run_dir, "upload")}
+        actions = {
+            "sync": file_trigger(config.paths.run_dir, "sync"),
+            "upload": file_trigger(config.paths.run_dir, "upload"),
+        }
     audit = parts.audit
     providers = device_providers(config, kiosk=parts.kiosk, audit=audit)
     if camera is not None:
         providers["camera"] = camera_provider(parts.kiosk, camera)
     return build_port(
-        config, parts.service, parts.bus, camera=camera, show_holder=parts.show_holder,
-        providers=providers, export=port_export(audit),
-        sync=actions.get("sync"), upload=actions.get("upload"),
+        config,
+        parts.service,
+        parts.bus,
+        camera=camera,
+        show_holder=parts.show_holder,
+        providers=providers,
+        export=port_export(audit),
+        sync=actions.get("sync"),
+        upload=actions.get("upload"),
     )
 
 
@@ -251,6 +295,7 @@ def serve_socket(config: Config, port: LocalKioskPort) -> BridgeServer:
     """The port on the kiosk socket (``[web] kiosk_socket``) for the web process, started."""
     from appliance.kiosk.bridge import BridgeServer
 
-    bridge = BridgeServer(port, config.web.kiosk_socket,
-                          max_message_bytes=config.web.kiosk_socket_max_kb * 1024)
+    bridge = BridgeServer(
+        port, config.web.kiosk_socket, max_message_bytes=config.web.kiosk_socket_max_kb * 1024
+    )
     return bridge.start()

@@ -17,6 +17,8 @@ from appliance.platform.files import write_atomic
 log = logging.getLogger(__name__)
 
 FILE = "local_policy.json"
+
+
 def load_accepted_types(state_dir: Path) -> tuple[str, ...] | None:
     """The types set on the device, or None when none were set (or the file is unreadable)."""
     try:

@@ -176,15 +176,21 @@ class LocalKioskPort:
     def status(self) -> dict[str, Any]:
         now = self._wall()
         out: dict[str, Any] = {
-            "device": {"id": self._device.get("id"), "name": self._device.get("name"),
-                       "mode": self._device.get("mode")},
+            "device": {
+                "id": self._device.get("id"),
+                "name": self._device.get("name"),
+                "mode": self._device.get("mode"),
+            },
             "software": {"version": __version__},
             "camera": {"source": self._device.get("camera"), "fps": None, "last_frame_at": None},
             "trust": self._trust_status(now),
             "clock": self._clock_status(now),
-            "audit": {"pending": None, "last_upload_at": None,
-                      "fault": self._service.audit_fault,
-                      "verdicts_dropped": self._service.verdicts_dropped},
+            "audit": {
+                "pending": None,
+                "last_upload_at": None,
+                "fault": self._service.audit_fault,
+                "verdicts_dropped": self._service.verdicts_dropped,
+            },
             "accepted_types": list(self.accepted_types()),
             "verdicts": self.verdict_totals(),
         }
@@ -197,10 +203,18 @@ class LocalKioskPort:
         return out
 
     def _trust_status(self, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": None, "published_at": None, "expires_at": None,
-                               "age_s": None, "issuers": None, "error": None,
-                               "last_sync_at": None, "next_sync_at": None, "last_error": None,
-                               "out_of_service": None}
+        out: dict[str, Any] = {
+            "version": None,
+            "published_at": None,
+            "expires_at": None,
+            "age_s": None,
+            "issuers": None,
+            "error": None,
+            "last_sync_at": None,
+            "next_sync_at": None,
+            "last_error": None,
+            "out_of_service": None,
+        }
         if self._trust is None:
             return out
         try:

@@ -194,8 +194,7 @@ class Kiosk:
                 verdict = self._service.verify(text, source=source)
             except AuditUnavailable:
                 self._indicator.set_state(DeviceState.AUDIT_FAILING)
-                self._events.publish({"type": "fault", "fault": "audit",
-                                      "at": self._wall()})
+                self._events.publish({"type": "fault", "fault": "audit", "at": self._wall()})
                 return None
             except TrustDataError as e:
                 log.error("no trust data: %s", e)
@@ -211,15 +210,16 @@ class Kiosk:
             self.stats.latencies_s.append(self._monotonic() - arrived_at)
             self.stats.verdicts += 1
         if self._service.audit_fault is None and self._indicator.state is (
-                DeviceState.AUDIT_FAILING):
+            DeviceState.AUDIT_FAILING
+        ):
             self._next_state_check = 0.0
         try:
-            self._events.publish(verdict_event(verdict, self._show_holder, at=self._wall(),
-                                               source=source))
+            self._events.publish(
+                verdict_event(verdict, self._show_holder, at=self._wall(), source=source)
+            )
         except Exception as e:  # noqa: BLE001 - a screen's fault must not cost the verdict
             self._faults.fault("publishing a verdict failed", e)
-        log.info("verdict %s %s (%s, %s)", verdict.outcome, verdict.reason,
-                 verdict.profile, source)
+        log.info("verdict %s %s (%s, %s)", verdict.outcome, verdict.reason, verdict.profile, source)
         return verdict
 
     def _show(self, outcome: Outcome) -> None:

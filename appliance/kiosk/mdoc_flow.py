@@ -34,8 +34,14 @@ log = logging.getLogger(__name__)
 
 # Step-0 reasons that are evidence against what arrived (FAIL); the others mean nothing
 # trustworthy arrived (UNVERIFIABLE: a radio hiccup never lights red, s.4.1).
-FAIL_REASONS = frozenset({Reason.UNKNOWN_FORMAT, Reason.TOO_LARGE,
-                          Reason.MDOC_ENGAGEMENT_INVALID, Reason.MDOC_SESSION_DECRYPT_FAILED})
+FAIL_REASONS = frozenset(
+    {
+        Reason.UNKNOWN_FORMAT,
+        Reason.TOO_LARGE,
+        Reason.MDOC_ENGAGEMENT_INVALID,
+        Reason.MDOC_SESSION_DECRYPT_FAILED,
+    }
+)
 # The screen events of a session, in order (the verdict follows them).
 CONNECTING, APPROVE = "connecting", "approve"
 
@@ -74,8 +80,12 @@ async def read_mdoc(
         engagement = parse_engagement(text)
         option = choose_ble(engagement, central_client_mode=settings.central_client_mode)
         session = ReaderSession.start(
-            engagement, settings.profile, age_threshold=settings.age_threshold,
-            reader_auth=settings.reader_auth, max_response_bytes=settings.max_response_bytes)
+            engagement,
+            settings.profile,
+            age_threshold=settings.age_threshold,
+            reader_auth=settings.reader_auth,
+            max_response_bytes=settings.max_response_bytes,
+        )
     except Rejection as r:
         return step0(r.reason)
     on_event(CONNECTING)
@@ -89,6 +99,7 @@ async def read_mdoc(
         return step0(Reason.MDOC_TRANSPORT_FAILED)
     connected = False
     try:
+
         async def exchange() -> bytes:
             nonlocal connected
             await link.connect(engagement, option)
@@ -103,8 +114,7 @@ async def read_mdoc(
             log.info("mdoc session: timeout: %s", e)
             return step0(Reason.MDOC_TIMEOUT)
         except TimeoutError:
-            log.info("mdoc session: timeout: whole session over %s s",
-                     settings.deadlines.session_s)
+            log.info("mdoc session: timeout: whole session over %s s", settings.deadlines.session_s)
             return step0(Reason.MDOC_TIMEOUT)
         except TransportFailed as e:
             log.info("mdoc session: transport failed (%s)", e)

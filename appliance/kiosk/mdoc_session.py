@@ -42,7 +42,7 @@ SCHEME = "mdoc:"
 
 def is_mdoc(text: str) -> bool:
     """An `mdoc:` engagement (scheme compared case-insensitively), without any import."""
-    return text[:len(SCHEME)].lower() == SCHEME
+    return text[: len(SCHEME)].lower() == SCHEME
 
 
 class MdocReader:
@@ -50,8 +50,12 @@ class MdocReader:
     so the kiosk loads no mdoc code before), how to open the radio, and why mDL is off
     (``off`` set: every `mdoc:` code is UNVERIFIABLE MDOC_NO_SUPPORTED_TRANSPORT)."""
 
-    def __init__(self, settings: Callable[[], SessionSettings],
-                 transport: Callable[[], MdocTransport], off: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Callable[[], SessionSettings],
+        transport: Callable[[], MdocTransport],
+        off: str | None = None,
+    ) -> None:
         self._make_settings, self.transport, self.off = settings, transport, off
         self._settings: SessionSettings | None = None
 
@@ -76,17 +80,18 @@ def mdoc_reader(config: Config, *, radio: Any = None) -> MdocReader:
         from appliance.kiosk.mdoc_flow import SessionSettings
 
         return SessionSettings(
-            profile=mdoc.request, age_threshold=mdoc.age_threshold,
+            profile=mdoc.request,
+            age_threshold=mdoc.age_threshold,
             central_client_mode=mdoc.central_client_mode,
             max_response_bytes=mdoc.max_response_bytes,
             reader_auth=ReaderAuthKey(*reader_key) if reader_key else None,
-            deadlines=deadlines)
+            deadlines=deadlines,
+        )
 
     off = mdl_available(mdoc.transport)
     if off is not None:
         log.warning("%s; other formats are read as usual", off)
-    return MdocReader(settings, lambda: open_transport(mdoc.transport, deadlines, radio=radio),
-                      off)
+    return MdocReader(settings, lambda: open_transport(mdoc.transport, deadlines, radio=radio), off)
 
 
 def load_reader_key(config: Config) -> tuple[bytes, Any] | None:
@@ -105,8 +110,11 @@ def load_reader_key(config: Config) -> tuple[bytes, Any] | None:
     try:
         cert_bytes = (secrets / cert_name).read_bytes()
         key = serialization.load_pem_private_key((secrets / key_name).read_bytes(), None)
-        cert = (x509.load_pem_x509_certificate(cert_bytes) if cert_bytes.startswith(b"-----")
-                else x509.load_der_x509_certificate(cert_bytes))
+        cert = (
+            x509.load_pem_x509_certificate(cert_bytes)
+            if cert_bytes.startswith(b"-----")
+            else x509.load_der_x509_certificate(cert_bytes)
+        )
     except (OSError, ValueError, TypeError) as e:
         raise ConfigError(f"mdoc reader certificate or key unreadable: {e}") from e
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
@@ -114,8 +122,13 @@ def load_reader_key(config: Config) -> tuple[bytes, Any] | None:
     return cert.public_bytes(Encoding.DER), key
 
 
-def run_session(text: str, reader: MdocReader, service: VerificationService, source: str,
-                on_event: Callable[[str], None] = lambda _: None) -> MdocResult:
+def run_session(
+    text: str,
+    reader: MdocReader,
+    service: VerificationService,
+    source: str,
+    on_event: Callable[[str], None] = lambda _: None,
+) -> MdocResult:
     """One audited session: the verdict as ``service`` decides and records it (raises
     ``AuditUnavailable`` like ``service.verify`` when the record cannot be written)."""
     from appliance.core.credential.mdoc.verify import MdocResult, verify_mdoc
@@ -128,14 +141,23 @@ def run_session(text: str, reader: MdocReader, service: VerificationService, sou
 
     def judge(response: bytes, session: Any) -> MdocResult:
         def decide(trust: Any, now: float, trusted: bool, checkpoint: Any) -> Verdict:
-            judged.append(verify_mdoc(
-                response, session_transcript_bytes=session.transcript,
-                e_reader_key=session.e_reader_key, trust=trust, now=now,
-                profile=settings.profile, age_threshold=settings.age_threshold,
-                clock_trusted=trusted, checkpoint=checkpoint,
-                max_response_bytes=settings.max_response_bytes,
-                utc_offset_s=time.localtime(now).tm_gmtoff))
+            judged.append(
+                verify_mdoc(
+                    response,
+                    session_transcript_bytes=session.transcript,
+                    e_reader_key=session.e_reader_key,
+                    trust=trust,
+                    now=now,
+                    profile=settings.profile,
+                    age_threshold=settings.age_threshold,
+                    clock_trusted=trusted,
+                    checkpoint=checkpoint,
+                    max_response_bytes=settings.max_response_bytes,
+                    utc_offset_s=time.localtime(now).tm_gmtoff,
+                )
+            )
             return judged[-1].verdict
+
         verdict = service.decide(decide, source)
         audited.append(verdict)
         return MdocResult(verdict, judged[-1].facts if judged else step0(verdict.reason).facts)
@@ -154,10 +176,17 @@ def run_session(text: str, reader: MdocReader, service: VerificationService, sou
 class MdocSessions:
     """The kiosk's handoff: ``offer`` starts a session on a worker and returns at once."""
 
-    def __init__(self, reader: MdocReader, service: VerificationService, indicator: Indicator,
-                 events: EventBus, *, show_holder: bool = False,
-                 on_verdict: Callable[[Verdict], None] | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        reader: MdocReader,
+        service: VerificationService,
+        indicator: Indicator,
+        events: EventBus,
+        *,
+        show_holder: bool = False,
+        on_verdict: Callable[[Verdict], None] | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.reader, self._service = reader, service
         self._indicator, self._events = indicator, events
         self._show_holder = show_holder
@@ -186,8 +215,9 @@ class MdocSessions:
             if self.busy:
                 log.info("mdoc: a session is running; another QR ignored")
                 return False
-            self._worker = threading.Thread(target=self._run, args=(text, source),
-                                            name="mdoc-session", daemon=True)
+            self._worker = threading.Thread(
+                target=self._run, args=(text, source), name="mdoc-session", daemon=True
+            )
             self._worker.start()
         return True
 
@@ -202,8 +232,7 @@ class MdocSessions:
     def _run(self, text: str, source: str) -> None:
         facts = None
         try:
-            result = run_session(text, self.reader, self._service, source,
-                                 self._publish_state)
+            result = run_session(text, self.reader, self._service, source, self._publish_state)
             verdict, facts = result.verdict, result.facts
         except AuditUnavailable:
             self._indicator.set_state(DeviceState.AUDIT_FAILING)
@@ -224,12 +253,19 @@ class MdocSessions:
             from appliance.kiosk.mdoc_view import mdoc_verdict_event
 
             settings = self.reader.settings
-            self._events.publish(mdoc_verdict_event(
-                verdict, facts, self._show_holder, profile=settings.profile,
-                age_threshold=settings.age_threshold, at=self._wall(), source=source))
+            self._events.publish(
+                mdoc_verdict_event(
+                    verdict,
+                    facts,
+                    self._show_holder,
+                    profile=settings.profile,
+                    age_threshold=settings.age_threshold,
+                    at=self._wall(),
+                    source=source,
+                )
+            )
         except Exception as e:  # noqa: BLE001 - a screen's fault must not cost the verdict
             self._faults.fault("publishing an mdoc verdict failed", e)
         if self._on_verdict is not None:
             self._on_verdict(verdict)
-        log.info("verdict %s %s (%s, %s)", verdict.outcome, verdict.reason, verdict.profile,
-                 source)
+        log.info("verdict %s %s (%s, %s)", verdict.outcome, verdict.reason, verdict.profile, source)

@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # After these the holder shows a new QR code: the old engagement is never reused (s.3.2).
-RETRY_REASONS = frozenset({Reason.MDOC_TIMEOUT, Reason.MDOC_TRANSPORT_FAILED,
-                           Reason.MDOC_DECLINED})
+RETRY_REASONS = frozenset({Reason.MDOC_TIMEOUT, Reason.MDOC_TRANSPORT_FAILED, Reason.MDOC_DECLINED})
 # The portrait: bytes and pixels refused before decoding, like LC1 ``ph`` a bounded picture
 # for the inspector to compare with the person (ISO portraits are larger than ph's 2 KB, so
 # the byte cap is the mDL's own); shown at most PORTRAIT_BOX pixels.
@@ -44,14 +43,29 @@ PORTRAIT_BOX = (240, 320)
 MAX_TEXT = 120
 MAX_PRIVILEGES = 16
 MAX_CODES = 8
-TEXT_ELEMENTS = ("family_name", "given_name", "birth_date", "document_number",
-                 "issue_date", "expiry_date", "issuing_authority", "issuing_country",
-                 "un_distinguishing_sign")
+TEXT_ELEMENTS = (
+    "family_name",
+    "given_name",
+    "birth_date",
+    "document_number",
+    "issue_date",
+    "expiry_date",
+    "issuing_authority",
+    "issuing_country",
+    "un_distinguishing_sign",
+)
 
 
-def mdoc_verdict_event(verdict: Verdict, facts: MdocFacts | None, show_holder: bool, *,
-                       profile: str, age_threshold: int, source: str = "camera",
-                       at: float | None = None) -> Event:
+def mdoc_verdict_event(
+    verdict: Verdict,
+    facts: MdocFacts | None,
+    show_holder: bool,
+    *,
+    profile: str,
+    age_threshold: int,
+    source: str = "camera",
+    at: float | None = None,
+) -> Event:
     """``verdict_event`` of an mDL verdict with its ``mdoc`` view; holder details only with
     ``show_holder`` and never in the ``age`` profile (nothing personal was asked)."""
     age = profile == "age"
@@ -75,8 +89,7 @@ def mdoc_verdict_event(verdict: Verdict, facts: MdocFacts | None, show_holder: b
 def holder_elements(values: dict[tuple[str, str], Any]) -> dict[str, Any]:
     """The checkpoint elements as clipped texts (None when not disclosed) and the driving
     privileges as rows; JSON-serialisable for the kiosk socket."""
-    out: dict[str, Any] = {name: _text(values.get((MDL_NAMESPACE, name)))
-                           for name in TEXT_ELEMENTS}
+    out: dict[str, Any] = {name: _text(values.get((MDL_NAMESPACE, name))) for name in TEXT_ELEMENTS}
     out["privileges"] = privileges(values.get((MDL_NAMESPACE, "driving_privileges")))
     return out
 
@@ -93,12 +106,25 @@ def privileges(value: Any) -> list[dict[str, Any]]:
         raw_codes = item.get("codes")
         for code in raw_codes[:MAX_CODES] if isinstance(raw_codes, list) else []:
             if isinstance(code, dict) and _text(code.get("code")):
-                codes.append(" ".join(t for t in (_text(code.get("code")), _text(
-                    code.get("sign")), _text(code.get("value"))) if t))
-        rows.append({"vehicle_category_code": _text(item.get("vehicle_category_code")),
-                     "issue_date": _text(item.get("issue_date")),
-                     "expiry_date": _text(item.get("expiry_date")),
-                     "codes": codes})
+                codes.append(
+                    " ".join(
+                        t
+                        for t in (
+                            _text(code.get("code")),
+                            _text(code.get("sign")),
+                            _text(code.get("value")),
+                        )
+                        if t
+                    )
+                )
+        rows.append(
+            {
+                "vehicle_category_code": _text(item.get("vehicle_category_code")),
+                "issue_date": _text(item.get("issue_date")),
+                "expiry_date": _text(item.get("expiry_date")),
+                "codes": codes,
+            }
+        )
     return rows
 
 

@@ -23,8 +23,13 @@ BURST_FRACTION = 6
 class RateCap:
     """Token bucket: ``per_minute`` a minute, ``burst`` at most in a row."""
 
-    def __init__(self, per_minute: int, *, burst: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        burst: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if per_minute < 1:
             raise ValueError("per_minute must be at least 1")
         self.per_minute = per_minute
@@ -49,7 +54,6 @@ class RateCap:
             return False
 
 
-def verdict_cap(per_minute: int, clock: Callable[[], float] = time.monotonic
-                ) -> RateCap | None:
+def verdict_cap(per_minute: int, clock: Callable[[], float] = time.monotonic) -> RateCap | None:
     """The configured cap (``audit.max_verdicts_per_minute``); None for 0 (no cap)."""
     return RateCap(per_minute, clock=clock) if per_minute > 0 else None

@@ -45,16 +45,25 @@ def epoch(iso: Any) -> float | None:
     return instant_or_none(iso)
 
 
-def wall_time(monotonic_at: float | None, *, wall: Callable[[], float] = time.time,
-              monotonic: Callable[[], float] = time.monotonic) -> float | None:
+def wall_time(
+    monotonic_at: float | None,
+    *,
+    wall: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> float | None:
     """A ``time.monotonic()`` instant (frame timestamps) as wall-clock epoch seconds."""
     if monotonic_at is None:
         return None
     return wall() - (monotonic() - monotonic_at)
 
 
-def camera_provider(kiosk: Any, source_name: str, *, wall: Callable[[], float] = time.time,
-                    monotonic: Callable[[], float] = time.monotonic) -> StatusProvider:
+def camera_provider(
+    kiosk: Any,
+    source_name: str,
+    *,
+    wall: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> StatusProvider:
     def camera() -> dict[str, Any]:
         stats = kiosk.stats
         return {
@@ -71,9 +80,13 @@ def camera_provider(kiosk: Any, source_name: str, *, wall: Callable[[], float] =
     return camera
 
 
-def trust_provider(state_dir: Path, interval_minutes: float, *,
-                   wall: Callable[[], float] = time.time,
-                   trust_dir: Path | None = None) -> StatusProvider:
+def trust_provider(
+    state_dir: Path,
+    interval_minutes: float,
+    *,
+    wall: Callable[[], float] = time.time,
+    trust_dir: Path | None = None,
+) -> StatusProvider:
     """What sync recorded; with ``trust_dir``, also a fault (``error``) when the trust link
     is missing or dangling or points at a version this process refused or sync did not
     install, while the kiosk keeps verifying with its last good data."""
@@ -142,8 +155,10 @@ def _last_upload(db: Path) -> float | None:
     except sqlite3.Error:
         return None
     try:
-        row = conn.execute("SELECT uploaded_at FROM records WHERE uploaded_at IS NOT NULL "
-                           "ORDER BY seq DESC LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT uploaded_at FROM records WHERE uploaded_at IS NOT NULL "
+            "ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
     except sqlite3.Error as e:
         log.debug("last upload time unreadable: %s", e)
         return None
@@ -152,13 +167,15 @@ def _last_upload(db: Path) -> float | None:
     return epoch(row[0]) if row else None
 
 
-def device_providers(config: Config, kiosk: Any = None, audit: Any = None
-                     ) -> dict[str, StatusProvider]:
+def device_providers(
+    config: Config, kiosk: Any = None, audit: Any = None
+) -> dict[str, StatusProvider]:
     """The providers this process can fill: ``trust`` always, ``camera`` with a kiosk,
     ``audit`` with an audit log (anything with ``status()`` like ``AuditLog``)."""
     providers: dict[str, StatusProvider] = {
-        "trust": trust_provider(config.paths.state_dir, config.sync.interval_minutes,
-                                trust_dir=config.trust_dir),
+        "trust": trust_provider(
+            config.paths.state_dir, config.sync.interval_minutes, trust_dir=config.trust_dir
+        ),
     }
     if kiosk is not None:
         providers["camera"] = camera_provider(kiosk, config.camera.source)
@@ -170,6 +187,7 @@ def device_providers(config: Config, kiosk: Any = None, audit: Any = None
 
 def mdl_provider(transport: str) -> StatusProvider:
     """mDL reading on this board: on, or off and why (``appliance.devices.bluetooth``)."""
+
     def mdl() -> dict[str, Any]:
         from appliance.devices.bluetooth import mdl_state
 

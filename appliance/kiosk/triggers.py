@@ -26,8 +26,9 @@ def request_file(run_dir: Path, name: str) -> Path:
     return run_dir / "requests" / f"{name}.request"
 
 
-def file_trigger(run_dir: Path, name: str,
-                 wall: Callable[[], float] = time.time) -> Callable[[], str]:
+def file_trigger(
+    run_dir: Path, name: str, wall: Callable[[], float] = time.time
+) -> Callable[[], str]:
     """A trigger that records the request for the path unit; returns a message for screens."""
 
     def trigger() -> str:

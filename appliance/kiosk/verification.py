@@ -56,14 +56,12 @@ Judge = Callable[[TrustSnapshot, float, bool, Checkpoint], Verdict]
 def checked_source(value: object) -> str:
     """``value`` if it is a valid source name; ``InvalidSource`` otherwise."""
     if not isinstance(value, str) or SOURCE_NAME.fullmatch(value) is None:
-        raise InvalidSource("source must be 1 to 32 of a-z, 0-9 and '-', starting with a "
-                            "letter")
+        raise InvalidSource("source must be 1 to 32 of a-z, 0-9 and '-', starting with a letter")
     return value
 
 
 class AuditSink(Protocol):
-    def record(self, verdict: Verdict, *, now: float, source: str,
-               trust: TrustSnapshot) -> None:
+    def record(self, verdict: Verdict, *, now: float, source: str, trust: TrustSnapshot) -> None:
         """Make the record durable before returning; raise ``AuditError`` if it cannot."""
         ...
 
@@ -71,8 +69,7 @@ class AuditSink(Protocol):
 class NullAudit:
     """For authoring checks against a trust source file, which are not audited."""
 
-    def record(self, verdict: Verdict, *, now: float, source: str,
-               trust: TrustSnapshot) -> None:
+    def record(self, verdict: Verdict, *, now: float, source: str, trust: TrustSnapshot) -> None:
         return None
 
 
@@ -121,8 +118,7 @@ class VerificationService:
     def set_accepted_types(self, types: Iterable[str]) -> None:
         """Accept these licence types from the next verdict on (none: any type); the admin
         screen's choice, through the port."""
-        self._checkpoint = dataclasses.replace(self._checkpoint,
-                                               accepted_types=frozenset(types))
+        self._checkpoint = dataclasses.replace(self._checkpoint, accepted_types=frozenset(types))
 
     @property
     def clock(self) -> Clock:
@@ -161,8 +157,10 @@ class VerificationService:
             return self.decide(lambda *_: SESSION_REQUIRED, source)
         return self.decide(
             lambda trust, now, trusted, checkpoint: self._verifier(
-                text, trust, now, clock_trusted=trusted, checkpoint=checkpoint),
-            source)
+                text, trust, now, clock_trusted=trusted, checkpoint=checkpoint
+            ),
+            source,
+        )
 
     def decide(self, judge: Judge, source: str) -> Verdict:
         """``verify`` for an input that is not one text (an mdoc session's answer):
@@ -171,8 +169,10 @@ class VerificationService:
         per-minute cap: ``RateLimited``, no verdict, no record, counted."""
         checked_source(source)
         if self._rate_cap is not None and not self._rate_cap.take():
-            raise RateLimited(f"more than {self._rate_cap.per_minute} verifications a minute: "
-                              "this one was not verified")
+            raise RateLimited(
+                f"more than {self._rate_cap.per_minute} verifications a minute: "
+                "this one was not verified"
+            )
         trust = self._trust()
         reading = self._clock.read()
         try:
@@ -191,8 +191,7 @@ class VerificationService:
             self.audit_fault = None
         return verdict
 
-    def _record(self, verdict: Verdict, *, now: float, source: str,
-                trust: TrustSnapshot) -> None:
+    def _record(self, verdict: Verdict, *, now: float, source: str, trust: TrustSnapshot) -> None:
         """The sink's ``record``; any exception from it becomes an ``AuditError``."""
         try:
             self._audit.record(verdict, now=now, source=source, trust=trust)

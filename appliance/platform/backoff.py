@@ -12,8 +12,12 @@ from collections.abc import Callable
 MAX_DOUBLINGS = 30  # 2**30 times the base is beyond any cap; keeps the float finite
 
 
-def backoff_delay(failures: int, base_s: float, cap_s: float = float("inf"),
-                  rng: Callable[[], float] | None = None) -> float:
+def backoff_delay(
+    failures: int,
+    base_s: float,
+    cap_s: float = float("inf"),
+    rng: Callable[[], float] | None = None,
+) -> float:
     """The delay after ``failures`` (1, 2, ...) consecutive failures: min(cap, base * 2^(n-1)),
     or, with ``rng`` (uniform in [0, 1)), between half and all of that (spreads a fleet)."""
     ceiling = min(cap_s, base_s * 2 ** min(max(failures, 1) - 1, MAX_DOUBLINGS))
@@ -24,8 +28,7 @@ class Backoff:
     """The delay state of one retry loop: ``next()`` after a failure, ``reset()`` after a
     success."""
 
-    def __init__(self, base_s: float, cap_s: float,
-                 rng: Callable[[], float] | None = None) -> None:
+    def __init__(self, base_s: float, cap_s: float, rng: Callable[[], float] | None = None) -> None:
         self.base_s, self.cap_s, self._rng = base_s, cap_s, rng
         self.failures = 0
 

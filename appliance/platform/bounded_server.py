@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 READ_CAP = 64 * 1024
-BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 5\r\nRetry-After: 5\r\nConnection: close\r\n\r\nbusy\n")
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 5\r\nRetry-After: 5\r\nConnection: close\r\n\r\nbusy\n"
+)
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,16 @@ class BoundedWSGIServer(ThreadedWSGIServer):
     """``werkzeug.serving.make_server(..., threaded=True)`` with the bounds of
     ``ServerLimits``; ``serve_forever``, ``shutdown`` and ``server_close`` as usual."""
 
-    def __init__(self, host: str, port: int, app: Any, limits: ServerLimits | None = None,
-                 ssl_context: Any = None, clock: Callable[[], float] = time.monotonic,
-                 handler: type[WSGIRequestHandler] = WSGIRequestHandler) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: Any,
+        limits: ServerLimits | None = None,
+        ssl_context: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        handler: type[WSGIRequestHandler] = WSGIRequestHandler,
+    ) -> None:
         capped = type(f"Capped{handler.__name__}", (_CappedInput, handler), {})
         super().__init__(host, port, app, handler=capped)
         if isinstance(ssl_context, tuple):
@@ -115,16 +124,14 @@ class BoundedWSGIServer(ThreadedWSGIServer):
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._closing = False
-        self._waiter = threading.Thread(target=self._wait_loop, name="http-waiting",
-                                        daemon=True)
+        self._waiter = threading.Thread(target=self._wait_loop, name="http-waiting", daemon=True)
         self._waiter.start()
 
     # The accept loop (serve_forever's thread): count, then hand over to the selector.
     def process_request(self, request: Any, client_address: Any) -> None:
         address = _address(client_address)
         with self._lock:
-            if address not in LOCAL_ADDRESSES and \
-                    self._clients[address] >= self.limits.per_client:
+            if address not in LOCAL_ADDRESSES and self._clients[address] >= self.limits.per_client:
                 self.refused["per_client"] += 1
                 refuse = True
             else:
@@ -208,8 +215,9 @@ class BoundedWSGIServer(ThreadedWSGIServer):
             self._drop(sock, client_address)
             return
         try:
-            threading.Thread(target=self._serve, args=(sock, client_address),
-                             name="http-worker", daemon=True).start()
+            threading.Thread(
+                target=self._serve, args=(sock, client_address), name="http-worker", daemon=True
+            ).start()
         except RuntimeError:  # no thread to be had: this connection only
             self._slots.release()
             self.refused["busy"] += 1
@@ -274,13 +282,16 @@ def _close(sock: socket.socket) -> None:
         sock.close()
 
 
-def make_bounded_server(host: str, port: int, app: Any, limits: ServerLimits | None = None,
-                        ssl_context: Any = None,
-                        handler: type[WSGIRequestHandler] = WSGIRequestHandler
-                        ) -> BoundedWSGIServer:
+def make_bounded_server(
+    host: str,
+    port: int,
+    app: Any,
+    limits: ServerLimits | None = None,
+    ssl_context: Any = None,
+    handler: type[WSGIRequestHandler] = WSGIRequestHandler,
+) -> BoundedWSGIServer:
     """The one way the appliance's screens and the hub's own server are created."""
-    return BoundedWSGIServer(host, port, app, limits, ssl_context=ssl_context,
-                             handler=handler)
+    return BoundedWSGIServer(host, port, app, limits, ssl_context=ssl_context, handler=handler)
 
 
 def screen_limits(max_event_streams: int) -> ServerLimits:

@@ -19,8 +19,14 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int | None = None,
-                 sync_folder: bool = False, make_parents: bool = False) -> None:
+def write_atomic(
+    path: Path,
+    data: bytes,
+    *,
+    mode: int | None = None,
+    sync_folder: bool = False,
+    make_parents: bool = False,
+) -> None:
     """Replace ``path`` by ``data`` in one rename; ``OSError`` when that fails.
 
     ``mode`` sets exact permission bits (else the umask decides, as for ``open``);

@@ -41,8 +41,14 @@ class _Seen:
 class RepeatLimiter:
     """Logs one line per kind of fault per ``every_s``, with the count of those left out."""
 
-    def __init__(self, logger: logging.Logger, *, every_s: float = DEFAULT_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic, max_kinds: int = 256) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        every_s: float = DEFAULT_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 256,
+    ) -> None:
         self._log = logger
         self._every_s = every_s
         self._clock = clock
@@ -71,17 +77,20 @@ class RepeatLimiter:
         suffix = f" ({repeats} more like it since the last report)" if repeats else ""
         self._log.log(level, "%s: %s%s", what, where, suffix)
         if self._log.isEnabledFor(logging.DEBUG):
-            self._log.debug("%s: %s raised at\n%s", what, type(error).__name__,
-                            "".join(traceback.format_list(traceback.extract_tb(
-                                error.__traceback__))).rstrip())
+            self._log.debug(
+                "%s: %s raised at\n%s",
+                what,
+                type(error).__name__,
+                "".join(traceback.format_list(traceback.extract_tb(error.__traceback__))).rstrip(),
+            )
         return True
 
     def flush(self) -> None:
         """Write the counts still pending (at shutdown)."""
         with self._lock:
-            pending = [(key, seen.suppressed) for key, seen in self._seen.items()
-                       if seen.suppressed]
+            pending = [
+                (key, seen.suppressed) for key, seen in self._seen.items() if seen.suppressed
+            ]
             self._seen.clear()
         for (what, where), count in pending:
-            self._log.error("%s: %s (%d more like it since the last report)", what, where,
-                            count)
+            self._log.error("%s: %s (%d more like it since the last report)", what, where, count)

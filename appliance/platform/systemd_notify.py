@@ -34,8 +34,9 @@ def sd_notify(message: str, env: Mapping[str, str] | None = None) -> bool:
 class Watchdog:
     """Pets systemd's watchdog at half its interval, from the loop that must stay alive."""
 
-    def __init__(self, env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         env = env if env is not None else os.environ
         usec = env.get("WATCHDOG_USEC")
         pid = env.get("WATCHDOG_PID")

@@ -110,7 +110,11 @@ def holder_details_allowed(mode: str, show_holder_details: bool) -> bool:
 
 
 def verdict_event(
-    verdict: Verdict, show_holder: bool, *, at: float | None = None, source: str = "camera",
+    verdict: Verdict,
+    show_holder: bool,
+    *,
+    at: float | None = None,
+    source: str = "camera",
     event_id: str | None = None,
 ) -> Event:
     """The screen view of a verdict: JSON-serialisable, so a Unix socket can carry it.
@@ -139,9 +143,16 @@ def verdict_event(
     }
     if show_holder and cred is not None:
         event["holder"] = {
-            "nm": cred.nm, "nml": cred.nml, "no": cred.no, "dob": cred.dob,
-            "cls": list(cred.cls), "vf": cred.vf, "vu": cred.vu,
-            "exp": cred.exp, "nbf": cred.nbf, "iat": cred.iat,
+            "nm": cred.nm,
+            "nml": cred.nml,
+            "no": cred.no,
+            "dob": cred.dob,
+            "cls": list(cred.cls),
+            "vf": cred.vf,
+            "vu": cred.vu,
+            "exp": cred.exp,
+            "nbf": cred.nbf,
+            "iat": cred.iat,
             "ext": [list(pair) for pair in cred.ext],
             "photo": _photo(cred.ph),
         }

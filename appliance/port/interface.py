@@ -33,8 +33,7 @@ def check_accepted_types(types: object) -> tuple[str, ...]:
     if isinstance(types, str) or not isinstance(types, Sequence) or len(types) > MAX_TYPES:
         raise InvalidTypes(f"accepted types must be a list of at most {MAX_TYPES} names")
     if not all(isinstance(t, str) and TYPE_NAME.fullmatch(t) for t in types):
-        raise InvalidTypes("licence types are names of 1 to 32 letters, digits, '.', '_' "
-                           "or '-'")
+        raise InvalidTypes("licence types are names of 1 to 32 letters, digits, '.', '_' or '-'")
     return tuple(types)
 
 
@@ -99,6 +98,15 @@ class KioskPort(Protocol):
 
 def event_public(event: Event) -> dict[str, Any]:
     """A verdict event without personal data, for ``/api/verdicts`` and logs."""
-    keys: Iterable[str] = ("id", "at", "source", "outcome", "reason", "profile", "live",
-                           "typ", "iss")
+    keys: Iterable[str] = (
+        "id",
+        "at",
+        "source",
+        "outcome",
+        "reason",
+        "profile",
+        "live",
+        "typ",
+        "iss",
+    )
     return {k: event.get(k) for k in keys}

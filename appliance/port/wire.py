@@ -34,11 +34,14 @@ _INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
 
 def encode(message: dict[str, Any], max_bytes: int) -> bytes:
     """One JSON line; ``MessageTooLarge`` when it would exceed ``max_bytes``."""
-    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"),
-                      default=str).encode("utf-8") + b"\n"
+    data = (
+        json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+        + b"\n"
+    )
     if len(data) > max_bytes:
-        raise MessageTooLarge(f"message of {len(data)} bytes exceeds the bridge limit of "
-                              f"{max_bytes} bytes")
+        raise MessageTooLarge(
+            f"message of {len(data)} bytes exceeds the bridge limit of {max_bytes} bytes"
+        )
     return data
 
 
@@ -70,7 +73,6 @@ class LineReader:
                     raise BridgeError("the connection ended inside a message")
                 return None
             self._buf += chunk
-
 
     def read_exact(self, n: int) -> bytearray:
         """The ``n`` raw bytes that follow a request line (an uploaded picture), received
@@ -117,5 +119,3 @@ def _decode(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise BridgeError("malformed message on the kiosk bridge (not an object)")
     return message
-
-

@@ -73,10 +73,17 @@ class DemoWorld:
         year = 365 * 86400
 
         def licence(**kw: object) -> LicenceData:
-            fields: dict[str, Any] = {"typ": "DL", "no": "63-0012345", "nm": "สมชาย ใจดี",
-                            "nml": "Somchai Jaidee", "dob": "1988-04-12", "cls": ["B", "A"],
-                            "vf": "2024-01-10", "vu": "2029-01-09",
-                            "ext": {"Blood group": "O"}}
+            fields: dict[str, Any] = {
+                "typ": "DL",
+                "no": "63-0012345",
+                "nm": "สมชาย ใจดี",
+                "nml": "Somchai Jaidee",
+                "dob": "1988-04-12",
+                "cls": ["B", "A"],
+                "vf": "2024-01-10",
+                "vu": "2029-01-09",
+                "ext": {"Blood group": "O"},
+            }
             fields.update(kw)
             return LicenceData(**fields)
 
@@ -88,39 +95,100 @@ class DemoWorld:
             text = issue(key, claims)
             return lambda _t: text
 
-        taxi = issue(self.dlt, Claims(DLT, licence(typ="TX", no="TX-77881", cls=["Taxi"]),
-                                      iat=now - 86400, exp=now + year,
-                                      holder_cose_key=cose_key(
-                                          self.holder.private_key.public_key())))
-        forged_claims = Claims(DLT, licence(nm="ปลอม ไม่จริง", nml="Forged"), iat=now - 60,
-                               exp=now + year)
+        taxi = issue(
+            self.dlt,
+            Claims(
+                DLT,
+                licence(typ="TX", no="TX-77881", cls=["Taxi"]),
+                iat=now - 86400,
+                exp=now + year,
+                holder_cose_key=cose_key(self.holder.private_key.public_key()),
+            ),
+        )
+        forged_claims = Claims(
+            DLT, licence(nm="ปลอม ไม่จริง", nml="Forged"), iat=now - 60, exp=now + year
+        )
         forged = _forge(self.rogue, self.dlt, forged_claims)
         return [
-            Sample("driving licence ES256", fixed(self.dlt, Claims(
-                DLT, licence(), iat=now - 86400, exp=now + year, status_uri=STATUS_URI,
-                status_idx=7)), "PASS OK"),
+            Sample(
+                "driving licence ES256",
+                fixed(
+                    self.dlt,
+                    Claims(
+                        DLT,
+                        licence(),
+                        iat=now - 86400,
+                        exp=now + year,
+                        status_uri=STATUS_URI,
+                        status_idx=7,
+                    ),
+                ),
+                "PASS OK",
+            ),
             *self._mdl_samples(),
-            Sample("business permit EdDSA", fixed(self.dbd, Claims(
-                DBD, licence(typ="BP", no="0105559001234", nm="บริษัท ตัวอย่าง จำกัด",
-                             nml="Example Co., Ltd.", dob=None, cls=[]),
-                iat=now - 86400, exp=now + year)), "PASS OK"),
-            Sample("expired licence", fixed(self.dlt, Claims(
-                DLT, licence(no="63-0099999"), iat=now - 2 * year, exp=now - 86400)),
-                "FAIL EXPIRED"),
-            Sample("revoked licence", fixed(self.dlt, Claims(
-                DLT, licence(no="63-0042042"), iat=now - 86400, exp=now + year,
-                status_uri=STATUS_URI, status_idx=42)), "FAIL REVOKED"),
+            Sample(
+                "business permit EdDSA",
+                fixed(
+                    self.dbd,
+                    Claims(
+                        DBD,
+                        licence(
+                            typ="BP",
+                            no="0105559001234",
+                            nm="บริษัท ตัวอย่าง จำกัด",
+                            nml="Example Co., Ltd.",
+                            dob=None,
+                            cls=[],
+                        ),
+                        iat=now - 86400,
+                        exp=now + year,
+                    ),
+                ),
+                "PASS OK",
+            ),
+            Sample(
+                "expired licence",
+                fixed(
+                    self.dlt,
+                    Claims(DLT, licence(no="63-0099999"), iat=now - 2 * year, exp=now - 86400),
+                ),
+                "FAIL EXPIRED",
+            ),
+            Sample(
+                "revoked licence",
+                fixed(
+                    self.dlt,
+                    Claims(
+                        DLT,
+                        licence(no="63-0042042"),
+                        iat=now - 86400,
+                        exp=now + year,
+                        status_uri=STATUS_URI,
+                        status_idx=42,
+                    ),
+                ),
+                "FAIL REVOKED",
+            ),
             Sample("forged signature", lambda _t: forged, "FAIL BAD_SIGNATURE"),
             Sample("not a licence", lambda _t: "https://example.com/promo", "FAIL UNKNOWN_FORMAT"),
             Sample("nothing in view", lambda _t: None, "-"),
-            Sample("taxi, screenshot", lambda _t: taxi,
-                   "FAIL PRESENTATION_REQUIRED"),
-            Sample("taxi, live LP1 code",
-                   lambda t: present(taxi, self.holder, int(t)), "PASS OK"),
-            Sample("unknown status list", fixed(self.dlt, Claims(
-                DLT, licence(no="63-0077777"), iat=now - 86400, exp=now + year,
-                status_uri="https://status.dlt.go.th/dl/9", status_idx=1)),
-                "UNVERIFIABLE STATUS_UNKNOWN"),
+            Sample("taxi, screenshot", lambda _t: taxi, "FAIL PRESENTATION_REQUIRED"),
+            Sample("taxi, live LP1 code", lambda t: present(taxi, self.holder, int(t)), "PASS OK"),
+            Sample(
+                "unknown status list",
+                fixed(
+                    self.dlt,
+                    Claims(
+                        DLT,
+                        licence(no="63-0077777"),
+                        iat=now - 86400,
+                        exp=now + year,
+                        status_uri="https://status.dlt.go.th/dl/9",
+                        status_idx=1,
+                    ),
+                ),
+                "UNVERIFIABLE STATUS_UNKNOWN",
+            ),
         ]
 
     def _mdl_samples(self) -> list[Sample]:
@@ -135,8 +203,9 @@ def _forge(rogue: SigningKey, victim: SigningKey, claims: Claims) -> str:
     from appliance.core.credential.cose import HEADER_ALG, HEADER_KID, encode_sign1
     from appliance.tools.issuer import ALG_IDS, qr_text
 
-    cose = encode_sign1({HEADER_ALG: ALG_IDS[victim.alg], HEADER_KID: victim.kid},
-                        claims.to_cbor(), rogue.sign)
+    cose = encode_sign1(
+        {HEADER_ALG: ALG_IDS[victim.alg], HEADER_KID: victim.kid}, claims.to_cbor(), rogue.sign
+    )
     return qr_text("LC1:", cose)
 
 
@@ -151,22 +220,34 @@ def prepare_world(root: Path) -> DemoWorld:
             save_private_key(generate_key(alg), path)
         return load_private_key(path)
 
-    world = DemoWorld(root, key("dlt-es256", "ES256"), key("dbd-eddsa", "EdDSA"),
-                      key("rogue", "ES256"), key("holder", "EdDSA"),
-                      prepare_mdl(keys) if mdl_available() else None)
+    world = DemoWorld(
+        root,
+        key("dlt-es256", "ES256"),
+        key("dbd-eddsa", "EdDSA"),
+        key("rogue", "ES256"),
+        key("holder", "EdDSA"),
+        prepare_mdl(keys) if mdl_available() else None,
+    )
     editor = TrustSourceEditor()
-    editor.add_key(DLT, world.dlt.trust_entry(types=["DL", "TX"]),
-                   "Department of Land Transport / กรมการขนส่งทางบก")
+    editor.add_key(
+        DLT,
+        world.dlt.trust_entry(types=["DL", "TX"]),
+        "Department of Land Transport / กรมการขนส่งทางบก",
+    )
     if world.mdl is not None:  # the same authority's mDL root (IACA)
         editor.add_key(DLT, trust_entry(world.mdl.iaca_der))
-    editor.add_key(DBD, world.dbd.trust_entry(types=["BP"]),
-                   "Department of Business Development / กรมพัฒนาธุรกิจการค้า")
+    editor.add_key(
+        DBD,
+        world.dbd.trust_entry(types=["BP"]),
+        "Department of Business Development / กรมพัฒนาธุรกิจการค้า",
+    )
     for index in range(64):
         editor.set_status(STATUS_URI, index, 0, bits=2)
     editor.set_status(STATUS_URI, 42, 1)
     editor.set_status(STATUS_URI, 43, 2)
-    editor.set_policy(max_age_hours=72, unknown_status="unverifiable",
-                      require_presentation_types=["TX"])
+    editor.set_policy(
+        max_age_hours=72, unknown_status="unverifiable", require_presentation_types=["TX"]
+    )
     editor.save(world.trust_source)
     return world
 
@@ -179,11 +260,18 @@ class DemoCamera:
     every ``refresh_s`` while in view, as a phone would.
     """
 
-    def __init__(self, samples: list[Sample], *, fps: float = 10.0, show_s: float = 3.0,
-                 gap_s: float = 2.5, refresh_s: float = 2.0,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        samples: list[Sample],
+        *,
+        fps: float = 10.0,
+        show_s: float = 3.0,
+        gap_s: float = 2.5,
+        refresh_s: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._samples = samples
         self._pacer = FramePacer(fps, monotonic, sleep)
         self._show_s, self._gap_s, self._refresh_s = show_s, gap_s, refresh_s
@@ -248,15 +336,15 @@ def write_config(root: Path, url: str, web_port: int, *, mdl: bool = False) -> P
     path = root / "appliance.toml"
     path.write_text(
         "# Demo device configuration (written by `appliance demo`).\n"
-        "[device]\nid = \"demo-kiosk-01\"\nname = \"Demo checkpoint\"\nmode = \"inspector\"\n\n"
-        "[paths]\nstate_dir = \"state\"\nsecrets_dir = \"secrets\"\n\n"
-        "[camera]\nsource = \"none\"\n\n"
-        "[indicator]\nbackend = \"mock\"\nverdict_hold_s = 2.0\n\n"
-        f"[sync]\nurl = \"{url}\"\nroot = \"root.json\"\ninterval_minutes = 5\n\n"
-        f"[web]\nhost = \"127.0.0.1\"\nport = {web_port}\nlanguage = \"th\"\n"
+        '[device]\nid = "demo-kiosk-01"\nname = "Demo checkpoint"\nmode = "inspector"\n\n'
+        '[paths]\nstate_dir = "state"\nsecrets_dir = "secrets"\n\n'
+        '[camera]\nsource = "none"\n\n'
+        '[indicator]\nbackend = "mock"\nverdict_hold_s = 2.0\n\n'
+        f'[sync]\nurl = "{url}"\nroot = "root.json"\ninterval_minutes = 5\n\n'
+        f'[web]\nhost = "127.0.0.1"\nport = {web_port}\nlanguage = "th"\n'
         "show_holder_details = true\n\n"
-        f"[mdoc]\ntransport = \"{'bumble:local' if mdl else 'none'}\"\n"
-        "request = \"checkpoint\"\n",
+        f'[mdoc]\ntransport = "{"bumble:local" if mdl else "none"}"\n'
+        'request = "checkpoint"\n',
         encoding="utf-8",
     )
     return path

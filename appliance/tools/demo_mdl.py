@@ -75,6 +75,7 @@ def portrait_jpeg() -> bytes:
 
 def mdl_elements(now: dt.datetime) -> dict[str, Any]:
     """The holder's licence: the checkpoint profile's elements and age attestations."""
+
     def day(value: dt.date) -> cbor2.CBORTag:
         return cbor2.CBORTag(1004, value.isoformat())
 
@@ -82,17 +83,27 @@ def mdl_elements(now: dt.datetime) -> dict[str, Any]:
     issued = today.replace(year=today.year - 2)
     expires = today.replace(year=today.year + 3)
     return {
-        "family_name": "ใจดี", "given_name": "สมชาย", "birth_date": day(dt.date(1988, 4, 12)),
-        "portrait": portrait_jpeg(), "document_number": "63-0012345",
-        "issuing_authority": "Department of Land Transport", "issuing_country": "TH",
-        "issue_date": day(issued), "expiry_date": day(expires),
+        "family_name": "ใจดี",
+        "given_name": "สมชาย",
+        "birth_date": day(dt.date(1988, 4, 12)),
+        "portrait": portrait_jpeg(),
+        "document_number": "63-0012345",
+        "issuing_authority": "Department of Land Transport",
+        "issuing_country": "TH",
+        "issue_date": day(issued),
+        "expiry_date": day(expires),
         "driving_privileges": [
-            {"vehicle_category_code": "B", "issue_date": day(issued),
-             "expiry_date": day(expires)},
-            {"vehicle_category_code": "A", "issue_date": day(issued),
-             "expiry_date": day(expires), "codes": [{"code": "01"}]},
+            {"vehicle_category_code": "B", "issue_date": day(issued), "expiry_date": day(expires)},
+            {
+                "vehicle_category_code": "A",
+                "issue_date": day(issued),
+                "expiry_date": day(expires),
+                "codes": [{"code": "01"}],
+            },
         ],
-        "un_distinguishing_sign": "THA", "age_over_18": True, "age_over_20": True,
+        "un_distinguishing_sign": "THA",
+        "age_over_18": True,
+        "age_over_20": True,
     }
 
 
@@ -150,13 +161,24 @@ def prepare_mdl(keys: Path, now: float | None = None) -> DemoMdl:
     when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
     iaca_key, ds_key = _key(keys / "mdl-iaca.pem"), _key(keys / "mdl-ds.pem")
     holder_key = _key(keys / "mdl-holder.pem")
-    iaca = _certificate(keys / "mdl-iaca.crt", lambda: make_iaca(
-        iaca_key, "Demo DLT IACA", "TH", not_before=when - dt.timedelta(days=1)))
-    ds = _certificate(keys / "mdl-ds.crt", lambda: make_document_signer(
-        ds_key, iaca_key, iaca, "Demo DLT mDL signer", not_before=when - dt.timedelta(days=1)))
-    mdl: IssuedMdl = issue_mdl(ds_key, ds, mdl_elements(when), holder_key.public_key(),
-                               signed=when - dt.timedelta(hours=1),
-                               valid_until=when + dt.timedelta(days=30))
+    iaca = _certificate(
+        keys / "mdl-iaca.crt",
+        lambda: make_iaca(iaca_key, "Demo DLT IACA", "TH", not_before=when - dt.timedelta(days=1)),
+    )
+    ds = _certificate(
+        keys / "mdl-ds.crt",
+        lambda: make_document_signer(
+            ds_key, iaca_key, iaca, "Demo DLT mDL signer", not_before=when - dt.timedelta(days=1)
+        ),
+    )
+    mdl: IssuedMdl = issue_mdl(
+        ds_key,
+        ds,
+        mdl_elements(when),
+        holder_key.public_key(),
+        signed=when - dt.timedelta(hours=1),
+        valid_until=when + dt.timedelta(days=30),
+    )
     return DemoMdl(iaca, wallet(mdl, holder_key))
 
 
@@ -165,9 +187,12 @@ def trust_entry(iaca_der: bytes) -> dict[str, Any]:
     import base64
     import hashlib
 
-    return {"kid": hashlib.sha256(iaca_der).digest()[:8].hex(),
-            "iaca": base64.b64encode(iaca_der).decode(), "doctypes": [MDL_DOCTYPE],
-            "status": "active"}
+    return {
+        "kid": hashlib.sha256(iaca_der).digest()[:8].hex(),
+        "iaca": base64.b64encode(iaca_der).decode(),
+        "doctypes": [MDL_DOCTYPE],
+        "status": "active",
+    }
 
 
 def read_once(config: Any, mdl: DemoMdl, service: Any, source: str = "demo") -> Any:

@@ -57,11 +57,14 @@ def check_bound_to(lc1_text: str, key: SigningKey) -> None:
         sign1, _, _ = lc1.open_sign1(credential_bytes(lc1_text))
         bound = lc1.parse_claims(sign1.payload).holder_key
     except Rejection as e:
-        raise PresentationError(f"the credential is not a readable LC1 credential: "
-                                f"{e.reason}") from e
+        raise PresentationError(
+            f"the credential is not a readable LC1 credential: {e.reason}"
+        ) from e
     if bound is None:
-        raise PresentationError("the credential has no holder key (cnf): "
-                                "issue it with 'appliance issuer issue --holder-key KEY.pub'")
+        raise PresentationError(
+            "the credential has no holder key (cnf): "
+            "issue it with 'appliance issuer issue --holder-key KEY.pub'"
+        )
     if cose_key(bound.public_key) != cose_key(key.private_key.public_key()):
         raise PresentationError("this key is not the credential's holder key (cnf)")
 
@@ -69,11 +72,13 @@ def check_bound_to(lc1_text: str, key: SigningKey) -> None:
 def present(lc1_text: str, key: SigningKey, at: int, nonce: bytes | None = None) -> str:
     """A fresh ``LP1:`` text signed by the holder key at time ``at``."""
     credential = credential_bytes(lc1_text)
-    payload = cbor2.dumps({
-        KEY_TYPE: PAYLOAD_TYPE,
-        KEY_TIME: int(at),
-        KEY_HASH: hashlib.sha256(credential).digest(),
-        KEY_NONCE: nonce if nonce is not None else os.urandom(12),
-    })
+    payload = cbor2.dumps(
+        {
+            KEY_TYPE: PAYLOAD_TYPE,
+            KEY_TIME: int(at),
+            KEY_HASH: hashlib.sha256(credential).digest(),
+            KEY_NONCE: nonce if nonce is not None else os.urandom(12),
+        }
+    )
     presentation = encode_sign1({HEADER_ALG: ALG_IDS[key.alg]}, payload, key.sign)
     return qr_text(LP1_PREFIX, cbor2.dumps([credential, presentation]))

@@ -56,11 +56,16 @@ Send = Callable[[bytes], Awaitable[None]]
 class SimulatedPhone:
     """One phone, one engagement, one session at a time (a new QR per session)."""
 
-    def __init__(self, radio: LocalRadio, wallet: Wallet, *,
-                 modes: tuple[BleMode, ...] = (BleMode.PERIPHERAL_SERVER,),
-                 behaviour: Behaviour | None = None,
-                 replay: tuple[bytes, bytes] | None = None,
-                 curve: ec.EllipticCurve | None = None) -> None:
+    def __init__(
+        self,
+        radio: LocalRadio,
+        wallet: Wallet,
+        *,
+        modes: tuple[BleMode, ...] = (BleMode.PERIPHERAL_SERVER,),
+        behaviour: Behaviour | None = None,
+        replay: tuple[bytes, bytes] | None = None,
+        curve: ec.EllipticCurve | None = None,
+    ) -> None:
         self.radio, self.wallet, self.modes = radio, wallet, modes
         self.behaviour = behaviour or Behaviour()
         self.replay = replay
@@ -69,7 +74,8 @@ class SimulatedPhone:
         self.engagement = device_engagement(
             self.e_device_key.public_key(),
             peripheral_uuid=self.uuids.get(BleMode.PERIPHERAL_SERVER),
-            central_uuid=self.uuids.get(BleMode.CENTRAL_CLIENT))
+            central_uuid=self.uuids.get(BleMode.CENTRAL_CLIENT),
+        )
         self.text = engagement_text(self.engagement)
         self.session = HolderSession(self.e_device_key, self.engagement)
         self.events: list[str] = []
@@ -96,9 +102,11 @@ class SimulatedPhone:
     def attach(self) -> str:
         """Join the reader's next session on ``radio`` from inside its event loop (the
         kiosk runs sessions on a worker thread); return the QR text to show."""
+
         async def start() -> Callable[[], Awaitable[None]]:
             await self.start()
             return self.stop
+
         self.radio.invite(start)
         return self.text
 
@@ -125,31 +133,38 @@ class SimulatedPhone:
 
     def _on_connection(self, connection: Connection) -> None:
         self.events.append("connected")
-        connection.on(connection.EVENT_DISCONNECTION, lambda *_: self.events.append(
-            "disconnected"))
+        connection.on(connection.EVENT_DISCONNECTION, lambda *_: self.events.append("disconnected"))
 
     # mdoc peripheral server mode: the phone is the GATT server.
     async def _serve(self, service: Any) -> None:
         assert self._device is not None
         props = gatt.Characteristic.Properties
         state = gatt.Characteristic[bytes](
-            PERIPHERAL_STATE, props.NOTIFY | props.WRITE_WITHOUT_RESPONSE,
+            PERIPHERAL_STATE,
+            props.NOTIFY | props.WRITE_WITHOUT_RESPONSE,
             gatt.Characteristic.WRITEABLE,
-            gatt.CharacteristicValue(write=lambda _c, v: self._on_state(bytes(v))))
+            gatt.CharacteristicValue(write=lambda _c, v: self._on_state(bytes(v))),
+        )
         c2s = gatt.Characteristic[bytes](
-            PERIPHERAL_C2S, props.WRITE_WITHOUT_RESPONSE, gatt.Characteristic.WRITEABLE,
-            gatt.CharacteristicValue(write=self._on_server_write))
-        s2c = gatt.Characteristic[bytes](PERIPHERAL_S2C, props.NOTIFY,
-                                         gatt.Characteristic.READABLE, b"")
+            PERIPHERAL_C2S,
+            props.WRITE_WITHOUT_RESPONSE,
+            gatt.Characteristic.WRITEABLE,
+            gatt.CharacteristicValue(write=self._on_server_write),
+        )
+        s2c = gatt.Characteristic[bytes](
+            PERIPHERAL_S2C, props.NOTIFY, gatt.Characteristic.READABLE, b""
+        )
         served = service
         if self.behaviour.misbehaviour is Misbehaviour.WRONG_SERVICE:
             served = bumble_uuid(uuid.uuid4().bytes)  # advertised one UUID, serves another
         self._device.add_service(gatt.Service(served, [state, c2s, s2c]))
         self._device.gatt_server.max_mtu = max(self.behaviour.mtu, MIN_MTU)
         self._s2c = s2c
-        await self._device.start_advertising(advertising_data=advertising_data(service),
-                                             advertising_interval_min=ADVERTISING_MS,
-                                             advertising_interval_max=ADVERTISING_MS)
+        await self._device.start_advertising(
+            advertising_data=advertising_data(service),
+            advertising_interval_min=ADVERTISING_MS,
+            advertising_interval_max=ADVERTISING_MS,
+        )
 
     def _on_server_write(self, connection: Connection, value: bytes) -> None:
         device = self._device
@@ -157,6 +172,7 @@ class SimulatedPhone:
 
         async def notify(chunk: bytes) -> None:
             await device.notify_subscriber(connection, self._s2c, chunk)
+
         self._on_chunk(bytes(value), notify, connection)
 
     # mdoc central client mode: the phone is the GATT client.
@@ -169,6 +185,7 @@ class SimulatedPhone:
             for kind in SERVICE_UUID_LISTS:
                 if service in (advertisement.data.get(kind) or ()) and not found.done():
                     found.set_result(advertisement.address)
+
         device.on(device.EVENT_ADVERTISEMENT, on_advertisement)
         await device.start_scanning(filter_duplicates=True)
         address = await found
@@ -188,15 +205,18 @@ class SimulatedPhone:
 
         async def write(chunk: bytes) -> None:
             await peer.write_value(c2s, chunk, with_response=False)
-        await peer.subscribe(chars[CENTRAL_S2C],
-                             lambda v: self._on_chunk(bytes(v), write, connection))
+
+        await peer.subscribe(
+            chars[CENTRAL_S2C], lambda v: self._on_chunk(bytes(v), write, connection)
+        )
         await peer.subscribe(chars[CENTRAL_STATE], lambda v: self._on_state(bytes(v)))
         await peer.write_value(chars[CENTRAL_STATE], STATE_START, with_response=False)
 
     # Both modes: messages in, the answer out.
     def _on_state(self, value: bytes) -> None:
-        self.events.append({STATE_START: "state start", STATE_END: "state end"}.get(
-            value, f"state {value.hex()}"))
+        self.events.append(
+            {STATE_START: "state start", STATE_END: "state end"}.get(value, f"state {value.hex()}")
+        )
 
     def _on_chunk(self, value: bytes, send: Send, connection: Connection) -> None:
         try:
@@ -216,8 +236,7 @@ class SimulatedPhone:
 
     async def _respond(self, establishment: bytes, send: Send, connection: Connection) -> None:
         behaviour, kind = self.behaviour, self.behaviour.misbehaviour
-        message, response = answer(self.session, establishment, self.wallet, behaviour,
-                                   self.replay)
+        message, response = answer(self.session, establishment, self.wallet, behaviour, self.replay)
         if message is None:
             return  # STALL: the request was read, no answer will come
         if response is not None:
@@ -227,7 +246,7 @@ class SimulatedPhone:
         if kind is Misbehaviour.BAD_CHUNK:
             parts[0] = b"\x07" + parts[0][1:]
         if kind in (Misbehaviour.STALL_MID, Misbehaviour.DISCONNECT_MID):
-            parts = parts[:max(1, len(parts) // 2)]
+            parts = parts[: max(1, len(parts) // 2)]
         for part in parts:
             if kind is Misbehaviour.DRIP:
                 await asyncio.sleep(behaviour.delay_s)

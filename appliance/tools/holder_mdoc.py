@@ -62,19 +62,26 @@ class Behaviour:
     oversized_bytes: int = 300_000
 
 
-def device_engagement(e_device_key: ec.EllipticCurvePublicKey, *,
-                      peripheral_uuid: bytes | None = None,
-                      central_uuid: bytes | None = None, version: str = "1.0") -> bytes:
+def device_engagement(
+    e_device_key: ec.EllipticCurvePublicKey,
+    *,
+    peripheral_uuid: bytes | None = None,
+    central_uuid: bytes | None = None,
+    version: str = "1.0",
+) -> bytes:
     """DeviceEngagement CBOR offering BLE in the modes whose UUID is given."""
-    options: dict[int, object] = {BLE_PERIPHERAL_SERVER: peripheral_uuid is not None,
-                                  BLE_CENTRAL_CLIENT: central_uuid is not None}
+    options: dict[int, object] = {
+        BLE_PERIPHERAL_SERVER: peripheral_uuid is not None,
+        BLE_CENTRAL_CLIENT: central_uuid is not None,
+    }
     if peripheral_uuid is not None:
         options[BLE_PERIPHERAL_UUID] = peripheral_uuid
     if central_uuid is not None:
         options[BLE_CENTRAL_UUID] = central_uuid
     key_bytes = cbor2.CBORTag(24, cose_key_bytes(e_device_key))
-    return cbor2.dumps({0: version, 1: [1, key_bytes],
-                        2: [[RETRIEVAL_BLE, RETRIEVAL_BLE_VERSION, options]]})
+    return cbor2.dumps(
+        {0: version, 1: [1, key_bytes], 2: [[RETRIEVAL_BLE, RETRIEVAL_BLE_VERSION, options]]}
+    )
 
 
 def engagement_text(device_engagement_cbor: bytes) -> str:
@@ -100,13 +107,15 @@ class HolderSession:
         if not isinstance(reader_key, Embedded) or type(message.get("data")) is not bytes:
             raise ValueError("not a SessionEstablishment")
         self.e_reader_key = public_key_from_cose(decode(reader_key.data))
-        self.transcript = sc.session_transcript_bytes(sc.embed(self.engagement_cbor),
-                                                      reader_key.raw)
+        self.transcript = sc.session_transcript_bytes(
+            sc.embed(self.engagement_cbor), reader_key.raw
+        )
         self._keys = sc.session_keys(self.e_device_key, self.e_reader_key, self.transcript)
         return sc.decrypt(self._keys.sk_reader, sc.READER, 1, message["data"])
 
-    def seal(self, device_response: bytes, *, counter: int | None = None,
-             status: int | None = None) -> bytes:
+    def seal(
+        self, device_response: bytes, *, counter: int | None = None, status: int | None = None
+    ) -> bytes:
         """SessionData ``{data}`` (optionally with ``status``) under SKDevice."""
         if self._keys is None:
             raise ValueError("no session yet")
@@ -115,9 +124,13 @@ class HolderSession:
         return sc.encode_session_data(data=data, status=status)
 
 
-def answer(session: HolderSession, establishment: bytes, wallet: Wallet,
-           behaviour: Behaviour, replay: tuple[bytes, bytes] | None = None,
-           ) -> tuple[bytes | None, bytes | None]:
+def answer(
+    session: HolderSession,
+    establishment: bytes,
+    wallet: Wallet,
+    behaviour: Behaviour,
+    replay: tuple[bytes, bytes] | None = None,
+) -> tuple[bytes | None, bytes | None]:
     """(the SessionData the phone sends for ``establishment`` under ``behaviour``, or None
     when it never answers; the DeviceResponse inside it, if any). ``replay``: the
     (DeviceResponse, SessionData) of another session, for the replay misbehaviours."""

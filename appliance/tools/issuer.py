@@ -62,28 +62,43 @@ class SigningKey:
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def public_pem(self) -> str:
-        return self.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self.private_key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
 
     def private_pem(self) -> bytes:
         return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
 
-    def trust_entry(self, not_before: str = "2024-01-01T00:00:00Z",
-                    not_after: str = "2034-01-01T00:00:00Z",
-                    types: list[str] | None = None,
-                    profiles: list[str] | None = None) -> dict[str, Any]:
+    def trust_entry(
+        self,
+        not_before: str = "2024-01-01T00:00:00Z",
+        not_after: str = "2034-01-01T00:00:00Z",
+        types: list[str] | None = None,
+        profiles: list[str] | None = None,
+    ) -> dict[str, Any]:
         """The key's entry for a trust source (spec LC1 s.4).
 
         ``profiles`` is written out (default LC1, what this tool issues) so the entry says
         which formats it may sign rather than leaving it to the key-form default.
         """
-        return {"kid": self.kid.hex(), "alg": self.alg, "public_key": self.public_pem(),
-                "not_before": not_before, "not_after": not_after, "status": "active",
-                "types": list(types or []), "profiles": list(profiles or ["LC1"])}
+        return {
+            "kid": self.kid.hex(),
+            "alg": self.alg,
+            "public_key": self.public_pem(),
+            "not_before": not_before,
+            "not_after": not_after,
+            "status": "active",
+            "types": list(types or []),
+            "profiles": list(profiles or ["LC1"]),
+        }
 
 
 def generate_key(alg: str) -> SigningKey:
@@ -155,8 +170,11 @@ class LicenceData:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown licence fields: {', '.join(sorted(unknown))}")
-        missing = [f"--{n}" for n in ("typ", "no", "nm")
-                   if not isinstance(raw.get(n), str) or not raw[n].strip()]
+        missing = [
+            f"--{n}"
+            for n in ("typ", "no", "nm")
+            if not isinstance(raw.get(n), str) or not raw[n].strip()
+        ]
         if missing:
             raise ValueError(f"required licence fields missing: {', '.join(missing)}")
         for name in ("nml", "dob", "vf", "vu"):
@@ -170,7 +188,8 @@ class LicenceData:
             raise ValueError("--cls must be text")
         ext = raw.get("ext", {})
         if not isinstance(ext, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in ext.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in ext.items()
+        ):
             raise ValueError("--ext must be LABEL=VALUE text")
         if raw.get("ph") is not None:
             check_photo(raw["ph"])
@@ -223,13 +242,18 @@ class Claims:
     holder_cose_key: dict[int, Any] | None = None
 
     def to_cbor(self) -> bytes:
-        claims: dict[int, Any] = {CLAIM_ISS: self.iss, CLAIM_IAT: self.iat,
-                                  CLAIM_EXP: self.exp, CLAIM_CTI: self.cti}
+        claims: dict[int, Any] = {
+            CLAIM_ISS: self.iss,
+            CLAIM_IAT: self.iat,
+            CLAIM_EXP: self.exp,
+            CLAIM_CTI: self.cti,
+        }
         if self.nbf is not None:
             claims[CLAIM_NBF] = self.nbf
         if self.status_uri is not None:
-            claims[CLAIM_STATUS] = {"status_list": {"idx": self.status_idx or 0,
-                                                    "uri": self.status_uri}}
+            claims[CLAIM_STATUS] = {
+                "status_list": {"idx": self.status_idx or 0, "uri": self.status_uri}
+            }
         if self.holder_cose_key is not None:
             claims[CLAIM_CNF] = {1: self.holder_cose_key}
         claims[CLAIM_LICENCE] = self.licence.to_cbor_map()

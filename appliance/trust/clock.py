@@ -44,8 +44,9 @@ def is_trusted(now: float, floor: float) -> bool:
     return now >= floor
 
 
-def time_floor(last_synchronised: float | None, published_at: float | None,
-               build_time: float = BUILD_TIME) -> float:
+def time_floor(
+    last_synchronised: float | None, published_at: float | None, build_time: float = BUILD_TIME
+) -> float:
     return max(x for x in (last_synchronised, published_at, build_time) if x is not None)
 
 
@@ -116,8 +117,9 @@ def floor_mark(wall: float, published_at: float | None) -> float | None:
     return min(wall, published_at)
 
 
-def forward_jump(reference: Mapping[str, Any] | None, boot_id: str, since_boot_s: float,
-                 wall: float) -> float | None:
+def forward_jump(
+    reference: Mapping[str, Any] | None, boot_id: str, since_boot_s: float, wall: float
+) -> float | None:
     """How far the wall clock moved beyond the time that really elapsed since
     ``reference`` (``boot_id``, ``since_boot_s``, ``wall`` of an earlier synchronised
     reading in this boot), or None when there is nothing to compare with (another boot,
@@ -125,8 +127,9 @@ def forward_jump(reference: Mapping[str, Any] | None, boot_id: str, since_boot_s
     if not isinstance(reference, Mapping) or not boot_id or reference.get("boot_id") != boot_id:
         return None
     then_boot, then_wall = reference.get("since_boot_s"), reference.get("wall")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool)
-               for v in (then_boot, then_wall)):
+    if not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (then_boot, then_wall)
+    ):
         return None
     assert isinstance(then_boot, int | float) and isinstance(then_wall, int | float)
     return (wall - then_wall) - (since_boot_s - then_boot)

@@ -21,8 +21,12 @@ from appliance.trust.source import entry_profiles, load_trust_source, snapshot_f
 
 
 def empty_document() -> dict[str, Any]:
-    return {"issuers": [], "status_lists": [], "revoked": {"cti_sha256": [], "licence_sha256": []},
-            "policy": {"max_age_hours": 72, "unknown_status": "unverifiable", "clock_skew_s": 300}}
+    return {
+        "issuers": [],
+        "status_lists": [],
+        "revoked": {"cti_sha256": [], "licence_sha256": []},
+        "policy": {"max_age_hours": 72, "unknown_status": "unverifiable", "clock_skew_s": 300},
+    }
 
 
 class TrustSourceEditor:
@@ -41,8 +45,9 @@ class TrustSourceEditor:
         must not start a new trust source that is then published without the change)."""
         if not path.exists():
             if not create:
-                raise TrustDataError(f"{path}: no such trust source (give --create to start "
-                                     "a new one)")
+                raise TrustDataError(
+                    f"{path}: no such trust source (give --create to start a new one)"
+                )
             return cls()
         load_trust_source(path)  # refuse to extend a file the appliance would refuse
         return cls(json.loads(path.read_text(encoding="utf-8")))
@@ -50,8 +55,13 @@ class TrustSourceEditor:
     def has_issuer(self, iss: str) -> bool:
         return any(i.get("iss") == iss for i in self.doc["issuers"] if isinstance(i, dict))
 
-    def add_key(self, iss: str, key_entry: dict[str, Any], issuer_name: str | None = None,
-                profiles: list[str] | None = None) -> None:
+    def add_key(
+        self,
+        iss: str,
+        key_entry: dict[str, Any],
+        issuer_name: str | None = None,
+        profiles: list[str] | None = None,
+    ) -> None:
         """Add or replace a key; ``profiles`` (spec LC1 s.4) overrides the entry's own."""
         if profiles is not None:
             key_entry = {**key_entry, "profiles": list(profiles)}

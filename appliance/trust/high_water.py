@@ -70,24 +70,36 @@ def mark_of(version_dir: Path, signed: SignedTargets, wire: dict[str, Any]) -> M
     if published is None:
         raise TrustDataError(f"{version_dir.name}: the signed manifest has no publication time")
     return Mark(
-        root_version=signed.root_version, version=int(wire["version"]), published=published,
-        dir=version_dir.name, targets_version=signed.targets_version,
+        root_version=signed.root_version,
+        version=int(wire["version"]),
+        published=published,
+        dir=version_dir.name,
+        targets_version=signed.targets_version,
         targets_sha256=file_sha256(version_dir / SIGNED / "targets.json")[1],
-        snapshot_sha256=file_sha256(version_dir / SIGNED / "snapshot.json")[1])
+        snapshot_sha256=file_sha256(version_dir / SIGNED / "snapshot.json")[1],
+    )
 
 
 def below(mark: Mark, floor: Mark) -> str | None:
     """Why ``mark`` may not be loaded on a device whose high-water mark is ``floor``."""
     if mark.key() < floor.key():
-        return (f"version {mark.version} (root {mark.root_version}) is older than version "
-                f"{floor.version} (root {floor.root_version}), installed before (rollback)")
+        return (
+            f"version {mark.version} (root {mark.root_version}) is older than version "
+            f"{floor.version} (root {floor.root_version}), installed before (rollback)"
+        )
     if mark.key() == floor.key() and (mark.targets_sha256, mark.snapshot_sha256) != (
-            floor.targets_sha256, floor.snapshot_sha256):
-        return (f"version {mark.version} does not carry the signed metadata recorded when "
-                "it was installed")
+        floor.targets_sha256,
+        floor.snapshot_sha256,
+    ):
+        return (
+            f"version {mark.version} does not carry the signed metadata recorded when "
+            "it was installed"
+        )
     if mark.published < floor.published:
-        return (f"version {mark.version} was published before version {floor.version}, "
-                "installed before (rollback)")
+        return (
+            f"version {mark.version} was published before version {floor.version}, "
+            "installed before (rollback)"
+        )
     return None
 
 
@@ -104,8 +116,7 @@ def read_mark(trust_dir: Path) -> Mark | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise TrustDataError(f"trust high-water mark {path} unreadable: {e.strerror or e}") \
-            from e
+        raise TrustDataError(f"trust high-water mark {path} unreadable: {e.strerror or e}") from e
     if not raw:
         return None
     garbled = TrustDataError(f"trust high-water mark {path} is garbled: run 'appliance sync'")
@@ -116,9 +127,12 @@ def read_mark(trust_dir: Path) -> Mark | None:
         texts = {name: data[name] for name in ("dir", "targets_sha256", "snapshot_sha256")}
     except (ValueError, TypeError, KeyError):
         raise garbled from None
-    if published is None or data.get("format") != FORMAT \
-            or not all(type(v) is int for v in fields.values()) \
-            or not all(isinstance(v, str) for v in texts.values()):
+    if (
+        published is None
+        or data.get("format") != FORMAT
+        or not all(type(v) is int for v in fields.values())
+        or not all(isinstance(v, str) for v in texts.values())
+    ):
         raise garbled
     return Mark(published=published, **fields, **texts)
 
@@ -144,5 +158,8 @@ def tuf_manifest_sha256(trust_dir: Path) -> str | None:
 def write_mark(trust_dir: Path, mark: Mark) -> None:
     """Record ``mark`` (sync only, after it switched ``current``); ``OSError`` on failure."""
     data = {**asdict(mark), "format": FORMAT, "published": format_utc(mark.published)}
-    write_atomic(high_water_path(trust_dir),
-                 json.dumps(data, indent=1, sort_keys=True).encode(), sync_folder=True)
+    write_atomic(
+        high_water_path(trust_dir),
+        json.dumps(data, indent=1, sort_keys=True).encode(),
+        sync_folder=True,
+    )

@@ -25,8 +25,9 @@ OTHER_FORMS = ("certificate", "jwk", "public_key")
 MAX_DOCTYPE_CHARS = 256
 
 
-def parse_iaca_key(entry: dict[str, Any], iss: str, name: str, where: str,
-                   kid_hex: str) -> IssuerKey:
+def parse_iaca_key(
+    entry: dict[str, Any], iss: str, name: str, where: str, kid_hex: str
+) -> IssuerKey:
     """An ``iaca`` key entry -> an ``IssuerKey`` scoped to MDOC (``types`` = doctypes)."""
     from appliance.trust.source import _instant, compute_kid
 
@@ -35,34 +36,48 @@ def parse_iaca_key(entry: dict[str, Any], iss: str, name: str, where: str,
     certificate, der = load_iaca(entry.get("iaca"), where)
     kid = compute_kid(der)
     if kid.hex() != kid_hex:
-        raise TrustDataError(f"{where}: kid does not match the IACA certificate "
-                             f"(computed {kid.hex()})")
+        raise TrustDataError(
+            f"{where}: kid does not match the IACA certificate (computed {kid.hex()})"
+        )
     profiles = entry.get("profiles", ["MDOC"])
     if profiles != ["MDOC"]:
         raise TrustDataError(f"{where}: an iaca key is for profile MDOC only")
     doctypes = entry.get("doctypes")
-    if not isinstance(doctypes, list) or not doctypes or not all(
-            isinstance(d, str) and 0 < len(d) <= MAX_DOCTYPE_CHARS for d in doctypes):
+    if (
+        not isinstance(doctypes, list)
+        or not doctypes
+        or not all(isinstance(d, str) and 0 < len(d) <= MAX_DOCTYPE_CHARS for d in doctypes)
+    ):
         raise TrustDataError(f"{where}: doctypes must be a non-empty list of docType text")
     status = entry.get("status", "active")
     if status not in ("active", "revoked"):
         raise TrustDataError(f"{where}: status must be 'active' or 'revoked'")
     cert_from = certificate.not_valid_before_utc.timestamp()
     cert_until = certificate.not_valid_after_utc.timestamp()
-    not_before = _instant(entry.get("not_before"), f"{where}.not_before",
-                          certificate.not_valid_before_utc)
-    not_after = _instant(entry.get("not_after"), f"{where}.not_after",
-                         certificate.not_valid_after_utc)
+    not_before = _instant(
+        entry.get("not_before"), f"{where}.not_before", certificate.not_valid_before_utc
+    )
+    not_after = _instant(
+        entry.get("not_after"), f"{where}.not_after", certificate.not_valid_after_utc
+    )
     if not cert_from <= not_before <= not_after <= cert_until:
-        raise TrustDataError(f"{where}: not_before/not_after may narrow the certificate's "
-                             "validity, never widen it")
+        raise TrustDataError(
+            f"{where}: not_before/not_after may narrow the certificate's validity, never widen it"
+        )
     public_key = certificate.public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)  # load_iaca checked
     return IssuerKey(
-        kid=kid, iss=iss, issuer_name=name, alg=IACA_CURVES[public_key.curve.name],
-        public_key=public_key, not_before=not_before, not_after=not_after,
-        revoked=status == "revoked", types=frozenset(doctypes),
-        profiles=frozenset({"MDOC"}), certificate=certificate,
+        kid=kid,
+        iss=iss,
+        issuer_name=name,
+        alg=IACA_CURVES[public_key.curve.name],
+        public_key=public_key,
+        not_before=not_before,
+        not_after=not_after,
+        revoked=status == "revoked",
+        types=frozenset(doctypes),
+        profiles=frozenset({"MDOC"}),
+        certificate=certificate,
     )
 
 
@@ -85,8 +100,10 @@ def check_iaca(certificate: x509.Certificate, where: str) -> None:
         public_key = certificate.public_key()
     except (ValueError, UnsupportedAlgorithm) as e:
         raise TrustDataError(f"{where}: IACA key cannot be read: {e}") from e
-    if not isinstance(public_key, ec.EllipticCurvePublicKey) \
-            or public_key.curve.name not in IACA_CURVES:
+    if (
+        not isinstance(public_key, ec.EllipticCurvePublicKey)
+        or public_key.curve.name not in IACA_CURVES
+    ):
         raise TrustDataError(f"{where}: IACA key is not on P-256, P-384 or P-521")
     if certificate.issuer != certificate.subject:
         raise TrustDataError(f"{where}: IACA certificate is not self-signed")
@@ -98,8 +115,7 @@ def check_iaca(certificate: x509.Certificate, where: str) -> None:
         constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
         usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
     except x509.ExtensionNotFound as e:
-        raise TrustDataError(f"{where}: IACA certificate lacks basicConstraints or "
-                             "keyUsage") from e
+        raise TrustDataError(f"{where}: IACA certificate lacks basicConstraints or keyUsage") from e
     except ValueError as e:
         raise TrustDataError(f"{where}: IACA certificate extensions: {e}") from e
     if not constraints.value.ca:

@@ -93,8 +93,9 @@ class StagedVersion:
         base.with_suffix(".idx").write_bytes(index_file(base))
         _checkpoint(f"indexed {base_rel}")
 
-    def commit(self, manifest: dict[str, Any],
-               validate: Callable[[Path], object] | None = load_version_dir) -> Path:
+    def commit(
+        self, manifest: dict[str, Any], validate: Callable[[Path], object] | None = load_version_dir
+    ) -> Path:
         """Write the manifest, make everything durable, and switch ``current``."""
         data = json.dumps(manifest, indent=1, sort_keys=True).encode()
         (self.path / MANIFEST).write_bytes(data)
@@ -141,8 +142,9 @@ def switch_current(trust_dir: Path, name: str) -> None:
     fsync_dir(trust_dir)
 
 
-def prune_versions(trust_dir: Path, keep: int = 2,
-                   genuine: Callable[[Path], bool] | None = None) -> list[str]:
+def prune_versions(
+    trust_dir: Path, keep: int = 2, genuine: Callable[[Path], bool] | None = None
+) -> list[str]:
     """Remove leftovers of interrupted installs and all but ``keep`` installed versions.
 
     Only versions in the record that pass ``genuine`` (sync passes a signature check under
@@ -160,15 +162,17 @@ def prune_versions(trust_dir: Path, keep: int = 2,
                 shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
     listed = installed_record(trust_dir)
-    record = [e for e in listed if (trust_dir / e["dir"]).is_dir()
-              and (genuine is None or genuine(trust_dir / e["dir"]))]
+    record = [
+        e
+        for e in listed
+        if (trust_dir / e["dir"]).is_dir() and (genuine is None or genuine(trust_dir / e["dir"]))
+    ]
     recorded = {e["dir"] for e in record}
     for entry in trust_dir.iterdir() if trust_dir.is_dir() else ():
         if VERSION_DIR.match(entry.name) and entry.name not in recorded:
-            log.warning("%s in %s was not installed by sync; left alone", entry.name,
-                        trust_dir)
+            log.warning("%s in %s was not installed by sync; left alone", entry.name, trust_dir)
     current = link_target(trust_dir)
-    kept = {e["dir"] for e in record[-max(keep, 1):]}  # the newest installs
+    kept = {e["dir"] for e in record[-max(keep, 1) :]}  # the newest installs
     if current is not None and current in recorded:
         kept.add(current)
     for e in record:

@@ -132,8 +132,9 @@ def read_deltas(paths: Iterable[Path]) -> list[bytes]:
     return delta
 
 
-def build_bucket_index(sorted_base: bytes | mmap.mmap | memoryview,
-                       chunk_records: int = CHUNK_RECORDS) -> bytes:
+def build_bucket_index(
+    sorted_base: bytes | mmap.mmap | memoryview, chunk_records: int = CHUNK_RECORDS
+) -> bytes:
     """Offsets (in entries) of each 20-bit bucket in a sorted base; ``_BUCKETS + 1`` of them.
 
     Counted ``chunk_records`` at a time, so the work arrays stay small whatever the size of
@@ -161,8 +162,7 @@ def index_file(base: Path, chunk_records: int = CHUNK_RECORDS) -> bytes:
             while True:
                 got = read_full(f, view)
                 if got % HASH_PREFIX_BYTES:
-                    raise TrustDataError(
-                        f"{base.name} is not a whole number of 16-byte entries")
+                    raise TrustDataError(f"{base.name} is not a whole number of 16-byte entries")
                 if got:
                     counter.add(view[:got])
                 if got < len(view):

@@ -83,8 +83,9 @@ def _count(entry: Any) -> int:
 
 def wire_layout(wire: dict[str, Any]) -> tuple[list[Part], dict[str, Any]]:
     """Files of a version from its signed manifest, and the loader's layout of them."""
-    parts = [Part(safe_name(wire.get("issuers"), "issuers"), "issuers.json", "plain",
-                  MAX_ISSUERS_BYTES)]
+    parts = [
+        Part(safe_name(wire.get("issuers"), "issuers"), "issuers.json", "plain", MAX_ISSUERS_BYTES)
+    ]
     status_lists = []
     for i, entry in enumerate(wire.get("status_lists", [])):
         if not isinstance(entry, dict) or not isinstance(entry.get("uri"), str):
@@ -107,14 +108,17 @@ def wire_layout(wire: dict[str, Any]) -> tuple[list[Part], dict[str, Any]]:
         base = entry.get("base")
         local_base = None
         if base is not None:
-            local_base = safe_name(base.get("target") if isinstance(base, dict) else None,
-                                   f"revoked.{name}.base")
-            parts.append(Part(local_base, local_base, "base",
-                              HASH_PREFIX_BYTES * _count(base), True))
+            local_base = safe_name(
+                base.get("target") if isinstance(base, dict) else None, f"revoked.{name}.base"
+            )
+            parts.append(
+                Part(local_base, local_base, "base", HASH_PREFIX_BYTES * _count(base), True)
+            )
         deltas = []
         for d in entry.get("deltas", []):
-            target = safe_name(d.get("target") if isinstance(d, dict) else None,
-                               f"revoked.{name}.deltas")
+            target = safe_name(
+                d.get("target") if isinstance(d, dict) else None, f"revoked.{name}.deltas"
+            )
             parts.append(Part(target, target, "plain", HASH_PREFIX_BYTES * _count(d), True))
             deltas.append(target)
         revoked[name] = {"base": local_base, "deltas": deltas}
@@ -130,8 +134,7 @@ def _metadata(path: Path) -> Metadata[Any]:
         with path.open("rb") as f:
             raw = f.read(MAX_METADATA_BYTES + 1)
     except OSError as e:
-        raise TrustDataError(f"signed metadata {path.name} unreadable: {e.strerror or e}") \
-            from e
+        raise TrustDataError(f"signed metadata {path.name} unreadable: {e.strerror or e}") from e
     if len(raw) > MAX_METADATA_BYTES:
         raise TrustDataError(f"signed metadata {path.name} is too large")
     try:
@@ -231,8 +234,11 @@ def read_signed_manifest(signed_dir: Path, signed: SignedTargets) -> dict[str, A
         wire = json.loads(path.read_bytes())
     except (OSError, ValueError) as e:
         raise TrustDataError("the signed manifest is unreadable") from e
-    if not isinstance(wire, dict) or wire.get("format") != 1 \
-            or not isinstance(wire.get("version"), int):
+    if (
+        not isinstance(wire, dict)
+        or wire.get("format") != 1
+        or not isinstance(wire.get("version"), int)
+    ):
         raise TrustDataError("the signed manifest is not a format-1 manifest")
     return wire
 
@@ -294,8 +300,13 @@ def check_index(base: Path, index: Path, chunk_records: int = CHUNK_RECORDS) -> 
         count, partial = divmod(base.stat().st_size, HASH_PREFIX_BYTES)
     except OSError as e:
         raise TrustDataError(f"{base.name} unreadable: {e.strerror or e}") from e
-    if partial or count >= 0xFFFFFFFF or idx[0] != 0 or idx[-1] != count \
-            or np.any(idx[1:] < idx[:-1]):
+    if (
+        partial
+        or count >= 0xFFFFFFFF
+        or idx[0] != 0
+        or idx[-1] != count
+        or np.any(idx[1:] < idx[:-1])
+    ):
         raise TrustDataError("revoked-hash index does not match its base")
     at = idx[:-1]  # uint32: every position used below is >= the chunk's start
     buf = bytearray(max(1, chunk_records) * HASH_PREFIX_BYTES)
@@ -322,8 +333,11 @@ def _check_chunk(np: Any, recs: Any, at: Any, start: int) -> None:
 
     def top(rows: Any) -> Any:
         r = recs[rows]
-        return ((r[:, 0].astype(np.uint32) << 16) | (r[:, 1].astype(np.uint32) << 8)
-                | r[:, 2].astype(np.uint32)) >> (24 - INDEX_BITS)
+        return (
+            (r[:, 0].astype(np.uint32) << 16)
+            | (r[:, 1].astype(np.uint32) << 8)
+            | r[:, 2].astype(np.uint32)
+        ) >> (24 - INDEX_BITS)
 
     # Search with uint32 keys: mixed types would copy the 1M-entry index on every chunk.
     keys = np.array([start, end, start + 1, end + 1], dtype=np.uint32)

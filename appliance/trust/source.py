@@ -129,8 +129,9 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
         from cryptography import x509  # only certificate keys pay for the x509 module
 
         try:
-            der = base64.b64decode(_text(entry["certificate"], f"{where}.certificate"),
-                                   validate=True)
+            der = base64.b64decode(
+                _text(entry["certificate"], f"{where}.certificate"), validate=True
+            )
             certificate = x509.load_der_x509_certificate(der)
             public_key = certificate.public_key()
         except (binascii.Error, ValueError, UnsupportedAlgorithm) as e:
@@ -149,12 +150,18 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
     computed = _b64url(kid) if "jwk" in entry else kid.hex()
     if computed != kid_hex:
         raise TrustDataError(f"{where}: kid does not match the key (computed {computed})")
-    expected_type = {"ES256": ec.EllipticCurvePublicKey, "EdDSA": ed25519.Ed25519PublicKey,
-                     "PS256": rsa.RSAPublicKey}[alg]
+    expected_type = {
+        "ES256": ec.EllipticCurvePublicKey,
+        "EdDSA": ed25519.Ed25519PublicKey,
+        "PS256": rsa.RSAPublicKey,
+    }[alg]
     if not isinstance(public_key, expected_type):
         raise TrustDataError(f"{where}: key type does not fit alg {alg}")
-    if (alg == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey)
-            and public_key.curve.name != "secp256r1"):
+    if (
+        alg == "ES256"
+        and isinstance(public_key, ec.EllipticCurvePublicKey)
+        and public_key.curve.name != "secp256r1"
+    ):
         raise TrustDataError(f"{where}: ES256 needs a P-256 key")
     status = entry.get("status", "active")
     if status not in ("active", "revoked"):
@@ -164,23 +171,50 @@ def _parse_key(entry: Any, iss: str, name: str, where: str) -> IssuerKey:
         raise TrustDataError(f"{where}: types must be a list of text")
     profiles = entry_profiles(entry, where)
     # A JWK carries no validity: unbounded unless the trust source bounds it (x5c is ignored).
-    not_before = _instant(entry.get("not_before"), f"{where}.not_before",
-                          certificate.not_valid_before_utc if certificate
-                          else _JWK_NOT_BEFORE if "jwk" in entry else None)
-    not_after = _instant(entry.get("not_after"), f"{where}.not_after",
-                         certificate.not_valid_after_utc if certificate
-                         else _JWK_NOT_AFTER if "jwk" in entry else None)
+    not_before = _instant(
+        entry.get("not_before"),
+        f"{where}.not_before",
+        certificate.not_valid_before_utc
+        if certificate
+        else _JWK_NOT_BEFORE
+        if "jwk" in entry
+        else None,
+    )
+    not_after = _instant(
+        entry.get("not_after"),
+        f"{where}.not_after",
+        certificate.not_valid_after_utc
+        if certificate
+        else _JWK_NOT_AFTER
+        if "jwk" in entry
+        else None,
+    )
     return IssuerKey(
-        kid=kid, iss=iss, issuer_name=name, alg=alg, public_key=public_key,
-        not_before=not_before, not_after=not_after, revoked=status == "revoked",
-        types=frozenset(types), profiles=profiles, certificate=certificate,
+        kid=kid,
+        iss=iss,
+        issuer_name=name,
+        alg=alg,
+        public_key=public_key,
+        not_before=not_before,
+        not_after=not_after,
+        revoked=status == "revoked",
+        types=frozenset(types),
+        profiles=profiles,
+        certificate=certificate,
     )
 
 
 def entry_profiles(entry: dict[str, Any], where: str = "key") -> frozenset[str]:
     """``profiles`` of a key entry, else the default of its form (spec LC1 s.4)."""
-    form = "iaca" if "iaca" in entry else "certificate" if "certificate" in entry \
-        else "jwk" if "jwk" in entry else "public_key"
+    form = (
+        "iaca"
+        if "iaca" in entry
+        else "certificate"
+        if "certificate" in entry
+        else "jwk"
+        if "jwk" in entry
+        else "public_key"
+    )
     if "profiles" not in entry:
         return DEFAULT_PROFILES[form]
     raw = entry["profiles"]
@@ -190,10 +224,13 @@ def entry_profiles(entry: dict[str, Any], where: str = "key") -> frozenset[str]:
         if name not in KEY_PROFILES:
             hint = " (an LP1 licence uses the LC1 keys)" if name == "LP1" else ""
             raise TrustDataError(
-                f"{where}: unknown profile {name!r}, expected one of {KEY_PROFILES}{hint}")
+                f"{where}: unknown profile {name!r}, expected one of {KEY_PROFILES}{hint}"
+            )
     if ("MDOC" in raw) != (form == "iaca") or (form == "iaca" and len(set(raw)) != 1):
-        raise TrustDataError(f"{where}: profile MDOC belongs to iaca keys, and iaca keys "
-                             "to MDOC alone (spec mdl-reader s.2)")
+        raise TrustDataError(
+            f"{where}: profile MDOC belongs to iaca keys, and iaca keys "
+            "to MDOC alone (spec mdl-reader s.2)"
+        )
     return frozenset(raw)
 
 
@@ -294,4 +331,3 @@ def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise TrustDataError(f"{where} must be non-empty text")
     return value
-

@@ -74,8 +74,10 @@ def load_trust_store(trust_dir: Path, root: Path | None = None) -> TrustSnapshot
         floor = _tuf_floor(trust_dir, target, pinned)
     why = below(mark, floor) if floor is not None else None
     if why is not None:
-        raise TrustDataError(f"trust/current points at {target}: {why}; refused until "
-                             "'appliance sync' points it back")
+        raise TrustDataError(
+            f"trust/current points at {target}: {why}; refused until "
+            "'appliance sync' points it back"
+        )
     return snapshot
 
 
@@ -125,9 +127,10 @@ def _load_marked(version_dir: Path, root: bytes | None) -> tuple[TrustSnapshot, 
     issuers = _read_json(version_dir / "issuers.json")
     if not isinstance(issuers, dict):
         raise TrustDataError(f"{version_dir}: issuers file is not an object")
-    status_lists = {entry["uri"]: StatusList.from_file(version_dir / entry["file"],
-                                                       entry.get("bits"))
-                    for entry in layout["status_lists"]}
+    status_lists = {
+        entry["uri"]: StatusList.from_file(version_dir / entry["file"], entry.get("bits"))
+        for entry in layout["status_lists"]
+    }
     revoked = layout["revoked"]
     snapshot = TrustSnapshot(
         keys=parse_issuers(issuers.get("issuers", [])),
@@ -164,7 +167,8 @@ class CurrentTrust:
             if self._snapshot is not None:
                 return self._snapshot  # keep the last good data; link_fault reports it
             raise TrustDataError(
-                f"no trust data installed in {self._trust_dir}: run 'appliance sync'")
+                f"no trust data installed in {self._trust_dir}: run 'appliance sync'"
+            )
         if target != self._target:
             with self._lock:
                 if target != self._target:
@@ -178,13 +182,15 @@ class CurrentTrust:
             if self._snapshot is not None and _older(snapshot, self._snapshot):
                 raise TrustDataError(
                     f"{target} holds version {snapshot.version}, older than the loaded "
-                    f"{self._snapshot.version}")
+                    f"{self._snapshot.version}"
+                )
         except TrustDataError as e:
             _REFUSED[str(self._trust_dir)] = (target, str(e))
             if self._snapshot is None:
                 raise
-            log.error("trust data %s refused, keeping version %s: %s", target,
-                      self._snapshot.version, e)
+            log.error(
+                "trust data %s refused, keeping version %s: %s", target, self._snapshot.version, e
+            )
             self._target = target
             return
         _REFUSED.pop(str(self._trust_dir), None)
@@ -219,8 +225,10 @@ def link_fault(trust_dir: Path) -> str | None:
     except TrustDataError as e:
         return str(e)
     if floor is not None and target != floor.dir and _number(target) < floor.version:
-        return (f"trust link trust/current points at {target}, older than {floor.dir} "
-                "installed before (rollback refused): run 'appliance sync'")
+        return (
+            f"trust link trust/current points at {target}, older than {floor.dir} "
+            "installed before (rollback refused): run 'appliance sync'"
+        )
     refused = _REFUSED.get(str(trust_dir))
     if refused is not None and refused[0] == target:
         return f"trust data {target} refused: {refused[1]}"
@@ -262,8 +270,14 @@ def installed_record(trust_dir: Path) -> list[dict[str, Any]]:
     entries = data.get("installed") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return []
-    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("dir"), str)
-            and VERSION_DIR.match(e["dir"]) and isinstance(e.get("version"), int)]
+    return [
+        e
+        for e in entries
+        if isinstance(e, dict)
+        and isinstance(e.get("dir"), str)
+        and VERSION_DIR.match(e["dir"])
+        and isinstance(e.get("version"), int)
+    ]
 
 
 def installed_names(trust_dir: Path) -> set[str]:
@@ -337,4 +351,3 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise TrustDataError(f"{version_dir / MANIFEST} is not an object")
     return manifest
-

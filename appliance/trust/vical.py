@@ -52,14 +52,20 @@ def read_vical(data: bytes, signer: x509.Certificate, now: float) -> Vical:
     if len(data) > MAX_VICAL_BYTES:
         raise TrustDataError(f"VICAL larger than {MAX_VICAL_BYTES} bytes")
     try:
-        envelope = parse_cose(decode(data, tags=VICAL_TAGS, max_items=MAX_VICAL_ITEMS),
-                              TAG_SIGN1, "VICAL")
+        envelope = parse_cose(
+            decode(data, tags=VICAL_TAGS, max_items=MAX_VICAL_ITEMS), TAG_SIGN1, "VICAL"
+        )
         if envelope.payload is None:
             raise TrustDataError("VICAL has a detached payload")
-        if not verify_ecdsa(envelope.alg, signer.public_key(),
-                            sig1_structure(envelope.protected, envelope.payload), envelope.tag):
-            raise TrustDataError("VICAL signature does not verify with the given signer "
-                                 "certificate")
+        if not verify_ecdsa(
+            envelope.alg,
+            signer.public_key(),
+            sig1_structure(envelope.protected, envelope.payload),
+            envelope.tag,
+        ):
+            raise TrustDataError(
+                "VICAL signature does not verify with the given signer certificate"
+            )
         body = decode(envelope.payload, tags=VICAL_TAGS, max_items=MAX_VICAL_ITEMS)
         if isinstance(body, Embedded):
             body = decode(body.data, tags=VICAL_TAGS, max_items=MAX_VICAL_ITEMS)
@@ -85,16 +91,20 @@ def read_vical(data: bytes, signer: x509.Certificate, now: float) -> Vical:
             entries.append(_entry(info, f"certificateInfos[{i}]"))
         except TrustDataError as e:
             skipped.append(str(e))
-    return Vical(provider if isinstance(provider, str) else "", date, tuple(entries),
-                 tuple(skipped))
+    return Vical(
+        provider if isinstance(provider, str) else "", date, tuple(entries), tuple(skipped)
+    )
 
 
 def _entry(info: Any, where: str) -> VicalEntry:
     if not isinstance(info, dict) or type(info.get("certificate")) is not bytes:
         raise TrustDataError(f"{where}: no certificate")
     doctypes = info.get("docType")
-    if not isinstance(doctypes, list) or not doctypes or not all(
-            isinstance(d, str) and d for d in doctypes):
+    if (
+        not isinstance(doctypes, list)
+        or not doctypes
+        or not all(isinstance(d, str) and d for d in doctypes)
+    ):
         raise TrustDataError(f"{where}: docType is not a non-empty array of text")
     der = info["certificate"]
     try:
@@ -102,10 +112,14 @@ def _entry(info: Any, where: str) -> VicalEntry:
     except (ValueError, x509.InvalidVersion) as e:
         raise TrustDataError(f"{where}: certificate is not DER X.509: {e}") from e
     check_iaca(certificate, where)
-    return VicalEntry(der, certificate, tuple(doctypes),
-                      _text(info.get("issuingCountry")) or _name(certificate, "C"),
-                      _text(info.get("stateOrProvinceName")) or _name(certificate, "ST"),
-                      _text(info.get("issuingAuthority")))
+    return VicalEntry(
+        der,
+        certificate,
+        tuple(doctypes),
+        _text(info.get("issuingCountry")) or _name(certificate, "C"),
+        _text(info.get("stateOrProvinceName")) or _name(certificate, "ST"),
+        _text(info.get("issuingAuthority")),
+    )
 
 
 def _tdate(value: Any, name: str) -> float:

@@ -65,9 +65,15 @@ def whole_seconds(wait: float) -> int:
 class LoginThrottle:
     """Per-client delay after failed logins, in this process's memory (see module doc)."""
 
-    def __init__(self, *, free: int = 5, base_s: float = 1.0, cap_s: float = 60.0,
-                 forget_after_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        free: int = 5,
+        base_s: float = 1.0,
+        cap_s: float = 60.0,
+        forget_after_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.policy = ThrottlePolicy(free, base_s, cap_s, forget_after_s)
         self.free = self.policy.free
         self.base_s = self.policy.base_s

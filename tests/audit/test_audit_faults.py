@@ -91,8 +91,9 @@ def small_fs(tmp_path):
         pytest.skip("mounting a size-limited tmpfs needs root")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     try:
@@ -103,8 +104,14 @@ def small_fs(tmp_path):
 
 def test_disk_full_clear_error_no_corruption_and_recovery(tmp_path, small_fs, scenario):
     config = make_config(tmp_path, checkpoint_every=20)
-    config = type(config)(**{**config.__dict__, "paths": type(config.paths)(
-        state_dir=small_fs / "state", secrets_dir=tmp_path / "secrets")})
+    config = type(config)(
+        **{
+            **config.__dict__,
+            "paths": type(config.paths)(
+                state_dir=small_fs / "state", secrets_dir=tmp_path / "secrets"
+            ),
+        }
+    )
     log = open_audit_log(config)
     filler = small_fs / "filler"
     filler.write_bytes(b"\0" * (4 * 1024 * 1024 - 1536 * 1024))  # leave 1.5 MiB
@@ -123,15 +130,22 @@ def test_disk_full_clear_error_no_corruption_and_recovery(tmp_path, small_fs, sc
         assert fresh.verify().ok and fresh.status()["last_seq"] == acked[-1]
     filler.unlink()  # space returns
     assert record_many(log, scenario, 5, start=NOW + len(acked)) == list(
-        range(acked[-1] + 1, acked[-1] + 6))
+        range(acked[-1] + 1, acked[-1] + 6)
+    )
     assert log.verify().ok
     log.close()
 
 
 def test_read_only_file_system_clear_error_and_recovery(tmp_path, small_fs, scenario):
     config = make_config(tmp_path)
-    config = type(config)(**{**config.__dict__, "paths": type(config.paths)(
-        state_dir=small_fs / "state", secrets_dir=tmp_path / "secrets")})
+    config = type(config)(
+        **{
+            **config.__dict__,
+            "paths": type(config.paths)(
+                state_dir=small_fs / "state", secrets_dir=tmp_path / "secrets"
+            ),
+        }
+    )
     log = open_audit_log(config)
     record_many(log, scenario, 3)
     log.close()  # the kernel remounts read-only on errors; mount(8) needs no open writers

@@ -49,6 +49,7 @@ def _json_text(value: str) -> str:
 
 def _independent_canonical(obj: dict[str, Any]) -> bytes:
     """Sorted keys, no white space; null, true/false, integers and text only."""
+
     def value(v: Any) -> str:
         if v is None:
             return "null"
@@ -59,8 +60,9 @@ def _independent_canonical(obj: dict[str, Any]) -> bytes:
         assert isinstance(v, str)
         return _json_text(v)
 
-    return ("{" + ",".join(f"{_json_text(k)}:{value(obj[k])}" for k in sorted(obj)) + "}"
-            ).encode("ascii")
+    return ("{" + ",".join(f"{_json_text(k)}:{value(obj[k])}" for k in sorted(obj)) + "}").encode(
+        "ascii"
+    )
 
 
 def test_the_vectors_cover_every_hashed_field_and_the_tricky_values() -> None:
@@ -76,8 +78,7 @@ def test_genesis_hash() -> None:
     log_id = VECTORS["log_id"]
     expected = VECTORS["genesis_hash"]
     assert genesis_hash(log_id) == expected
-    assert hashlib.sha256(b"appliance-audit-genesis-v1\n" + log_id.encode()).hexdigest() \
-        == expected
+    assert hashlib.sha256(b"appliance-audit-genesis-v1\n" + log_id.encode()).hexdigest() == expected
 
 
 @pytest.mark.parametrize("i", range(len(RECORDS)))
@@ -87,8 +88,10 @@ def test_record_canonical_form_and_hash(i: int) -> None:
     expected = record["canonical"].encode("ascii")
     assert canonical(normalise(fields)) == expected
     assert _independent_canonical(fields) == expected
-    assert hashlib.sha256(b"appliance-audit-record-v1\n" + expected).hexdigest() \
+    assert (
+        hashlib.sha256(b"appliance-audit-record-v1\n" + expected).hexdigest()
         == record["record_hash"]
+    )
     assert record_hash(fields) == record["record_hash"]
 
 
@@ -120,13 +123,23 @@ def test_a_changed_field_changes_the_hash() -> None:
 
 def test_checkpoint_message_and_signature() -> None:
     cp = VECTORS["checkpoint"]
-    message = checkpoint_message(VECTORS["device_id"], VECTORS["log_id"], cp["seq"],
-                                 cp["head"], cp["time"])
+    message = checkpoint_message(
+        VECTORS["device_id"], VECTORS["log_id"], cp["seq"], cp["head"], cp["time"]
+    )
     assert message == cp["message"].encode("ascii")
-    assert _independent_canonical({
-        "type": "appliance-audit-checkpoint-v1", "device_id": VECTORS["device_id"],
-        "log_id": VECTORS["log_id"], "seq": cp["seq"], "hash": cp["head"], "time": cp["time"],
-    }) == message
+    assert (
+        _independent_canonical(
+            {
+                "type": "appliance-audit-checkpoint-v1",
+                "device_id": VECTORS["device_id"],
+                "log_id": VECTORS["log_id"],
+                "seq": cp["seq"],
+                "hash": cp["head"],
+                "time": cp["time"],
+            }
+        )
+        == message
+    )
     assert iso_time(cp["epoch"]) == cp["time"]
     key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(cp["test_key_seed_hex"]))
     identity = DeviceIdentity(VECTORS["device_id"], key)

@@ -96,8 +96,21 @@ def test_verify_ok_and_cli_status_verify_export(audit, config, scenario, tmp_pat
     assert main(["audit", "status", "--config", str(cfg), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["records"] == 30 and status["pending_upload"] == 30
-    assert main(["audit", "export", "--config", str(cfg), "--format", "jsonl",
-                 "--since", "2027-01-15T08:00:20Z"]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "export",
+                "--config",
+                str(cfg),
+                "--format",
+                "jsonl",
+                "--since",
+                "2027-01-15T08:00:20Z",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 10
     first = json.loads(lines[0])
@@ -122,17 +135,21 @@ def test_cli_without_a_log_and_device_keygen(tmp_path, capsys):
     assert again.out == first.out and again.err == ""  # idempotent for Ansible
 
 
-@pytest.mark.parametrize("tamper, bad_seq, word", [
-    ("edit", 7, "edited"),
-    ("delete", 7, "missing"),
-    ("delete_tail", 20, "missing"),
-    ("reorder", 7, "seq 7"),
-    ("insert", 9, "seq 9"),  # the forged 8 chains on 7; the shifted old 8 breaks
-    ("rewrite_chain", 7, "checkpoint"),
-    ("forge_checkpoint", 10, "signature"),
-])
+@pytest.mark.parametrize(
+    "tamper, bad_seq, word",
+    [
+        ("edit", 7, "edited"),
+        ("delete", 7, "missing"),
+        ("delete_tail", 20, "missing"),
+        ("reorder", 7, "seq 7"),
+        ("insert", 9, "seq 9"),  # the forged 8 chains on 7; the shifted old 8 breaks
+        ("rewrite_chain", 7, "checkpoint"),
+        ("forge_checkpoint", 10, "signature"),
+    ],
+)
 def test_tampering_is_detected_and_first_bad_record_named(
-        audit, config, scenario, tmp_path, capsys, tamper, bad_seq, word):
+    audit, config, scenario, tmp_path, capsys, tamper, bad_seq, word
+):
     record_many(audit, scenario, 25)  # checkpoints at seq 1?, 10/11, 20/21
     audit.close()
     db = _db(config)
@@ -154,9 +171,12 @@ def test_tampering_is_detected_and_first_bad_record_named(
     elif tamper == "insert":
         db.execute("UPDATE records SET seq = seq + 1000 WHERE seq >= 8")
         db.execute("UPDATE records SET seq = seq - 999 WHERE seq >= 1000")
-        forged = dict(next(r for r in _rows(config) if r["seq"] == 7), seq=8,
-                      verdict="PASS", prev_hash=next(r["hash"] for r in _rows(config)
-                                                     if r["seq"] == 7))
+        forged = dict(
+            next(r for r in _rows(config) if r["seq"] == 7),
+            seq=8,
+            verdict="PASS",
+            prev_hash=next(r["hash"] for r in _rows(config) if r["seq"] == 7),
+        )
         forged["hash"] = record_hash(forged)
         _replace(db, forged)
     elif tamper == "rewrite_chain":
@@ -174,8 +194,7 @@ def test_tampering_is_detected_and_first_bad_record_named(
         bad_seq = min(s for s in cps if s >= 7)
     elif tamper == "forge_checkpoint":
         bad_seq = min(s for s in cps if s >= 10)
-        db.execute("UPDATE checkpoints SET signature = ? WHERE seq = ?",
-                   ("A" * 86 + "==", bad_seq))
+        db.execute("UPDATE checkpoints SET signature = ? WHERE seq = ?", ("A" * 86 + "==", bad_seq))
     db.close()
     with from_config(config, create_key=False) as log:
         report = log.verify()
@@ -231,12 +250,14 @@ def test_service_refuses_verdict_without_record_when_required(tmp_path, scenario
         def record(self, *a, **k):
             raise AuditError("disk full")
 
-    service = VerificationService(lambda: scenario.trust, FixedClock(NOW), Checkpoint(),
-                                  audit=Broken(), audit_required=True)
+    service = VerificationService(
+        lambda: scenario.trust, FixedClock(NOW), Checkpoint(), audit=Broken(), audit_required=True
+    )
     with pytest.raises(AuditUnavailable):
         service.verify(scenario.text(), source="camera")
-    service = VerificationService(lambda: scenario.trust, FixedClock(NOW), Checkpoint(),
-                                  audit=Broken(), audit_required=False)
+    service = VerificationService(
+        lambda: scenario.trust, FixedClock(NOW), Checkpoint(), audit=Broken(), audit_required=False
+    )
     assert service.verify(scenario.text(), source="camera") is not None
     assert service.audit_fault == "disk full"
 
@@ -244,8 +265,7 @@ def test_service_refuses_verdict_without_record_when_required(tmp_path, scenario
 def test_privacy_no_name_number_or_qr_text_in_db_or_logs(tmp_path, scenario, caplog):
     caplog.set_level(logging.DEBUG)
     config = make_config(tmp_path, checkpoint_every=3)
-    texts = [scenario.text(number=f"{LICENCE_NO}{i}", name=f"{HOLDER_NAME} {i}")
-             for i in range(5)]
+    texts = [scenario.text(number=f"{LICENCE_NO}{i}", name=f"{HOLDER_NAME} {i}") for i in range(5)]
     with open_audit_log(config) as log:
         for i, text in enumerate(texts):
             log.record(scenario.verdict(text), now=NOW + i, source="web", trust=scenario.trust)
@@ -291,8 +311,11 @@ def _rows(config) -> list[dict]:
 
 def _replace(db: sqlite3.Connection, row: dict) -> None:
     names = list(row)
-    db.execute(f"INSERT OR REPLACE INTO records ({', '.join(names)}) "
-               f"VALUES ({', '.join('?' * len(names))})", [row[n] for n in names])
+    db.execute(
+        f"INSERT OR REPLACE INTO records ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' * len(names))})",
+        [row[n] for n in names],
+    )
 
 
 def _config_file(tmp_path, config):
@@ -300,5 +323,6 @@ def _config_file(tmp_path, config):
     path.write_text(
         f'[device]\nid = "{config.device.id}"\n'
         f'[paths]\nstate_dir = "{config.paths.state_dir}"\n'
-        f'secrets_dir = "{config.paths.secrets_dir}"\n')
+        f'secrets_dir = "{config.paths.secrets_dir}"\n'
+    )
     return path

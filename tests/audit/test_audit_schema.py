@@ -19,16 +19,27 @@ from support import NOW
 from appliance.audit.log import AuditLog
 
 FIXTURE = Path(__file__).parents[1] / "data" / "audit-log-v1.db"
-FIELDS = {"source": "camera", "verdict": "PASS", "reason": "OK", "profile": "LC1",
-          "iss": "TH-DLT", "kid": "00ff", "licence_type": "DL", "licence_hash": "ab" * 32,
-          "cti_hash": None, "live": False, "trust_version": 7}
+FIELDS = {
+    "source": "camera",
+    "verdict": "PASS",
+    "reason": "OK",
+    "profile": "LC1",
+    "iss": "TH-DLT",
+    "kid": "00ff",
+    "licence_type": "DL",
+    "licence_hash": "ab" * 32,
+    "cti_hash": None,
+    "live": False,
+    "trust_version": 7,
+}
 
 
 def _schema(path: Path) -> list[tuple[str, str, str, str | None]]:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
-                            "ORDER BY type, name").fetchall()
+        return conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -57,10 +68,13 @@ def test_an_existing_log_opens_unchanged_and_its_chain_goes_on(tmp_path: Path) -
 
 
 def test_the_audit_log_loads_no_sqlite_utils(tmp_path: Path) -> None:
-    code = ("import sys\nfrom pathlib import Path\nfrom appliance.audit.log import AuditLog\n"
-            f"AuditLog(Path({str(tmp_path / 'a.db')!r}), device_id='d', hmac_key=b'k' * 32, "
-            "identity=None).open().close()\n"
-            "print(sorted(m for m in sys.modules if m.startswith('sqlite_utils')))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom appliance.audit.log import AuditLog\n"
+        f"AuditLog(Path({str(tmp_path / 'a.db')!r}), device_id='d', hmac_key=b'k' * 32, "
+        "identity=None).open().close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sqlite_utils')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert out.strip() == "[]"

@@ -34,8 +34,9 @@ def _needs(dsn: str | None) -> str:
 
 def test_load_generator_delivers_every_record_exactly_once(tmp_path):
     dsn = _needs(find_postgres_dsn())
-    plan = bench_load.LoadPlan(devices=5, rounds=3, records=7, clients=3, sync_clients=2,
-                               real_syncs=2, workers=2)
+    plan = bench_load.LoadPlan(
+        devices=5, rounds=3, records=7, clients=3, sync_clients=2, real_syncs=2, workers=2
+    )
     seen: dict[str, object] = {}
 
     def inspect(hub_dsn: str) -> None:
@@ -43,10 +44,14 @@ def test_load_generator_delivers_every_record_exactly_once(tmp_path):
         with psycopg.connect(hub_dsn) as conn:
             seen["rows"] = conn.execute(
                 "SELECT device_id, log_id, seq, hash, prev_hash FROM records "
-                "ORDER BY device_id, log_id, seq").fetchall()
+                "ORDER BY device_id, log_id, seq"
+            ).fetchall()
             seen["batches"] = conn.execute("SELECT count(*) FROM batches").fetchone()[0]
-            seen["heartbeats"] = dict(conn.execute(
-                "SELECT device_id, count(*) FROM heartbeats GROUP BY device_id").fetchall())
+            seen["heartbeats"] = dict(
+                conn.execute(
+                    "SELECT device_id, count(*) FROM heartbeats GROUP BY device_id"
+                ).fetchall()
+            )
 
     result = bench_load.run_load(plan, dsn, tmp_path, inspect=inspect)
 
@@ -74,5 +79,9 @@ def test_load_generator_delivers_every_record_exactly_once(tmp_path):
     if result.database == "database":  # the fresh database is gone afterwards
         name = urlsplit(str(seen["dsn"])).path.lstrip("/")
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
-                                (name,)).fetchone()[0] == 0
+            assert (
+                conn.execute(
+                    "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)
+                ).fetchone()[0]
+                == 0
+            )

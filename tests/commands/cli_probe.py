@@ -47,8 +47,12 @@ def main() -> None:
             status = e.code if isinstance(e.code, int) else 1
         except BaseException:  # exactly what the contract forbids
             status, escaped = None, traceback.format_exc()
-        results.write(json.dumps({"i": i, "status": status, "stderr": err.target.getvalue(),
-                                  "escaped": escaped}) + "\n")
+        results.write(
+            json.dumps(
+                {"i": i, "status": status, "stderr": err.target.getvalue(), "escaped": escaped}
+            )
+            + "\n"
+        )
         results.flush()
     results.close()
     os._exit(0)  # daemon threads a bad case may have started must not keep us alive

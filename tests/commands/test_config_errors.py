@@ -27,14 +27,15 @@ REPO = Path(__file__).resolve().parents[2]
 def _config_file(tmp_path: Path, extra: str = "") -> Path:
     (tmp_path / "state").mkdir(exist_ok=True)
     path = tmp_path / "appliance.toml"
-    path.write_text(f'[device]\nid = "kiosk-cfg-1"\n[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                    f'secrets_dir = "{tmp_path / "secrets"}"\n{extra}')
+    path.write_text(
+        f'[device]\nid = "kiosk-cfg-1"\n[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'secrets_dir = "{tmp_path / "secrets"}"\n{extra}'
+    )
     return path
 
 
 @pytest.mark.parametrize("command", [["sync", "--once"], ["upload", "--once"], ["heartbeat"]])
-def test_no_url_exits_64(tmp_path: Path, command: list[str],
-                         capsys: pytest.CaptureFixture[str]):
+def test_no_url_exits_64(tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]):
     config = _config_file(tmp_path)
     assert main([command[0], "--config", str(config), *command[1:]]) == 64
     assert "url" in capsys.readouterr().err
@@ -47,9 +48,14 @@ def test_sync_without_a_pinned_root_exits_64(tmp_path: Path):
 
 
 def _sources(state_dir: Path) -> HeartbeatSources:
-    return HeartbeatSources(device_id="kiosk-cfg-1", state_dir=state_dir,
-                            trust_dir=state_dir / "trust", root=None,
-                            audit_backlog=lambda: 0, camera=lambda: "ok")
+    return HeartbeatSources(
+        device_id="kiosk-cfg-1",
+        state_dir=state_dir,
+        trust_dir=state_dir / "trust",
+        root=None,
+        audit_backlog=lambda: 0,
+        camera=lambda: "ok",
+    )
 
 
 def test_sync_config_error_recorded_for_status_and_heartbeat(tmp_path: Path):
@@ -62,17 +68,22 @@ def test_sync_config_error_recorded_for_status_and_heartbeat(tmp_path: Path):
     fields, _ = collect(_sources(state_dir))
     assert fields["last_sync_result"] == "config"
     # A later attempt that fails otherwise (the URL set, the server down) is an error again.
-    state.update(last_attempt="2030-01-01T00:00:00Z", last_error="download failed",
-                 last_error_at="2030-01-01T00:00:00Z")
+    state.update(
+        last_attempt="2030-01-01T00:00:00Z",
+        last_error="download failed",
+        last_error_at="2030-01-01T00:00:00Z",
+    )
     write_sync_state(state_dir, state)
     assert collect(_sources(state_dir))[0]["last_sync_result"] == "error"
 
 
 def test_status_page_shows_both_missing_urls(tmp_path: Path):
-    config = config_from_mapping({
-        "device": {"id": "kiosk-cfg-1"},
-        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
-    })
+    config = config_from_mapping(
+        {
+            "device": {"id": "kiosk-cfg-1"},
+            "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
+        }
+    )
     assert set(not_configured(config)) == {"sync", "upload"}
     assert main(["sync", "--config", str(_config_file(tmp_path)), "--once"]) == 64
     audit = open_audit_log(config)
@@ -90,11 +101,13 @@ def test_status_page_shows_both_missing_urls(tmp_path: Path):
 
 
 def test_configured_device_has_no_upload_error(tmp_path: Path):
-    config = config_from_mapping({
-        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
-        "sync": {"url": "https://trust.example/", "root": str(tmp_path / "root.json")},
-        "upload": {"url": "https://hub.example/"},
-    })
+    config = config_from_mapping(
+        {
+            "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
+            "sync": {"url": "https://trust.example/", "root": str(tmp_path / "root.json")},
+            "upload": {"url": "https://hub.example/"},
+        }
+    )
     assert not_configured(config) == {}
     audit = open_audit_log(config)
     try:

@@ -75,12 +75,12 @@ def test_backend_names_match_the_scanner() -> None:
     from appliance.commands import decode
     from appliance.devices import scanner
 
-    assert (decode.BACKENDS, decode.DEFAULT_BACKEND) == (scanner.BACKENDS,
-                                                         scanner.DEFAULT_BACKEND)
+    assert (decode.BACKENDS, decode.DEFAULT_BACKEND) == (scanner.BACKENDS, scanner.DEFAULT_BACKEND)
 
 
-@pytest.mark.parametrize("argv", [["decode"], ["decode", "--nope", "x.png"],
-                                  ["decode", "--backend", "opencv", "x.png"]])
+@pytest.mark.parametrize(
+    "argv", [["decode"], ["decode", "--nope", "x.png"], ["decode", "--backend", "opencv", "x.png"]]
+)
 def test_bad_usage_exits_64(argv, capsys) -> None:
     assert main(argv) == 64
     assert capsys.readouterr().err.strip()
@@ -98,7 +98,10 @@ def test_installed_command_runs(images) -> None:
         pytest.skip("the appliance console script is not installed in this environment")
     done = subprocess.run(
         [str(exe), "decode", "--json", str(images["two"]), str(images["blank"])],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 1
     first, second = (json.loads(line) for line in done.stdout.splitlines())

@@ -86,14 +86,27 @@ class DemoProcess:
             import termios
 
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, COLUMNS, 0, 0))
-            self.proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave,
-                                         env=env, cwd=workdir, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+            )
             os.close(slave)
             self._fd = master
         else:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+            )
             assert self.proc.stdout is not None
             self._fd = self.proc.stdout.fileno()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -119,8 +132,10 @@ class DemoProcess:
         end = time.monotonic() + deadline_s
         while needle not in self.output:
             if self.proc.poll() is not None:
-                pytest.fail(f"demo exited ({self.proc.returncode}) before {needle!r}:\n"
-                            + self.output[-3000:])
+                pytest.fail(
+                    f"demo exited ({self.proc.returncode}) before {needle!r}:\n"
+                    + self.output[-3000:]
+                )
             if time.monotonic() > end:
                 pytest.fail(f"no {needle!r} within {deadline_s} s:\n{self.output[-3000:]}")
             time.sleep(0.05)
@@ -156,8 +171,9 @@ def demo_factory(tmp_path: Path) -> Iterator:
 def _open_event_stream(port: int) -> socket.socket:
     """A kiosk browser's live screen: a streaming request held open."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"GET /kiosk/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream"
-                 b"\r\n\r\n")
+    sock.sendall(
+        b"GET /kiosk/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    )
     assert sock.recv(64).startswith(b"HTTP/1.1 200")
     return sock
 
@@ -167,9 +183,11 @@ def _visible_lines(output: str) -> list[str]:
     return [ANSI.sub("", part) for part in re.split(r"[\r\n]", output)]
 
 
-@pytest.mark.parametrize(("sig", "tty"), [(signal.SIGINT, True), (signal.SIGTERM, False),
-                                          (signal.SIGHUP, True)],
-                         ids=["SIGINT-tty", "SIGTERM-pipe", "SIGHUP-tty"])
+@pytest.mark.parametrize(
+    ("sig", "tty"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, True)],
+    ids=["SIGINT-tty", "SIGTERM-pipe", "SIGHUP-tty"],
+)
 def test_demo_stops_completely_and_fits_80_columns(demo_factory, sig: int, tty: bool) -> None:
     demo = demo_factory(tty)
     demo.wait_for("kiosk running", READY_DEADLINE_S)
@@ -183,8 +201,9 @@ def test_demo_stops_completely_and_fits_80_columns(demo_factory, sig: int, tty: 
         try:
             demo.proc.wait(timeout=EXIT_DEADLINE_S)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"demo still running {EXIT_DEADLINE_S} s after {sig!r}:\n"
-                        + demo.output[-2000:])
+            pytest.fail(
+                f"demo still running {EXIT_DEADLINE_S} s after {sig!r}:\n" + demo.output[-2000:]
+            )
     finally:
         stream.close()
     assert demo.proc.returncode == 0, demo.output[-2000:]
@@ -202,8 +221,13 @@ def test_status_line_fits_any_width_with_long_labels() -> None:
 
     lamps = {"green": True, "amber": False, "red": True}
     for width in (40, 60, 80, 132):
-        text = status_text(lamps, "a sample label far longer than any column allows, really",
-                           "UNVERIFIABLE STATUS_UNKNOWN_AND_MORE", 10.0, width)
+        text = status_text(
+            lamps,
+            "a sample label far longer than any column allows, really",
+            "UNVERIFIABLE STATUS_UNKNOWN_AND_MORE",
+            10.0,
+            width,
+        )
         assert len(ANSI.sub("", text)) < width
         assert "green" in ANSI.sub("", text)
 
@@ -239,19 +263,28 @@ def test_demo_phone_presents_an_mdl_over_the_emulated_link(demo_factory) -> None
 
     demo = demo_factory(False)
     demo.wait_for("kiosk running", READY_DEADLINE_S)
-    assert re.search(r"^mobile licence \(mDL\), phone +PASS OK$", demo.output, re.MULTILINE), \
+    assert re.search(r"^mobile licence \(mDL\), phone +PASS OK$", demo.output, re.MULTILINE), (
         demo.output[-3000:]
+    )
     stream = _open_event_stream(demo.port)
     try:
-        _read_until(stream, [b'event: mdoc\ndata: {"state": "connecting"}',
-                             b'event: mdoc\ndata: {"state": "approve"}',
-                             b'event: verdict\ndata: {"id"'], 90.0)
+        _read_until(
+            stream,
+            [
+                b'event: mdoc\ndata: {"state": "connecting"}',
+                b'event: mdoc\ndata: {"state": "approve"}',
+                b'event: verdict\ndata: {"id"',
+            ],
+            90.0,
+        )
     finally:
         stream.close()
-    with urllib.request.urlopen(f"http://127.0.0.1:{demo.port}/api/verdicts?limit=50",
-                                timeout=10) as response:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{demo.port}/api/verdicts?limit=50", timeout=10
+    ) as response:
         verdicts = json.load(response)["verdicts"]
     mdl = [v for v in verdicts if v["profile"] == "MDOC"]
     assert mdl and {(v["outcome"], v["reason"], v["source"]) for v in mdl} == {
-        ("PASS", "OK", "camera")}
+        ("PASS", "OK", "camera")
+    }
     assert mdl[0]["typ"] == "org.iso.18013.5.1.mDL" and mdl[0]["live"] is True

@@ -34,8 +34,9 @@ def write_frames(folder: Path, texts: list[str]) -> None:
     folder.mkdir(parents=True)
     for i, text in enumerate(texts):
         Image.new("L", (640, 480), 200).save(folder / f"{2 * i}-blank.png")
-        segno.make(text, error="m", micro=False).save(folder / f"{2 * i + 1}-code.png",
-                                                      scale=5, border=4)
+        segno.make(text, error="m", micro=False).save(
+            folder / f"{2 * i + 1}-code.png", scale=5, border=4
+        )
 
 
 def write_config(tmp: Path, *, serial: str = "") -> Path:
@@ -46,12 +47,12 @@ id = "pi-run-test"
 mode = "kiosk"
 
 [paths]
-state_dir = "{tmp / 'state'}"
-secrets_dir = "{tmp / 'secrets'}"
+state_dir = "{tmp / "state"}"
+secrets_dir = "{tmp / "secrets"}"
 
 [camera]
 source = "images"
-images_dir = "{tmp / 'frames'}"
+images_dir = "{tmp / "frames"}"
 fps = 20
 frames_per_image = 6
 
@@ -64,7 +65,7 @@ serial_device = "{serial}"
 backend = "mock"
 
 [web]
-kiosk_socket = "{tmp / 'run' / 'kiosk.sock'}"
+kiosk_socket = "{tmp / "run" / "kiosk.sock"}"
 """)
     return config
 
@@ -72,10 +73,14 @@ kiosk_socket = "{tmp / 'run' / 'kiosk.sock'}"
 def start(config: Path, *extra: str, umask: int | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("NOTIFY_SOCKET", None)
-    return subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--config",
-                             str(config), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=None if umask is None else lambda: os.umask(umask))
+    return subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "run", "--config", str(config), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=None if umask is None else lambda: os.umask(umask),
+    )
 
 
 def wait_for_socket(path: Path, proc: subprocess.Popen, timeout_s: float = 20) -> None:
@@ -93,8 +98,9 @@ def wait_until(probe, ok, proc: subprocess.Popen, timeout_s: float = 20):
     deadline = time.monotonic() + timeout_s
     while not ok(value := probe()):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached (last {value!r}, "
-                                 f"kiosk exit {proc.returncode})")
+            raise AssertionError(
+                f"condition not reached (last {value!r}, kiosk exit {proc.returncode})"
+            )
         time.sleep(0.05)
     return value
 
@@ -175,8 +181,7 @@ def test_run_without_trust_data_waits_for_sync(tmp_path: Path, authority) -> Non
         assert "no trust data" in status["trust"]["error"]
         stream = port.events(timeout_s=0.3)
         # codes in view (two passes over the frames), but no verdict without data
-        frames = wait_until(lambda: port.status()["camera"]["frames"], lambda n: n >= 12,
-                            proc)
+        frames = wait_until(lambda: port.status()["camera"]["frames"], lambda n: n >= 12, proc)
         assert frames >= 12
         assert port.recent_verdicts() == []
 
@@ -198,8 +203,7 @@ def test_run_require_trust_exits_64(tmp_path: Path) -> None:
     assert err.strip().splitlines()[-1].startswith("appliance run: no trust data installed")
 
 
-def test_sighup_is_ignored_and_files_are_private_under_umask_022(tmp_path: Path,
-                                                                 authority) -> None:
+def test_sighup_is_ignored_and_files_are_private_under_umask_022(tmp_path: Path, authority) -> None:
     """SIGHUP used to kill the kiosk (no clean shutdown); under umask 022 it wrote
     audit.db and its state files world-readable."""
     a, server = authority
@@ -222,9 +226,11 @@ def test_sighup_is_ignored_and_files_are_private_under_umask_022(tmp_path: Path,
     assert "SIGHUP" in err and "kiosk stopped" in err
     # what the kiosk wrote (sync_state.json is the test's sync client's; the device public
     # key is 0644 by design)
-    written = [p for p in (tmp_path / "state").iterdir()
-               if p.is_file() and p.name.startswith(("audit.db", "local_policy", "clock"))]
+    written = [
+        p
+        for p in (tmp_path / "state").iterdir()
+        if p.is_file() and p.name.startswith(("audit.db", "local_policy", "clock"))
+    ]
     assert {"audit.db", "local_policy.json"} <= {p.name for p in written}
-    loose = {p.name: oct(p.stat().st_mode & 0o777) for p in written
-             if p.stat().st_mode & 0o137}
+    loose = {p.name: oct(p.stat().st_mode & 0o777) for p in written if p.stat().st_mode & 0o137}
     assert loose == {}

@@ -59,8 +59,8 @@ def _device(tmp: Path, network, *, card_in_view: bool = True, hub: str | None = 
 id = "pi-selftest"
 
 [paths]
-state_dir = "{tmp / 'state'}"
-secrets_dir = "{tmp / 'secrets'}"
+state_dir = "{tmp / "state"}"
+secrets_dir = "{tmp / "secrets"}"
 
 [camera]
 source = "images"
@@ -87,8 +87,15 @@ url = "{hub or hub_url}"
 
 
 def _context(config: Path, **kw) -> selftest.Context:
-    args = {"card": CARD / "selftest-card.json", "operator": False, "camera_s": 10.0,
-            "timeout_s": 2.0, "sleep": lambda s: None, "ntp": lambda: True, "facts": {}}
+    args = {
+        "card": CARD / "selftest-card.json",
+        "operator": False,
+        "camera_s": 10.0,
+        "timeout_s": 2.0,
+        "sleep": lambda s: None,
+        "ntp": lambda: True,
+        "facts": {},
+    }
     args.update(kw)
     return selftest.Context(load_config(config), **args)
 
@@ -98,8 +105,16 @@ def test_every_check_passes_on_a_working_device(tmp_path: Path, network):
     results = selftest.run_checks(_context(_device(tmp_path, network), pin_factory=pins))
     by_name = {r.name: r for r in results}
     assert set(by_name) == {name for name, _ in selftest.checks()}
-    for name in ("camera", "test card", "indicator", "trust data", "clock", "audit",
-                 "repository", "hub"):
+    for name in (
+        "camera",
+        "test card",
+        "indicator",
+        "trust data",
+        "clock",
+        "audit",
+        "repository",
+        "hub",
+    ):
         assert by_name[name].status == selftest.PASS, by_name[name]
     assert "PASS OK" in by_name["test card"].detail
     for pin in (17, 27, 22, 5, 6):  # green, red, amber, buzzer, relay: each on, then off
@@ -110,8 +125,9 @@ def test_every_check_passes_on_a_working_device(tmp_path: Path, network):
 
 def test_cli_json_exit_codes_and_nothing_personal(tmp_path: Path, network, capsys):
     config = _device(tmp_path, network, card_in_view=False, hub="http://127.0.0.1:9")
-    status = main(["selftest", "--config", str(config), "--json", "--camera-seconds", "0.5",
-                   "--timeout", "1"])
+    status = main(
+        ["selftest", "--config", str(config), "--json", "--camera-seconds", "0.5", "--timeout", "1"]
+    )
     out = capsys.readouterr().out
     doc = json.loads(out)
     checks = {c["name"]: c for c in doc["checks"]}
@@ -152,21 +168,26 @@ def test_a_card_that_does_not_verify_fails(tmp_path: Path, network):
     assert result.status == selftest.FAIL and "PASS" not in result.detail
 
 
-@pytest.mark.parametrize(("transport", "status", "words"), [
-    ("bumble:hci-socket:0", selftest.WARN, "no Bluetooth controller hci0: mDL is off"),
-    ("none", selftest.PASS, "mDL off: mDL reading is off (mdoc.transport = none)"),
-    ("bumble:local", selftest.PASS, "mDL on: emulated controller"),
-])
-def test_bluetooth_controller_absent_off_or_emulated(tmp_path: Path, transport: str,
-                                                     status: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("transport", "status", "words"),
+    [
+        ("bumble:hci-socket:0", selftest.WARN, "no Bluetooth controller hci0: mDL is off"),
+        ("none", selftest.PASS, "mDL off: mDL reading is off (mdoc.transport = none)"),
+        ("bumble:local", selftest.PASS, "mDL on: emulated controller"),
+    ],
+)
+def test_bluetooth_controller_absent_off_or_emulated(
+    tmp_path: Path, transport: str, status: str, words: str
+) -> None:
     """This machine has no Bluetooth controller: the check says so, never raises, and a
     device configured with mDL off passes."""
     from appliance.config import config_from_mapping
 
     if Path("/sys/class/bluetooth/hci0").exists():
         pytest.skip("this machine has a Bluetooth controller")
-    config = config_from_mapping({"paths": {"state_dir": str(tmp_path)},
-                                  "mdoc": {"transport": transport}})
+    config = config_from_mapping(
+        {"paths": {"state_dir": str(tmp_path)}, "mdoc": {"transport": transport}}
+    )
     ctx = selftest.Context(config, CARD / "selftest-card.json", False, 0.1, 1.0, facts={})
     [result] = [r for r in selftest.run_checks(ctx) if r.name == "bluetooth"]
     assert result.status == status and words in result.detail

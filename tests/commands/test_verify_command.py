@@ -27,8 +27,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, Path]:
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_exit_statuses(setup: tuple[World, Path]) -> None:
@@ -45,21 +51,35 @@ def test_exit_statuses(setup: tuple[World, Path]) -> None:
 def test_stdin_lines_and_json_order(setup: tuple[World, Path]) -> None:
     w, ts = setup
     texts = [w.issue(), "nonsense", w.issue(exp=NOW - 10_000)]
-    proc = run("verify", "--trust-source", str(ts), "--at", AT, "--json", "-",
-               stdin="\n".join(texts) + "\n")
+    proc = run(
+        "verify",
+        "--trust-source",
+        str(ts),
+        "--at",
+        AT,
+        "--json",
+        "-",
+        stdin="\n".join(texts) + "\n",
+    )
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["reason"] for r in rows] == ["OK", "UNKNOWN_FORMAT", "EXPIRED"]
     assert proc.returncode == 1
 
 
-@pytest.mark.parametrize("args", [
-    [], ["verify"], ["verify", "--trust-source"], ["verify", "--nope", "x"],
-    ["verify", "--at", "yesterday", "--trust-source", "t.json", "LC1:A"],
-    ["verify", "--at", "2026-01-01T00:00:00", "--trust-source", "t.json", "LC1:A"],
-    ["verify", "--trust-source", "a.json", "--config", "b.toml", "LC1:A"],
-    ["verify", "--trust-source", "a.json"],
-    ["decode"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["verify"],
+        ["verify", "--trust-source"],
+        ["verify", "--nope", "x"],
+        ["verify", "--at", "yesterday", "--trust-source", "t.json", "LC1:A"],
+        ["verify", "--at", "2026-01-01T00:00:00", "--trust-source", "t.json", "LC1:A"],
+        ["verify", "--trust-source", "a.json", "--config", "b.toml", "LC1:A"],
+        ["verify", "--trust-source", "a.json"],
+        ["decode"],
+    ],
+)
 def test_usage_errors_exit_64(args: list[str]) -> None:
     proc = run(*args)
     assert proc.returncode == 64, proc.stderr
@@ -75,11 +95,14 @@ def test_image_inputs(setup: tuple[World, Path], tmp_path: Path) -> None:
     from PIL import Image
 
     Image.new("L", (200, 200), 255).save(blank)
-    proc = run("verify", "--trust-source", str(ts), "--at", AT, "--json",
-               "--image", str(good), str(blank))
+    proc = run(
+        "verify", "--trust-source", str(ts), "--at", AT, "--json", "--image", str(good), str(blank)
+    )
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["verdict"], r["reason"], r["file"]) for r in rows] == [
-        ("PASS", "OK", str(good)), ("FAIL", "NO_QR_FOUND", str(blank))]
+        ("PASS", "OK", str(good)),
+        ("FAIL", "NO_QR_FOUND", str(blank)),
+    ]
     assert proc.returncode == 1
 
 
@@ -89,9 +112,9 @@ def test_unreadable_image_is_usage_error(setup: tuple[World, Path], tmp_path: Pa
     bad.write_bytes(b"not an image")
     proc = run("verify", "--trust-source", str(ts), "--image", str(bad))
     assert proc.returncode == 64 and proc.stdout == ""
-    assert main(["verify", "--trust-source", str(ts), "--image",
-                 str(tmp_path / "missing.png")]) == 64
-
+    assert (
+        main(["verify", "--trust-source", str(ts), "--image", str(tmp_path / "missing.png")]) == 64
+    )
 
 
 def test_missing_or_bad_configuration_exits_64(tmp_path: Path) -> None:
@@ -118,8 +141,9 @@ def test_an_audit_that_cannot_be_written_exits_74(tmp_path: Path, authority) -> 
     a, url = authority
     device(tmp_path / "state", url, a.root_file).sync_once()
     config = tmp_path / "device.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'secrets_dir = "{tmp_path / "secrets"}"\n')
+    config.write_text(
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{tmp_path / "secrets"}"\n'
+    )
     assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     assert main(["verify", "--config", str(config), a.credential()]) == 0
     audit_db = tmp_path / "state" / "audit.db"

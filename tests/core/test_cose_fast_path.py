@@ -39,8 +39,9 @@ def _parse(protected: bytes) -> tuple[str, Any]:
 
 # Headers close to the common form: every byte of it varied, one at a time or together.
 near_common = st.builds(
-    lambda head, n, alg, kid_key, kid_head, kid, tail: bytes(
-        [head, n, alg, kid_key, kid_head]) + kid + tail,
+    lambda head, n, alg, kid_key, kid_head, kid, tail: (
+        bytes([head, n, alg, kid_key, kid_head]) + kid + tail
+    ),
     st.sampled_from([0xA2, 0xA1, 0xA3, 0xBF, 0x82]),
     st.sampled_from([0x01, 0x04, 0x02, 0x21, 0x61]),
     st.sampled_from(ALG_BYTES),
@@ -51,9 +52,11 @@ near_common = st.builds(
 )
 encoded_maps = st.builds(
     cbor2.dumps,
-    st.dictionaries(st.sampled_from([1, 4, 5, -1, "1"]),
-                    st.one_of(st.integers(-40, 40), st.binary(max_size=10),
-                              st.text(max_size=3)), max_size=3),
+    st.dictionaries(
+        st.sampled_from([1, 4, 5, -1, "1"]),
+        st.one_of(st.integers(-40, 40), st.binary(max_size=10), st.text(max_size=3)),
+        max_size=3,
+    ),
 )
 
 
@@ -89,7 +92,6 @@ def test_every_single_byte_change_of_the_common_header() -> None:
 
 
 def test_the_fast_path_is_taken_for_what_issuers_write() -> None:
-
     """Otherwise this test would pass vacuously and the fast path would not pay."""
     for alg in (cose.ALG_ES256, cose.ALG_EDDSA):
         protected = cbor2.dumps({cose.HEADER_ALG: alg, cose.HEADER_KID: b"\x07" * 8})

@@ -55,28 +55,49 @@ REPO = Path(__file__).resolve().parents[2]
 SUITE = Path("vectors/dgc-testdata/upstream")
 SKEW = Policy().clock_skew_s
 
-STEPS = ("UNPREFIX", "B45DECODE", "COMPRESSION", "VERIFY", "DECODE", "VALIDJSON",
-         "SCHEMAVALIDATION", "EXPIRATIONCHECK", "KEYUSAGE")
+STEPS = (
+    "UNPREFIX",
+    "B45DECODE",
+    "COMPRESSION",
+    "VERIFY",
+    "DECODE",
+    "VALIDJSON",
+    "SCHEMAVALIDATION",
+    "EXPIRATIONCHECK",
+    "KEYUSAGE",
+)
 # Flags about the QR picture or the generator side: not a verifier's step.
 NOT_APPLICABLE = ("PICTUREDECODE", "VALIDOBJECT", "ENCODE")
 
 # The step at which each failing reason stops a credential.
 REASON_STEP = {
-    Reason.UNKNOWN_FORMAT: "UNPREFIX", Reason.TOO_LARGE: "B45DECODE",
-    Reason.MALFORMED_ENCODING: "B45DECODE", Reason.MALFORMED_COMPRESSION: "COMPRESSION",
-    Reason.MALFORMED_STRUCTURE: "VERIFY", Reason.UNSUPPORTED_ALGORITHM: "VERIFY",
-    Reason.UNKNOWN_ISSUER: "VERIFY", Reason.BAD_SIGNATURE: "VERIFY",
-    Reason.MALFORMED_CLAIMS: "DECODE", Reason.ISSUER_KEY_EXPIRED: "EXPIRATIONCHECK",
-    Reason.EXPIRED: "EXPIRATIONCHECK", Reason.NOT_YET_VALID: "EXPIRATIONCHECK",
+    Reason.UNKNOWN_FORMAT: "UNPREFIX",
+    Reason.TOO_LARGE: "B45DECODE",
+    Reason.MALFORMED_ENCODING: "B45DECODE",
+    Reason.MALFORMED_COMPRESSION: "COMPRESSION",
+    Reason.MALFORMED_STRUCTURE: "VERIFY",
+    Reason.UNSUPPORTED_ALGORITHM: "VERIFY",
+    Reason.UNKNOWN_ISSUER: "VERIFY",
+    Reason.BAD_SIGNATURE: "VERIFY",
+    Reason.MALFORMED_CLAIMS: "DECODE",
+    Reason.ISSUER_KEY_EXPIRED: "EXPIRATIONCHECK",
+    Reason.EXPIRED: "EXPIRATIONCHECK",
+    Reason.NOT_YET_VALID: "EXPIRATIONCHECK",
     Reason.TYPE_NOT_ALLOWED_FOR_KEY: "KEYUSAGE",
 }
 
-_ES401 = ("upstream known issue #228: the DSC in TESTCTX is a P-384 key, the COSE says "
-          "ES256 (P-256); the trust loader refuses the pair and no signature can verify")
-_FR141 = ("upstream known issue #141: the JSON field of test_pcr_ok does not match the "
-          "signed payload (the signed hcert is what the appliance shows)")
-_PL_JSON = ("fault in the data: the JSON field describes another holder (other names and "
-            "dob) than the signed payload, Rogalinski-Krol Stanislaw, which decodes and verifies")
+_ES401 = (
+    "upstream known issue #228: the DSC in TESTCTX is a P-384 key, the COSE says "
+    "ES256 (P-256); the trust loader refuses the pair and no signature can verify"
+)
+_FR141 = (
+    "upstream known issue #141: the JSON field of test_pcr_ok does not match the "
+    "signed payload (the signed hcert is what the appliance shows)"
+)
+_PL_JSON = (
+    "fault in the data: the JSON field describes another holder (other names and "
+    "dob) than the signed payload, Rogalinski-Krol Stanislaw, which decodes and verifies"
+)
 KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {
     ("ES/2DCode/raw/401.json", "VERIFY"): _ES401,
     ("ES/2DCode/raw/402.json", "VERIFY"): _ES401,
@@ -90,7 +111,8 @@ KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {
     ("IS/2DCode/raw/3.json", "KEYUSAGE"): (
         "the DSC's EKU holds only 2.23.136.1.1.14.2 (ICAO), no DCC OID; the EU reference "
         "verifier and the Corona-Warn-App allow every type then, and the case's own "
-        "DESCRIPTION says 'valid, no key usage'; the flag says false"),
+        "DESCRIPTION says 'valid, no key usage'; the flag says false"
+    ),
 }
 
 
@@ -106,8 +128,9 @@ def _case_ids() -> list[str]:
     suite = _root_or_none()
     if suite is None:
         return []
-    return sorted(str(p.relative_to(suite)) for p in suite.rglob("*.json")
-                  if p.parts[-2] != "tests")
+    return sorted(
+        str(p.relative_to(suite)) for p in suite.rglob("*.json") if p.parts[-2] != "tests"
+    )
 
 
 @dataclass
@@ -119,8 +142,11 @@ class CaseResult:
     end_to_end: str = ""  # "agree", "unflagged: <step>", "disagree: ..."
 
     def disagreements(self) -> dict[str, str]:
-        return {flag: detail for flag, (want, got, detail) in self.steps.items()
-                if got is not None and got != want}
+        return {
+            flag: detail
+            for flag, (want, got, detail) in self.steps.items()
+            if got is not None and got != want
+        }
 
 
 def _plain(value: Any) -> Any:
@@ -323,27 +349,40 @@ def evaluate(suite: Path, rel: str) -> CaseResult:
         ok = hc1.key_allows(k, cred)
         return ok, "" if ok else f"EKU does not allow type {cred.typ}"
 
-    for flag, run in (("UNPREFIX", unprefix), ("B45DECODE", b45decode_step),
-                      ("COMPRESSION", compression), ("VERIFY", verify_step),
-                      ("DECODE", decode_step), ("VALIDJSON", validjson),
-                      ("SCHEMAVALIDATION", schema), ("EXPIRATIONCHECK", expiration),
-                      ("KEYUSAGE", keyusage)):
+    for flag, run in (
+        ("UNPREFIX", unprefix),
+        ("B45DECODE", b45decode_step),
+        ("COMPRESSION", compression),
+        ("VERIFY", verify_step),
+        ("DECODE", decode_step),
+        ("VALIDJSON", validjson),
+        ("SCHEMAVALIDATION", schema),
+        ("EXPIRATIONCHECK", expiration),
+        ("KEYUSAGE", keyusage),
+    ):
         step(flag, run)
 
     if prefix is not None and ctx.get("VALIDATIONCLOCK"):
         iss = claims_iss() if prefix.startswith(hc1.PREFIX) else None
-        verdict = verify(prefix, _trust(cert, iss), _instant(ctx["VALIDATIONCLOCK"]),
-                         checkpoint=Checkpoint(check_staleness=False))
+        verdict = verify(
+            prefix,
+            _trust(cert, iss),
+            _instant(ctx["VALIDATIONCLOCK"]),
+            checkpoint=Checkpoint(check_staleness=False),
+        )
         result.reason = verdict.reason
         false_flags = {f for f in STEPS if expected.get(f) is False}
         if verdict.outcome is Outcome.PASS:
             unexpected = false_flags - {"COMPRESSION", "SCHEMAVALIDATION"}
-            result.end_to_end = f"disagree: PASS with {sorted(unexpected)} false" \
-                if unexpected else "agree"
+            result.end_to_end = (
+                f"disagree: PASS with {sorted(unexpected)} false" if unexpected else "agree"
+            )
         else:
             at = REASON_STEP.get(verdict.reason)
-            if at in false_flags or (at == "VERIFY" and "COMPRESSION" in false_flags) or (
-                at == "DECODE" and "SCHEMAVALIDATION" in false_flags
+            if (
+                at in false_flags
+                or (at == "VERIFY" and "COMPRESSION" in false_flags)
+                or (at == "DECODE" and "SCHEMAVALIDATION" in false_flags)
             ):
                 result.end_to_end = "agree"
             elif at is not None and expected.get(at) is True:
@@ -429,8 +468,9 @@ def render_report(results: tuple[CaseResult, ...]) -> str:
         if r.end_to_end.startswith("unflagged"):
             unflagged.append(f"`{r.rel}` ({r.end_to_end.split(': ')[1]})")
         c["e2e_pass" if r.reason is Reason.OK else "e2e_other"] += 1
-        lenient = [f for f in ("COMPRESSION", "SCHEMAVALIDATION")
-                   if r.steps.get(f, (True,))[0] is False]
+        lenient = [
+            f for f in ("COMPRESSION", "SCHEMAVALIDATION") if r.steps.get(f, (True,))[0] is False
+        ]
         if r.reason is Reason.OK and lenient:
             deliberate.append(f"`{r.rel}` ({', '.join(lenient)} false)")
     lines = [
@@ -451,25 +491,40 @@ def render_report(results: tuple[CaseResult, ...]) -> str:
         c = per[country]
         totals.update(c)
         rate = 100.0 * c["agree"] / c["checked"] if c["checked"] else 100.0
-        lines.append(f"| {country} | {c['cases']} | {c['checked']} | {c['agree']} | "
-                     f"{c['disagree']} | {c['skipped']} | {rate:.1f}% | {c['e2e_pass']} |")
+        lines.append(
+            f"| {country} | {c['cases']} | {c['checked']} | {c['agree']} | "
+            f"{c['disagree']} | {c['skipped']} | {rate:.1f}% | {c['e2e_pass']} |"
+        )
     rate = 100.0 * totals["agree"] / totals["checked"]
-    lines += [f"| **all** | {totals['cases']} | {totals['checked']} | {totals['agree']} | "
-              f"{totals['disagree']} | {totals['skipped']} | {rate:.2f}% | "
-              f"{totals['e2e_pass']} |", "",
-              "## Disagreements", "", "| case | step | appliance result | reason |",
-              "|---|---|---|---|", *disagreements, "",
-              "## End-to-end failures at a step the vector does not flag", "",
-              "`appliance verify` at the case's VALIDATIONCLOCK fails these at a step for "
-              "which the vector sets no EXPECTED flag (so the suite does not say), e.g. an "
-              "`iat` after the validation clock:", "",
-              ", ".join(unflagged) or "none", "",
-              "## Deliberate differences (end to end)", "",
-              "These verify although a flag is false: the step itself agrees with its flag "
-              "(the bytes are not zlib; the hcert breaks the DCC JSON schema), but the "
-              "appliance accepts uncompressed HC1 and checks only the fields a checker "
-              "needs (ADR 0007):", "",
-              ", ".join(deliberate) or "none", ""]
+    lines += [
+        f"| **all** | {totals['cases']} | {totals['checked']} | {totals['agree']} | "
+        f"{totals['disagree']} | {totals['skipped']} | {rate:.2f}% | "
+        f"{totals['e2e_pass']} |",
+        "",
+        "## Disagreements",
+        "",
+        "| case | step | appliance result | reason |",
+        "|---|---|---|---|",
+        *disagreements,
+        "",
+        "## End-to-end failures at a step the vector does not flag",
+        "",
+        "`appliance verify` at the case's VALIDATIONCLOCK fails these at a step for "
+        "which the vector sets no EXPECTED flag (so the suite does not say), e.g. an "
+        "`iat` after the validation clock:",
+        "",
+        ", ".join(unflagged) or "none",
+        "",
+        "## Deliberate differences (end to end)",
+        "",
+        "These verify although a flag is false: the step itself agrees with its flag "
+        "(the bytes are not zlib; the hcert breaks the DCC JSON schema), but the "
+        "appliance accepts uncompressed HC1 and checks only the fields a checker "
+        "needs (ADR 0007):",
+        "",
+        ", ".join(deliberate) or "none",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -488,8 +543,10 @@ def test_unknown_kid_is_unknown_issuer_and_other_trusted_dsc_is_bad_signature(
 ) -> None:
     # CO19 carries its kid only in the unprotected header, so the kid can be swapped
     # without touching the signed bytes.
-    co19, co21 = (json.loads((suite / f"common/2DCode/raw/{n}.json").read_text("utf-8-sig"))
-                  for n in ("CO19", "CO21"))
+    co19, co21 = (
+        json.loads((suite / f"common/2DCode/raw/{n}.json").read_text("utf-8-sig"))
+        for n in ("CO19", "CO21")
+    )
     now = _instant(co19["TESTCTX"]["VALIDATIONCLOCK"])
     item = cbor2.loads(bytes.fromhex(co19["COSE"]))
     protected, unprotected, payload, signature = item.value
@@ -497,24 +554,41 @@ def test_unknown_kid_is_unknown_issuer_and_other_trusted_dsc_is_bad_signature(
     kid21 = compute_kid(base64.b64decode(co21["TESTCTX"]["CERTIFICATE"]))
 
     def with_kid(kid: bytes) -> str:
-        cose = cbor2.dumps(cbor2.CBORTag(18, [protected, {**unprotected, 4: kid}, payload,
-                                                 signature]))
+        cose = cbor2.dumps(
+            cbor2.CBORTag(18, [protected, {**unprotected, 4: kid}, payload, signature])
+        )
         return hc1.PREFIX + b45encode(zlib.compress(cose))
 
-    doc = {"issuers": [{"iss": "AT", "keys": [
-        {"kid": compute_kid(base64.b64decode(c["TESTCTX"]["CERTIFICATE"])).hex(),
-         "alg": "ES256", "certificate": c["TESTCTX"]["CERTIFICATE"]} for c in (co19, co21)]}]}
+    doc = {
+        "issuers": [
+            {
+                "iss": "AT",
+                "keys": [
+                    {
+                        "kid": compute_kid(base64.b64decode(c["TESTCTX"]["CERTIFICATE"])).hex(),
+                        "alg": "ES256",
+                        "certificate": c["TESTCTX"]["CERTIFICATE"],
+                    }
+                    for c in (co19, co21)
+                ],
+            }
+        ]
+    }
     trust = snapshot_from_document(doc)
     check = Checkpoint(check_staleness=False)
     assert verify(co19["PREFIX"], trust, now, checkpoint=check).reason is Reason.OK
-    assert verify(with_kid(b"\x01" * 8), trust, now, checkpoint=check).reason is \
-        Reason.UNKNOWN_ISSUER
+    assert (
+        verify(with_kid(b"\x01" * 8), trust, now, checkpoint=check).reason is Reason.UNKNOWN_ISSUER
+    )
     assert verify(with_kid(kid21), trust, now, checkpoint=check).reason is Reason.BAD_SIGNATURE
 
 
 def test_revocation_hashes(shared_data: Path) -> None:
-    path = (shared_data / "vectors/dcc-revocation-hashes/upstream"
-            / "RevocationCalculationSampleData.json")
+    path = (
+        shared_data
+        / "vectors/dcc-revocation-hashes/upstream"
+        / "RevocationCalculationSampleData.json"
+    )
     cases = json.loads(path.read_text("utf-8-sig"))
     assert len(cases) == 3
     for case in cases:
@@ -539,12 +613,27 @@ def test_cti_revocation_revokes_a_dcc(suite: Path) -> None:
     opened = hc1.PROFILE.open(case["PREFIX"])
     cred = hc1.parse_claims(opened.sign1.payload)
     der = base64.b64decode(case["TESTCTX"]["CERTIFICATE"])
-    doc = {"issuers": [{"iss": cred.iss, "keys": [
-        {"kid": compute_kid(der).hex(), "alg": "ES256",
-         "certificate": case["TESTCTX"]["CERTIFICATE"]}]}],
-        "revoked": {"cti_sha256": [_sha256(cred.no.encode()).hex()]}}
-    verdict = verify(case["PREFIX"], snapshot_from_document(doc), now,
-                     checkpoint=Checkpoint(check_staleness=False))
+    doc = {
+        "issuers": [
+            {
+                "iss": cred.iss,
+                "keys": [
+                    {
+                        "kid": compute_kid(der).hex(),
+                        "alg": "ES256",
+                        "certificate": case["TESTCTX"]["CERTIFICATE"],
+                    }
+                ],
+            }
+        ],
+        "revoked": {"cti_sha256": [_sha256(cred.no.encode()).hex()]},
+    }
+    verdict = verify(
+        case["PREFIX"],
+        snapshot_from_document(doc),
+        now,
+        checkpoint=Checkpoint(check_staleness=False),
+    )
     assert verdict.reason is Reason.REVOKED and verdict.profile == "HC1"
     assert verdict.to_json()["typ"] in ("v", "t", "r")
 
@@ -557,5 +646,13 @@ def test_garbage_is_rejected_cleanly(text: str) -> None:
 
 def test_non_b64_certificate_is_refused() -> None:
     with pytest.raises((TrustDataError, binascii.Error)):
-        snapshot_from_document({"issuers": [{"iss": "AT", "keys": [
-            {"kid": "00" * 8, "alg": "ES256", "certificate": "not base64!"}]}]})
+        snapshot_from_document(
+            {
+                "issuers": [
+                    {
+                        "iss": "AT",
+                        "keys": [{"kid": "00" * 8, "alg": "ES256", "certificate": "not base64!"}],
+                    }
+                ]
+            }
+        )

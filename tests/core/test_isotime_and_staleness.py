@@ -7,8 +7,15 @@ import pytest
 from appliance.core.isotime import format_utc, instant_or_none, parse_instant
 
 
-@pytest.mark.parametrize("text", ["2026-05-28T20:26:40Z", "2026-05-28T20:26:40+00:00",
-                                  "2026-05-29T03:26:40+07:00", "2026-05-28T20:26:40.000Z"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-05-28T20:26:40Z",
+        "2026-05-28T20:26:40+00:00",
+        "2026-05-29T03:26:40+07:00",
+        "2026-05-28T20:26:40.000Z",
+    ],
+)
 def test_parse_instant_reads_every_zone_form(text: str) -> None:
     assert parse_instant(text) == 1780000000.0
 

@@ -25,8 +25,12 @@ def test_every_example_through_the_api(examples: tuple[Path, list[dict]]) -> Non
     trust_path, cases = examples
     trust = load_trust_source(trust_path)
     for case in cases:
-        v = verify(case["text"], trust, parse_instant(case["at"]),
-                   checkpoint=Checkpoint(check_staleness=False))
+        v = verify(
+            case["text"],
+            trust,
+            parse_instant(case["at"]),
+            checkpoint=Checkpoint(check_staleness=False),
+        )
         assert (str(v.outcome), str(v.reason)) == (case["verdict"], case["reason"]), case["name"]
 
 
@@ -34,9 +38,23 @@ def test_every_example_through_the_command_line(examples: tuple[Path, list[dict]
     trust_path, cases = examples
     stdin = "".join(case["text"] + "\n" for case in cases)
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance.cli", "verify", "--trust-source", str(trust_path),
-         "--at", cases[0]["at"], "--json", "-"],
-        input=stdin, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "appliance.cli",
+            "verify",
+            "--trust-source",
+            str(trust_path),
+            "--at",
+            cases[0]["at"],
+            "--json",
+            "-",
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     got = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(g["verdict"], g["reason"]) for g in got] == [

@@ -41,8 +41,7 @@ def check(t: str, trust: TrustSnapshot, now: float = NOW, **kw: object) -> tuple
 
 
 def test_live_presentation_passes_and_is_marked_live(world: World, holder) -> None:
-    v = verify(present(bound(world, holder), holder, NOW), world.trust(), NOW,
-               checkpoint=AUTHORING)
+    v = verify(present(bound(world, holder), holder, NOW), world.trust(), NOW, checkpoint=AUTHORING)
     assert (str(v.outcome), str(v.reason), v.profile, v.live) == ("PASS", "OK", "LP1", True)
     assert v.to_json()["profile"] == "LP1"
 
@@ -67,7 +66,8 @@ def test_property_passes_inside_window_fails_just_outside(w: int) -> None:
 
 _PROPERTY_WORLD = (World(), generate_key("ES256"))
 _PROPERTY_CRED = _PROPERTY_WORLD[0].issue(
-    holder_cose_key=cose_key(_PROPERTY_WORLD[1].private_key.public_key()))
+    holder_cose_key=cose_key(_PROPERTY_WORLD[1].private_key.public_key())
+)
 
 
 def test_window_from_policy(holder) -> None:
@@ -80,13 +80,17 @@ def test_window_from_policy(holder) -> None:
 
 def test_holder_key_missing(world: World, holder) -> None:
     assert check(present(world.issue(), holder, NOW), world.trust()) == (
-        "FAIL", "HOLDER_KEY_MISSING")
+        "FAIL",
+        "HOLDER_KEY_MISSING",
+    )
 
 
 def test_foreign_holder_key_fails(world: World, holder) -> None:
     thief = generate_key(holder.alg)
     assert check(present(bound(world, holder), thief, NOW), world.trust()) == (
-        "FAIL", "BAD_HOLDER_SIGNATURE")
+        "FAIL",
+        "BAD_HOLDER_SIGNATURE",
+    )
 
 
 def test_wrong_key_type_for_alg(world: World) -> None:
@@ -124,8 +128,10 @@ def test_unverifiable_licence_still_checks_holder(world: World, holder) -> None:
     p = present(bound(world, holder), holder, NOW)
     assert check(p, world.trust(), clock_trusted=False) == ("UNVERIFIABLE", "CLOCK_UNTRUSTED")
     thief = generate_key(holder.alg)
-    assert check(present(bound(world, holder), thief, NOW), world.trust(),
-                 clock_trusted=False) == ("FAIL", "BAD_HOLDER_SIGNATURE")
+    assert check(present(bound(world, holder), thief, NOW), world.trust(), clock_trusted=False) == (
+        "FAIL",
+        "BAD_HOLDER_SIGNATURE",
+    )
 
 
 def test_presentation_required_refuses_static_code(holder) -> None:
@@ -142,12 +148,15 @@ def test_presentation_required_refuses_static_code(holder) -> None:
 def test_device_configuration_adds_required_types(world: World) -> None:
     device = Checkpoint(require_presentation_types=frozenset({"DL"}), check_staleness=False)
     assert check(world.issue(), world.trust(), checkpoint=device) == (
-        "FAIL", "PRESENTATION_REQUIRED")
+        "FAIL",
+        "PRESENTATION_REQUIRED",
+    )
 
 
 def _signed_presentation(key, payload: dict, protected: dict | None = None) -> bytes:
-    prot = cbor2.dumps(protected if protected is not None else {1: -7 if key.alg == "ES256"
-                                                                else -8})
+    prot = cbor2.dumps(
+        protected if protected is not None else {1: -7 if key.alg == "ES256" else -8}
+    )
     body = cbor2.dumps(payload)
     sig = key.sign(Sign1(prot, {}, {}, body, b"").to_be_signed())
     return cbor2.dumps(cbor2.CBORTag(18, [prot, {}, body, sig]))
@@ -163,28 +172,43 @@ def test_hostile_presentations(world: World, holder) -> None:
         "short nonce": ({**good, 4: b"n" * 7}, "MALFORMED_CLAIMS"),
         "wrong type tag": ({**good, 1: "LP2"}, "MALFORMED_CLAIMS"),
         "time as text": ({**good, 2: "now"}, "MALFORMED_CLAIMS"),
-        "hash of another credential": ({**good, 3: hashlib.sha256(b"x").digest()},
-                                       "BAD_HOLDER_SIGNATURE"),
+        "hash of another credential": (
+            {**good, 3: hashlib.sha256(b"x").digest()},
+            "BAD_HOLDER_SIGNATURE",
+        ),
     }
     for name, (payload, reason) in cases.items():
         t = text(cbor2.dumps([cred, _signed_presentation(holder, payload)]), prefix="LP1:")
         assert check(t, trust) == ("FAIL", reason), name
 
 
-@pytest.mark.parametrize("outer", [
-    [], [b"x"], [b"a", b"b", b"c"], {"a": 1}, [b"x", "y"], "text",
-])
+@pytest.mark.parametrize(
+    "outer",
+    [
+        [],
+        [b"x"],
+        [b"a", b"b", b"c"],
+        {"a": 1},
+        [b"x", "y"],
+        "text",
+    ],
+)
 def test_truncated_or_misshapen_arrays(world: World, outer: object) -> None:
     assert check(text(cbor2.dumps(outer), prefix="LP1:"), world.trust()) == (
-        "FAIL", "MALFORMED_STRUCTURE")
+        "FAIL",
+        "MALFORMED_STRUCTURE",
+    )
 
 
 def test_presentation_without_alg_is_malformed_structure(world: World, holder) -> None:
     cred = credential_bytes(bound(world, holder))
-    pres = _signed_presentation(holder, {1: "LP1", 2: NOW, 3: hashlib.sha256(cred).digest(),
-                                         4: b"n" * 8}, protected={})
+    pres = _signed_presentation(
+        holder, {1: "LP1", 2: NOW, 3: hashlib.sha256(cred).digest(), 4: b"n" * 8}, protected={}
+    )
     assert check(text(cbor2.dumps([cred, pres]), prefix="LP1:"), world.trust()) == (
-        "FAIL", "MALFORMED_STRUCTURE")
+        "FAIL",
+        "MALFORMED_STRUCTURE",
+    )
 
 
 def test_stale_data_presentation_is_unverifiable(holder) -> None:

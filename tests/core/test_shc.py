@@ -32,16 +32,19 @@ def examples(shared_data: Path) -> Path:
 
 
 def qr_texts(examples: Path, n: str) -> list[str]:
-    return [p.read_text().strip()
-            for p in sorted(examples.glob(f"example-{n}-f-qr-code-numeric-value-*.txt"))]
+    return [
+        p.read_text().strip()
+        for p in sorted(examples.glob(f"example-{n}-f-qr-code-numeric-value-*.txt"))
+    ]
 
 
 def trust_doc(examples: Path, revoked_rids: tuple[str, ...] = ()) -> dict[str, Any]:
     jwks = json.loads((examples / "issuer/.well-known/jwks.json").read_text())
     keys = [{"kid": k["kid"], "alg": "ES256", "jwk": k} for k in jwks["keys"]]
-    return {"issuers": [{"iss": ISSUER, "name": "SMART example issuer", "keys": keys}],
-            "revoked": {"cti_sha256": [hashlib.sha256(r.encode()).hexdigest()
-                                       for r in revoked_rids]}}
+    return {
+        "issuers": [{"iss": ISSUER, "name": "SMART example issuer", "keys": keys}],
+        "revoked": {"cti_sha256": [hashlib.sha256(r.encode()).hexdigest() for r in revoked_rids]},
+    }
 
 
 @pytest.mark.parametrize("n", ["00", "01", "02", "03"])
@@ -63,8 +66,11 @@ def test_examples_verify_with_their_keys(examples: Path, n: str) -> None:
     out = verdict.to_json()
     assert out["profile"] == "SHC" and out["iss"] == ISSUER
     assert verdict.credential is not None and (verdict.credential.nm or n == "02")
-    expected_kid = "EBKOr72QQDcTBUuVzAzkfBTGew0ZA16GuWty64nS-sw" if n == "01" else \
-        "3Kfdg-XwP-7gXyywtUfUADwBumDOPKMQx-iELL11W9s"
+    expected_kid = (
+        "EBKOr72QQDcTBUuVzAzkfBTGew0ZA16GuWty64nS-sw"
+        if n == "01"
+        else "3Kfdg-XwP-7gXyywtUfUADwBumDOPKMQx-iELL11W9s"
+    )
     assert verdict.kid == shc.b64url_decode(expected_kid)
 
 
@@ -78,12 +84,20 @@ def test_example_03_is_revoked_by_its_rid(examples: Path) -> None:
 
 
 def test_card_fields(examples: Path) -> None:
-    verdict = verify(qr_texts(examples, "00")[0], snapshot_from_document(trust_doc(examples)),
-                     SHC_TIME, checkpoint=CHECK)
+    verdict = verify(
+        qr_texts(examples, "00")[0],
+        snapshot_from_document(trust_doc(examples)),
+        SHC_TIME,
+        checkpoint=CHECK,
+    )
     cred = verdict.credential
     assert cred is not None
     assert (cred.nm, cred.dob, cred.no, cred.typ) == (
-        "Anyperson, John B.", "1951-01-20", "MKyCxh7p6uQ", "health-card")
+        "Anyperson, John B.",
+        "1951-01-20",
+        "MKyCxh7p6uQ",
+        "health-card",
+    )
     assert cred.nbf == pytest.approx(1687450764.656)
     assert verdict.to_json()["exp"] == "9999-12-31T23:59:59Z"
     assert ("immunization", "cvx:207 2021-01-01 lot 0000001 ABC General Hospital") in cred.ext
@@ -107,8 +121,12 @@ def test_unknown_key_tampering_and_time(examples: Path) -> None:
     jws = shc.numeric_to_jws(text)
     header, payload, signature = jws.split(".")
     flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BA")
-    assert verify(to_numeric(f"{header}.{payload}.{flipped}"), trust, SHC_TIME,
-                  checkpoint=CHECK).reason is Reason.BAD_SIGNATURE
+    assert (
+        verify(
+            to_numeric(f"{header}.{payload}.{flipped}"), trust, SHC_TIME, checkpoint=CHECK
+        ).reason
+        is Reason.BAD_SIGNATURE
+    )
     assert verify(text, trust, 1_600_000_000, checkpoint=CHECK).reason is Reason.NOT_YET_VALID
     # A trust source naming another issuer URL for the same key: ISSUER_MISMATCH.
     doc = trust_doc(examples)
@@ -121,16 +139,19 @@ def to_numeric(jws: str) -> str:
     return shc.PREFIX + "".join(f"{ord(c) - 45:02d}" for c in jws)
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("shc:/", Reason.MALFORMED_ENCODING),
-    ("shc:/123", Reason.MALFORMED_ENCODING),
-    ("shc:/99", Reason.MALFORMED_ENCODING),
-    ("shc:/1/2/00", Reason.MALFORMED_ENCODING),
-    ("shc:/3/2/00 shc:/1/2/00", Reason.MALFORMED_ENCODING),
-    ("shc:/" + "0" * 20_000, Reason.TOO_LARGE),
-    (to_numeric("a.b"), Reason.MALFORMED_STRUCTURE),
-    (to_numeric("e30.e30.e30"), Reason.UNSUPPORTED_ALGORITHM),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("shc:/", Reason.MALFORMED_ENCODING),
+        ("shc:/123", Reason.MALFORMED_ENCODING),
+        ("shc:/99", Reason.MALFORMED_ENCODING),
+        ("shc:/1/2/00", Reason.MALFORMED_ENCODING),
+        ("shc:/3/2/00 shc:/1/2/00", Reason.MALFORMED_ENCODING),
+        ("shc:/" + "0" * 20_000, Reason.TOO_LARGE),
+        (to_numeric("a.b"), Reason.MALFORMED_STRUCTURE),
+        (to_numeric("e30.e30.e30"), Reason.UNSUPPORTED_ALGORITHM),
+    ],
+)
 def test_malformed_inputs(text: str, reason: Reason) -> None:
     verdict = verify(text, snapshot_from_document({}), SHC_TIME)
     assert (verdict.outcome, verdict.reason, verdict.profile) == (Outcome.FAIL, reason, "SHC")
@@ -156,5 +177,4 @@ def test_trust_source_jwk_rules(examples: Path) -> None:
         with pytest.raises(TrustDataError):
             load({"kid": jwk["kid"], "alg": "ES256", "jwk": bad})
     with pytest.raises(TrustDataError, match="kid does not match"):
-        load({"kid": "A" * 43, "alg": "ES256", "jwk": {k: v for k, v in jwk.items()
-                                                      if k != "kid"}})
+        load({"kid": "A" * 43, "alg": "ES256", "jwk": {k: v for k, v in jwk.items() if k != "kid"}})

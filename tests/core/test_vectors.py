@@ -95,8 +95,9 @@ def test_cose_wg_sign1_examples(vectors: Path) -> None:
         if name in _NOT_APPLICABLE:
             continue
         sign0 = doc["input"]["sign0"]
-        ok = _verify_cose(bytes.fromhex(doc["output"]["cbor"]), _public_key(sign0["key"]),
-                          sign0["alg"])
+        ok = _verify_cose(
+            bytes.fromhex(doc["output"]["cbor"]), _public_key(sign0["key"]), sign0["alg"]
+        )
         expected = not doc.get("fail", False)
         if name in _STRICT_DEVIATIONS:
             assert ok is False, name
@@ -144,13 +145,15 @@ def test_rfc8392_signed_cwt(vectors: Path) -> None:
 
 def test_status_list_vectors(vectors: Path) -> None:
     doc = json.loads(
-        (vectors / "ietf-oauth-status-list" / "status_list_encoding_vectors.json").read_text())
+        (vectors / "ietf-oauth-status-list" / "status_list_encoding_vectors.json").read_text()
+    )
     assert len(doc["vectors"]) >= 6
     for vector in doc["vectors"]:
         enc = vector["json_encoding"]
         uri = "https://example.com/statuslists/1"
         trust = snapshot_from_document(
-            {"status_lists": [{"uri": uri, "bits": enc["bits"], "lst": enc["lst"]}]})
+            {"status_lists": [{"uri": uri, "bits": enc["bits"], "lst": enc["lst"]}]}
+        )
         lst: StatusList = trust.status_lists[uri]
         assert lst.bits == int(vector["bits"])
         statuses = {int(k): v for k, v in vector["statuses"].items()}

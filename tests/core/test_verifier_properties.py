@@ -33,8 +33,11 @@ licences = st.builds(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=licences, alg=st.sampled_from(["ES256", "EdDSA"]),
-       lifetime=st.integers(min_value=0, max_value=20 * 365 * 86400))
+@given(
+    data=licences,
+    alg=st.sampled_from(["ES256", "EdDSA"]),
+    lifetime=st.integers(min_value=0, max_value=20 * 365 * 86400),
+)
 def test_round_trip_passes_with_same_fields(data: LicenceData, alg: str, lifetime: int) -> None:
     key = WORLD.es256 if alg == "ES256" else WORLD.eddsa
     t = issue(key, Claims(ISS, data, iat=NOW - 60, exp=NOW + lifetime))
@@ -43,7 +46,15 @@ def test_round_trip_passes_with_same_fields(data: LicenceData, alg: str, lifetim
     c = v.credential
     assert c is not None
     assert (c.typ, c.no, c.nm, c.nml, c.dob, c.vf, c.vu, c.ph) == (
-        data.typ, data.no, data.nm, data.nml, data.dob, data.vf, data.vu, data.ph)
+        data.typ,
+        data.no,
+        data.nm,
+        data.nml,
+        data.dob,
+        data.vf,
+        data.vu,
+        data.ph,
+    )
     assert list(c.cls) == data.cls and dict(c.ext) == data.ext
     assert c.exp == NOW + lifetime and c.iss == ISS
 
@@ -53,12 +64,15 @@ VALID_EDDSA = WORLD.issue(WORLD.eddsa)
 
 
 @settings(max_examples=300, deadline=None)
-@given(base=st.sampled_from([VALID, VALID_EDDSA]), pos=st.integers(min_value=0),
-       replacement=st.sampled_from([*list(ALPHABET.decode()), "a", "ก", "\x00"]))
+@given(
+    base=st.sampled_from([VALID, VALID_EDDSA]),
+    pos=st.integers(min_value=0),
+    replacement=st.sampled_from([*list(ALPHABET.decode()), "a", "ก", "\x00"]),
+)
 def test_single_character_change_never_passes(base: str, pos: int, replacement: str) -> None:
     i = pos % len(base)
     assume(base[i] != replacement)
-    mutated = base[:i] + replacement + base[i + 1:]
+    mutated = base[:i] + replacement + base[i + 1 :]
     assert verify(mutated, TRUST, NOW, checkpoint=AUTHORING).outcome is not Outcome.PASS
 
 

@@ -40,8 +40,16 @@ def raw_claims(mapping: dict) -> bytes:
 def good_map(**changes: object) -> dict:
     m = cbor2.loads(payload())
     for k, v in changes.items():
-        key = {"iss": 1, "exp": 4, "nbf": 5, "iat": 6, "cti": 7, "cnf": 8, "status": 65535,
-               "licence": -65537}[k]
+        key = {
+            "iss": 1,
+            "exp": 4,
+            "nbf": 5,
+            "iat": 6,
+            "cti": 7,
+            "cnf": 8,
+            "status": 65535,
+            "licence": -65537,
+        }[k]
         if v is ...:
             m.pop(key, None)
         else:
@@ -86,12 +94,10 @@ def test_malformed_compression(world: World) -> None:
     valid = cose(world.es256, payload())
     assert check(text(valid, compress=False), world.trust()) == ("FAIL", "MALFORMED_COMPRESSION")
     truncated = zlib.compress(valid)[:-6]
-    assert check("LC1:" + b45encode(truncated), world.trust()) == (
-        "FAIL", "MALFORMED_COMPRESSION")
+    assert check("LC1:" + b45encode(truncated), world.trust()) == ("FAIL", "MALFORMED_COMPRESSION")
     corrupt = bytearray(zlib.compress(valid))
     corrupt[5] ^= 0xFF
-    assert check("LC1:" + b45encode(bytes(corrupt)), world.trust())[1] in (
-        "MALFORMED_COMPRESSION",)
+    assert check("LC1:" + b45encode(bytes(corrupt)), world.trust())[1] in ("MALFORMED_COMPRESSION",)
 
 
 def test_structure_rules(world: World) -> None:
@@ -110,10 +116,12 @@ def test_structure_rules(world: World) -> None:
         "kid as text": cose(k, p, protected={1: -7, 4: k.kid.hex()}),
         "protected not a map": cose(k, p, protected=cbor2.dumps([1, 2])),
         "duplicate header keys": cose(
-            k, p, protected=b"\xa3\x01\x26\x04\x48" + k.kid + b"\x01\x26"),
+            k, p, protected=b"\xa3\x01\x26\x04\x48" + k.kid + b"\x01\x26"
+        ),
         "too deep": cose(k, p, unprotected={99: [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}),
-        "payload not bytes": cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: k.kid}), {},
-                                                            {"x": 1}, b"s"])),
+        "payload not bytes": cbor2.dumps(
+            cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: k.kid}), {}, {"x": 1}, b"s"])
+        ),
         "garbage": b"\xff\xff\xff",
     }
     for name, data in cases.items():
@@ -151,8 +159,9 @@ def test_bad_signature_cases(world: World) -> None:
     good = cbor2.loads(cose(k, p))
     flipped = bytearray(good.value[2])
     flipped[-1] ^= 1
-    cases["flipped payload"] = cbor2.dumps(cbor2.CBORTag(18, [good.value[0], {}, bytes(flipped),
-                                                              good.value[3]]))
+    cases["flipped payload"] = cbor2.dumps(
+        cbor2.CBORTag(18, [good.value[0], {}, bytes(flipped), good.value[3]])
+    )
     for name, data in cases.items():
         assert check(text(data), trust) == ("FAIL", "BAD_SIGNATURE"), name
 
@@ -167,21 +176,38 @@ def test_signature_is_over_received_bytes_not_a_re_encoding(world: World) -> Non
 # --- section 2/3: claims --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change", [
-    {"exp": ...}, {"iat": ...}, {"cti": ...}, {"licence": ...},
-    {"exp": "2027"}, {"exp": True}, {"exp": 2**63}, {"iat": -(2**63) - 1}, {"exp": 1.5},
-    {"cti": b"short"}, {"cti": "x" * 16}, {"iss": 7}, {"nbf": "x"},
-    {"licence": {"typ": "DL", "no": "1"}}, {"licence": {"typ": 1, "no": "1", "nm": "n"}},
-    {"licence": {"typ": "DL", "no": "1", "nm": "n", "dob": "1990/01/02"}},
-    {"licence": {"typ": "DL", "no": "1", "nm": "n", "cls": "B"}},
-    {"licence": {"typ": "DL", "no": "1", "nm": "n", "ph": b"x" * 2049}},
-    {"licence": {"typ": "DL", "no": "1", "nm": "n", "ext": {"a": 1}}},
-    {"licence": {"typ": "DL", "no": "1", "nm": "n", 7: "x"}},
-    {"status": {"status_list": {"idx": -1, "uri": "u"}}},
-    {"status": {"status_list": {"idx": 1}}}, {"status": {"other": 1}},
-    {"cnf": {1: {1: 2, -1: 1, -2: b"x" * 32}}}, {"cnf": {1: {1: 1, -1: 6, -2: b"x" * 31}}},
-    {"cnf": {1: {1: 4, -1: b"k"}}}, {"cnf": "key"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"exp": ...},
+        {"iat": ...},
+        {"cti": ...},
+        {"licence": ...},
+        {"exp": "2027"},
+        {"exp": True},
+        {"exp": 2**63},
+        {"iat": -(2**63) - 1},
+        {"exp": 1.5},
+        {"cti": b"short"},
+        {"cti": "x" * 16},
+        {"iss": 7},
+        {"nbf": "x"},
+        {"licence": {"typ": "DL", "no": "1"}},
+        {"licence": {"typ": 1, "no": "1", "nm": "n"}},
+        {"licence": {"typ": "DL", "no": "1", "nm": "n", "dob": "1990/01/02"}},
+        {"licence": {"typ": "DL", "no": "1", "nm": "n", "cls": "B"}},
+        {"licence": {"typ": "DL", "no": "1", "nm": "n", "ph": b"x" * 2049}},
+        {"licence": {"typ": "DL", "no": "1", "nm": "n", "ext": {"a": 1}}},
+        {"licence": {"typ": "DL", "no": "1", "nm": "n", 7: "x"}},
+        {"status": {"status_list": {"idx": -1, "uri": "u"}}},
+        {"status": {"status_list": {"idx": 1}}},
+        {"status": {"other": 1}},
+        {"cnf": {1: {1: 2, -1: 1, -2: b"x" * 32}}},
+        {"cnf": {1: {1: 1, -1: 6, -2: b"x" * 31}}},
+        {"cnf": {1: {1: 4, -1: b"k"}}},
+        {"cnf": "key"},
+    ],
+)
 def test_malformed_claims(world: World, change: dict) -> None:
     data = cose(world.es256, raw_claims(good_map(**change)))
     assert check(text(data), world.trust()) == ("FAIL", "MALFORMED_CLAIMS")
@@ -215,8 +241,7 @@ def test_issuer_key_revoked() -> None:
 
 def test_issuer_key_expired_when_iat_outside_key_window() -> None:
     w = World()
-    entry = w.es256.trust_entry(not_before="2027-01-01T00:00:00Z",
-                                not_after="2027-01-10T00:00:00Z")
+    entry = w.es256.trust_entry(not_before="2027-01-01T00:00:00Z", not_after="2027-01-10T00:00:00Z")
     w.editor.add_key(ISS, entry)
     assert check(w.issue(iat=NOW - 86400 * 30), w.trust()) == ("FAIL", "ISSUER_KEY_EXPIRED")
     assert check(w.issue(iat=NOW - 86400 * 8), w.trust()) == ("PASS", "OK")
@@ -226,14 +251,21 @@ def test_type_not_allowed_for_key() -> None:
     w = World()
     w.editor.add_key(ISS, w.es256.trust_entry(types=["DL"]))
     assert check(w.issue(licence=licence(typ="BP")), w.trust()) == (
-        "FAIL", "TYPE_NOT_ALLOWED_FOR_KEY")
+        "FAIL",
+        "TYPE_NOT_ALLOWED_FOR_KEY",
+    )
     assert check(w.issue(licence=licence(typ="DL")), w.trust()) == ("PASS", "OK")
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    (0, ("PASS", "OK")), (1, ("FAIL", "REVOKED")), (2, ("FAIL", "SUSPENDED")),
-    (3, ("FAIL", "STATUS_OTHER")),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (0, ("PASS", "OK")),
+        (1, ("FAIL", "REVOKED")),
+        (2, ("FAIL", "SUSPENDED")),
+        (3, ("FAIL", "STATUS_OTHER")),
+    ],
+)
 def test_status_list_values(value: int, reason: tuple[str, str]) -> None:
     w = World()
     w.editor.set_status("https://status.example/dl/2", 77, value, bits=2)
@@ -241,9 +273,14 @@ def test_status_list_values(value: int, reason: tuple[str, str]) -> None:
     assert check(t, w.trust()) == reason
 
 
-@pytest.mark.parametrize(("policy", "verdict"), [
-    ("unverifiable", "UNVERIFIABLE"), ("fail", "FAIL"), ("pass", "PASS"),
-])
+@pytest.mark.parametrize(
+    ("policy", "verdict"),
+    [
+        ("unverifiable", "UNVERIFIABLE"),
+        ("fail", "FAIL"),
+        ("pass", "PASS"),
+    ],
+)
 def test_status_unknown_follows_policy(policy: str, verdict: str) -> None:
     w = World()
     w.editor.set_status("https://status.example/dl/2", 3, 0)
@@ -281,7 +318,9 @@ def test_expiry_and_not_yet_valid_with_skew(world: World) -> None:
 def test_clock_untrusted_comes_after_signature_before_expiry(world: World) -> None:
     trust = world.trust()
     assert check(world.issue(exp=NOW - 9999), trust, clock_trusted=False) == (
-        "UNVERIFIABLE", "CLOCK_UNTRUSTED")
+        "UNVERIFIABLE",
+        "CLOCK_UNTRUSTED",
+    )
     stranger = generate_key("EdDSA")
     assert check(world.issue(stranger), trust, clock_trusted=False) == ("FAIL", "UNKNOWN_ISSUER")
 
@@ -303,7 +342,9 @@ def test_trust_data_stale_order() -> None:
     w.editor.set_status("u", 1, 1)
     stale = _synced(w, NOW - 73 * 3600)
     assert check(w.issue(status_uri="u", status_idx=1), stale, checkpoint=device) == (
-        "FAIL", "REVOKED")
+        "FAIL",
+        "REVOKED",
+    )
     # staleness before STATUS_UNKNOWN and TYPE_NOT_ACCEPTED
     t = w.issue(status_uri="u", status_idx=999)
     assert check(t, stale, checkpoint=device) == ("UNVERIFIABLE", "TRUST_DATA_STALE")
@@ -315,7 +356,9 @@ def test_type_not_accepted_comes_before_unknown_status(world: World) -> None:
     picky = Checkpoint(accepted_types=frozenset({"BP"}), check_staleness=False)
     assert check(world.issue(), world.trust(), checkpoint=picky) == ("FAIL", "TYPE_NOT_ACCEPTED")
     assert check(world.issue(licence=licence(typ="BP")), world.trust(), checkpoint=picky) == (
-        "PASS", "OK")
+        "PASS",
+        "OK",
+    )
     w = World()
     w.editor.set_status("u", 5, 0)
     w.editor.set_policy(unknown_status="fail")

@@ -13,8 +13,11 @@ import jinja2
 
 def ansible_bool(value: Any) -> bool:
     """Ansible's ``| bool``: a bool as is, else the truthy strings "true", "yes", "1", "on"."""
-    return value if isinstance(value, bool) else str(value).strip().lower() in {
-        "true", "yes", "1", "on"}
+    return (
+        value
+        if isinstance(value, bool)
+        else str(value).strip().lower() in {"true", "yes", "1", "on"}
+    )
 
 
 def ansible_env() -> jinja2.Environment:

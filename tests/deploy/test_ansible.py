@@ -69,7 +69,11 @@ def test_ansible_lint_production_profile():
     lint = _tool("ansible-lint")
     result = subprocess.run(
         [lint, "--profile", "production", "--nocolor"],
-        cwd=ANSIBLE_DIR, env=_env(), capture_output=True, text=True, timeout=600,
+        cwd=ANSIBLE_DIR,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -78,7 +82,11 @@ def test_playbook_syntax_check():
     playbook = _tool("ansible-playbook")
     result = subprocess.run(
         [playbook, "--syntax-check", "-i", "inventory/hosts.example.yml", "site.yml"],
-        cwd=ANSIBLE_DIR, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=ANSIBLE_DIR,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -130,9 +138,17 @@ def _bookworm_tarball() -> Path:
     build = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=CACHE))
     try:
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(build),
-             MIRROR],
-            capture_output=True, text=True, timeout=1800,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3",
+                "bookworm",
+                str(build),
+                MIRROR,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
         )
         if result.returncode != 0:
             pytest.skip(f"debootstrap failed (mirror {MIRROR}): {result.stderr[-500:]}")
@@ -151,18 +167,42 @@ def _wheelhouse(dest: Path, extras: tuple[str, ...] = (), cache: str = "wheels")
     deps_dir = CACHE / cache
     deps_dir.mkdir(parents=True, exist_ok=True)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    deps = [*project["dependencies"],
-            *(d for extra in extras for d in project["optional-dependencies"][extra])]
+    deps = [
+        *project["dependencies"],
+        *(d for extra in extras for d in project["optional-dependencies"][extra]),
+    ]
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-         "--dest", str(deps_dir), *deps],
-        check=True, capture_output=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--dest",
+            str(deps_dir),
+            *deps,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=1800,
     )
     dest.mkdir(parents=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest),
-         str(REPO)],
-        check=True, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(dest),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     for wheel in deps_dir.glob("*.whl"):
         shutil.copy2(wheel, dest / wheel.name)
@@ -185,8 +225,9 @@ def _keygen_available() -> bool:
 
 
 class Converged:
-    def __init__(self, variant: str, root: Path, runs: list[subprocess.CompletedProcess[str]],
-                 seconds: float):
+    def __init__(
+        self, variant: str, root: Path, runs: list[subprocess.CompletedProcess[str]], seconds: float
+    ):
         self.variant = variant
         self.is_pi = variant == "pi"
         self.root = root
@@ -230,8 +271,12 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module", params=["pi", "board"])
-def converged(request: pytest.FixtureRequest, bookworm_root: Path, wheelhouse: Path,
-              tmp_path_factory: pytest.TempPathFactory) -> Converged:
+def converged(
+    request: pytest.FixtureRequest,
+    bookworm_root: Path,
+    wheelhouse: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Converged:
     variant: str = request.param
     playbook = _tool("ansible-playbook")
     vault = _tool("ansible-vault")
@@ -255,8 +300,12 @@ def converged(request: pytest.FixtureRequest, bookworm_root: Path, wheelhouse: P
         "vault_appliance_audit_hmac_key: " + "ab" * 32 + "\n"
         f"vault_appliance_admin_password_hash: '{_password_hash()}'\n"
     )
-    subprocess.run([vault, "encrypt", "--vault-password-file", str(password_file), str(secrets)],
-                   check=True, capture_output=True, env=_env())
+    subprocess.run(
+        [vault, "encrypt", "--vault-password-file", str(password_file), str(secrets)],
+        check=True,
+        capture_output=True,
+        env=_env(),
+    )
     assert secrets.read_text().startswith("$ANSIBLE_VAULT")
 
     # The board is not named: the play detects it from the files above.
@@ -281,13 +330,22 @@ def converged(request: pytest.FixtureRequest, bookworm_root: Path, wheelhouse: P
         f"      appliance_device_keygen: {str(_keygen_available()).lower()}\n"
         "      appliance_device_name: Converge test\n"
     )
-    command = [playbook, "-i", str(inventory), "-e", f"@{secrets}",
-               "--vault-password-file", str(password_file), str(ANSIBLE_DIR / "site.yml")]
+    command = [
+        playbook,
+        "-i",
+        str(inventory),
+        "-e",
+        f"@{secrets}",
+        "--vault-password-file",
+        str(password_file),
+        str(ANSIBLE_DIR / "site.yml"),
+    ]
     runs = []
     start = time.monotonic()
     for _ in range(2):
-        run = subprocess.run(command, cwd=ANSIBLE_DIR, env=_env(), capture_output=True,
-                             text=True, timeout=3600)
+        run = subprocess.run(
+            command, cwd=ANSIBLE_DIR, env=_env(), capture_output=True, text=True, timeout=3600
+        )
         runs.append(run)
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     seconds = time.monotonic() - start
@@ -310,8 +368,14 @@ def test_second_run_changes_nothing(converged: Converged):
 
 @pytest.mark.slow
 def test_system_packages_installed(converged: Converged):
-    packages = ["libzbar0", "fonts-thai-tlwg", "python3-venv",
-                "systemd-timesyncd", "openssh-server", "tzdata"]
+    packages = [
+        "libzbar0",
+        "fonts-thai-tlwg",
+        "python3-venv",
+        "systemd-timesyncd",
+        "openssh-server",
+        "tzdata",
+    ]
     display = ["chromium", "cage"]
     if not converged.is_pi:  # the board has a display; the Pi is the LEDs-only walk-up
         packages += display
@@ -330,8 +394,11 @@ def test_venv_sees_system_packages_and_runs_the_appliance(converged: Converged):
     assert "include-system-site-packages = true" in cfg
     result = converged.chroot("/opt/appliance/venv/bin/appliance", "--version")
     assert result.returncode == 0 and "appliance" in result.stdout, result.stderr
-    result = converged.chroot("/opt/appliance/venv/bin/python", "-c",
-                              "import appliance, appliance_sync, appliance_web, pyzbar.pyzbar")
+    result = converged.chroot(
+        "/opt/appliance/venv/bin/python",
+        "-c",
+        "import appliance, appliance_sync, appliance_web, pyzbar.pyzbar",
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -340,7 +407,8 @@ def test_configuration_loads(converged: Converged):
     config = converged.root / "etc/appliance/appliance.toml"
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
     result = converged.chroot(
-        "/opt/appliance/venv/bin/python", "-c",
+        "/opt/appliance/venv/bin/python",
+        "-c",
         "from appliance.config import load_config;"
         "c = load_config('/etc/appliance/appliance.toml');"
         "print(c.device.id, c.camera.source, c.indicator.backend, c.web.host, c.sync.root,"
@@ -353,8 +421,13 @@ def test_configuration_loads(converged: Converged):
     else:  # no Pi camera, no Pi pins: the serial scanner is the input
         board = ["none", "none"]
         scanner = ["'/dev/ttyACM0'", "None"]
-    assert result.stdout.split() == ["converge", *board, "127.0.0.1",
-                                     "/etc/appliance/trust-root.json", *scanner]
+    assert result.stdout.split() == [
+        "converge",
+        *board,
+        "127.0.0.1",
+        "/etc/appliance/trust-root.json",
+        *scanner,
+    ]
 
 
 @pytest.mark.slow
@@ -385,7 +458,10 @@ def test_state_secrets_and_trust_root(converged: Converged):
     assert mark.stat().st_uid == sync_uid and mark.stat().st_size == 0
     assert converged.chroot("id", "-nG", "appliance-web").stdout.split() == ["appliance"]
     assert converged.chroot("id", "-nG", "appliance").stdout.split() == [
-        "appliance", "video", "gpio"]
+        "appliance",
+        "video",
+        "gpio",
+    ]
 
 
 @pytest.mark.slow
@@ -408,10 +484,12 @@ def test_units_installed_enabled_and_verified(converged: Converged):
     assert "OnUnitActiveSec=15min" in (etc / "appliance-sync.timer.d/interval.conf").read_text()
     # In the converged root every ExecStart= binary exists, so verify checks them for real.
     units = sorted(p.name for p in etc.glob("appliance-*.*") if p.is_file())
-    result = subprocess.run(["systemd-analyze", "verify", f"--root={root}", *units],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", *units], capture_output=True, text=True
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )
 
 
 @pytest.mark.slow
@@ -455,11 +533,18 @@ def test_raspberry_pi_archive_on_a_pi_with_plain_debian(converged: Converged, tm
     if not converged.is_pi:
         assert not sources.exists() and not key.exists()
         return
-    fields = dict(line.split(": ", 1) for line in sources.read_text().splitlines()
-                  if ": " in line and not line.startswith("#"))
-    assert fields == {"Types": "deb", "URIs": "http://archive.raspberrypi.com/debian/",
-                      "Suites": "bookworm", "Components": "main",
-                      "Signed-By": "/usr/share/keyrings/appliance-raspberrypi-archive.asc"}
+    fields = dict(
+        line.split(": ", 1)
+        for line in sources.read_text().splitlines()
+        if ": " in line and not line.startswith("#")
+    )
+    assert fields == {
+        "Types": "deb",
+        "URIs": "http://archive.raspberrypi.com/debian/",
+        "Suites": "bookworm",
+        "Components": "main",
+        "Signed-By": "/usr/share/keyrings/appliance-raspberrypi-archive.asc",
+    }
     # apt in the root reads the file (offline: --print-uris fetches nothing).
     uris = converged.chroot("apt-get", "--print-uris", "update")
     assert uris.returncode == 0, uris.stderr
@@ -468,7 +553,9 @@ def test_raspberry_pi_archive_on_a_pi_with_plain_debian(converged: Converged, tm
         pytest.skip("gpg is not installed: the key's fingerprint is not checked")
     shown = subprocess.run(
         ["gpg", "--homedir", str(tmp_path), "--show-keys", "--with-colons", str(key)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     fingerprints = re.findall(r"^fpr:+([0-9A-F]{40}):", shown.stdout, flags=re.M)
     assert fingerprints[0] == RASPBERRY_PI_ARCHIVE_FINGERPRINT

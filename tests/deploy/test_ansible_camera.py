@@ -25,10 +25,15 @@ TEMPLATE = REPO / "ansible/roles/config/templates/appliance.toml.j2"
 def _render(tmp_path: Path, **overrides: Any) -> Path:
     env = ansible_env()
     values: dict[str, Any] = yaml.safe_load(DEFAULTS.read_text())
-    values.update(ansible_managed="test", inventory_hostname="kiosk-01",
-                  appliance_device_id="kiosk-01", appliance_device_name="Kiosk 01",
-                  appliance_camera_source="images", appliance_indicator_backend="none",
-                  appliance_scanner_serial_device="")
+    values.update(
+        ansible_managed="test",
+        inventory_hostname="kiosk-01",
+        appliance_device_id="kiosk-01",
+        appliance_device_name="Kiosk 01",
+        appliance_camera_source="images",
+        appliance_indicator_backend="none",
+        appliance_scanner_serial_device="",
+    )
     values.update(overrides)
     values = resolve(values, keep=frozenset(overrides))
     path = tmp_path / "appliance.toml"

@@ -42,7 +42,11 @@ def test_central_playbook_syntax_check():
     playbook = _tool("ansible-playbook")
     result = subprocess.run(
         [playbook, "--syntax-check", "-i", "inventory/central.example.yml", "central.yml"],
-        cwd=ANSIBLE_DIR, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=ANSIBLE_DIR,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -62,14 +66,21 @@ def _tls_pair(work: Path) -> tuple[Path, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hub.converge.test")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
     path = work / "central-fullchain.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return path, pem
 
 
@@ -77,9 +88,15 @@ def _timestamp_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
 
 
 def _indent(text: str) -> str:
@@ -124,8 +141,9 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
     cert_file, tls_key = _tls_pair(work)
     enrolled = work / "enrolled"
     enrolled.mkdir()
-    (enrolled / "kiosk-01.pem").write_text("-----BEGIN PUBLIC KEY-----\nconverge\n"
-                                           "-----END PUBLIC KEY-----\n")
+    (enrolled / "kiosk-01.pem").write_text(
+        "-----BEGIN PUBLIC KEY-----\nconverge\n-----END PUBLIC KEY-----\n"
+    )
     password_file = work / "vault-password"
     password_file.write_text(VAULT_PASSWORD)
     secrets = work / "vault.yml"
@@ -135,8 +153,12 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
         f"vault_central_tls_private_key: |\n{_indent(tls_key)}"
         f"vault_central_timestamp_key: |\n{_indent(_timestamp_key())}"
     )
-    subprocess.run([vault, "encrypt", "--vault-password-file", str(password_file), str(secrets)],
-                   check=True, capture_output=True, env=_env())
+    subprocess.run(
+        [vault, "encrypt", "--vault-password-file", str(password_file), str(secrets)],
+        check=True,
+        capture_output=True,
+        env=_env(),
+    )
 
     inventory = work / "inventory.yml"
     host = (
@@ -156,17 +178,25 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
     inventory.write_text(
         "central:\n"
         "  children:\n"
-        "    hub:\n      hosts:\n" + host +
-        "    repository:\n      hosts:\n        converge:\n"
+        "    hub:\n      hosts:\n" + host + "    repository:\n      hosts:\n        converge:\n"
         "    publisher:\n      hosts:\n        converge:\n"
     )
-    command = [playbook, "-i", str(inventory), "-e", f"@{secrets}",
-               "--vault-password-file", str(password_file), str(ANSIBLE_DIR / "central.yml")]
+    command = [
+        playbook,
+        "-i",
+        str(inventory),
+        "-e",
+        f"@{secrets}",
+        "--vault-password-file",
+        str(password_file),
+        str(ANSIBLE_DIR / "central.yml"),
+    ]
     runs = []
     start = time.monotonic()
     for _ in range(2):
-        run = subprocess.run(command, cwd=ANSIBLE_DIR, env=_env(), capture_output=True,
-                             text=True, timeout=3600)
+        run = subprocess.run(
+            command, cwd=ANSIBLE_DIR, env=_env(), capture_output=True, text=True, timeout=3600
+        )
         runs.append(run)
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     print(f"central converge: two runs took {time.monotonic() - start:.0f} s")
@@ -185,8 +215,11 @@ def test_packages_and_the_hub_environment(converged: Converged):
     packages = ["postgresql", "nginx", "python3-venv"]
     result = converged.chroot("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages)
     assert sorted(result.stdout.splitlines()) == sorted(f"{p} installed" for p in packages)
-    result = converged.chroot("/opt/appliance/venv/bin/python", "-c",
-                              "import appliance, appliance_sync, gunicorn, psycopg")
+    result = converged.chroot(
+        "/opt/appliance/venv/bin/python",
+        "-c",
+        "import appliance, appliance_sync, gunicorn, psycopg",
+    )
     assert result.returncode == 0, result.stderr
     assert (converged.root / "opt/appliance/venv/bin/gunicorn").exists()
 
@@ -194,8 +227,10 @@ def test_packages_and_the_hub_environment(converged: Converged):
 @pytest.mark.slow
 def test_nginx_accepts_both_sites(converged: Converged):
     enabled = converged.root / "etc/nginx/sites-enabled"
-    assert sorted(p.name for p in enabled.iterdir()) == ["appliance-hub.conf",
-                                                         "appliance-trust.conf"]
+    assert sorted(p.name for p in enabled.iterdir()) == [
+        "appliance-hub.conf",
+        "appliance-trust.conf",
+    ]
     result = converged.chroot("/usr/sbin/nginx", "-t")
     assert result.returncode == 0, result.stderr
     key = converged.root / "etc/nginx/tls/central.key"
@@ -219,8 +254,11 @@ def test_secrets_root_only_and_offline_keys_absent(converged: Converged):
     keys = root / "etc/appliance-publisher/online-keys"
     assert sorted(p.name for p in keys.iterdir()) == ["timestamp.pem"]
     assert stat.S_IMODE((keys / "timestamp.pem").stat().st_mode) == 0o600
-    found = subprocess.run(["find", str(root), "-xdev", "(", "-name", "root.pem", "-o",
-                            "-name", "targets.pem", ")"], capture_output=True, text=True)
+    found = subprocess.run(
+        ["find", str(root), "-xdev", "(", "-name", "root.pem", "-o", "-name", "targets.pem", ")"],
+        capture_output=True,
+        text=True,
+    )
     assert found.stdout == "", "offline keys must never reach a central host"
     assert (root / "var/lib/appliance-hub/devices/kiosk-01.pem").exists()
     publisher_uid = int(converged.chroot("id", "-u", "appliance-publisher").stdout)
@@ -232,9 +270,16 @@ def test_units_installed_enabled_and_verified(converged: Converged):
     etc = converged.root / "etc/systemd/system"
     assert (etc / "multi-user.target.wants/appliance-hub.service").is_symlink()
     assert (etc / "timers.target.wants/appliance-publish-timestamp.timer").is_symlink()
-    units = ["appliance-hub.service", "appliance-publish-timestamp.service",
-             "appliance-publish-timestamp.timer"]
-    result = subprocess.run(["systemd-analyze", "verify", f"--root={converged.root}", *units],
-                            capture_output=True, text=True)
+    units = [
+        "appliance-hub.service",
+        "appliance-publish-timestamp.service",
+        "appliance-publish-timestamp.timer",
+    ]
+    result = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={converged.root}", *units],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )

@@ -30,19 +30,27 @@ UNITS = REPO / "systemd"
 DROPIN = UNITS / "kiosk-mdl-bluetooth.conf"
 KIOSK_MAX_EXPOSURE = 2.5  # tests/deploy/test_systemd.py
 
-needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                   reason="systemd-analyze is absent (apt-get install systemd)")
+needs_systemd = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is absent (apt-get install systemd)",
+)
 
 
 def _device_vars(**overrides: Any) -> dict[str, Any]:
     """group_vars/all/appliance.yml as Ansible would template it, for a Pi, with overrides."""
     raw = yaml.safe_load((ANSIBLE / "group_vars/all/appliance.yml").read_text())
     values: dict[str, Any] = {
-        **raw, "playbook_dir": str(ANSIBLE), "appliance_is_pi": True, "inventory_hostname":
-        "kiosk-01", "ansible_managed": "Ansible managed", "appliance_board_model":
-        "Raspberry Pi 4 Model B", "vault_appliance_audit_hmac_key": "k" * 32,
-        "vault_appliance_admin_password_hash": "x", "vault_appliance_inspector_password_hash": "",
-        **overrides}
+        **raw,
+        "playbook_dir": str(ANSIBLE),
+        "appliance_is_pi": True,
+        "inventory_hostname": "kiosk-01",
+        "ansible_managed": "Ansible managed",
+        "appliance_board_model": "Raspberry Pi 4 Model B",
+        "vault_appliance_audit_hmac_key": "k" * 32,
+        "vault_appliance_admin_password_hash": "x",
+        "vault_appliance_inspector_password_hash": "",
+        **overrides,
+    }
     return resolve(values, keep=frozenset(overrides))
 
 
@@ -55,16 +63,24 @@ def _config(tmp_path: Path, **overrides: Any) -> Any:
 
 
 def test_mdl_is_off_by_default_and_the_configuration_says_none(tmp_path: Path) -> None:
-    assert yaml.safe_load((ANSIBLE / "group_vars/all/appliance.yml").read_text())[
-        "appliance_mdl_enabled"] is False
+    assert (
+        yaml.safe_load((ANSIBLE / "group_vars/all/appliance.yml").read_text())[
+            "appliance_mdl_enabled"
+        ]
+        is False
+    )
     config = _config(tmp_path)
     assert config.mdoc.transport == "none"
     assert config.mdoc.request == "age" and config.mdoc.age_threshold == 20  # walk-up kiosk
 
 
 def test_mdl_enabled_drives_the_configured_controller(tmp_path: Path) -> None:
-    config = _config(tmp_path, appliance_mdl_enabled=True, appliance_mdl_hci_index=1,
-                     appliance_device_mode="inspector")
+    config = _config(
+        tmp_path,
+        appliance_mdl_enabled=True,
+        appliance_mdl_hci_index=1,
+        appliance_device_mode="inspector",
+    )
     assert config.mdoc.transport == "bumble:hci-socket:1"
     assert config.mdoc.request == "checkpoint"  # a staffed checkpoint reads the details
 
@@ -75,11 +91,16 @@ def _dropin_lines() -> list[str]:
 
 def test_only_the_kiosk_drop_in_grants_a_capability() -> None:
     assert _dropin_lines() == [
-        "[Service]", "PrivateNetwork=no", "RestrictAddressFamilies=AF_UNIX AF_BLUETOOTH",
-        "CapabilityBoundingSet=CAP_NET_ADMIN", "AmbientCapabilities=CAP_NET_ADMIN"]
+        "[Service]",
+        "PrivateNetwork=no",
+        "RestrictAddressFamilies=AF_UNIX AF_BLUETOOTH",
+        "CapabilityBoundingSet=CAP_NET_ADMIN",
+        "AmbientCapabilities=CAP_NET_ADMIN",
+    ]
     for unit in UNITS.glob("*.service"):
-        granted = re.findall(r"^(?:CapabilityBoundingSet|AmbientCapabilities)=(\S+)",
-                             unit.read_text(), re.MULTILINE)
+        granted = re.findall(
+            r"^(?:CapabilityBoundingSet|AmbientCapabilities)=(\S+)", unit.read_text(), re.MULTILINE
+        )
         assert not granted, f"{unit.name} grants {granted}"
     kiosk = (UNITS / "appliance-kiosk.service").read_text().splitlines()
     assert "IPAddressDeny=any" in kiosk  # still no IP with the drop-in
@@ -87,9 +108,13 @@ def test_only_the_kiosk_drop_in_grants_a_capability() -> None:
 
 @needs_systemd
 def test_kiosk_with_the_drop_in_verifies_silently(tmp_path: Path) -> None:
-    root = make_verify_root(tmp_path / "root", {
-        "appliance-kiosk.service": (UNITS / "appliance-kiosk.service").read_text(),
-        "appliance-fault.service": (UNITS / "appliance-fault.service").read_text()})
+    root = make_verify_root(
+        tmp_path / "root",
+        {
+            "appliance-kiosk.service": (UNITS / "appliance-kiosk.service").read_text(),
+            "appliance-fault.service": (UNITS / "appliance-fault.service").read_text(),
+        },
+    )
     dropins = root / "etc/systemd/system/appliance-kiosk.service.d"
     dropins.mkdir()
     shutil.copy(DROPIN, dropins / "mdl-bluetooth.conf")
@@ -119,14 +144,18 @@ def test_roles_follow_appliance_mdl_enabled() -> None:
     units = _tasks("units")
     install = units["Let the kiosk drive the Bluetooth controller (mDL reader)"]
     assert install["ansible.builtin.copy"]["src"].endswith("/kiosk-mdl-bluetooth.conf")
-    assert install["ansible.builtin.copy"]["dest"] == \
-        "/etc/systemd/system/appliance-kiosk.service.d/mdl-bluetooth.conf"
+    assert (
+        install["ansible.builtin.copy"]["dest"]
+        == "/etc/systemd/system/appliance-kiosk.service.d/mdl-bluetooth.conf"
+    )
     assert install["when"] == "appliance_mdl_enabled | bool"
     remove = units["Remove the kiosk's Bluetooth drop-in where mDL is off"]
     assert remove["when"] == "not appliance_mdl_enabled | bool"
     mask = units["Keep bluetoothd off the controller (mDL reader)"]
-    assert mask["ansible.builtin.systemd_service"] == {"name": "bluetooth.service",
-                                                      "masked": True}  # no state: bluez
+    assert mask["ansible.builtin.systemd_service"] == {
+        "name": "bluetooth.service",
+        "masked": True,
+    }  # no state: bluez
     assert mask["when"] == "appliance_mdl_enabled | bool"  # may be absent (plain Debian)
     stop = units["Stop a running bluetoothd (mDL reader)"]
     assert stop["when"].endswith("units_bluetoothd.stat.exists")
@@ -137,11 +166,15 @@ def test_roles_follow_appliance_mdl_enabled() -> None:
 
 
 def test_bluetooth_boot_fragment_opens_with_all_and_enables_the_kernel_driver() -> None:
-    lines = [ln for ln in (REPO / "firmware" / "bluetooth.txt").read_text().splitlines()
-             if ln and not ln.startswith("#")]
+    lines = [
+        ln
+        for ln in (REPO / "firmware" / "bluetooth.txt").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
     assert lines == ["[all]", "dtparam=krnbt=on"]
-    regexp = _tasks("boot")["Drop any overlay that switches the onboard Bluetooth off "
-                            "(mDL reader)"]["ansible.builtin.lineinfile"]["regexp"]
+    regexp = _tasks("boot")[
+        "Drop any overlay that switches the onboard Bluetooth off (mDL reader)"
+    ]["ansible.builtin.lineinfile"]["regexp"]
     for line in ("dtoverlay=disable-bt", "dtoverlay=pi3-disable-bt", " dtoverlay = disable-bt"):
         assert re.search(regexp, line), line
     assert not re.search(regexp, "dtoverlay=miniuart-bt")

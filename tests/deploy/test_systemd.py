@@ -15,8 +15,7 @@ from systemd_support import make_verify_root, verify_output
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS_DIR = REPO / "systemd"
-UNITS = sorted(p.name for p in UNITS_DIR.iterdir()
-               if p.suffix in {".service", ".timer", ".path"})
+UNITS = sorted(p.name for p in UNITS_DIR.iterdir() if p.suffix in {".service", ".timer", ".path"})
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 MAX_EXPOSURE = {"appliance-kiosk.service": 2.5}
 DEFAULT_MAX_EXPOSURE = 2.0
@@ -29,17 +28,25 @@ pytestmark = pytest.mark.skipif(
 
 def test_expected_units_present():
     assert set(UNITS) >= {
-        "appliance-kiosk.service", "appliance-web.service", "appliance-display.service",
-        "appliance-sync.service", "appliance-sync.timer",
-        "appliance-upload.service", "appliance-upload.timer",
-        "appliance-sync.path", "appliance-upload.path", "appliance-fault.service",
+        "appliance-kiosk.service",
+        "appliance-web.service",
+        "appliance-display.service",
+        "appliance-sync.service",
+        "appliance-sync.timer",
+        "appliance-upload.service",
+        "appliance-upload.timer",
+        "appliance-sync.path",
+        "appliance-upload.path",
+        "appliance-fault.service",
     }
 
 
 @pytest.fixture(scope="module")
 def verify_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_verify_root(tmp_path_factory.mktemp("verify-root"),
-                            {unit: (UNITS_DIR / unit).read_text() for unit in UNITS})
+    return make_verify_root(
+        tmp_path_factory.mktemp("verify-root"),
+        {unit: (UNITS_DIR / unit).read_text() for unit in UNITS},
+    )
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -65,11 +72,19 @@ def test_security_exposure(unit: str):
 
 def test_kiosk_has_no_network_and_only_camera_and_gpio_devices():
     text = (UNITS_DIR / "appliance-kiosk.service").read_text()
-    for line in ("PrivateNetwork=yes", "IPAddressDeny=any", "DevicePolicy=closed",
-                 "DeviceAllow=char-video4linux rw", "DeviceAllow=char-media rw",
-                 "DeviceAllow=char-dma_heap rw", "DeviceAllow=char-gpiochip rw",
-                 "Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                 "ReadWritePaths=/var/lib/appliance"):
+    for line in (
+        "PrivateNetwork=yes",
+        "IPAddressDeny=any",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-video4linux rw",
+        "DeviceAllow=char-media rw",
+        "DeviceAllow=char-dma_heap rw",
+        "DeviceAllow=char-gpiochip rw",
+        "Type=notify",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/appliance",
+    ):
         assert line in text.splitlines(), line
     assert re.search(r"^Environment=LG_WD=/run/\S+$", text, re.MULTILINE)
     assert re.search(r"^WatchdogSec=", text, re.MULTILINE)
@@ -106,12 +121,20 @@ def test_timers_have_boot_period_and_jitter():
 # hard ceiling above the measured peak (kiosk 74 MiB: 72 on this machine with boto3 present,
 # 61 as on a Pi, +2 once zbar loads; web 38, full sync 68, upload 62), so a missed budget
 # costs speed, never the service.
-MEMORY_HIGH_MIB = {"appliance-kiosk.service": 64, "appliance-web.service": 48,
-                   "appliance-sync.service": 96, "appliance-upload.service": 64,
-                   "appliance-fault.service": 24}
-MEASURED_PEAK_MIB = {"appliance-kiosk.service": 74, "appliance-web.service": 38,
-                     "appliance-sync.service": 68, "appliance-upload.service": 62,
-                     "appliance-fault.service": 24}
+MEMORY_HIGH_MIB = {
+    "appliance-kiosk.service": 64,
+    "appliance-web.service": 48,
+    "appliance-sync.service": 96,
+    "appliance-upload.service": 64,
+    "appliance-fault.service": 24,
+}
+MEASURED_PEAK_MIB = {
+    "appliance-kiosk.service": 74,
+    "appliance-web.service": 38,
+    "appliance-sync.service": 68,
+    "appliance-upload.service": 62,
+    "appliance-fault.service": 24,
+}
 STACK_BUDGET_MIB = 160  # kiosk + web + fault: the network-less device stack, display aside
 
 

@@ -30,8 +30,11 @@ def _unit(name: str) -> str:
 
 
 def test_expected_units_present():
-    assert set(UNITS) >= {"appliance-hub.service", "appliance-publish-timestamp.service",
-                          "appliance-publish-timestamp.timer"}
+    assert set(UNITS) >= {
+        "appliance-hub.service",
+        "appliance-publish-timestamp.service",
+        "appliance-publish-timestamp.timer",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +61,28 @@ def test_security_exposure(unit: str):
 def test_hub_listens_on_loopback_behind_nginx():
     text = _unit("appliance-hub.service")
     lines = text.splitlines()
-    for line in ("Type=notify", "User=appliance-hub", "IPAddressAllow=localhost",
-                 "IPAddressDeny=any", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                 "ReadOnlyPaths=/var/lib/appliance-hub/devices"):
+    for line in (
+        "Type=notify",
+        "User=appliance-hub",
+        "IPAddressAllow=localhost",
+        "IPAddressDeny=any",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadOnlyPaths=/var/lib/appliance-hub/devices",
+    ):
         assert line in lines, line
-    assert re.search(r"^ExecStart=\S+/gunicorn .*'appliance_hub\.wsgi:create\(\)'$", text,
-                     re.MULTILINE)
-    assert not re.search(r"^(Environment=.*(TOKEN|PASSWORD)|ReadWritePaths=)", text,
-                         re.MULTILINE), "secrets come as credentials; the hub writes nowhere"
+    assert re.search(
+        r"^ExecStart=\S+/gunicorn .*'appliance_hub\.wsgi:create\(\)'$", text, re.MULTILINE
+    )
+    assert not re.search(
+        r"^(Environment=.*(TOKEN|PASSWORD)|ReadWritePaths=)", text, re.MULTILINE
+    ), "secrets come as credentials; the hub writes nowhere"
 
 
 def test_timestamp_refresh_sees_only_the_timestamp_key():
     text = _unit("appliance-publish-timestamp.service")
     credentials = re.findall(r"^LoadCredential=([^:]+):(\S+)$", text, re.MULTILINE)
-    assert credentials == [("timestamp.pem",
-                            "/etc/appliance-publisher/online-keys/timestamp.pem")]
+    assert credentials == [("timestamp.pem", "/etc/appliance-publisher/online-keys/timestamp.pem")]
     for offline in ("root", "targets"):
         assert f"{offline}.pem" not in text, offline
     assert "PrivateNetwork=yes" in text.splitlines()

@@ -138,8 +138,11 @@ def test_null_source_waits_and_gives_nothing() -> None:
 class FakePicamera2:
     """Enough of Picamera2 for the adapter: lores YUV420 arrays with a padded stride."""
 
-    def __init__(self, controls: tuple[str, ...] = ("AfMode", "AfSpeed", "ExposureValue"),
-                 fail_wait: Exception | None = None) -> None:
+    def __init__(
+        self,
+        controls: tuple[str, ...] = ("AfMode", "AfSpeed", "ExposureValue"),
+        fail_wait: Exception | None = None,
+    ) -> None:
         self.camera_controls = {name: (0, 0, 0) for name in controls}
         self.set: dict[str, Any] = {}
         self.config: dict[str, Any] = {}

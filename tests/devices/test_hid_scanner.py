@@ -61,8 +61,11 @@ def test_reader_over_a_device_like_stream(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     got: list[tuple[str, str]] = []
     stop = threading.Event()
-    reader = threading.Thread(target=read_hid, args=(str(fifo), lambda t, s: got.append((t, s)),
-                                                     stop), kwargs={"poll_s": 0.05})
+    reader = threading.Thread(
+        target=read_hid,
+        args=(str(fifo), lambda t, s: got.append((t, s)), stop),
+        kwargs={"poll_s": 0.05},
+    )
     reader.start()
     with fifo.open("wb") as w:
         for text in ("LC1:ABC", "HELLO"):

@@ -55,8 +55,9 @@ def lit(ind: GpiozeroIndicator) -> tuple[bool, bool, bool]:
     return s["green"], s.get("amber", False), s["red"]
 
 
-def samples(ind: GpiozeroIndicator, clock: FakeClock, seconds: float,
-            step: float = 0.05) -> list[tuple[bool, bool, bool]]:
+def samples(
+    ind: GpiozeroIndicator, clock: FakeClock, seconds: float, step: float = 0.05
+) -> list[tuple[bool, bool, bool]]:
     out = []
     for _ in range(round(seconds / step)):
         out.append(lit(ind))
@@ -64,14 +65,17 @@ def samples(ind: GpiozeroIndicator, clock: FakeClock, seconds: float,
     return out
 
 
-@pytest.mark.parametrize(("outcome", "expected"), [
-    (Outcome.PASS, (True, False, False)),
-    (Outcome.FAIL, (False, False, True)),
-    (Outcome.UNVERIFIABLE, (False, True, False)),
-])
-def test_verdict_lamps_then_back_to_state(factory: MockFactory, clock: FakeClock,
-                                          outcome: Outcome,
-                                          expected: tuple[bool, bool, bool]) -> None:
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (Outcome.PASS, (True, False, False)),
+        (Outcome.FAIL, (False, False, True)),
+        (Outcome.UNVERIFIABLE, (False, True, False)),
+    ],
+)
+def test_verdict_lamps_then_back_to_state(
+    factory: MockFactory, clock: FakeClock, outcome: Outcome, expected: tuple[bool, bool, bool]
+) -> None:
     ind = make(factory, clock)
     ind.set_state(DeviceState.CAMERA_LOST)
     ind.show_verdict(outcome)
@@ -86,8 +90,9 @@ def test_verdict_lamps_then_back_to_state(factory: MockFactory, clock: FakeClock
     ind.close()
 
 
-def test_unverifiable_without_amber_lights_red_and_green(factory: MockFactory,
-                                                         clock: FakeClock) -> None:
+def test_unverifiable_without_amber_lights_red_and_green(
+    factory: MockFactory, clock: FakeClock
+) -> None:
     ind = make(factory, clock, amber_pin=None)
     ind.show_verdict(Outcome.UNVERIFIABLE)
     assert lit(ind) == (True, False, True)
@@ -104,8 +109,12 @@ def test_active_low_polarity(factory: MockFactory, clock: FakeClock) -> None:
 
 def test_states_are_distinguishable_blink_patterns(clock: FakeClock) -> None:
     def on_fractions(state: DeviceState) -> tuple[float, ...]:
-        ind = GpiozeroIndicator(IndicatorConfig(backend="mock"), pin_factory=MockFactory(),
-                                clock=clock, background=False)
+        ind = GpiozeroIndicator(
+            IndicatorConfig(backend="mock"),
+            pin_factory=MockFactory(),
+            clock=clock,
+            background=False,
+        )
         ind.set_state(state)
         seen = samples(ind, clock, 4.0)
         ind.close()
@@ -125,8 +134,7 @@ def test_states_are_distinguishable_blink_patterns(clock: FakeClock) -> None:
     assert len({idle, stale, camera, audit, down}) == 5
 
 
-def test_fast_blink_toggles_at_its_table_times(factory: MockFactory,
-                                               clock: FakeClock) -> None:
+def test_fast_blink_toggles_at_its_table_times(factory: MockFactory, clock: FakeClock) -> None:
     ind = make(factory, clock)
     ind.set_state(DeviceState.AUDIT_FAILING)
     red = factory.pin(27)
@@ -159,15 +167,17 @@ def test_buzzer_beeps_three_times_on_fail(factory: MockFactory, clock: FakeClock
     buzzer.clear_states()
     ind.show_verdict(Outcome.FAIL)
     advance(ind, clock, 0.6)
-    rises = sum(1 for a, b in zip(buzzer.states, buzzer.states[1:], strict=False)
-                if not a.state and b.state)
+    rises = sum(
+        1 for a, b in zip(buzzer.states, buzzer.states[1:], strict=False) if not a.state and b.state
+    )
     assert rises == 3
     assert buzzer.state is False
     ind.close()
 
 
 def test_fault_pattern_stays_steady_red_past_the_idle_heartbeat(
-        factory: MockFactory, clock: FakeClock) -> None:
+    factory: MockFactory, clock: FakeClock
+) -> None:
     """``appliance fault`` over a running driver: its next change must not relight green."""
     ind = make(factory, clock)
     show_fault(ind)

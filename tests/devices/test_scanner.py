@@ -103,8 +103,9 @@ def phone_frame(case: str, text: str, width: int = 640, height: int = 480) -> np
         place(scene, qr_image(text, 4))
     elif case in ("rot15", "rot90", "rot180", "rot245"):
         angle = int(case[3:])
-        code = qr_image(text, 4).convert("L").rotate(angle, Image.BICUBIC, expand=True,
-                                                    fillcolor=255)
+        code = (
+            qr_image(text, 4).convert("L").rotate(angle, Image.BICUBIC, expand=True, fillcolor=255)
+        )
         place(scene, code)
     elif case == "inverted":  # dark mode: light modules on a black screen
         place(scene, qr_image(text, 4, dark=255, light=20))
@@ -129,8 +130,18 @@ def phone_frame(case: str, text: str, width: int = 640, height: int = 480) -> np
 
 
 PHONE_CASES = (
-    "plain", "rot15", "rot90", "rot180", "rot245", "inverted", "blur", "small", "jpeg",
-    "perspective", "glare", "low_contrast",
+    "plain",
+    "rot15",
+    "rot90",
+    "rot180",
+    "rot245",
+    "inverted",
+    "blur",
+    "small",
+    "jpeg",
+    "perspective",
+    "glare",
+    "low_contrast",
 )
 
 
@@ -417,6 +428,6 @@ def test_a_located_but_unreadable_code_asks_for_a_second_look() -> None:
     segno.make_qr("LC1:" + "A" * 200, error="l").save(buf, kind="png", scale=6, border=4)
     grey = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L")).copy()
     h, w = grey.shape
-    patch = grey[h // 3: h // 3 + h // 4, w // 4: w // 4 + w // 3]
-    grey[h // 3: h // 3 + h // 4, w // 4: w // 4 + w // 3] = 255 - patch
+    patch = grey[h // 3 : h // 3 + h // 4, w // 4 : w // 4 + w // 3]
+    grey[h // 3 : h // 3 + h // 4, w // 4 : w // 4 + w // 3] = 255 - patch
     assert ZxingDecoder().read(grey) == ([], True)

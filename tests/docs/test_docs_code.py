@@ -66,11 +66,18 @@ def test_private_tuf_api_use_is_bounded_and_securesystemslib_declared() -> None:
 
 
 def test_adr_0004_names_every_hand_written_part_that_exists() -> None:
-    for path in ("appliance/kiosk/bridge.py", "appliance/port/wire.py", "web/socket_port.py",
-                 "appliance/core/credential/cbor_scan.py", "appliance/core/credential/hc1.py",
-                 "hub/store.py", "appliance/devices/hid_scanner.py",
-                 "appliance/core/credential/base45.py", "appliance/trust/revocation.py",
-                 "appliance/platform/systemd_notify.py"):
+    for path in (
+        "appliance/kiosk/bridge.py",
+        "appliance/port/wire.py",
+        "web/socket_port.py",
+        "appliance/core/credential/cbor_scan.py",
+        "appliance/core/credential/hc1.py",
+        "hub/store.py",
+        "appliance/devices/hid_scanner.py",
+        "appliance/core/credential/base45.py",
+        "appliance/trust/revocation.py",
+        "appliance/platform/systemd_notify.py",
+    ):
         assert f"`{path}" in ADR_0004, path
         assert (REPO / path).is_file(), path
     hc1 = (REPO / "appliance/core/credential/hc1.py").read_text(encoding="utf-8")

@@ -63,16 +63,21 @@ def test_help_has_no_rst_markup() -> None:
 
 
 def test_every_option_has_a_description() -> None:
-    bare = {prog: [a.option_strings[0] if a.option_strings else a.dest
-                   for a in p._actions
-                   if not a.help and not isinstance(a, argparse._SubParsersAction)]
-            for prog, p in _parsers().items()}
+    bare = {
+        prog: [
+            a.option_strings[0] if a.option_strings else a.dest
+            for a in p._actions
+            if not a.help and not isinstance(a, argparse._SubParsersAction)
+        ]
+        for prog, p in _parsers().items()
+    }
     assert {prog: names for prog, names in bare.items() if names} == {}
 
 
 def test_every_command_has_an_example() -> None:
-    missing = [prog for prog, p in _parsers().items()
-               if "example: appliance" not in (p.epilog or "")]
+    missing = [
+        prog for prog, p in _parsers().items() if "example: appliance" not in (p.epilog or "")
+    ]
     assert missing == []
 
 

@@ -44,8 +44,9 @@ def console_steps(text: str) -> list[Step]:
 def _clone(home: Path) -> None:
     """``~/th-licence-appliance``: the tracked ansible/ files as they are in the tree."""
     clone = home / "th-licence-appliance"
-    listed = subprocess.run(["git", "ls-files", "-z", "ansible"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "ansible"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file():
@@ -59,9 +60,14 @@ def _clone(home: Path) -> None:
 def test_the_page_has_the_steps_that_matter() -> None:
     steps = console_steps(PAGE.read_text(encoding="utf-8"))
     commands = "\n".join(s.command for s in steps)
-    for needed in ("publish init", "trust-source add-key trust.json --create",
-                   "forks = 50", "kiosk-[006:500]", "ansible-vault encrypt",
-                   "--tags appliance_vault_check"):
+    for needed in (
+        "publish init",
+        "trust-source add-key trust.json --create",
+        "forks = 50",
+        "kiosk-[006:500]",
+        "ansible-vault encrypt",
+        "--tags appliance_vault_check",
+    ):
         assert needed in commands, needed
 
 
@@ -70,15 +76,28 @@ def test_first_deployment_console_blocks_run_as_written(tmp_path: Path) -> None:
     steps = console_steps(PAGE.read_text(encoding="utf-8"))
     script = ["set -u", "cd ~"]
     for i, step in enumerate(steps):
-        script += [f"printf '\\n@@start {i}@@\\n'", step.command,
-                   f"printf '\\n@@end {i} %d@@\\n' $?"]
+        script += [
+            f"printf '\\n@@start {i}@@\\n'",
+            step.command,
+            f"printf '\\n@@end {i} %d@@\\n' $?",
+        ]
     # the controller's own settings only: none of the test runner's ANSIBLE_* variables
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(HOME=str(tmp_path), PATH=f"{VENV_BIN}{os.pathsep}/usr/bin:/bin",
-               ANSIBLE_NOCOLOR="1", NO_COLOR="1")
-    proc = subprocess.Popen(["bash", "-c", "\n".join(script)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    env.update(
+        HOME=str(tmp_path),
+        PATH=f"{VENV_BIN}{os.pathsep}/usr/bin:/bin",
+        ANSIBLE_NOCOLOR="1",
+        NO_COLOR="1",
+    )
+    proc = subprocess.Popen(
+        ["bash", "-c", "\n".join(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=DEADLINE_S)
     finally:
@@ -94,12 +113,15 @@ def test_first_deployment_console_blocks_run_as_written(tmp_path: Path) -> None:
             problems.append(f"step {i} did not finish: {step.command}")
             continue
         if int(m.group(2)) != step.exit_status:
-            problems.append(f"step {i} exited {m.group(2)}, the page says "
-                            f"{step.exit_status}: {step.command}\n{m.group(1)[-3000:]}")
+            problems.append(
+                f"step {i} exited {m.group(2)}, the page says "
+                f"{step.exit_status}: {step.command}\n{m.group(1)[-3000:]}"
+            )
         missing = _missing(step.expected, m.group(1))
         if missing:
-            problems.append(f"step {i} did not print {missing}: {step.command}\n"
-                            f"{m.group(1)[-3000:]}")
+            problems.append(
+                f"step {i} did not print {missing}: {step.command}\n{m.group(1)[-3000:]}"
+            )
     assert problems == [], "\n\n".join(problems)
     vault = tmp_path / "th-licence-appliance" / "ansible" / "group_vars" / "all" / "vault.yml"
     assert vault.read_text().startswith("$ANSIBLE_VAULT;")  # encrypted, as the page says
@@ -108,8 +130,9 @@ def test_first_deployment_console_blocks_run_as_written(tmp_path: Path) -> None:
 def test_every_hub_metric_the_page_names_is_served() -> None:
     source = (REPO / "hub" / "fleet_api.py").read_text(encoding="utf-8")
     served = set(re.findall(r'"(appliance_hub_[a-z_]+)"', source))
-    flags = re.search(r'for flag in \(([^)]*)\):\s*gauge\(f"appliance_hub_devices_\{flag\}"',
-                      source)
+    flags = re.search(
+        r'for flag in \(([^)]*)\):\s*gauge\(\s*f"appliance_hub_devices_\{flag\}"', source
+    )
     assert flags, "the per-flag device counts moved: update this test"
     served |= {f"appliance_hub_devices_{f}" for f in re.findall(r'"([a-z_]+)"', flags[1])}
     named = set(re.findall(r"\bappliance_hub_[a-z_]+", PAGE.read_text(encoding="utf-8")))
@@ -117,13 +140,17 @@ def test_every_hub_metric_the_page_names_is_served() -> None:
 
 
 def test_the_scrape_config_targets_the_hubs_gunicorn() -> None:
-    block = re.search(r"```yaml\n(# prometheus\.yml.*?)```", PAGE.read_text(encoding="utf-8"),
-                      flags=re.S)
+    block = re.search(
+        r"```yaml\n(# prometheus\.yml.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.S
+    )
     assert block
     config = yaml.safe_load(block.group(1))
     target = config["scrape_configs"][0]["static_configs"][0]["targets"][0]
-    defaults = yaml.safe_load((REPO / "ansible" / "roles" / "hub_app" / "defaults" /
-                               "main.yml").read_text(encoding="utf-8"))
+    defaults = yaml.safe_load(
+        (REPO / "ansible" / "roles" / "hub_app" / "defaults" / "main.yml").read_text(
+            encoding="utf-8"
+        )
+    )
     assert target == defaults["hub_app_bind"]
 
 

@@ -50,9 +50,11 @@ def _documented_keys() -> dict[str, tuple[bool, str]]:
 
 def _defaults() -> dict[str, Any]:
     config = Config()
-    return {f"{section.name}.{f.name}": getattr(getattr(config, section.name), f.name)
-            for section in dataclasses.fields(Config)
-            for f in dataclasses.fields(getattr(config, section.name))}
+    return {
+        f"{section.name}.{f.name}": getattr(getattr(config, section.name), f.name)
+        for section in dataclasses.fields(Config)
+        for f in dataclasses.fields(getattr(config, section.name))
+    }
 
 
 def test_example_loads_with_the_real_loader() -> None:
@@ -67,9 +69,11 @@ def test_example_names_every_key_and_no_other() -> None:
 
 def test_each_key_states_its_true_default() -> None:
     documented = _documented_keys()
-    wrong = [f"{key}: expected 'Default: {_toml(default)}' in {documented[key][1]!r}"
-             for key, default in _defaults().items()
-             if f"Default: {_toml(default)}" not in documented[key][1]]
+    wrong = [
+        f"{key}: expected 'Default: {_toml(default)}' in {documented[key][1]!r}"
+        for key, default in _defaults().items()
+        if f"Default: {_toml(default)}" not in documented[key][1]
+    ]
     assert wrong == []
 
 
@@ -77,12 +81,13 @@ def test_keys_without_a_toml_default_are_commented_out_and_valid_when_set() -> N
     documented = _documented_keys()
     defaults = _defaults()
     commented = {k for k, (active, _) in documented.items() if not active}
-    assert commented == {k for k, v in defaults.items() if v is None} - {"sync.root",
-                                                                         "upload.hub_key"}
+    assert commented == {k for k, v in defaults.items() if v is None} - {
+        "sync.root",
+        "upload.hub_key",
+    }
     text = re.sub(r"^#\s*(\w+\s*=)", r"\1", EXAMPLE.read_text(encoding="utf-8"), flags=re.M)
     import tomllib
 
-    raw = tomllib.loads("\n".join(line for line in text.splitlines()
-                                  if not line.startswith("#")))
+    raw = tomllib.loads("\n".join(line for line in text.splitlines() if not line.startswith("#")))
     config = config_from_mapping(raw, base_dir=EXAMPLE.parent)
     assert config.indicator.buzzer_pin is not None and config.camera.video_file is not None

@@ -94,13 +94,22 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     script = ["set -u"]
     for i, step in enumerate(steps):
         command = re.sub(r"\b(8000|8443)\b", lambda m: ports[m.group(1)], step.command)
-        script += [f"printf '\\n@@start {i}@@\\n'", command,
-                   f"printf '\\n@@end {i} %d@@\\n' $?"]
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "HOME": str(tmp_path), "NO_PROXY": "*"}
-    proc = subprocess.Popen(["bash", "-c", "\n".join(script)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+        script += [f"printf '\\n@@start {i}@@\\n'", command, f"printf '\\n@@end {i} %d@@\\n' $?"]
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "NO_PROXY": "*",
+    }
+    proc = subprocess.Popen(
+        ["bash", "-c", "\n".join(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=DEADLINE_S)
     finally:
@@ -116,18 +125,23 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
             problems.append(f"step {i} did not finish: {step.command}")
             continue
         if int(m.group(2)) != step.exit_status:
-            problems.append(f"step {i} exited {m.group(2)}, README says {step.exit_status}: "
-                            f"{step.command}\n{m.group(1)}")
+            problems.append(
+                f"step {i} exited {m.group(2)}, README says {step.exit_status}: "
+                f"{step.command}\n{m.group(1)}"
+            )
         missing = _missing(step.expected, m.group(1))
         if missing:
             problems.append(f"step {i} did not print {missing}: {step.command}\n{m.group(1)}")
     assert problems == [], "\n\n".join(problems)
 
 
-@pytest.mark.parametrize(("pattern", "line", "ok"), [
-    ("PASS  OK  LC1", "PASS\tOK\tLC1", True),
-    ("enrolled kiosk-01 (key id ...)", "enrolled kiosk-01 (key id 5e2b)", True),
-    ("PASS  OK  LC1", "FAIL\tREVOKED\tLC1", False),
-])
+@pytest.mark.parametrize(
+    ("pattern", "line", "ok"),
+    [
+        ("PASS  OK  LC1", "PASS\tOK\tLC1", True),
+        ("enrolled kiosk-01 (key id ...)", "enrolled kiosk-01 (key id 5e2b)", True),
+        ("PASS  OK  LC1", "FAIL\tREVOKED\tLC1", False),
+    ],
+)
 def test_output_lines_match_as_documented(pattern: str, line: str, ok: bool) -> None:
     assert _matches(pattern, line) is ok

@@ -47,8 +47,10 @@ def main(candidates: Path, seeds: Path) -> int:
             kept += 1
             print(f"seed {path.name}: {cost * 1000:.2f} ms")
         path.unlink()
-    print(f"{kept} of {len(paths)} candidates over {BUDGET_S * 1000:.0f} ms kept as seeds; "
-          f"the costliest took {worst * 1000:.2f} ms uninstrumented")
+    print(
+        f"{kept} of {len(paths)} candidates over {BUDGET_S * 1000:.0f} ms kept as seeds; "
+        f"the costliest took {worst * 1000:.2f} ms uninstrumented"
+    )
     return 0
 
 

@@ -38,8 +38,9 @@ BUDGET_S = 0.005
 SEEDS = os.environ.get("FUZZ_SEEDS_DIR")
 CANDIDATES = os.environ.get("FUZZ_CANDIDATES_DIR")
 _KEY = ec.generate_private_key(ec.SECP256R1())
-VALID = device_engagement(_KEY.public_key(), peripheral_uuid=uuid.uuid4().bytes,
-                          central_uuid=uuid.uuid4().bytes)
+VALID = device_engagement(
+    _KEY.public_key(), peripheral_uuid=uuid.uuid4().bytes, central_uuid=uuid.uuid4().bytes
+)
 _ENGAGEMENT = parse_engagement(engagement_text(VALID))
 
 
@@ -59,9 +60,13 @@ def _engagement(text: str) -> None:
 
 
 def _receive(message: bytes) -> None:
-    session = ReaderSession(_ENGAGEMENT.e_device_key, SESSION_TEMPLATE.e_reader_key,
-                            SESSION_TEMPLATE.transcript, SESSION_TEMPLATE.device_request,
-                            max_response_bytes=65_536)
+    session = ReaderSession(
+        _ENGAGEMENT.e_device_key,
+        SESSION_TEMPLATE.e_reader_key,
+        SESSION_TEMPLATE.transcript,
+        SESSION_TEMPLATE.device_request,
+        max_response_bytes=65_536,
+    )
     reply = session.receive(message)
     assert (reply.response is None) != (reply.reason is None)
 
@@ -97,8 +102,8 @@ def overwrite(body: bytes) -> bytes:
     while provider.remaining_bytes() > 2:
         at = provider.ConsumeIntInRange(0, len(out) - 1)
         chunk = provider.ConsumeBytes(provider.ConsumeIntInRange(1, 8))
-        out[at:at + len(chunk)] = chunk
-    return bytes(out[:provider.ConsumeIntInRange(1, len(out))] if body else out)
+        out[at : at + len(chunk)] = chunk
+    return bytes(out[: provider.ConsumeIntInRange(1, len(out))] if body else out)
 
 
 def _text(raw: bytes) -> str:

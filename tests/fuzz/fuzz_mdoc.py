@@ -63,9 +63,13 @@ logging.getLogger("appliance.core.credential.mdoc.verify").addHandler(NET)
 
 
 def _run(data: bytes, session_data: bool) -> None:
-    common = {"session_transcript_bytes": WORLD.session.transcript,
-              "e_reader_key": WORLD.session.reader_key, "trust": TRUST, "now": NOW,
-              "checkpoint": AUTHORING}
+    common = {
+        "session_transcript_bytes": WORLD.session.transcript,
+        "e_reader_key": WORLD.session.reader_key,
+        "trust": TRUST,
+        "now": NOW,
+        "checkpoint": AUTHORING,
+    }
     if session_data:
         verify_mdoc_session_data(data, e_device_key=E_DEVICE, **common)  # type: ignore[arg-type]
     else:
@@ -113,7 +117,7 @@ def overwrite(body: bytes) -> bytes:
     while provider.remaining_bytes() > 3:
         at = provider.ConsumeIntInRange(0, len(out) - 1)
         chunk = provider.ConsumeBytes(provider.ConsumeIntInRange(1, 16))
-        out[at:at + len(chunk)] = chunk
+        out[at : at + len(chunk)] = chunk
     return bytes(out)
 
 

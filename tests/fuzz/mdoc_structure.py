@@ -27,10 +27,24 @@ from appliance.core.credential.mdoc.cbor import decode
 from appliance.core.credential.mdoc.items_request import MDL_NAMESPACE
 
 PLACES = (
-    "response-entry", "response-status", "response-documents", "document-entry",
-    "document-doctype", "issuer-namespaces", "issuer-unprotected", "issuer-protected",
-    "mso-entry", "mso-validity", "mso-digests", "mso-device-key", "mso-status",
-    "element-value", "item-whole", "device-namespaces", "device-auth", "device-mac",
+    "response-entry",
+    "response-status",
+    "response-documents",
+    "document-entry",
+    "document-doctype",
+    "issuer-namespaces",
+    "issuer-unprotected",
+    "issuer-protected",
+    "mso-entry",
+    "mso-validity",
+    "mso-digests",
+    "mso-device-key",
+    "mso-status",
+    "element-value",
+    "item-whole",
+    "device-namespaces",
+    "device-auth",
+    "device-mac",
     "errors",
 )
 MAX_RESPONSE_BYTES = 60_000
@@ -52,9 +66,13 @@ def response_with(world: World, place: str, hostile: Any) -> bytes | None:
     if place == "element-value":
         elements[MDL_NAMESPACE]["family_name"] = hostile
     elif place.startswith("mso-"):
-        field = {"mso-entry": "x-hostile", "mso-validity": "validityInfo",
-                 "mso-digests": "valueDigests", "mso-device-key": "deviceKeyInfo",
-                 "mso-status": "status"}[place]
+        field = {
+            "mso-entry": "x-hostile",
+            "mso-validity": "validityInfo",
+            "mso-digests": "valueDigests",
+            "mso-device-key": "deviceKeyInfo",
+            "mso-status": "status",
+        }[place]
         mso_changes[field] = hostile
     try:
         mdoc = world.issue(elements, mso_changes=mso_changes)
@@ -113,5 +131,8 @@ def hostile_key(value: Any) -> Any:
 
 def responses(world: World, places: tuple[str, ...] = PLACES) -> st.SearchStrategy[bytes]:
     """DeviceResponse bytes with a hostile tree in one place (unencodable draws skipped)."""
-    return st.tuples(st.sampled_from(places), cbor_trees()).map(
-        lambda pv: response_with(world, *pv)).filter(lambda r: r is not None)  # type: ignore[arg-type]
+    return (
+        st.tuples(st.sampled_from(places), cbor_trees())
+        .map(lambda pv: response_with(world, *pv))
+        .filter(lambda r: r is not None)
+    )  # type: ignore[arg-type]

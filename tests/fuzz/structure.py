@@ -24,35 +24,95 @@ from appliance.core.credential.base45 import b45encode
 from appliance.tools.issuer import ALG_IDS, SigningKey
 
 # Registered tags cbor2 knows (RFC 8949 and the IANA registry), plus the COSE/CWT ones.
-REGISTERED_TAGS = (0, 1, 2, 3, 4, 5, 18, 21, 22, 23, 24, 25, 28, 29, 30, 32, 33, 34, 35, 36,
-                   37, 61, 256, 258, 260, 261, 1004, 55799)
-PLACES = ("protected-entry", "protected-alg", "protected-kid", "protected-whole",
-          "unprotected-entry", "payload-claim", "payload-licence", "payload-whole")
+REGISTERED_TAGS = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    18,
+    21,
+    22,
+    23,
+    24,
+    25,
+    28,
+    29,
+    30,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    61,
+    256,
+    258,
+    260,
+    261,
+    1004,
+    55799,
+)
+PLACES = (
+    "protected-entry",
+    "protected-alg",
+    "protected-kid",
+    "protected-whole",
+    "unprotected-entry",
+    "payload-claim",
+    "payload-licence",
+    "payload-whole",
+)
 PREFIXES = ("LC1:", "LP1:", "HC1:", "shc:/")
 # Larger envelopes only test the outer size limits (covered elsewhere) and slow the fuzzer.
 MAX_COSE_BYTES = 40_000
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
-WIDE_INT = st.one_of(st.integers(-(2**64), 2**64 - 1),
-                     st.integers(0, 20_000).map(lambda bits: (1 << bits) - 1))
+WIDE_INT = st.one_of(
+    st.integers(-(2**64), 2**64 - 1), st.integers(0, 20_000).map(lambda bits: (1 << bits) - 1)
+)
 TEXT = st.text(max_size=40)
 _MIME = "Content-Type: multipart/mixed; boundary=b\n\n" + "--b\n\n" * 3000
 # Values known to hurt a naive decoder, drawn as often as any other kind of leaf.
 _NASTY = (
-    (1 << 16_000) - 1, -(1 << 16_000), 2**64 - 1, -(2**64), 2**63, float("nan"),
-    float("inf"), -float("inf"), "A" * 5_000, b"\xff" * 3_000,
-    cbor2.CBORTag(2, b"\xff" * 2_000), cbor2.CBORTag(36, _MIME),
-    cbor2.CBORTag(35, "(a+)+$"), cbor2.CBORTag(4, [2**63, 1]), cbor2.CBORTag(1, 1e300),
+    (1 << 16_000) - 1,
+    -(1 << 16_000),
+    2**64 - 1,
+    -(2**64),
+    2**63,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    "A" * 5_000,
+    b"\xff" * 3_000,
+    cbor2.CBORTag(2, b"\xff" * 2_000),
+    cbor2.CBORTag(36, _MIME),
+    cbor2.CBORTag(35, "(a+)+$"),
+    cbor2.CBORTag(4, [2**63, 1]),
+    cbor2.CBORTag(1, 1e300),
 )
 # By index: hypothesis hashes sampled elements, and a tag around a list is not hashable.
 NASTY = st.sampled_from(range(len(_NASTY))).map(_NASTY.__getitem__)
 SCALARS = st.one_of(
-    NASTY, st.none(), st.booleans(), INT64, WIDE_INT, TEXT, st.binary(max_size=64),
+    NASTY,
+    st.none(),
+    st.booleans(),
+    INT64,
+    WIDE_INT,
+    TEXT,
+    st.binary(max_size=64),
     st.floats(allow_nan=True, allow_infinity=True),
     st.just(cbor2.undefined),
 )
-KEYS = st.one_of(INT64, TEXT, st.binary(max_size=8), st.floats(allow_nan=False),
-                 st.booleans(), st.tuples(st.integers(0, 5)))
+KEYS = st.one_of(
+    INT64,
+    TEXT,
+    st.binary(max_size=8),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.tuples(st.integers(0, 5)),
+)
 
 
 def _tag_content(tag: int) -> st.SearchStrategy[Any]:
@@ -60,14 +120,18 @@ def _tag_content(tag: int) -> st.SearchStrategy[Any]:
     specific: dict[int, st.SearchStrategy[Any]] = {
         0: st.sampled_from(["2026-01-01T00:00:00Z", "9999-12-31T23:59:59.999999+14:00", "x"]),
         1: st.one_of(WIDE_INT, st.floats(allow_nan=True, allow_infinity=True)),
-        2: st.binary(max_size=2_100), 3: st.binary(max_size=2_100),
-        4: st.tuples(WIDE_INT, WIDE_INT).map(list), 5: st.tuples(WIDE_INT, WIDE_INT).map(list),
+        2: st.binary(max_size=2_100),
+        3: st.binary(max_size=2_100),
+        4: st.tuples(WIDE_INT, WIDE_INT).map(list),
+        5: st.tuples(WIDE_INT, WIDE_INT).map(list),
         30: st.tuples(WIDE_INT, WIDE_INT).map(list),
         35: st.sampled_from(["(a+)+$", "(?:" * 90 + ")" * 90, "[", "a{1000000}"]),
         36: st.integers(1, 4_000).map(
-            lambda n: "Content-Type: multipart/mixed; boundary=b\n\n" + "--b\n\n" * n),
+            lambda n: "Content-Type: multipart/mixed; boundary=b\n\n" + "--b\n\n" * n
+        ),
         258: st.lists(SCALARS.filter(_hashable), max_size=20),
-        28: st.lists(INT64, max_size=3), 29: st.integers(0, 3),
+        28: st.lists(INT64, max_size=3),
+        29: st.integers(0, 3),
         1004: st.sampled_from(["2026-01-01", "0000-00-00", "x"]),
     }
     return specific.get(tag, SCALARS)
@@ -83,9 +147,11 @@ def _hashable(value: Any) -> bool:
 
 def tagged(children: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[Any]:
     tag = st.one_of(st.sampled_from(REGISTERED_TAGS), st.integers(0, 2**64 - 1))
-    content = tag.flatmap(lambda t: st.one_of(
-        _tag_content(t), children if children is not None else SCALARS).map(
-        lambda v: cbor2.CBORTag(t, v)))
+    content = tag.flatmap(
+        lambda t: st.one_of(_tag_content(t), children if children is not None else SCALARS).map(
+            lambda v: cbor2.CBORTag(t, v)
+        )
+    )
     return content
 
 
@@ -124,8 +190,13 @@ def _claims(licence_extra: Any = None, extra: Any = None) -> dict[Any, Any]:
     licence: dict[str, Any] = {"typ": "DL", "no": "63001234", "nm": "n"}
     if licence_extra is not None:
         licence["nm"] = licence_extra
-    claims: dict[Any, Any] = {1: "TH-DLT", 4: 1_900_000_000, 6: 1_799_990_000,
-                              7: b"\x07" * 16, -65537: licence}
+    claims: dict[Any, Any] = {
+        1: "TH-DLT",
+        4: 1_900_000_000,
+        6: 1_799_990_000,
+        7: b"\x07" * 16,
+        -65537: licence,
+    }
     if extra is not None:
         claims[99] = extra
     return claims
@@ -157,8 +228,9 @@ def sign1(key: SigningKey, place: str, hostile: Any) -> bytes | None:
     if protected_bytes is None or payload_bytes is None or dumps(unprotected) is None:
         return None
     tbs = cbor2.dumps(["Signature1", protected_bytes, b"", payload_bytes])
-    return cbor2.dumps(cbor2.CBORTag(18, [protected_bytes, unprotected, payload_bytes,
-                                          key.sign(tbs)]))
+    return cbor2.dumps(
+        cbor2.CBORTag(18, [protected_bytes, unprotected, payload_bytes, key.sign(tbs)])
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -199,12 +271,13 @@ def shc_text(place: str, hostile: Any, chunks: int) -> str | None:
         return "shc:/" + digits
     size = -(-len(digits) // chunks)
     size += size % 2
-    parts = [digits[i:i + size] for i in range(0, len(digits), size)]
+    parts = [digits[i : i + size] for i in range(0, len(digits), size)]
     return " ".join(f"shc:/{i}/{len(parts)}/{p}" for i, p in enumerate(parts, 1))
 
 
-def qr_text(key: SigningKey, prefix: str, place: str, hostile: Any, chunks: int = 1,
-            compress: bool = True) -> str | None:
+def qr_text(
+    key: SigningKey, prefix: str, place: str, hostile: Any, chunks: int = 1, compress: bool = True
+) -> str | None:
     """The QR text for one prefix with the hostile tree at ``place``."""
     if prefix == "shc:/":
         return shc_text(place, hostile, chunks)
@@ -222,6 +295,11 @@ def qr_texts(key: SigningKey, places: tuple[str, ...] = PLACES) -> st.SearchStra
     """QR texts of every prefix, each with one hostile tree (a known-nasty value as often
     as a generated tree) in one of ``places``."""
     return st.builds(
-        qr_text, st.just(key), st.sampled_from(PREFIXES), st.sampled_from(places),
-        st.one_of(NASTY, cbor_trees()), st.integers(1, 3), st.booleans(),
+        qr_text,
+        st.just(key),
+        st.sampled_from(PREFIXES),
+        st.sampled_from(places),
+        st.one_of(NASTY, cbor_trees()),
+        st.integers(1, 3),
+        st.booleans(),
     ).filter(lambda t: t is not None)

@@ -37,7 +37,7 @@ def _batches(uploader: Uploader, size: int) -> list[tuple[int, int, bytes]]:
     records, cps = uploader.audit.pending(10**6)
     out = []
     for i in range(0, len(records), size):
-        chunk = records[i:i + size]
+        chunk = records[i : i + size]
         lo, hi = chunk[0]["seq"], chunk[-1]["seq"]
         out.append((lo, hi, uploader.make_batch(chunk, [c for c in cps if lo <= c["seq"] <= hi])))
     return out
@@ -54,8 +54,7 @@ def test_upload_everything_exactly_once_and_auditor_sees_it_complete(tmp_path, h
     assert integrity["complete"] and integrity["records"] == 95 and not integrity["anomalies"]
 
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    resp = client.get("/v1/records?device_id=kiosk-01&since=2027-01-15T08:01:00Z",
-                      headers=headers)
+    resp = client.get("/v1/records?device_id=kiosk-01&since=2027-01-15T08:01:00Z", headers=headers)
     rows = [json.loads(line) for line in resp.get_data(as_text=True).splitlines()]
     assert resp.status_code == 200 and [r["seq"] for r in rows] == list(range(61, 96))
     assert {"seq", "time", "verdict", "reason", "hash", "prev_hash"} <= set(rows[0])
@@ -105,12 +104,34 @@ def test_unenrolled_device_bad_signature_and_bad_records_are_refused(tmp_path, h
     with pytest.raises(HubRejected, match=r"401.*unknown device or signature"):
         uploader.upload_batch()
     device(tmp_path, "kiosk-03b", tmp_path / "devices")
-    assert main(["hub", "enrol", "--devices", str(tmp_path / "devices"), "kiosk-03",
-                 str(tmp_path / "kiosk-03b" / "state" / "device_ed25519.pub")]) == 0
+    assert (
+        main(
+            [
+                "hub",
+                "enrol",
+                "--devices",
+                str(tmp_path / "devices"),
+                "kiosk-03",
+                str(tmp_path / "kiosk-03b" / "state" / "device_ed25519.pub"),
+            ]
+        )
+        == 0
+    )
     with pytest.raises(HubRejected, match=r"401.*unknown device or signature"):  # another key
         uploader.upload_batch()
-    assert main(["hub", "enrol", "--devices", str(tmp_path / "devices"), "kiosk-03",
-                 str(tmp_path / "kiosk-03" / "state" / "device_ed25519.pub")]) == 0
+    assert (
+        main(
+            [
+                "hub",
+                "enrol",
+                "--devices",
+                str(tmp_path / "devices"),
+                "kiosk-03",
+                str(tmp_path / "kiosk-03" / "state" / "device_ed25519.pub"),
+            ]
+        )
+        == 0
+    )
     records, _ = log.pending(10)
     records[2]["verdict"] = "FAIL"  # altered after the device hashed it, then signed
     with pytest.raises(HubRejected, match=r"400.*seq 3"):
@@ -121,8 +142,19 @@ def test_unenrolled_device_bad_signature_and_bad_records_are_refused(tmp_path, h
     signed = sign_body(identity, "kiosk-03", b"not json")
     bad = client.post("/v1/batches", data=signed.body, headers=dict(signed.headers))
     assert bad.status_code == 400
-    assert main(["hub", "enrol", "--devices", str(tmp_path / "devices"), "../evil",
-                 str(tmp_path / "kiosk-03" / "state" / "device_ed25519.pub")]) == 1
+    assert (
+        main(
+            [
+                "hub",
+                "enrol",
+                "--devices",
+                str(tmp_path / "devices"),
+                "../evil",
+                str(tmp_path / "kiosk-03" / "state" / "device_ed25519.pub"),
+            ]
+        )
+        == 1
+    )
 
 
 def test_fork_refused_and_reported_to_auditors(tmp_path, hub, scenario):

@@ -36,8 +36,7 @@ def _gap_and_fork(tmp_path, client, scenario) -> str:
     records, cps = log.pending(100)
     up = Uploader(log, identity, FlaskPoster(client))
     for lo, hi in ((0, 10), (20, 30)):
-        FlaskPoster(client)(up.make_batch(records[lo:hi], [c for c in cps
-                                                          if lo < c["seq"] <= hi]))
+        FlaskPoster(client)(up.make_batch(records[lo:hi], [c for c in cps if lo < c["seq"] <= hi]))
     _, flog, fid = device(tmp_path, "kiosk-fork", tmp_path / "devices")
     record_many(flog, scenario, 5)
     frecs, _ = flog.pending(10)
@@ -73,18 +72,29 @@ def test_search_filters_and_pages_cover_each_record_once(tmp_path, scenario, hub
     seen, path = [], "/audit/records?limit=7"
     while path:
         html = get(hub_client, path).get_data(as_text=True)
-        seen += re.findall(r'class="record"><td>[^<]*</td><td>([^<]+)</td><td>[^<]*</td>'
-                           r"<td>(\d+)</td>", html)
+        seen += re.findall(
+            r'class="record"><td>[^<]*</td><td>([^<]+)</td><td>[^<]*</td>'
+            r"<td>(\d+)</td>",
+            html,
+        )
         found = re.search(r'id="next" href="([^"]+)"', html)
         path = found.group(1).replace("&amp;", "&") if found else None
     assert len(seen) == 35 and len(set(seen)) == 35
-    timed = get(hub_client, "/audit/records?device_id=kiosk-a&since=2027-01-15T08:00:05Z"
-                        "&until=2027-01-15T15:00:10%2B07:00").get_data(as_text=True)
+    timed = get(
+        hub_client,
+        "/audit/records?device_id=kiosk-a&since=2027-01-15T08:00:05Z"
+        "&until=2027-01-15T15:00:10%2B07:00",
+    ).get_data(as_text=True)
     assert timed.count('class="record"') == 5, "08:00:05 <= time < 08:00:10 UTC"
     assert "No records match." in get(hub_client, "/audit/records?verdict=FAIL").get_data(
-        as_text=True)
-    assert get(hub_client, "/audit/records?reason=OK&limit=500").get_data(
-        as_text=True).count('class="record"') == 35
+        as_text=True
+    )
+    assert (
+        get(hub_client, "/audit/records?reason=OK&limit=500")
+        .get_data(as_text=True)
+        .count('class="record"')
+        == 35
+    )
     assert get(hub_client, "/audit/records?since=yesterday").status_code == 400
 
 
@@ -113,8 +123,9 @@ def test_thai_or_english_per_request(hub_app, hub_client):
     assert "บันทึกการตรวจสอบ" in get(other, "/audit/?lang=th").get_data(as_text=True)
 
 
-def _http(port: int, method: str, path: str, cookies: dict[str, str],
-          form: dict[str, str] | None = None) -> http.client.HTTPResponse:
+def _http(
+    port: int, method: str, path: str, cookies: dict[str, str], form: dict[str, str] | None = None
+) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
     body = None
@@ -142,8 +153,13 @@ def test_login_search_export_and_logout_over_real_http(tmp_path, scenario):
     try:
         port, cookies = server.port, {}
         form = _http(port, "GET", "/login", cookies).body.decode()
-        resp = _http(port, "POST", "/login?next=/audit/records", cookies,
-                     {"csrf_token": csrf_of(form), "name": AUDITOR, "password": AUDITOR_PW})
+        resp = _http(
+            port,
+            "POST",
+            "/login?next=/audit/records",
+            cookies,
+            {"csrf_token": csrf_of(form), "name": AUDITOR, "password": AUDITOR_PW},
+        )
         assert resp.status == 302 and resp.getheader("Location") == "/audit/records"
         page = _http(port, "GET", "/audit/records?device_id=kiosk-http", cookies)
         assert page.status == 200 and page.body.count(b'class="record"') == 40
@@ -174,13 +190,16 @@ def test_postgres_logins_search_and_access_log(tmp_path, scenario):
         pytest.skip(f"PostgreSQL not usable: {e}")
     sep = "&" if "?" in dsn else "?"
     try:
-        app, store, _ = make_hub(tmp_path, dsn=f"{dsn}{sep}options="
-                                 f"{quote(f'-csearch_path={schema}')}")
+        app, store, _ = make_hub(
+            tmp_path, dsn=f"{dsn}{sep}options={quote(f'-csearch_path={schema}')}"
+        )
         client = app.test_client()
         upload(tmp_path, client, "pg-kiosk", 30, scenario, checkpoint_every=10)
         login(client, AUDITOR, AUDITOR_PW)
-        assert get(client, "/audit/records?limit=7").get_data(as_text=True).count(
-            'class="record"') == 7
+        assert (
+            get(client, "/audit/records?limit=7").get_data(as_text=True).count('class="record"')
+            == 7
+        )
         assert "verified" in get(client, "/audit/").get_data(as_text=True)
         lines = get(client, "/audit/export.jsonl").get_data(as_text=True).splitlines()
         assert len(lines) == 30

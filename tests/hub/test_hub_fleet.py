@@ -54,14 +54,20 @@ def test_latest_heartbeat_per_device_and_a_short_history(tmp_path, hub):
     for i in range(3):
         hub.clock.now = T0 + 600 * i
         fields = heartbeat_fields("kiosk-01", T0 + 600 * i, audit_backlog=10 * i)
-        assert hub.heartbeat(signed(one, fields)) == (200, {"status": "stored",
-                                                           "device_id": "kiosk-01"})
+        assert hub.heartbeat(signed(one, fields)) == (
+            200,
+            {"status": "stored", "device_id": "kiosk-01"},
+        )
     assert hub.heartbeat(signed(two, heartbeat_fields("kiosk-02", T0, trust_version=6)))[0] == 200
     listed = {d["device_id"]: d for d in _devices(hub)}
     assert sorted(listed) == ["kiosk-01", "kiosk-02"]
     k1 = listed["kiosk-01"]
-    assert (k1["last_seen"], k1["audit_backlog"], k1["software_version"], k1["trust_version"]) \
-        == (iso(T0 + 1200), 20, "0.1.0", 7)
+    assert (k1["last_seen"], k1["audit_backlog"], k1["software_version"], k1["trust_version"]) == (
+        iso(T0 + 1200),
+        20,
+        "0.1.0",
+        7,
+    )
     assert listed["kiosk-02"]["trust_version"] == 6
     assert "history" not in k1
     [detail] = _devices(hub, device_id="kiosk-01")
@@ -81,15 +87,24 @@ def test_silent_stale_and_failing_devices_are_marked(tmp_path, hub):
     hub.clock.now = T0 + 2 * 3600
     now = hub.clock.now
     hub.heartbeat(signed(ids["fine"], heartbeat_fields("fine", now)))
-    hub.heartbeat(signed(ids["old-trust"], heartbeat_fields(
-        "old-trust", now, trust_age_s=3 * 86400.0, last_sync_result="network error")))
+    hub.heartbeat(
+        signed(
+            ids["old-trust"],
+            heartbeat_fields(
+                "old-trust", now, trust_age_s=3 * 86400.0, last_sync_result="network error"
+            ),
+        )
+    )
     hub.heartbeat(signed(ids["no-camera"], heartbeat_fields("no-camera", now, camera="lost")))
-    hub.heartbeat(signed(ids["scanner-only"], heartbeat_fields("scanner-only", now,
-                                                               camera="none")))
+    hub.heartbeat(signed(ids["scanner-only"], heartbeat_fields("scanner-only", now, camera="none")))
     flags = {d["device_id"]: (d["silent"], d["stale"], d["failing"]) for d in _devices(hub)}
-    assert flags == {"fine": (False, False, False), "quiet": (True, False, False),
-                     "old-trust": (False, True, True), "no-camera": (False, False, True),
-                     "scanner-only": (False, False, False)}
+    assert flags == {
+        "fine": (False, False, False),
+        "quiet": (True, False, False),
+        "old-trust": (False, True, True),
+        "no-camera": (False, False, True),
+        "scanner-only": (False, False, False),
+    }
     # Trust data keeps ageing while a device is silent: two more days and it is stale too.
     hub.clock.now = T0 + 2 * 86400
     assert {d["device_id"]: d["stale"] for d in _devices(hub)}["quiet"] is True
@@ -126,8 +141,9 @@ def test_metrics_expose_fleet_gauges(tmp_path, hub):
     assert samples[f"appliance_hub_device_trust_age_seconds{label}"] == 700.0
     assert samples[f"appliance_hub_chain_forks{label}"] == 0
     assert samples[f"appliance_hub_device_out_of_service{label}"] == 0
-    hub.heartbeat(signed(identity, heartbeat_fields("kiosk-01", T0 + 200,
-                                                    out_of_service="DEVICE_DISABLED")))
+    hub.heartbeat(
+        signed(identity, heartbeat_fields("kiosk-01", T0 + 200, out_of_service="DEVICE_DISABLED"))
+    )
     assert _scrape(hub)[f"appliance_hub_device_out_of_service{label}"] == 1
 
 
@@ -138,9 +154,12 @@ def test_alert_rules_use_only_metrics_the_hub_serves(tmp_path, hub):
     hub.heartbeat(signed(identity, heartbeat_fields("kiosk-01", T0)))
     served = {re.sub(r"\{.*", "", name) for name in _scrape(hub)}
     rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
-    assert {r["alert"] for r in rules} >= {"ApplianceDeviceSilent", "ApplianceTrustDataStale",
-                                           "ApplianceAuditBacklogGrowing",
-                                           "ApplianceAuditChainFork"}
+    assert {r["alert"] for r in rules} >= {
+        "ApplianceDeviceSilent",
+        "ApplianceTrustDataStale",
+        "ApplianceAuditBacklogGrowing",
+        "ApplianceAuditChainFork",
+    }
     for rule in rules:
         assert set(rule) >= {"alert", "expr", "labels", "annotations"}, rule
         named = set(re.findall(r"\b(appliance_\w+)", rule["expr"]))
@@ -149,8 +168,9 @@ def test_alert_rules_use_only_metrics_the_hub_serves(tmp_path, hub):
     if promtool:
         import subprocess
 
-        result = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True,
-                                text=True)
+        result = subprocess.run(
+            [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -186,8 +206,7 @@ def test_a_hub_database_from_before_versioning_is_migrated_with_its_records(tmp_
     with sqlite3.connect(db) as conn:
         for ddl in store_module._SCHEMA:
             conn.execute(ddl)
-        conn.execute("INSERT INTO logs VALUES ('kiosk-01', 'log-a', '2027-01-01T00:00:00Z', "
-                     "3, 3)")
+        conn.execute("INSERT INTO logs VALUES ('kiosk-01', 'log-a', '2027-01-01T00:00:00Z', 3, 3)")
     HubStore(db).close()
     assert _versions(db)[-1] == len(steps([]))
     with sqlite3.connect(db) as conn:
@@ -223,8 +242,10 @@ def test_postgresql_migrates_and_serves_the_fleet(tmp_path):
     dsn = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
     try:
         with live_hub(tmp_path, dsn) as hub:
-            assert hub.get_json("/readyz") == (200, {"status": "ready",
-                                                     "schema_version": len(steps([]))})
+            assert hub.get_json("/readyz") == (
+                200,
+                {"status": "ready", "schema_version": len(steps([]))},
+            )
             _, _, identity = device(tmp_path, "kiosk-01", hub.devices)
             assert hub.heartbeat(signed(identity, heartbeat_fields("kiosk-01", T0)))[0] == 200
             assert hub.heartbeat(signed(identity, heartbeat_fields("kiosk-01", T0)))[0] == 409

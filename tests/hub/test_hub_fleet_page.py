@@ -31,8 +31,9 @@ def fleet(tmp_path):
             "kiosk-ok": heartbeat_fields("kiosk-ok", T0 + 3000),
             "kiosk-silent": heartbeat_fields("kiosk-silent", T0),
             "kiosk-camera": heartbeat_fields("kiosk-camera", T0 + 3000, camera="failed"),
-            "kiosk-lost": heartbeat_fields("kiosk-lost", T0 + 3000,
-                                           out_of_service="DEVICE_DISABLED"),
+            "kiosk-lost": heartbeat_fields(
+                "kiosk-lost", T0 + 3000, out_of_service="DEVICE_DISABLED"
+            ),
         }
         for device_id, fields in beats.items():
             _, _, identity = device(tmp_path, device_id, hub.devices)
@@ -43,8 +44,9 @@ def fleet(tmp_path):
         yield hub
 
 
-def _get(hub, path: str, token: str | None = ADMIN, lang: str | None = None
-         ) -> tuple[int, str, dict]:
+def _get(
+    hub, path: str, token: str | None = ADMIN, lang: str | None = None
+) -> tuple[int, str, dict]:
     headers = {}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -61,18 +63,29 @@ def _get(hub, path: str, token: str | None = ADMIN, lang: str | None = None
 def test_all_devices_listed_with_the_bad_ones_marked(fleet):
     status, html, headers = _get(fleet, "/fleet")
     assert status == 200
-    assert _marks(html) == {"kiosk-camera": ["failing"], "kiosk-lost": ["out_of_service"],
-                            "kiosk-ok": [], "kiosk-silent": ["silent"]}
-    assert "no-store" in headers["Cache-Control"] and "default-src 'none'" in headers[
-        "Content-Security-Policy"]
+    assert _marks(html) == {
+        "kiosk-camera": ["failing"],
+        "kiosk-lost": ["out_of_service"],
+        "kiosk-ok": [],
+        "kiosk-silent": ["silent"],
+    }
+    assert (
+        "no-store" in headers["Cache-Control"]
+        and "default-src 'none'" in headers["Content-Security-Policy"]
+    )
 
 
-@pytest.mark.parametrize(("show", "expected"), [
-    ("silent", {"kiosk-silent"}), ("failing", {"kiosk-camera"}),
-    ("out_of_service", {"kiosk-lost"}), ("stale", set()),
-    ("all", {"kiosk-ok", "kiosk-silent", "kiosk-camera", "kiosk-lost"}),
-    ("nonsense", {"kiosk-ok", "kiosk-silent", "kiosk-camera", "kiosk-lost"}),
-])
+@pytest.mark.parametrize(
+    ("show", "expected"),
+    [
+        ("silent", {"kiosk-silent"}),
+        ("failing", {"kiosk-camera"}),
+        ("out_of_service", {"kiosk-lost"}),
+        ("stale", set()),
+        ("all", {"kiosk-ok", "kiosk-silent", "kiosk-camera", "kiosk-lost"}),
+        ("nonsense", {"kiosk-ok", "kiosk-silent", "kiosk-camera", "kiosk-lost"}),
+    ],
+)
 def test_filters(fleet, show, expected):
     status, html, _ = _get(fleet, f"/fleet?show={show}")
     assert status == 200 and set(_marks(html)) == expected
@@ -81,8 +94,12 @@ def test_filters(fleet, show, expected):
 def test_a_stale_device_is_marked_once_its_trust_data_ages(fleet):
     fleet.clock.now = T0 + 3 * 86400  # reported age 600 s, grown by three days
     status, html, _ = _get(fleet, "/fleet?show=stale")
-    assert status == 200 and set(_marks(html)) == {"kiosk-ok", "kiosk-silent",
-                                                    "kiosk-camera", "kiosk-lost"}
+    assert status == 200 and set(_marks(html)) == {
+        "kiosk-ok",
+        "kiosk-silent",
+        "kiosk-camera",
+        "kiosk-lost",
+    }
 
 
 def test_auditor_reads_it_too_and_nobody_else(fleet):
@@ -112,7 +129,12 @@ def test_flask_test_client_without_any_token_configured(tmp_path):
 
 
 def test_flask_test_client_empty_fleet(tmp_path):
-    app = create_app(HubStore(tmp_path / "hub.db"), tmp_path / "devices", AUDITOR,
-                     admin_token=ADMIN, clock=lambda: T0)
+    app = create_app(
+        HubStore(tmp_path / "hub.db"),
+        tmp_path / "devices",
+        AUDITOR,
+        admin_token=ADMIN,
+        clock=lambda: T0,
+    )
     resp = app.test_client().get("/fleet?lang=en", headers={"Authorization": f"Bearer {ADMIN}"})
     assert resp.status_code == 200 and "No device matches." in resp.get_data(as_text=True)

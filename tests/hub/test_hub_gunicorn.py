@@ -53,13 +53,26 @@ def gunicorn_hub(tmp_path):
     (credentials / "auditor_token").write_text(AUDITOR + "\n")
     (credentials / "admin_token").write_text(ADMIN)
     port = _free_port()
-    env = {**os.environ, "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
-           "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
-           "CREDENTIALS_DIRECTORY": str(credentials)}
+    env = {
+        **os.environ,
+        "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+        "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
+        "CREDENTIALS_DIRECTORY": str(credentials),
+    }
     proc = subprocess.Popen(
-        [str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")), "--workers", "2",
-         "--bind", f"127.0.0.1:{port}", "appliance_hub.wsgi:create()"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")),
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "appliance_hub.wsgi:create()",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -82,8 +95,9 @@ def test_gunicorn_serves_the_hub_from_environment_and_credentials(gunicorn_hub):
     url, tmp_path = gunicorn_hub
     assert _get(url + "/readyz") == (200, {"status": "ready", "schema_version": len(steps([]))})
     _, _, identity = device(tmp_path, "kiosk-01", tmp_path / "devices")
-    status, _ = _get(url + "/v1/heartbeats",
-                     body=signed(identity, heartbeat_fields("kiosk-01", time.time())))
+    status, _ = _get(
+        url + "/v1/heartbeats", body=signed(identity, heartbeat_fields("kiosk-01", time.time()))
+    )
     assert status == 200
     assert _get(url + "/v1/devices")[0] == 401
     for token in (AUDITOR, ADMIN):  # the trailing newline of a credential file is not part
@@ -97,6 +111,10 @@ def test_wsgi_names_missing_settings(tmp_path):
 
     with pytest.raises(ApplianceError, match="APPLIANCE_HUB_DB"):
         app_from_environment({"APPLIANCE_HUB_DEVICES": str(tmp_path)})
-    app = app_from_environment({"APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
-                                "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices")})
+    app = app_from_environment(
+        {
+            "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+            "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
+        }
+    )
     assert app.test_client().get("/v1/devices").status_code == 401, "no token: nobody reads"

@@ -33,8 +33,10 @@ def scenario() -> Scenario:
 def pg_dsn():
     dsn = find_postgres_dsn()
     if not dsn:
-        pytest.skip("no PostgreSQL: set APPLIANCE_TEST_POSTGRES_DSN or run "
-                    ".ci/setup.d/postgres.sh (writes /var/lib/appliance-ci/postgres.dsn)")
+        pytest.skip(
+            "no PostgreSQL: set APPLIANCE_TEST_POSTGRES_DSN or run "
+            ".ci/setup.d/postgres.sh (writes /var/lib/appliance-ci/postgres.dsn)"
+        )
     schema = f"hub_test_{secrets.token_hex(4)}"
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
@@ -71,8 +73,9 @@ def test_postgres_store_idempotent_gaps_forks_and_auditor_view(tmp_path, pg_dsn,
         post(uploader.make_batch([forged], []))
     [integrity] = store.integrity("pg-kiosk")
     assert integrity["anomalies"][0]["kind"] == "fork" and store.count() == 50
-    rows = client.get("/v1/records?device_id=pg-kiosk&format=jsonl",
-                      headers={"Authorization": "Bearer tok"}).get_data(as_text=True)
+    rows = client.get(
+        "/v1/records?device_id=pg-kiosk&format=jsonl", headers={"Authorization": "Bearer tok"}
+    ).get_data(as_text=True)
     assert rows.count("\n") == 50
     store.close()
 
@@ -84,10 +87,18 @@ def test_postgres_store_concurrent_devices_and_duplicate_races(tmp_path, pg_dsn,
     for _, log, _ in devices:
         record_many(log, scenario, 40)
         records, _ = log.pending(100)
-        batches += [{"type": "appliance-audit-batch-v1", "device_id": log.device_id,
-                     "log_id": log.log_id, "first_seq": records[i]["seq"],
-                     "last_seq": records[i + 9]["seq"], "records": records[i:i + 10],
-                     "checkpoints": []} for i in range(0, 40, 10)]
+        batches += [
+            {
+                "type": "appliance-audit-batch-v1",
+                "device_id": log.device_id,
+                "log_id": log.log_id,
+                "first_seq": records[i]["seq"],
+                "last_seq": records[i + 9]["seq"],
+                "records": records[i : i + 10],
+                "checkpoints": [],
+            }
+            for i in range(0, 40, 10)
+        ]
     errors: list[BaseException] = []
 
     def worker(items) -> None:
@@ -100,8 +111,10 @@ def test_postgres_store_concurrent_devices_and_duplicate_races(tmp_path, pg_dsn,
             store.close()
 
     # every batch twice, from different threads at once: each record must be stored once
-    threads = [threading.Thread(target=worker, args=(batches[k::3] + batches[::-1][k::3],))
-               for k in range(3)]
+    threads = [
+        threading.Thread(target=worker, args=(batches[k::3] + batches[::-1][k::3],))
+        for k in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

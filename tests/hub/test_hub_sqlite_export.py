@@ -50,7 +50,8 @@ def _saved(tmp_path: Path, resp, name: str) -> Path:
 
 
 def test_the_api_export_opens_in_sqlite3_and_sqlite_utils_with_full_text_search(
-        tmp_path, hub_with_records):
+    tmp_path, hub_with_records
+):
     client, store = hub_with_records
     path = _saved(tmp_path, client.get("/v1/records?format=sqlite", headers=BEARER), "a.db")
     with sqlite3.connect(path) as conn:
@@ -59,13 +60,19 @@ def test_the_api_export_opens_in_sqlite3_and_sqlite_utils_with_full_text_search(
         revoked = conn.execute(
             "SELECT r.device_id, r.seq FROM records_fts JOIN records r "
             "ON r.rowid = records_fts.rowid WHERE records_fts MATCH 'REVOKED' "
-            "ORDER BY r.seq").fetchall()
+            "ORDER BY r.seq"
+        ).fetchall()
     assert revoked == [("kiosk-a", 1), ("kiosk-a", 4)]
     db = sqlite_utils.Database(path)
     records = db.table("records")
     assert records.pks == ["device_id", "log_id", "seq"]
     assert {tuple(i.columns) for i in records.indexes} >= {
-        ("time",), ("verdict",), ("reason",), ("licence_type",), ("device_id", "time")}
+        ("time",),
+        ("verdict",),
+        ("reason",),
+        ("licence_type",),
+        ("device_id", "time"),
+    }
     assert records.detect_fts() == "records_fts"
     assert [r["reason"] for r in records.search("EXPIRED")] == ["EXPIRED"]
     meta = {r["key"]: r["value"] for r in db.table("export_meta").rows}
@@ -77,27 +84,40 @@ def test_the_api_export_opens_in_sqlite3_and_sqlite_utils_with_full_text_search(
 
 def test_the_sqlite_utils_command_line_searches_the_export(tmp_path, hub_with_records):
     client, _ = hub_with_records
-    path = _saved(tmp_path, client.get("/v1/records?format=sqlite&device_id=kiosk-a",
-                                       headers=BEARER), "a.db")
-    tables = subprocess.run([str(SQLITE_UTILS), "tables", str(path), "--counts"],
-                            capture_output=True, text=True, check=True, timeout=60).stdout
+    path = _saved(
+        tmp_path, client.get("/v1/records?format=sqlite&device_id=kiosk-a", headers=BEARER), "a.db"
+    )
+    tables = subprocess.run(
+        [str(SQLITE_UTILS), "tables", str(path), "--counts"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert {"table": "records", "count": 6} in json.loads(tables)
-    found = subprocess.run([str(SQLITE_UTILS), "search", str(path), "records", "REVOKED",
-                            "-c", "seq", "-c", "reason"],
-                           capture_output=True, text=True, check=True, timeout=60).stdout
+    found = subprocess.run(
+        [str(SQLITE_UTILS), "search", str(path), "records", "REVOKED", "-c", "seq", "-c", "reason"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert sorted(json.loads(found), key=lambda r: r["seq"]) == [
-        {"seq": 1, "reason": "REVOKED"}, {"seq": 4, "reason": "REVOKED"}]
+        {"seq": 1, "reason": "REVOKED"},
+        {"seq": 4, "reason": "REVOKED"},
+    ]
 
 
-def test_the_auditor_screen_exports_the_same_file_contents_and_logs_it(tmp_path,
-                                                                       hub_with_records):
+def test_the_auditor_screen_exports_the_same_file_contents_and_logs_it(tmp_path, hub_with_records):
     client, store = hub_with_records
     assert get(client, "/audit/export.sqlite").status_code == 302, "login first"
     login(client, AUDITOR, AUDITOR_PW)
     path = _saved(tmp_path, get(client, "/audit/export.sqlite?reason=REVOKED"), "s.db")
     db = sqlite_utils.Database(path)
     assert [(r["device_id"], r["seq"]) for r in db.table("records").rows] == [
-        ("kiosk-a", 1), ("kiosk-a", 4)]
+        ("kiosk-a", 1),
+        ("kiosk-a", 4),
+    ]
     db.close()
     with store._tx() as cur:
         cur.execute("SELECT action FROM auditor_access ORDER BY id")
@@ -112,7 +132,9 @@ def test_unknown_format_and_missing_token_are_refused(hub_with_records):
 
 
 def test_the_hub_loads_sqlite_utils_only_for_the_export():
-    code = ("import sys, appliance.cli, appliance_hub.server, appliance_hub.wsgi, "
-            "appliance_web, appliance_sync.upload; "
-            "assert 'sqlite_utils' not in sys.modules, 'imported'")
+    code = (
+        "import sys, appliance.cli, appliance_hub.server, appliance_hub.wsgi, "
+        "appliance_web, appliance_sync.upload; "
+        "assert 'sqlite_utils' not in sys.modules, 'imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

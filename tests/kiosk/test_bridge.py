@@ -42,17 +42,26 @@ class Kiosk:
         self.world = world
         snapshot = world.trust()
         self.service = VerificationService(
-            trust=lambda: snapshot, clock=FixedClock(NOW),
-            checkpoint=Checkpoint(check_staleness=False), audit=None, audit_required=False)
+            trust=lambda: snapshot,
+            clock=FixedClock(NOW),
+            checkpoint=Checkpoint(check_staleness=False),
+            audit=None,
+            audit_required=False,
+        )
         self.bus = EventBus()
         self.synced = 0
         self.exported: list[tuple[float | None, float | None]] = []
         self.port = LocalKioskPort(
-            self.service, self.bus,
+            self.service,
+            self.bus,
             device={"id": "pi-007", "name": "Gate 7", "mode": "inspector", "camera": "images"},
-            trust=lambda: snapshot, clock=FixedClock(NOW), show_holder=True,
+            trust=lambda: snapshot,
+            clock=FixedClock(NOW),
+            show_holder=True,
             providers={"camera": lambda: {"fps": 9.5, "frames": 120, "camera_ok": True}},
-            sync=self._sync, export=self._export)
+            sync=self._sync,
+            export=self._export,
+        )
         self.server: BridgeServer | None = None
 
     def _sync(self) -> str:
@@ -64,8 +73,9 @@ class Kiosk:
         return b"".join(b'{"seq": %d, "outcome": "PASS"}\n' % i for i in range(20_000))
 
     def start(self) -> Kiosk:
-        self.server = BridgeServer(self.port, self.path, max_message_bytes=MAX,
-                                   heartbeat_s=0.2).start()
+        self.server = BridgeServer(
+            self.port, self.path, max_message_bytes=MAX, heartbeat_s=0.2
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -203,7 +213,8 @@ def test_kiosk_restart_reconnects(kiosk: Kiosk, client: SocketKioskPort) -> None
         client.verify_text("anything")
     seen = [next(stream) for _ in range(3)]
     assert {"type": "fault", "fault": "kiosk"} in [
-        {k: e[k] for k in ("type", "fault")} for e in seen if e]
+        {k: e[k] for k in ("type", "fault")} for e in seen if e
+    ]
 
     kiosk.start()  # a new kiosk process: same socket path, fresh server
     assert client.status()["kiosk"]["running"] is True
@@ -231,9 +242,15 @@ def test_kiosk_down_gives_clear_answers(sock_path: Path, client: SocketKioskPort
     assert client.get_verdict("x") is None
     assert client.verdict_totals() == {"PASS": 0, "FAIL": 0, "UNVERIFIABLE": 0}
     assert len(client.verdicts_per_hour(24)) == 24
-    for call in (lambda: client.verify_text("x"), lambda: client.verify_image(b"x"),
-                 client.trigger_sync, client.trigger_upload, client.export_audit,
-                 client.accepted_types, lambda: client.set_accepted_types(["DL"])):
+    for call in (
+        lambda: client.verify_text("x"),
+        lambda: client.verify_image(b"x"),
+        client.trigger_sync,
+        client.trigger_upload,
+        client.export_audit,
+        client.accepted_types,
+        lambda: client.set_accepted_types(["DL"]),
+    ):
         with pytest.raises(KioskNotRunning, match=f"kiosk not running.*{sock_path.name}"):
             call()
     stream = client.events(timeout_s=0.2)
@@ -241,10 +258,15 @@ def test_kiosk_down_gives_clear_answers(sock_path: Path, client: SocketKioskPort
     stream.close()
 
 
-def test_web_screens_say_kiosk_not_running(sock_path: Path, client: SocketKioskPort,
-                                           tmp_path: Path) -> None:
-    config = config_from_mapping({"paths": {"state_dir": str(tmp_path / "state")},
-                                  "web": {"language": "en", "kiosk_socket": str(sock_path)}})
+def test_web_screens_say_kiosk_not_running(
+    sock_path: Path, client: SocketKioskPort, tmp_path: Path
+) -> None:
+    config = config_from_mapping(
+        {
+            "paths": {"state_dir": str(tmp_path / "state")},
+            "web": {"language": "en", "kiosk_socket": str(sock_path)},
+        }
+    )
     app = _with_kiosk_errors(create_app(client, config, secret_key=b"k" * 32, testing=True))
     web = app.test_client()
     page = web.get("/status")
@@ -256,8 +278,9 @@ def test_web_screens_say_kiosk_not_running(sock_path: Path, client: SocketKioskP
     assert web.get("/").status_code == 200
 
 
-def test_oversized_messages_are_refused(kiosk: Kiosk, client: SocketKioskPort,
-                                        sock_path: Path) -> None:
+def test_oversized_messages_are_refused(
+    kiosk: Kiosk, client: SocketKioskPort, sock_path: Path
+) -> None:
     with pytest.raises(MessageTooLarge):
         client.verify_text("x" * (MAX + 1))  # refused before it is sent
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
@@ -265,8 +288,11 @@ def test_oversized_messages_are_refused(kiosk: Kiosk, client: SocketKioskPort,
         raw.connect(str(sock_path))
         with pytest.raises(OSError):
             # the server answers and hangs up before the whole message is sent
-            raw.sendall(b'{"id": 1, "method": "verify_text", "args": {"text": "'
-                        + b"x" * (4 * MAX) + b'"}}\n')
+            raw.sendall(
+                b'{"id": 1, "method": "verify_text", "args": {"text": "'
+                + b"x" * (4 * MAX)
+                + b'"}}\n'
+            )
         answer = raw.recv(65536)
     if answer:  # the refusal, when it arrived before the reset
         reply = json.loads(answer.split(b"\n")[0])
@@ -274,15 +300,17 @@ def test_oversized_messages_are_refused(kiosk: Kiosk, client: SocketKioskPort,
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
         raw.settimeout(5)
         raw.connect(str(sock_path))
-        raw.sendall(b'{"id": 1, "method": "verify_text", "args": {"text": "' + b"x" * MAX
-                    + b'"}}\n')
+        raw.sendall(
+            b'{"id": 1, "method": "verify_text", "args": {"text": "' + b"x" * MAX + b'"}}\n'
+        )
         reply = json.loads(raw.makefile("rb").readline())
     assert reply["ok"] is False and reply["error"]["type"] == "MessageTooLarge"
     assert client.status()["kiosk"]["running"] is True  # the bridge carries on
 
 
-def test_bad_requests_get_errors_not_crashes(kiosk: Kiosk, sock_path: Path,
-                                             client: SocketKioskPort) -> None:
+def test_bad_requests_get_errors_not_crashes(
+    kiosk: Kiosk, sock_path: Path, client: SocketKioskPort
+) -> None:
     def ask(line: bytes) -> dict:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
             raw.settimeout(5)
@@ -292,8 +320,10 @@ def test_bad_requests_get_errors_not_crashes(kiosk: Kiosk, sock_path: Path,
 
     assert ask(b"{not json\n")["error"]["type"] == "BadRequest"
     assert ask(b'{"id": 2, "method": "drop_tables"}\n')["error"]["type"] == "BadRequest"
-    assert ask(b'{"id": 3, "method": "recent_verdicts", "args": {"limit": "9"}}\n'
-               )["error"]["type"] == "BadRequest"
+    assert (
+        ask(b'{"id": 3, "method": "recent_verdicts", "args": {"limit": "9"}}\n')["error"]["type"]
+        == "BadRequest"
+    )
     hello = ask(b'{"id": 4, "method": "hello"}\n')
     assert hello["result"]["protocol"] == 1 and hello["id"] == 4
     assert client.status()["kiosk"]["running"] is True
@@ -317,8 +347,9 @@ def test_stale_socket_replaced_live_one_refused(tmp_path: Path) -> None:
         Kiosk(path, world).start()
 
 
-def test_holder_details_never_logged(kiosk: Kiosk, client: SocketKioskPort,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_holder_details_never_logged(
+    kiosk: Kiosk, client: SocketKioskPort, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     stream = client.events(timeout_s=0.3)
     client.verify_text(kiosk.world.issue())

@@ -23,18 +23,23 @@ from appliance.kiosk.compose import KioskParts, build_kiosk, build_service, kios
 
 
 def make_config(tmp_path: Path, serial: str = ""):
-    return config_from_mapping({
-        "device": {"id": "pi-compose"},
-        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
-        "camera": {"source": "images", "images_dir": str(tmp_path / "frames")},
-        "scanner": {"serial_device": serial}, "indicator": {"backend": "mock"},
-        "mdoc": {"transport": "none"}})
+    return config_from_mapping(
+        {
+            "device": {"id": "pi-compose"},
+            "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
+            "camera": {"source": "images", "images_dir": str(tmp_path / "frames")},
+            "scanner": {"serial_device": serial},
+            "indicator": {"backend": "mock"},
+            "mdoc": {"transport": "none"},
+        }
+    )
 
 
 @pytest.fixture
 def audit(tmp_path: Path) -> Iterator[AuditLog]:
-    log = AuditLog(tmp_path / "audit.db", device_id="pi-compose", hmac_key=b"k" * 32,
-                   identity=None).open()
+    log = AuditLog(
+        tmp_path / "audit.db", device_id="pi-compose", hmac_key=b"k" * 32, identity=None
+    ).open()
     yield log
     log.close()
 
@@ -47,8 +52,9 @@ def parts(tmp_path: Path, audit: AuditLog) -> Iterator[KioskParts]:
     built.close()
 
 
-def test_without_trust_data_the_service_fails_early_or_waits(tmp_path: Path,
-                                                             audit: AuditLog) -> None:
+def test_without_trust_data_the_service_fails_early_or_waits(
+    tmp_path: Path, audit: AuditLog
+) -> None:
     config = make_config(tmp_path)
     with pytest.raises(TrustDataError):
         build_service(config, audit)
@@ -58,12 +64,14 @@ def test_without_trust_data_the_service_fails_early_or_waits(tmp_path: Path,
         waiting.verify("LC1:anything", source="camera")
 
 
-def test_the_port_exports_records_from_since_until_until(parts: KioskParts,
-                                                          audit: AuditLog) -> None:
+def test_the_port_exports_records_from_since_until_until(
+    parts: KioskParts, audit: AuditLog
+) -> None:
     snapshot = World().trust()
     for at in (NOW - 120, NOW - 60, NOW):
-        audit.record(Verdict(Outcome.FAIL, Reason.UNKNOWN_FORMAT), now=at, source="camera",
-                     trust=snapshot)
+        audit.record(
+            Verdict(Outcome.FAIL, Reason.UNKNOWN_FORMAT), now=at, source="camera", trust=snapshot
+        )
     port = kiosk_port(parts)
     try:
         assert len(port.export_audit().splitlines()) == 3
@@ -86,8 +94,9 @@ def test_the_port_names_the_camera_and_requests_sync_by_file(parts: KioskParts) 
         port.close()
 
 
-def test_a_configured_serial_scanner_feeds_the_composed_loop(tmp_path: Path,
-                                                             audit: AuditLog) -> None:
+def test_a_configured_serial_scanner_feeds_the_composed_loop(
+    tmp_path: Path, audit: AuditLog
+) -> None:
     master, slave = os.openpty()
     config = make_config(tmp_path, serial=os.ttyname(slave))
     parts = build_kiosk(config, build_service(config, audit, wait_for_trust=True), audit)

@@ -90,17 +90,30 @@ def build(world: World, script: list, audit=None, clock: FakeMonotonic | None = 
     clock = clock or FakeMonotonic()
 
     source = ScriptedSource(script, clock)
-    service = VerificationService(lambda: world.trust(), FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=audit or NullAudit())
+    service = VerificationService(
+        lambda: world.trust(),
+        FixedClock(NOW),
+        Checkpoint(check_staleness=False),
+        audit=audit or NullAudit(),
+    )
     factory = MockFactory()
-    indicator = GpiozeroIndicator(IndicatorConfig(backend="mock", verdict_hold_s=60),
-                                  pin_factory=factory)
+    indicator = GpiozeroIndicator(
+        IndicatorConfig(backend="mock", verdict_hold_s=60), pin_factory=factory
+    )
     _OPEN.append(indicator)
     events = EventBus()
     seen: list[dict] = []
     events.listen(seen.append)
-    kiosk = Kiosk(source, FrameScanner(make_decoder("both", live=True)), service, indicator,
-                  events, repeat_after_absent_s=2.0, monotonic=clock, **kw)
+    kiosk = Kiosk(
+        source,
+        FrameScanner(make_decoder("both", live=True)),
+        service,
+        indicator,
+        events,
+        repeat_after_absent_s=2.0,
+        monotonic=clock,
+        **kw,
+    )
     return kiosk, source, indicator, seen
 
 
@@ -156,8 +169,11 @@ def test_verdict_to_led_for_every_verdict(world: World) -> None:
 def test_live_code_refreshing_in_view_is_one_verdict(world: World) -> None:
     holder = generate_key("EdDSA")
     cred = world.issue(holder_cose_key=cose_key(holder.private_key.public_key()))
-    frames = [present(cred, holder, NOW), present(cred, holder, NOW + 3),
-              present(cred, holder, NOW + 6)]
+    frames = [
+        present(cred, holder, NOW),
+        present(cred, holder, NOW + 3),
+        present(cred, holder, NOW + 6),
+    ]
     assert len({credential_key(f) for f in frames}) == 1
     kiosk, _, _, seen = build(world, frames)
     kiosk._open_camera()
@@ -244,12 +260,18 @@ def test_audit_recovery_is_seen_on_the_indicator_interface(world: World) -> None
     audit works again, the next verdict brings the state check forward."""
     from appliance.devices.indicator import NullIndicator
 
-    service = VerificationService(lambda: world.trust(), FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=NullAudit())
+    service = VerificationService(
+        lambda: world.trust(), FixedClock(NOW), Checkpoint(check_staleness=False), audit=NullAudit()
+    )
     indicator = NullIndicator()
-    kiosk = Kiosk(ScriptedSource([world.issue()], FakeMonotonic()),
-                  FrameScanner(make_decoder("both", live=True)), service, indicator,
-                  EventBus(), monotonic=FakeMonotonic())
+    kiosk = Kiosk(
+        ScriptedSource([world.issue()], FakeMonotonic()),
+        FrameScanner(make_decoder("both", live=True)),
+        service,
+        indicator,
+        EventBus(),
+        monotonic=FakeMonotonic(),
+    )
     kiosk._open_camera()
     kiosk._next_state_check = 1e9
     indicator.set_state(DeviceState.AUDIT_FAILING)

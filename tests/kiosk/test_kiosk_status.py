@@ -23,11 +23,13 @@ from appliance.trust.sync_state import write_sync_state
 
 
 def make_config(tmp_path: Path, **sections: dict):
-    raw = {"device": {"id": "pi-status-1"},
-           "paths": {"state_dir": str(tmp_path / "state"),
-                     "secrets_dir": str(tmp_path / "secrets")},
-           "camera": {"source": "images", "images_dir": str(tmp_path / "frames")},
-           "sync": {"interval_minutes": 15}, "audit": {"required": True}}
+    raw = {
+        "device": {"id": "pi-status-1"},
+        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "secrets")},
+        "camera": {"source": "images", "images_dir": str(tmp_path / "frames")},
+        "sync": {"interval_minutes": 15},
+        "audit": {"required": True},
+    }
     raw.update(sections)
     return config_from_mapping(raw)
 
@@ -46,12 +48,21 @@ def test_trust_from_sync_state(tmp_path: Path) -> None:
     empty = provider()
     assert empty["last_sync_at"] is None and empty["next_sync_at"] is None  # never synced
     state.mkdir()
-    write_sync_state(state, {
-        "last_attempt": "2027-01-15T08:00:00Z", "last_success": "2027-01-15T07:45:00Z",
-        "last_error": "download failed (SlowRetrievalError): too slow",
-        "last_error_at": "2027-01-15T08:00:00Z", "bytes_fetched": 120,
-        "bytes_fetched_total": 9000, "version": 7, "published": "2027-01-15T07:00:00Z",
-        "expires": "2027-01-18T07:00:00Z", "age_s": 1.0})
+    write_sync_state(
+        state,
+        {
+            "last_attempt": "2027-01-15T08:00:00Z",
+            "last_success": "2027-01-15T07:45:00Z",
+            "last_error": "download failed (SlowRetrievalError): too slow",
+            "last_error_at": "2027-01-15T08:00:00Z",
+            "bytes_fetched": 120,
+            "bytes_fetched_total": 9000,
+            "version": 7,
+            "published": "2027-01-15T07:00:00Z",
+            "expires": "2027-01-18T07:00:00Z",
+            "age_s": 1.0,
+        },
+    )
     s = provider()
     assert s["last_attempt_at"] == NOW
     assert s["last_sync_at"] == NOW - 900
@@ -73,11 +84,13 @@ def test_camera_and_audit_from_a_running_kiosk(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     audit = open_audit_log(config)
     try:
-        service = VerificationService(lambda: world.trust(), FixedClock(NOW),
-                                      Checkpoint(check_staleness=False), audit=audit)
+        service = VerificationService(
+            lambda: world.trust(), FixedClock(NOW), Checkpoint(check_staleness=False), audit=audit
+        )
         source = ImageFolderSource(frames, fps=100, frames_per_image=3)
-        kiosk = Kiosk(source, FrameScanner(make_decoder("zxing")), service, NullIndicator(),
-                      EventBus())
+        kiosk = Kiosk(
+            source, FrameScanner(make_decoder("zxing")), service, NullIndicator(), EventBus()
+        )
         providers = device_providers(config, kiosk=kiosk, audit=audit)
         assert set(providers) == {"camera", "trust", "audit", "mdl"}
         assert providers["mdl"]()["transport"] == config.mdoc.transport

@@ -17,8 +17,9 @@ from appliance.trust.clock import FixedClock
 
 
 def _config(tmp_path: Path):
-    return config_from_mapping({"paths": {"state_dir": str(tmp_path)},
-                                "policy": {"accepted_types": ["DL"]}})
+    return config_from_mapping(
+        {"paths": {"state_dir": str(tmp_path)}, "policy": {"accepted_types": ["DL"]}}
+    )
 
 
 def test_configured_types_until_the_admin_changes_them(tmp_path: Path) -> None:
@@ -42,8 +43,11 @@ def test_the_port_changes_types_through_the_service_only(tmp_path: Path) -> None
     """The admin screen's types reach the service through its method: nothing else may
     write the service's checkpoint."""
     saved: list = []
-    service = VerificationService(lambda: None, FixedClock(0),  # type: ignore[arg-type]
-                                  device_checkpoint(_config(tmp_path)))
+    service = VerificationService(
+        lambda: None,
+        FixedClock(0),  # type: ignore[arg-type]
+        device_checkpoint(_config(tmp_path)),
+    )
     port = LocalKioskPort(service, EventBus(), on_accepted_types=saved.append)
     port.set_accepted_types(["TX", "BP", "TX"])
     assert service.checkpoint.accepted_types == frozenset({"BP", "TX"})

@@ -31,8 +31,16 @@ from appliance.trust.source import snapshot_from_document
 
 # Deadlines with room for a loaded machine (a session takes ~0.2 s here); a test of one
 # deadline shortens that one alone (``stalled``), so nothing else can fire first.
-ROOMY = Deadlines(scan_s=10.0, connect_s=10.0, connect_retries=0, discovery_s=10.0,
-                  first_response_s=10.0, chunk_gap_s=5.0, session_s=30.0, close_s=2.0)
+ROOMY = Deadlines(
+    scan_s=10.0,
+    connect_s=10.0,
+    connect_retries=0,
+    discovery_s=10.0,
+    first_response_s=10.0,
+    chunk_gap_s=5.0,
+    session_s=30.0,
+    close_s=2.0,
+)
 FAST = ROOMY  # the name the tests and the benchmark use for "no deadline in the way"
 
 
@@ -50,40 +58,61 @@ class TestWallet:
 
     iaca: TestIaca = field(default_factory=TestIaca.create)
     holder_key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
-    extra: dict[str, Any] = field(default_factory=lambda: {"age_over_18": True,
-                                                           "age_over_20": True})
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+    extra: dict[str, Any] = field(
+        default_factory=lambda: {"age_over_18": True, "age_over_20": True}
+    )
     mdoc: IssuedMdoc | None = None
     signed: dt.datetime = NOW - dt.timedelta(days=1)
 
     def __post_init__(self) -> None:
         elements = checkpoint_elements()
         elements[MDL_NAMESPACE].update(self.extra)
-        self.mdoc = self.iaca.document_signer().issue(elements, self.holder_key.public_key(),
-                                                      signed=self.signed)
+        self.mdoc = self.iaca.document_signer().issue(
+            elements, self.holder_key.public_key(), signed=self.signed
+        )
 
-    def __call__(self, request: bytes, transcript: bytes,
-                 e_reader_key: ec.EllipticCurvePublicKey) -> bytes:
+    def __call__(
+        self, request: bytes, transcript: bytes, e_reader_key: ec.EllipticCurvePublicKey
+    ) -> bytes:
         asked = device_request_from_bytes(request)
         disclose = {ns: sorted(names) for ns, names in asked.elements.items()}
         assert self.mdoc is not None
-        return device_response(self.mdoc, session_transcript_bytes=transcript,
-                               device_key=self.holder_key, e_reader_public_key=e_reader_key,
-                               disclose=disclose)
+        return device_response(
+            self.mdoc,
+            session_transcript_bytes=transcript,
+            device_key=self.holder_key,
+            e_reader_public_key=e_reader_key,
+            disclose=disclose,
+        )
 
     def trust(self) -> TrustSnapshot:
         return snapshot_from_document(self.iaca.trust_document())
 
-    def judge(self, response: bytes, session: ReaderSession, *, profile: str = "checkpoint",
-              age_threshold: int = 20) -> MdocResult:
+    def judge(
+        self,
+        response: bytes,
+        session: ReaderSession,
+        *,
+        profile: str = "checkpoint",
+        age_threshold: int = 20,
+    ) -> MdocResult:
         """The core verifier as the kiosk calls it, at the issuer's test time."""
-        return verify_mdoc(response, session_transcript_bytes=session.transcript,
-                           e_reader_key=session.e_reader_key, trust=self.trust(),
-                           now=NOW.timestamp(), profile=profile, age_threshold=age_threshold,
-                           checkpoint=Checkpoint(check_staleness=False))
+        return verify_mdoc(
+            response,
+            session_transcript_bytes=session.transcript,
+            e_reader_key=session.e_reader_key,
+            trust=self.trust(),
+            now=NOW.timestamp(),
+            profile=profile,
+            age_threshold=age_threshold,
+            checkpoint=Checkpoint(check_staleness=False),
+        )
 
 
-def reader_transport(radio: LocalRadio, deadlines: Deadlines = FAST
-                     ) -> Callable[[], BumbleTransport]:
+def reader_transport(
+    radio: LocalRadio, deadlines: Deadlines = FAST
+) -> Callable[[], BumbleTransport]:
     """The appliance's transport on the shared emulated link (``bumble:local``)."""
     return lambda: BumbleTransport.open("local", deadlines, radio=radio)

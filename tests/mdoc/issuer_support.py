@@ -42,8 +42,12 @@ MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
 UTC = dt.UTC
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 HASHES = {"SHA-256": hashlib.sha256, "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
-_CERT_HASH = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384,
-              "secp521r1": hashes.SHA512, "secp256k1": hashes.SHA256}
+_CERT_HASH = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+    "secp521r1": hashes.SHA512,
+    "secp256k1": hashes.SHA256,
+}
 
 
 class Raw:
@@ -116,22 +120,39 @@ class DocumentSigner:
         for namespace, values in elements.items():
             items[namespace], digests[namespace] = [], {}
             for identifier, value in values.items():
-                body = cbor2.dumps({"digestID": digest_id, "random": os.urandom(16),
-                                    "elementIdentifier": identifier, "elementValue": value})
-                head = (b"\x5a" + len(body).to_bytes(4, "big") if non_minimal_heads
-                        else cbor2.dumps(body)[:-len(body)])
+                body = cbor2.dumps(
+                    {
+                        "digestID": digest_id,
+                        "random": os.urandom(16),
+                        "elementIdentifier": identifier,
+                        "elementValue": value,
+                    }
+                )
+                head = (
+                    b"\x5a" + len(body).to_bytes(4, "big")
+                    if non_minimal_heads
+                    else cbor2.dumps(body)[: -len(body)]
+                )
                 raw = b"\xd8\x18" + head + body
                 items[namespace].append(raw)
                 digests[namespace][digest_id] = HASHES.get(digest_algorithm, hashlib.sha256)(
-                    raw).digest()
+                    raw
+                ).digest()
                 digest_id += 1
-        key_map = device_key_cose if device_key_cose is not None else cbor2.loads(
-            cose_key_bytes(device_key))  # type: ignore[arg-type]
+        key_map = (
+            device_key_cose
+            if device_key_cose is not None
+            else cbor2.loads(cose_key_bytes(device_key))
+        )  # type: ignore[arg-type]
         mso: dict[str, Any] = {
-            "version": "1.0", "digestAlgorithm": digest_algorithm, "valueDigests": digests,
-            "deviceKeyInfo": {"deviceKey": key_map}, "docType": doc_type,
+            "version": "1.0",
+            "digestAlgorithm": digest_algorithm,
+            "valueDigests": digests,
+            "deviceKeyInfo": {"deviceKey": key_map},
+            "docType": doc_type,
             "validityInfo": {
-                "signed": _tdate(signed), "validFrom": _tdate(valid_from or signed),
+                "signed": _tdate(signed),
+                "validFrom": _tdate(valid_from or signed),
                 "validUntil": _tdate(valid_until or signed + dt.timedelta(days=365)),
             },
         }
@@ -171,23 +192,45 @@ class TestIaca:
     __test__ = False  # not a pytest test class
 
     @classmethod
-    def create(cls, *, cn: str = "test iaca", country: str | None = "UT",
-               state: str | None = None, curve: ec.EllipticCurve | None = None,
-               not_before: dt.datetime = NOW - dt.timedelta(days=3650),
-               not_after: dt.datetime = NOW + dt.timedelta(days=3650),
-               ca: bool = True, key_cert_sign: bool = True) -> TestIaca:
+    def create(
+        cls,
+        *,
+        cn: str = "test iaca",
+        country: str | None = "UT",
+        state: str | None = None,
+        curve: ec.EllipticCurve | None = None,
+        not_before: dt.datetime = NOW - dt.timedelta(days=3650),
+        not_after: dt.datetime = NOW + dt.timedelta(days=3650),
+        ca: bool = True,
+        key_cert_sign: bool = True,
+    ) -> TestIaca:
         key = ec.generate_private_key(curve or ec.SECP256R1())
         name = _name(cn, country, state)
         cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None),
-                           critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
-                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(
+                x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True
+            )
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=key_cert_sign,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(key, _CERT_HASH[key.curve.name]())
         )
         return cls(key, cert, country, state)
@@ -200,21 +243,34 @@ class TestIaca:
     def kid(self) -> str:
         return hashlib.sha256(self.der).digest()[:8].hex()
 
-    def trust_entry(self, *, doctypes: list[str] | None = None,
-                    status: str = "active") -> dict[str, Any]:
-        return {"kid": self.kid, "iaca": base64.b64encode(self.der).decode(),
-                "doctypes": doctypes or [MDL_DOCTYPE], "status": status}
+    def trust_entry(
+        self, *, doctypes: list[str] | None = None, status: str = "active"
+    ) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "iaca": base64.b64encode(self.der).decode(),
+            "doctypes": doctypes or [MDL_DOCTYPE],
+            "status": status,
+        }
 
     def trust_document(self, *, iss: str = "UT-DMV", **entry: Any) -> dict[str, Any]:
         """A trust source (JSON object) holding this IACA alone."""
-        return {"issuers": [{"iss": iss, "name": "Test mDL issuer",
-                             "keys": [self.trust_entry(**entry)]}],
-                "policy": {"max_age_hours": 72, "unknown_status": "unverifiable",
-                           "clock_skew_s": 300}}
+        return {
+            "issuers": [
+                {"iss": iss, "name": "Test mDL issuer", "keys": [self.trust_entry(**entry)]}
+            ],
+            "policy": {"max_age_hours": 72, "unknown_status": "unverifiable", "clock_skew_s": 300},
+        }
 
     def document_signer(
-        self, *, cn: str = "test ds", country: str | None = None, state: str | None = None,
-        eku: bool = True, ca: bool = False, digital_signature: bool = True,
+        self,
+        *,
+        cn: str = "test ds",
+        country: str | None = None,
+        state: str | None = None,
+        eku: bool = True,
+        ca: bool = False,
+        digital_signature: bool = True,
         curve: ec.EllipticCurve | None = None,
         not_before: dt.datetime = NOW - dt.timedelta(days=30),
         not_after: dt.datetime = NOW + dt.timedelta(days=365),
@@ -222,17 +278,33 @@ class TestIaca:
         key = ec.generate_private_key(curve or ec.SECP256R1())
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(cn, country if country is not None else self.country,
-                                state if state is not None else self.state))
-            .issuer_name(self.certificate.subject).public_key(key.public_key())
+            .subject_name(
+                _name(
+                    cn,
+                    country if country is not None else self.country,
+                    state if state is not None else self.state,
+                )
+            )
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=digital_signature, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                key_cert_sign=ca, crl_sign=False, encipher_only=False, decipher_only=False),
-                critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=digital_signature,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=ca,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
         )
         if eku:
             builder = builder.add_extension(x509.ExtendedKeyUsage([MDL_DS_EKU]), critical=True)
@@ -259,23 +331,32 @@ def device_response(
     name_spaces: dict[str, list[Raw]] = {}
     extra_items = extra_items or {}
     for namespace in {**mdoc.items, **extra_items}:
-        chosen = [raw for raw in mdoc.items.get(namespace, []) if disclose is None or
-                  cbor2.loads(cbor2.loads(raw).value)["elementIdentifier"]
-                  in disclose.get(namespace, [])]
+        chosen = [
+            raw
+            for raw in mdoc.items.get(namespace, [])
+            if disclose is None
+            or cbor2.loads(cbor2.loads(raw).value)["elementIdentifier"]
+            in disclose.get(namespace, [])
+        ]
         chosen += extra_items.get(namespace, [])
         if chosen:
             name_spaces[namespace] = [Raw(raw) for raw in chosen]
     doc_type = doc_type or mdoc.doc_type
-    payload = device_authentication_bytes(session_transcript_bytes, doc_type,
-                                          device_name_spaces)
+    payload = device_authentication_bytes(session_transcript_bytes, doc_type, device_name_spaces)
     if e_reader_public_key is not None:
         protected = cbor2.dumps({1: 5})
         key = emac_key(device_key, e_reader_public_key, session_transcript_bytes)
         auth = {"deviceMac": [protected, {}, None, mac_tag(key, protected, payload)]}
     else:
         protected = cbor2.dumps({1: alg_of(device_key)})
-        auth = {"deviceSignature": [protected, {}, None,
-                                    sign_es(device_key, sig1_structure(protected, payload))]}
+        auth = {
+            "deviceSignature": [
+                protected,
+                {},
+                None,
+                sign_es(device_key, sig1_structure(protected, payload)),
+            ]
+        }
     document: dict[str, Any] = {
         "docType": doc_type,
         "issuerSigned": {"nameSpaces": name_spaces, "issuerAuth": mdoc.issuer_auth},
@@ -289,9 +370,13 @@ def device_response(
 def checkpoint_elements(**overrides: Any) -> dict[str, dict[str, Any]]:
     """The ``checkpoint`` profile's elements with plausible values."""
     values: dict[str, Any] = {
-        "family_name": "Doe", "given_name": "Jane",
-        "birth_date": cbor2.CBORTag(1004, "1990-05-01"), "portrait": b"\xff\xd8\xff\xe0jpeg",
-        "document_number": "UT-123", "issuing_authority": "UT DMV", "issuing_country": "UT",
+        "family_name": "Doe",
+        "given_name": "Jane",
+        "birth_date": cbor2.CBORTag(1004, "1990-05-01"),
+        "portrait": b"\xff\xd8\xff\xe0jpeg",
+        "document_number": "UT-123",
+        "issuing_authority": "UT DMV",
+        "issuing_country": "UT",
         "issue_date": cbor2.CBORTag(1004, "2025-01-01"),
         "expiry_date": cbor2.CBORTag(1004, "2030-01-01"),
         "driving_privileges": [{"vehicle_category_code": "B"}],

@@ -56,13 +56,15 @@ class Session:
     """A reader's side of a session: EReaderKey and a QR-handover transcript."""
 
     reader_key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     engagement: bytes = cbor2.dumps({0: "1.0"})  # DeviceEngagement CBOR
 
     @property
     def transcript(self) -> bytes:
-        return session_transcript_bytes(embed(self.engagement),
-                                        embed(cose_key_bytes(self.reader_key.public_key())))
+        return session_transcript_bytes(
+            embed(self.engagement), embed(cose_key_bytes(self.reader_key.public_key()))
+        )
 
 
 @dataclass
@@ -71,7 +73,8 @@ class World:
 
     iaca: TestIaca = field(default_factory=TestIaca.create)
     holder_key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     session: Session = field(default_factory=Session)
     ds: DocumentSigner | None = None
 
@@ -80,27 +83,39 @@ class World:
             self.ds = self.iaca.document_signer()
         return self.ds
 
-    def issue(self, elements: dict[str, dict[str, Any]] | None = None,
-              **kwargs: Any) -> IssuedMdoc:
-        return self.signer().issue(elements or checkpoint_elements(),
-                                   self.holder_key.public_key(), **kwargs)
+    def issue(self, elements: dict[str, dict[str, Any]] | None = None, **kwargs: Any) -> IssuedMdoc:
+        return self.signer().issue(
+            elements or checkpoint_elements(), self.holder_key.public_key(), **kwargs
+        )
 
-    def response(self, mdoc: IssuedMdoc | None = None, *, mac: bool = True,
-                 **kwargs: Any) -> bytes:
+    def response(self, mdoc: IssuedMdoc | None = None, *, mac: bool = True, **kwargs: Any) -> bytes:
         return device_response(
-            mdoc or self.issue(), session_transcript_bytes=self.session.transcript,
+            mdoc or self.issue(),
+            session_transcript_bytes=self.session.transcript,
             device_key=self.holder_key,
             e_reader_public_key=self.session.reader_key.public_key() if mac else None,
-            **kwargs)
+            **kwargs,
+        )
 
     def trust(self, **doc_changes: Any) -> TrustSnapshot:
         doc = self.iaca.trust_document()
         doc.update(doc_changes)
         return snapshot_from_document(doc)
 
-    def verify(self, response: bytes, *, trust: TrustSnapshot | None = None,
-               now: dt.datetime = NOW, **kwargs: Any) -> MdocResult:
+    def verify(
+        self,
+        response: bytes,
+        *,
+        trust: TrustSnapshot | None = None,
+        now: dt.datetime = NOW,
+        **kwargs: Any,
+    ) -> MdocResult:
         kwargs.setdefault("checkpoint", AUTHORING)
-        return verify_mdoc(response, session_transcript_bytes=self.session.transcript,
-                           e_reader_key=self.session.reader_key,
-                           trust=trust or self.trust(), now=now.timestamp(), **kwargs)
+        return verify_mdoc(
+            response,
+            session_transcript_bytes=self.session.transcript,
+            e_reader_key=self.session.reader_key,
+            trust=trust or self.trust(),
+            now=now.timestamp(),
+            **kwargs,
+        )

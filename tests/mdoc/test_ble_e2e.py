@@ -38,20 +38,31 @@ async def _settle(phone: SimulatedPhone) -> None:
         await asyncio.sleep(0.01)
 
 
-def session(wallet: Any, *, modes: tuple[BleMode, ...] = (PERIPHERAL,),
-            behaviour: Behaviour | None = None, settings: SessionSettings = SETTINGS,
-            replay: tuple[bytes, bytes] | None = None, judge: Any = None,
-            ) -> tuple[MdocResult, SimulatedPhone, list[str]]:
+def session(
+    wallet: Any,
+    *,
+    modes: tuple[BleMode, ...] = (PERIPHERAL,),
+    behaviour: Behaviour | None = None,
+    settings: SessionSettings = SETTINGS,
+    replay: tuple[bytes, bytes] | None = None,
+    judge: Any = None,
+) -> tuple[MdocResult, SimulatedPhone, list[str]]:
     events: list[str] = []
 
     async def run() -> tuple[MdocResult, SimulatedPhone]:
         radio = LocalRadio()
         phone = SimulatedPhone(radio, wallet, modes=modes, behaviour=behaviour, replay=replay)
         async with phone:
-            result = await read_mdoc(phone.text, reader_transport(radio, settings.deadlines),
-                                     settings, judge or wallet.judge, events.append)
+            result = await read_mdoc(
+                phone.text,
+                reader_transport(radio, settings.deadlines),
+                settings,
+                judge or wallet.judge,
+                events.append,
+            )
             await _settle(phone)
         return result, phone
+
     result, phone = asyncio.run(run())
     return result, phone, events
 
@@ -73,8 +84,7 @@ def test_happy_path_in_both_modes(wallet: TestWallet, mode: BleMode) -> None:
         assert "state start" in phone.events  # the reader wrote State 0x01
 
 
-def test_where_both_modes_are_offered_peripheral_server_mode_is_used(
-        wallet: TestWallet) -> None:
+def test_where_both_modes_are_offered_peripheral_server_mode_is_used(wallet: TestWallet) -> None:
     result, phone, _ = session(wallet, modes=(PERIPHERAL, CENTRAL))
     assert _verdict(result) == (Outcome.PASS, Reason.OK)
     assert "state start" in phone.events  # written by the reader as GATT client
@@ -82,8 +92,9 @@ def test_where_both_modes_are_offered_peripheral_server_mode_is_used(
 
 def test_age_profile(wallet: TestWallet) -> None:
     settings = dataclasses.replace(SETTINGS, profile="age")
-    result, _, _ = session(wallet, settings=settings,
-                           judge=lambda r, s: wallet.judge(r, s, profile="age"))
+    result, _, _ = session(
+        wallet, settings=settings, judge=lambda r, s: wallet.judge(r, s, profile="age")
+    )
     assert _verdict(result) == (Outcome.PASS, Reason.OK)
     assert result.facts.elements == ("age_over_20",)
 
@@ -97,9 +108,11 @@ def test_mtu_23_many_chunks(wallet: TestWallet, mode: BleMode) -> None:
 
 @pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
 def test_disconnect_after_the_full_response_is_a_normal_end(
-        wallet: TestWallet, mode: BleMode) -> None:
-    result, phone, _ = session(wallet, modes=(mode,),
-                               behaviour=Behaviour(Misbehaviour.DISCONNECT_AFTER))
+    wallet: TestWallet, mode: BleMode
+) -> None:
+    result, phone, _ = session(
+        wallet, modes=(mode,), behaviour=Behaviour(Misbehaviour.DISCONNECT_AFTER)
+    )
     assert _verdict(result) == (Outcome.PASS, Reason.OK)
     assert "termination" not in phone.events  # the link was already gone
 
@@ -110,17 +123,31 @@ def test_disconnect_mid_transfer(wallet: TestWallet, mode: BleMode) -> None:
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)
 
 
-@pytest.mark.parametrize(("behaviour", "short", "deadline"), [
-    (Behaviour(Misbehaviour.STALL), {"first_response_s": 0.3},
-     "first response chunk not within 0.3 s"),
-    (Behaviour(Misbehaviour.STALL_MID), {"chunk_gap_s": 0.3}, "next chunk not within 0.3 s"),
-    (Behaviour(Misbehaviour.DRIP, delay_s=0.6), {"first_response_s": 0.3},
-     "first response chunk not within 0.3 s"),
-])
+@pytest.mark.parametrize(
+    ("behaviour", "short", "deadline"),
+    [
+        (
+            Behaviour(Misbehaviour.STALL),
+            {"first_response_s": 0.3},
+            "first response chunk not within 0.3 s",
+        ),
+        (Behaviour(Misbehaviour.STALL_MID), {"chunk_gap_s": 0.3}, "next chunk not within 0.3 s"),
+        (
+            Behaviour(Misbehaviour.DRIP, delay_s=0.6),
+            {"first_response_s": 0.3},
+            "first response chunk not within 0.3 s",
+        ),
+    ],
+)
 @pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
 def test_silent_or_slow_holder_times_out_on_its_deadline(
-        wallet: TestWallet, behaviour: Behaviour, short: dict, deadline: str, mode: BleMode,
-        caplog: pytest.LogCaptureFixture) -> None:
+    wallet: TestWallet,
+    behaviour: Behaviour,
+    short: dict,
+    deadline: str,
+    mode: BleMode,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
     settings = dataclasses.replace(SETTINGS, deadlines=stalled(**short))
     result, phone, _ = session(wallet, modes=(mode,), behaviour=behaviour, settings=settings)
@@ -129,12 +156,16 @@ def test_silent_or_slow_holder_times_out_on_its_deadline(
     assert "termination" in phone.events  # the reader still ended the session properly
 
 
-def test_drip_feed_between_chunks_beyond_the_gap(wallet: TestWallet,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_drip_feed_between_chunks_beyond_the_gap(
+    wallet: TestWallet, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
     slow_gap = stalled(chunk_gap_s=0.15)
-    result, _, _ = session(wallet, settings=dataclasses.replace(SETTINGS, deadlines=slow_gap),
-                           behaviour=Behaviour(Misbehaviour.DRIP, delay_s=0.3))
+    result, _, _ = session(
+        wallet,
+        settings=dataclasses.replace(SETTINGS, deadlines=slow_gap),
+        behaviour=Behaviour(Misbehaviour.DRIP, delay_s=0.3),
+    )
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
     assert "next chunk not within 0.15 s" in caplog.text
 
@@ -147,37 +178,48 @@ def test_drip_feed_within_the_gap_still_passes(wallet: TestWallet) -> None:
 def test_whole_session_deadline(wallet: TestWallet, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
     short = stalled(session_s=0.5)
-    result, _, _ = session(wallet, settings=dataclasses.replace(SETTINGS, deadlines=short),
-                           behaviour=Behaviour(Misbehaviour.STALL))
+    result, _, _ = session(
+        wallet,
+        settings=dataclasses.replace(SETTINGS, deadlines=short),
+        behaviour=Behaviour(Misbehaviour.STALL),
+    )
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
     assert "whole session over 0.5 s" in caplog.text
 
 
-@pytest.mark.parametrize(("misbehaviour", "verdict"), [
-    (Misbehaviour.STATUS_20, (Outcome.UNVERIFIABLE, Reason.MDOC_DECLINED)),
-    (Misbehaviour.STATUS_10, (Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)),
-    (Misbehaviour.STATUS_11, (Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)),
-    (Misbehaviour.OVERSIZED, (Outcome.FAIL, Reason.TOO_LARGE)),
-    (Misbehaviour.MALFORMED, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
-    (Misbehaviour.WRONG_COUNTER, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
-    (Misbehaviour.BAD_CHUNK, (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)),
-    (Misbehaviour.WRONG_SERVICE, (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)),
-])
+@pytest.mark.parametrize(
+    ("misbehaviour", "verdict"),
+    [
+        (Misbehaviour.STATUS_20, (Outcome.UNVERIFIABLE, Reason.MDOC_DECLINED)),
+        (Misbehaviour.STATUS_10, (Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)),
+        (Misbehaviour.STATUS_11, (Outcome.UNVERIFIABLE, Reason.MDOC_HOLDER_ERROR)),
+        (Misbehaviour.OVERSIZED, (Outcome.FAIL, Reason.TOO_LARGE)),
+        (Misbehaviour.MALFORMED, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
+        (Misbehaviour.WRONG_COUNTER, (Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)),
+        (Misbehaviour.BAD_CHUNK, (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)),
+        (Misbehaviour.WRONG_SERVICE, (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)),
+    ],
+)
 def test_misbehaving_holder_ends_in_its_reason(
-        wallet: TestWallet, misbehaviour: Misbehaviour, verdict: tuple[Outcome, Reason]) -> None:
+    wallet: TestWallet, misbehaviour: Misbehaviour, verdict: tuple[Outcome, Reason]
+) -> None:
     result, phone, _ = session(wallet, behaviour=Behaviour(misbehaviour, oversized_bytes=40_000))
     assert _verdict(result) == verdict
     assert phone.events[-1] == "disconnected"  # the reader never keeps the link
 
 
-@pytest.mark.parametrize(("misbehaviour", "reason"), [
-    # Another session's DeviceResponse, sealed with this session's keys: deviceMac fails.
-    (Misbehaviour.REPLAY, Reason.MDOC_BAD_DEVICE_AUTH),
-    # Another session's SessionData as it was sent: it does not decrypt here.
-    (Misbehaviour.REPLAY_SEALED, Reason.MDOC_SESSION_DECRYPT_FAILED),
-])
+@pytest.mark.parametrize(
+    ("misbehaviour", "reason"),
+    [
+        # Another session's DeviceResponse, sealed with this session's keys: deviceMac fails.
+        (Misbehaviour.REPLAY, Reason.MDOC_BAD_DEVICE_AUTH),
+        # Another session's SessionData as it was sent: it does not decrypt here.
+        (Misbehaviour.REPLAY_SEALED, Reason.MDOC_SESSION_DECRYPT_FAILED),
+    ],
+)
 def test_replayed_response_from_another_session_fails(
-        wallet: TestWallet, misbehaviour: Misbehaviour, reason: Reason) -> None:
+    wallet: TestWallet, misbehaviour: Misbehaviour, reason: Reason
+) -> None:
     first, earlier, _ = session(wallet)
     assert _verdict(first) == (Outcome.PASS, Reason.OK) and earlier.last is not None
     result, _, _ = session(wallet, behaviour=Behaviour(misbehaviour), replay=earlier.last)
@@ -190,8 +232,9 @@ def test_malformed_device_response_inside_a_good_session(wallet: TestWallet) -> 
 
 
 @pytest.mark.parametrize("mode", [PERIPHERAL, CENTRAL])
-def test_no_phone_on_the_air_times_out(wallet: TestWallet, mode: BleMode,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_no_phone_on_the_air_times_out(
+    wallet: TestWallet, mode: BleMode, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
 
     async def run() -> MdocResult:
@@ -199,11 +242,17 @@ def test_no_phone_on_the_air_times_out(wallet: TestWallet, mode: BleMode,
         phone = SimulatedPhone(radio, wallet, modes=(mode,))  # shows its QR, radio off
         # Central client mode waits scan + connect for the phone to come to the reader.
         deadlines = stalled(scan_s=0.3, connect_s=1.0)
-        return await read_mdoc(phone.text, reader_transport(radio, deadlines),
-                               dataclasses.replace(SETTINGS, deadlines=deadlines), wallet.judge)
+        return await read_mdoc(
+            phone.text,
+            reader_transport(radio, deadlines),
+            dataclasses.replace(SETTINGS, deadlines=deadlines),
+            wallet.judge,
+        )
+
     assert _verdict(asyncio.run(run())) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
-    assert ("scanning for the phone" if mode is PERIPHERAL
-            else "waiting for the phone to connect") in caplog.text
+    assert (
+        "scanning for the phone" if mode is PERIPHERAL else "waiting for the phone to connect"
+    ) in caplog.text
 
 
 def test_no_bluetooth_controller_is_transport_failed(wallet: TestWallet) -> None:
@@ -215,11 +264,13 @@ def test_no_bluetooth_controller_is_transport_failed(wallet: TestWallet) -> None
 
 
 def test_central_client_mode_off_refuses_a_central_only_phone_without_radio(
-        wallet: TestWallet) -> None:
+    wallet: TestWallet,
+) -> None:
     settings = dataclasses.replace(SETTINGS, central_client_mode=False)
 
     def no_radio() -> Any:
         raise AssertionError("the radio must not be used")
+
     phone = SimulatedPhone(LocalRadio(), wallet, modes=(CENTRAL,))
     result = asyncio.run(read_mdoc(phone.text, no_radio, settings, wallet.judge))
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_NO_SUPPORTED_TRANSPORT)

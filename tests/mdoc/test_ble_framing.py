@@ -47,9 +47,15 @@ def test_reassembly_refuses_bad_prefixes_and_too_much() -> None:
 
 
 def test_deadlines_come_from_configuration() -> None:
-    config = MdocConfig(scan_timeout_s=1, connect_timeout_s=2, connect_retries=3,
-                        discovery_timeout_s=4, first_response_timeout_s=5,
-                        chunk_gap_timeout_s=6, session_timeout_s=7)
+    config = MdocConfig(
+        scan_timeout_s=1,
+        connect_timeout_s=2,
+        connect_retries=3,
+        discovery_timeout_s=4,
+        first_response_timeout_s=5,
+        chunk_gap_timeout_s=6,
+        session_timeout_s=7,
+    )
     assert Deadlines.from_config(config) == Deadlines(1, 2, 3, 4, 5, 6, 7)
     assert Deadlines.from_config(MdocConfig()) == Deadlines()  # the s.3.2 defaults
 

@@ -70,18 +70,26 @@ def rig(request: pytest.FixtureRequest) -> Any:
     wallet = GatedWallet()
     radio = LocalRadio()
     audit = RecordingAudit()
-    service = VerificationService(wallet.trust, FixedClock(NOW.timestamp()),
-                                  Checkpoint(check_staleness=False), audit=audit)
-    indicator = GpiozeroIndicator(IndicatorConfig(backend="mock", verdict_hold_s=60),
-                                  pin_factory=MockFactory())
+    service = VerificationService(
+        wallet.trust, FixedClock(NOW.timestamp()), Checkpoint(check_staleness=False), audit=audit
+    )
+    indicator = GpiozeroIndicator(
+        IndicatorConfig(backend="mock", verdict_hold_s=60), pin_factory=MockFactory()
+    )
     request.addfinalizer(indicator.close)
     events = EventBus()
     seen: list[dict] = []
     events.listen(seen.append)
     reader = MdocReader(lambda: SETTINGS, reader_transport(radio, SETTINGS.deadlines))
     sessions = MdocSessions(reader, service, indicator, events)
-    kiosk = Kiosk(NoFrames(), FrameScanner(make_decoder("both", live=True)), service,
-                  indicator, events, mdoc=sessions)
+    kiosk = Kiosk(
+        NoFrames(),
+        FrameScanner(make_decoder("both", live=True)),
+        service,
+        indicator,
+        events,
+        mdoc=sessions,
+    )
     return kiosk, sessions, wallet, radio, audit, indicator, seen
 
 
@@ -105,7 +113,9 @@ def test_mdoc_code_runs_on_a_worker_while_other_inputs_keep_working(rig: Any) ->
     assert not sessions.busy
     verdicts = [e for e in seen if e.get("type") == "verdict"]
     assert [(v["outcome"], v["reason"], v["profile"]) for v in verdicts] == [
-        ("FAIL", str(other.reason), other.profile), ("PASS", "OK", "MDOC")]
+        ("FAIL", str(other.reason), other.profile),
+        ("PASS", "OK", "MDOC"),
+    ]
     states = [e["state"] for e in seen if e.get("type") == "mdoc"]
     assert states == ["connecting", "approve"]
     assert lamp_states(indicator)["green"] is True
@@ -127,36 +137,53 @@ def test_radio_failure_is_unverifiable_and_audited(rig: Any) -> None:
     sessions.join(30)
     [(verdict, _)] = audit.records
     assert (verdict.outcome, verdict.reason, verdict.profile) == (
-        Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT, "MDOC")
+        Outcome.UNVERIFIABLE,
+        Reason.MDOC_TIMEOUT,
+        "MDOC",
+    )
     assert lamp_states(indicator)["amber"] is True
 
 
 def test_mdl_off_says_so_and_answers_no_supported_transport(rig: Any) -> None:
     kiosk, sessions, wallet, radio, audit, _, _ = rig
-    sessions.reader = MdocReader(lambda: SETTINGS, lambda: pytest.fail("no radio"),
-                                 off="mDL reading is off")
+    sessions.reader = MdocReader(
+        lambda: SETTINGS, lambda: pytest.fail("no radio"), off="mDL reading is off"
+    )
     kiosk.submit_text(SimulatedPhone(radio, wallet).text, "camera")
     kiosk.poll_once(0)
     sessions.join(30)
     [(verdict, _)] = audit.records
-    assert (verdict.outcome, verdict.reason) == (Outcome.UNVERIFIABLE,
-                                                 Reason.MDOC_NO_SUPPORTED_TRANSPORT)
+    assert (verdict.outcome, verdict.reason) == (
+        Outcome.UNVERIFIABLE,
+        Reason.MDOC_NO_SUPPORTED_TRANSPORT,
+    )
 
 
 def test_reader_from_configuration(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     off = mdoc_reader(Config(mdoc=MdocConfig(transport="none")))
     assert off.off is not None and "off" in caplog.text
-    on = mdoc_reader(Config(mdoc=MdocConfig(transport="bumble:local", request="age",
-                                            age_threshold=18, first_response_timeout_s=7)))
+    on = mdoc_reader(
+        Config(
+            mdoc=MdocConfig(
+                transport="bumble:local",
+                request="age",
+                age_threshold=18,
+                first_response_timeout_s=7,
+            )
+        )
+    )
     assert on.off is None
     assert (on.settings.profile, on.settings.age_threshold) == ("age", 18)
     assert on.settings.deadlines.first_response_s == 7 and on.settings.reader_auth is None
-    half = Config(paths=PathsConfig(secrets_dir=tmp_path),
-                  mdoc=MdocConfig(reader_cert_file="reader.der"))
+    half = Config(
+        paths=PathsConfig(secrets_dir=tmp_path), mdoc=MdocConfig(reader_cert_file="reader.der")
+    )
     with pytest.raises(ConfigError):
         mdoc_reader(half)
-    missing = Config(paths=PathsConfig(secrets_dir=tmp_path),
-                     mdoc=MdocConfig(reader_cert_file="reader.der", reader_key_file="k.pem"))
+    missing = Config(
+        paths=PathsConfig(secrets_dir=tmp_path),
+        mdoc=MdocConfig(reader_cert_file="reader.der", reader_key_file="k.pem"),
+    )
     with pytest.raises(ConfigError):
         mdoc_reader(missing)
 
@@ -176,7 +203,9 @@ def test_the_kiosk_loads_no_mdl_code_before_the_first_mdoc_code() -> None:
         "assert reader.off is None\n"
         "loaded = [m for m in sys.modules if m.startswith('bumble') or m.startswith("
         "'appliance.core.credential.mdoc') or m == 'appliance.kiosk.mdoc_flow']\n"
-        "print(loaded)\n")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.strip()
+        "print(loaded)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert out == "[]"

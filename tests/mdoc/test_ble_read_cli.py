@@ -40,36 +40,50 @@ def enrolled(tmp_path: Path) -> Any:
 
 def _config(base: Path, **mdoc: float) -> str:
     timeouts = "".join(f"{key} = {value}\n" for key, value in mdoc.items())
-    return (f'[paths]\nstate_dir = "{base / "state"}"\nsecrets_dir = "{base / "secrets"}"\n'
-            f'[mdoc]\ntransport = "bumble:local"\n{timeouts}')
+    return (
+        f'[paths]\nstate_dir = "{base / "state"}"\nsecrets_dir = "{base / "secrets"}"\n'
+        f'[mdoc]\ntransport = "bumble:local"\n{timeouts}'
+    )
 
 
 def _read(config: Path, phone: SimulatedPhone, *extra: str) -> int:
-    args = argparse.Namespace(config=config, json="--json" in extra, transport=None,
-                              engagement=phone.attach())
+    args = argparse.Namespace(
+        config=config, json="--json" in extra, transport=None, engagement=phone.attach()
+    )
     return run_read(args, radio=phone.radio)
 
 
 def _audit_rows(base: Path) -> list[dict]:
     with sqlite3.connect(base / "state" / "audit.db") as db:
         db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute(
-            "SELECT source, verdict, reason, profile, live FROM records ORDER BY seq")]
+        return [
+            dict(r)
+            for r in db.execute(
+                "SELECT source, verdict, reason, profile, live FROM records ORDER BY seq"
+            )
+        ]
 
 
 def test_read_prints_the_verdict_line_and_audits_as_cli_live(
-        enrolled: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    enrolled: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     wallet, config, base = enrolled
     assert _read(config, SimulatedPhone(LocalRadio(), wallet)) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines() == ["PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123"]
     assert "Connecting to phone" in captured.err and "Approve on your phone" in captured.err
-    assert _audit_rows(base)[-1] == {"source": "cli-live", "verdict": "PASS", "reason": "OK",
-                                     "profile": "MDOC", "live": 1}
+    assert _audit_rows(base)[-1] == {
+        "source": "cli-live",
+        "verdict": "PASS",
+        "reason": "OK",
+        "profile": "MDOC",
+        "live": 1,
+    }
 
 
 def test_read_a_silent_phone_exits_2_with_mdoc_timeout(
-        enrolled: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    enrolled: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     wallet, config, base = enrolled
     phone = SimulatedPhone(LocalRadio(), wallet, behaviour=Behaviour(Misbehaviour.STALL))
     config.write_text(_config(base, first_response_timeout_s=0.3))
@@ -79,9 +93,12 @@ def test_read_a_silent_phone_exits_2_with_mdoc_timeout(
 
 
 def test_read_with_mdl_off_answers_no_supported_transport(
-        enrolled: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    enrolled: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     wallet, config, _ = enrolled
     text = SimulatedPhone(LocalRadio(), wallet).text
-    assert main(["mdoc", "read", "--config", str(config), "--transport", "none",
-                 "--engagement", text]) == 2
+    assert (
+        main(["mdoc", "read", "--config", str(config), "--transport", "none", "--engagement", text])
+        == 2
+    )
     assert capsys.readouterr().out.startswith("UNVERIFIABLE\tMDOC_NO_SUPPORTED_TRANSPORT\tMDOC")

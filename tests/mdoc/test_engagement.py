@@ -60,7 +60,8 @@ def test_v4_annex_d_engagement_parses_as_central_client_only(annexd: AnnexD) -> 
     assert engagement.device_engagement == raw
     assert engagement.e_device_key_bytes == annexd.bytes("e_device_key_bytes")
     assert engagement.e_device_key.public_numbers() == (
-        annexd.public_key("e_device_key").public_numbers())
+        annexd.public_key("e_device_key").public_numbers()
+    )
     [option] = engagement.ble
     assert option.mode is BleMode.CENTRAL_CLIENT and option.service_uuid == CENTRAL
     assert choose_ble(engagement) == option
@@ -70,12 +71,13 @@ def test_v4_annex_d_engagement_parses_as_central_client_only(annexd: AnnexD) -> 
 
 
 def test_peripheral_server_mode_is_preferred_where_both_are_offered(
-        key: ec.EllipticCurvePrivateKey) -> None:
-    text = engagement_text(device_engagement(key.public_key(), peripheral_uuid=PERIPHERAL,
-                                             central_uuid=CENTRAL))
+    key: ec.EllipticCurvePrivateKey,
+) -> None:
+    text = engagement_text(
+        device_engagement(key.public_key(), peripheral_uuid=PERIPHERAL, central_uuid=CENTRAL)
+    )
     engagement = parse_engagement(text)
-    assert [o.mode for o in engagement.ble] == [BleMode.PERIPHERAL_SERVER,
-                                                BleMode.CENTRAL_CLIENT]
+    assert [o.mode for o in engagement.ble] == [BleMode.PERIPHERAL_SERVER, BleMode.CENTRAL_CLIENT]
     chosen = choose_ble(engagement)
     assert chosen.mode is BleMode.PERIPHERAL_SERVER and chosen.service_uuid == PERIPHERAL
 
@@ -90,8 +92,9 @@ def test_scheme_is_case_insensitive_and_padding_tolerated(annexd: AnnexD) -> Non
 @pytest.mark.parametrize("curve", [ec.SECP384R1(), ec.SECP521R1()])
 def test_p384_and_p521_device_keys(curve: ec.EllipticCurve) -> None:
     key = ec.generate_private_key(curve)
-    engagement = parse_engagement(engagement_text(device_engagement(
-        key.public_key(), peripheral_uuid=PERIPHERAL)))
+    engagement = parse_engagement(
+        engagement_text(device_engagement(key.public_key(), peripheral_uuid=PERIPHERAL))
+    )
     assert engagement.e_device_key.curve.name == curve.name
 
 
@@ -101,20 +104,22 @@ def test_not_mdoc_and_too_long() -> None:
     assert _reason("mdoc:" + "A" * 1020) is Reason.TOO_LARGE
 
 
-@pytest.mark.parametrize("body", ["", "a+b/", "ab cd", "abc\u0e01", "A", "ab=c", "ab===",
-                                  "gA"])
+@pytest.mark.parametrize("body", ["", "a+b/", "ab cd", "abc\u0e01", "A", "ab=c", "ab===", "gA"])
 def test_bad_base64url_is_engagement_invalid(body: str) -> None:
     assert _reason("mdoc:" + body) is Reason.MDOC_ENGAGEMENT_INVALID
 
 
-@pytest.mark.parametrize("raw", [
-    b"\xa1\x00",  # truncated
-    cbor2.dumps({0: "1.0"}) + b"\x00",  # trailing byte
-    b"\xa2\x00\x631.0\x00\x631.0",  # duplicate key
-    cbor2.dumps([0, "1.0"]),  # not a map
-    cbor2.dumps(cbor2.CBORTag(1, 0)),  # a tag outside the engagement's set
-    b"\x81" * 20 + b"\x00",  # deeper than 16
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xa1\x00",  # truncated
+        cbor2.dumps({0: "1.0"}) + b"\x00",  # trailing byte
+        b"\xa2\x00\x631.0\x00\x631.0",  # duplicate key
+        cbor2.dumps([0, "1.0"]),  # not a map
+        cbor2.dumps(cbor2.CBORTag(1, 0)),  # a tag outside the engagement's set
+        b"\x81" * 20 + b"\x00",  # deeper than 16
+    ],
+)
 def test_malformed_cbor_is_engagement_invalid(raw: bytes) -> None:
     assert _reason(_text(raw)) is Reason.MDOC_ENGAGEMENT_INVALID
 
@@ -122,11 +127,17 @@ def test_malformed_cbor_is_engagement_invalid(raw: bytes) -> None:
 def test_field_errors_are_engagement_invalid(base: dict, key: ec.EllipticCurvePrivateKey) -> None:
     security = base[1]
     cases = [
-        _with(base, k0="2.0"), _with(base, k0=1), _with(base, k0="1" * 17),
-        _with(base, k1=None), _with(base, k1=[1]), _with(base, k1=[2, security[1]]),
+        _with(base, k0="2.0"),
+        _with(base, k0=1),
+        _with(base, k0="1" * 17),
+        _with(base, k1=None),
+        _with(base, k1=[1]),
+        _with(base, k1=[2, security[1]]),
         _with(base, k1=[1, security[1].value]),  # the key bytes without tag 24
         _with(base, k1=[1, cbor2.CBORTag(24, b"\xa1\x01\x02")]),  # EC2 without crv/x/y
-        _with(base, k2={}), _with(base, k2=[[2, 1]]), _with(base, k2=[[2, 1, []]]),
+        _with(base, k2={}),
+        _with(base, k2=[[2, 1]]),
+        _with(base, k2=[[2, 1, []]]),
         _with(base, k2=[[2, 1, {0: 1, 1: False}]]),
         _with(base, k2=[[2, 1, {0: True, 1: False, 10: b"short"}]]),
         _with(base, k2=[[2, 1, {0: True, 1: False, 10: PERIPHERAL, 20: b"\x01"}]]),
@@ -137,20 +148,27 @@ def test_field_errors_are_engagement_invalid(base: dict, key: ec.EllipticCurvePr
     assert [_reason(text) for text in cases] == [Reason.MDOC_ENGAGEMENT_INVALID] * len(cases)
 
 
-@pytest.mark.parametrize("cose_key", [
-    {1: 1, -1: 4, -2: bytes(32)},  # OKP X25519
-    {1: 1, -1: 5, -2: bytes(56)},  # OKP X448
-    {1: 2, -1: 8, -2: bytes(32), -3: bytes(32)},  # brainpoolP256r1
-])
+@pytest.mark.parametrize(
+    "cose_key",
+    [
+        {1: 1, -1: 4, -2: bytes(32)},  # OKP X25519
+        {1: 1, -1: 5, -2: bytes(56)},  # OKP X448
+        {1: 2, -1: 8, -2: bytes(32), -3: bytes(32)},  # brainpoolP256r1
+    ],
+)
 def test_other_curves_are_unsupported(base: dict, cose_key: dict) -> None:
     text = _with(base, k1=[1, cbor2.CBORTag(24, cbor2.dumps(cose_key))])
     assert _reason(text) is Reason.MDOC_UNSUPPORTED_CURVE
 
 
 def test_no_usable_ble_option_is_no_supported_transport(base: dict) -> None:
-    for methods in (None, [[1, 1, {}]], [[2, 1, {0: False, 1: False}]],
-                    [[2, 2, {0: True, 1: False, 10: PERIPHERAL}]],
-                    [[2, 1, {0: True, 1: False}]]):  # a mode without its UUID
+    for methods in (
+        None,
+        [[1, 1, {}]],
+        [[2, 1, {0: False, 1: False}]],
+        [[2, 2, {0: True, 1: False, 10: PERIPHERAL}]],
+        [[2, 1, {0: True, 1: False}]],
+    ):  # a mode without its UUID
         item = dict(base)
         if methods is None:
             del item[2]
@@ -176,8 +194,11 @@ def test_any_bytes_give_an_engagement_or_one_reason(raw: bytes) -> None:
     try:
         parse_engagement(_text(raw))
     except Rejection as e:
-        assert e.reason in (Reason.MDOC_ENGAGEMENT_INVALID, Reason.MDOC_UNSUPPORTED_CURVE,
-                            Reason.TOO_LARGE)
+        assert e.reason in (
+            Reason.MDOC_ENGAGEMENT_INVALID,
+            Reason.MDOC_UNSUPPORTED_CURVE,
+            Reason.TOO_LARGE,
+        )
 
 
 @settings(max_examples=300, deadline=None)

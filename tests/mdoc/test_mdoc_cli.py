@@ -23,14 +23,32 @@ ANNEX_D_LINE = "PASS\tOK\tMDOC\tUS-UT\torg.iso.18013.5.1.mDL\t123456789"
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], capture_output=True,
-                          text=True, timeout=60, check=False, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def annexd_args(at: str = AT, *extra: str) -> list[str]:
-    return ["mdoc", "verify", "--trust-source", "annexd-trust.json", "--at", at,
-            "--session-transcript", "session_transcript_bytes.hex",
-            "--reader-key", "e_reader_key.pem", "--request", "device_request.hex", *extra]
+    return [
+        "mdoc",
+        "verify",
+        "--trust-source",
+        "annexd-trust.json",
+        "--at",
+        at,
+        "--session-transcript",
+        "session_transcript_bytes.hex",
+        "--reader-key",
+        "e_reader_key.pem",
+        "--request",
+        "device_request.hex",
+        *extra,
+    ]
 
 
 def test_v2_spec_example_line_and_exit(annexd: AnnexD) -> None:
@@ -39,37 +57,60 @@ def test_v2_spec_example_line_and_exit(annexd: AnnexD) -> None:
 
 
 def test_v2_session_data_and_json(annexd: AnnexD) -> None:
-    proc = run(*annexd_args(AT, "--session-data", "--json", "--response", "session_data.hex"),
-               cwd=annexd.root)
+    proc = run(
+        *annexd_args(AT, "--session-data", "--json", "--response", "session_data.hex"),
+        cwd=annexd.root,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {
-        "verdict": "PASS", "reason": "OK", "profile": "MDOC", "iss": "US-UT",
-        "kid": "6bdac7eb36008baf", "doctype": "org.iso.18013.5.1.mDL", "no": "123456789",
-        "valid_until": "2021-10-01T13:30:02Z", "device_auth": "mac",
-        "elements": ["family_name", "issue_date", "expiry_date", "document_number",
-                     "portrait", "driving_privileges"],
+        "verdict": "PASS",
+        "reason": "OK",
+        "profile": "MDOC",
+        "iss": "US-UT",
+        "kid": "6bdac7eb36008baf",
+        "doctype": "org.iso.18013.5.1.mDL",
+        "no": "123456789",
+        "valid_until": "2021-10-01T13:30:02Z",
+        "device_auth": "mac",
+        "elements": [
+            "family_name",
+            "issue_date",
+            "expiry_date",
+            "document_number",
+            "portrait",
+            "driving_privileges",
+        ],
     }
 
 
 def test_binary_files_several_responses_in_order_and_worst_exit(
-        annexd: AnnexD, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    annexd: AnnexD, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     binary = tmp_path / "response.cbor"
     binary.write_bytes(annexd.bytes("device_response"))
     trailing = tmp_path / "trailing.cbor"
     trailing.write_bytes(annexd.bytes("device_response") + b"\x00")
-    args = [a if not a.endswith((".hex", ".json", ".pem")) else str(annexd.path(a))
-            for a in annexd_args(AT)]
+    args = [
+        a if not a.endswith((".hex", ".json", ".pem")) else str(annexd.path(a))
+        for a in annexd_args(AT)
+    ]
     code = main([*args, "--response", str(binary), "--response", str(trailing)])
     lines = capsys.readouterr().out.splitlines()
     assert lines == [ANNEX_D_LINE, "FAIL\tMDOC_MALFORMED\tMDOC\t-\t-\t-"]
     assert code == 1
 
 
-@pytest.mark.parametrize(("at", "line", "code"), [
-    ("2021-10-01T14:00:00Z", "FAIL\tEXPIRED\tMDOC\tUS-UT\torg.iso.18013.5.1.mDL\t123456789", 1),
-    ("2021-10-01T06:00:00Z",
-     "FAIL\tMDOC_DS_EXPIRED\tMDOC\tUS-UT\torg.iso.18013.5.1.mDL\t123456789", 1),
-])
+@pytest.mark.parametrize(
+    ("at", "line", "code"),
+    [
+        ("2021-10-01T14:00:00Z", "FAIL\tEXPIRED\tMDOC\tUS-UT\torg.iso.18013.5.1.mDL\t123456789", 1),
+        (
+            "2021-10-01T06:00:00Z",
+            "FAIL\tMDOC_DS_EXPIRED\tMDOC\tUS-UT\torg.iso.18013.5.1.mDL\t123456789",
+            1,
+        ),
+    ],
+)
 def test_annex_d_mutations_exit_1(annexd: AnnexD, at: str, line: str, code: int) -> None:
     proc = run(*annexd_args(at, "--response", "device_response.hex"), cwd=annexd.root)
     assert (proc.returncode, proc.stdout.strip()) == (code, line)
@@ -78,8 +119,7 @@ def test_annex_d_mutations_exit_1(annexd: AnnexD, at: str, line: str, code: int)
 def test_unverifiable_exits_2(annexd: AnnexD, tmp_path: Path) -> None:
     declined = tmp_path / "declined.hex"
     declined.write_text(annexd.bytes("session_termination").hex())
-    proc = run(*annexd_args(AT, "--session-data", "--response", str(declined)),
-               cwd=annexd.root)
+    proc = run(*annexd_args(AT, "--session-data", "--response", str(declined)), cwd=annexd.root)
     assert (proc.returncode, proc.stdout) == (2, "UNVERIFIABLE\tMDOC_DECLINED\tMDOC\t-\t-\t-\n")
 
 
@@ -87,7 +127,7 @@ def test_unverifiable_exits_2(annexd: AnnexD, tmp_path: Path) -> None:
 def test_usage_errors_exit_64(annexd: AnnexD, drop: str) -> None:
     args = annexd_args(AT, "--response", "device_response.hex")
     i = args.index(drop)
-    del args[i:i + 2]
+    del args[i : i + 2]
     proc = run(*args, cwd=annexd.root)
     assert proc.returncode == 64 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -99,12 +139,15 @@ def test_unreadable_files_exit_64(annexd: AnnexD, tmp_path: Path) -> None:
     args = annexd_args(AT, "--response", "device_response.hex")
     args[args.index("e_reader_key.pem")] = str(bad_key)
     assert run(*args, cwd=annexd.root).returncode == 64
-    assert run(*annexd_args(AT, "--response", str(tmp_path / "none")),
-               cwd=annexd.root).returncode == 64
+    assert (
+        run(*annexd_args(AT, "--response", str(tmp_path / "none")), cwd=annexd.root).returncode
+        == 64
+    )
 
 
-def test_engagement_builds_the_transcript(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_engagement_builds_the_transcript(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A generated holder answers a QR session: the transcript is built from the engagement
     text and --reader-key's public key, as the live reader builds it (s.3.1)."""
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -120,33 +163,99 @@ def test_engagement_builds_the_transcript(tmp_path: Path,
     trust = tmp_path / "trust.json"
     trust.write_text(json.dumps(world.iaca.trust_document()))
     key = tmp_path / "reader.pem"
-    key.write_bytes(world.session.reader_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    key.write_bytes(
+        world.session.reader_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     text = "mdoc:" + base64.urlsafe_b64encode(engagement).decode().rstrip("=")
     at = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    code = main(["mdoc", "verify", "--trust-source", str(trust), "--at", at, "--engagement",
-                 text, "--reader-key", str(key), "--response", str(response)])
+    code = main(
+        [
+            "mdoc",
+            "verify",
+            "--trust-source",
+            str(trust),
+            "--at",
+            at,
+            "--engagement",
+            text,
+            "--reader-key",
+            str(key),
+            "--response",
+            str(response),
+        ]
+    )
     assert capsys.readouterr().out == "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123\n"
     assert code == 0
-    code = main(["mdoc", "verify", "--trust-source", str(trust), "--at", at, "--engagement",
-                 engagement.hex(), "--reader-key", str(key), "--request-profile", "age",
-                 "--age", "18", "--json", "--response", str(response)])
+    code = main(
+        [
+            "mdoc",
+            "verify",
+            "--trust-source",
+            str(trust),
+            "--at",
+            at,
+            "--engagement",
+            engagement.hex(),
+            "--reader-key",
+            str(key),
+            "--request-profile",
+            "age",
+            "--age",
+            "18",
+            "--json",
+            "--response",
+            str(response),
+        ]
+    )
     row = json.loads(capsys.readouterr().out)
     assert (row["verdict"], row["reason"], code) == ("UNVERIFIABLE", "MDOC_ELEMENT_MISSING", 2)
     assert "no" not in row  # the age profile asked for no number: none is shown
     # The same response as the phone sends it (SessionData under SKDevice, counter 1).
-    keys = sc.session_keys(phone, world.session.reader_key.public_key(),
-                           world.session.transcript)
+    keys = sc.session_keys(phone, world.session.reader_key.public_key(), world.session.transcript)
     sealed = tmp_path / "session_data.cbor"
-    sealed.write_bytes(sc.encode_session_data(
-        data=sc.encrypt(keys.sk_device, sc.DEVICE, 1, response.read_bytes())))
-    code = main(["mdoc", "verify", "--trust-source", str(trust), "--at", at, "--engagement",
-                 text, "--reader-key", str(key), "--session-data", "--response", str(sealed)])
+    sealed.write_bytes(
+        sc.encode_session_data(data=sc.encrypt(keys.sk_device, sc.DEVICE, 1, response.read_bytes()))
+    )
+    code = main(
+        [
+            "mdoc",
+            "verify",
+            "--trust-source",
+            str(trust),
+            "--at",
+            at,
+            "--engagement",
+            text,
+            "--reader-key",
+            str(key),
+            "--session-data",
+            "--response",
+            str(sealed),
+        ]
+    )
     assert capsys.readouterr().out == "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123\n"
     assert code == 0
-    assert main(["mdoc", "verify", "--trust-source", str(trust), "--engagement", "mdoc:!!",
-                 "--reader-key", str(key), "--response", str(response)]) == 64
+    assert (
+        main(
+            [
+                "mdoc",
+                "verify",
+                "--trust-source",
+                str(trust),
+                "--engagement",
+                "mdoc:!!",
+                "--reader-key",
+                str(key),
+                "--response",
+                str(response),
+            ]
+        )
+        == 64
+    )
 
 
 def test_age_json_shows_the_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -158,16 +267,31 @@ def test_age_json_shows_the_answer(tmp_path: Path, capsys: pytest.CaptureFixture
     transcript.write_bytes(world.session.transcript)
     trust = tmp_path / "trust.json"
     trust.write_text(json.dumps(world.iaca.trust_document()))
-    code = main(["mdoc", "verify", "--trust-source", str(trust), "--at",
-                 NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), "--session-transcript", str(transcript),
-                 "--request-profile", "age", "--json", "--response", str(response)])
+    code = main(
+        [
+            "mdoc",
+            "verify",
+            "--trust-source",
+            str(trust),
+            "--at",
+            NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "--session-transcript",
+            str(transcript),
+            "--request-profile",
+            "age",
+            "--json",
+            "--response",
+            str(response),
+        ]
+    )
     row = json.loads(capsys.readouterr().out)
     assert code == 0 and row["age_over"] == {"20": True} and row["device_auth"] == "signature"
     assert row["elements"] == []
 
 
-def test_hostile_text_never_breaks_the_line(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_text_never_breaks_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     world = World()
     elements = {"org.iso.18013.5.1": {"document_number": "A\tB\nC", "portrait": b"x"}}
     transcript = tmp_path / "t.bin"
@@ -176,34 +300,55 @@ def test_hostile_text_never_breaks_the_line(tmp_path: Path,
     trust.write_text(json.dumps(world.iaca.trust_document()))
     response = tmp_path / "r.cbor"
     response.write_bytes(world.response(world.issue(elements), mac=False))
-    main(["mdoc", "verify", "--trust-source", str(trust), "--at",
-          NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), "--session-transcript", str(transcript),
-          "--response", str(response)])
+    main(
+        [
+            "mdoc",
+            "verify",
+            "--trust-source",
+            str(trust),
+            "--at",
+            NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "--session-transcript",
+            str(transcript),
+            "--response",
+            str(response),
+        ]
+    )
     assert capsys.readouterr().out == "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tA?B?C\n"
 
 
-def test_verify_answers_an_mdoc_text_with_session_required(
-        annexd: AnnexD, tmp_path: Path) -> None:
-    text = "mdoc:" + base64.urlsafe_b64encode(
-        annexd.bytes("device_engagement")).decode().rstrip("=")
-    proc = run("verify", "--trust-source", "annexd-trust.json", text, "MDOC:xyz",
-               cwd=annexd.root)
+def test_verify_answers_an_mdoc_text_with_session_required(annexd: AnnexD, tmp_path: Path) -> None:
+    text = "mdoc:" + base64.urlsafe_b64encode(annexd.bytes("device_engagement")).decode().rstrip(
+        "="
+    )
+    proc = run("verify", "--trust-source", "annexd-trust.json", text, "MDOC:xyz", cwd=annexd.root)
     assert proc.returncode == 2
     assert proc.stdout.splitlines() == ["UNVERIFIABLE\tMDOC_SESSION_REQUIRED\tMDOC"] * 2
     image = tmp_path / "engagement.png"
     segno.make(text, error="m", micro=False).save(str(image), scale=5)
-    proc = run("verify", "--trust-source", "annexd-trust.json", "--json", "--image",
-               str(image), cwd=annexd.root)
+    proc = run(
+        "verify",
+        "--trust-source",
+        "annexd-trust.json",
+        "--json",
+        "--image",
+        str(image),
+        cwd=annexd.root,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert json.loads(proc.stdout) == {"verdict": "UNVERIFIABLE",
-                                       "reason": "MDOC_SESSION_REQUIRED", "profile": "MDOC",
-                                       "file": str(image)}
+    assert json.loads(proc.stdout) == {
+        "verdict": "UNVERIFIABLE",
+        "reason": "MDOC_SESSION_REQUIRED",
+        "profile": "MDOC",
+        "file": str(image),
+    }
 
 
 def test_help_documents_every_exit_status() -> None:
     out = " ".join(run("mdoc", "verify", "--help").stdout.split())
-    assert all(code in out for code in ("0 all PASS", "1 any FAIL", "2 any UNVERIFIABLE",
-                                        "64", "74"))
+    assert all(
+        code in out for code in ("0 all PASS", "1 any FAIL", "2 any UNVERIFIABLE", "64", "74")
+    )
 
 
 def test_mutated_annex_d_through_the_cli(annexd: AnnexD, tmp_path: Path) -> None:

@@ -18,9 +18,19 @@ def test_short_mdoc_fuzz_run_finds_no_crash(tmp_path: Path, structured: str) -> 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(HARNESS), str(corpus), "-runs=3000", "-timeout=5",
-         f"-artifact_prefix={tmp_path}/", "-rss_limit_mb=1024"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(HARNESS),
+            str(corpus),
+            "-runs=3000",
+            "-timeout=5",
+            f"-artifact_prefix={tmp_path}/",
+            "-rss_limit_mb=1024",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ, "FUZZ_STRUCTURED": structured},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

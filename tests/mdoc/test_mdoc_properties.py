@@ -32,8 +32,13 @@ from structure import cbor_trees, dumps
 
 from appliance.core.errors import SessionDataTooLarge
 
-SHORT = settings(max_examples=200, derandomize=True, database=None, deadline=None,
-                 suppress_health_check=list(HealthCheck))
+SHORT = settings(
+    max_examples=200,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 WORLD = World()
 TRUST = WORLD.trust()
 
@@ -78,8 +83,12 @@ def test_reader_accepts_what_the_scan_accepts_and_cbor2_reads(tree: object) -> N
     if encoded is None:
         return
     try:
-        scan(encoded, tags=frozenset({0, 1004, 24, 17, 18}),
-             root_tags=frozenset({0, 1004, 24, 17, 18}), max_items=8192)
+        scan(
+            encoded,
+            tags=frozenset({0, 1004, 24, 17, 18}),
+            root_tags=frozenset({0, 1004, 24, 17, 18}),
+            max_items=8192,
+        )
     except ValueError:
         with pytest.raises(MdocCborError):
             decode(encoded)
@@ -128,7 +137,8 @@ def test_verify_is_total_on_hostile_structures(response: bytes, net: _Records) -
 @SHORT
 @given(position=st.integers(0, 10**6), bit=st.integers(0, 7))
 def test_every_bit_flip_of_a_valid_response_fails_or_passes_cleanly(
-        position: int, bit: int, net: _Records) -> None:
+    position: int, bit: int, net: _Records
+) -> None:
     response = bytearray(VALID)
     position %= len(response)
     response[position] ^= 1 << bit

@@ -29,12 +29,22 @@ from appliance.kiosk.status import device_providers
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 WORDS = {
-    "en": {"family": "Family name", "privileges": "Driving privileges", "retry":
-           "Ask the holder to show the QR again.", "over": "Over 20", "birth": "1 May 1990",
-           "timeout": "The phone did not answer in time."},
-    "th": {"family": "นามสกุล", "privileges": "สิทธิการขับขี่", "retry":
-           "ขอให้ผู้ถือแสดงคิวอาร์โค้ดอีกครั้ง", "over": "อายุเกิน 20 ปี", "birth": "2533",
-           "timeout": "โทรศัพท์ไม่ตอบภายในเวลาที่กำหนด"},
+    "en": {
+        "family": "Family name",
+        "privileges": "Driving privileges",
+        "retry": "Ask the holder to show the QR again.",
+        "over": "Over 20",
+        "birth": "1 May 1990",
+        "timeout": "The phone did not answer in time.",
+    },
+    "th": {
+        "family": "นามสกุล",
+        "privileges": "สิทธิการขับขี่",
+        "retry": "ขอให้ผู้ถือแสดงคิวอาร์โค้ดอีกครั้ง",
+        "over": "อายุเกิน 20 ปี",
+        "birth": "2533",
+        "timeout": "โทรศัพท์ไม่ตอบภายในเวลาที่กำหนด",
+    },
 }
 
 
@@ -45,22 +55,30 @@ def _jpeg(size: tuple[int, int] = (60, 80)) -> bytes:
 
 
 def privileges() -> list[dict[str, Any]]:
-    return [{"vehicle_category_code": "B", "issue_date": cbor2.CBORTag(1004, "2020-03-04"),
-             "expiry_date": cbor2.CBORTag(1004, "2030-03-04"),
-             "codes": [{"code": "01", "sign": "=", "value": "02"}]},
-            {"vehicle_category_code": "A1", "issue_date": cbor2.CBORTag(1004, "2021-05-06")}]
+    return [
+        {
+            "vehicle_category_code": "B",
+            "issue_date": cbor2.CBORTag(1004, "2020-03-04"),
+            "expiry_date": cbor2.CBORTag(1004, "2030-03-04"),
+            "codes": [{"code": "01", "sign": "=", "value": "02"}],
+        },
+        {"vehicle_category_code": "A1", "issue_date": cbor2.CBORTag(1004, "2021-05-06")},
+    ]
 
 
-def mdl_event(*, profile: str = "checkpoint", show_holder: bool = True,
-              **elements: Any) -> dict[str, Any]:
+def mdl_event(
+    *, profile: str = "checkpoint", show_holder: bool = True, **elements: Any
+) -> dict[str, Any]:
     """The kiosk's verdict event for a freshly issued and verified mDL."""
     world = World()
-    values = checkpoint_elements(**{"portrait": _jpeg(), "driving_privileges": privileges(),
-                                    **elements})
+    values = checkpoint_elements(
+        **{"portrait": _jpeg(), "driving_privileges": privileges(), **elements}
+    )
     values[MDL_NAMESPACE]["age_over_20"] = True
     result = world.verify(world.response(world.issue(values)), profile=profile)
-    return mdoc_verdict_event(result.verdict, result.facts, show_holder, profile=profile,
-                              age_threshold=20, at=NOW)
+    return mdoc_verdict_event(
+        result.verdict, result.facts, show_holder, profile=profile, age_threshold=20, at=NOW
+    )
 
 
 def _inspector_page(kit: Kit, event: dict[str, Any], lang: str) -> str:
@@ -71,15 +89,16 @@ def _inspector_page(kit: Kit, event: dict[str, Any], lang: str) -> str:
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
-def test_inspector_pass_shows_portrait_names_dates_and_privileges(tmp_path: Path,
-                                                                   lang: str) -> None:
+def test_inspector_pass_shows_portrait_names_dates_and_privileges(
+    tmp_path: Path, lang: str
+) -> None:
     event = mdl_event()
     assert event["outcome"] == "PASS" and event["profile"] == "MDOC"
     html = _inspector_page(make_kit(tmp_path, mode="inspector"), event, lang)
     words = WORDS[lang]
     assert words["family"] in html and words["privileges"] in html
-    assert '<bdi>Doe</bdi>' in html and '<bdi>Jane</bdi>' in html
-    assert '<bdi>UT-123</bdi>' in html and words["birth"] in html
+    assert "<bdi>Doe</bdi>" in html and "<bdi>Jane</bdi>" in html
+    assert "<bdi>UT-123</bdi>" in html and words["birth"] in html
     rows = html.split('<table class="privileges">')[1].split("</table>")[0]
     assert rows.count("<tr><td>") == 2 and "<bdi>A1</bdi>" in rows
     assert '<bdi class="tag">01 = 02</bdi>' in rows
@@ -113,8 +132,11 @@ def test_portrait_jpeg2000_is_shown_and_bad_ones_are_not() -> None:
 
 @pytest.mark.parametrize("lang", ["en", "th"])
 def test_hostile_element_values_are_escaped(tmp_path: Path, lang: str) -> None:
-    event = mdl_event(family_name=HOSTILE, issuing_authority=HOSTILE, driving_privileges=[
-        {"vehicle_category_code": HOSTILE, "codes": [{"code": HOSTILE}]}])
+    event = mdl_event(
+        family_name=HOSTILE,
+        issuing_authority=HOSTILE,
+        driving_privileges=[{"vehicle_category_code": HOSTILE, "codes": [{"code": HOSTILE}]}],
+    )
     assert event["outcome"] == "PASS"
     html = _inspector_page(make_kit(tmp_path, mode="inspector"), event, lang)
     assert "<script>alert" not in html and "<img src=x" not in html
@@ -122,13 +144,14 @@ def test_hostile_element_values_are_escaped(tmp_path: Path, lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
-@pytest.mark.parametrize("reason", [Reason.MDOC_TIMEOUT, Reason.MDOC_TRANSPORT_FAILED,
-                                    Reason.MDOC_DECLINED])
-def test_radio_failure_asks_for_the_qr_again(tmp_path: Path, lang: str,
-                                              reason: Reason) -> None:
+@pytest.mark.parametrize(
+    "reason", [Reason.MDOC_TIMEOUT, Reason.MDOC_TRANSPORT_FAILED, Reason.MDOC_DECLINED]
+)
+def test_radio_failure_asks_for_the_qr_again(tmp_path: Path, lang: str, reason: Reason) -> None:
     result = step0(reason)
-    event = mdoc_verdict_event(result.verdict, result.facts, True, profile="checkpoint",
-                               age_threshold=20, at=NOW)
+    event = mdoc_verdict_event(
+        result.verdict, result.facts, True, profile="checkpoint", age_threshold=20, at=NOW
+    )
     assert event["outcome"] == "UNVERIFIABLE" and event["mdoc"]["retry"] is True
     html = _inspector_page(make_kit(tmp_path, mode="inspector"), event, lang)
     assert WORDS[lang]["retry"] in html
@@ -138,8 +161,9 @@ def test_radio_failure_asks_for_the_qr_again(tmp_path: Path, lang: str,
 
 def test_other_failures_do_not_ask_for_the_qr_again(tmp_path: Path) -> None:
     result = step0(Reason.MDOC_SESSION_DECRYPT_FAILED)
-    event = mdoc_verdict_event(result.verdict, result.facts, True, profile="checkpoint",
-                               age_threshold=20)
+    event = mdoc_verdict_event(
+        result.verdict, result.facts, True, profile="checkpoint", age_threshold=20
+    )
     assert event["outcome"] == "FAIL" and event["mdoc"]["retry"] is False
     html = _inspector_page(make_kit(tmp_path, mode="inspector"), event, "en")
     assert WORDS["en"]["retry"] not in html
@@ -149,8 +173,7 @@ def test_other_failures_do_not_ask_for_the_qr_again(tmp_path: Path) -> None:
 def test_age_profile_shows_only_the_verdict_and_over_nn(tmp_path: Path, lang: str) -> None:
     event = mdl_event(profile="age")
     assert event["outcome"] == "PASS" and event["holder"] is None  # nothing personal
-    assert event["mdoc"] == {"request": "age", "age_over": 20, "age_threshold": 20,
-                             "retry": False}
+    assert event["mdoc"] == {"request": "age", "age_over": 20, "age_threshold": 20, "retry": False}
     text = json.dumps(event, ensure_ascii=False)
     for personal in ("Doe", "Jane", "UT-123", "1990"):
         assert personal not in text
@@ -185,20 +208,24 @@ def test_kiosk_stream_view_of_an_age_pass_and_a_retry(tmp_path: Path) -> None:
     age = mdl_event(profile="age")
     assert mdoc_screens.verdict_extras(age, words) == {"retry": "", "reason": "อายุเกิน 20 ปี"}
     result = step0(Reason.MDOC_DECLINED)
-    declined = mdoc_verdict_event(result.verdict, result.facts, False, profile="age",
-                                  age_threshold=20)
+    declined = mdoc_verdict_event(
+        result.verdict, result.facts, False, profile="age", age_threshold=20
+    )
     assert mdoc_screens.verdict_extras(declined, words) == {"retry": WORDS["th"]["retry"]}
     assert mdoc_screens.verdict_extras({"type": "verdict", "outcome": "PASS"}, words) == {}
-    assert mdoc_screens.state_message({"type": "mdoc", "state": "approve"}) == \
-        'event: mdoc\ndata: {"state": "approve"}\n\n'
+    assert (
+        mdoc_screens.state_message({"type": "mdoc", "state": "approve"})
+        == 'event: mdoc\ndata: {"state": "approve"}\n\n'
+    )
     assert mdoc_screens.state_message({"type": "mdoc", "state": "<b>"}) is None
     assert Outcome(age["outcome"]) is Outcome.PASS
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
 def test_status_page_says_mdl_is_off_without_bluetooth(tmp_path: Path, lang: str) -> None:
-    kit = make_kit(tmp_path, providers=device_providers(
-        make_kit(tmp_path).config))  # hci-socket:0 by default; this machine has no hci0
+    kit = make_kit(
+        tmp_path, providers=device_providers(make_kit(tmp_path).config)
+    )  # hci-socket:0 by default; this machine has no hci0
     status = kit.port.status()
     assert status["mdl"]["enabled"] is False
     assert status["mdl"]["off"] in ("controller", "stack")
@@ -212,20 +239,41 @@ def test_thai_mdl_screens_have_no_untranslated_text(tmp_path: Path) -> None:
     status page's mDL card in Thai: no English left beside the credential's own data."""
     from test_screens_i18n import ALLOWED, LATIN_WORD, _visible_text
 
-    kit = make_kit(tmp_path, mode="inspector", language="th", providers=device_providers(
-        make_kit(tmp_path).config))
-    for event in (mdl_event(), mdoc_verdict_event(
-            step0(Reason.MDOC_TRANSPORT_FAILED).verdict, None, True, profile="checkpoint",
-            age_threshold=20, at=NOW)):
+    kit = make_kit(
+        tmp_path,
+        mode="inspector",
+        language="th",
+        providers=device_providers(make_kit(tmp_path).config),
+    )
+    for event in (
+        mdl_event(),
+        mdoc_verdict_event(
+            step0(Reason.MDOC_TRANSPORT_FAILED).verdict,
+            None,
+            True,
+            profile="checkpoint",
+            age_threshold=20,
+            at=NOW,
+        ),
+    ):
         kit.bus.publish(event)
     client = make_app(kit).test_client()
     login_inspector(client)
     recent = kit.port.recent_verdicts(2)
-    pages = {p: client.get(p).get_data(as_text=True) for p in (
-        "/kiosk", "/status", f"/inspector/{recent[0]['id']}", f"/inspector/{recent[1]['id']}")}
+    pages = {
+        p: client.get(p).get_data(as_text=True)
+        for p in (
+            "/kiosk",
+            "/status",
+            f"/inspector/{recent[0]['id']}",
+            f"/inspector/{recent[1]['id']}",
+        )
+    }
     data = ["Test checkpoint", "pi-bkk-007", "0.1.0"]
-    leftovers = {name: sorted({w for w in LATIN_WORD.findall(_visible_text(page, data))
-                               if w not in ALLOWED}) for name, page in pages.items()}
+    leftovers = {
+        name: sorted({w for w in LATIN_WORD.findall(_visible_text(page, data)) if w not in ALLOWED})
+        for name, page in pages.items()
+    }
     assert not any(leftovers.values()), f"English left on Thai screens: {leftovers}"
     assert "กำลังเชื่อมต่อกับโทรศัพท์" in pages["/kiosk"]
     assert "ใบอนุญาตขับรถบนมือถือ" in pages["/status"]
@@ -245,18 +293,26 @@ def test_web_verify_of_a_phones_qr_asks_for_the_camera_not_a_red_light(tmp_path:
     kit = make_kit(tmp_path)
     records: list[tuple[str, str]] = []
     kit.service._record = lambda verdict, **kw: records.append(  # type: ignore[method-assign]
-        (str(verdict.reason), kw["source"]))
+        (str(verdict.reason), kw["source"])
+    )
     client = make_app(kit).test_client()
-    pasted = client.post("/verify", data={"csrf_token": form_token(client, "/verify"),
-                                          "text": text}).get_data(as_text=True)
+    pasted = client.post(
+        "/verify", data={"csrf_token": form_token(client, "/verify"), "text": text}
+    ).get_data(as_text=True)
     picture = io.BytesIO()
     segno.make(text, micro=False).save(picture, kind="png", scale=6)
-    uploaded = client.post("/verify", data={
-        "csrf_token": form_token(client, "/verify"),
-        "image": (io.BytesIO(picture.getvalue()), "phone.png")},
-        content_type="multipart/form-data").get_data(as_text=True)
+    uploaded = client.post(
+        "/verify",
+        data={
+            "csrf_token": form_token(client, "/verify"),
+            "image": (io.BytesIO(picture.getvalue()), "phone.png"),
+        },
+        content_type="multipart/form-data",
+    ).get_data(as_text=True)
     for html in (pasted, uploaded):
         assert "UNVERIFIABLE · MDOC_SESSION_REQUIRED" in html, html[-3000:]
         assert "show it to the camera of a checking device" in html
-    assert records == [("MDOC_SESSION_REQUIRED", "web-text"),
-                       ("MDOC_SESSION_REQUIRED", "web-image")]
+    assert records == [
+        ("MDOC_SESSION_REQUIRED", "web-text"),
+        ("MDOC_SESSION_REQUIRED", "web-image"),
+    ]

@@ -26,12 +26,24 @@ from appliance.kiosk.mdoc_view import mdoc_verdict_event
 pytestmark = pytest.mark.browser
 
 SCREENS = {
-    "en": {"connecting": "Connecting to phone…", "approve": "Approve on your phone",
-           "pass": "Valid", "over": "Over 20", "retry": "Ask the holder to show the QR again.",
-           "privileges": "Driving privileges", "family": "Family name"},
-    "th": {"connecting": "กำลังเชื่อมต่อกับโทรศัพท์…", "approve": "กดอนุญาตบนโทรศัพท์ของท่าน",
-           "pass": "ผ่าน", "over": "อายุเกิน 20 ปี", "retry": "ขอให้ผู้ถือแสดงคิวอาร์โค้ดอีกครั้ง",
-           "privileges": "สิทธิการขับขี่", "family": "นามสกุล"},
+    "en": {
+        "connecting": "Connecting to phone…",
+        "approve": "Approve on your phone",
+        "pass": "Valid",
+        "over": "Over 20",
+        "retry": "Ask the holder to show the QR again.",
+        "privileges": "Driving privileges",
+        "family": "Family name",
+    },
+    "th": {
+        "connecting": "กำลังเชื่อมต่อกับโทรศัพท์…",
+        "approve": "กดอนุญาตบนโทรศัพท์ของท่าน",
+        "pass": "ผ่าน",
+        "over": "อายุเกิน 20 ปี",
+        "retry": "ขอให้ผู้ถือแสดงคิวอาร์โค้ดอีกครั้ง",
+        "privileges": "สิทธิการขับขี่",
+        "family": "นามสกุล",
+    },
 }
 
 sync_api = require_chromium()
@@ -45,7 +57,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def _visible_panel(page: Any) -> str:
     return page.evaluate(
         "() => [...document.querySelectorAll('.panel')].filter(p => !p.hidden)"
-        ".map(p => p.dataset.state).join(',')")
+        ".map(p => p.dataset.state).join(',')"
+    )
 
 
 def _step(kit: Any, state: str) -> None:
@@ -53,8 +66,9 @@ def _step(kit: Any, state: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
-def test_kiosk_connecting_approve_then_over_nn(browser: Any, tmp_path: Path, lang: str,
-                                               docs_output: Path) -> None:
+def test_kiosk_connecting_approve_then_over_nn(
+    browser: Any, tmp_path: Path, lang: str, docs_output: Path
+) -> None:
     kit = make_kit(tmp_path, idle_after_s=60)
     srv = Server(make_app(kit), kit)
     words = SCREENS[lang]
@@ -76,8 +90,9 @@ def test_kiosk_connecting_approve_then_over_nn(browser: Any, tmp_path: Path, lan
             page.screenshot(path=str(shots / f"kiosk-mdl-{lang}-800x480-{i}-{state}.png"))
         event = mdl_event(profile="age")
         kit.bus.publish(event)
-        page.wait_for_function(f"() => document.body.dataset.verdictId === '{event['id']}'",
-                               timeout=10_000)
+        page.wait_for_function(
+            f"() => document.body.dataset.verdictId === '{event['id']}'", timeout=10_000
+        )
         assert _visible_panel(page) == "pass"
         assert page.inner_text("#panel-pass h1") == words["pass"]
         assert page.inner_text("#panel-pass .reason") == words["over"]  # and nothing else
@@ -87,8 +102,9 @@ def test_kiosk_connecting_approve_then_over_nn(browser: Any, tmp_path: Path, lan
             assert personal not in page.content()
         # A phone that never answered: Cannot check, and ask for the QR code again.
         timeout = step0(Reason.MDOC_TIMEOUT)
-        later = mdoc_verdict_event(timeout.verdict, timeout.facts, False, profile="age",
-                                   age_threshold=20, at=NOW)
+        later = mdoc_verdict_event(
+            timeout.verdict, timeout.facts, False, profile="age", age_threshold=20, at=NOW
+        )
         _step(kit, "connecting")
         page.wait_for_selector("#panel-connecting:not([hidden])", timeout=10_000)
         kit.bus.publish(later)
@@ -111,8 +127,9 @@ def _login_inspector(browser: Any, srv: Server) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
-def test_inspector_pass_with_privileges_table(browser: Any, tmp_path: Path, lang: str,
-                                              docs_output: Path) -> None:
+def test_inspector_pass_with_privileges_table(
+    browser: Any, tmp_path: Path, lang: str, docs_output: Path
+) -> None:
     kit = make_kit(tmp_path, mode="inspector", idle_after_s=60)
     srv = Server(make_app(kit), kit)
     words = SCREENS[lang]
@@ -131,20 +148,29 @@ def test_inspector_pass_with_privileges_table(browser: Any, tmp_path: Path, lang
         page.wait_for_selector("table.privileges", timeout=10_000)
         assert words["privileges"] in page.inner_text("table.privileges caption")
         rows = page.eval_on_selector_all(
-            "table.privileges tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.innerText))")
+            "table.privileges tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.innerText))"
+        )
         assert [r[0] for r in rows] == ["B", "A1"] and rows[0][3].strip() == "01 = 02"
         assert page.inner_text(".holder-family-name") == "Doe"
         assert page.inner_text(".holder-given-name") == HOSTILE  # shown as text
-        assert page.evaluate("() => document.querySelectorAll('.verdict-card script, "
-                             ".verdict-card img[src=x]').length") == 0
+        assert (
+            page.evaluate(
+                "() => document.querySelectorAll('.verdict-card script, "
+                ".verdict-card img[src=x]').length"
+            )
+            == 0
+        )
         photo = page.eval_on_selector(
-            ".holder-photo", "img => [img.complete, img.naturalWidth, img.src.slice(0, 23)]")
+            ".holder-photo", "img => [img.complete, img.naturalWidth, img.src.slice(0, 23)]"
+        )
         assert photo == [True, 60, "data:image/jpeg;base64,"]
         assert words["family"] in page.inner_text(".verdict-card")
         # The next holder, an ordinary one, replaces the card (the page reloads itself).
         kit.bus.publish(mdl_event(given_name="Jane Ann"))
-        page.wait_for_function("() => document.querySelector('.holder-given-name')"
-                               ".innerText === 'Jane Ann'", timeout=10_000)
+        page.wait_for_function(
+            "() => document.querySelector('.holder-given-name').innerText === 'Jane Ann'",
+            timeout=10_000,
+        )
         shots = docs_output / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / f"inspector-mdl-{lang}.png"), full_page=True)

@@ -25,8 +25,9 @@ def test_session_keys_are_those_of_annex_d(annexd: AnnexD) -> None:
     assert keys.sk_device.hex().startswith("81d170e0") and keys.sk_device.hex().endswith("f409")
     # The holder derives the same keys from its half of each pair.
     transcript = annexd.bytes("session_transcript_bytes")
-    holder = sc.session_keys(annexd.private_key("e_device_key"),
-                             annexd.public_key("e_reader_key"), transcript)
+    holder = sc.session_keys(
+        annexd.private_key("e_device_key"), annexd.public_key("e_reader_key"), transcript
+    )
     assert holder == keys
 
 
@@ -80,19 +81,22 @@ def test_encrypt_round_trip_and_transcript_building(annexd: AnnexD) -> None:
     device = ec.generate_private_key(ec.SECP256R1())
     engagement = sc.embed(b"\xa1\x00\x631.0")
     transcript = sc.session_transcript_bytes(
-        engagement, sc.embed(cose_key_bytes(reader.public_key())))
+        engagement, sc.embed(cose_key_bytes(reader.public_key()))
+    )
     parts = sc.transcript_parts(transcript)
     assert parts.device_engagement.raw == engagement and parts.handover is None
     keys = sc.session_keys(reader, device.public_key(), transcript)
     sealed = sc.encrypt(keys.sk_reader, sc.READER, 7, b"request")
     assert sc.decrypt(keys.sk_reader, sc.READER, 7, sealed) == b"request"
     assert sc.emac_key(reader, device.public_key(), transcript) == sc.emac_key(
-        device, reader.public_key(), transcript)
+        device, reader.public_key(), transcript
+    )
 
 
 def test_ble_ident_of_the_annex_d_device_key(annexd: AnnexD) -> None:
     assert sc.ble_ident(annexd.bytes("e_device_key_bytes")).hex() == (
-        "8da0b7a85919f05673054ea996bbd124")
+        "8da0b7a85919f05673054ea996bbd124"
+    )
 
 
 @pytest.mark.parametrize("length", [16, 32, 33, 64, 100])
@@ -102,6 +106,7 @@ def test_hkdf_is_rfc_5869(length: int, salt: bytes) -> None:
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
     ikm, info = bytes(range(22)), b"SKDevice"
-    expected = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None,
-                    info=info).derive(ikm)
+    expected = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None, info=info).derive(
+        ikm
+    )
     assert sc.hkdf_sha256(ikm, salt, info, length) == expected

@@ -51,7 +51,7 @@ def test_loader_checks_name_the_key() -> None:
     not_root["issuers"][0]["keys"][0] = {**TestIaca(ds.key, ds.certificate).trust_entry()}
     _refused(not_root, "not self-signed")
     _refused(_doc(TestIaca.create(curve=ec.SECP256K1())), "P-256, P-384 or P-521")
-    wider = (iaca.certificate.not_valid_after_utc + dt.timedelta(days=1))
+    wider = iaca.certificate.not_valid_after_utc + dt.timedelta(days=1)
     _refused(_doc(iaca, not_after=wider.strftime("%Y-%m-%dT%H:%M:%SZ")), "never widen")
     narrower = NOW + dt.timedelta(days=1)
     snapshot_from_document(_doc(iaca, not_after=narrower.strftime("%Y-%m-%dT%H:%M:%SZ")))
@@ -61,8 +61,12 @@ def test_profiles_rule() -> None:
     iaca = TestIaca.create()
     _refused(_doc(iaca, profiles=["MDOC", "LC1"]), "MDOC only")
     snapshot_from_document(_doc(iaca, profiles=["MDOC"]))
-    certificate_key = {"kid": iaca.kid, "alg": "ES256", "profiles": ["MDOC"],
-                       "certificate": iaca.trust_entry()["iaca"]}
+    certificate_key = {
+        "kid": iaca.kid,
+        "alg": "ES256",
+        "profiles": ["MDOC"],
+        "certificate": iaca.trust_entry()["iaca"],
+    }
     _refused({"issuers": [{"iss": "X", "keys": [certificate_key]}]}, "MDOC belongs to iaca")
 
 
@@ -79,13 +83,27 @@ def _write_pem(path: Path, cert: Any) -> Path:
     return path
 
 
-def test_add_iaca_and_revoke_ds_commands(tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_add_iaca_and_revoke_ds_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     world = World()
     trust = tmp_path / "trust.json"
     cert = _write_pem(tmp_path / "iaca.pem", world.iaca.certificate)
-    assert main(["trust-source", "add-iaca", str(trust), "--create", "--iss", "UT-DMV",
-                 "--cert", str(cert)]) == 0
+    assert (
+        main(
+            [
+                "trust-source",
+                "add-iaca",
+                str(trust),
+                "--create",
+                "--iss",
+                "UT-DMV",
+                "--cert",
+                str(cert),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == f"{world.iaca.kid} active MDOC\n"
     response = world.response()
     from appliance.trust.source import load_trust_source
@@ -95,21 +113,29 @@ def test_add_iaca_and_revoke_ds_commands(tmp_path: Path,
     ds = _write_pem(tmp_path / "ds.pem", world.signer().certificate)
     assert main(["trust-source", "revoke-ds", str(trust), "--cert", str(ds)]) == 0
     result = world.verify(response, trust=load_trust_source(trust))
-    assert (result.verdict.outcome, result.verdict.reason) == (Outcome.FAIL,
-                                                               Reason.MDOC_DS_REVOKED)
+    assert (result.verdict.outcome, result.verdict.reason) == (Outcome.FAIL, Reason.MDOC_DS_REVOKED)
     # A DS certificate is not a root: refused, and the file is left as it was.
     before = trust.read_bytes()
-    assert main(["trust-source", "add-iaca", str(trust), "--iss", "UT-DMV", "--cert",
-                 str(ds)]) == 64
+    assert (
+        main(["trust-source", "add-iaca", str(trust), "--iss", "UT-DMV", "--cert", str(ds)]) == 64
+    )
     assert trust.read_bytes() == before
 
 
-def _vical(signer_key: ec.EllipticCurvePrivateKey, infos: list[dict[str, Any]], *,
-           date: dt.datetime = NOW - dt.timedelta(days=1),
-           carried: bytes | None = None) -> bytes:
-    body = {"version": "1.0", "vicalProvider": "Test VICAL provider",
-            "date": cbor2.CBORTag(0, date.strftime("%Y-%m-%dT%H:%M:%SZ")),
-            "vicalIssueID": 7, "certificateInfos": infos}
+def _vical(
+    signer_key: ec.EllipticCurvePrivateKey,
+    infos: list[dict[str, Any]],
+    *,
+    date: dt.datetime = NOW - dt.timedelta(days=1),
+    carried: bytes | None = None,
+) -> bytes:
+    body = {
+        "version": "1.0",
+        "vicalProvider": "Test VICAL provider",
+        "date": cbor2.CBORTag(0, date.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "vicalIssueID": 7,
+        "certificateInfos": infos,
+    }
     payload = cbor2.dumps(body)
     protected = cbor2.dumps({1: -7})
     unprotected = {33: carried} if carried is not None else {}
@@ -118,9 +144,14 @@ def _vical(signer_key: ec.EllipticCurvePrivateKey, infos: list[dict[str, Any]], 
 
 
 def _info(iaca: TestIaca, doctypes: list[str] | None = None) -> dict[str, Any]:
-    return {"certificate": iaca.der, "serialNumber": cbor2.CBORTag(2, b"\x01"),
-            "ski": b"\x00" * 20, "docType": doctypes or [MDL_DOCTYPE],
-            "issuingCountry": "UT", "stateOrProvinceName": "North"}
+    return {
+        "certificate": iaca.der,
+        "serialNumber": cbor2.CBORTag(2, b"\x01"),
+        "ski": b"\x00" * 20,
+        "docType": doctypes or [MDL_DOCTYPE],
+        "issuingCountry": "UT",
+        "stateOrProvinceName": "North",
+    }
 
 
 def test_import_vical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,12 +159,21 @@ def test_import_vical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     roots = [TestIaca.create(cn="root a"), TestIaca.create(cn="root b")]
     bad = TestIaca.create(cn="not a ca", ca=False)
     vical = tmp_path / "list.vical"
-    vical.write_bytes(_vical(signer.key, [_info(roots[0]), _info(roots[1], ["a.b.c"]),
-                                          _info(bad)]))
+    vical.write_bytes(_vical(signer.key, [_info(roots[0]), _info(roots[1], ["a.b.c"]), _info(bad)]))
     signer_pem = _write_pem(tmp_path / "signer.pem", signer.certificate)
     trust = tmp_path / "trust.json"
-    args = ["trust-source", "import-vical", str(trust), "--create", "--vical", str(vical),
-            "--signer", str(signer_pem), "--at", AT]
+    args = [
+        "trust-source",
+        "import-vical",
+        str(trust),
+        "--create",
+        "--vical",
+        str(vical),
+        "--signer",
+        str(signer_pem),
+        "--at",
+        AT,
+    ]
     assert main([*args, "--iss-from", "state"]) == 0
     out, err = capsys.readouterr()
     assert out == "2 IACA(s) added or replaced, 1 skipped\n" and "not a CA" in err
@@ -141,8 +181,10 @@ def test_import_vical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
     keys = load_trust_source(trust).keys
     entries = {k.kid.hex(): (k.iss, k.types) for k in keys}
-    assert entries == {roots[0].kid: ("UT-North", frozenset({MDL_DOCTYPE})),
-                       roots[1].kid: ("UT-North", frozenset({"a.b.c"}))}
+    assert entries == {
+        roots[0].kid: ("UT-North", frozenset({MDL_DOCTYPE})),
+        roots[1].kid: ("UT-North", frozenset({"a.b.c"})),
+    }
     assert main(args) == 0  # again, by country: replaced, not duplicated
     capsys.readouterr()
     assert {k.iss for k in load_trust_source(trust).keys} == {"UT"}
@@ -163,8 +205,23 @@ def test_vical_trust_comes_only_from_the_given_signer(tmp_path: Path) -> None:
     for name, data in cases.items():
         vical = tmp_path / f"{name}.vical"
         vical.write_bytes(data)
-        assert main(["trust-source", "import-vical", str(trust), "--create", "--vical",
-                     str(vical), "--signer", str(signer_pem), "--at", AT]) == 64, name
+        assert (
+            main(
+                [
+                    "trust-source",
+                    "import-vical",
+                    str(trust),
+                    "--create",
+                    "--vical",
+                    str(vical),
+                    "--signer",
+                    str(signer_pem),
+                    "--at",
+                    AT,
+                ]
+            )
+            == 64
+        ), name
         assert not trust.exists()
 
 
@@ -175,8 +232,7 @@ def synced(tmp_path: Path) -> Any:
     authority = Authority.create(tmp_path / "authority")
     authority.editor.add_key("UT-DMV", world.iaca.trust_entry(), "Test mDL issuer")
     withdrawn = world.iaca.document_signer(cn="withdrawn ds")
-    authority.editor.revoke_mdoc_ds(withdrawn.certificate.public_bytes(
-        serialization.Encoding.DER))
+    authority.editor.revoke_mdoc_ds(withdrawn.certificate.public_bytes(serialization.Encoding.DER))
     authority.publish()
     server = RepoServer(authority.repo)
     try:
@@ -190,48 +246,72 @@ def test_publish_and_sync_carry_iaca_keys_and_withdrawn_signers(synced: Any) -> 
     world, withdrawn, authority, base = synced
     trust = load_trust_store(base / "state" / "trust", authority.root_file)
     response = world.response()
-    assert world.verify(response, trust=trust, now=dt.datetime.now(dt.UTC),
-                        checkpoint=AUTHORING).verdict.reason is Reason.OK
+    assert (
+        world.verify(
+            response, trust=trust, now=dt.datetime.now(dt.UTC), checkpoint=AUTHORING
+        ).verdict.reason
+        is Reason.OK
+    )
     world.ds = withdrawn
     result = world.verify(world.response(), trust=trust, now=dt.datetime.now(dt.UTC))
     assert result.verdict.reason is Reason.MDOC_DS_REVOKED
 
 
 def test_mdoc_verify_config_audits_without_personal_data(
-        synced: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    synced: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     world, _, _, base = synced
     config = base / "device.toml"
-    config.write_text(f'[paths]\nstate_dir = "{base / "state"}"\n'
-                      f'secrets_dir = "{base / "secrets"}"\n')
+    config.write_text(
+        f'[paths]\nstate_dir = "{base / "state"}"\nsecrets_dir = "{base / "secrets"}"\n'
+    )
     assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     transcript = base / "t.bin"
     transcript.write_bytes(world.session.transcript)
     checkpoint = base / "checkpoint.cbor"
     now = dt.datetime.now(dt.UTC)
-    checkpoint.write_bytes(world.response(world.issue(signed=now - dt.timedelta(days=1)),
-                                          mac=False))
+    checkpoint.write_bytes(
+        world.response(world.issue(signed=now - dt.timedelta(days=1)), mac=False)
+    )
     age = base / "age.cbor"
-    age.write_bytes(world.response(world.issue(
-        {"org.iso.18013.5.1": {"age_over_20": True, "document_number": "UT-123"}},
-        signed=now - dt.timedelta(days=1)), mac=False))
+    age.write_bytes(
+        world.response(
+            world.issue(
+                {"org.iso.18013.5.1": {"age_over_20": True, "document_number": "UT-123"}},
+                signed=now - dt.timedelta(days=1),
+            ),
+            mac=False,
+        )
+    )
     capsys.readouterr()
-    common = ["mdoc", "verify", "--config", str(config), "--session-transcript",
-              str(transcript)]
+    common = ["mdoc", "verify", "--config", str(config), "--session-transcript", str(transcript)]
     assert main([*common, "--response", str(checkpoint)]) == 0
     assert main([*common, "--request-profile", "age", "--response", str(age)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123",
-                   "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\t-"]
+    assert out == [
+        "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123",
+        "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\t-",
+    ]
     with sqlite3.connect(base / "state" / "audit.db") as db:
         db.row_factory = sqlite3.Row
-        rows = [dict(r) for r in db.execute(
-            "SELECT source, verdict, reason, profile, iss, kid, licence_type, licence_hash, "
-            "cti_hash, live FROM records ORDER BY seq")]
+        rows = [
+            dict(r)
+            for r in db.execute(
+                "SELECT source, verdict, reason, profile, iss, kid, licence_type, licence_hash, "
+                "cti_hash, live FROM records ORDER BY seq"
+            )
+        ]
     checkpoint_row, age_row = rows[-2:]
     for row in rows[-2:]:
-        assert (row["source"], row["verdict"], row["profile"], row["iss"], row["kid"],
-                row["licence_type"], row["live"]) == (
-            "cli", "PASS", "MDOC", "UT-DMV", world.iaca.kid, MDL_DOCTYPE, 1)
+        assert (
+            row["source"],
+            row["verdict"],
+            row["profile"],
+            row["iss"],
+            row["kid"],
+            row["licence_type"],
+            row["live"],
+        ) == ("cli", "PASS", "MDOC", "UT-DMV", world.iaca.kid, MDL_DOCTYPE, 1)
     assert checkpoint_row["licence_hash"] and checkpoint_row["cti_hash"]
     assert age_row["licence_hash"] is None and age_row["cti_hash"] is None  # [D9]
     text = (base / "state" / "audit.db").read_bytes()

@@ -48,8 +48,7 @@ def test_generated_checkpoint_mdoc_passes_with_mac_and_signature(world: World) -
 def test_n20_device_signature_over_another_transcript(world: World) -> None:
     response = world.response(mac=False)
     other = World(iaca=world.iaca, holder_key=world.holder_key, ds=world.ds)
-    _expect(other.verify(response, trust=world.trust()), Outcome.FAIL,
-            Reason.MDOC_BAD_DEVICE_AUTH)
+    _expect(other.verify(response, trust=world.trust()), Outcome.FAIL, Reason.MDOC_BAD_DEVICE_AUTH)
 
 
 def test_neither_or_both_device_authentications(world: World) -> None:
@@ -71,16 +70,25 @@ def test_n12_unsupported_device_key_curve(world: World) -> None:
     k1 = ec.generate_private_key(ec.SECP256K1()).public_key().public_numbers()
     cose = {1: 2, -1: 8, -2: k1.x.to_bytes(32, "big"), -3: k1.y.to_bytes(32, "big")}
     mdoc = world.issue(device_key_cose=cose)
-    _expect(world.verify(world.response(mdoc, mac=False)), Outcome.UNVERIFIABLE,
-            Reason.MDOC_UNSUPPORTED_ALGORITHM)
+    _expect(
+        world.verify(world.response(mdoc, mac=False)),
+        Outcome.UNVERIFIABLE,
+        Reason.MDOC_UNSUPPORTED_ALGORITHM,
+    )
 
 
 def test_unsupported_digest_algorithm_and_p384_signer(world: World) -> None:
-    _expect(world.verify(world.response(world.issue(digest_algorithm="SHA3-256"))),
-            Outcome.UNVERIFIABLE, Reason.MDOC_UNSUPPORTED_ALGORITHM)
+    _expect(
+        world.verify(world.response(world.issue(digest_algorithm="SHA3-256"))),
+        Outcome.UNVERIFIABLE,
+        Reason.MDOC_UNSUPPORTED_ALGORITHM,
+    )
     world.ds = world.iaca.document_signer(curve=ec.SECP384R1())
-    _expect(world.verify(world.response(world.issue(digest_algorithm="SHA-384"))),
-            Outcome.PASS, Reason.OK)
+    _expect(
+        world.verify(world.response(world.issue(digest_algorithm="SHA-384"))),
+        Outcome.PASS,
+        Reason.OK,
+    )
 
 
 def test_n14_non_minimal_item_heads_pass(world: World) -> None:
@@ -95,8 +103,11 @@ def test_n14_non_minimal_item_heads_pass(world: World) -> None:
 @pytest.mark.parametrize("kind", ["no_eku", "other_country", "ca", "no_digital_signature"])
 def test_n16_ds_profile(world: World, kind: str) -> None:
     world.ds = world.iaca.document_signer(
-        eku=kind != "no_eku", country="XX" if kind == "other_country" else None,
-        ca=kind == "ca", digital_signature=kind != "no_digital_signature")
+        eku=kind != "no_eku",
+        country="XX" if kind == "other_country" else None,
+        ca=kind == "ca",
+        digital_signature=kind != "no_digital_signature",
+    )
     _expect(world.verify(world.response()), Outcome.FAIL, Reason.MDOC_DS_CERT_INVALID)
 
 
@@ -117,12 +128,13 @@ def test_n17_age_profile(world: World) -> None:
     result = _age(world, {"age_over_21": True})
     _expect(result, Outcome.PASS, Reason.OK)
     assert result.facts.age_over == ((21, True),) and result.facts.elements == ()
-    _expect(_age(world, {"family_name": "Doe"}), Outcome.UNVERIFIABLE,
-            Reason.MDOC_ELEMENT_MISSING)
-    _expect(_age(world, {"age_over_18": True}), Outcome.UNVERIFIABLE,
-            Reason.MDOC_ELEMENT_MISSING)  # true below NN says nothing
-    _expect(_age(world, {"age_over_25": False}), Outcome.UNVERIFIABLE,
-            Reason.MDOC_ELEMENT_MISSING)  # false above NN says nothing
+    _expect(_age(world, {"family_name": "Doe"}), Outcome.UNVERIFIABLE, Reason.MDOC_ELEMENT_MISSING)
+    _expect(
+        _age(world, {"age_over_18": True}), Outcome.UNVERIFIABLE, Reason.MDOC_ELEMENT_MISSING
+    )  # true below NN says nothing
+    _expect(
+        _age(world, {"age_over_25": False}), Outcome.UNVERIFIABLE, Reason.MDOC_ELEMENT_MISSING
+    )  # false above NN says nothing
 
 
 def test_age_profile_keeps_no_pseudonym(world: World) -> None:
@@ -141,10 +153,15 @@ def _status_world(world: World, value: int) -> tuple[World, MdocResult]:
     return world, world.verify(world.response(mdoc), trust=trust)
 
 
-@pytest.mark.parametrize(("value", "outcome", "reason"), [
-    (0, Outcome.PASS, Reason.OK), (1, Outcome.FAIL, Reason.REVOKED),
-    (2, Outcome.FAIL, Reason.SUSPENDED), (3, Outcome.FAIL, Reason.STATUS_OTHER),
-])
+@pytest.mark.parametrize(
+    ("value", "outcome", "reason"),
+    [
+        (0, Outcome.PASS, Reason.OK),
+        (1, Outcome.FAIL, Reason.REVOKED),
+        (2, Outcome.FAIL, Reason.SUSPENDED),
+        (3, Outcome.FAIL, Reason.STATUS_OTHER),
+    ],
+)
 def test_n18_status_list(world: World, value: int, outcome: Outcome, reason: Reason) -> None:
     _expect(_status_world(world, value)[1], outcome, reason)
 
@@ -154,29 +171,38 @@ def test_status_unknown_as_policy_says_and_after_type_not_accepted(world: World)
     response = world.response(mdoc)
     _expect(world.verify(response), Outcome.UNVERIFIABLE, Reason.STATUS_UNKNOWN)
     not_accepted = Checkpoint(check_staleness=False, accepted_types=frozenset({"DL"}))
-    _expect(world.verify(response, checkpoint=not_accepted), Outcome.FAIL,
-            Reason.TYPE_NOT_ACCEPTED)
+    _expect(world.verify(response, checkpoint=not_accepted), Outcome.FAIL, Reason.TYPE_NOT_ACCEPTED)
 
 
 def test_iaca_revoked_expired_and_doctype_not_allowed(world: World) -> None:
     response = world.response()
     doc = world.iaca.trust_document(status="revoked")
-    _expect(world.verify(response, trust=snapshot_from_document(doc)), Outcome.FAIL,
-            Reason.ISSUER_KEY_REVOKED)
+    _expect(
+        world.verify(response, trust=snapshot_from_document(doc)),
+        Outcome.FAIL,
+        Reason.ISSUER_KEY_REVOKED,
+    )
     doc = world.iaca.trust_document(doctypes=["org.iso.23220.photoid.1"])
-    _expect(world.verify(response, trust=snapshot_from_document(doc)), Outcome.FAIL,
-            Reason.TYPE_NOT_ALLOWED_FOR_KEY)
+    _expect(
+        world.verify(response, trust=snapshot_from_document(doc)),
+        Outcome.FAIL,
+        Reason.TYPE_NOT_ALLOWED_FOR_KEY,
+    )
     doc = world.iaca.trust_document()
     doc["issuers"][0]["keys"][0]["not_after"] = (NOW - DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _expect(world.verify(response, trust=snapshot_from_document(doc)), Outcome.FAIL,
-            Reason.ISSUER_KEY_EXPIRED)
+    _expect(
+        world.verify(response, trust=snapshot_from_document(doc)),
+        Outcome.FAIL,
+        Reason.ISSUER_KEY_EXPIRED,
+    )
 
 
 def test_signed_outside_ds_validity(world: World) -> None:
     world.ds = world.iaca.document_signer(not_before=NOW - 10 * DAY)
     mdoc = world.issue(signed=NOW - 20 * DAY, valid_until=NOW + DAY)
-    _expect(world.verify(world.response(mdoc)), Outcome.FAIL,
-            Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY)
+    _expect(
+        world.verify(world.response(mdoc)), Outcome.FAIL, Reason.MDOC_SIGNED_OUTSIDE_DS_VALIDITY
+    )
 
 
 def test_licence_expired_in_checkpoint_only(world: World) -> None:
@@ -190,30 +216,39 @@ def test_licence_expired_in_checkpoint_only(world: World) -> None:
 def test_checkpoint_needs_portrait_and_number(world: World) -> None:
     mdoc = world.issue()
     names = [n for n in checkpoint_elements()[MDL_NAMESPACE] if n != "portrait"]
-    response = world.response(mdoc, disclose={MDL_NAMESPACE: names},
-                              errors={MDL_NAMESPACE: {"portrait": 0}})
+    response = world.response(
+        mdoc, disclose={MDL_NAMESPACE: names}, errors={MDL_NAMESPACE: {"portrait": 0}}
+    )
     _expect(world.verify(response), Outcome.UNVERIFIABLE, Reason.MDOC_ELEMENT_MISSING)
 
 
 def test_clock_untrusted_and_stale_trust(world: World) -> None:
     response = world.response()
-    _expect(world.verify(response, clock_trusted=False), Outcome.UNVERIFIABLE,
-            Reason.CLOCK_UNTRUSTED)
-    _expect(world.verify(response, checkpoint=Checkpoint()), Outcome.UNVERIFIABLE,
-            Reason.TRUST_DATA_STALE)  # a trust source file has no publication time
+    _expect(
+        world.verify(response, clock_trusted=False), Outcome.UNVERIFIABLE, Reason.CLOCK_UNTRUSTED
+    )
+    _expect(
+        world.verify(response, checkpoint=Checkpoint()),
+        Outcome.UNVERIFIABLE,
+        Reason.TRUST_DATA_STALE,
+    )  # a trust source file has no publication time
 
 
 def test_remote_policy_comes_first(world: World) -> None:
     trust = world.trust(policy={"disabled_devices": ["dev-1"]})
-    result = world.verify(b"not even cbor", trust=trust,
-                          checkpoint=Checkpoint(check_staleness=False, device_id="dev-1"))
+    result = world.verify(
+        b"not even cbor",
+        trust=trust,
+        checkpoint=Checkpoint(check_staleness=False, device_id="dev-1"),
+    )
     _expect(result, Outcome.UNVERIFIABLE, Reason.DEVICE_DISABLED)
 
 
 def test_request_asks_another_doctype(world: World) -> None:
     request = profile_request("checkpoint")._replace(doc_type="org.iso.23220.photoid.1")
-    _expect(world.verify(world.response(), request=request), Outcome.FAIL,
-            Reason.MDOC_DOCTYPE_MISMATCH)
+    _expect(
+        world.verify(world.response(), request=request), Outcome.FAIL, Reason.MDOC_DOCTYPE_MISMATCH
+    )
 
 
 def test_unasked_elements_are_dropped_but_still_digest_checked(world: World) -> None:
@@ -225,8 +260,14 @@ def test_unasked_elements_are_dropped_but_still_digest_checked(world: World) -> 
 
 
 def test_short_random_is_a_digest_mismatch(world: World) -> None:
-    body = cbor2.dumps({"digestID": 0, "random": b"\x00" * 8,
-                        "elementIdentifier": "family_name", "elementValue": "Doe"})
+    body = cbor2.dumps(
+        {
+            "digestID": 0,
+            "random": b"\x00" * 8,
+            "elementIdentifier": "family_name",
+            "elementValue": "Doe",
+        }
+    )
     raw = b"\xd8\x18" + cbor2.dumps(body)
     ds = world.signer()
     mdoc = ds.issue({MDL_NAMESPACE: {"x": 1}}, world.holder_key.public_key())
@@ -237,16 +278,22 @@ def test_short_random_is_a_digest_mismatch(world: World) -> None:
     payload = embed(cbor2.dumps(mso))
     mdoc.issuer_auth[2] = payload
     mdoc.issuer_auth[3] = sign_es(ds.key, sig1_structure(mdoc.issuer_auth[0], payload))
-    _expect(world.verify(world.response(mdoc), profile="age"), Outcome.FAIL,
-            Reason.MDOC_DIGEST_MISMATCH)
+    _expect(
+        world.verify(world.response(mdoc), profile="age"), Outcome.FAIL, Reason.MDOC_DIGEST_MISMATCH
+    )
 
 
 def test_mac_without_reader_key_fails_device_auth(world: World) -> None:
     from appliance.core.credential.mdoc.verify import verify_mdoc
 
-    result = verify_mdoc(world.response(), session_transcript_bytes=world.session.transcript,
-                         e_reader_key=None, trust=world.trust(), now=NOW.timestamp(),
-                         checkpoint=Checkpoint(check_staleness=False))
+    result = verify_mdoc(
+        world.response(),
+        session_transcript_bytes=world.session.transcript,
+        e_reader_key=None,
+        trust=world.trust(),
+        now=NOW.timestamp(),
+        checkpoint=Checkpoint(check_staleness=False),
+    )
     _expect(result, Outcome.FAIL, Reason.MDOC_BAD_DEVICE_AUTH)
 
 
@@ -267,25 +314,36 @@ def test_the_order_of_spec_s4(world: World) -> None:
     # Step 1 (device authentication) before step 2 (clock).
     mdoc = world.issue()
     other = World(iaca=world.iaca, holder_key=world.holder_key, ds=world.ds)
-    _expect(other.verify(world.response(mdoc), trust=world.trust(), clock_trusted=False),
-            Outcome.FAIL, Reason.MDOC_BAD_DEVICE_AUTH)
+    _expect(
+        other.verify(world.response(mdoc), trust=world.trust(), clock_trusted=False),
+        Outcome.FAIL,
+        Reason.MDOC_BAD_DEVICE_AUTH,
+    )
     # Step 3 (licence expiry) before step 4 (status list).
     listed = world.issue(old, status={"status_list": {"idx": 0, "uri": uri}})
-    _expect(world.verify(world.response(listed), trust=revoked), Outcome.FAIL,
-            Reason.MDOC_LICENCE_EXPIRED)
+    _expect(
+        world.verify(world.response(listed), trust=revoked),
+        Outcome.FAIL,
+        Reason.MDOC_LICENCE_EXPIRED,
+    )
     # Step 4 (status list) before step 5 (stale trust data).
     listed = world.issue(status={"status_list": {"idx": 0, "uri": uri}})
-    _expect(world.verify(world.response(listed), trust=revoked, checkpoint=stale),
-            Outcome.FAIL, Reason.REVOKED)
+    _expect(
+        world.verify(world.response(listed), trust=revoked, checkpoint=stale),
+        Outcome.FAIL,
+        Reason.REVOKED,
+    )
     # Step 5 (stale) before step 7 (unknown status).
     unknown = world.issue(status={"status_list": {"idx": 0, "uri": "https://nowhere/2"}})
-    _expect(world.verify(world.response(unknown), checkpoint=stale), Outcome.UNVERIFIABLE,
-            Reason.TRUST_DATA_STALE)
+    _expect(
+        world.verify(world.response(unknown), checkpoint=stale),
+        Outcome.UNVERIFIABLE,
+        Reason.TRUST_DATA_STALE,
+    )
     # Step 6: acceptance before what the profile needs.
     response = world.response(mdoc, disclose={MDL_NAMESPACE: ["family_name"]})
     not_accepted = Checkpoint(check_staleness=False, accepted_types=frozenset({"DL"}))
-    _expect(world.verify(response, checkpoint=not_accepted), Outcome.FAIL,
-            Reason.TYPE_NOT_ACCEPTED)
+    _expect(world.verify(response, checkpoint=not_accepted), Outcome.FAIL, Reason.TYPE_NOT_ACCEPTED)
     _expect(world.verify(response), Outcome.UNVERIFIABLE, Reason.MDOC_ELEMENT_MISSING)
 
 
@@ -305,13 +363,19 @@ def test_a_namespace_the_mso_does_not_list_is_a_digest_mismatch(world: World) ->
     extra = mso["valueDigests"].pop("org.example.unsigned")
     payload = embed(cbor2.dumps(mso))
     mdoc.issuer_auth[2] = payload
-    mdoc.issuer_auth[3] = sign_es(world.signer().key,
-                                  sig1_structure(mdoc.issuer_auth[0], payload))
+    mdoc.issuer_auth[3] = sign_es(world.signer().key, sig1_structure(mdoc.issuer_auth[0], payload))
     _expect(world.verify(world.response(mdoc)), Outcome.PASS, Reason.OK)
-    body = cbor2.dumps({"digestID": next(iter(extra)), "random": bytes(16),
-                        "elementIdentifier": "x", "elementValue": 1})
-    response = world.response(mdoc, extra_items={"org.example.unsigned":
-                                                 [b"\xd8\x18" + cbor2.dumps(body)]})
+    body = cbor2.dumps(
+        {
+            "digestID": next(iter(extra)),
+            "random": bytes(16),
+            "elementIdentifier": "x",
+            "elementValue": 1,
+        }
+    )
+    response = world.response(
+        mdoc, extra_items={"org.example.unsigned": [b"\xd8\x18" + cbor2.dumps(body)]}
+    )
     _expect(world.verify(response), Outcome.FAIL, Reason.MDOC_DIGEST_MISMATCH)
 
 

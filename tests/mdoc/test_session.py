@@ -39,15 +39,24 @@ def _annexd_session(annexd: AnnexD, reader_key: str = "e_reader_key") -> ReaderS
     transcript = annexd.bytes("session_transcript_bytes")
     parts = sc.transcript_parts(transcript)
     e_device = sc.e_device_key_from_engagement(parts.device_engagement.data)
-    key = (annexd.private_key(reader_key) if reader_key == "e_reader_key"
-           else ec.generate_private_key(ec.SECP256R1()))
-    return ReaderSession(e_device, key, transcript, annexd.bytes("device_request"),
-                         e_reader_key_bytes=parts.e_reader_key.raw)
+    key = (
+        annexd.private_key(reader_key)
+        if reader_key == "e_reader_key"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    return ReaderSession(
+        e_device,
+        key,
+        transcript,
+        annexd.bytes("device_request"),
+        e_reader_key_bytes=parts.e_reader_key.raw,
+    )
 
 
 def _verify_es256(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> None:
-    der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                               int.from_bytes(signature[32:], "big"))
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
     public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
 
 
@@ -56,8 +65,7 @@ def test_v1_establishment_is_annex_d_byte_for_byte(annexd: AnnexD) -> None:
     assert session.establishment() == annexd.bytes("session_establishment")
 
 
-def test_v1_session_data_gives_the_device_response_then_counter_2_fails(
-        annexd: AnnexD) -> None:
+def test_v1_session_data_gives_the_device_response_then_counter_2_fails(annexd: AnnexD) -> None:
     session = _annexd_session(annexd)
     reply = session.receive(annexd.bytes("session_data"))
     assert reply == (annexd.bytes("device_response"), None, False)
@@ -76,14 +84,14 @@ def test_v1_termination_is_annex_d(annexd: AnnexD) -> None:
     assert ReaderSession.termination() == annexd.bytes("session_termination")
 
 
-def test_v3_annex_d_reader_auth_verifies_over_our_reader_authentication(
-        annexd: AnnexD) -> None:
+def test_v3_annex_d_reader_auth_verifies_over_our_reader_authentication(annexd: AnnexD) -> None:
     request = decode(annexd.bytes("device_request"))
     doc_request = request["docRequests"][0]
     protected, _, payload, signature = doc_request["readerAuth"]
     assert payload is None
-    detached = reader_authentication_bytes(annexd.bytes("session_transcript_bytes"),
-                                           doc_request["itemsRequest"].raw)
+    detached = reader_authentication_bytes(
+        annexd.bytes("session_transcript_bytes"), doc_request["itemsRequest"].raw
+    )
     certificate = x509.load_der_x509_certificate(annexd.bytes("reader_cert.der"))
     to_sign = cbor2.dumps(["Signature1", protected, b"", detached])
     _verify_es256(certificate.public_key(), signature, to_sign)  # type: ignore[arg-type]
@@ -112,8 +120,9 @@ def test_live_round_trip(curve: ec.EllipticCurve) -> None:
 def test_age_profile_asks_one_element() -> None:
     holder, text = _holder()
     session = ReaderSession.start(parse_engagement(text), "age", age_threshold=18)
-    items = decode_embedded(decode(holder.open(session.establishment()))["docRequests"][0][
-        "itemsRequest"])
+    items = decode_embedded(
+        decode(holder.open(session.establishment()))["docRequests"][0]["itemsRequest"]
+    )
     assert items["nameSpaces"] == {"org.iso.18013.5.1": {"age_over_18": False}}
 
 
@@ -138,9 +147,16 @@ def _reader_auth_key() -> ReaderAuthKey:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reader")])
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return ReaderAuthKey(cert.public_bytes(Encoding.DER), key)
 
 
@@ -155,11 +171,15 @@ def test_reader_auth_is_sent_and_verifies_over_this_session() -> None:
     detached = reader_authentication_bytes(session.transcript, doc_request["itemsRequest"].raw)
     to_sign = cbor2.dumps(["Signature1", protected, b"", detached])
     _verify_es256(auth.private_key.public_key(), signature, to_sign)
-    other = reader_authentication_bytes(ReaderSession.start(parse_engagement(text)).transcript,
-                                        doc_request["itemsRequest"].raw)
+    other = reader_authentication_bytes(
+        ReaderSession.start(parse_engagement(text)).transcript, doc_request["itemsRequest"].raw
+    )
     with pytest.raises(InvalidSignature):
-        _verify_es256(auth.private_key.public_key(), signature,
-                      cbor2.dumps(["Signature1", protected, b"", other]))
+        _verify_es256(
+            auth.private_key.public_key(),
+            signature,
+            cbor2.dumps(["Signature1", protected, b"", other]),
+        )
 
 
 def _live() -> tuple[ReaderSession, HolderSession]:
@@ -169,17 +189,20 @@ def _live() -> tuple[ReaderSession, HolderSession]:
     return session, holder
 
 
-@pytest.mark.parametrize(("message", "reason", "terminated"), [
-    (sc.encode_session_data(status=10), Reason.MDOC_HOLDER_ERROR, True),
-    (sc.encode_session_data(status=11), Reason.MDOC_HOLDER_ERROR, True),
-    (sc.encode_session_data(status=20), Reason.MDOC_DECLINED, True),
-    (sc.encode_session_data(status=5), Reason.MDOC_HOLDER_ERROR, True),
-    (b"\xff not cbor", Reason.MDOC_SESSION_DECRYPT_FAILED, False),
-    (cbor2.dumps({"other": 1}), Reason.MDOC_SESSION_DECRYPT_FAILED, False),
-    (cbor2.dumps({"data": "text"}), Reason.MDOC_SESSION_DECRYPT_FAILED, False),
-    (sc.encode_session_data(data=bytes(5000)), Reason.TOO_LARGE, False),
-    (sc.encode_session_data(data=bytes(100)), Reason.MDOC_SESSION_DECRYPT_FAILED, False),
-])
+@pytest.mark.parametrize(
+    ("message", "reason", "terminated"),
+    [
+        (sc.encode_session_data(status=10), Reason.MDOC_HOLDER_ERROR, True),
+        (sc.encode_session_data(status=11), Reason.MDOC_HOLDER_ERROR, True),
+        (sc.encode_session_data(status=20), Reason.MDOC_DECLINED, True),
+        (sc.encode_session_data(status=5), Reason.MDOC_HOLDER_ERROR, True),
+        (b"\xff not cbor", Reason.MDOC_SESSION_DECRYPT_FAILED, False),
+        (cbor2.dumps({"other": 1}), Reason.MDOC_SESSION_DECRYPT_FAILED, False),
+        (cbor2.dumps({"data": "text"}), Reason.MDOC_SESSION_DECRYPT_FAILED, False),
+        (sc.encode_session_data(data=bytes(5000)), Reason.TOO_LARGE, False),
+        (sc.encode_session_data(data=bytes(100)), Reason.MDOC_SESSION_DECRYPT_FAILED, False),
+    ],
+)
 def test_replies_without_a_response(message: bytes, reason: Reason, terminated: bool) -> None:
     session, _ = _live()
     assert session.receive(message) == (None, reason, terminated)
@@ -188,7 +211,8 @@ def test_replies_without_a_response(message: bytes, reason: Reason, terminated: 
 def test_wrong_counter_from_the_holder() -> None:
     session, holder = _live()
     assert session.receive(holder.seal(b"\xa0", counter=2)).reason is (
-        Reason.MDOC_SESSION_DECRYPT_FAILED)
+        Reason.MDOC_SESSION_DECRYPT_FAILED
+    )
 
 
 def test_data_with_status_20_is_a_response_and_the_end() -> None:
@@ -206,10 +230,16 @@ def test_close_forgets_the_keys() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=600),
-                 st.builds(lambda d, s: sc.encode_session_data(data=d, status=s),
-                           st.one_of(st.none(), st.binary(max_size=64)),
-                           st.one_of(st.none(), st.integers(0, 2**32)))))
+@given(
+    st.one_of(
+        st.binary(max_size=600),
+        st.builds(
+            lambda d, s: sc.encode_session_data(data=d, status=s),
+            st.one_of(st.none(), st.binary(max_size=64)),
+            st.one_of(st.none(), st.integers(0, 2**32)),
+        ),
+    )
+)
 def test_any_holder_message_gives_a_reply_never_an_exception(message: bytes) -> None:
     session, holder = _live()
     reply = session.receive(message)
@@ -217,4 +247,6 @@ def test_any_holder_message_gives_a_reply_never_an_exception(message: bytes) -> 
     # The session is still usable: the real answer (counter 2 if one was consumed) is read
     # or refused with a reason, never raises.
     assert session.receive(holder.seal(b"\xa0")).reason in (
-        None, Reason.MDOC_SESSION_DECRYPT_FAILED)
+        None,
+        Reason.MDOC_SESSION_DECRYPT_FAILED,
+    )

@@ -61,4 +61,4 @@ def test_backoff_doubles_to_its_cap_and_resets() -> None:
 def test_backoff_jitter_stays_between_half_and_all_of_the_ceiling() -> None:
     assert backoff_delay(3, 1.0, 30.0, rng=lambda: 0.0) == 2.0
     assert backoff_delay(3, 1.0, 30.0, rng=lambda: 0.999) == pytest.approx(3.998)
-    assert backoff_delay(10_000, 1.0) == 2.0 ** 30  # no overflow, whatever the count
+    assert backoff_delay(10_000, 1.0) == 2.0**30  # no overflow, whatever the count

@@ -54,19 +54,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_web_command_pings_its_watchdog(tmp_path: Path,
-                                        notify_socket: tuple[socket.socket, str]):
+def test_web_command_pings_its_watchdog(tmp_path: Path, notify_socket: tuple[socket.socket, str]):
     """`appliance web` as systemd starts it: READY=1, then WATCHDOG=1 again and again
     (here every 0.5 s: WATCHDOG_USEC=1 s), with no kiosk running behind it."""
     sock, address = notify_socket
     config = tmp_path / "appliance.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'[web]\nkiosk_socket = "{tmp_path / "kiosk.sock"}"\n')
+    config.write_text(
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[web]\nkiosk_socket = "{tmp_path / "kiosk.sock"}"\n'
+    )
     (tmp_path / "state").mkdir()
     env = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}
-    web = subprocess.Popen([str(BIN / "appliance"), "web", "--config", str(config),
-                            "--port", str(_free_port())],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    web = subprocess.Popen(
+        [str(BIN / "appliance"), "web", "--config", str(config), "--port", str(_free_port())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         messages = [_receive(sock)]
         assert messages == ["READY=1"]
@@ -85,8 +89,12 @@ def test_web_command_pings_its_watchdog(tmp_path: Path,
 
 def test_no_pings_once_the_server_stops_answering(notify_socket: tuple[socket.socket, str]):
     sock, address = notify_socket
-    server = make_server("127.0.0.1", 0, lambda env, start: (
-        start("200 OK", [("Content-Type", "text/plain")]), [b"ok"])[1], threaded=True)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        lambda env, start: (start("200 OK", [("Content-Type", "text/plain")]), [b"ok"])[1],
+        threaded=True,
+    )
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     port = server.server_port
@@ -122,8 +130,11 @@ def test_no_watchdog_no_thread():
 
 def test_probe_answers_only_below_500(notify_socket: tuple[socket.socket, str]):
     codes = iter(["503 Service Unavailable", "404 Not Found"])
-    server = make_server("127.0.0.1", 0, lambda env, start: (
-        start(next(codes), [("Content-Type", "text/plain")]), [b"x"])[1])
+    server = make_server(
+        "127.0.0.1",
+        0,
+        lambda env, start: (start(next(codes), [("Content-Type", "text/plain")]), [b"x"])[1],
+    )
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     try:
@@ -141,12 +152,10 @@ def test_probe_address_for_wildcard_binds():
     assert loopback_for("127.0.0.1") == "127.0.0.1"
 
 
-def test_watchdog_pet_is_rate_limited_but_ping_is_not(
-        notify_socket: tuple[socket.socket, str]):
+def test_watchdog_pet_is_rate_limited_but_ping_is_not(notify_socket: tuple[socket.socket, str]):
     sock, address = notify_socket
     now = [100.0]
-    dog = Watchdog({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "10000000"},
-                   clock=lambda: now[0])
+    dog = Watchdog({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "10000000"}, clock=lambda: now[0])
     dog.pet()
     dog.pet()
     assert _drain(sock) == ["WATCHDOG=1"]

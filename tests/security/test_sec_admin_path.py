@@ -41,8 +41,9 @@ EDITS = {
 
 
 @pytest.mark.parametrize("action", sorted(EDITS))
-def test_editor_refuses_a_misspelt_trust_source(world, action: str,
-                                                capsys: pytest.CaptureFixture) -> None:
+def test_editor_refuses_a_misspelt_trust_source(
+    world, action: str, capsys: pytest.CaptureFixture
+) -> None:
     """Was: exit 0, nothing printed, and a new trust.jsn holding only this change."""
     _, trust, _ = world
     misspelt = trust.with_name("trust.jsn")
@@ -54,22 +55,36 @@ def test_editor_refuses_a_misspelt_trust_source(world, action: str,
 
 def test_create_starts_a_new_trust_source(tmp_path: Path) -> None:
     new = tmp_path / "new.json"
-    assert main(["trust-source", "set-policy", str(new), "--create",
-                 "--max-age-hours", "24"]) == 0
+    assert main(["trust-source", "set-policy", str(new), "--create", "--max-age-hours", "24"]) == 0
     assert json.loads(new.read_text())["policy"]["max_age_hours"] == 24
     # --create on a file that exists edits it, never starts it again
-    assert main(["trust-source", "set-policy", str(new), "--create",
-                 "--clock-skew-s", "60"]) == 0
+    assert main(["trust-source", "set-policy", str(new), "--create", "--clock-skew-s", "60"]) == 0
     policy = json.loads(new.read_text())["policy"]
     assert (policy["max_age_hours"], policy["clock_skew_s"]) == (24, 60)
 
 
-def test_issuer_keygen_still_creates_its_trust_source(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_issuer_keygen_still_creates_its_trust_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """The README walkthrough's first step: keygen --trust-source starts the file."""
     trust = tmp_path / "trust.json"
-    assert main(["issuer", "keygen", "--alg", "ES256", "--out", str(tmp_path / "k.pem"),
-                 "--iss", ISS, "--trust-source", str(trust)]) == 0
+    assert (
+        main(
+            [
+                "issuer",
+                "keygen",
+                "--alg",
+                "ES256",
+                "--out",
+                str(tmp_path / "k.pem"),
+                "--iss",
+                ISS,
+                "--trust-source",
+                str(trust),
+            ]
+        )
+        == 0
+    )
     assert f"new trust source: {trust}" in capsys.readouterr().err
     assert json.loads(trust.read_text())["issuers"][0]["iss"] == ISS
 
@@ -77,18 +92,47 @@ def test_issuer_keygen_still_creates_its_trust_source(tmp_path: Path,
 def test_revoking_under_an_unknown_issuer_warns(world, capsys: pytest.CaptureFixture) -> None:
     """Was: silent. The revocation is still recorded (the issuer may be added later)."""
     _, trust, _ = world
-    assert main(["trust-source", "revoke-licence", str(trust), "--iss", "TH-DTL",
-                 "--typ", "DL", "--no", "63-0012345"]) == 0
+    assert (
+        main(
+            [
+                "trust-source",
+                "revoke-licence",
+                str(trust),
+                "--iss",
+                "TH-DTL",
+                "--typ",
+                "DL",
+                "--no",
+                "63-0012345",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "warning" in err and "'TH-DTL'" in err
     assert len(json.loads(trust.read_text())["revoked"]["licence_sha256"]) == 1
-    assert main(["trust-source", "revoke-licence", str(trust), "--iss", ISS,
-                 "--typ", "DL", "--no", "63-0012345"]) == 0
+    assert (
+        main(
+            [
+                "trust-source",
+                "revoke-licence",
+                str(trust),
+                "--iss",
+                ISS,
+                "--typ",
+                "DL",
+                "--no",
+                "63-0012345",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().err == ""
 
 
 def test_revoking_a_credential_of_an_unknown_issuer_warns(
-        world, capsys: pytest.CaptureFixture) -> None:
+    world, capsys: pytest.CaptureFixture
+) -> None:
     w, trust, _ = world
     text = w.issue(iss="TH-DTL")
     assert main(["trust-source", "revoke-credential", str(trust), "--text", text]) == 0
@@ -99,22 +143,39 @@ def test_revoking_a_credential_of_an_unknown_issuer_warns(
 
 
 def _issue(key: Path, *extra: str) -> list[str]:
-    return ["issuer", "issue", "--key", str(key), "--iss", ISS, "--typ", "DL", "--no", "1",
-            "--nm", "A", *extra]
+    return [
+        "issuer",
+        "issue",
+        "--key",
+        str(key),
+        "--iss",
+        ISS,
+        "--typ",
+        "DL",
+        "--no",
+        "1",
+        "--nm",
+        "A",
+        *extra,
+    ]
 
 
-@pytest.mark.parametrize(("extra", "named"), [
-    (["--valid-days", "3000000"], "--valid-days"),
-    (["--valid-days", "36526"], "--valid-days"),
-    (["--exp", "9999-12-31T23:59:59Z"], "--exp"),
-    (["--exp", "2200-01-01T00:00:00Z"], "--exp"),
-    (["--iat", "1969-12-31T23:59:59Z"], "--iat"),
-    (["--nbf", "+10000-01-01T00:00:00Z"], "--nbf"),
-    (["--vu", "9999-12-31"], "--vu"),
-    (["--dob", "0001-01-01"], "--dob"),
-])
-def test_issue_refuses_a_date_out_of_bounds(world, extra: list[str], named: str,
-                                            capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--valid-days", "3000000"], "--valid-days"),
+        (["--valid-days", "36526"], "--valid-days"),
+        (["--exp", "9999-12-31T23:59:59Z"], "--exp"),
+        (["--exp", "2200-01-01T00:00:00Z"], "--exp"),
+        (["--iat", "1969-12-31T23:59:59Z"], "--iat"),
+        (["--nbf", "+10000-01-01T00:00:00Z"], "--nbf"),
+        (["--vu", "9999-12-31"], "--vu"),
+        (["--dob", "0001-01-01"], "--dob"),
+    ],
+)
+def test_issue_refuses_a_date_out_of_bounds(
+    world, extra: list[str], named: str, capsys: pytest.CaptureFixture
+) -> None:
     """Was: --valid-days 3000000 signed a licence valid past year 9999."""
     _, _, key = world
     assert main(_issue(key, *extra)) == 64
@@ -122,8 +183,7 @@ def test_issue_refuses_a_date_out_of_bounds(world, extra: list[str], named: str,
     assert captured.out == "" and named in captured.err and "Traceback" not in captured.err
 
 
-def test_the_longest_allowed_licence_shows_its_expiry(world,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_the_longest_allowed_licence_shows_its_expiry(world, capsys: pytest.CaptureFixture) -> None:
     """Was: verify --json printed "exp": null for the 3,000,000-day licence."""
     _, trust, key = world
     assert main(_issue(key, "--iat", AT, "--valid-days", "36525")) == 0
@@ -132,18 +192,37 @@ def test_the_longest_allowed_licence_shows_its_expiry(world,
     assert json.loads(capsys.readouterr().out)["exp"] == "2127-01-16T08:00:00Z"
 
 
-@pytest.mark.parametrize("argv", [
-    ["verify", "--trust-source", "t.json", "--at", "9999-12-31T00:00:00Z", "LC1:A"],
-    ["verify", "--trust-source", "t.json", "--at", "1900-01-01T00:00:00Z", "LC1:A"],
-    ["issuer", "keygen", "--alg", "ES256", "--out", "k.pem", "--not-after",
-     "9999-01-01T00:00:00Z"],
-    ["holder", "present", "--credential", "LC1:A", "--key", "h.pem", "--at",
-     "3000-01-01T00:00:00Z"],
-    ["audit", "export", "--config", "c.toml", "--since", "2500-01-01T00:00:00Z"],
-])
-def test_other_date_inputs_are_bounded(tmp_path: Path, argv: list[str],
-                                       monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify", "--trust-source", "t.json", "--at", "9999-12-31T00:00:00Z", "LC1:A"],
+        ["verify", "--trust-source", "t.json", "--at", "1900-01-01T00:00:00Z", "LC1:A"],
+        [
+            "issuer",
+            "keygen",
+            "--alg",
+            "ES256",
+            "--out",
+            "k.pem",
+            "--not-after",
+            "9999-01-01T00:00:00Z",
+        ],
+        [
+            "holder",
+            "present",
+            "--credential",
+            "LC1:A",
+            "--key",
+            "h.pem",
+            "--at",
+            "3000-01-01T00:00:00Z",
+        ],
+        ["audit", "export", "--config", "c.toml", "--since", "2500-01-01T00:00:00Z"],
+    ],
+)
+def test_other_date_inputs_are_bounded(
+    tmp_path: Path, argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 64
     assert "outside" in capsys.readouterr().err
@@ -181,10 +260,23 @@ def test_no_translating_filter_can_be_folded_at_compile_time(tmp_path: Path) -> 
     from web_support import make_app, make_kit
 
     app = make_app(make_kit(tmp_path))
-    ours = ("outcome_word", "reason_text", "when", "duration", "licence_date", "signed_date",
-            "ext_label", "source_name", "throttle_flag", "error_title", "outcome_class", "qr")
-    folded = [n for n in ours if _PassArg.from_obj(app.jinja_env.filters[n])
-              is not _PassArg.context]
+    ours = (
+        "outcome_word",
+        "reason_text",
+        "when",
+        "duration",
+        "licence_date",
+        "signed_date",
+        "ext_label",
+        "source_name",
+        "throttle_flag",
+        "error_title",
+        "outcome_class",
+        "qr",
+    )
+    folded = [
+        n for n in ours if _PassArg.from_obj(app.jinja_env.filters[n]) is not _PassArg.context
+    ]
     assert not folded
 
 
@@ -207,8 +299,9 @@ def test_demo_provisions_the_inspector_login_it_runs_with(tmp_path: Path) -> Non
     assert config.device.mode == "inspector"
     (tmp_path / "kit").mkdir()
     kit = make_kit(tmp_path / "kit", mode="inspector")
-    client = create_app(kit.port, config, secret_key=b"k" * 32, system_info=fake_system,
-                        testing=True).test_client()
+    client = create_app(
+        kit.port, config, secret_key=b"k" * 32, system_info=fake_system, testing=True
+    ).test_client()
     assert login_inspector(client, "wrong password").status_code != 302
     answer = login_inspector(client, DEMO_PASSWORDS["inspector"])
     assert answer.status_code == 302 and "/inspector" in answer.headers["Location"]
@@ -238,7 +331,8 @@ class _Tty:
 
 
 def test_demo_led_line_drops_the_verdict_once_its_lamp_is_off(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Was: "nothing -> PASS OK" for ever after the last code left the camera's view."""
     import threading
     from types import SimpleNamespace
@@ -300,10 +394,13 @@ def _hub_check(tmp_path: Path, url: str):
     from appliance.commands.selftest_services import check_hub
     from appliance.config import config_from_mapping
 
-    config = config_from_mapping({
-        "device": {"id": "kiosk-01"},
-        "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
-        "upload": {"url": url}})
+    config = config_from_mapping(
+        {
+            "device": {"id": "kiosk-01"},
+            "paths": {"state_dir": str(tmp_path / "state"), "secrets_dir": str(tmp_path / "s")},
+            "upload": {"url": url},
+        }
+    )
     return check_hub(selftest.Context(config, Path("card"), False, 1.0, 5.0, facts={}))
 
 
@@ -315,8 +412,7 @@ def test_selftest_fails_an_upload_url_the_hub_answers_404(tmp_path: Path, real_h
 
 
 @pytest.mark.parametrize("suffix", ["", "/"])
-def test_selftest_passes_the_hubs_base_address(tmp_path: Path, real_hub: str,
-                                                suffix: str) -> None:
+def test_selftest_passes_the_hubs_base_address(tmp_path: Path, real_hub: str, suffix: str) -> None:
     status, detail = _hub_check(tmp_path, real_hub + suffix)
     assert status == "pass", detail
     assert "/v1/batches (HTTP 405" in detail
@@ -332,16 +428,37 @@ def _play_checks(tmp_path: Path, **overrides: str):
     from werkzeug.security import generate_password_hash
 
     extra = tmp_path / "extra.yml"
-    extra.write_text(yaml.safe_dump({
-        "vault_appliance_audit_hmac_key": "3f" * 32,
-        "vault_appliance_admin_password_hash": generate_password_hash("a long admin pass"),
-        "ansible_connection": "local", "ansible_become": False,
-        "ansible_python_interpreter": "auto_silent", **overrides}))
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "vault_appliance_audit_hmac_key": "3f" * 32,
+                "vault_appliance_admin_password_hash": generate_password_hash("a long admin pass"),
+                "ansible_connection": "local",
+                "ansible_become": False,
+                "ansible_python_interpreter": "auto_silent",
+                **overrides,
+            }
+        )
+    )
     return subprocess.run(
-        [_tool("ansible-playbook"), "-i", "inventory/hosts.example.yml", "-e", f"@{extra}",
-         "--tags", "appliance_vault_check", "--skip-tags", "always", "site.yml"],
-        cwd=ANSIBLE_DIR, env={**_env(), "ANSIBLE_GATHERING": "explicit"},
-        capture_output=True, text=True, timeout=300)
+        [
+            _tool("ansible-playbook"),
+            "-i",
+            "inventory/hosts.example.yml",
+            "-e",
+            f"@{extra}",
+            "--tags",
+            "appliance_vault_check",
+            "--skip-tags",
+            "always",
+            "site.yml",
+        ],
+        cwd=ANSIBLE_DIR,
+        env={**_env(), "ANSIBLE_GATHERING": "explicit"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_example_inventory_passes_the_plays_checks(tmp_path: Path) -> None:
@@ -352,19 +469,26 @@ def test_the_example_inventory_passes_the_plays_checks(tmp_path: Path) -> None:
     assert "checkpoint-bkk-02" in result.stdout  # every host of the example was checked
 
 
-@pytest.mark.parametrize("url", ["https://hub.example.go.th/api/audit",
-                                 "https://hub.example.go.th/v1/batches",
-                                 "hub.example.go.th"])
-def test_the_play_refuses_an_upload_url_the_hub_does_not_serve(tmp_path: Path,
-                                                               url: str) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hub.example.go.th/api/audit",
+        "https://hub.example.go.th/v1/batches",
+        "hub.example.go.th",
+    ],
+)
+def test_the_play_refuses_an_upload_url_the_hub_does_not_serve(tmp_path: Path, url: str) -> None:
     result = _play_checks(tmp_path, appliance_upload_url=url)
     assert result.returncode != 0
     assert "is not a hub's base address" in result.stdout and "/v1/batches" in result.stdout
 
 
 def test_a_hub_behind_a_path_prefix_is_allowed_when_declared(tmp_path: Path) -> None:
-    result = _play_checks(tmp_path, appliance_upload_url="https://gw.example.go.th/hub/",
-                          appliance_upload_url_path_prefix="/hub/")
+    result = _play_checks(
+        tmp_path,
+        appliance_upload_url="https://gw.example.go.th/hub/",
+        appliance_upload_url_path_prefix="/hub/",
+    )
     assert result.returncode == 0, result.stdout[-3000:]
 
 
@@ -375,9 +499,14 @@ def _account_tool(**kwargs):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "appliance_hub.auth_users", "alice",
-                             "auditor"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "appliance_hub.auth_users", "alice", "auditor"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def _clean(err: str) -> None:
@@ -452,9 +581,14 @@ def _on_a_terminal(*answers: tuple[bytes, bytes]) -> tuple[int, str]:
     def take_terminal() -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    proc = subprocess.Popen([sys.executable, "-m", "appliance_hub.auth_users", "alice",
-                             "auditor"], stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True, preexec_fn=take_terminal)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance_hub.auth_users", "alice", "auditor"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_terminal,
+    )
     os.close(slave)
     shown = b""
     try:
@@ -480,8 +614,9 @@ def _on_a_terminal(*answers: tuple[bytes, bytes]) -> tuple[int, str]:
     return proc.returncode, shown.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize(("keys", "status"), [(b"\x03", 130), (b"\x04", 1)],
-                         ids=["ctrl-c", "ctrl-d"])
+@pytest.mark.parametrize(
+    ("keys", "status"), [(b"\x03", 130), (b"\x04", 1)], ids=["ctrl-c", "ctrl-d"]
+)
 def test_account_tool_at_a_terminal_ctrl_c_and_ctrl_d(keys: bytes, status: int) -> None:
     """Was: a KeyboardInterrupt or EOFError traceback."""
     code, shown = _on_a_terminal((b"password:", keys))
@@ -491,8 +626,9 @@ def test_account_tool_at_a_terminal_ctrl_c_and_ctrl_d(keys: bytes, status: int) 
 
 
 def test_account_tool_at_a_terminal_asks_twice() -> None:
-    code, shown = _on_a_terminal((b"password:", b"a long auditor passphrase\n"),
-                                 (b"again:", b"a long auditor passphrase\n"))
+    code, shown = _on_a_terminal(
+        (b"password:", b"a long auditor passphrase\n"), (b"again:", b"a long auditor passphrase\n")
+    )
     assert code == 0, shown
     assert "again:" in shown and "alice auditor scrypt:" in shown
     assert "passphrase" not in shown  # never echoed
@@ -513,21 +649,29 @@ def test_data_files_come_from_package_data_and_all_are_listed() -> None:
         globs = tool.get("package-data", {}).get(package, [])
         for path in (repo / folder).rglob("*"):
             rel = path.relative_to(repo / folder).as_posix()
-            if (path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in rel
-                    or rel == "babel.cfg"):  # babel.cfg: extraction settings, not shipped
+            if (
+                path.is_dir()
+                or path.suffix in (".py", ".pyc")
+                or "__pycache__" in rel
+                or rel == "babel.cfg"
+            ):  # babel.cfg: extraction settings, not shipped
                 continue
-            if not any(fnmatch.fnmatch(rel, g.replace("**/", "")) or fnmatch.fnmatch(rel, g)
-                       for g in globs):
+            if not any(
+                fnmatch.fnmatch(rel, g.replace("**/", "")) or fnmatch.fnmatch(rel, g) for g in globs
+            ):
                 unlisted.append(f"{folder}/{rel}")
     assert unlisted == []
 
 
-def test_licence_json_dates_are_bounded_like_the_options(world, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture) -> None:
+def test_licence_json_dates_are_bounded_like_the_options(
+    world, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     _, _, key = world
     fields = tmp_path / "licence.json"
     fields.write_text(json.dumps({"typ": "DL", "no": "1", "nm": "A", "vu": "9999-12-31"}))
-    assert main(["issuer", "issue", "--key", str(key), "--iss", ISS,
-                 "--licence-json", str(fields)]) == 64
+    assert (
+        main(["issuer", "issue", "--key", str(key), "--iss", ISS, "--licence-json", str(fields)])
+        == 64
+    )
     err = capsys.readouterr().err
     assert "vu" in err and "outside" in err

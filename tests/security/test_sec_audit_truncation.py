@@ -49,10 +49,12 @@ def hub_dsn(request, tmp_path) -> str:
     return dsn
 
 
-def _upload(hub, log, identity, at: float, batch_size: int = 500, batches: int | None = None
-            ) -> None:
-    uploader = Uploader(log, identity, HubClient(hub.url, timeout_s=5),
-                        batch_size=batch_size, clock=lambda: at)
+def _upload(
+    hub, log, identity, at: float, batch_size: int = 500, batches: int | None = None
+) -> None:
+    uploader = Uploader(
+        log, identity, HubClient(hub.url, timeout_s=5), batch_size=batch_size, clock=lambda: at
+    )
     if batches is None:
         uploader.upload_pending(max_attempts=1)
     for _ in range(batches or 0):
@@ -62,8 +64,12 @@ def _upload(hub, log, identity, at: float, batch_size: int = 500, batches: int |
 def _heartbeat(hub, config, log, identity, at: float) -> dict:
     """The device's own heartbeat code, its head signed at ``at``."""
     sources = sources_from_config(
-        config, audit_backlog=lambda: 0, camera=lambda: "none", wall=lambda: at,
-        audit_head=lambda: log.signed_head(identity, at).as_dict())
+        config,
+        audit_backlog=lambda: 0,
+        camera=lambda: "none",
+        wall=lambda: at,
+        audit_head=lambda: log.signed_head(identity, at).as_dict(),
+    )
     return Heartbeat(sources, identity, HubClient(hub.url, timeout_s=5).post_heartbeat).send()
 
 
@@ -118,8 +124,10 @@ def test_cutting_the_newest_records_is_an_anomaly_at_the_hub(tmp_path, scenario,
         _, metrics = hub.request("GET", "/metrics")
         # The auditors' screens say the same (appliance_hub.audit_view_query).
         [screen] = audit_view_query.logs(hub.store, "kiosk-01")
-        assert screen["gaps"] and not audit_view_query.verify_log(
-            hub.store, "kiosk-01", screen["log_id"])["complete"]
+        assert (
+            screen["gaps"]
+            and not audit_view_query.verify_log(hub.store, "kiosk-01", screen["log_id"])["complete"]
+        )
         assert b'appliance_hub_audit_anomalies{device_id="kiosk-01"} 1' in metrics
 
 
@@ -135,16 +143,17 @@ def test_cutting_acknowledged_records_is_seen_by_audit_verify(tmp_path, scenario
     assert not report.ok and report.first_bad_seq == 8
     assert "acknowledged seq 10" in str(report)
     cfg = tmp_path / "appliance.toml"
-    cfg.write_text(f'[device]\nid = "kiosk-02"\n[paths]\n'
-                   f'state_dir = "{config.paths.state_dir}"\n'
-                   f'secrets_dir = "{config.paths.secrets_dir}"\n'
-                   f'[upload]\nhub_key = "{config.upload.hub_key}"\n')
+    cfg.write_text(
+        f'[device]\nid = "kiosk-02"\n[paths]\n'
+        f'state_dir = "{config.paths.state_dir}"\n'
+        f'secrets_dir = "{config.paths.secrets_dir}"\n'
+        f'[upload]\nhub_key = "{config.upload.hub_key}"\n'
+    )
     assert main(["audit", "verify", "--config", str(cfg)]) == 1
     assert "TAMPERED" in capsys.readouterr().out
 
 
-def test_deleting_the_log_with_records_outstanding_is_an_anomaly(tmp_path, scenario,
-                                                                  hub_dsn):
+def test_deleting_the_log_with_records_outstanding_is_an_anomaly(tmp_path, scenario, hub_dsn):
     with live_hub(tmp_path, hub_dsn) as hub:
         config, log, identity = device(tmp_path, "kiosk-03", hub.devices)
         record_many(log, scenario, 10)
@@ -175,8 +184,7 @@ def test_deleting_the_log_with_records_outstanding_is_an_anomaly(tmp_path, scena
         _, again, _ = device(tmp_path, "kiosk-04", hub.devices)
         record_many(again, scenario, 2, start=NOW + 100)
         _upload(hub, again, identity4, at=NOW + 110)
-        assert all(not e["anomalies"] and e["complete"]
-                   for e in hub.store.integrity("kiosk-04"))
+        assert all(not e["anomalies"] and e["complete"] for e in hub.store.integrity("kiosk-04"))
 
         # Never uploaded, only heartbeats: the log the hub heard of is listed all the same.
         config8, log8, identity8 = device(tmp_path, "kiosk-08", hub.devices)
@@ -194,8 +202,7 @@ def test_deleting_the_log_with_records_outstanding_is_an_anomaly(tmp_path, scena
 
 
 @pytest.mark.parametrize("uploaded", [0, 3])
-def test_deleting_the_oldest_unacknowledged_records_is_not_pruning(tmp_path, scenario,
-                                                                   uploaded):
+def test_deleting_the_oldest_unacknowledged_records_is_not_pruning(tmp_path, scenario, uploaded):
     with live_hub(tmp_path) as hub:
         config, log, identity = device(tmp_path, "kiosk-05", hub.devices, checkpoint_every=5)
         record_many(log, scenario, 12)
@@ -211,8 +218,9 @@ def test_deleting_the_oldest_unacknowledged_records_is_not_pruning(tmp_path, sce
 
 def test_pruning_after_a_signed_acknowledgement_still_verifies(tmp_path, scenario):
     with live_hub(tmp_path) as hub:
-        _, log, identity = device(tmp_path, "kiosk-06", hub.devices, checkpoint_every=5,
-                                  retention_days=1)
+        _, log, identity = device(
+            tmp_path, "kiosk-06", hub.devices, checkpoint_every=5, retention_days=1
+        )
         record_many(log, scenario, 12, step=3600)
         _upload(hub, log, identity, at=NOW + 13 * 3600, batch_size=8, batches=1)
         assert log.prune(NOW + 40 * 3600) == 8  # only what the hub signed for

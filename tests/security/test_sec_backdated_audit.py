@@ -32,8 +32,9 @@ def enrolled(tmp_path: Path, authority: Authority, server: RepoServer) -> Path:
     """A synced device with its device key and a test fleet key; returns its config."""
     device(tmp_path / "state", server.url, authority.root_file).sync_once()
     config = tmp_path / "device.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'secrets_dir = "{tmp_path / "secrets"}"\n')
+    config.write_text(
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{tmp_path / "secrets"}"\n'
+    )
     assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     return config
 
@@ -43,8 +44,9 @@ def _records(config: Path) -> int:
         return int(audit.status()["records"])
 
 
-def test_at_with_config_writes_no_record(enrolled: Path, authority: Authority,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_at_with_config_writes_no_record(
+    enrolled: Path, authority: Authority, capsys: pytest.CaptureFixture[str]
+) -> None:
     licence = authority.credential()
     assert main(["verify", "--config", str(enrolled), licence]) == 0
     assert _records(enrolled) == 1
@@ -60,22 +62,24 @@ def test_at_with_config_writes_no_record(enrolled: Path, authority: Authority,
     assert main(["audit", "verify", "--config", str(enrolled)]) == 0
 
 
-def test_at_with_config_needs_no_audit_keys(tmp_path: Path, authority: Authority,
-                                            server: RepoServer,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_at_with_config_needs_no_audit_keys(
+    tmp_path: Path, authority: Authority, server: RepoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Not audited, so nothing to refuse for missing device or fleet keys (and none made)."""
     device(tmp_path / "state", server.url, authority.root_file).sync_once()
     config = tmp_path / "device.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'secrets_dir = "{tmp_path / "secrets"}"\n')
+    config.write_text(
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{tmp_path / "secrets"}"\n'
+    )
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     assert main(["verify", "--config", str(config), "--at", at, authority.credential()]) == 0
     assert not (tmp_path / "state" / "audit.db").exists()
     assert not (tmp_path / "secrets").exists() or not any((tmp_path / "secrets").iterdir())
 
 
-def test_audit_verify_flags_times_that_go_backwards(enrolled: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_audit_verify_flags_times_that_go_backwards(
+    enrolled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = load_config(enrolled)
     from appliance.trust.store import load_trust_store
 

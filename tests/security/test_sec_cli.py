@@ -22,8 +22,14 @@ AT = "2027-01-15T08:00:00Z"  # NOW
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def one_line(stderr: str) -> str:
@@ -45,26 +51,51 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, Path, Path]:
 
 def test_negative_status_index_is_usage(tmp_path: Path) -> None:
     """Was: IndexError traceback (bytearray index out of range)."""
-    proc = run("trust-source", "set-status", str(tmp_path / "t.json"), "--uri", "s",
-               "--index", "-5", "--value", "1")
+    proc = run(
+        "trust-source",
+        "set-status",
+        str(tmp_path / "t.json"),
+        "--uri",
+        "s",
+        "--index",
+        "-5",
+        "--value",
+        "1",
+    )
     assert proc.returncode == 64
     assert "--index" in one_line(proc.stderr)
     assert not (tmp_path / "t.json").exists()
 
 
-def test_status_index_beyond_the_list_cap_is_usage(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture) -> None:
+def test_status_index_beyond_the_list_cap_is_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """An index of 10**12 would grow a 250 GB bytearray: refused before any allocation."""
-    assert main(["trust-source", "set-status", str(tmp_path / "t.json"), "--uri", "s",
-                 "--index", str(10**12), "--value", "1"]) == 64
+    assert (
+        main(
+            [
+                "trust-source",
+                "set-status",
+                str(tmp_path / "t.json"),
+                "--uri",
+                "s",
+                "--index",
+                str(10**12),
+                "--value",
+                "1",
+            ]
+        )
+        == 64
+    )
     assert "--index" in one_line(capsys.readouterr().err)
 
 
 def test_holder_present_missing_credential_file(tmp_path: Path, world) -> None:
     """Was: FileNotFoundError traceback."""
     _, _, key = world
-    proc = run("holder", "present", "--credential", f"@{tmp_path / 'missing.txt'}",
-               "--key", str(key))
+    proc = run(
+        "holder", "present", "--credential", f"@{tmp_path / 'missing.txt'}", "--key", str(key)
+    )
     assert proc.returncode == 64 and proc.stdout == ""
     assert "missing.txt" in one_line(proc.stderr)
 
@@ -76,19 +107,20 @@ def test_hub_enrol_binary_key_file(tmp_path: Path) -> None:
     proc = run("hub", "enrol", "--devices", str(tmp_path / "devices"), "kiosk-1", str(binary))
     assert proc.returncode == 64
     assert "key.pem" in one_line(proc.stderr)
-    assert not list((tmp_path / "devices").glob("*")) if (tmp_path / "devices").exists() \
-        else True
+    assert not list((tmp_path / "devices").glob("*")) if (tmp_path / "devices").exists() else True
 
 
-def test_hub_enrol_empty_stdin_is_usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture) -> None:
+def test_hub_enrol_empty_stdin_is_usage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(["hub", "enrol", "--devices", str(tmp_path / "d"), "kiosk-1", "-"]) == 64
     one_line(capsys.readouterr().err)
 
 
-def test_issue_without_licence_fields_names_the_options(world,
-                                                        capsys: pytest.CaptureFixture) -> None:
+def test_issue_without_licence_fields_names_the_options(
+    world, capsys: pytest.CaptureFixture
+) -> None:
     """Was: "LicenceData.__init__() missing 3 required positional arguments"."""
     _, _, key = world
     assert main(["issuer", "issue", "--key", str(key), "--iss", ISS]) == 64
@@ -97,16 +129,39 @@ def test_issue_without_licence_fields_names_the_options(world,
     assert all(option in line for option in ("--typ", "--no", "--nm"))
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("--dob", "12/04/1988"), ("--vu", "next-year"), ("--vf", "2026-13-01"),
-    ("--dob", "1988-04-12T00:00:00Z"), ("--vu", "2026-1-1"),
-])
-def test_issue_refuses_a_date_that_is_not_yyyy_mm_dd(world, option: str, value: str,
-                                                     capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--dob", "12/04/1988"),
+        ("--vu", "next-year"),
+        ("--vf", "2026-13-01"),
+        ("--dob", "1988-04-12T00:00:00Z"),
+        ("--vu", "2026-1-1"),
+    ],
+)
+def test_issue_refuses_a_date_that_is_not_yyyy_mm_dd(
+    world, option: str, value: str, capsys: pytest.CaptureFixture
+) -> None:
     """Was: signed happily; verify then said MALFORMED_CLAIMS."""
     _, _, key = world
-    status = main(["issuer", "issue", "--key", str(key), "--iss", ISS, "--typ", "DL",
-                   "--no", "1", "--nm", "A", option, value])
+    status = main(
+        [
+            "issuer",
+            "issue",
+            "--key",
+            str(key),
+            "--iss",
+            ISS,
+            "--typ",
+            "DL",
+            "--no",
+            "1",
+            "--nm",
+            "A",
+            option,
+            value,
+        ]
+    )
     out = capsys.readouterr()
     assert status == 64 and out.out == ""
     assert option in one_line(out.err)
@@ -115,53 +170,136 @@ def test_issue_refuses_a_date_that_is_not_yyyy_mm_dd(world, option: str, value: 
 def test_issued_dates_verify(world, capsys: pytest.CaptureFixture) -> None:
     """The valid form still signs, and the result verifies (not MALFORMED_CLAIMS)."""
     _, trust, key = world
-    assert main(["issuer", "issue", "--key", str(key), "--iss", ISS, "--typ", "DL", "--no", "1",
-                 "--nm", "A", "--dob", "1988-04-12", "--vf", "2026-01-01",
-                 "--vu", "2031-01-01", "--iat", "2027-01-01T00:00:00Z"]) == 0
+    assert (
+        main(
+            [
+                "issuer",
+                "issue",
+                "--key",
+                str(key),
+                "--iss",
+                ISS,
+                "--typ",
+                "DL",
+                "--no",
+                "1",
+                "--nm",
+                "A",
+                "--dob",
+                "1988-04-12",
+                "--vf",
+                "2026-01-01",
+                "--vu",
+                "2031-01-01",
+                "--iat",
+                "2027-01-01T00:00:00Z",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out.strip()
     assert main(["verify", "--trust-source", str(trust), "--at", AT, text]) == 0
 
 
-@pytest.mark.parametrize(("name", "data"), [
-    ("p.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 100),
-    ("p.gif", b"GIF89a" + b"\0" * 100),
-    ("big.jpg", b"\xff\xd8\xff\xe0" + b"\0" * 2100),
-    ("empty.jpg", b""),
-])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("p.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 100),
+        ("p.gif", b"GIF89a" + b"\0" * 100),
+        ("big.jpg", b"\xff\xd8\xff\xe0" + b"\0" * 2100),
+        ("empty.jpg", b""),
+    ],
+)
 def test_issue_refuses_a_photo_that_is_not_a_small_jpeg_or_webp(
-        world, tmp_path: Path, name: str, data: bytes, capsys: pytest.CaptureFixture) -> None:
+    world, tmp_path: Path, name: str, data: bytes, capsys: pytest.CaptureFixture
+) -> None:
     """Was: a PNG (or any bytes) signed although help and spec s.3 say JPEG/WebP <= 2,048."""
     _, _, key = world
     photo = tmp_path / name
     photo.write_bytes(data)
-    status = main(["issuer", "issue", "--key", str(key), "--iss", ISS, "--typ", "DL",
-                   "--no", "1", "--nm", "A", "--photo", str(photo)])
+    status = main(
+        [
+            "issuer",
+            "issue",
+            "--key",
+            str(key),
+            "--iss",
+            ISS,
+            "--typ",
+            "DL",
+            "--no",
+            "1",
+            "--nm",
+            "A",
+            "--photo",
+            str(photo),
+        ]
+    )
     out = capsys.readouterr()
     assert status == 64 and out.out == ""
     assert "--photo" in one_line(out.err)
 
 
-@pytest.mark.parametrize("data", [b"\xff\xd8\xff\xe0" + b"\0" * 500,
-                                  b"RIFF\x10\0\0\0WEBPVP8 " + b"\0" * 500])
-def test_issue_accepts_jpeg_and_webp(world, tmp_path: Path, data: bytes,
-                                     capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "data", [b"\xff\xd8\xff\xe0" + b"\0" * 500, b"RIFF\x10\0\0\0WEBPVP8 " + b"\0" * 500]
+)
+def test_issue_accepts_jpeg_and_webp(
+    world, tmp_path: Path, data: bytes, capsys: pytest.CaptureFixture
+) -> None:
     _, _, key = world
     photo = tmp_path / "p"
     photo.write_bytes(data)
-    assert main(["issuer", "issue", "--key", str(key), "--iss", ISS, "--typ", "DL",
-                 "--no", "1", "--nm", "A", "--photo", str(photo)]) == 0
+    assert (
+        main(
+            [
+                "issuer",
+                "issue",
+                "--key",
+                str(key),
+                "--iss",
+                ISS,
+                "--typ",
+                "DL",
+                "--no",
+                "1",
+                "--nm",
+                "A",
+                "--photo",
+                str(photo),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("LC1:")
 
 
 def test_missing_issuer_key_is_usage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Was: exit 1, as if something had failed verification."""
-    assert main(["issuer", "issue", "--key", str(tmp_path / "none.pem"), "--iss", ISS,
-                 "--typ", "DL", "--no", "1", "--nm", "A"]) == 64
+    assert (
+        main(
+            [
+                "issuer",
+                "issue",
+                "--key",
+                str(tmp_path / "none.pem"),
+                "--iss",
+                ISS,
+                "--typ",
+                "DL",
+                "--no",
+                "1",
+                "--nm",
+                "A",
+            ]
+        )
+        == 64
+    )
     assert "none.pem" in one_line(capsys.readouterr().err)
 
 
-def test_holder_present_refuses_a_key_that_is_not_cnf(world, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture) -> None:
+def test_holder_present_refuses_a_key_that_is_not_cnf(
+    world, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """Was: an LP1 signed with the issuer's key, emitted without a word."""
     w, _, issuer_key = world
     from appliance.tools.holder import cose_key
@@ -171,13 +309,27 @@ def test_holder_present_refuses_a_key_that_is_not_cnf(world, tmp_path: Path,
     bound = w.issue(holder_cose_key=cose_key(holder.private_key.public_key()))
     unbound = w.issue()
     for credential, key in ((bound, issuer_key), (unbound, tmp_path / "holder.pem")):
-        status = main(["holder", "present", "--credential", credential, "--key", str(key),
-                       "--at", AT])
+        status = main(
+            ["holder", "present", "--credential", credential, "--key", str(key), "--at", AT]
+        )
         out = capsys.readouterr()
         assert status == 64 and out.out == ""
         one_line(out.err)
-    assert main(["holder", "present", "--credential", bound, "--key",
-                 str(tmp_path / "holder.pem"), "--at", AT]) == 0
+    assert (
+        main(
+            [
+                "holder",
+                "present",
+                "--credential",
+                bound,
+                "--key",
+                str(tmp_path / "holder.pem"),
+                "--at",
+                AT,
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("LP1:")
 
 
@@ -204,11 +356,20 @@ def test_decode_unreadable_is_64_and_no_code_is_said(tmp_path: Path) -> None:
     assert "no QR code" in one_line(proc.stderr) and "blank.png" in proc.stderr
 
 
-def test_publish_init_into_an_existing_repository_is_usage(tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture) -> None:
+def test_publish_init_into_an_existing_repository_is_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """Was: exit 1 where other usage errors give 64."""
-    args = ["publish", "init", "--repo", str(tmp_path / "repo"), "--keys", str(tmp_path / "k"),
-            "--root-out", str(tmp_path / "root.json")]
+    args = [
+        "publish",
+        "init",
+        "--repo",
+        str(tmp_path / "repo"),
+        "--keys",
+        str(tmp_path / "k"),
+        "--root-out",
+        str(tmp_path / "root.json"),
+    ]
     assert main(args) == 0
     capsys.readouterr()
     assert main(args) == 64
@@ -220,8 +381,7 @@ def test_verify_config_does_not_create_keys(tmp_path: Path, world) -> None:
     w, _, _ = world
     secrets = tmp_path / "secrets"
     config = tmp_path / "device.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'secrets_dir = "{secrets}"\n')
+    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{secrets}"\n')
     proc = run("verify", "--config", str(config), w.issue())
     assert proc.returncode == 64 and proc.stdout == ""
     assert "appliance device keygen" in one_line(proc.stderr)

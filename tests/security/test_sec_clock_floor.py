@@ -42,20 +42,26 @@ class Clocks:
         self.since_boot += seconds
 
     def client(self, state: Path, authority: Authority, server: RepoServer):
-        return device(state, server.url, authority.root_file, wall=lambda: self.wall,
-                      clock_synchronised=lambda: True,
-                      boot=lambda: (self.boot_id, self.since_boot))
+        return device(
+            state,
+            server.url,
+            authority.root_file,
+            wall=lambda: self.wall,
+            clock_synchronised=lambda: True,
+            boot=lambda: (self.boot_id, self.since_boot),
+        )
 
 
 def _kiosk_reading(state: Path, trust: CurrentTrust, wall: float):
     floor = FileTimeFloor(state / "clock.json")
-    return FloorClock(lambda: (floor.last_synchronised(), trust().published_at),
-                      wall=lambda: wall, build_time=0).read()
+    return FloorClock(
+        lambda: (floor.last_synchronised(), trust().published_at), wall=lambda: wall, build_time=0
+    ).read()
 
 
 def test_a_spoofed_jump_during_one_sync_does_not_poison_the_floor(
-        tmp_path: Path, authority: Authority, server: RepoServer,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer, caplog: pytest.LogCaptureFixture
+) -> None:
     state = tmp_path / "state"
     clocks = Clocks(time.time())
     clocks.client(state, authority, server).sync_once()
@@ -72,8 +78,7 @@ def test_a_spoofed_jump_during_one_sync_does_not_poison_the_floor(
     assert floor is not None and published is not None and floor <= published
     reading = _kiosk_reading(state, trust, real)
     assert reading.trusted
-    verdict = verify(authority.credential(), trust(), reading.now,
-                     clock_trusted=reading.trusted)
+    verdict = verify(authority.credential(), trust(), reading.now, clock_trusted=reading.trusted)
     assert (verdict.outcome, verdict.reason) == (Outcome.PASS, Reason.OK)
     # Recorded: counted in the state file, on the status page.
     recorded = read_sync_state(state)
@@ -88,7 +93,8 @@ def test_a_spoofed_jump_during_one_sync_does_not_poison_the_floor(
 
 
 def test_a_jump_past_the_metadata_expiry_does_not_stop_sync(
-        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     """Ignored means ignored: expiry is judged at the time that really elapsed, so a
     70 h jump does not make 24 h metadata look expired (the floor still rules below)."""
     state = tmp_path / "state"
@@ -109,7 +115,8 @@ def test_a_jump_past_the_metadata_expiry_does_not_stop_sync(
 
 
 def test_the_floor_is_never_above_the_signed_publication_time(
-        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     """Even without a reference to compare with (first sync after a boot)."""
     state = tmp_path / "state"
     clocks = Clocks(time.time() + 40 * HOUR)

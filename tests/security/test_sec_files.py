@@ -61,25 +61,42 @@ def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Author
     server.stop()
 
 
-def test_cli_verify_creates_a_private_audit_db_under_umask_022(tmp_path: Path,
-                                                               authority) -> None:
+def test_cli_verify_creates_a_private_audit_db_under_umask_022(tmp_path: Path, authority) -> None:
     a, url = authority
     device(tmp_path / "state", url, a.root_file).sync_once()
     config = tmp_path / "device.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'secrets_dir = "{tmp_path / "secrets"}"\n')
-    enrol = subprocess.run([sys.executable, "-m", "appliance.cli", "device", "keygen",
-                            "--config", str(config), "--test-audit-key"], capture_output=True,
-                           timeout=60, check=False)
+    config.write_text(
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{tmp_path / "secrets"}"\n'
+    )
+    enrol = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance.cli",
+            "device",
+            "keygen",
+            "--config",
+            str(config),
+            "--test-audit-key",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert enrol.returncode == 0, enrol.stderr
-    done = subprocess.run([sys.executable, "-m", "appliance.cli", "verify", "--config",
-                           str(config), a.credential()], capture_output=True, timeout=60,
-                          check=False, preexec_fn=lambda: os.umask(0o022))
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance.cli", "verify", "--config", str(config), a.credential()],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.umask(0o022),
+    )
     assert done.returncode == 0, done.stderr
     created = [p for p in (tmp_path / "state").glob("audit.db*")]
     assert created
-    assert all(loose_bits(p) == 0 for p in created), [(p.name, oct(p.stat().st_mode))
-                                                      for p in created]
+    assert all(loose_bits(p) == 0 for p in created), [
+        (p.name, oct(p.stat().st_mode)) for p in created
+    ]
 
 
 def test_helpers_for_other_daemons(tmp_path: Path, umask_022) -> None:

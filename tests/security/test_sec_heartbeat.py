@@ -25,8 +25,9 @@ SCRIPT = "<script>alert(1)</script>"
 def test_a_device_cannot_script_the_fleet_page(tmp_path):
     with live_hub(tmp_path) as hub:
         _, _, identity = device(tmp_path, "kiosk-01", hub.devices)
-        fields = heartbeat_fields("kiosk-01", T0, software_version=SCRIPT,
-                                  camera='"><img src=x onerror=alert(1)>')
+        fields = heartbeat_fields(
+            "kiosk-01", T0, software_version=SCRIPT, camera='"><img src=x onerror=alert(1)>'
+        )
         assert hub.heartbeat(signed(identity, fields))[0] == 200
         status, body = hub.request("GET", "/fleet", token=ADMIN)
     html = body.decode()
@@ -83,7 +84,8 @@ def test_a_hub_that_never_answers_does_not_hang_the_device(tmp_path: Path, capsy
             f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
             f'secrets_dir = "{tmp_path / "secrets"}"\n'
             f'[upload]\nurl = "{hub.url}"\ntimeout_s = 1\n'
-            f'[camera]\nsource = "none"\n')
+            f'[camera]\nsource = "none"\n'
+        )
         assert main(["device", "keygen", "--config", str(config)]) == 0
         capsys.readouterr()
         status = main(["heartbeat", "--config", str(config)])

@@ -38,8 +38,9 @@ class LiveHub:
     def __init__(self, tmp_path) -> None:
         self.devices = tmp_path / "devices"
         self.store = HubStore(tmp_path / "hub.db")
-        self.server = make_server("127.0.0.1", 0, create_app(self.store, self.devices, TOKEN),
-                                  threaded=True)
+        self.server = make_server(
+            "127.0.0.1", 0, create_app(self.store, self.devices, TOKEN), threaded=True
+        )
         self.url = f"http://127.0.0.1:{self.server.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -47,10 +48,14 @@ class LiveHub:
 
     def post(self, body: bytes | SignedBody) -> tuple[int, dict]:
         """``body`` signed in its headers, or bytes sent unsigned."""
-        signed = body if isinstance(body, SignedBody) else SignedBody(
-            body, {"Content-Type": "application/json"})
-        resp = self.http.request("POST", self.url + "/v1/batches", body=signed.body,
-                                 headers=dict(signed.headers))
+        signed = (
+            body
+            if isinstance(body, SignedBody)
+            else SignedBody(body, {"Content-Type": "application/json"})
+        )
+        resp = self.http.request(
+            "POST", self.url + "/v1/batches", body=signed.body, headers=dict(signed.headers)
+        )
         return resp.status, json.loads(resp.data)
 
     def close(self) -> None:
@@ -83,9 +88,16 @@ def kiosk(tmp_path, hub, scenario):
     _, log, identity = device(tmp_path, "kiosk-01", hub.devices, checkpoint_every=2)
     record_many(log, scenario, 4)
     records, cps = log.pending(10)
-    batch = {"type": "appliance-audit-batch-v1", "device_id": "kiosk-01", "log_id": log.log_id,
-             "first_seq": 1, "last_seq": len(records), "records": records,
-             "checkpoints": cps, "sent_at": 1.5}
+    batch = {
+        "type": "appliance-audit-batch-v1",
+        "device_id": "kiosk-01",
+        "log_id": log.log_id,
+        "first_seq": 1,
+        "last_seq": len(records),
+        "records": records,
+        "checkpoints": cps,
+        "sent_at": 1.5,
+    }
     return identity, batch
 
 
@@ -123,8 +135,11 @@ def test_deep_json_signed_by_an_enrolled_device_is_a_400(hub, kiosk, body):
 
 def test_non_utf8_and_non_finite_bodies_are_400(hub, kiosk):
     identity, _ = kiosk
-    for body in (b'{"type": "\xff\xfe"}', b'{"first_seq": NaN, "last_seq": Infinity}',
-                 b'{"type": NaN}'):
+    for body in (
+        b'{"type": "\xff\xfe"}',
+        b'{"first_seq": NaN, "last_seq": Infinity}',
+        b'{"type": NaN}',
+    ):
         _assert_clean_400(*hub.post(sign_body(identity, "kiosk-01", body)))
 
 
@@ -190,12 +205,25 @@ def _record_field_a_list(b: dict) -> None:
     b["records"][1]["verdict"] = ["PASS"]
 
 
-@pytest.mark.parametrize("mutate", [
-    _records_not_objects, _records_not_a_list, _first_seq_missing, _first_seq_text, _huge_seq,
-    _nan_trust_version, _huge_trust_version, _lone_surrogate, _nul_in_text,
-    _checkpoints_not_a_list, _checkpoints_not_objects, _checkpoint_seq_text,
-    _record_field_a_list,
-], ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _records_not_objects,
+        _records_not_a_list,
+        _first_seq_missing,
+        _first_seq_text,
+        _huge_seq,
+        _nan_trust_version,
+        _huge_trust_version,
+        _lone_surrogate,
+        _nul_in_text,
+        _checkpoints_not_a_list,
+        _checkpoints_not_objects,
+        _checkpoint_seq_text,
+        _record_field_a_list,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_signed_but_malformed_batches_are_400_and_store_nothing(hub, kiosk, mutate):
     identity, batch = kiosk
     mutate(batch)
@@ -229,15 +257,23 @@ def test_a_batch_naming_another_device_than_its_signer_is_refused(hub, kiosk):
 def test_oversized_body_is_a_json_error_not_html(hub):
     from appliance_hub.server import MAX_BATCH_BYTES
 
-    resp = hub.http.request("POST", hub.url + "/v1/batches", body=b" " * (MAX_BATCH_BYTES + 1),
-                            headers={"Content-Type": "application/json"})
+    resp = hub.http.request(
+        "POST",
+        hub.url + "/v1/batches",
+        body=b" " * (MAX_BATCH_BYTES + 1),
+        headers={"Content-Type": "application/json"},
+    )
     assert resp.status == 413 and json.loads(resp.data)["status"] == "error"
 
 
 @pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 def test_auditor_time_bounds_out_of_range_are_400(hub, since):
-    resp = hub.http.request("GET", hub.url + "/v1/records", fields={"since": since},
-                            headers={"Authorization": f"Bearer {TOKEN}"})
+    resp = hub.http.request(
+        "GET",
+        hub.url + "/v1/records",
+        fields={"since": since},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert resp.status == 400, resp.status
     assert json.loads(resp.data)["status"] == "error"
 
@@ -250,9 +286,17 @@ def test_hub_database_files_are_not_world_readable_under_umask_022(tmp_path, sce
             _, log, _ = device(tmp_path, "kiosk-02", tmp_path / "devices")
             record_many(log, scenario, 3)
             records, _ = log.pending(10)
-            store.ingest({"type": "appliance-audit-batch-v1", "device_id": "kiosk-02",
-                          "log_id": log.log_id, "first_seq": 1, "last_seq": 3,
-                          "records": records, "checkpoints": []})
+            store.ingest(
+                {
+                    "type": "appliance-audit-batch-v1",
+                    "device_id": "kiosk-02",
+                    "log_id": log.log_id,
+                    "first_seq": 1,
+                    "last_seq": 3,
+                    "records": records,
+                    "checkpoints": [],
+                }
+            )
             names = sorted(p.name for p in (tmp_path / "db").iterdir())
             assert names == ["hub.db", "hub.db-shm", "hub.db-wal"]
             for path in (tmp_path / "db").iterdir():

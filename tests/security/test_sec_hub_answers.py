@@ -69,12 +69,14 @@ def bad_hub(request):
 
 def _config_file(tmp_path: Path, config, url: str) -> Path:
     path = tmp_path / "appliance.toml"
-    path.write_text(f'[device]\nid = "{config.device.id}"\n[paths]\n'
-                    f'state_dir = "{config.paths.state_dir}"\n'
-                    f'secrets_dir = "{config.paths.secrets_dir}"\n'
-                    f'[upload]\nurl = "{url}"\ntimeout_s = 5\n'
-                    f'hub_key = "{config.upload.hub_key}"\n'
-                    '[web]\nkiosk_socket = ""\n')
+    path.write_text(
+        f'[device]\nid = "{config.device.id}"\n[paths]\n'
+        f'state_dir = "{config.paths.state_dir}"\n'
+        f'secrets_dir = "{config.paths.secrets_dir}"\n'
+        f'[upload]\nurl = "{url}"\ntimeout_s = 5\n'
+        f'hub_key = "{config.upload.hub_key}"\n'
+        '[web]\nkiosk_socket = ""\n'
+    )
     return path
 
 

@@ -40,8 +40,14 @@ from test_hub_postgres import pg_dsn  # noqa: F401 (the fixture)
 from appliance.webauth.throttle import ThrottlePolicy
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
-EVIL = ['=HYPERLINK("http://evil.example","open")', "+1+cmd|' /C calc'!A0", "@SUM(A1)",
-        "-2+3", "\tTAB", "plain"]
+EVIL = [
+    '=HYPERLINK("http://evil.example","open")',
+    "+1+cmd|' /C calc'!A0",
+    "@SUM(A1)",
+    "-2+3",
+    "\tTAB",
+    "plain",
+]
 # Tries that reach a password check before the first wait: the free ones, then one more.
 CHECKED = ThrottlePolicy().free + 1
 
@@ -49,8 +55,9 @@ CHECKED = ThrottlePolicy().free + 1
 def test_both_csv_exports_defuse_formulas_and_are_the_same_bytes(tmp_path, hub_client):
     client = hub_client
     upload_crafted(tmp_path, client, "kiosk-evil", EVIL, Scenario())
-    api = client.get("/v1/records?format=csv",
-                     headers={"Authorization": "Bearer bearer-auditor"}).get_data(as_text=True)
+    api = client.get(
+        "/v1/records?format=csv", headers={"Authorization": "Bearer bearer-auditor"}
+    ).get_data(as_text=True)
     login(client, AUDITOR, AUDITOR_PW)
     screen = get(client, "/audit/export.csv").get_data(as_text=True)
     assert api == screen, "one writer for both exports"
@@ -85,8 +92,9 @@ def _login_over_http(url: str) -> int:
     opener = urllib.request.build_opener(_Insecure(jar))
     with opener.open(url + "/login", timeout=60) as resp:
         token = csrf_of(resp.read().decode())
-    data = urllib.parse.urlencode({"csrf_token": token, "name": AUDITOR,
-                                   "password": "wrong-guess"}).encode()
+    data = urllib.parse.urlencode(
+        {"csrf_token": token, "name": AUDITOR, "password": "wrong-guess"}
+    ).encode()
     try:
         with opener.open(url + "/login", data=data, timeout=60) as resp:
             return resp.status
@@ -99,13 +107,26 @@ def gunicorn_four_workers(tmp_path):
     if not GUNICORN.exists() and shutil.which("gunicorn") is None:
         pytest.skip("gunicorn is not installed (pip install -e '.[hub]')")
     port = _free_port()
-    env = {**os.environ, "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
-           "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
-           "APPLIANCE_HUB_USERS": str(users_file(tmp_path))}
+    env = {
+        **os.environ,
+        "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+        "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
+        "APPLIANCE_HUB_USERS": str(users_file(tmp_path)),
+    }
     proc = subprocess.Popen(
-        [str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")), "--workers", "4",
-         "--bind", f"127.0.0.1:{port}", "appliance_hub.wsgi:create()"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")),
+            "--workers",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "appliance_hub.wsgi:create()",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -75,14 +75,17 @@ def test_oversized_or_deep_heartbeat_is_refused_before_parsing(tmp_path, hub):
     assert _listed(hub) == {}
 
 
-@pytest.mark.parametrize("smuggled", [
-    {"holder_name": "สมชาย ใจดี"},
-    {"software_version": "0.1.0\nlicence 63001234"},
-    {"camera": "x" * 65},
-    {"audit_backlog": -1},
-    {"clock_trusted": 1},
-    {"uptime_s": float("inf")},
-])
+@pytest.mark.parametrize(
+    "smuggled",
+    [
+        {"holder_name": "สมชาย ใจดี"},
+        {"software_version": "0.1.0\nlicence 63001234"},
+        {"camera": "x" * 65},
+        {"audit_backlog": -1},
+        {"clock_trusted": 1},
+        {"uptime_s": float("inf")},
+    ],
+)
 def test_heartbeat_carries_only_operational_fields(tmp_path, hub, smuggled):
     """A heartbeat is no side channel for personal data or log-injection text."""
     _, _, identity = device(tmp_path, "kiosk-01", hub.devices)

@@ -28,8 +28,14 @@ from hub_auditor_support import (
 from appliance_hub.audit_view_query import MAX_PAGE
 from appliance_hub.auth import SESSION_COOKIE
 
-SCREENS = ("/audit/", "/audit/records", "/audit/export.csv", "/audit/export.jsonl",
-           "/audit/chain?device_id=a&log_id=b", "/audit/access")
+SCREENS = (
+    "/audit/",
+    "/audit/records",
+    "/audit/export.csv",
+    "/audit/export.jsonl",
+    "/audit/chain?device_id=a&log_id=b",
+    "/audit/access",
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +61,18 @@ def test_login_and_logout_forms_refuse_a_missing_or_foreign_csrf_token(hub_app):
     app = hub_app.app
     attacker, victim = app.test_client(), app.test_client()
     # A cross-site form post carries neither the login cookie nor a matching field.
-    bare = victim.post("/login", base_url=HTTPS, data={"name": AUDITOR,
-                                                       "password": AUDITOR_PW})
+    bare = victim.post("/login", base_url=HTTPS, data={"name": AUDITOR, "password": AUDITOR_PW})
     assert bare.status_code == 400
     foreign = csrf_of(get(attacker, "/login").get_data(as_text=True))
     get(victim, "/login")
-    resp = victim.post("/login", base_url=HTTPS, data={"csrf_token": foreign, "name": AUDITOR,
-                                                       "password": AUDITOR_PW})
-    assert resp.status_code == 400 and victim.get_cookie(SESSION_COOKIE,
-                                                          domain="hub.example") is None
+    resp = victim.post(
+        "/login",
+        base_url=HTTPS,
+        data={"csrf_token": foreign, "name": AUDITOR, "password": AUDITOR_PW},
+    )
+    assert (
+        resp.status_code == 400 and victim.get_cookie(SESSION_COOKIE, domain="hub.example") is None
+    )
     assert login(victim, AUDITOR, AUDITOR_PW).status_code == 302
     assert victim.post("/logout", base_url=HTTPS).status_code == 400
     assert get(victim, "/audit/").status_code == 200, "a forged logout ends nothing"
@@ -76,8 +85,10 @@ def test_a_cookie_copied_before_logout_is_worth_nothing_after(hub_app):
     thief.set_cookie(SESSION_COOKIE, _cookie(client), domain="hub.example")
     assert get(thief, "/audit/").status_code == 200
     page = get(client, "/audit/").get_data(as_text=True)
-    assert client.post("/logout", base_url=HTTPS,
-                       data={"csrf_token": csrf_of(page)}).status_code == 302
+    assert (
+        client.post("/logout", base_url=HTTPS, data={"csrf_token": csrf_of(page)}).status_code
+        == 302
+    )
     assert get(thief, "/audit/").status_code == 302
 
 
@@ -112,8 +123,16 @@ def test_failed_logins_behind_nginx_slow_only_the_failing_client_never_lock_out(
     store.close()
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/",
-                                    "/\\evil.example", "/%2F%2Fevil.example", "/\t/evil.example"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/%2F%2Fevil.example",
+        "/\t/evil.example",
+    ],
+)
 def test_next_after_login_stays_on_the_hub(hub_app, target):
     app = hub_app.app
     resp = login(app.test_client(), AUDITOR, AUDITOR_PW, next_=target)
@@ -125,8 +144,9 @@ def test_unknown_names_and_wrong_passwords_answer_alike(hub_app):
     unknown = login(app.test_client(), "nobody", "x" * 20)
     wrong = login(app.test_client(), AUDITOR, "x" * 20)
     assert unknown.status_code == wrong.status_code == 401
-    assert unknown.get_data(as_text=True).replace(csrf_of(unknown.get_data(as_text=True)), "") \
-        == wrong.get_data(as_text=True).replace(csrf_of(wrong.get_data(as_text=True)), "")
+    assert unknown.get_data(as_text=True).replace(
+        csrf_of(unknown.get_data(as_text=True)), ""
+    ) == wrong.get_data(as_text=True).replace(csrf_of(wrong.get_data(as_text=True)), "")
 
 
 def test_plain_text_password_in_the_users_file_is_no_password(tmp_path):
@@ -146,8 +166,10 @@ def test_removed_account_and_idle_session_end(tmp_path):
     assert get(client, "/audit/").status_code == 302
     login(client, AUDITOR, AUDITOR_PW)
     users = tmp_path / "hub_users"
-    users.write_text("\n".join(line for line in users.read_text().splitlines()
-                               if not line.startswith(AUDITOR)) + "\n")
+    users.write_text(
+        "\n".join(line for line in users.read_text().splitlines() if not line.startswith(AUDITOR))
+        + "\n"
+    )
     assert get(client, "/audit/").status_code == 302
     store.close()
 
@@ -161,8 +183,12 @@ def test_only_an_admin_reads_the_access_log(auditor_client, hub_admin_client):
 def test_device_text_is_shown_not_run_and_csv_cells_are_not_formulas(tmp_path, hub_app, scenario):
     app = hub_app.app
     client = app.test_client()
-    evil = ['<script>alert("x")</script>', '=HYPERLINK("http://evil.example","open")',
-            "+1+cmd|' /C calc'!A0", "@SUM(A1)"]
+    evil = [
+        '<script>alert("x")</script>',
+        '=HYPERLINK("http://evil.example","open")',
+        "+1+cmd|' /C calc'!A0",
+        "@SUM(A1)",
+    ]
     upload_crafted(tmp_path, client, "kiosk-evil", evil, scenario)
     login(client, AUDITOR, AUDITOR_PW)
     page = get(client, "/audit/records")
@@ -173,17 +199,21 @@ def test_device_text_is_shown_not_run_and_csv_cells_are_not_formulas(tmp_path, h
     cells = [c for line in csv_text.splitlines()[1:] for c in line.split(",")]
     assert not [c for c in cells if c.lstrip('"').startswith(("=", "+", "@"))]
     assert "'=HYPERLINK" in csv_text
-    jsonl = [json.loads(x) for x in get(client, "/audit/export.jsonl").get_data(
-        as_text=True).splitlines()]
+    jsonl = [
+        json.loads(x)
+        for x in get(client, "/audit/export.jsonl").get_data(as_text=True).splitlines()
+    ]
     assert [r["reason"] for r in jsonl] == evil, "JSONL keeps the records as hashed"
 
 
 def test_a_page_never_exceeds_the_bound(tmp_path, hub_app):
     app = hub_app.app
     conn = sqlite3.connect(tmp_path / "hub.db")
-    conn.executemany("INSERT INTO records (seq, time, device_id, log_id, verdict, reason, "
-                     "live, received_at) VALUES (?, ?, 'd', 'l', 'PASS', 'OK', 0, 'x')",
-                     [(i, f"2027-01-01T00:00:{i % 60:02d}Z") for i in range(1, MAX_PAGE + 20)])
+    conn.executemany(
+        "INSERT INTO records (seq, time, device_id, log_id, verdict, reason, "
+        "live, received_at) VALUES (?, ?, 'd', 'l', 'PASS', 'OK', 0, 'x')",
+        [(i, f"2027-01-01T00:00:{i % 60:02d}Z") for i in range(1, MAX_PAGE + 20)],
+    )
     conn.commit()
     conn.close()
     client = app.test_client()
@@ -200,8 +230,9 @@ def test_no_access_goes_unlogged(tmp_path, hub_app):
     get(client, "/audit/records?verdict=FAIL&device_id=kiosk-7")
     get(client, "/audit/export.csv?reason=REVOKED")
     conn = sqlite3.connect(tmp_path / "hub.db")
-    rows = conn.execute("SELECT user_name, role, action, query FROM auditor_access "
-                        "ORDER BY id").fetchall()
+    rows = conn.execute(
+        "SELECT user_name, role, action, query FROM auditor_access ORDER BY id"
+    ).fetchall()
     assert [r[2] for r in rows] == ["login", "records", "export_csv"]
     assert {r[0] for r in rows} == {AUDITOR} and {r[1] for r in rows} == {"auditor"}
     assert json.loads(rows[1][3])["device_id"] == "kiosk-7"
@@ -221,10 +252,13 @@ def test_bearer_token_reads_are_logged_too(tmp_path, hub_app):
     assert client.get("/v1/integrity", headers=headers).status_code == 200
     assert client.get("/v1/records", headers={"Authorization": "Bearer no"}).status_code == 401
     conn = sqlite3.connect(tmp_path / "hub.db")
-    rows = conn.execute("SELECT user_name, action, query FROM auditor_access ORDER BY id"
-                        ).fetchall()
-    assert rows == [("bearer-token", "api_records_jsonl", '{"device_id": "kiosk-3"}'),
-                    ("bearer-token", "api_integrity", "{}")]
+    rows = conn.execute(
+        "SELECT user_name, action, query FROM auditor_access ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        ("bearer-token", "api_records_jsonl", '{"device_id": "kiosk-3"}'),
+        ("bearer-token", "api_integrity", "{}"),
+    ]
     conn.execute("DROP TABLE auditor_access")
     conn.commit()
     conn.close()

@@ -33,8 +33,9 @@ class Hub:
     def __init__(self, tmp_path) -> None:
         self.devices = tmp_path / "devices"
         self.store = HubStore(tmp_path / "hub.db")
-        self.server = make_bounded_server("127.0.0.1", 0,
-                                          create_app(self.store, self.devices, "t" * 32))
+        self.server = make_bounded_server(
+            "127.0.0.1", 0, create_app(self.store, self.devices, "t" * 32)
+        )
         self.url = f"http://127.0.0.1:{self.server.server_port}/v1/batches"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -44,8 +45,9 @@ class Hub:
         """Status, answer and the peak of memory allocated while the hub handled it."""
         tracemalloc.start()
         try:
-            resp = self.http.request("POST", self.url, body=signed.body,
-                                     headers=dict(signed.headers))
+            resp = self.http.request(
+                "POST", self.url, body=signed.body, headers=dict(signed.headers)
+            )
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -68,8 +70,10 @@ def test_the_big_body_fits_the_size_limit_so_only_the_order_decides():
 
 def test_an_unenrolled_sender_is_refused_before_the_body_is_read(tmp_path, hub):
     _, _, stranger = device(tmp_path, "kiosk-x", None)
-    for signed in (sign_body(stranger, "kiosk-x", BIG),
-                   SignedBody(BIG, {"Content-Type": "application/json"})):
+    for signed in (
+        sign_body(stranger, "kiosk-x", BIG),
+        SignedBody(BIG, {"Content-Type": "application/json"}),
+    ):
         status, answer, peak = hub(signed)
         assert status == 401 and answer["status"] == "error"
         assert peak < len(BIG) // 10, f"{peak} bytes allocated for a sender nobody enrolled"
@@ -89,9 +93,16 @@ def test_a_signed_batch_is_parsed_and_stored(tmp_path, hub):
     _, log, identity = device(tmp_path, "kiosk-01", hub.devices)
     record_many(log, Scenario(), 3)
     records, cps = log.pending(10)
-    batch = {"type": "appliance-audit-batch-v1", "device_id": "kiosk-01",
-             "log_id": log.log_id, "first_seq": 1, "last_seq": 3, "records": records,
-             "checkpoints": cps, "sent_at": 1.5}
+    batch = {
+        "type": "appliance-audit-batch-v1",
+        "device_id": "kiosk-01",
+        "log_id": log.log_id,
+        "first_seq": 1,
+        "last_seq": 3,
+        "records": records,
+        "checkpoints": cps,
+        "sent_at": 1.5,
+    }
     status, answer, _ = hub(sign_body(identity, "kiosk-01", canonical(batch)))
     assert status == 200 and answer["status"] == "stored" and hub.store.count() == 3
 
@@ -99,8 +110,9 @@ def test_a_signed_batch_is_parsed_and_stored(tmp_path, hub):
 def test_a_body_without_length_or_over_the_limit_is_refused_unread(tmp_path, hub):
     _, _, identity = device(tmp_path, "kiosk-01", hub.devices)
     signed = sign_body(identity, "kiosk-01", b"{}")
-    resp = hub.http.request("POST", hub.url, body=iter([b"{}"]), headers=dict(signed.headers),
-                            chunked=True)
+    resp = hub.http.request(
+        "POST", hub.url, body=iter([b"{}"]), headers=dict(signed.headers), chunked=True
+    )
     assert resp.status == 411
     over = {**signed.headers, "Content-Length": str(MAX_BATCH_BYTES + 1)}
     resp = hub.http.request("POST", hub.url, body=b"{}", headers=over)

@@ -27,8 +27,12 @@ from appliance.devices.scanner import decode_image_file
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def png_bomb(width: int, height: int) -> bytes:
@@ -38,8 +42,9 @@ def png_bomb(width: int, height: int) -> bytes:
     row = bytes(width + 1)  # filter byte 0 and black pixels
     idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat)
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 def qr_png(text: str, *, padding_kb: int = 0) -> bytes:
@@ -80,9 +85,11 @@ def test_the_pixel_cap_fits_a_phone_photo_and_a_1_gb_pi() -> None:
     assert 12_000_000 <= MAX_IMAGE_PIXELS <= 50_000_000
 
 
-@pytest.mark.parametrize("data", [other_format("BMP"), other_format("TIFF"),
-                                  other_format("GIF"), EPS],
-                         ids=["bmp", "tiff", "gif", "eps"])
+@pytest.mark.parametrize(
+    "data",
+    [other_format("BMP"), other_format("TIFF"), other_format("GIF"), EPS],
+    ids=["bmp", "tiff", "gif", "eps"],
+)
 def test_only_png_jpeg_and_webp_are_opened(tmp_path: Path, data: bytes) -> None:
     picture = tmp_path / "picture"
     picture.write_bytes(data)
@@ -127,8 +134,10 @@ def test_web_refuses_a_bomb_before_decoding(tmp_path: Path) -> None:
     kit = make_kit(tmp_path)
     client = make_app(kit).test_client()
     token = form_token(client, "/verify")
-    r = client.post("/verify", data={"csrf_token": token, "image": (
-        io.BytesIO(png_bomb(13000, 13000)), "bomb.png")})
+    r = client.post(
+        "/verify",
+        data={"csrf_token": token, "image": (io.BytesIO(png_bomb(13000, 13000)), "bomb.png")},
+    )
     assert r.status_code == 413
     assert "too large" in r.get_data(as_text=True)
     assert kit.port.recent_verdicts() == []
@@ -138,8 +147,7 @@ def test_web_refuses_other_formats(tmp_path: Path) -> None:
     kit = make_kit(tmp_path)
     client = make_app(kit).test_client()
     token = form_token(client, "/verify")
-    r = client.post("/verify", data={"csrf_token": token,
-                                     "image": (io.BytesIO(EPS), "x.eps")})
+    r = client.post("/verify", data={"csrf_token": token, "image": (io.BytesIO(EPS), "x.eps")})
     assert r.status_code == 400 and kit.port.recent_verdicts() == []
 
 
@@ -151,8 +159,9 @@ def test_web_upload_never_touches_a_temporary_directory(tmp_path: Path, monkeypa
         picture = qr_png(kit.pass_text(), padding_kb=900)  # above werkzeug's 500 KB spool
         # Any temporary file now fails: the directory does not exist.
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))
-        status, body = server.post_multipart("/verify", cookie, {"csrf_token": token},
-                                             {"image": ("qr.png", picture)})
+        status, body = server.post_multipart(
+            "/verify", cookie, {"csrf_token": token}, {"image": ("qr.png", picture)}
+        )
     finally:
         server.close()
     assert status == 200, body[:300]
@@ -166,7 +175,12 @@ def test_web_caps_the_request_size(tmp_path: Path) -> None:
     client = app.test_client()
     token = form_token(client, "/verify")
     limit = kit.config.web.max_upload_kb * 1024
-    r = client.post("/verify", data={"csrf_token": token, "image": (
-        io.BytesIO(qr_png("LC1:X") + bytes(limit + 128 * 1024)), "big.png")})
+    r = client.post(
+        "/verify",
+        data={
+            "csrf_token": token,
+            "image": (io.BytesIO(qr_png("LC1:X") + bytes(limit + 128 * 1024)), "big.png"),
+        },
+    )
     assert r.status_code == 413
     assert kit.port.recent_verdicts() == []

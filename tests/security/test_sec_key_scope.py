@@ -45,17 +45,26 @@ class CertKey:
     def __init__(self) -> None:
         self.signer = SigningKey("ES256", ec.generate_private_key(ec.SECP256R1()))
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "DSC")])
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(self.signer.private_key.public_key()).serial_number(7)
-                .not_valid_before(dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
-                .not_valid_after(dt.datetime(2034, 1, 1, tzinfo=dt.UTC))
-                .sign(self.signer.private_key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.signer.private_key.public_key())
+            .serial_number(7)
+            .not_valid_before(dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+            .not_valid_after(dt.datetime(2034, 1, 1, tzinfo=dt.UTC))
+            .sign(self.signer.private_key, hashes.SHA256())
+        )
         self.der = cert.public_bytes(serialization.Encoding.DER)
         self.kid = compute_kid(self.der)
 
     def entry(self, **extra: Any) -> dict[str, Any]:
-        return {"kid": self.kid.hex(), "alg": "ES256",
-                "certificate": base64.b64encode(self.der).decode(), **extra}
+        return {
+            "kid": self.kid.hex(),
+            "alg": "ES256",
+            "certificate": base64.b64encode(self.der).decode(),
+            **extra,
+        }
 
 
 class JwkKey:
@@ -64,21 +73,31 @@ class JwkKey:
     def __init__(self) -> None:
         self.signer = SigningKey("ES256", ec.generate_private_key(ec.SECP256R1()))
         numbers = self.signer.private_key.public_key().public_numbers()
-        self.jwk = {"kty": "EC", "crv": "P-256",
-                    "x": _b64url(numbers.x.to_bytes(32, "big")),
-                    "y": _b64url(numbers.y.to_bytes(32, "big"))}
+        self.jwk = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64url(numbers.x.to_bytes(32, "big")),
+            "y": _b64url(numbers.y.to_bytes(32, "big")),
+        }
         self.kid = hashlib.sha256(
-            json.dumps(self.jwk, separators=(",", ":"), sort_keys=True).encode()).digest()
+            json.dumps(self.jwk, separators=(",", ":"), sort_keys=True).encode()
+        ).digest()
 
     def entry(self, **extra: Any) -> dict[str, Any]:
-        return {"kid": _b64url(self.kid), "alg": "ES256", "jwk": self.jwk,
-                "not_before": "2024-01-01T00:00:00Z", "not_after": "2034-01-01T00:00:00Z",
-                **extra}
+        return {
+            "kid": _b64url(self.kid),
+            "alg": "ES256",
+            "jwk": self.jwk,
+            "not_before": "2024-01-01T00:00:00Z",
+            "not_after": "2034-01-01T00:00:00Z",
+            **extra,
+        }
 
 
 def trust_of(*issuers: tuple[str, list[dict[str, Any]]]) -> Any:
-    return snapshot_from_document({"issuers": [{"iss": iss, "keys": keys}
-                                               for iss, keys in issuers]})
+    return snapshot_from_document(
+        {"issuers": [{"iss": iss, "keys": keys} for iss, keys in issuers]}
+    )
 
 
 def lc1_signed_by(signer: SigningKey, kid: bytes, **overrides: Any) -> str:
@@ -88,9 +107,22 @@ def lc1_signed_by(signer: SigningKey, kid: bytes, **overrides: Any) -> str:
 
 def hc1_signed_by(signer: SigningKey, kid: bytes, iss: str = DCC_ISS) -> str:
     """A well-formed HC1 vaccination certificate signed by ``signer`` under ``kid``."""
-    hcert = {"ver": "1.3.0", "nam": {"fn": "Muster", "fnt": "MUSTER"}, "dob": "1990-01-02",
-             "v": [{"ci": "URN:UVCI:01:XX:0001", "tg": "840539006", "dn": 2, "sd": 2,
-                    "dt": "2026-06-01", "co": "XX", "is": "XX Health"}]}
+    hcert = {
+        "ver": "1.3.0",
+        "nam": {"fn": "Muster", "fnt": "MUSTER"},
+        "dob": "1990-01-02",
+        "v": [
+            {
+                "ci": "URN:UVCI:01:XX:0001",
+                "tg": "840539006",
+                "dn": 2,
+                "sd": 2,
+                "dt": "2026-06-01",
+                "co": "XX",
+                "is": "XX Health",
+            }
+        ],
+    }
     payload = cbor2.dumps({1: iss, 4: NOW + 86400, 6: NOW - 3600, -260: {1: hcert}})
     return text(cose(signer, payload, protected={1: -7, 4: kid}), prefix="HC1:")
 
@@ -117,22 +149,23 @@ def test_dcc_document_signer_cannot_sign_a_driving_licence() -> None:
 def test_dcc_document_signer_cannot_sign_a_presentation_licence() -> None:
     dsc, holder = CertKey(), generate_key("ES256")
     trust = trust_of((ISS, [dsc.entry()]))
-    lc1 = lc1_signed_by(dsc.signer, dsc.kid,
-                        holder_cose_key=cose_key(holder.private_key.public_key()))
+    lc1 = lc1_signed_by(
+        dsc.signer, dsc.kid, holder_cose_key=cose_key(holder.private_key.public_key())
+    )
     assert check(present(lc1, holder, NOW), trust) == ("FAIL", "UNKNOWN_ISSUER")
 
 
 def test_shc_issuer_key_cannot_sign_an_hc1() -> None:
     shc_key = JwkKey()
     trust = trust_of((DCC_ISS, [shc_key.entry()]))
-    assert check(hc1_signed_by(shc_key.signer, shc_key.kid), trust) == (
-        "FAIL", "UNKNOWN_ISSUER")
+    assert check(hc1_signed_by(shc_key.signer, shc_key.kid), trust) == ("FAIL", "UNKNOWN_ISSUER")
 
 
 def test_licence_key_cannot_sign_an_hc1() -> None:
     world = World()
-    trust = snapshot_from_document(world.editor.doc | {"issuers": [
-        {**i, "iss": DCC_ISS} for i in world.editor.doc["issuers"]]})
+    trust = snapshot_from_document(
+        world.editor.doc | {"issuers": [{**i, "iss": DCC_ISS} for i in world.editor.doc["issuers"]]}
+    )
     qr = hc1_signed_by(world.es256, world.es256.kid)
     assert check(qr, trust) == ("FAIL", "UNKNOWN_ISSUER")
 
@@ -170,11 +203,17 @@ def test_defaults_follow_the_key_form() -> None:
     licence_key, dsc, shc_key = generate_key("EdDSA"), CertKey(), JwkKey()
     trust = trust_of((ISS, [licence_key.trust_entry(), dsc.entry(), shc_key.entry()]))
     scopes = {fmt: set(trust.keys.by_format[fmt]) for fmt in ("LC1", "LP1", "HC1", "SHC")}
-    assert scopes == {"LC1": {licence_key.kid}, "LP1": {licence_key.kid},
-                      "HC1": {dsc.kid}, "SHC": {shc_key.kid}}
+    assert scopes == {
+        "LC1": {licence_key.kid},
+        "LP1": {licence_key.kid},
+        "HC1": {dsc.kid},
+        "SHC": {shc_key.kid},
+    }
     assert {k.kid: k.profiles for k in trust.keys} == {
-        licence_key.kid: frozenset({"LC1"}), dsc.kid: frozenset({"HC1"}),
-        shc_key.kid: frozenset({"SHC"})}
+        licence_key.kid: frozenset({"LC1"}),
+        dsc.kid: frozenset({"HC1"}),
+        shc_key.kid: frozenset({"SHC"}),
+    }
     # A format without its own key set (a future profile) trusts no key at all.
     assert trust.keys.lookup("ZZ1", licence_key.kid) is None
     assert trust.keys.lookup("LP1", licence_key.kid) is not None
@@ -183,13 +222,16 @@ def test_defaults_follow_the_key_form() -> None:
 # --- refusing bad profiles -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("profiles", "message"), [
-    (["LC1", "XX9"], "unknown profile 'XX9'"),
-    (["LP1"], "unknown profile 'LP1'"),
-    ([], "profiles must be a non-empty list"),
-    ("LC1", "profiles must be a non-empty list"),
-    ([1], "profiles must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    ("profiles", "message"),
+    [
+        (["LC1", "XX9"], "unknown profile 'XX9'"),
+        (["LP1"], "unknown profile 'LP1'"),
+        ([], "profiles must be a non-empty list"),
+        ("LC1", "profiles must be a non-empty list"),
+        ([1], "profiles must be a non-empty list"),
+    ],
+)
 def test_bad_profiles_refuse_the_source_naming_the_key(profiles: Any, message: str) -> None:
     key = generate_key("ES256")
     doc = {"issuers": [{"iss": ISS, "keys": [key.trust_entry() | {"profiles": profiles}]}]}
@@ -218,29 +260,84 @@ def test_trust_source_tools_scope_keys(tmp_path: Path, capsys: pytest.CaptureFix
     kid = capsys.readouterr().out.strip()
     entry_file = key_file.with_name(key_file.name + ".trust.json")
     assert json.loads(entry_file.read_text())["key"]["profiles"] == ["LC1"]
-    assert main(["issuer", "issue", "--key", str(key_file), "--iss", "TH-DLT", "--typ", "DL",
-                 "--no", "1", "--nm", "A", "--iat", "2026-12-01T00:00:00Z"]) == 0
+    assert (
+        main(
+            [
+                "issuer",
+                "issue",
+                "--key",
+                str(key_file),
+                "--iss",
+                "TH-DLT",
+                "--typ",
+                "DL",
+                "--no",
+                "1",
+                "--nm",
+                "A",
+                "--iat",
+                "2026-12-01T00:00:00Z",
+            ]
+        )
+        == 0
+    )
     qr = capsys.readouterr().out.strip()
     at = ["--at", "2027-01-15T08:00:00Z"]
 
-    assert main(["trust-source", "add-key", str(ts), "--create", "--entry", str(entry_file),
-                 "--profiles", "HC1"]) == 0
+    assert (
+        main(
+            [
+                "trust-source",
+                "add-key",
+                str(ts),
+                "--create",
+                "--entry",
+                str(entry_file),
+                "--profiles",
+                "HC1",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.split() == [kid, "active", "HC1"]
     assert main(["verify", "--trust-source", str(ts), "--json", *at, qr]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == "UNKNOWN_ISSUER"
 
-    assert main(["trust-source", "add-key", str(ts), "--entry", str(entry_file),
-                 "--profiles", "HC1,LC1"]) == 0
+    assert (
+        main(
+            [
+                "trust-source",
+                "add-key",
+                str(ts),
+                "--entry",
+                str(entry_file),
+                "--profiles",
+                "HC1,LC1",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["verify", "--trust-source", str(ts), *at, qr]) == 0
     capsys.readouterr()
-    assert main(["trust-source", "key-status", str(ts), "--kid", kid, "--status",
-                 "revoked"]) == 0
+    assert main(["trust-source", "key-status", str(ts), "--kid", kid, "--status", "revoked"]) == 0
     assert capsys.readouterr().out.split() == [kid, "revoked", "HC1,LC1"]
 
     before = ts.read_bytes()
-    assert main(["trust-source", "add-key", str(ts), "--entry", str(entry_file),
-                 "--profiles", "LC1,XX9"]) == 64
+    assert (
+        main(
+            [
+                "trust-source",
+                "add-key",
+                str(ts),
+                "--entry",
+                str(entry_file),
+                "--profiles",
+                "LC1,XX9",
+            ]
+        )
+        == 64
+    )
     err = capsys.readouterr().err
     assert "unknown profile 'XX9'" in err and kid in err
     assert ts.read_bytes() == before
@@ -248,9 +345,14 @@ def test_trust_source_tools_scope_keys(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_listing_keys_spans_every_format() -> None:
     licence_key, dsc, shc_key = generate_key("ES256"), CertKey(), JwkKey()
-    trust = snapshot_from_document({"issuers": [
-        {"iss": ISS, "name": "Land Transport", "keys": [licence_key.trust_entry()]},
-        {"iss": DCC_ISS, "name": "Health", "keys": [dsc.entry(), shc_key.entry()]}]})
+    trust = snapshot_from_document(
+        {
+            "issuers": [
+                {"iss": ISS, "name": "Land Transport", "keys": [licence_key.trust_entry()]},
+                {"iss": DCC_ISS, "name": "Health", "keys": [dsc.entry(), shc_key.entry()]},
+            ]
+        }
+    )
     assert len(trust.keys) == 3
     assert trust.issuer_names() == {ISS: "Land Transport", DCC_ISS: "Health"}
 
@@ -272,12 +374,14 @@ def test_publisher_makes_every_key_scope_explicit() -> None:
     from appliance_sync.trust_parts import parts_from_document
 
     dsc, shc_key, licence_key = CertKey(), JwkKey(), generate_key("EdDSA")
-    entries = [dsc.entry(), shc_key.entry(profiles=["HC1", "SHC"]),
-               {k: v for k, v in licence_key.trust_entry().items() if k != "profiles"}]
+    entries = [
+        dsc.entry(),
+        shc_key.entry(profiles=["HC1", "SHC"]),
+        {k: v for k, v in licence_key.trust_entry().items() if k != "profiles"},
+    ]
     doc = {"issuers": [{"iss": ISS, "keys": entries}]}
     parts = parts_from_document(doc)
-    assert [k["profiles"] for k in parts.issuers[0]["keys"]] == [
-        ["HC1"], ["HC1", "SHC"], ["LC1"]]
+    assert [k["profiles"] for k in parts.issuers[0]["keys"]] == [["HC1"], ["HC1", "SHC"], ["LC1"]]
     assert "profiles" not in doc["issuers"][0]["keys"][0]  # the source is left as it was
 
 

@@ -79,10 +79,12 @@ def world() -> World:
 
 @pytest.fixture
 def parts(world: World, tmp_path: Path):
-    audit = AuditLog(tmp_path / "audit.db", device_id="pi-sec", hmac_key=b"k" * 32,
-                     identity=None).open()
-    indicator = GpiozeroIndicator(IndicatorConfig(backend="mock", verdict_hold_s=60),
-                                  pin_factory=MockFactory())
+    audit = AuditLog(
+        tmp_path / "audit.db", device_id="pi-sec", hmac_key=b"k" * 32, identity=None
+    ).open()
+    indicator = GpiozeroIndicator(
+        IndicatorConfig(backend="mock", verdict_hold_s=60), pin_factory=MockFactory()
+    )
     yield audit, indicator
     indicator.close()
     audit.close()
@@ -91,14 +93,25 @@ def parts(world: World, tmp_path: Path):
 def make_kiosk(world: World, parts, texts: list[str | None], **service_kw):
     audit, indicator = parts
     clock = Monotonic()
-    service = VerificationService(lambda: world.trust(), FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=audit,
-                                  **service_kw)
+    service = VerificationService(
+        lambda: world.trust(),
+        FixedClock(NOW),
+        Checkpoint(check_staleness=False),
+        audit=audit,
+        **service_kw,
+    )
     bus = EventBus()
     seen: list[dict] = []
     bus.listen(seen.append)
-    kiosk = Kiosk(Frames(texts, clock), FrameScanner(make_decoder("zxing", live=True)),
-                  service, indicator, bus, repeat_after_absent_s=0.5, monotonic=clock)
+    kiosk = Kiosk(
+        Frames(texts, clock),
+        FrameScanner(make_decoder("zxing", live=True)),
+        service,
+        indicator,
+        bus,
+        repeat_after_absent_s=0.5,
+        monotonic=clock,
+    )
     kiosk._open_camera()
     return kiosk, seen
 
@@ -115,8 +128,7 @@ def records(audit: AuditLog) -> list[dict]:
 def test_a_code_that_makes_the_verifier_raise_is_one_audited_fail(world, parts, caplog):
     audit, indicator = parts
     good = world.issue()
-    kiosk, seen = make_kiosk(world, parts, [BOOM, None, good],
-                             verifier=exploding_verifier)
+    kiosk, seen = make_kiosk(world, parts, [BOOM, None, good], verifier=exploding_verifier)
     with caplog.at_level(logging.DEBUG):
         first = kiosk.poll_once(0)
         assert [v.outcome for v in first] == [Outcome.FAIL]
@@ -178,10 +190,20 @@ def test_an_audit_sink_bug_is_an_audit_fault_not_a_crash(world, parts):
 
     _, indicator = parts
     clock = Monotonic()
-    service = VerificationService(lambda: world.trust(), FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=BuggyAudit())
-    kiosk = Kiosk(Frames([world.issue()], clock), FrameScanner(make_decoder("zxing")),
-                  service, indicator, EventBus(), monotonic=clock)
+    service = VerificationService(
+        lambda: world.trust(),
+        FixedClock(NOW),
+        Checkpoint(check_staleness=False),
+        audit=BuggyAudit(),
+    )
+    kiosk = Kiosk(
+        Frames([world.issue()], clock),
+        FrameScanner(make_decoder("zxing")),
+        service,
+        indicator,
+        EventBus(),
+        monotonic=clock,
+    )
     kiosk._open_camera()
     assert kiosk.poll_once(0) == []  # audit required: no verdict without a record
     assert service.audit_fault is not None
@@ -201,8 +223,11 @@ def test_serial_scanner_bad_line_costs_one_line(world, parts):
     kiosk, _ = make_kiosk(world, parts, [], verifier=exploding_verifier)
     master, slave = os.openpty()
     stop = threading.Event()
-    reader = threading.Thread(target=read_serial, args=(os.ttyname(slave), kiosk.submit_text,
-                                                        stop), kwargs={"poll_s": 0.02})
+    reader = threading.Thread(
+        target=read_serial,
+        args=(os.ttyname(slave), kiosk.submit_text, stop),
+        kwargs={"poll_s": 0.02},
+    )
     reader.start()
     got: list = []
     try:
@@ -238,8 +263,9 @@ def test_hid_scanner_bad_line_costs_one_line(world, parts, tmp_path: Path):
     fifo = tmp_path / "event0"
     os.mkfifo(fifo)
     stop = threading.Event()
-    reader = threading.Thread(target=read_hid, args=(str(fifo), kiosk.submit_text, stop),
-                              kwargs={"poll_s": 0.02})
+    reader = threading.Thread(
+        target=read_hid, args=(str(fifo), kiosk.submit_text, stop), kwargs={"poll_s": 0.02}
+    )
     reader.start()
     got: list = []
     try:
@@ -265,6 +291,7 @@ def test_device_reader_survives_a_consumer_that_raises(tmp_path: Path):
             if chunk.startswith(b"bad"):
                 raise UnicodeError("consumer bug")
             seen.append(chunk)
+
         return consume
 
     opened = {"n": 0}
@@ -276,8 +303,11 @@ def test_device_reader_survives_a_consumer_that_raises(tmp_path: Path):
         os.set_blocking(r, False)
         return r
 
-    reader = threading.Thread(target=read_device, args=("pipe", open_pipe, consumer, stop),
-                              kwargs={"name": "test", "poll_s": 0.02})
+    reader = threading.Thread(
+        target=read_device,
+        args=("pipe", open_pipe, consumer, stop),
+        kwargs={"name": "test", "poll_s": 0.02},
+    )
     reader.start()
     try:
         os.write(w, b"bad chunk")
@@ -300,6 +330,7 @@ def _drained(fd: int) -> bool:
 def test_failing_decoder_is_logged_once_per_minute_with_a_count(world, parts, caplog):
     """4,745 tracebacks in 10 s before: now one line, then one line with the count."""
     kiosk, _ = make_kiosk(world, parts, [None] * 600)
+
     def broken_scan(grey: np.ndarray) -> list[str]:
         raise RuntimeError("decoder bug")
 

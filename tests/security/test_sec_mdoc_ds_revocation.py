@@ -27,8 +27,8 @@ def _respelled(der: bytes) -> bytes:
 
     signature = x509.load_der_x509_certificate(der).signature
     at = len(der) - len(signature) - 3  # 03 <length> 00 <signature>
-    assert der[at:at + 3] == bytes((0x03, len(signature) + 1, 0x00))
-    return der[:at + 2] + b"\x01" + der[at + 3:]
+    assert der[at : at + 3] == bytes((0x03, len(signature) + 1, 0x00))
+    return der[: at + 2] + b"\x01" + der[at + 3 :]
 
 
 def test_respelled_revoked_ds_certificate_does_not_pass() -> None:

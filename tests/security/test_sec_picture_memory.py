@@ -121,8 +121,12 @@ class MemoryCgroup:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def flat_png(width: int, height: int, colour_type: int) -> bytes:
@@ -133,8 +137,9 @@ def flat_png(width: int, height: int, colour_type: int) -> bytes:
     row = b"\x00" + bytes([200]) * (width * channels)
     idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
     ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat)
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 def flat_jpeg(width: int, height: int) -> bytes:
@@ -158,8 +163,10 @@ def at_cap(fmt: str, mode: str, text: str) -> bytes:
     out = io.BytesIO()
     img.save(out, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
     data = out.getvalue()
-    assert len(data) <= 256 * 1024 and peak_bytes(
-        fmt, mode, (width, height), data_bytes=len(data)) <= PICTURE_BUDGET_BYTES
+    assert (
+        len(data) <= 256 * 1024
+        and peak_bytes(fmt, mode, (width, height), data_bytes=len(data)) <= PICTURE_BUDGET_BYTES
+    )
     return data
 
 
@@ -208,9 +215,9 @@ id = "picture-memory"
 mode = "kiosk"
 
 [paths]
-state_dir = "{tmp / 'state'}"
-secrets_dir = "{tmp / 'secrets'}"
-run_dir = "{tmp / 'run'}"
+state_dir = "{tmp / "state"}"
+secrets_dir = "{tmp / "secrets"}"
+run_dir = "{tmp / "run"}"
 
 [camera]
 source = "images"
@@ -224,7 +231,7 @@ backend = "mock"
 required = false
 
 [web]
-kiosk_socket = "{tmp / 'run' / 'kiosk.sock'}"
+kiosk_socket = "{tmp / "run" / "kiosk.sock"}"
 language = "en"
 trusted_hosts = ["127.0.0.1", "localhost"]
 """)
@@ -248,8 +255,13 @@ def _environment() -> dict[str, str]:
 @contextlib.contextmanager
 def in_cgroup(argv: list[str], unit: str) -> Iterator[tuple[subprocess.Popen, MemoryCgroup]]:
     group = MemoryCgroup(unit_memory_max(unit))
-    proc = subprocess.Popen(group.wrap(argv), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=_environment())
+    proc = subprocess.Popen(
+        group.wrap(argv),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(),
+    )
     try:
         yield proc, group
     finally:
@@ -314,10 +326,20 @@ def free_port() -> int:
 
 
 def test_standalone_web_survives_every_picture_in_its_units_memory(
-        installed: Path, authority) -> None:
+    installed: Path, authority
+) -> None:
     port = free_port()
-    argv = [sys.executable, "-m", "appliance.cli", "web", "--standalone", "--config",
-            str(installed), "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "appliance.cli",
+        "web",
+        "--standalone",
+        "--config",
+        str(installed),
+        "--port",
+        str(port),
+    ]
     with in_cgroup(argv, "appliance-web.service") as (proc, group):
         web = RemoteWeb(port)
         deadline = time.monotonic() + 30
@@ -331,8 +353,9 @@ def test_standalone_web_survives_every_picture_in_its_units_memory(
 
         def upload(data: bytes) -> tuple[int, bytes]:
             cookie, token = web.form_session("/verify")
-            return web.post_multipart("/verify", cookie, {"csrf_token": token},
-                                      {"image": ("picture.png", data)})
+            return web.post_multipart(
+                "/verify", cookie, {"csrf_token": token}, {"image": ("picture.png", data)}
+            )
 
         for label, (make, expected) in HOSTILE.items():
             status, body = upload(make())
@@ -378,19 +401,32 @@ print(json.dumps(rss("VmHWM") - before))
 
 
 def sample(fmt: str, mode: str, keyed: bool = False) -> bytes:
-    img = Image.new(mode, (1600, 1200), {"L": 200, "P": 3, "LA": (200, 255)}.get(
-        mode, (200,) * len(mode)))
+    img = Image.new(
+        mode, (1600, 1200), {"L": 200, "P": 3, "LA": (200, 255)}.get(mode, (200,) * len(mode))
+    )
     out = io.BytesIO()
     extra = {"transparency": (7, 7, 7) if mode == "RGB" else 7} if keyed else {}
     img.save(out, fmt, **extra)
     return out.getvalue()
 
 
-@pytest.mark.parametrize(("fmt", "mode", "keyed"), [
-    ("PNG", "L", False), ("PNG", "P", False), ("PNG", "P", True), ("PNG", "RGB", False),
-    ("PNG", "RGB", True), ("PNG", "RGBA", False), ("PNG", "LA", False),
-    ("JPEG", "L", False), ("JPEG", "RGB", False), ("JPEG", "CMYK", False),
-    ("WEBP", "RGB", False), ("WEBP", "RGBA", False)])
+@pytest.mark.parametrize(
+    ("fmt", "mode", "keyed"),
+    [
+        ("PNG", "L", False),
+        ("PNG", "P", False),
+        ("PNG", "P", True),
+        ("PNG", "RGB", False),
+        ("PNG", "RGB", True),
+        ("PNG", "RGBA", False),
+        ("PNG", "LA", False),
+        ("JPEG", "L", False),
+        ("JPEG", "RGB", False),
+        ("JPEG", "CMYK", False),
+        ("WEBP", "RGB", False),
+        ("WEBP", "RGBA", False),
+    ],
+)
 def test_measured_peak_is_within_the_model(fmt: str, mode: str, keyed: bool) -> None:
     """What the decode path really allocates (peak RSS of a fresh interpreter, QR cascade
     included) stays under ``peak_bytes``: the model the caps are derived from."""
@@ -400,8 +436,13 @@ def test_measured_peak_is_within_the_model(fmt: str, mode: str, keyed: bool) -> 
         keyed = "transparency" in img.info
     if fmt == "JPEG":
         decoded_mode = "L" if mode != "CMYK" else "CMYK"
-    proc = subprocess.run([sys.executable, "-c", MEASURE], input=data, capture_output=True,
-                          timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE],
+        input=data,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     measured = int(proc.stdout)
     if measured < 0:
@@ -413,13 +454,14 @@ def test_measured_peak_is_within_the_model(fmt: str, mode: str, keyed: bool) -> 
 def test_the_worker_cannot_grow_past_its_budget() -> None:
     """The child's address-space limit holds by itself, whatever the model says: an
     allocation past it is a MemoryError in the child, not an OOM kill of the unit."""
-    code = ("import sys\nfrom appliance.devices.picture_worker import limit_self\n"
-            "limit_self(16 * 2**20, 10)\n"
-            "try:\n    block = bytearray(64 * 2**20)\nexcept MemoryError:\n"
-            "    print('refused')\n"
-            "print(open('/proc/self/oom_score_adj').read().strip())\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import sys\nfrom appliance.devices.picture_worker import limit_self\n"
+        "limit_self(16 * 2**20, 10)\n"
+        "try:\n    block = bytearray(64 * 2**20)\nexcept MemoryError:\n"
+        "    print('refused')\n"
+        "print(open('/proc/self/oom_score_adj').read().strip())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["refused", "1000"], proc.stderr[-2000:]
 
 
@@ -462,13 +504,18 @@ def test_the_socket_refuses_a_payload_above_its_cap(tmp_path: Path) -> None:
 
     path = tmp_path / "k.sock"
     with BridgeServer(Port(), path, max_message_bytes=1000):  # type: ignore[arg-type]
+
         def ask(size: int, payload: bytes) -> dict | None:
             with sockets.socket(sockets.AF_UNIX) as s:
                 s.settimeout(5)
                 s.connect(str(path))
-                s.sendall(json.dumps({"id": 1, "method": "verify_image",
-                                      "args": {"data_bytes": size}}).encode() + b"\n"
-                          + payload)
+                s.sendall(
+                    json.dumps(
+                        {"id": 1, "method": "verify_image", "args": {"data_bytes": size}}
+                    ).encode()
+                    + b"\n"
+                    + payload
+                )
                 s.shutdown(sockets.SHUT_WR)
                 line = s.makefile("rb").readline()
                 return json.loads(line) if line else None

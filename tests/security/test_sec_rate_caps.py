@@ -90,13 +90,24 @@ def test_a_screen_of_sheets_writes_at_most_the_cap_a_minute(world: World) -> Non
     snapshot = world.trust()
     audit = CountingAudit()
     per_minute = AuditConfig().max_verdicts_per_minute
-    service = VerificationService(lambda: snapshot, FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=audit,
-                                  rate_cap=verdict_cap(per_minute, clock))
+    service = VerificationService(
+        lambda: snapshot,
+        FixedClock(NOW),
+        Checkpoint(check_staleness=False),
+        audit=audit,
+        rate_cap=verdict_cap(per_minute, clock),
+    )
     indicator = GpiozeroIndicator(IndicatorConfig(backend="mock"), pin_factory=MockFactory())
     source = ScreenOfSheets(clock, codes=72)  # each code back after 3 s: new each time
-    kiosk = Kiosk(source, FrameScanner(make_decoder("zxing")), service, indicator,
-                  EventBus(), repeat_after_absent_s=2.0, monotonic=clock)
+    kiosk = Kiosk(
+        source,
+        FrameScanner(make_decoder("zxing")),
+        service,
+        indicator,
+        EventBus(),
+        repeat_after_absent_s=2.0,
+        monotonic=clock,
+    )
     port = LocalKioskPort(service, EventBus())
     try:
         kiosk._open_camera()
@@ -116,9 +127,13 @@ def test_a_screen_of_sheets_writes_at_most_the_cap_a_minute(world: World) -> Non
 def test_web_submissions_count_against_the_same_cap(world: World, tmp_path) -> None:
     clock = Clock()
     snapshot = world.trust()
-    service = VerificationService(lambda: snapshot, FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=CountingAudit(),
-                                  rate_cap=RateCap(6, burst=2, clock=clock))
+    service = VerificationService(
+        lambda: snapshot,
+        FixedClock(NOW),
+        Checkpoint(check_staleness=False),
+        audit=CountingAudit(),
+        rate_cap=RateCap(6, burst=2, clock=clock),
+    )
     port = LocalKioskPort(service, EventBus())
     sock = tmp_path / "kiosk.sock"
     with BridgeServer(port, sock):
@@ -160,10 +175,10 @@ def damaged_sticker() -> np.ndarray:
         segno.make_qr(f"LC1:{'A' * 60}{i}", error="l").save(buf, kind="png", scale=3, border=2)
         code = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L")).copy()
         h, w = code.shape
-        code[h // 3: h // 3 + h // 4, w // 4: w // 4 + w // 3] ^= 0xFF
+        code[h // 3 : h // 3 + h // 4, w // 4 : w // 4 + w // 3] ^= 0xFF
         y, x = 20 + (i // 3) * 230, 20 + (i % 3) * 205
         ch, cw = min(h, 480 - y), min(w, 640 - x)
-        frame[y:y + ch, x:x + cw] = code[:ch, :cw]
+        frame[y : y + ch, x : x + cw] = code[:ch, :cw]
     return frame
 
 
@@ -181,8 +196,9 @@ class Ticks:
         return self.t
 
 
-def extra_looks(decoder: CascadeDecoder, frame: np.ndarray, frames: int,
-                monkeypatch: pytest.MonkeyPatch) -> int:
+def extra_looks(
+    decoder: CascadeDecoder, frame: np.ndarray, frames: int, monkeypatch: pytest.MonkeyPatch
+) -> int:
     """Second looks (global histogram, blurred zxing, blurred zbar) made over ``frames``."""
     import appliance.devices.scanner as scanner
 
@@ -206,7 +222,8 @@ def extra_looks(decoder: CascadeDecoder, frame: np.ndarray, frames: int,
 
 
 def test_a_damaged_sticker_stops_costing_every_look_on_every_frame(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     sticker = damaged_sticker()
     free = CascadeDecoder(live=True)
     bounded = CascadeDecoder(live=True, budget_s=0.025, clock=Ticks(0.01))
@@ -231,8 +248,9 @@ def test_the_first_look_always_runs() -> None:
 def test_kiosk_status_shows_frames_cut_short(world: World) -> None:
     clock = Clock()
     snapshot = world.trust()
-    service = VerificationService(lambda: snapshot, FixedClock(NOW),
-                                  Checkpoint(check_staleness=False))
+    service = VerificationService(
+        lambda: snapshot, FixedClock(NOW), Checkpoint(check_staleness=False)
+    )
     indicator = GpiozeroIndicator(IndicatorConfig(backend="mock"), pin_factory=MockFactory())
     sticker = damaged_sticker()
 
@@ -248,8 +266,9 @@ def test_kiosk_status_shows_frames_cut_short(world: World) -> None:
             pass
 
     decoder = CascadeDecoder(live=True, budget_s=0.0, clock=Ticks(1.0))
-    kiosk = Kiosk(StickerInView(), FrameScanner(decoder), service, indicator, EventBus(),
-                  monotonic=clock)
+    kiosk = Kiosk(
+        StickerInView(), FrameScanner(decoder), service, indicator, EventBus(), monotonic=clock
+    )
     try:
         kiosk._open_camera()
         for _ in range(5):
@@ -264,15 +283,22 @@ def test_metrics_count_the_dropped(world: World, tmp_path) -> None:
     from appliance_web import create_app
 
     snapshot = world.trust()
-    service = VerificationService(lambda: snapshot, FixedClock(NOW),
-                                  Checkpoint(check_staleness=False),
-                                  rate_cap=RateCap(60, burst=1, clock=Clock()))
+    service = VerificationService(
+        lambda: snapshot,
+        FixedClock(NOW),
+        Checkpoint(check_staleness=False),
+        rate_cap=RateCap(60, burst=1, clock=Clock()),
+    )
     port = LocalKioskPort(service, EventBus())
     port.verify_text("not a licence")
     with pytest.raises(RateLimited):
         port.verify_text("not a licence")
-    config = config_from_mapping({"paths": {"state_dir": str(tmp_path / "state")},
-                                  "web": {"trusted_hosts": ["127.0.0.1", "localhost"]}})
+    config = config_from_mapping(
+        {
+            "paths": {"state_dir": str(tmp_path / "state")},
+            "web": {"trusted_hosts": ["127.0.0.1", "localhost"]},
+        }
+    )
     app = create_app(port, config, secret_key=b"k" * 32, testing=True)
     text = app.test_client().get("/metrics").get_data(as_text=True)
     assert "appliance_verdicts_dropped_total 1" in text

@@ -41,8 +41,10 @@ def _synced_device(tmp_path: Path, a: Authority, url: str, device_id: str) -> Pa
     state = tmp_path / device_id
     device(state, url, a.root_file).sync_once()
     config = tmp_path / f"{device_id}.toml"
-    config.write_text(f'[device]\nid = "{device_id}"\n'
-                      f'[paths]\nstate_dir = "{state}"\nsecrets_dir = "{tmp_path / "secrets"}"\n')
+    config.write_text(
+        f'[device]\nid = "{device_id}"\n'
+        f'[paths]\nstate_dir = "{state}"\nsecrets_dir = "{tmp_path / "secrets"}"\n'
+    )
     # Enrolment makes the device key and (for a test device) the audit key; verify never does.
     assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     return config
@@ -87,16 +89,14 @@ def test_outdated_software_verifies_nothing_until_updated(tmp_path, authority, c
     a.publish()
     config = _synced_device(tmp_path, a, url, "kiosk-09")
     status, out = _verify(capsys, "--config", str(config), a.credential())
-    assert (status, out[0]["verdict"], out[0]["reason"]) == (2, "UNVERIFIABLE",
-                                                             "SOFTWARE_OUTDATED")
+    assert (status, out[0]["verdict"], out[0]["reason"]) == (2, "UNVERIFIABLE", "SOFTWARE_OUTDATED")
     a.editor.set_policy(min_software_version=__version__)  # equal is new enough
     a.publish()
     device(tmp_path / "kiosk-09", url, a.root_file).sync_once()
     assert _verify(capsys, "--config", str(config), a.credential())[0] == 0
 
 
-def test_authoring_checks_against_a_trust_source_ignore_device_policy(tmp_path, authority,
-                                                                     capsys):
+def test_authoring_checks_against_a_trust_source_ignore_device_policy(tmp_path, authority, capsys):
     """Spec LC1 s.4: no device identity in an authoring check, so neither rule applies."""
     a, _ = authority
     a.editor.set_policy(disabled_devices=[LOST], min_software_version="999.0")
@@ -106,15 +106,19 @@ def test_authoring_checks_against_a_trust_source_ignore_device_policy(tmp_path, 
     assert (status, out[0]["reason"]) == (0, "OK")
 
 
-@pytest.mark.parametrize("policy", [
-    {"disabled_devices": LOST},  # a string: "kiosk-lost-0" in "kiosk-lost-07" would hold
-    {"disabled_devices": [LOST, 7]},
-    {"disabled_devices": ["kiosk 07; rm -rf /"]},
-    {"min_software_version": "latest"},
-    {"min_software_version": 2},
-])
-def test_a_policy_value_devices_could_misread_is_refused_at_publication(tmp_path, authority,
-                                                                        policy):
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"disabled_devices": LOST},  # a string: "kiosk-lost-0" in "kiosk-lost-07" would hold
+        {"disabled_devices": [LOST, 7]},
+        {"disabled_devices": ["kiosk 07; rm -rf /"]},
+        {"min_software_version": "latest"},
+        {"min_software_version": 2},
+    ],
+)
+def test_a_policy_value_devices_could_misread_is_refused_at_publication(
+    tmp_path, authority, policy
+):
     from appliance.core.errors import TrustDataError
 
     a, _ = authority
@@ -130,8 +134,12 @@ class _Hub:
     def __init__(self, tmp_path: Path, disabled: set[str]) -> None:
         self.devices = tmp_path / "devices"
         self.store = HubStore(tmp_path / "hub.db")
-        app = create_app(self.store, self.devices, "auditor-" + "t" * 32,
-                         disabled_devices=lambda: frozenset(disabled))
+        app = create_app(
+            self.store,
+            self.devices,
+            "auditor-" + "t" * 32,
+            disabled_devices=lambda: frozenset(disabled),
+        )
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -142,8 +150,7 @@ class _Hub:
         from appliance.audit.signed_body import sign_body
 
         signed = sign_body(identity, batch["device_id"], canonical(batch))
-        resp = self.http.request("POST", self.url, body=signed.body,
-                                 headers=dict(signed.headers))
+        resp = self.http.request("POST", self.url, body=signed.body, headers=dict(signed.headers))
         return resp.status, json.loads(resp.data)
 
     def close(self) -> None:
@@ -156,9 +163,16 @@ def _batch(tmp_path: Path, hub: _Hub, device_id: str):
     _, log, identity = audit_device(tmp_path / device_id, device_id, hub.devices)
     record_many(log, Scenario(), 2)
     records, cps = log.pending(10)
-    return identity, {"type": "appliance-audit-batch-v1", "device_id": device_id,
-                      "log_id": log.log_id, "first_seq": 1, "last_seq": len(records),
-                      "records": records, "checkpoints": cps, "sent_at": 1.5}
+    return identity, {
+        "type": "appliance-audit-batch-v1",
+        "device_id": device_id,
+        "log_id": log.log_id,
+        "first_seq": 1,
+        "last_seq": len(records),
+        "records": records,
+        "checkpoints": cps,
+        "sent_at": 1.5,
+    }
 
 
 def test_the_hub_refuses_uploads_from_a_disabled_device(tmp_path):

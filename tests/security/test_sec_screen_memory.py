@@ -24,10 +24,27 @@ from pathlib import Path
 import pytest
 
 # Stacks only a verifying process needs (the kiosk, or a standalone screen verifying an upload).
-HEAVY = ("cryptography", "cbor2", "numpy", "PIL", "zxingcpp", "pyzbar", "tuf",
-         "securesystemslib", "sqlite3")
-PAGES = ("/kiosk", "/status", "/healthz", "/status?lang=th", "/kiosk?lang=th",
-         "/status?lang=en", "/inspector", "/admin/login")
+HEAVY = (
+    "cryptography",
+    "cbor2",
+    "numpy",
+    "PIL",
+    "zxingcpp",
+    "pyzbar",
+    "tuf",
+    "securesystemslib",
+    "sqlite3",
+)
+PAGES = (
+    "/kiosk",
+    "/status",
+    "/healthz",
+    "/status?lang=th",
+    "/kiosk?lang=th",
+    "/status?lang=en",
+    "/inspector",
+    "/admin/login",
+)
 
 CHILD = """
 import json, sys
@@ -54,11 +71,11 @@ def _device_config(tmp_path: Path) -> Path:
 id = "screen-memory"
 
 [paths]
-state_dir = "{tmp_path / 'state'}"
-secrets_dir = "{tmp_path / 'secrets'}"
+state_dir = "{tmp_path / "state"}"
+secrets_dir = "{tmp_path / "secrets"}"
 
 [web]
-kiosk_socket = "{tmp_path / 'run' / 'kiosk.sock'}"
+kiosk_socket = "{tmp_path / "run" / "kiosk.sock"}"
 """)
     return config
 
@@ -66,8 +83,12 @@ kiosk_socket = "{tmp_path / 'run' / 'kiosk.sock'}"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     config = _device_config(tmp_path_factory.mktemp("screen-memory"))
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(config), json.dumps(PAGES),
-                           json.dumps(HEAVY)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(config), json.dumps(PAGES), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -95,8 +116,9 @@ def test_month_table_is_babels() -> None:
 
     assert set(MONTHS_ABBREVIATED) == set(LANGUAGES)
     for language, months in MONTHS_ABBREVIATED.items():
-        assert list(months) == [get_month_names("abbreviated", "format", language)[m]
-                                for m in range(1, 13)], language
+        assert list(months) == [
+            get_month_names("abbreviated", "format", language)[m] for m in range(1, 13)
+        ], language
 
 
 @pytest.mark.parametrize("language", ["th", "en", "en_GB"])
@@ -123,13 +145,18 @@ def test_dates_read_as_babel_wrote_them(language: str) -> None:
             day = local.date()
             for fmt, clock in (("short", "HH:mm"), ("medium", "HH:mm:ss")):
                 if thai:
-                    old = (f"{format_datetime(instant, 'd MMM')} "
-                           f"{local.year + 543} {format_datetime(instant, clock)}")
+                    old = (
+                        f"{format_datetime(instant, 'd MMM')} "
+                        f"{local.year + 543} {format_datetime(instant, clock)}"
+                    )
                 else:
                     old = format_datetime(instant, f"d MMM y, {clock}")
                 assert dates.when(epoch, fmt) == old
-            old_day = (f"{format_date(day, 'd MMM')} {day.year + 543}" if thai
-                       else format_date(day, "d MMM y"))
+            old_day = (
+                f"{format_date(day, 'd MMM')} {day.year + 543}"
+                if thai
+                else format_date(day, "d MMM y")
+            )
             assert dates.day_text(day) == old_day
             assert dates.signed_date(epoch) == old_day == formatter(epoch)
 
@@ -155,8 +182,12 @@ def test_kiosk_scanning_clean_codes_loads_no_second_decoder() -> None:
     """zbar (libzbar, ~2 MiB) only once zxing locates a code it cannot read, and no
     numpy.ma (~1.3 MiB, pulled in by np.percentile) for the presence gate."""
     tests_dir = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", SCAN_CHILD, str(tests_dir)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCAN_CHILD, str(tests_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.splitlines()[-1])
     assert result["texts"] == [[], ["LC1:NOT-A-LICENCE"], [], ["HELLO"]]
@@ -177,5 +208,4 @@ def test_presence_gate_percentiles_are_numpys() -> None:
         high = int(rng.integers(1, 256))
         thumb = rng.integers(0, high, size=shape, dtype=np.uint8).astype(np.int16)
         qs = (2, 98) if i % 3 else tuple(rng.uniform(0, 100, size=2))
-        assert _percentiles(thumb, qs) == [float(v) for v in np.percentile(thumb, qs)], (
-            shape, qs)
+        assert _percentiles(thumb, qs) == [float(v) for v in np.percentile(thumb, qs)], (shape, qs)

@@ -47,8 +47,7 @@ class Untrusted:
 def test_kiosk_down_shows_out_of_service_with_the_cause(tmp_path: Path, lang: str) -> None:
     kit = make_kit(tmp_path, language=lang)
     port = SocketKioskPort(tmp_path / "nobody-listens.sock", connect_timeout_s=0.5)
-    app = create_app(port, kit.config, secret_key=b"k" * 32, testing=True,
-                     system_info=fake_system)
+    app = create_app(port, kit.config, secret_key=b"k" * 32, testing=True, system_info=fake_system)
     client = app.test_client()
     html = client.get("/kiosk").get_data(as_text=True)
     assert _panel_shown(html, "out") and not _panel_shown(html, "idle")
@@ -83,11 +82,19 @@ def _fault_kit(tmp_path: Path, code: str) -> Kit:
     return kit
 
 
-@pytest.mark.parametrize("code", ["camera_lost", "audit_unavailable", "clock_untrusted",
-                                  "trust_data_stale", "trust_data_unreadable",
-                                  "device_disabled", "software_outdated"])
-def test_every_blocking_fault_takes_the_kiosk_out_of_service(tmp_path: Path,
-                                                            code: str) -> None:
+@pytest.mark.parametrize(
+    "code",
+    [
+        "camera_lost",
+        "audit_unavailable",
+        "clock_untrusted",
+        "trust_data_stale",
+        "trust_data_unreadable",
+        "device_disabled",
+        "software_outdated",
+    ],
+)
+def test_every_blocking_fault_takes_the_kiosk_out_of_service(tmp_path: Path, code: str) -> None:
     kit = _fault_kit(tmp_path, code)
     client = make_app(kit).test_client()
     html = client.get("/kiosk").get_data(as_text=True)
@@ -105,13 +112,23 @@ def test_healthy_kiosk_is_idle_and_status_is_fine(tmp_path: Path) -> None:
     assert "All checks are fine" in client.get("/status").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("trust,word", [
-    ({"next_sync_at": NOW - 660.0, "last_sync_at": NOW - 4000.0}, "overdue"),
-    ({"last_error": "connection refused", "last_error_at": NOW - 60.0,
-      "last_sync_at": NOW - 4000.0}, "failed"),
-])
-def test_status_never_all_fine_beside_a_sync_fault(tmp_path: Path, trust: dict[str, Any],
-                                                   word: str) -> None:
+@pytest.mark.parametrize(
+    "trust,word",
+    [
+        ({"next_sync_at": NOW - 660.0, "last_sync_at": NOW - 4000.0}, "overdue"),
+        (
+            {
+                "last_error": "connection refused",
+                "last_error_at": NOW - 60.0,
+                "last_sync_at": NOW - 4000.0,
+            },
+            "failed",
+        ),
+    ],
+)
+def test_status_never_all_fine_beside_a_sync_fault(
+    tmp_path: Path, trust: dict[str, Any], word: str
+) -> None:
     kit = make_kit(tmp_path, providers={"trust": lambda: dict(trust)})
     status = make_app(kit).test_client().get("/status").get_data(as_text=True)
     assert "All checks are fine" not in status
@@ -140,8 +157,7 @@ def test_pass_with_a_past_printed_date_shows_the_signed_validity(tmp_path: Path)
 
 
 def test_expired_shows_the_signed_expiry_not_the_printed_one(tmp_path: Path) -> None:
-    page = _inspector_page(tmp_path, lambda kit: kit.credential(vu="2030-01-01",
-                                                                exp=NOW - 86400))
+    page = _inspector_page(tmp_path, lambda kit: kit.credential(vu="2030-01-01", exp=NOW - 86400))
     assert "The licence has expired." in page
     assert re.search(r"Valid until \(signed\) 14 Jan 2027", page), page
     assert not re.search(r"Valid until (\(signed\) )?1 Jan 2030", page)
@@ -150,6 +166,7 @@ def test_expired_shows_the_signed_expiry_not_the_printed_one(tmp_path: Path) -> 
 
 def test_matching_dates_show_no_mismatch(tmp_path: Path) -> None:
     # exp at the end of the printed day, Bangkok time
-    page = _inspector_page(tmp_path, lambda kit: kit.credential(vu="2028-02-19",
-                                                                exp=NOW + 400 * 86400))
+    page = _inspector_page(
+        tmp_path, lambda kit: kit.credential(vu="2028-02-19", exp=NOW + 400 * 86400)
+    )
     assert "differ from its signed validity" not in page

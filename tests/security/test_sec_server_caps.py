@@ -42,8 +42,7 @@ def _threads(pid: int) -> int:
 
 
 def _get(port: int, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S,
-                                      source_address=(source, 0))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S, source_address=(source, 0))
     try:
         conn.request("GET", path)
         r = conn.getresponse()
@@ -87,8 +86,9 @@ def _idle_connections(port: int, n: int) -> list[socket.socket]:
     return out
 
 
-def _assert_idle_connections_hold_no_threads(proc: subprocess.Popen, port: int,
-                                             path: str, workers: int) -> None:
+def _assert_idle_connections_hold_no_threads(
+    proc: subprocess.Popen, port: int, path: str, workers: int
+) -> None:
     _wait_listening(proc, port)
     assert _get(port, path)[0] == 200
     before = _threads(proc.pid)
@@ -106,23 +106,35 @@ def _assert_idle_connections_hold_no_threads(proc: subprocess.Popen, port: int,
 
 def test_the_web_command_answers_among_600_idle_connections(tmp_path: Path) -> None:
     config = tmp_path / "appliance.toml"
-    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-                      f'[web]\nkiosk_socket = "{tmp_path / "kiosk.sock"}"\n')
+    config.write_text(
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[web]\nkiosk_socket = "{tmp_path / "kiosk.sock"}"\n'
+    )
     (tmp_path / "state").mkdir()
     port = _free_port()
-    with _process([str(BIN / "appliance"), "web", "--config", str(config),
-                   "--port", str(port)]) as proc:
-        _assert_idle_connections_hold_no_threads(proc, port, "/status",
-                                                 screen_limits(16).workers)
+    with _process(
+        [str(BIN / "appliance"), "web", "--config", str(config), "--port", str(port)]
+    ) as proc:
+        _assert_idle_connections_hold_no_threads(proc, port, "/status", screen_limits(16).workers)
 
 
 def test_the_hub_command_answers_among_600_idle_connections(tmp_path: Path) -> None:
     (tmp_path / "devices").mkdir()
     port = _free_port()
-    with _process([str(BIN / "appliance"), "hub", "serve", "--db", str(tmp_path / "hub.db"),
-                   "--devices", str(tmp_path / "devices"), "--port", str(port)]) as proc:
-        _assert_idle_connections_hold_no_threads(proc, port, "/healthz",
-                                                 ServerLimits().workers)
+    with _process(
+        [
+            str(BIN / "appliance"),
+            "hub",
+            "serve",
+            "--db",
+            str(tmp_path / "hub.db"),
+            "--devices",
+            str(tmp_path / "devices"),
+            "--port",
+            str(port),
+        ]
+    ) as proc:
+        _assert_idle_connections_hold_no_threads(proc, port, "/healthz", ServerLimits().workers)
 
 
 # --- the caps one by one, in process ----------------------------------------------------
@@ -146,9 +158,13 @@ class Blocking:
 @pytest.fixture
 def bounded() -> Iterator[tuple[BoundedWSGIServer, Blocking, FakeClock]]:
     app, clock = Blocking(), FakeClock()
-    server = BoundedWSGIServer("127.0.0.1", 0, app, ServerLimits(
-        workers=3, waiting=5, per_client=4, first_byte_s=10.0, io_timeout_s=WAIT_S),
-        clock=clock)
+    server = BoundedWSGIServer(
+        "127.0.0.1",
+        0,
+        app,
+        ServerLimits(workers=3, waiting=5, per_client=4, first_byte_s=10.0, io_timeout_s=WAIT_S),
+        clock=clock,
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -228,8 +244,7 @@ def test_waiting_connections_are_bounded_and_time_out(bounded) -> None:
 
 
 def _open_stream(port: int, source: str) -> tuple[http.client.HTTPConnection, int]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S,
-                                      source_address=(source, 0))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S, source_address=(source, 0))
     conn.request("GET", "/kiosk/events?lang=en")
     r = conn.getresponse()
     if r.status == 200:
@@ -256,7 +271,7 @@ def test_sixteen_idle_event_clients_leave_the_display_served(screens) -> None:
     idle = [_open_stream(server.port, f"127.0.0.{i}") for i in range(2, 2 + cap + 4)]
     served = [conn for conn, status in idle if status == 200]
     assert len(served) == cap - 1, "remote clients never take the display's slot"
-    assert {status for _, status in idle[cap - 1:]} == {503}
+    assert {status for _, status in idle[cap - 1 :]} == {503}
     conn, status = _open_stream(server.port, "127.0.0.1")  # the display reconnects
     assert status == 200
     again, status = _open_stream(server.port, "127.0.0.1")  # and once more: still served
@@ -304,15 +319,25 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return str(cert_path), str(key_path)
 
 
@@ -329,8 +354,9 @@ def test_tls_clients_that_never_shake_hands_hold_nothing(tmp_path) -> None:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection("127.0.0.1", server.server_port, timeout=WAIT_S,
-                                           context=context)
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", server.server_port, timeout=WAIT_S, context=context
+        )
         conn.request("GET", "/")
         assert conn.getresponse().status == 200
         conn.close()

@@ -35,16 +35,27 @@ def world() -> World:
 
 @pytest.fixture
 def kiosk(world: World, tmp_path: Path):
-    audit = AuditLog(tmp_path / "audit.db", device_id="pi-sec", hmac_key=b"k" * 32,
-                     identity=None).open()
+    audit = AuditLog(
+        tmp_path / "audit.db", device_id="pi-sec", hmac_key=b"k" * 32, identity=None
+    ).open()
     snapshot = world.trust()
-    service = VerificationService(lambda: snapshot, FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=audit,
-                                  verifier=exploding_verifier)
+    service = VerificationService(
+        lambda: snapshot,
+        FixedClock(NOW),
+        Checkpoint(check_staleness=False),
+        audit=audit,
+        verifier=exploding_verifier,
+    )
     saved: list[tuple[str, ...]] = []
-    port = LocalKioskPort(service, EventBus(), device={"id": "pi-sec"}, trust=lambda: snapshot,
-                          clock=FixedClock(NOW), export=port_export(audit),
-                          on_accepted_types=saved.append)
+    port = LocalKioskPort(
+        service,
+        EventBus(),
+        device={"id": "pi-sec"},
+        trust=lambda: snapshot,
+        clock=FixedClock(NOW),
+        export=port_export(audit),
+        on_accepted_types=saved.append,
+    )
     server = BridgeServer(port, tmp_path / "k.sock", max_message_bytes=4 << 20).start()
     yield server, audit, saved
     server.close()
@@ -77,8 +88,9 @@ def records(audit: AuditLog) -> int:
 @pytest.mark.parametrize("since", ["NaN", "Infinity", "-Infinity", "1e308", "-1e308"])
 def test_export_with_a_non_finite_or_absurd_time_is_a_bad_request(kiosk, since):
     server, *_ = kiosk
-    reply = ask(server, b'{"id": 1, "method": "export_audit", "args": {"since": %s}}'
-                % since.encode())
+    reply = ask(
+        server, b'{"id": 1, "method": "export_audit", "args": {"since": %s}}' % since.encode()
+    )
     assert reply["ok"] is False and reply["error"]["type"] == "BadRequest"
     assert call(server, "export_audit", until=NOW)["ok"] is True  # still serving
 
@@ -92,10 +104,10 @@ def test_a_deeply_nested_request_line_is_a_bad_request(kiosk):
     assert call(server, "verdict_totals")["ok"] is True
 
 
-@pytest.mark.parametrize("source", ["web\x1b[2J", "camera\nseq 7 PASS", "WEB", "x" * 33, "",
-                                    "web text", 7])
-def test_a_source_outside_the_fixed_charset_never_reaches_the_audit_chain(kiosk, world,
-                                                                          source):
+@pytest.mark.parametrize(
+    "source", ["web\x1b[2J", "camera\nseq 7 PASS", "WEB", "x" * 33, "", "web text", 7]
+)
+def test_a_source_outside_the_fixed_charset_never_reaches_the_audit_chain(kiosk, world, source):
     server, audit, _ = kiosk
     reply = call(server, "verify_text", text=world.issue(), source=source)
     assert reply["ok"] is False and reply["error"]["type"] == "BadRequest"
@@ -104,8 +116,9 @@ def test_a_source_outside_the_fixed_charset_never_reaches_the_audit_chain(kiosk,
     assert ok["ok"] is True and records(audit) == 1
 
 
-@pytest.mark.parametrize("types", [["DL", "../etc"], ["DL\n"], [""], ["a" * 33],
-                                   [f"T{i}" for i in range(33)], "DL", [1]])
+@pytest.mark.parametrize(
+    "types", [["DL", "../etc"], ["DL\n"], [""], ["a" * 33], [f"T{i}" for i in range(33)], "DL", [1]]
+)
 def test_accepted_types_get_the_web_screens_validation(kiosk, types):
     server, _, saved = kiosk
     reply = call(server, "set_accepted_types", types=types)

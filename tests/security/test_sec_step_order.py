@@ -53,23 +53,33 @@ def holder() -> SigningKey:
 
 def _lc1(world: World, holder: SigningKey, typ: str, status_known: bool) -> str:
     uri = KNOWN_URI if status_known else UNKNOWN_URI
-    return issue(world.es256, claims(
-        licence=licence(typ=typ), status_uri=uri, status_idx=5,
-        holder_cose_key=cose_key(holder.private_key.public_key())))
+    return issue(
+        world.es256,
+        claims(
+            licence=licence(typ=typ),
+            status_uri=uri,
+            status_idx=5,
+            holder_cose_key=cose_key(holder.private_key.public_key()),
+        ),
+    )
 
 
 def _checkpoint(accepted: bool, typ: str) -> Checkpoint:
-    return Checkpoint(accepted_types=frozenset({typ if accepted else "TX"}),
-                      check_staleness=False)
+    return Checkpoint(accepted_types=frozenset({typ if accepted else "TX"}), check_staleness=False)
 
 
 @pytest.mark.parametrize("status_known", [True, False], ids=["status-known", "status-unknown"])
 @pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "not-accepted"])
 @pytest.mark.parametrize("unknown_status", POLICIES)
 @pytest.mark.parametrize("profile", ["LC1", "LP1"])
-def test_licence_profiles_table(world: World, holder: SigningKey, profile: str,
-                                unknown_status: str, accepted: bool,
-                                status_known: bool) -> None:
+def test_licence_profiles_table(
+    world: World,
+    holder: SigningKey,
+    profile: str,
+    unknown_status: str,
+    accepted: bool,
+    status_known: bool,
+) -> None:
     world.editor.set_policy(unknown_status=unknown_status)
     trust = world.trust()
     qr = _lc1(world, holder, "DL", status_known)
@@ -78,22 +88,26 @@ def test_licence_profiles_table(world: World, holder: SigningKey, profile: str,
     verdict = verify(qr, trust, NOW, checkpoint=_checkpoint(accepted, "DL"))
     assert verdict.profile == profile
     assert (str(verdict.outcome), str(verdict.reason)) == expected(
-        unknown_status, accepted, status_known)
+        unknown_status, accepted, status_known
+    )
 
 
 @pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "not-accepted"])
 @pytest.mark.parametrize("unknown_status", POLICIES)
 def test_hc1_table(unknown_status: str, accepted: bool) -> None:
     dsc = CertKey()
-    trust = snapshot_from_document({"issuers": [{"iss": DCC_ISS, "keys": [dsc.entry()]}],
-                                    "policy": {"unknown_status": unknown_status}})
+    trust = snapshot_from_document(
+        {
+            "issuers": [{"iss": DCC_ISS, "keys": [dsc.entry()]}],
+            "policy": {"unknown_status": unknown_status},
+        }
+    )
     qr = hc1_signed_by(dsc.signer, dsc.kid)
     passing = verify(qr, trust, NOW, checkpoint=Checkpoint(check_staleness=False))
     assert (passing.outcome, passing.credential is not None) == (Outcome.PASS, True)
     typ = passing.credential.typ
     verdict = verify(qr, trust, NOW, checkpoint=_checkpoint(accepted, typ))
-    assert (str(verdict.outcome), str(verdict.reason)) == expected(unknown_status, accepted,
-                                                                   True)
+    assert (str(verdict.outcome), str(verdict.reason)) == expected(unknown_status, accepted, True)
 
 
 @pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "not-accepted"])
@@ -105,33 +119,44 @@ def test_shc_table(shared_data: Path, unknown_status: str, accepted: bool) -> No
     examples = shared_data / EXAMPLES
     if not examples.is_dir():
         pytest.skip(f"SMART Health Cards examples not found at {examples}")
-    trust = snapshot_from_document(trust_doc(examples) | {
-        "policy": {"unknown_status": unknown_status}})
+    trust = snapshot_from_document(
+        trust_doc(examples) | {"policy": {"unknown_status": unknown_status}}
+    )
     qr = " ".join(qr_texts(examples, "00"))
     passing = verify(qr, trust, SHC_NOW, checkpoint=Checkpoint(check_staleness=False))
     assert passing.outcome is Outcome.PASS and passing.credential is not None
-    verdict = verify(qr, trust, SHC_NOW,
-                     checkpoint=_checkpoint(accepted, passing.credential.typ))
+    verdict = verify(qr, trust, SHC_NOW, checkpoint=_checkpoint(accepted, passing.credential.typ))
     assert verdict.profile == "SHC"
-    assert (str(verdict.outcome), str(verdict.reason)) == expected(unknown_status, accepted,
-                                                                   True)
+    assert (str(verdict.outcome), str(verdict.reason)) == expected(unknown_status, accepted, True)
 
 
 @settings(max_examples=60, deadline=None)
-@given(unknown_status=st.sampled_from(POLICIES),
-       typ=st.sampled_from(["DL", "TX", "BP"]),
-       accepted=st.frozensets(st.sampled_from(["DL", "TX", "BP", "XX"]), max_size=3),
-       status_known=st.booleans())
-def test_no_pass_for_a_type_not_accepted(world: World, holder,
-                                         unknown_status: str, typ: str,
-                                         accepted: frozenset[str], status_known: bool) -> None:
+@given(
+    unknown_status=st.sampled_from(POLICIES),
+    typ=st.sampled_from(["DL", "TX", "BP"]),
+    accepted=st.frozensets(st.sampled_from(["DL", "TX", "BP", "XX"]), max_size=3),
+    status_known=st.booleans(),
+)
+def test_no_pass_for_a_type_not_accepted(
+    world: World,
+    holder,
+    unknown_status: str,
+    typ: str,
+    accepted: frozenset[str],
+    status_known: bool,
+) -> None:
     """Whatever the policy and the status, a PASS implies the type is accepted (or the
     checkpoint accepts any type), and a type not accepted is always TYPE_NOT_ACCEPTED."""
     world.editor.set_policy(unknown_status=unknown_status)
-    verdict = verify(_lc1(world, holder, typ, status_known), world.trust(), NOW,
-                     checkpoint=Checkpoint(accepted_types=accepted, check_staleness=False))
+    verdict = verify(
+        _lc1(world, holder, typ, status_known),
+        world.trust(),
+        NOW,
+        checkpoint=Checkpoint(accepted_types=accepted, check_staleness=False),
+    )
     if accepted and typ not in accepted:
         assert (verdict.outcome, verdict.reason) == (Outcome.FAIL, Reason.TYPE_NOT_ACCEPTED)
     else:
         assert (str(verdict.outcome), str(verdict.reason)) == expected(
-            unknown_status, True, status_known)
+            unknown_status, True, status_known
+        )

@@ -32,8 +32,13 @@ SEEDS = sorted((FUZZ_DIR / "seeds").glob("*"))
 WORLD = World()
 TRUST = WORLD.trust()
 CHECK = Checkpoint(check_staleness=False)
-SHORT = settings(max_examples=300, derandomize=True, database=None, deadline=None,
-                 suppress_health_check=list(HealthCheck))
+SHORT = settings(
+    max_examples=300,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 class _Records(logging.Handler):
@@ -89,12 +94,22 @@ def test_claims_parsers_reject_any_tree_with_a_reason(tree) -> None:
 
 
 PLAIN = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**64), 2**64 - 1), st.text(max_size=20),
-              st.binary(max_size=20), st.floats(allow_nan=False)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**64), 2**64 - 1),
+        st.text(max_size=20),
+        st.binary(max_size=20),
+        st.floats(allow_nan=False),
+    ),
     lambda children: st.one_of(
         st.lists(children, max_size=5),
-        st.dictionaries(st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=8),
-                                  st.binary(max_size=8)), children, max_size=5)),
+        st.dictionaries(
+            st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=8), st.binary(max_size=8)),
+            children,
+            max_size=5,
+        ),
+    ),
     max_leaves=30,
 )
 
@@ -131,8 +146,12 @@ def test_regression_seeds_replay_cleanly(net: _Records, seed: Path) -> None:
 
 def test_seeds_include_the_reported_attacks() -> None:
     names = {p.name for p in SEEDS}
-    assert {"attack-lc1-bignum-alg", "attack-hc1-bignum-alg", "attack-shc-chunk-digits",
-            "attack-lc1-mime-header"} <= names
+    assert {
+        "attack-lc1-bignum-alg",
+        "attack-hc1-bignum-alg",
+        "attack-shc-chunk-digits",
+        "attack-lc1-mime-header",
+    } <= names
 
 
 def test_atheris_harness_runs_the_structured_generator(tmp_path: Path) -> None:
@@ -145,9 +164,21 @@ def test_atheris_harness_runs_the_structured_generator(tmp_path: Path) -> None:
     corpus.mkdir()
     env = {**os.environ, "FUZZ_STRUCTURED": "1", "FUZZ_SEEDS_DIR": str(seeds)}
     proc = subprocess.run(
-        [sys.executable, str(FUZZ_DIR / "fuzz_verify.py"), str(corpus), "-runs=400",
-         "-seed=1", "-timeout=10", f"-artifact_prefix={tmp_path}/", "-rss_limit_mb=1024"],
-        capture_output=True, text=True, timeout=600, check=False, env=env,
+        [
+            sys.executable,
+            str(FUZZ_DIR / "fuzz_verify.py"),
+            str(corpus),
+            "-runs=400",
+            "-seed=1",
+            "-timeout=10",
+            f"-artifact_prefix={tmp_path}/",
+            "-rss_limit_mb=1024",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done 400 runs" in proc.stderr

@@ -46,23 +46,30 @@ def hwm():
 base = hwm()
 """
 
-SYNC = _PRELUDE + """
+SYNC = (
+    _PRELUDE
+    + """
 client = SyncClient(state_dir=Path(sys.argv[1]), url=sys.argv[2], root=Path(sys.argv[3]),
                     gap_timeout_s=30, deadline_s=300, retries=0,
                     clock_synchronised=lambda: False)
 result = client.sync_once()
 print(json.dumps({"growth": hwm() - base, "version": result.version}))
 """
+)
 
-LOAD = _PRELUDE + """
+LOAD = (
+    _PRELUDE
+    + """
 snapshot = load_version_dir(Path(sys.argv[1]), Path(sys.argv[2]).read_bytes())
 print(json.dumps({"growth": hwm() - base, "revoked": len(snapshot.revoked_cti)}))
 """
+)
 
 
 def _child(script: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -82,8 +89,9 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RepoSe
 
 
 @pytest.fixture(scope="module")
-def synced(published: tuple[RepoServer, Path],
-           tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+def synced(
+    published: tuple[RepoServer, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict, Path]:
     server, root = published
     state = tmp_path_factory.mktemp("device")
     report = _child(SYNC, str(state), server.url, str(root))
@@ -101,7 +109,8 @@ def test_full_sync_of_a_large_revoked_set_never_holds_the_set(synced: tuple[dict
 
 
 def test_loading_a_large_installed_set_checks_it_in_bounded_memory(
-        synced: tuple[dict, Path], published: tuple[RepoServer, Path]) -> None:
+    synced: tuple[dict, Path], published: tuple[RepoServer, Path]
+) -> None:
     _, state = synced
     _, root = published
     version = (state / "trust" / "current").resolve()

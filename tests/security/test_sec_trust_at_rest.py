@@ -56,12 +56,27 @@ def _plant_hand_made(trust_dir: Path, attacker_entry: dict, version: int) -> str
     name = f"v{version:08d}"
     planted = trust_dir / name
     planted.mkdir()
-    (planted / "issuers.json").write_text(json.dumps({"issuers": [
-        {"iss": ISS, "name": "Department of Land Transport", "keys": [attacker_entry]}]}))
-    manifest = {"format": 1, "version": version, "published": "2030-01-01T00:00:00Z",
-                "expires": None, "policy": {"max_age_hours": 1000000},
-                "issuers": "issuers.json", "status_lists": [], "revoked": {},
-                "root_version": 99, "targets": {}}
+    (planted / "issuers.json").write_text(
+        json.dumps(
+            {
+                "issuers": [
+                    {"iss": ISS, "name": "Department of Land Transport", "keys": [attacker_entry]}
+                ]
+            }
+        )
+    )
+    manifest = {
+        "format": 1,
+        "version": version,
+        "published": "2030-01-01T00:00:00Z",
+        "expires": None,
+        "policy": {"max_age_hours": 1000000},
+        "issuers": "issuers.json",
+        "status_lists": [],
+        "revoked": {},
+        "root_version": 99,
+        "targets": {},
+    }
     (planted / "manifest.json").write_text(json.dumps(manifest))
     _forge_record(trust_dir, name, version)
     return name
@@ -85,7 +100,8 @@ def _plant_self_signed(tmp_path: Path, trust_dir: Path, rounds: int) -> tuple[st
 
 
 def test_planted_versions_are_refused_and_the_last_good_stays(
-        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     state = tmp_path / "state"
     client = device(state, server.url, authority.root_file)
     client.sync_once()
@@ -101,8 +117,9 @@ def test_planted_versions_are_refused_and_the_last_good_stays(
 
     # Attack A: a hand-made directory with the attacker's key and its own manifest.
     attacker = generate_key("ES256")
-    forged = Authority(authority.repo, authority.keys, authority.root_file, attacker) \
-        .credential(no="DL-6666")
+    forged = Authority(authority.repo, authority.keys, authority.root_file, attacker).credential(
+        no="DL-6666"
+    )
     _switch(trust_dir, _plant_hand_made(trust_dir, attacker.trust_entry(), 100))
     snap = kiosk_trust()
     assert snap.version == real
@@ -148,7 +165,8 @@ def test_planted_versions_are_refused_and_the_last_good_stays(
 
 
 def test_broken_or_missing_trust_link_is_a_status_fault(
-        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     state = tmp_path / "state"
     client = device(state, server.url, authority.root_file)
     client.sync_once()
@@ -172,13 +190,15 @@ def _limit_file_size() -> None:
 
 
 def test_sync_on_a_full_disk_records_the_failure_in_one_line(
-        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     state = tmp_path / "state"
     config = tmp_path / "appliance.toml"
     config.write_text(
         f'[paths]\nstate_dir = "{state}"\nsecrets_dir = "{tmp_path / "secrets"}"\n'
         f'[sync]\nurl = "{server.url}"\nroot = "{authority.root_file}"\n'
-        "timeout_s = 2\ndownload_deadline_s = 5\nretry_backoff_s = 0.01\n")
+        "timeout_s = 2\ndownload_deadline_s = 5\nretry_backoff_s = 0.01\n"
+    )
     cmd = [sys.executable, "-m", "appliance.cli", "sync", "--config", str(config), "--once"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
@@ -191,8 +211,9 @@ def test_sync_on_a_full_disk_records_the_failure_in_one_line(
         authority.editor.revoke_cti(i.to_bytes(16, "big"))
     authority.publish()
     (state / ".sync_state.json.tmp").symlink_to("/dev/full")
-    full = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60,
-                          preexec_fn=_limit_file_size)
+    full = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=60, preexec_fn=_limit_file_size
+    )
     assert full.returncode == 1
     assert "Traceback" not in full.stderr
     lines = [line for line in full.stderr.splitlines() if line.startswith("appliance sync:")]

@@ -58,9 +58,11 @@ def rolled(tmp_path: Path, authority: Authority, server: RepoServer):
 
 def _kiosk(client, root: Path) -> VerificationService:
     """A freshly started kiosk's service: new store object, this device's identity."""
-    return VerificationService(trust=CurrentTrust(client.trust_dir, root=root),
-                               clock=FixedClock(time.time()),
-                               checkpoint=Checkpoint(device_id=DEVICE))
+    return VerificationService(
+        trust=CurrentTrust(client.trust_dir, root=root),
+        clock=FixedClock(time.time()),
+        checkpoint=Checkpoint(device_id=DEVICE),
+    )
 
 
 def test_a_restarted_kiosk_refuses_the_older_version(rolled, authority: Authority) -> None:
@@ -84,8 +86,9 @@ def test_a_restarted_kiosk_refuses_the_older_version(rolled, authority: Authorit
     assert "rollback" in (link_fault(client.trust_dir) or "")
 
 
-def test_sync_repairs_the_link_with_the_network_cut(rolled, authority: Authority,
-                                                    server: RepoServer) -> None:
+def test_sync_repairs_the_link_with_the_network_cut(
+    rolled, authority: Authority, server: RepoServer
+) -> None:
     client, _, _old, new = rolled
     server.stop()  # the repository is out of reach
     with pytest.raises(SyncError):
@@ -114,7 +117,8 @@ def test_the_mark_lives_beside_the_trust_directory(rolled, authority: Authority)
 
 
 def test_a_garbled_or_deleted_mark_does_not_reopen_the_rollback(
-        rolled, authority: Authority, server: RepoServer) -> None:
+    rolled, authority: Authority, server: RepoServer
+) -> None:
     client, _, _old, new = rolled
     path = high_water_path(client.trust_dir)
     path.write_text('{"format": 1, "version": "0"}')
@@ -127,8 +131,9 @@ def test_a_garbled_or_deleted_mark_does_not_reopen_the_rollback(
     assert CurrentTrust(client.trust_dir, root=authority.root_file)().version == new
 
 
-def test_sync_refuses_to_install_below_the_mark(tmp_path: Path, authority: Authority,
-                                               server: RepoServer) -> None:
+def test_sync_refuses_to_install_below_the_mark(
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     """With every installed version deleted, the mark alone still stops a rollback."""
     import shutil
 
@@ -152,16 +157,19 @@ def test_sync_refuses_to_install_below_the_mark(tmp_path: Path, authority: Autho
     assert read_mark(client.trust_dir).version == new  # type: ignore[union-attr]
 
 
-def test_verify_config_refuses_with_the_reason(rolled, authority: Authority, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_config_refuses_with_the_reason(
+    rolled, authority: Authority, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A new ``appliance verify --config`` process: no verdict, one line saying why."""
     from appliance.cli import main
 
     client = rolled[0]
     config = tmp_path / "device.toml"
-    config.write_text(f'[device]\nid = "{DEVICE}"\n[paths]\nstate_dir = "{client.state_dir}"\n'
-                      f'secrets_dir = "{tmp_path / "secrets"}"\n'
-                      f'[sync]\nroot = "{authority.root_file}"\n')
+    config.write_text(
+        f'[device]\nid = "{DEVICE}"\n[paths]\nstate_dir = "{client.state_dir}"\n'
+        f'secrets_dir = "{tmp_path / "secrets"}"\n'
+        f'[sync]\nroot = "{authority.root_file}"\n'
+    )
     assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
     capsys.readouterr()
     assert main(["verify", "--config", str(config), authority.credential(cti=CTI)]) == 64
@@ -170,7 +178,8 @@ def test_verify_config_refuses_with_the_reason(rolled, authority: Authority, tmp
 
 
 def test_with_the_mark_deleted_the_tuf_metadata_still_refuses(
-        rolled, authority: Authority, server: RepoServer) -> None:
+    rolled, authority: Authority, server: RepoServer
+) -> None:
     """The TUF metadata sync keeps (``tuf/targets.json``) names the newest manifest: the
     installed version it names is the floor when the mark is gone."""
     client, _, _old, new = rolled
@@ -185,7 +194,8 @@ def test_with_the_mark_deleted_the_tuf_metadata_still_refuses(
 
 
 def test_a_mark_that_cannot_be_written_never_stops_updates(
-        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     """Another user's file in its place (the state folder is sticky): sync still installs
     newer data (revocations keep arriving) and records why the mark is not written."""
     from appliance.trust.sync_state import read_sync_state
@@ -202,7 +212,8 @@ def test_a_mark_that_cannot_be_written_never_stops_updates(
 
 
 def test_the_provisioned_empty_placeholder_reads_as_no_mark(
-        rolled, authority: Authority, server: RepoServer) -> None:
+    rolled, authority: Authority, server: RepoServer
+) -> None:
     """Provisioning creates the mark as an empty file owned by sync (so the kiosk user cannot
     plant one first in the shared, sticky state folder): it is "no mark yet", the TUF
     metadata still refuses the rollback, and sync writes the real mark into it."""

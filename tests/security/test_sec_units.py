@@ -26,8 +26,13 @@ REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 STATE = "/var/lib/appliance"
 TRUST = f"{STATE}/trust"
-SERVICES = ("appliance-kiosk", "appliance-web", "appliance-sync", "appliance-upload",
-            "appliance-fault")
+SERVICES = (
+    "appliance-kiosk",
+    "appliance-web",
+    "appliance-sync",
+    "appliance-upload",
+    "appliance-fault",
+)
 
 
 def unit(name: str) -> dict[str, list[str]]:
@@ -89,19 +94,33 @@ def _tasks(role: str) -> list[dict]:
 
 def test_ansible_creates_the_users_and_the_split_directories() -> None:
     tasks = _tasks("state")
-    users = {t["ansible.builtin.user"]["name"]: t["ansible.builtin.user"]
-             for t in tasks if "ansible.builtin.user" in t}
+    users = {
+        t["ansible.builtin.user"]["name"]: t["ansible.builtin.user"]
+        for t in tasks
+        if "ansible.builtin.user" in t
+    }
     assert {"{{ appliance_sync_user }}", "{{ appliance_web_user }}"} <= set(users)
     for name in ("{{ appliance_sync_user }}", "{{ appliance_web_user }}"):
         assert users[name]["group"] == "{{ appliance_user }}"
         assert not users[name].get("groups")  # no camera, no GPIO
-    files = {t["ansible.builtin.file"]["path"]: t["ansible.builtin.file"]
-             for t in tasks if "ansible.builtin.file" in t}
+    files = {
+        t["ansible.builtin.file"]["path"]: t["ansible.builtin.file"]
+        for t in tasks
+        if "ansible.builtin.file" in t
+    }
     state = files["{{ appliance_state_dir }}"]
-    assert (state["owner"], state["group"], state["mode"]) == \
-        ("root", "{{ appliance_user }}", "1770")
-    trust = [t for t in tasks if "ansible.builtin.file" in t and t.get("loop") == ["trust", "tuf"]
-             and "mode" in t["ansible.builtin.file"]]
+    assert (state["owner"], state["group"], state["mode"]) == (
+        "root",
+        "{{ appliance_user }}",
+        "1770",
+    )
+    trust = [
+        t
+        for t in tasks
+        if "ansible.builtin.file" in t
+        and t.get("loop") == ["trust", "tuf"]
+        and "mode" in t["ansible.builtin.file"]
+    ]
     assert len(trust) == 1
     entry = trust[0]["ansible.builtin.file"]
     assert (entry["owner"], entry["mode"]) == ("{{ appliance_sync_user }}", "0750")

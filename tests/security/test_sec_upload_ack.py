@@ -41,12 +41,18 @@ class FakeHub:
                 if inner.path.endswith("/v1/batches"):
                     self.seen += 1
                     last = batch["records"][-1]
-                    answer.update(device_id=batch["device_id"], log_id=batch["log_id"],
-                                  acked=[batch["first_seq"], batch["last_seq"]],
-                                  stored=len(batch["records"]), duplicates=0, gaps=[])
+                    answer.update(
+                        device_id=batch["device_id"],
+                        log_id=batch["log_id"],
+                        acked=[batch["first_seq"], batch["last_seq"]],
+                        stored=len(batch["records"]),
+                        duplicates=0,
+                        gaps=[],
+                    )
                 if signer is not None and inner.path.endswith("/v1/batches"):
-                    answer["ack"] = signer.ack(batch["device_id"], batch["log_id"],
-                                               last["seq"], last["hash"]).as_dict()
+                    answer["ack"] = signer.ack(
+                        batch["device_id"], batch["log_id"], last["seq"], last["hash"]
+                    ).as_dict()
                 body = json.dumps(answer).encode()
                 inner.send_response(200)
                 inner.send_header("Content-Type", "application/json")
@@ -68,8 +74,9 @@ class FakeHub:
 
 @pytest.fixture(params=["unsigned", "own-key"])
 def fake_hub(request):
-    hub = FakeHub(None if request.param == "unsigned"
-                  else HubSigner(ed25519.Ed25519PrivateKey.generate()))
+    hub = FakeHub(
+        None if request.param == "unsigned" else HubSigner(ed25519.Ed25519PrivateKey.generate())
+    )
     yield hub
     hub.stop()
 
@@ -86,11 +93,13 @@ def test_a_fake_hub_marks_nothing_and_nothing_is_pruned(tmp_path, fake_hub, caps
     log.close()
 
     cfg = tmp_path / "appliance.toml"
-    cfg.write_text(f'[device]\nid = "kiosk-01"\n[paths]\n'
-                   f'state_dir = "{config.paths.state_dir}"\n'
-                   f'secrets_dir = "{config.paths.secrets_dir}"\n'
-                   f'[upload]\nurl = "{fake_hub.url}"\ntimeout_s = 5\n'
-                   f'hub_key = "{config.upload.hub_key}"\n[web]\nkiosk_socket = ""\n')
+    cfg.write_text(
+        f'[device]\nid = "kiosk-01"\n[paths]\n'
+        f'state_dir = "{config.paths.state_dir}"\n'
+        f'secrets_dir = "{config.paths.secrets_dir}"\n'
+        f'[upload]\nurl = "{fake_hub.url}"\ntimeout_s = 5\n'
+        f'hub_key = "{config.upload.hub_key}"\n[web]\nkiosk_socket = ""\n'
+    )
     assert main(["upload", "--config", str(cfg), "--once"]) == 1
     err = capsys.readouterr().err
     assert "acknowledgement" in err and "Traceback" not in err
@@ -125,10 +134,12 @@ def test_upload_without_a_pinned_hub_key_is_a_configuration_error(tmp_path, caps
         Uploader(log, identity, lambda _body: {})
     log.close()
     cfg = tmp_path / "appliance.toml"
-    cfg.write_text(f'[device]\nid = "kiosk-03"\n[paths]\n'
-                   f'state_dir = "{config.paths.state_dir}"\n'
-                   f'secrets_dir = "{config.paths.secrets_dir}"\n'
-                   '[upload]\nurl = "http://127.0.0.1:9/"\n')
+    cfg.write_text(
+        f'[device]\nid = "kiosk-03"\n[paths]\n'
+        f'state_dir = "{config.paths.state_dir}"\n'
+        f'secrets_dir = "{config.paths.secrets_dir}"\n'
+        '[upload]\nurl = "http://127.0.0.1:9/"\n'
+    )
     assert main(["upload", "--config", str(cfg), "--once"]) == 64
     assert "[upload] hub_key" in capsys.readouterr().err
 
@@ -139,8 +150,10 @@ def test_the_hub_under_wsgi_signs_with_its_credential(tmp_path):
 
     from appliance_hub.wsgi import app_from_environment
 
-    env = {"APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
-           "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices")}
+    env = {
+        "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+        "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
+    }
     _, log, identity = device(tmp_path, "kiosk-04", tmp_path / "devices")
     record_many(log, Scenario(), 4)
     unsigned = FlaskPoster(app_from_environment(env).test_client())
@@ -150,7 +163,8 @@ def test_the_hub_under_wsgi_signs_with_its_credential(tmp_path):
 
     credentials = tmp_path / "credentials"
     hub_private_file(credentials).rename(credentials / "hub_ack_key")
-    signing = FlaskPoster(app_from_environment(
-        {**env, "CREDENTIALS_DIRECTORY": str(credentials)}).test_client())
+    signing = FlaskPoster(
+        app_from_environment({**env, "CREDENTIALS_DIRECTORY": str(credentials)}).test_client()
+    )
     assert Uploader(log, identity, signing).upload_pending().records == 4
     assert log.status()["pending_upload"] == 0 and log.hub_ack().seq == 4

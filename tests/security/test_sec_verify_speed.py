@@ -39,8 +39,13 @@ from structure import cbor_trees, dumps
 
 from appliance.core.errors import CoseError
 
-SHORT = settings(max_examples=400, derandomize=True, database=None, deadline=None,
-                 suppress_health_check=list(HealthCheck))
+SHORT = settings(
+    max_examples=400,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 # (root_tags, tags, max_items) as the profiles call the scan (cose.py, cwt.py, hc1.py).
 MODES = (
     (frozenset(), frozenset(), 1_024),
@@ -76,7 +81,7 @@ def test_scan_agrees_with_the_reference_on_hostile_trees(tree, cut: int, flip: i
     _agree(data[: cut % (len(data) + 1)])
     if data:  # one byte changed: heads, lengths and breaks land in odd places
         i = flip % len(data)
-        _agree(data[:i] + bytes(((data[i] + 1 + flip // len(data)) % 256,)) + data[i + 1:])
+        _agree(data[:i] + bytes(((data[i] + 1 + flip // len(data)) % 256,)) + data[i + 1 :])
 
 
 @SHORT
@@ -88,21 +93,64 @@ def test_scan_agrees_with_the_reference_on_random_bytes(data: bytes) -> None:
 # Hand-picked edges: every head form of every major type, breaks where they may and may
 # not stand, duplicate keys spelt differently, depth and item caps exactly at the limit.
 EDGES = [
-    b"", b"\x18", b"\x18\x01", b"\x1b" + bytes(8), b"\x1c", b"\x1f", b"\x3f", b"\xdf",
-    b"\x5f\x41a\x41b\xff", b"\x5f\x61a\xff", b"\x5f\x5f\xff\xff", b"\x7f\x61a\x61b\xff",
-    b"\x9f\x01\x02\xff", b"\x9f\x01", b"\xbf\x01\x02\xff", b"\xbf\x01\xff", b"\xbf\xff",
-    b"\xa1\x01\xff", b"\xff", b"\xf7", b"\xf8\x20", b"\xf3", b"\xf9\x00\x00", b"\xfb" + bytes(7),
-    b"\xa2\x61a\x01\x7f\x61a\xff\x02", b"\xa2\x41a\x01\x61a\x02", b"\xa2\x01\x01\x01\x02",
-    b"\xa2\x20\x01\x39\x00\x00\x02", b"\xa2\x18\x01\x01\x01\x02", b"\xa1\xf4\x01",
-    b"\xa1\x81\x01\x01", b"\xa1\xc1\x01\x01", b"\xc1\x01", b"\xd2\x84\x40\xa0\x40\x40",
-    b"\xd8\x3d\xd2\x80", b"\xd2\xd8\x3d\x80", b"\x81\xd2\x80", b"\x9a\xff\xff\xff\xff",
-    b"\xbb" + b"\xff" * 8, b"\x78\x05abc", b"\x58", b"\x82\x01",
-    b"\x81" * 16 + b"\x01", b"\x81" * 15 + b"\x01", b"\x81" * 17 + b"\x01",
-    b"\xa1\x01" * 15 + b"\x01", b"\xa1\x01" * 16 + b"\x01", b"\xd2" * 15 + b"\x80",
-    b"\x84" + b"\x01" * 4, b"\x83" + b"\x01" * 3, b"\x99\x03\xff" + b"\x01" * 1023,
-    b"\x99\x03\xfe" + b"\x01" * 1022, b"\x9f" + b"\x01" * 1023 + b"\xff",
-    b"\x9f" + b"\x01" * 1024 + b"\xff", b"\xbf" + b"\x01\x02" * 511 + b"\xff",
-    b"\xbf" + b"\x01\x02" * 512 + b"\xff", b"\x80\x00", b"\xa0\xff",
+    b"",
+    b"\x18",
+    b"\x18\x01",
+    b"\x1b" + bytes(8),
+    b"\x1c",
+    b"\x1f",
+    b"\x3f",
+    b"\xdf",
+    b"\x5f\x41a\x41b\xff",
+    b"\x5f\x61a\xff",
+    b"\x5f\x5f\xff\xff",
+    b"\x7f\x61a\x61b\xff",
+    b"\x9f\x01\x02\xff",
+    b"\x9f\x01",
+    b"\xbf\x01\x02\xff",
+    b"\xbf\x01\xff",
+    b"\xbf\xff",
+    b"\xa1\x01\xff",
+    b"\xff",
+    b"\xf7",
+    b"\xf8\x20",
+    b"\xf3",
+    b"\xf9\x00\x00",
+    b"\xfb" + bytes(7),
+    b"\xa2\x61a\x01\x7f\x61a\xff\x02",
+    b"\xa2\x41a\x01\x61a\x02",
+    b"\xa2\x01\x01\x01\x02",
+    b"\xa2\x20\x01\x39\x00\x00\x02",
+    b"\xa2\x18\x01\x01\x01\x02",
+    b"\xa1\xf4\x01",
+    b"\xa1\x81\x01\x01",
+    b"\xa1\xc1\x01\x01",
+    b"\xc1\x01",
+    b"\xd2\x84\x40\xa0\x40\x40",
+    b"\xd8\x3d\xd2\x80",
+    b"\xd2\xd8\x3d\x80",
+    b"\x81\xd2\x80",
+    b"\x9a\xff\xff\xff\xff",
+    b"\xbb" + b"\xff" * 8,
+    b"\x78\x05abc",
+    b"\x58",
+    b"\x82\x01",
+    b"\x81" * 16 + b"\x01",
+    b"\x81" * 15 + b"\x01",
+    b"\x81" * 17 + b"\x01",
+    b"\xa1\x01" * 15 + b"\x01",
+    b"\xa1\x01" * 16 + b"\x01",
+    b"\xd2" * 15 + b"\x80",
+    b"\x84" + b"\x01" * 4,
+    b"\x83" + b"\x01" * 3,
+    b"\x99\x03\xff" + b"\x01" * 1023,
+    b"\x99\x03\xfe" + b"\x01" * 1022,
+    b"\x9f" + b"\x01" * 1023 + b"\xff",
+    b"\x9f" + b"\x01" * 1024 + b"\xff",
+    b"\xbf" + b"\x01\x02" * 511 + b"\xff",
+    b"\xbf" + b"\x01\x02" * 512 + b"\xff",
+    b"\x80\x00",
+    b"\xa0\xff",
 ]
 
 
@@ -161,9 +209,22 @@ def test_verify_of_a_text_loads_one_command_and_one_profile(tmp_path: Path) -> N
     world = World()
     world.editor.save(tmp_path / "trust.json")
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, "verify", "--trust-source", str(tmp_path / "trust.json"),
-         "--at", "2027-01-15T08:00:00Z", world.issue()],
-        capture_output=True, text=True, timeout=60, check=True)
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            "verify",
+            "--trust-source",
+            str(tmp_path / "trust.json"),
+            "--at",
+            "2027-01-15T08:00:00Z",
+            world.issue(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     status, _, names = proc.stdout.strip().rpartition("\n")[2].partition(" ")
     loaded = set(names.split())
     assert int(status) == 0 and "PASS" in proc.stdout
@@ -176,16 +237,19 @@ def test_verify_of_a_text_loads_one_command_and_one_profile(tmp_path: Path) -> N
 def test_other_commands_and_help_still_see_every_command(tmp_path: Path) -> None:
     """Building one command's parser must not hide the others from help or usage errors."""
     run = [sys.executable, "-m", "appliance.cli"]
-    helped = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60,
-                            check=True).stdout
+    helped = subprocess.run(
+        [*run, "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     for command in ("verify", "decode", "issuer", "trust-source", "selftest"):
         assert command in helped
-    wrong = subprocess.run([*run, "verfy", "x"], capture_output=True, text=True, timeout=60,
-                           check=False)
+    wrong = subprocess.run(
+        [*run, "verfy", "x"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert wrong.returncode == 64 and "invalid choice" in wrong.stderr
     assert "trust-source" in wrong.stderr
-    sub = subprocess.run([*run, "-v", "verify", "--help"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    sub = subprocess.run(
+        [*run, "-v", "verify", "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert "--trust-source" in sub
 
 
@@ -194,8 +258,7 @@ def _sign1(data: bytes, allow_cwt_tag: bool) -> tuple[str, object]:
         s = cose.parse_sign1(data, allow_cwt_tag=allow_cwt_tag)
     except CoseError:
         return "error", None
-    return "ok", (s.protected, dict(s.protected_map), dict(s.unprotected), s.payload,
-                  s.signature)
+    return "ok", (s.protected, dict(s.protected_map), dict(s.unprotected), s.payload, s.signature)
 
 
 def _general_sign1(data: bytes, allow_cwt_tag: bool) -> tuple[str, object]:
@@ -207,14 +270,35 @@ def _general_sign1(data: bytes, allow_cwt_tag: bool) -> tuple[str, object]:
 COMMON_HEADER = b"\xa2\x01\x26\x04\x48" + bytes(range(8))
 envelopes = st.builds(
     lambda head, protected, unprotected, payload, sig_head, signature, tail, cut: (
-        head + protected + unprotected + payload + sig_head + signature + tail)[:cut],
-    st.sampled_from([b"\xd2\x84", b"\x84", b"\xd2\x83", b"\x85", b"\xd8\x3d\xd2\x84",
-                     b"\xd3\x84", b"\x9f", b"\xd2\x9f"]),
-    st.sampled_from([b"\x4d" + COMMON_HEADER, b"\x40", b"\x4d" + COMMON_HEADER[:-1] + b"\x00",
-                     b"\x58\x0d" + COMMON_HEADER, b"\x43\xa1\x01\x26", b"\x4c" + COMMON_HEADER,
-                     b"\x41\xa0", b"\x5f\x4d" + COMMON_HEADER + b"\xff"]),
-    st.sampled_from([b"\xa0", b"\xa1\x01\x26", b"\xa1\x04\x41x", b"\x80", b"\xbf\xff",
-                     b"\xa1\x01\xc1\x00"]),
+        head + protected + unprotected + payload + sig_head + signature + tail
+    )[:cut],
+    st.sampled_from(
+        [
+            b"\xd2\x84",
+            b"\x84",
+            b"\xd2\x83",
+            b"\x85",
+            b"\xd8\x3d\xd2\x84",
+            b"\xd3\x84",
+            b"\x9f",
+            b"\xd2\x9f",
+        ]
+    ),
+    st.sampled_from(
+        [
+            b"\x4d" + COMMON_HEADER,
+            b"\x40",
+            b"\x4d" + COMMON_HEADER[:-1] + b"\x00",
+            b"\x58\x0d" + COMMON_HEADER,
+            b"\x43\xa1\x01\x26",
+            b"\x4c" + COMMON_HEADER,
+            b"\x41\xa0",
+            b"\x5f\x4d" + COMMON_HEADER + b"\xff",
+        ]
+    ),
+    st.sampled_from(
+        [b"\xa0", b"\xa1\x01\x26", b"\xa1\x04\x41x", b"\x80", b"\xbf\xff", b"\xa1\x01\xc1\x00"]
+    ),
     st.integers(0, 300).map(lambda n: cbor2.dumps(bytes(n))),
     st.sampled_from([b"\x58\x40", b"\x58\x3f", b"\x58\x41", b"\x59\x00\x40", b"\x60"]),
     st.sampled_from([bytes(64), bytes(63), bytes(65)]),
@@ -225,8 +309,9 @@ envelopes = st.builds(
 
 @SHORT
 @given(data=envelopes, allow_cwt_tag=st.booleans())
-def test_envelope_fast_path_reads_what_the_general_path_reads(data: bytes,
-                                                              allow_cwt_tag: bool) -> None:
+def test_envelope_fast_path_reads_what_the_general_path_reads(
+    data: bytes, allow_cwt_tag: bool
+) -> None:
     """The envelope fast path is a second reader of attacker bytes: it must agree."""
     assert _sign1(data, allow_cwt_tag) == _general_sign1(data, allow_cwt_tag)
 

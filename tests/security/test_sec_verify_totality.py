@@ -66,8 +66,11 @@ def test_bignum_alg_is_malformed_structure(world: World, prefix: str, profile) -
     assert len(qr_text) < 100
     assert_rejected(profile, qr_text, Reason.MALFORMED_STRUCTURE)
     v = verify(qr_text, world.trust(), NOW, checkpoint=CHECK)
-    assert (v.outcome, v.reason, v.profile) == (Outcome.FAIL, Reason.MALFORMED_STRUCTURE,
-                                                prefix[:3])
+    assert (v.outcome, v.reason, v.profile) == (
+        Outcome.FAIL,
+        Reason.MALFORMED_STRUCTURE,
+        prefix[:3],
+    )
 
 
 @pytest.mark.parametrize("alg", [2**63, -(2**63) - 1, 2**64 - 1, "A" * 200])
@@ -111,10 +114,32 @@ def test_mime_tag_in_protected_header_is_refused_before_decoding(world: World) -
 
 
 # Registered tags cbor2 decodes into objects (or resolves as references).
-SEMANTIC = {0: "2026-01-01T00:00:00Z", 1: 5, 2: b"\x01", 3: b"\x01", 4: [-1, 5], 5: [1, 3],
-            21: b"x", 22: b"x", 23: b"x", 24: b"\xa0", 25: 0, 28: [1], 29: 0, 30: [1, 2],
-            32: "http://x", 33: "eA", 34: "eA==", 35: "a+", 36: "X: a\n\nb",
-            37: b"\x00" * 16, 256: [1], 258: [1, 2], 1004: "2026-01-01", 55799: 1}
+SEMANTIC = {
+    0: "2026-01-01T00:00:00Z",
+    1: 5,
+    2: b"\x01",
+    3: b"\x01",
+    4: [-1, 5],
+    5: [1, 3],
+    21: b"x",
+    22: b"x",
+    23: b"x",
+    24: b"\xa0",
+    25: 0,
+    28: [1],
+    29: 0,
+    30: [1, 2],
+    32: "http://x",
+    33: "eA",
+    34: "eA==",
+    35: "a+",
+    36: "X: a\n\nb",
+    37: b"\x00" * 16,
+    256: [1],
+    258: [1, 2],
+    1004: "2026-01-01",
+    55799: 1,
+}
 
 
 @pytest.mark.parametrize("tag", sorted(SEMANTIC))
@@ -136,20 +161,21 @@ def test_tags_inside_lc1_claims_are_malformed_claims(world: World, tag: int) -> 
     v = verify(qr_text, world.trust(), NOW, checkpoint=CHECK)
     assert (v.outcome, v.reason) == (Outcome.FAIL, Reason.MALFORMED_CLAIMS)
     del payload[99]
-    v = verify(text(cose(world.es256, cbor2.dumps(payload))), world.trust(), NOW,
-               checkpoint=CHECK)
+    v = verify(text(cose(world.es256, cbor2.dumps(payload))), world.trust(), NOW, checkpoint=CHECK)
     assert (v.outcome, v.reason) == (Outcome.PASS, Reason.OK)
 
 
 def test_header_with_too_many_entries_is_malformed_structure(world: World) -> None:
     k = world.es256
     protected = {1: -7, 4: k.kid, **{100 + i: i for i in range(40)}}
-    assert_rejected(lc1.PROFILE, text(cose(k, b"\xa0", protected=protected)),
-                    Reason.MALFORMED_STRUCTURE)
+    assert_rejected(
+        lc1.PROFILE, text(cose(k, b"\xa0", protected=protected)), Reason.MALFORMED_STRUCTURE
+    )
 
 
 def test_unexpected_fault_in_a_profile_is_a_verdict_logged_once(
-        world: World, monkeypatch, caplog) -> None:
+    world: World, monkeypatch, caplog
+) -> None:
     """The last-resort net: a bug in a profile's decoding gives a verdict, not an exception,
     and one log record that does not carry the text."""
 
@@ -187,8 +213,12 @@ def test_credential_code_uses_only_decoder_options_of_the_cbor2_floor() -> None:
     used: list[tuple[str, str]] = []
     for path in sorted((REPO / "appliance" / "credential").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "cbor2"
-                    and node.func.attr in ("loads", "load", "CBORDecoder")):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "cbor2"
+                and node.func.attr in ("loads", "load", "CBORDecoder")
+            ):
                 used += [(path.name, kw.arg or "**") for kw in node.keywords]
     assert [u for u in used if u[1] not in FLOOR_DECODER_KWARGS] == []

@@ -74,8 +74,9 @@ def test_forty_streams_leave_the_kiosk_answering(kiosk_and_web) -> None:
     kit, server = kiosk_and_web
     opened, refused = [], []
     for i in range(40):
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10.0,
-                                          source_address=(f"127.0.0.{i + 2}", 0))
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", server.port, timeout=10.0, source_address=(f"127.0.0.{i + 2}", 0)
+        )
         conn.request("GET", "/kiosk/events?lang=en")
         r = conn.getresponse()
         if r.status == 200:
@@ -113,8 +114,9 @@ def test_a_closed_stream_frees_its_slot(tmp_path: Path) -> None:
     client = app.test_client()
 
     def stream(i: int):
-        return client.get("/kiosk/events", buffered=False,
-                          environ_base={"REMOTE_ADDR": f"192.0.2.{i}"})
+        return client.get(
+            "/kiosk/events", buffered=False, environ_base={"REMOTE_ADDR": f"192.0.2.{i}"}
+        )
 
     responses = [stream(i) for i in range(fanout.max_clients - 1)]  # one left: the display's
     assert all(r.status_code == 200 for r in responses)
@@ -154,12 +156,10 @@ def test_verify_page_shows_holder_only_to_an_inspector(inspector_kit: Kit) -> No
 
     client = make_app(inspector_kit).test_client()
     text = inspector_kit.pass_text()
-    r = client.post("/verify", data={"csrf_token": form_token(client, "/verify"),
-                                     "text": text})
+    r = client.post("/verify", data={"csrf_token": form_token(client, "/verify"), "text": text})
     assert r.status_code == 200 and "Somchai" not in r.get_data(as_text=True)
     login_inspector(client)
-    r = client.post("/verify", data={"csrf_token": form_token(client, "/verify"),
-                                     "text": text})
+    r = client.post("/verify", data={"csrf_token": form_token(client, "/verify"), "text": text})
     assert "Somchai" in r.get_data(as_text=True)
 
 
@@ -273,12 +273,23 @@ def test_a_flood_of_failures_costs_the_right_password_one_capped_wait(tmp_path: 
 # --- redirects ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("query", [
-    "next=/%09/evil.example", "next=/%0d%0aSet-Cookie:%20x=1", "next=%0a//evil.example",
-    "next=//evil.example", "next=/%5Cevil.example", "next=/%2F%2Fevil.example",
-    "next=/%252F%252Fevil.example", "next=https://evil.example/", "next=javascript:alert(1)",
-    "next=/%00x", "next=%E2%80%AE/x", "next=evil.example",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "next=/%09/evil.example",
+        "next=/%0d%0aSet-Cookie:%20x=1",
+        "next=%0a//evil.example",
+        "next=//evil.example",
+        "next=/%5Cevil.example",
+        "next=/%2F%2Fevil.example",
+        "next=/%252F%252Fevil.example",
+        "next=https://evil.example/",
+        "next=javascript:alert(1)",
+        "next=/%00x",
+        "next=%E2%80%AE/x",
+        "next=evil.example",
+    ],
+)
 def test_next_accepts_same_site_paths_only(tmp_path: Path, query: str) -> None:
     client = make_app(make_kit(tmp_path)).test_client()
     r = client.get(f"/lang/en?{query}")
@@ -296,6 +307,8 @@ def test_login_next_is_checked_too(inspector_kit: Kit) -> None:
 
     client = make_app(inspector_kit).test_client()
     token = form_token(client, "/inspector/login")
-    r = client.post("/inspector/login?next=/%09/evil.example",
-                    data={"csrf_token": token, "password": INSPECTOR_PASSWORD})
+    r = client.post(
+        "/inspector/login?next=/%09/evil.example",
+        data={"csrf_token": token, "password": INSPECTOR_PASSWORD},
+    )
     assert r.status_code == 302 and r.headers["Location"] == "/inspector"

@@ -81,22 +81,35 @@ class SseReader:
 def device(tmp_path: Path):
     world = World()
     snapshot = world.trust()
-    service = VerificationService(lambda: snapshot, FixedClock(NOW),
-                                  Checkpoint(check_staleness=False), audit=NullAudit())
+    service = VerificationService(
+        lambda: snapshot, FixedClock(NOW), Checkpoint(check_staleness=False), audit=NullAudit()
+    )
     bus = EventBus()
-    port = LocalKioskPort(service, bus, device={"id": "gate-1", "mode": "kiosk"},
-                          trust=lambda: snapshot, clock=FixedClock(NOW))
+    port = LocalKioskPort(
+        service,
+        bus,
+        device={"id": "gate-1", "mode": "kiosk"},
+        trust=lambda: snapshot,
+        clock=FixedClock(NOW),
+    )
     sock = tmp_path / "kiosk.sock"
     bridge = BridgeServer(port, sock, heartbeat_s=0.2).start()
-    config = config_from_mapping({
-        "device": {"id": "gate-1", "mode": "kiosk"},
-        "paths": {"state_dir": str(tmp_path / "state")},
-        "web": {"language": "en", "kiosk_socket": str(sock),
-                "trusted_hosts": ["127.0.0.1", "localhost"]}})
+    config = config_from_mapping(
+        {
+            "device": {"id": "gate-1", "mode": "kiosk"},
+            "paths": {"state_dir": str(tmp_path / "state")},
+            "web": {
+                "language": "en",
+                "kiosk_socket": str(sock),
+                "trusted_hosts": ["127.0.0.1", "localhost"],
+            },
+        }
+    )
     client = SocketKioskPort(sock, timeout_s=10)
     live = LiveServer(create_app(client, config, secret_key=b"k" * 32))
-    indicator = GpiozeroIndicator(IndicatorConfig(backend="mock", verdict_hold_s=60),
-                                  pin_factory=MockFactory())
+    indicator = GpiozeroIndicator(
+        IndicatorConfig(backend="mock", verdict_hold_s=60), pin_factory=MockFactory()
+    )
     try:
         yield world, service, bus, live, client, indicator
     finally:
@@ -112,12 +125,14 @@ def test_web_submission_is_not_shown_on_the_kiosk_screen(device) -> None:
     try:
         # Someone on the web submits a genuine licence ...
         cookie, token = live.form_session("/verify")
-        status, body = live.post_multipart("/verify", cookie,
-                                           {"csrf_token": token, "text": world.issue()}, {})
+        status, body = live.post_multipart(
+            "/verify", cookie, {"csrf_token": token, "text": world.issue()}, {}
+        )
         assert status == 200 and b"valid" in body.lower()  # the submitter sees the verdict
         # ... while the person at the kiosk holds up a code that is not a licence.
-        kiosk = Kiosk(OneFrame("not a licence"), FrameScanner(make_decoder("zxing")),
-                      service, indicator, bus)
+        kiosk = Kiosk(
+            OneFrame("not a licence"), FrameScanner(make_decoder("zxing")), service, indicator, bus
+        )
         kiosk._open_camera()
         kiosk.poll_once(0)
         assert lamp_states(indicator)["red"] is True
@@ -145,8 +160,9 @@ def test_scanned_verdicts_still_reach_the_screen(device) -> None:
     reader = threading.Thread(target=lambda: got.append(screen.next_verdict()), daemon=True)
     reader.start()
     try:
-        kiosk = Kiosk(OneFrame(world.issue()), FrameScanner(make_decoder("zxing")),
-                      service, indicator, bus)
+        kiosk = Kiosk(
+            OneFrame(world.issue()), FrameScanner(make_decoder("zxing")), service, indicator, bus
+        )
         kiosk._open_camera()
         kiosk.poll_once(0)
         reader.join(10)

@@ -58,7 +58,8 @@ def _device(tmp_path: Path, a: Authority, url: str, hub, device_id: str) -> Path
         f'[sync]\nroot = "{a.root_file}"\n'
         f'[upload]\nurl = "{hub.url}"\ntimeout_s = 5\n'
         f'hub_key = "{hub_key_file(tmp_path)}"\n'
-        f'[web]\nkiosk_socket = "{tmp_path / device_id / "kiosk.sock"}"\n')
+        f'[web]\nkiosk_socket = "{tmp_path / device_id / "kiosk.sock"}"\n'
+    )
     identity, _ = ensure_identity(load_config(config))
     DeviceRegistry(hub.devices).enrol(device_id, identity.public.pem)
     return config
@@ -131,10 +132,12 @@ def test_an_untrusted_clock_sends_nothing_and_records_why(tmp_path, authority, h
     a, url = authority
     config = load_config(_device(tmp_path, a, url, hub, "kiosk-05"))
     # A clock a year behind the trust data's publication: below the trusted-time floor.
-    sources = sources_from_config(config, audit_backlog=lambda: 0, camera=lambda: "ok",
-                                  wall=lambda: time.time() - 365 * 86400)
-    beat = Heartbeat(sources, ensure_identity(config)[0],
-                     HubClient(hub.url, timeout_s=5).post_heartbeat)
+    sources = sources_from_config(
+        config, audit_backlog=lambda: 0, camera=lambda: "ok", wall=lambda: time.time() - 365 * 86400
+    )
+    beat = Heartbeat(
+        sources, ensure_identity(config)[0], HubClient(hub.url, timeout_s=5).post_heartbeat
+    )
     with pytest.raises(ClockNotTrusted):
         beat.send()
     assert "kiosk-05" not in _listed(hub)
@@ -145,12 +148,21 @@ def test_an_untrusted_clock_sends_nothing_and_records_why(tmp_path, authority, h
 def _kiosk(path: Path, camera_ok: bool) -> BridgeServer:
     world = World()
     snapshot = world.trust()
-    service = VerificationService(trust=lambda: snapshot, clock=FixedClock(NOW),
-                                  checkpoint=Checkpoint(check_staleness=False), audit=None,
-                                  audit_required=False)
-    port = LocalKioskPort(service, EventBus(), device={"id": "k", "camera": "picamera2"},
-                          trust=lambda: snapshot, clock=FixedClock(NOW),
-                          providers={"camera": lambda: {"camera_ok": camera_ok}})
+    service = VerificationService(
+        trust=lambda: snapshot,
+        clock=FixedClock(NOW),
+        checkpoint=Checkpoint(check_staleness=False),
+        audit=None,
+        audit_required=False,
+    )
+    port = LocalKioskPort(
+        service,
+        EventBus(),
+        device={"id": "k", "camera": "picamera2"},
+        trust=lambda: snapshot,
+        clock=FixedClock(NOW),
+        providers={"camera": lambda: {"camera_ok": camera_ok}},
+    )
     return BridgeServer(port, path).start()
 
 

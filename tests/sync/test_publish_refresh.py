@@ -42,8 +42,21 @@ def test_refresh_revives_an_expired_timestamp_for_devices(tmp_path, published):
         with pytest.raises(SyncError):
             device(tmp_path / "state", server.url, authority.root_file).sync_once()
         before = Metadata.from_file(str(authority.repo / "metadata/timestamp.json")).signed
-        assert main(["publish", "refresh", "--repo", str(authority.repo), "--keys", str(online),
-                     "--expires-hours", "24"]) == 0
+        assert (
+            main(
+                [
+                    "publish",
+                    "refresh",
+                    "--repo",
+                    str(authority.repo),
+                    "--keys",
+                    str(online),
+                    "--expires-hours",
+                    "24",
+                ]
+            )
+            == 0
+        )
         after = Metadata.from_file(str(authority.repo / "metadata/timestamp.json"))
         assert after.signed.version == before.version + 1
         assert after.signed.snapshot_meta == before.snapshot_meta

@@ -59,7 +59,9 @@ def test_each_part_is_a_content_addressed_target(tmp_path: Path) -> None:
     targets = r.targets().signed.targets
     manifest = _manifest(a.repo)
     assert set(targets) == {
-        "manifest.json", "issuers.json", manifest["status_lists"][0]["target"],
+        "manifest.json",
+        "issuers.json",
+        manifest["status_lists"][0]["target"],
         *(d["target"] for s in manifest["revoked"].values() for d in s["deltas"]),
     }
     for info in targets.values():
@@ -90,8 +92,7 @@ def test_new_revocations_append_a_small_delta(tmp_path: Path) -> None:
     m1 = _manifest(a.repo)["revoked"]["cti_sha256"]
     assert m1["base"]["count"] == 200_000 and m1["deltas"] == []
     added = _random_set(1000, 2)
-    update_repository(a.repo, a.keys,
-                      TrustParts(revoked={"cti_sha256": np.union1d(base, added)}))
+    update_repository(a.repo, a.keys, TrustParts(revoked={"cti_sha256": np.union1d(base, added)}))
     r = Repository(a.repo, a.keys)
     m2 = _manifest(a.repo)["revoked"]["cti_sha256"]
     assert m2["base"] == m1["base"]  # untouched: devices keep theirs
@@ -152,8 +153,9 @@ def test_rotation_signs_the_new_root_with_old_and_new_keys(tmp_path: Path, role:
     new_root.signed.verify_delegate("root", new_root.signed_bytes, new_root.signatures)
     assert list((a.keys / "retired").glob(f"{role}-*.pem"))
     r = Repository(a.repo, a.keys)
-    new_root.signed.verify_delegate("timestamp", r.timestamp().signed_bytes,
-                                    r.timestamp().signatures)
+    new_root.signed.verify_delegate(
+        "timestamp", r.timestamp().signed_bytes, r.timestamp().signatures
+    )
 
 
 def test_prune_keeps_recent_versions_and_all_roots(tmp_path: Path) -> None:
@@ -171,21 +173,52 @@ def test_prune_keeps_recent_versions_and_all_roots(tmp_path: Path) -> None:
 
 def test_publish_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo, keys, root = tmp_path / "repo", tmp_path / "keys", tmp_path / "root.json"
-    assert main(["publish", "init", "--repo", str(repo), "--keys", str(keys),
-                 "--root-out", str(root)]) == 0
+    assert (
+        main(["publish", "init", "--repo", str(repo), "--keys", str(keys), "--root-out", str(root)])
+        == 0
+    )
     source = tmp_path / "trust.json"
     editor = TrustSourceEditor()
     editor.revoke_cti(b"x" * 16)
     editor.save(source)
-    assert main(["publish", "update", "--repo", str(repo), "--keys", str(keys),
-                 "--source", str(source), "--expires-hours", "12"]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                "update",
+                "--repo",
+                str(repo),
+                "--keys",
+                str(keys),
+                "--source",
+                str(source),
+                "--expires-hours",
+                "12",
+            ]
+        )
+        == 0
+    )
     assert "published version 2" in capsys.readouterr().out
-    assert main(["publish", "rotate", "--repo", str(repo), "--keys", str(keys),
-                 "--role", "root"]) == 0
+    assert (
+        main(["publish", "rotate", "--repo", str(repo), "--keys", str(keys), "--role", "root"]) == 0
+    )
     assert main(["publish", "update", "--repo", str(repo), "--keys", str(keys)]) == 64
     capsys.readouterr()
     # an unreadable trust source exits 64, as it does for `appliance verify`
-    assert main(["publish", "update", "--repo", str(repo), "--keys", str(keys),
-                 "--source", str(tmp_path / "missing.json")]) == 64
+    assert (
+        main(
+            [
+                "publish",
+                "update",
+                "--repo",
+                str(repo),
+                "--keys",
+                str(keys),
+                "--source",
+                str(tmp_path / "missing.json"),
+            ]
+        )
+        == 64
+    )
     err = capsys.readouterr().err
     assert "cannot read trust source" in err and len(err.strip().splitlines()) == 1

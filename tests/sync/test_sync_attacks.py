@@ -86,8 +86,9 @@ def test_tampered_target(client: SyncClient, authority: Authority, server: RepoS
     assert client.sync_once().updated
 
 
-def test_metadata_signed_by_the_wrong_key(client: SyncClient, authority: Authority,
-                                          server: RepoServer) -> None:
+def test_metadata_signed_by_the_wrong_key(
+    client: SyncClient, authority: Authority, server: RepoServer
+) -> None:
     ts = Metadata[Timestamp].from_file(str(authority.repo / "metadata" / "timestamp.json"))
     ts.signed.version += 1
     ts.sign(CryptoSigner.generate_ed25519())
@@ -95,8 +96,9 @@ def test_metadata_signed_by_the_wrong_key(client: SyncClient, authority: Authori
     _rejected(client, "Unsigned|signature")
 
 
-def test_rollback_to_an_older_version(tmp_path: Path, client: SyncClient,
-                                      authority: Authority, server: RepoServer) -> None:
+def test_rollback_to_an_older_version(
+    tmp_path: Path, client: SyncClient, authority: Authority, server: RepoServer
+) -> None:
     old_repo = tmp_path / "old-repo"
     shutil.copytree(authority.repo, old_repo)
     _next_version(authority)
@@ -113,8 +115,9 @@ def test_rollback_to_an_older_version(tmp_path: Path, client: SyncClient,
         old_server.stop()
 
 
-def test_freeze_expired_metadata_served_forever(tmp_path: Path, authority: Authority,
-                                                server: RepoServer) -> None:
+def test_freeze_expired_metadata_served_forever(
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     authority.publish(expires_hours=1)
     now = time.time()
     wall = [now]
@@ -147,8 +150,9 @@ def test_endless_data(client: SyncClient, authority: Authority, server: RepoServ
     _rejected(client, "announced")
 
 
-def test_slow_retrieval_hits_the_total_deadline(client: SyncClient, authority: Authority,
-                                                server: RepoServer) -> None:
+def test_slow_retrieval_hits_the_total_deadline(
+    client: SyncClient, authority: Authority, server: RepoServer
+) -> None:
     _next_version(authority)
     server.hooks[_target_url(authority, "manifest.json")] = slow(0.25)  # under the 1 s gap
     started = time.monotonic()
@@ -156,8 +160,9 @@ def test_slow_retrieval_hits_the_total_deadline(client: SyncClient, authority: A
     assert time.monotonic() - started < 4.0  # 2 s deadline, never retried
 
 
-def test_recovery_after_online_key_compromise(tmp_path: Path, client: SyncClient,
-                                              authority: Authority, server: RepoServer) -> None:
+def test_recovery_after_online_key_compromise(
+    tmp_path: Path, client: SyncClient, authority: Authority, server: RepoServer
+) -> None:
     # The attacker steals the online keys and fast-forwards a forged repository.
     evil_repo, evil_keys = tmp_path / "evil-repo", tmp_path / "evil-keys"
     shutil.copytree(authority.repo, evil_repo)
@@ -190,12 +195,12 @@ def test_recovery_after_online_key_compromise(tmp_path: Path, client: SyncClient
     assert result.updated
     snap = load_trust_store(client.trust_dir)
     assert verify(forged_text, snap, time.time()).reason is Reason.UNKNOWN_ISSUER
-    assert verify(authority.credential(cti=REVOKED_CTI), snap, time.time()).reason \
-        is Reason.REVOKED
+    assert verify(authority.credential(cti=REVOKED_CTI), snap, time.time()).reason is Reason.REVOKED
 
 
-def test_root_key_rotation_keeps_devices_following(client: SyncClient,
-                                                   authority: Authority) -> None:
+def test_root_key_rotation_keeps_devices_following(
+    client: SyncClient, authority: Authority
+) -> None:
     rotate_key(authority.repo, authority.keys, "root")
     rotate_key(authority.repo, authority.keys, "root")
     _next_version(authority)
@@ -212,21 +217,27 @@ def test_server_down(client: SyncClient, server: RepoServer) -> None:
 
 
 @pytest.mark.parametrize("fault", [cut, truncated, lambda: status(503)])
-def test_transient_faults_are_retried(client: SyncClient, authority: Authority,
-                                      server: RepoServer, fault) -> None:
+def test_transient_faults_are_retried(
+    client: SyncClient, authority: Authority, server: RepoServer, fault
+) -> None:
     _next_version(authority)
     url = _target_url(authority, "manifest.json")
     server.hooks[url] = times(2, fault(), server, url)  # two failures, then served
     assert client.sync_once().updated
 
 
-@pytest.mark.parametrize(("fault", "match"), [
-    (truncated, "truncated"), (cut, "connection"), (lambda: status(500), "HTTP 500"),
-    (lambda: status(404), "HTTP 404"),
-])
-def test_persistent_faults_keep_the_last_good_data(client: SyncClient, authority: Authority,
-                                                   server: RepoServer, fault,
-                                                   match: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "match"),
+    [
+        (truncated, "truncated"),
+        (cut, "connection"),
+        (lambda: status(500), "HTTP 500"),
+        (lambda: status(404), "HTTP 404"),
+    ],
+)
+def test_persistent_faults_keep_the_last_good_data(
+    client: SyncClient, authority: Authority, server: RepoServer, fault, match: str
+) -> None:
     _next_version(authority)
     server.hooks[_target_url(authority, "manifest.json")] = fault()
     _rejected(client, match)
@@ -235,8 +246,9 @@ def test_persistent_faults_keep_the_last_good_data(client: SyncClient, authority
 # -- power cut during install -----------------------------------------------------------
 
 
-def test_power_cut_at_every_step_of_an_install(tmp_path: Path, client: SyncClient,
-                                               authority: Authority) -> None:
+def test_power_cut_at_every_step_of_an_install(
+    tmp_path: Path, client: SyncClient, authority: Authority
+) -> None:
     for i in range(1500):
         authority.editor.revoke_licence("TH-DLT", "DL", f"bulk{i}")
     authority.editor.set_status("https://status.example/dl/1", 9, 1)
@@ -306,8 +318,11 @@ def test_staleness_and_clock_rules(client: SyncClient, authority: Authority) -> 
     def sources() -> tuple[float | None, float | None]:
         return floor.last_synchronised(), snap.published_at
 
-    for wall, trusted in ((published - 3600, False), (published + 300, False),
-                          (published + 900, True)):
+    for wall, trusted in (
+        (published - 3600, False),
+        (published + 300, False),
+        (published + 900, True),
+    ):
         reading = FloorClock(sources, wall=lambda w=wall: w, build_time=0).read()
         assert reading.trusted is trusted
         verdict = verify(text, snap, reading.now, clock_trusted=reading.trusted)

@@ -29,7 +29,8 @@ def _config(tmp_path: Path, server: RepoServer, authority: Authority) -> Path:
         f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{tmp_path / "secrets"}"\n'
         f'[sync]\nurl = "{server.url}"\nroot = "{authority.root_file}"\n'
         "interval_minutes = 1\ntimeout_s = 2\ndownload_deadline_s = 5\nretry_backoff_s = 0.01\n"
-        "[audit]\nrequired = false\n")
+        "[audit]\nrequired = false\n"
+    )
     # Enrolment makes the device key and a test fleet key; verify --config never does.
     assert main(["device", "keygen", "--config", str(path), "--test-audit-key"]) == 0
     return path
@@ -41,9 +42,9 @@ def _verify_cli(config: Path, text: str, capsys: pytest.CaptureFixture[str]) -> 
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def test_end_to_end_publish_serve_sync_verify(tmp_path: Path, authority: Authority,
-                                              server: RepoServer,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_end_to_end_publish_serve_sync_verify(
+    tmp_path: Path, authority: Authority, server: RepoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = _config(tmp_path, server, authority)
     cti = b"\x01" * 16
     text = authority.credential(cti=cti)
@@ -61,9 +62,9 @@ def test_end_to_end_publish_serve_sync_verify(tmp_path: Path, authority: Authori
     assert service.verify(text, source="test").reason is Reason.REVOKED
 
 
-def test_sync_command_reports_one_line_and_status(tmp_path: Path, authority: Authority,
-                                                  server: RepoServer,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_sync_command_reports_one_line_and_status(
+    tmp_path: Path, authority: Authority, server: RepoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = _config(tmp_path, server, authority)
     server.stop()
     capsys.readouterr()  # enrolment's own lines
@@ -79,7 +80,8 @@ def test_sync_command_reports_one_line_and_status(tmp_path: Path, authority: Aut
 
 
 def test_only_changed_parts_are_fetched_and_unchanged_are_linked(
-        tmp_path: Path, authority: Authority, server: RepoServer) -> None:
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     authority.editor.set_status("https://status.example/dl/1", 70_000, 1)
     for i in range(3000):
         authority.editor.revoke_licence("TH-DLT", "DL", f"L{i}")
@@ -108,8 +110,9 @@ def test_only_changed_parts_are_fetched_and_unchanged_are_linked(
     assert snap.version == delta.version and len(snap.revoked_licences) == 3001
 
 
-def test_sync_state_records_success_and_failure(tmp_path: Path, authority: Authority,
-                                                server: RepoServer) -> None:
+def test_sync_state_records_success_and_failure(
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     now = [time.time()]
     client = device(tmp_path / "state", server.url, authority.root_file, wall=lambda: now[0])
     result = client.sync_once()
@@ -128,21 +131,28 @@ def test_sync_state_records_success_and_failure(tmp_path: Path, authority: Autho
     assert state["age_s"] >= 60
 
 
-def test_clock_floor_is_marked_only_when_synchronised(tmp_path: Path, authority: Authority,
-                                                      server: RepoServer) -> None:
+def test_clock_floor_is_marked_only_when_synchronised(
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     floor = FileTimeFloor(tmp_path / "state" / "clock.json")
     device(tmp_path / "state", server.url, authority.root_file).sync_once()
     assert floor.last_synchronised() is None
     later = time.time() + 3600
-    device(tmp_path / "state", server.url, authority.root_file, wall=lambda: later,
-           clock_synchronised=lambda: True).sync_once()
+    device(
+        tmp_path / "state",
+        server.url,
+        authority.root_file,
+        wall=lambda: later,
+        clock_synchronised=lambda: True,
+    ).sync_once()
     # Never above what the signed data vouches for: its publication time (issue 21).
     published = load_trust_store(tmp_path / "state" / "trust").published_at
     assert published is not None and floor.last_synchronised() == min(later, published)
 
 
-def test_kiosk_picks_up_new_data_without_restart(tmp_path: Path, authority: Authority,
-                                                 server: RepoServer) -> None:
+def test_kiosk_picks_up_new_data_without_restart(
+    tmp_path: Path, authority: Authority, server: RepoServer
+) -> None:
     client = device(tmp_path / "state", server.url, authority.root_file)
     client.sync_once()
     current = CurrentTrust(tmp_path / "state" / "trust")
@@ -154,15 +164,13 @@ def test_kiosk_picks_up_new_data_without_restart(tmp_path: Path, authority: Auth
     assert verify(text, current(), time.time()).reason is Reason.REVOKED
 
 
-def test_old_versions_are_pruned(tmp_path: Path, authority: Authority,
-                                 server: RepoServer) -> None:
+def test_old_versions_are_pruned(tmp_path: Path, authority: Authority, server: RepoServer) -> None:
     client = device(tmp_path / "state", server.url, authority.root_file, keep_versions=2)
     for i in range(4):
         authority.editor.revoke_licence("TH-DLT", "DL", str(i))
         authority.publish()
         client.sync_once()
-    versions = [p.name for p in (tmp_path / "state" / "trust").iterdir()
-                if p.name.startswith("v")]
+    versions = [p.name for p in (tmp_path / "state" / "trust").iterdir() if p.name.startswith("v")]
     assert len(versions) == 2
 
 
@@ -175,6 +183,7 @@ def test_periodic_sync_sleeps_interval_plus_jitter() -> None:
         if len(calls) == 2:
             raise SyncError("server down")
         from appliance_sync.schedule import SyncResult
+
         return SyncResult(1, False, 0, None, None)
 
     run_periodic(sync, 900, 60, sleep=sleeps.append, rng=lambda: 0.5, rounds=3)

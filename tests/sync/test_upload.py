@@ -44,10 +44,26 @@ class HubProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance.cli", "hub", "serve", "--db", str(self.db),
-             "--devices", str(self.devices), "--auditor-token-file", str(self.token_file),
-             "--port", str(self.port), "--ack-key", str(hub_private_file(self.devices.parent))],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "appliance.cli",
+                "hub",
+                "serve",
+                "--db",
+                str(self.db),
+                "--devices",
+                str(self.devices),
+                "--auditor-token-file",
+                str(self.token_file),
+                "--port",
+                str(self.port),
+                "--ack-key",
+                str(hub_private_file(self.devices.parent)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         http = urllib3.PoolManager(retries=False, timeout=1.0)
 
         def up() -> bool:
@@ -97,11 +113,13 @@ def test_hub_down_nothing_marked_then_upload_once_cli(tmp_path, hub, scenario, c
     assert log.status()["pending_upload"] == 30
     hub.start()
     cfg = tmp_path / "appliance.toml"
-    cfg.write_text(f'[device]\nid = "kiosk-01"\n[paths]\n'
-                   f'state_dir = "{config.paths.state_dir}"\n'
-                   f'secrets_dir = "{config.paths.secrets_dir}"\n'
-                   f'[upload]\nurl = "{hub.url}"\nbatch_size = 8\ntimeout_s = 5\n'
-                   f'hub_key = "{config.upload.hub_key}"\n')
+    cfg.write_text(
+        f'[device]\nid = "kiosk-01"\n[paths]\n'
+        f'state_dir = "{config.paths.state_dir}"\n'
+        f'secrets_dir = "{config.paths.secrets_dir}"\n'
+        f'[upload]\nurl = "{hub.url}"\nbatch_size = 8\ntimeout_s = 5\n'
+        f'hub_key = "{config.upload.hub_key}"\n'
+    )
     log.close()
     assert main(["upload", "--config", str(cfg), "--once"]) == 0
     assert "uploaded 30 records in 4 batches" in capsys.readouterr().out
@@ -132,8 +150,9 @@ def test_hub_killed_mid_batch_and_lost_acks_each_record_held_once(tmp_path, hub,
 
     def run() -> None:
         try:
-            uploader.upload_pending(max_attempts=None, base_delay_s=0.02, max_delay_s=0.2,
-                                    stop=stop)
+            uploader.upload_pending(
+                max_attempts=None, base_delay_s=0.02, max_delay_s=0.2, stop=stop
+            )
         except BaseException as e:
             errors.append(e)
 

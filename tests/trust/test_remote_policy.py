@@ -32,41 +32,48 @@ from appliance_hub.wsgi import app_from_environment
 DEVICE = Checkpoint(device_id="kiosk-01", software_version="1.4.2")
 
 
-@pytest.mark.parametrize(("own", "minimum", "outdated"), [
-    ("1.4.2", "1.4.2", False),
-    ("1.4.2", "1.4.10", True),  # numeric, not text, order: "1.4.10" > "1.4.2"
-    ("1.4.10", "1.4.9", False),
-    ("1.4", "1.4.0", False),  # equal under PEP 440
-    ("1.5.0rc1", "1.5.0", True),  # a pre-release is below its release
-    ("1.5.0.post1", "1.5.0", False),
-    ("1.5.0.dev3", "1.5.0rc1", True),
-    ("2!0.1", "9.9", False),  # epoch
-    ("not-a-version", "0.0.1", True),  # an unreadable own version fails closed
-])
+@pytest.mark.parametrize(
+    ("own", "minimum", "outdated"),
+    [
+        ("1.4.2", "1.4.2", False),
+        ("1.4.2", "1.4.10", True),  # numeric, not text, order: "1.4.10" > "1.4.2"
+        ("1.4.10", "1.4.9", False),
+        ("1.4", "1.4.0", False),  # equal under PEP 440
+        ("1.5.0rc1", "1.5.0", True),  # a pre-release is below its release
+        ("1.5.0.post1", "1.5.0", False),
+        ("1.5.0.dev3", "1.5.0rc1", True),
+        ("2!0.1", "9.9", False),  # epoch
+        ("not-a-version", "0.0.1", True),  # an unreadable own version fails closed
+    ],
+)
 def test_software_versions_compare_by_pep_440(own: str, minimum: str, outdated: bool) -> None:
     assert is_outdated(own, minimum) is outdated
 
 
-@pytest.mark.parametrize(("policy", "field"), [
-    ({"min_software_version": "latest"}, "policy.min_software_version"),
-    ({"min_software_version": ""}, "policy.min_software_version"),
-    ({"min_software_version": ["1.0"]}, "policy.min_software_version"),
-    ({"min_software_version": "1." + "0" * 100}, "policy.min_software_version"),
-    ({"disabled_devices": "kiosk-01"}, "policy.disabled_devices"),
-    ({"disabled_devices": {"kiosk-01": True}}, "policy.disabled_devices"),
-    ({"disabled_devices": [None]}, r"policy.disabled_devices\[0\]"),
-    ({"disabled_devices": ["ok", ""]}, r"policy.disabled_devices\[1\]"),
-    ({"disabled_devices": ["-x"]}, r"policy.disabled_devices\[0\]"),
-    ({"disabled_devices": ["a" * 65]}, r"policy.disabled_devices\[0\]"),
-])
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ({"min_software_version": "latest"}, "policy.min_software_version"),
+        ({"min_software_version": ""}, "policy.min_software_version"),
+        ({"min_software_version": ["1.0"]}, "policy.min_software_version"),
+        ({"min_software_version": "1." + "0" * 100}, "policy.min_software_version"),
+        ({"disabled_devices": "kiosk-01"}, "policy.disabled_devices"),
+        ({"disabled_devices": {"kiosk-01": True}}, "policy.disabled_devices"),
+        ({"disabled_devices": [None]}, r"policy.disabled_devices\[0\]"),
+        ({"disabled_devices": ["ok", ""]}, r"policy.disabled_devices\[1\]"),
+        ({"disabled_devices": ["-x"]}, r"policy.disabled_devices\[0\]"),
+        ({"disabled_devices": ["a" * 65]}, r"policy.disabled_devices\[0\]"),
+    ],
+)
 def test_a_bad_value_refuses_the_trust_data_naming_the_field(policy, field) -> None:
     with pytest.raises(TrustDataError, match=field):
         parse_policy(policy)
 
 
 def test_good_values_are_read_and_absent_ones_stop_nothing() -> None:
-    policy = parse_policy({"min_software_version": "1.4.2",
-                           "disabled_devices": ["kiosk-01", "kiosk-02"]})
+    policy = parse_policy(
+        {"min_software_version": "1.4.2", "disabled_devices": ["kiosk-01", "kiosk-02"]}
+    )
     assert policy.min_software_version == "1.4.2"
     assert policy.disabled_devices == {"kiosk-01", "kiosk-02"}
     assert out_of_service(parse_policy({}), "kiosk-01", "0.0.1") is None
@@ -89,8 +96,10 @@ def test_the_verifier_applies_policy_only_with_a_device_identity(world: World) -
     try:
         trust = world.trust()
         good = world.issue()
-        assert verify(good, trust, NOW, checkpoint=Checkpoint(check_staleness=False)).reason \
+        assert (
+            verify(good, trust, NOW, checkpoint=Checkpoint(check_staleness=False)).reason
             is Reason.OK
+        )
         for text in (good, "garbage", ""):  # before step 1: even an undecodable input
             v = verify(text, trust, NOW, checkpoint=DEVICE)
             assert (v.outcome, v.reason) == (Outcome.UNVERIFIABLE, Reason.DEVICE_DISABLED)
@@ -125,8 +134,20 @@ def test_trust_source_set_policy_sets_and_clears_both(tmp_path: Path, world: Wor
     path = tmp_path / "trust.json"
     world.editor.save(path)
     base = ["trust-source", "set-policy", str(path)]
-    assert main([*base, "--min-software-version", "1.4.2", "--disable-device", "kiosk-01",
-                 "--disable-device", "kiosk-02"]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--min-software-version",
+                "1.4.2",
+                "--disable-device",
+                "kiosk-01",
+                "--disable-device",
+                "kiosk-02",
+            ]
+        )
+        == 0
+    )
     assert _policy(path)["min_software_version"] == "1.4.2"
     assert _policy(path)["disabled_devices"] == ["kiosk-01", "kiosk-02"]
     assert main([*base, "--disable-device", "kiosk-01", "--enable-device", "kiosk-02"]) == 0
@@ -136,13 +157,17 @@ def test_trust_source_set_policy_sets_and_clears_both(tmp_path: Path, world: Wor
     assert _policy(path)["max_age_hours"] == 72  # other values untouched
 
 
-@pytest.mark.parametrize("args", [
-    ["--min-software-version", "newest"],
-    ["--disable-device", "kiosk 01"],
-    ["--disable-device", "kiosk-01", "--enable-device", "kiosk-01"],
-])
-def test_trust_source_set_policy_refuses_what_devices_would(tmp_path: Path, world: World,
-                                                           args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--min-software-version", "newest"],
+        ["--disable-device", "kiosk 01"],
+        ["--disable-device", "kiosk-01", "--enable-device", "kiosk-01"],
+    ],
+)
+def test_trust_source_set_policy_refuses_what_devices_would(
+    tmp_path: Path, world: World, args: list[str]
+) -> None:
     path = tmp_path / "trust.json"
     world.editor.save(path)
     before = path.read_bytes()
@@ -175,15 +200,28 @@ def test_the_hub_under_its_wsgi_settings_answers_403_json(tmp_path: Path) -> Non
 
     policy = tmp_path / "trust.json"
     policy.write_text(json.dumps({"policy": {"disabled_devices": ["kiosk-lost"]}}))
-    app = app_from_environment({"APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
-                                "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
-                                "APPLIANCE_HUB_POLICY": str(policy)})
+    app = app_from_environment(
+        {
+            "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
+            "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
+            "APPLIANCE_HUB_POLICY": str(policy),
+        }
+    )
     _, log, identity = device(tmp_path, "kiosk-lost", tmp_path / "devices")
     record_many(log, Scenario(), 1)
     records, cps = log.pending(10)
-    payload = canonical({"type": "appliance-audit-batch-v1", "device_id": "kiosk-lost",
-                         "log_id": log.log_id, "first_seq": 1, "last_seq": 1,
-                         "records": records, "checkpoints": cps, "sent_at": 1.5})
+    payload = canonical(
+        {
+            "type": "appliance-audit-batch-v1",
+            "device_id": "kiosk-lost",
+            "log_id": log.log_id,
+            "first_seq": 1,
+            "last_seq": 1,
+            "records": records,
+            "checkpoints": cps,
+            "sent_at": 1.5,
+        }
+    )
     from appliance.audit.signed_body import sign_body
 
     signed = sign_body(identity, "kiosk-lost", payload)
@@ -192,8 +230,11 @@ def test_the_hub_under_its_wsgi_settings_answers_403_json(tmp_path: Path) -> Non
     thread.start()
     try:
         resp = urllib3.PoolManager(retries=False, timeout=30.0).request(
-            "POST", f"http://127.0.0.1:{server.port}/v1/batches", body=signed.body,
-            headers=dict(signed.headers))
+            "POST",
+            f"http://127.0.0.1:{server.port}/v1/batches",
+            body=signed.body,
+            headers=dict(signed.headers),
+        )
     finally:
         server.shutdown()
         thread.join()

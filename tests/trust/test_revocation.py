@@ -26,8 +26,10 @@ def test_status_list_bit_order_lsb_first() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(members=st.sets(st.binary(min_size=32, max_size=32), max_size=300),
-       others=st.lists(st.binary(min_size=32, max_size=32), max_size=50))
+@given(
+    members=st.sets(st.binary(min_size=32, max_size=32), max_size=300),
+    others=st.lists(st.binary(min_size=32, max_size=32), max_size=50),
+)
 def test_hash_set_membership(members: set[bytes], others: list[bytes]) -> None:
     s = HashSet.from_digests(members)
     assert all(m in s for m in members)

@@ -29,8 +29,11 @@ def one_piece(base: bytes) -> bytes:
     """Offsets of each bucket computed over the whole base at once (the reference)."""
     count = len(base) // 16
     records = np.frombuffer(base, dtype=np.uint8).reshape(count, 16)
-    top = ((records[:, 0].astype(np.uint32) << 16) | (records[:, 1].astype(np.uint32) << 8)
-           | records[:, 2].astype(np.uint32)) >> (24 - INDEX_BITS)
+    top = (
+        (records[:, 0].astype(np.uint32) << 16)
+        | (records[:, 1].astype(np.uint32) << 8)
+        | records[:, 2].astype(np.uint32)
+    ) >> (24 - INDEX_BITS)
     offsets = np.searchsorted(top, np.arange((1 << INDEX_BITS) + 1, dtype=np.uint32))
     return offsets.astype("<u4").tobytes()
 
@@ -38,8 +41,10 @@ def one_piece(base: bytes) -> bytes:
 # Prefixes crowded into a few buckets (first bytes from a small alphabet) and spread ones,
 # so that buckets hold several records and chunks end inside and between buckets.
 _prefix = st.one_of(
-    st.tuples(st.sampled_from([b"\x00\x00", b"\x00\x01", b"\x7f\xff", b"\xff\xff"]),
-              st.binary(min_size=14, max_size=14)).map(lambda t: t[0] + t[1]),
+    st.tuples(
+        st.sampled_from([b"\x00\x00", b"\x00\x01", b"\x7f\xff", b"\xff\xff"]),
+        st.binary(min_size=14, max_size=14),
+    ).map(lambda t: t[0] + t[1]),
     st.binary(min_size=16, max_size=16),
 )
 
@@ -124,7 +129,7 @@ def test_check_index_refuses_an_edited_index(tmp_path: Path, edit: str) -> None:
     b = int(np.argmax(values[1:] > values[:-1])) + 1  # a bucket boundary that moves a record
     if edit in ("down", "up"):
         moved = int(values[b]) + (1 if edit == "up" else -1)
-        index[b * 4:b * 4 + 4] = moved.to_bytes(4, "little")
+        index[b * 4 : b * 4 + 4] = moved.to_bytes(4, "little")
     elif edit == "truncate":
         del index[-4:]
     else:
@@ -144,11 +149,14 @@ def test_check_index_refuses_an_index_of_another_base(tmp_path: Path) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(prefixes=st.sets(_prefix, min_size=1, max_size=300),
-       chunk=st.integers(min_value=1, max_value=40), data=st.data())
-def test_check_index_on_random_bases_and_edits(tmp_path_factory: pytest.TempPathFactory,
-                                               prefixes: set[bytes], chunk: int,
-                                               data: st.DataObject) -> None:
+@given(
+    prefixes=st.sets(_prefix, min_size=1, max_size=300),
+    chunk=st.integers(min_value=1, max_value=40),
+    data=st.data(),
+)
+def test_check_index_on_random_bases_and_edits(
+    tmp_path_factory: pytest.TempPathFactory, prefixes: set[bytes], chunk: int, data: st.DataObject
+) -> None:
     tmp = tmp_path_factory.mktemp("idx")
     base = tmp / "base.bin"
     base.write_bytes(_base(prefixes))

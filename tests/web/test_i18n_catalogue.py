@@ -44,9 +44,25 @@ def _extracted(part: str, tmp_path: Path) -> set[str]:
     """What the part marks for translation, extracted as ``make translations`` does."""
     pot = tmp_path / f"{part}.pot"
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
-         "-k", "lazy_gettext", "--no-location", "-o", str(pot), "."],
-        cwd=ROOT / part, check=True, capture_output=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "lazy_gettext",
+            "--no-location",
+            "-o",
+            str(pot),
+            ".",
+        ],
+        cwd=ROOT / part,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with pot.open("rb") as f:
         return {m.id for m in read_po(f) if m.id}
 
@@ -57,8 +73,9 @@ def test_every_marked_string_has_thai_in_the_catalogue(part: str, tmp_path: Path
     assert len(wanted) > 40, "extraction found the part's strings"
     po = _catalogue(part)
     missing = sorted(map(str, wanted - set(po)))
-    untranslated = sorted(str(k) for k, m in po.items()
-                          if m.fuzzy or not THAI.search(str(m.string)))  # type: ignore[attr-defined]
+    untranslated = sorted(
+        str(k) for k, m in po.items() if m.fuzzy or not THAI.search(str(m.string))
+    )  # type: ignore[attr-defined]
     unused = sorted(map(str, set(po) - wanted))
     hint = "run `make translations`, then translate the new entries of the .po"
     assert missing == [], f"marked but not in {part}'s catalogue ({hint}): {missing}"
@@ -92,6 +109,7 @@ def test_no_thai_outside_the_catalogues() -> None:
 
 # -- pages in both languages, in both orders ------------------------------------------------
 
+
 def _texts(page: str) -> list[str]:
     """The page's text nodes and labelling attributes, unescaped."""
     body = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
@@ -118,8 +136,7 @@ def _check_pages(part: str, pages: dict[str, dict[str, str]], data: list[str]) -
         if lost:
             untranslated[name] = lost
     assert wrong == {}, f"Thai on English {part} pages: {wrong}"
-    assert untranslated == {}, f"English labels without their Thai on {part} pages: " \
-                               f"{untranslated}"
+    assert untranslated == {}, f"English labels without their Thai on {part} pages: {untranslated}"
 
 
 def _web_pages(tmp_path: Path, order: tuple[str, str]) -> dict[str, dict[str, str]]:
@@ -136,22 +153,34 @@ def _web_pages(tmp_path: Path, order: tuple[str, str]) -> dict[str, dict[str, st
     login_admin(admin)
     pages: dict[str, dict[str, str]] = {}
     for lang in order:
-        for path in ("/", "/kiosk", "/status", "/verify", "/inspector", "/admin/login",
-                     "/inspector/login", "/no-such-page"):
-            pages.setdefault(path, {})[lang] = client.get(
-                f"{path}?lang={lang}").get_data(as_text=True)
-        pages.setdefault("/admin/", {})[lang] = admin.get(
-            f"/admin/?lang={lang}").get_data(as_text=True)
+        for path in (
+            "/",
+            "/kiosk",
+            "/status",
+            "/verify",
+            "/inspector",
+            "/admin/login",
+            "/inspector/login",
+            "/no-such-page",
+        ):
+            pages.setdefault(path, {})[lang] = client.get(f"{path}?lang={lang}").get_data(
+                as_text=True
+            )
+        pages.setdefault("/admin/", {})[lang] = admin.get(f"/admin/?lang={lang}").get_data(
+            as_text=True
+        )
     for lang in order:  # after every GET: the result changes the inspector's last verdict
         pages.setdefault("verify-result", {})[lang] = client.post(
-            f"/verify?lang={lang}", data={"csrf_token": form_token(client, "/verify"),
-                                          "text": kit.fail_text()}).get_data(as_text=True)
+            f"/verify?lang={lang}",
+            data={"csrf_token": form_token(client, "/verify"), "text": kit.fail_text()},
+        ).get_data(as_text=True)
     return pages
 
 
 @pytest.mark.parametrize("order", [("en", "th"), ("th", "en")])
 def test_web_pages_in_each_language_whichever_comes_first(
-        tmp_path: Path, order: tuple[str, str]) -> None:
+    tmp_path: Path, order: tuple[str, str]
+) -> None:
     pages = _web_pages(tmp_path, order)
     _check_pages("web", pages, ["สมชาย ใจดี", "กท 1234/2566", ISSUER_NAME])
 
@@ -168,15 +197,23 @@ def _hub_pages(tmp_path: Path, order: tuple[str, str]) -> dict[str, dict[str, st
     pages: dict[str, dict[str, str]] = {}
     try:
         for lang in order:
-            for path in ("/audit/", "/audit/records", "/audit/access",
-                         "/audit/records?since=yesterday", "/fleet"):
+            for path in (
+                "/audit/",
+                "/audit/records",
+                "/audit/access",
+                "/audit/records?since=yesterday",
+                "/fleet",
+            ):
                 joiner = "&" if "?" in path else "?"
                 pages.setdefault(path, {})[lang] = get(
-                    client, f"{path}{joiner}lang={lang}").get_data(as_text=True)
-            pages.setdefault("/login", {})[lang] = get(
-                anonymous, f"/login?lang={lang}").get_data(as_text=True)
+                    client, f"{path}{joiner}lang={lang}"
+                ).get_data(as_text=True)
+            pages.setdefault("/login", {})[lang] = get(anonymous, f"/login?lang={lang}").get_data(
+                as_text=True
+            )
             pages.setdefault("/fleet denied", {})[lang] = get(
-                anonymous, f"/fleet?lang={lang}").get_data(as_text=True)
+                anonymous, f"/fleet?lang={lang}"
+            ).get_data(as_text=True)
     finally:
         store.close()
     return pages
@@ -184,5 +221,6 @@ def _hub_pages(tmp_path: Path, order: tuple[str, str]) -> dict[str, dict[str, st
 
 @pytest.mark.parametrize("order", [("en", "th"), ("th", "en")])
 def test_hub_pages_in_each_language_whichever_comes_first(
-        tmp_path: Path, order: tuple[str, str]) -> None:
+    tmp_path: Path, order: tuple[str, str]
+) -> None:
     _check_pages("hub", _hub_pages(tmp_path, order), [])

@@ -18,10 +18,20 @@ from web_support import INSPECTOR_PASSWORD, PASSWORD, Kit, make_app, make_kit
 
 pytestmark = pytest.mark.browser
 
-WORDS = {"en": {"pass": "Valid", "fail": "Not valid", "unverifiable": "Cannot check",
-                "idle": "Show your licence QR code to the camera"},
-         "th": {"pass": "ผ่าน", "fail": "ไม่ผ่าน", "unverifiable": "ตรวจสอบไม่ได้",
-                "idle": "แสดงคิวอาร์โค้ดใบอนุญาตของท่านต่อกล้อง"}}
+WORDS = {
+    "en": {
+        "pass": "Valid",
+        "fail": "Not valid",
+        "unverifiable": "Cannot check",
+        "idle": "Show your licence QR code to the camera",
+    },
+    "th": {
+        "pass": "ผ่าน",
+        "fail": "ไม่ผ่าน",
+        "unverifiable": "ตรวจสอบไม่ได้",
+        "idle": "แสดงคิวอาร์โค้ดใบอนุญาตของท่านต่อกล้อง",
+    },
+}
 
 sync_api = require_chromium()
 
@@ -64,13 +74,15 @@ def _login_inspector(browser, server: Server) -> None:
 def _visible_panel(page) -> str:
     return page.evaluate(
         "() => [...document.querySelectorAll('.panel')].filter(p => !p.hidden)"
-        ".map(p => p.dataset.state).join(',')")
+        ".map(p => p.dataset.state).join(',')"
+    )
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_kiosk_idle_to_each_verdict(browser, server: Server, lang: str,
-                                    size: tuple[int, int], docs_output: Path) -> None:
+def test_kiosk_idle_to_each_verdict(
+    browser, server: Server, lang: str, size: tuple[int, int], docs_output: Path
+) -> None:
     page, dialogs = _open_kiosk(browser, server, lang, size)
     shots = docs_output / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
@@ -79,11 +91,18 @@ def test_kiosk_idle_to_each_verdict(browser, server: Server, lang: str,
     assert page.inner_text("#panel-idle h1") == WORDS[lang]["idle"]
     page.screenshot(path=str(shots / f"kiosk-{tag}-0-idle.png"))
     kit = server.kit
-    for i, (state, text) in enumerate([("pass", kit.pass_text()), ("fail", kit.fail_text()),
-                                       ("unverifiable", kit.unverifiable_text())], 1):
+    for i, (state, text) in enumerate(
+        [
+            ("pass", kit.pass_text()),
+            ("fail", kit.fail_text()),
+            ("unverifiable", kit.unverifiable_text()),
+        ],
+        1,
+    ):
         event = kit.port.verify_text(text, source="camera")
-        page.wait_for_function(f"() => document.body.dataset.verdictId === '{event['id']}'",
-                               timeout=10_000)
+        page.wait_for_function(
+            f"() => document.body.dataset.verdictId === '{event['id']}'", timeout=10_000
+        )
         assert _visible_panel(page) == state
         assert page.inner_text(f"#panel-{state} h1") == WORDS[lang][state]
         assert page.inner_text(f"#panel-{state} .reason").strip()
@@ -115,14 +134,17 @@ def test_hostile_holder_fields_stay_text(browser, tmp_path: Path) -> None:
     try:
         _login_inspector(browser, srv)  # holder details reach a logged-in inspector only
         page, dialogs = _open_kiosk(browser, srv, "en", (1920, 1080))
-        hostile = '<img src=x onerror=alert(1)><script>alert(2)</script>\u202etxt.exe'
-        srv.kit.port.verify_text(srv.kit.credential(nm=hostile, nml="A" * 3000),
-                                 source="camera")
+        hostile = "<img src=x onerror=alert(1)><script>alert(2)</script>\u202etxt.exe"
+        srv.kit.port.verify_text(srv.kit.credential(nm=hostile, nml="A" * 3000), source="camera")
         page.wait_for_selector("#panel-pass:not([hidden])", timeout=10_000)
         name = page.inner_text("#panel-pass [data-field=name]")
         assert "<script>" in name and "\u202e" not in name
-        assert page.evaluate("() => document.querySelectorAll('#screen script, #screen img[src=x]')"
-                             ".length") == 0
+        assert (
+            page.evaluate(
+                "() => document.querySelectorAll('#screen script, #screen img[src=x]').length"
+            )
+            == 0
+        )
         page.goto(f"{srv.url}/inspector?lang=en")
         assert "<script>alert(2)</script>" in page.inner_text(".holder-name")
         assert dialogs == []

@@ -25,8 +25,10 @@ from appliance_web.socket_port import SocketKioskPort
 pytestmark = pytest.mark.browser
 
 SIZE_IDS = ["800x480", "1920x1080"]
-OUT = {"en": ("Out of service", "The kiosk program is not running"),
-       "th": ("งดให้บริการชั่วคราว", "โปรแกรมตู้ตรวจไม่ได้ทำงานอยู่")}
+OUT = {
+    "en": ("Out of service", "The kiosk program is not running"),
+    "th": ("งดให้บริการชั่วคราว", "โปรแกรมตู้ตรวจไม่ได้ทำงานอยู่"),
+}
 WORDS = {"en": {"fail": "Not valid"}, "th": {"fail": "ไม่ผ่าน"}}
 AMBER = "rgb(240, 180, 41)"
 
@@ -47,12 +49,13 @@ def _page(browser: Any, size: tuple[int, int]) -> Any:
 @pytest.mark.parametrize("lang", ["en", "th"])
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_kiosk_down_is_an_amber_full_screen_out_of_service(
-        browser: Any, tmp_path: Path, lang: str, size: tuple[int, int],
-        docs_output: Path) -> None:
+    browser: Any, tmp_path: Path, lang: str, size: tuple[int, int], docs_output: Path
+) -> None:
     kit = make_kit(tmp_path, language=lang)
     port = SocketKioskPort(tmp_path / "kiosk.sock", connect_timeout_s=0.5)
-    srv = Server(create_app(port, kit.config, secret_key=b"k" * 32, testing=True,
-                            system_info=fake_system))
+    srv = Server(
+        create_app(port, kit.config, secret_key=b"k" * 32, testing=True, system_info=fake_system)
+    )
     try:
         page = _page(browser, size)
         page.goto(f"{srv.url}/kiosk?lang={lang}")
@@ -123,8 +126,9 @@ def test_lost_web_server_takes_the_kiosk_out_of_service(browser: Any, tmp_path: 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
-def test_verify_result_is_in_view_after_submitting(browser: Any, tmp_path: Path, lang: str,
-                                                   size: tuple[int, int]) -> None:
+def test_verify_result_is_in_view_after_submitting(
+    browser: Any, tmp_path: Path, lang: str, size: tuple[int, int]
+) -> None:
     kit = make_kit(tmp_path, language=lang)
     srv = Server(make_app(kit), kit)
     try:
@@ -143,8 +147,9 @@ def test_verify_result_is_in_view_after_submitting(browser: Any, tmp_path: Path,
 
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
-def test_language_links_and_holder_names_are_readable(browser: Any, tmp_path: Path,
-                                                      size: tuple[int, int]) -> None:
+def test_language_links_and_holder_names_are_readable(
+    browser: Any, tmp_path: Path, size: tuple[int, int]
+) -> None:
     kit = make_kit(tmp_path, mode="inspector", language="th", idle_after_s=60)
     srv = Server(make_app(kit), kit)
     try:
@@ -163,8 +168,9 @@ def test_language_links_and_holder_names_are_readable(browser: Any, tmp_path: Pa
             size_px = link.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
             assert size_px >= 16
         event = kit.port.verify_text(kit.pass_text(), source="camera")
-        page.wait_for_function(f"() => document.body.dataset.verdictId === '{event['id']}'",
-                               timeout=10_000)
+        page.wait_for_function(
+            f"() => document.body.dataset.verdictId === '{event['id']}'", timeout=10_000
+        )
         thai, latin = page.evaluate("""() => ['.holder-name', '.holder-name-latin'].map(s =>
             parseFloat(getComputedStyle(document.querySelector('#panel-pass ' + s)).fontSize))""")
         assert thai >= latin, (thai, latin)

@@ -12,8 +12,14 @@ import pytest
 from babel.messages.pofile import read_po
 from web_support import NOW, Kit, form_token, login_admin, login_inspector, make_app, make_kit
 
-CATALOG = Path(__file__).resolve().parents[2] / "web" / "translations" / "th" / \
-    "LC_MESSAGES" / "messages.po"
+CATALOG = (
+    Path(__file__).resolve().parents[2]
+    / "web"
+    / "translations"
+    / "th"
+    / "LC_MESSAGES"
+    / "messages.po"
+)
 THAI = re.compile(r"[\u0e00-\u0e7f]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # Words that are the same in Thai screens: names of formats and units, the English
@@ -26,9 +32,16 @@ def test_every_thai_message_is_really_translated() -> None:
     """Empty, fuzzy or still-English entries all count as untranslated."""
     with CATALOG.open("rb") as f:
         catalog = read_po(f)
-    bad = [m.id for m in catalog if m.id and (
-        not m.string or m.fuzzy or (LATIN_WORD.search(str(m.id)) and not THAI.search(
-            str(m.string))))]
+    bad = [
+        m.id
+        for m in catalog
+        if m.id
+        and (
+            not m.string
+            or m.fuzzy
+            or (LATIN_WORD.search(str(m.id)) and not THAI.search(str(m.string)))
+        )
+    ]
     assert not bad, f"untranslated in the Thai catalogue: {bad}"
 
 
@@ -45,27 +58,49 @@ def _visible_text(page: str, data: list[str]) -> str:
 
 
 def _thai_pages(tmp_path: Path) -> dict[str, str]:
-    kit = make_kit(tmp_path, mode="inspector", language="th", providers={
-        "trust": lambda: {"next_sync_at": NOW - 3600.0, "last_error": "HTTP 503",
-                          "last_error_at": NOW - 60.0, "last_sync_at": NOW - 9000.0}})
+    kit = make_kit(
+        tmp_path,
+        mode="inspector",
+        language="th",
+        providers={
+            "trust": lambda: {
+                "next_sync_at": NOW - 3600.0,
+                "last_error": "HTTP 503",
+                "last_error_at": NOW - 60.0,
+                "last_sync_at": NOW - 9000.0,
+            }
+        },
+    )
     kit.service.audit_fault = "disk full"
     app = make_app(kit)
     client = app.test_client()
     login_inspector(client)
     kit.port.verify_text(kit.credential(ext={"Blood group": "O"}, vu="2030-01-01"))
-    pages = {p: client.get(p).get_data(as_text=True) for p in (
-        "/", "/kiosk", "/status", "/verify", "/inspector", "/admin/login", "/inspector/login",
-        "/no-such-page")}
-    pages["verify-result"] = client.post("/verify", data={
-        "csrf_token": form_token(client, "/verify"), "text": kit.fail_text()}).get_data(
-        as_text=True)
+    pages = {
+        p: client.get(p).get_data(as_text=True)
+        for p in (
+            "/",
+            "/kiosk",
+            "/status",
+            "/verify",
+            "/inspector",
+            "/admin/login",
+            "/inspector/login",
+            "/no-such-page",
+        )
+    }
+    pages["verify-result"] = client.post(
+        "/verify", data={"csrf_token": form_token(client, "/verify"), "text": kit.fail_text()}
+    ).get_data(as_text=True)
     (tmp_path / "admin").mkdir()
     admin = make_app(make_kit(tmp_path / "admin", language="th")).test_client()
     login_admin(admin)
     pages["/admin/"] = admin.get("/admin/").get_data(as_text=True)
-    pages["admin-sync"] = admin.post("/admin/sync", data={
-        "csrf_token": form_token(admin, "/admin/"), "types": ""},
-        follow_redirects=True).get_data(as_text=True)
+    pages["admin-sync"] = admin.post(
+        "/admin/sync",
+        data={"csrf_token": form_token(admin, "/admin/"), "types": ""},
+        follow_redirects=True,
+    ).get_data(as_text=True)
     return pages
 
 
@@ -94,8 +129,13 @@ def test_thai_licence_dates_are_buddhist_era(tmp_path: Path) -> None:
     page = _visible_text(_inspector(kit, "th", vu="2030-01-01", vf="2025-01-01"), [])
     page += " ".join(re.findall(r"<bdi>([^<]*)</bdi>", _inspector(kit, "th", vu="2030-01-01")))
     # printed vu and vf, birth date, signed expiry (NOW + 365 days), time of the check
-    for gregorian, buddhist in (("2030", "2573"), ("2025", "2568"), ("1990", "2533"),
-                                ("2028", "2571"), ("2027", "2570")):
+    for gregorian, buddhist in (
+        ("2030", "2573"),
+        ("2025", "2568"),
+        ("1990", "2533"),
+        ("2028", "2571"),
+        ("2027", "2570"),
+    ):
         assert gregorian not in page and buddhist in page, (gregorian, buddhist)
 
 

@@ -29,8 +29,9 @@ PAGES = ["/", "/kiosk", "/inspector/login", "/verify", "/status", "/admin/login"
 
 @pytest.mark.parametrize("path", PAGES)
 @pytest.mark.parametrize("lang", ["en", "th"])
-def test_every_page_renders_with_strict_headers(web_client, web_kit: Kit, path: str,
-                                                lang: str) -> None:
+def test_every_page_renders_with_strict_headers(
+    web_client, web_kit: Kit, path: str, lang: str
+) -> None:
     web_kit.port.verify_text(web_kit.pass_text())
     r = web_client.get(f"{path}?lang={lang}")
     assert r.status_code == 200
@@ -89,8 +90,9 @@ def test_kiosk_mode_shows_no_holder_details(web_client, web_kit: Kit) -> None:
         body = web_client.get(path).get_data(as_text=True)
         for personal in ("สมชาย", "Somchai", "1234/2566", "1990-04-01", "data:image"):
             assert personal not in body, (path, personal)
-    assert "Holder details are not shown on this device." in web_client.get(
-        "/inspector").get_data(as_text=True)
+    assert "Holder details are not shown on this device." in web_client.get("/inspector").get_data(
+        as_text=True
+    )
 
 
 def test_holder_details_stripped_even_if_the_kiosk_sends_them(tmp_path: Path) -> None:
@@ -103,26 +105,38 @@ def test_holder_details_stripped_even_if_the_kiosk_sends_them(tmp_path: Path) ->
     assert "Somchai" not in body and "data:image" not in body
 
 
-def test_inspector_shows_holder_both_scripts_photo_and_facts(inspector_client,
-                                                             inspector_kit: Kit) -> None:
+def test_inspector_shows_holder_both_scripts_photo_and_facts(
+    inspector_client, inspector_kit: Kit
+) -> None:
     event = inspector_kit.port.verify_text(inspector_kit.pass_text())
     html = inspector_client.get("/inspector").get_data(as_text=True)
-    for expected in ("สมชาย ใจดี", "Somchai Jaidee", "กท 1234/2566", "1 Apr 1990", "DL",
-                     "1 Jan 2030", "กรมการขนส่งทางบก", "https://dlt.go.th",
-                     "Static code (printed or a picture)", "data:image/jpeg;base64,",
-                     "Valid", "The licence is genuine and in force."):
+    for expected in (
+        "สมชาย ใจดี",
+        "Somchai Jaidee",
+        "กท 1234/2566",
+        "1 Apr 1990",
+        "DL",
+        "1 Jan 2030",
+        "กรมการขนส่งทางบก",
+        "https://dlt.go.th",
+        "Static code (printed or a picture)",
+        "data:image/jpeg;base64,",
+        "Valid",
+        "The licence is genuine and in force.",
+    ):
         assert expected in html, expected
     detail = inspector_client.get(f"/inspector/{event['id']}")
     assert detail.status_code == 200
     assert inspector_client.get("/inspector/nope").status_code == 404
 
 
-def test_inspector_lists_session_verdicts_newest_first(inspector_client,
-                                                       inspector_kit: Kit) -> None:
+def test_inspector_lists_session_verdicts_newest_first(
+    inspector_client, inspector_kit: Kit
+) -> None:
     for text in (inspector_kit.fail_text(), inspector_kit.unverifiable_text()):
         inspector_kit.port.verify_text(text)
     html = inspector_client.get("/inspector").get_data(as_text=True)
-    history = html[html.index('class="history"'):]
+    history = html[html.index('class="history"') :]
     assert history.index("Cannot check") < history.index("Not valid")
     assert "The licence&#39;s current status is not known to this device." in html
 
@@ -134,11 +148,13 @@ def test_non_image_photo_is_not_shown(inspector_client, inspector_kit: Kit) -> N
 
 
 @pytest.mark.parametrize("field", ["nm", "nml", "no", "typ"])
-def test_hostile_qr_fields_are_rendered_harmless(inspector_client, inspector_kit: Kit,
-                                                 field: str) -> None:
+def test_hostile_qr_fields_are_rendered_harmless(
+    inspector_client, inspector_kit: Kit, field: str
+) -> None:
     extra = {"ext": {"<b>k</b>": HOSTILE_NAME}, "cls": [HOSTILE_NAME]}
     hostile = inspector_kit.port.verify_text(
-        inspector_kit.credential(**{field: HOSTILE_NAME}, **extra))
+        inspector_kit.credential(**{field: HOSTILE_NAME}, **extra)
+    )
     assert hostile["outcome"] == "PASS"
     html = inspector_client.get(f"/inspector/{hostile['id']}").get_data(as_text=True)
     assert "<script>" not in html and "<img src=x" not in html and "<b>k</b>" not in html
@@ -179,8 +195,14 @@ def test_event_stream_in_kiosk_mode_has_no_holder(web_client, web_kit: Kit) -> N
     next(chunks)
     web_kit.port.verify_text(web_kit.fail_text(), source="camera")
     view = json.loads(next(chunks).decode().split("data: ", 1)[1])
-    assert view == {"id": view["id"], "outcome": "fail", "word": "Not valid",
-                    "reason": "The licence has expired.", "code": "EXPIRED", "live": False}
+    assert view == {
+        "id": view["id"],
+        "outcome": "fail",
+        "word": "Not valid",
+        "reason": "The licence has expired.",
+        "code": "EXPIRED",
+        "live": False,
+    }
     r.close()
 
 
@@ -200,8 +222,10 @@ def _png(text: str) -> bytes:
 
 def test_verify_by_image(web_client, web_kit: Kit) -> None:
     token = csrf(web_client)
-    r = web_client.post("/verify", data={"csrf_token": token,
-                                     "image": (io.BytesIO(_png(web_kit.pass_text())), "qr.png")})
+    r = web_client.post(
+        "/verify",
+        data={"csrf_token": token, "image": (io.BytesIO(_png(web_kit.pass_text())), "qr.png")},
+    )
     assert r.status_code == 200
     assert "The licence is genuine and in force." in r.get_data(as_text=True)
     assert web_kit.port.recent_verdicts(1)[0]["source"] == "web-image"
@@ -213,11 +237,13 @@ def test_verify_image_without_code_and_non_image(web_client) -> None:
     from PIL import Image
 
     Image.new("L", (64, 64), 255).save(blank, "PNG")
-    r = web_client.post("/verify", data={"csrf_token": token,
-                                     "image": (io.BytesIO(blank.getvalue()), "blank.png")})
+    r = web_client.post(
+        "/verify", data={"csrf_token": token, "image": (io.BytesIO(blank.getvalue()), "blank.png")}
+    )
     assert "No QR code was found in the picture." in r.get_data(as_text=True)
-    r = web_client.post("/verify", data={"csrf_token": token,
-                                     "image": (io.BytesIO(b"not an image"), "x.png")})
+    r = web_client.post(
+        "/verify", data={"csrf_token": token, "image": (io.BytesIO(b"not an image"), "x.png")}
+    )
     assert r.status_code == 400
     assert "not a picture we can read" in r.get_data(as_text=True)
     r = web_client.post("/verify", data={"csrf_token": token})
@@ -245,14 +271,24 @@ def test_verify_without_audit_gives_no_verdict(web_client, web_kit: Kit, monkeyp
     assert "audit log cannot be written" in r.get_data(as_text=True)
 
 
-def test_api_verdicts_has_no_personal_data_and_honours_limit(inspector_client,
-                                                             inspector_kit: Kit) -> None:
+def test_api_verdicts_has_no_personal_data_and_honours_limit(
+    inspector_client, inspector_kit: Kit
+) -> None:
     for _ in range(3):
         inspector_kit.port.verify_text(inspector_kit.pass_text())
     data = inspector_client.get("/api/verdicts?limit=2").get_json()
     assert len(data["verdicts"]) == 2
-    assert set(data["verdicts"][0]) == {"id", "at", "source", "outcome", "reason", "profile",
-                                        "live", "typ", "iss"}
+    assert set(data["verdicts"][0]) == {
+        "id",
+        "at",
+        "source",
+        "outcome",
+        "reason",
+        "profile",
+        "live",
+        "typ",
+        "iss",
+    }
     text = json.dumps(data, ensure_ascii=False)
     assert "Somchai" not in text and "สมชาย" not in text and "1234" not in text
     assert len(inspector_client.get("/api/verdicts?limit=bad").get_json()["verdicts"]) == 3
@@ -305,16 +341,26 @@ def test_status_chart_counts_this_session(web_client, web_kit: Kit) -> None:
         web_kit.port.verify_text(text)
     html = web_client.get("/status").get_data(as_text=True)
     assert html.count('class="bar pass"') == 1 and html.count('class="bar fail"') == 1
-    assert "<svg class=\"chart\"" in html
+    assert '<svg class="chart"' in html
     rows = web_kit.port.verdicts_per_hour(24)
     assert len(rows) == 24 and rows[-1]["PASS"] == 2 and rows[-1]["FAIL"] == 1
 
 
 def test_unknown_outcome_event_is_rendered_safely(inspector_client, inspector_kit: Kit) -> None:
-    inspector_kit.bus.publish({"type": "verdict", "id": "x1", "at": 1.0, "outcome": "<b>",
-                               "reason": "<i>", "source": "<u>", "holder": None})
-    inspector_kit.port.publish_verdict(Verdict(Outcome.UNVERIFIABLE, Reason.CLOCK_UNTRUSTED),
-                                       "camera")
+    inspector_kit.bus.publish(
+        {
+            "type": "verdict",
+            "id": "x1",
+            "at": 1.0,
+            "outcome": "<b>",
+            "reason": "<i>",
+            "source": "<u>",
+            "holder": None,
+        }
+    )
+    inspector_kit.port.publish_verdict(
+        Verdict(Outcome.UNVERIFIABLE, Reason.CLOCK_UNTRUSTED), "camera"
+    )
     html = inspector_client.get("/inspector/x1").get_data(as_text=True)
     assert "<b>" not in html and "<i>" not in html and "<u>" not in html
 

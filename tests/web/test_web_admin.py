@@ -31,9 +31,13 @@ def web_kit(tmp_path: Path, calls: list[tuple]) -> Kit:
         calls.append(("export", since, until))
         return b'{"seq":1,"verdict":"PASS"}\n'
 
-    return make_kit(tmp_path, sync=lambda: calls.append(("sync",)) or "Sync started.",
-                    upload=lambda: calls.append(("upload",)) or "", export=export,
-                    on_accepted_types=lambda types: calls.append(("types", types)))
+    return make_kit(
+        tmp_path,
+        sync=lambda: calls.append(("sync",)) or "Sync started.",
+        upload=lambda: calls.append(("upload",)) or "",
+        export=export,
+        on_accepted_types=lambda types: calls.append(("types", types)),
+    )
 
 
 def login(client, password: str = PASSWORD):
@@ -57,7 +61,8 @@ def test_admin_posts_need_login(web_client, calls: list, path: str) -> None:
         token = s["csrf"]
     r = web_client.post(path, data={"csrf_token": token})
     assert r.status_code == 302 and r.headers["Location"].endswith(
-        "/admin/login" if path != "/admin/logout" else "/")
+        "/admin/login" if path != "/admin/logout" else "/"
+    )
     assert calls == []
 
 
@@ -101,8 +106,7 @@ def test_login_slows_down_after_failures(web_client) -> None:
 
 def test_throttle_doubles_to_its_cap_and_forgets() -> None:
     now = [0.0]
-    throttle = LoginThrottle(free=2, base_s=1, cap_s=8, forget_after_s=60,
-                             clock=lambda: now[0])
+    throttle = LoginThrottle(free=2, base_s=1, cap_s=8, forget_after_s=60, clock=lambda: now[0])
     waits = []
     for _ in range(8):
         throttle.failed("a")
@@ -159,12 +163,12 @@ def test_admin_messages_follow_the_language(tmp_path: Path) -> None:
     client = make_app(make_kit(tmp_path, language="th")).test_client()
     login(client)
     token = admin_token(client)
-    html = client.post("/admin/sync", data={"csrf_token": token},
-                       follow_redirects=True).get_data(as_text=True)
+    html = client.post("/admin/sync", data={"csrf_token": token}, follow_redirects=True).get_data(
+        as_text=True
+    )
     flashes = re.findall(r'<p class="flash flash-error"[^>]*>(.*?)</p>', html, re.S)
     assert flashes and not re.search(r"[A-Za-z]{3,}", flashes[0]), flashes
-    assert "until the device restarts" not in client.get("/admin/?lang=en").get_data(
-        as_text=True)
+    assert "until the device restarts" not in client.get("/admin/?lang=en").get_data(as_text=True)
 
 
 def test_failing_action_is_reported(tmp_path: Path) -> None:
@@ -173,14 +177,16 @@ def test_failing_action_is_reported(tmp_path: Path) -> None:
 
     client = make_app(make_kit(tmp_path, upload=broken)).test_client()
     login(client)
-    r = client.post("/admin/upload", data={"csrf_token": admin_token(client)},
-                    follow_redirects=True)
+    r = client.post(
+        "/admin/upload", data={"csrf_token": admin_token(client)}, follow_redirects=True
+    )
     assert "disk full" in r.get_data(as_text=True)
 
 
 def test_a_bug_behind_an_action_is_not_a_message(tmp_path: Path) -> None:
     """Only the port's faults (ApplianceError) become a flash; a bug is not swallowed into
     one (no blind except, issue 22 item 4): it reaches Flask's error handling."""
+
     def buggy() -> str:
         raise RuntimeError("a bug")
 
@@ -193,8 +199,14 @@ def test_a_bug_behind_an_action_is_not_a_message(tmp_path: Path) -> None:
 
 
 def test_export_audit(admin_client, calls: list) -> None:
-    r = admin_client.post("/admin/export", data={"csrf_token": admin_token(admin_client),
-                                           "since": "2027-01-01", "until": "2027-01-15"})
+    r = admin_client.post(
+        "/admin/export",
+        data={
+            "csrf_token": admin_token(admin_client),
+            "since": "2027-01-01",
+            "until": "2027-01-15",
+        },
+    )
     assert r.status_code == 200 and r.mimetype == "application/x-ndjson"
     assert "attachment" in r.headers["Content-Disposition"]
     assert r.data == b'{"seq":1,"verdict":"PASS"}\n'
@@ -203,15 +215,17 @@ def test_export_audit(admin_client, calls: list) -> None:
 
 def test_set_accepted_types(admin_client, web_kit: Kit, calls: list) -> None:
     token = admin_token(admin_client)
-    r = admin_client.post("/admin/types", data={"csrf_token": token, "types": "DL, TAXI"},
-                    follow_redirects=True)
+    r = admin_client.post(
+        "/admin/types", data={"csrf_token": token, "types": "DL, TAXI"}, follow_redirects=True
+    )
     assert "Accepted licence types saved." in r.get_data(as_text=True)
     assert web_kit.port.accepted_types() == ("DL", "TAXI")
     assert web_kit.service.checkpoint.accepted_types == frozenset({"DL", "TAXI"})
     assert calls == [("types", ("DL", "TAXI"))]
     assert web_kit.port.verify_text(web_kit.credential(typ="BOAT"))["reason"] == "TYPE_NOT_ACCEPTED"
-    r = admin_client.post("/admin/types", data={"csrf_token": token, "types": "<script>"},
-                    follow_redirects=True)
+    r = admin_client.post(
+        "/admin/types", data={"csrf_token": token, "types": "<script>"}, follow_redirects=True
+    )
     assert "short names" in r.get_data(as_text=True)
     assert web_kit.port.accepted_types() == ("DL", "TAXI")
     admin_client.post("/admin/types", data={"csrf_token": token, "types": ""})

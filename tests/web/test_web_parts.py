@@ -60,8 +60,9 @@ def test_status_provider_failure_is_contained(tmp_path: Path) -> None:
     def broken() -> dict:
         raise OSError("camera gone")
 
-    kit = make_kit(tmp_path, providers={"camera": broken,
-                                        "trust": lambda: {"last_sync_at": NOW - 60}})
+    kit = make_kit(
+        tmp_path, providers={"camera": broken, "trust": lambda: {"last_sync_at": NOW - 60}}
+    )
     status = kit.port.status()
     assert status["camera"]["error"] == "camera gone"
     assert status["trust"]["last_sync_at"] == NOW - 60 and status["trust"]["version"] == 42

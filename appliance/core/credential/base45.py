@@ -13,9 +13,7 @@ from appliance.core.errors import Base45Error
 
 ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _INVALID = 0xFF
-_TO_VALUE = bytes(
-    ALPHABET.index(c) if c in ALPHABET else _INVALID for c in range(256)
-)
+_TO_VALUE = bytes(ALPHABET.index(c) if c in ALPHABET else _INVALID for c in range(256))
 
 
 def b45decode(text: str | bytes, max_chars: int = MAX_TEXT_CHARS) -> bytes:
@@ -43,7 +41,8 @@ def b45decode(text: str | bytes, max_chars: int = MAX_TEXT_CHARS) -> bytes:
     slots[0::3] = values[2:full:3]
     c2 = int.from_bytes(slots, "little")
     words = (int.from_bytes(values[:full], "little") - 211 * c1 - 63511 * c2).to_bytes(
-        full, "little")
+        full, "little"
+    )
     high = words[2::3]
     if high.count(0) != len(high):
         raise Base45Error("triplet value above 65535")

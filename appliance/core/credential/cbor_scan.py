@@ -156,7 +156,7 @@ class _Scan:
                         end = pos + 1 + (1 << (info - 24))
                         if end > n:
                             raise CborShapeError("truncated")
-                        value, pos = int.from_bytes(data[pos + 1:end], "big"), end
+                        value, pos = int.from_bytes(data[pos + 1 : end], "big"), end
                     else:
                         raise CborShapeError("reserved additional information")
                     key = value if initial < 0x20 else -1 - value
@@ -164,7 +164,7 @@ class _Scan:
                     end = pos + 1 + (initial & 31)
                     if end > n:
                         raise CborShapeError("string longer than the bytes left")
-                    key, pos = data[pos + 1:end], end
+                    key, pos = data[pos + 1 : end], end
                 else:
                     pos, key = self.key(pos)
                 if key in seen:

@@ -40,12 +40,16 @@ class Sign1(NamedTuple):
 
     def to_be_signed(self) -> bytes:
         """``["Signature1", protected, h'', payload]`` in CBOR, from the received bytes."""
-        return b"".join((
-            b"\x84\x6aSignature1",
-            _bstr_head(len(self.protected)), self.protected,
-            b"\x40",
-            _bstr_head(len(self.payload)), self.payload,
-        ))
+        return b"".join(
+            (
+                b"\x84\x6aSignature1",
+                _bstr_head(len(self.protected)),
+                self.protected,
+                b"\x40",
+                _bstr_head(len(self.payload)),
+                self.payload,
+            )
+        )
 
 
 _local = threading.local()
@@ -73,7 +77,10 @@ def _decoder() -> cbor2.CBORDecoder:
 
 
 def loads_exact(
-    data: bytes, *, tags: frozenset[int] = NO_TAGS, root_tags: frozenset[int] = NO_TAGS,
+    data: bytes,
+    *,
+    tags: frozenset[int] = NO_TAGS,
+    root_tags: frozenset[int] = NO_TAGS,
     max_items: int = MAX_CBOR_ITEMS,
 ) -> Any:
     """Decode one CBOR item that spans all of ``data`` (trailing bytes are an error).
@@ -100,8 +107,11 @@ def parse_sign1(data: bytes, *, allow_cwt_tag: bool = False) -> Sign1:
     common = _common_envelope(data)
     if common is not None:
         return common
-    item = loads_exact(data, root_tags=CWT_SIGN1_TAGS if allow_cwt_tag else SIGN1_TAGS,
-                       max_items=MAX_ENVELOPE_ITEMS)
+    item = loads_exact(
+        data,
+        root_tags=CWT_SIGN1_TAGS if allow_cwt_tag else SIGN1_TAGS,
+        max_items=MAX_ENVELOPE_ITEMS,
+    )
     if allow_cwt_tag and isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
         item = item.value
         if not (isinstance(item, cbor2.CBORTag) and item.tag == TAG_SIGN1):
@@ -150,8 +160,12 @@ _COMMON_ALGS = {0x26: ALG_ES256, 0x27: ALG_EDDSA}
 
 
 def _common_header(protected: bytes) -> dict[int, Any] | None:
-    if (len(protected) == 13 and protected[:2] == b"\xa2\x01"
-            and protected[3:5] == b"\x04\x48" and protected[2] in _COMMON_ALGS):
+    if (
+        len(protected) == 13
+        and protected[:2] == b"\xa2\x01"
+        and protected[3:5] == b"\x04\x48"
+        and protected[2] in _COMMON_ALGS
+    ):
         return {HEADER_ALG: _COMMON_ALGS[protected[2]], HEADER_KID: protected[5:]}
     return None
 
@@ -166,7 +180,7 @@ def _common_envelope(data: bytes) -> Sign1 | None:
     if not pos:
         return None
     protected, pos = _bstr_at(data, pos)
-    if protected is None or data[pos:pos + 1] != b"\xa0":
+    if protected is None or data[pos : pos + 1] != b"\xa0":
         return None
     payload, pos = _bstr_at(data, pos + 1)
     if payload is None:
@@ -194,7 +208,7 @@ def _bstr_at(data: bytes, pos: int) -> tuple[bytes | None, int]:
     elif initial == 0x58 and pos + 1 < len(data):
         start, length = pos + 2, data[pos + 1]
     elif initial == 0x59 and pos + 2 < len(data):
-        start, length = pos + 3, int.from_bytes(data[pos + 1:pos + 3], "big")
+        start, length = pos + 3, int.from_bytes(data[pos + 1 : pos + 3], "big")
     else:
         return None, pos
     end = start + length

@@ -62,8 +62,7 @@ CLAIM_TAGS = frozenset({0, 1004})
 # edition printed; verifiers in production accept both spellings, and so do the vectors.
 _EKU_ARCS = ("1.3.6.1.4.1.1847.2021.1", "1.3.6.1.4.1.0.1847.2021.1")
 TYPE_EKU_OIDS: dict[str, frozenset[str]] = {
-    typ: frozenset(f"{arc}.{n}" for arc in _EKU_ARCS)
-    for typ, n in (("t", 1), ("v", 2), ("r", 3))
+    typ: frozenset(f"{arc}.{n}" for arc in _EKU_ARCS) for typ, n in (("t", 1), ("v", 2), ("r", 3))
 }
 _ALL_DCC_OIDS = frozenset().union(*TYPE_EKU_OIDS.values())
 _OID_EKU = "2.5.29.37"
@@ -180,8 +179,6 @@ def _date_or_none(value: Any) -> str | None:
     return None
 
 
-
-
 # --- key usage: the DSC's extended key usage against the certificate type ---------------
 
 
@@ -233,7 +230,7 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
         n = length & 0x7F
         if not 0 < n <= 4:
             raise ValueError("bad DER length")
-        length = int.from_bytes(data[pos:pos + n], "big")
+        length = int.from_bytes(data[pos : pos + n], "big")
         pos += n
     if pos + length > len(data):
         raise ValueError("DER item runs past its container")
@@ -270,7 +267,7 @@ def _eku_from_der(der: bytes) -> frozenset[str] | None:
             _, seq_start, seq_end = _tlv(der, start)
             for _, ext_start, ext_end in _children(der, seq_start, seq_end):
                 fields = _children(der, ext_start, ext_end)
-                if _oid_text(der[fields[0][1]:fields[0][2]]) != _OID_EKU:
+                if _oid_text(der[fields[0][1] : fields[0][2]]) != _OID_EKU:
                     continue
                 _, val_start, _ = fields[-1]  # extnValue OCTET STRING
                 _, eku_start, eku_end = _tlv(der, val_start)

@@ -182,8 +182,6 @@ def _photo(value: Any) -> bytes | None:
     return value
 
 
-
-
 class Lc1Profile:
     name = "LC1"
     prefix = PREFIX

@@ -12,7 +12,7 @@ def decode_base45_zlib(text: str, prefix: str, *, compression_required: bool = T
     """Text after ``prefix`` -> inflated bytes, each limit checked before the work it bounds."""
     if len(text) > MAX_TEXT_CHARS:
         raise Rejection(Reason.TOO_LARGE, "QR text too long")
-    body = text[len(prefix):]
+    body = text[len(prefix) :]
     # Each 3 characters give 2 bytes: refuse before decoding what would exceed the limit.
     if (len(body) * 2) // 3 > MAX_BASE45_DECODED:
         raise Rejection(Reason.TOO_LARGE, "Base45 payload too long")

@@ -187,16 +187,21 @@ def parse_claims(payload: bytes) -> Credential:
         raise malformed("vc.type is not a list of text")
     if "https://smarthealth.cards#health-card" not in types:
         raise malformed("not a health card")
-    typ = next((name for suffix, name in _TYPE_SUFFIXES
-                if any(t.endswith(suffix) for t in types)), "health-card")
+    typ = next(
+        (name for suffix, name in _TYPE_SUFFIXES if any(t.endswith(suffix) for t in types)),
+        "health-card",
+    )
     subject = vc.get("credentialSubject")
     bundle = subject.get("fhirBundle") if isinstance(subject, Mapping) else None
     entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
     if not isinstance(entries, list):
         raise malformed("credentialSubject.fhirBundle.entry missing")
     resources: list[Mapping[str, Any]] = [
-        r for e in entries if isinstance(e, Mapping)
-        for r in (e.get("resource"),) if isinstance(r, Mapping)
+        r
+        for e in entries
+        if isinstance(e, Mapping)
+        for r in (e.get("resource"),)
+        if isinstance(r, Mapping)
     ]
     # A card need not hold a Patient (published example 02, a lab report, has none): the
     # name is then empty and the inspector says so.
@@ -250,19 +255,32 @@ def _display_fields(resources: list[Mapping[str, Any]]) -> list[tuple[str, str]]
         if kind == "Immunization":
             coding = _first_coding(r.get("vaccineCode"))
             performer = r.get("performer")
-            actor = performer[0].get("actor") if isinstance(performer, list) and performer \
-                and isinstance(performer[0], Mapping) else None
-            value = " ".join(str(v) for v in (
-                coding, r.get("occurrenceDateTime"),
-                f"lot {r['lotNumber']}" if isinstance(r.get("lotNumber"), str) else None,
-                actor.get("display") if isinstance(actor, Mapping) else None,
-            ) if isinstance(v, str) and v)
+            actor = (
+                performer[0].get("actor")
+                if isinstance(performer, list) and performer and isinstance(performer[0], Mapping)
+                else None
+            )
+            value = " ".join(
+                str(v)
+                for v in (
+                    coding,
+                    r.get("occurrenceDateTime"),
+                    f"lot {r['lotNumber']}" if isinstance(r.get("lotNumber"), str) else None,
+                    actor.get("display") if isinstance(actor, Mapping) else None,
+                )
+                if isinstance(v, str) and v
+            )
             out.append(("immunization", value))
         elif kind == "Observation":
-            value = " ".join(v for v in (
-                _first_coding(r.get("code")), _first_coding(r.get("valueCodeableConcept")),
-                r.get("effectiveDateTime"),
-            ) if isinstance(v, str) and v)
+            value = " ".join(
+                v
+                for v in (
+                    _first_coding(r.get("code")),
+                    _first_coding(r.get("valueCodeableConcept")),
+                    r.get("effectiveDateTime"),
+                )
+                if isinstance(v, str) and v
+            )
             out.append(("observation", value))
         if len(out) >= MAX_EXT_FIELDS:
             break

@@ -97,16 +97,18 @@ def embedded_content(data: bytes) -> bytes | None:
     return data[start:] if start + length == len(data) else None
 
 
-def decode_embedded(item: Any, *, tags: frozenset[int] = MDOC_TAGS,
-                    max_items: int = MAX_MDOC_ITEMS) -> Any:
+def decode_embedded(
+    item: Any, *, tags: frozenset[int] = MDOC_TAGS, max_items: int = MAX_MDOC_ITEMS
+) -> Any:
     """The CBOR inside an ``Embedded`` item (refusing anything else)."""
     if not isinstance(item, Embedded):
         raise MdocCborError("expected #6.24(bstr)")
     return decode(item.data, tags=tags, max_items=max_items)
 
 
-def decode_plain(data: bytes, *, tags: frozenset[int] = frozenset(),
-                 max_items: int = MAX_MDOC_ITEMS) -> Any:
+def decode_plain(
+    data: bytes, *, tags: frozenset[int] = frozenset(), max_items: int = MAX_MDOC_ITEMS
+) -> Any:
     """Embedded CBOR whose parts are not signed again on their own (the MSO, an
     IssuerSignedItem, DeviceNameSpaces): the same pre-scan, then cbor2, without the span
     notes and the walk (docs/adr/0011). ``tags`` may only hold 0 and 1004, which come back

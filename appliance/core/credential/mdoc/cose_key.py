@@ -63,15 +63,24 @@ def cose_key_bytes(public_key: ec.EllipticCurvePublicKey) -> bytes:
         raise UnsupportedCurve(public_key.curve.name)
     numbers = public_key.public_numbers()
     size = (public_key.curve.key_size + 7) // 8
-    return cbor2.dumps({KTY: KTY_EC2, CRV: crv, X: numbers.x.to_bytes(size, "big"),
-                        Y: numbers.y.to_bytes(size, "big")})
+    return cbor2.dumps(
+        {
+            KTY: KTY_EC2,
+            CRV: crv,
+            X: numbers.x.to_bytes(size, "big"),
+            Y: numbers.y.to_bytes(size, "big"),
+        }
+    )
 
 
 def ecdsa_alg_fits(alg: Any, public_key: Any) -> bool:
     """Whether COSE ``alg`` is ES256/384/512 on the curve of ``public_key``."""
     entry = ECDSA_ALGS.get(alg) if type(alg) is int else None
-    return (entry is not None and isinstance(public_key, ec.EllipticCurvePublicKey)
-            and public_key.curve.name == entry[0])
+    return (
+        entry is not None
+        and isinstance(public_key, ec.EllipticCurvePublicKey)
+        and public_key.curve.name == entry[0]
+    )
 
 
 def verify_ecdsa(alg: int, public_key: Any, message: bytes, signature: bytes) -> bool:
@@ -81,8 +90,9 @@ def verify_ecdsa(alg: int, public_key: Any, message: bytes, signature: bytes) ->
     size = (public_key.curve.key_size + 7) // 8
     if len(signature) != 2 * size:
         return False
-    der = encode_dss_signature(int.from_bytes(signature[:size], "big"),
-                               int.from_bytes(signature[size:], "big"))
+    der = encode_dss_signature(
+        int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+    )
     try:
         public_key.verify(der, message, ECDSA_ALGS[alg][1])
     except (InvalidSignature, ValueError):

@@ -24,16 +24,18 @@ from appliance.core.credential.mdoc.session_crypto import emac_key, embed
 ALG_HMAC_256 = 5
 
 
-def device_authentication_bytes(session_transcript_bytes: bytes, doc_type: str,
-                                 device_name_spaces_bytes: bytes) -> bytes:
+def device_authentication_bytes(
+    session_transcript_bytes: bytes, doc_type: str, device_name_spaces_bytes: bytes
+) -> bytes:
     content = embedded_content(session_transcript_bytes)
     if content is None:
         transcript = decode(session_transcript_bytes)
         if not isinstance(transcript, Embedded):
             raise malformed("SessionTranscriptBytes is not #6.24(bstr)")
         content = transcript.data
-    return embed(b"\x84\x74DeviceAuthentication" + content + cbor2.dumps(doc_type)
-                 + device_name_spaces_bytes)
+    return embed(
+        b"\x84\x74DeviceAuthentication" + content + cbor2.dumps(doc_type) + device_name_spaces_bytes
+    )
 
 
 def mac0_structure(protected: bytes, payload: bytes) -> bytes:
@@ -67,18 +69,22 @@ def device_auth_ok(
     if kind is None:
         return False
     payload = device_authentication_bytes(
-        session_transcript_bytes, document.doc_type, document.device_name_spaces.raw)
+        session_transcript_bytes, document.doc_type, document.device_name_spaces.raw
+    )
     if kind == "signature":
         sig = document.device_signature
         assert sig is not None
         return _detached(sig) and verify_ecdsa(
-            sig.alg, device_key, sig1_structure(sig.protected, payload), sig.tag)
+            sig.alg, device_key, sig1_structure(sig.protected, payload), sig.tag
+        )
     mac = document.device_mac
     assert mac is not None
     if not _detached(mac) or mac.alg != ALG_HMAC_256 or len(mac.tag) != 32:
         return False
-    if not isinstance(e_reader_key, ec.EllipticCurvePrivateKey) \
-            or e_reader_key.curve.name != device_key.curve.name:
+    if (
+        not isinstance(e_reader_key, ec.EllipticCurvePrivateKey)
+        or e_reader_key.curve.name != device_key.curve.name
+    ):
         return False
     key = emac_key(e_reader_key, device_key, session_transcript_bytes)
     return hmac.compare_digest(mac_tag(key, mac.protected, payload), mac.tag)

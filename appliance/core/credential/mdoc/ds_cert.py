@@ -74,10 +74,17 @@ def load_ds_certificate(der: bytes) -> DsCertificate:
         hash_algorithm: Any = certificate.signature_hash_algorithm
     except Exception:  # noqa: BLE001 - an algorithm it does not know: no IACA will verify it
         hash_algorithm = None
-    return DsCertificate(certificate, issuer, public_key,
-                         None if hash_algorithm is None else ec.ECDSA(hash_algorithm),
-                         not_before, not_after, hashlib.sha256(der).digest(),
-                         certificate.tbs_certificate_bytes, certificate.signature)
+    return DsCertificate(
+        certificate,
+        issuer,
+        public_key,
+        None if hash_algorithm is None else ec.ECDSA(hash_algorithm),
+        not_before,
+        not_after,
+        hashlib.sha256(der).digest(),
+        certificate.tbs_certificate_bytes,
+        certificate.signature,
+    )
 
 
 # AlgorithmIdentifier DER of ecdsa-with-SHA256/384/512 (RFC 5758: no parameters), the
@@ -112,8 +119,11 @@ def find_iaca(ds: DsCertificate, keys: Iterable[IssuerKey]) -> IssuerKey | None:
         return None
     for key in keys:
         root = key.certificate
-        if root is None or _subject(root) != ds.issuer \
-                or not isinstance(key.public_key, ec.EllipticCurvePublicKey):
+        if (
+            root is None
+            or _subject(root) != ds.issuer
+            or not isinstance(key.public_key, ec.EllipticCurvePublicKey)
+        ):
             continue
         try:
             key.public_key.verify(ds.signature, ds.tbs, ds.hash_algorithm)
@@ -144,8 +154,7 @@ def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
             return False
     except Exception:  # noqa: BLE001 - a hostile extension cryptography cannot read: not the profile
         return False
-    for oid, required in ((NameOID.COUNTRY_NAME, True),
-                          (NameOID.STATE_OR_PROVINCE_NAME, False)):
+    for oid, required in ((NameOID.COUNTRY_NAME, True), (NameOID.STATE_OR_PROVINCE_NAME, False)):
         root_values = _names(iaca.subject, oid)
         if not root_values and not required:
             continue

@@ -58,8 +58,11 @@ class Disclosed(NamedTuple):
         privileges = self.values.get((MDL_NAMESPACE, "driving_privileges"))
         if not isinstance(privileges, list):
             return ()
-        return tuple(p["vehicle_category_code"][:16] for p in privileges
-                     if isinstance(p, dict) and isinstance(p.get("vehicle_category_code"), str))
+        return tuple(
+            p["vehicle_category_code"][:16]
+            for p in privileges
+            if isinstance(p, dict) and isinstance(p.get("vehicle_category_code"), str)
+        )
 
     def expired_on(self, local_epoch: float) -> bool:
         """``expiry_date`` disclosed and before the local date of ``local_epoch``."""
@@ -87,8 +90,9 @@ def disclosed(name_spaces: dict[str, list[IssuerSignedItem]], request: Request) 
     return Disclosed(values, tuple(sorted(ages)))
 
 
-def decide_profile(shown: Disclosed, errors: dict[str, dict[str, int]], profile: str,
-                   age_threshold: int) -> Reason | None:
+def decide_profile(
+    shown: Disclosed, errors: dict[str, dict[str, int]], profile: str, age_threshold: int
+) -> Reason | None:
     """Step 6 after acceptance: ``MDOC_ELEMENT_MISSING``, ``MDOC_AGE_NOT_MET`` or None."""
     if profile == "age":
         met = age_met(shown.age_over, age_threshold)

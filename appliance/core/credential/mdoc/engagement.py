@@ -71,7 +71,7 @@ class Engagement:
 
 def is_engagement(text: str) -> bool:
     """True for QR text in the `mdoc:` scheme (compared case-insensitively, RFC 3986 s.3.1)."""
-    return text[:len(SCHEME)].lower() == SCHEME
+    return text[: len(SCHEME)].lower() == SCHEME
 
 
 def parse_engagement(text: str) -> Engagement:
@@ -81,7 +81,7 @@ def parse_engagement(text: str) -> Engagement:
         raise Rejection(Reason.UNKNOWN_FORMAT, "not an mdoc: engagement")
     if len(text) > MAX_TEXT_CHARS:
         raise Rejection(Reason.TOO_LARGE, "engagement text too long")
-    raw = _base64url(text[len(SCHEME):])
+    raw = _base64url(text[len(SCHEME) :])
     try:
         item = decode(raw, tags=frozenset({TAG_EMBEDDED}), max_items=MAX_ENGAGEMENT_ITEMS)
     except MdocCborError as e:
@@ -183,8 +183,10 @@ def _ble_options(opts: dict[Any, Any]) -> list[BleOption]:
     if address is not None and (type(address) is not bytes or len(address) != 6):
         raise _invalid("BLE peripheral address is not 6 bytes")
     found: list[BleOption] = []
-    for enabled, mode, key in ((peripheral, BleMode.PERIPHERAL_SERVER, BLE_PERIPHERAL_UUID),
-                               (central, BleMode.CENTRAL_CLIENT, BLE_CENTRAL_UUID)):
+    for enabled, mode, key in (
+        (peripheral, BleMode.PERIPHERAL_SERVER, BLE_PERIPHERAL_UUID),
+        (central, BleMode.CENTRAL_CLIENT, BLE_CENTRAL_UUID),
+    ):
         uuid = opts.get(key)
         if uuid is not None and (type(uuid) is not bytes or len(uuid) != 16):
             raise _invalid("BLE service UUID is not 16 bytes")

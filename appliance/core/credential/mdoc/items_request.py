@@ -28,9 +28,17 @@ MDL_NAMESPACE = "org.iso.18013.5.1"
 PROFILES = ("checkpoint", "age")
 DEFAULT_AGE_THRESHOLD = 20
 CHECKPOINT_ELEMENTS = (
-    "family_name", "given_name", "birth_date", "portrait", "document_number",
-    "issuing_authority", "issuing_country", "issue_date", "expiry_date",
-    "driving_privileges", "un_distinguishing_sign",
+    "family_name",
+    "given_name",
+    "birth_date",
+    "portrait",
+    "document_number",
+    "issuing_authority",
+    "issuing_country",
+    "issue_date",
+    "expiry_date",
+    "driving_privileges",
+    "un_distinguishing_sign",
 )
 # The elements each profile's decision needs (s.4 step 6): missing -> MDOC_ELEMENT_MISSING.
 CHECKPOINT_NEEDS = ("portrait", "document_number")
@@ -66,11 +74,14 @@ def profile_request(profile: str, age_threshold: int = DEFAULT_AGE_THRESHOLD) ->
 
 def encode_items_request(request: Request) -> bytes:
     """ItemsRequestBytes (``#6.24``) for ``request``, every intent-to-retain false."""
-    body = cbor2.dumps({
-        "docType": request.doc_type,
-        "nameSpaces": {ns: dict.fromkeys(sorted(names), False)
-                       for ns, names in request.elements.items()},
-    })
+    body = cbor2.dumps(
+        {
+            "docType": request.doc_type,
+            "nameSpaces": {
+                ns: dict.fromkeys(sorted(names), False) for ns, names in request.elements.items()
+            },
+        }
+    )
     return embed(body)
 
 
@@ -119,15 +130,19 @@ def _items_request(item: Any, raw: bytes, auth: CoseMessage | None) -> Request:
         raise malformed("ItemsRequest nameSpaces is not a map")
     elements: dict[str, frozenset[str]] = {}
     for namespace, names in spaces.items():
-        if type(namespace) is not str or not isinstance(names, dict) \
-                or not all(type(n) is str and type(v) is bool for n, v in names.items()):
+        if (
+            type(namespace) is not str
+            or not isinstance(names, dict)
+            or not all(type(n) is str and type(v) is bool for n, v in names.items())
+        ):
             raise malformed("ItemsRequest namespace is not text -> {text: bool}")
         elements[namespace] = frozenset(names)
     return Request(item["docType"], elements, raw, auth)
 
 
-def reader_authentication_bytes(session_transcript_bytes: bytes, items_request_bytes: bytes) \
-        -> bytes:
+def reader_authentication_bytes(
+    session_transcript_bytes: bytes, items_request_bytes: bytes
+) -> bytes:
     """``#6.24(bstr .cbor ["ReaderAuthentication", SessionTranscript, ItemsRequestBytes])``,
     from the transcript and ItemsRequestBytes as they are (s.3.4)."""
     transcript = decode(session_transcript_bytes)
@@ -151,8 +166,9 @@ def verify_reader_auth(request: Request, session_transcript_bytes: bytes) -> byt
         return None
     try:
         transcript_parts(session_transcript_bytes)
-        message = _sig_structure(auth.protected,
-                                 reader_authentication_bytes(session_transcript_bytes, items))
+        message = _sig_structure(
+            auth.protected, reader_authentication_bytes(session_transcript_bytes, items)
+        )
         public_key = x509.load_der_x509_certificate(chain).public_key()
     except (Rejection, MdocCborError, ValueError, x509.InvalidVersion):
         return None

@@ -53,8 +53,11 @@ def parse_mso(payload: bytes) -> Mso:
         raise malformed(f"MSO: {e}") from e
     if not isinstance(item, dict):
         raise malformed("MSO is not a map")
-    version, algorithm, doc_type = item.get("version"), item.get("digestAlgorithm"), \
-        item.get("docType")
+    version, algorithm, doc_type = (
+        item.get("version"),
+        item.get("digestAlgorithm"),
+        item.get("docType"),
+    )
     if type(version) is not str or not version.startswith("1."):
         raise malformed("MSO version is not 1.x")
     if type(algorithm) is not str or type(doc_type) is not str:
@@ -65,14 +68,25 @@ def parse_mso(payload: bytes) -> Mso:
     validity = item.get("validityInfo")
     if not isinstance(validity, dict):
         raise malformed("MSO validityInfo is not a map")
-    signed, valid_from, valid_until = (_tdate(validity.get(name), name)
-                                       for name in ("signed", "validFrom", "validUntil"))
+    signed, valid_from, valid_until = (
+        _tdate(validity.get(name), name) for name in ("signed", "validFrom", "validUntil")
+    )
     if valid_until < valid_from:
         raise malformed("MSO validUntil is before validFrom")
     status_uri, status_idx = _status(item.get("status"))
-    return Mso(payload, version, algorithm, _value_digests(item.get("valueDigests")),
-               key_info["deviceKey"], doc_type, signed, valid_from, valid_until,
-               status_uri, status_idx)
+    return Mso(
+        payload,
+        version,
+        algorithm,
+        _value_digests(item.get("valueDigests")),
+        key_info["deviceKey"],
+        doc_type,
+        signed,
+        valid_from,
+        valid_until,
+        status_uri,
+        status_idx,
+    )
 
 
 def _tdate(value: Any, name: str) -> float:
@@ -93,8 +107,12 @@ def _value_digests(value: Any) -> dict[str, dict[int, bytes]]:
         if type(namespace) is not str or not isinstance(digests, dict):
             raise malformed("MSO valueDigests entry is not text -> map")
         for digest_id, digest in digests.items():
-            if type(digest_id) is not int or digest_id < 0 or type(digest) is not bytes \
-                    or not 0 < len(digest) <= MAX_DIGEST_BYTES:
+            if (
+                type(digest_id) is not int
+                or digest_id < 0
+                or type(digest) is not bytes
+                or not 0 < len(digest) <= MAX_DIGEST_BYTES
+            ):
                 raise malformed("MSO digest is not uint -> bstr")
         out[namespace] = digests
     return out
@@ -112,7 +130,12 @@ def _status(value: Any) -> tuple[str | None, int | None]:
     if not isinstance(status_list, dict):
         raise malformed("MSO status_list is not a map")
     idx, uri = status_list.get("idx"), status_list.get("uri")
-    if type(idx) is not int or idx < 0 or idx >= 2**32 or type(uri) is not str \
-            or not 0 < len(uri) <= 2048:
+    if (
+        type(idx) is not int
+        or idx < 0
+        or idx >= 2**32
+        or type(uri) is not str
+        or not 0 < len(uri) <= 2048
+    ):
         raise malformed("MSO status_list lacks idx (uint) or uri (text)")
     return uri, idx

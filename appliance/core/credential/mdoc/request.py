@@ -50,8 +50,9 @@ def device_request(
     return b"\xa2\x67version\x631.0\x6bdocRequests\x81" + doc_request
 
 
-def sign_reader_auth(key: ReaderAuthKey, session_transcript_bytes: bytes,
-                     items_request_bytes: bytes) -> bytes:
+def sign_reader_auth(
+    key: ReaderAuthKey, session_transcript_bytes: bytes, items_request_bytes: bytes
+) -> bytes:
     """readerAuth ``[<<{1: -7}>>, {33: cert}, null, r||s]`` over ReaderAuthenticationBytes."""
     protected = cbor2.dumps({HEADER_ALG: ALG_ES256})
     payload = reader_authentication_bytes(session_transcript_bytes, items_request_bytes)

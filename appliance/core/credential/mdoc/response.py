@@ -107,8 +107,11 @@ def parse_document(document: Any) -> Document:
         raise malformed("Document is not a map")
     doc_type = document.get("docType")
     issuer_signed, device_signed = document.get("issuerSigned"), document.get("deviceSigned")
-    if type(doc_type) is not str or not isinstance(issuer_signed, dict) \
-            or not isinstance(device_signed, dict):
+    if (
+        type(doc_type) is not str
+        or not isinstance(issuer_signed, dict)
+        or not isinstance(device_signed, dict)
+    ):
         raise malformed("Document lacks docType, issuerSigned or deviceSigned")
     name_spaces = _issuer_name_spaces(issuer_signed.get("nameSpaces", {}))
     issuer_auth = parse_cose(issuer_signed.get("issuerAuth"), TAG_SIGN1, "issuerAuth")
@@ -119,7 +122,8 @@ def parse_document(document: Any) -> Document:
         raise malformed("deviceSigned nameSpaces is not #6.24(bstr)")
     try:
         if device_name_spaces.data != b"\xa0" and not isinstance(
-                decode_plain(device_name_spaces.data, tags=ITEM_TAGS), dict):
+            decode_plain(device_name_spaces.data, tags=ITEM_TAGS), dict
+        ):
             raise malformed("DeviceNameSpaces is not a map")
     except MdocCborError as e:
         raise malformed(f"DeviceNameSpaces: {e}") from e
@@ -128,7 +132,11 @@ def parse_document(document: Any) -> Document:
         raise malformed("deviceAuth is not a map")
     mac, sig = device_auth.get("deviceMac"), device_auth.get("deviceSignature")
     return Document(
-        doc_type, name_spaces, issuer_auth, _ds_certificate(issuer_auth), device_name_spaces,
+        doc_type,
+        name_spaces,
+        issuer_auth,
+        _ds_certificate(issuer_auth),
+        device_name_spaces,
         None if mac is None else parse_cose(mac, TAG_MAC0, "deviceMac"),
         None if sig is None else parse_cose(sig, TAG_SIGN1, "deviceSignature"),
         _errors(document.get("errors", {})),
@@ -144,9 +152,12 @@ def parse_cose(item: Any, tag: int, what: str) -> CoseMessage:
     if not isinstance(item, list) or len(item) != 4:
         raise malformed(f"{what} is not a COSE array of four")
     protected, unprotected, payload, tag_bytes = item
-    if type(protected) is not bytes or not isinstance(unprotected, dict) \
-            or (payload is not None and type(payload) is not bytes) \
-            or type(tag_bytes) is not bytes:
+    if (
+        type(protected) is not bytes
+        or not isinstance(unprotected, dict)
+        or (payload is not None and type(payload) is not bytes)
+        or type(tag_bytes) is not bytes
+    ):
         raise malformed(f"{what} items have the wrong types")
     try:
         protected_map = _alg_only(protected)
@@ -169,8 +180,9 @@ def _alg_only(protected: bytes) -> dict[Any, Any] | None:
 
 
 def _ds_certificate(issuer_auth: CoseMessage) -> bytes:
-    chain = issuer_auth.unprotected.get(HEADER_X5CHAIN,
-                                        issuer_auth.protected_map.get(HEADER_X5CHAIN))
+    chain = issuer_auth.unprotected.get(
+        HEADER_X5CHAIN, issuer_auth.protected_map.get(HEADER_X5CHAIN)
+    )
     if isinstance(chain, list) and chain:
         chain = chain[0]  # later certificates are never a source of trust (s.4 step 1.2)
     if type(chain) is not bytes or not 0 < len(chain) <= MAX_DS_CERT_BYTES:
@@ -200,8 +212,13 @@ def _issuer_signed_item(item: Any) -> IssuerSignedItem:
         raise malformed("IssuerSignedItem is not a map")
     digest_id, random = inner.get("digestID"), inner.get("random")
     identifier = inner.get("elementIdentifier")
-    if type(digest_id) is not int or digest_id < 0 or type(random) is not bytes \
-            or type(identifier) is not str or "elementValue" not in inner:
+    if (
+        type(digest_id) is not int
+        or digest_id < 0
+        or type(random) is not bytes
+        or type(identifier) is not str
+        or "elementValue" not in inner
+    ):
         raise malformed("IssuerSignedItem lacks digestID, random, elementIdentifier or value")
     return IssuerSignedItem(item.raw, digest_id, random, identifier, inner["elementValue"])
 

@@ -63,11 +63,13 @@ class ReaderSession:
         self.transcript = session_transcript_bytes
         self.device_request = device_request
         self.e_reader_key_bytes = e_reader_key_bytes or sc.embed(
-            cose_key_bytes(e_reader_key.public_key()))
+            cose_key_bytes(e_reader_key.public_key())
+        )
         self.max_response_bytes = max_response_bytes
         self._e_reader_key: ec.EllipticCurvePrivateKey | None = e_reader_key
         self._keys: sc.SessionKeys | None = sc.session_keys(
-            e_reader_key, e_device_key, session_transcript_bytes)
+            e_reader_key, e_device_key, session_transcript_bytes
+        )
         self._sent = 0  # messages encrypted with SKReader
         self._received = 0  # messages decrypted with SKDevice
 
@@ -89,8 +91,14 @@ class ReaderSession:
         key_bytes = sc.embed(cose_key_bytes(key.public_key()))
         transcript = sc.session_transcript_bytes(engagement.device_engagement_bytes(), key_bytes)
         request = device_request(transcript, profile, age_threshold, reader_auth)
-        return cls(engagement.e_device_key, key, transcript, request,
-                   e_reader_key_bytes=key_bytes, max_response_bytes=max_response_bytes)
+        return cls(
+            engagement.e_device_key,
+            key,
+            transcript,
+            request,
+            e_reader_key_bytes=key_bytes,
+            max_response_bytes=max_response_bytes,
+        )
 
     @property
     def e_reader_key(self) -> ec.EllipticCurvePrivateKey:
@@ -101,8 +109,9 @@ class ReaderSession:
 
     def establishment(self) -> bytes:
         """SessionEstablishment: EReaderKeyBytes and the DeviceRequest under SKReader."""
-        data = sc.encrypt(self._session_keys().sk_reader, sc.READER, self._next_sent(),
-                          self.device_request)
+        data = sc.encrypt(
+            self._session_keys().sk_reader, sc.READER, self._next_sent(), self.device_request
+        )
         return sc.encode_session_establishment(self.e_reader_key_bytes, data)
 
     def receive(self, message: bytes) -> Reply:

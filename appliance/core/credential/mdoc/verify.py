@@ -128,8 +128,17 @@ def verify_mdoc(
         if stopped is not None:
             raise MdocStop(Outcome.UNVERIFIABLE, stopped)
         asked = request if request is not None else profile_request(profile, age_threshold)
-        run.steps(response, session_transcript_bytes, e_reader_key, asked, profile,
-                  age_threshold, clock_trusted, max_response_bytes, utc_offset_s)
+        run.steps(
+            response,
+            session_transcript_bytes,
+            e_reader_key,
+            asked,
+            profile,
+            age_threshold,
+            clock_trusted,
+            max_response_bytes,
+            utc_offset_s,
+        )
     except MdocStop as stop:
         return run.result(stop.outcome, stop.reason)
     except Rejection as r:
@@ -156,8 +165,9 @@ def verify_mdoc_session_data(
     checkpoint = kwargs.get("checkpoint", DEFAULT_CHECKPOINT)
     run = _Run(kwargs.get("trust"), 0.0, checkpoint)
     try:
-        stopped = out_of_service(kwargs["trust"].policy, checkpoint.device_id,
-                                 checkpoint.software_version)
+        stopped = out_of_service(
+            kwargs["trust"].policy, checkpoint.device_id, checkpoint.software_version
+        )
         if stopped is not None:
             return run.result(Outcome.UNVERIFIABLE, stopped)
         try:
@@ -178,9 +188,13 @@ def verify_mdoc_session_data(
     except Exception as e:  # noqa: BLE001 - a bug some input reaches: it costs this input only
         _log_fault(e)
         return run.result(Outcome.FAIL, Reason.MDOC_SESSION_DECRYPT_FAILED)
-    return verify_mdoc(plain, session_transcript_bytes=session_transcript_bytes,
-                       e_reader_key=e_reader_key, max_response_bytes=max_response_bytes,
-                       **kwargs)
+    return verify_mdoc(
+        plain,
+        session_transcript_bytes=session_transcript_bytes,
+        e_reader_key=e_reader_key,
+        max_response_bytes=max_response_bytes,
+        **kwargs,
+    )
 
 
 class _Run:
@@ -200,20 +214,35 @@ class _Run:
         return MdocFacts(
             mso.doc_type if mso is not None else None,
             mso.valid_until if mso is not None else None,
-            self.device_auth, shown, shown.age_over if shown is not None else ())
+            self.device_auth,
+            shown,
+            shown.age_over if shown is not None else (),
+        )
 
     def result(self, outcome: Outcome, reason: Reason) -> MdocResult:
         """The verdict with what is known: the credential once the issuer signature
         verified (its docType for the audit), its elements once their digests did."""
         kid = self.key.kid if self.key is not None else None
-        credential = None if self.mso is None else _credential(
-            self.key, self.mso, self.shown or _NOTHING_SHOWN, self.profile)
+        credential = (
+            None
+            if self.mso is None
+            else _credential(self.key, self.mso, self.shown or _NOTHING_SHOWN, self.profile)
+        )
         verdict = Verdict(outcome, reason, PROFILE, kid, self.key, credential, True)
         return MdocResult(verdict, self.facts)
 
-    def steps(self, response: bytes, transcript: bytes, e_reader_key: Any, request: Request,
-              profile: str, age_threshold: int, clock_trusted: bool, max_bytes: int,
-              utc_offset_s: int) -> None:
+    def steps(
+        self,
+        response: bytes,
+        transcript: bytes,
+        e_reader_key: Any,
+        request: Request,
+        profile: str,
+        age_threshold: int,
+        clock_trusted: bool,
+        max_bytes: int,
+        utc_offset_s: int,
+    ) -> None:
         self.profile = profile
         document = self.session(response, max_bytes, request.doc_type)
         mso, ds, device_key = self.structure(document)
@@ -252,8 +281,7 @@ class _Run:
             raise Rejection(Reason.TYPE_NOT_ACCEPTED)
         decision = decide_profile(shown, document.errors, profile, age_threshold)
         if decision is not None:
-            outcome = Outcome.FAIL if decision is Reason.MDOC_AGE_NOT_MET else \
-                Outcome.UNVERIFIABLE
+            outcome = Outcome.FAIL if decision is Reason.MDOC_AGE_NOT_MET else Outcome.UNVERIFIABLE
             raise MdocStop(outcome, decision)
         # Step 7: unknown status, as the policy says.
         if status is Reason.STATUS_UNKNOWN:
@@ -283,8 +311,10 @@ class _Run:
         assert document.issuer_auth.payload is not None
         mso = parse_mso(document.issuer_auth.payload)
         ds = load_ds_certificate(document.ds_certificate)
-        unsupported = not ecdsa_alg_fits(document.issuer_auth.alg, ds.public_key) \
+        unsupported = (
+            not ecdsa_alg_fits(document.issuer_auth.alg, ds.public_key)
             or mso.digest_algorithm not in DIGEST_ALGORITHMS
+        )
         device_key = None
         try:
             device_key = public_key_from_cose(mso.device_key)
@@ -296,8 +326,7 @@ class _Run:
             raise MdocStop(Outcome.UNVERIFIABLE, Reason.MDOC_UNSUPPORTED_ALGORITHM)
         return mso, ds, device_key
 
-    def issuer(self, ds: DsCertificate, document: Document, mso: Mso,
-               request: Request) -> None:
+    def issuer(self, ds: DsCertificate, document: Document, mso: Mso, request: Request) -> None:
         """Steps 1.2-1.5: the IACA, the DS profile and list, the signature, the docTypes."""
         roots = self.trust.keys.by_format.get(KEY_FORMAT, {})
         key = find_iaca(ds, roots.values())
@@ -313,8 +342,9 @@ class _Run:
             raise Rejection(Reason.MDOC_DS_REVOKED)
         auth = document.issuer_auth
         assert auth.payload is not None
-        if not verify_ecdsa(auth.alg, ds.public_key, sig1_structure(auth.protected, auth.payload),
-                            auth.tag):
+        if not verify_ecdsa(
+            auth.alg, ds.public_key, sig1_structure(auth.protected, auth.payload), auth.tag
+        ):
             raise Rejection(Reason.MDOC_BAD_ISSUER_SIGNATURE)
         self.mso = mso
         if not mso.doc_type == document.doc_type == request.doc_type:
@@ -333,17 +363,21 @@ class _Run:
             seen: set[int] = set()
             for item in items:
                 digest = expected.get(item.digest_id)
-                if item.digest_id in seen or digest is None or len(item.random) < 16 \
-                        or not hmac.compare_digest(hashlib.new(algorithm, item.raw).digest(),
-                                                   digest):
+                if (
+                    item.digest_id in seen
+                    or digest is None
+                    or len(item.random) < 16
+                    or not hmac.compare_digest(hashlib.new(algorithm, item.raw).digest(), digest)
+                ):
                     raise Rejection(Reason.MDOC_DIGEST_MISMATCH)
                 seen.add(item.digest_id)
         shown = disclosed(document.name_spaces, request)
         self.shown = shown
         return shown
 
-    def device(self, document: Document, device_key: Any, transcript: bytes,
-               e_reader_key: Any) -> None:
+    def device(
+        self, document: Document, device_key: Any, transcript: bytes, e_reader_key: Any
+    ) -> None:
         """Step 1.7: deviceMac or deviceSignature with the MSO's device key."""
         if not device_auth_ok(document, device_key, transcript, e_reader_key):
             raise Rejection(Reason.MDOC_BAD_DEVICE_AUTH)
@@ -359,7 +393,8 @@ class _Run:
         if value == VALID:
             return None
         return {REVOKED: Reason.REVOKED, SUSPENDED: Reason.SUSPENDED}.get(
-            value, Reason.STATUS_OTHER)
+            value, Reason.STATUS_OTHER
+        )
 
 
 _NOTHING_SHOWN = Disclosed({}, ())
@@ -371,17 +406,30 @@ def _credential(key: IssuerKey | None, mso: Mso, shown: Disclosed, profile: str)
     spec s.6 [D9]); ``no`` is empty unless ``document_number`` was disclosed."""
     cti = hashlib.sha256(mso.payload).digest() if profile == "checkpoint" else None
     return Credential(
-        profile=PROFILE, iss=key.iss if key is not None else None, exp=mso.valid_until,
-        iat=mso.signed, nbf=mso.valid_from, cti=cti, typ=mso.doc_type,
-        no=shown.document_number or "", nm=shown.name, dob=shown.text("birth_date"),
-        cls=shown.vehicle_categories, vf=shown.text("issue_date"),
-        vu=shown.text("expiry_date"), ph=shown.portrait,
-        status_uri=mso.status_uri, status_idx=mso.status_idx,
+        profile=PROFILE,
+        iss=key.iss if key is not None else None,
+        exp=mso.valid_until,
+        iat=mso.signed,
+        nbf=mso.valid_from,
+        cti=cti,
+        typ=mso.doc_type,
+        no=shown.document_number or "",
+        nm=shown.name,
+        dob=shown.text("birth_date"),
+        cls=shown.vehicle_categories,
+        vf=shown.text("issue_date"),
+        vu=shown.text("expiry_date"),
+        ph=shown.portrait,
+        status_uri=mso.status_uri,
+        status_idx=mso.status_idx,
     )
 
 
 def _log_fault(error: Exception) -> None:
     frames = traceback.extract_tb(error.__traceback__)
     where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
-    _log.error("MDOC verification raised %s at %s (a verifier bug); verdict FAIL "
-               "MDOC_MALFORMED", type(error).__name__, where)
+    _log.error(
+        "MDOC verification raised %s at %s (a verifier bug); verdict FAIL MDOC_MALFORMED",
+        type(error).__name__,
+        where,
+    )
