@@ -22,11 +22,16 @@ $(BIN)/appliance: pyproject.toml
 demo: system-deps $(BIN)/appliance
 	$(BIN)/appliance demo
 
-test: test-services $(BIN)/appliance
+test: test-services lint
+	$(BIN)/python -m pytest
+
+# The static checks, also run first by make test: ruff's rules and its formatter (the tree is
+# kept formatted: `ruff format .` fixes it), the layer contracts and the types.
+lint: $(BIN)/appliance
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
 
 # The screens' and the hub's Thai (docs/screens.md, "Translations"): the strings marked in
 # each part merged into its .po (translate the new entries there, then run this again) and
