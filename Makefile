@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench fuzz docs clean system-deps test-services test-floors test-arm64 test-pi-mix
+.PHONY: demo test lint bench fuzz docs clean system-deps test-services test-floors test-arm64 test-pi-mix \
+	test-boot
 
 # Debian packages (libzbar0, chromium, fonts-thai-tlwg, postgresql, ...): installed when
 # missing (as root or with password-less sudo); test-services also starts PostgreSQL.
@@ -60,6 +61,12 @@ test-arm64:
 # ... seen through --system-site-packages (.ci/test-pi-mix.sh; needs root for apt).
 test-pi-mix:
 	bash .ci/test-pi-mix.sh
+
+# Boot the device image and the centre under qemu-system-x86_64 (KVM when usable), soak and
+# check every unit from inside the guest (.ci/test-boot.sh, tests/boot/; needs root; the
+# root is cached under .cache/boot). Table: benchmarks/results/boot-amd64.json.
+test-boot: $(BIN)/appliance
+	bash .ci/test-boot.sh
 
 bench: $(BIN)/appliance
 	$(BIN)/python benchmarks/run.py

@@ -11,7 +11,9 @@ of everything that decides its content (this file, the mirror, the architecture)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -37,11 +39,13 @@ PACKAGES = [
 SECOND_STAGE = ["postgresql"]  # its postinst runs initdb: needs /proc and /dev/shm
 
 
+# Bump when build() changes what it makes (the lists below are hashed themselves).
+RECIPE = "2: cluster on port 5432"
+
+
 def cache_key(arch: str) -> str:
-    digest = hashlib.sha256()
-    for part in (Path(__file__).read_bytes(), MIRROR.encode(), arch.encode(), SUITE.encode()):
-        digest.update(part)
-    return digest.hexdigest()[:16]
+    recipe = json.dumps([RECIPE, MIRROR, SUITE, arch, PACKAGES, SECOND_STAGE, KERNELS[arch]])
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
 def tarball_path(arch: str) -> Path:
@@ -105,10 +109,17 @@ def build(arch: str = "amd64") -> Path:
             run(["chroot", str(root), "apt-get", "install", "-y", "-q",
                  "--no-install-recommends", *SECOND_STAGE], env=env)
             run(["chroot", str(root), "apt-get", "clean"], env=env)
+        # pg_createcluster skips ports in use, and the chroot shares the host's network:
+        # a host PostgreSQL on 5432 would move the guest's cluster to 5433.
+        conf = next(root.glob("etc/postgresql/*/main/postgresql.conf"))
+        conf.write_text(re.sub(r"(?m)^port = \d+", "port = 5432", conf.read_text()))
         partial = tarball.with_suffix(".partial")
         with tarfile.open(partial, "w") as tar:
             tar.add(root, arcname=".")
         partial.rename(tarball)
+        for old in CACHE.glob(f"root-{SUITE}-{arch}-*.tar"):
+            if old != tarball:
+                old.unlink()  # an outdated recipe's root
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"root: built {tarball.name} in {time.monotonic() - start:.0f} s", flush=True)

@@ -1,0 +1,289 @@
+"""Runs inside the booted guest (make test-boot): soak, check, report, power off.
+
+Started by appliance-boot-check.service (installed by tests/boot/converge.py only). Python
+standard library only (the guest's /usr/bin/python3). Every fact comes from the guest:
+systemd's unit properties, the cgroup's memory.peak (systemd 252 has no MemoryPeak=), the
+web's API, the hub's API over nginx and TLS. The result is one JSON line on the second
+serial port (/dev/ttyS1), between markers, for the host (tests/boot/run.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+SETTINGS = json.loads((Path(__file__).parent / "settings.json").read_text())
+OUT = "/dev/ttyS1"
+CGROUP = Path("/sys/fs/cgroup/system.slice")
+STATE = Path("/var/lib/appliance")
+DEVICE_UNITS = ["appliance-kiosk.service", "appliance-web.service",
+                "appliance-sync.service", "appliance-upload.service",
+                "appliance-heartbeat.service", "appliance-fault.service"]
+CENTRE_UNITS = ["appliance-hub.service", "nginx.service", "postgresql@15-main.service",
+                "appliance-publish-timestamp.service"]
+ALWAYS_ON = {"appliance-kiosk.service", "appliance-web.service", "appliance-hub.service",
+             "nginx.service", "postgresql@15-main.service"}
+TIMERS_AND_PATHS = ["appliance-sync.timer", "appliance-upload.timer",
+                    "appliance-heartbeat.timer", "appliance-publish-timestamp.timer",
+                    "appliance-sync.path", "appliance-upload.path"]
+PROPS = ["ActiveState", "SubState", "Result", "NRestarts", "MainPID", "MemoryHigh",
+         "MemoryMax", "MemoryCurrent", "ActiveEnterTimestampMonotonic", "ExecMainStatus"]
+
+
+def show(unit: str) -> dict[str, str]:
+    out = subprocess.run(["systemctl", "show", unit, *(f"--property={p}" for p in PROPS)],
+                         capture_output=True, text=True, timeout=30).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def uptime() -> float:
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def say(text: str) -> None:
+    """Progress on the console log (the unit's output goes to the console too)."""
+    print(f"boot-check [{uptime():7.1f}] {text}", flush=True)
+
+
+def wait_for(what: str, check: Any, timeout_s: float, step_s: float = 1.0) -> Any:
+    say(f"waiting: {what}")
+    deadline = uptime() + timeout_s
+    while True:
+        try:
+            value = check()
+        except Exception as e:
+            value, last = None, e
+        else:
+            last = None
+        if value:
+            return value
+        if uptime() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s"
+                               + (f" (last error: {last})" if last else ""))
+        time.sleep(step_s)
+
+
+class PeakSampler(threading.Thread):
+    """memory.peak of every unit's cgroup, kept after a oneshot's cgroup is gone."""
+
+    def __init__(self, units: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.units = units
+        self.peak: dict[str, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):  # cheap: emulated CPUs are scarce (TCG)
+            for unit in self.units:
+                try:
+                    value = int((CGROUP / unit / "memory.peak").read_text())
+                except (OSError, ValueError):
+                    continue
+                self.peak[unit] = max(self.peak.get(unit, 0), value)
+
+
+def get(url: str, token: str | None = None, timeout_s: float = 20.0) -> bytes:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout_s,
+                                context=ssl.create_default_context()) as response:
+        return response.read(4 << 20)
+
+
+def request_run(name: str) -> None:
+    """What the admin screen does: a request file the .path unit turns into a run."""
+    folder = Path("/run/appliance/requests")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.request").write_text(str(time.time()))
+
+
+def sync_state() -> dict[str, Any]:
+    try:
+        return json.loads((STATE / "sync_state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def pass_verdicts() -> list[dict[str, Any]]:
+    body = json.loads(get("http://127.0.0.1:8080/api/verdicts?limit=50"))
+    return [v for v in body["verdicts"] if v.get("outcome") == "PASS"]
+
+
+def kiosk_status() -> Any:
+    """The web's /api/status camera and trust sections (frames read, decode errors, ...)."""
+    try:
+        body = json.loads(get("http://127.0.0.1:8080/api/status"))
+    except (OSError, ValueError) as e:
+        return {"error": str(e)}
+    return {k: body.get(k) for k in ("camera", "trust", "kiosk", "clock")}
+
+
+def hub_records() -> int:
+    body = get(f"{SETTINGS['hub']}/v1/records?device_id={SETTINGS['device_id']}",
+               SETTINGS["auditor_token"])
+    return len([line for line in body.splitlines() if line.strip()])
+
+
+def hub_device() -> dict[str, Any] | None:
+    body = json.loads(get(f"{SETTINGS['hub']}/v1/devices?device_id={SETTINGS['device_id']}",
+                          SETTINGS["auditor_token"]))
+    return body["devices"][0] if body["devices"] else None
+
+
+def unit_started_after(unit: str, since: float) -> bool:
+    return int(show(unit).get("ActiveEnterTimestampMonotonic") or 0) / 1e6 > since
+
+
+def kill_test(result: dict[str, Any]) -> None:
+    """kill -9 the kiosk once (systemd restarts it), then until its start limit: the
+    fault pattern (appliance-fault.service) must show, and starting the kiosk ends it."""
+    kiosk = "appliance-kiosk.service"
+    before = show(kiosk)
+    killed_at = uptime()
+    os.kill(int(before["MainPID"]), 9)
+    wait_for("kiosk back after kill -9", lambda: (
+        (s := show(kiosk))["ActiveState"] == "active" and s["MainPID"] != before["MainPID"]
+        and s["MainPID"] != "0"), 120)
+    result["kill_once"] = {"kiosk_back_s": round(uptime() - killed_at, 1),
+                           "restarts": int(show(kiosk)["NRestarts"]),
+                           "fault_shown": unit_started_after("appliance-fault.service",
+                                                             killed_at)}
+    kills = 1
+    while show(kiosk)["ActiveState"] != "failed" and kills < 10:
+        state = wait_for("kiosk running again", lambda: (
+            s if ((s := show(kiosk))["ActiveState"] in ("active", "failed")
+            and s["MainPID"] != "0") or s["ActiveState"] == "failed" else None), 120)
+        if state["ActiveState"] == "failed":
+            break
+        os.kill(int(state["MainPID"]), 9)
+        kills += 1
+        time.sleep(1)
+    wait_for("kiosk failed for good", lambda: show(kiosk)["ActiveState"] == "failed", 60)
+    fault = wait_for("fault pattern", lambda: show("appliance-fault.service")
+                     if show("appliance-fault.service")["ActiveState"] == "active" else None,
+                     60)
+    restart_at = uptime()
+    subprocess.run(["systemctl", "reset-failed", kiosk], check=True, timeout=30)
+    subprocess.run(["systemctl", "start", kiosk], check=True, timeout=120)
+    wait_for("fault pattern ends", lambda: show("appliance-fault.service")["ActiveState"]
+             != "active", 60)
+    result["kill_to_limit"] = {"kills": kills, "fault_shown": fault["ActiveState"] == "active",
+                               "kiosk_back": show(kiosk)["ActiveState"] == "active",
+                               "kiosk_back_s": round(uptime() - restart_at, 1)}
+
+
+def memory_stat(unit: str) -> dict[str, int]:
+    """anon (the process's own memory) and file (page cache, reclaimable) now, and how
+    often the cgroup went over MemoryHigh (memory.events ``high``: reclaimed, throttled)."""
+    found: dict[str, int] = {}
+    for name, keys in (("memory.stat", ("anon", "file")), ("memory.events", ("high", "max"))):
+        try:
+            lines = (CGROUP / unit / name).read_text().splitlines()
+        except OSError:
+            continue
+        values = dict(line.split() for line in lines)
+        found.update({f"events_{k}" if name == "memory.events" else k: int(values[k])
+                      for k in keys if k in values})
+    return found
+
+
+def units_table(sampler: PeakSampler) -> list[dict[str, Any]]:
+    rows = []
+    for unit in DEVICE_UNITS + CENTRE_UNITS:
+        s = show(unit)
+        now = memory_stat(unit)
+        high = s.get("MemoryHigh", "infinity")
+        rows.append({
+            "unit": unit, "active": s.get("ActiveState"), "sub": s.get("SubState"),
+            "result": s.get("Result"), "restarts": int(s.get("NRestarts") or 0),
+            "exit_status": int(s.get("ExecMainStatus") or 0),
+            "memory_high": None if high == "infinity" else int(high),
+            "memory_peak": sampler.peak.get(unit),
+            "memory_current": None if not s.get("MemoryCurrent", "").isdigit()
+            else int(s["MemoryCurrent"]),
+            "anon": now.get("anon"), "file": now.get("file"),
+            "events_high": now.get("events_high"), "events_max": now.get("events_max"),
+            "always_on": unit in ALWAYS_ON,
+        })
+    return rows
+
+
+def check(result: dict[str, Any], sampler: PeakSampler) -> None:
+    state = wait_for("system up", lambda: subprocess.run(
+        ["systemctl", "is-system-running"], capture_output=True, text=True).stdout.strip()
+        in ("running", "degraded") and subprocess.run(
+        ["systemctl", "is-system-running"], capture_output=True, text=True).stdout.strip(), 600)
+    result["system_state_at_boot"] = state
+    result["boot_s"] = round(uptime(), 1)
+    result["systemd_analyze"] = subprocess.run(["systemd-analyze"], capture_output=True,
+                                               text=True).stdout.strip()
+    result["cgroup"] = subprocess.run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"],
+                                      capture_output=True, text=True).stdout.strip()
+    # Trust data: the admin screen's "sync now" path, the sync service as appliance-sync.
+    start = uptime()
+    request_run("sync")
+    synced = wait_for("sync installs trust data", lambda: (s := sync_state()).get(
+        "last_success") and s.get("last_success") == s.get("last_attempt") and s, 300)
+    result["sync"] = {"version": synced.get("version"), "seconds": round(uptime() - start, 1),
+                      "trust_link": os.path.realpath(STATE / "trust"),
+                      "trust_owner": (STATE / "trust").resolve().stat().st_uid}
+    # The simulated camera's verdict on the web's API (the kiosk picked up the data itself).
+    try:
+        verdicts = wait_for("PASS verdict on the web's API", pass_verdicts, 600, 10.0)
+    finally:
+        result["kiosk_status"] = kiosk_status()
+    result["verdicts"] = {"pass": len(verdicts), "first": verdicts[0]}
+    # Audit records to the hub over nginx and TLS; a heartbeat on the fleet view.
+    request_run("upload")
+    result["hub_records"] = wait_for("audit records at the hub", hub_records, 300, 3.0)
+    subprocess.run(["systemctl", "start", "appliance-heartbeat.service"], timeout=180)
+    device = wait_for("device on the fleet view", hub_device, 120, 3.0)
+    result["fleet"] = {k: device.get(k) for k in ("device_id", "trust_version", "camera",
+                                                  "last_sync_result", "audit_backlog")}
+    # Soak: every always-on unit up at least soak_s (more than twice every WatchdogSec).
+    soak = float(SETTINGS["soak_s"])
+    since = max(int(show(u).get("ActiveEnterTimestampMonotonic") or 0) / 1e6
+                for u in ALWAYS_ON)
+    time.sleep(max(0.0, since + soak - uptime()))
+    result["soak_s"] = round(uptime() - since, 1)
+    result["units"] = units_table(sampler)
+    result["timers_and_paths"] = {u: show(u)["ActiveState"] for u in TIMERS_AND_PATHS}
+    result["failed"] = subprocess.run(["systemctl", "--failed", "--plain", "--no-legend"],
+                                      capture_output=True, text=True).stdout.strip()
+    kill_test(result)
+    result["failed_after_kill_test"] = subprocess.run(
+        ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True,
+        text=True).stdout.strip()
+
+
+def main() -> None:
+    result: dict[str, Any] = {"ok": False}
+    sampler = PeakSampler(DEVICE_UNITS + CENTRE_UNITS)
+    sampler.start()
+    try:
+        check(result, sampler)
+        result["ok"] = True
+    except Exception:
+        result["error"] = traceback.format_exc()[-3000:]
+    sampler.stop.set()
+    result.setdefault("units", units_table(sampler))
+    result["journal_tail"] = subprocess.run(
+        ["journalctl", "-b", "--no-pager", "-o", "short-monotonic", "-p", "warning", "-n", "80"],
+        capture_output=True, text=True).stdout[-12000:]
+    with open(OUT, "w") as out:
+        out.write("\n@@BOOT-CHECK@@" + json.dumps(result) + "@@END@@\n")
+        out.flush()
+    subprocess.run(["systemctl", "poweroff", "--no-block"])
+
+
+if __name__ == "__main__":
+    main()
