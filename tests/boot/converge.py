@@ -61,8 +61,12 @@ def authority(work: Path) -> tuple[Path, Path, Path, Path]:
     text = valid.make(time.time())
     assert text is not None
     Image.fromarray(render_qr_frame(text)).save(frames / "1-licence.png")
-    blank = np.full((480, 640), 235, dtype=np.uint8)  # nothing in view between showings
-    Image.fromarray(blank).save(frames / "2-nothing.png")
+    # Nothing in view between showings, longer than [scanner] repeat_after_absent_s (2 s at
+    # 10 frames a picture, 10 frames/s): a code in view since before the trust data came
+    # counts as gone and is verified when it comes back.
+    blank = np.full((480, 640), 235, dtype=np.uint8)
+    for n in range(2, 6):
+        Image.fromarray(blank).save(frames / f"{n}-nothing.png")
     return repo, pin, keys / "timestamp.pem", frames
 
 

@@ -122,7 +122,7 @@ def test_timers_have_boot_period_and_jitter():
 # 61 as on a Pi, +2 once zbar loads; web 38, full sync 68, upload 62), so a missed budget
 # costs speed, never the service.
 MEMORY_HIGH_MIB = {
-    "appliance-kiosk.service": 64,
+    "appliance-kiosk.service": 80,
     "appliance-web.service": 48,
     "appliance-sync.service": 96,
     "appliance-upload.service": 64,
@@ -136,6 +136,10 @@ MEASURED_PEAK_MIB = {
     "appliance-fault.service": 24,
 }
 STACK_BUDGET_MIB = 160  # kiosk + web + fault: the network-less device stack, display aside
+# MemoryHigh= above the process budget: the page cache a unit's cgroup carries besides the
+# process's own memory, measured in the booted image (make test-boot, issue 24: the kiosk
+# 36 MiB anonymous + 25 MiB file, peak 66 MiB at 10 frames/s; docs/boot-test.md).
+CGROUP_CACHE_MIB = {"appliance-kiosk.service": 16}
 
 
 def _memory(unit: str, key: str) -> int | None:
@@ -157,7 +161,8 @@ def test_memory_budgets_are_the_benchmarks_and_fit_the_stack():
     from bench_memory import BUDGET_MB
 
     for name in ("kiosk", "web", "sync", "upload"):
-        assert BUDGET_MB[name] == MEMORY_HIGH_MIB[f"appliance-{name}.service"], name
+        unit = f"appliance-{name}.service"
+        assert BUDGET_MB[name] + CGROUP_CACHE_MIB.get(unit, 0) == MEMORY_HIGH_MIB[unit], name
     stack = sum(MEMORY_HIGH_MIB[f"appliance-{n}.service"] for n in ("kiosk", "web", "fault"))
     assert stack <= STACK_BUDGET_MIB == BUDGET_MB["stack"]
 
