@@ -25,11 +25,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from root import REPO, Mounts, no_service_starts, run
+from root import CACHE, REPO, Mounts, no_service_starts, run
 
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "deploy"))
-os.environ.setdefault("APPLIANCE_TEST_CACHE", str(REPO / ".cache" / "boot"))
+os.environ.setdefault("APPLIANCE_TEST_CACHE", str(CACHE))  # the dependencies' wheels
 from test_ansible import _env, _password_hash, _tool, _wheelhouse
 from test_ansible_central import _indent
 
