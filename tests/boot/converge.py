@@ -163,10 +163,14 @@ def source_tree(work: Path) -> Path:
     checkout as it is (trying a change before committing it)."""
     if os.environ.get("BOOT_TREE") == "worktree":
         return REPO
+    found = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"],
+                           capture_output=True, check=False)
+    if found.returncode != 0:  # not a git checkout (a source tarball): take it as it is
+        print("not a git checkout: converging the tree as it is", flush=True)
+        return REPO
+    archive = found.stdout
     tree = work / "tree"
     tree.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"],
-                             capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     return tree
 

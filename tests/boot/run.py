@@ -110,6 +110,25 @@ def verdict(result: dict[str, Any]) -> list[str]:
     return bad
 
 
+def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The measured figures in benchmarks/results' row shape (name, value, unit, notes)."""
+    host = result.get("host", {})
+    where = f"qemu {host.get('arch')} ({host.get('accel', '?').split(':')[0]}), 2 vCPUs"
+    out = [{"name": "boot to system up (guest uptime)", "value": result.get("boot_s"),
+            "unit": "s", "notes": where},
+           {"name": "soak of the always-on units", "value": result.get("soak_s"), "unit": "s",
+            "notes": "more than twice WatchdogSec=30s; NRestarts 0 checked after it"}]
+    for row in result.get("units", []):
+        if row.get("memory_peak"):
+            high = row.get("memory_high")
+            out.append({"name": f"{row['unit']}: peak memory (cgroup memory.peak)",
+                        "value": round(row["memory_peak"] / 1048576, 1), "unit": "MiB",
+                        "notes": f"MemoryHigh {mib(high)} MiB" if high else "no MemoryHigh"})
+    for name, seconds in host.get("timings_s", {}).items():
+        out.append({"name": f"job: {name[:-2]}", "value": seconds, "unit": "s", "notes": ""})
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [f"{'unit':38} {'state':18} {'restarts':>8} {'peak MiB':>9} {'MemoryHigh':>10}"]
     for row in result.get("units", []):
@@ -146,6 +165,7 @@ def main(arch: str = "amd64") -> int:
                       "timings_s": {k: round(v, 1) for k, v in timings.items()}}
     problems = verdict(result)
     result["problems"] = problems
+    result["rows"] = rows(result)
     print(table(result))
     print(json.dumps({k: result.get(k) for k in ("boot_s", "soak_s", "sync", "hub_records",
                                                  "fleet", "kill_once", "kill_to_limit",
