@@ -80,22 +80,30 @@ def tls_pair(work: Path) -> tuple[Path, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HUB_NAME)])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName(HUB_NAME), x509.DNSName(REPO_NAME)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(HUB_NAME), x509.DNSName(REPO_NAME)]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     path = work / "central.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return path, pem
 
 
-def inventory(work: Path, root: Path, wheels: Path, pin: Path, frames: Path,
-              cert: Path) -> Path:
+def inventory(work: Path, root: Path, wheels: Path, pin: Path, frames: Path, cert: Path) -> Path:
     host = {
         "ansible_host": str(root),
         "ansible_connection": "community.general.chroot",
@@ -129,12 +137,19 @@ def inventory(work: Path, root: Path, wheels: Path, pin: Path, frames: Path,
         "hub_app_enrolled_dir": str(work / "enrolled"),
         "hub_app_workers": 2,
     }
-    text = json.dumps({
-        "appliances": {"hosts": {DEVICE_ID: host}},
-        "central": {"children": {"hub": {"hosts": {DEVICE_ID: None}},
-                                 "repository": {"hosts": {DEVICE_ID: None}},
-                                 "publisher": {"hosts": {DEVICE_ID: None}}}},
-    }, indent=1)
+    text = json.dumps(
+        {
+            "appliances": {"hosts": {DEVICE_ID: host}},
+            "central": {
+                "children": {
+                    "hub": {"hosts": {DEVICE_ID: None}},
+                    "repository": {"hosts": {DEVICE_ID: None}},
+                    "publisher": {"hosts": {DEVICE_ID: None}},
+                }
+            },
+        },
+        indent=1,
+    )
     path = work / "inventory.json"
     path.write_text(text)
     return path
@@ -152,8 +167,12 @@ def vault(work: Path, tls_key: str, timestamp_key: str) -> tuple[Path, Path]:
         f"vault_central_tls_private_key: |\n{_indent(tls_key)}"
         f"vault_central_timestamp_key: |\n{_indent(timestamp_key)}"
     )
-    subprocess.run([_tool("ansible-vault"), "encrypt", "--vault-password-file", str(password),
-                    str(secrets)], check=True, capture_output=True, env=_env())
+    subprocess.run(
+        [_tool("ansible-vault"), "encrypt", "--vault-password-file", str(password), str(secrets)],
+        check=True,
+        capture_output=True,
+        env=_env(),
+    )
     return secrets, password
 
 
@@ -163,8 +182,11 @@ def source_tree(work: Path) -> Path:
     checkout as it is (trying a change before committing it)."""
     if os.environ.get("BOOT_TREE") == "worktree":
         return REPO
-    found = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"],
-                           capture_output=True, check=False)
+    found = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"],
+        capture_output=True,
+        check=False,
+    )
     if found.returncode != 0:  # not a git checkout (a source tarball): take it as it is
         print("not a git checkout: converging the tree as it is", flush=True)
         return REPO
@@ -182,20 +204,44 @@ def wheelhouse(work: Path, tree: Path) -> Path:
     if tree != REPO:
         for wheel in dest.glob("th_licence_appliance-*.whl"):
             wheel.unlink()
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                        "--wheel-dir", str(dest), str(tree)], check=True, timeout=600)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--wheel-dir",
+                str(dest),
+                str(tree),
+            ],
+            check=True,
+            timeout=600,
+        )
     return dest
 
 
-def playbook(name: str, tree: Path, inv: Path, secrets: Path, password: Path,
-             log: Path) -> float:
+def playbook(name: str, tree: Path, inv: Path, secrets: Path, password: Path, log: Path) -> float:
     start = time.monotonic()
     with log.open("w") as out:
         result = subprocess.run(
-            [_tool("ansible-playbook"), "-i", str(inv), "-e", f"@{secrets}",
-             "--vault-password-file", str(password), str(tree / "ansible" / name)],
-            cwd=tree / "ansible", env=_env(), stdout=out, stderr=subprocess.STDOUT,
-            timeout=3600)
+            [
+                _tool("ansible-playbook"),
+                "-i",
+                str(inv),
+                "-e",
+                f"@{secrets}",
+                "--vault-password-file",
+                str(password),
+                str(tree / "ansible" / name),
+            ],
+            cwd=tree / "ansible",
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=3600,
+        )
     if result.returncode != 0:
         sys.exit(f"converge of {name} failed: see {log}\n" + log.read_text()[-4000:])
     return time.monotonic() - start
@@ -206,15 +252,15 @@ def centre_by_name(root: Path, cert: Path) -> None:
     with (root / "etc/hosts").open("a") as hosts:
         hosts.write(f"127.0.0.1 {HUB_NAME} {REPO_NAME}\n")
     shutil.copy2(cert, root / "usr/local/share/ca-certificates/boot-central.crt")
-    run(["chroot", str(root), "update-ca-certificates", "--fresh"],
-        stdout=subprocess.DEVNULL)
+    run(["chroot", str(root), "update-ca-certificates", "--fresh"], stdout=subprocess.DEVNULL)
 
 
 def publish_into(root: Path, repo: Path) -> None:
     """The authority's upload of its repository to the folder nginx serves."""
     dest = root / "srv/appliance-trust/lc1"
-    owner = subprocess.run(["stat", "-c", "%u:%g", str(dest)], capture_output=True, text=True,
-                           check=True).stdout.strip()
+    owner = subprocess.run(
+        ["stat", "-c", "%u:%g", str(dest)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     for part in ("metadata", "targets"):
         shutil.copytree(repo / part, dest / part, dirs_exist_ok=True)
     subprocess.run(["chown", "-R", owner, str(dest)], check=True)
@@ -226,13 +272,51 @@ def hub_database(root: Path) -> None:
     role, database = "appliance-hub", "appliance_hub"
     with Mounts(root):
         # Unix socket only: the host's own PostgreSQL may hold the TCP port.
-        run(["chroot", str(root), "pg_ctlcluster", "15", "main", "start", "--", "-o",
-             "-c listen_addresses="])
+        run(
+            [
+                "chroot",
+                str(root),
+                "pg_ctlcluster",
+                "15",
+                "main",
+                "start",
+                "--",
+                "-o",
+                "-c listen_addresses=",
+            ]
+        )
         try:
-            run(["chroot", str(root), "runuser", "-u", "postgres", "--", "createuser",
-                 "--no-superuser", "--no-createdb", "--no-createrole", role])
-            run(["chroot", str(root), "runuser", "-u", "postgres", "--", "createdb",
-                 "--owner", role, "--encoding", "UTF-8", database])
+            run(
+                [
+                    "chroot",
+                    str(root),
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    "createuser",
+                    "--no-superuser",
+                    "--no-createdb",
+                    "--no-createrole",
+                    role,
+                ]
+            )
+            run(
+                [
+                    "chroot",
+                    str(root),
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    "createdb",
+                    "--owner",
+                    role,
+                    "--encoding",
+                    "UTF-8",
+                    database,
+                ]
+            )
         finally:
             run(["chroot", str(root), "pg_ctlcluster", "15", "main", "stop"])
 
@@ -241,10 +325,16 @@ def install_guest_check(root: Path, soak_s: float) -> None:
     dest = root / GUEST_CHECK_DIR.relative_to("/")
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(__file__).with_name("guest_check.py"), dest / "guest_check.py")
-    (dest / "settings.json").write_text(json.dumps({
-        "soak_s": soak_s, "auditor_token": AUDITOR_TOKEN, "device_id": DEVICE_ID,
-        "hub": f"https://{HUB_NAME}",
-    }))
+    (dest / "settings.json").write_text(
+        json.dumps(
+            {
+                "soak_s": soak_s,
+                "auditor_token": AUDITOR_TOKEN,
+                "device_id": DEVICE_ID,
+                "hub": f"https://{HUB_NAME}",
+            }
+        )
+    )
     unit = root / "etc/systemd/system/appliance-boot-check.service"
     unit.write_text(
         "# make test-boot only (tests/boot): checks the booted image, writes the result to\n"
@@ -252,7 +342,8 @@ def install_guest_check(root: Path, soak_s: float) -> None:
         "[Unit]\nDescription=Boot test: soak and check the appliance units\n"
         "[Service]\nType=simple\nStandardOutput=journal+console\n"
         f"ExecStart=/usr/bin/python3 {GUEST_CHECK_DIR}/guest_check.py\n"
-        "[Install]\nWantedBy=multi-user.target\n")
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
     wants = root / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     link = wants / unit.name
@@ -269,12 +360,14 @@ def disk_image(root: Path, out: Path) -> tuple[Path, Path, Path]:
     initrd = sorted(boot.glob("initrd.img-*"))[-1]
     shutil.copy2(kernel, out / "vmlinuz")
     shutil.copy2(initrd, out / "initrd.img")
-    used = int(subprocess.run(["du", "-sm", "--apparent-size", str(root)], capture_output=True,
-                              text=True, check=True).stdout.split()[0])
+    used = int(
+        subprocess.run(
+            ["du", "-sm", "--apparent-size", str(root)], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
     image = out / "disk.img"
     image.unlink(missing_ok=True)
-    run(["mkfs.ext4", "-q", "-F", "-L", "bootroot", "-d", str(root), str(image),
-         f"{used + 1536}M"])
+    run(["mkfs.ext4", "-q", "-F", "-L", "bootroot", "-d", str(root), str(image), f"{used + 1536}M"])
     return image, out / "vmlinuz", out / "initrd.img"
 
 
@@ -299,12 +392,15 @@ def converge(work: Path, tarball: Path, soak_s: float) -> dict[str, float]:
     # The order an administrator follows: the centre first (it makes the hub's key, which
     # the device pins), the device (its key is fetched for the hub), the centre again
     # (the hub enrols the device's key).
-    times["converge_central_s"] = playbook("central.yml", tree, inv, secrets, password,
-                                           work / "central.log")
-    times["converge_device_s"] = playbook("site.yml", tree, inv, secrets, password,
-                                          work / "site.log")
-    times["converge_enrol_s"] = playbook("central.yml", tree, inv, secrets, password,
-                                         work / "central-enrol.log")
+    times["converge_central_s"] = playbook(
+        "central.yml", tree, inv, secrets, password, work / "central.log"
+    )
+    times["converge_device_s"] = playbook(
+        "site.yml", tree, inv, secrets, password, work / "site.log"
+    )
+    times["converge_enrol_s"] = playbook(
+        "central.yml", tree, inv, secrets, password, work / "central-enrol.log"
+    )
     start = time.monotonic()
     publish_into(root, repo)
     centre_by_name(root, cert)

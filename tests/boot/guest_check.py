@@ -24,23 +24,56 @@ SETTINGS = json.loads((Path(__file__).parent / "settings.json").read_text())
 OUT = "/dev/ttyS1"
 CGROUP = Path("/sys/fs/cgroup/system.slice")
 STATE = Path("/var/lib/appliance")
-DEVICE_UNITS = ["appliance-kiosk.service", "appliance-web.service",
-                "appliance-sync.service", "appliance-upload.service",
-                "appliance-heartbeat.service", "appliance-fault.service"]
-CENTRE_UNITS = ["appliance-hub.service", "nginx.service", "postgresql@15-main.service",
-                "appliance-publish-timestamp.service"]
-ALWAYS_ON = {"appliance-kiosk.service", "appliance-web.service", "appliance-hub.service",
-             "nginx.service", "postgresql@15-main.service"}
-TIMERS_AND_PATHS = ["appliance-sync.timer", "appliance-upload.timer",
-                    "appliance-heartbeat.timer", "appliance-publish-timestamp.timer",
-                    "appliance-sync.path", "appliance-upload.path"]
-PROPS = ["ActiveState", "SubState", "Result", "NRestarts", "MainPID", "MemoryHigh",
-         "MemoryMax", "MemoryCurrent", "ActiveEnterTimestampMonotonic", "ExecMainStatus"]
+DEVICE_UNITS = [
+    "appliance-kiosk.service",
+    "appliance-web.service",
+    "appliance-sync.service",
+    "appliance-upload.service",
+    "appliance-heartbeat.service",
+    "appliance-fault.service",
+]
+CENTRE_UNITS = [
+    "appliance-hub.service",
+    "nginx.service",
+    "postgresql@15-main.service",
+    "appliance-publish-timestamp.service",
+]
+ALWAYS_ON = {
+    "appliance-kiosk.service",
+    "appliance-web.service",
+    "appliance-hub.service",
+    "nginx.service",
+    "postgresql@15-main.service",
+}
+TIMERS_AND_PATHS = [
+    "appliance-sync.timer",
+    "appliance-upload.timer",
+    "appliance-heartbeat.timer",
+    "appliance-publish-timestamp.timer",
+    "appliance-sync.path",
+    "appliance-upload.path",
+]
+PROPS = [
+    "ActiveState",
+    "SubState",
+    "Result",
+    "NRestarts",
+    "MainPID",
+    "MemoryHigh",
+    "MemoryMax",
+    "MemoryCurrent",
+    "ActiveEnterTimestampMonotonic",
+    "ExecMainStatus",
+]
 
 
 def show(unit: str) -> dict[str, str]:
-    out = subprocess.run(["systemctl", "show", unit, *(f"--property={p}" for p in PROPS)],
-                         capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["systemctl", "show", unit, *(f"--property={p}" for p in PROPS)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -66,8 +99,9 @@ def wait_for(what: str, check: Any, timeout_s: float, step_s: float = 1.0) -> An
         if value:
             return value
         if uptime() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s"
-                               + (f" (last error: {last})" if last else ""))
+            raise TimeoutError(
+                f"{what}: not within {timeout_s:.0f} s" + (f" (last error: {last})" if last else "")
+            )
         time.sleep(step_s)
 
 
@@ -80,8 +114,12 @@ def cgroup_of(unit: str) -> Path:
     if "@" not in unit:
         return CGROUP / unit
     if unit not in CGROUPS:
-        out = subprocess.run(["systemctl", "show", unit, "--property=ControlGroup", "--value"],
-                             capture_output=True, text=True, timeout=30).stdout.strip()
+        out = subprocess.run(
+            ["systemctl", "show", unit, "--property=ControlGroup", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
         if not out:
             return CGROUP / unit
         CGROUPS[unit] = Path("/sys/fs/cgroup" + out)
@@ -111,8 +149,9 @@ def get(url: str, token: str | None = None, timeout_s: float = 20.0) -> bytes:
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout_s,
-                                context=ssl.create_default_context()) as response:
+    with urllib.request.urlopen(
+        request, timeout=timeout_s, context=ssl.create_default_context()
+    ) as response:
         return response.read(4 << 20)
 
 
@@ -145,14 +184,19 @@ def kiosk_status() -> Any:
 
 
 def hub_records() -> int:
-    body = get(f"{SETTINGS['hub']}/v1/records?device_id={SETTINGS['device_id']}",
-               SETTINGS["auditor_token"])
+    body = get(
+        f"{SETTINGS['hub']}/v1/records?device_id={SETTINGS['device_id']}", SETTINGS["auditor_token"]
+    )
     return len([line for line in body.splitlines() if line.strip()])
 
 
 def hub_device() -> dict[str, Any] | None:
-    body = json.loads(get(f"{SETTINGS['hub']}/v1/devices?device_id={SETTINGS['device_id']}",
-                          SETTINGS["auditor_token"]))
+    body = json.loads(
+        get(
+            f"{SETTINGS['hub']}/v1/devices?device_id={SETTINGS['device_id']}",
+            SETTINGS["auditor_token"],
+        )
+    )
     return body["devices"][0] if body["devices"] else None
 
 
@@ -167,19 +211,32 @@ def kill_test(result: dict[str, Any]) -> None:
     before = show(kiosk)
     killed_at = uptime()
     os.kill(int(before["MainPID"]), 9)
-    wait_for("kiosk back after kill -9", lambda: (
-        (s := show(kiosk))["ActiveState"] == "active" and s["MainPID"] != before["MainPID"]
-        and s["MainPID"] != "0"), 120)
-    result["kill_once"] = {"kiosk_back_s": round(uptime() - killed_at, 1),
-                           "restarts": int(show(kiosk)["NRestarts"]),
-                           "fault_shown": unit_started_after("appliance-fault.service",
-                                                             killed_at)}
+    wait_for(
+        "kiosk back after kill -9",
+        lambda: (
+            (s := show(kiosk))["ActiveState"] == "active"
+            and s["MainPID"] != before["MainPID"]
+            and s["MainPID"] != "0"
+        ),
+        120,
+    )
+    result["kill_once"] = {
+        "kiosk_back_s": round(uptime() - killed_at, 1),
+        "restarts": int(show(kiosk)["NRestarts"]),
+        "fault_shown": unit_started_after("appliance-fault.service", killed_at),
+    }
     kills, last_pid = 1, before["MainPID"]
     while kills < 10:
-        state = wait_for("kiosk running again, or failed for good", lambda pid=last_pid: (
-            s if (s := show(kiosk))["ActiveState"] == "failed"
-            or (s["ActiveState"] == "active" and s["MainPID"] not in ("0", pid))
-            else None), 120)
+        state = wait_for(
+            "kiosk running again, or failed for good",
+            lambda pid=last_pid: (
+                s
+                if (s := show(kiosk))["ActiveState"] == "failed"
+                or (s["ActiveState"] == "active" and s["MainPID"] not in ("0", pid))
+                else None
+            ),
+            120,
+        )
         if state["ActiveState"] == "failed":
             break
         last_pid = state["MainPID"]
@@ -189,17 +246,27 @@ def kill_test(result: dict[str, Any]) -> None:
             continue
         kills += 1
     wait_for("kiosk failed for good", lambda: show(kiosk)["ActiveState"] == "failed", 60)
-    fault = wait_for("fault pattern", lambda: show("appliance-fault.service")
-                     if show("appliance-fault.service")["ActiveState"] == "active" else None,
-                     60)
+    fault = wait_for(
+        "fault pattern",
+        lambda: (
+            show("appliance-fault.service")
+            if show("appliance-fault.service")["ActiveState"] == "active"
+            else None
+        ),
+        60,
+    )
     restart_at = uptime()
     subprocess.run(["systemctl", "reset-failed", kiosk], check=True, timeout=30)
     subprocess.run(["systemctl", "start", kiosk], check=True, timeout=120)
-    wait_for("fault pattern ends", lambda: show("appliance-fault.service")["ActiveState"]
-             != "active", 60)
-    result["kill_to_limit"] = {"kills": kills, "fault_shown": fault["ActiveState"] == "active",
-                               "kiosk_back": show(kiosk)["ActiveState"] == "active",
-                               "kiosk_back_s": round(uptime() - restart_at, 1)}
+    wait_for(
+        "fault pattern ends", lambda: show("appliance-fault.service")["ActiveState"] != "active", 60
+    )
+    result["kill_to_limit"] = {
+        "kills": kills,
+        "fault_shown": fault["ActiveState"] == "active",
+        "kiosk_back": show(kiosk)["ActiveState"] == "active",
+        "kiosk_back_s": round(uptime() - restart_at, 1),
+    }
 
 
 def memory_stat(unit: str) -> dict[str, int]:
@@ -212,8 +279,13 @@ def memory_stat(unit: str) -> dict[str, int]:
         except OSError:
             continue
         values = dict(line.split() for line in lines)
-        found.update({f"events_{k}" if name == "memory.events" else k: int(values[k])
-                      for k in keys if k in values})
+        found.update(
+            {
+                f"events_{k}" if name == "memory.events" else k: int(values[k])
+                for k in keys
+                if k in values
+            }
+        )
     return found
 
 
@@ -223,40 +295,69 @@ def units_table(sampler: PeakSampler) -> list[dict[str, Any]]:
         s = show(unit)
         now = memory_stat(unit)
         high = s.get("MemoryHigh", "infinity")
-        rows.append({
-            "unit": unit, "active": s.get("ActiveState"), "sub": s.get("SubState"),
-            "result": s.get("Result"), "restarts": int(s.get("NRestarts") or 0),
-            "exit_status": int(s.get("ExecMainStatus") or 0),
-            "memory_high": None if high == "infinity" else int(high),
-            "memory_peak": sampler.peak.get(unit),
-            "memory_current": None if not s.get("MemoryCurrent", "").isdigit()
-            else int(s["MemoryCurrent"]),
-            "anon": now.get("anon"), "file": now.get("file"),
-            "events_high": now.get("events_high"), "events_max": now.get("events_max"),
-            "always_on": unit in ALWAYS_ON,
-        })
+        rows.append(
+            {
+                "unit": unit,
+                "active": s.get("ActiveState"),
+                "sub": s.get("SubState"),
+                "result": s.get("Result"),
+                "restarts": int(s.get("NRestarts") or 0),
+                "exit_status": int(s.get("ExecMainStatus") or 0),
+                "memory_high": None if high == "infinity" else int(high),
+                "memory_peak": sampler.peak.get(unit),
+                "memory_current": None
+                if not s.get("MemoryCurrent", "").isdigit()
+                else int(s["MemoryCurrent"]),
+                "anon": now.get("anon"),
+                "file": now.get("file"),
+                "events_high": now.get("events_high"),
+                "events_max": now.get("events_max"),
+                "always_on": unit in ALWAYS_ON,
+            }
+        )
     return rows
 
 
 def check(result: dict[str, Any], sampler: PeakSampler) -> None:
-    state = wait_for("system up", lambda: subprocess.run(
-        ["systemctl", "is-system-running"], capture_output=True, text=True).stdout.strip()
-        in ("running", "degraded") and subprocess.run(
-        ["systemctl", "is-system-running"], capture_output=True, text=True).stdout.strip(), 600)
+    state = wait_for(
+        "system up",
+        lambda: (
+            subprocess.run(
+                ["systemctl", "is-system-running"], capture_output=True, text=True
+            ).stdout.strip()
+            in ("running", "degraded")
+            and subprocess.run(
+                ["systemctl", "is-system-running"], capture_output=True, text=True
+            ).stdout.strip()
+        ),
+        600,
+    )
     result["system_state_at_boot"] = state
     result["boot_s"] = round(uptime(), 1)
-    result["systemd_analyze"] = subprocess.run(["systemd-analyze"], capture_output=True,
-                                               text=True).stdout.strip()
-    result["cgroup"] = subprocess.run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"],
-                                      capture_output=True, text=True).stdout.strip()
+    result["systemd_analyze"] = subprocess.run(
+        ["systemd-analyze"], capture_output=True, text=True
+    ).stdout.strip()
+    result["cgroup"] = subprocess.run(
+        ["stat", "-f", "-c", "%T", "/sys/fs/cgroup"], capture_output=True, text=True
+    ).stdout.strip()
     # Trust data: the admin screen's "sync now" path, the sync service as appliance-sync.
     start = uptime()
     request_run("sync")
-    synced = wait_for("sync installs trust data", lambda: (s := sync_state()).get(
-        "last_success") and s.get("last_success") == s.get("last_attempt") and s, 300)
-    result["sync"] = {"version": synced.get("version"), "seconds": round(uptime() - start, 1),
-                      "trust_link": os.path.realpath(STATE / "trust"),
-                      "trust_owner": (STATE / "trust").resolve().stat().st_uid}
+    synced = wait_for(
+        "sync installs trust data",
+        lambda: (
+            (s := sync_state()).get("last_success")
+            and s.get("last_success") == s.get("last_attempt")
+            and s
+        ),
+        300,
+    )
+    result["sync"] = {
+        "version": synced.get("version"),
+        "seconds": round(uptime() - start, 1),
+        "trust_link": os.path.realpath(STATE / "trust"),
+        "trust_owner": (STATE / "trust").resolve().stat().st_uid,
+    }
     # The simulated camera's verdict on the web's API (the kiosk picked up the data itself).
     try:
         verdicts = wait_for("PASS verdict on the web's API", pass_verdicts, 600, 10.0)
@@ -268,22 +369,24 @@ def check(result: dict[str, Any], sampler: PeakSampler) -> None:
     result["hub_records"] = wait_for("audit records at the hub", hub_records, 300, 3.0)
     subprocess.run(["systemctl", "start", "appliance-heartbeat.service"], timeout=180)
     device = wait_for("device on the fleet view", hub_device, 120, 3.0)
-    result["fleet"] = {k: device.get(k) for k in ("device_id", "trust_version", "camera",
-                                                  "last_sync_result", "audit_backlog")}
+    result["fleet"] = {
+        k: device.get(k)
+        for k in ("device_id", "trust_version", "camera", "last_sync_result", "audit_backlog")
+    }
     # Soak: every always-on unit up at least soak_s (more than twice every WatchdogSec).
     soak = float(SETTINGS["soak_s"])
-    since = max(int(show(u).get("ActiveEnterTimestampMonotonic") or 0) / 1e6
-                for u in ALWAYS_ON)
+    since = max(int(show(u).get("ActiveEnterTimestampMonotonic") or 0) / 1e6 for u in ALWAYS_ON)
     time.sleep(max(0.0, since + soak - uptime()))
     result["soak_s"] = round(uptime() - since, 1)
     result["units"] = units_table(sampler)
     result["timers_and_paths"] = {u: show(u)["ActiveState"] for u in TIMERS_AND_PATHS}
-    result["failed"] = subprocess.run(["systemctl", "--failed", "--plain", "--no-legend"],
-                                      capture_output=True, text=True).stdout.strip()
+    result["failed"] = subprocess.run(
+        ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True, text=True
+    ).stdout.strip()
     kill_test(result)
     result["failed_after_kill_test"] = subprocess.run(
-        ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True,
-        text=True).stdout.strip()
+        ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def main() -> None:
@@ -299,7 +402,9 @@ def main() -> None:
     result.setdefault("units", units_table(sampler))
     result["journal_tail"] = subprocess.run(
         ["journalctl", "-b", "--no-pager", "-o", "short-monotonic", "-p", "warning", "-n", "80"],
-        capture_output=True, text=True).stdout[-12000:]
+        capture_output=True,
+        text=True,
+    ).stdout[-12000:]
     with open(OUT, "w") as out:
         out.write("\n@@BOOT-CHECK@@" + json.dumps(result) + "@@END@@\n")
         out.flush()

@@ -31,10 +31,27 @@ KERNELS = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
 # Booted with systemd; the rest is what site.yml and central.yml install (packages role,
 # hub_nginx, repo_nginx), so the converge finds them and changes only the appliance.
 PACKAGES = [
-    "systemd", "systemd-sysv", "udev", "dbus", "kmod", "initramfs-tools", "procps",
-    "python3", "python3-venv", "python3-apt", "python3-packaging", "python3-psycopg2",
-    "libzbar0", "fonts-thai-tlwg", "tzdata", "ca-certificates", "curl",
-    "systemd-timesyncd", "openssh-server", "nginx", "sudo",
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "kmod",
+    "initramfs-tools",
+    "procps",
+    "python3",
+    "python3-venv",
+    "python3-apt",
+    "python3-packaging",
+    "python3-psycopg2",
+    "libzbar0",
+    "fonts-thai-tlwg",
+    "tzdata",
+    "ca-certificates",
+    "curl",
+    "systemd-timesyncd",
+    "openssh-server",
+    "nginx",
+    "sudo",
 ]
 SECOND_STAGE = ["postgresql"]  # its postinst runs initdb: needs /proc and /dev/shm
 
@@ -65,8 +82,12 @@ class Mounts:
         self.done: list[Path] = []
 
     def __enter__(self) -> Mounts:
-        for src, rel, args in (("proc", "proc", ["-t", "proc"]), ("sysfs", "sys", ["-t", "sysfs"]),
-                               ("/dev", "dev", ["--bind"]), ("tmpfs", "dev/shm", ["-t", "tmpfs"])):
+        for src, rel, args in (
+            ("proc", "proc", ["-t", "proc"]),
+            ("sysfs", "sys", ["-t", "sysfs"]),
+            ("/dev", "dev", ["--bind"]),
+            ("tmpfs", "dev/shm", ["-t", "tmpfs"]),
+        ):
             target = self.root / rel
             target.mkdir(parents=True, exist_ok=True)
             subprocess.run(["mount", *args, src, str(target)], check=True)
@@ -106,8 +127,19 @@ def build(arch: str = "amd64") -> Path:
         shutil.copy2("/etc/resolv.conf", root / "etc/resolv.conf")
         with Mounts(root):
             env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-            run(["chroot", str(root), "apt-get", "install", "-y", "-q",
-                 "--no-install-recommends", *SECOND_STAGE], env=env)
+            run(
+                [
+                    "chroot",
+                    str(root),
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    *SECOND_STAGE,
+                ],
+                env=env,
+            )
             run(["chroot", str(root), "apt-get", "clean"], env=env)
         # pg_createcluster skips ports in use, and the chroot shares the host's network:
         # a host PostgreSQL on 5432 would move the guest's cluster to 5433.
@@ -127,8 +159,9 @@ def build(arch: str = "amd64") -> Path:
 
 
 def host_arch() -> str:
-    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def extract(tarball: Path, dest: Path) -> Path:

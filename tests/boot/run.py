@@ -43,10 +43,26 @@ def accelerator(work: Path) -> tuple[list[str], str]:
     if wanted == "tcg" or not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return TCG, "tcg: asked for" if wanted == "tcg" else "tcg: no usable /dev/kvm"
     log = work / "kvm-probe.log"
-    argv = ["qemu-system-x86_64", *KVM, "-m", "256", "-nographic", "-no-reboot",
-            "-nic", "none", "-monitor", "none", "-kernel", str(work / "vmlinuz"),
-            "-initrd", str(work / "initrd.img"), "-append", "console=ttyS0 panic=-1",
-            "-serial", f"file:{log}"]
+    argv = [
+        "qemu-system-x86_64",
+        *KVM,
+        "-m",
+        "256",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-monitor",
+        "none",
+        "-kernel",
+        str(work / "vmlinuz"),
+        "-initrd",
+        str(work / "initrd.img"),
+        "-append",
+        "console=ttyS0 panic=-1",
+        "-serial",
+        f"file:{log}",
+    ]
     with contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     if log.exists() and "Run /init" in log.read_text(errors="replace"):
@@ -54,22 +70,47 @@ def accelerator(work: Path) -> tuple[list[str], str]:
     return TCG, "tcg: the kernel did not start under KVM within 30 s"
 
 
-def boot(work: Path, memory_mb: int, timeout_s: float,
-         accel: list[str]) -> tuple[dict[str, Any], float]:
+def boot(
+    work: Path, memory_mb: int, timeout_s: float, accel: list[str]
+) -> tuple[dict[str, Any], float]:
     console, check_out = work / "console.log", work / "check.out"
-    argv = ["qemu-system-x86_64", *accel, "-m", str(memory_mb), "-smp", "2",
-            "-nographic", "-no-reboot", "-nic", "none",
-            "-kernel", str(work / "vmlinuz"), "-initrd", str(work / "initrd.img"),
-            "-append", "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 "
-                       "systemd.show_status=auto",
-            "-drive", f"file={work / 'disk.img'},if=virtio,format=raw",
-            "-serial", f"file:{console}", "-serial", f"file:{check_out}",
-            "-monitor", "none"]
+    argv = [
+        "qemu-system-x86_64",
+        *accel,
+        "-m",
+        str(memory_mb),
+        "-smp",
+        "2",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-kernel",
+        str(work / "vmlinuz"),
+        "-initrd",
+        str(work / "initrd.img"),
+        "-append",
+        "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 "
+        "systemd.show_status=auto",
+        "-drive",
+        f"file={work / 'disk.img'},if=virtio,format=raw",
+        "-serial",
+        f"file:{console}",
+        "-serial",
+        f"file:{check_out}",
+        "-monitor",
+        "none",
+    ]
     print("+", " ".join(argv), flush=True)
     start = time.monotonic()
     try:
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       timeout=timeout_s, check=False)
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         print(f"guest did not power off within {timeout_s:.0f} s", file=sys.stderr)
     seconds = time.monotonic() - start
@@ -114,16 +155,31 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The measured figures in benchmarks/results' row shape (name, value, unit, notes)."""
     host = result.get("host", {})
     where = f"qemu {host.get('arch')} ({host.get('accel', '?').split(':')[0]}), 2 vCPUs"
-    out = [{"name": "boot to system up (guest uptime)", "value": result.get("boot_s"),
-            "unit": "s", "notes": where},
-           {"name": "soak of the always-on units", "value": result.get("soak_s"), "unit": "s",
-            "notes": "more than twice WatchdogSec=30s; NRestarts 0 checked after it"}]
+    out = [
+        {
+            "name": "boot to system up (guest uptime)",
+            "value": result.get("boot_s"),
+            "unit": "s",
+            "notes": where,
+        },
+        {
+            "name": "soak of the always-on units",
+            "value": result.get("soak_s"),
+            "unit": "s",
+            "notes": "more than twice WatchdogSec=30s; NRestarts 0 checked after it",
+        },
+    ]
     for row in result.get("units", []):
         if row.get("memory_peak"):
             high = row.get("memory_high")
-            out.append({"name": f"{row['unit']}: peak memory (cgroup memory.peak)",
-                        "value": round(row["memory_peak"] / 1048576, 1), "unit": "MiB",
-                        "notes": f"MemoryHigh {mib(high)} MiB" if high else "no MemoryHigh"})
+            out.append(
+                {
+                    "name": f"{row['unit']}: peak memory (cgroup memory.peak)",
+                    "value": round(row["memory_peak"] / 1048576, 1),
+                    "unit": "MiB",
+                    "notes": f"MemoryHigh {mib(high)} MiB" if high else "no MemoryHigh",
+                }
+            )
     for name, seconds in host.get("timings_s", {}).items():
         out.append({"name": f"job: {name[:-2]}", "value": seconds, "unit": "s", "notes": ""})
     return out
@@ -132,9 +188,11 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 def table(result: dict[str, Any]) -> str:
     lines = [f"{'unit':38} {'state':18} {'restarts':>8} {'peak MiB':>9} {'MemoryHigh':>10}"]
     for row in result.get("units", []):
-        lines.append(f"{row['unit']:38} {row['active'] + '/' + row['sub']:18} "
-                     f"{row['restarts']:>8} {mib(row['memory_peak']):>9} "
-                     f"{mib(row['memory_high']):>10}")
+        lines.append(
+            f"{row['unit']:38} {row['active'] + '/' + row['sub']:18} "
+            f"{row['restarts']:>8} {mib(row['memory_peak']):>9} "
+            f"{mib(row['memory_high']):>10}"
+        )
     for unit, state in result.get("timers_and_paths", {}).items():
         lines.append(f"{unit:38} {state:18}")
     return "\n".join(lines)
@@ -161,22 +219,42 @@ def main(arch: str = "amd64") -> int:
     print(f"accelerator: {why}", flush=True)
     result, timings["qemu_s"] = boot(work, memory_mb, soak_s + 1500, accel)
     timings["total_s"] = time.monotonic() - total
-    result["host"] = {"arch": arch, "accel": why, "memory_mb": memory_mb,
-                      "timings_s": {k: round(v, 1) for k, v in timings.items()}}
+    result["host"] = {
+        "arch": arch,
+        "accel": why,
+        "memory_mb": memory_mb,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+    }
     problems = verdict(result)
     result["problems"] = problems
     result["rows"] = rows(result)
     print(table(result))
-    print(json.dumps({k: result.get(k) for k in ("boot_s", "soak_s", "sync", "hub_records",
-                                                 "fleet", "kill_once", "kill_to_limit",
-                                                 "host")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: result.get(k)
+                for k in (
+                    "boot_s",
+                    "soak_s",
+                    "sync",
+                    "hub_records",
+                    "fleet",
+                    "kill_once",
+                    "kill_to_limit",
+                    "host",
+                )
+            },
+            indent=1,
+        )
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"boot-{arch}.json").write_text(json.dumps(result, indent=1) + "\n")
     if os.environ.get("BOOT_KEEP") != "1":
         for name in ("disk.img", "root"):
             path = work / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
-                missing_ok=True)
+                missing_ok=True
+            )
     if problems:
         print("test-boot FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
         if result.get("journal_tail"):
