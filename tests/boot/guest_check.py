@@ -9,8 +9,10 @@ serial port (/dev/ttyS1), between markers, for the host (tests/boot/run.py).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import ssl
 import subprocess
 import threading
@@ -269,6 +271,146 @@ def kill_test(result: dict[str, Any]) -> None:
     }
 
 
+# Built by the guest's own venv (Pillow, segno and the caps of the installed appliance):
+# the RGBA PNG exactly at the picture budget's cap, and issue 21's flat 4000x3000 RGBA PNG
+# (the way tests/security/test_sec_picture_memory.py builds them).
+VENV_PYTHON = "/opt/appliance/venv/bin/python"
+PICTURES = Path("/run/boot-check-pictures")
+MAKE_PICTURES = r"""
+import io, math, struct, sys, zlib
+from pathlib import Path
+import segno
+from PIL import Image
+from appliance.devices.pictures import PICTURE_BUDGET_BYTES, max_pixels, peak_bytes
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+def flat_rgba_png(width, height):
+    z = zlib.compressobj(9)
+    row = b"\x00" + bytes([200]) * (width * 4)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+guess = max_pixels("PNG", "RGBA", data_bytes=256 * 1024)
+width = math.isqrt(guess * 4 // 3)
+height = guess // width
+while peak_bytes("PNG", "RGBA", (width, height), data_bytes=256 * 1024) > PICTURE_BUDGET_BYTES:
+    height -= 1
+img = Image.new("RGBA", (width, height), (230, 230, 230, 255))
+code = io.BytesIO()
+segno.make("LC1:AT-THE-CAP", error="m", micro=False).save(code, kind="png", scale=8, border=4)
+img.paste(Image.open(code).convert("RGBA"), (40, 40))
+out = io.BytesIO()
+img.save(out, "PNG")
+folder = Path(sys.argv[1])
+folder.mkdir(parents=True, exist_ok=True)
+(folder / f"RGBA PNG at the cap, {width}x{height}.png").write_bytes(out.getvalue())
+(folder / "4000x3000 RGBA PNG (issue 21).png").write_bytes(flat_rgba_png(4000, 3000))
+"""
+
+
+def upload_to_verify(data: bytes, timeout_s: float = 60.0) -> tuple[int, bytes]:
+    """What a person does on the web's /verify page: GET the form (session cookie and CSRF
+    token), POST the picture as multipart."""
+    conn = http.client.HTTPConnection("127.0.0.1", 8080, timeout=timeout_s)
+    try:
+        conn.request("GET", "/verify")
+        form = conn.getresponse()
+        page = form.read(1 << 20)
+        cookie = (form.getheader("Set-Cookie") or "").split(";", 1)[0]
+        found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+        if form.status != 200 or not found:
+            raise RuntimeError(f"/verify form: HTTP {form.status}, no CSRF token")
+        boundary = "----boot-check-boundary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'.encode()
+            + found.group(1)
+            + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+            'filename="picture.png"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        conn.request(
+            "POST",
+            "/verify",
+            body=body,
+            headers={"Cookie": cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        answer = conn.getresponse()
+        return answer.status, answer.read(4 << 20)
+    finally:
+        conn.close()
+
+
+def oom_kills(unit: str) -> int | None:
+    try:
+        found = re.search(
+            r"^oom_kill (\d+)$", (cgroup_of(unit) / "memory.events").read_text(), re.M
+        )
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
+
+
+def picture_test(result: dict[str, Any]) -> None:
+    """Issue 21's memory fix under the units' own limits: a picture at the cap and the
+    field's 4000x3000 RGBA PNG through the web's /verify (decoded by the kiosk's worker);
+    neither may cost the kiosk or the web a restart or an OOM kill, and the web answers."""
+    units = ["appliance-kiosk.service", "appliance-web.service"]
+    before = {u: show(u) for u in units}
+    made = subprocess.run(
+        [VENV_PYTHON, "-c", MAKE_PICTURES, str(PICTURES)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"building the pictures failed: {made.stderr[-2000:]}")
+    uploads: list[dict[str, Any]] = []
+    for path in sorted(PICTURES.iterdir(), key=lambda p: "4000x3000" in p.name):
+        data = path.read_bytes()
+        started = uptime()
+        status, _page = upload_to_verify(data)  # the page's text is in the web's language
+        say(f"upload {path.name}: HTTP {status}")
+        uploads.append(
+            {
+                "picture": path.stem,
+                "bytes": len(data),
+                "status": status,
+                "seconds": round(uptime() - started, 1),
+            }
+        )
+    web_status = urllib.request.urlopen("http://127.0.0.1:8080/api/status", timeout=20).status
+    after = {u: show(u) for u in units}
+    result["picture_upload"] = {
+        "uploads": uploads,
+        "web_answers": web_status,
+        "units": {
+            u: {
+                "active": after[u]["ActiveState"],
+                "restarts_before": int(before[u]["NRestarts"] or 0),
+                "restarts_after": int(after[u]["NRestarts"] or 0),
+                "main_pid_same": after[u]["MainPID"] == before[u]["MainPID"],
+                "oom_kill": oom_kills(u),
+                "memory_peak": int((cgroup_of(u) / "memory.peak").read_text()),
+                "memory_events_high": memory_stat(u).get("events_high"),
+            }
+            for u in units
+        },
+    }
+    problems = [f"upload {u['picture']}: HTTP {u['status']}" for u in uploads if u["status"] >= 500]
+    problems += [] if web_status == 200 else [f"web /api/status: HTTP {web_status}"]
+    for unit, facts in result["picture_upload"]["units"].items():
+        if facts["active"] != "active" or facts["restarts_after"] != facts["restarts_before"]:
+            problems.append(f"{unit}: {facts['active']}, restarts {facts['restarts_after']}")
+        if facts["oom_kill"] != 0:
+            problems.append(f"{unit}: oom_kill {facts['oom_kill']}")
+    if problems:
+        raise AssertionError("picture upload: " + "; ".join(problems))
+
+
 def memory_stat(unit: str) -> dict[str, int]:
     """anon (the process's own memory) and file (page cache, reclaimable) now, and how
     often the cgroup went over MemoryHigh (memory.events ``high``: reclaimed, throttled)."""
@@ -383,6 +525,7 @@ def check(result: dict[str, Any], sampler: PeakSampler) -> None:
     result["failed"] = subprocess.run(
         ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True, text=True
     ).stdout.strip()
+    picture_test(result)
     kill_test(result)
     result["failed_after_kill_test"] = subprocess.run(
         ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True, text=True
