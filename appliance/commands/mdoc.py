@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from appliance.commands.mdoc_inputs import Inputs
     from appliance.core.credential.mdoc.verify import MdocResult
 
-EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE, EXIT_NO_AUDIT = 0, 1, 2, 74
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -131,7 +129,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_veri
 def run_verify(args: argparse.Namespace) -> int:
     if args.trust_source is None and args.config is None:
         raise UsageError("give --trust-source FILE or --config FILE")
-    from appliance.commands.verify import parse_instant
+    from appliance.commands.verify import EXIT_NO_AUDIT, parse_instant
 
     at = parse_instant(args.at) if args.at else None
     try:
@@ -145,7 +143,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def _verify_all(args: argparse.Namespace, at: float | None) -> int:
     from appliance.commands.mdoc_inputs import read_bytes
     from appliance.commands.mdoc_output import print_result
-    from appliance.core.reasons import Outcome
+    from appliance.commands.verify import exit_status
 
     judge = (
         _judge_with_trust(args, at)
@@ -156,15 +154,12 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
     for path, data in responses:
         if not args.session_data:
             judge.inputs.check_device_auth(data, path)
-    worst = EXIT_PASS
+    outcomes = []
     for _, data in responses:
         result = judge(data)
         print_result(result, args.json, judge.inputs)
-        if result.verdict.outcome is Outcome.FAIL:
-            worst = EXIT_FAIL
-        elif result.verdict.outcome is Outcome.UNVERIFIABLE and worst == EXIT_PASS:
-            worst = EXIT_UNVERIFIABLE
-    return worst
+        outcomes.append(result.verdict.outcome)
+    return exit_status(outcomes)
 
 
 class _Judge:
@@ -194,13 +189,10 @@ def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
     """The device's trust store, clock, checkpoint and audit (spec s.6, source ``cli``),
     through the one verification service, with the mdoc verifier in place of ``verify``."""
     from appliance.commands.mdoc_inputs import Inputs
-    from appliance.commands.verify import _require_enrolled
+    from appliance.commands.verify import cli_service
     from appliance.config import load_config
-    from appliance.kiosk.compose import build_service
-    from appliance.trust.clock import FixedClock
 
     config = load_config(args.config)
-    _require_enrolled(config, args.config)
     inputs = Inputs(
         args, config.mdoc.request, config.mdoc.age_threshold, config.mdoc.max_response_bytes
     )
@@ -213,9 +205,7 @@ def _judge_with_config(args: argparse.Namespace, at: float | None) -> _Judge:
         return cell["result"].verdict
 
     # The device's service (fails early with a clear message when nothing is installed).
-    service = build_service(
-        config, clock=FixedClock(at) if at is not None else None, verifier=verifier
-    )
+    service = cli_service(config, args.config, at, "mdoc verify", verifier=verifier)
 
     def run(data: bytes) -> MdocResult:
         from appliance.core.credential.mdoc.verify import MdocFacts, MdocResult

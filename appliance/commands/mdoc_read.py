@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_BY_OUTCOME = {"PASS": 0, "FAIL": 1, "UNVERIFIABLE": 2}
-EXIT_NO_AUDIT = 74
 PROGRESS = {"connecting": "Connecting to phone...", "approve": "Approve on your phone..."}
 
 
@@ -53,7 +51,7 @@ def register_read(commands: argparse._SubParsersAction) -> None:
 def run_read(args: argparse.Namespace, *, radio: Any = None) -> int:
     """``radio``: the ``LocalRadio`` a test shares with a simulated phone (bumble:local)."""
     from appliance.commands.mdoc_output import print_result
-    from appliance.commands.verify import _require_enrolled
+    from appliance.commands.verify import EXIT_NO_AUDIT, _require_enrolled, exit_status
     from appliance.config import load_config
     from appliance.core.errors import AuditUnavailable
     from appliance.kiosk.compose import build_service
@@ -74,7 +72,7 @@ def run_read(args: argparse.Namespace, *, radio: Any = None) -> int:
         print(f"appliance mdoc read: could not audit: {e}", file=sys.stderr)
         return EXIT_NO_AUDIT
     print_result(result, args.json)
-    return EXIT_BY_OUTCOME[str(result.verdict.outcome)]
+    return exit_status([result.verdict.outcome])
 
 
 def _progress(state: str) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appliance.commands.argtypes import iso_instant
 from appliance.core import isotime
@@ -18,7 +18,9 @@ from appliance.core.errors import AuditError, UsageError
 
 if TYPE_CHECKING:
     from appliance.config import Config
+    from appliance.core.reasons import Outcome
     from appliance.core.verifier import Verdict
+    from appliance.kiosk.verification import VerificationService
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIABLE = 0, 1, 2
 # Beyond spec LC1 s.7: with --config, the audit record could not be written (EX_IOERR),
@@ -125,7 +127,7 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
     inputs = list(_inputs(args))
     if not inputs:  # an empty scan file must never read as "all PASS" to a gate script
         raise UsageError("no input: standard input held no QR text")
-    worst = EXIT_PASS
+    outcomes = []
     for file, text in inputs:
         if text is None:
             verdict = Verdict(Outcome.FAIL, Reason.NO_QR_FOUND)
@@ -134,15 +136,21 @@ def _verify_all(args: argparse.Namespace, at: float | None) -> int:
         else:
             verdict = verify_one(text)
         _print(verdict, file, args.json)
-        if verdict.outcome is Outcome.FAIL:
-            worst = EXIT_FAIL
-        elif verdict.outcome is Outcome.UNVERIFIABLE and worst == EXIT_PASS:
-            worst = EXIT_UNVERIFIABLE
-    return worst
+        outcomes.append(verdict.outcome)
+    return exit_status(outcomes)
+
+
+def exit_status(outcomes: Iterable[Outcome]) -> int:
+    """0 when every input PASSed, 1 on any FAIL, else 2 on any UNVERIFIABLE (LC1 s.7)."""
+    from appliance.core.reasons import Outcome
+
+    seen = set(outcomes)
+    if Outcome.FAIL in seen:
+        return EXIT_FAIL
+    return EXIT_UNVERIFIABLE if Outcome.UNVERIFIABLE in seen else EXIT_PASS
 
 
 def _verifier(args: argparse.Namespace, at: float | None) -> Callable[[str], Verdict]:
-    from appliance.trust.clock import FixedClock
 
     if args.trust_source is not None:
         from appliance.core.verifier import Checkpoint, verify
@@ -158,23 +166,33 @@ def _verifier(args: argparse.Namespace, at: float | None) -> Callable[[str], Ver
         return lambda text: verify(text, trust, now, checkpoint=checkpoint)
 
     from appliance.config import load_config
+
+    service = cli_service(load_config(args.config), args.config, at, "verify")
+    return lambda text: service.verify(text, source="cli")
+
+
+def cli_service(
+    config: Config, path: Path, at: float | None, command: str, **kwargs: Any
+) -> VerificationService:
+    """The device's verification service for a check from the command line (``--config``
+    of ``verify`` and ``mdoc verify``): audited, which needs the device and fleet keys.
+
+    With ``--at`` it verifies at that instant with the installed data but writes no record:
+    an audited record's time is the device's trusted clock, never a caller's (issue 21),
+    and it says so, so nobody takes the check for an audited one.
+    """
     from appliance.kiosk.compose import build_service
 
-    config = load_config(args.config)
-    if at is not None:
-        # An audited record's time is the device's trusted clock, never a caller's: --at
-        # (back-dated or not) verifies with the installed data but writes no record
-        # (issue 21), and says so, so nobody takes the check for an audited one.
-        from appliance.kiosk.verification import NullAudit
+    if at is None:
+        _require_enrolled(config, path)
+        return build_service(config, **kwargs)
+    from appliance.kiosk.verification import NullAudit
+    from appliance.trust.clock import FixedClock
 
-        print(
-            "appliance verify: --at given: verified at that instant, not audited", file=sys.stderr
-        )
-        service = build_service(config, audit=NullAudit(), clock=FixedClock(at))
-        return lambda text: service.verify(text, source="cli")
-    _require_enrolled(config, args.config)
-    service = build_service(config)
-    return lambda text: service.verify(text, source="cli")
+    print(
+        f"appliance {command}: --at given: verified at that instant, not audited", file=sys.stderr
+    )
+    return build_service(config, audit=NullAudit(), clock=FixedClock(at), **kwargs)
 
 
 def _require_enrolled(config: Config, path: Path) -> None:

@@ -316,3 +316,36 @@ def test_mdoc_verify_config_audits_without_personal_data(
     assert age_row["licence_hash"] is None and age_row["cti_hash"] is None  # [D9]
     text = (base / "state" / "audit.db").read_bytes()
     assert b"UT-123" not in text and b"Doe" not in text
+
+
+def test_mdoc_verify_config_at_writes_no_record(
+    synced: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--at`` is exactly as ``appliance verify``'s (spec s.5.1): the verdict at that
+    instant, never an audited record with a caller's time (issue 21, finding 9)."""
+    world, _, _, base = synced
+    config = base / "device.toml"
+    config.write_text(
+        f'[paths]\nstate_dir = "{base / "state"}"\nsecrets_dir = "{base / "secrets"}"\n'
+    )
+    assert main(["device", "keygen", "--config", str(config), "--test-audit-key"]) == 0
+    transcript = base / "t.bin"
+    transcript.write_bytes(world.session.transcript)
+    now = dt.datetime.now(dt.UTC)
+    response = base / "r.cbor"
+    response.write_bytes(world.response(world.issue(signed=now - dt.timedelta(days=1)), mac=False))
+    args = ["mdoc", "verify", "--config", str(config), "--session-transcript", str(transcript)]
+    assert main([*args, "--response", str(response)]) == 0  # audited: the log now exists
+
+    def records() -> int:
+        with sqlite3.connect(base / "state" / "audit.db") as db:
+            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    before = records()
+    capsys.readouterr()
+    at = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert main([*args, "--at", at, "--response", str(response)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("PASS\tOK\tMDOC")
+    assert "not audited" in captured.err
+    assert records() == before
