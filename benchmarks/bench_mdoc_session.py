@@ -45,7 +45,7 @@ _MDL_PATH = (
 
 
 def _scan_to_verdict(mode_name: str) -> list[float]:
-    from holder_sim import FAST, TestWallet, reader_transport
+    from holder_sim import ROOMY, TestWallet, reader_transport
     from issuer_support import NOW
     from support import qr_frame
 
@@ -62,7 +62,7 @@ def _scan_to_verdict(mode_name: str) -> list[float]:
     wallet = TestWallet()
     trust = wallet.trust()
     scanner = FrameScanner(make_decoder("both", live=True))
-    settings = SessionSettings(deadlines=FAST)
+    settings = SessionSettings(deadlines=ROOMY)
     checkpoint = Checkpoint(check_staleness=False)
 
     def judge(response: bytes, session: object) -> object:
@@ -81,7 +81,7 @@ def _scan_to_verdict(mode_name: str) -> list[float]:
             frame = qr_frame(phone.text)
             start = time.perf_counter()
             [text] = [t for t in scanner.scan(frame) if t.lower().startswith("mdoc:")]
-            result = await read_mdoc(text, reader_transport(radio, FAST), settings, judge)  # type: ignore[arg-type]
+            result = await read_mdoc(text, reader_transport(radio, ROOMY), settings, judge)  # type: ignore[arg-type]
             elapsed = time.perf_counter() - start
         if result.verdict.reason is not Reason.OK:
             raise RuntimeError(f"session ended {result.verdict.reason}")
@@ -139,7 +139,7 @@ def _memory() -> list[Row]:
         "core = rss()\n"
         "import appliance.devices.ble_bumble\n"
         "bumble = rss()\n"
-        "from holder_sim import TestWallet, FAST, reader_transport\n"
+        "from holder_sim import TestWallet, ROOMY, reader_transport\n"
         "from appliance.devices.ble_controllers import LocalRadio\n"
         "from appliance.tools.holder_ble import SimulatedPhone\n"
         "from appliance.kiosk.mdoc_flow import SessionSettings, read_mdoc\n"
@@ -147,8 +147,8 @@ def _memory() -> list[Row]:
         "async def go():\n"
         "    r = LocalRadio()\n"
         "    async with SimulatedPhone(r, w) as p:\n"
-        "        return await read_mdoc(p.text, reader_transport(r, FAST),\n"
-        "                               SessionSettings(deadlines=FAST), w.judge)\n"
+        "        return await read_mdoc(p.text, reader_transport(r, ROOMY),\n"
+        "                               SessionSettings(deadlines=ROOMY), w.judge)\n"
         "assert str(asyncio.run(go()).verdict.reason) == 'OK'\n"
         "print(base, core, bumble, rss())"
     )

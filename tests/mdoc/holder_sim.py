@@ -41,7 +41,6 @@ ROOMY = Deadlines(
     session_s=30.0,
     close_s=2.0,
 )
-FAST = ROOMY  # the name the tests and the benchmark use for "no deadline in the way"
 
 
 def stalled(**short: float) -> Deadlines:
@@ -112,7 +111,7 @@ class TestWallet:
 
 
 def reader_transport(
-    radio: LocalRadio, deadlines: Deadlines = FAST
+    radio: LocalRadio, deadlines: Deadlines = ROOMY
 ) -> Callable[[], BumbleTransport]:
     """The appliance's transport on the shared emulated link (``bumble:local``)."""
     return lambda: BumbleTransport.open("local", deadlines, radio=radio)

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import pytest
-from holder_sim import FAST, TestWallet, reader_transport, stalled
+from holder_sim import ROOMY, TestWallet, reader_transport, stalled
 
 from appliance.core.credential.mdoc.engagement import BleMode
 from appliance.core.credential.mdoc.verify import MdocResult
@@ -22,7 +22,7 @@ from appliance.tools.holder_ble import SimulatedPhone
 from appliance.tools.holder_mdoc import Behaviour, Misbehaviour
 
 PERIPHERAL, CENTRAL = BleMode.PERIPHERAL_SERVER, BleMode.CENTRAL_CLIENT
-SETTINGS = SessionSettings(deadlines=FAST, max_response_bytes=16_384)
+SETTINGS = SessionSettings(deadlines=ROOMY, max_response_bytes=16_384)
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +258,7 @@ def test_no_phone_on_the_air_times_out(
 def test_no_bluetooth_controller_is_transport_failed(wallet: TestWallet) -> None:
     """The production backend on a controller that is not there (no hci-socket here)."""
     phone = SimulatedPhone(LocalRadio(), wallet)
-    transport = lambda: open_transport("bumble:hci-socket:99", FAST)  # noqa: E731
+    transport = lambda: open_transport("bumble:hci-socket:99", ROOMY)  # noqa: E731
     result = asyncio.run(read_mdoc(phone.text, transport, SETTINGS, wallet.judge))
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)
 
@@ -278,6 +278,6 @@ def test_central_client_mode_off_refuses_a_central_only_phone_without_radio(
 
 def test_a_radio_that_cannot_be_set_up_costs_the_session_only(wallet: TestWallet) -> None:
     phone = SimulatedPhone(LocalRadio(), wallet)
-    transport = lambda: open_transport("bumble:local", FAST)  # noqa: E731 - no radio given
+    transport = lambda: open_transport("bumble:local", ROOMY)  # noqa: E731 - no radio given
     result = asyncio.run(read_mdoc(phone.text, transport, SETTINGS, wallet.judge))
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
-from holder_sim import FAST, TestWallet, reader_transport, stalled
+from holder_sim import ROOMY, TestWallet, reader_transport, stalled
 from issuer_support import NOW
 
 from appliance.config import Config, IndicatorConfig, MdocConfig, PathsConfig
@@ -29,7 +29,7 @@ from appliance.port.events import EventBus
 from appliance.tools.holder_ble import SimulatedPhone
 from appliance.trust.clock import FixedClock
 
-SETTINGS = SessionSettings(deadlines=FAST)
+SETTINGS = SessionSettings(deadlines=ROOMY)
 
 
 class NoFrames:
