@@ -8,12 +8,10 @@ signed VICAL (ISO 18013-5 Annex C) after checking it with the given signer certi
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from appliance.core.errors import UsageError
 
@@ -95,15 +93,6 @@ def load_certificate(path: Path, what: str) -> tuple[x509.Certificate, bytes]:
     return cert, cert.public_bytes(Encoding.DER)
 
 
-def iaca_entry(der: bytes, doctypes: list[str]) -> dict[str, Any]:
-    return {
-        "kid": hashlib.sha256(der).digest()[:8].hex(),
-        "iaca": base64.b64encode(der).decode(),
-        "doctypes": doctypes,
-        "status": "active",
-    }
-
-
 def _common_name(cert: x509.Certificate) -> str | None:
     from cryptography.x509.oid import NameOID
 
@@ -111,22 +100,13 @@ def _common_name(cert: x509.Certificate) -> str | None:
     return str(names[0].value) if names else None
 
 
-def _add(editor: TrustSourceEditor, iss: str, entry: dict[str, Any], name: str | None) -> None:
-    """Add or replace an IACA under ``iss``, taking it from any other issuer first (a kid
-    appears once in a trust source)."""
-    for issuer in editor.doc["issuers"]:
-        issuer["keys"] = [k for k in issuer.get("keys", []) if k.get("kid") != entry["kid"]]
-    editor.add_key(iss, entry, name)
-
-
 def run_add_iaca(args: argparse.Namespace) -> int:
     cert, der = load_certificate(args.cert, "IACA certificate")
     doctypes = [d.strip() for d in args.doctypes.split(",") if d.strip()]
     editor = _edit(args)
-    entry = iaca_entry(der, doctypes)
-    _add(editor, args.iss, entry, args.name or _common_name(cert))
+    kid = editor.add_iaca(args.iss, der, doctypes, args.name or _common_name(cert))
     editor.save(args.file)  # the loader's IACA checks run first: a bad root exits 64
-    print(editor.describe_key(entry["kid"]))
+    print(editor.describe_key(kid))
     return 0
 
 
@@ -171,11 +151,8 @@ def run_import_vical(args: argparse.Namespace) -> int:
         if not iss:
             skipped.append(f"{_common_name(entry.certificate)}: no country to name it by")
             continue
-        _add(
-            editor,
-            iss,
-            iaca_entry(entry.der, list(entry.doctypes)),
-            entry.authority or _common_name(entry.certificate),
+        editor.add_iaca(
+            iss, entry.der, list(entry.doctypes), entry.authority or _common_name(entry.certificate)
         )
         added += 1
     editor.save(args.file)

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from appliance.core.credential.mdoc.items_request import MDL_DOCTYPE
 from appliance.devices.camera import Frame, FramePacer
 from appliance.platform.secret_files import create_secret
 from appliance.tools.demo_mdl import LABEL as MDL_LABEL
-from appliance.tools.demo_mdl import DemoMdl, mdl_available, prepare_mdl, trust_entry
+from appliance.tools.demo_mdl import DemoMdl, mdl_available, prepare_mdl
 from appliance.tools.holder import cose_key, present
 from appliance.tools.issuer import (
     Claims,
@@ -235,7 +236,7 @@ def prepare_world(root: Path) -> DemoWorld:
         "Department of Land Transport / กรมการขนส่งทางบก",
     )
     if world.mdl is not None:  # the same authority's mDL root (IACA)
-        editor.add_key(DLT, trust_entry(world.mdl.iaca_der))
+        editor.add_iaca(DLT, world.mdl.iaca_der, [MDL_DOCTYPE])
     editor.add_key(
         DBD,
         world.dbd.trust_entry(types=["BP"]),

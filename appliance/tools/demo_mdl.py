@@ -35,7 +35,6 @@ from appliance.tools.issuer_mdoc import (
 )
 
 LABEL = "mobile licence (mDL), phone"
-MDL_DOCTYPE = "org.iso.18013.5.1.mDL"
 NEW_SHOWING_S = 1.0  # a sample out of view this long is shown anew: a new phone and QR
 
 
@@ -180,19 +179,6 @@ def prepare_mdl(keys: Path, now: float | None = None) -> DemoMdl:
         valid_until=when + dt.timedelta(days=30),
     )
     return DemoMdl(iaca, wallet(mdl, holder_key))
-
-
-def trust_entry(iaca_der: bytes) -> dict[str, Any]:
-    """The IACA as the trust data's ``iaca`` key (``trust-source add-iaca`` writes the same)."""
-    import base64
-    import hashlib
-
-    return {
-        "kid": hashlib.sha256(iaca_der).digest()[:8].hex(),
-        "iaca": base64.b64encode(iaca_der).decode(),
-        "doctypes": [MDL_DOCTYPE],
-        "status": "active",
-    }
 
 
 def read_once(config: Any, mdl: DemoMdl, service: Any, source: str = "demo") -> Any:

@@ -29,6 +29,16 @@ def empty_document() -> dict[str, Any]:
     }
 
 
+def iaca_entry(der: bytes, doctypes: list[str]) -> dict[str, Any]:
+    """An IACA certificate (DER) as the trust data's ``iaca`` key (spec mdl-reader s.2)."""
+    return {
+        "kid": hashlib.sha256(der).digest()[:8].hex(),
+        "iaca": base64.b64encode(der).decode(),
+        "doctypes": doctypes,
+        "status": "active",
+    }
+
+
 class TrustSourceEditor:
     def __init__(self, doc: dict[str, Any] | None = None) -> None:
         self.doc = copy.deepcopy(doc) if doc is not None else empty_document()
@@ -73,6 +83,17 @@ class TrustSourceEditor:
             issuer["name"] = issuer_name
         issuer["keys"] = [k for k in issuer["keys"] if k.get("kid") != key_entry["kid"]]
         issuer["keys"].append(key_entry)
+
+    def add_iaca(
+        self, iss: str, der: bytes, doctypes: list[str], issuer_name: str | None = None
+    ) -> str:
+        """Add or replace an IACA under ``iss``, taking it from any other issuer first (a kid
+        appears once in a trust source); returns its kid."""
+        entry = iaca_entry(der, doctypes)
+        for issuer in self.doc["issuers"]:
+            issuer["keys"] = [k for k in issuer.get("keys", []) if k.get("kid") != entry["kid"]]
+        self.add_key(iss, entry, issuer_name)
+        return str(entry["kid"])
 
     def set_key_status(self, kid: str, status: str) -> None:
         self.key_entry(kid)["status"] = status

@@ -15,7 +15,6 @@ non-minimal length head (N14) and the response still carries exactly those bytes
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import os
@@ -37,6 +36,7 @@ from appliance.core.credential.mdoc.device_auth import (
 )
 from appliance.core.credential.mdoc.items_request import MDL_DOCTYPE, MDL_NAMESPACE
 from appliance.core.credential.mdoc.session_crypto import emac_key, embed
+from appliance.trust.editor import iaca_entry
 
 MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
 UTC = dt.UTC
@@ -246,12 +246,7 @@ class TestIaca:
     def trust_entry(
         self, *, doctypes: list[str] | None = None, status: str = "active"
     ) -> dict[str, Any]:
-        return {
-            "kid": self.kid,
-            "iaca": base64.b64encode(self.der).decode(),
-            "doctypes": doctypes or [MDL_DOCTYPE],
-            "status": status,
-        }
+        return {**iaca_entry(self.der, doctypes or [MDL_DOCTYPE]), "status": status}
 
     def trust_document(self, *, iss: str = "UT-DMV", **entry: Any) -> dict[str, Any]:
         """A trust source (JSON object) holding this IACA alone."""
