@@ -24,11 +24,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from appliance.core.credential.mdoc.items_request import MDL_NAMESPACE
 from appliance.tools.issuer import generate_key, load_private_key, save_private_key
 from appliance.tools.issuer_mdoc import (
-    IssuedMdl,
     Wallet,
-    issue_mdl,
+    issue_mdoc,
     make_document_signer,
     make_iaca,
     wallet,
@@ -170,10 +170,10 @@ def prepare_mdl(keys: Path, now: float | None = None) -> DemoMdl:
             ds_key, iaca_key, iaca, "Demo DLT mDL signer", not_before=when - dt.timedelta(days=1)
         ),
     )
-    mdl: IssuedMdl = issue_mdl(
+    mdl = issue_mdoc(
         ds_key,
         ds,
-        mdl_elements(when),
+        {MDL_NAMESPACE: mdl_elements(when)},
         holder_key.public_key(),
         signed=when - dt.timedelta(hours=1),
         valid_until=when + dt.timedelta(days=30),

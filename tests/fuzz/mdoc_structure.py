@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mdoc"))
 
-from issuer_support import checkpoint_elements, dumps
+from issuer_support import checkpoint_elements
 from mdoc_cases import World, reencode
 from structure import cbor_trees
 
 from appliance.core.credential.mdoc.cbor import decode
 from appliance.core.credential.mdoc.items_request import MDL_NAMESPACE
+from appliance.tools.issuer_mdoc import dumps
 
 PLACES = (
     "response-entry",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from issuer_support import NOW, IssuedMdoc, TestIaca, checkpoint_elements, device_response
+from issuer_support import NOW, TestIaca, checkpoint_elements
 
 from appliance.core.credential.mdoc.items_request import MDL_NAMESPACE, device_request_from_bytes
 from appliance.core.credential.mdoc.session import ReaderSession
@@ -27,6 +27,7 @@ from appliance.core.verifier import Checkpoint
 from appliance.devices.ble_bumble import BumbleTransport
 from appliance.devices.ble_controllers import LocalRadio
 from appliance.devices.mdoc_transport import Deadlines
+from appliance.tools.issuer_mdoc import IssuedMdoc, device_response
 from appliance.trust.source import snapshot_from_document
 
 # Deadlines with room for a loaded machine (a session takes ~0.2 s here); a test of one

@@ -8,16 +8,7 @@ from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
-from issuer_support import (
-    NOW,
-    DocumentSigner,
-    IssuedMdoc,
-    Raw,
-    TestIaca,
-    checkpoint_elements,
-    device_response,
-    dumps,
-)
+from issuer_support import NOW, DocumentSigner, TestIaca, checkpoint_elements
 
 from appliance.core.credential.mdoc.cbor import Embedded, Tagged, decode
 from appliance.core.credential.mdoc.cose_key import cose_key_bytes
@@ -25,13 +16,14 @@ from appliance.core.credential.mdoc.session_crypto import embed, session_transcr
 from appliance.core.credential.mdoc.verify import MdocResult, verify_mdoc
 from appliance.core.snapshot import TrustSnapshot
 from appliance.core.verifier import Checkpoint
+from appliance.tools.issuer_mdoc import IssuedMdoc, Raw, device_response, dumps
 from appliance.trust.source import snapshot_from_document
 
 AUTHORING = Checkpoint(check_staleness=False)
 
 
 def reencode(value: Any) -> Any:
-    """A decoded value (``cbor.decode``) back into something ``issuer_support.dumps`` writes
+    """A decoded value (``cbor.decode``) back into something ``issuer_mdoc.dumps`` writes
     with every ``#6.24`` item's bytes as received."""
     if isinstance(value, Embedded):
         return Raw(value.raw)

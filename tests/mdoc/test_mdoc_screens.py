@@ -284,10 +284,10 @@ def test_web_verify_of_a_phones_qr_asks_for_the_camera_not_a_red_light(tmp_path:
     session: UNVERIFIABLE MDOC_SESSION_REQUIRED (audited like every verdict), never FAIL
     UNKNOWN_FORMAT, which called a genuine phone's licence not valid."""
     import segno
-    from issuer_support import dumps as cbor_dumps
     from web_support import form_token
 
     from appliance.tools.holder_mdoc import engagement_text
+    from appliance.tools.issuer_mdoc import dumps as cbor_dumps
 
     text = engagement_text(cbor_dumps({0: "1.0"}))
     kit = make_kit(tmp_path)

@@ -13,7 +13,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from issuer_support import NOW, TestIaca, sign_es
+from issuer_support import NOW, TestIaca
 from mdoc_cases import AUTHORING, World
 from sync_support import Authority, RepoServer, device
 
@@ -22,6 +22,7 @@ from appliance.core.credential.mdoc.device_auth import sig1_structure
 from appliance.core.credential.mdoc.items_request import MDL_DOCTYPE
 from appliance.core.errors import TrustDataError
 from appliance.core.reasons import Outcome, Reason
+from appliance.tools.issuer_mdoc import sign_es
 from appliance.trust.source import snapshot_from_document
 from appliance.trust.store import load_trust_store
 

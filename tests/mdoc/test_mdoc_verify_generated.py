@@ -11,7 +11,7 @@ import zlib
 import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from issuer_support import NOW, TestIaca, checkpoint_elements, sign_es
+from issuer_support import NOW, TestIaca, checkpoint_elements
 from mdoc_cases import Session, World, mutate
 
 from appliance.core.credential.mdoc.device_auth import sig1_structure
@@ -20,6 +20,7 @@ from appliance.core.credential.mdoc.session_crypto import embed
 from appliance.core.credential.mdoc.verify import MdocResult
 from appliance.core.reasons import Outcome, Reason
 from appliance.core.verifier import Checkpoint
+from appliance.tools.issuer_mdoc import sign_es
 from appliance.trust.source import snapshot_from_document
 
 DAY = dt.timedelta(days=1)
