@@ -13,9 +13,7 @@ before the one it follows is an anomaly.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -25,6 +23,7 @@ from typing import Any
 from appliance.audit.chain import HASHED_FIELDS
 from appliance.audit.head import SignedHead
 from appliance.core.errors import SyncError
+from appliance.platform.secret_files import ensure_private_database
 from appliance_hub.chain_checks import check_batch, check_continuity, verify_rows
 from appliance_hub.errors import BatchConflict
 from appliance_hub.heads import (
@@ -104,7 +103,7 @@ class HubStore:
             except psycopg.Error as e:
                 raise SyncError(f"cannot connect to the hub database: {e}") from e
         try:
-            _private_files(Path(self.dsn))
+            ensure_private_database(Path(self.dsn))  # 0640, whatever the umask
             conn = sqlite3.connect(
                 self.dsn, timeout=30, isolation_level=None, check_same_thread=False
             )
@@ -370,20 +369,6 @@ class HubStore:
         with self._tx() as cur:
             cur.execute("SELECT count(*) FROM records")
             return int(cur.fetchone()[0])
-
-
-def _private_files(db: Path) -> None:
-    """Create the database 0640 (and tighten old files) before SQLite opens it, whatever the
-    umask: SQLite gives its -wal and -shm files the database file's mode."""
-    db.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-    os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o640))
-    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & ~0o640:
-                path.chmod(mode & 0o640)
-        except FileNotFoundError:
-            continue
 
 
 def _column(rec: dict[str, Any], name: str) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from appliance.audit.schema import ensure_schema, read_meta
 from appliance.core.errors import AuditError
-from appliance.platform.secret_files import ensure_private_file, restrict_mode
+from appliance.platform.secret_files import ensure_private_database
 
 
 def open_database(
@@ -22,9 +22,7 @@ def open_database(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # 0640 whatever the umask; SQLite gives -wal and -shm the database's mode.
-        ensure_private_file(path)
-        for sidecar in ("-wal", "-shm"):
-            restrict_mode(path.with_name(path.name + sidecar))
+        ensure_private_database(path)
         conn = sqlite3.connect(
             path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )

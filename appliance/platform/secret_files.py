@@ -7,7 +7,8 @@ power cut or kill -9 leaves no empty or half-written key behind.
 
 Data files (the audit log and its SQLite -wal/-shm, the hub database, state files) are
 0640 or stricter whatever the umask: ``ensure_private_file`` before SQLite opens a
-database (SQLite gives its -wal and -shm files the database file's mode), and
+database (SQLite gives its -wal and -shm files the database file's mode;
+``ensure_private_database`` tightens those too), and
 ``private_umask`` around a daemon's life for every other file it writes.
 """
 
@@ -66,6 +67,14 @@ def ensure_private_file(path: Path, mode: int = DATA_MODE) -> None:
         restrict_mode(path, mode)
     else:
         os.close(fd)
+
+
+def ensure_private_database(path: Path, mode: int = DATA_MODE) -> None:
+    """``ensure_private_file`` for an SQLite database, and its -wal and -shm files, left by
+    an older version or another umask, tightened too."""
+    ensure_private_file(path, mode)
+    for sidecar in ("-wal", "-shm"):
+        restrict_mode(path.with_name(path.name + sidecar), mode)
 
 
 def restrict_mode(path: Path, mode: int = DATA_MODE) -> None:
