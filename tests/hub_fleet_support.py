@@ -1,10 +1,17 @@
-"""A hub on a real loopback HTTP server, and signed heartbeats from real device keys."""
+"""A hub on a real loopback HTTP server (or under gunicorn), and signed heartbeats from real
+device keys."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from audit_support import HUB_KEY
 from support import NOW, FakeClock
 from werkzeug.serving import make_server
@@ -23,6 +31,7 @@ from appliance_hub.store import HubStore
 AUDITOR = "auditor-token-" + "a" * 32
 ADMIN = "admin-token-" + "b" * 32
 T0 = float(NOW)  # the hub's clock at the start of a test
+GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
 class LiveHub:
@@ -67,6 +76,53 @@ def live_hub(tmp_path: Path, dsn: str | None = None) -> Iterator[LiveHub]:
         server.shutdown()
         thread.join()
         store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gunicorn_hub(workers: int, env: dict[str, str]) -> Iterator[str]:
+    """The hub under gunicorn as appliance-hub.service runs it (``env`` on top of ours), on
+    a free loopback port: its URL once /readyz answers, until the block ends. Skips the test
+    when gunicorn is not installed."""
+    if not GUNICORN.exists() and shutil.which("gunicorn") is None:
+        pytest.skip("gunicorn is not installed (pip install -e '.[hub]')")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "appliance_hub.wsgi:create()",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # waiting for a child process to listen: nothing asserted on the time
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not start: {proc.communicate(timeout=5)[0][-3000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def iso(epoch: float) -> str:

@@ -7,29 +7,15 @@ over), two workers migrating one SQLite database, and a signed heartbeat through
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from audit_support import device
-from hub_fleet_support import ADMIN, AUDITOR, heartbeat_fields, signed
+from hub_fleet_support import ADMIN, AUDITOR, gunicorn_hub, heartbeat_fields, signed
 
 from appliance_hub.migrations import steps
-
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, token: str | None = None, body: bytes | None = None) -> tuple[int, dict]:
@@ -45,54 +31,22 @@ def _get(url: str, token: str | None = None, body: bytes | None = None) -> tuple
 
 
 @pytest.fixture
-def gunicorn_hub(tmp_path):
-    if not GUNICORN.exists() and shutil.which("gunicorn") is None:
-        pytest.skip("gunicorn is not installed (pip install -e '.[hub]')")
+def hub_under_gunicorn(tmp_path):
     credentials = tmp_path / "credentials"
     credentials.mkdir(mode=0o700)
     (credentials / "auditor_token").write_text(AUDITOR + "\n")
     (credentials / "admin_token").write_text(ADMIN)
-    port = _free_port()
     env = {
-        **os.environ,
         "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
         "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
         "CREDENTIALS_DIRECTORY": str(credentials),
     }
-    proc = subprocess.Popen(
-        [
-            str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "appliance_hub.wsgi:create()",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # waiting for a child process to listen: no fixed sleep asserted on
-            try:
-                if _get(url + "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start: {proc.communicate(timeout=5)[0][-3000:]}")
-            time.sleep(0.1)
+    with gunicorn_hub(2, env) as url:
         yield url, tmp_path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
-def test_gunicorn_serves_the_hub_from_environment_and_credentials(gunicorn_hub):
-    url, tmp_path = gunicorn_hub
+def test_gunicorn_serves_the_hub_from_environment_and_credentials(hub_under_gunicorn):
+    url, tmp_path = hub_under_gunicorn
     assert _get(url + "/readyz") == (200, {"status": "ready", "schema_version": len(steps([]))})
     _, _, identity = device(tmp_path, "kiosk-01", tmp_path / "devices")
     status, _ = _get(

@@ -12,16 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.cookiejar
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 from audit_support import Scenario
@@ -35,11 +29,11 @@ from hub_auditor_support import (
     upload_crafted,
     users_file,
 )
+from hub_fleet_support import gunicorn_hub
 from test_hub_postgres import pg_dsn  # noqa: F401 (the fixture)
 
 from appliance.webauth.throttle import ThrottlePolicy
 
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 EVIL = [
     '=HYPERLINK("http://evil.example","open")',
     "+1+cmd|' /C calc'!A0",
@@ -69,14 +63,6 @@ def test_both_csv_exports_defuse_formulas_and_are_the_same_bytes(tmp_path, hub_c
 # --- the throttle, shared by every worker --------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Insecure(urllib.request.HTTPCookieProcessor):
     """Sends the hub's __Host-/Secure cookies over plain loopback HTTP (test only)."""
 
@@ -104,46 +90,13 @@ def _login_over_http(url: str) -> int:
 
 @pytest.fixture
 def gunicorn_four_workers(tmp_path):
-    if not GUNICORN.exists() and shutil.which("gunicorn") is None:
-        pytest.skip("gunicorn is not installed (pip install -e '.[hub]')")
-    port = _free_port()
     env = {
-        **os.environ,
         "APPLIANCE_HUB_DB": str(tmp_path / "hub.db"),
         "APPLIANCE_HUB_DEVICES": str(tmp_path / "devices"),
         "APPLIANCE_HUB_USERS": str(users_file(tmp_path)),
     }
-    proc = subprocess.Popen(
-        [
-            str(GUNICORN if GUNICORN.exists() else shutil.which("gunicorn")),
-            "--workers",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "appliance_hub.wsgi:create()",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # waiting for a child process to listen: nothing asserted on the time
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start: {proc.communicate(timeout=5)[0][-3000:]}")
-            time.sleep(0.1)
+    with gunicorn_hub(4, env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_forty_rapid_wrong_logins_across_four_gunicorn_workers(gunicorn_four_workers):
