@@ -20,6 +20,7 @@ from appliance.cli import main
 
 AT = "2021-01-01T00:00:00Z"
 ANNEX_D_LINE = "PASS\tOK\tMDOC\tUS-UT\torg.iso.18013.5.1.mDL\t123456789"
+GENERATED_AT = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")  # --at for a generated world
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -49,6 +50,21 @@ def annexd_args(at: str = AT, *extra: str) -> list[str]:
         "device_request.hex",
         *extra,
     ]
+
+
+def world_files(world: World, tmp_path: Path) -> tuple[Path, Path]:
+    """A generated world's trust source and session transcript, as files the CLI reads."""
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps(world.iaca.trust_document()))
+    transcript = tmp_path / "t.bin"
+    transcript.write_bytes(world.session.transcript)
+    return trust, transcript
+
+
+def verify_generated(trust: Path, *args: str, at: str | None = GENERATED_AT) -> int:
+    """``appliance mdoc verify --trust-source TRUST [--at AT] ARGS`` in this process."""
+    at_args = ["--at", at] if at is not None else []
+    return main(["mdoc", "verify", "--trust-source", str(trust), *at_args, *args])
 
 
 def test_v2_spec_example_line_and_exit(annexd: AnnexD) -> None:
@@ -160,8 +176,7 @@ def test_engagement_builds_the_transcript(
     world = World(session=Session(engagement=engagement))
     response = tmp_path / "response.cbor"
     response.write_bytes(world.response())
-    trust = tmp_path / "trust.json"
-    trust.write_text(json.dumps(world.iaca.trust_document()))
+    trust, _ = world_files(world, tmp_path)
     key = tmp_path / "reader.pem"
     key.write_bytes(
         world.session.reader_key.private_bytes(
@@ -171,45 +186,24 @@ def test_engagement_builds_the_transcript(
         )
     )
     text = "mdoc:" + base64.urlsafe_b64encode(engagement).decode().rstrip("=")
-    at = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-    code = main(
-        [
-            "mdoc",
-            "verify",
-            "--trust-source",
-            str(trust),
-            "--at",
-            at,
-            "--engagement",
-            text,
-            "--reader-key",
-            str(key),
-            "--response",
-            str(response),
-        ]
+    code = verify_generated(
+        trust, "--engagement", text, "--reader-key", str(key), "--response", str(response)
     )
     assert capsys.readouterr().out == "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123\n"
     assert code == 0
-    code = main(
-        [
-            "mdoc",
-            "verify",
-            "--trust-source",
-            str(trust),
-            "--at",
-            at,
-            "--engagement",
-            engagement.hex(),
-            "--reader-key",
-            str(key),
-            "--request-profile",
-            "age",
-            "--age",
-            "18",
-            "--json",
-            "--response",
-            str(response),
-        ]
+    code = verify_generated(
+        trust,
+        "--engagement",
+        engagement.hex(),
+        "--reader-key",
+        str(key),
+        "--request-profile",
+        "age",
+        "--age",
+        "18",
+        "--json",
+        "--response",
+        str(response),
     )
     row = json.loads(capsys.readouterr().out)
     assert (row["verdict"], row["reason"], code) == ("UNVERIFIABLE", "MDOC_ELEMENT_MISSING", 2)
@@ -220,39 +214,28 @@ def test_engagement_builds_the_transcript(
     sealed.write_bytes(
         sc.encode_session_data(data=sc.encrypt(keys.sk_device, sc.DEVICE, 1, response.read_bytes()))
     )
-    code = main(
-        [
-            "mdoc",
-            "verify",
-            "--trust-source",
-            str(trust),
-            "--at",
-            at,
-            "--engagement",
-            text,
-            "--reader-key",
-            str(key),
-            "--session-data",
-            "--response",
-            str(sealed),
-        ]
+    code = verify_generated(
+        trust,
+        "--engagement",
+        text,
+        "--reader-key",
+        str(key),
+        "--session-data",
+        "--response",
+        str(sealed),
     )
     assert capsys.readouterr().out == "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tUT-123\n"
     assert code == 0
     assert (
-        main(
-            [
-                "mdoc",
-                "verify",
-                "--trust-source",
-                str(trust),
-                "--engagement",
-                "mdoc:!!",
-                "--reader-key",
-                str(key),
-                "--response",
-                str(response),
-            ]
+        verify_generated(
+            trust,
+            "--engagement",
+            "mdoc:!!",
+            "--reader-key",
+            str(key),
+            "--response",
+            str(response),
+            at=None,
         )
         == 64
     )
@@ -263,26 +246,16 @@ def test_age_json_shows_the_answer(tmp_path: Path, capsys: pytest.CaptureFixture
     mdoc = world.issue({"org.iso.18013.5.1": {"age_over_21": True}})
     response = tmp_path / "r.hex"
     response.write_text(world.response(mdoc, mac=False).hex())
-    transcript = tmp_path / "t.bin"
-    transcript.write_bytes(world.session.transcript)
-    trust = tmp_path / "trust.json"
-    trust.write_text(json.dumps(world.iaca.trust_document()))
-    code = main(
-        [
-            "mdoc",
-            "verify",
-            "--trust-source",
-            str(trust),
-            "--at",
-            NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "--session-transcript",
-            str(transcript),
-            "--request-profile",
-            "age",
-            "--json",
-            "--response",
-            str(response),
-        ]
+    trust, transcript = world_files(world, tmp_path)
+    code = verify_generated(
+        trust,
+        "--session-transcript",
+        str(transcript),
+        "--request-profile",
+        "age",
+        "--json",
+        "--response",
+        str(response),
     )
     row = json.loads(capsys.readouterr().out)
     assert code == 0 and row["age_over"] == {"20": True} and row["device_auth"] == "signature"
@@ -294,26 +267,10 @@ def test_hostile_text_never_breaks_the_line(
 ) -> None:
     world = World()
     elements = {"org.iso.18013.5.1": {"document_number": "A\tB\nC", "portrait": b"x"}}
-    transcript = tmp_path / "t.bin"
-    transcript.write_bytes(world.session.transcript)
-    trust = tmp_path / "trust.json"
-    trust.write_text(json.dumps(world.iaca.trust_document()))
+    trust, transcript = world_files(world, tmp_path)
     response = tmp_path / "r.cbor"
     response.write_bytes(world.response(world.issue(elements), mac=False))
-    main(
-        [
-            "mdoc",
-            "verify",
-            "--trust-source",
-            str(trust),
-            "--at",
-            NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "--session-transcript",
-            str(transcript),
-            "--response",
-            str(response),
-        ]
-    )
+    verify_generated(trust, "--session-transcript", str(transcript), "--response", str(response))
     assert capsys.readouterr().out == "PASS\tOK\tMDOC\tUT-DMV\torg.iso.18013.5.1.mDL\tA?B?C\n"
 
 
