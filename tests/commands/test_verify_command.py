@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import segno
+from cli_support import AT, run_cli
 from support import NOW, World
 from sync_support import Authority, RepoServer, device
 
 from appliance.cli import main
-
-AT = "2027-01-15T08:00:00Z"  # NOW
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +21,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, Path]:
     path = tmp_path_factory.mktemp("trust") / "trust.json"
     w.editor.save(path)
     return w, path
-
-
-def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "appliance.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_exit_statuses(setup: tuple[World, Path]) -> None:
@@ -51,7 +37,7 @@ def test_exit_statuses(setup: tuple[World, Path]) -> None:
 def test_stdin_lines_and_json_order(setup: tuple[World, Path]) -> None:
     w, ts = setup
     texts = [w.issue(), "nonsense", w.issue(exp=NOW - 10_000)]
-    proc = run(
+    proc = run_cli(
         "verify",
         "--trust-source",
         str(ts),
@@ -81,7 +67,7 @@ def test_stdin_lines_and_json_order(setup: tuple[World, Path]) -> None:
     ],
 )
 def test_usage_errors_exit_64(args: list[str]) -> None:
-    proc = run(*args)
+    proc = run_cli(*args)
     assert proc.returncode == 64, proc.stderr
     assert proc.stderr.strip()
 
@@ -95,7 +81,7 @@ def test_image_inputs(setup: tuple[World, Path], tmp_path: Path) -> None:
     from PIL import Image
 
     Image.new("L", (200, 200), 255).save(blank)
-    proc = run(
+    proc = run_cli(
         "verify", "--trust-source", str(ts), "--at", AT, "--json", "--image", str(good), str(blank)
     )
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -110,7 +96,7 @@ def test_unreadable_image_is_usage_error(setup: tuple[World, Path], tmp_path: Pa
     _, ts = setup
     bad = tmp_path / "x.png"
     bad.write_bytes(b"not an image")
-    proc = run("verify", "--trust-source", str(ts), "--image", str(bad))
+    proc = run_cli("verify", "--trust-source", str(ts), "--image", str(bad))
     assert proc.returncode == 64 and proc.stdout == ""
     assert (
         main(["verify", "--trust-source", str(ts), "--image", str(tmp_path / "missing.png")]) == 64
@@ -150,12 +136,12 @@ def test_an_audit_that_cannot_be_written_exits_74(tmp_path: Path, authority) -> 
     for suffix in ("", "-wal", "-shm"):
         audit_db.with_name(audit_db.name + suffix).unlink(missing_ok=True)
     audit_db.mkdir()  # the audit log's path cannot be written as a database
-    proc = run("verify", "--config", str(config), a.credential())
+    proc = run_cli("verify", "--config", str(config), a.credential())
     assert proc.returncode == 74, proc.stderr
     assert proc.stdout == ""  # no verdict without its audit record
     assert len(proc.stderr.strip().splitlines()) == 1 and "audit" in proc.stderr
 
 
 def test_help_documents_every_exit_status() -> None:
-    out = run("verify", "--help").stdout
+    out = run_cli("verify", "--help").stdout
     assert all(code in out for code in ("0 all PASS", "1 any FAIL", "64", "74"))

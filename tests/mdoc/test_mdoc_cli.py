@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import segno
 from annexd import AnnexD
+from cli_support import run_cli
 from cryptography.hazmat.primitives import serialization
 from issuer_support import NOW
 from mdoc_cases import Session, World, mutate
@@ -21,17 +20,6 @@ from appliance.cli import main
 AT = "2021-01-01T00:00:00Z"
 ANNEX_D_LINE = "PASS\tOK\tMDOC\tUS-UT\torg.iso.18013.5.1.mDL\t123456789"
 GENERATED_AT = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")  # --at for a generated world
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "appliance.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
 
 
 def annexd_args(at: str = AT, *extra: str) -> list[str]:
@@ -68,12 +56,12 @@ def verify_generated(trust: Path, *args: str, at: str | None = GENERATED_AT) -> 
 
 
 def test_v2_spec_example_line_and_exit(annexd: AnnexD) -> None:
-    proc = run(*annexd_args(AT, "--response", "device_response.hex"), cwd=annexd.root)
+    proc = run_cli(*annexd_args(AT, "--response", "device_response.hex"), cwd=annexd.root)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, ANNEX_D_LINE + "\n", "")
 
 
 def test_v2_session_data_and_json(annexd: AnnexD) -> None:
-    proc = run(
+    proc = run_cli(
         *annexd_args(AT, "--session-data", "--json", "--response", "session_data.hex"),
         cwd=annexd.root,
     )
@@ -128,14 +116,14 @@ def test_binary_files_several_responses_in_order_and_worst_exit(
     ],
 )
 def test_annex_d_mutations_exit_1(annexd: AnnexD, at: str, line: str, code: int) -> None:
-    proc = run(*annexd_args(at, "--response", "device_response.hex"), cwd=annexd.root)
+    proc = run_cli(*annexd_args(at, "--response", "device_response.hex"), cwd=annexd.root)
     assert (proc.returncode, proc.stdout.strip()) == (code, line)
 
 
 def test_unverifiable_exits_2(annexd: AnnexD, tmp_path: Path) -> None:
     declined = tmp_path / "declined.hex"
     declined.write_text(annexd.bytes("session_termination").hex())
-    proc = run(*annexd_args(AT, "--session-data", "--response", str(declined)), cwd=annexd.root)
+    proc = run_cli(*annexd_args(AT, "--session-data", "--response", str(declined)), cwd=annexd.root)
     assert (proc.returncode, proc.stdout) == (2, "UNVERIFIABLE\tMDOC_DECLINED\tMDOC\t-\t-\t-\n")
 
 
@@ -144,7 +132,7 @@ def test_usage_errors_exit_64(annexd: AnnexD, drop: str) -> None:
     args = annexd_args(AT, "--response", "device_response.hex")
     i = args.index(drop)
     del args[i : i + 2]
-    proc = run(*args, cwd=annexd.root)
+    proc = run_cli(*args, cwd=annexd.root)
     assert proc.returncode == 64 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -154,9 +142,9 @@ def test_unreadable_files_exit_64(annexd: AnnexD, tmp_path: Path) -> None:
     bad_key.write_text("not a key")
     args = annexd_args(AT, "--response", "device_response.hex")
     args[args.index("e_reader_key.pem")] = str(bad_key)
-    assert run(*args, cwd=annexd.root).returncode == 64
+    assert run_cli(*args, cwd=annexd.root).returncode == 64
     assert (
-        run(*annexd_args(AT, "--response", str(tmp_path / "none")), cwd=annexd.root).returncode
+        run_cli(*annexd_args(AT, "--response", str(tmp_path / "none")), cwd=annexd.root).returncode
         == 64
     )
 
@@ -278,12 +266,14 @@ def test_verify_answers_an_mdoc_text_with_session_required(annexd: AnnexD, tmp_p
     text = "mdoc:" + base64.urlsafe_b64encode(annexd.bytes("device_engagement")).decode().rstrip(
         "="
     )
-    proc = run("verify", "--trust-source", "annexd-trust.json", text, "MDOC:xyz", cwd=annexd.root)
+    proc = run_cli(
+        "verify", "--trust-source", "annexd-trust.json", text, "MDOC:xyz", cwd=annexd.root
+    )
     assert proc.returncode == 2
     assert proc.stdout.splitlines() == ["UNVERIFIABLE\tMDOC_SESSION_REQUIRED\tMDOC"] * 2
     image = tmp_path / "engagement.png"
     segno.make(text, error="m", micro=False).save(str(image), scale=5)
-    proc = run(
+    proc = run_cli(
         "verify",
         "--trust-source",
         "annexd-trust.json",
@@ -302,7 +292,7 @@ def test_verify_answers_an_mdoc_text_with_session_required(annexd: AnnexD, tmp_p
 
 
 def test_help_documents_every_exit_status() -> None:
-    out = " ".join(run("mdoc", "verify", "--help").stdout.split())
+    out = " ".join(run_cli("mdoc", "verify", "--help").stdout.split())
     assert all(
         code in out for code in ("0 all PASS", "1 any FAIL", "2 any UNVERIFIABLE", "64", "74")
     )
@@ -314,6 +304,6 @@ def test_mutated_annex_d_through_the_cli(annexd: AnnexD, tmp_path: Path) -> None
 
     mutated = tmp_path / "swapped.cbor"
     mutated.write_bytes(mutate(annexd.bytes("device_response"), swap))
-    proc = run(*annexd_args(AT, "--response", str(mutated)), cwd=annexd.root)
+    proc = run_cli(*annexd_args(AT, "--response", str(mutated)), cwd=annexd.root)
     assert proc.returncode == 1
     assert proc.stdout.split("\t")[:2] == ["FAIL", "MDOC_DOCTYPE_MISMATCH"]

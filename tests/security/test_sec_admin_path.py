@@ -12,21 +12,15 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_support import AT, issue_args, world_files
 from support import ISS, World
 
 from appliance.cli import main
-from appliance.tools.issuer import save_private_key
-
-AT = "2027-01-15T08:00:00Z"
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> tuple[World, Path, Path]:
-    """A world, its trust source and its ES256 key as a PEM file."""
-    w = World()
-    w.editor.save(tmp_path / "trust.json")
-    save_private_key(w.es256, tmp_path / "issuer.pem")
-    return w, tmp_path / "trust.json", tmp_path / "issuer.pem"
+    return world_files(tmp_path)
 
 
 # --- finding 14: trust-source editors on a missing file, unknown issuers -------------------
@@ -89,44 +83,20 @@ def test_issuer_keygen_still_creates_its_trust_source(
     assert json.loads(trust.read_text())["issuers"][0]["iss"] == ISS
 
 
+def _revoke_licence(trust: Path, iss: str) -> int:
+    """``trust-source revoke-licence`` of one licence under ``iss``."""
+    args = ["--iss", iss, "--typ", "DL", "--no", "63-0012345"]
+    return main(["trust-source", "revoke-licence", str(trust), *args])
+
+
 def test_revoking_under_an_unknown_issuer_warns(world, capsys: pytest.CaptureFixture) -> None:
     """Was: silent. The revocation is still recorded (the issuer may be added later)."""
     _, trust, _ = world
-    assert (
-        main(
-            [
-                "trust-source",
-                "revoke-licence",
-                str(trust),
-                "--iss",
-                "TH-DTL",
-                "--typ",
-                "DL",
-                "--no",
-                "63-0012345",
-            ]
-        )
-        == 0
-    )
+    assert _revoke_licence(trust, "TH-DTL") == 0
     err = capsys.readouterr().err
     assert "warning" in err and "'TH-DTL'" in err
     assert len(json.loads(trust.read_text())["revoked"]["licence_sha256"]) == 1
-    assert (
-        main(
-            [
-                "trust-source",
-                "revoke-licence",
-                str(trust),
-                "--iss",
-                ISS,
-                "--typ",
-                "DL",
-                "--no",
-                "63-0012345",
-            ]
-        )
-        == 0
-    )
+    assert _revoke_licence(trust, ISS) == 0
     assert capsys.readouterr().err == ""
 
 
@@ -140,24 +110,6 @@ def test_revoking_a_credential_of_an_unknown_issuer_warns(
 
 
 # --- finding 15: every date input bounded ---------------------------------------------------
-
-
-def _issue(key: Path, *extra: str) -> list[str]:
-    return [
-        "issuer",
-        "issue",
-        "--key",
-        str(key),
-        "--iss",
-        ISS,
-        "--typ",
-        "DL",
-        "--no",
-        "1",
-        "--nm",
-        "A",
-        *extra,
-    ]
 
 
 @pytest.mark.parametrize(
@@ -178,7 +130,7 @@ def test_issue_refuses_a_date_out_of_bounds(
 ) -> None:
     """Was: --valid-days 3000000 signed a licence valid past year 9999."""
     _, _, key = world
-    assert main(_issue(key, *extra)) == 64
+    assert main(issue_args(key, *extra)) == 64
     captured = capsys.readouterr()
     assert captured.out == "" and named in captured.err and "Traceback" not in captured.err
 
@@ -186,7 +138,7 @@ def test_issue_refuses_a_date_out_of_bounds(
 def test_the_longest_allowed_licence_shows_its_expiry(world, capsys: pytest.CaptureFixture) -> None:
     """Was: verify --json printed "exp": null for the 3,000,000-day licence."""
     _, trust, key = world
-    assert main(_issue(key, "--iat", AT, "--valid-days", "36525")) == 0
+    assert main(issue_args(key, "--iat", AT, "--valid-days", "36525")) == 0
     text = capsys.readouterr().out.strip()
     assert main(["verify", "--trust-source", str(trust), "--json", "--at", AT, text]) == 0
     assert json.loads(capsys.readouterr().out)["exp"] == "2127-01-16T08:00:00Z"

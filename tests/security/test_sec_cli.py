@@ -8,28 +8,15 @@ Each test replays one finding; before the fix it printed a traceback, exited 0/1
 from __future__ import annotations
 
 import io
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_support import AT, issue_args, run_cli, world_files
 from support import ISS, World
 
 from appliance.cli import main
 from appliance.tools.issuer import generate_key, save_private_key
-
-AT = "2027-01-15T08:00:00Z"  # NOW
-
-
-def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "appliance.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def one_line(stderr: str) -> str:
@@ -41,17 +28,12 @@ def one_line(stderr: str) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, Path, Path]:
-    """A world, its trust source and its ES256 key as a PEM file."""
-    w = World()
-    d = tmp_path_factory.mktemp("world")
-    w.editor.save(d / "trust.json")
-    save_private_key(w.es256, d / "issuer.pem")
-    return w, d / "trust.json", d / "issuer.pem"
+    return world_files(tmp_path_factory.mktemp("world"))
 
 
 def test_negative_status_index_is_usage(tmp_path: Path) -> None:
     """Was: IndexError traceback (bytearray index out of range)."""
-    proc = run(
+    proc = run_cli(
         "trust-source",
         "set-status",
         str(tmp_path / "t.json"),
@@ -93,7 +75,7 @@ def test_status_index_beyond_the_list_cap_is_usage(
 def test_holder_present_missing_credential_file(tmp_path: Path, world) -> None:
     """Was: FileNotFoundError traceback."""
     _, _, key = world
-    proc = run(
+    proc = run_cli(
         "holder", "present", "--credential", f"@{tmp_path / 'missing.txt'}", "--key", str(key)
     )
     assert proc.returncode == 64 and proc.stdout == ""
@@ -104,7 +86,7 @@ def test_hub_enrol_binary_key_file(tmp_path: Path) -> None:
     """Was: UnicodeDecodeError traceback."""
     binary = tmp_path / "key.pem"
     binary.write_bytes(b"\x80\xff\xfe" * 100)
-    proc = run("hub", "enrol", "--devices", str(tmp_path / "devices"), "kiosk-1", str(binary))
+    proc = run_cli("hub", "enrol", "--devices", str(tmp_path / "devices"), "kiosk-1", str(binary))
     assert proc.returncode == 64
     assert "key.pem" in one_line(proc.stderr)
     assert not list((tmp_path / "devices").glob("*")) if (tmp_path / "devices").exists() else True
@@ -144,24 +126,7 @@ def test_issue_refuses_a_date_that_is_not_yyyy_mm_dd(
 ) -> None:
     """Was: signed happily; verify then said MALFORMED_CLAIMS."""
     _, _, key = world
-    status = main(
-        [
-            "issuer",
-            "issue",
-            "--key",
-            str(key),
-            "--iss",
-            ISS,
-            "--typ",
-            "DL",
-            "--no",
-            "1",
-            "--nm",
-            "A",
-            option,
-            value,
-        ]
-    )
+    status = main(issue_args(key, option, value))
     out = capsys.readouterr()
     assert status == 64 and out.out == ""
     assert option in one_line(out.err)
@@ -172,19 +137,8 @@ def test_issued_dates_verify(world, capsys: pytest.CaptureFixture) -> None:
     _, trust, key = world
     assert (
         main(
-            [
-                "issuer",
-                "issue",
-                "--key",
-                str(key),
-                "--iss",
-                ISS,
-                "--typ",
-                "DL",
-                "--no",
-                "1",
-                "--nm",
-                "A",
+            issue_args(
+                key,
                 "--dob",
                 "1988-04-12",
                 "--vf",
@@ -193,7 +147,7 @@ def test_issued_dates_verify(world, capsys: pytest.CaptureFixture) -> None:
                 "2031-01-01",
                 "--iat",
                 "2027-01-01T00:00:00Z",
-            ]
+            )
         )
         == 0
     )
@@ -217,24 +171,7 @@ def test_issue_refuses_a_photo_that_is_not_a_small_jpeg_or_webp(
     _, _, key = world
     photo = tmp_path / name
     photo.write_bytes(data)
-    status = main(
-        [
-            "issuer",
-            "issue",
-            "--key",
-            str(key),
-            "--iss",
-            ISS,
-            "--typ",
-            "DL",
-            "--no",
-            "1",
-            "--nm",
-            "A",
-            "--photo",
-            str(photo),
-        ]
-    )
+    status = main(issue_args(key, "--photo", str(photo)))
     out = capsys.readouterr()
     assert status == 64 and out.out == ""
     assert "--photo" in one_line(out.err)
@@ -249,51 +186,13 @@ def test_issue_accepts_jpeg_and_webp(
     _, _, key = world
     photo = tmp_path / "p"
     photo.write_bytes(data)
-    assert (
-        main(
-            [
-                "issuer",
-                "issue",
-                "--key",
-                str(key),
-                "--iss",
-                ISS,
-                "--typ",
-                "DL",
-                "--no",
-                "1",
-                "--nm",
-                "A",
-                "--photo",
-                str(photo),
-            ]
-        )
-        == 0
-    )
+    assert main(issue_args(key, "--photo", str(photo))) == 0
     assert capsys.readouterr().out.startswith("LC1:")
 
 
 def test_missing_issuer_key_is_usage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Was: exit 1, as if something had failed verification."""
-    assert (
-        main(
-            [
-                "issuer",
-                "issue",
-                "--key",
-                str(tmp_path / "none.pem"),
-                "--iss",
-                ISS,
-                "--typ",
-                "DL",
-                "--no",
-                "1",
-                "--nm",
-                "A",
-            ]
-        )
-        == 64
-    )
+    assert main(issue_args(tmp_path / "none.pem")) == 64
     assert "none.pem" in one_line(capsys.readouterr().err)
 
 
@@ -337,7 +236,7 @@ def test_holder_present_refuses_a_key_that_is_not_cnf(
 def test_verify_of_empty_stdin_is_usage(world, stdin: str) -> None:
     """Was: nothing printed, exit 0, so a gate script opened on an empty scan file."""
     _, trust, _ = world
-    proc = run("verify", "--trust-source", str(trust), "--at", AT, "-", stdin=stdin)
+    proc = run_cli("verify", "--trust-source", str(trust), "--at", AT, "-", stdin=stdin)
     assert proc.returncode == 64 and proc.stdout == ""
     one_line(proc.stderr)
 
@@ -349,9 +248,9 @@ def test_decode_unreadable_is_64_and_no_code_is_said(tmp_path: Path) -> None:
     bad, blank = tmp_path / "bad.png", tmp_path / "blank.png"
     bad.write_bytes(b"not an image")
     Image.new("L", (120, 120), 255).save(blank)
-    proc = run("decode", str(bad))
+    proc = run_cli("decode", str(bad))
     assert proc.returncode == 64 and "bad.png" in one_line(proc.stderr)
-    proc = run("decode", str(blank))
+    proc = run_cli("decode", str(blank))
     assert proc.returncode == 1 and proc.stdout == ""
     assert "no QR code" in one_line(proc.stderr) and "blank.png" in proc.stderr
 
@@ -382,7 +281,7 @@ def test_verify_config_does_not_create_keys(tmp_path: Path, world) -> None:
     secrets = tmp_path / "secrets"
     config = tmp_path / "device.toml"
     config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{secrets}"\n')
-    proc = run("verify", "--config", str(config), w.issue())
+    proc = run_cli("verify", "--config", str(config), w.issue())
     assert proc.returncode == 64 and proc.stdout == ""
     assert "appliance device keygen" in one_line(proc.stderr)
     assert not secrets.exists() or not list(secrets.iterdir())

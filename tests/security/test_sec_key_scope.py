@@ -18,6 +18,7 @@ from typing import Any
 
 import cbor2
 import pytest
+from cli_support import issue_args
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -260,27 +261,7 @@ def test_trust_source_tools_scope_keys(tmp_path: Path, capsys: pytest.CaptureFix
     kid = capsys.readouterr().out.strip()
     entry_file = key_file.with_name(key_file.name + ".trust.json")
     assert json.loads(entry_file.read_text())["key"]["profiles"] == ["LC1"]
-    assert (
-        main(
-            [
-                "issuer",
-                "issue",
-                "--key",
-                str(key_file),
-                "--iss",
-                "TH-DLT",
-                "--typ",
-                "DL",
-                "--no",
-                "1",
-                "--nm",
-                "A",
-                "--iat",
-                "2026-12-01T00:00:00Z",
-            ]
-        )
-        == 0
-    )
+    assert main(issue_args(key_file, "--iat", "2026-12-01T00:00:00Z")) == 0
     qr = capsys.readouterr().out.strip()
     at = ["--at", "2027-01-15T08:00:00Z"]
 
