@@ -24,7 +24,7 @@ from appliance.core.errors import ApplianceError, UsageError
 EXIT_USAGE = 64
 EXIT_SOFTWARE = 70  # an exception no command expected: a bug, reported in one line
 # Commands that run as services log their progress; one-shot commands only warnings.
-DAEMON_COMMANDS = frozenset({"run", "web", "hub", "demo", "sync", "upload"})
+DAEMON_COMMANDS = frozenset({"run", "web", "hub", "demo", "sync", "upload", "mdl-radio"})
 
 
 class _Parser(argparse.ArgumentParser):

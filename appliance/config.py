@@ -187,6 +187,11 @@ class MdocConfig:
     # "bumble:hci-socket:0" (the Pi's controller), "bumble:local" (tests, demo) or "none"
     # (a board without Bluetooth: mDL off, every other format keeps working).
     transport: str = "bumble:hci-socket:0"
+    # Empty: the process that runs the session drives ``transport`` itself (appliance mdoc
+    # read, tests, make demo). A path: the kiosk loads no Bluetooth code and moves whole
+    # messages through the radio service (`appliance mdl-radio`) listening on that Unix
+    # socket (docs: the mDL radio split, issue 23).
+    radio_socket: str = ""
     # mdoc central client mode (the appliance advertises and serves GATT); off: only
     # peripheral server mode is used and central-client-only engagements are refused.
     central_client_mode: bool = True

@@ -24,4 +24,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "appliance.commands.fault",
     "appliance.commands.selftest",
     "appliance.commands.mdoc",
+    "appliance.commands.mdl_radio",
 )

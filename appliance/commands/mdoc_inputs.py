@@ -162,6 +162,7 @@ class Inputs:
         self, data: bytes, trust: Any, now: float, clock_trusted: bool, checkpoint: Any
     ) -> MdocResult:
         from appliance.core.credential.mdoc.verify import verify_mdoc, verify_mdoc_session_data
+        from appliance.trust.clock import local_utc_offset
 
         common: dict[str, Any] = {
             "trust": trust,
@@ -171,7 +172,7 @@ class Inputs:
             "age_threshold": self.age,
             "clock_trusted": clock_trusted,
             "checkpoint": checkpoint,
-            "utc_offset_s": _local_offset(now),
+            "utc_offset_s": local_utc_offset(now),
         }
         if self.e_device_key is not None:
             assert self.reader_key is not None
@@ -190,14 +191,3 @@ class Inputs:
             max_response_bytes=self.max_bytes,
             **common,
         )
-
-
-def _local_offset(now: float) -> int:
-    """This machine's UTC offset at ``now``, for the local date of ``expiry_date``."""
-    from datetime import datetime
-
-    try:
-        offset = datetime.fromtimestamp(now).astimezone().utcoffset()
-    except (OverflowError, OSError, ValueError):
-        return 0
-    return int(offset.total_seconds()) if offset is not None else 0

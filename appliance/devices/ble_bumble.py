@@ -87,11 +87,18 @@ class BumbleTransport:
         return self._role.mtu() if self._role else 23
 
     async def connect(self, engagement: Engagement, option: BleOption) -> None:
-        device, self._release = await self._make_device()
+        await self.connect_to(option, ble_ident(engagement.e_device_key_bytes))
+
+    async def connect_to(self, option: BleOption, ident: bytes | None) -> None:
+        """``connect`` from what the radio service gets over the wire: the mode, the
+        service UUID and (central client mode) the Ident the kiosk derived."""
+        device, self._release = await _within(
+            self._make_device(), self.deadlines.connect_s, "opening the controller"
+        )
         role: _Role = (
             _Central(device, self)
             if option.mode is BleMode.PERIPHERAL_SERVER
-            else _Peripheral(device, self, ble_ident(engagement.e_device_key_bytes))
+            else _Peripheral(device, self, ident or b"")
         )
         self._role = role
         await role.start(bumble_uuid(option.service_uuid))

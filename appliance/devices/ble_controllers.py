@@ -81,17 +81,26 @@ class LocalRadio:
 
 
 def hci_socket_factory(spec: str) -> DeviceFactory:
-    """A fresh Bumble device per session on the board's controller (``hci-socket:0``)."""
+    """A fresh Bumble device per session on the board's controller (``hci-socket:0``), or
+    on any HCI transport Bumble opens by name (``tcp-client:HOST:PORT``: a test's emulated
+    controller driven by a radio service in another process)."""
 
     async def make() -> tuple[Device, Release]:
         from bumble.transport import open_transport
 
         try:
             hci = await open_transport(spec)
-            device = Device.with_hci("appliance", Address(READER_ADDRESS), hci.source, hci.sink)
-            await device.power_on()
         except Exception as e:  # any controller fault is a transport fault
             raise TransportFailed(f"Bluetooth controller {spec}: {e}") from e
+        try:
+            device = Device.with_hci("appliance", Address(READER_ADDRESS), hci.source, hci.sink)
+            await device.power_on()
+        except BaseException as e:  # a deadline cancels us here too: never leak the socket
+            with contextlib.suppress(Exception):
+                await hci.close()
+            if isinstance(e, Exception):
+                raise TransportFailed(f"Bluetooth controller {spec}: {e}") from e
+            raise
 
         async def release() -> None:
             with contextlib.suppress(Exception):

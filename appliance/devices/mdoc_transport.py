@@ -9,13 +9,16 @@ that the session maps one-to-one onto reasons: ``TransportTimeout`` (MDOC_TIMEOU
 The 18013-5 framing is here too, pure: a message goes in chunks of at most (MTU - 3) bytes,
 each starting 0x01 (more follows) or 0x00 (last); ``Reassembler`` puts them back together
 and refuses to hold more than the configured limit. Bumble, the one backend, is imported
-only by ``open_transport``, so the kiosk loads no Bluetooth code until a phone shows a QR.
+only by ``open_controller``, so the kiosk loads no Bluetooth code until a phone shows a QR;
+with ``mdoc.radio_socket`` set it loads none at all: ``open_transport`` then gives the client
+of the radio service (``radio_client``), the process that owns the controller.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance.core.errors import (
@@ -27,6 +30,7 @@ from appliance.core.errors import (
 if TYPE_CHECKING:
     from appliance.config import MdocConfig
     from appliance.core.credential.mdoc.engagement import BleOption, Engagement
+    from appliance.devices.ble_bumble import BumbleTransport
 
 MORE, LAST = 0x01, 0x00
 ATT_HEADER = 3  # opcode + handle: an ATT value holds at most MTU - 3 bytes
@@ -57,6 +61,18 @@ class Deadlines:
             config.chunk_gap_timeout_s,
             config.session_timeout_s,
         )
+
+    @property
+    def connect_bound_s(self) -> float:
+        """The longest ``connect`` can take in either mode: open the controller, scan (or
+        advertise and wait), every connection attempt, discovery."""
+        attempts = (self.connect_s + 1.0) * (self.connect_retries + 1)
+        return self.connect_s + self.scan_s + attempts + self.connect_s + self.discovery_s
+
+    @property
+    def close_bound_s(self) -> float:
+        """The longest ``close`` takes: the goodbye, then releasing the controller."""
+        return 2 * self.close_s
 
 
 class MdocTransport(Protocol):
@@ -112,23 +128,48 @@ class Reassembler:
         return message
 
 
-def mdl_available(transport: str) -> str | None:
-    """None when ``transport`` can be used here, else why mDL is off (said at start)."""
+def mdl_available(transport: str, *, remote: bool = False) -> str | None:
+    """None when ``transport`` can be used here, else why mDL is off (said at start);
+    ``remote``: another process (the radio service) drives it, so no stack is needed here."""
     if transport == "none":
         return "mDL reading is off (mdoc.transport = none)"
     if not transport.startswith("bumble:"):
         return f"unknown mdoc.transport {transport!r}"
-    if importlib.util.find_spec("bumble") is None:
+    if not remote and importlib.util.find_spec("bumble") is None:
         return "mDL reading is off: the Bluetooth stack is not installed (extra 'mdl')"
     return None
 
 
-def open_transport(transport: str, deadlines: Deadlines, *, radio: Any = None) -> MdocTransport:
+def open_transport(
+    transport: str,
+    deadlines: Deadlines,
+    *,
+    radio: Any = None,
+    radio_socket: str = "",
+    max_message_bytes: int = 262_144,
+    sys_bluetooth: Path | None = None,
+) -> MdocTransport:
+    """One session's transport: with ``radio_socket`` (``mdoc.radio_socket``) the client of
+    the radio service listening there, else the controller driven here (``open_controller``)."""
+    if radio_socket:
+        from appliance.devices.radio_client import RadioClient
+
+        return RadioClient(radio_socket, deadlines, max_message_bytes)
+    return open_controller(transport, deadlines, radio=radio, sys_bluetooth=sys_bluetooth)
+
+
+def open_controller(
+    transport: str, deadlines: Deadlines, *, radio: Any = None, sys_bluetooth: Path | None = None
+) -> BumbleTransport:
     """The backend named by ``mdoc.transport``: ``bumble:hci-socket:N`` on a device,
-    ``bumble:local`` in tests and the demo (``radio``: the ``LocalRadio`` it shares)."""
-    why_not = mdl_available(transport)
-    if why_not is not None:
-        raise TransportUnavailable(why_not)
+    ``bumble:local`` in tests and the demo (``radio``: the ``LocalRadio`` it shares).
+    The controller is checked first, every session (sysfs, ``bluetooth.mdl_state``): a
+    board without one, or with its radio blocked, is ``TransportUnavailable`` with why."""
+    from appliance.devices.bluetooth import SYS_BLUETOOTH, mdl_state
+
+    state = mdl_state(transport, sys_bluetooth or SYS_BLUETOOTH)
+    if not state.enabled:
+        raise TransportUnavailable(state.detail)
     from appliance.devices import ble_bumble
 
     return ble_bumble.BumbleTransport.open(

@@ -119,6 +119,9 @@ async def read_mdoc(
         except TransportFailed as e:
             log.info("mdoc session: transport failed (%s)", e)
             return step0(Reason.MDOC_TRANSPORT_FAILED)
+        except TransportUnavailable as e:  # the radio service found no usable controller
+            log.warning("mdoc: %s", e)
+            return step0(Reason.MDOC_NO_SUPPORTED_TRANSPORT)
         except MessageTooLarge:
             return step0(Reason.TOO_LARGE)
         except Exception as e:  # noqa: BLE001 - a stack fault costs this session, not the kiosk

@@ -88,10 +88,22 @@ def mdoc_reader(config: Config, *, radio: Any = None) -> MdocReader:
             deadlines=deadlines,
         )
 
-    off = mdl_available(mdoc.transport)
+    # With a radio socket the radio service drives the controller and checks it per
+    # session; this process needs no Bluetooth stack at all.
+    off = mdl_available(mdoc.transport, remote=bool(mdoc.radio_socket))
     if off is not None:
         log.warning("%s; other formats are read as usual", off)
-    return MdocReader(settings, lambda: open_transport(mdoc.transport, deadlines, radio=radio), off)
+
+    def transport() -> MdocTransport:
+        return open_transport(
+            mdoc.transport,
+            deadlines,
+            radio=radio,
+            radio_socket=mdoc.radio_socket,
+            max_message_bytes=mdoc.max_response_bytes,
+        )
+
+    return MdocReader(settings, transport, off)
 
 
 def load_reader_key(config: Config) -> tuple[bytes, Any] | None:
@@ -134,6 +146,7 @@ def run_session(
     from appliance.core.credential.mdoc.verify import MdocResult, verify_mdoc
     from appliance.core.reasons import Reason
     from appliance.kiosk.mdoc_flow import read_mdoc, step0
+    from appliance.trust.clock import local_utc_offset
 
     settings = reader.settings
     judged: list[MdocResult] = []
@@ -153,7 +166,7 @@ def run_session(
                     clock_trusted=trusted,
                     checkpoint=checkpoint,
                     max_response_bytes=settings.max_response_bytes,
-                    utc_offset_s=time.localtime(now).tm_gmtoff,
+                    utc_offset_s=local_utc_offset(now),
                 )
             )
             return judged[-1].verdict

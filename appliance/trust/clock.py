@@ -39,6 +39,15 @@ class Clock(Protocol):
         ...
 
 
+def local_utc_offset(now: float) -> int:
+    """This machine's UTC offset in seconds at ``now``: which local day an mDL's
+    ``expiry_date`` ends on (spec mdl-reader s.4); 0 where the platform cannot say."""
+    try:
+        return time.localtime(now).tm_gmtoff
+    except (OverflowError, OSError, ValueError):
+        return 0
+
+
 def is_trusted(now: float, floor: float) -> bool:
     """The rule of spec LC1 s.6: a clock below the floor is untrusted."""
     return now >= floor

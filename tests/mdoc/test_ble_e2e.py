@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,10 +256,46 @@ def test_no_phone_on_the_air_times_out(
     ) in caplog.text
 
 
-def test_no_bluetooth_controller_is_transport_failed(wallet: TestWallet) -> None:
-    """The production backend on a controller that is not there (no hci-socket here)."""
+def _sysfs(root: Path, *, controller: bool = True, blocked: bool = False) -> Path:
+    """A fake /sys/class/bluetooth: hci0, with an rfkill switch soft-blocked or not."""
+    if controller:
+        switch = root / "hci0" / "rfkill0"
+        switch.mkdir(parents=True)
+        (switch / "soft").write_text("1\n" if blocked else "0\n")
+        (switch / "hard").write_text("0\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("controller", "blocked", "detail"),
+    [(False, False, "no Bluetooth controller hci0"), (True, True, "hci0 is blocked")],
+)
+def test_no_usable_controller_is_no_supported_transport_with_why(
+    wallet: TestWallet,
+    tmp_path: Path,
+    controller: bool,
+    blocked: bool,
+    detail: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A board configured for mDL whose controller is missing or rfkill-blocked: mDL is
+    off for this session (checked every session, sysfs only), not a radio failure."""
+    sysfs = _sysfs(tmp_path, controller=controller, blocked=blocked)
     phone = SimulatedPhone(LocalRadio(), wallet)
-    transport = lambda: open_transport("bumble:hci-socket:99", ROOMY)  # noqa: E731
+    transport = lambda: open_transport("bumble:hci-socket:0", ROOMY, sys_bluetooth=sysfs)  # noqa: E731
+    result = asyncio.run(read_mdoc(phone.text, transport, SETTINGS, wallet.judge))
+    assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_NO_SUPPORTED_TRANSPORT)
+    assert detail in caplog.text
+
+
+def test_a_controller_that_fails_to_open_is_transport_failed(
+    wallet: TestWallet, tmp_path: Path
+) -> None:
+    """sysfs lists hci99 but the HCI socket cannot be opened (no such device here)."""
+    sysfs = tmp_path / "sys"
+    (sysfs / "hci99").mkdir(parents=True)
+    phone = SimulatedPhone(LocalRadio(), wallet)
+    transport = lambda: open_transport("bumble:hci-socket:99", ROOMY, sys_bluetooth=sysfs)  # noqa: E731
     result = asyncio.run(read_mdoc(phone.text, transport, SETTINGS, wallet.judge))
     assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TRANSPORT_FAILED)
 

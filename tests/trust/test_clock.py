@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from appliance.trust.clock import BUILD_TIME, FileTimeFloor, FixedClock, FloorClock, time_floor
 
 
@@ -54,3 +56,22 @@ def test_file_floor_persists_and_only_moves_forward(tmp_path: Path) -> None:
 
 def test_fixed_clock_is_trusted() -> None:
     assert FixedClock(5.0).read().trusted
+
+
+def test_local_utc_offset_is_the_one_reading_of_the_machine_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``appliance mdoc verify`` and the kiosk's sessions read the offset through this one
+    function (an mDL's expiry_date ends at local midnight)."""
+    import time
+
+    from appliance.trust.clock import local_utc_offset
+
+    monkeypatch.setenv("TZ", "Asia/Bangkok")
+    time.tzset()
+    try:
+        assert local_utc_offset(1_796_000_000.0) == 7 * 3600
+        assert local_utc_offset(1e300) == 0  # a time the platform cannot convert
+    finally:
+        monkeypatch.undo()
+        time.tzset()
