@@ -40,7 +40,7 @@ def annexd_args(at: str = AT, *extra: str) -> list[str]:
     ]
 
 
-def world_files(world: World, tmp_path: Path) -> tuple[Path, Path]:
+def generated_files(world: World, tmp_path: Path) -> tuple[Path, Path]:
     """A generated world's trust source and session transcript, as files the CLI reads."""
     trust = tmp_path / "trust.json"
     trust.write_text(json.dumps(world.iaca.trust_document()))
@@ -164,7 +164,7 @@ def test_engagement_builds_the_transcript(
     world = World(session=Session(engagement=engagement))
     response = tmp_path / "response.cbor"
     response.write_bytes(world.response())
-    trust, _ = world_files(world, tmp_path)
+    trust, _ = generated_files(world, tmp_path)
     key = tmp_path / "reader.pem"
     key.write_bytes(
         world.session.reader_key.private_bytes(
@@ -234,7 +234,7 @@ def test_age_json_shows_the_answer(tmp_path: Path, capsys: pytest.CaptureFixture
     mdoc = world.issue({"org.iso.18013.5.1": {"age_over_21": True}})
     response = tmp_path / "r.hex"
     response.write_text(world.response(mdoc, mac=False).hex())
-    trust, transcript = world_files(world, tmp_path)
+    trust, transcript = generated_files(world, tmp_path)
     code = verify_generated(
         trust,
         "--session-transcript",
@@ -255,7 +255,7 @@ def test_hostile_text_never_breaks_the_line(
 ) -> None:
     world = World()
     elements = {"org.iso.18013.5.1": {"document_number": "A\tB\nC", "portrait": b"x"}}
-    trust, transcript = world_files(world, tmp_path)
+    trust, transcript = generated_files(world, tmp_path)
     response = tmp_path / "r.cbor"
     response.write_bytes(world.response(world.issue(elements), mac=False))
     verify_generated(trust, "--session-transcript", str(transcript), "--response", str(response))
