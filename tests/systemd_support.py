@@ -8,6 +8,7 @@ missing on this machine is not reported while a misspelt one in a unit is.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -58,3 +59,17 @@ def exposure(unit_file: Path) -> float:
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, result.stdout + result.stderr
     return float(match.group(1))
+
+
+def security_checks(unit_file: Path) -> dict[str, bool]:
+    """`systemd-analyze security`'s checks of a unit file (its drop-ins beside it included):
+    name ("CapabilityBoundingSet=~CAP_NET_ADMIN", "PrivateNetwork=", ...) -> passed."""
+    command = ["systemd-analyze", "security", "--offline=true", "--no-pager", "--json=short"]
+    result = subprocess.run(
+        [*command, str(unit_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {check["name"]: bool(check["set"]) for check in json.loads(result.stdout)}

@@ -38,6 +38,7 @@ def test_expected_units_present():
         "appliance-sync.path",
         "appliance-upload.path",
         "appliance-fault.service",
+        "appliance-mdl-radio.service",
     }
 
 
@@ -93,7 +94,7 @@ def test_kiosk_has_no_network_and_only_camera_and_gpio_devices():
 def test_services_run_as_dedicated_users_with_restart():
     for unit in SERVICES:
         text = (UNITS_DIR / unit).read_text()
-        assert re.search(r"^User=appliance(-display|-sync|-web)?$", text, re.MULTILINE), unit
+        assert re.search(r"^User=appliance(-display|-sync|-web|-radio)?$", text, re.MULTILINE), unit
         if unit != "appliance-fault.service":  # it shows a fault: it never restarts itself
             assert re.search(r"^Restart=(on-failure|always)$", text, re.MULTILINE), unit
 
