@@ -7,7 +7,8 @@ present and frames arriving, the shipped test card (firmware/selftest-card.pdf) 
 and verified against its own one-key trust source, every LED, the buzzer and the relay
 driven, the clock (NTP, trusted-time floor), the trust data's freshness, an audit write
 and chain check, hub and repository reachability, the Bluetooth controller of the mDL
-reader (present, absent or mDL off), disk and memory headroom.
+reader (present, absent or mDL off) and its radio service (answering on its socket),
+disk and memory headroom.
 
 Exit 0 all pass, 1 any fail, 2 warnings only. No QR text, name or licence number is
 printed or logged (the card's verdict is shown as its outcome and reason only).
@@ -65,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "selftest",
         help="hardware acceptance of a new device: camera, test card, LEDs, "
-        "clock, trust, audit, network, Bluetooth, headroom",
+        "clock, trust, audit, network, Bluetooth and the mDL radio, headroom",
         description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
         + " Exit status: 0 every check passed, 1 any check failed, 2 warnings only.",
         epilog="example: appliance selftest --config /etc/appliance/appliance.toml --json",
@@ -172,6 +173,7 @@ def checks() -> tuple[tuple[str, Check], ...]:
         check_audit,
         check_clock,
         check_hub,
+        check_mdl_radio,
         check_repository,
         check_trust,
     )
@@ -186,5 +188,6 @@ def checks() -> tuple[tuple[str, Check], ...]:
         ("repository", check_repository),
         ("hub", check_hub),
         ("bluetooth", check_bluetooth),
+        ("mdl radio", check_mdl_radio),
         ("headroom", check_headroom),
     )

@@ -1,5 +1,6 @@
 """``appliance selftest``'s checks of what verdicts rest on beyond the hardware: trust
-data fresh, the clock trusted, the audit log durable, the repository and the hub reachable.
+data fresh, the clock trusted, the audit log durable, the repository and the hub reachable,
+and the mDL radio service answering on its socket.
 """
 
 from __future__ import annotations
@@ -147,3 +148,68 @@ def _check_service(ctx: Context, url: str | None, path: str, unconfigured: str) 
         return WARN, unconfigured
     why = _reach(url.rstrip("/") + path, ctx.timeout_s)
     return (FAIL, f"{url}: {why}") if why else (PASS, f"{url} answers")
+
+
+# -- the mDL radio service ----------------------------------------------------------------
+
+
+def check_mdl_radio(ctx: Context) -> tuple[str, str]:
+    """The radio service (``appliance mdl-radio``, appliance-mdl-radio.service) where the
+    kiosk reads mDLs through it: asked to ``close`` a session it never opened, it answers
+    without touching the controller. Down with mDL on is a failure: the service starts and
+    answers even on a board without a controller, so only a broken set-up is silent."""
+    mdoc = ctx.config.mdoc
+    if mdoc.transport == "none":
+        return PASS, "not used: mDL off"
+    if not mdoc.radio_socket:
+        if mdoc.transport.startswith("bumble:hci-socket"):
+            return WARN, (
+                "mdoc.radio_socket is empty: the kiosk would drive the controller itself, "
+                "which its unit does not allow"
+            )
+        return PASS, f"not used: {mdoc.transport} runs in the reading process"
+    path = Path(mdoc.radio_socket)
+    why = _ask_radio(path, mdoc.max_response_bytes, ctx.timeout_s)
+    if why is None:
+        return PASS, f"appliance-mdl-radio answers on {path}"
+    return FAIL, f"{why} (systemctl status appliance-mdl-radio)"
+
+
+def _ask_radio(path: Path, max_message_bytes: int, timeout_s: float) -> str | None:
+    """None when a radio answers on ``path`` (``ok``, or busy with a session), else why not."""
+    import socket
+
+    from appliance.core.errors import MdocTransportError
+    from appliance.devices.radio_service import BUSY
+    from appliance.devices.radio_wire import Limits, answer_body, decode, encode
+
+    if not path.exists():
+        return f"the radio service is not running: no socket {path}"
+    limits = Limits.for_messages(max_message_bytes)
+    deadline = time.monotonic() + timeout_s
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout_s)
+            conn.connect(str(path))
+            conn.sendall(encode({"op": "close"}))
+            data = b""
+            while (decoded := decode(data, limits)) is None:
+                conn.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return f"{path} closed without an answer"
+                data += chunk
+        answer_body(decoded[0])
+    except ConnectionRefusedError:
+        return f"nothing listens on {path}: the radio service is down"
+    except PermissionError:
+        return f"not allowed to connect to {path} (run as root or in group appliance-radio)"
+    except TimeoutError:
+        return f"{path} did not answer within {timeout_s:g} s"
+    except OSError as e:
+        return f"cannot reach {path}: {e.strerror or e}"
+    except MdocTransportError as e:  # an error answer, or a frame that breaks the wire
+        if BUSY in str(e):  # a kiosk's session holds it: the radio answered all the same
+            return None
+        return f"{path} answered {type(e).__name__}: {e}"
+    return None

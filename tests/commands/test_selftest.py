@@ -209,3 +209,121 @@ def test_bluetooth_controller_present_in_sysfs(tmp_path: Path) -> None:
     (switch / "soft").write_text("0\n")
     assert mdl_state("bumble:hci-socket:1", tmp_path).enabled
     assert mdl_state("bleak", tmp_path).off == "transport"
+
+
+# -- the mDL radio service ----------------------------------------------------------------
+
+
+@pytest.fixture
+def short_dir():
+    """A folder short enough for a Unix socket's path (108 bytes)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="radio-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Radio:
+    """The real radio service (devices.radio_service) on its own event loop in a thread; the
+    probe never opens a session, so it is given no controller."""
+
+    def __init__(self, path: Path) -> None:
+        import asyncio
+
+        from appliance.devices.mdoc_transport import Deadlines
+        from appliance.devices.radio_service import RadioService
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+        def no_controller():
+            raise AssertionError("the probe opened a session")
+
+        async def start() -> RadioService:
+            service = RadioService(no_controller, Deadlines(), 262_144)
+            await service.listen(path)
+            return service
+
+        self.service = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.service.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _radio_check(tmp_path: Path, mdoc: dict, timeout_s: float = 2.0) -> selftest.Result:
+    from appliance.config import config_from_mapping
+
+    config = config_from_mapping({"paths": {"state_dir": str(tmp_path)}, "mdoc": mdoc})
+    ctx = selftest.Context(config, CARD / "selftest-card.json", False, 0.1, timeout_s, facts={})
+    [result] = [r for r in selftest.run_checks(ctx) if r.name == "mdl radio"]
+    return result
+
+
+ON = "bumble:hci-socket:0"
+
+
+def test_the_radio_service_answers_on_its_socket(tmp_path: Path, short_dir: Path) -> None:
+    path = short_dir / "radio.sock"
+    radio = _Radio(path)
+    try:
+        result = _radio_check(tmp_path, {"transport": ON, "radio_socket": str(path)})
+    finally:
+        radio.stop()
+    assert result.status == selftest.PASS, result
+    assert result.detail == f"appliance-mdl-radio answers on {path}"
+    assert radio.service.sessions == 1  # one connection, and no controller opened
+    after = _radio_check(tmp_path, {"transport": ON, "radio_socket": str(path)})
+    assert after.status == selftest.FAIL and "not running: no socket" in after.detail
+
+
+def test_a_radio_that_is_down_or_silent_fails(tmp_path: Path, short_dir: Path) -> None:
+    import socket
+
+    path = short_dir / "radio.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: a radio killed without cleaning up
+    result = _radio_check(tmp_path, {"transport": ON, "radio_socket": str(path)})
+    assert result.status == selftest.FAIL and "nothing listens" in result.detail, result
+    path.unlink()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.bind(str(path))
+        silent.listen(1)  # accepted by the kernel, never answered
+        result = _radio_check(tmp_path, {"transport": ON, "radio_socket": str(path)}, 0.2)
+    assert result.status == selftest.FAIL and "did not answer within 0.2 s" in result.detail
+    assert "systemctl status appliance-mdl-radio" in result.detail
+
+
+def test_a_socket_that_speaks_garbage_fails(tmp_path: Path, short_dir: Path) -> None:
+    import socket
+
+    path = short_dir / "radio.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as liar:
+        liar.bind(str(path))
+        liar.listen(1)
+
+        def answer() -> None:
+            conn, _ = liar.accept()
+            with conn:
+                conn.sendall(b"\x00\x00\x00\x05\x00\x00\x00\x00hello")
+
+        threading.Thread(target=answer, daemon=True).start()
+        result = _radio_check(tmp_path, {"transport": ON, "radio_socket": str(path)})
+    assert result.status == selftest.FAIL and "WireError" in result.detail, result
+
+
+@pytest.mark.parametrize(
+    ("mdoc", "status", "words"),
+    [
+        ({"transport": "none"}, selftest.PASS, "not used: mDL off"),
+        ({"transport": "bumble:local"}, selftest.PASS, "runs in the reading process"),
+        ({"transport": ON}, selftest.WARN, "mdoc.radio_socket is empty"),
+    ],
+)
+def test_no_radio_service_configured(tmp_path: Path, mdoc: dict, status: str, words: str) -> None:
+    result = _radio_check(tmp_path, mdoc)
+    assert result.status == status and words in result.detail, result
