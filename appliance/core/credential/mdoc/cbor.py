@@ -18,15 +18,15 @@ as ``datetime`` and ``date``, 17 and 18 as ``Tagged``. Text must be valid UTF-8.
 
 from __future__ import annotations
 
-import io
-import threading
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import cbor2
 
 from appliance.core.credential.cbor_scan import _Scan
-from appliance.core.credential.cose import MAP_TYPES, loads_exact
-from appliance.core.errors import CborShapeError, CoseError, MdocCborError
+from appliance.core.credential.cose import MAP_TYPES
+from appliance.core.credential.limits import MAX_CBOR_DEPTH
+from appliance.core.errors import CborShapeError, MdocCborError
 
 TAG_TDATE, TAG_FULL_DATE, TAG_EMBEDDED, TAG_MAC0, TAG_SIGN1 = 0, 1004, 24, 17, 18
 # The tags an mdoc message may hold anywhere; where each may stand is the parsers' check.
@@ -34,7 +34,7 @@ MDOC_TAGS = frozenset({TAG_TDATE, TAG_FULL_DATE, TAG_EMBEDDED, TAG_MAC0, TAG_SIG
 PLAIN_TAGS = frozenset({TAG_TDATE, TAG_FULL_DATE})
 # Items per decode: an mDL with a portrait and privileges holds a few hundred.
 MAX_MDOC_ITEMS = 8_192
-_local = threading.local()
+NO_TAGS: frozenset[int] = frozenset()
 
 
 class Embedded(NamedTuple):
@@ -68,12 +68,8 @@ def decode(
         raise MdocCborError(str(e)) from e
     if end != len(data):
         raise MdocCborError("bytes after the CBOR item")
-    decoder = getattr(_local, "decoder", None)
-    if decoder is None:
-        decoder = _local.decoder = cbor2.CBORDecoder(io.BytesIO(b""))
-    decoder.fp = io.BytesIO(data)
     try:
-        value = decoder.decode()
+        value = cbor2.loads(data)
     except (cbor2.CBORError, ValueError, OverflowError) as e:  # e.g. text that is not UTF-8
         raise MdocCborError(f"not valid CBOR: {e}") from e
     return _Walk(data, scanner.spans).value(value)
@@ -113,12 +109,35 @@ def decode_plain(
     IssuerSignedItem, DeviceNameSpaces): the same pre-scan, then cbor2, without the span
     notes and the walk (docs/adr/0011). ``tags`` may only hold 0 and 1004, which come back
     as ``datetime`` and ``date`` (an invalid one is an ``MdocCborError``)."""
+    return decode_plain_many((data,), tags=tags, max_items=max_items)[0]
+
+
+def decode_plain_many(
+    datas: Sequence[bytes], *, tags: frozenset[int] = frozenset(), max_items: int = MAX_MDOC_ITEMS
+) -> list[Any]:
+    """``decode_plain`` of each of ``datas``: each is pre-scanned on its own (its own item
+    count, depth, tags, no trailing bytes), then cbor2 reads them all in one call as the
+    items of one array (the scan refuses the tags that could link items: 25, 28, 29, 256)."""
     if not tags <= PLAIN_TAGS:
         raise ValueError("decode_plain reads tags 0 and 1004 only")
+    if max_items < 1:
+        raise MdocCborError("no items allowed")
+    for data in datas:
+        try:
+            end = _Scan(data, tags, max_items).item(0, 0, NO_TAGS)
+        except CborShapeError as e:
+            raise MdocCborError(f"not acceptable CBOR: {e}") from e
+        if end != len(data):
+            raise MdocCborError("bytes after the CBOR item")
+    count = len(datas)
+    head = bytes((0x80 | count,)) if count < 24 else b"\x9a" + count.to_bytes(4, "big")
     try:
-        return loads_exact(bytes(data), tags=tags, max_items=max_items)
-    except CoseError as e:
-        raise MdocCborError(str(e)) from e
+        values = cbor2.loads(head + b"".join(datas))
+    except (cbor2.CBORError, ValueError, OverflowError) as e:  # e.g. text that is not UTF-8
+        raise MdocCborError(f"not valid CBOR: {e}") from e
+    if type(values) is not list or len(values) != count:  # cannot happen after the scans
+        raise MdocCborError("not valid CBOR")
+    return values
 
 
 class _SpanScan(_Scan):
@@ -131,15 +150,34 @@ class _SpanScan(_Scan):
         self.spans: list[tuple[int, int]] = []
 
     def item(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
-        if pos < self.n and self.data[pos] >> 5 == 6:
-            tag = self.head(pos)[2]
-            if tag == TAG_EMBEDDED:
-                index = len(self.spans)
-                self.spans.append((pos, pos))
-                end = super().item(pos, depth, allowed_tags)
-                self.spans[index] = (pos, end)
+        data = self.data
+        if pos >= self.n or data[pos] >> 5 != 6:
+            return super().item(pos, depth, allowed_tags)
+        if data[pos : pos + 2] == b"\xd8\x18" and depth < MAX_CBOR_DEPTH:
+            end = self._embedded_bstr(pos + 2, allowed_tags)
+            if end:  # the common form, read inline: tag 24 (1 item) around a definite bstr
+                self.add(1)
+                self.spans.append((pos, end))
                 return end
-        return super().item(pos, depth, allowed_tags)
+        if self.head(pos)[2] != TAG_EMBEDDED:
+            return super().item(pos, depth, allowed_tags)
+        index = len(self.spans)
+        self.spans.append((pos, pos))
+        end = super().item(pos, depth, allowed_tags)
+        self.spans[index] = (pos, end)
+        return end
+
+    def _embedded_bstr(self, pos: int, allowed_tags: frozenset[int]) -> int:
+        """The end of a definite byte string at ``pos`` wrapped in an allowed tag 24, or 0
+        for the general path (which also raises for whatever is wrong)."""
+        if TAG_EMBEDDED not in allowed_tags or pos >= self.n:
+            return 0
+        initial = self.data[pos]
+        if not 0x40 <= initial <= 0x5B:
+            return 0
+        _, _, length, start = self.head(pos)
+        end = start + length
+        return end if end <= self.n else 0
 
 
 _LEAVES = frozenset({bytes, str, int, bool, float, type(None)})
@@ -157,9 +195,19 @@ class _Walk:
 
     def value(self, value: Any) -> Any:
         kind = type(value)
-        if kind is list or kind is tuple:
+        if kind is list:  # cbor2's own lists are changed in place: no copy per container
+            for i, v in enumerate(value):
+                if type(v) not in _LEAVES:
+                    value[i] = self.value(v)
+            return value
+        if kind is dict:  # values only: the keys (and so the size) stay
+            for k, v in value.items():
+                if type(v) not in _LEAVES:
+                    value[k] = self.value(v)
+            return value
+        if kind is tuple:
             return [v if type(v) in _LEAVES else self.value(v) for v in value]
-        if kind is dict or isinstance(value, MAP_TYPES):
+        if isinstance(value, MAP_TYPES):
             return {k: v if type(v) in _LEAVES else self.value(v) for k, v in value.items()}
         if kind is cbor2.CBORTag:
             if value.tag != TAG_EMBEDDED:

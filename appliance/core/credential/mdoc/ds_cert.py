@@ -10,7 +10,7 @@ IACA has one) equal to the IACA's. CRL distribution points are ignored (offline)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from appliance.core.key_ring import IssuerKey
 
 MDL_DS_EKU = ObjectIdentifier("1.0.18013.5.1.2")
+_STATE = NameOID.STATE_OR_PROVINCE_NAME
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
 
@@ -40,6 +41,18 @@ class DsCertificate(NamedTuple):
     fingerprint: bytes  # SHA-256 of the DER: what revoked.mdoc_ds_sha256 lists
     tbs: bytes  # the signed part and the IACA's signature over it (read once: each read
     signature: bytes  # of these builds new bytes in cryptography)
+    profile_ok: bool  # the DS's own part of the Annex B profile (not a CA, keyUsage, EKU)
+    country: tuple[str, ...]  # subject countryName values, sorted: compared with the IACA's
+    state: tuple[str, ...]  # stateOrProvinceName, likewise
+
+
+class Root(NamedTuple):
+    """An ``iaca`` key with what the DS checks read from its certificate (read once per
+    trust snapshot, see ``find_iaca``)."""
+
+    key: IssuerKey
+    country: tuple[str, ...]
+    state: tuple[str, ...]
 
 
 @lru_cache(maxsize=64)
@@ -50,16 +63,19 @@ def load_ds_certificate(der: bytes) -> DsCertificate:
     reads raise more than ``ValueError`` (``KeyError`` for an unknown string type,
     ``InvalidVersion``, ...): every part the checks read is read here once, so any such
     failure is this input's MDOC_MALFORMED, never an exception later. A pure function of
-    the bytes, so it is memoised: one DS signs many holders' mdocs (the signature checks
-    that use it run on every response).
+    the bytes, so it is memoised (a bounded LRU keyed by the DER): one DS signs many
+    holders' mdocs. Only what the bytes alone decide is kept; the checks against the trust
+    data (the IACA's signature, revocation) and the clock run on every response.
     """
     try:
         certificate = x509.load_der_x509_certificate(der)
         issuer = certificate.issuer.public_bytes()
-        certificate.subject.public_bytes()
+        subject = certificate.subject
+        subject.public_bytes()
         not_before = certificate.not_valid_before_utc.timestamp()
         not_after = certificate.not_valid_after_utc.timestamp()
-        _ = certificate.extensions
+        extensions = certificate.extensions
+        country, state = _names(subject, NameOID.COUNTRY_NAME), _names(subject, _STATE)
     except Exception as e:  # foreign parser on hostile bytes: see above
         raise malformed(f"DS certificate is not readable DER X.509: {type(e).__name__}") from e
     if not _canonical(certificate, der):
@@ -84,6 +100,9 @@ def load_ds_certificate(der: bytes) -> DsCertificate:
         hashlib.sha256(der).digest(),
         certificate.tbs_certificate_bytes,
         certificate.signature,
+        _own_profile_ok(extensions),
+        country,
+        state,
     )
 
 
@@ -113,36 +132,60 @@ def _canonical(certificate: x509.Certificate, der: bytes) -> bool:
     return False
 
 
-def find_iaca(ds: DsCertificate, keys: Iterable[IssuerKey]) -> IssuerKey | None:
-    """The ``iaca`` key whose subject is the DS issuer and whose key signed the DS; None."""
+def find_iaca(ds: DsCertificate, roots: Mapping[bytes, IssuerKey]) -> Root | None:
+    """The ``iaca`` key whose subject is the DS issuer and whose key signed the DS; None.
+    Keys with that subject are tried in the trust data's order."""
     if ds.hash_algorithm is None:
         return None
-    for key in keys:
-        root = key.certificate
-        if (
-            root is None
-            or _subject(root) != ds.issuer
-            or not isinstance(key.public_key, ec.EllipticCurvePublicKey)
-        ):
-            continue
+    for root in _by_subject(roots).get(ds.issuer, ()):
         try:
-            key.public_key.verify(ds.signature, ds.tbs, ds.hash_algorithm)
+            root.key.public_key.verify(ds.signature, ds.tbs, ds.hash_algorithm)
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
-        return key
+        return root
     return None
 
 
-@lru_cache(maxsize=64)
-def _subject(root: x509.Certificate) -> bytes:
-    return root.subject.public_bytes()
+# The last few ``iaca`` key maps and their subject index. Holding the maps keeps them alive,
+# so an identity match is the same snapshot's map (a KeyRing never changes its maps); a new
+# trust snapshot brings new maps and gets its own index.
+_INDEXES: tuple[tuple[Mapping[bytes, IssuerKey], dict[bytes, tuple[Root, ...]]], ...] = ()
+_MAX_INDEXES = 4
 
 
-@lru_cache(maxsize=64)
-def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
-    """18013-5 Annex B DS profile, checked against its IACA; never raises on a bad extension."""
+def _by_subject(roots: Mapping[bytes, IssuerKey]) -> dict[bytes, tuple[Root, ...]]:
+    """The keys of ``roots`` with an EC key and a certificate, by subject Name DER."""
+    global _INDEXES
+    for held, index in _INDEXES:
+        if held is roots:
+            return index
+    found: dict[bytes, list[Root]] = {}
+    for key in roots.values():
+        root = key.certificate
+        if root is None or not isinstance(key.public_key, ec.EllipticCurvePublicKey):
+            continue
+        subject = root.subject
+        found.setdefault(subject.public_bytes(), []).append(
+            Root(key, _names(subject, NameOID.COUNTRY_NAME), _names(subject, _STATE))
+        )
+    index = {name: tuple(keys) for name, keys in found.items()}
+    _INDEXES = ((roots, index), *_INDEXES[: _MAX_INDEXES - 1])
+    return index
+
+
+def ds_profile_ok(ds: DsCertificate, root: Root) -> bool:
+    """18013-5 Annex B DS profile, checked against its IACA: the DS's own part (read with
+    the certificate), then countryName equal to the IACA's, and stateOrProvinceName where
+    the IACA has one."""
+    return (
+        ds.profile_ok and ds.country == root.country and (not root.state or ds.state == root.state)
+    )
+
+
+def _own_profile_ok(extensions: x509.Extensions) -> bool:
+    """Not a CA, keyUsage digitalSignature without keyCertSign, the mDL DS EKU; never
+    raises on a bad extension."""
     try:
-        extensions = ds.extensions
         constraints = _extension(extensions, x509.BasicConstraints)
         if constraints is not None and constraints.ca:
             return False
@@ -150,17 +193,9 @@ def ds_profile_ok(ds: x509.Certificate, iaca: x509.Certificate) -> bool:
         if usage is None or not usage.digital_signature or usage.key_cert_sign:
             return False
         ekus = _extension(extensions, x509.ExtendedKeyUsage)
-        if ekus is None or MDL_DS_EKU not in ekus:
-            return False
+        return ekus is not None and MDL_DS_EKU in ekus
     except Exception:  # noqa: BLE001 - a hostile extension cryptography cannot read: not the profile
         return False
-    for oid, required in ((NameOID.COUNTRY_NAME, True), (NameOID.STATE_OR_PROVINCE_NAME, False)):
-        root_values = _names(iaca.subject, oid)
-        if not root_values and not required:
-            continue
-        if _names(ds.subject, oid) != root_values:
-            return False
-    return True
 
 
 def _extension(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
@@ -170,5 +205,5 @@ def _extension(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
         return None
 
 
-def _names(name: x509.Name, oid: ObjectIdentifier) -> list[str]:
-    return sorted(str(attr.value) for attr in name.get_attributes_for_oid(oid))
+def _names(name: x509.Name, oid: ObjectIdentifier) -> tuple[str, ...]:
+    return tuple(sorted(str(attr.value) for attr in name.get_attributes_for_oid(oid)))

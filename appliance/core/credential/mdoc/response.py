@@ -15,7 +15,7 @@ from appliance.core.credential.mdoc.cbor import (
     Embedded,
     Tagged,
     decode,
-    decode_plain,
+    decode_plain_many,
 )
 from appliance.core.errors import MdocCborError, Rejection
 from appliance.core.reasons import Reason
@@ -113,20 +113,13 @@ def parse_document(document: Any) -> Document:
         or not isinstance(device_signed, dict)
     ):
         raise malformed("Document lacks docType, issuerSigned or deviceSigned")
-    name_spaces = _issuer_name_spaces(issuer_signed.get("nameSpaces", {}))
-    issuer_auth = parse_cose(issuer_signed.get("issuerAuth"), TAG_SIGN1, "issuerAuth")
-    if issuer_auth.payload is None:
-        raise malformed("issuerAuth has no payload")
     device_name_spaces = device_signed.get("nameSpaces")
     if not isinstance(device_name_spaces, Embedded):
         raise malformed("deviceSigned nameSpaces is not #6.24(bstr)")
-    try:
-        if device_name_spaces.data != b"\xa0" and not isinstance(
-            decode_plain(device_name_spaces.data, tags=ITEM_TAGS), dict
-        ):
-            raise malformed("DeviceNameSpaces is not a map")
-    except MdocCborError as e:
-        raise malformed(f"DeviceNameSpaces: {e}") from e
+    name_spaces = _issuer_name_spaces(issuer_signed.get("nameSpaces", {}), device_name_spaces)
+    issuer_auth = parse_cose(issuer_signed.get("issuerAuth"), TAG_SIGN1, "issuerAuth")
+    if issuer_auth.payload is None:
+        raise malformed("issuerAuth has no payload")
     device_auth = device_signed.get("deviceAuth")
     if not isinstance(device_auth, dict):
         raise malformed("deviceAuth is not a map")
@@ -190,25 +183,40 @@ def _ds_certificate(issuer_auth: CoseMessage) -> bytes:
     return chain
 
 
-def _issuer_name_spaces(value: Any) -> dict[str, list[IssuerSignedItem]]:
+def _issuer_name_spaces(
+    value: Any, device_name_spaces: Embedded
+) -> dict[str, list[IssuerSignedItem]]:
+    """The IssuerSignedItems by namespace; DeviceNameSpaces is checked to be a map on the
+    way (both embedded CBOR, read by one ``decode_plain_many``)."""
     if not isinstance(value, dict):
         raise malformed("issuerSigned nameSpaces is not a map")
-    out: dict[str, list[IssuerSignedItem]] = {}
+    names: list[str] = []
+    embedded: list[Embedded] = []
     for namespace, items in value.items():
-        if type(namespace) is not str or not isinstance(items, list) or not items:
+        if type(namespace) is not str or type(items) is not list or not items:
             raise malformed("issuerSigned namespace is not text with a non-empty array")
-        out[namespace] = [_issuer_signed_item(item) for item in items]
+        for item in items:
+            if not isinstance(item, Embedded):
+                raise malformed("IssuerSignedItemBytes is not #6.24(bstr)")
+            names.append(namespace)
+            embedded.append(item)
+    datas = [item.data for item in embedded]
+    if device_name_spaces.data != b"\xa0":
+        datas.append(device_name_spaces.data)
+    try:
+        inners = decode_plain_many(datas, tags=ITEM_TAGS)
+    except MdocCborError as e:
+        raise malformed(f"IssuerSignedItem or DeviceNameSpaces: {e}") from e
+    if len(inners) > len(embedded) and type(inners[-1]) is not dict:
+        raise malformed("DeviceNameSpaces is not a map")
+    out: dict[str, list[IssuerSignedItem]] = {namespace: [] for namespace in value}
+    for namespace, item, inner in zip(names, embedded, inners, strict=False):
+        out[namespace].append(_issuer_signed_item(item, inner))
     return out
 
 
-def _issuer_signed_item(item: Any) -> IssuerSignedItem:
-    if not isinstance(item, Embedded):
-        raise malformed("IssuerSignedItemBytes is not #6.24(bstr)")
-    try:
-        inner = decode_plain(item.data, tags=ITEM_TAGS)
-    except MdocCborError as e:
-        raise malformed(f"IssuerSignedItem: {e}") from e
-    if not isinstance(inner, dict):
+def _issuer_signed_item(item: Embedded, inner: Any) -> IssuerSignedItem:
+    if type(inner) is not dict:
         raise malformed("IssuerSignedItem is not a map")
     digest_id, random = inner.get("digestID"), inner.get("random")
     identifier = inner.get("elementIdentifier")

@@ -328,15 +328,13 @@ class _Run:
 
     def issuer(self, ds: DsCertificate, document: Document, mso: Mso, request: Request) -> None:
         """Steps 1.2-1.5: the IACA, the DS profile and list, the signature, the docTypes."""
-        roots = self.trust.keys.by_format.get(KEY_FORMAT, {})
-        key = find_iaca(ds, roots.values())
-        if key is None:
+        root = find_iaca(ds, self.trust.keys.by_format.get(KEY_FORMAT, _NO_ROOTS))
+        if root is None:
             raise Rejection(Reason.MDOC_ISSUER_UNKNOWN)
-        self.key = key
+        self.key = key = root.key
         if key.revoked:
             raise Rejection(Reason.ISSUER_KEY_REVOKED)
-        assert key.certificate is not None
-        if not ds_profile_ok(ds.certificate, key.certificate):
+        if not ds_profile_ok(ds, root):
             raise Rejection(Reason.MDOC_DS_CERT_INVALID)
         if ds.fingerprint in self.trust.revoked_mdoc_ds:
             raise Rejection(Reason.MDOC_DS_REVOKED)
@@ -398,6 +396,7 @@ class _Run:
 
 
 _NOTHING_SHOWN = Disclosed({}, ())
+_NO_ROOTS: dict[bytes, IssuerKey] = {}
 
 
 def _credential(key: IssuerKey | None, mso: Mso, shown: Disclosed, profile: str) -> Credential:
