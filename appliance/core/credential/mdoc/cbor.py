@@ -150,12 +150,24 @@ class _SpanScan(_Scan):
         self.spans: list[tuple[int, int]] = []
 
     def item(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
-        data = self.data
-        if pos >= self.n or data[pos] >> 5 != 6:
+        data, n = self.data, self.n
+        if pos >= n or data[pos] >> 5 != 6:
             return super().item(pos, depth, allowed_tags)
-        if data[pos : pos + 2] == b"\xd8\x18" and depth < MAX_CBOR_DEPTH:
-            end = self._embedded_bstr(pos + 2, allowed_tags)
-            if end:  # the common form, read inline: tag 24 (1 item) around a definite bstr
+        if (
+            data[pos : pos + 2] == b"\xd8\x18"
+            and depth < MAX_CBOR_DEPTH
+            and TAG_EMBEDDED in allowed_tags
+        ):
+            # The common form, read inline: tag 24 (one item) around a definite byte string
+            # of under 64 KiB. Anything else, or anything wrong, takes the general path below.
+            initial, end = data[pos + 2] if pos + 2 < n else 0, n + 1
+            if 0x40 <= initial < 0x58:
+                end = pos + 3 + initial - 0x40
+            elif initial == 0x58 and pos + 3 < n:
+                end = pos + 4 + data[pos + 3]
+            elif initial == 0x59 and pos + 4 < n:
+                end = pos + 5 + (data[pos + 3] << 8 | data[pos + 4])
+            if end <= n:
                 self.add(1)
                 self.spans.append((pos, end))
                 return end
@@ -166,18 +178,6 @@ class _SpanScan(_Scan):
         end = super().item(pos, depth, allowed_tags)
         self.spans[index] = (pos, end)
         return end
-
-    def _embedded_bstr(self, pos: int, allowed_tags: frozenset[int]) -> int:
-        """The end of a definite byte string at ``pos`` wrapped in an allowed tag 24, or 0
-        for the general path (which also raises for whatever is wrong)."""
-        if TAG_EMBEDDED not in allowed_tags or pos >= self.n:
-            return 0
-        initial = self.data[pos]
-        if not 0x40 <= initial <= 0x5B:
-            return 0
-        _, _, length, start = self.head(pos)
-        end = start + length
-        return end if end <= self.n else 0
 
 
 _LEAVES = frozenset({bytes, str, int, bool, float, type(None)})

@@ -9,7 +9,6 @@ because EMacKey and the transcript come from this session's EReaderKey.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 
@@ -47,7 +46,7 @@ def sig1_structure(protected: bytes, payload: bytes) -> bytes:
 
 
 def mac_tag(key: bytes, protected: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, mac0_structure(protected, payload), hashlib.sha256).digest()
+    return hmac.digest(key, mac0_structure(protected, payload), "sha256")
 
 
 def device_auth_kind(document: Document) -> str | None:

@@ -80,13 +80,16 @@ def disclosed(name_spaces: dict[str, list[IssuerSignedItem]], request: Request) 
     values: dict[tuple[str, str], Any] = {}
     ages: list[tuple[int, bool]] = []
     for namespace, items in name_spaces.items():
+        asked = request.elements.get(namespace, ())
+        mdl = namespace == MDL_NAMESPACE
         for item in items:
-            if namespace == MDL_NAMESPACE:
-                match = _AGE_OVER.fullmatch(item.identifier)
+            identifier = item.identifier
+            if mdl and identifier.startswith("age_over_"):
+                match = _AGE_OVER.fullmatch(identifier)
                 if match and type(item.value) is bool:
                     ages.append((int(match.group(1)), item.value))
-            if request.asked(namespace, item.identifier):
-                values[(namespace, item.identifier)] = item.value
+            if identifier in asked:
+                values[(namespace, identifier)] = item.value
     return Disclosed(values, tuple(sorted(ages)))
 
 

@@ -7,6 +7,8 @@ are what the issuer signed, so they are kept (``payload``) and hashed for the au
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -20,7 +22,13 @@ from appliance.core.credential.mdoc.cbor import (
 from appliance.core.credential.mdoc.response import malformed
 from appliance.core.errors import MdocCborError
 
-DIGEST_ALGORITHMS = {"SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
+# The MSO's digestAlgorithm -> the hash constructor (``hashlib.new`` looks the name up anew
+# on every call; the digests run once per disclosed item).
+DIGEST_ALGORITHMS: dict[str, Callable[[bytes], Any]] = {
+    "SHA-256": hashlib.sha256,
+    "SHA-384": hashlib.sha384,
+    "SHA-512": hashlib.sha512,
+}
 MAX_DIGEST_BYTES = 64
 MSO_TAGS = frozenset({TAG_TDATE})
 

@@ -353,7 +353,7 @@ class _Run:
     def digests(self, document: Document, mso: Mso, request: Request) -> Disclosed:
         """Step 1.6: every disclosed item's digest over its bytes as received; then the
         items that were not asked for are dropped."""
-        algorithm = DIGEST_ALGORITHMS[mso.digest_algorithm]
+        hash_of = DIGEST_ALGORITHMS[mso.digest_algorithm]
         for namespace, items in document.name_spaces.items():
             expected = mso.value_digests.get(namespace)
             if expected is None:
@@ -365,7 +365,7 @@ class _Run:
                     item.digest_id in seen
                     or digest is None
                     or len(item.random) < 16
-                    or not hmac.compare_digest(hashlib.new(algorithm, item.raw).digest(), digest)
+                    or not hmac.compare_digest(hash_of(item.raw).digest(), digest)
                 ):
                     raise Rejection(Reason.MDOC_DIGEST_MISMATCH)
                 seen.add(item.digest_id)
