@@ -128,6 +128,7 @@ MEMORY_HIGH_MIB = {
     "appliance-sync.service": 96,
     "appliance-upload.service": 64,
     "appliance-fault.service": 24,
+    "appliance-mdl-radio.service": 56,
 }
 MEASURED_PEAK_MIB = {
     "appliance-kiosk.service": 74,
@@ -135,6 +136,7 @@ MEASURED_PEAK_MIB = {
     "appliance-sync.service": 68,
     "appliance-upload.service": 62,
     "appliance-fault.service": 24,
+    "appliance-mdl-radio.service": 46,  # appliance mdl-radio after 60 sessions (its unit)
 }
 STACK_BUDGET_MIB = 160  # kiosk + web + fault: the network-less device stack, display aside
 # MemoryHigh= above the process budget: the page cache a unit's cgroup carries besides the
