@@ -124,6 +124,10 @@ class RadioService:
                 await self._serve(reader, writer)
             finally:
                 self._session = None  # free for the next kiosk connection at once
+        except asyncio.CancelledError:
+            # ``close`` ended it (SIGTERM). The handler is a top-level task of the server:
+            # it ends normally, since asyncio logs a cancelled handler as an error.
+            log.info("mdoc radio: stopping; the running session was ended")
         except Exception as e:  # noqa: BLE001 - one connection's fault never ends the service
             log.warning("mdoc radio: session ended by %s", type(e).__name__)
         finally:

@@ -113,7 +113,54 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
     return predicate()
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class TcpController:
+    """An emulated controller on a ``LocalRadio`` (with the phones), served to another
+    process over Bumble's ``tcp-server`` HCI transport: a radio service subprocess drives it
+    with ``mdoc.transport = "bumble:tcp-client:127.0.0.1:PORT"``, as it drives the board's
+    controller through ``hci-socket`` on a device. Its loop runs on a thread of its own."""
+
+    def __init__(self) -> None:
+        self.radio = LocalRadio()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self.port = int(self._sock.getsockname()[1])
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._run(self._serve())
+
+    @property
+    def transport(self) -> str:
+        return f"bumble:tcp-client:127.0.0.1:{self.port}"
+
+    async def _serve(self) -> None:
+        from bumble.controller import Controller
+        from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
+
+        hci = await open_tcp_server_transport_with_socket(self._sock)
+        self._hci = hci
+        self.controller = Controller(
+            "appliance", host_source=hci.source, host_sink=hci.sink, link=self.radio.link
+        )
+
+    def _run(self, work: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(30)
+
+    def phone(self, wallet: Any, **kw: Any) -> Any:
+        """A simulated phone on the air (started on this loop); ``stop_phone`` when done."""
+        from appliance.tools.holder_ble import SimulatedPhone
+
+        phone = SimulatedPhone(self.radio, wallet, **kw)
+        self._run(phone.start())
+        return phone
+
+    def stop_phone(self, phone: Any) -> None:
+        self._run(phone.stop())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run(self._hci.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._sock.close()
