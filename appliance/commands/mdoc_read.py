@@ -1,7 +1,8 @@
 """appliance mdoc read: one live mDL session from the command line (spec mdl-reader s.5.2).
 
 The kiosk's code path (``kiosk.mdoc_session.run_session``): the device's trust store, clock,
-checkpoint rules and audit (source ``cli-live``), the ``[mdoc]`` settings and radio. The
+checkpoint rules and audit (source ``cli-live``), the ``[mdoc]`` settings and radio (on a
+device with ``radio_socket`` set, through the radio service, like the kiosk). The
 engagement comes from ``--engagement`` or from the camera (the first `mdoc:` QR seen).
 Prints the ``appliance mdoc verify`` line and exits like it; progress goes to stderr.
 """
@@ -38,7 +39,8 @@ def register_read(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--transport",
         metavar="NAME",
-        help="override mdoc.transport: bumble:hci-socket:N, bumble:local (tests)",
+        help="override mdoc.transport: bumble:hci-socket:N, bumble:local (tests); drives "
+        "that controller from this process, not through mdoc.radio_socket",
     )
     p.add_argument(
         "--engagement",
@@ -60,7 +62,7 @@ def run_read(args: argparse.Namespace, *, radio: Any = None) -> int:
     config = load_config(args.config)
     if args.transport:
         config = dataclasses.replace(
-            config, mdoc=dataclasses.replace(config.mdoc, transport=args.transport)
+            config, mdoc=dataclasses.replace(config.mdoc, transport=args.transport, radio_socket="")
         )
     _require_enrolled(config, args.config)
     service = build_service(config)

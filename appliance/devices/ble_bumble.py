@@ -9,7 +9,7 @@
 
 The Bumble device comes from ``ble_controllers``: ``hci-socket:N`` on the device, or a
 ``LocalRadio`` (Bumble's in-process link) in tests and the demo. This module imports Bumble;
-nothing imports it except ``mdoc_transport.open_transport`` (and the simulator).
+nothing imports it except ``mdoc_transport.open_controller`` (and the simulator).
 """
 
 from __future__ import annotations

@@ -102,3 +102,29 @@ def test_read_with_mdl_off_answers_no_supported_transport(
         == 2
     )
     assert capsys.readouterr().out.startswith("UNVERIFIABLE\tMDOC_NO_SUPPORTED_TRANSPORT\tMDOC")
+
+
+def test_read_on_a_device_with_the_radio_split_goes_through_the_radio(
+    enrolled: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``radio_socket`` set (a device with mDL on) the command is the kiosk's path:
+    through the radio service; ``--transport`` drives that controller here instead."""
+    from radio_sim import RadioThread
+
+    wallet, config, base = enrolled
+    sock = base / "radio.sock"
+    config.write_text(_config(base) + f'radio_socket = "{sock}"\n')
+    radio = LocalRadio()
+    with RadioThread(sock, radio):
+        phone = SimulatedPhone(radio, wallet)
+        args = argparse.Namespace(
+            config=config, json=False, transport=None, engagement=phone.attach()
+        )
+        assert run_read(args) == 0  # no LocalRadio given here: the radio has it
+    assert capsys.readouterr().out.startswith("PASS\tOK\tMDOC")
+    # The radio is gone; --transport bumble:local still reads, in this process.
+    phone = SimulatedPhone(LocalRadio(), wallet)
+    args = argparse.Namespace(
+        config=config, json=False, transport="bumble:local", engagement=phone.attach()
+    )
+    assert run_read(args, radio=phone.radio) == 0
