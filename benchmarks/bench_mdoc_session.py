@@ -9,16 +9,27 @@
 - Import time of the mDL path (mdoc core, session flow, Bumble), paid at the first `mdoc:`
   code, measured in fresh interpreters after the kiosk's own modules (bytecode cached).
 - Resident memory of such an interpreter before and after the mDL path and one session.
+- The radio split (RADIO.md): QR scan to verdict with the kiosk's session going through the
+  radio service over its Unix socket (the service on its own thread and loop, as in the
+  tests), beside the in-process figures; the peak RSS (VmHWM) of a real `appliance mdl-radio`
+  process over sessions (its controller an emulated one in this process, reached through
+  Bumble's tcp-client HCI transport, so the process holds exactly what it holds on a
+  device); and what the mDL path adds to a kiosk interpreter that has the radio client
+  only (no Bumble).
 
-    python benchmarks/bench_mdoc_session.py
+    python benchmarks/bench_mdoc_session.py   (or: python benchmarks/run.py mdoc_session)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,13 +57,10 @@ _MDL_PATH = (
 
 def _scan_to_verdict(mode_name: str) -> list[float]:
     from holder_sim import ROOMY, TestWallet, reader_transport
-    from issuer_support import NOW
     from support import qr_frame
 
     from appliance.core.credential.mdoc.engagement import BleMode
-    from appliance.core.credential.mdoc.verify import verify_mdoc
     from appliance.core.reasons import Reason
-    from appliance.core.verifier import Checkpoint
     from appliance.devices.ble_controllers import LocalRadio
     from appliance.devices.scanner import FrameScanner, make_decoder
     from appliance.kiosk.mdoc_flow import SessionSettings, read_mdoc
@@ -60,20 +68,9 @@ def _scan_to_verdict(mode_name: str) -> list[float]:
 
     mode = BleMode(mode_name)
     wallet = TestWallet()
-    trust = wallet.trust()
+    judge = _judge(wallet)
     scanner = FrameScanner(make_decoder("both", live=True))
     settings = SessionSettings(deadlines=ROOMY)
-    checkpoint = Checkpoint(check_staleness=False)
-
-    def judge(response: bytes, session: object) -> object:
-        return verify_mdoc(
-            response,
-            session_transcript_bytes=session.transcript,  # type: ignore[attr-defined]
-            e_reader_key=session.e_reader_key,  # type: ignore[attr-defined]
-            trust=trust,
-            now=NOW.timestamp(),
-            checkpoint=checkpoint,
-        )
 
     async def one() -> float:
         radio = LocalRadio()
@@ -90,6 +87,202 @@ def _scan_to_verdict(mode_name: str) -> list[float]:
     for _ in range(2):  # warm-up: first decode, first session, caches
         asyncio.run(one())
     return [asyncio.run(one()) for _ in range(SESSIONS_PER_MODE)]
+
+
+def _split_scan_to_verdict(mode_name: str) -> list[float]:
+    """As ``_scan_to_verdict``, the kiosk's session through the radio service's socket."""
+    from holder_sim import ROOMY, TestWallet
+    from radio_sim import RadioThread, client
+    from support import qr_frame
+
+    from appliance.core.credential.mdoc.engagement import BleMode
+    from appliance.core.reasons import Reason
+    from appliance.devices.ble_controllers import LocalRadio
+    from appliance.devices.scanner import FrameScanner, make_decoder
+    from appliance.kiosk.mdoc_flow import SessionSettings, read_mdoc
+    from appliance.tools.holder_ble import SimulatedPhone
+
+    mode = BleMode(mode_name)
+    wallet = TestWallet()
+    judge = _judge(wallet)
+    scanner = FrameScanner(make_decoder("both", live=True))
+    settings = SessionSettings(deadlines=ROOMY)
+    radio = LocalRadio()
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="radio-") as tmp:
+        path = Path(tmp) / "radio.sock"
+        with RadioThread(path, radio):
+            for i in range(SESSIONS_PER_MODE + 2):
+                phone = SimulatedPhone(radio, wallet, modes=(mode,))
+                frame = qr_frame(phone.attach())
+                start = time.perf_counter()
+                [text] = [t for t in scanner.scan(frame) if t.lower().startswith("mdoc:")]
+                result = asyncio.run(read_mdoc(text, client(path), settings, judge))
+                elapsed = time.perf_counter() - start
+                if result.verdict.reason is not Reason.OK:
+                    raise RuntimeError(f"session ended {result.verdict.reason}")
+                if i >= 2:  # warm-up: first decode, first session, caches
+                    samples.append(elapsed)
+    return samples
+
+
+def _judge(wallet: object) -> object:
+    from issuer_support import NOW
+
+    from appliance.core.credential.mdoc.verify import verify_mdoc
+    from appliance.core.verifier import Checkpoint
+
+    trust = wallet.trust()  # type: ignore[attr-defined]
+    checkpoint = Checkpoint(check_staleness=False)
+
+    def judge(response: bytes, session: object) -> object:
+        return verify_mdoc(
+            response,
+            session_transcript_bytes=session.transcript,  # type: ignore[attr-defined]
+            e_reader_key=session.e_reader_key,  # type: ignore[attr-defined]
+            trust=trust,
+            now=NOW.timestamp(),
+            checkpoint=checkpoint,
+        )
+
+    return judge
+
+
+def _vm(pid: int | str, field: str) -> float:
+    """A /proc/PID/status memory field in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _radio_process(sessions: int = 20) -> list[Row]:
+    """A real `appliance mdl-radio` process serving sessions; its VmHWM and VmRSS."""
+    from holder_sim import ROOMY, TestWallet
+    from radio_sim import TcpController, client
+
+    from appliance.core.credential.mdoc.engagement import BleMode
+    from appliance.core.reasons import Reason
+    from appliance.kiosk.mdoc_flow import SessionSettings, read_mdoc
+
+    wallet = TestWallet()
+    judge = _judge(wallet)
+    settings = SessionSettings(deadlines=ROOMY)
+    controller = TcpController()
+    with tempfile.TemporaryDirectory(prefix="radio-") as tmp:
+        path = Path(tmp) / "radio.sock"
+        notify = Path(tmp) / "notify"
+        config = Path(tmp) / "appliance.toml"
+        config.write_text(
+            f'[mdoc]\ntransport = "{controller.transport}"\nradio_socket = "{path}"\n'
+        )
+        ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ready.bind(str(notify))
+        ready.settimeout(60)
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
+        appliance = Path(sys.executable).with_name("appliance")
+        proc = subprocess.Popen(
+            [str(appliance), "mdl-radio", "--config", str(config)],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while ready.recv(256) != b"READY=1":
+                pass
+            idle = _vm(proc.pid, "VmHWM")
+            for i in range(sessions):
+                mode = (BleMode.PERIPHERAL_SERVER, BleMode.CENTRAL_CLIENT)[i % 2]
+                phone = controller.phone(wallet, modes=(mode,))
+                result = asyncio.run(read_mdoc(phone.text, client(path), settings, judge))
+                controller.stop_phone(phone)
+                if result.verdict.reason is not Reason.OK:
+                    raise RuntimeError(f"session ended {result.verdict.reason}")
+            peak, rss = _vm(proc.pid, "VmHWM"), _vm(proc.pid, "VmRSS")
+            proc.send_signal(signal.SIGTERM)
+            status = proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            ready.close()
+            controller.close()
+    if status != 0:
+        raise RuntimeError(f"mdl-radio exited {status} on SIGTERM")
+    return [
+        row("radio process peak RSS (VmHWM), ready, no session yet", idle, "MiB"),
+        row(
+            "radio process peak RSS (VmHWM) over sessions",
+            peak,
+            "MiB",
+            f"appliance mdl-radio, {sessions} sessions alternating both BLE modes",
+        ),
+        row("radio process RSS after the sessions", rss, "MiB"),
+    ]
+
+
+def _split_kiosk_memory() -> list[Row]:
+    """What the mDL path adds to a kiosk interpreter with the radio client only: the mdoc
+    core, the session flow, the client, one session through a radio in this process."""
+    import json
+
+    from holder_sim import TestWallet
+    from radio_sim import RadioThread
+
+    from appliance.devices.ble_controllers import LocalRadio
+    from appliance.tools.holder_ble import SimulatedPhone
+
+    wallet = TestWallet()
+    radio = LocalRadio()
+    with tempfile.TemporaryDirectory(prefix="radio-") as tmp:
+        path = Path(tmp) / "radio.sock"
+        trust = Path(tmp) / "trust.json"
+        trust.write_text(json.dumps(wallet.iaca.trust_document()))
+        with RadioThread(path, radio):
+            text = SimulatedPhone(radio, wallet).attach()
+            code = (
+                "import json, sys\n"
+                "rss = lambda: int(next(line.split()[1] for line in open('/proc/self/status')\n"
+                "                       if line.startswith('VmHWM:')))\n"
+                f"{_KIOSK_BASE}\n"
+                "from appliance.config import Config, MdocConfig\n"
+                "from appliance.core.verifier import Checkpoint\n"
+                "from appliance.kiosk.mdoc_session import mdoc_reader, run_session\n"
+                "from appliance.kiosk.verification import VerificationService\n"
+                "from appliance.trust.clock import FixedClock\n"
+                "from appliance.trust.source import snapshot_from_document\n"
+                "class Audit:\n"
+                "    def record(self, verdict, *, now, source, trust): pass\n"
+                f"snap = snapshot_from_document(json.loads(open({str(trust)!r}).read()))\n"
+                "base = rss()\n"
+                f"service = VerificationService(lambda: snap, FixedClock({_now()!r}),\n"
+                "    Checkpoint(check_staleness=False), audit=Audit())\n"
+                "reader = mdoc_reader(Config(mdoc=MdocConfig(transport='bumble:hci-socket:0',\n"
+                f"    radio_socket={str(path)!r})))\n"
+                f"result = run_session({text!r}, reader, service, 'camera')\n"
+                "assert result.verdict.reason.value == 'OK', result.verdict\n"
+                "assert not [m for m in sys.modules if m.split('.')[0] == 'bumble']\n"
+                "print(base, rss())"
+            )
+            base, after = (int(v) / 1024 for v in _subprocess(code).split())
+    return [
+        row(
+            "kiosk peak RSS, its modules and trust loaded (no mDL yet), radio split",
+            base,
+            "MiB",
+            "an interpreter, not the running kiosk",
+        ),
+        row(
+            "added by the mDL path and one session, radio client only",
+            after - base,
+            "MiB",
+            "mdoc core, session flow, radio client; no Bumble in the kiosk",
+        ),
+    ]
+
+
+def _now() -> float:
+    from issuer_support import NOW
+
+    return NOW.timestamp()
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -190,7 +383,23 @@ def run() -> list[Row]:
                 "target < 1500 ms",
             ),
         ]
-    return rows + _import_time() + _memory()
+    for mode in ("peripheral_server", "central_client"):
+        samples = _split_scan_to_verdict(mode)
+        rows += [
+            row(
+                f"QR scan to verdict p50, {mode} mode, through the radio service",
+                _percentile(samples, 0.5) * 1e3,
+                "ms",
+                f"n={len(samples)}, kiosk -> Unix socket -> radio -> emulated link",
+            ),
+            row(
+                f"QR scan to verdict p99, {mode} mode, through the radio service",
+                _percentile(samples, 0.99) * 1e3,
+                "ms",
+                "target < 1500 ms",
+            ),
+        ]
+    return rows + _import_time() + _memory() + _radio_process() + _split_kiosk_memory()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ BENCHES = {
     "display": "Kiosk screen memory in Chromium and WPE WebKit (cog), and the Pi models it fits",
     "load": "1,000 devices against one centre: nginx repository, gunicorn hub, PostgreSQL",
     "mdoc": "mdoc verify of the Annex D response beside its bare ECDSA, ECDH and HMAC",
+    "mdoc_session": "mDL QR to verdict over emulated BLE, in-process and through the radio",
     "frame": "Decoder CPU per camera frame with and without the per-frame budget",
     "pictures": "Memory of an upload's decode per format and mode against the model; worker",
 }
