@@ -128,6 +128,11 @@ class RadioClient:
 
         try:
             frame = await asyncio.wait_for(exchange(), seconds)
+        except asyncio.CancelledError:
+            # The session's own deadline cut this call: its answer may still come, so the
+            # connection is out of step. Hang up: the radio ends the BLE session.
+            self._abort()
+            raise
         except TimeoutError:
             await self._drop()
             raise TransportTimeout(
@@ -144,6 +149,11 @@ class RadioClient:
         except WireError:
             await self._drop()
             raise
+
+    def _abort(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
 
     async def _drop(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None

@@ -138,6 +138,22 @@ def test_holder_disconnect_mid_transfer_is_transport_failed(
         assert _verdict(_read(again.attach(), client(sock), wallet)) == (Outcome.PASS, Reason.OK)
 
 
+def test_the_kiosks_whole_session_deadline_hangs_up_and_the_radio_lets_the_phone_go(
+    wallet: TestWallet, sock: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="appliance.kiosk.mdoc_flow")
+    radio = LocalRadio()
+    with RadioThread(sock, radio) as radio_thread:
+        phone = SimulatedPhone(radio, wallet, behaviour=Behaviour(Misbehaviour.STALL))
+        settings = dataclasses.replace(SETTINGS, deadlines=stalled(session_s=0.5))
+        result = _read(phone.attach(), client(sock, settings.deadlines), wallet, settings)
+        assert _verdict(result) == (Outcome.UNVERIFIABLE, Reason.MDOC_TIMEOUT)
+        assert "whole session over 0.5 s" in caplog.text
+        assert wait_for(lambda: "disconnected" in phone.events)
+        assert "state end" in phone.events
+        assert wait_for(lambda: not radio_thread.call(lambda: radio_thread.service.busy))
+
+
 def test_oversized_response_is_too_large_from_the_radios_limit(
     wallet: TestWallet, sock: Path
 ) -> None:
