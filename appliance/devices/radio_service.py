@@ -123,7 +123,7 @@ class RadioService:
             try:
                 await self._serve(reader, writer)
             finally:
-                self._session = None  # free for the next kiosk connection at once
+                self._free(task)
         except asyncio.CancelledError:
             # ``close`` ended it (SIGTERM). The handler is a top-level task of the server:
             # it ends normally, since asyncio logs a cancelled handler as an error.
@@ -135,6 +135,11 @@ class RadioService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), ANSWER_S)
             self._handlers.discard(task)
+
+    def _free(self, task: asyncio.Task[Any] | None) -> None:
+        """The radio is free for the next connection (only its own session frees it)."""
+        if self._session is task:
+            self._session = None
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
@@ -165,9 +170,8 @@ class RadioService:
                     closing, link = link, None
                     if closing is not None:
                         await closing.close(request.termination)
-                    self._session = (
-                        None  # free before the kiosk hears it: its next QR may come at once
-                    )
+                    # Free before the kiosk hears it: its next QR may come at once.
+                    self._free(asyncio.current_task())
                     await self._answer(writer, *ok())
                     return
                 if isinstance(request, Connect):
