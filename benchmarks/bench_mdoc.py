@@ -4,6 +4,13 @@ one ECDH (EMacKey) and one HMAC-SHA256 (deviceMac), measured in the same interle
 
 The Python around them is ``1 - bare / full`` of the cost per response; target <= 50%.
 The vectors come from the shared data (APPLIANCE_SHARED_DATA, default ../shared/data).
+
+Fair to both sides: every function runs warm, interleaved with the others in each round,
+and each side's figure is its best round of many short ones (``ROUNDS`` x ``BATCH_S``: on a
+shared machine short batches are the ones some round runs undisturbed). The ECDH reads
+SDeviceKey from its point as every response must (its key is new per holder): an ECDH on
+one key object reused in a loop skips the import and OpenSSL's first use of the key, which
+no response can; that figure is kept as a row of its own, outside the sum.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from appliance.core.verifier import Checkpoint
 from appliance.trust.source import load_trust_source
 
 REPO = Path(__file__).resolve().parent.parent
+ROUNDS, BATCH_S = 41, 0.02
 ANNEX_D = (
     Path(os.environ.get("APPLIANCE_SHARED_DATA", REPO.parent / "shared" / "data")) / "mdl-annexd"
 )
@@ -92,6 +100,7 @@ def run() -> list[Row]:
         ),
     )
     s_device = _point("s_device_key")
+    s_device_point = b"\x04" + _hex("s_device_key_x") + _hex("s_device_key_y")
     algo = ec.ECDSA(hashes.SHA256())
     emac = hashlib.sha256(b"any 32-byte key").digest()
 
@@ -102,33 +111,52 @@ def run() -> list[Row]:
         ds_key.verify(issuer_der, issuer_tbs, algo)
 
     def ecdh() -> bytes:
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), s_device_point)
+        return reader.exchange(ec.ECDH(), peer)
+
+    def ecdh_reused_key() -> bytes:
         return reader.exchange(ec.ECDH(), s_device)
 
     def hmac_tag() -> bytes:
         return hmac.new(emac, mac_input, hashlib.sha256).digest()
 
-    rates = paired_rates([full, ds_check, issuer_check, ecdh, hmac_tag])
+    rates = paired_rates(
+        [full, ds_check, issuer_check, ecdh, hmac_tag, ecdh_reused_key],
+        rounds=ROUNDS,
+        batch_s=BATCH_S,
+    )
     full_us = 1e6 / rates[0]
-    parts_us = [1e6 / r for r in rates[1:]]
+    parts_us = [1e6 / r for r in rates[1:5]]
     bare_us = sum(parts_us)
     python = 1 - bare_us / full_us
     names = (
         "ECDSA P-256 verify: DS certificate",
         "ECDSA P-256 verify: issuerAuth",
-        "ECDH P-256 (EMacKey)",
+        "ECDH P-256 (EMacKey), SDeviceKey read from its point",
         "HMAC-SHA256 (deviceMac)",
     )
     rows = [
         row(f"bare {name}", us, "us", "cryptography")
         for name, us in zip(names, parts_us, strict=True)
     ]
+    reused_us = 1e6 / rates[5]
     rows.append(row("bare operations together", bare_us, "us", "the floor per response"))
+    rows.append(
+        row(
+            "bare ECDH P-256 on one key object reused",
+            reused_us,
+            "us",
+            "not in the sum; with it in place of the row above the Python share is "
+            f"{100 * (1 - (bare_us - parts_us[2] + reused_us) / full_us):.0f}%",
+        )
+    )
     rows.append(
         row(
             f"mdoc verify, Annex D ({len(response)} B)",
             full_us,
             "us",
-            f"Python around the bare operations {100 * python:.0f}%; target <= 50%",
+            f"Python around the bare operations {100 * python:.0f}%; target <= 50%; "
+            f"best of {ROUNDS} interleaved rounds",
         )
     )
     rows.append(row("mdoc verify rate", rates[0], "/s", "one core"))

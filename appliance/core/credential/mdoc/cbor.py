@@ -132,6 +132,8 @@ def decode_plain_many(
     count = len(datas)
     head = bytes((0x80 | count,)) if count < 24 else b"\x9a" + count.to_bytes(4, "big")
     try:
+        if count == 1:  # no array around one: no copy of its bytes
+            return [cbor2.loads(datas[0])]
         values = cbor2.loads(head + b"".join(datas))
     except (cbor2.CBORError, ValueError, OverflowError) as e:  # e.g. text that is not UTF-8
         raise MdocCborError(f"not valid CBOR: {e}") from e
@@ -196,8 +198,20 @@ class _Walk:
     def value(self, value: Any) -> Any:
         kind = type(value)
         if kind is list:  # cbor2's own lists are changed in place: no copy per container
+            spans = self.spans
             for i, v in enumerate(value):
-                if type(v) not in _LEAVES:
+                if type(v) in _LEAVES:
+                    continue
+                if (  # an array of #6.24 (IssuerSignedItemBytes): read here, no call each
+                    type(v) is cbor2.CBORTag
+                    and v.tag == TAG_EMBEDDED
+                    and type(v.value) is bytes
+                    and self.index < len(spans)
+                ):
+                    start, end = spans[self.index]
+                    self.index += 1
+                    value[i] = Embedded(self.data[start:end], v.value)
+                else:
                     value[i] = self.value(v)
             return value
         if kind is dict:  # values only: the keys (and so the size) stay

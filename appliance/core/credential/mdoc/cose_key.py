@@ -21,6 +21,7 @@ KTY, CRV, X, Y = 1, -1, -2, -3
 KTY_EC2 = 2
 CURVES: dict[int, type[ec.EllipticCurve]] = {1: ec.SECP256R1, 2: ec.SECP384R1, 3: ec.SECP521R1}
 CURVE_IDS = {"secp256r1": 1, "secp384r1": 2, "secp521r1": 3}
+_COORDINATE_BYTES = {"secp256r1": 32, "secp384r1": 48, "secp521r1": 66}
 # COSE ECDSA algorithms: the curve each must be used with (RFC 9053 s.2.1 SHOULD, made a
 # MUST here: an ES384 header over a P-256 key is refused) and its hash.
 ECDSA_ALGS: dict[int, tuple[str, ec.ECDSA]] = {
@@ -87,7 +88,7 @@ def verify_ecdsa(alg: int, public_key: Any, message: bytes, signature: bytes) ->
     """A COSE ECDSA signature (raw r||s, not DER) over ``message``; never raises."""
     if not ecdsa_alg_fits(alg, public_key):
         return False
-    size = (public_key.curve.key_size + 7) // 8
+    size = _COORDINATE_BYTES[ECDSA_ALGS[alg][0]]
     if len(signature) != 2 * size:
         return False
     der = encode_dss_signature(
