@@ -89,9 +89,12 @@ class RadioService:
         """Listen on ``path`` (mode 0660), replacing a stale socket left by a dead radio."""
         if path.is_symlink() or (path.exists() and not stat.S_ISSOCK(path.lstat().st_mode)):
             raise ConfigError(f"mdoc.radio_socket {path} exists and is not a socket")
-        path.unlink(missing_ok=True)
-        self._server = await asyncio.start_unix_server(self.handle, path=str(path))
-        path.chmod(SOCKET_MODE)
+        try:
+            path.unlink(missing_ok=True)
+            self._server = await asyncio.start_unix_server(self.handle, path=str(path))
+            path.chmod(SOCKET_MODE)
+        except OSError as e:  # no such folder, not allowed, a path too long for AF_UNIX
+            raise ConfigError(f"cannot listen on mdoc.radio_socket {path}: {e}") from e
         self._path = path
 
     async def close(self) -> None:

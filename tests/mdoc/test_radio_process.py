@@ -58,6 +58,10 @@ def _config(tmp_path: Path, **mdoc: str) -> Path:
         ({"transport": "none", "radio_socket": "/tmp/r.sock"}, "mdoc.transport = none"),
         ({"transport": "bleak", "radio_socket": "/tmp/r.sock"}, "unknown mdoc.transport"),
         ({"transport": "bumble:local", "radio_socket": "/tmp/r.sock"}, "in-process only"),
+        (
+            {"transport": "bumble:hci-socket:0", "radio_socket": "/nonexistent/radio.sock"},
+            "cannot listen on mdoc.radio_socket",
+        ),
     ],
 )
 def test_nothing_to_serve_exits_64_in_one_line(

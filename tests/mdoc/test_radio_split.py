@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import stat
 import struct
 import threading
 from pathlib import Path
@@ -469,3 +470,28 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "bumble"))
             [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
         ).stdout.splitlines()
     assert out == ["PASS OK", "[]"]
+
+
+def test_the_radio_replaces_a_stale_socket_but_no_other_file(sock: Path, tmp_path: Path) -> None:
+    import socket
+
+    from appliance.core.errors import ConfigError
+    from appliance.devices.radio_service import RadioService
+
+    def never() -> Any:
+        raise AssertionError("no session here")
+
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(sock))  # left behind by a radio that was killed
+    stale.close()
+    with RadioThread(sock, open_link=never):
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+    assert not sock.exists()
+    for other in (tmp_path / "file", tmp_path / "link"):
+        if other.name == "file":
+            other.write_text("not a socket")
+        else:
+            other.symlink_to(tmp_path / "file")
+        with pytest.raises(ConfigError, match="not a socket"):
+            asyncio.run(RadioService(never, ROOMY, MAX_MESSAGE).listen(other))
+        assert other.exists()  # left alone
