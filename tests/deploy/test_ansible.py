@@ -7,10 +7,13 @@ run that changes nothing. It runs twice, on copies of one debootstrapped root, w
 board detected by the play (issue 14):
 
 - "pi": a Raspberry Pi Zero 2 W on plain Debian (a device-tree model file and a Pi OS
-  config.txt in the root, no raspi.list) in the walk-up configuration without a display:
-  boot block, the Raspberry Pi archive's deb822 sources and key, no display unit;
-- "board": another board (neither file) with a display: no boot fragment, camera none and
-  a serial scanner, the kiosk's scanner drop-in, the display unit.
+  config.txt in the root, no raspi.list) in the walk-up configuration without a display,
+  reading mDLs: boot block and Bluetooth block, the Raspberry Pi archive's deb822 sources
+  and key, no display unit, the mDL radio service and the kiosk's drop-in for it;
+- "board": another board (neither file) with a display and mDL off: no boot fragment,
+  camera none and a serial scanner, the kiosk's scanner drop-in, the display unit; the mDL
+  units an earlier run with mDL on left behind (and the drop-in of earlier versions) are
+  taken away.
 
 It cannot prove anything that needs a booted system or a Pi (services starting, reboot,
 picamera2 installed from the Raspberry Pi archive, which this chroot cannot reach): those
@@ -245,6 +248,14 @@ def _recap(output: str) -> dict[str, int]:
 
 
 PI_MODEL = "Raspberry Pi Zero 2 W Rev 1.0\0"  # as the kernel gives it, NUL-terminated
+# The mDL units in /etc/systemd/system (the radio's wants link is a file here: only its
+# removal is checked).
+MDL_LEFTOVERS = {
+    "etc/systemd/system/appliance-mdl-radio.service": "[Service]\n",
+    "etc/systemd/system/multi-user.target.wants/appliance-mdl-radio.service": "[Service]\n",
+    "etc/systemd/system/appliance-kiosk.service.d/mdl-radio.conf": "[Service]\n",
+    "etc/systemd/system/appliance-kiosk.service.d/mdl-bluetooth.conf": "[Service]\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +278,7 @@ def bookworm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _wheelhouse(tmp_path_factory.mktemp("wheels") / "wheelhouse")
+    return _wheelhouse(tmp_path_factory.mktemp("wheels") / "wheelhouse", extras=("mdl",))
 
 
 @pytest.fixture(scope="module", params=["pi", "board"])
@@ -290,6 +301,10 @@ def converged(
         model.write_text(PI_MODEL)
         (root / "boot" / "firmware").mkdir(parents=True, exist_ok=True)
         (root / "boot" / "firmware" / "config.txt").write_text(PI_OS_CONFIG_TXT)
+    else:  # what a run with mDL on, or an earlier version, left: mDL is off now
+        for path, text in MDL_LEFTOVERS.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(text)
 
     trust_root = work / "root.json"
     trust_root.write_text('{"signed": {"_type": "root"}, "signatures": []}\n')
@@ -323,6 +338,7 @@ def converged(
         "      appliance_pi_packages_install: false\n"
         f"      appliance_display: {'false' if variant == 'pi' else 'true'}\n"
         + ("      appliance_buzzer_pin: 18\n" if variant == "pi" else "")
+        + f"      appliance_mdl_enabled: {'true' if variant == 'pi' else 'false'}\n"
         + "      appliance_pip_offline: true\n"
         f"      appliance_wheelhouse: {wheelhouse}\n"
         f"      appliance_trust_root_file: {trust_root}\n"
@@ -493,6 +509,44 @@ def test_units_installed_enabled_and_verified(converged: Converged):
 
 
 @pytest.mark.slow
+def test_mdl_radio_set_up_follows_the_switch(converged: Converged):
+    """mDL on (the Pi): the radio service, its user and the kiosk's drop-in, bluetoothd
+    masked, the radio's socket in the configuration. Off (the board): all of it gone, the
+    leftovers of an earlier run included; the second run changed nothing on either."""
+    etc = converged.root / "etc/systemd/system"
+    installed = {
+        "radio unit": etc / "appliance-mdl-radio.service",
+        "radio enabled": etc / "multi-user.target.wants/appliance-mdl-radio.service",
+        "kiosk drop-in": etc / "appliance-kiosk.service.d/mdl-radio.conf",
+    }
+    config = (converged.root / "etc/appliance/appliance.toml").read_text()
+    radio_socket = 'radio_socket = "/run/appliance-mdl-radio/radio.sock"'
+    assert not (etc / "appliance-kiosk.service.d/mdl-bluetooth.conf").exists()
+    if not converged.is_pi:
+        for name, path in installed.items():
+            assert not path.exists() and not path.is_symlink(), name
+        assert radio_socket not in config and 'transport = "none"' in config
+        assert converged.chroot("id", "appliance-radio").returncode != 0
+        return
+    units = REPO / "systemd"
+    assert (
+        installed["radio unit"].read_bytes() == (units / "appliance-mdl-radio.service").read_bytes()
+    )
+    assert installed["kiosk drop-in"].read_bytes() == (units / "kiosk-mdl-radio.conf").read_bytes()
+    assert installed["radio enabled"].is_symlink()
+    assert radio_socket in config and 'transport = "bumble:hci-socket:0"' in config
+    assert converged.chroot("id", "-nG", "appliance-radio").stdout.split() == ["appliance-radio"]
+    assert os.readlink(etc / "bluetooth.service") == "/dev/null"  # masked
+    boot = (converged.root / "boot/firmware/config.txt").read_text()
+    assert boot.count("# BEGIN appliance bluetooth (managed by Ansible)") == 1
+    assert boot.rstrip().endswith("# END appliance bluetooth (managed by Ansible)")
+    result = converged.chroot(
+        "/opt/appliance/venv/bin/python", "-c", "import bumble.transport.hci_socket"
+    )
+    assert result.returncode == 0, result.stderr  # the 'mdl' extra in the venv
+
+
+@pytest.mark.slow
 def test_boot_block_appended_once_with_all_section(converged: Converged):
     watchdog = converged.root / "etc/systemd/system.conf.d/appliance-watchdog.conf"
     if not converged.is_pi:  # no boot fragment on another board, and no failure without one
@@ -503,7 +557,7 @@ def test_boot_block_appended_once_with_all_section(converged: Converged):
     assert text.startswith(PI_OS_CONFIG_TXT), "the existing configuration is kept"
     begin = "# BEGIN appliance firmware (managed by Ansible)"
     end = "# END appliance firmware (managed by Ansible)"
-    assert text.count(begin) == 1 and text.rstrip().endswith(end)
+    assert text.count(begin) == 1 and text.count(end) == 1  # then the Bluetooth block (mDL)
     block = text.split(begin, 1)[1].split(end, 1)[0].strip().splitlines()
     assert block[0] == "[all]"
     assert "gpio=17,27,22=op,dl" in block and "dtparam=watchdog=on" in block
