@@ -124,7 +124,7 @@ def decode_plain_many(
         raise MdocCborError("no items allowed")
     for data in datas:
         try:
-            end = _Scan(data, tags, max_items).item(0, 0, NO_TAGS)
+            end = _SpanScan(data, tags, max_items).item(0, 0, NO_TAGS)
         except CborShapeError as e:
             raise MdocCborError(f"not acceptable CBOR: {e}") from e
         if end != len(data):
@@ -143,7 +143,13 @@ def decode_plain_many(
 
 
 class _SpanScan(_Scan):
-    """The pre-scan, noting the (start, end) offsets of every tag-24 item in order."""
+    """The pre-scan, noting the (start, end) offsets of every tag-24 item in order.
+
+    The forms mdoc messages are made of are read here without a call per item: tag 24
+    around a byte string, tags 0 and 1004 around a text, strings of 256 B to 64 KiB, all
+    with definite lengths. Anything else, or anything wrong with these, takes the general
+    path, which refuses it as it always did (tests/mdoc/test_mdoc_scan.py compares them).
+    """
 
     __slots__ = ("spans",)
 
@@ -153,27 +159,48 @@ class _SpanScan(_Scan):
 
     def item(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
         data, n = self.data, self.n
-        if pos >= n or data[pos] >> 5 != 6:
-            return super().item(pos, depth, allowed_tags)
-        if (
-            data[pos : pos + 2] == b"\xd8\x18"
-            and depth < MAX_CBOR_DEPTH
-            and TAG_EMBEDDED in allowed_tags
-        ):
-            # The common form, read inline: tag 24 (one item) around a definite byte string
-            # of under 64 KiB. Anything else, or anything wrong, takes the general path below.
-            initial, end = data[pos + 2] if pos + 2 < n else 0, n + 1
-            if 0x40 <= initial < 0x58:
-                end = pos + 3 + initial - 0x40
-            elif initial == 0x58 and pos + 3 < n:
-                end = pos + 4 + data[pos + 3]
-            elif initial == 0x59 and pos + 4 < n:
-                end = pos + 5 + (data[pos + 3] << 8 | data[pos + 4])
-            if end <= n:
-                self.add(1)
-                self.spans.append((pos, end))
-                return end
-        if self.head(pos)[2] != TAG_EMBEDDED:
+        if pos + 2 >= n:
+            return self.general(pos, depth, allowed_tags)
+        initial = data[pos]
+        if initial == 0x59 or initial == 0x79:
+            end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+            return end if end <= n else self.general(pos, depth, allowed_tags)
+        if initial == 0xC0:
+            tag, at = TAG_TDATE, pos + 1
+        elif initial == 0xD8 and data[pos + 1] == TAG_EMBEDDED:
+            tag, at = TAG_EMBEDDED, pos + 2
+        elif initial == 0xD9 and data[pos + 1] == 0x03 and data[pos + 2] == 0xEC:
+            tag, at = TAG_FULL_DATE, pos + 3
+        else:
+            return self.general(pos, depth, allowed_tags)
+        end = 0
+        if depth < MAX_CBOR_DEPTH and tag in allowed_tags and at < n:
+            end = self._string_end(at, 0x40 if tag == TAG_EMBEDDED else 0x60)
+        if not end:
+            return self.general(pos, depth, allowed_tags)
+        self.add(1)  # the tag; its string was counted with the tag's container
+        if tag == TAG_EMBEDDED:
+            self.spans.append((pos, end))
+        return end
+
+    def _string_end(self, pos: int, base: int) -> int:
+        """The end of a definite string of major type ``base`` (0x40 bytes, 0x60 text) with
+        a head of up to 3 bytes, when it lies inside the input; else 0."""
+        data, n = self.data, self.n
+        initial = data[pos] - base
+        if 0 <= initial < 24:
+            end = pos + 1 + initial
+        elif initial == 24 and pos + 1 < n:
+            end = pos + 2 + data[pos + 1]
+        elif initial == 25 and pos + 2 < n:
+            end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+        else:
+            return 0
+        return end if end <= n else 0
+
+    def general(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
+        """Any item, by the shared scan; a tag-24 item's offsets are noted."""
+        if pos >= self.n or self.data[pos] >> 5 != 6 or self.head(pos)[2] != TAG_EMBEDDED:
             return super().item(pos, depth, allowed_tags)
         index = len(self.spans)
         self.spans.append((pos, pos))
