@@ -319,13 +319,29 @@ def test_bluetoothd_masked_boot_block_and_stack_follow_mdl() -> None:
     assert "[mdl]" in venv["ansible.builtin.pip"]["name"]
 
 
-def test_a_new_configuration_restarts_the_radio_too() -> None:
+def test_a_new_configuration_restarts_the_radio_and_a_new_drop_in_the_kiosk() -> None:
+    """On a running device: the radio restarts with the kiosk and the web on a new
+    configuration; the kiosk restarts, after a reload, when its mDL drop-in comes or goes
+    (else it would run on without the radio's group)."""
     handlers = yaml.safe_load((ANSIBLE / "roles/units/handlers/main.yml").read_text())
-    restart = next(h for h in handlers if h["name"] == "Restart the mDL radio")
+    by_name = {h["name"]: h for h in handlers}
+    restart = by_name["Restart the mDL radio"]
     venv = yaml.safe_load((ANSIBLE / "roles/venv/handlers/main.yml").read_text())
     assert restart["listen"] == venv[0]["name"] == "Restart appliance services"
     assert restart["ansible.builtin.systemd_service"]["daemon_reload"] is True
     assert restart["when"] == "appliance_booted | bool and appliance_mdl_enabled | bool"
+    kiosk = by_name["Restart the kiosk with its new drop-ins"]["ansible.builtin.systemd_service"]
+    assert kiosk == {"name": "appliance-kiosk.service", "state": "restarted", "daemon_reload": True}
+    assert list(by_name).index("Reload systemd") < list(by_name).index(
+        "Restart the kiosk with its new drop-ins"
+    )
+    units = _tasks("units")
+    for name in (
+        "Let the kiosk reach the radio's socket (mDL reader)",
+        "Remove the kiosk's Bluetooth drop-in of earlier versions",
+        "Remove the radio unit and the kiosk's drop-in where mDL is off",
+    ):
+        assert "Restart the kiosk with its new drop-ins" in units[name]["notify"], name
 
 
 def test_bluetooth_boot_fragment_opens_with_all_and_enables_the_kernel_driver() -> None:
