@@ -162,9 +162,12 @@ class _SpanScan(_Scan):
         if pos + 2 >= n:
             return self.general(pos, depth, allowed_tags)
         initial = data[pos]
-        if initial == 0x59 or initial == 0x79:
-            end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
-            return end if end <= n else self.general(pos, depth, allowed_tags)
+        if initial < 0xC0:  # not a tag
+            if initial == 0x59 or initial == 0x79:
+                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                if end <= n:
+                    return end
+            return _Scan.item(self, pos, depth, allowed_tags)
         if initial == 0xC0:
             tag, at = TAG_TDATE, pos + 1
         elif initial == 0xD8 and data[pos + 1] == TAG_EMBEDDED:

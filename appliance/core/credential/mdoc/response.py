@@ -188,31 +188,30 @@ def _issuer_name_spaces(
 ) -> dict[str, list[IssuerSignedItem]]:
     """The IssuerSignedItems by namespace; DeviceNameSpaces is checked to be a map on the
     way (both embedded CBOR, read by one ``decode_plain_many``)."""
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise malformed("issuerSigned nameSpaces is not a map")
-    names: list[str] = []
-    embedded: list[Embedded] = []
+    datas: list[bytes] = []
     for namespace, items in value.items():
         if type(namespace) is not str or type(items) is not list or not items:
             raise malformed("issuerSigned namespace is not text with a non-empty array")
         for item in items:
-            if not isinstance(item, Embedded):
+            if type(item) is not Embedded:
                 raise malformed("IssuerSignedItemBytes is not #6.24(bstr)")
-            names.append(namespace)
-            embedded.append(item)
-    datas = [item.data for item in embedded]
+            datas.append(item.data)
+    count = len(datas)
     if device_name_spaces.data != b"\xa0":
         datas.append(device_name_spaces.data)
     try:
         inners = decode_plain_many(datas, tags=ITEM_TAGS)
     except MdocCborError as e:
         raise malformed(f"IssuerSignedItem or DeviceNameSpaces: {e}") from e
-    if len(inners) > len(embedded) and type(inners[-1]) is not dict:
+    if len(inners) > count and type(inners[count]) is not dict:
         raise malformed("DeviceNameSpaces is not a map")
-    out: dict[str, list[IssuerSignedItem]] = {namespace: [] for namespace in value}
-    for namespace, item, inner in zip(names, embedded, inners, strict=False):
-        out[namespace].append(_issuer_signed_item(item, inner))
-    return out
+    each = iter(inners)
+    return {
+        namespace: [_issuer_signed_item(item, next(each)) for item in items]
+        for namespace, items in value.items()
+    }
 
 
 def _issuer_signed_item(item: Embedded, inner: Any) -> IssuerSignedItem:
