@@ -130,10 +130,10 @@ def decode_plain_many(
         if end != len(data):
             raise MdocCborError("bytes after the CBOR item")
     count = len(datas)
-    head = bytes((0x80 | count,)) if count < 24 else b"\x9a" + count.to_bytes(4, "big")
     try:
         if count == 1:  # no array around one: no copy of its bytes
             return [cbor2.loads(datas[0])]
+        head = bytes((0x80 | count,)) if count < 24 else b"\x9a" + count.to_bytes(4, "big")
         values = cbor2.loads(head + b"".join(datas))
     except (cbor2.CBORError, ValueError, OverflowError) as e:  # e.g. text that is not UTF-8
         raise MdocCborError(f"not valid CBOR: {e}") from e
