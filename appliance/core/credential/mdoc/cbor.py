@@ -176,30 +176,27 @@ class _SpanScan(_Scan):
             tag, at = TAG_FULL_DATE, pos + 3
         else:
             return self.general(pos, depth, allowed_tags)
-        end = 0
-        if depth < MAX_CBOR_DEPTH and tag in allowed_tags and at < n:
-            end = self._string_end(at, 0x40 if tag == TAG_EMBEDDED else 0x60)
-        if not end:
+        if depth >= MAX_CBOR_DEPTH or tag not in allowed_tags or at >= n:
             return self.general(pos, depth, allowed_tags)
-        self.add(1)  # the tag; its string was counted with the tag's container
+        # The tagged item: a definite string (bytes for 24, text for 0 and 1004) whose
+        # head is at most 3 bytes and whose end lies inside the input.
+        length = data[at] - (0x40 if tag == TAG_EMBEDDED else 0x60)
+        if 0 <= length < 24:
+            end = at + 1 + length
+        elif length == 24 and at + 1 < n:
+            end = at + 2 + data[at + 1]
+        elif length == 25 and at + 2 < n:
+            end = at + 3 + (data[at + 1] << 8 | data[at + 2])
+        else:
+            return self.general(pos, depth, allowed_tags)
+        if end > n:
+            return self.general(pos, depth, allowed_tags)
+        self.count += 1  # the tag; its string was counted with the tag's container
+        if self.count > self.max_items:
+            raise CborShapeError(f"more than {self.max_items} items")
         if tag == TAG_EMBEDDED:
             self.spans.append((pos, end))
         return end
-
-    def _string_end(self, pos: int, base: int) -> int:
-        """The end of a definite string of major type ``base`` (0x40 bytes, 0x60 text) with
-        a head of up to 3 bytes, when it lies inside the input; else 0."""
-        data, n = self.data, self.n
-        initial = data[pos] - base
-        if 0 <= initial < 24:
-            end = pos + 1 + initial
-        elif initial == 24 and pos + 1 < n:
-            end = pos + 2 + data[pos + 1]
-        elif initial == 25 and pos + 2 < n:
-            end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
-        else:
-            return 0
-        return end if end <= n else 0
 
     def general(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
         """Any item, by the shared scan; a tag-24 item's offsets are noted."""
