@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import stat
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -45,6 +47,7 @@ from appliance.devices.radio_wire import (
 log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660  # the radio's group (the kiosk's supplementary group) may connect
+SUN_PATH_MAX = 107  # bytes of an AF_UNIX path (sun_path less its terminating NUL)
 ANSWER_S = 2.0  # the most an answer may wait for the kiosk to read it
 BUSY = "busy: another session is running"
 
@@ -59,6 +62,26 @@ class RadioLink(Protocol):
     async def receive(self, max_bytes: int) -> bytes: ...
 
     async def close(self, termination: bytes | None = None) -> None: ...
+
+
+def _refuse_live(path: Path) -> None:
+    """``ConfigError`` when ``path`` is anything but a stale socket (or nothing)."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"mdoc.radio_socket {path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        log.info("replacing the stale radio socket %s", path)
+        return
+    finally:
+        probe.close()
+    raise ConfigError(f"another radio service is listening on {path}")
 
 
 class _Gone(Exception):
@@ -77,8 +100,11 @@ class RadioService:
         self.limits = Limits.for_messages(max_message_bytes)
         self._session: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()  # every open connection
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = False
         self._server: asyncio.AbstractServer | None = None
         self._path: Path | None = None
+        self._inode: int | None = None
         self.sessions = 0  # sessions served (connections that got past "busy")
 
     @property
@@ -86,30 +112,52 @@ class RadioService:
         return self._session is not None and not self._session.done()
 
     async def listen(self, path: Path) -> None:
-        """Listen on ``path`` (mode 0660), replacing a stale socket left by a dead radio."""
-        if path.is_symlink() or (path.exists() and not stat.S_ISSOCK(path.lstat().st_mode)):
-            raise ConfigError(f"mdoc.radio_socket {path} exists and is not a socket")
+        """Listen on ``path`` with mode 0660, as the kiosk's socket does: bound under a
+        private name, given its mode, renamed into place; a stale socket left by a dead
+        radio is replaced, a live one (a second radio) or any other file refused."""
+        if len(os.fsencode(path)) > SUN_PATH_MAX:
+            raise ConfigError(f"mdoc.radio_socket {path} is longer than {SUN_PATH_MAX} bytes")
+        _refuse_live(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            path.unlink(missing_ok=True)
-            self._server = await asyncio.start_unix_server(self.handle, path=str(path))
-            path.chmod(SOCKET_MODE)
-        except OSError as e:  # no such folder, not allowed, a path too long for AF_UNIX
+            tmp.unlink(missing_ok=True)
+            sock.bind(str(tmp))
+            tmp.chmod(SOCKET_MODE)
+            tmp.replace(path)
+            self._inode = path.stat().st_ino
+            self._server = await asyncio.start_unix_server(self.handle, sock=sock)
+        except OSError as e:  # no such folder, not allowed
+            sock.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise ConfigError(f"cannot listen on mdoc.radio_socket {path}: {e}") from e
         self._path = path
 
     async def close(self) -> None:
         """Stop listening, end the running session (State 0x02, disconnect), remove the
-        socket file."""
+        socket file. Each connection is hung up from here, so its handler sees the end as
+        if the kiosk had gone (a cancellation alone can be lost in a ``wait_for`` that
+        completes at that moment on Python 3.11); a handler still running after its
+        close deadline is cancelled."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        for handler in list(self._handlers):  # the session ends its BLE link as it goes
-            handler.cancel()
-        for handler in list(self._handlers):
-            with contextlib.suppress(BaseException):
-                await handler
-        if self._path is not None:
+        await asyncio.sleep(0)  # connections accepted just now get to their handler
+        for writer in list(self._writers):
+            writer.close()
+        handlers = list(self._handlers)
+        if handlers:
+            _, late = await asyncio.wait(handlers, timeout=self.deadlines.close_bound_s + ANSWER_S)
+            for handler in late:
+                handler.cancel()
+            for handler in late:
+                with contextlib.suppress(BaseException):
+                    await handler
+        if self._path is not None:  # ours still (not a successor's): remove it
             with contextlib.suppress(OSError):
-                self._path.unlink()
+                if self._path.stat().st_ino == self._inode:
+                    self._path.unlink()
             self._path = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -117,7 +165,10 @@ class RadioService:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self._writers.add(writer)
         try:
+            if self._closing:
+                return
             if self.busy:
                 await self._refuse(reader, writer)
                 return
@@ -128,8 +179,8 @@ class RadioService:
             finally:
                 self._free(task)
         except asyncio.CancelledError:
-            # ``close`` ended it (SIGTERM). The handler is a top-level task of the server:
-            # it ends normally, since asyncio logs a cancelled handler as an error.
+            # ``close`` ended it (SIGTERM) past its deadline. The handler is a top-level task
+            # of the server: it ends normally, since asyncio logs a cancelled one as an error.
             log.info("mdoc radio: stopping; the running session was ended")
         except Exception as e:  # noqa: BLE001 - one connection's fault never ends the service
             log.warning("mdoc radio: session ended by %s", type(e).__name__)
@@ -138,6 +189,7 @@ class RadioService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), ANSWER_S)
             self._handlers.discard(task)
+            self._writers.discard(writer)
 
     def _free(self, task: asyncio.Task[Any] | None) -> None:
         """The radio is free for the next connection (only its own session frees it)."""
