@@ -309,6 +309,7 @@ def test_a_socket_that_speaks_garbage_fails(tmp_path: Path, short_dir: Path) -> 
         def answer() -> None:
             conn, _ = liar.accept()
             with conn:
+                conn.recv(4096)  # the probe's request first: answering early races its send
                 conn.sendall(b"\x00\x00\x00\x05\x00\x00\x00\x00hello")
 
         threading.Thread(target=answer, daemon=True).start()
