@@ -151,3 +151,14 @@ def hub_admin_client(hub_app: HubApp) -> Any:
     client = hub_app.app.test_client()
     assert login(client, ADMIN, ADMIN_PW).status_code == 302
     return client
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder short enough for a Unix socket's path (108 bytes; pytest's tmp_path is not)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sock-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

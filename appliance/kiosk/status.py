@@ -181,16 +181,22 @@ def device_providers(
         providers["camera"] = camera_provider(kiosk, config.camera.source)
     if audit is not None and hasattr(audit, "status"):
         providers["audit"] = audit_provider(audit, not_configured(config).get("upload"))
-    providers["mdl"] = mdl_provider(config.mdoc.transport)
+    providers["mdl"] = mdl_provider(config.mdoc.transport, config.mdoc.radio_socket)
     return providers
 
 
-def mdl_provider(transport: str) -> StatusProvider:
-    """mDL reading on this board: on, or off and why (``appliance.devices.bluetooth``)."""
+def mdl_provider(transport: str, radio_socket: str = "") -> StatusProvider:
+    """mDL reading on this board: on, or off and why (``appliance.devices.bluetooth``); where
+    the radio runs in its own service (``radio_socket``), whether its socket is there. A look
+    at the file, not a connection: the radio serves one kiosk session at a time, and the
+    status is read on every page load."""
 
     def mdl() -> dict[str, Any]:
         from appliance.devices.bluetooth import mdl_state
 
-        return mdl_state(transport).as_status()
+        state = mdl_state(transport).as_status()
+        if radio_socket:
+            state["radio"] = "listening" if Path(radio_socket).is_socket() else "down"
+        return state
 
     return mdl

@@ -214,16 +214,6 @@ def test_bluetooth_controller_present_in_sysfs(tmp_path: Path) -> None:
 # -- the mDL radio service ----------------------------------------------------------------
 
 
-@pytest.fixture
-def short_dir():
-    """A folder short enough for a Unix socket's path (108 bytes)."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="radio-", dir="/tmp"))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 class _Radio:
     """The real radio service (devices.radio_service) on its own event loop in a thread; the
     probe never opens a session, so it is given no controller."""

@@ -316,3 +316,30 @@ def test_web_verify_of_a_phones_qr_asks_for_the_camera_not_a_red_light(tmp_path:
         ("MDOC_SESSION_REQUIRED", "web-text"),
         ("MDOC_SESSION_REQUIRED", "web-image"),
     ]
+
+
+@pytest.mark.parametrize("lang", ["en", "th"])
+def test_status_page_says_whether_the_radio_service_is_there(
+    tmp_path: Path, short_dir: Path, lang: str
+) -> None:
+    """With the radio in its own service, /status says when its socket is gone: the kiosk
+    then answers every mDL 'not supported', and an administrator must see why."""
+    import socket
+
+    from appliance.kiosk.status import mdl_provider
+
+    path = short_dir / "radio.sock"
+    kit = make_kit(tmp_path, providers={"mdl": mdl_provider("bumble:local", str(path))})
+    client = make_app(kit).test_client()
+    running, down = ("running", "Not running") if lang == "en" else ("ทำงานอยู่", "ไม่ทำงาน")
+
+    assert kit.port.status()["mdl"]["radio"] == "down"
+    html = client.get(f"/status?lang={lang}").get_data(as_text=True)
+    assert down in html and "appliance-mdl-radio" in html
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as radio:
+        radio.bind(str(path))
+        radio.listen(1)
+        assert kit.port.status()["mdl"]["radio"] == "listening"
+        html = client.get(f"/status?lang={lang}").get_data(as_text=True)
+        assert f"✓ {running}" in html and down not in html
+    assert mdl_provider("bumble:local")().get("radio") is None  # no radio service configured
