@@ -26,12 +26,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from root import CACHE, REPO, Mounts, no_service_starts, run
+from virtual_phone import engagement_of, new_identity, write_png
 
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "deploy"))
 os.environ.setdefault("APPLIANCE_TEST_CACHE", str(CACHE))  # the dependencies' wheels
 from test_ansible import _env, _password_hash, _tool, _wheelhouse
 from test_ansible_central import _indent
+
+from appliance.tools.holder_mdoc import engagement_text
 
 HUB_NAME, REPO_NAME = "hub.boot.test", "trust.boot.test"
 DEVICE_ID = "kiosk-boot-01"
@@ -40,6 +43,7 @@ AUDITOR_TOKEN = "auditor-" + "c3" * 20
 ADMIN_TOKEN = "admin-" + "d4" * 20
 IMAGES_DIR = "/opt/appliance/camera-images"
 GUEST_CHECK_DIR = Path("/usr/local/lib/appliance-boot-check")
+PHONE_UNIT = "appliance-boot-phone.service"  # the virtual phone (virtual_phone.py)
 
 
 def authority(work: Path) -> tuple[Path, Path, Path, Path]:
@@ -67,6 +71,9 @@ def authority(work: Path) -> tuple[Path, Path, Path, Path]:
     blank = np.full((480, 640), 235, dtype=np.uint8)
     for n in range(2, 6):
         Image.fromarray(blank).save(frames / f"{n}-nothing.png")
+    # The virtual phone's QR, made ahead (the camera loads its pictures when the kiosk starts).
+    identity = new_identity(work / "phone.json")
+    write_png(engagement_text(engagement_of(identity)), frames / "6-phone.png")
     return repo, pin, keys / "timestamp.pem", frames
 
 
@@ -127,6 +134,9 @@ def inventory(work: Path, root: Path, wheels: Path, pin: Path, frames: Path, cer
         "appliance_device_name": "Boot test kiosk",
         "appliance_sync_url": f"https://{REPO_NAME}/lc1/",
         "appliance_upload_url": f"https://{HUB_NAME}/",
+        # mDL on: the radio unit drives hci0, which the virtual phone makes (hci_vhci)
+        "appliance_mdl_enabled": True,
+        "appliance_mdl_hci_index": 0,
         # the centre (central.yml); host variables beat the playbook's group_vars
         "central_booted": False,
         "central_pip_offline": True,
@@ -199,8 +209,8 @@ def source_tree(work: Path) -> Path:
 
 def wheelhouse(work: Path, tree: Path) -> Path:
     """The appliance wheel built from ``tree`` beside its dependencies' wheels (with the
-    hub extra), downloaded once into the cache by tests/deploy/test_ansible.py's helper."""
-    dest = _wheelhouse(work / "wheelhouse", extras=("hub",), cache="wheels-central")
+    hub and mdl extras), downloaded once into the cache by tests/deploy/test_ansible.py's helper."""
+    dest = _wheelhouse(work / "wheelhouse", extras=("hub", "mdl"), cache="wheels-central")
     if tree != REPO:
         for wheel in dest.glob("th_licence_appliance-*.whl"):
             wheel.unlink()
@@ -324,7 +334,8 @@ def hub_database(root: Path) -> None:
 def install_guest_check(root: Path, soak_s: float) -> None:
     dest = root / GUEST_CHECK_DIR.relative_to("/")
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(Path(__file__).with_name("guest_check.py"), dest / "guest_check.py")
+    for name in ("guest_check.py", "guest_mdl.py"):
+        shutil.copy2(Path(__file__).with_name(name), dest / name)
     (dest / "settings.json").write_text(
         json.dumps(
             {
@@ -351,6 +362,30 @@ def install_guest_check(root: Path, soak_s: float) -> None:
         link.symlink_to(f"/etc/systemd/system/{unit.name}")
     # A console for anyone who watches the serial log; no login is needed by the check.
     (root / "etc/hostname").write_text(DEVICE_ID + "\n")
+
+
+def install_virtual_phone(root: Path, keys: Path, identity: Path) -> None:
+    """The virtual phone (virtual_phone.py), the demo authority's mDL keys and the phone's
+    engagement made ahead, as a harness-only unit that the guest check starts once the
+    system is up (after the kiosk and the radio, off the boot's critical path): /dev/vhci
+    (hci_vhci) becomes hci0 for the radio unit, the phone answers on it."""
+    dest = root / GUEST_CHECK_DIR.relative_to("/")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(__file__).with_name("virtual_phone.py"), dest / "virtual_phone.py")
+    (dest / "mdl-keys").mkdir(mode=0o700, exist_ok=True)
+    for path in [*keys.glob("mdl-*"), identity]:
+        shutil.copy2(path, dest / "mdl-keys" / path.name)
+    unit = root / "etc/systemd/system" / PHONE_UNIT
+    unit.write_text(
+        "# make test-boot only (tests/boot): a virtual Bluetooth controller (hci_vhci) with\n"
+        "# a simulated phone on its emulated link. Not part of the device or the centre.\n"
+        "[Unit]\nDescription=Boot test: a virtual phone behind a virtual controller\n"
+        "After=appliance-kiosk.service appliance-mdl-radio.service\n"
+        "[Service]\nType=exec\nStandardOutput=journal+console\n"
+        "ExecStartPre=/usr/sbin/modprobe hci_vhci\n"
+        f"ExecStart=/opt/appliance/venv/bin/python {GUEST_CHECK_DIR}/virtual_phone.py "
+        f"--keys {GUEST_CHECK_DIR}/mdl-keys --identity {GUEST_CHECK_DIR}/mdl-keys/{identity.name}\n"
+    )
 
 
 def disk_image(root: Path, out: Path) -> tuple[Path, Path, Path]:
@@ -406,6 +441,7 @@ def converge(work: Path, tarball: Path, soak_s: float) -> dict[str, float]:
     centre_by_name(root, cert)
     hub_database(root)
     install_guest_check(root, soak_s)
+    install_virtual_phone(root, work / "authority" / "keys", work / "phone.json")
     (root / "usr/sbin/policy-rc.d").unlink()
     disk_image(root, work)
     shutil.rmtree(root)

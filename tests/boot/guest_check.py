@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import guest_mdl  # beside this file in the guest
+
 SETTINGS = json.loads((Path(__file__).parent / "settings.json").read_text())
 OUT = "/dev/ttyS1"
 CGROUP = Path("/sys/fs/cgroup/system.slice")
@@ -33,6 +35,7 @@ DEVICE_UNITS = [
     "appliance-upload.service",
     "appliance-heartbeat.service",
     "appliance-fault.service",
+    "appliance-mdl-radio.service",
 ]
 CENTRE_UNITS = [
     "appliance-hub.service",
@@ -42,6 +45,7 @@ CENTRE_UNITS = [
 ]
 ALWAYS_ON = {
     "appliance-kiosk.service",
+    "appliance-mdl-radio.service",
     "appliance-web.service",
     "appliance-hub.service",
     "nginx.service",
@@ -65,6 +69,7 @@ PROPS = [
     "MemoryMax",
     "MemoryCurrent",
     "ActiveEnterTimestampMonotonic",
+    "InactiveExitTimestampMonotonic",
     "ExecMainStatus",
 ]
 
@@ -431,6 +436,15 @@ def memory_stat(unit: str) -> dict[str, int]:
     return found
 
 
+def start_seconds(s: dict[str, str]) -> float | None:
+    """From leaving inactive to active (READY for Type=notify): its last start."""
+    began, ready = (
+        int(s.get(k) or 0)
+        for k in ("InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic")
+    )
+    return round((ready - began) / 1e6, 1) if began and ready >= began else None
+
+
 def units_table(sampler: PeakSampler) -> list[dict[str, Any]]:
     rows = []
     for unit in DEVICE_UNITS + CENTRE_UNITS:
@@ -455,6 +469,7 @@ def units_table(sampler: PeakSampler) -> list[dict[str, Any]]:
                 "events_high": now.get("events_high"),
                 "events_max": now.get("events_max"),
                 "always_on": unit in ALWAYS_ON,
+                "start_s": start_seconds(s),
             }
         )
     return rows
@@ -475,6 +490,8 @@ def check(result: dict[str, Any], sampler: PeakSampler) -> None:
         600,
     )
     result["system_state_at_boot"] = state
+    # The virtual phone (hci0) after the system is up: off the boot's critical path.
+    subprocess.run(["systemctl", "start", "--no-block", guest_mdl.PHONE], check=True, timeout=30)
     result["boot_s"] = round(uptime(), 1)
     result["systemd_analyze"] = subprocess.run(
         ["systemd-analyze"], capture_output=True, text=True
@@ -506,9 +523,16 @@ def check(result: dict[str, Any], sampler: PeakSampler) -> None:
     finally:
         result["kiosk_status"] = kiosk_status()
     result["verdicts"] = {"pass": len(verdicts), "first": verdicts[0]}
+    # The mDL reader: the phone's QR on the camera, the session through the radio unit.
+    guest = guest_mdl.Guest(show, get, wait_for, say, SETTINGS)
+    guest_mdl.read_from_phone(guest, result)
+    guest_mdl.check_capabilities(guest, result)
     # Audit records to the hub over nginx and TLS; a heartbeat on the fleet view.
     request_run("upload")
     result["hub_records"] = wait_for("audit records at the hub", hub_records, 300, 3.0)
+    result["mdl"]["hub_records"] = wait_for(
+        "mDL audit records at the hub", lambda: guest_mdl.hub_mdoc_records(guest), 120, 3.0
+    )
     subprocess.run(["systemctl", "start", "appliance-heartbeat.service"], timeout=180)
     device = wait_for("device on the fleet view", hub_device, 120, 3.0)
     result["fleet"] = {
@@ -527,6 +551,7 @@ def check(result: dict[str, Any], sampler: PeakSampler) -> None:
     ).stdout.strip()
     picture_test(result)
     kill_test(result)
+    guest_mdl.without_controller(guest, result)
     result["failed_after_kill_test"] = subprocess.run(
         ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True, text=True
     ).stdout.strip()

@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from root import CACHE, REPO, build
 
 RESULTS = REPO / "benchmarks" / "results"
+RADIO = "appliance-mdl-radio.service"
+CAP_NET_ADMIN = 1 << 12
 MARK = re.compile(r"@@BOOT-CHECK@@(.*?)@@END@@", re.S)
 
 
@@ -144,10 +146,30 @@ def verdict(result: dict[str, Any]) -> list[str]:
         if result.get(key):
             bad.append(f"systemctl --failed ({key}): {result[key]}")
     if result.get("ok"):
+        bad += mdl_problems(result.get("mdl", {}))
         if not result.get("kill_to_limit", {}).get("fault_shown"):
             bad.append("the fault pattern did not show")
         if not result.get("kill_to_limit", {}).get("kiosk_back"):
             bad.append("the kiosk did not come back")
+    return bad
+
+
+def mdl_problems(mdl: dict[str, Any]) -> list[str]:
+    """The mDL reader's checks (guest_mdl.py), read again from the report."""
+    bad = [] if mdl.get("first_pass") else ["no mDL PASS from the phone"]
+    if not mdl.get("hub_records"):
+        bad.append("no mDL audit record at the hub")
+    caps = mdl.get("capabilities", {})
+    kiosk, radio = caps.get("appliance-kiosk.service", {}), caps.get(RADIO, {})
+    if not kiosk or any(int(v, 16) for v in kiosk.values()):
+        bad.append(f"kiosk capabilities {kiosk}")
+    if not radio or any(
+        int(radio.get(k, "0"), 16) != CAP_NET_ADMIN for k in ("CapPrm", "CapEff", "CapBnd")
+    ):
+        bad.append(f"radio capabilities {radio}")
+    reason = mdl.get("without_controller", {}).get("mdoc_reason")
+    if reason != "MDOC_NO_SUPPORTED_TRANSPORT":
+        bad.append(f"mDL without a controller: {reason}")
     return bad
 
 
@@ -180,6 +202,16 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "notes": f"MemoryHigh {mib(high)} MiB" if high else "no MemoryHigh",
                 }
             )
+    for row in result.get("units", []):
+        if row.get("always_on") and row.get("start_s") is not None:
+            out.append(
+                {
+                    "name": f"{row['unit']}: start (activating to active)",
+                    "value": row["start_s"],
+                    "unit": "s",
+                    "notes": "at boot; Type=notify units: until READY=1",
+                }
+            )
     for name, seconds in host.get("timings_s", {}).items():
         out.append({"name": f"job: {name[:-2]}", "value": seconds, "unit": "s", "notes": ""})
     return out
@@ -195,6 +227,8 @@ def table(result: dict[str, Any]) -> str:
         )
     for unit, state in result.get("timers_and_paths", {}).items():
         lines.append(f"{unit:38} {state:18}")
+    for unit, caps in result.get("mdl", {}).get("capabilities", {}).items():
+        lines.append(f"{unit:38} CapEff {caps.get('CapEff')} CapBnd {caps.get('CapBnd')}")
     return "\n".join(lines)
 
 
@@ -241,6 +275,7 @@ def main(arch: str = "amd64") -> int:
                     "fleet",
                     "kill_once",
                     "kill_to_limit",
+                    "mdl",
                     "host",
                 )
             },

@@ -47,6 +47,23 @@ GOOD: dict[str, Any] = {
     "failed": "",
     "failed_after_kill_test": "",
     "kill_to_limit": {"fault_shown": True, "kiosk_back": True},
+    "mdl": {
+        "first_pass": {"profile": "MDOC", "outcome": "PASS", "reason": "OK"},
+        "hub_records": 3,
+        "capabilities": {
+            "appliance-kiosk.service": dict.fromkeys(
+                ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), "0x0"
+            ),
+            "appliance-mdl-radio.service": {
+                "CapInh": "0x0",
+                "CapPrm": "0x1000",
+                "CapEff": "0x1000",
+                "CapBnd": "0x1000",
+                "CapAmb": "0x1000",
+            },
+        },
+        "without_controller": {"mdoc_reason": "MDOC_NO_SUPPORTED_TRANSPORT", "licence": "PASS"},
+    },
     "boot_s": 27.0,
     "soak_s": 100.0,
     "host": {"arch": "amd64", "accel": "tcg: no usable /dev/kvm", "timings_s": {"qemu_s": 1.0}},
@@ -63,6 +80,7 @@ def test_a_good_report_passes_and_prints_every_unit():
     assert verdict(GOOD) == []
     text = table(GOOD)
     assert "appliance-kiosk.service" in text and "75.0" in text and "88.0" in text
+    assert "appliance-mdl-radio.service            CapEff 0x1000 CapBnd 0x1000" in text
     names = [r["name"] for r in rows(GOOD)]
     assert "appliance-kiosk.service: peak memory (cgroup memory.peak)" in names
 
@@ -78,6 +96,13 @@ def test_each_fault_fails_the_job():
         lambda r: r["kill_to_limit"].update(fault_shown=False),
         lambda r: r["kill_to_limit"].update(kiosk_back=False),
         lambda r: r.update(ok=False, error="TimeoutError: PASS verdict"),
+        lambda r: r["mdl"].pop("first_pass"),
+        lambda r: r["mdl"].update(hub_records=0),
+        lambda r: r["mdl"]["capabilities"]["appliance-kiosk.service"].update(CapEff="0x1000"),
+        lambda r: r["mdl"]["capabilities"]["appliance-kiosk.service"].update(CapBnd="0x1000"),
+        lambda r: r["mdl"]["capabilities"]["appliance-mdl-radio.service"].update(CapEff="0x3000"),
+        lambda r: r["mdl"]["capabilities"].pop("appliance-mdl-radio.service"),
+        lambda r: r["mdl"]["without_controller"].update(mdoc_reason="MDOC_TRANSPORT_FAILED"),
     ]
     for fault in faults:
         assert verdict(_with(fault)), fault

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mdoc"))
 from holder_sim import ROOMY, TestWallet, reader_transport
-from virtual_phone import ReusablePhone, write_png
+from virtual_phone import ReusablePhone, load_identity, new_identity, write_png
 
 from appliance.core.reasons import Outcome, Reason
 from appliance.devices.ble_controllers import LocalRadio
@@ -20,12 +20,15 @@ from appliance.kiosk.mdoc_flow import SessionSettings, read_mdoc
 SETTINGS = SessionSettings(deadlines=ROOMY, max_response_bytes=16_384)
 
 
-def test_one_qr_serves_reader_after_reader() -> None:
+def test_one_qr_made_ahead_serves_reader_after_reader(tmp_path: Path) -> None:
     wallet = TestWallet()
+    made = new_identity(tmp_path / "phone.json")  # on the build host, at the converge
+    assert oct((tmp_path / "phone.json").stat().st_mode & 0o777) == "0o600"
 
     async def run() -> tuple[list[tuple[Outcome, Reason]], int]:
         radio = LocalRadio()
-        phone = ReusablePhone(radio, wallet)
+        phone = ReusablePhone(radio, wallet, load_identity(tmp_path / "phone.json"))
+        assert phone.text == ReusablePhone(radio, wallet, made).text
         verdicts = []
         async with phone:
             for _ in range(3):
@@ -47,4 +50,3 @@ def test_the_qr_picture_decodes_to_the_engagement(tmp_path: Path) -> None:
     png = tmp_path / "camera" / "6-phone.png"
     write_png(phone.text, png)
     assert decode_image_file(png) == [phone.text]
-    assert oct(png.stat().st_mode & 0o777) == "0o644"

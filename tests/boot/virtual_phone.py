@@ -10,48 +10,92 @@ of the air.
 
 The phone holds the demo authority's mDL (``appliance.tools.demo_mdl``: the IACA the device's
 trust data carries, from the keys copied into the guest) and shows one QR engagement for the
-whole boot: the simulated camera loads its pictures once, so the engagement is rendered as a
-PNG into the camera's folder before the kiosk starts (``Type=notify``: READY=1 once the PNG
-is written and the kernel has the controller). Each reader session gets a fresh
-``HolderSession`` on that engagement (the reader's fresh EReaderKey makes each session's keys
-new), and the phone advertises again after every disconnection. A real phone would show a
-new QR per session; the camera cannot.
+whole boot. The simulated camera loads its pictures once, when the kiosk starts, so the
+engagement is made ahead on the build host (``new_identity``: the phone's EDeviceKey and
+service UUID, kept in a file the guest's phone loads) and its QR is one of the camera's
+pictures from the converge on. The phone itself is started by the guest check once the
+system is up, after the kiosk and the radio (its imports then charge no shared file's page
+cache to its own cgroup first, and it is off the boot's critical path); until the kernel has
+its controller, the kiosk's mDL scans find no controller. Each reader session gets a fresh
+``HolderSession`` on the one engagement (the reader's fresh EReaderKey makes each session's
+keys new), and the phone advertises again after every disconnection. A real phone would
+show a new QR per session; the camera cannot.
 
 Runs as root in the guest under the appliance's venv (it needs Bumble): ``python
-virtual_phone.py --keys DIR --png PATH``. Stopping it (SIGTERM) closes /dev/vhci, and the
-kernel drops the controller: a board without Bluetooth.
+virtual_phone.py --keys DIR --identity FILE``. Stopping it (SIGTERM) closes /dev/vhci, and
+the kernel drops the controller: a board without Bluetooth.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from appliance.core.credential.mdoc.engagement import BleMode
 from appliance.devices.ble_bumble import advertising_data, bumble_uuid
 from appliance.devices.ble_controllers import LocalRadio
 from appliance.devices.mdoc_transport import Reassembler
 from appliance.tools.holder_ble import ADVERTISING_MS, MAX_INBOUND, SimulatedPhone
-from appliance.tools.holder_mdoc import HolderSession
+from appliance.tools.holder_mdoc import HolderSession, device_engagement, engagement_text
 
 log = logging.getLogger("virtual_phone")
 SYS_BLUETOOTH = Path("/sys/class/bluetooth")
 BOARD_ADDRESS = "C0:DE:C0:DE:C0:01"  # the virtual board controller's public address
 
 
-class ReusablePhone(SimulatedPhone):
-    """A SimulatedPhone that answers session after session on the one engagement it shows:
-    each connection starts a fresh HolderSession, and it advertises again when the reader
-    disconnects (peripheral server mode)."""
+Identity = tuple[ec.EllipticCurvePrivateKey, bytes]  # EDeviceKey, peripheral service UUID
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+def new_identity(path: Path) -> Identity:
+    """A phone's engagement made ahead, kept in ``path`` (private: it holds the key)."""
+    key, service = ec.generate_private_key(ec.SECP256R1()), uuid.uuid4().bytes
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.write_text(json.dumps({"e_device_key": pem.decode(), "uuid": service.hex()}))
+    path.chmod(0o600)
+    return key, service
+
+
+def load_identity(path: Path) -> Identity:
+    found = json.loads(path.read_text())
+    key = serialization.load_pem_private_key(found["e_device_key"].encode(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key, bytes.fromhex(found["uuid"])
+
+
+def engagement_of(identity: Identity) -> bytes:
+    """The DeviceEngagement (peripheral server mode) the phone with ``identity`` shows."""
+    key, service = identity
+    return device_engagement(key.public_key(), peripheral_uuid=service)
+
+
+class ReusablePhone(SimulatedPhone):
+    """A SimulatedPhone that answers session after session on the one engagement it shows
+    (``identity``, or one of its own): each connection starts a fresh HolderSession, and it
+    advertises again when the reader disconnects (peripheral server mode)."""
+
+    def __init__(self, radio: LocalRadio, wallet: Any, identity: Identity | None = None) -> None:
+        super().__init__(radio, wallet, modes=(BleMode.PERIPHERAL_SERVER,))
+        if identity is not None:
+            self.e_device_key = identity[0]
+            self.uuids = {BleMode.PERIPHERAL_SERVER: identity[1]}
+            self.engagement = engagement_of(identity)
+            self.text = engagement_text(self.engagement)
+            self.session = HolderSession(self.e_device_key, self.engagement)
         self.sessions = 0
 
     def _on_connection(self, connection: Any) -> None:
@@ -77,7 +121,7 @@ class ReusablePhone(SimulatedPhone):
 
 
 def write_png(text: str, path: Path) -> None:
-    """The phone's screen as the camera sees it (atomically: the kiosk may be reading)."""
+    """The phone's screen as the camera sees it (made on the build host, at the converge)."""
     from PIL import Image
 
     from appliance.tools.demo import render_qr_frame
@@ -107,8 +151,8 @@ async def wait_for_controller(before: set[str], timeout_s: float) -> str:
 class CommandClock:
     """Between the transport and the controller: when the host last sent a packet. The
     kernel initialises a new controller at once (a score of commands, each with a 2 s
-    deadline; one missed and it stays half set up, refusing the HCI user channel), so the
-    phone is ready only once the kernel has gone quiet."""
+    deadline; one missed and it stays half set up, refusing the HCI user channel): the log
+    says when the kernel has gone quiet, and with how many packets."""
 
     def __init__(self, controller: Any) -> None:
         self.controller = controller
@@ -132,17 +176,13 @@ async def run(args: argparse.Namespace) -> None:
     from bumble.controller import Controller
     from bumble.transport import open_transport
 
-    from appliance.platform.systemd_notify import sd_notify
     from appliance.tools.demo_mdl import prepare_mdl
 
     # Everything slow first: once /dev/vhci is open the event loop must answer the kernel.
     mdl = prepare_mdl(args.keys)  # the authority's IACA and signer; a fresh mDL
     radio = LocalRadio()
-    phone = ReusablePhone(radio, mdl.wallet)
-    text = await phone.start()
-    write_png(text, args.png)
-    if args.text_file:
-        args.text_file.write_text(text)
+    phone = ReusablePhone(radio, mdl.wallet, load_identity(args.identity))
+    await phone.start()
     before = controllers()
     hci = await open_transport(f"vhci:{args.vhci}")
     board = Controller(
@@ -156,19 +196,12 @@ async def run(args: argparse.Namespace) -> None:
     hci.source.set_packet_sink(clock)
     name = await wait_for_controller(before, args.timeout)
     await clock.quiet(2.5, args.timeout)
-    log.info(
-        "controller %s set up (%d packets), phone advertising, QR in %s",
-        name,
-        clock.packets,
-        args.png,
-    )
-    sd_notify(f"READY=1\nSTATUS=controller {name}, phone advertising")
+    log.info("controller %s set up (%d packets), phone advertising", name, clock.packets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    sd_notify("STOPPING=1")
     log.info("stopping after %d sessions: %s", phone.sessions, phone.events[-8:])
     await phone.stop()
     await hci.close()
@@ -177,8 +210,7 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--keys", type=Path, required=True, help="the demo authority's keys folder")
-    p.add_argument("--png", type=Path, required=True, help="the QR as a camera picture")
-    p.add_argument("--text-file", type=Path, help="also write the QR text here")
+    p.add_argument("--identity", type=Path, required=True, help="made by new_identity()")
     p.add_argument("--vhci", default="/dev/vhci")
     p.add_argument("--timeout", type=float, default=30.0, help="for the kernel's controller")
     args = p.parse_args()
