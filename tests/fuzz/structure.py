@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import random
 import zlib
 from typing import Any
 
@@ -303,3 +304,28 @@ def qr_texts(key: SigningKey, places: tuple[str, ...] = PLACES) -> st.SearchStra
         st.integers(1, 3),
         st.booleans(),
     ).filter(lambda t: t is not None)
+
+
+def mutants(data: bytes, rng: random.Random, count: int, pieces: tuple[bytes, ...]) -> list[bytes]:
+    """``count`` copies of ``data``, each with one change: a byte set or nudged, a cut, a
+    deletion, a run repeated, or one of ``pieces`` put in (the pre-scan tests)."""
+    out = []
+    for _ in range(count):
+        d = bytearray(data)
+        i = rng.randrange(len(d) + 1)
+        op = rng.randrange(6)
+        if op == 0 and i < len(d):
+            d[i] = rng.randrange(256)
+        elif op == 1 and i < len(d):
+            d[i] = (d[i] + rng.choice((1, -1, 2, 24, 32, -32))) % 256
+        elif op == 2:
+            del d[i:]
+        elif op == 3:
+            del d[i : i + rng.randrange(1, 4)]
+        elif op == 4 and d:
+            j = rng.randrange(len(d))
+            d[i:i] = d[j : j + rng.randrange(1, 9)]
+        else:
+            d[i:i] = rng.choice(pieces)
+        out.append(bytes(d))
+    return out

@@ -1,8 +1,9 @@
 """The mdoc reader's pre-scan reads the common mdoc forms inline (tag 24 around a byte
 string, tags 0 and 1004 around a text, strings of 256 B to 64 KiB) for speed (issue 23,
-"Measured"). It must refuse exactly what the shared scan refuses, with the same message,
-count the same items, end at the same offset, and note the same tag-24 spans as the
-general path that records each tag-24 item it walks.
+"Measured"), now inside the shared scan's one loop (``scan(spans=...)``). It must refuse
+exactly what the scan before the rewrite refused (tests/scan_previous.py: its mdoc
+subclass, itself checked against the general path), with the same message, count the same
+items, end at the same offset, and note the same tag-24 spans.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import random
 import sys
 from pathlib import Path
 
+from annexd import AnnexD
 from hypothesis import HealthCheck, given, settings
+from scan_previous import previous_scan
 
-from appliance.core.credential.cbor_scan import _Scan
-from appliance.core.credential.mdoc.cbor import MDOC_TAGS, TAG_EMBEDDED, _SpanScan
+from appliance.core.credential.cbor_scan import scan
+from appliance.core.credential.mdoc.cbor import MDOC_TAGS, Embedded, decode, embedded_content
 from appliance.core.errors import CborShapeError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
-from structure import cbor_trees, dumps
+from structure import cbor_trees, dumps, mutants
 
 TAG_SETS = (
     MDOC_TAGS,
@@ -67,41 +70,39 @@ PIECES = (
 NEIGHBOUR_TAGS = (b"\xd9\x04\xec", b"\xd9\x03\xed", b"\xd8\x19", b"\xc1", b"\xd9\x00\x18")
 
 
-class _General(_Scan):
-    """The reference: every item by the shared scan, each tag-24 item's offsets noted."""
-
-    __slots__ = ("spans",)
-
-    def __init__(self, data: bytes, tags: frozenset[int], max_items: int) -> None:
-        super().__init__(data, tags, max_items)
-        self.spans: list[tuple[int, int]] = []
-
-    def item(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
-        if pos < self.n and self.data[pos] >> 5 == 6 and self.head(pos)[2] == TAG_EMBEDDED:
-            index = len(self.spans)
-            self.spans.append((pos, pos))
-            end = super().item(pos, depth, allowed_tags)
-            self.spans[index] = (pos, end)
-            return end
-        return super().item(pos, depth, allowed_tags)
-
-
-def _run(cls: type[_Scan], data: bytes, tags: frozenset[int], root: frozenset[int], cap: int):
-    scanner = cls(data, tags, cap)
+def _run(data: bytes, tags: frozenset[int], root: frozenset[int], cap: int, new: bool):
     try:
-        end = scanner.item(0, 0, root)
+        if new:
+            spans: list[tuple[int, int]] = []
+            end = scan(data, root_tags=root, tags=tags, max_items=cap, spans=spans)
+            return ("ok", end, spans)
+        end, _, noted = previous_scan(data, root_tags=root, tags=tags, max_items=cap, spans=True)
+        return ("ok", end, noted)
     except CborShapeError as e:
         return ("refused", str(e))
-    return ("ok", end, scanner.count, scanner.spans)  # type: ignore[attr-defined]
+
+
+def _count(data: bytes, tags: frozenset[int], root: frozenset[int]) -> int | None:
+    try:
+        return previous_scan(data, root_tags=root, tags=tags, max_items=8192, spans=True)[1]
+    except CborShapeError:
+        return None
 
 
 def _same(data: bytes, tags: frozenset[int], root: frozenset[int], cap: int) -> None:
-    assert _run(_SpanScan, data, tags, root, cap) == _run(_General, data, tags, root, cap), (
-        data.hex(),
-        sorted(tags),
-        sorted(root),
-        cap,
-    )
+    """The same outcome, message, end and spans; for what passes, the same item count (a
+    cap of exactly the count passes, one less is refused alike)."""
+    caps = [cap]
+    count = _count(data, tags, root) if cap == 8192 else None
+    if count is not None:
+        caps += [count, count - 1] if count > 1 else [count]
+    for c in caps:
+        assert _run(data, tags, root, c, True) == _run(data, tags, root, c, False), (
+            data.hex(),
+            sorted(tags),
+            sorted(root),
+            c,
+        )
 
 
 def test_the_inline_forms_agree_with_the_general_path_on_cut_and_mixed_pieces() -> None:
@@ -112,6 +113,29 @@ def test_the_inline_forms_agree_with_the_general_path_on_cut_and_mixed_pieces() 
             data = b"\x81" * rng.randint(12, 17) + data
         tags = rng.choice(TAG_SETS)
         _same(data, tags, rng.choice((tags, frozenset())), rng.choice((1, 2, 3, 5, 8192)))
+
+
+def test_the_annex_d_response_and_its_items_mutated(annexd: AnnexD) -> None:
+    """The real mdoc messages, whole and with many mutants each: the response, its
+    IssuerSignedItems and the MSO, as the reader scans each."""
+    response = annexd.bytes("device_response")
+    document = decode(response)["documents"][0]
+    issuer_signed = document["issuerSigned"]
+    items = [item.data for items in issuer_signed["nameSpaces"].values() for item in items]
+    mso = embedded_content(issuer_signed["issuerAuth"][2])
+    assert mso is not None and all(
+        isinstance(i, Embedded) for i in issuer_signed["nameSpaces"]["org.iso.18013.5.1"]
+    )
+    rng = random.Random(18013)
+    for data, tags in [
+        (response, MDOC_TAGS),
+        (mso, frozenset({0})),
+        *((i, frozenset({0, 1004})) for i in items),
+    ]:
+        root = tags if tags is MDOC_TAGS else frozenset()
+        _same(data, tags, root, 8192)
+        for mutant in mutants(data, rng, 300 if data is response or data is mso else 60, PIECES):
+            _same(mutant, tags, root, 8192)
 
 
 def test_the_inline_forms_at_their_edges() -> None:

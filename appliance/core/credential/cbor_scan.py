@@ -15,26 +15,32 @@ refuses what no profile uses, so that cbor2 only ever sees plain data:
 Integers are at most 64 bits wide without tags 2/3. The cost is linear in the number of
 items (string contents are skipped, not read), and the item cap bounds it.
 
-It runs on every verification, so the items of an array or map are walked in one loop
-with the common heads read inline (fixed-size scalars, strings with a length below 256,
-integer and short text keys): no Python call per item, only per container (ADR 0008,
-"Speed"). tests/scan_reference.py keeps the first, one-call-per-item version as the
-oracle this one must agree with.
+It runs on every verification (several times per mdoc response), so one loop walks every
+definite array and map of an item, nested ones on a stack, with the common heads read
+inline: fixed-size scalars by a 256-entry table, strings below 64 KiB, small integer and
+short text keys, and the tags an mdoc is made of around their strings (ADR 0008, "Speed").
+Anything else, or anything wrong with these, takes the general path (``item``), one call
+per item. tests/scan_reference.py keeps the first, one-call-per-item scan as the oracle of
+what is refused, and the scan before this loop as the oracle of its messages.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from appliance.core.credential.limits import MAX_CBOR_DEPTH, MAX_CBOR_ITEMS
 from appliance.core.errors import CborShapeError
 
 _BREAK = 0xFF
+_EMBEDDED = 24  # the tag whose offsets ``spans`` notes (mdoc: the bytes signed or digested)
 _NO_TAGS: frozenset[int] = frozenset()
 
 
-def _fixed_sizes() -> bytes:
+def _fixed_sizes() -> tuple[int, ...]:
     """Whole-item size by initial byte for items needing no more checks than a bounds
     check: integers (1 to 9 bytes), strings of 0-23 bytes, false/true/null/undefined and
-    floats. 0 marks every other byte (containers, tags, longer strings, the refused ones)."""
+    floats. 0 marks every other byte (containers, tags, longer strings, the refused ones).
+    A tuple: CPython indexes a tuple faster than bytes."""
     sizes = bytearray(256)
     for major in (0, 1):
         for info in range(24):
@@ -48,10 +54,14 @@ def _fixed_sizes() -> bytes:
         sizes[0xE0 | info] = 1
     for info in (25, 26, 27):
         sizes[0xE0 | info] = 1 + (1 << (info - 24))
-    return bytes(sizes)
+    return tuple(sizes)
 
 
 _FIXED = _fixed_sizes()
+# The key a one-byte integer head stands for (0..23, -1..-24); None for every other byte.
+_INT_KEYS: tuple[int | None, ...] = tuple(
+    i if i < 24 else -1 - (i & 31) if 0x20 <= i < 0x38 else None for i in range(256)
+)
 
 
 def scan(
@@ -60,11 +70,30 @@ def scan(
     root_tags: frozenset[int] = _NO_TAGS,
     tags: frozenset[int] = _NO_TAGS,
     max_items: int = MAX_CBOR_ITEMS,
+    spans: list[tuple[int, int]] | None = None,
 ) -> int:
-    """Check ``data`` starts with one acceptable CBOR item; return the offset after it."""
+    """Check ``data`` starts with one acceptable CBOR item; return the offset after it.
+
+    With a list as ``spans``, the (start, end) offsets of every tag-24 item are appended to
+    it in the order the items start (the mdoc reader keeps those bytes as received)."""
     if max_items < 1:
         raise CborShapeError(f"more than {max_items} items")
-    return _Scan(data, tags, max_items).item(0, 0, root_tags)
+    initial = data[0] if data else 0xFF
+    if 0x80 <= initial < 0xC0 and initial & 31 < 28:  # a definite array or map
+        pos = 1 if initial & 31 < 24 else 1 + (1 << ((initial & 31) - 24))  # after the head
+        if pos > len(data):
+            raise CborShapeError("truncated")
+        length = initial & 31 if pos == 1 else int.from_bytes(data[1:pos], "big")
+        is_map = initial >= 0xA0
+        count = 2 * length if is_map else length
+        if count > len(data) - pos:
+            raise CborShapeError(f"{'map' if is_map else 'array'} longer than the bytes left")
+        count += 1  # and the top item
+        if count > max_items:
+            raise CborShapeError(f"more than {max_items} items")
+        return _walk(data, pos, 1, length, is_map, count, tags, max_items, spans, None)
+    # Any other item by the general path; tags from ``root_tags`` may wrap it.
+    return _Scan(data, tags, max_items, spans).item(0, 0, root_tags)
 
 
 class _Scan:
@@ -72,11 +101,17 @@ class _Scan:
     definite array of n items adds n, a map 2n), one by one inside indefinite containers
     and strings, so the cap holds before the loop that would walk them."""
 
-    __slots__ = ("count", "data", "max_items", "n", "tags")
+    __slots__ = ("count", "data", "max_items", "n", "spans", "tags")
 
-    def __init__(self, data: bytes, tags: frozenset[int], max_items: int) -> None:
-        self.data, self.n = data, len(data)
-        self.tags, self.max_items, self.count = tags, max_items, 1  # the top item
+    def __init__(
+        self,
+        data: bytes,
+        tags: frozenset[int],
+        max_items: int,
+        spans: list[tuple[int, int]] | None,
+    ) -> None:
+        self.data, self.n, self.tags, self.spans = data, len(data), tags, spans
+        self.max_items, self.count = max_items, 1  # the top item
 
     def add(self, items: int) -> None:
         self.count += items
@@ -102,7 +137,9 @@ class _Scan:
         raise CborShapeError("reserved additional information")
 
     def item(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
-        """One item of any kind (already counted); tags from ``allowed_tags`` may wrap it."""
+        """One item of any kind (already counted); tags from ``allowed_tags`` may wrap it.
+        The general path: every form, one call per item."""
+        start = pos
         major, info, value, pos = self.head(pos)
         if major <= 1:
             return pos
@@ -129,84 +166,56 @@ class _Scan:
         if value not in allowed_tags:
             raise CborShapeError(f"tag {value} not allowed here")
         self.add(1)
-        return self.item(pos, depth + 1, allowed_tags)
+        if value != _EMBEDDED or self.spans is None:
+            return self.item(pos, depth + 1, allowed_tags)
+        index = len(self.spans)
+        self.spans.append((start, start))
+        end = self.item(pos, depth + 1, allowed_tags)
+        self.spans[index] = (start, end)
+        return end
 
     def items(self, pos: int, depth: int, length: int, is_map: bool) -> int:
         """The ``length`` items of an array or entries of a map (-1: up to a break), each
-        at ``depth``; return the offset after them. The hot loop of every verification."""
-        data, n, fixed = self.data, self.n, _FIXED
+        at ``depth``; return the offset after them."""
+        if length < 0:
+            return self.indefinite(pos, depth, is_map)
+        return _walk(
+            self.data, pos, depth, length, is_map, self.count, self.tags,
+            self.max_items, self.spans, self,
+        )  # fmt: skip
+
+    def indefinite(self, pos: int, depth: int, is_map: bool) -> int:
+        """The items or entries of an indefinite-length container, each counted as it is
+        met, up to the break: the general path, one call per item (no profile uses them)."""
+        data, n = self.data, self.n
         seen: set[object] = set()
-        while length:
+        while True:
             if pos >= n:
                 raise CborShapeError("truncated")
-            initial = data[pos]
-            if length < 0:
-                if initial == _BREAK:
-                    return pos + 1
-                self.add(2 if is_map else 1)
-            else:
-                length -= 1
+            if data[pos] == _BREAK:
+                return pos + 1
+            self.add(2 if is_map else 1)
             if is_map:
-                key: object
-                if initial < 0x40:  # an integer key, of any head width
-                    info = initial & 31
-                    if info < 24:
-                        value, pos = info, pos + 1
-                    elif info < 28:
-                        end = pos + 1 + (1 << (info - 24))
-                        if end > n:
-                            raise CborShapeError("truncated")
-                        value, pos = int.from_bytes(data[pos + 1 : end], "big"), end
-                    else:
-                        raise CborShapeError("reserved additional information")
-                    key = value if initial < 0x20 else -1 - value
-                elif 0x60 <= initial < 0x78:  # short text: its raw bytes stand for it
-                    end = pos + 1 + (initial & 31)
-                    if end > n:
-                        raise CborShapeError("string longer than the bytes left")
-                    key, pos = data[pos + 1 : end], end
-                else:
-                    pos, key = self.key(pos)
+                pos, key = self.key(pos)
                 if key in seen:
                     raise CborShapeError("duplicate map key")
                 seen.add(key)
-                if pos >= n:
-                    raise CborShapeError("truncated")
-                initial = data[pos]
-            size = fixed[initial]
+            if pos >= n:
+                raise CborShapeError("truncated")
+            size = _FIXED[data[pos]]  # read as the loop above reads it (its message)
             if size:
                 pos += size
                 if pos > n:
                     raise CborShapeError("truncated")
-            elif initial == 0x58 or initial == 0x78:  # a string of 24-255 bytes
-                if pos + 1 >= n:
-                    raise CborShapeError("truncated")
-                pos += 2 + data[pos + 1]
-                if pos > n:
-                    raise CborShapeError("string longer than the bytes left")
-            elif 0x80 <= initial < 0x98 or 0xA0 <= initial < 0xB8:  # a short container
-                if depth >= MAX_CBOR_DEPTH:
-                    raise CborShapeError(f"nested deeper than {MAX_CBOR_DEPTH}")
-                inner, pos = initial & 31, pos + 1
-                if initial >= 0xA0:
-                    if 2 * inner > n - pos:
-                        raise CborShapeError("map longer than the bytes left")
-                    self.count += 2 * inner
-                elif inner > n - pos:
-                    raise CborShapeError("array longer than the bytes left")
-                else:
-                    self.count += inner
-                if self.count > self.max_items:
-                    raise CborShapeError(f"more than {self.max_items} items")
-                pos = self.items(pos, depth + 1, inner, initial >= 0xA0)
             else:
                 pos = self.item(pos, depth, self.tags)
-        return pos
 
     def key(self, pos: int) -> tuple[int, object]:
-        """A map key in any other form: text or bytes (text as its raw bytes, bytes as
-        ``(2, raw)``, so the two never collide); anything else is refused."""
+        """A map key in any form: an integer, text or bytes (text as its raw bytes, bytes
+        as ``(2, raw)``, so the two never collide); anything else is refused."""
         major, info, value, pos = self.head(pos)
+        if major <= 1:
+            return pos, value if major == 0 else -1 - value
         if major == 2 or major == 3:
             pos, raw = self.string(pos, major, info, value)
             return pos, raw if major == 3 else (2, raw)
@@ -231,3 +240,162 @@ class _Scan:
                 raise CborShapeError("bad chunk in an indefinite-length string")
             pos, chunk = self.string(pos, major, chunk_info, length)
             chunks.append(chunk)
+
+
+def _walk(
+    data: bytes,
+    pos: int,
+    depth: int,
+    length: int,
+    is_map: bool,
+    count: int,
+    tags: frozenset[int],
+    max_items: int,
+    spans: list[tuple[int, int]] | None,
+    scanner: _Scan | None,
+) -> int:
+    """The ``length`` items of a definite array or map at ``depth`` from ``pos`` (``count``
+    items counted so far); return the offset after them. The hot loop of every
+    verification: definite arrays and maps inside are walked here too, each one's items
+    (an iterator that keeps its place) and seen keys on a stack. Other forms take the
+    general path, through ``scanner`` (made when first needed), whose count is kept in step.
+
+    A read past the end is an ``IndexError``, turned into "truncated" below; the end of a
+    fixed-size item is checked when the next byte is read, or on the way out."""
+    n, fixed, int_keys = len(data), _FIXED, _INT_KEYS
+    stack: list[tuple[Iterator[int], bool, set[object]]] = []
+    items = iter(range(length))
+    seen: set[object] = set()
+    embedded = _EMBEDDED in tags
+    try:
+        while True:
+            for _ in items:
+                initial = data[pos]
+                if is_map:
+                    if 0x60 <= initial < 0x78:  # short text: its raw bytes stand for it
+                        end = pos + fixed[initial]
+                        if end > n:
+                            raise CborShapeError("string longer than the bytes left")
+                        key, pos = data[pos + 1 : end], end
+                    else:
+                        key = int_keys[initial]
+                        if key is not None:
+                            pos += 1
+                        elif initial == 0x18:  # an integer of 24 to 255
+                            key, pos = data[pos + 1], pos + 2
+                        elif initial < 0x40 and 24 <= initial & 31 < 28:  # a wider integer
+                            end = pos + fixed[initial]
+                            if end > n:
+                                raise CborShapeError("truncated")
+                            key = int.from_bytes(data[pos + 1 : end], "big")
+                            key, pos = key if initial < 0x20 else -1 - key, end
+                        else:
+                            if scanner is None:
+                                scanner = _Scan(data, tags, max_items, spans)
+                            scanner.count = count
+                            pos, key = scanner.key(pos)
+                            count = scanner.count
+                    if key in seen:
+                        raise CborShapeError("duplicate map key")
+                    seen.add(key)
+                    initial = data[pos]
+                size = fixed[initial]
+                if size:
+                    pos += size
+                elif initial == 0x58 or initial == 0x78:  # a string of 24-255 bytes
+                    pos += 2 + data[pos + 1]
+                    if pos > n:
+                        raise CborShapeError("string longer than the bytes left")
+                elif 0x80 <= initial < 0x98 or 0xA0 <= initial < 0xB8:  # a short container
+                    if depth >= MAX_CBOR_DEPTH:
+                        raise CborShapeError(f"nested deeper than {MAX_CBOR_DEPTH}")
+                    inner, pos = initial & 31, pos + 1
+                    if initial >= 0xA0:
+                        if 2 * inner > n - pos:
+                            raise CborShapeError("map longer than the bytes left")
+                        count += 2 * inner
+                    elif inner > n - pos:
+                        raise CborShapeError("array longer than the bytes left")
+                    else:
+                        count += inner
+                    if count > max_items:
+                        raise CborShapeError(f"more than {max_items} items")
+                    if inner:
+                        stack.append((items, is_map, seen))
+                        items, is_map, depth = iter(range(inner)), initial >= 0xA0, depth + 1
+                        if is_map:
+                            seen = set()
+                        break
+                elif (
+                    initial == 0xD8
+                    and embedded
+                    and pos + 2 < n
+                    and data[pos + 1] == _EMBEDDED
+                    and 0x40 <= data[pos + 2] < 0x5A
+                    and depth < MAX_CBOR_DEPTH
+                ):  # an allowed tag 24 around a byte string of up to 64 KiB (mdoc)
+                    count += 1  # the tag; its string was counted with its container
+                    if count > max_items:
+                        raise CborShapeError(f"more than {max_items} items")
+                    end = data[pos + 2]
+                    if end < 0x58:
+                        end += pos + 3 - 0x40
+                    elif end == 0x58:
+                        end = pos + 4 + data[pos + 3]
+                    else:
+                        end = pos + 5 + (data[pos + 3] << 8 | data[pos + 4])
+                    if end > n:
+                        raise CborShapeError("string longer than the bytes left")
+                    if spans is not None:
+                        spans.append((pos, end))
+                    pos = end
+                elif initial == 0x59 or initial == 0x79:  # a string of 256 B to 64 KiB
+                    pos += 3 + (data[pos + 1] << 8 | data[pos + 2])
+                    if pos > n:
+                        raise CborShapeError("string longer than the bytes left")
+                else:
+                    end = 0
+                    if 0xC0 <= initial <= 0xD9 and depth < MAX_CBOR_DEPTH:
+                        # Another allowed tag of 0 to 65535 around a definite string whose
+                        # head (at most 3 bytes) and content are all there: 0 and 1004 in mdoc.
+                        if initial < 0xD8:
+                            tag, at = initial - 0xC0, pos + 1
+                        elif initial == 0xD8:
+                            tag, at = data[pos + 1], pos + 2
+                        else:
+                            tag, at = data[pos + 1] << 8 | data[pos + 2], pos + 3
+                        if tag in tags and at + 2 < n and 0x40 <= data[at] < 0x80:
+                            info = data[at] & 31
+                            if info < 24:
+                                end = at + 1 + info
+                            elif info == 24:
+                                end = at + 2 + data[at + 1]
+                            elif info == 25:
+                                end = at + 3 + (data[at + 1] << 8 | data[at + 2])
+                            if end > n:
+                                end = 0
+                    if end:
+                        count += 1
+                        if count > max_items:
+                            raise CborShapeError(f"more than {max_items} items")
+                        if tag == _EMBEDDED and spans is not None:
+                            spans.append((pos, end))
+                        pos = end
+                    else:  # anything else, or anything wrong with these: the general path
+                        if scanner is None:
+                            scanner = _Scan(data, tags, max_items, spans)
+                        scanner.count = count
+                        pos = scanner.item(pos, depth, tags)
+                        count = scanner.count
+            else:  # this array or map is done
+                if not stack:
+                    break
+                items, is_map, seen = stack.pop()
+                depth -= 1
+    except IndexError:
+        raise CborShapeError("truncated") from None
+    if pos > n:  # a fixed-size item ran past the end
+        raise CborShapeError("truncated")
+    if scanner is not None:
+        scanner.count = count
+    return pos

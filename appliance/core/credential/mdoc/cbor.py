@@ -23,9 +23,8 @@ from typing import Any, NamedTuple
 
 import cbor2
 
-from appliance.core.credential.cbor_scan import _Scan
+from appliance.core.credential.cbor_scan import scan
 from appliance.core.credential.cose import MAP_TYPES
-from appliance.core.credential.limits import MAX_CBOR_DEPTH
 from appliance.core.errors import CborShapeError, MdocCborError
 
 TAG_TDATE, TAG_FULL_DATE, TAG_EMBEDDED, TAG_MAC0, TAG_SIGN1 = 0, 1004, 24, 17, 18
@@ -34,7 +33,6 @@ MDOC_TAGS = frozenset({TAG_TDATE, TAG_FULL_DATE, TAG_EMBEDDED, TAG_MAC0, TAG_SIG
 PLAIN_TAGS = frozenset({TAG_TDATE, TAG_FULL_DATE})
 # Items per decode: an mDL with a portrait and privileges holds a few hundred.
 MAX_MDOC_ITEMS = 8_192
-NO_TAGS: frozenset[int] = frozenset()
 
 
 class Embedded(NamedTuple):
@@ -61,9 +59,9 @@ def decode(
     data = bytes(data)
     if max_items < 1:
         raise MdocCborError("no items allowed")
-    scanner = _SpanScan(data, tags, max_items)
+    spans: list[tuple[int, int]] = []
     try:
-        end = scanner.item(0, 0, tags)
+        end = scan(data, root_tags=tags, tags=tags, max_items=max_items, spans=spans)
     except CborShapeError as e:
         raise MdocCborError(str(e)) from e
     if end != len(data):
@@ -72,7 +70,7 @@ def decode(
         value = cbor2.loads(data)
     except (cbor2.CBORError, ValueError, OverflowError) as e:  # e.g. text that is not UTF-8
         raise MdocCborError(f"not valid CBOR: {e}") from e
-    return _Walk(data, scanner.spans).value(value)
+    return _Walk(data, spans).value(value)
 
 
 def embedded_content(data: bytes) -> bytes | None:
@@ -124,7 +122,7 @@ def decode_plain_many(
         raise MdocCborError("no items allowed")
     for data in datas:
         try:
-            end = _SpanScan(data, tags, max_items).item(0, 0, NO_TAGS)
+            end = scan(data, tags=tags, max_items=max_items)
         except CborShapeError as e:
             raise MdocCborError(f"not acceptable CBOR: {e}") from e
         if end != len(data):
@@ -140,73 +138,6 @@ def decode_plain_many(
     if type(values) is not list or len(values) != count:  # cannot happen after the scans
         raise MdocCborError("not valid CBOR")
     return values
-
-
-class _SpanScan(_Scan):
-    """The pre-scan, noting the (start, end) offsets of every tag-24 item in order.
-
-    The forms mdoc messages are made of are read here without a call per item: tag 24
-    around a byte string, tags 0 and 1004 around a text, strings of 256 B to 64 KiB, all
-    with definite lengths. Anything else, or anything wrong with these, takes the general
-    path, which refuses it as it always did (tests/mdoc/test_mdoc_scan.py compares them).
-    """
-
-    __slots__ = ("spans",)
-
-    def __init__(self, data: bytes, tags: frozenset[int], max_items: int) -> None:
-        super().__init__(data, tags, max_items)
-        self.spans: list[tuple[int, int]] = []
-
-    def item(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
-        data, n = self.data, self.n
-        if pos + 2 >= n:
-            return self.general(pos, depth, allowed_tags)
-        initial = data[pos]
-        if initial < 0xC0:  # not a tag
-            if initial == 0x59 or initial == 0x79:
-                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
-                if end <= n:
-                    return end
-            return _Scan.item(self, pos, depth, allowed_tags)
-        if initial == 0xC0:
-            tag, at = TAG_TDATE, pos + 1
-        elif initial == 0xD8 and data[pos + 1] == TAG_EMBEDDED:
-            tag, at = TAG_EMBEDDED, pos + 2
-        elif initial == 0xD9 and data[pos + 1] == 0x03 and data[pos + 2] == 0xEC:
-            tag, at = TAG_FULL_DATE, pos + 3
-        else:
-            return self.general(pos, depth, allowed_tags)
-        if depth >= MAX_CBOR_DEPTH or tag not in allowed_tags or at >= n:
-            return self.general(pos, depth, allowed_tags)
-        # The tagged item: a definite string (bytes for 24, text for 0 and 1004) whose
-        # head is at most 3 bytes and whose end lies inside the input.
-        length = data[at] - (0x40 if tag == TAG_EMBEDDED else 0x60)
-        if 0 <= length < 24:
-            end = at + 1 + length
-        elif length == 24 and at + 1 < n:
-            end = at + 2 + data[at + 1]
-        elif length == 25 and at + 2 < n:
-            end = at + 3 + (data[at + 1] << 8 | data[at + 2])
-        else:
-            return self.general(pos, depth, allowed_tags)
-        if end > n:
-            return self.general(pos, depth, allowed_tags)
-        self.count += 1  # the tag; its string was counted with the tag's container
-        if self.count > self.max_items:
-            raise CborShapeError(f"more than {self.max_items} items")
-        if tag == TAG_EMBEDDED:
-            self.spans.append((pos, end))
-        return end
-
-    def general(self, pos: int, depth: int, allowed_tags: frozenset[int]) -> int:
-        """Any item, by the shared scan; a tag-24 item's offsets are noted."""
-        if pos >= self.n or self.data[pos] >> 5 != 6 or self.head(pos)[2] != TAG_EMBEDDED:
-            return super().item(pos, depth, allowed_tags)
-        index = len(self.spans)
-        self.spans.append((pos, pos))
-        end = super().item(pos, depth, allowed_tags)
-        self.spans[index] = (pos, end)
-        return end
 
 
 _LEAVES = frozenset({bytes, str, int, bool, float, type(None)})
