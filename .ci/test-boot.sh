@@ -4,6 +4,8 @@
 # with KVM when /dev/kvm is usable (else TCG), soaked and checked from inside the guest;
 # the table goes to benchmarks/results/boot-<arch>.json. Needs root (debootstrap, chroot,
 # mounts) and network to the Debian mirror and PyPI. x86_64 only (no arm64 variant yet).
+# mDL is on: the guest kernel's hci_vhci gives it a Bluetooth controller whose far end is
+# Bumble's emulated one, linked to a simulated phone (tests/boot/virtual_phone.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=amd64
