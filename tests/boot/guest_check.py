@@ -551,6 +551,7 @@ def check(result: dict[str, Any], sampler: PeakSampler) -> None:
     ).stdout.strip()
     picture_test(result)
     kill_test(result)
+    guest_mdl.blocked_and_back(guest, result)
     guest_mdl.without_controller(guest, result)
     result["failed_after_kill_test"] = subprocess.run(
         ["systemctl", "--failed", "--plain", "--no-legend"], capture_output=True, text=True

@@ -11,6 +11,8 @@ Checked here:
 - an mDL verdict PASS from the camera on the web's API, and its audit record at the hub;
 - capabilities (``/proc/PID/status``): the kiosk has none at all, the radio exactly
   CAP_NET_ADMIN (effective, permitted, ambient and bounding);
+- the controller blocked by rfkill: mDL scans UNVERIFIABLE MDOC_NO_SUPPORTED_TRANSPORT, and
+  a PASS again once unblocked;
 - the board without its controller (the phone stopped, hci0 gone): the next mDL verdict is
   UNVERIFIABLE MDOC_NO_SUPPORTED_TRANSPORT, a licence still PASSes, and neither the radio
   nor the kiosk restarts.
@@ -116,6 +118,46 @@ def check_capabilities(guest: Guest, result: dict[str, Any]) -> None:
         raise AssertionError("capabilities: " + "; ".join(problems))
 
 
+def verdict_after(guest: Guest, since: float, profile: str, reason: str) -> dict[str, Any] | None:
+    """The newest verdict of ``profile`` with ``reason`` made after ``since`` (epoch)."""
+    for v in verdicts(guest):
+        if v["at"] > since and v["profile"] == profile and v["reason"] == reason:
+            return v
+    return None
+
+
+def blocked_and_back(guest: Guest, result: dict[str, Any]) -> None:
+    """The controller switched off by rfkill (software), then on again: while blocked an mDL
+    scan is UNVERIFIABLE MDOC_NO_SUPPORTED_TRANSPORT (the radio checks sysfs each session;
+    the kernel would refuse the user channel with ERFKILL), and once unblocked the next one
+    PASSes again, with no restart."""
+    switch = next(CONTROLLER.glob("rfkill*")) / "soft"
+    blocked_at = time.time()
+    switch.write_text("1")
+    try:
+        guest.wait_for(
+            "mDL verdict with the controller blocked",
+            lambda: verdict_after(guest, blocked_at, "MDOC", "MDOC_NO_SUPPORTED_TRANSPORT"),
+            120,
+            2.0,
+        )
+    finally:
+        switch.write_text("0")
+        unblocked_at = time.time()
+        result["mdl"]["rfkill"] = {
+            "while_blocked": summary(
+                [v for v in verdicts(guest) if blocked_at < v["at"] <= unblocked_at]
+            )
+        }
+    guest.wait_for(
+        "mDL PASS with the controller unblocked",
+        lambda: verdict_after(guest, unblocked_at, "MDOC", "OK"),
+        120,
+        2.0,
+    )
+    result["mdl"]["rfkill"]["pass_again_s"] = round(time.time() - unblocked_at, 1)
+
+
 def without_controller(guest: Guest, result: dict[str, Any]) -> None:
     """A board without Bluetooth: the phone (and with it hci0) stopped; the next mDL scan
     is UNVERIFIABLE MDOC_NO_SUPPORTED_TRANSPORT, a licence still PASSes, nothing restarts."""
@@ -124,25 +166,22 @@ def without_controller(guest: Guest, result: dict[str, Any]) -> None:
     subprocess.run(["systemctl", "stop", PHONE], check=True, timeout=120)
     guest.wait_for("hci0 gone", lambda: not CONTROLLER.exists(), 60, 0.5)
 
-    def after(profile: str, reason: str) -> dict[str, Any] | None:
-        for v in verdicts(guest):
-            if v["at"] > stopped_at and v["profile"] == profile and v["reason"] == reason:
-                return v
-        return None
-
     # A session under way when the phone went may end in a transport failure first: the
     # check is that a scan with no controller gets its own reason, not that none failed.
     try:
         mdoc = guest.wait_for(
             "mDL verdict without a controller",
-            lambda: after("MDOC", "MDOC_NO_SUPPORTED_TRANSPORT"),
+            lambda: verdict_after(guest, stopped_at, "MDOC", "MDOC_NO_SUPPORTED_TRANSPORT"),
             120,
             2.0,
         )
     finally:
         result["mdl"]["after_stop"] = summary([v for v in verdicts(guest) if v["at"] > stopped_at])
     licence = guest.wait_for(
-        "licence PASS without a controller", lambda: after("LC1", "OK"), 120, 2.0
+        "licence PASS without a controller",
+        lambda: verdict_after(guest, stopped_at, "LC1", "OK"),
+        120,
+        2.0,
     )
     now = {u: guest.show(u) for u in (KIOSK, RADIO)}
     facts = {

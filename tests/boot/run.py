@@ -167,6 +167,11 @@ def mdl_problems(mdl: dict[str, Any]) -> list[str]:
         int(radio.get(k, "0"), 16) != CAP_NET_ADMIN for k in ("CapPrm", "CapEff", "CapBnd")
     ):
         bad.append(f"radio capabilities {radio}")
+    rfkill = mdl.get("rfkill", {})
+    if not rfkill.get("while_blocked", {}).get("MDOC UNVERIFIABLE MDOC_NO_SUPPORTED_TRANSPORT"):
+        bad.append(f"mDL with the controller blocked: {rfkill.get('while_blocked')}")
+    if rfkill.get("pass_again_s") is None:
+        bad.append("no mDL PASS once the controller was unblocked")
     reason = mdl.get("without_controller", {}).get("mdoc_reason")
     if reason != "MDOC_NO_SUPPORTED_TRANSPORT":
         bad.append(f"mDL without a controller: {reason}")

@@ -62,6 +62,10 @@ GOOD: dict[str, Any] = {
                 "CapAmb": "0x1000",
             },
         },
+        "rfkill": {
+            "while_blocked": {"MDOC UNVERIFIABLE MDOC_NO_SUPPORTED_TRANSPORT": 1},
+            "pass_again_s": 6.0,
+        },
         "without_controller": {"mdoc_reason": "MDOC_NO_SUPPORTED_TRANSPORT", "licence": "PASS"},
     },
     "boot_s": 27.0,
@@ -103,6 +107,8 @@ def test_each_fault_fails_the_job():
         lambda r: r["mdl"]["capabilities"]["appliance-mdl-radio.service"].update(CapEff="0x3000"),
         lambda r: r["mdl"]["capabilities"].pop("appliance-mdl-radio.service"),
         lambda r: r["mdl"]["without_controller"].update(mdoc_reason="MDOC_TRANSPORT_FAILED"),
+        lambda r: r["mdl"]["rfkill"].update(while_blocked={"MDOC UNVERIFIABLE MDOC_TIMEOUT": 1}),
+        lambda r: r["mdl"]["rfkill"].pop("pass_again_s"),
     ]
     for fault in faults:
         assert verdict(_with(fault)), fault
