@@ -152,7 +152,9 @@ def test_the_same_as_before_on_a_licence_mutated() -> None:
 
 @pytest.mark.parametrize("depth", [14, 15, 16, 17])
 def test_the_same_as_before_at_every_edge_of_depth_and_width(depth: int) -> None:
-    for inner in (b"\x01", b"\x80", b"\xa0", b"\xc0\x60", b"\xd8\x18\x40", b"\x59\x00\x00"):
+    inners = (b"\x01", b"\x80", b"\xa0", b"\xc0\x60", b"\xd8\x18\x40", b"\x59\x00\x00")
+    tagged = (b"\xc0\x63abc", b"\xd8\x18\x43abc", b"\xd9\x03\xec\x6a2019-10-20", b"\xc1\x41x")
+    for inner in (*inners, *tagged, *(t + b"\x00" for t in tagged)):
         for wrap in (b"\x81", b"\xa1\x01", b"\xa1\x61a", b"\xc0", b"\xd8\x18", b"\x9f"):
             check(wrap * depth + inner)
     for width in (0, 1, 23, 24, 255, 256, 511, 512, 1_023, 1_024, 1_025):

@@ -21,7 +21,8 @@ inline: fixed-size scalars by a 256-entry table, strings below 64 KiB, small int
 short text keys, and the tags an mdoc is made of around their strings (ADR 0008, "Speed").
 Anything else, or anything wrong with these, takes the general path (``item``), one call
 per item. tests/scan_reference.py keeps the first, one-call-per-item scan as the oracle of
-what is refused, and the scan before this loop as the oracle of its messages.
+what is refused; tests/scan_previous.py the scan before this loop as the oracle of its
+messages, counts and tag-24 offsets (tests/security/test_sec_scan_sameness.py).
 """
 
 from __future__ import annotations
@@ -151,18 +152,19 @@ class _Scan:
             raise CborShapeError("unassigned simple value or stray break")
         if depth >= MAX_CBOR_DEPTH:
             raise CborShapeError(f"nested deeper than {MAX_CBOR_DEPTH}")
-        if major == 4:
-            if info != 31:
-                if value > self.n - pos:
-                    raise CborShapeError("array longer than the bytes left")
-                self.add(value)
-            return self.items(pos, depth + 1, value, False)
-        if major == 5:
-            if info != 31:
-                if 2 * value > self.n - pos:
-                    raise CborShapeError("map longer than the bytes left")
-                self.add(2 * value)
-            return self.items(pos, depth + 1, value, True)
+        if major <= 5:  # an array or map: its items by the loop, or up to a break
+            if info == 31:
+                return self.indefinite(pos, depth + 1, major == 5)
+            width = value if major == 4 else 2 * value
+            if width > self.n - pos:
+                raise CborShapeError(
+                    f"{'array' if major == 4 else 'map'} longer than the bytes left"
+                )
+            self.add(width)
+            return _walk(
+                self.data, pos, depth + 1, value, major == 5, self.count, self.tags,
+                self.max_items, self.spans, self,
+            )  # fmt: skip
         if value not in allowed_tags:
             raise CborShapeError(f"tag {value} not allowed here")
         self.add(1)
@@ -173,16 +175,6 @@ class _Scan:
         end = self.item(pos, depth + 1, allowed_tags)
         self.spans[index] = (start, end)
         return end
-
-    def items(self, pos: int, depth: int, length: int, is_map: bool) -> int:
-        """The ``length`` items of an array or entries of a map (-1: up to a break), each
-        at ``depth``; return the offset after them."""
-        if length < 0:
-            return self.indefinite(pos, depth, is_map)
-        return _walk(
-            self.data, pos, depth, length, is_map, self.count, self.tags,
-            self.max_items, self.spans, self,
-        )  # fmt: skip
 
     def indefinite(self, pos: int, depth: int, is_map: bool) -> int:
         """The items or entries of an indefinite-length container, each counted as it is
@@ -267,6 +259,7 @@ def _walk(
     items = iter(range(length))
     seen: set[object] = set()
     embedded = _EMBEDDED in tags
+    key: object
     try:
         while True:
             for _ in items:
@@ -287,8 +280,8 @@ def _walk(
                             end = pos + fixed[initial]
                             if end > n:
                                 raise CborShapeError("truncated")
-                            key = int.from_bytes(data[pos + 1 : end], "big")
-                            key, pos = key if initial < 0x20 else -1 - key, end
+                            value = int.from_bytes(data[pos + 1 : end], "big")
+                            key, pos = value if initial < 0x20 else -1 - value, end
                         else:
                             if scanner is None:
                                 scanner = _Scan(data, tags, max_items, spans)
