@@ -71,6 +71,7 @@ def new_identity(path: Path) -> Identity:
 
 
 def load_identity(path: Path) -> Identity:
+    """The identity ``new_identity`` kept (in the guest: the phone shows the QR made ahead)."""
     found = json.loads(path.read_text())
     key = serialization.load_pem_private_key(found["e_device_key"].encode(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -107,7 +108,7 @@ class ReusablePhone(SimulatedPhone):
         connection.on(connection.EVENT_DISCONNECTION, lambda *_: self._spawn(self._advertise()))
 
     async def _advertise(self) -> None:
-        if BleMode.PERIPHERAL_SERVER not in self.modes or self._device is None:
+        if self._device is None:
             return
         service = bumble_uuid(self.uuids[BleMode.PERIPHERAL_SERVER])
         try:
