@@ -125,7 +125,6 @@ def test_the_kiosk_drop_in_only_joins_the_radio_group() -> None:
     assert _lines(DROPIN) == [
         "[Unit]",
         "Wants=appliance-mdl-radio.service",
-        "After=appliance-mdl-radio.service",
         "[Service]",
         "SupplementaryGroups=appliance-radio",
     ]
