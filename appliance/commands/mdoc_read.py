@@ -64,11 +64,11 @@ def run_read(args: argparse.Namespace, *, radio: Any = None) -> int:
         config = dataclasses.replace(
             config, mdoc=dataclasses.replace(config.mdoc, transport=args.transport, radio_socket="")
         )
-    _require_enrolled(config, args.config)
-    service = build_service(config)
-    reader = mdoc_reader(config, radio=radio)
-    text = args.engagement if args.engagement is not None else wait_for_engagement(config)
     try:
+        _require_enrolled(config, args.config)
+        service = build_service(config)
+        reader = mdoc_reader(config, radio=radio)
+        text = args.engagement if args.engagement is not None else wait_for_engagement(config)
         result = run_session(text, reader, service, "cli-live", on_event=_progress)
     except AuditUnavailable as e:
         print(f"appliance mdoc read: could not audit: {e}", file=sys.stderr)

@@ -205,18 +205,32 @@ def _require_enrolled(config: Config, path: Path) -> None:
     from appliance.audit.identity import private_key_path
 
     device_key = private_key_path(config)
-    if not device_key.exists():
+    if not _exists(device_key):
         raise UsageError(
             f"no device key at {device_key}: run 'appliance device keygen "
             f"--config {path}' and enrol it at the hub"
         )
     fleet_key = config.paths.secrets_dir / HMAC_KEY_NAME
-    if not fleet_key.exists():
+    if not _exists(fleet_key):
         raise UsageError(
             f"no fleet audit key at {fleet_key}: install the fleet's key (Ansible "
             f"does), or run 'appliance device keygen --config {path} "
             "--test-audit-key' on a test device"
         )
+
+
+def _exists(key: Path) -> bool:
+    """Whether a key file is there; a folder this user may not search (on a device the keys
+    are root's and reach the units as credentials) cannot audit, and says so."""
+    from appliance.core.errors import AuditUnavailable
+
+    try:
+        return key.exists()
+    except OSError as e:
+        raise AuditUnavailable(
+            f"cannot look for {key}: {e.strerror or e} (on a device the keys are root's; "
+            "the kiosk's unit gets them as systemd credentials)"
+        ) from e
 
 
 def _print(verdict: Verdict, file: str | None, as_json: bool) -> None:

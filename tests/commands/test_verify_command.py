@@ -142,6 +142,25 @@ def test_an_audit_that_cannot_be_written_exits_74(tmp_path: Path, authority) -> 
     assert len(proc.stderr.strip().splitlines()) == 1 and "audit" in proc.stderr
 
 
+def test_a_key_folder_it_cannot_search_exits_74(tmp_path: Path, authority) -> None:
+    """Before: "internal error ... this is a bug" for an administrator whose user may not
+    search the root-only secrets folder on a device (the booted image showed it for
+    `mdoc read`); a name too long for the file system raises the same OSError as root."""
+    a, url = authority
+    device(tmp_path / "state", url, a.root_file).sync_once()
+    config = tmp_path / "device.toml"
+    secrets = tmp_path / ("x" * 300)
+    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\nsecrets_dir = "{secrets}"\n')
+    for args in (
+        ["verify", "--config", str(config), a.credential()],
+        ["mdoc", "read", "--config", str(config), "--engagement", "mdoc:owB"],
+    ):
+        proc = run_cli(*args)
+        assert proc.returncode == 74, proc.stderr
+        assert proc.stdout == "" and "internal error" not in proc.stderr
+        assert "could not audit: cannot look for" in proc.stderr
+
+
 def test_help_documents_every_exit_status() -> None:
     out = run_cli("verify", "--help").stdout
     assert all(code in out for code in ("0 all PASS", "1 any FAIL", "64", "74"))
