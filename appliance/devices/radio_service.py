@@ -19,9 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import stat
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,11 +40,11 @@ from appliance.devices.radio_wire import (
     parse_request,
     read_frame,
 )
+from appliance.platform.unix_listener import listen_unix, remove_if_ours
 
 log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660  # the radio's group (the kiosk's supplementary group) may connect
-SUN_PATH_MAX = 107  # bytes of an AF_UNIX path (sun_path less its terminating NUL)
 ANSWER_S = 2.0  # the most an answer may wait for the kiosk to read it
 BUSY = "busy: another session is running"
 
@@ -62,26 +59,6 @@ class RadioLink(Protocol):
     async def receive(self, max_bytes: int) -> bytes: ...
 
     async def close(self, termination: bytes | None = None) -> None: ...
-
-
-def _refuse_live(path: Path) -> None:
-    """``ConfigError`` when ``path`` is anything but a stale socket (or nothing)."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"mdoc.radio_socket {path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        log.info("replacing the stale radio socket %s", path)
-        return
-    finally:
-        probe.close()
-    raise ConfigError(f"another radio service is listening on {path}")
 
 
 class _Gone(Exception):
@@ -115,23 +92,11 @@ class RadioService:
         """Listen on ``path`` with mode 0660, as the kiosk's socket does: bound under a
         private name, given its mode, renamed into place; a stale socket left by a dead
         radio is replaced, a live one (a second radio) or any other file refused."""
-        if len(os.fsencode(path)) > SUN_PATH_MAX:
-            raise ConfigError(f"mdoc.radio_socket {path} is longer than {SUN_PATH_MAX} bytes")
-        _refuse_live(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            tmp.unlink(missing_ok=True)
-            sock.bind(str(tmp))
-            tmp.chmod(SOCKET_MODE)
-            tmp.replace(path)
-            self._inode = path.stat().st_ino
-            self._server = await asyncio.start_unix_server(self.handle, sock=sock)
-        except OSError as e:  # no such folder, not allowed
-            sock.close()
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            sock, self._inode = listen_unix(path, SOCKET_MODE, "radio service")
+        except OSError as e:  # refused, too long, no such folder, not allowed
             raise ConfigError(f"cannot listen on mdoc.radio_socket {path}: {e}") from e
+        self._server = await asyncio.start_unix_server(self.handle, sock=sock)
         self._path = path
 
     async def close(self) -> None:
@@ -155,9 +120,7 @@ class RadioService:
                 with contextlib.suppress(BaseException):
                     await handler
         if self._path is not None:  # ours still (not a successor's): remove it
-            with contextlib.suppress(OSError):
-                if self._path.stat().st_ino == self._inode:
-                    self._path.unlink()
+            remove_if_ours(self._path, self._inode)
             self._path = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

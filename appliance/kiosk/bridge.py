@@ -32,15 +32,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import os
 import socket
-import stat
 import threading
 from pathlib import Path
 from typing import Any
 
 from appliance.core.errors import ApplianceError
 from appliance.kiosk.bridge_requests import METHODS, opt_epoch, payload_size, screen_source
+from appliance.platform.unix_listener import ListenRefused, listen_unix, remove_if_ours
 from appliance.port.errors import BadRequest, BridgeError, MessageTooLarge
 from appliance.port.interface import KioskPort
 from appliance.port.wire import (
@@ -59,7 +58,6 @@ MAX_CONNECTIONS = 32
 SOCKET_MODE = 0o660
 # A connected client that sends no request for this long is dropped.
 IDLE_TIMEOUT_S = 60.0
-_SUN_PATH_MAX = 107
 
 
 class BridgeServer:
@@ -124,60 +122,21 @@ class BridgeServer:
 
     def _bind(self) -> socket.socket:
         path = self.path
-        if len(os.fsencode(path)) > _SUN_PATH_MAX:
-            raise BridgeError(f"kiosk socket path {path} is longer than {_SUN_PATH_MAX} bytes")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise BridgeError(
                 f"cannot create {path.parent} for the kiosk socket: {e.strerror or e}"
             ) from e
-        self._refuse_live(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            # Bound under a private name, given its mode, then renamed into place: the
-            # socket is never reachable with looser permissions.
-            sock.bind(str(tmp))
-            tmp.chmod(SOCKET_MODE)
-            tmp.replace(path)
-            sock.listen(16)
-            sock.settimeout(0.5)
-            self._inode = path.stat().st_ino
-        except OSError as e:
-            sock.close()
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise BridgeError(f"cannot listen on kiosk socket {path}: {e.strerror or e}") from e
+            sock, self._inode = listen_unix(path, SOCKET_MODE, "kiosk")
+        except ListenRefused as e:
+            raise BridgeError(f"cannot listen on kiosk socket {path}: {e}") from e
+        sock.settimeout(0.5)
         return sock
 
-    @staticmethod
-    def _refuse_live(path: Path) -> None:
-        try:
-            mode = path.lstat().st_mode
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(mode):
-            raise BridgeError(f"{path} exists and is not a socket; refusing to replace it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            log.info("replacing stale kiosk socket %s", path)
-            return
-        finally:
-            probe.close()
-        raise BridgeError(f"another kiosk is already listening on {path}")
-
     def _unlink_if_ours(self) -> None:
-        try:
-            if self._inode is not None and self.path.stat().st_ino == self._inode:
-                self.path.unlink()
-        except OSError:
-            pass
+        remove_if_ours(self.path, self._inode)
         self._inode = None
 
     # -- connections --------------------------------------------------------------------------

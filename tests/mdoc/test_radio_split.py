@@ -489,7 +489,7 @@ def test_the_radio_replaces_a_stale_socket_but_no_live_one_nor_other_file(
     stale.close()
     with RadioThread(sock, open_link=never):
         assert stat.S_IMODE(sock.stat().st_mode) == 0o660
-        with pytest.raises(ConfigError, match="another radio service is listening"):
+        with pytest.raises(ConfigError, match="another radio service is already listening"):
             asyncio.run(RadioService(never, ROOMY, MAX_MESSAGE).listen(sock))
         assert stat.S_ISSOCK(sock.stat().st_mode)  # the live radio keeps its socket
     assert not sock.exists()
