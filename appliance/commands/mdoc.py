@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def register_verify(commands: argparse._SubParsersAction) -> None:
+    from appliance.commands.verify import add_trust_arguments
+
     p = commands.add_parser(
         "verify",
         help="verify DeviceResponse files offline",
@@ -49,19 +51,7 @@ def register_verify(commands: argparse._SubParsersAction) -> None:
         "--reader-key e_reader_key.pem --request device_request.hex "
         "--response device_response.hex",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--trust-source",
-        type=Path,
-        metavar="FILE",
-        help="trust source JSON (authoring check: no staleness, not audited)",
-    )
-    src.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="device configuration: use the synced trust store, audit",
-    )
+    add_trust_arguments(p)
     p.add_argument("--at", metavar="ISO8601", help="evaluate at this instant (clock trusted)")
     p.add_argument("--json", action="store_true", help="one JSON object per response")
     transcript = p.add_mutually_exclusive_group()

@@ -39,19 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: appliance verify --trust-source trust.json --json LC1:NCF...; "
         "appliance verify --config /etc/appliance/appliance.toml --image photo.jpg",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--trust-source",
-        type=Path,
-        metavar="FILE",
-        help="trust source JSON (authoring check: no staleness, not audited)",
-    )
-    src.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="device configuration: use the synced trust store, audit",
-    )
+    add_trust_arguments(p)
     p.add_argument(
         "--at",
         metavar="ISO8601",
@@ -102,6 +90,24 @@ def _inputs(args: argparse.Namespace) -> Iterator[tuple[str | None, str | None]]
                     yield None, line
         else:
             yield None, text
+
+
+def add_trust_arguments(p: argparse.ArgumentParser) -> None:
+    """``--trust-source`` or ``--config``, one of them: the same pair for ``verify`` and
+    ``mdoc verify`` (spec mdl-reader s.5.1: "exactly as appliance verify")."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--trust-source",
+        type=Path,
+        metavar="FILE",
+        help="trust source JSON (authoring check: no staleness, not audited)",
+    )
+    src.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="device configuration: use the synced trust store, audit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -144,6 +144,22 @@ def _vical(
     return cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))
 
 
+def _import_vical(trust: Path, vical: Path, signer_pem: Path) -> list[str]:
+    """The ``trust-source import-vical`` command line the VICAL tests run."""
+    return [
+        "trust-source",
+        "import-vical",
+        str(trust),
+        "--create",
+        "--vical",
+        str(vical),
+        "--signer",
+        str(signer_pem),
+        "--at",
+        AT,
+    ]
+
+
 def _info(iaca: TestIaca, doctypes: list[str] | None = None) -> dict[str, Any]:
     return {
         "certificate": iaca.der,
@@ -163,18 +179,7 @@ def test_import_vical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     vical.write_bytes(_vical(signer.key, [_info(roots[0]), _info(roots[1], ["a.b.c"]), _info(bad)]))
     signer_pem = _write_pem(tmp_path / "signer.pem", signer.certificate)
     trust = tmp_path / "trust.json"
-    args = [
-        "trust-source",
-        "import-vical",
-        str(trust),
-        "--create",
-        "--vical",
-        str(vical),
-        "--signer",
-        str(signer_pem),
-        "--at",
-        AT,
-    ]
+    args = _import_vical(trust, vical, signer_pem)
     assert main([*args, "--iss-from", "state"]) == 0
     out, err = capsys.readouterr()
     assert out == "2 IACA(s) added or replaced, 1 skipped\n" and "not a CA" in err
@@ -206,23 +211,7 @@ def test_vical_trust_comes_only_from_the_given_signer(tmp_path: Path) -> None:
     for name, data in cases.items():
         vical = tmp_path / f"{name}.vical"
         vical.write_bytes(data)
-        assert (
-            main(
-                [
-                    "trust-source",
-                    "import-vical",
-                    str(trust),
-                    "--create",
-                    "--vical",
-                    str(vical),
-                    "--signer",
-                    str(signer_pem),
-                    "--at",
-                    AT,
-                ]
-            )
-            == 64
-        ), name
+        assert main(_import_vical(trust, vical, signer_pem)) == 64, name
         assert not trust.exists()
 
 
